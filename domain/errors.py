@@ -1,0 +1,29 @@
+"""Domain errors. Each message says what was wrong, in words a client can act on."""
+
+
+class DomainError(Exception):
+    """A command broke a business rule."""
+
+
+class InvalidValue(DomainError):
+    """A value is malformed or out of range (the domain's own guard behind API validation)."""
+
+
+class AggregateNotFound(DomainError):
+    """No aggregate has the given id."""
+
+
+class ValueTaken(DomainError):
+    """A unique value (such as an email address) is already held by another aggregate."""
+
+
+class StaleVersion(DomainError):
+    """The client's expected version is not the aggregate's current version."""
+
+
+class IdempotencyKeyReused(DomainError):
+    """An idempotency key was sent again with a different request."""
+
+
+class TooMuchContention(DomainError):
+    """A command kept losing optimistic-concurrency races and gave up."""

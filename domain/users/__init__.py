@@ -1,0 +1,1 @@
+"""The users context: user profiles."""

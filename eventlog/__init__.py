@@ -1,0 +1,1 @@
+"""The shared backbone: settings, event-store construction and recorder extensions, group commit."""
