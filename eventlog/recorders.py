@@ -126,6 +126,11 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
                 [(t.originator_id, t.originator_version, t.timestamp) for t in records.event_times],
             )
 
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (no retries, unlike the library's reads)."""
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT 1")
+
     def _fetch_one(self, statement: SQL, params: Sequence[Any]) -> DictRow | None:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, params, prepare=True)
@@ -236,6 +241,9 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
                 for t in records.event_times
             ],
         )
+
+    def ping(self) -> None:
+        self._fetch_one("SELECT 1", [])
 
     def _fetch_one(self, statement: str, params: Sequence[Any]) -> Any:
         with self.datastore.transaction(commit=False) as c:

@@ -1,0 +1,58 @@
+"""The write API's composition root: settings -> event stores -> services -> FastAPI app."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from eventlog.settings import Settings
+from eventlog.stores import build_services
+from write_api import orders, users
+from write_api.plumbing import Blocking, Runner
+from write_api.problems import install_problem_handlers, problem
+
+DESCRIPTION = """Commands on user profiles and orders. Every command appends events to the
+context's event store and answers `{id, version, position}`. Errors are RFC 9457
+`application/problem+json`. Send `Idempotency-Key` to make a retry safe and `If-Match` with the
+ETag of a GET to refuse a command when the aggregate has moved on."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = build_services(settings)
+        app.state.services = services
+        app.state.runner = Runner(settings.worker_threads, settings.request_timeout)
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(title="strata write API", description=DESCRIPTION, lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(users.router)
+    app.include_router(orders.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz(request: Request, run: Blocking) -> JSONResponse | dict[str, str]:
+        """Every event store answers."""
+        failures = {}
+        for service in request.app.state.services.all():
+            try:
+                await run.run(service.side_records.ping)
+            except Exception as error:  # noqa: BLE001 - reported, not raised
+                failures[service.name] = str(error) or type(error).__name__
+        if failures:
+            detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
+            return problem(request, 503, "not-ready", f"event stores unreachable: {detail}")
+        return {"status": "ready"}
+
+    return app

@@ -1,0 +1,130 @@
+"""Command endpoints of the orders context, and its command-side state."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request, Response
+
+from domain.orders.order import Order
+from domain.orders.service import OrdersService
+from write_api.plumbing import Blocking, Headers, accepted, etag
+from write_api.schemas import (
+    Accepted,
+    AddLine,
+    CancelOrder,
+    CreateOrder,
+    OrderLineState,
+    OrderState,
+    Sku,
+)
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+CONTEXT = "orders"
+
+
+def orders(request: Request) -> OrdersService:
+    return request.app.state.services.orders  # type: ignore[no-any-return]
+
+
+@router.post("", status_code=201, response_model=Accepted)
+async def create_order(
+    body: CreateOrder, request: Request, response: Response, headers: Headers, run: Blocking
+) -> Accepted:
+    ctx = headers.context(request, body)
+    result = await run.run(
+        lambda: orders(request).create_order(ctx, body.user_id, body.currency)
+    )
+    response.headers["Location"] = f"/orders/{result.id}"
+    return accepted(response, CONTEXT, result)
+
+
+@router.get("/{order_id}", response_model=OrderState)
+async def get_order(
+    order_id: UUID, request: Request, response: Response, run: Blocking
+) -> OrderState:
+    order: Order = await run.run(lambda: orders(request).order(order_id))
+    response.headers["ETag"] = etag(order.version)
+    return OrderState(
+        id=order.id,
+        version=order.version,
+        user_id=order.user_id,
+        currency=order.currency,
+        status=str(order.status),
+        lines=[
+            OrderLineState(
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                subtotal=line.subtotal,
+            )
+            for line in order.lines.values()
+        ],
+        total=order.total,
+        created_on=order.created_on,
+        modified_on=order.modified_on,
+    )
+
+
+@router.post("/{order_id}/lines", response_model=Accepted)
+async def add_line(
+    order_id: UUID,
+    body: AddLine,
+    request: Request,
+    response: Response,
+    headers: Headers,
+    run: Blocking,
+) -> Accepted:
+    ctx = headers.context(request, body)
+    result = await run.run(
+        lambda: orders(request).add_line(ctx, order_id, body.sku, body.quantity, body.unit_price)
+    )
+    return accepted(response, CONTEXT, result)
+
+
+@router.delete("/{order_id}/lines/{sku}", response_model=Accepted)
+async def remove_line(
+    order_id: UUID, sku: Sku, request: Request, response: Response, headers: Headers, run: Blocking
+) -> Accepted:
+    ctx = headers.context(request)
+    result = await run.run(lambda: orders(request).remove_line(ctx, order_id, sku))
+    return accepted(response, CONTEXT, result)
+
+
+@router.post("/{order_id}/place", response_model=Accepted)
+async def place(
+    order_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
+) -> Accepted:
+    ctx = headers.context(request)
+    result = await run.run(lambda: orders(request).place(ctx, order_id))
+    return accepted(response, CONTEXT, result)
+
+
+@router.post("/{order_id}/pay", response_model=Accepted)
+async def mark_paid(
+    order_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
+) -> Accepted:
+    ctx = headers.context(request)
+    result = await run.run(lambda: orders(request).mark_paid(ctx, order_id))
+    return accepted(response, CONTEXT, result)
+
+
+@router.post("/{order_id}/ship", response_model=Accepted)
+async def mark_shipped(
+    order_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
+) -> Accepted:
+    ctx = headers.context(request)
+    result = await run.run(lambda: orders(request).mark_shipped(ctx, order_id))
+    return accepted(response, CONTEXT, result)
+
+
+@router.post("/{order_id}/cancel", response_model=Accepted)
+async def cancel(
+    order_id: UUID,
+    body: CancelOrder,
+    request: Request,
+    response: Response,
+    headers: Headers,
+    run: Blocking,
+) -> Accepted:
+    ctx = headers.context(request, body)
+    result = await run.run(lambda: orders(request).cancel(ctx, order_id, body.reason))
+    return accepted(response, CONTEXT, result)

@@ -1,0 +1,93 @@
+"""What every command endpoint does around its handler: headers in, thread hop, response out."""
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import anyio
+from fastapi import Depends, Header, HTTPException, Request, Response
+
+from domain.service import CommandContext, CommandResult
+from write_api.problems import ServiceUnavailable
+from write_api.schemas import Accepted, Command
+
+T = TypeVar("T")
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+
+
+class Runner:
+    """Runs blocking store calls on a bounded thread pool under a deadline."""
+
+    def __init__(self, threads: int, timeout: float) -> None:
+        self._limiter = anyio.CapacityLimiter(threads)
+        self._timeout = timeout
+
+    async def run(self, call: Callable[[], T]) -> T:
+        try:
+            with anyio.fail_after(self._timeout):
+                return await anyio.to_thread.run_sync(
+                    call, limiter=self._limiter, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            raise ServiceUnavailable(f"no answer within {self._timeout:g} s") from None
+
+
+def runner(request: Request) -> Runner:
+    return request.app.state.runner  # type: ignore[no-any-return]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = ETAG.match(if_match.strip())
+    if match is None:
+        raise HTTPException(400, f'If-Match must be an ETag such as "3", got {if_match!r}')
+    return int(match.group(1))
+
+
+def fingerprint(request: Request, body: Command | None) -> str:
+    """Identifies the request an Idempotency-Key was first used with."""
+    payload = body.model_dump(mode="json") if body is not None else None
+    text = json.dumps([request.method, request.url.path, payload], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CommandHeaders:
+    """The Idempotency-Key and If-Match headers of a command request."""
+
+    def __init__(
+        self,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    ) -> None:
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise HTTPException(400, "Idempotency-Key must be 1 to 200 visible ASCII characters")
+        self.idempotency_key = idempotency_key
+        self.expected_version = expected_version(if_match)
+
+    def context(self, request: Request, body: Command | None = None) -> CommandContext:
+        key = self.idempotency_key
+        return CommandContext(
+            idempotency_key=key,
+            fingerprint=fingerprint(request, body) if key else "",
+            expected_version=self.expected_version,
+        )
+
+
+Headers = Annotated[CommandHeaders, Depends()]
+Blocking = Annotated[Runner, Depends(runner)]
+
+
+def accepted(response: Response, context: str, result: CommandResult) -> Accepted:
+    response.headers["ETag"] = etag(result.version)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return Accepted(id=result.id, version=result.version, position=f"{context}:{result.position}")

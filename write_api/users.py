@@ -1,0 +1,147 @@
+"""Command endpoints of the users context, and its command-side state."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Request, Response
+
+from domain.users.profile import MAX_HOBBY_LENGTH, UserProfile
+from domain.users.service import UsersService
+from write_api.plumbing import Blocking, Headers, accepted, etag
+from write_api.schemas import (
+    Accepted,
+    AddHobby,
+    ChangeEmail,
+    ChangeLocation,
+    RegisterUser,
+    RenameUser,
+    UserProfileState,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+CONTEXT = "users"
+HobbyInPath = Annotated[str, Path(min_length=1, max_length=MAX_HOBBY_LENGTH)]
+
+
+def users(request: Request) -> UsersService:
+    return request.app.state.services.users  # type: ignore[no-any-return]
+
+
+@router.post("", status_code=201, response_model=Accepted)
+async def register(
+    body: RegisterUser, request: Request, response: Response, headers: Headers, run: Blocking
+) -> Accepted:
+    ctx = headers.context(request, body)
+    result = await run.run(lambda: users(request).register(ctx, body.name, body.email))
+    response.headers["Location"] = f"/users/{result.id}"
+    return accepted(response, CONTEXT, result)
+
+
+@router.get("/{user_id}", response_model=UserProfileState)
+async def get_profile(
+    user_id: UUID, request: Request, response: Response, run: Blocking
+) -> UserProfileState:
+    profile: UserProfile = await run.run(lambda: users(request).profile(user_id))
+    response.headers["ETag"] = etag(profile.version)
+    return UserProfileState(
+        id=profile.id,
+        version=profile.version,
+        name=profile.name,
+        email=profile.email,
+        hobbies=list(profile.hobbies),
+        city=profile.city,
+        country=profile.country,
+        active=profile.active,
+        created_on=profile.created_on,
+        modified_on=profile.modified_on,
+    )
+
+
+@router.put("/{user_id}/name", response_model=Accepted)
+async def rename(
+    user_id: UUID,
+    body: RenameUser,
+    request: Request,
+    response: Response,
+    headers: Headers,
+    run: Blocking,
+) -> Accepted:
+    ctx = headers.context(request, body)
+    result = await run.run(lambda: users(request).rename(ctx, user_id, body.name))
+    return accepted(response, CONTEXT, result)
+
+
+@router.put("/{user_id}/email", response_model=Accepted)
+async def change_email(
+    user_id: UUID,
+    body: ChangeEmail,
+    request: Request,
+    response: Response,
+    headers: Headers,
+    run: Blocking,
+) -> Accepted:
+    ctx = headers.context(request, body)
+    result = await run.run(lambda: users(request).change_email(ctx, user_id, body.email))
+    return accepted(response, CONTEXT, result)
+
+
+@router.post("/{user_id}/hobbies", response_model=Accepted)
+async def add_hobby(
+    user_id: UUID,
+    body: AddHobby,
+    request: Request,
+    response: Response,
+    headers: Headers,
+    run: Blocking,
+) -> Accepted:
+    ctx = headers.context(request, body)
+    result = await run.run(lambda: users(request).add_hobby(ctx, user_id, body.hobby))
+    return accepted(response, CONTEXT, result)
+
+
+@router.delete("/{user_id}/hobbies/{hobby}", response_model=Accepted)
+async def remove_hobby(
+    user_id: UUID,
+    hobby: HobbyInPath,
+    request: Request,
+    response: Response,
+    headers: Headers,
+    run: Blocking,
+) -> Accepted:
+    ctx = headers.context(request)
+    result = await run.run(lambda: users(request).remove_hobby(ctx, user_id, hobby))
+    return accepted(response, CONTEXT, result)
+
+
+@router.put("/{user_id}/location", response_model=Accepted)
+async def change_location(
+    user_id: UUID,
+    body: ChangeLocation,
+    request: Request,
+    response: Response,
+    headers: Headers,
+    run: Blocking,
+) -> Accepted:
+    ctx = headers.context(request, body)
+    result = await run.run(
+        lambda: users(request).change_location(ctx, user_id, body.city, body.country)
+    )
+    return accepted(response, CONTEXT, result)
+
+
+@router.post("/{user_id}/deactivate", response_model=Accepted)
+async def deactivate(
+    user_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
+) -> Accepted:
+    ctx = headers.context(request)
+    result = await run.run(lambda: users(request).deactivate(ctx, user_id))
+    return accepted(response, CONTEXT, result)
+
+
+@router.post("/{user_id}/reactivate", response_model=Accepted)
+async def reactivate(
+    user_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
+) -> Accepted:
+    ctx = headers.context(request)
+    result = await run.run(lambda: users(request).reactivate(ctx, user_id))
+    return accepted(response, CONTEXT, result)
