@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.application import Recording
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Recording
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, Recording
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import RecordConflictError, Recording
 
 from domain.errors import (
     AggregateNotFound,
@@ -95,6 +95,7 @@ class CommandService(Application[UUID]):
         return cast(SideRecordStore, self.recorder)
 
     def load(self, aggregate_type: type[A], aggregate_id: UUID) -> A:
+        aggregate: Aggregate | None
         try:
             aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
@@ -148,7 +149,7 @@ class CommandService(Application[UUID]):
 
     def _commit(self, ctx: CommandContext, decision: Decision) -> CommandResult:
         aggregate = decision.aggregate
-        events = aggregate.collect_events()
+        events = cast("list[Aggregate.Event]", aggregate.collect_events())
         if not events and ctx.idempotency_key is None:
             position = self.side_records.position_of(aggregate.id, aggregate.version)
             return CommandResult(aggregate.id, aggregate.version, position or 0)
@@ -202,4 +203,4 @@ class CommandService(Application[UUID]):
             )
 
     def _back_off(self, attempt: int) -> None:
-        time.sleep(random.uniform(0, min(self.max_backoff_seconds, 0.001 * 2**attempt)))  # noqa: S311
+        time.sleep(random.uniform(0, min(self.max_backoff_seconds, 0.001 * 2**attempt)))

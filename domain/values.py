@@ -1,6 +1,6 @@
 """Validated value types shared by the contexts: text bounds, email, country, currency, money."""
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
@@ -52,6 +52,10 @@ def money_amount(value: Decimal, *, field: str) -> Decimal:
     """Require a finite, non-negative amount with at most two decimal places."""
     if not value.is_finite() or value < 0:
         raise InvalidValue(f"{field} must be a non-negative amount, got {value}")
-    if value != value.quantize(CENT):
+    try:
+        cents = value.quantize(CENT)
+    except InvalidOperation:  # more digits than the decimal context can hold
+        raise InvalidValue(f"{field} is too large, got {value}") from None
+    if value != cents:
         raise InvalidValue(f"{field} may have at most 2 decimal places, got {value}")
-    return value.quantize(CENT)
+    return cents

@@ -14,8 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.application import Application, Recording
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.application import Application
+from eventsourcing.persistence import RecordConflictError, Recording
 
 from domain.ports import SideRecords, UnitOfWork
 
@@ -39,16 +39,23 @@ class GroupCommitter:
         self._thread = threading.Thread(
             target=self._run, name=f"group-commit-{app.name}", daemon=True
         )
-        self._thread.start()
 
-    def commit(self, unit: UnitOfWork) -> Recordings:
+    def start(self) -> "GroupCommitter":
+        self._thread.start()
+        return self
+
+    def submit(self, unit: UnitOfWork) -> "Future[Recordings]":
         pending = _Pending(unit)
         self._queue.put(pending)
-        return pending.future.result()
+        return pending.future
+
+    def commit(self, unit: UnitOfWork) -> Recordings:
+        return self.submit(unit).result()
 
     def close(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
 
     def _run(self) -> None:
         while True:

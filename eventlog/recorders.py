@@ -18,7 +18,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ports import IdempotencyRecord, SideRecords
 
@@ -63,7 +63,7 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
             "CREATE INDEX IF NOT EXISTS {event_times_index} ON {schema}.{event_times}"
             " (originator_id, timestamp) INCLUDE (originator_version)",
         ]
-        return [SQL(statement).format(**names) for statement in statements]  # type: ignore[arg-type]
+        return [SQL(statement).format(**names) for statement in statements]
 
     def insert_events(
         self,
@@ -131,7 +131,7 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn:
             conn.execute("SELECT 1")
 
-    def _fetch_one(self, statement: SQL, params: Sequence[Any]) -> DictRow | None:
+    def _fetch_one(self, statement: Composed, params: Sequence[Any]) -> DictRow | None:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, params, prepare=True)
             return curs.fetchone()
@@ -229,8 +229,7 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
             [(r.scope, r.value, r.owner_id.hex) for r in records.claims],
         )
         c.executemany(
-            "INSERT INTO idempotency (key, fingerprint, aggregate_id, version)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO idempotency (key, fingerprint, aggregate_id, version) VALUES (?, ?, ?, ?)",
             [(r.key, r.fingerprint, r.aggregate_id.hex, r.version) for r in records.idempotency],
         )
         c.executemany(
@@ -256,9 +255,7 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
         )
         if row is None:
             return None
-        return IdempotencyRecord(
-            key, row["fingerprint"], UUID(row["aggregate_id"]), row["version"]
-        )
+        return IdempotencyRecord(key, row["fingerprint"], UUID(row["aggregate_id"]), row["version"])
 
     def claim_owner(self, scope: str, value: str) -> UUID | None:
         row = self._fetch_one(

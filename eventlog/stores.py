@@ -74,5 +74,6 @@ def build_services(settings: Settings) -> Services:
     services = Services(users=users, orders=orders)
     if settings.group_commit:
         for service in services.all():
-            service.committer = GroupCommitter(service, max_batch=settings.group_commit_max_batch)
+            committer = GroupCommitter(service, max_batch=settings.group_commit_max_batch)
+            service.committer = committer.start()
     return services

@@ -30,9 +30,7 @@ async def create_order(
     body: CreateOrder, request: Request, response: Response, headers: Headers, run: Blocking
 ) -> Accepted:
     ctx = headers.context(request, body)
-    result = await run.run(
-        lambda: orders(request).create_order(ctx, body.user_id, body.currency)
-    )
+    result = await run.run(lambda: orders(request).create_order(ctx, body.user_id, body.currency))
     response.headers["Location"] = f"/orders/{result.id}"
     return accepted(response, CONTEXT, result)
 

@@ -1,6 +1,6 @@
 """RFC 9457 problem details: every error response of the API is `application/problem+json`."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -54,7 +54,7 @@ def problem(
     slug: str,
     detail: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     body = {

@@ -1,4 +1,4 @@
-"""The Order aggregate: a state machine draft -> placed -> paid -> shipped, cancellable before shipping."""
+"""The Order aggregate: draft -> placed -> paid -> shipped, cancellable until shipped."""
 
 from dataclasses import dataclass
 from decimal import Decimal
@@ -108,9 +108,7 @@ class Order(EventSourcedAggregate):
         self._require_status(OrderStatus.DRAFT, action="add a line")
         sku = bounded_text(sku, field="sku", max_length=MAX_SKU_LENGTH)
         if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
-            raise InvalidValue(
-                f"quantity must be {MIN_QUANTITY} to {MAX_QUANTITY}, got {quantity}"
-            )
+            raise InvalidValue(f"quantity must be {MIN_QUANTITY} to {MAX_QUANTITY}, got {quantity}")
         unit_price = money_amount(unit_price, field="unit_price")
         if sku in self.lines:
             raise DomainError(f"the order already has a line for sku {sku!r}; remove it first")
@@ -146,6 +144,4 @@ class Order(EventSourcedAggregate):
 
     def _require_status(self, required: OrderStatus, *, action: str) -> None:
         if self.status != required:
-            raise DomainError(
-                f"cannot {action}: the order is {self.status}, it must be {required}"
-            )
+            raise DomainError(f"cannot {action}: the order is {self.status}, it must be {required}")

@@ -1,0 +1,248 @@
+"""A cheap HTTP/1.1 load generator on asyncio raw streams.
+
+It shares the machine's cores with the server under test and PostgreSQL, so every request costs
+the client as little as possible: request bytes are built with a byte format (no HTTP library),
+responses are parsed only as far as the status line and Content-Length, and every connection
+is kept alive. It runs on uvloop when that is installed (uvicorn[standard] brings it).
+
+Only 2xx answers count as successes; every other status, and every broken connection, is
+counted as an error by its status (or exception name) and does not enter the latency figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+try:  # uvloop is cheaper per request than the default loop; optional
+    import uvloop
+except ImportError:  # pragma: no cover - the default loop works too
+    uvloop = None
+
+# client index, sequence number within that client -> full request bytes
+RequestFactory = Callable[[int, int], bytes]
+
+
+class ProtocolError(Exception):
+    """The server answered something this minimal client does not understand."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    seconds: float  # length of the measured window
+    ok: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # seconds, 2xx only
+    warmup_ok: int = 0
+    warmup_errors: int = 0
+    sample_errors: list[str] = field(default_factory=list)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def error_ratio(self) -> float:
+        total = self.ok + self.error_count
+        return self.error_count / total if total else 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of unsorted values (q in 0..100); nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def request_bytes(
+    method: str, path: str, host: str, body: bytes | None = None, extra: str = ""
+) -> bytes:
+    """One keep-alive HTTP/1.1 request; `extra` is added header lines, each ending in CRLF."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}"
+    if body is None:
+        return (head + "\r\n").encode()
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def json_request(method: str, path: str, host: str, payload: object) -> bytes:
+    return request_bytes(method, path, host, json.dumps(payload, separators=(",", ":")).encode())
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:
+    """Read one response; also tell whether the server will close the connection."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_end = head.index(b"\r\n")
+    status_line = head[:status_end]
+    try:
+        status = int(status_line[9:12])
+    except ValueError:
+        raise ProtocolError(f"bad status line {status_line!r}") from None
+    length = 0
+    closing = False
+    for line in head[status_end + 2 : -4].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            raise ProtocolError("chunked responses are not supported by this client")
+        elif name == b"connection" and value.strip().lower() == b"close":
+            closing = True
+    body = await reader.readexactly(length) if length else b""
+    return Response(status, body), closing
+
+
+async def fetch(host: str, port: int, request: bytes, timeout: float = 5.0) -> Response:
+    """One request on a fresh connection (setup and readiness checks, not load)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        writer.write(request)
+        response, _ = await asyncio.wait_for(read_response(reader), timeout)
+        return response
+    finally:
+        writer.close()
+
+
+async def _client(
+    index: int,
+    host: str,
+    port: int,
+    make_request: RequestFactory,
+    measure_from: float,
+    stop_at: float,
+    result: LoadResult,
+) -> None:
+    clock = time.perf_counter
+    reader = writer = None
+    seq = 0
+    latencies = result.latencies
+    while True:
+        request = make_request(index, seq)
+        seq += 1
+        started = clock()
+        if started >= stop_at:
+            break
+        measured = started >= measure_from
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            writer.write(request)
+            response, closing = await read_response(reader)  # type: ignore[arg-type]
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError) as error:
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+            if measured:
+                result.errors[type(error).__name__] += 1
+            else:
+                result.warmup_errors += 1
+            if len(result.sample_errors) < 5:
+                result.sample_errors.append(repr(error))
+            await asyncio.sleep(0.01)
+            continue
+        finished = clock()
+        if closing:
+            writer.close()
+            reader = writer = None
+        if not measured:
+            if 200 <= response.status < 300:
+                result.warmup_ok += 1
+            else:
+                result.warmup_errors += 1
+            continue
+        if finished > stop_at:
+            break  # straddles the end of the window: neither counted nor timed
+        if 200 <= response.status < 300:
+            result.ok += 1
+            latencies.append(finished - started)
+        else:
+            result.errors[str(response.status)] += 1
+            if len(result.sample_errors) < 5:
+                result.sample_errors.append(f"{response.status} {response.body[:300]!r}")
+    if writer is not None:
+        writer.close()
+
+
+async def run_load_async(
+    host: str,
+    port: int,
+    make_request: RequestFactory,
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float = 1.0,
+    on_window: Callable[[str], None] | None = None,
+) -> LoadResult:
+    """`clients` keep-alive connections, each sending its next request as soon as the last
+    answer arrives; warm up for `warmup` s, then measure for `seconds` s. `on_window` is called
+    with "start" and "end" at the edges of the measured window (e.g. to sample CPU counters)."""
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + seconds
+    result = LoadResult(clients=clients, seconds=seconds)
+
+    async def edges() -> None:
+        if on_window is None:
+            return
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        on_window("start")
+        await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+        on_window("end")
+
+    await asyncio.gather(
+        edges(),
+        *(
+            _client(i, host, port, make_request, measure_from, stop_at, result)
+            for i in range(clients)
+        ),
+    )
+    return result
+
+
+def run(coro_factory: Callable[[], object]) -> object:
+    """Run a coroutine on uvloop if available, else on the default loop."""
+    if uvloop is not None:
+        return uvloop.run(coro_factory())  # type: ignore[arg-type]
+    return asyncio.run(coro_factory())  # type: ignore[arg-type]
+
+
+def run_load(
+    host: str,
+    port: int,
+    make_request: RequestFactory,
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float = 1.0,
+    on_window: Callable[[str], None] | None = None,
+) -> LoadResult:
+    return run(  # type: ignore[return-value]
+        lambda: run_load_async(
+            host,
+            port,
+            make_request,
+            clients=clients,
+            seconds=seconds,
+            warmup=warmup,
+            on_window=on_window,
+        )
+    )

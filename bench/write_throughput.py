@@ -1,0 +1,764 @@
+"""Write throughput: the write API end to end against raw PostgreSQL commits, in one run.
+
+(a) raw: psycopg 3, N threads (default 8) each with its own connection, autocommit off, one
+    INSERT + COMMIT per event into a plain events-like table in the scratch database
+    `strata_bench_raw` (created if missing, truncated first).
+(b) api: the write API in stack mode as a real subprocess (`strata-write-api`) on fresh databases
+    `strata_bench_users` / `strata_bench_orders` (dropped and created), driven by M keep-alive
+    HTTP/1.1 connections (default 32) from a cheap asyncio client (bench/loadgen.py). Every request
+    is one command that appends one event: `POST /users` with a unique email (`--command
+    register`), or `PUT /users/{id}/name` on one pre-registered user per client (`--command
+    rename`).
+
+Prints both rates, the ratio b/a (target >= 0.5), the latencies, and the CPU each party used
+during each measured window. `--profile` runs the server under `py-spy record` and prints where
+its time goes. Exits 0 whether or not the target is met; exits 2 if more than 1 % of the API
+requests failed (the figures would be meaningless) or the server did not start.
+
+    .venv/bin/python bench/write_throughput.py                  # 10 s each, 2 workers, register
+    .venv/bin/python bench/write_throughput.py --workers 1 --command rename --json
+    .venv/bin/python bench/write_throughput.py --profile        # needs `pip install py-spy`
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loadgen  # noqa: E402
+
+HOST = "127.0.0.1"
+TARGET_RATIO = 0.5
+MAX_ERROR_RATIO = 0.01
+RAW_DB = "strata_bench_raw"
+USERS_DB = "strata_bench_users"
+ORDERS_DB = "strata_bench_orders"
+
+RAW_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_events (
+    id bigserial PRIMARY KEY,
+    stream_id uuid NOT NULL,
+    version int NOT NULL,
+    type text NOT NULL,
+    data jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (stream_id, version)
+)"""
+RAW_INSERT = "INSERT INTO bench_events (stream_id, version, type, data) VALUES (%s, %s, %s, %s)"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting from /proc: who burnt the cores during a measured window
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    busy: int  # machine-wide busy jiffies
+    total: int  # machine-wide jiffies
+    procs: dict[int, tuple[str, int, int]]  # pid -> (comm, ppid, utime+stime jiffies)
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already inside user/nice
+    procs: dict[int, tuple[str, int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        rest = raw[raw.rindex(")") + 2 :].split()
+        procs[int(entry.name)] = (comm, int(rest[1]), int(rest[11]) + int(rest[12]))
+    return CpuSnapshot(time.perf_counter(), total - idle, total, procs)
+
+
+def _descendants(procs: dict[int, tuple[str, int, int]], root: int) -> set[int]:
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, (_, ppid, _) in procs.items():
+        children[ppid].append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def cpu_usage(start: CpuSnapshot, end: CpuSnapshot, server_root: int | None) -> dict[str, Any]:
+    """Cores used by each party between two snapshots (1.0 = one core busy all the time)."""
+    wall = end.at - start.at
+    server = _descendants(end.procs, server_root) if server_root else set()
+    me = os.getpid()
+    groups: Counter[str] = Counter()
+    for pid, (comm, _, ticks) in end.procs.items():
+        before = start.procs.get(pid)
+        delta = ticks - (before[2] if before and before[0] == comm else 0)
+        if delta <= 0:
+            continue
+        if pid == me:
+            group = "client (bench process)"
+        elif comm == "py-spy":
+            group = "py-spy"
+        elif pid in server:
+            group = "write API"
+        elif comm.startswith("postgres") or comm.startswith("postmaster"):
+            group = "postgres"
+        else:
+            group = "other"
+        groups[group] += delta
+    machine_total = end.total - start.total
+    return {
+        "wall_s": round(wall, 3),
+        "machine_busy_pct": round(100 * (end.busy - start.busy) / machine_total, 1)
+        if machine_total
+        else None,
+        "cores": {k: round(v / CLK_TCK / wall, 2) for k, v in sorted(groups.items())},
+        "cpu_s": {k: round(v / CLK_TCK, 2) for k, v in sorted(groups.items())},
+    }
+
+
+class Window:
+    """Collects the CPU snapshots at the edges of a measured window."""
+
+    def __init__(self) -> None:
+        self.snaps: dict[str, CpuSnapshot] = {}
+
+    def __call__(self, edge: str) -> None:
+        self.snaps[edge] = cpu_snapshot()
+
+    def usage(self, server_root: int | None = None) -> dict[str, Any] | None:
+        if "start" not in self.snaps or "end" not in self.snaps:
+            return None
+        return cpu_usage(self.snaps["start"], self.snaps["end"], server_root)
+
+
+# --------------------------------------------------------------------------------------------
+# databases
+
+
+def admin_url(base: str) -> str:
+    return f"{base}/postgres"
+
+
+def recreate_database(base: str, name: str) -> None:
+    with psycopg.connect(admin_url(base), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def ensure_database(base: str, name: str) -> None:
+    with psycopg.connect(admin_url(base), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+# --------------------------------------------------------------------------------------------
+# (a) raw PostgreSQL: one INSERT + COMMIT per event
+
+
+def event_payload() -> str:
+    """A JSON document of ~260 bytes, shaped like a registration event."""
+    doc = {
+        "name": "Ada Lovelace",
+        "email": "ada.lovelace@analytical-engine.example.com",
+        "originator_topic": "domain.users.profile:UserProfile",
+        "timestamp": "2025-01-01T12:00:00.000000+00:00",
+        "metadata": {"correlation_id": str(uuid.UUID(int=1)), "causation": None},
+        "note": "x" * 40,
+    }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+@dataclass
+class RawResult:
+    clients: int
+    seconds: float
+    events: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def raw_postgres(
+    base: str, *, clients: int, seconds: float, warmup: float, window: Window
+) -> RawResult:
+    ensure_database(base, RAW_DB)
+    url = f"{base}/{RAW_DB}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(RAW_TABLE)
+        conn.execute("TRUNCATE bench_events RESTART IDENTITY")
+    data = event_payload()
+    result = RawResult(clients=clients, seconds=seconds)
+    clock = time.perf_counter
+    edges: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def set_edges() -> None:  # runs once every connection is open, before anyone starts
+        now = clock()
+        edges["from"], edges["stop"] = now + warmup, now + warmup + seconds
+
+    ready = threading.Barrier(clients + 1, action=set_edges)
+
+    def writer() -> None:
+        latencies: list[float] = []
+        events = 0
+        errors: Counter[str] = Counter()
+        with psycopg.connect(url, autocommit=False) as conn:
+            ready.wait()
+            measure_from, stop_at = edges["from"], edges["stop"]
+            while True:
+                started = clock()
+                if started >= stop_at:
+                    break
+                try:
+                    conn.execute(RAW_INSERT, (uuid.uuid4(), 1, "UserProfile.Registered", data))
+                    conn.commit()
+                except psycopg.Error as error:
+                    conn.rollback()
+                    if started >= measure_from:
+                        errors[type(error).__name__] += 1
+                    continue
+                finished = clock()
+                if started >= measure_from and finished <= stop_at:
+                    events += 1
+                    latencies.append(finished - started)
+        with lock:
+            result.events += events
+            result.latencies.extend(latencies)
+            result.errors.update(errors)
+
+    threads = [threading.Thread(target=writer, name=f"raw-{i}") for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    time.sleep(max(0.0, edges["from"] - clock()))
+    window("start")
+    time.sleep(max(0.0, edges["stop"] - clock()))
+    window("end")
+    for thread in threads:
+        thread.join()
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# (b) the write API as a subprocess
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def venv_script(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        sys.exit(f"write_throughput: cannot find {name!r} next to {sys.executable} or on PATH")
+    return found
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    profile_path: Path | None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def create_schema(base: str) -> None:
+    """Create the event stores' tables once, in this process, before the server starts.
+
+    On a fresh database every uvicorn worker runs CREATE TABLE IF NOT EXISTS at startup, and with
+    2+ workers they race: one dies with `duplicate key value violates unique constraint
+    "pg_type_typname_nsp_index"` and uvicorn stops the whole server.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from eventlog.settings import Settings
+    from eventlog.stores import build_services
+
+    settings = Settings(
+        users_database_url=f"{base}/{USERS_DB}",
+        orders_database_url=f"{base}/{ORDERS_DB}",
+        group_commit=False,
+    )
+    build_services(settings).close()
+
+
+def start_server(base: str, workers: int, profile_dir: Path | None, log_dir: Path) -> Server:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        STRATA_USERS_DATABASE_URL=f"{base}/{USERS_DB}",
+        STRATA_ORDERS_DATABASE_URL=f"{base}/{ORDERS_DB}",
+        STRATA_HOST=HOST,
+        STRATA_PORT=str(port),
+        STRATA_WEB_WORKERS=str(workers),
+        STRATA_LOG_LEVEL=env.get("STRATA_LOG_LEVEL", "warning"),
+    )
+    command = [venv_script("strata-write-api")]
+    profile_path = None
+    if profile_dir is not None:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(py_spy).exists():
+            sys.exit("write_throughput: --profile needs py-spy: .venv/bin/pip install py-spy")
+        profile_path = profile_dir / "write-api.pyspy.txt"
+        command = [
+            py_spy,
+            "record",
+            "--format",
+            "raw",
+            "--output",
+            str(profile_path),
+            "--rate",
+            "200",
+            "--subprocesses",
+            "--nonblocking",
+            "--",
+            *command,
+        ]
+    log_path = log_dir / "write-api.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(  # new session: we signal exactly this group at the end
+            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Server(process, port, log_path, profile_path)
+
+
+def wait_ready(server: Server, timeout: float = 60.0) -> None:
+    request = loadgen.request_bytes("GET", "/readyz", f"{HOST}:{server.port}")
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the write API exited with {server.process.returncode}")
+        try:
+            response = loadgen.run(lambda: loadgen.fetch(HOST, server.port, request))
+        except (OSError, TimeoutError, EOFError):
+            response = None
+        # several answers in a row, so that every worker process is likely up
+        streak = streak + 1 if response is not None and response.status == 200 else 0
+        if streak >= 5:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the write API was not ready within {timeout:g} s")
+
+
+def stop_server(server: Server, timeout: float = 30.0) -> None:
+    """SIGINT to the server's own process group (like Ctrl-C: py-spy then writes its output),
+    then SIGKILL that group if it lingers."""
+    process = server.process
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log("write API did not stop in time; killing its process group")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    # the worker processes are in the same group; make sure none is left behind
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def register_factory(host_header: str, run_id: str) -> loadgen.RequestFactory:
+    prefix = (
+        f"POST /users HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: application/json\r\n"
+    ).encode()
+
+    def make(client: int, seq: int) -> bytes:
+        body = b'{"name":"Bench User","email":"u%d-%d-%s@bench.example.com"}' % (
+            client,
+            seq,
+            run_id.encode(),
+        )
+        return prefix + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    return make
+
+
+def rename_factory(host_header: str, user_ids: list[str]) -> loadgen.RequestFactory:
+    prefixes = [
+        (
+            f"PUT /users/{user_id}/name HTTP/1.1\r\nHost: {host_header}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        for user_id in user_ids
+    ]
+
+    def make(client: int, seq: int) -> bytes:
+        body = b'{"name":"Bench User %d"}' % seq  # a new name each time: one event each
+        return prefixes[client] + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    return make
+
+
+def preregister(port: int, count: int, run_id: str) -> list[str]:
+    host_header = f"{HOST}:{port}"
+
+    async def go() -> list[str]:
+        ids = []
+        for i in range(count):
+            request = loadgen.json_request(
+                "POST",
+                "/users",
+                host_header,
+                {"name": f"Renamed {i}", "email": f"r{i}-{run_id}@bench.example.com"},
+            )
+            response = await loadgen.fetch(HOST, port, request)
+            if response.status != 201:
+                raise RuntimeError(f"pre-registration failed: {response.status} {response.body!r}")
+            ids.append(json.loads(response.body)["id"])
+        return ids
+
+    return loadgen.run(go)  # type: ignore[return-value]
+
+
+def api_end_to_end(
+    base: str,
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    workers: int,
+    command: str,
+    profile_dir: Path | None,
+    log_dir: Path,
+    window: Window,
+) -> tuple[loadgen.LoadResult, Server]:
+    recreate_database(base, USERS_DB)
+    recreate_database(base, ORDERS_DB)
+    create_schema(base)
+    server = start_server(base, workers, profile_dir, log_dir)
+    try:
+        wait_ready(server)
+        run_id = uuid.uuid4().hex[:8]
+        host_header = f"{HOST}:{server.port}"
+        if command == "rename":
+            factory = rename_factory(host_header, preregister(server.port, clients, run_id))
+        else:
+            factory = register_factory(host_header, run_id)
+        result = loadgen.run_load(
+            HOST,
+            server.port,
+            factory,
+            clients=clients,
+            seconds=seconds,
+            warmup=warmup,
+            on_window=window,
+        )
+    except BaseException:
+        log("--- write API log (tail) ---\n" + server.log_tail())
+        stop_server(server)
+        raise
+    return result, server
+
+
+# --------------------------------------------------------------------------------------------
+# profile: py-spy raw (collapsed) stacks -> cumulative and self samples per function
+
+
+def _frame_key(frame: str) -> str:
+    """`func (path/to/file.py:123)` -> `func (to/file.py)`: merge lines of one function."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})" if path else name
+
+
+ROLES = (  # first marker found in a stack names the thread it was sampled on
+    ("group_commit.py", "group-commit thread (save + commit)"),
+    ("anyio/_backends/_asyncio.py", "anyio worker threads (command handlers)"),
+    ("concurrent/futures/thread.py", "other worker threads"),
+)
+
+
+def summarize_profile(path: Path, top: int = 25) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    inclusive: Counter[str] = Counter()
+    exclusive: Counter[str] = Counter()
+    roles: Counter[str] = Counter()
+    total = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [
+            _frame_key(f) for f in stack.split(";") if f and not f.startswith("process ")
+        ]
+        if not frames:
+            continue
+        total += count
+        for key in set(frames):
+            inclusive[key] += count
+        exclusive[frames[-1]] += count
+        role = next((label for marker, label in ROLES if marker in stack), "event loop thread")
+        roles[role] += count
+    if not total:
+        return None
+
+    def rows(counter: Counter[str]) -> list[dict[str, Any]]:
+        return [
+            {"function": key, "samples": n, "pct": round(100 * n / total, 1)}
+            for key, n in counter.most_common(top)
+        ]
+
+    return {
+        "file": str(path),
+        "samples": total,
+        "threads": rows(roles),
+        "cumulative": rows(inclusive),
+        "self": rows(exclusive)[:15],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# reporting
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def build_report(
+    args: argparse.Namespace,
+    raw: RawResult,
+    raw_cpu: dict[str, Any] | None,
+    api: loadgen.LoadResult,
+    api_cpu: dict[str, Any] | None,
+    profile: dict[str, Any] | None,
+) -> dict[str, Any]:
+    ratio = api.rate / raw.rate if raw.rate else 0.0
+    return {
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "raw": {
+            "clients": raw.clients,
+            "events": raw.events,
+            "rate": round(raw.rate, 1),
+            "p50_ms": ms(loadgen.percentile(raw.latencies, 50)),
+            "p99_ms": ms(loadgen.percentile(raw.latencies, 99)),
+            "errors": dict(raw.errors),
+            "cpu": raw_cpu,
+        },
+        "api": {
+            "command": args.command,
+            "workers": args.workers,
+            "clients": api.clients,
+            "requests_ok": api.ok,
+            "rate": round(api.rate, 1),
+            "p50_ms": ms(loadgen.percentile(api.latencies, 50)),
+            "p99_ms": ms(loadgen.percentile(api.latencies, 99)),
+            "errors": dict(api.errors),
+            "error_ratio": round(api.error_ratio, 5),
+            "warmup_ok": api.warmup_ok,
+            "warmup_errors": api.warmup_errors,
+            "sample_errors": api.sample_errors,
+            "cpu": api_cpu,
+            "server_cpu_ms_per_request": round(
+                1000 * api_cpu["cpu_s"].get("write API", 0) / api.ok, 3
+            )
+            if api_cpu and api.ok
+            else None,
+            "client_cpu_ms_per_request": round(
+                1000 * api_cpu["cpu_s"].get("client (bench process)", 0) / api.ok, 3
+            )
+            if api_cpu and api.ok
+            else None,
+            "profiled": args.profile,
+        },
+        "ratio": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "target_met": ratio >= TARGET_RATIO,
+        "profile": profile,
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    raw, api = report["raw"], report["api"]
+    profiled = " (server under py-spy)" if api["profiled"] else ""
+    rows = [
+        (f"(a) raw PG, 1 event/tx, {raw['clients']} threads", f"{raw['rate']:,.0f} ev/s",
+         f"p50 {raw['p50_ms']:.2f} ms / p99 {raw['p99_ms']:.2f} ms"),
+        (f"(b) write API {api['command']}, {api['clients']} conns, "
+         f"{api['workers']} worker(s){profiled}", f"{api['rate']:,.0f} req/s",
+         f"p50 {api['p50_ms']:.2f} ms / p99 {api['p99_ms']:.2f} ms"),
+        ("ratio b/a", f"{report['ratio']:.3f}", f"target >= {report['target_ratio']}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\nwrite throughput, {report['seconds']:g} s measured after {report['warmup']:g} s warm-up")
+    for label, rate, extra in rows:
+        print(f"  {label:<{width}}  {rate:>14}  {extra}")
+    print(f"  (b) errors: {api['errors'] or 'none'} (ratio {api['error_ratio']:.3%})")
+    for name, part in (("(a)", raw), ("(b)", api)):
+        cpu = part["cpu"]
+        if cpu:
+            cores = ", ".join(f"{k} {v:.2f}" for k, v in cpu["cores"].items())
+            print(f"  {name} CPU cores used: {cores}; machine busy {cpu['machine_busy_pct']}%")
+    if api["server_cpu_ms_per_request"] is not None:
+        print(
+            f"  (b) CPU per request: server {api['server_cpu_ms_per_request']:.3f} ms, "
+            f"client {api['client_cpu_ms_per_request']:.3f} ms"
+        )
+    if report["target_met"]:
+        print("TARGET MET")
+    else:
+        print(f"TARGET MISSED (ratio {report['ratio']:.3f} < {report['target_ratio']})")
+    profile = report["profile"]
+    if profile:
+        print(f"\nserver profile: {profile['samples']} py-spy samples (CPU-active threads only), "
+              f"raw stacks in {profile['file']}")
+        print("  by thread:")
+        for row in profile["threads"]:
+            print(f"    {row['pct']:5.1f}%  {row['function']}")
+        print(f"  top {len(profile['cumulative'])} cumulative (inclusive):")
+        for row in profile["cumulative"]:
+            print(f"    {row['pct']:5.1f}%  {row['function']}")
+        print("  top self:")
+        for row in profile["self"]:
+            print(f"    {row['pct']:5.1f}%  {row['function']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per part")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument("--raw-clients", type=int, default=8, help="(a) threads")
+    parser.add_argument("--clients", type=int, default=32, help="(b) HTTP connections")
+    parser.add_argument("--workers", type=int, default=2, help="(b) STRATA_WEB_WORKERS")
+    parser.add_argument("--command", choices=("register", "rename"), default="register")
+    parser.add_argument(
+        "--pg", default="postgresql://postgres@127.0.0.1:5432", help="server URL, no database"
+    )
+    parser.add_argument("--profile", action="store_true", help="run the server under py-spy")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the server log and profile"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document only")
+    args = parser.parse_args()
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="strata-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    base = args.pg.rstrip("/")
+
+    log(f"(a) raw PostgreSQL: {args.raw_clients} threads, {args.seconds:g} s ...")
+    raw_window = Window()
+    raw = raw_postgres(
+        base,
+        clients=args.raw_clients,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        window=raw_window,
+    )
+    log(f"    {raw.rate:,.0f} ev/s")
+
+    log(
+        f"(b) write API: {args.command}, {args.clients} connections, {args.workers} worker(s)"
+        f"{', under py-spy' if args.profile else ''}, {args.seconds:g} s ..."
+    )
+    api_window = Window()
+    try:
+        api, server = api_end_to_end(
+            base,
+            clients=args.clients,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            workers=args.workers,
+            command=args.command,
+            profile_dir=out if args.profile else None,
+            log_dir=out,
+            window=api_window,
+        )
+    except RuntimeError as error:
+        log(f"write_throughput: FAILED: {error}")
+        sys.exit(2)
+    api_cpu = api_window.usage(server.process.pid)
+    stop_server(server)
+    log(f"    {api.rate:,.0f} req/s; server log in {server.log_path}")
+
+    profile = None
+    if server.profile_path is not None:
+        profile = summarize_profile(server.profile_path)
+        if profile is None:
+            log(f"write_throughput: no py-spy samples in {server.profile_path}; see the log")
+
+    report = build_report(args, raw, raw_window.usage(), api, api_cpu, profile)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(report)
+
+    if api.ok == 0 or api.error_ratio > MAX_ERROR_RATIO:
+        log(
+            f"write_throughput: FAILED: {api.error_count} of {api.ok + api.error_count} API "
+            f"requests were not 2xx ({api.error_ratio:.2%} > {MAX_ERROR_RATIO:.0%}): "
+            f"{dict(api.errors)}; samples: {api.sample_errors}\n"
+            "--- write API log (tail) ---\n" + server.log_tail()
+        )
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Optimistic concurrency, retries with Idempotency-Key, and racing writers."""
+
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi.testclient import TestClient
+
+from domain.users.profile import UserProfile
+from eventlog.settings import Settings
+from tests.support.api import assert_problem, register, services, store_state, unique_email
+from write_api.app import create_app
+
+
+def test_if_match_with_the_current_etag_succeeds_and_a_stale_one_is_412(
+    client: TestClient,
+) -> None:
+    user = register(client)
+    etag = client.get(f"/users/{user}").headers["ETag"]
+    first = client.put(f"/users/{user}/name", json={"name": "One"}, headers={"If-Match": etag})
+    assert first.status_code == 200 and first.headers["ETag"] == '"2"'
+
+    before = store_state(client)
+    stale = client.put(f"/users/{user}/name", json={"name": "Two"}, headers={"If-Match": etag})
+    assert_problem(stale, 412, "version 2, not 1")
+    assert store_state(client) == before
+    assert client.get(f"/users/{user}").json()["name"] == "One"
+
+
+def test_a_malformed_if_match_is_400(client: TestClient) -> None:
+    user = register(client)
+    response = client.put(f"/users/{user}/name", json={"name": "X"}, headers={"If-Match": "abc"})
+    assert_problem(response, 400, "If-Match")
+
+
+def test_a_retried_command_returns_the_original_answer_and_appends_nothing(
+    client: TestClient,
+) -> None:
+    key = {"Idempotency-Key": f"register-{uuid.uuid4()}"}
+    body = {"name": "Ada", "email": unique_email()}
+    first = client.post("/users", json=body, headers=key)
+    after_first = store_state(client)
+    second = client.post("/users", json=body, headers=key)
+
+    assert first.status_code == second.status_code == 201
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert store_state(client) == after_first
+
+
+def test_a_retry_after_later_changes_still_returns_the_original_version(
+    client: TestClient,
+) -> None:
+    user = register(client)
+    key = {"Idempotency-Key": f"hobby-{uuid.uuid4()}"}
+    first = client.post(f"/users/{user}/hobbies", json={"hobby": "chess"}, headers=key)
+    assert client.put(f"/users/{user}/name", json={"name": "Later"}).status_code == 200
+    retry = client.post(f"/users/{user}/hobbies", json={"hobby": "chess"}, headers=key)
+    assert retry.status_code == 200
+    assert retry.json() == first.json() == {**first.json(), "version": 2}
+
+
+def test_an_idempotency_key_reused_with_another_body_is_422(client: TestClient) -> None:
+    key = {"Idempotency-Key": f"reuse-{uuid.uuid4()}"}
+    first = client.post("/users", json={"name": "A", "email": unique_email()}, headers=key)
+    assert first.status_code == 201
+    before = store_state(client)
+    other = client.post("/users", json={"name": "B", "email": unique_email()}, headers=key)
+    assert_problem(other, 422, "already used for a different request")
+    assert store_state(client) == before
+
+
+def test_an_idempotency_key_replays_across_a_restart(settings: Settings) -> None:
+    key = {"Idempotency-Key": f"restart-{uuid.uuid4()}"}
+    body = {"name": "Ada", "email": unique_email()}
+    with TestClient(create_app(settings)) as before_restart:
+        first = before_restart.post("/users", json=body, headers=key)
+        positions = store_state(before_restart)
+    with TestClient(create_app(settings)) as after_restart:
+        again = after_restart.post("/users", json=body, headers=key)
+        assert again.json() == first.json()
+        assert store_state(after_restart) == positions
+        assert after_restart.get(f"/users/{first.json()['id']}").status_code == 200
+
+
+def test_concurrent_commands_on_one_aggregate_lose_no_update(client: TestClient) -> None:
+    user = register(client)
+    names = [f"name {n}" for n in range(80)]
+
+    def rename(name: str) -> int:
+        return client.put(f"/users/{user}/name", json={"name": name}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(rename, names))
+
+    assert statuses == [200] * len(names)
+    events = list(services(client).users.events.get(uuid.UUID(user)))
+    assert [e.originator_version for e in events] == list(range(1, len(names) + 2))
+    renamed = [e.name for e in events if isinstance(e, UserProfile.Renamed)]
+    assert sorted(renamed) == sorted(names)
+
+
+def test_concurrent_registrations_with_one_address_admit_exactly_one(client: TestClient) -> None:
+    email = unique_email("race")
+
+    def attempt(n: int) -> int:
+        return client.post("/users", json={"name": f"racer {n}", "email": email}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = Counter(pool.map(attempt, range(16)))
+
+    assert statuses == Counter({201: 1, 409: 15})
+    users = services(client).users
+    registered = [
+        n for n in users.recorder.select_notifications(start=1, limit=10_000) if b"racer" in n.state
+    ]
+    assert len(registered) == 1
+
+
+def test_concurrent_retries_with_one_key_create_one_aggregate(client: TestClient) -> None:
+    key = {"Idempotency-Key": f"parallel-{uuid.uuid4()}"}
+    body = {"name": "Once", "email": unique_email("once")}
+
+    def attempt(_: int) -> tuple[int, str]:
+        response = client.post("/users", json=body, headers=key)
+        return response.status_code, response.json()["id"]
+
+    before = store_state(client)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = set(pool.map(attempt, range(12)))
+
+    assert len(results) == 1 and next(iter(results))[0] == 201
+    assert store_state(client)[0] == before[0] + 1

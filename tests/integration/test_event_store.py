@@ -1,0 +1,114 @@
+"""The event store's side records and group commit, on SQLite and on PostgreSQL."""
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.ports import SideRecords, UnitOfWork
+from domain.service import CommandContext
+from domain.users.profile import UserProfile
+from domain.users.service import email_claim
+from eventlog.group_commit import GroupCommitter
+from eventlog.settings import Settings
+from eventlog.stores import Services, build_services
+
+NO_CONTEXT = CommandContext()
+
+
+@pytest.fixture
+def stores(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings.model_copy(update={"group_commit": False}))
+    yield built
+    built.close()
+
+
+def _registration(email: str) -> UnitOfWork:
+    profile = UserProfile.register("Someone", email)
+    return UnitOfWork(
+        profile.collect_events(), SideRecords(claims=[email_claim(profile.email, profile.id)])
+    )
+
+
+def test_a_rejected_side_record_rolls_back_the_events_of_its_transaction(
+    stores: Services,
+) -> None:
+    email = f"{uuid4().hex}@example.com"
+    stores.users.register(NO_CONTEXT, "First", email)
+    before = stores.users.recorder.max_notification_id()
+
+    duplicate = _registration(email)
+    with pytest.raises(IntegrityError):
+        stores.users.save(*duplicate.events, side_records=duplicate.side_records)
+
+    assert stores.users.recorder.max_notification_id() == before
+
+
+def test_the_time_index_resolves_any_instant_to_the_version_then_current(
+    stores: Services,
+) -> None:
+    user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
+    for name in ("B", "C", "D"):
+        time.sleep(0.002)
+        stores.users.rename(NO_CONTEXT, user, name)
+    events = list(stores.users.events.get(user))
+    index = stores.users.side_records
+
+    assert index.version_at(user, events[0].timestamp - timedelta(microseconds=1)) is None
+    for event in events:
+        assert index.version_at(user, event.timestamp) == event.originator_version
+        just_before = event.timestamp - timedelta(microseconds=1)
+        expected_before = event.originator_version - 1 or None
+        assert index.version_at(user, just_before) == expected_before
+    assert index.version_at(user, events[-1].timestamp + timedelta(days=1)) == len(events)
+
+
+def test_positions_of_recorded_events_are_found_and_unknown_ones_are_none(
+    stores: Services,
+) -> None:
+    result = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+    assert stores.users.side_records.position_of(result.id, 1) == result.position
+    assert stores.users.side_records.position_of(result.id, 2) is None
+
+
+def test_a_shared_transaction_with_a_conflict_falls_back_to_one_per_unit(
+    stores: Services,
+) -> None:
+    taken = f"{uuid4().hex}@example.com"
+    units = [
+        _registration(f"{uuid4().hex}@example.com"),
+        _registration(taken),
+        _registration(taken),  # loses: the address is claimed by the unit before it
+        _registration(f"{uuid4().hex}@example.com"),
+    ]
+    before = stores.users.recorder.max_notification_id() or 0
+    committer = GroupCommitter(stores.users, max_batch=10)
+    futures = [committer.submit(unit) for unit in units]  # queued before the writer starts
+    committer.start()
+
+    outcomes = [future.exception() or future.result() for future in futures]
+    committer.close()
+
+    assert isinstance(outcomes[2], IntegrityError)
+    saved = [o for o in outcomes if isinstance(o, list)]
+    assert len(saved) == 3
+    positions = [recording.notification.id for recordings in saved for recording in recordings]
+    assert positions == sorted(positions) and positions[0] > before
+    assert stores.users.recorder.max_notification_id() == positions[-1]
+
+
+def test_a_shared_transaction_hands_each_unit_its_own_recordings(stores: Services) -> None:
+    units = [_registration(f"{uuid4().hex}@example.com") for _ in range(5)]
+    committer = GroupCommitter(stores.users, max_batch=10)
+    futures = [committer.submit(unit) for unit in units]
+    committer.start()
+    results = [future.result() for future in futures]
+    committer.close()
+
+    for unit, recordings in zip(units, results, strict=True):
+        assert [r.domain_event for r in recordings] == list(unit.events)
+    positions = [r.notification.id for recordings in results for r in recordings]
+    assert len(set(positions)) == 5

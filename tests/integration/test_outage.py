@@ -1,0 +1,58 @@
+"""A PostgreSQL outage gets a prompt 503 problem, not a hung request."""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from eventlog.settings import Settings
+from tests.support.api import assert_problem, register, unique_email
+from tests.support.proxy import CuttableProxy
+from write_api.app import create_app
+
+pytestmark = pytest.mark.postgres
+
+
+def _through(proxy: CuttableProxy, url: str) -> str:
+    params = conninfo_to_dict(url)
+    return make_conninfo(url, host="127.0.0.1", port=str(proxy.port), dbname=params["dbname"])
+
+
+@pytest.fixture
+def proxied_client(postgres_stores: dict[str, str]) -> Iterator[tuple[TestClient, CuttableProxy]]:
+    target = conninfo_to_dict(postgres_stores["users"])
+    proxy = CuttableProxy(str(target.get("host", "127.0.0.1")), int(target.get("port", 5432)))
+    settings = Settings(
+        users_database_url=_through(proxy, postgres_stores["users"]),
+        orders_database_url=_through(proxy, postgres_stores["orders"]),
+        request_timeout=3,
+        db_connect_timeout=1,
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client, proxy
+    proxy.close()
+
+
+def test_commands_and_readiness_answer_503_promptly_while_the_database_is_down(
+    proxied_client: tuple[TestClient, CuttableProxy],
+) -> None:
+    client, proxy = proxied_client
+    user = register(client)
+    assert client.get("/readyz").status_code == 200
+
+    proxy.cut()
+    for request in (
+        lambda: client.post("/users", json={"name": "Down", "email": unique_email()}),
+        lambda: client.put(f"/users/{user}/name", json={"name": "Down"}),
+        lambda: client.get("/readyz"),
+    ):
+        started = time.monotonic()
+        response = request()
+        elapsed = time.monotonic() - started
+        body = assert_problem(response, 503)
+        assert elapsed < 4.5, f"took {elapsed:.1f} s: {body}"
+        if "readyz" not in body["instance"]:
+            assert response.headers["Retry-After"] == "1"
+    assert client.get("/healthz").status_code == 200

@@ -1,0 +1,57 @@
+"""Scratch PostgreSQL databases for tests, on the server named by STRATA_TEST_POSTGRES_URL."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+from psycopg.sql import SQL, Identifier
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_url() -> str:
+    return os.environ.get("STRATA_TEST_POSTGRES_URL", DEFAULT_URL)
+
+
+def services_required() -> bool:
+    return os.environ.get("STRATA_REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true"
+
+
+def require_postgres() -> str:
+    """The admin URL, after checking the server answers; fail (CI) or skip (laptop) if not."""
+    url = admin_url()
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            pass
+    except psycopg.OperationalError as error:
+        message = f"PostgreSQL at {url} is unreachable: {error}"
+        if services_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def database_url(url: str, dbname: str) -> str:
+    return make_conninfo(url, dbname=dbname)
+
+
+@contextmanager
+def scratch_databases(url: str, *names: str) -> Iterator[dict[str, str]]:
+    """Create databases `strata_t<random>_<name>` for the block, then drop them."""
+    tag = uuid.uuid4().hex[:8]
+    dbnames = {name: f"strata_t{tag}_{name}" for name in names}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for dbname in dbnames.values():
+            conn.execute(SQL("CREATE DATABASE {}").format(Identifier(dbname)))
+    try:
+        yield {name: database_url(url, dbname) for name, dbname in dbnames.items()}
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for dbname in dbnames.values():
+                conn.execute(
+                    SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(dbname))
+                )

@@ -1,0 +1,470 @@
+"""Unit tests for the Order aggregate and its lifecycle state machine."""
+
+from collections.abc import Callable
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from domain.errors import DomainError, InvalidValue
+from domain.orders.order import MAX_LINES, Order, OrderLine, OrderStatus
+
+
+def new_order(currency: str = "EUR") -> Order:
+    order = Order.create(uuid4(), currency)
+    order.collect_events()
+    return order
+
+
+def order_in(status: OrderStatus) -> Order:
+    """A fresh order brought to the given status through the public commands."""
+    order = new_order()
+    order.add_line("SKU-1", 2, Decimal("9.99"))
+    if status is OrderStatus.CANCELLED:
+        order.cancel("changed my mind")
+    if status in (OrderStatus.PLACED, OrderStatus.PAID, OrderStatus.SHIPPED):
+        order.place()
+    if status in (OrderStatus.PAID, OrderStatus.SHIPPED):
+        order.mark_paid()
+    if status is OrderStatus.SHIPPED:
+        order.mark_shipped()
+    assert order.status is status
+    order.collect_events()
+    return order
+
+
+# create
+
+
+def test_create_records_user_and_currency_and_starts_as_draft() -> None:
+    user_id = uuid4()
+    order = Order.create(user_id, "EUR")
+    assert order.user_id == user_id
+    assert order.currency == "EUR"
+    assert order.status is OrderStatus.DRAFT
+    assert order.lines == {}
+    assert order.total == Decimal("0.00")
+    events = order.collect_events()
+    assert len(events) == 1
+    assert isinstance(events[0], Order.Created)
+    assert events[0].user_id == user_id
+    assert events[0].currency == "EUR"
+
+
+@pytest.mark.parametrize(("given", "expected"), [("eur", "EUR"), (" usd ", "USD"), ("Jpy", "JPY")])
+def test_create_normalises_currency(given: str, expected: str) -> None:
+    order = Order.create(uuid4(), given)
+    assert order.currency == expected
+    assert order.collect_events()[0].currency == expected
+
+
+@pytest.mark.parametrize("currency", ["ABC", "EURO", "EU", "", "€€€"])
+def test_create_rejects_non_iso4217_currency(currency: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        Order.create(uuid4(), currency)
+    assert str(caught.value) == f"currency {currency!r} is not an ISO 4217 code"
+
+
+# lines
+
+
+def test_add_line_records_a_normalised_line() -> None:
+    order = new_order()
+    order.add_line("  SKU-1 ", 3, Decimal("2.5"))
+    assert order.lines == {"SKU-1": OrderLine("SKU-1", 3, Decimal("2.50"))}
+    events = order.collect_events()
+    assert len(events) == 1
+    (added,) = events
+    assert isinstance(added, Order.LineAdded)
+    assert (added.sku, added.quantity) == ("SKU-1", 3)
+    assert str(added.unit_price) == "2.50"
+
+
+@pytest.mark.parametrize("quantity", [1, 1000])
+def test_add_line_accepts_quantity_bounds(quantity: int) -> None:
+    order = new_order()
+    order.add_line("SKU-1", quantity, Decimal("1.00"))
+    assert order.lines["SKU-1"].quantity == quantity
+
+
+@pytest.mark.parametrize("quantity", [0, -1, 1001])
+def test_add_line_rejects_quantity_out_of_bounds(quantity: int) -> None:
+    order = new_order()
+    with pytest.raises(InvalidValue) as caught:
+        order.add_line("SKU-1", quantity, Decimal("1.00"))
+    assert str(caught.value) == f"quantity must be 1 to 1000, got {quantity}"
+    assert order.lines == {}
+    assert len(order.collect_events()) == 0
+
+
+def test_add_line_accepts_a_free_item() -> None:
+    order = new_order()
+    order.add_line("GIFT", 1, Decimal("0"))
+    assert order.lines["GIFT"].unit_price == Decimal("0.00")
+    assert order.total == Decimal("0.00")
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        ("-0.01", "unit_price must be a non-negative amount, got -0.01"),
+        ("NaN", "unit_price must be a non-negative amount, got NaN"),
+        ("Infinity", "unit_price must be a non-negative amount, got Infinity"),
+        ("1.005", "unit_price may have at most 2 decimal places, got 1.005"),
+        ("1E+30", "unit_price is too large, got 1E+30"),
+    ],
+)
+def test_add_line_rejects_invalid_unit_price(price: str, message: str) -> None:
+    order = new_order()
+    with pytest.raises(InvalidValue) as caught:
+        order.add_line("SKU-1", 1, Decimal(price))
+    assert str(caught.value) == message
+    assert order.lines == {}
+
+
+@pytest.mark.parametrize(("sku", "length"), [("", 0), ("   ", 0), ("s" * 65, 65)])
+def test_add_line_rejects_sku_out_of_bounds(sku: str, length: int) -> None:
+    order = new_order()
+    with pytest.raises(InvalidValue, match=f"^sku must be 1 to 64 characters, got {length}$"):
+        order.add_line(sku, 1, Decimal("1.00"))
+
+
+def test_add_line_rejects_a_second_line_for_the_same_sku() -> None:
+    order = new_order()
+    order.add_line("SKU-1", 1, Decimal("1.00"))
+    order.collect_events()
+    with pytest.raises(DomainError) as caught:
+        order.add_line(" SKU-1 ", 5, Decimal("2.00"))
+    assert "already has a line for sku 'SKU-1'" in str(caught.value)
+    assert order.lines["SKU-1"] == OrderLine("SKU-1", 1, Decimal("1.00"))
+    assert len(order.collect_events()) == 0
+
+
+def test_add_line_rejects_more_than_max_lines() -> None:
+    order = new_order()
+    for i in range(MAX_LINES):
+        order.add_line(f"SKU-{i}", 1, Decimal("1.00"))
+    assert len(order.lines) == 100
+    with pytest.raises(DomainError, match="at most 100 lines"):
+        order.add_line("SKU-extra", 1, Decimal("1.00"))
+    assert len(order.lines) == 100
+
+
+def test_remove_line_drops_the_line() -> None:
+    order = new_order()
+    order.add_line("A", 1, Decimal("1.00"))
+    order.add_line("B", 2, Decimal("3.00"))
+    order.collect_events()
+    order.remove_line("A")
+    assert list(order.lines) == ["B"]
+    assert order.total == Decimal("6.00")
+    events = order.collect_events()
+    assert len(events) == 1
+    assert isinstance(events[0], Order.LineRemoved)
+    assert events[0].sku == "A"
+
+
+def test_remove_line_rejects_unknown_sku() -> None:
+    order = new_order()
+    order.add_line("A", 1, Decimal("1.00"))
+    order.collect_events()
+    with pytest.raises(DomainError) as caught:
+        order.remove_line("B")
+    assert str(caught.value) == "the order has no line for sku 'B'"
+    assert list(order.lines) == ["A"]
+    assert len(order.collect_events()) == 0
+
+
+def test_a_removed_sku_can_be_added_again_with_new_terms() -> None:
+    order = new_order()
+    order.add_line("A", 1, Decimal("1.00"))
+    order.remove_line("A")
+    order.add_line("A", 4, Decimal("0.25"))
+    assert order.lines["A"] == OrderLine("A", 4, Decimal("0.25"))
+    assert order.total == Decimal("1.00")
+
+
+# totals
+
+
+def test_total_is_the_sum_of_line_subtotals_as_decimal() -> None:
+    order = new_order()
+    order.add_line("A", 3, Decimal("0.10"))
+    order.add_line("B", 7, Decimal("19.99"))
+    order.add_line("C", 1000, Decimal("0.01"))
+    total = order.total
+    assert isinstance(total, Decimal)
+    assert total == Decimal("150.23")
+    assert str(total) == "150.23"
+    assert order.lines["B"].subtotal == Decimal("139.93")
+
+
+def test_empty_order_total_is_zero_with_two_places() -> None:
+    assert str(new_order().total) == "0.00"
+
+
+# lifecycle
+
+
+def test_happy_path_draft_placed_paid_shipped() -> None:
+    order = new_order()
+    order.add_line("A", 2, Decimal("5.25"))
+    order.place()
+    assert order.status is OrderStatus.PLACED
+    order.mark_paid()
+    assert order.status is OrderStatus.PAID
+    order.mark_shipped()
+    assert order.status is OrderStatus.SHIPPED
+
+    events = order.collect_events()
+    assert [type(e) for e in events] == [
+        Order.LineAdded,
+        Order.Placed,
+        Order.Paid,
+        Order.Shipped,
+    ]
+    placed, paid = events[1], events[2]
+    assert isinstance(placed, Order.Placed)
+    assert isinstance(paid, Order.Paid)
+    assert placed.total == Decimal("10.50")
+    assert paid.amount == Decimal("10.50")
+    assert order.version == 5
+
+
+def test_place_requires_at_least_one_line() -> None:
+    order = new_order()
+    with pytest.raises(DomainError) as caught:
+        order.place()
+    assert str(caught.value) == "cannot place an order without lines"
+    assert order.status is OrderStatus.DRAFT
+
+
+def test_place_after_all_lines_were_removed_is_rejected() -> None:
+    order = new_order()
+    order.add_line("A", 1, Decimal("1.00"))
+    order.remove_line("A")
+    with pytest.raises(DomainError, match="without lines"):
+        order.place()
+
+
+@pytest.mark.parametrize("status", [OrderStatus.DRAFT, OrderStatus.PLACED, OrderStatus.PAID])
+def test_cancel_is_allowed_before_shipping(status: OrderStatus) -> None:
+    order = order_in(status)
+    order.cancel("  customer asked  ")
+    assert order.status is OrderStatus.CANCELLED
+    events = order.collect_events()
+    assert len(events) == 1
+    (cancelled,) = events
+    assert isinstance(cancelled, Order.Cancelled)
+    assert cancelled.reason == "customer asked"
+    assert cancelled.previous_status == status.value
+
+
+@pytest.mark.parametrize("status", [OrderStatus.SHIPPED, OrderStatus.CANCELLED])
+def test_cancel_is_rejected_once_shipped_or_cancelled(status: OrderStatus) -> None:
+    order = order_in(status)
+    with pytest.raises(DomainError) as caught:
+        order.cancel("too late")
+    assert str(caught.value) == f"cannot cancel an order that is {status.value}"
+    assert order.status is status
+    assert len(order.collect_events()) == 0
+
+
+@pytest.mark.parametrize(("reason", "length"), [("", 0), ("   ", 0), ("r" * 501, 501)])
+def test_cancel_requires_a_reason_of_1_to_500_characters(reason: str, length: int) -> None:
+    order = order_in(OrderStatus.PLACED)
+    with pytest.raises(InvalidValue, match=f"^reason must be 1 to 500 characters, got {length}$"):
+        order.cancel(reason)
+    assert order.status is OrderStatus.PLACED
+
+
+def test_cancel_accepts_a_500_character_reason() -> None:
+    order = order_in(OrderStatus.DRAFT)
+    order.cancel("r" * 500)
+    assert order.status is OrderStatus.CANCELLED
+
+
+ACTIONS: dict[str, tuple[Callable[[Order], None], set[OrderStatus]]] = {
+    # action -> (command, statuses in which it is allowed)
+    "add_line": (lambda o: o.add_line("SKU-2", 1, Decimal("1.00")), {OrderStatus.DRAFT}),
+    "remove_line": (lambda o: o.remove_line("SKU-1"), {OrderStatus.DRAFT}),
+    "place": (lambda o: o.place(), {OrderStatus.DRAFT}),
+    "mark_paid": (lambda o: o.mark_paid(), {OrderStatus.PLACED}),
+    "mark_shipped": (lambda o: o.mark_shipped(), {OrderStatus.PAID}),
+}
+
+INVALID_TRANSITIONS = [
+    (name, status)
+    for name, (_, allowed) in ACTIONS.items()
+    for status in OrderStatus
+    if status not in allowed
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "status"), INVALID_TRANSITIONS, ids=[f"{a}-in-{s}" for a, s in INVALID_TRANSITIONS]
+)
+def test_invalid_transition_names_the_current_state(action: str, status: OrderStatus) -> None:
+    command, allowed = ACTIONS[action]
+    order = order_in(status)
+    with pytest.raises(DomainError) as caught:
+        command(order)
+    message = str(caught.value)
+    assert f"the order is {status.value}" in message
+    (required,) = allowed
+    assert f"it must be {required.value}" in message
+    assert order.status is status
+    assert len(order.collect_events()) == 0
+
+
+@pytest.mark.parametrize(("action", "allowed"), [(a, s) for a, (_, s) in ACTIONS.items()])
+def test_valid_transition_succeeds(action: str, allowed: set[OrderStatus]) -> None:
+    command, _ = ACTIONS[action]
+    (status,) = allowed
+    order = order_in(status)
+    command(order)
+    assert len(order.collect_events()) == 1
+
+
+def test_state_is_checked_before_input_validation() -> None:
+    order = order_in(OrderStatus.PLACED)
+    with pytest.raises(DomainError, match="the order is placed") as caught:
+        order.add_line("", 0, Decimal("-1"))
+    assert not isinstance(caught.value, InvalidValue)
+
+
+# property: total is the exact Decimal sum
+
+line_strategy = st.tuples(
+    st.integers(min_value=1, max_value=1000),  # quantity
+    st.integers(min_value=0, max_value=10**14 - 1),  # unit price in cents (<= 14 digits)
+    st.booleans(),  # give whole amounts without decimals where possible
+)
+
+
+@settings(max_examples=150, database=None)
+@given(lines=st.lists(line_strategy, max_size=30))
+def test_total_equals_exact_sum_of_quantity_times_unit_price(
+    lines: list[tuple[int, int, bool]],
+) -> None:
+    order = new_order()
+    expected = Decimal(0)
+    expected_cents = 0
+    for i, (quantity, cents, whole) in enumerate(lines):
+        if whole and cents % 100 == 0:
+            price = Decimal(cents // 100)
+        else:
+            price = Decimal(cents).scaleb(-2)
+        order.add_line(f"SKU-{i}", quantity, price)
+        expected += quantity * price
+        expected_cents += quantity * cents
+
+    total = order.total
+    assert isinstance(total, Decimal)
+    assert total.as_tuple().exponent == -2
+    assert total == expected
+    # Also in integer cents, independent of any Decimal context rounding.
+    assert total * 100 == expected_cents
+
+    if lines:
+        order.place()
+        placed = order.collect_events()[-1]
+        assert isinstance(placed, Order.Placed)
+        assert placed.total == total
+
+
+# property: lifecycle against a reference model
+
+SKUS = ("A", "B", "C")
+
+
+class OrderLifecycle(RuleBasedStateMachine):
+    """Drives one Order with random commands and compares it with a tiny reference model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order = new_order()
+        self.status = "draft"
+        self.lines: dict[str, int] = {}  # sku -> subtotal in cents
+        self.version = 1
+
+    def expect(self, allowed: bool, rejected_for_state: bool, command: Callable[[], None]) -> None:
+        if allowed:
+            command()
+            self.version += 1
+            return
+        with pytest.raises(DomainError) as caught:
+            command()
+        if rejected_for_state:
+            assert f"is {self.status}" in str(caught.value)
+
+    @rule(
+        sku=st.sampled_from(SKUS),
+        quantity=st.integers(min_value=-1, max_value=1001),
+        cents=st.integers(min_value=0, max_value=10**6),
+    )
+    def add_line(self, sku: str, quantity: int, cents: int) -> None:
+        wrong_state = self.status != "draft"
+        allowed = not wrong_state and 1 <= quantity <= 1000 and sku not in self.lines
+        self.expect(
+            allowed,
+            wrong_state,
+            lambda: self.order.add_line(sku, quantity, Decimal(cents).scaleb(-2)),
+        )
+        if allowed:
+            self.lines[sku] = quantity * cents
+
+    @rule(sku=st.sampled_from(SKUS))
+    def remove_line(self, sku: str) -> None:
+        wrong_state = self.status != "draft"
+        allowed = not wrong_state and sku in self.lines
+        self.expect(allowed, wrong_state, lambda: self.order.remove_line(sku))
+        if allowed:
+            del self.lines[sku]
+
+    @rule()
+    def place(self) -> None:
+        wrong_state = self.status != "draft"
+        allowed = not wrong_state and bool(self.lines)
+        self.expect(allowed, wrong_state, self.order.place)
+        if allowed:
+            self.status = "placed"
+
+    @rule()
+    def mark_paid(self) -> None:
+        allowed = self.status == "placed"
+        self.expect(allowed, not allowed, self.order.mark_paid)
+        if allowed:
+            self.status = "paid"
+
+    @rule()
+    def mark_shipped(self) -> None:
+        allowed = self.status == "paid"
+        self.expect(allowed, not allowed, self.order.mark_shipped)
+        if allowed:
+            self.status = "shipped"
+
+    @rule(reason=st.sampled_from(["out of stock", "  ", "", "customer request"]))
+    def cancel(self, reason: str) -> None:
+        wrong_state = self.status in ("shipped", "cancelled")
+        allowed = not wrong_state and bool(reason.strip())
+        self.expect(allowed, wrong_state, lambda: self.order.cancel(reason))
+        if allowed:
+            self.status = "cancelled"
+
+    @invariant()
+    def matches_model(self) -> None:
+        assert self.order.status == self.status
+        assert self.order.version == self.version
+        assert len(self.order.pending_events) == self.version - 1
+        assert sorted(self.order.lines) == sorted(self.lines)
+        assert self.order.total * 100 == sum(self.lines.values())
+
+
+OrderLifecycle.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=25, database=None, deadline=None
+)
+TestOrderLifecycle = OrderLifecycle.TestCase

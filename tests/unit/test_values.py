@@ -1,0 +1,157 @@
+"""Unit tests for the validated value types in domain.values."""
+
+from decimal import Decimal
+
+import pytest
+
+from domain.errors import DomainError, InvalidValue
+from domain.values import (
+    bounded_text,
+    country_code,
+    currency_code,
+    email_claim_key,
+    money_amount,
+    normalized_email,
+)
+
+
+def test_invalid_value_is_a_domain_error() -> None:
+    assert issubclass(InvalidValue, DomainError)
+
+
+# bounded_text
+
+
+def test_bounded_text_strips_surrounding_whitespace() -> None:
+    assert bounded_text("  Ada Lovelace \t\n", field="name", max_length=100) == "Ada Lovelace"
+
+
+def test_bounded_text_keeps_inner_whitespace() -> None:
+    assert bounded_text(" a  b ", field="name", max_length=10) == "a  b"
+
+
+@pytest.mark.parametrize("text", ["x", "x" * 5])
+def test_bounded_text_accepts_both_bounds(text: str) -> None:
+    assert bounded_text(text, field="name", max_length=5) == text
+
+
+def test_bounded_text_length_is_measured_after_stripping() -> None:
+    assert bounded_text("   abcde   ", field="name", max_length=5) == "abcde"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\n"])
+def test_bounded_text_rejects_empty_or_blank(text: str) -> None:
+    with pytest.raises(InvalidValue, match=r"^hobby must be 1 to 40 characters, got 0$"):
+        bounded_text(text, field="hobby", max_length=40)
+
+
+def test_bounded_text_rejects_too_long_and_reports_length() -> None:
+    with pytest.raises(InvalidValue, match=r"^city must be 1 to 5 characters, got 6$"):
+        bounded_text("abcdef", field="city", max_length=5)
+
+
+# normalized_email
+
+
+def test_normalized_email_lowercases_the_domain_only() -> None:
+    assert normalized_email("Alice@EXAMPLE.COM") == "Alice@example.com"
+
+
+def test_normalized_email_strips_whitespace() -> None:
+    assert normalized_email("  bob@example.org \n") == "bob@example.org"
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("no-at-sign.example.com", "@-sign"),
+        ("x@localhost", "period"),
+        ("a@@example.com", "invalid characters"),
+        ("", "@-sign"),
+    ],
+)
+def test_normalized_email_rejects_malformed_addresses(address: str, reason: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        normalized_email(address)
+    message = str(caught.value)
+    assert message.startswith(f"email {address!r} is not a valid address")
+    assert reason in message
+
+
+def test_email_claim_key_makes_case_variants_collide() -> None:
+    assert email_claim_key("Alice@example.com") == email_claim_key("ALICE@Example.COM")
+    assert email_claim_key("alice@example.com") != email_claim_key("alicia@example.com")
+
+
+# country_code
+
+
+@pytest.mark.parametrize(("given", "expected"), [("gb", "GB"), (" De ", "DE"), ("US", "US")])
+def test_country_code_normalises_to_upper_case(given: str, expected: str) -> None:
+    assert country_code(given) == expected
+
+
+@pytest.mark.parametrize("given", ["XX", "GBR", "uk", "", "G", "1A"])
+def test_country_code_rejects_non_alpha2_codes(given: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        country_code(given)
+    assert str(caught.value) == f"country {given!r} is not an ISO 3166-1 alpha-2 code"
+
+
+# currency_code
+
+
+@pytest.mark.parametrize(("given", "expected"), [("eur", "EUR"), (" Usd ", "USD"), ("JPY", "JPY")])
+def test_currency_code_normalises_to_upper_case(given: str, expected: str) -> None:
+    assert currency_code(given) == expected
+
+
+@pytest.mark.parametrize("given", ["ABC", "EURO", "EU", "", "€"])
+def test_currency_code_rejects_non_iso4217_codes(given: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        currency_code(given)
+    assert str(caught.value) == f"currency {given!r} is not an ISO 4217 code"
+
+
+# money_amount
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("0", "0.00"), ("5", "5.00"), ("1.5", "1.50"), ("1.000", "1.00"), ("12.34", "12.34")],
+)
+def test_money_amount_normalises_to_two_decimal_places(given: str, expected: str) -> None:
+    amount = money_amount(Decimal(given), field="unit_price")
+    assert amount == Decimal(expected)
+    assert str(amount) == expected
+
+
+@pytest.mark.parametrize("given", ["-0.01", "-5"])
+def test_money_amount_rejects_negative(given: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        money_amount(Decimal(given), field="unit_price")
+    assert str(caught.value) == f"unit_price must be a non-negative amount, got {given}"
+
+
+@pytest.mark.parametrize("given", ["NaN", "sNaN", "Infinity", "-Infinity"])
+def test_money_amount_rejects_non_finite(given: str) -> None:
+    with pytest.raises(InvalidValue, match="unit_price must be a non-negative amount"):
+        money_amount(Decimal(given), field="unit_price")
+
+
+@pytest.mark.parametrize("given", ["1.001", "0.005", "9.999"])
+def test_money_amount_rejects_more_than_two_decimals(given: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        money_amount(Decimal(given), field="price")
+    assert str(caught.value) == f"price may have at most 2 decimal places, got {given}"
+
+
+@pytest.mark.parametrize("given", ["1E+26", "1E+30", "123456789012345678901234567"])
+def test_money_amount_rejects_amounts_too_large_to_hold_cents_as_invalid_value(
+    given: str,
+) -> None:
+    # Such amounts cannot be quantized to cents in the default 28-digit context; the guard must
+    # still answer with InvalidValue, not leak decimal.InvalidOperation.
+    with pytest.raises(InvalidValue) as caught:
+        money_amount(Decimal(given), field="unit_price")
+    assert str(caught.value) == f"unit_price is too large, got {Decimal(given)}"
