@@ -303,7 +303,6 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
-    profile_path: Path | None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -331,7 +330,7 @@ def create_schema(base: str) -> None:
     build_services(settings).close()
 
 
-def start_server(base: str, workers: int, profile_dir: Path | None, log_dir: Path) -> Server:
+def start_server(base: str, workers: int, log_dir: Path) -> Server:
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -343,32 +342,12 @@ def start_server(base: str, workers: int, profile_dir: Path | None, log_dir: Pat
         STRATA_LOG_LEVEL=env.get("STRATA_LOG_LEVEL", "warning"),
     )
     command = [venv_script("strata-write-api")]
-    profile_path = None
-    if profile_dir is not None:
-        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        if not Path(py_spy).exists():
-            sys.exit("write_throughput: --profile needs py-spy: .venv/bin/pip install py-spy")
-        profile_path = profile_dir / "write-api.pyspy.txt"
-        command = [
-            py_spy,
-            "record",
-            "--format",
-            "raw",
-            "--output",
-            str(profile_path),
-            "--rate",
-            "200",
-            "--subprocesses",
-            "--nonblocking",
-            "--",
-            *command,
-        ]
     log_path = log_dir / "write-api.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(  # new session: we signal exactly this group at the end
             command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
-    return Server(process, port, log_path, profile_path)
+    return Server(process, port, log_path)
 
 
 def wait_ready(server: Server, timeout: float = 60.0) -> None:
@@ -391,8 +370,7 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
 
 
 def stop_server(server: Server, timeout: float = 30.0) -> None:
-    """SIGINT to the server's own process group (like Ctrl-C: py-spy then writes its output),
-    then SIGKILL that group if it lingers."""
+    """SIGINT to the server's own process group (like Ctrl-C), SIGKILL to it if it lingers."""
     process = server.process
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -414,6 +392,46 @@ def stop_server(server: Server, timeout: float = 30.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+class Profiler:
+    """`py-spy record` attached to the server (and its worker processes) for the measured window.
+
+    Only threads holding the GIL are sampled (`--gil`), so the samples are where the server's
+    Python CPU time goes; `--nonblocking` never pauses the server.
+    """
+
+    RATE = 200
+
+    def __init__(self, out: Path, seconds: float) -> None:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(py_spy).exists():
+            sys.exit("write_throughput: --profile needs py-spy: .venv/bin/pip install py-spy")
+        self.py_spy = py_spy
+        self.path = out / "write-api.pyspy.txt"
+        self.log_path = out / "py-spy.log"
+        self.seconds = seconds
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, pid: int) -> None:
+        with open(self.log_path, "wb") as log_file:
+            self.process = subprocess.Popen(
+                [
+                    self.py_spy, "record", "--pid", str(pid), "--subprocesses", "--gil",
+                    "--nonblocking", "--rate", str(self.RATE), "--format", "raw",
+                    "--duration", str(max(1, round(self.seconds))), "--output", str(self.path),
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self) -> None:
+        if self.process is not None:
+            try:
+                self.process.wait(self.seconds + 30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def register_factory(host_header: str, run_id: str) -> loadgen.RequestFactory:
@@ -477,14 +495,14 @@ def api_end_to_end(
     warmup: float,
     workers: int,
     command: str,
-    profile_dir: Path | None,
+    profiler: Profiler | None,
     log_dir: Path,
     window: Window,
 ) -> tuple[loadgen.LoadResult, Server]:
     recreate_database(base, USERS_DB)
     recreate_database(base, ORDERS_DB)
     create_schema(base)
-    server = start_server(base, workers, profile_dir, log_dir)
+    server = start_server(base, workers, log_dir)
     try:
         wait_ready(server)
         run_id = uuid.uuid4().hex[:8]
@@ -493,6 +511,12 @@ def api_end_to_end(
             factory = rename_factory(host_header, preregister(server.port, clients, run_id))
         else:
             factory = register_factory(host_header, run_id)
+
+        def on_window(edge: str) -> None:
+            window(edge)
+            if edge == "start" and profiler is not None:
+                profiler.start(server.process.pid)
+
         result = loadgen.run_load(
             HOST,
             server.port,
@@ -500,8 +524,10 @@ def api_end_to_end(
             clients=clients,
             seconds=seconds,
             warmup=warmup,
-            on_window=window,
+            on_window=on_window,
         )
+        if profiler is not None:
+            profiler.wait()
     except BaseException:
         log("--- write API log (tail) ---\n" + server.log_tail())
         stop_server(server)
@@ -719,6 +745,7 @@ def main() -> None:
         f"{', under py-spy' if args.profile else ''}, {args.seconds:g} s ..."
     )
     api_window = Window()
+    profiler = Profiler(out, args.seconds) if args.profile else None
     try:
         api, server = api_end_to_end(
             base,
@@ -727,7 +754,7 @@ def main() -> None:
             warmup=args.warmup,
             workers=args.workers,
             command=args.command,
-            profile_dir=out if args.profile else None,
+            profiler=profiler,
             log_dir=out,
             window=api_window,
         )
@@ -739,10 +766,10 @@ def main() -> None:
     log(f"    {api.rate:,.0f} req/s; server log in {server.log_path}")
 
     profile = None
-    if server.profile_path is not None:
-        profile = summarize_profile(server.profile_path)
+    if profiler is not None:
+        profile = summarize_profile(profiler.path, Profiler.RATE, args.seconds)
         if profile is None:
-            log(f"write_throughput: no py-spy samples in {server.profile_path}; see the log")
+            log(f"write_throughput: no py-spy samples in {profiler.path}; see {profiler.log_path}")
 
     report = build_report(args, raw, raw_window.usage(), api, api_cpu, profile)
     if args.json:

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["embedded", "stack"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 CONTEXTS = ("users", "orders")
 
 
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(
         10_000, ge=0, description="Aggregates cached per store (0 turns the cache off)."
     )
-    log_level: str = Field("info", description="Log level of the services.")
+    log_level: LogLevel = Field("info", description="Log level of the services.")
 
     @model_validator(mode="after")
     def _urls_come_together(self) -> "Settings":

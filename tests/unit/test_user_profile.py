@@ -40,9 +40,10 @@ def test_register_records_normalised_name_and_email() -> None:
 
 
 def test_two_registrations_get_distinct_ids() -> None:
-    assert UserProfile.register("A", "a@example.com").id != UserProfile.register(
-        "A", "a@example.com"
-    ).id
+    assert (
+        UserProfile.register("A", "a@example.com").id
+        != UserProfile.register("A", "a@example.com").id
+    )
 
 
 @pytest.mark.parametrize("name", ["A", "x" * 100, " " + "y" * 100 + " "])

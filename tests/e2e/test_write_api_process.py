@@ -1,0 +1,118 @@
+"""The write API as a client meets it: a real `strata-write-api` process over HTTP."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.api import unique_email
+
+ENTRY_POINT = shutil.which("strata-write-api", path=str(Path(sys.executable).parent))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_api(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    assert ENTRY_POINT, "the strata-write-api console script is not installed"
+    port = _free_port()
+    process = subprocess.Popen(
+        [ENTRY_POINT],
+        env={**os.environ, **env, "STRATA_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            process.kill()
+            pytest.fail(f"the API did not become ready: {process.communicate()[0]}")
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=15)
+
+
+def _embedded(tmp_path: Path) -> dict[str, str]:
+    return {"STRATA_DATA_DIR": str(tmp_path / "var")}
+
+
+def test_the_process_serves_commands_docs_and_survives_a_restart(tmp_path: Path) -> None:
+    email = unique_email("e2e")
+    with running_api(_embedded(tmp_path)) as (base, process):
+        created = httpx.post(f"{base}/users", json={"name": "Ada", "email": email})
+        assert created.status_code == 201
+        user = created.json()["id"]
+        assert httpx.get(f"{base}/docs").status_code == 200
+        paths = httpx.get(f"{base}/openapi.json").json()["paths"]
+        assert {"/users", "/users/{user_id}/name", "/orders/{order_id}/cancel"} <= set(paths)
+    output = process.stdout.read() if process.stdout else ""
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in output
+    assert f"docs: {base}/docs" in output
+
+    with running_api(_embedded(tmp_path)) as (base, _):
+        profile = httpx.get(f"{base}/users/{user}")
+        assert profile.status_code == 200
+        assert profile.json()["email"] == email
+        duplicate = httpx.post(f"{base}/users", json={"name": "Copy", "email": email})
+        assert duplicate.status_code == 409
+
+
+@pytest.mark.postgres
+def test_the_process_runs_in_stack_mode_on_postgresql(postgres_stores: dict[str, str]) -> None:
+    env = {
+        "STRATA_USERS_DATABASE_URL": postgres_stores["users"],
+        "STRATA_ORDERS_DATABASE_URL": postgres_stores["orders"],
+        "STRATA_WEB_WORKERS": "2",
+    }
+    with running_api(env) as (base, process):
+        user = httpx.post(f"{base}/users", json={"name": "Ada", "email": unique_email()})
+        order = httpx.post(f"{base}/orders", json={"user_id": user.json()["id"], "currency": "USD"})
+        assert order.status_code == 201
+        assert order.json()["position"].startswith("orders:")
+    assert "stack mode" in (process.stdout.read() if process.stdout else "")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STRATA_PORT": "not-a-port"}, "STRATA_PORT"),
+        ({"STRATA_USERS_DATABASE_URL": "postgresql://x/y"}, "STRATA_ORDERS_DATABASE_URL"),
+        ({"STRATA_WORKER_THREADS": "0"}, "STRATA_WORKER_THREADS"),
+    ],
+)
+def test_invalid_settings_stop_with_a_one_line_error(env: dict[str, str], message: str) -> None:
+    assert ENTRY_POINT
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+    result = subprocess.run(
+        [ENTRY_POINT], env={**clean, **env}, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert message in lines[0]
