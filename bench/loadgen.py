@@ -147,7 +147,7 @@ async def _client(
                 reader, writer = await asyncio.open_connection(host, port)
             writer.write(request)
             response, closing = await read_response(reader)  # type: ignore[arg-type]
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError) as error:
+        except (OSError, EOFError, asyncio.LimitOverrunError, ProtocolError) as error:
             if writer is not None:
                 writer.close()
             reader = writer = None

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -43,7 +44,10 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loadgen  # noqa: E402
+import loadgen
+
+from eventlog.settings import Settings
+from eventlog.stores import build_services
 
 HOST = "127.0.0.1"
 TARGET_RATIO = 0.5
@@ -241,8 +245,13 @@ def raw_postgres(
         latencies: list[float] = []
         events = 0
         errors: Counter[str] = Counter()
-        with psycopg.connect(url, autocommit=False) as conn:
-            ready.wait()
+        try:
+            conn = psycopg.connect(url, autocommit=False)
+        except psycopg.Error:
+            ready.abort()  # the main thread then fails instead of waiting forever
+            raise
+        with conn:
+            ready.wait(60)
             measure_from, stop_at = edges["from"], edges["stop"]
             while True:
                 started = clock()
@@ -268,7 +277,10 @@ def raw_postgres(
     threads = [threading.Thread(target=writer, name=f"raw-{i}") for i in range(clients)]
     for thread in threads:
         thread.start()
-    ready.wait()
+    try:
+        ready.wait(60)
+    except threading.BrokenBarrierError:
+        raise RuntimeError("raw PostgreSQL clients could not connect") from None
     time.sleep(max(0.0, edges["from"] - clock()))
     window("start")
     time.sleep(max(0.0, edges["stop"] - clock()))
@@ -318,10 +330,6 @@ def create_schema(base: str) -> None:
     2+ workers they race: one dies with `duplicate key value violates unique constraint
     "pg_type_typname_nsp_index"` and uvicorn stops the whole server.
     """
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from eventlog.settings import Settings
-    from eventlog.stores import build_services
-
     settings = Settings(
         users_database_url=f"{base}/{USERS_DB}",
         orders_database_url=f"{base}/{ORDERS_DB}",
@@ -417,9 +425,21 @@ class Profiler:
         with open(self.log_path, "wb") as log_file:
             self.process = subprocess.Popen(
                 [
-                    self.py_spy, "record", "--pid", str(pid), "--subprocesses", "--gil",
-                    "--nonblocking", "--rate", str(self.RATE), "--format", "raw",
-                    "--duration", str(max(1, round(self.seconds))), "--output", str(self.path),
+                    self.py_spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--subprocesses",
+                    "--gil",
+                    "--nonblocking",
+                    "--rate",
+                    str(self.RATE),
+                    "--format",
+                    "raw",
+                    "--duration",
+                    str(max(1, round(self.seconds))),
+                    "--output",
+                    str(self.path),
                 ],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -487,6 +507,20 @@ def preregister(port: int, count: int, run_id: str) -> list[str]:
     return loadgen.run(go)  # type: ignore[return-value]
 
 
+def commit_batches(base: str) -> dict[str, Any]:
+    """Events and the transactions that wrote them in the users store, over the whole run."""
+    with psycopg.connect(f"{base}/{USERS_DB}", autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM users_events"
+        ).fetchone()
+    events, transactions = row if row else (0, 0)
+    return {
+        "events": events,
+        "transactions": transactions,
+        "events_per_transaction": round(events / transactions, 2) if transactions else None,
+    }
+
+
 def api_end_to_end(
     base: str,
     *,
@@ -539,6 +573,9 @@ def api_end_to_end(
 # profile: py-spy raw (collapsed) stacks -> cumulative and self samples per function
 
 
+PROCESS_FRAME = re.compile(r'^process (\d+):"[^"]*";')
+
+
 def _frame_key(frame: str) -> str:
     """`func (path/to/file.py:123)` -> `func (to/file.py)`: merge lines of one function."""
     name, _, where = frame.partition(" (")
@@ -551,13 +588,21 @@ def _frame_key(frame: str) -> str:
 
 
 ROLES = (  # first marker found in a stack names the thread it was sampled on
-    ("group_commit.py", "group-commit thread (save + commit)"),
+    ("eventlog/group_commit.py", "group-commit thread (save + commit)"),
     ("anyio/_backends/_asyncio.py", "anyio worker threads (command handlers)"),
     ("concurrent/futures/thread.py", "other worker threads"),
 )
+# Frames every stack of a thread passes through; left out of the cumulative listing.
+PLUMBING = re.compile(
+    r"\((multiprocessing/|threading\.py|<string>|uvicorn/_subprocess\.py|uvicorn/supervisors/"
+    r"|uvicorn/_compat\.py|asyncio/runners\.py)|^Server\.(run|serve|_serve|main_loop) "
+)
 
 
-def summarize_profile(path: Path, top: int = 25) -> dict[str, Any] | None:
+def summarize_profile(
+    path: Path, rate: int, seconds: float, top: int = 25
+) -> dict[str, Any] | None:
+    """Cumulative and self samples per function from py-spy's raw (collapsed) stacks."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -565,38 +610,46 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any] | None:
     inclusive: Counter[str] = Counter()
     exclusive: Counter[str] = Counter()
     roles: Counter[str] = Counter()
+    per_process: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [
-            _frame_key(f) for f in stack.split(";") if f and not f.startswith("process ")
-        ]
+        pid = "?"
+        while match := PROCESS_FRAME.match(stack):  # nested: supervisor;worker;frames...
+            pid = match.group(1)
+            stack = stack[match.end() :]
+        frames = [_frame_key(f) for f in stack.split(";") if f]
         if not frames:
             continue
         total += count
+        per_process[pid] += count
         for key in set(frames):
-            inclusive[key] += count
+            if not PLUMBING.search(key):
+                inclusive[key] += count
         exclusive[frames[-1]] += count
         role = next((label for marker, label in ROLES if marker in stack), "event loop thread")
         roles[role] += count
     if not total:
         return None
 
-    def rows(counter: Counter[str]) -> list[dict[str, Any]]:
+    def rows(counter: Counter[str], limit: int) -> list[dict[str, Any]]:
         return [
             {"function": key, "samples": n, "pct": round(100 * n / total, 1)}
-            for key, n in counter.most_common(top)
+            for key, n in counter.most_common(limit)
         ]
 
+    possible = rate * max(1, round(seconds))
     return {
         "file": str(path),
         "samples": total,
-        "threads": rows(roles),
-        "cumulative": rows(inclusive),
-        "self": rows(exclusive)[:15],
+        # share of the window in which each process had a thread holding its GIL
+        "gil_busy_pct": {pid: round(100 * n / possible, 1) for pid, n in per_process.most_common()},
+        "threads": rows(roles, 10),
+        "cumulative": rows(inclusive, top),
+        "self": rows(exclusive, 15),
     }
 
 
@@ -614,6 +667,7 @@ def build_report(
     raw_cpu: dict[str, Any] | None,
     api: loadgen.LoadResult,
     api_cpu: dict[str, Any] | None,
+    batches: dict[str, Any],
     profile: dict[str, Any] | None,
 ) -> dict[str, Any]:
     ratio = api.rate / raw.rate if raw.rate else 0.0
@@ -654,6 +708,7 @@ def build_report(
             if api_cpu and api.ok
             else None,
             "profiled": args.profile,
+            "group_commit": batches,
         },
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
@@ -666,15 +721,23 @@ def print_table(report: dict[str, Any]) -> None:
     raw, api = report["raw"], report["api"]
     profiled = " (server under py-spy)" if api["profiled"] else ""
     rows = [
-        (f"(a) raw PG, 1 event/tx, {raw['clients']} threads", f"{raw['rate']:,.0f} ev/s",
-         f"p50 {raw['p50_ms']:.2f} ms / p99 {raw['p99_ms']:.2f} ms"),
-        (f"(b) write API {api['command']}, {api['clients']} conns, "
-         f"{api['workers']} worker(s){profiled}", f"{api['rate']:,.0f} req/s",
-         f"p50 {api['p50_ms']:.2f} ms / p99 {api['p99_ms']:.2f} ms"),
+        (
+            f"(a) raw PG, 1 event/tx, {raw['clients']} threads",
+            f"{raw['rate']:,.0f} ev/s",
+            f"p50 {raw['p50_ms']:.2f} ms / p99 {raw['p99_ms']:.2f} ms",
+        ),
+        (
+            f"(b) write API {api['command']}, {api['clients']} conns, "
+            f"{api['workers']} worker(s){profiled}",
+            f"{api['rate']:,.0f} req/s",
+            f"p50 {api['p50_ms']:.2f} ms / p99 {api['p99_ms']:.2f} ms",
+        ),
         ("ratio b/a", f"{report['ratio']:.3f}", f"target >= {report['target_ratio']}"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"\nwrite throughput, {report['seconds']:g} s measured after {report['warmup']:g} s warm-up")
+    print(
+        f"\nwrite throughput, {report['seconds']:g} s measured after {report['warmup']:g} s warm-up"
+    )
     for label, rate, extra in rows:
         print(f"  {label:<{width}}  {rate:>14}  {extra}")
     print(f"  (b) errors: {api['errors'] or 'none'} (ratio {api['error_ratio']:.3%})")
@@ -688,14 +751,23 @@ def print_table(report: dict[str, Any]) -> None:
             f"  (b) CPU per request: server {api['server_cpu_ms_per_request']:.3f} ms, "
             f"client {api['client_cpu_ms_per_request']:.3f} ms"
         )
+    batches = api["group_commit"]
+    print(
+        f"  (b) users store, whole run: {batches['events']} events in "
+        f"{batches['transactions']} transactions ({batches['events_per_transaction']} per tx)"
+    )
     if report["target_met"]:
         print("TARGET MET")
     else:
         print(f"TARGET MISSED (ratio {report['ratio']:.3f} < {report['target_ratio']})")
     profile = report["profile"]
     if profile:
-        print(f"\nserver profile: {profile['samples']} py-spy samples (CPU-active threads only), "
-              f"raw stacks in {profile['file']}")
+        print(
+            f"\nserver profile: {profile['samples']} py-spy samples of GIL-holding threads "
+            f"over the measured window; raw stacks in {profile['file']}"
+        )
+        busy = ", ".join(f"pid {pid} {pct}%" for pid, pct in profile["gil_busy_pct"].items())
+        print(f"  GIL held (share of the window): {busy}")
         print("  by thread:")
         for row in profile["threads"]:
             print(f"    {row['pct']:5.1f}%  {row['function']}")
@@ -731,13 +803,17 @@ def main() -> None:
 
     log(f"(a) raw PostgreSQL: {args.raw_clients} threads, {args.seconds:g} s ...")
     raw_window = Window()
-    raw = raw_postgres(
-        base,
-        clients=args.raw_clients,
-        seconds=args.seconds,
-        warmup=args.warmup,
-        window=raw_window,
-    )
+    try:
+        raw = raw_postgres(
+            base,
+            clients=args.raw_clients,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            window=raw_window,
+        )
+    except (RuntimeError, psycopg.Error) as error:
+        log(f"write_throughput: FAILED: {error}")
+        sys.exit(2)
     log(f"    {raw.rate:,.0f} ev/s")
 
     log(
@@ -771,7 +847,8 @@ def main() -> None:
         if profile is None:
             log(f"write_throughput: no py-spy samples in {profiler.path}; see {profiler.log_path}")
 
-    report = build_report(args, raw, raw_window.usage(), api, api_cpu, profile)
+    batches = commit_batches(base)
+    report = build_report(args, raw, raw_window.usage(), api, api_cpu, batches, profile)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
