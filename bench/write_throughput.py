@@ -155,6 +155,31 @@ def cpu_usage(start: CpuSnapshot, end: CpuSnapshot, server_root: int | None) -> 
     }
 
 
+def connections_per_process(root: int, port: int) -> dict[str, int]:
+    """Established TCP connections on `port` held by each process of the tree under `root`
+    (uvicorn workers share one listening socket; the kernel decides who accepts what)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                local_port = int(parts[1].rsplit(":", 1)[1], 16)
+                if local_port == port and parts[3] == "01":  # 01 = ESTABLISHED
+                    inodes.add(parts[9])
+    counts: dict[str, int] = {}
+    for pid in sorted(_descendants(cpu_snapshot().procs, root)):
+        n = 0
+        with contextlib.suppress(OSError):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(fd.path)
+                    if link.startswith("socket:[") and link[8:-1] in inodes:
+                        n += 1
+        if n:
+            counts[str(pid)] = n
+    return counts
+
+
 class Window:
     """Collects the CPU snapshots at the edges of a measured window."""
 
@@ -402,6 +427,59 @@ def stop_server(server: Server, timeout: float = 30.0) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+class ActivitySampler:
+    """Samples pg_stat_activity of the users store every 50 ms during the measured window.
+
+    Appends take a lock on the events table, so the store commits one transaction at a time;
+    the share of samples in which a server connection is inside a transaction, and what it is
+    waiting for there, tell whether that serial section (and what stretches it) bounds the rate.
+    """
+
+    QUERY = """
+        SELECT state, coalesce(wait_event_type, 'CPU'), coalesce(wait_event, '-')
+        FROM pg_stat_activity
+        WHERE datname = %s AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+    """
+
+    def __init__(self, base: str) -> None:
+        self.url = f"{base}/{USERS_DB}"
+        self.samples = 0
+        self.busy = 0  # samples with at least one connection inside a transaction
+        self.in_tx = 0  # sum over samples of connections inside a transaction
+        self.states: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-activity", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.05):
+                rows = conn.execute(self.QUERY, (USERS_DB,)).fetchall()
+                self.samples += 1
+                self.busy += bool(rows)
+                self.in_tx += len(rows)
+                for state, kind, event in rows:
+                    self.states[f"{state} / {kind}:{event}"] += 1
+
+    def report(self) -> dict[str, Any] | None:
+        if not self.samples:
+            return None
+        return {
+            "samples": self.samples,
+            "in_transaction_pct": round(100 * self.busy / self.samples, 1),
+            "mean_connections_in_transaction": round(self.in_tx / self.samples, 2),
+            "what_they_wait_for_pct": {
+                k: round(100 * v / self.samples, 1) for k, v in self.states.most_common(8)
+            },
+        }
+
+
 class Profiler:
     """`py-spy record` attached to the server (and its worker processes) for the measured window.
 
@@ -411,7 +489,7 @@ class Profiler:
 
     RATE = 200
 
-    def __init__(self, out: Path, seconds: float) -> None:
+    def __init__(self, base: str, out: Path, seconds: float) -> None:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(py_spy).exists():
             sys.exit("write_throughput: --profile needs py-spy: .venv/bin/pip install py-spy")
@@ -420,6 +498,7 @@ class Profiler:
         self.log_path = out / "py-spy.log"
         self.seconds = seconds
         self.process: subprocess.Popen[bytes] | None = None
+        self.activity = ActivitySampler(base)
 
     def start(self, pid: int) -> None:
         with open(self.log_path, "wb") as log_file:
@@ -545,11 +624,19 @@ def api_end_to_end(
             factory = rename_factory(host_header, preregister(server.port, clients, run_id))
         else:
             factory = register_factory(host_header, run_id)
+        spread: dict[str, int] = {}
 
         def on_window(edge: str) -> None:
             window(edge)
-            if edge == "start" and profiler is not None:
+            if edge == "start":
+                spread.update(connections_per_process(server.process.pid, server.port))
+            if profiler is None:
+                return
+            if edge == "start":
                 profiler.start(server.process.pid)
+                profiler.activity.start()
+            else:
+                profiler.activity.stop()
 
         result = loadgen.run_load(
             HOST,
@@ -560,6 +647,7 @@ def api_end_to_end(
             warmup=warmup,
             on_window=on_window,
         )
+        result.connections_per_process = spread  # type: ignore[attr-defined]
         if profiler is not None:
             profiler.wait()
     except BaseException:
@@ -709,6 +797,7 @@ def build_report(
             else None,
             "profiled": args.profile,
             "group_commit": batches,
+            "connections_per_process": getattr(api, "connections_per_process", {}),
         },
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
@@ -741,6 +830,8 @@ def print_table(report: dict[str, Any]) -> None:
     for label, rate, extra in rows:
         print(f"  {label:<{width}}  {rate:>14}  {extra}")
     print(f"  (b) errors: {api['errors'] or 'none'} (ratio {api['error_ratio']:.3%})")
+    spread = " / ".join(str(n) for n in api["connections_per_process"].values())
+    print(f"  (b) keep-alive connections per server process: {spread or 'unknown'}")
     for name, part in (("(a)", raw), ("(b)", api)):
         cpu = part["cpu"]
         if cpu:
@@ -768,6 +859,15 @@ def print_table(report: dict[str, Any]) -> None:
         )
         busy = ", ".join(f"pid {pid} {pct}%" for pid, pct in profile["gil_busy_pct"].items())
         print(f"  GIL held (share of the window): {busy}")
+        activity = profile.get("pg_activity")
+        if activity:
+            print(
+                f"  users store connections (pg_stat_activity every 50 ms): inside a transaction "
+                f"in {activity['in_transaction_pct']}% of samples, "
+                f"{activity['mean_connections_in_transaction']} on average; there:"
+            )
+            for what, pct in activity["what_they_wait_for_pct"].items():
+                print(f"    {pct:5.1f}%  {what}")
         print("  by thread:")
         for row in profile["threads"]:
             print(f"    {row['pct']:5.1f}%  {row['function']}")
@@ -821,7 +921,7 @@ def main() -> None:
         f"{', under py-spy' if args.profile else ''}, {args.seconds:g} s ..."
     )
     api_window = Window()
-    profiler = Profiler(out, args.seconds) if args.profile else None
+    profiler = Profiler(base, out, args.seconds) if args.profile else None
     try:
         api, server = api_end_to_end(
             base,
@@ -844,6 +944,8 @@ def main() -> None:
     profile = None
     if profiler is not None:
         profile = summarize_profile(profiler.path, Profiler.RATE, args.seconds)
+        if profile is not None:
+            profile["pg_activity"] = profiler.activity.report()
         if profile is None:
             log(f"write_throughput: no py-spy samples in {profiler.path}; see {profiler.log_path}")
 

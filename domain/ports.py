@@ -34,12 +34,15 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class EventTime:
-    """One row of the (aggregate id, timestamp) -> version index."""
+class EventMetadata:
+    """What the store keeps beside each event: its time (indexed, for "state as of T") and the
+    ids tying it to the request that caused it."""
 
     originator_id: UUID
     originator_version: int
     timestamp: datetime
+    correlation_id: str | None = None
+    causation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class SideRecords:
     idempotency: Sequence[IdempotencyRecord] = ()
     claims: Sequence[Claim] = ()
     released_claims: Sequence[Claim] = ()
-    event_times: Sequence[EventTime] = ()
+    event_metadata: Sequence[EventMetadata] = ()
 
     @classmethod
     def combined(cls, parts: Sequence["SideRecords"]) -> "SideRecords":
@@ -57,7 +60,7 @@ class SideRecords:
             idempotency=[r for part in parts for r in part.idempotency],
             claims=[c for part in parts for c in part.claims],
             released_claims=[c for part in parts for c in part.released_claims],
-            event_times=[t for part in parts for t in part.event_times],
+            event_metadata=[t for part in parts for t in part.event_metadata],
         )
 
 
@@ -87,3 +90,5 @@ class SideRecordStore(Protocol):
     def position_of(self, originator_id: UUID, originator_version: int) -> int | None: ...
 
     def version_at(self, originator_id: UUID, timestamp: datetime) -> int | None: ...
+
+    def metadata_of(self, originator_id: UUID, originator_version: int) -> EventMetadata | None: ...

@@ -27,7 +27,7 @@ from domain.errors import (
 from domain.ports import (
     Claim,
     Committer,
-    EventTime,
+    EventMetadata,
     IdempotencyRecord,
     SideRecords,
     SideRecordStore,
@@ -44,6 +44,8 @@ class CommandContext:
     idempotency_key: str | None = None
     fingerprint: str = ""
     expected_version: int | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,15 @@ class CommandService(Application[UUID]):
             idempotency=self._idempotency_records(ctx, aggregate),
             claims=decision.claims.take,
             released_claims=decision.claims.release,
-            event_times=[
-                EventTime(e.originator_id, e.originator_version, e.timestamp) for e in events
+            event_metadata=[
+                EventMetadata(
+                    e.originator_id,
+                    e.originator_version,
+                    e.timestamp,
+                    ctx.correlation_id,
+                    ctx.causation_id,
+                )
+                for e in events
             ],
         )
         recordings = self.committer.commit(UnitOfWork(events, side_records))

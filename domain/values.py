@@ -58,4 +58,4 @@ def money_amount(value: Decimal, *, field: str) -> Decimal:
         raise InvalidValue(f"{field} is too large, got {value}") from None
     if value != cents:
         raise InvalidValue(f"{field} may have at most 2 decimal places, got {value}")
-    return cents
+    return cents.copy_abs()  # -0.00 is 0.00

@@ -5,11 +5,12 @@ order equals position order and no tailer can skip a late commit). Side records 
 
 - ``*_idempotency``: what a command with an Idempotency-Key produced;
 - ``*_claims``: unique values (email addresses) held by one aggregate, enforced by a primary key;
-- ``*_event_times``: the (aggregate id, event timestamp) -> version index for point-in-time replay.
+- ``*_event_metadata``: each event's timestamp, indexed as (aggregate id, timestamp) -> version
+  for point-in-time replay, and the correlation and causation ids of the command behind it.
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +21,12 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.ports import IdempotencyRecord, SideRecords
+from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
+
+
+def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
+    """Rows of dataclasses to one list per column, for `unnest`."""
+    return [[getattr(row, name) for row in rows] for name in names]
 
 
 class PostgresSideRecordRecorder(PostgresApplicationRecorder):
@@ -32,21 +38,22 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         self._schema = Identifier(datastore.schema)
         self._idempotency = Identifier(f"{prefix}_idempotency")
         self._claims = Identifier(f"{prefix}_claims")
-        self._event_times = Identifier(f"{prefix}_event_times")
-        self._event_times_index = Identifier(f"{prefix}_event_times_by_time")
+        self._event_metadata = Identifier(f"{prefix}_event_metadata")
+        self._event_metadata_index = Identifier(f"{prefix}_event_metadata_by_time")
         self.sql_create_statements.extend(self._side_table_statements())
-        # One round trip: the lock that makes commit order equal position order, then NOTIFY.
-        self._lock_and_notify_statement = SQL("; ").join(
-            [*self.lock_table_statements, SQL("NOTIFY {}").format(Identifier(self.channel_name))]
-        )
+        # The lock that makes commit order equal position order, then the wake-up for tailers.
+        self._lock_and_notify_statements = [
+            *self.lock_table_statements,
+            SQL("NOTIFY {}").format(Identifier(self.channel_name)),
+        ]
 
     def _side_table_statements(self) -> list[Any]:
         names = {
             "schema": self._schema,
             "idempotency": self._idempotency,
             "claims": self._claims,
-            "event_times": self._event_times,
-            "event_times_index": self._event_times_index,
+            "event_metadata": self._event_metadata,
+            "event_metadata_index": self._event_metadata_index,
         }
         statements = [
             "CREATE TABLE IF NOT EXISTS {schema}.{idempotency} ("
@@ -56,11 +63,11 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS {schema}.{claims} ("
             " scope text NOT NULL, value text NOT NULL, owner_id uuid NOT NULL,"
             " PRIMARY KEY (scope, value))",
-            "CREATE TABLE IF NOT EXISTS {schema}.{event_times} ("
+            "CREATE TABLE IF NOT EXISTS {schema}.{event_metadata} ("
             " originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
-            " timestamp timestamptz NOT NULL,"
+            " timestamp timestamptz NOT NULL, correlation_id text, causation_id text,"
             " PRIMARY KEY (originator_id, originator_version))",
-            "CREATE INDEX IF NOT EXISTS {event_times_index} ON {schema}.{event_times}"
+            "CREATE INDEX IF NOT EXISTS {event_metadata_index} ON {schema}.{event_metadata}"
             " (originator_id, timestamp) INCLUDE (originator_version)",
         ]
         return [SQL(statement).format(**names) for statement in statements]
@@ -74,16 +81,22 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int]:
         """Append events and side records in one transaction, returning the events' positions.
 
-        Unlike the library's version this is not retried on connection errors: a command
-        handler must learn of an outage at once, not after ten retries. Side records go
-        first, so the table lock is held only for the events insert and the commit.
+        Everything goes in one pipelined round trip. Unlike the library's version this is not
+        retried on connection errors: a command handler must learn of an outage at once, not
+        after ten retries.
         """
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.pipeline(),
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
             if side_records is not None:
                 self._insert_side_records(curs, side_records)
             if not stored_events:
                 return []
-            curs.execute(self._lock_and_notify_statement)
+            for statement in self._lock_and_notify_statements:
+                curs.execute(statement)
             self._insert_rows(curs, stored_events)
             return [row["notification_id"] for row in curs.fetchall()]
 
@@ -95,35 +108,46 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         curs.execute(self.insert_events_statement, (rows,), prepare=True)
 
     def _insert_side_records(self, curs: Cursor[DictRow], records: SideRecords) -> None:
+        """One statement per kind of record, with arrays, whatever the number of rows."""
         if records.released_claims:
-            curs.executemany(
-                SQL("DELETE FROM {}.{} WHERE scope = %s AND value = %s AND owner_id = %s").format(
-                    self._schema, self._claims
-                ),
-                [(c.scope, c.value, c.owner_id) for c in records.released_claims],
+            curs.execute(
+                SQL(
+                    "DELETE FROM {}.{} WHERE (scope, value, owner_id) IN"
+                    " (SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[]))"
+                ).format(self._schema, self._claims),
+                _columns(records.released_claims, "scope", "value", "owner_id"),
             )
         if records.claims:
-            curs.executemany(
-                SQL("INSERT INTO {}.{} (scope, value, owner_id) VALUES (%s, %s, %s)").format(
-                    self._schema, self._claims
-                ),
-                [(c.scope, c.value, c.owner_id) for c in records.claims],
+            curs.execute(
+                SQL(
+                    "INSERT INTO {}.{} (scope, value, owner_id)"
+                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[])"
+                ).format(self._schema, self._claims),
+                _columns(records.claims, "scope", "value", "owner_id"),
             )
         if records.idempotency:
-            curs.executemany(
+            curs.execute(
                 SQL(
                     "INSERT INTO {}.{} (key, fingerprint, aggregate_id, version)"
-                    " VALUES (%s, %s, %s, %s)"
+                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::bigint[])"
                 ).format(self._schema, self._idempotency),
-                [(r.key, r.fingerprint, r.aggregate_id, r.version) for r in records.idempotency],
+                _columns(records.idempotency, "key", "fingerprint", "aggregate_id", "version"),
             )
-        if records.event_times:
-            curs.executemany(
+        if records.event_metadata:
+            curs.execute(
                 SQL(
-                    "INSERT INTO {}.{} (originator_id, originator_version, timestamp)"
-                    " VALUES (%s, %s, %s)"
-                ).format(self._schema, self._event_times),
-                [(t.originator_id, t.originator_version, t.timestamp) for t in records.event_times],
+                    "INSERT INTO {}.{} (originator_id, originator_version, timestamp,"
+                    " correlation_id, causation_id) SELECT * FROM unnest(%s::uuid[],"
+                    " %s::bigint[], %s::timestamptz[], %s::text[], %s::text[])"
+                ).format(self._schema, self._event_metadata),
+                _columns(
+                    records.event_metadata,
+                    "originator_id",
+                    "originator_version",
+                    "timestamp",
+                    "correlation_id",
+                    "causation_id",
+                ),
             )
 
     def ping(self) -> None:
@@ -166,22 +190,42 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         )
         return None if row is None else row["notification_id"]
 
+    def metadata_of(self, originator_id: UUID, originator_version: int) -> EventMetadata | None:
+        row = self._fetch_one(
+            SQL(
+                "SELECT timestamp, correlation_id, causation_id FROM {}.{}"
+                " WHERE originator_id = %s AND originator_version = %s"
+            ).format(self._schema, self._event_metadata),
+            [originator_id, originator_version],
+        )
+        if row is None:
+            return None
+        return EventMetadata(
+            originator_id,
+            originator_version,
+            row["timestamp"],
+            row["correlation_id"],
+            row["causation_id"],
+        )
+
     def version_at(self, originator_id: UUID, timestamp: datetime) -> int | None:
         row = self._fetch_one(
             SQL(
                 "SELECT originator_version FROM {}.{}"
                 " WHERE originator_id = %s AND timestamp <= %s"
                 " ORDER BY timestamp DESC LIMIT 1"
-            ).format(self._schema, self._event_times),
+            ).format(self._schema, self._event_metadata),
             [originator_id, timestamp],
         )
         return None if row is None else row["originator_version"]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _microseconds(timestamp: datetime) -> int:
     """SQLite has no timestamp type; integer microseconds since the epoch sort correctly."""
-    delta = timestamp.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (timestamp - EPOCH) // timedelta(microseconds=1)
 
 
 class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
@@ -199,11 +243,12 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS claims ("
             " scope TEXT NOT NULL, value TEXT NOT NULL, owner_id TEXT NOT NULL,"
             " PRIMARY KEY (scope, value))",
-            "CREATE TABLE IF NOT EXISTS event_times ("
+            "CREATE TABLE IF NOT EXISTS event_metadata ("
             " originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL,"
-            " timestamp_us INTEGER NOT NULL, PRIMARY KEY (originator_id, originator_version))",
-            "CREATE INDEX IF NOT EXISTS event_times_by_time"
-            " ON event_times (originator_id, timestamp_us, originator_version)",
+            " timestamp_us INTEGER NOT NULL, correlation_id TEXT, causation_id TEXT,"
+            " PRIMARY KEY (originator_id, originator_version))",
+            "CREATE INDEX IF NOT EXISTS event_metadata_by_time"
+            " ON event_metadata (originator_id, timestamp_us, originator_version)",
         ]
 
     def _insert_events(
@@ -233,11 +278,17 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
             [(r.key, r.fingerprint, r.aggregate_id.hex, r.version) for r in records.idempotency],
         )
         c.executemany(
-            "INSERT INTO event_times (originator_id, originator_version, timestamp_us)"
-            " VALUES (?, ?, ?)",
+            "INSERT INTO event_metadata (originator_id, originator_version, timestamp_us,"
+            " correlation_id, causation_id) VALUES (?, ?, ?, ?, ?)",
             [
-                (t.originator_id.hex, t.originator_version, _microseconds(t.timestamp))
-                for t in records.event_times
+                (
+                    m.originator_id.hex,
+                    m.originator_version,
+                    _microseconds(m.timestamp),
+                    m.correlation_id,
+                    m.causation_id,
+                )
+                for m in records.event_metadata
             ],
         )
 
@@ -271,9 +322,22 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
         )
         return None if row is None else row[0]
 
+    def metadata_of(self, originator_id: UUID, originator_version: int) -> EventMetadata | None:
+        row = self._fetch_one(
+            "SELECT timestamp_us, correlation_id, causation_id FROM event_metadata"
+            " WHERE originator_id = ? AND originator_version = ?",
+            [originator_id.hex, originator_version],
+        )
+        if row is None:
+            return None
+        timestamp = EPOCH + timedelta(microseconds=row["timestamp_us"])
+        return EventMetadata(
+            originator_id, originator_version, timestamp, row["correlation_id"], row["causation_id"]
+        )
+
     def version_at(self, originator_id: UUID, timestamp: datetime) -> int | None:
         row = self._fetch_one(
-            "SELECT originator_version FROM event_times"
+            "SELECT originator_version FROM event_metadata"
             " WHERE originator_id = ? AND timestamp_us <= ?"
             " ORDER BY timestamp_us DESC LIMIT 1",
             [originator_id.hex, _microseconds(timestamp)],

@@ -37,7 +37,6 @@ def _postgres_env(settings: Settings, url: str) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(max(0, max_connections - settings.db_pool_size)),
         "POSTGRES_CONNECT_TIMEOUT": str(settings.db_connect_timeout),
         "POSTGRES_LOCK_TIMEOUT": str(settings.db_lock_timeout),
-        "POSTGRES_PRE_PING": "y",
     }
 
 

@@ -32,7 +32,7 @@ async def create_order(
     ctx = headers.context(request, body)
     result = await run.run(lambda: orders(request).create_order(ctx, body.user_id, body.currency))
     response.headers["Location"] = f"/orders/{result.id}"
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.get("/{order_id}", response_model=OrderState)
@@ -75,7 +75,7 @@ async def add_line(
     result = await run.run(
         lambda: orders(request).add_line(ctx, order_id, body.sku, body.quantity, body.unit_price)
     )
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.delete("/{order_id}/lines/{sku}", response_model=Accepted)
@@ -84,7 +84,7 @@ async def remove_line(
 ) -> Accepted:
     ctx = headers.context(request)
     result = await run.run(lambda: orders(request).remove_line(ctx, order_id, sku))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/place", response_model=Accepted)
@@ -93,7 +93,7 @@ async def place(
 ) -> Accepted:
     ctx = headers.context(request)
     result = await run.run(lambda: orders(request).place(ctx, order_id))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/pay", response_model=Accepted)
@@ -102,7 +102,7 @@ async def mark_paid(
 ) -> Accepted:
     ctx = headers.context(request)
     result = await run.run(lambda: orders(request).mark_paid(ctx, order_id))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/ship", response_model=Accepted)
@@ -111,7 +111,7 @@ async def mark_shipped(
 ) -> Accepted:
     ctx = headers.context(request)
     result = await run.run(lambda: orders(request).mark_shipped(ctx, order_id))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/cancel", response_model=Accepted)
@@ -125,4 +125,4 @@ async def cancel(
 ) -> Accepted:
     ctx = headers.context(request, body)
     result = await run.run(lambda: orders(request).cancel(ctx, order_id, body.reason))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -16,6 +17,7 @@ from write_api.schemas import Accepted, Command
 T = TypeVar("T")
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+TRACE_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
 ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
 
@@ -60,18 +62,28 @@ def fingerprint(request: Request, body: Command | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _trace_id(value: str | None, header: str) -> str | None:
+    if value is not None and not TRACE_ID.match(value):
+        raise HTTPException(400, f"{header} must be 1 to 100 visible ASCII characters")
+    return value
+
+
 class CommandHeaders:
-    """The Idempotency-Key and If-Match headers of a command request."""
+    """The Idempotency-Key, If-Match, X-Correlation-Id and X-Causation-Id headers."""
 
     def __init__(
         self,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
         if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+        correlation_id: Annotated[str | None, Header(alias="X-Correlation-Id")] = None,
+        causation_id: Annotated[str | None, Header(alias="X-Causation-Id")] = None,
     ) -> None:
         if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
             raise HTTPException(400, "Idempotency-Key must be 1 to 200 visible ASCII characters")
         self.idempotency_key = idempotency_key
         self.expected_version = expected_version(if_match)
+        self.correlation_id = _trace_id(correlation_id, "X-Correlation-Id") or str(uuid.uuid4())
+        self.causation_id = _trace_id(causation_id, "X-Causation-Id")
 
     def context(self, request: Request, body: Command | None = None) -> CommandContext:
         key = self.idempotency_key
@@ -79,6 +91,8 @@ class CommandHeaders:
             idempotency_key=key,
             fingerprint=fingerprint(request, body) if key else "",
             expected_version=self.expected_version,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
         )
 
 
@@ -86,8 +100,11 @@ Headers = Annotated[CommandHeaders, Depends()]
 Blocking = Annotated[Runner, Depends(runner)]
 
 
-def accepted(response: Response, context: str, result: CommandResult) -> Accepted:
+def accepted(
+    response: Response, context: str, result: CommandResult, headers: CommandHeaders
+) -> Accepted:
     response.headers["ETag"] = etag(result.version)
+    response.headers["X-Correlation-Id"] = headers.correlation_id
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return Accepted(id=result.id, version=result.version, position=f"{context}:{result.position}")

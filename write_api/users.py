@@ -34,7 +34,7 @@ async def register(
     ctx = headers.context(request, body)
     result = await run.run(lambda: users(request).register(ctx, body.name, body.email))
     response.headers["Location"] = f"/users/{result.id}"
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.get("/{user_id}", response_model=UserProfileState)
@@ -68,7 +68,7 @@ async def rename(
 ) -> Accepted:
     ctx = headers.context(request, body)
     result = await run.run(lambda: users(request).rename(ctx, user_id, body.name))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.put("/{user_id}/email", response_model=Accepted)
@@ -82,7 +82,7 @@ async def change_email(
 ) -> Accepted:
     ctx = headers.context(request, body)
     result = await run.run(lambda: users(request).change_email(ctx, user_id, body.email))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.post("/{user_id}/hobbies", response_model=Accepted)
@@ -96,7 +96,7 @@ async def add_hobby(
 ) -> Accepted:
     ctx = headers.context(request, body)
     result = await run.run(lambda: users(request).add_hobby(ctx, user_id, body.hobby))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.delete("/{user_id}/hobbies/{hobby}", response_model=Accepted)
@@ -110,7 +110,7 @@ async def remove_hobby(
 ) -> Accepted:
     ctx = headers.context(request)
     result = await run.run(lambda: users(request).remove_hobby(ctx, user_id, hobby))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.put("/{user_id}/location", response_model=Accepted)
@@ -126,7 +126,7 @@ async def change_location(
     result = await run.run(
         lambda: users(request).change_location(ctx, user_id, body.city, body.country)
     )
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.post("/{user_id}/deactivate", response_model=Accepted)
@@ -135,7 +135,7 @@ async def deactivate(
 ) -> Accepted:
     ctx = headers.context(request)
     result = await run.run(lambda: users(request).deactivate(ctx, user_id))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)
 
 
 @router.post("/{user_id}/reactivate", response_model=Accepted)
@@ -144,4 +144,4 @@ async def reactivate(
 ) -> Accepted:
     ctx = headers.context(request)
     result = await run.run(lambda: users(request).reactivate(ctx, user_id))
-    return accepted(response, CONTEXT, result)
+    return accepted(response, CONTEXT, result, headers)

@@ -131,3 +131,27 @@ def test_concurrent_retries_with_one_key_create_one_aggregate(client: TestClient
 
     assert len(results) == 1 and next(iter(results))[0] == 201
     assert store_state(client)[0] == before[0] + 1
+
+
+def test_the_correlation_id_of_a_command_is_stored_with_its_events_and_echoed(
+    client: TestClient,
+) -> None:
+    trace = {"X-Correlation-Id": f"corr-{uuid.uuid4()}", "X-Causation-Id": "cause-1"}
+    response = client.post("/users", json={"name": "Ada", "email": unique_email()}, headers=trace)
+    assert response.headers["X-Correlation-Id"] == trace["X-Correlation-Id"]
+    user = uuid.UUID(response.json()["id"])
+    metadata = services(client).users.side_records.metadata_of(user, 1)
+    assert metadata is not None
+    assert (metadata.correlation_id, metadata.causation_id) == (
+        trace["X-Correlation-Id"],
+        "cause-1",
+    )
+    event = next(iter(services(client).users.events.get(user)))
+    assert metadata.timestamp == event.timestamp
+
+    untraced = client.put(f"/users/{user}/name", json={"name": "B"})
+    generated = untraced.headers["X-Correlation-Id"]
+    assert uuid.UUID(generated)
+    stored = services(client).users.side_records.metadata_of(user, 2)
+    assert stored is not None and stored.correlation_id == generated
+    assert stored.causation_id is None

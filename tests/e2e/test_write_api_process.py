@@ -109,7 +109,12 @@ def test_invalid_settings_stop_with_a_one_line_error(env: dict[str, str], messag
     assert ENTRY_POINT
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     result = subprocess.run(
-        [ENTRY_POINT], env={**clean, **env}, capture_output=True, text=True, timeout=30
+        [ENTRY_POINT],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

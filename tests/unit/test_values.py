@@ -155,3 +155,8 @@ def test_money_amount_rejects_amounts_too_large_to_hold_cents_as_invalid_value(
     with pytest.raises(InvalidValue) as caught:
         money_amount(Decimal(given), field="unit_price")
     assert str(caught.value) == f"unit_price is too large, got {Decimal(given)}"
+
+
+def test_negative_zero_is_stored_as_plain_zero() -> None:
+    amount = money_amount(Decimal("-0"), field="unit_price")
+    assert str(amount) == "0.00"
