@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -88,12 +89,17 @@ class CpuSnapshot:
     procs: dict[int, tuple[str, int, int]]  # pid -> (comm, ppid, utime+stime jiffies)
 
 
-def cpu_snapshot() -> CpuSnapshot:
+def _scan_proc() -> dict[str, Any]:
+    """/proc/stat and every process's CPU ticks. Self-contained: also run in a child process."""
+    import os  # noqa: PLC0415 - the child process runs this function's source alone
+    import time  # noqa: PLC0415
+
+    started = time.perf_counter()
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     total = sum(fields[:8])  # guest time is already inside user/nice
-    procs: dict[int, tuple[str, int, int]] = {}
+    procs = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -104,8 +110,25 @@ def cpu_snapshot() -> CpuSnapshot:
             continue
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         rest = raw[raw.rindex(")") + 2 :].split()
-        procs[int(entry.name)] = (comm, int(rest[1]), int(rest[11]) + int(rest[12]))
-    return CpuSnapshot(time.perf_counter(), total - idle, total, procs)
+        procs[entry.name] = (comm, int(rest[1]), int(rest[11]) + int(rest[12]))
+    at = (started + time.perf_counter()) / 2  # CLOCK_MONOTONIC: comparable across processes
+    return {"at": at, "busy": total - idle, "total": total, "procs": procs}
+
+
+def _snapshot(data: dict[str, Any]) -> CpuSnapshot:
+    procs = {int(pid): (c, int(pp), int(t)) for pid, (c, pp, t) in data["procs"].items()}
+    return CpuSnapshot(data["at"], data["busy"], data["total"], procs)
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    return _snapshot(_scan_proc())
+
+
+SCAN_CHILD = (
+    "from typing import Any\n"
+    + inspect.getsource(_scan_proc)
+    + "import json\nprint(json.dumps(_scan_proc()))\n"
+)
 
 
 def _descendants(procs: dict[int, tuple[str, int, int]], root: int) -> set[int]:
@@ -122,7 +145,9 @@ def _descendants(procs: dict[int, tuple[str, int, int]], root: int) -> set[int]:
     return found
 
 
-def cpu_usage(start: CpuSnapshot, end: CpuSnapshot, server_root: int | None) -> dict[str, Any]:
+def cpu_usage(
+    start: CpuSnapshot, end: CpuSnapshot, server_root: int | None, exclude: set[int] = frozenset()
+) -> dict[str, Any]:
     """Cores used by each party between two snapshots (1.0 = one core busy all the time)."""
     wall = end.at - start.at
     server = _descendants(end.procs, server_root) if server_root else set()
@@ -131,7 +156,7 @@ def cpu_usage(start: CpuSnapshot, end: CpuSnapshot, server_root: int | None) -> 
     for pid, (comm, _, ticks) in end.procs.items():
         before = start.procs.get(pid)
         delta = ticks - (before[2] if before and before[0] == comm else 0)
-        if delta <= 0:
+        if delta <= 0 or pid in exclude:
             continue
         if pid == me:
             group = "client (bench process)"
@@ -181,18 +206,38 @@ def connections_per_process(root: int, port: int) -> dict[str, int]:
 
 
 class Window:
-    """Collects the CPU snapshots at the edges of a measured window."""
+    """CPU snapshots at the edges of a measured window.
+
+    Each snapshot is taken by a short-lived child process, started without waiting for it: the
+    bench process may be full of busy threads (part a), where reading ~150 /proc files under a
+    contended GIL takes seconds and would smear the snapshot across the window.
+    """
 
     def __init__(self) -> None:
-        self.snaps: dict[str, CpuSnapshot] = {}
+        self.children: dict[str, subprocess.Popen[str]] = {}
+        self.snaps: dict[str, CpuSnapshot | None] = {}
 
     def __call__(self, edge: str) -> None:
-        self.snaps[edge] = cpu_snapshot()
+        self.children[edge] = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", SCAN_CHILD], stdout=subprocess.PIPE, text=True
+        )
+
+    def snapshot(self, edge: str) -> CpuSnapshot | None:
+        """Wait for the snapshot of an edge (taken once)."""
+        if edge not in self.snaps:
+            child = self.children.get(edge)
+            if child is None:
+                return None
+            out, _ = child.communicate(timeout=30)
+            self.snaps[edge] = _snapshot(json.loads(out)) if child.returncode == 0 else None
+        return self.snaps[edge]
 
     def usage(self, server_root: int | None = None) -> dict[str, Any] | None:
-        if "start" not in self.snaps or "end" not in self.snaps:
+        start, end = self.snapshot("start"), self.snapshot("end")
+        if start is None or end is None:
             return None
-        return cpu_usage(self.snaps["start"], self.snaps["end"], server_root)
+        samplers = {child.pid for child in self.children.values()}
+        return cpu_usage(start, end, server_root, samplers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,6 +310,7 @@ def raw_postgres(
         edges["from"], edges["stop"] = now + warmup, now + warmup + seconds
 
     ready = threading.Barrier(clients + 1, action=set_edges)
+    finished_all = threading.Event()
 
     def writer() -> None:
         latencies: list[float] = []
@@ -294,6 +340,7 @@ def raw_postgres(
                 if started >= measure_from and finished <= stop_at:
                     events += 1
                     latencies.append(finished - started)
+            finished_all.wait(60)  # keep the backend alive until the CPU snapshot has it
         with lock:
             result.events += events
             result.latencies.extend(latencies)
@@ -310,6 +357,8 @@ def raw_postgres(
     window("start")
     time.sleep(max(0.0, edges["stop"] - clock()))
     window("end")
+    window.snapshot("end")
+    finished_all.set()
     for thread in threads:
         thread.join()
     return result

@@ -22,6 +22,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
+from eventlog.envelope import EventEnvelope, envelope_from_record
 
 
 def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
@@ -149,6 +150,34 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
                     "causation_id",
                 ),
             )
+
+    def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
+        """The events after a position, in position order, with their metadata, as envelopes."""
+        statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state,"
+            " m.correlation_id, m.causation_id FROM {schema}.{events} e"
+            " LEFT JOIN {schema}.{metadata} m USING (originator_id, originator_version)"
+            " WHERE e.notification_id > %s ORDER BY e.notification_id LIMIT %s"
+        ).format(
+            schema=self._schema,
+            events=Identifier(self.events_table_name),
+            metadata=self._event_metadata,
+        )
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, [after, limit], prepare=True)
+            return [
+                envelope_from_record(
+                    context,
+                    row["notification_id"],
+                    row["originator_id"],
+                    row["originator_version"],
+                    row["topic"],
+                    bytes(row["state"]),
+                    row["correlation_id"],
+                    row["causation_id"],
+                )
+                for row in curs.fetchall()
+            ]
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (no retries, unlike the library's reads)."""
@@ -291,6 +320,31 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
                 for m in records.event_metadata
             ],
         )
+
+    def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
+        """The events after a position, in position order, with their metadata, as envelopes."""
+        statement = (
+            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state,"
+            " m.correlation_id, m.causation_id"
+            f" FROM {self.events_table_name} e"  # noqa: S608 - table name is ours
+            " LEFT JOIN event_metadata m USING (originator_id, originator_version)"
+            " WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, [after, limit])
+            return [
+                envelope_from_record(
+                    context,
+                    row[0],
+                    UUID(row["originator_id"]),
+                    row["originator_version"],
+                    row["topic"],
+                    row["state"],
+                    row["correlation_id"],
+                    row["causation_id"],
+                )
+                for row in c.fetchall()
+            ]
 
     def ping(self) -> None:
         self._fetch_one("SELECT 1", [])

@@ -1,0 +1,56 @@
+"""Stored events read back as the documented envelope, on SQLite and on PostgreSQL."""
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from domain.service import CommandContext
+from eventlog.envelope import PARTITIONS, EventEnvelope
+from eventlog.settings import Settings
+from eventlog.stores import Services, build_services
+
+
+@pytest.fixture
+def stores(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings)
+    yield built
+    built.close()
+
+
+def _envelopes(recorder: Any, context: str, after: int) -> list[EventEnvelope]:
+    envelopes: list[EventEnvelope] = recorder.select_envelopes(context, after, 100)
+    return envelopes
+
+
+def test_events_read_back_as_plain_json_envelopes_in_position_order(stores: Services) -> None:
+    ctx = CommandContext(correlation_id="corr-1", causation_id="cause-1")
+    users_start = stores.users.recorder.max_notification_id() or 0
+    orders_start = stores.orders.recorder.max_notification_id() or 0
+    user = stores.users.register(ctx, "Ada", f"{UUID(int=users_start + 1).hex}@example.com").id
+    order = stores.orders.create_order(ctx, user, "EUR").id
+    stores.orders.add_line(ctx, order, "SKU-1", 2, Decimal("9.99"))
+
+    [registered] = _envelopes(stores.users.recorder, "users", users_start)
+    assert registered.event_type == "Registered"
+    assert registered.aggregate_type == "UserProfile"
+    assert registered.aggregate_id == user
+    assert registered.data == {
+        "name": "Ada",
+        "email": f"{UUID(int=users_start + 1).hex}@example.com",
+    }
+    assert (registered.correlation_id, registered.causation_id) == ("corr-1", "cause-1")
+
+    created, line = _envelopes(stores.orders.recorder, "orders", orders_start)
+    assert created.data == {"user_id": str(user), "currency": "EUR"}
+    assert line.data == {"sku": "SKU-1", "quantity": 2, "unit_price": "9.99"}
+    assert (created.aggregate_version, line.aggregate_version) == (1, 2)
+    assert created.position < line.position
+    assert line.timestamp > created.timestamp
+    assert line.message_id == f"orders-{line.position}"
+    assert line.subject == f"es.orders.Order.LineAdded.p{line.partition:02d}"
+    assert 0 <= line.partition < PARTITIONS
+    assert EventEnvelope.from_json(line.to_json()) == line
+    assert _envelopes(stores.orders.recorder, "orders", line.position) == []
