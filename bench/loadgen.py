@@ -45,6 +45,7 @@ class LoadResult:
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)  # seconds, 2xx only
+    per_second: list[int] = field(default_factory=list)  # 2xx completions in each second
     warmup_ok: int = 0
     warmup_errors: int = 0
     sample_errors: list[str] = field(default_factory=list)
@@ -174,6 +175,7 @@ async def _client(
         if 200 <= response.status < 300:
             result.ok += 1
             latencies.append(finished - started)
+            result.per_second[int(finished - measure_from)] += 1
         else:
             result.errors[str(response.status)] += 1
             if len(result.sample_errors) < 5:
@@ -199,6 +201,7 @@ async def run_load_async(
     measure_from = start + warmup
     stop_at = measure_from + seconds
     result = LoadResult(clients=clients, seconds=seconds)
+    result.per_second = [0] * (math.ceil(seconds) + 1)
 
     async def edges() -> None:
         if on_window is None:

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import inspect
 import json
+import math
 import os
 import re
 import shutil
@@ -51,6 +53,7 @@ from eventlog.settings import Settings
 from eventlog.stores import build_services
 
 HOST = "127.0.0.1"
+STARTED = time.time()
 TARGET_RATIO = 0.5
 MAX_ERROR_RATIO = 0.01
 RAW_DB = "strata_bench_raw"
@@ -710,7 +713,7 @@ def api_end_to_end(
 # profile: py-spy raw (collapsed) stacks -> cumulative and self samples per function
 
 
-PROCESS_FRAME = re.compile(r'^process (\d+):"[^"]*";')
+PROCESS_FRAME = re.compile(r'^process (\d+):"[^"]*"(;|$)')
 
 
 def _frame_key(frame: str) -> str:
@@ -732,8 +735,17 @@ ROLES = (  # first marker found in a stack names the thread it was sampled on
 # Frames every stack of a thread passes through; left out of the cumulative listing.
 PLUMBING = re.compile(
     r"\((multiprocessing/|threading\.py|<string>|uvicorn/_subprocess\.py|uvicorn/supervisors/"
-    r"|uvicorn/_compat\.py|asyncio/runners\.py)|^Server\.(run|serve|_serve|main_loop) "
+    r"|uvicorn/_compat\.py|uvicorn/main\.py|write_api/main\.py|strata-write-api"
+    r"|asyncio/runners\.py)|^Server\.(run|serve|_serve|main_loop) "
 )
+
+
+def _package(frame_key: str) -> str:
+    """`func (fastapi/routing.py)` -> `fastapi`; stdlib modules keep their module name."""
+    where = frame_key.rpartition(" (")[2].rstrip(")")
+    if not where or where.startswith("<"):
+        return where or "(native / no Python frame)"
+    return where.split("/", 1)[0].removesuffix(".py")
 
 
 def summarize_profile(
@@ -748,6 +760,7 @@ def summarize_profile(
     exclusive: Counter[str] = Counter()
     roles: Counter[str] = Counter()
     per_process: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -759,10 +772,12 @@ def summarize_profile(
             pid = match.group(1)
             stack = stack[match.end() :]
         frames = [_frame_key(f) for f in stack.split(";") if f]
-        if not frames:
-            continue
         total += count
         per_process[pid] += count
+        if not frames:
+            packages["(native / no Python frame)"] += count
+            continue
+        packages[_package(frames[-1])] += count
         for key in set(frames):
             if not PLUMBING.search(key):
                 inclusive[key] += count
@@ -785,6 +800,7 @@ def summarize_profile(
         # share of the window in which each process had a thread holding its GIL
         "gil_busy_pct": {pid: round(100 * n / possible, 1) for pid, n in per_process.most_common()},
         "threads": rows(roles, 10),
+        "self_by_package": rows(packages, 15),
         "cumulative": rows(inclusive, top),
         "self": rows(exclusive, 15),
     }
@@ -792,6 +808,19 @@ def summarize_profile(
 
 # --------------------------------------------------------------------------------------------
 # reporting
+
+
+SERVER_PACKAGES = ("write_api", "eventlog", "domain")
+
+
+def server_code_digest() -> str:
+    """A short hash of the server's Python sources, to tell which code a figure belongs to."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in SERVER_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def ms(seconds: float) -> float:
@@ -809,6 +838,8 @@ def build_report(
 ) -> dict[str, Any]:
     ratio = api.rate / raw.rate if raw.rate else 0.0
     return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(STARTED)),
+        "server_code": server_code_digest(),
         "seconds": args.seconds,
         "warmup": args.warmup,
         "raw": {
@@ -828,6 +859,7 @@ def build_report(
             "rate": round(api.rate, 1),
             "p50_ms": ms(loadgen.percentile(api.latencies, 50)),
             "p99_ms": ms(loadgen.percentile(api.latencies, 99)),
+            "per_second": api.per_second[: math.ceil(api.seconds)],
             "errors": dict(api.errors),
             "error_ratio": round(api.error_ratio, 5),
             "warmup_ok": api.warmup_ok,
@@ -874,11 +906,15 @@ def print_table(report: dict[str, Any]) -> None:
     ]
     width = max(len(r[0]) for r in rows)
     print(
-        f"\nwrite throughput, {report['seconds']:g} s measured after {report['warmup']:g} s warm-up"
+        f"\nwrite throughput, {report['seconds']:g} s measured "
+        f"after {report['warmup']:g} s warm-up; started {report['started']}, "
+        f"server code {report['server_code']}"
     )
     for label, rate, extra in rows:
         print(f"  {label:<{width}}  {rate:>14}  {extra}")
     print(f"  (b) errors: {api['errors'] or 'none'} (ratio {api['error_ratio']:.3%})")
+    series = " ".join(str(n) for n in api["per_second"])
+    print(f"  (b) 2xx per second over the window: {series}")
     spread = " / ".join(str(n) for n in api["connections_per_process"].values())
     print(f"  (b) keep-alive connections per server process: {spread or 'unknown'}")
     for name, part in (("(a)", raw), ("(b)", api)):
@@ -919,6 +955,9 @@ def print_table(report: dict[str, Any]) -> None:
                 print(f"    {pct:5.1f}%  {what}")
         print("  by thread:")
         for row in profile["threads"]:
+            print(f"    {row['pct']:5.1f}%  {row['function']}")
+        print("  self time by package (leaf frame):")
+        for row in profile["self_by_package"]:
             print(f"    {row['pct']:5.1f}%  {row['function']}")
         print(f"  top {len(profile['cumulative'])} cumulative (inclusive):")
         for row in profile["cumulative"]:

@@ -38,7 +38,8 @@ class Runner:
             raise ServiceUnavailable(f"no answer within {self._timeout:g} s") from None
 
 
-def runner(request: Request) -> Runner:
+async def runner(request: Request) -> Runner:
+    # Dependencies are async on purpose: FastAPI runs sync ones on the thread pool.
     return request.app.state.runner  # type: ignore[no-any-return]
 
 
@@ -73,10 +74,10 @@ class CommandHeaders:
 
     def __init__(
         self,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
-        correlation_id: Annotated[str | None, Header(alias="X-Correlation-Id")] = None,
-        causation_id: Annotated[str | None, Header(alias="X-Causation-Id")] = None,
+        idempotency_key: str | None,
+        if_match: str | None,
+        correlation_id: str | None,
+        causation_id: str | None,
     ) -> None:
         if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
             raise HTTPException(400, "Idempotency-Key must be 1 to 200 visible ASCII characters")
@@ -96,7 +97,16 @@ class CommandHeaders:
         )
 
 
-Headers = Annotated[CommandHeaders, Depends()]
+async def command_headers(
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    correlation_id: Annotated[str | None, Header(alias="X-Correlation-Id")] = None,
+    causation_id: Annotated[str | None, Header(alias="X-Causation-Id")] = None,
+) -> CommandHeaders:
+    return CommandHeaders(idempotency_key, if_match, correlation_id, causation_id)
+
+
+Headers = Annotated[CommandHeaders, Depends(command_headers)]
 Blocking = Annotated[Runner, Depends(runner)]
 
 
