@@ -11,9 +11,10 @@
     rename`).
 
 Prints both rates, the ratio b/a (target >= 0.5), the latencies, and the CPU each party used
-during each measured window. `--profile` runs the server under `py-spy record` and prints where
-its time goes. Exits 0 whether or not the target is met; exits 2 if more than 1 % of the API
-requests failed (the figures would be meaningless) or the server did not start.
+during each measured window. `--profile` attaches `py-spy record` to the server for the measured
+window and prints where its time goes. Exits 0 whether or not the target is met; exits 2 if more
+than 1 % of the API requests failed (the figures would be meaningless) or the server did not
+start.
 
     .venv/bin/python bench/write_throughput.py                  # 10 s each, 2 workers, register
     .venv/bin/python bench/write_throughput.py --workers 1 --command rename --json
@@ -48,9 +49,6 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen
-
-from eventlog.settings import Settings
-from eventlog.stores import build_services
 
 HOST = "127.0.0.1"
 STARTED = time.time()
@@ -276,7 +274,6 @@ def event_payload() -> str:
         "originator_topic": "domain.users.profile:UserProfile",
         "timestamp": "2025-01-01T12:00:00.000000+00:00",
         "metadata": {"correlation_id": str(uuid.UUID(int=1)), "causation": None},
-        "note": "x" * 40,
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -400,22 +397,7 @@ class Server:
             return "(no log)"
 
 
-def create_schema(base: str) -> None:
-    """Create the event stores' tables once, in this process, before the server starts.
-
-    On a fresh database every uvicorn worker runs CREATE TABLE IF NOT EXISTS at startup, and with
-    2+ workers they race: one dies with `duplicate key value violates unique constraint
-    "pg_type_typname_nsp_index"` and uvicorn stops the whole server.
-    """
-    settings = Settings(
-        users_database_url=f"{base}/{USERS_DB}",
-        orders_database_url=f"{base}/{ORDERS_DB}",
-        group_commit=False,
-    )
-    build_services(settings).close()
-
-
-def start_server(base: str, workers: int, log_dir: Path) -> Server:
+def start_server(base: str, workers: int, log_dir: Path, *, noop: bool = False) -> Server:
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -427,6 +409,12 @@ def start_server(base: str, workers: int, log_dir: Path) -> Server:
         STRATA_LOG_LEVEL=env.get("STRATA_LOG_LEVEL", "warning"),
     )
     command = [venv_script("strata-write-api")]
+    if noop:  # the same framework stack answering without a store
+        command = [
+            *(sys.executable, "-m", "uvicorn", "framework_ceiling:create_app", "--factory"),
+            *("--app-dir", str(Path(__file__).parent), "--host", HOST, "--port", str(port)),
+            *("--workers", str(workers), "--log-level", "warning", "--no-access-log"),
+        ]
     log_path = log_dir / "write-api.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(  # new session: we signal exactly this group at the end
@@ -617,6 +605,16 @@ def rename_factory(host_header: str, user_ids: list[str]) -> loadgen.RequestFact
     return make
 
 
+def healthz_factory(host_header: str) -> loadgen.RequestFactory:
+    """The framework ceiling: the same server answering GET /healthz, which touches no store."""
+    request = loadgen.request_bytes("GET", "/healthz", host_header)
+
+    def make(client: int, seq: int) -> bytes:
+        return request
+
+    return make
+
+
 def preregister(port: int, count: int, run_id: str) -> list[str]:
     host_header = f"{HOST}:{port}"
 
@@ -666,15 +664,16 @@ def api_end_to_end(
 ) -> tuple[loadgen.LoadResult, Server]:
     recreate_database(base, USERS_DB)
     recreate_database(base, ORDERS_DB)
-    create_schema(base)
-    server = start_server(base, workers, log_dir)
+    server = start_server(base, workers, log_dir, noop=command == "noop")
     try:
         wait_ready(server)
         run_id = uuid.uuid4().hex[:8]
         host_header = f"{HOST}:{server.port}"
         if command == "rename":
             factory = rename_factory(host_header, preregister(server.port, clients, run_id))
-        else:
+        elif command == "healthz":
+            factory = healthz_factory(host_header)
+        else:  # register, and noop: the same request to the storeless framework ceiling
             factory = register_factory(host_header, run_id)
         spread: dict[str, int] = {}
 
@@ -748,6 +747,33 @@ def _package(frame_key: str) -> str:
     return where.split("/", 1)[0].removesuffix(".py")
 
 
+def _area(stack: str, leaf_package: str) -> str:
+    """Which part of a request's path one sample belongs to (stack: normalized frames)."""
+    if "GroupCommitter._run " in stack:
+        if leaf_package.startswith("psycopg"):
+            return "commit thread: psycopg (SQL building, adapting, I/O)"
+        return "commit thread: eventsourcing save / recorder Python"
+    if "WorkerThread.run " in stack:
+        if "Repository.get " in stack:
+            return "handler thread: load aggregate (Repository.get)"
+        if "GroupCommitter.commit " in stack:
+            return "handler thread: hand-off to commit thread, wait"
+        if "CommandService." in stack:
+            return "handler thread: decide (domain + eventsourcing)"
+        return "handler thread: anyio / threading overhead"
+    if "solve_dependencies " in stack:
+        if "ModelField.validate " in stack:
+            return "event loop: body validation (pydantic, EmailStr)"
+        return "event loop: dependencies, headers, body read"
+    if "run_endpoint_function " in stack:
+        return "event loop: endpoint coroutine + thread hop (anyio)"
+    if "serialize_response " in stack:
+        return "event loop: response serialization"
+    if "FastAPI.__call__ " in stack:
+        return "event loop: ASGI middleware, routing, response (FastAPI/Starlette)"
+    return "event loop: uvicorn HTTP, asyncio/uvloop, other"
+
+
 def summarize_profile(
     path: Path, rate: int, seconds: float, top: int = 25
 ) -> dict[str, Any] | None:
@@ -761,6 +787,7 @@ def summarize_profile(
     roles: Counter[str] = Counter()
     per_process: Counter[str] = Counter()
     packages: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -778,6 +805,7 @@ def summarize_profile(
             packages["(native / no Python frame)"] += count
             continue
         packages[_package(frames[-1])] += count
+        areas[_area(";".join(frames) + ";", _package(frames[-1]))] += count
         for key in set(frames):
             if not PLUMBING.search(key):
                 inclusive[key] += count
@@ -800,6 +828,7 @@ def summarize_profile(
         # share of the window in which each process had a thread holding its GIL
         "gil_busy_pct": {pid: round(100 * n / possible, 1) for pid, n in per_process.most_common()},
         "threads": rows(roles, 10),
+        "areas": rows(areas, 20),
         "self_by_package": rows(packages, 15),
         "cumulative": rows(inclusive, top),
         "self": rows(exclusive, 15),
@@ -956,6 +985,9 @@ def print_table(report: dict[str, Any]) -> None:
         print("  by thread:")
         for row in profile["threads"]:
             print(f"    {row['pct']:5.1f}%  {row['function']}")
+        print("  by part of the request path:")
+        for row in profile["areas"]:
+            print(f"    {row['pct']:5.1f}%  {row['function']}")
         print("  self time by package (leaf frame):")
         for row in profile["self_by_package"]:
             print(f"    {row['pct']:5.1f}%  {row['function']}")
@@ -974,7 +1006,15 @@ def main() -> None:
     parser.add_argument("--raw-clients", type=int, default=8, help="(a) threads")
     parser.add_argument("--clients", type=int, default=32, help="(b) HTTP connections")
     parser.add_argument("--workers", type=int, default=2, help="(b) STRATA_WEB_WORKERS")
-    parser.add_argument("--command", choices=("register", "rename"), default="register")
+    parser.add_argument(
+        "--command",
+        choices=("register", "rename", "noop", "healthz"),
+        default="register",
+        help=(
+            "noop: the register request answered by the same FastAPI stack without a store"
+            " (bench/framework_ceiling.py); healthz: GET /healthz of the write API"
+        ),
+    )
     parser.add_argument(
         "--pg", default="postgresql://postgres@127.0.0.1:5432", help="server URL, no database"
     )

@@ -1,6 +1,7 @@
 """Validated value types shared by the contexts: text bounds, email, country, currency, money."""
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
@@ -16,8 +17,12 @@ def bounded_text(value: str, *, field: str, max_length: int) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)
 def normalized_email(value: str) -> str:
-    """Return the address in normal form (domain lower-cased), or raise InvalidValue."""
+    """Return the address in normal form (domain lower-cased), or raise InvalidValue.
+
+    Cached: the API validates a request's address, then the domain validates it again.
+    """
     try:
         return validate_email(value.strip(), check_deliverability=False).normalized
     except EmailNotValidError as error:

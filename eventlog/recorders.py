@@ -42,6 +42,11 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         self._event_metadata = Identifier(f"{prefix}_event_metadata")
         self._event_metadata_index = Identifier(f"{prefix}_event_metadata_by_time")
         self.sql_create_statements.extend(self._side_table_statements())
+        self._insert_rows_statement = SQL(
+            "INSERT INTO {}.{} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+            " RETURNING notification_id"
+        ).format(self._schema, Identifier(events_table_name))
         # The lock that makes commit order equal position order, then the wake-up for tailers.
         self._lock_and_notify_statements = [
             *self.lock_table_statements,
@@ -73,6 +78,20 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         ]
         return [SQL(statement).format(**names) for statement in statements]
 
+    def create_table(self) -> None:
+        """Create the tables once, even when several processes start at the same moment.
+
+        `CREATE TABLE IF NOT EXISTS` is not safe under concurrency (two creators collide on the
+        catalog's unique index), so creators queue on an advisory lock named after the table.
+        """
+        with self.datastore.get_connection() as conn:
+            key = f"strata-ddl-{self.events_table_name}"
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+
     def insert_events(
         self,
         stored_events: Sequence[StoredEvent],
@@ -102,11 +121,12 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
             return [row["notification_id"] for row in curs.fetchall()]
 
     def _insert_rows(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> None:
-        rows = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-            for e in stored_events
-        ]
-        curs.execute(self.insert_events_statement, (rows,), prepare=True)
+        # Four plain arrays adapt several times faster than the library's composite-type array.
+        curs.execute(
+            self._insert_rows_statement,
+            _columns(stored_events, "originator_id", "originator_version", "topic", "state"),
+            prepare=True,
+        )
 
     def _insert_side_records(self, curs: Cursor[DictRow], records: SideRecords) -> None:
         """One statement per kind of record, with arrays, whatever the number of rows."""
@@ -323,10 +343,11 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
 
     def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
         """The events after a position, in position order, with their metadata, as envelopes."""
+        # The table name is ours; values are parameters.
         statement = (
-            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state,"
+            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state,"  # noqa: S608
             " m.correlation_id, m.causation_id"
-            f" FROM {self.events_table_name} e"  # noqa: S608 - table name is ours
+            f" FROM {self.events_table_name} e"
             " LEFT JOIN event_metadata m USING (originator_id, originator_version)"
             " WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?"
         )

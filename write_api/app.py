@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from eventlog.settings import Settings
 from eventlog.stores import build_services
 from write_api import orders, users
-from write_api.plumbing import Blocking, Runner
+from write_api.plumbing import Runner, run_blocking
 from write_api.problems import install_problem_handlers, problem
 
 DESCRIPTION = """Commands on user profiles and orders. Every command appends events to the
@@ -42,12 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], response_model=None)
-    async def readyz(request: Request, run: Blocking) -> JSONResponse | dict[str, str]:
+    async def readyz(request: Request) -> JSONResponse | dict[str, str]:
         """Every event store answers."""
         failures = {}
         for service in request.app.state.services.all():
             try:
-                await run.run(service.side_records.ping)
+                await run_blocking(request, service.side_records.ping)
             except Exception as error:  # noqa: BLE001 - reported, not raised
                 failures[service.name] = str(error) or type(error).__name__
         if failures:

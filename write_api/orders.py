@@ -3,10 +3,11 @@
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
-from write_api.plumbing import Blocking, Headers, accepted, etag
+from write_api.plumbing import Headers, accepted, etag, run_blocking
 from write_api.schemas import (
     Accepted,
     AddLine,
@@ -26,20 +27,17 @@ def orders(request: Request) -> OrdersService:
 
 
 @router.post("", status_code=201, response_model=Accepted)
-async def create_order(
-    body: CreateOrder, request: Request, response: Response, headers: Headers, run: Blocking
-) -> Accepted:
+async def create_order(body: CreateOrder, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request, body)
-    result = await run.run(lambda: orders(request).create_order(ctx, body.user_id, body.currency))
-    response.headers["Location"] = f"/orders/{result.id}"
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(
+        request, lambda: orders(request).create_order(ctx, body.user_id, body.currency)
+    )
+    return accepted(CONTEXT, result, headers, created=True)
 
 
 @router.get("/{order_id}", response_model=OrderState)
-async def get_order(
-    order_id: UUID, request: Request, response: Response, run: Blocking
-) -> OrderState:
-    order: Order = await run.run(lambda: orders(request).order(order_id))
+async def get_order(order_id: UUID, request: Request, response: Response) -> OrderState:
+    order: Order = await run_blocking(request, lambda: orders(request).order(order_id))
     response.headers["ETag"] = etag(order.version)
     return OrderState(
         id=order.id,
@@ -67,51 +65,42 @@ async def add_line(
     order_id: UUID,
     body: AddLine,
     request: Request,
-    response: Response,
     headers: Headers,
-    run: Blocking,
-) -> Accepted:
+) -> JSONResponse:
     ctx = headers.context(request, body)
-    result = await run.run(
-        lambda: orders(request).add_line(ctx, order_id, body.sku, body.quantity, body.unit_price)
+    result = await run_blocking(
+        request,
+        lambda: orders(request).add_line(ctx, order_id, body.sku, body.quantity, body.unit_price),
     )
-    return accepted(response, CONTEXT, result, headers)
+    return accepted(CONTEXT, result, headers)
 
 
 @router.delete("/{order_id}/lines/{sku}", response_model=Accepted)
-async def remove_line(
-    order_id: UUID, sku: Sku, request: Request, response: Response, headers: Headers, run: Blocking
-) -> Accepted:
+async def remove_line(order_id: UUID, sku: Sku, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
-    result = await run.run(lambda: orders(request).remove_line(ctx, order_id, sku))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: orders(request).remove_line(ctx, order_id, sku))
+    return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/place", response_model=Accepted)
-async def place(
-    order_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
-) -> Accepted:
+async def place(order_id: UUID, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
-    result = await run.run(lambda: orders(request).place(ctx, order_id))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: orders(request).place(ctx, order_id))
+    return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/pay", response_model=Accepted)
-async def mark_paid(
-    order_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
-) -> Accepted:
+async def mark_paid(order_id: UUID, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
-    result = await run.run(lambda: orders(request).mark_paid(ctx, order_id))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: orders(request).mark_paid(ctx, order_id))
+    return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/ship", response_model=Accepted)
-async def mark_shipped(
-    order_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
-) -> Accepted:
+async def mark_shipped(order_id: UUID, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
-    result = await run.run(lambda: orders(request).mark_shipped(ctx, order_id))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: orders(request).mark_shipped(ctx, order_id))
+    return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/cancel", response_model=Accepted)
@@ -119,10 +108,8 @@ async def cancel(
     order_id: UUID,
     body: CancelOrder,
     request: Request,
-    response: Response,
     headers: Headers,
-    run: Blocking,
-) -> Accepted:
+) -> JSONResponse:
     ctx = headers.context(request, body)
-    result = await run.run(lambda: orders(request).cancel(ctx, order_id, body.reason))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: orders(request).cancel(ctx, order_id, body.reason))
+    return accepted(CONTEXT, result, headers)

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import anyio
-from fastapi import Depends, Header, HTTPException, Request, Response
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from domain.service import CommandContext, CommandResult
 from write_api.problems import ServiceUnavailable
-from write_api.schemas import Accepted, Command
+from write_api.schemas import Command
 
 T = TypeVar("T")
 
@@ -38,9 +39,9 @@ class Runner:
             raise ServiceUnavailable(f"no answer within {self._timeout:g} s") from None
 
 
-async def runner(request: Request) -> Runner:
-    # Dependencies are async on purpose: FastAPI runs sync ones on the thread pool.
-    return request.app.state.runner  # type: ignore[no-any-return]
+async def run_blocking(request: Request, call: Callable[[], T]) -> T:
+    runner: Runner = request.app.state.runner
+    return await runner.run(call)
 
 
 def etag(version: int) -> str:
@@ -106,15 +107,25 @@ async def command_headers(
     return CommandHeaders(idempotency_key, if_match, correlation_id, causation_id)
 
 
+# Dependencies are async on purpose: FastAPI runs sync ones on the thread pool.
 Headers = Annotated[CommandHeaders, Depends(command_headers)]
-Blocking = Annotated[Runner, Depends(runner)]
 
 
 def accepted(
-    response: Response, context: str, result: CommandResult, headers: CommandHeaders
-) -> Accepted:
-    response.headers["ETag"] = etag(result.version)
-    response.headers["X-Correlation-Id"] = headers.correlation_id
+    context: str, result: CommandResult, headers: CommandHeaders, *, created: bool = False
+) -> JSONResponse:
+    """The answer to a command, built directly: this is the hot path, and the body is simple."""
+    response_headers = {
+        "ETag": etag(result.version),
+        "X-Correlation-Id": headers.correlation_id,
+    }
+    if created:
+        response_headers["Location"] = f"/{context}/{result.id}"
     if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return Accepted(id=result.id, version=result.version, position=f"{context}:{result.position}")
+        response_headers["Idempotent-Replayed"] = "true"
+    body = {
+        "id": str(result.id),
+        "version": result.version,
+        "position": f"{context}:{result.position}",
+    }
+    return JSONResponse(body, status_code=201 if created else 200, headers=response_headers)

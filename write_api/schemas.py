@@ -6,12 +6,12 @@ from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.errors import InvalidValue
 from domain.orders.order import MAX_QUANTITY, MAX_REASON_LENGTH, MAX_SKU_LENGTH, MIN_QUANTITY
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
-from domain.values import country_code, currency_code
+from domain.values import country_code, currency_code, normalized_email
 
 
 def _domain_check(check: Callable[[str], str]) -> AfterValidator:
@@ -35,6 +35,7 @@ Hobby = Annotated[str, _text(MAX_HOBBY_LENGTH)]
 City = Annotated[str, _text(MAX_CITY_LENGTH)]
 Country = Annotated[str, _domain_check(country_code)]
 Currency = Annotated[str, _domain_check(currency_code)]
+Email = Annotated[str, StringConstraints(max_length=320), _domain_check(normalized_email)]
 Sku = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=MAX_SKU_LENGTH)
 ]
@@ -48,7 +49,7 @@ class Command(BaseModel):
 
 class RegisterUser(Command):
     name: Name
-    email: EmailStr
+    email: Email
 
 
 class RenameUser(Command):
@@ -56,7 +57,7 @@ class RenameUser(Command):
 
 
 class ChangeEmail(Command):
-    email: EmailStr
+    email: Email
 
 
 class AddHobby(Command):

@@ -4,10 +4,11 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
 
 from domain.users.profile import MAX_HOBBY_LENGTH, UserProfile
 from domain.users.service import UsersService
-from write_api.plumbing import Blocking, Headers, accepted, etag
+from write_api.plumbing import Headers, accepted, etag, run_blocking
 from write_api.schemas import (
     Accepted,
     AddHobby,
@@ -28,20 +29,17 @@ def users(request: Request) -> UsersService:
 
 
 @router.post("", status_code=201, response_model=Accepted)
-async def register(
-    body: RegisterUser, request: Request, response: Response, headers: Headers, run: Blocking
-) -> Accepted:
+async def register(body: RegisterUser, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request, body)
-    result = await run.run(lambda: users(request).register(ctx, body.name, body.email))
-    response.headers["Location"] = f"/users/{result.id}"
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(
+        request, lambda: users(request).register(ctx, body.name, body.email)
+    )
+    return accepted(CONTEXT, result, headers, created=True)
 
 
 @router.get("/{user_id}", response_model=UserProfileState)
-async def get_profile(
-    user_id: UUID, request: Request, response: Response, run: Blocking
-) -> UserProfileState:
-    profile: UserProfile = await run.run(lambda: users(request).profile(user_id))
+async def get_profile(user_id: UUID, request: Request, response: Response) -> UserProfileState:
+    profile: UserProfile = await run_blocking(request, lambda: users(request).profile(user_id))
     response.headers["ETag"] = etag(profile.version)
     return UserProfileState(
         id=profile.id,
@@ -62,13 +60,11 @@ async def rename(
     user_id: UUID,
     body: RenameUser,
     request: Request,
-    response: Response,
     headers: Headers,
-    run: Blocking,
-) -> Accepted:
+) -> JSONResponse:
     ctx = headers.context(request, body)
-    result = await run.run(lambda: users(request).rename(ctx, user_id, body.name))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: users(request).rename(ctx, user_id, body.name))
+    return accepted(CONTEXT, result, headers)
 
 
 @router.put("/{user_id}/email", response_model=Accepted)
@@ -76,13 +72,13 @@ async def change_email(
     user_id: UUID,
     body: ChangeEmail,
     request: Request,
-    response: Response,
     headers: Headers,
-    run: Blocking,
-) -> Accepted:
+) -> JSONResponse:
     ctx = headers.context(request, body)
-    result = await run.run(lambda: users(request).change_email(ctx, user_id, body.email))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(
+        request, lambda: users(request).change_email(ctx, user_id, body.email)
+    )
+    return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{user_id}/hobbies", response_model=Accepted)
@@ -90,13 +86,11 @@ async def add_hobby(
     user_id: UUID,
     body: AddHobby,
     request: Request,
-    response: Response,
     headers: Headers,
-    run: Blocking,
-) -> Accepted:
+) -> JSONResponse:
     ctx = headers.context(request, body)
-    result = await run.run(lambda: users(request).add_hobby(ctx, user_id, body.hobby))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: users(request).add_hobby(ctx, user_id, body.hobby))
+    return accepted(CONTEXT, result, headers)
 
 
 @router.delete("/{user_id}/hobbies/{hobby}", response_model=Accepted)
@@ -104,13 +98,11 @@ async def remove_hobby(
     user_id: UUID,
     hobby: HobbyInPath,
     request: Request,
-    response: Response,
     headers: Headers,
-    run: Blocking,
-) -> Accepted:
+) -> JSONResponse:
     ctx = headers.context(request)
-    result = await run.run(lambda: users(request).remove_hobby(ctx, user_id, hobby))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: users(request).remove_hobby(ctx, user_id, hobby))
+    return accepted(CONTEXT, result, headers)
 
 
 @router.put("/{user_id}/location", response_model=Accepted)
@@ -118,30 +110,24 @@ async def change_location(
     user_id: UUID,
     body: ChangeLocation,
     request: Request,
-    response: Response,
     headers: Headers,
-    run: Blocking,
-) -> Accepted:
+) -> JSONResponse:
     ctx = headers.context(request, body)
-    result = await run.run(
-        lambda: users(request).change_location(ctx, user_id, body.city, body.country)
+    result = await run_blocking(
+        request, lambda: users(request).change_location(ctx, user_id, body.city, body.country)
     )
-    return accepted(response, CONTEXT, result, headers)
+    return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{user_id}/deactivate", response_model=Accepted)
-async def deactivate(
-    user_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
-) -> Accepted:
+async def deactivate(user_id: UUID, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
-    result = await run.run(lambda: users(request).deactivate(ctx, user_id))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: users(request).deactivate(ctx, user_id))
+    return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{user_id}/reactivate", response_model=Accepted)
-async def reactivate(
-    user_id: UUID, request: Request, response: Response, headers: Headers, run: Blocking
-) -> Accepted:
+async def reactivate(user_id: UUID, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
-    result = await run.run(lambda: users(request).reactivate(ctx, user_id))
-    return accepted(response, CONTEXT, result, headers)
+    result = await run_blocking(request, lambda: users(request).reactivate(ctx, user_id))
+    return accepted(CONTEXT, result, headers)

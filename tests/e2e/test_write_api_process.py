@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.api import unique_email
+from tests.support.postgres import require_postgres, scratch_databases
 
 ENTRY_POINT = shutil.which("strata-write-api", path=str(Path(sys.executable).parent))
 
@@ -83,12 +84,18 @@ def test_the_process_serves_commands_docs_and_survives_a_restart(tmp_path: Path)
 
 
 @pytest.mark.postgres
-def test_the_process_runs_in_stack_mode_on_postgresql(postgres_stores: dict[str, str]) -> None:
-    env = {
-        "STRATA_USERS_DATABASE_URL": postgres_stores["users"],
-        "STRATA_ORDERS_DATABASE_URL": postgres_stores["orders"],
-        "STRATA_WEB_WORKERS": "2",
-    }
+def test_the_process_runs_in_stack_mode_on_fresh_databases_with_two_workers() -> None:
+    """Both workers create the tables at once on empty databases: neither may trip the other."""
+    with scratch_databases(require_postgres(), "users", "orders") as urls:
+        env = {
+            "STRATA_USERS_DATABASE_URL": urls["users"],
+            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
+            "STRATA_WEB_WORKERS": "2",
+        }
+        _exercise_stack(env)
+
+
+def _exercise_stack(env: dict[str, str]) -> None:
     with running_api(env) as (base, process):
         user = httpx.post(f"{base}/users", json={"name": "Ada", "email": unique_email()})
         order = httpx.post(f"{base}/orders", json={"user_id": user.json()["id"], "currency": "USD"})
