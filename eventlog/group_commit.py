@@ -36,6 +36,9 @@ class GroupCommitter:
         self._app = app
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self.transactions = 0
+        """Shared transactions attempted; with `units`, read by the metrics at scrape time."""
+        self.units = 0
         self._thread = threading.Thread(
             target=self._run, name=f"group-commit-{app.name}", daemon=True
         )
@@ -80,6 +83,8 @@ class GroupCommitter:
         return batch, False
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
+        self.transactions += 1
+        self.units += len(batch)
         if len(batch) == 1:
             self._commit_alone(batch[0])
             return

@@ -5,10 +5,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 
+from eventlog.group_commit import GroupCommitter
+from eventlog.logs import configure as configure_logging
 from eventlog.settings import Settings
 from eventlog.stores import build_services
 from write_api import orders, users
+from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
 from write_api.plumbing import Runner, run_blocking
 from write_api.problems import install_problem_handlers, problem
 
@@ -19,19 +23,31 @@ ETag of a GET to refuse a command when the aggregate has moved on."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
+        settings = Settings()
+        configure_logging(settings.log_level)
+
+    registry = CollectorRegistry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings)
         app.state.services = services
         app.state.runner = Runner(settings.worker_threads, settings.request_timeout)
+        committers = {
+            s.name: s.committer for s in services.all() if isinstance(s.committer, GroupCommitter)
+        }
+        collector = GroupCommitCollector(committers)
+        registry.register(collector)
         try:
             yield
         finally:
+            registry.unregister(collector)
             services.close()
 
     app = FastAPI(title="strata write API", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(RequestMetrics, registry=registry)
+    app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
     install_problem_handlers(app)
     app.include_router(users.router)
     app.include_router(orders.router)

@@ -30,5 +30,6 @@ def main() -> None:
         port=settings.port,
         workers=settings.web_workers,
         log_level=settings.log_level,
+        log_config=None,  # the JSON log lines of eventlog.logs, in every worker
         access_log=False,
     )

@@ -12,6 +12,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from domain.service import CommandContext, CommandResult
+from eventlog.logs import set_correlation_id
 from write_api.problems import ServiceUnavailable
 from write_api.schemas import Command
 
@@ -104,7 +105,9 @@ async def command_headers(
     correlation_id: Annotated[str | None, Header(alias="X-Correlation-Id")] = None,
     causation_id: Annotated[str | None, Header(alias="X-Causation-Id")] = None,
 ) -> CommandHeaders:
-    return CommandHeaders(idempotency_key, if_match, correlation_id, causation_id)
+    headers = CommandHeaders(idempotency_key, if_match, correlation_id, causation_id)
+    set_correlation_id(headers.correlation_id)
+    return headers
 
 
 # Dependencies are async on purpose: FastAPI runs sync ones on the thread pool.

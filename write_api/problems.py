@@ -1,5 +1,6 @@
 """RFC 9457 problem details: every error response of the API is `application/problem+json`."""
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from domain.errors import (
     ValueTaken,
 )
 
+log = logging.getLogger("strata.write_api")
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
 
@@ -40,6 +42,7 @@ TITLES = {
     412: "Precondition failed",
     415: "Unsupported media type",
     422: "Unprocessable content",
+    500: "Internal server error",
     503: "Service unavailable",
 }
 
@@ -96,6 +99,7 @@ async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _on_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.warning("store unavailable: %s", error, extra={"path": request.url.path})
     return problem(
         request,
         503,
@@ -105,7 +109,13 @@ async def _on_unavailable(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error", extra={"path": request.url.path})
+    return problem(request, 500, "internal-error", "an unexpected error occurred; it was logged")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _on_unexpected)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(HTTPException, _on_http_error)

@@ -1,0 +1,61 @@
+"""Structured JSON logs; lines emitted while an event is applied carry its correlation id."""
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+_correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def set_correlation_id(correlation_id: str | None) -> None:
+    """Tag the rest of the current task's log lines (one request is one task)."""
+    _correlation_id.set(correlation_id)
+
+
+@contextmanager
+def correlation(correlation_id: str | None) -> Iterator[None]:
+    """Tag the log lines emitted inside the block with the correlation id."""
+    token = _correlation_id.set(correlation_id)
+    try:
+        yield
+    finally:
+        _correlation_id.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, correlation id, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        correlation_id = _correlation_id.get()
+        if correlation_id is not None:
+            line["correlation_id"] = correlation_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure(level: str) -> None:
+    """Send every logger (uvicorn's too) to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "nats"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
