@@ -14,7 +14,7 @@ times in ISO 8601. It never needs the producer's Python classes to be read.
 
 import json
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -55,7 +55,8 @@ class EventEnvelope:
         return f"{self.context}-{self.position}"
 
     def to_json(self) -> bytes:
-        body = asdict(self)
+        # A shallow dict: dataclasses.asdict deep-copies `data`, which halves relay throughput.
+        body = {field: getattr(self, field) for field in _FIELDS}
         body["aggregate_id"] = str(self.aggregate_id)
         body["timestamp"] = self.timestamp.isoformat()
         return json.dumps(body, separators=(",", ":")).encode()
@@ -66,6 +67,9 @@ class EventEnvelope:
         body["aggregate_id"] = UUID(body["aggregate_id"])
         body["timestamp"] = datetime.fromisoformat(body["timestamp"])
         return cls(**body)
+
+
+_FIELDS = tuple(field.name for field in fields(EventEnvelope))
 
 
 def partition_of(aggregate_id: UUID) -> int:

@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -41,6 +41,10 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         self._claims = Identifier(f"{prefix}_claims")
         self._event_metadata = Identifier(f"{prefix}_event_metadata")
         self._event_metadata_index = Identifier(f"{prefix}_event_metadata_by_time")
+        self._side_relations = [
+            f"{prefix}_{suffix}"
+            for suffix in ("idempotency", "claims", "event_metadata", "event_metadata_by_time")
+        ]
         self.sql_create_statements.extend(self._side_table_statements())
         self._insert_rows_statement = SQL(
             "INSERT INTO {}.{} (originator_id, originator_version, topic, state)"
@@ -83,14 +87,31 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
 
         `CREATE TABLE IF NOT EXISTS` is not safe under concurrency (two creators collide on the
         catalog's unique index), so creators queue on an advisory lock named after the table.
+        Nor is it harmless when the tables exist: `CREATE INDEX IF NOT EXISTS` still takes a
+        SHARE lock, which deadlocks with appends in flight, so existing tables are left alone.
         """
         with self.datastore.get_connection() as conn:
             key = f"strata-ddl-{self.events_table_name}"
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
             try:
-                super().create_table()
+                if not self._all_relations_exist(conn):
+                    super().create_table()
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+
+    def _all_relations_exist(self, conn: Connection[DictRow]) -> bool:
+        names = [
+            self.events_table_name,
+            self.notification_id_index_name,
+            *self._side_relations,
+        ]
+        qualified = [f"{self.datastore.schema}.{name}" for name in names]
+        row = conn.execute(
+            "SELECT bool_and(to_regclass(name) IS NOT NULL) AS all_exist"
+            " FROM unnest(%s::text[]) AS name",
+            [qualified],
+        ).fetchone()
+        return bool(row and row["all_exist"])
 
     def insert_events(
         self,

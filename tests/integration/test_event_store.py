@@ -1,10 +1,12 @@
 """The event store's side records and group commit, on SQLite and on PostgreSQL."""
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from uuid import uuid4
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
@@ -112,3 +114,24 @@ def test_a_shared_transaction_hands_each_unit_its_own_recordings(stores: Service
         assert [r.domain_event for r in recordings] == list(unit.events)
     positions = [r.notification.id for recordings in results for r in recordings]
     assert len(set(positions)) == 5
+
+
+@pytest.mark.postgres
+def test_starting_beside_appends_in_flight_takes_no_lock_on_existing_tables(
+    postgres_stores: dict[str, str],
+) -> None:
+    """A replica starting under load must not queue DDL behind (or deadlock with) appends."""
+    settings = Settings(
+        users_database_url=postgres_stores["users"],
+        orders_database_url=postgres_stores["orders"],
+    )
+    build_services(settings).close()  # the tables exist from here on
+    with psycopg.connect(postgres_stores["users"]) as append_in_flight:
+        append_in_flight.execute("LOCK TABLE users_events IN EXCLUSIVE MODE")
+        starting = threading.Thread(target=lambda: build_services(settings).close())
+        starting.start()
+        starting.join(timeout=2.0)
+        blocked = starting.is_alive()
+        append_in_flight.rollback()
+    starting.join()
+    assert not blocked, "start-up waited for the events table lock"

@@ -1,0 +1,494 @@
+"""The relay: one event store's notification log, published to its context's JetStream stream
+exactly once and in position order.
+
+- **One active relay per store.** The relay holds a PostgreSQL session-level advisory lock on a
+  connection of its own; without it, it is a hot standby that retries every half second. If that
+  connection fails it stops publishing at once (the next checkpoint write or wait fails) and
+  competes for the lock again.
+- **Never skips.** It reads pages with `select_envelopes(context, after, limit)`. Appends take
+  the events table lock, so commit order is position order: no position at or below one already
+  read can commit later. Holes left by rolled-back appends are permanent and need no waiting.
+- **Exactly once, in order.** Each message carries ``Nats-Msg-Id: <context>-<position>`` (the
+  stream drops a re-publish inside its duplicate window) and ``Nats-Expected-Last-Msg-Id`` of the
+  message before it (the stream rejects a publish whose predecessor is missing, error 10070,
+  instead of storing it out of order; this also fences off a relay that lost the lock).
+- **Resume point.** On start and after any failure it resumes after the stream's last message,
+  which is what is really stored; only when the stream holds no message does it fall back to the
+  ``<context>_relay_checkpoint`` table, advanced once per acknowledged page.
+- **Wake-ups.** LISTEN on the recorder's NOTIFY channel, with a poll every second as backstop.
+"""
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+import psycopg
+from eventsourcing.persistence import PersistenceError
+from nats.aio.client import Client as NatsClient
+from nats.js.api import RawStreamMsg
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from psycopg.sql import SQL, Identifier, Literal
+
+from eventlog.envelope import EventEnvelope
+from eventlog.jetstream import (
+    MSG_ID,
+    WRONG_LAST_MSG_ID,
+    ContextStream,
+    PublishFailed,
+    PublishWindow,
+    last_message,
+)
+from eventlog.recorders import PostgresSideRecordRecorder
+from eventlog.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+EXPECTED_STREAM = "Nats-Expected-Stream"
+POSITION = "Strata-Position"
+AGGREGATE_TYPE = "Strata-Aggregate-Type"
+AGGREGATE_ID = "Strata-Aggregate-Id"
+AGGREGATE_VERSION = "Strata-Aggregate-Version"
+EVENT_TYPE = "Strata-Event-Type"
+SCHEMA_VERSION = "Strata-Schema-Version"
+CORRELATION_ID = "Strata-Correlation-Id"
+CAUSATION_ID = "Strata-Causation-Id"
+
+SERVER_KEEPALIVES = {
+    "tcp_keepalives_idle": Literal(5),
+    "tcp_keepalives_interval": Literal(2),
+    "tcp_keepalives_count": Literal(3),
+    "tcp_user_timeout": Literal(10_000),
+}
+"""The server side of the lock connection's keepalives (seconds; milliseconds for the last)."""
+
+NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
+"""What a NATS request raises while the server is unreachable or slow."""
+
+
+def relay_headers(
+    envelope: EventEnvelope, stream_name: str, previous_message_id: str | None
+) -> dict[str, str]:
+    """The headers of one event's message. No custom header ends in ``Nats-Msg-Id``: old
+    servers matched that header by suffix (nats-server#3645)."""
+    headers = {
+        MSG_ID: envelope.message_id,
+        EXPECTED_STREAM: stream_name,
+        POSITION: str(envelope.position),
+        AGGREGATE_TYPE: envelope.aggregate_type,
+        AGGREGATE_ID: str(envelope.aggregate_id),
+        AGGREGATE_VERSION: str(envelope.aggregate_version),
+        EVENT_TYPE: envelope.event_type,
+        SCHEMA_VERSION: str(envelope.schema_version),
+    }
+    if previous_message_id is not None:
+        headers[EXPECTED_LAST_MSG_ID] = previous_message_id
+    for name, value in (
+        (CORRELATION_ID, envelope.correlation_id),
+        (CAUSATION_ID, envelope.causation_id),
+    ):
+        if value and value.isascii() and value.isprintable():  # else only in the body
+            headers[name] = value
+    return headers
+
+
+@dataclass(frozen=True)
+class Tip:
+    """Where publishing resumes: the last position relayed and its message id (None when the
+    stream holds no message, so the next publish carries no expectation)."""
+
+    position: int
+    message_id: str | None
+
+
+class ForeignMessage(Exception):
+    """The stream's last message was not written by a relay: there is no safe resume point."""
+
+
+def tip_of(message: RawStreamMsg) -> Tip:
+    headers = message.headers or {}
+    position, message_id = headers.get(POSITION), headers.get(MSG_ID)
+    if position is None or message_id is None or not str(position).isdigit():
+        raise ForeignMessage(
+            f"message {message.seq} on {message.subject} has no {POSITION} and {MSG_ID} headers"
+        )
+    return Tip(int(position), str(message_id))
+
+
+def lock_key(stream: ContextStream) -> int:
+    """The advisory lock of a stream's relay: a stable signed 64-bit hash of its name."""
+    digest = hashlib.blake2b(f"strata-relay:{stream.name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    page_size: int = 500
+    max_in_flight: int = 256
+    ack_timeout: float = 5.0
+    poll_interval: float = 1.0
+    lock_retry_interval: float = 0.5
+    retry_interval: float = 1.0
+    connect_timeout: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RelayConfig":
+        return cls(
+            page_size=settings.relay_page_size,
+            max_in_flight=settings.relay_max_in_flight,
+            ack_timeout=settings.relay_ack_timeout_seconds,
+            connect_timeout=settings.db_connect_timeout,
+        )
+
+
+class RelayMetrics:
+    """The relay's Prometheus series, registered on the registry it is given."""
+
+    def __init__(self, registry: CollectorRegistry, context: str) -> None:
+        labels = ["context"]
+        self.relayed = Counter(
+            "strata_relay_events_relayed",
+            "Events the relay stored in the stream (re-publishes the stream dropped excluded).",
+            labels,
+            registry=registry,
+        ).labels(context)
+        self.duplicates = Counter(
+            "strata_relay_duplicates",
+            "Re-published events the stream acknowledged as duplicates.",
+            labels,
+            registry=registry,
+        ).labels(context)
+        self.resyncs = Counter(
+            "strata_relay_resyncs",
+            "Times publishing failed and the relay re-read its resume point from the stream.",
+            labels,
+            registry=registry,
+        ).labels(context)
+        self.lag = Gauge(
+            "strata_relay_lag_events",
+            "Event store's last position minus the last position relayed.",
+            labels,
+            registry=registry,
+        ).labels(context)
+        self.last_publish = Gauge(
+            "strata_relay_last_publish_timestamp_seconds",
+            "Unix time of the relay's last acknowledged page.",
+            labels,
+            registry=registry,
+        ).labels(context)
+        self.active = Gauge(
+            "strata_relay_active",
+            "1 while this relay holds the store's relay lock and publishes, else 0.",
+            labels,
+            registry=registry,
+        ).labels(context)
+
+
+class StoreSession:
+    """The relay's own connection to its event store (not from the library's pool): it holds
+    the relay lock, listens for commits and keeps the checkpoint."""
+
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        recorder: PostgresSideRecordRecorder,
+        context: str,
+        stream: ContextStream,
+    ) -> None:
+        self._conn = conn
+        self._channel = Identifier(recorder.channel_name)
+        self._key = lock_key(stream)
+        self._stream_name = stream.name
+        schema = Identifier(recorder.datastore.schema)
+        events = Identifier(recorder.events_table_name)
+        checkpoints = Identifier(f"{context}_relay_checkpoint")
+        self._create_checkpoints = SQL(
+            "CREATE TABLE IF NOT EXISTS {}.{} (stream text PRIMARY KEY,"
+            " position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+        ).format(schema, checkpoints)
+        self._select_checkpoint = SQL("SELECT position FROM {}.{} WHERE stream = %s").format(
+            schema, checkpoints
+        )
+        self._upsert_checkpoint = SQL(
+            "INSERT INTO {}.{} (stream, position) VALUES (%s, %s) ON CONFLICT (stream)"
+            " DO UPDATE SET position = excluded.position, updated_at = now()"
+        ).format(schema, checkpoints)
+        self._max_position = SQL("SELECT max(notification_id) FROM {}.{}").format(schema, events)
+
+    async def keep_alive_both_ways(self) -> None:
+        """Have the server notice a vanished relay within seconds too (the operating system's
+        default is two hours), so that its lock passes to the standby after a network split."""
+        for setting, value in SERVER_KEEPALIVES.items():
+            await self._conn.execute(SQL("SET {} = {}").format(Identifier(setting), value))
+
+    async def try_lock(self) -> bool:
+        cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", [self._key])
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
+    async def prepare(self) -> None:
+        await self._conn.execute(self._create_checkpoints)
+        await self._conn.execute(SQL("LISTEN {}").format(self._channel))
+
+    async def checkpoint(self) -> int:
+        cursor = await self._conn.execute(self._select_checkpoint, [self._stream_name])
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def save_checkpoint(self, position: int) -> None:
+        await self._conn.execute(self._upsert_checkpoint, [self._stream_name, position])
+
+    async def max_position(self) -> int:
+        cursor = await self._conn.execute(self._max_position)
+        row = await cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def wait_for_commit(self, timeout: float, stop: asyncio.Event) -> None:
+        """Return on the first NOTIFY of an append, after `timeout` seconds, or on `stop`."""
+        notified = asyncio.ensure_future(self._notified(timeout))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({notified, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            notified.cancel()  # only when stopping: the connection is closed next
+            stopping.cancel()
+        if notified.done() and not notified.cancelled():
+            notified.result()  # raises if the connection failed
+
+    async def _notified(self, timeout: float) -> None:
+        async for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            pass
+        async for _ in self._conn.notifies(timeout=0):
+            pass  # the ones that arrived together: one read covers them all
+
+
+class PageReader:
+    """Reads pages of envelopes in a worker thread. While a full page is being acknowledged,
+    the page after it is already read (a page read early is still complete: under the table
+    lock, anything that commits later has a higher position)."""
+
+    def __init__(self, recorder: PostgresSideRecordRecorder, context: str, page_size: int) -> None:
+        self._recorder = recorder
+        self._context = context
+        self.page_size = page_size
+        self._ahead: tuple[int, asyncio.Future[list[EventEnvelope]]] | None = None
+
+    async def read(self, after: int) -> list[EventEnvelope]:
+        if self._ahead is not None and self._ahead[0] == after:
+            page, self._ahead = self._ahead[1], None
+            return await page
+        self.discard()
+        return await asyncio.to_thread(self._select, after)
+
+    def read_ahead(self, after: int) -> None:
+        self.discard()
+        self._ahead = (after, asyncio.ensure_future(asyncio.to_thread(self._select, after)))
+
+    def discard(self) -> None:
+        if self._ahead is not None:
+            page, self._ahead = self._ahead[1], None
+            page.add_done_callback(lambda done: done.cancelled() or done.exception())
+            page.cancel()
+
+    def _select(self, after: int) -> list[EventEnvelope]:
+        return self._recorder.select_envelopes(self._context, after, self.page_size)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True if `stop` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        context: str,
+        recorder: PostgresSideRecordRecorder,
+        database_url: str,
+        nc: NatsClient,
+        stream: ContextStream,
+        metrics: RelayMetrics,
+        config: RelayConfig | None = None,
+    ) -> None:
+        self._context = context
+        self._recorder = recorder
+        self._database_url = database_url
+        self._nc = nc
+        self._js = nc.jetstream()
+        self._stream = stream
+        self._metrics = metrics
+        self._config = config or RelayConfig()
+        self._log_extra: dict[str, object] = {"context": context, "stream": stream.name}
+        self._last_correlation_id: str | None = None
+        self.active = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set, as the active relay or as a hot standby."""
+        window = PublishWindow(
+            self._nc,
+            max_in_flight=self._config.max_in_flight,
+            ack_timeout=self._config.ack_timeout,
+        )
+        await window.open()
+        try:
+            while not stop.is_set():
+                try:
+                    await self._session(stop, window)
+                except psycopg.Error as error:
+                    log.warning(
+                        "the relay's event store session failed; not publishing: %s",
+                        error,
+                        extra=self._log_extra,
+                    )
+                finally:
+                    self._set_active(False)
+                await _pause(stop, self._config.retry_interval)
+        finally:
+            await window.close()
+            log.info("relay stopped", extra=self._log_extra)
+
+    def _set_active(self, active: bool) -> None:
+        self.active = active
+        self._metrics.active.set(1 if active else 0)
+
+    async def _session(self, stop: asyncio.Event, window: PublishWindow) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self._database_url,
+            autocommit=True,
+            connect_timeout=self._config.connect_timeout,
+            application_name=f"strata-relay-{self._context}",
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=3,
+        ) as conn:
+            session = StoreSession(conn, self._recorder, self._context, self._stream)
+            await session.keep_alive_both_ways()
+            if not await session.try_lock():
+                log.info("another relay holds the lock: standing by", extra=self._log_extra)
+                while not await session.try_lock():
+                    if await _pause(stop, self._config.lock_retry_interval):
+                        return
+            self._set_active(True)
+            log.info("holding the relay lock: publishing", extra=self._log_extra)
+            await session.prepare()
+            await self._relay(session, window, stop)
+
+    async def _relay(
+        self, session: StoreSession, window: PublishWindow, stop: asyncio.Event
+    ) -> None:
+        reader = PageReader(self._recorder, self._context, self._config.page_size)
+        try:
+            await self._relay_pages(session, window, reader, stop)
+        finally:
+            reader.discard()
+
+    async def _relay_pages(
+        self, session: StoreSession, window: PublishWindow, reader: PageReader, stop: asyncio.Event
+    ) -> None:
+        tip = await self._resume(session, stop)
+        while tip is not None and not stop.is_set():
+            try:
+                tip = await self._step(session, window, reader, tip, stop)
+            except (PublishFailed, PersistenceError, *NATS_ERRORS) as error:
+                reader.discard()
+                self._metrics.resyncs.inc()
+                log.warning(
+                    "publishing after position %d failed: %s; re-syncing from the stream",
+                    tip.position,
+                    error,
+                    extra={
+                        **self._log_extra,
+                        "position": tip.position,
+                        "correlation_id": self._last_correlation_id,
+                    },
+                )
+                await window.abandon()
+                fenced = isinstance(error, PublishFailed) and error.err_code == WRONG_LAST_MSG_ID
+                if not fenced and await _pause(stop, self._config.retry_interval):
+                    return
+                tip = await self._resume(session, stop)
+
+    async def _resume(self, session: StoreSession, stop: asyncio.Event) -> Tip | None:
+        """The resume point, read from the stream until it answers (None if stopped first)."""
+        while not stop.is_set():
+            try:
+                message = await last_message(self._js, self._stream.name)
+            except NATS_ERRORS as error:
+                log.warning("cannot read the stream: %s", error, extra=self._log_extra)
+                await _pause(stop, self._config.retry_interval)
+                continue
+            checkpoint = await session.checkpoint()
+            tip = tip_of(message) if message else Tip(checkpoint, None)
+            top = await session.max_position()
+            extra = {
+                **self._log_extra,
+                "position": tip.position,
+                "checkpoint": checkpoint,
+                "store_position": top,
+            }
+            if tip.position > top:
+                log.error("the stream is ahead of the event store: wrong database?", extra=extra)
+            source = "the stream" if message else "the checkpoint (the stream is empty)"
+            log.info("resuming after position %d, from %s", tip.position, source, extra=extra)
+            return tip
+        return None
+
+    async def _step(
+        self,
+        session: StoreSession,
+        window: PublishWindow,
+        reader: PageReader,
+        tip: Tip,
+        stop: asyncio.Event,
+    ) -> Tip:
+        """Publish the next page, or wait for a commit if there is none."""
+        page = await reader.read(tip.position)
+        if not page:
+            await self._observe_lag(session, tip)
+            await session.wait_for_commit(self._config.poll_interval, stop)
+            return tip
+        tip = await self._publish(window, reader, page, tip)
+        await session.save_checkpoint(tip.position)
+        await self._observe_lag(session, tip)
+        return tip
+
+    async def _publish(
+        self, window: PublishWindow, reader: PageReader, page: list[EventEnvelope], tip: Tip
+    ) -> Tip:
+        previous = tip.message_id
+        for envelope in page:
+            headers = relay_headers(envelope, self._stream.name, previous)
+            await window.publish(self._stream.subject_of(envelope), envelope.to_json(), headers)
+            previous = envelope.message_id
+        if len(page) == reader.page_size:  # a backlog: read on while the acks come in
+            reader.read_ahead(page[-1].position)
+        acks = await window.flush()
+        stored = sum(1 for ack in acks if not ack.duplicate)
+        self._metrics.relayed.inc(stored)
+        self._metrics.duplicates.inc(len(acks) - stored)
+        self._metrics.last_publish.set_to_current_time()
+        last = page[-1]
+        self._last_correlation_id = last.correlation_id
+        log.debug(
+            "relayed %d events up to position %d",
+            len(page),
+            last.position,
+            extra={
+                **self._log_extra,
+                "position": last.position,
+                "correlation_id": last.correlation_id,
+            },
+        )
+        return Tip(last.position, last.message_id)
+
+    async def _observe_lag(self, session: StoreSession, tip: Tip) -> None:
+        self._metrics.lag.set(max(0, await session.max_position() - tip.position))

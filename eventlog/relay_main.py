@@ -1,0 +1,263 @@
+"""`strata-relay --context users|orders`: the relay of one event store, as a process.
+
+Composition root: settings -> event store recorder -> NATS and the context's stream -> relay,
+with /healthz, /readyz and /metrics on ``STRATA_RELAY_HOST:STRATA_RELAY_PORT``. Logs are JSON
+lines on stderr. SIGTERM or SIGINT stops it after the page in flight is acknowledged.
+
+Exit codes: 0 stopped by a signal; 1 invalid settings, embedded mode, or a failure (NATS or the
+event store unreachable at start, the port taken, an unreadable stream); 2 bad arguments.
+"""
+
+import asyncio
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import nats.errors
+import typer
+import uvicorn
+from eventsourcing.persistence import InfrastructureFactory, PersistenceError
+from eventsourcing.utils import Environment
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from nats.aio.client import Client as NatsClient
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import ValidationError
+
+from eventlog.jetstream import connect, context_stream, ensure_stream
+from eventlog.recorders import PostgresSideRecordRecorder
+from eventlog.relay import Relay, RelayConfig, RelayMetrics
+from eventlog.settings import Settings
+from eventlog.stores import event_store_env
+
+log = logging.getLogger("strata.relay")
+
+PROG = "strata-relay"
+
+
+class ContextName(StrEnum):
+    users = "users"
+    orders = "orders"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's extra fields."""
+
+    _STANDARD = frozenset(
+        vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+        | {"message", "asctime", "color_message", "taskName"}
+    )
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update((k, v) for k, v in vars(record).items() if k not in self._STANDARD)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def open_event_store(
+    settings: Settings, context: str
+) -> tuple[InfrastructureFactory[Any], PostgresSideRecordRecorder]:
+    """The context's recorder alone (no application): the relay reads, it never decides.
+
+    It does not create the store's tables: that is the write API's job, and creating indexes
+    (even `IF NOT EXISTS`) takes SHARE locks that can deadlock with appends in flight. Until the
+    tables exist the relay logs the error and retries.
+    """
+    lean = settings.model_copy(update={"worker_threads": 2})  # a small pool is plenty
+    env = event_store_env(lean, context) | {f"{context.upper()}_CREATE_TABLE": "n"}
+    factory = InfrastructureFactory.construct(Environment(context, env))
+    recorder = factory.application_recorder()
+    if not isinstance(recorder, PostgresSideRecordRecorder):
+        factory.close()
+        raise TypeError(f"the {context} event store is not on PostgreSQL")
+    return factory, recorder
+
+
+def create_http_app(
+    context: str,
+    nc: NatsClient,
+    recorder: PostgresSideRecordRecorder,
+    relay: Relay,
+    registry: CollectorRegistry,
+) -> FastAPI:
+    app = FastAPI(title=f"strata relay ({context})", openapi_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz() -> JSONResponse | dict[str, object]:
+        """NATS is connected and the event store answers (a standby is ready too)."""
+        failures = []
+        if not nc.is_connected:
+            failures.append("NATS is not connected")
+        try:
+            await asyncio.wait_for(asyncio.to_thread(recorder.ping), 3)
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            failures.append(f"event store unreachable: {error or type(error).__name__}")
+        if failures:
+            body = {
+                "type": "/problems/not-ready",
+                "title": "Not ready",
+                "status": 503,
+                "detail": "; ".join(failures),
+            }
+            return JSONResponse(body, status_code=503, media_type="application/problem+json")
+        return {"status": "ready", "context": context, "active": relay.active}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus metrics of this relay."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class _HttpServer(uvicorn.Server):
+    """Uvicorn without its own signal handling: the relay's stop event owns SIGTERM/SIGINT."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(settings: Settings, context: str) -> int:
+    """Run the relay and its HTTP endpoints until a signal; the process exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    extra = {"context": context}
+    try:
+        factory, recorder = open_event_store(settings, context)
+    except PersistenceError as error:
+        log.error("the event store is unreachable: %s", error, extra=extra)
+        return 1
+    try:
+        nc = await connect(settings, name=f"{PROG}-{context}")
+    except (TimeoutError, nats.errors.Error, OSError) as error:
+        log.error("NATS at %s is unreachable: %r", settings.nats_url, error, extra=extra)
+        factory.close()
+        return 1
+    try:
+        return await _serve_connected(settings, context, recorder, nc, stop)
+    finally:
+        with suppress(nats.errors.Error, TimeoutError):
+            await asyncio.wait_for(nc.close(), 5)
+        factory.close()
+
+
+async def _serve_connected(
+    settings: Settings,
+    context: str,
+    recorder: PostgresSideRecordRecorder,
+    nc: NatsClient,
+    stop: asyncio.Event,
+) -> int:
+    extra = {"context": context}
+    try:
+        info = await ensure_stream(nc.jetstream(), context, settings)
+    except (nats.errors.Error, TimeoutError) as error:
+        log.error("cannot create or update the stream: %s", error, extra=extra)
+        return 1
+    log.info("stream %s is ready", info.config.name, extra=extra)
+    registry = CollectorRegistry()
+    relay = Relay(
+        context=context,
+        recorder=recorder,
+        database_url=str(settings.database_url(context)),
+        nc=nc,
+        stream=context_stream(context, settings),
+        metrics=RelayMetrics(registry, context),
+        config=RelayConfig.from_settings(settings),
+    )
+    try:
+        listener = socket.create_server((settings.relay_host, settings.relay_port))
+    except OSError as error:
+        log.error("cannot listen on port %d: %s", settings.relay_port, error, extra=extra)
+        return 1
+    app = create_http_app(context, nc, recorder, relay, registry)
+    server = _HttpServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    relay_task = asyncio.create_task(relay.run(stop))
+    server_task = asyncio.create_task(server.serve(sockets=[listener]))
+    await asyncio.wait({relay_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    server.should_exit = True
+    await asyncio.wait({relay_task, server_task})
+    listener.close()
+    if not relay_task.cancelled() and (failure := relay_task.exception()) is not None:
+        log.error("the relay failed", exc_info=failure, extra=extra)
+        return 1
+    return 0
+
+
+def _load_settings() -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"]
+            for e in error.errors()
+        )
+        sys.exit(f"{PROG}: invalid settings: {problems}")
+    if settings.mode != "stack":
+        sys.exit(
+            f"{PROG}: the relay needs the stack mode: set STRATA_USERS_DATABASE_URL and "
+            "STRATA_ORDERS_DATABASE_URL"
+        )
+    return settings
+
+
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@cli.command()
+def relay(
+    context: Annotated[ContextName, typer.Option(help="The event store whose events to publish.")],
+) -> None:
+    """Publish one event store's events to its JetStream stream, once each and in order."""
+    settings = _load_settings()
+    configure_logging(settings.log_level)
+    sys.exit(asyncio.run(serve(settings, context.value)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    command = typer.main.get_command(cli)
+    try:
+        code = command.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except typer.TyperException as error:  # bad arguments: exit code 2
+        print(f"{PROG}: {' '.join(error.format_message().split())}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
