@@ -29,12 +29,11 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import ValidationError
 
 from eventlog.jetstream import connect, context_stream, ensure_stream
 from eventlog.recorders import PostgresSideRecordRecorder
 from eventlog.relay import Relay, RelayConfig, RelayMetrics
-from eventlog.settings import Settings
+from eventlog.settings import Settings, load_settings
 from eventlog.stores import event_store_env
 
 log = logging.getLogger("strata.relay")
@@ -216,16 +215,7 @@ async def _serve_connected(
 
 
 def _load_settings() -> Settings:
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            if e["loc"]
-            else e["msg"]
-            for e in error.errors()
-        )
-        sys.exit(f"{PROG}: invalid settings: {problems}")
+    settings = load_settings(PROG)
     if settings.mode != "stack":
         sys.exit(
             f"{PROG}: the relay needs the stack mode: set STRATA_USERS_DATABASE_URL and "

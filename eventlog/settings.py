@@ -1,9 +1,10 @@
 """The one settings model. Every field is an environment variable ``STRATA_<FIELD>``."""
 
+import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["embedded", "stack"]
@@ -53,6 +54,74 @@ class Settings(BaseSettings):
         10_000, ge=0, description="Aggregates cached per store (0 turns the cache off)."
     )
     log_level: LogLevel = Field("info", description="Log level of the services.")
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222",
+        description="Stack mode: NATS server(s) with JetStream, comma-separated.",
+    )
+    stream_namespace: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="Prefix of stream names and subjects, to keep several deployments (or test"
+        " runs) apart on one NATS account; empty in production.",
+    )
+    stream_max_age_days: float = Field(
+        14, ge=0, description="Days a context stream keeps a message (0: no age limit)."
+    )
+    stream_max_bytes: int = Field(
+        -1,
+        ge=-1,
+        description="Bytes a context stream may hold, oldest dropped first (-1: no limit).",
+    )
+    stream_replicas: int = Field(
+        1, ge=1, le=5, description="Replicas of each context stream (3 in a production cluster)."
+    )
+    stream_duplicate_window_seconds: float = Field(
+        300, gt=0, description="Seconds JetStream remembers a message id to drop a re-publish."
+    )
+    relay_page_size: int = Field(
+        500, ge=1, le=10_000, description="Events the relay reads from the event store at once."
+    )
+    relay_max_in_flight: int = Field(
+        256, ge=1, le=10_000, description="Publishes the relay leaves unacknowledged at most."
+    )
+    relay_ack_timeout_seconds: float = Field(
+        5.0, gt=0, description="Seconds the relay waits for a publish acknowledgement."
+    )
+    relay_host: str = Field(
+        "127.0.0.1", description="Address of the relay's /healthz, /readyz and /metrics."
+    )
+    relay_port: int = Field(
+        8001, ge=1, le=65535, description="Port of the relay's /healthz, /readyz and /metrics."
+    )
+    projector_host: str = Field(
+        "127.0.0.1", description="Address of the projector's /healthz, /readyz and /metrics."
+    )
+    projector_port: int = Field(
+        8002, ge=1, le=65535, description="Port of the projector's /healthz, /readyz and /metrics."
+    )
+    projector_batch_size: int = Field(
+        256,
+        ge=1,
+        le=10_000,
+        description="Events a projector fetches and applies in one transaction or pipeline.",
+    )
+    read_database_url: str | None = Field(
+        None, description="Stack mode: PostgreSQL URL of the read-model database."
+    )
+    redis_url: str | None = Field(None, description="Stack mode: Redis URL of the read models.")
+    read_api_port: int = Field(
+        8003, ge=1, le=65535, description="Port the read API listens on (run on its own)."
+    )
+    read_wait_default_seconds: float = Field(
+        2.0, ge=0, le=60, description="Read-your-writes: seconds a read waits if it sends no wait."
+    )
+    read_wait_max_seconds: float = Field(
+        10.0, ge=0, le=60, description="Read-your-writes: the most seconds a read may wait."
+    )
+    read_cursor_secret: SecretStr = Field(
+        SecretStr("strata-dev-cursor-key"),
+        description="Key signing the read API's page cursors; every replica needs the same one.",
+    )
 
     @model_validator(mode="after")
     def _urls_come_together(self) -> "Settings":
@@ -63,9 +132,31 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _read_wait_within_bound(self) -> "Settings":
+        if self.read_wait_default_seconds > self.read_wait_max_seconds:
+            raise ValueError(
+                "STRATA_READ_WAIT_DEFAULT_SECONDS may not exceed STRATA_READ_WAIT_MAX_SECONDS"
+            )
+        return self
+
     @property
     def mode(self) -> Mode:
         return "stack" if self.users_database_url else "embedded"
 
     def database_url(self, context: str) -> str | None:
         return {"users": self.users_database_url, "orders": self.orders_database_url}[context]
+
+
+def load_settings(prog: str) -> Settings:
+    """The settings from the environment, or exit with one line naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"]
+            for e in error.errors()
+        )
+        sys.exit(f"{prog}: invalid settings: {problems}")

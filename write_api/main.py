@@ -1,24 +1,12 @@
 """`strata-write-api`: start the write API with settings from the environment."""
 
-import sys
-
 import uvicorn
-from pydantic import ValidationError
 
-from eventlog.settings import Settings
+from eventlog.settings import load_settings
 
 
 def main() -> None:
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            if e["loc"]
-            else e["msg"]
-            for e in error.errors()
-        )
-        sys.exit(f"strata-write-api: invalid settings: {problems}")
+    settings = load_settings("strata-write-api")
     base = f"http://{settings.host}:{settings.port}"
     where = settings.data_dir.resolve() if settings.mode == "embedded" else "PostgreSQL"
     print(f"strata write API ({settings.mode} mode, event stores in {where})", flush=True)
