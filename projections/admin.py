@@ -1,0 +1,126 @@
+"""Operating on dead letters: list, show, retry, skip (the replay CLI's DLQ commands).
+
+- **listing**, **show**: parked (or retried, skipped) events, by id.
+- **retry**: apply the parked event again, then the events parked behind it (same projection
+  and aggregate), in position order, each exactly once and without moving checkpoints; stops at
+  the first that fails again, which stays parked with its new error. Only the first parked event
+  of an aggregate can be retried, so per-aggregate order holds.
+- **skip**: give up on a parked event. The events parked behind it stay parked until retried.
+"""
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from redis import Redis
+
+from eventlog.settings import Settings
+from projections import dead_letters
+from projections.catalog import READ_DATABASE, sql_targets, stack_targets
+from projections.dead_letters import DeadLetter, Status
+from projections.engine import Target
+from projections.model import ProjectionFailed
+from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
+
+_MAX_ROUNDS = 10
+
+
+class DeadLetterError(Exception):
+    """The request cannot be carried out (unknown id, not parked, out of order)."""
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    retried: list[int] = field(default_factory=list)
+    """Ids applied and marked 'retried', in order."""
+    failed: DeadLetter | None = None
+    """The entry that failed again (still parked, with its new error), if any."""
+
+
+class DeadLetterAdmin:
+    def __init__(self, db: SqlDatabase, targets: Iterable[Target]) -> None:
+        self._db = db
+        self._targets = {(t.projection.name, t.projection.version): t for t in targets}
+
+    def listing(
+        self,
+        *,
+        projection: str | None = None,
+        status: Status | None = "parked",
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        with self._db.transaction(write=False) as tx:
+            return dead_letters.listing(
+                tx, projection=projection, status=status, after_id=after_id, limit=limit
+            )
+
+    def show(self, letter_id: int) -> DeadLetter:
+        with self._db.transaction(write=False) as tx:
+            letter = dead_letters.get(tx, letter_id)
+        if letter is None:
+            raise DeadLetterError(f"no dead letter {letter_id}")
+        return letter
+
+    def retry(self, letter_id: int) -> RetryResult:
+        letter = self._parked(letter_id)
+        target = self._targets.get((letter.projection, letter.version))
+        if target is None:
+            raise DeadLetterError(f"projection {letter.projection}:v{letter.version} is not loaded")
+        chain = self._chain(letter)
+        if chain[0].id != letter.id:
+            raise DeadLetterError(
+                f"dead letter {letter_id} is blocked by {chain[0].id} (position"
+                f" {chain[0].position}) of the same aggregate: retry or skip that one first"
+            )
+        retried: list[int] = []
+        for _ in range(_MAX_ROUNDS):  # events parked while we work join the chain
+            for entry in chain:
+                try:
+                    target.reapply(entry)
+                except ProjectionFailed as failure:
+                    with self._db.transaction() as tx:
+                        dead_letters.record_failure(tx, entry.id, failure.error, entry.attempts + 1)
+                    return RetryResult(retried, self.show(entry.id))
+                retried.append(entry.id)
+            chain = self._chain(letter)
+            if not chain:
+                break
+        return RetryResult(retried)
+
+    def skip(self, letter_id: int) -> DeadLetter:
+        self._parked(letter_id)
+        with self._db.transaction() as tx:
+            if not dead_letters.mark(tx, letter_id, "skipped", only_if="parked"):
+                raise DeadLetterError(f"dead letter {letter_id} is no longer parked")
+        return self.show(letter_id)
+
+    def _parked(self, letter_id: int) -> DeadLetter:
+        letter = self.show(letter_id)
+        if letter.status != "parked":
+            raise DeadLetterError(f"dead letter {letter_id} is {letter.status}, not parked")
+        return letter
+
+    def _chain(self, letter: DeadLetter) -> list[DeadLetter]:
+        with self._db.transaction(write=False) as tx:
+            return dead_letters.chain(tx, letter)
+
+
+@contextmanager
+def open_admin(settings: Settings) -> Iterator[DeadLetterAdmin]:
+    """The dead letters of the read models the settings select (for the replay CLI): the
+    PostgreSQL read database and Redis when both are set, else `<data_dir>/read.sqlite`."""
+    if settings.read_database_url and settings.redis_url:
+        db: SqlDatabase = PostgresDatabase(settings.read_database_url)
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            yield DeadLetterAdmin(db, stack_targets(db, redis))
+        finally:
+            redis.close()
+            db.close()
+        return
+    db = SQLiteDatabase(settings.data_dir / READ_DATABASE)
+    try:
+        yield DeadLetterAdmin(db, sql_targets(db))
+    finally:
+        db.close()

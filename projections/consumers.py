@@ -1,0 +1,241 @@
+"""The stack mode's feed: a durable JetStream pull consumer per (projection, context).
+
+- Consumer `proj_<name>_v<k>_<context>`, filter `es.<context>.>`, explicit acks,
+  `max_ack_pending` = the fetch size, finite `max_deliver`, `ack_wait` well above a batch
+  (long batches send `in_progress()`).
+- On every attach (start, and after any failure) the consumer is deleted and recreated at the
+  stream sequence after the checkpoint (`by_start_sequence`; `all` when there is none), so no
+  stale redelivery can arrive behind newer messages. If the stream no longer holds the messages
+  after the checkpoint (`max_age`), the read model is first caught up from the event store.
+- One sequential loop: fetch (finite timeout; a timeout is an empty batch) → apply and commit →
+  ack. Acks go out only after the commit; duplicates are acked too. A stream whose only subjects
+  are the consumer's delivers consecutive sequences, so a hole (a message dropped after
+  `max_deliver`) makes the loop re-attach at the checkpoint instead of skipping it.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from eventlog.envelope import EventEnvelope
+from eventlog.jetstream import ContextStream
+from projections.engine import Engine, Outcome
+from projections.model import Checkpoint, Message, Projection
+
+logger = logging.getLogger("strata.projections.consumers")
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    batch_size: int = 256
+    fetch_timeout: float = 1.0
+    ack_wait: float = 60.0
+    max_deliver: int = 10
+    pauses: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
+    """Waits before re-attaching after consecutive failures (the last one repeats)."""
+
+
+def consumer_name(projection: Projection, context: str) -> str:
+    return f"proj_{projection.name}_v{projection.version}_{context}"
+
+
+Backfill = Callable[[Engine, str], int]
+"""Catch a read model up from the event store (blocking); returns the events read."""
+
+BatchObserver = Callable[["ConsumerRunner", Outcome, float], None]
+
+
+class SequenceGap(RuntimeError):
+    """The consumer skipped stream sequences: re-attach at the checkpoint."""
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        engine: Engine,
+        stream: ContextStream,
+        options: ConsumerOptions | None = None,
+        *,
+        backfill: Backfill | None = None,
+        observe: BatchObserver | None = None,
+    ) -> None:
+        self._js = js
+        self.engine = engine
+        self.stream = stream
+        self.options = options or ConsumerOptions()
+        self._backfill = backfill
+        self._observe = observe
+        self.name = consumer_name(engine.projection, stream.context)
+        self.attached = False
+        self.checkpoint = Checkpoint()
+        self.last_event_time: datetime | None = None
+        self._next_seq = 1
+        self._contiguous = False
+
+    @property
+    def context(self) -> str:
+        return self.stream.context
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Attach and consume until `stopping` is set; re-attach after any failure."""
+        failures = 0
+        while not stopping.is_set():
+            subscription: JetStreamContext.PullSubscription | None = None
+            try:
+                subscription = await self.attach()
+                failures = 0
+                while not stopping.is_set():
+                    await self.step(subscription)
+            except Exception:
+                pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
+                failures += 1
+                logger.exception(
+                    "consumer %s failed; re-attaching in %g s",
+                    self.name,
+                    pause,
+                    extra={"projection": self.engine.projection.label, "context": self.context},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), pause)
+            finally:
+                self.attached = False
+                if subscription is not None:
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
+
+    async def attach(self, *, start: int | None = None) -> JetStreamContext.PullSubscription:
+        """(Re)create the durable consumer at the stream sequence after the checkpoint (or at
+        `start`, to force a redelivery: what the checkpoint covers is skipped anyway)."""
+        target = self.engine.target
+        checkpoint = await asyncio.to_thread(target.checkpoint, self.context)
+        info = await self._js.stream_info(self.stream.name)
+        first, last = info.state.first_seq, info.state.last_seq
+        if start is None:
+            start = checkpoint.stream_seq + 1 if checkpoint.stream_seq else 1
+        if start > last + 1:
+            logger.warning(
+                "%s: checkpoint sequence %d is past the end of %s (%d): reading it all",
+                self.name,
+                checkpoint.stream_seq,
+                self.stream.name,
+                last,
+            )
+            start = 1
+        if start < first:
+            await self._catch_up_from_store(first)
+            start = first
+            checkpoint = await asyncio.to_thread(target.checkpoint, self.context)
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_consumer(self.stream.name, self.name)
+        await self._js.add_consumer(self.stream.name, self._config(start))
+        subscription = await self._js.pull_subscribe_bind(
+            durable=self.name, stream=self.stream.name
+        )
+        self._next_seq = start
+        self._contiguous = list(info.config.subjects or []) == [self.stream.subjects]
+        self.checkpoint = checkpoint
+        self.attached = True
+        logger.info(
+            "consumer %s attached at stream sequence %d (checkpoint %d)",
+            self.name,
+            start,
+            checkpoint.position,
+            extra={"projection": self.engine.projection.label, "context": self.context},
+        )
+        return subscription
+
+    def _config(self, start: int) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.name,
+            description=f"strata projector {self.engine.projection.label}, {self.context}",
+            deliver_policy=DeliverPolicy.ALL if start <= 1 else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=None if start <= 1 else start,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.options.ack_wait,
+            max_deliver=self.options.max_deliver,
+            max_ack_pending=self.options.batch_size,
+            filter_subject=self.stream.subjects,
+        )
+
+    async def _catch_up_from_store(self, first: int) -> None:
+        if self._backfill is None:
+            logger.error(
+                "%s: the stream starts at sequence %d, after the checkpoint, and there is no event"
+                " store to catch up from: events in between are missing from the read model",
+                self.name,
+                first,
+            )
+            return
+        read = await asyncio.to_thread(self._backfill, self.engine, self.context)
+        logger.warning(
+            "%s: the stream starts after the checkpoint; caught up %d events from the event store",
+            self.name,
+            read,
+        )
+
+    async def step(self, subscription: JetStreamContext.PullSubscription) -> int:
+        """Fetch one batch, apply and commit it, then ack it; the number of messages fetched."""
+        try:
+            fetched = await subscription.fetch(
+                self.options.batch_size, timeout=self.options.fetch_timeout
+            )
+        except TimeoutError:
+            return 0
+        messages, readable = await self._decode(fetched)
+        started = time.monotonic()
+        outcome = await self._apply(messages, readable)
+        for msg in readable:
+            await msg.ack()
+        if outcome.checkpoint is not None:
+            self.checkpoint = outcome.checkpoint
+        if outcome.last_event_time is not None:
+            self.last_event_time = outcome.last_event_time
+        if self._observe is not None:
+            self._observe(self, outcome, time.monotonic() - started)
+        return len(fetched)
+
+    async def _decode(self, fetched: Sequence[Msg]) -> tuple[list[Message], list[Msg]]:
+        messages: list[Message] = []
+        readable: list[Msg] = []
+        for msg in fetched:
+            seq = msg.metadata.sequence.stream
+            if self._contiguous and seq > self._next_seq:
+                raise SequenceGap(f"{self.name}: expected sequence {self._next_seq}, got {seq}")
+            self._next_seq = max(self._next_seq, seq + 1)
+            try:
+                envelope = EventEnvelope.from_json(msg.data)
+            except (ValueError, TypeError, KeyError) as error:
+                logger.error(
+                    "%s: stream sequence %d is not an event envelope (%s); terminated",
+                    self.name,
+                    seq,
+                    error,
+                    extra={"projection": self.engine.projection.label, "context": self.context},
+                )
+                await msg.term()
+                continue
+            messages.append(Message(envelope, seq))
+            readable.append(msg)
+        return messages, readable
+
+    async def _apply(self, messages: list[Message], fetched: Sequence[Msg]) -> Outcome:
+        """Run the engine in a thread; tell the server we are still at it while it runs."""
+        if not messages:
+            return Outcome()
+        work = asyncio.ensure_future(asyncio.to_thread(self.engine.handle, self.context, messages))
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=self.options.ack_wait / 3)
+            if done:
+                return work.result()
+            for msg in fetched:
+                await msg.in_progress()

@@ -1,0 +1,129 @@
+"""The embedded mode's fan-out: tail the SQLite event stores inside the API process.
+
+One thread per context polls `select_envelopes` on its store (SQLite cannot LISTEN) and applies
+each page to every projection of that context in `<data_dir>/read.sqlite`, with the same
+checkpoints and dead letters as the stack. The write side calls :meth:`EmbeddedFanout.wake`
+after a commit for low lag; a short poll is the backstop.
+
+Wiring (the write API's lifespan)::
+
+    services = build_services(settings)
+    fanout = start_embedded_fanout(settings, services)   # embedded mode only
+    ...                                                  # after each successful command:
+    fanout.wake()                                        #   (or wake("users") / wake("orders"))
+    ...
+    fanout.stop()                                        # before services.close()
+"""
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from eventlog.settings import CONTEXTS, Settings
+from eventlog.stores import Services
+from projections.admin import DeadLetterAdmin
+from projections.catalog import READ_DATABASE, sql_targets
+from projections.catchup import EnvelopeSource, catch_up, envelope_source
+from projections.engine import Engine, RetryPolicy, Target
+from projections.sql import SQLiteDatabase
+
+logger = logging.getLogger("strata.projections.embedded")
+
+POLL_INTERVAL = 0.2
+MAX_ERROR_PAUSE = 5.0
+
+
+class Tailer:
+    """One context's log, applied to its projections by a thread of its own."""
+
+    def __init__(
+        self,
+        context: str,
+        source: EnvelopeSource,
+        engines: Sequence[Engine],
+        *,
+        page_size: int,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self.context = context
+        self._source = source
+        self._engines = list(engines)
+        self._page_size = page_size
+        self._poll_interval = poll_interval
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"fanout-{context}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pause = self._poll_interval
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                catch_up(self._source, self.context, self._engines, page_size=self._page_size)
+            except Exception:
+                logger.exception("fan-out of %s failed; retrying", self.context)
+                pause = min(MAX_ERROR_PAUSE, pause * 2)
+            else:
+                pause = self._poll_interval
+            self._wake.wait(pause)
+
+
+class EmbeddedFanout:
+    """A handle on the running fan-out: wake it, inspect its dead letters, stop it."""
+
+    def __init__(self, db: SQLiteDatabase, targets: Sequence[Target], tailers: Sequence[Tailer]):
+        self.db = db
+        self.targets = list(targets)
+        self.dead_letters = DeadLetterAdmin(db, targets)
+        self._tailers = {tailer.context: tailer for tailer in tailers}
+
+    def wake(self, context: str | None = None) -> None:
+        """New events were committed (in `context`, or in any): apply them now."""
+        for name, tailer in self._tailers.items():
+            if context is None or name == context:
+                tailer.wake()
+
+    def stop(self) -> None:
+        for tailer in self._tailers.values():
+            tailer.stop()
+        self.db.close()
+
+
+def start_embedded_fanout(
+    settings: Settings,
+    services: Services,
+    *,
+    poll_interval: float = POLL_INTERVAL,
+    policy: RetryPolicy | None = None,
+) -> EmbeddedFanout:
+    """Create the read database and its tables, then start one tailer thread per context."""
+    db = SQLiteDatabase(settings.data_dir / READ_DATABASE, busy_timeout=settings.db_lock_timeout)
+    targets = sql_targets(db)
+    for target in targets:
+        target.prepare()
+    engines = [Engine(target, policy) for target in targets]
+    stores = {service.name: service for service in services.all()}
+    tailers = [
+        Tailer(
+            context,
+            envelope_source(stores[context].recorder),
+            [engine for engine in engines if context in engine.projection.contexts],
+            page_size=settings.projector_batch_size,
+            poll_interval=poll_interval,
+        )
+        for context in CONTEXTS
+    ]
+    for tailer in tailers:
+        tailer.start()
+    return EmbeddedFanout(db, targets, tailers)

@@ -1,0 +1,109 @@
+"""Prometheus metrics of the projector: throughput, lag (events and seconds), dead letters."""
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from projections.consumers import ConsumerRunner
+from projections.engine import Outcome
+from projections.model import Projection
+
+_LABELS = ("projection", "version", "context")
+
+
+class ProjectorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.applied = Counter(
+            "strata_projection_events_applied",
+            "Events applied to a read model.",
+            _LABELS,
+            registry=r,
+        )
+        self.parked = Counter(
+            "strata_projection_events_parked",
+            "Events parked as dead letters (failing, or behind a failing one of their aggregate).",
+            _LABELS,
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "strata_projection_duplicates",
+            "Messages skipped because the checkpoint already covered them.",
+            _LABELS,
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "strata_projection_batch_seconds",
+            "Seconds to apply and commit one batch.",
+            ("projection", "version"),
+            registry=r,
+        )
+        self.checkpoint = Gauge(
+            "strata_projection_checkpoint_position",
+            "Last position applied (the context's event store position).",
+            _LABELS,
+            registry=r,
+        )
+        self.lag_events = Gauge(
+            "strata_projection_lag_events",
+            "Position of the stream's last message minus the checkpoint.",
+            _LABELS,
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            "strata_projection_lag_seconds",
+            "While behind: now minus the time of the last applied event (0 when caught up;"
+            " NaN when behind with nothing applied yet).",
+            _LABELS,
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            "strata_projection_dead_letters",
+            "Parked events waiting to be retried or skipped.",
+            ("projection", "version"),
+            registry=r,
+        )
+        self.attached = Gauge(
+            "strata_projection_consumer_attached",
+            "1 while the consumer is attached and consuming.",
+            _LABELS,
+            registry=r,
+        )
+
+    @staticmethod
+    def _labels(runner: ConsumerRunner) -> tuple[str, str, str]:
+        p = runner.engine.projection
+        return p.name, str(p.version), runner.context
+
+    def observe_batch(self, runner: ConsumerRunner, outcome: Outcome, seconds: float) -> None:
+        labels = self._labels(runner)
+        self.applied.labels(*labels).inc(outcome.applied)
+        self.parked.labels(*labels).inc(outcome.parked)
+        self.duplicates.labels(*labels).inc(outcome.duplicates)
+        self.batch_seconds.labels(*labels[:2]).observe(seconds)
+        self.checkpoint.labels(*labels).set(runner.checkpoint.position)
+
+    def observe_lag(
+        self, runner: ConsumerRunner, last_position: int, now: datetime | None = None
+    ) -> None:
+        labels = self._labels(runner)
+        behind = max(0, last_position - runner.checkpoint.position)
+        self.lag_events.labels(*labels).set(behind)
+        self.checkpoint.labels(*labels).set(runner.checkpoint.position)
+        self.attached.labels(*labels).set(1 if runner.attached else 0)
+        if behind == 0:
+            seconds = 0.0
+        elif runner.last_event_time is None:
+            seconds = float("nan")
+        else:
+            moment = now or datetime.now(UTC)
+            seconds = max(0.0, (moment - runner.last_event_time).total_seconds())
+        self.lag_seconds.labels(*labels).set(seconds)
+
+    def observe_dead_letters(
+        self, projections: Iterable[Projection], depth: Mapping[tuple[str, int], int]
+    ) -> None:
+        for p in projections:
+            self.dead_letters.labels(p.name, str(p.version)).set(depth.get((p.name, p.version), 0))

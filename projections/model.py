@@ -1,0 +1,112 @@
+"""What projections receive, what they declare, and how a failure is reported."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+from uuid import UUID
+
+from eventlog.envelope import EventEnvelope
+from projections.ops import Op
+from projections.sql import Table, Tx
+
+
+@dataclass(frozen=True)
+class Message:
+    """An envelope as delivered, with its JetStream stream sequence (0 when read from a store)."""
+
+    envelope: EventEnvelope
+    stream_seq: int = 0
+
+    @property
+    def position(self) -> int:
+        return self.envelope.position
+
+    @property
+    def aggregate_id(self) -> UUID:
+        return self.envelope.aggregate_id
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The last applied position of one (projection, version, context), and its stream sequence
+    (0: none yet, or the event was read from the event store rather than the stream)."""
+
+    position: int = 0
+    stream_seq: int = 0
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Apply the event to the read model."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
+class Park:
+    """Do not apply the event: record it as a dead letter and move the checkpoint past it."""
+
+    message: Message
+    error: str
+    attempts: int
+
+
+Step = Apply | Park
+
+
+class ProjectionFailed(Exception):
+    """The projection raised on the event at `position` (not an infrastructure failure)."""
+
+    def __init__(self, position: int, error: BaseException | str) -> None:
+        self.position = position
+        self.error = error if isinstance(error, str) else describe(error)
+        super().__init__(f"position {position}: {self.error}")
+
+
+def describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class UnsupportedEvent(Exception):
+    """An event of a schema version this projection does not know how to read."""
+
+
+class Projection(ABC):
+    """A read model's projection: its name, version and the contexts whose events it reads."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    contexts: ClassVar[tuple[str, ...]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+    @staticmethod
+    def require_schema(event: EventEnvelope, supported: int = 1) -> None:
+        if event.schema_version > supported:
+            raise UnsupportedEvent(
+                f"{event.aggregate_type}.{event.event_type} schema version {event.schema_version}"
+                f" (this projection reads up to {supported})"
+            )
+
+
+class OpsProjection(Projection):
+    """A document-shaped read model (Redis in the stack mode): each event becomes operations,
+    which an executor runs on Redis or on the generic SQL tables."""
+
+    @abstractmethod
+    def operations(self, event: EventEnvelope) -> Sequence[Op]:
+        """The operations for one event (none for events this projection ignores)."""
+
+
+class SqlProjection(Projection):
+    """A relational read model: its tables, and the statements each event runs."""
+
+    tables: ClassVar[tuple[Table, ...]]
+
+    @abstractmethod
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        """Apply one event inside the batch's transaction."""

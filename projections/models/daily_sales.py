@@ -1,0 +1,94 @@
+"""`daily_sales`: payments and refunds per UTC day and currency, in cents.
+
+A payment counts on the day of its `Paid` event; cancelling a paid order counts a refund of the
+amount paid on the day of the `Cancelled` event. `daily_sales_orders` (internal) remembers each
+order's currency and amount paid, which those events do not carry.
+"""
+
+from typing import ClassVar
+
+from eventlog.envelope import EventEnvelope
+from projections.model import SqlProjection
+from projections.models.attribution import is_refund
+from projections.models.rows import change_one, fetch_one
+from projections.sql import Column, Table, Tx
+from projections.values import cents, utc_day
+
+DAILY_SALES = Table(
+    "daily_sales",
+    (
+        Column("day", "date", nullable=False),
+        Column("currency", "text", nullable=False),
+        Column("orders_paid", "int", nullable=False),
+        Column("paid_cents", "bigint", nullable=False),
+        Column("orders_refunded", "int", nullable=False),
+        Column("refunded_cents", "bigint", nullable=False),
+    ),
+    primary_key=("day", "currency"),
+)
+
+ORDER_MEMORY = Table(
+    "daily_sales_orders",
+    (
+        Column("order_id", "uuid", nullable=False),
+        Column("currency", "text", nullable=False),
+        Column("paid_cents", "bigint", nullable=False),
+    ),
+    primary_key=("order_id",),
+)
+
+_ADD = (
+    "INSERT INTO daily_sales (day, currency, orders_paid, paid_cents, orders_refunded,"
+    " refunded_cents) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, currency) DO UPDATE SET"
+    " orders_paid = daily_sales.orders_paid + excluded.orders_paid,"
+    " paid_cents = daily_sales.paid_cents + excluded.paid_cents,"
+    " orders_refunded = daily_sales.orders_refunded + excluded.orders_refunded,"
+    " refunded_cents = daily_sales.refunded_cents + excluded.refunded_cents"
+)
+
+
+class DailySales(SqlProjection):
+    name = "daily_sales"
+    contexts = ("orders",)
+    tables: ClassVar[tuple[Table, ...]] = (DAILY_SALES, ORDER_MEMORY)
+
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        if event.aggregate_type != "Order":
+            return
+        self.require_schema(event)
+        order, day = event.aggregate_id, utc_day(event.timestamp)
+        match event.event_type:
+            case "Created":
+                tx.execute(
+                    "INSERT INTO daily_sales_orders (order_id, currency, paid_cents)"
+                    " VALUES (?, ?, 0)",
+                    [order, event.data["currency"]],
+                )
+            case "Paid":
+                amount = cents(event.data["amount"])
+                (currency,) = fetch_one(
+                    tx,
+                    "SELECT currency FROM daily_sales_orders WHERE order_id = ?",
+                    [order],
+                    f"order {order} in daily_sales_orders",
+                )
+                self._remember(tx, event, amount)
+                tx.execute(_ADD, [day, currency, 1, amount, 0, 0])
+            case "Cancelled" if is_refund(event):
+                currency, paid = fetch_one(
+                    tx,
+                    "SELECT currency, paid_cents FROM daily_sales_orders WHERE order_id = ?",
+                    [order],
+                    f"order {order} in daily_sales_orders",
+                )
+                self._remember(tx, event, 0)
+                tx.execute(_ADD, [day, currency, 0, 0, 1, int(paid)])
+
+    @staticmethod
+    def _remember(tx: Tx, event: EventEnvelope, paid_cents: int) -> None:
+        change_one(
+            tx,
+            "UPDATE daily_sales_orders SET paid_cents = ? WHERE order_id = ?",
+            [paid_cents, event.aggregate_id],
+            f"order {event.aggregate_id} in daily_sales_orders",
+        )

@@ -1,0 +1,132 @@
+"""`orders` and `order_lines` (see docs/read-models.md). Money in integer cents."""
+
+from typing import ClassVar
+from uuid import UUID
+
+from eventlog.envelope import EventEnvelope
+from projections.model import SqlProjection
+from projections.models.rows import change_one, fetch_one
+from projections.sql import Column, Index, Table, Tx
+from projections.values import cents
+
+ORDERS = Table(
+    "orders",
+    (
+        Column("id", "uuid", nullable=False),
+        Column("user_id", "uuid", nullable=False),
+        Column("currency", "text", nullable=False),
+        Column("status", "text", nullable=False),
+        Column("total_cents", "bigint", nullable=False),
+        Column("line_count", "int", nullable=False),
+        Column("created_at", "timestamptz", nullable=False),
+        Column("placed_at", "timestamptz"),
+        Column("paid_at", "timestamptz"),
+        Column("shipped_at", "timestamptz"),
+        Column("cancelled_at", "timestamptz"),
+        Column("cancel_reason", "text"),
+        Column("version", "int", nullable=False),
+    ),
+    primary_key=("id",),
+    indexes=(
+        Index("orders_by_user", ("user_id", "created_at", "id")),
+        Index("orders_by_status", ("status", "created_at", "id")),
+        Index("orders_by_placed", ("placed_at", "id")),
+    ),
+)
+
+LINES = Table(
+    "order_lines",
+    (
+        Column("order_id", "uuid", nullable=False),
+        Column("sku", "text", nullable=False),
+        Column("quantity", "int", nullable=False),
+        Column("unit_price_cents", "bigint", nullable=False),
+    ),
+    primary_key=("order_id", "sku"),
+)
+
+_STATUS_CHANGES = {
+    "Placed": ("placed", "placed_at"),
+    "Paid": ("paid", "paid_at"),
+    "Shipped": ("shipped", "shipped_at"),
+    "Cancelled": ("cancelled", "cancelled_at"),
+}
+
+
+class Orders(SqlProjection):
+    name = "orders"
+    contexts = ("orders",)
+    tables: ClassVar[tuple[Table, ...]] = (ORDERS, LINES)
+
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        if event.aggregate_type != "Order":
+            return
+        self.require_schema(event)
+        order, data = event.aggregate_id, event.data
+        match event.event_type:
+            case "Created":
+                tx.execute(
+                    "INSERT INTO orders (id, user_id, currency, status, total_cents, line_count,"
+                    " created_at, version) VALUES (?, ?, ?, 'draft', 0, 0, ?, ?)",
+                    [
+                        order,
+                        UUID(data["user_id"]),
+                        data["currency"],
+                        event.timestamp,
+                        event.aggregate_version,
+                    ],
+                )
+            case "LineAdded":
+                unit_price = cents(data["unit_price"])
+                tx.execute(
+                    "INSERT INTO order_lines (order_id, sku, quantity, unit_price_cents)"
+                    " VALUES (?, ?, ?, ?)",
+                    [order, data["sku"], data["quantity"], unit_price],
+                )
+                self._change_lines(tx, event, +1, data["quantity"] * unit_price)
+            case "LineRemoved":
+                quantity, unit_price = fetch_one(
+                    tx,
+                    "SELECT quantity, unit_price_cents FROM order_lines"
+                    " WHERE order_id = ? AND sku = ?",
+                    [order, data["sku"]],
+                    f"line {data['sku']!r} of order {order}",
+                )
+                tx.execute(
+                    "DELETE FROM order_lines WHERE order_id = ? AND sku = ?", [order, data["sku"]]
+                )
+                self._change_lines(tx, event, -1, -int(quantity) * int(unit_price))
+            case "Placed":
+                self._change_status(tx, event, total_cents=cents(data["total"]))
+            case "Cancelled":
+                self._change_status(tx, event, cancel_reason=data["reason"])
+            case "Paid" | "Shipped":
+                self._change_status(tx, event)
+
+    @staticmethod
+    def _change_lines(tx: Tx, event: EventEnvelope, count: int, amount: int) -> None:
+        change_one(
+            tx,
+            "UPDATE orders SET line_count = line_count + ?, total_cents = total_cents + ?,"
+            " version = ? WHERE id = ?",
+            [count, amount, event.aggregate_version, event.aggregate_id],
+            f"order {event.aggregate_id}",
+        )
+
+    @staticmethod
+    def _change_status(tx: Tx, event: EventEnvelope, **columns: object) -> None:
+        status, stamp_column = _STATUS_CHANGES[event.event_type]
+        names = [f"{name} = ?" for name in columns]
+        change_one(
+            tx,
+            f"UPDATE orders SET status = ?, {stamp_column} = ?, "  # noqa: S608
+            f"{''.join(name + ', ' for name in names)}version = ? WHERE id = ?",
+            [
+                status,
+                event.timestamp,
+                *columns.values(),
+                event.aggregate_version,
+                event.aggregate_id,
+            ],
+            f"order {event.aggregate_id}",
+        )

@@ -1,0 +1,22 @@
+"""Small helpers shared by the SQL projections."""
+
+from collections.abc import Sequence
+
+from projections.sql import Row, Tx
+
+
+class MissingRow(LookupError):
+    """An event refers to a row its projection never wrote."""
+
+
+def change_one(tx: Tx, statement: str, params: Sequence[object], what: str) -> None:
+    """Run an UPDATE or DELETE that must change exactly one row."""
+    if tx.execute(statement, params) != 1:
+        raise MissingRow(f"no {what}")
+
+
+def fetch_one(tx: Tx, statement: str, params: Sequence[object], what: str) -> Row:
+    row = tx.query_one(statement, params)
+    if row is None:
+        raise MissingRow(f"no {what}")
+    return row

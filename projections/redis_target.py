@@ -1,0 +1,271 @@
+"""Document-shaped read models in Redis: one Lua call per event, pipelined per batch.
+
+Each call compares the event's position with the checkpoint and, in the same atomic step,
+applies the event's operations and moves the checkpoint (key `rm:{<proj>:v<k>}:ckpt:<context>`,
+its stream sequence beside it in `…:seq:<context>`). Calls are chained: each names the
+checkpoint it expects, so once an event fails no later event of the pipeline moves the
+checkpoint past it. The `{…}` hash tag keeps a projection's keys in one cluster slot, which the
+script relies on: it reads and writes keys derived from the operations.
+
+Dead letters live in the SQL read database: parked events are recorded there first
+(idempotently) and then passed through the script with no operations, which moves the
+checkpoint past them.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from redis import Redis, ResponseError
+
+from projections import dead_letters
+from projections.dead_letters import DeadLetter
+from projections.model import (
+    Apply,
+    Checkpoint,
+    Message,
+    OpsProjection,
+    Park,
+    ProjectionFailed,
+    Step,
+)
+from projections.ops import check, encode
+from projections.schema import SHARED_TABLES, checkpoint_payload, create_tables
+from projections.sql import SqlDatabase
+
+LUA = r"""
+-- KEYS[1]: checkpoint key (mode 'cas') or retry marker (mode 'once'); KEYS[2]: stream-seq key
+-- ARGV: mode, position, stream seq, expected checkpoint, key prefix, operations (JSON)
+-- Returns {1, ''} applied, {0, ''} duplicate, {-1, ''} checkpoint not as expected,
+-- {-2, reason} a bind found nothing (nothing written).
+local mode, position = ARGV[1], tonumber(ARGV[2])
+if mode == 'cas' then
+  local ckpt = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if position <= ckpt then return {0, ''} end
+  if ckpt ~= tonumber(ARGV[4]) then return {-1, ''} end
+elseif redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, ''}
+end
+local prefix = ARGV[5]
+local ops = cjson.decode(ARGV[6])
+local vars = {}
+for _, op in ipairs(ops) do
+  if op[1] == 'bind' then
+    for i = 3, #op do
+      local found = redis.call('HGET', prefix .. op[2], op[i])
+      if not found then return {-2, op[2] .. ' has no ' .. op[i]} end
+      vars[op[i]] = found
+    end
+  end
+end
+local function text(x)
+  if type(x) == 'table' then return (string.gsub(x.t, '{([%w_]+)}', vars)) end
+  return x
+end
+local function value(x)
+  if type(x) ~= 'table' then return x end
+  local v = vars[x.var]
+  if x.neg and v ~= '0' then
+    if string.sub(v, 1, 1) == '-' then return string.sub(v, 2) end
+    return '-' .. v
+  end
+  return v
+end
+local function list_of(key, field)
+  local raw = redis.call('HGET', key, field)
+  if not raw then return {} end
+  return cjson.decode(raw)
+end
+local function encode_list(items)
+  if #items == 0 then return '[]' end
+  -- cjson writes '/' as '\/'; plain '/' keeps the text equal to the SQL executor's JSON
+  return (string.gsub(cjson.encode(items), '\\/', '/'))
+end
+for _, op in ipairs(ops) do
+  local kind = op[1]
+  if kind == 'set' and #op > 2 then
+    local args = {}
+    for i = 3, #op, 2 do
+      args[#args + 1] = op[i]
+      args[#args + 1] = value(op[i + 1])
+    end
+    redis.call('HSET', prefix .. text(op[2]), unpack(args))
+  elseif kind == 'incr' then
+    redis.call('HINCRBY', prefix .. text(op[2]), text(op[3]), value(op[4]))
+  elseif kind == 'zincr' then
+    redis.call('ZINCRBY', prefix .. text(op[2]), value(op[4]), text(op[3]))
+  elseif kind == 'push' then
+    local key = prefix .. text(op[2])
+    local items = list_of(key, op[3])
+    items[#items + 1] = op[4]
+    redis.call('HSET', key, op[3], encode_list(items))
+  elseif kind == 'pull' then
+    local key = prefix .. text(op[2])
+    local items = list_of(key, op[3])
+    for i, item in ipairs(items) do
+      if item == op[4] then
+        table.remove(items, i)
+        break
+      end
+    end
+    redis.call('HSET', key, op[3], encode_list(items))
+  end
+end
+if mode == 'cas' then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[3])
+else
+  redis.call('SET', KEYS[1], '1')
+end
+return {1, ''}
+"""
+
+
+@dataclass(frozen=True)
+class RedisLayout:
+    """Key names: `<root>:{<proj>:v<k>}:<key>`; `root` is `rm` except in isolated tests."""
+
+    root: str = "rm"
+
+    BOOKKEEPING = ("ckpt:", "seq:", "retried:")
+
+    def prefix(self, name: str, version: int) -> str:
+        return f"{self.root}:{{{name}:v{version}}}:"
+
+    def checkpoint_key(self, name: str, version: int, context: str) -> str:
+        return f"{self.prefix(name, version)}ckpt:{context}"
+
+    def stream_seq_key(self, name: str, version: int, context: str) -> str:
+        return f"{self.prefix(name, version)}seq:{context}"
+
+    def retried_key(self, name: str, version: int, context: str, position: int) -> str:
+        return f"{self.prefix(name, version)}retried:{context}:{position}"
+
+    @property
+    def channel(self) -> str:
+        """Pub/sub channel of checkpoint moves (payload: schema.checkpoint_payload)."""
+        return f"{self.root}:ckpt"
+
+
+class CheckpointMoved(RuntimeError):
+    """Another writer moved the checkpoint during the batch (two projectors on one model)."""
+
+
+class RedisDocumentTarget:
+    def __init__(
+        self,
+        redis: Redis,
+        projection: OpsProjection,
+        dead_letter_db: SqlDatabase,
+        layout: RedisLayout | None = None,
+    ) -> None:
+        self.redis = redis
+        self._projection = projection
+        self._dead_letter_db = dead_letter_db
+        self.layout = layout or RedisLayout()
+        self._script = redis.register_script(LUA)
+
+    @property
+    def projection(self) -> OpsProjection:
+        return self._projection
+
+    @property
+    def dead_letter_db(self) -> SqlDatabase:
+        return self._dead_letter_db
+
+    def prepare(self) -> None:
+        with self._dead_letter_db.transaction() as tx:
+            create_tables(tx, SHARED_TABLES)
+
+    def _keys(self, context: str) -> list[str]:
+        p = self._projection
+        return [
+            self.layout.checkpoint_key(p.name, p.version, context),
+            self.layout.stream_seq_key(p.name, p.version, context),
+        ]
+
+    def checkpoint(self, context: str) -> Checkpoint:
+        position, stream_seq = self.redis.mget(self._keys(context))
+        return Checkpoint(int(position or 0), int(stream_seq or 0))
+
+    def parked_heads(self, context: str) -> dict[UUID, int]:
+        p = self._projection
+        with self._dead_letter_db.transaction(write=False) as tx:
+            return dead_letters.parked_heads(tx, p.name, p.version, context)
+
+    def commit(self, context: str, steps: Sequence[Step]) -> None:
+        p = self._projection
+        checkpoint = self.checkpoint(context)
+        todo: list[Step] = []
+        for step in steps:
+            floor = todo[-1].message.position if todo else checkpoint.position
+            if step.message.position > floor:
+                todo.append(step)
+        if not todo:
+            return
+        payloads = [self._payload(step) for step in todo]
+        parks = [step for step in todo if isinstance(step, Park)]
+        if parks:
+            with self._dead_letter_db.transaction() as tx:
+                dead_letters.insert(tx, p.name, p.version, context, parks)
+        pipe = self.redis.pipeline(transaction=False)
+        expected = checkpoint.position
+        prefix = self.layout.prefix(p.name, p.version)
+        for step, payload in zip(todo, payloads, strict=True):
+            message = step.message
+            self._script(
+                keys=self._keys(context),
+                args=["cas", message.position, message.stream_seq, expected, prefix, payload],
+                client=pipe,
+            )
+            expected = message.position
+        results = pipe.execute(raise_on_error=False)
+        for step, result in zip(todo, results, strict=True):
+            self._check(step.message, result)
+        last = todo[-1].message
+        self.redis.publish(
+            self.layout.channel,
+            checkpoint_payload(p.name, p.version, context, Checkpoint(last.position)),
+        )
+
+    def reapply(self, letter: DeadLetter) -> None:
+        p = self._projection
+        message = Message(letter.envelope, letter.stream_seq or 0)
+        payload = self._payload(Apply(message))
+        result = self._script(
+            keys=[
+                self.layout.retried_key(p.name, p.version, letter.context, letter.position),
+                self.layout.stream_seq_key(p.name, p.version, letter.context),
+            ],
+            args=["once", letter.position, 0, 0, self.layout.prefix(p.name, p.version), payload],
+        )
+        self._check(message, result)
+        with self._dead_letter_db.transaction() as tx:
+            dead_letters.mark(tx, letter.id, "retried")
+
+    def _payload(self, step: Step) -> str:
+        if isinstance(step, Park):
+            return "[]"
+        try:
+            ops = list(self._projection.operations(step.message.envelope))
+            check(ops)
+        except Exception as error:
+            raise ProjectionFailed(step.message.position, error) from error
+        return encode(ops)
+
+    def _check(self, message: Message, result: object) -> None:
+        if isinstance(result, ResponseError):
+            raise ProjectionFailed(message.position, result)
+        if isinstance(result, Exception):
+            raise result
+        if not isinstance(result, list | tuple) or len(result) != 2:
+            raise TypeError(f"unexpected script result {result!r}")
+        code, reason = int(result[0]), result[1]
+        if code == -2:
+            text = reason.decode() if isinstance(reason, bytes) else str(reason)
+            raise ProjectionFailed(message.position, f"UnresolvedReference: {text}")
+        if code == -1:
+            raise CheckpointMoved(
+                f"{self._projection.label}: the checkpoint moved during the batch"
+                f" (at position {message.position})"
+            )

@@ -1,0 +1,256 @@
+"""Read models in a SQL database (PostgreSQL, or SQLite in the embedded mode).
+
+One transaction per batch: lock the checkpoint row (`FOR UPDATE`; SQLite's `BEGIN IMMEDIATE`
+holds the write lock already), skip what it covers, apply the rest in order, record parked
+events, move the checkpoint, notify `rm_ckpt`, commit. Dead letters live in the same database,
+so parking is atomic with the checkpoint too.
+"""
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from uuid import UUID
+
+from eventlog.envelope import EventEnvelope
+from eventlog.logs import correlation
+from projections import dead_letters
+from projections.dead_letters import DeadLetter
+from projections.model import (
+    Apply,
+    Checkpoint,
+    Message,
+    OpsProjection,
+    Park,
+    Projection,
+    ProjectionFailed,
+    SqlProjection,
+    Step,
+)
+from projections.ops import (
+    AppendToList,
+    Bind,
+    IncrementField,
+    IncrementScore,
+    Op,
+    RemoveFromList,
+    SetFields,
+    check,
+    fill,
+    resolve,
+)
+from projections.schema import (
+    DOCUMENT_TABLES,
+    SHARED_TABLES,
+    create_tables,
+    ensure_checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
+from projections.sql import SqlDatabase, Table, Tx
+
+
+class UnresolvedReference(LookupError):
+    """A bind read a document field the projection never wrote."""
+
+
+class SqlTarget(ABC):
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+
+    @property
+    @abstractmethod
+    def projection(self) -> Projection: ...
+
+    @property
+    def dead_letter_db(self) -> SqlDatabase:
+        return self.db
+
+    @property
+    @abstractmethod
+    def tables(self) -> tuple[Table, ...]: ...
+
+    @abstractmethod
+    def _apply(self, tx: Tx, envelope: EventEnvelope) -> None: ...
+
+    def prepare(self) -> None:
+        p = self.projection
+        with self.db.transaction() as tx:
+            create_tables(tx, (*SHARED_TABLES, *self.tables))
+            for context in p.contexts:
+                ensure_checkpoint(tx, p.name, p.version, context)
+
+    def checkpoint(self, context: str) -> Checkpoint:
+        with self.db.transaction(write=False) as tx:
+            return read_checkpoint(tx, self.projection.name, self.projection.version, context)
+
+    def parked_heads(self, context: str) -> dict[UUID, int]:
+        p = self.projection
+        with self.db.transaction(write=False) as tx:
+            return dead_letters.parked_heads(tx, p.name, p.version, context)
+
+    def commit(self, context: str, steps: Sequence[Step]) -> None:
+        p = self.projection
+        with self.db.transaction() as tx:
+            checkpoint = read_checkpoint(tx, p.name, p.version, context, lock=True)
+            last: Message | None = None
+            parks: list[Park] = []
+            for step in steps:
+                floor = checkpoint.position if last is None else last.position
+                if step.message.position <= floor:
+                    continue  # a duplicate, or out of order: positions must increase
+                if isinstance(step, Apply):
+                    self._apply_one(tx, step.message.envelope)
+                else:
+                    parks.append(step)
+                last = step.message
+            if last is None:
+                return
+            dead_letters.insert(tx, p.name, p.version, context, parks)
+            write_checkpoint(
+                tx, p.name, p.version, context, Checkpoint(last.position, last.stream_seq)
+            )
+
+    def reapply(self, letter: DeadLetter) -> None:
+        with self.db.transaction() as tx:
+            if dead_letters.mark(tx, letter.id, "retried", only_if="parked"):
+                self._apply_one(tx, letter.envelope)  # else another retry did it already
+
+    def _apply_one(self, tx: Tx, envelope: EventEnvelope) -> None:
+        with correlation(envelope.correlation_id):
+            try:
+                self._apply(tx, envelope)
+            except Exception as error:
+                if self.db.dialect.is_infrastructure_error(error):
+                    raise
+                raise ProjectionFailed(envelope.position, error) from error
+
+
+class SqlProjectionTarget(SqlTarget):
+    """A relational projection's own tables."""
+
+    def __init__(self, db: SqlDatabase, projection: SqlProjection) -> None:
+        super().__init__(db)
+        self._projection = projection
+
+    @property
+    def projection(self) -> SqlProjection:
+        return self._projection
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        return self._projection.tables
+
+    def _apply(self, tx: Tx, envelope: EventEnvelope) -> None:
+        self._projection.apply(tx, envelope)
+
+
+class SqlDocumentTarget(SqlTarget):
+    """A document-shaped projection on the generic `rm_hashes` and `rm_sorted_sets` tables."""
+
+    def __init__(self, db: SqlDatabase, projection: OpsProjection) -> None:
+        super().__init__(db)
+        self._projection = projection
+
+    @property
+    def projection(self) -> OpsProjection:
+        return self._projection
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        return DOCUMENT_TABLES
+
+    def _apply(self, tx: Tx, envelope: EventEnvelope) -> None:
+        p = self._projection
+        run_operations(tx, p.name, p.version, p.operations(envelope))
+
+
+def run_operations(tx: Tx, projection: str, version: int, ops: Sequence[Op]) -> None:
+    """Execute document operations on the generic tables: binds first, then writes in order."""
+    check(ops)
+    documents = _Documents(tx, projection, version)
+    values: dict[str, str] = {}
+    for op in ops:
+        if isinstance(op, Bind):
+            values |= documents.bind(op)
+    for op in ops:
+        match op:
+            case SetFields():
+                key = fill(op.key, values)
+                for name, value in op.fields.items():
+                    documents.set(key, name, resolve(value, values))
+            case IncrementField():
+                documents.increment(fill(op.key, values), fill(op.field, values), op, values)
+            case IncrementScore():
+                documents.increment_score(fill(op.key, values), fill(op.member, values), op, values)
+            case AppendToList():
+                key = fill(op.key, values)
+                documents.set(key, op.field, _dump([*documents.list(key, op.field), op.value]))
+            case RemoveFromList():
+                key = fill(op.key, values)
+                items = documents.list(key, op.field)
+                if op.value in items:
+                    items.remove(op.value)
+                documents.set(key, op.field, _dump(items))
+            case Bind():
+                pass
+
+
+def _dump(items: list[str]) -> str:
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+
+
+class _Documents:
+    def __init__(self, tx: Tx, projection: str, version: int) -> None:
+        self._tx = tx
+        self._scope = [projection, version]
+
+    def bind(self, op: Bind) -> dict[str, str]:
+        rows = self._tx.query(
+            "SELECT field, value FROM rm_hashes WHERE projection = ? AND version = ? AND key = ?",
+            [*self._scope, op.key],
+        )
+        found = {str(field): str(value) for field, value in rows}
+        missing = [name for name in op.fields if name not in found]
+        if missing:
+            raise UnresolvedReference(f"{op.key} has no {', '.join(missing)}")
+        return {name: found[name] for name in op.fields}
+
+    def get(self, key: str, field: str) -> str | None:
+        row = self._tx.query_one(
+            "SELECT value FROM rm_hashes"
+            " WHERE projection = ? AND version = ? AND key = ? AND field = ?",
+            [*self._scope, key, field],
+        )
+        return None if row is None else str(row[0])
+
+    def list(self, key: str, field: str) -> list[str]:
+        raw = self.get(key, field)
+        items = [] if raw is None else json.loads(raw)
+        if not isinstance(items, list):
+            raise TypeError(f"{key} {field} holds {raw!r}, not a JSON list")
+        return [str(item) for item in items]
+
+    def set(self, key: str, field: str, value: str) -> None:
+        self._tx.execute(
+            "INSERT INTO rm_hashes (projection, version, key, field, value) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (projection, version, key, field) DO UPDATE SET value = excluded.value",
+            [*self._scope, key, field, value],
+        )
+
+    def increment(self, key: str, field: str, op: IncrementField, values: dict[str, str]) -> None:
+        self._tx.execute(
+            "INSERT INTO rm_hashes (projection, version, key, field, value) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (projection, version, key, field) DO UPDATE SET value ="
+            " CAST(CAST(rm_hashes.value AS bigint) + CAST(excluded.value AS bigint) AS text)",
+            [*self._scope, key, field, str(int(resolve(op.amount, values)))],
+        )
+
+    def increment_score(
+        self, key: str, member: str, op: IncrementScore, values: dict[str, str]
+    ) -> None:
+        self._tx.execute(
+            "INSERT INTO rm_sorted_sets (projection, version, key, member, score)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (projection, version, key, member)"
+            " DO UPDATE SET score = rm_sorted_sets.score + excluded.score",
+            [*self._scope, key, member, int(resolve(op.amount, values))],
+        )

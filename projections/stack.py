@@ -1,0 +1,241 @@
+"""The projector of the stack mode, composed: settings → read stores → NATS → one consumer per
+(projection, context), plus the lag and dead-letter watch behind /metrics."""
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from psycopg.conninfo import conninfo_to_dict
+from redis import Redis
+
+from eventlog.envelope import EventEnvelope
+from eventlog.jetstream import connect, context_stream, ensure_stream, last_message
+from eventlog.settings import CONTEXTS, Settings
+from eventlog.stores import Services, build_services
+from projections import dead_letters
+from projections.catalog import stack_targets
+from projections.catchup import catch_up, envelope_source
+from projections.consumers import ConsumerOptions, ConsumerRunner
+from projections.engine import Engine, RetryPolicy, Target
+from projections.leader import LeaderLock
+from projections.metrics import ProjectorMetrics
+from projections.redis_target import RedisLayout
+from projections.sql import PostgresDatabase
+
+logger = logging.getLogger("strata.projections.stack")
+
+WATCH_INTERVAL = 5.0
+STANDBY_RETRY = 0.5
+POSITION_HEADER = "Strata-Position"
+
+
+def stack_problem(settings: Settings) -> str | None:
+    """Why these settings cannot run the projector, in one sentence (None if they can)."""
+    if settings.mode != "stack":
+        return (
+            "the projector runs in the stack mode (set STRATA_USERS_DATABASE_URL and"
+            " STRATA_ORDERS_DATABASE_URL); in the embedded mode the write API runs the fan-out"
+        )
+    if not settings.read_database_url:
+        return "the stack mode needs STRATA_READ_DATABASE_URL (the read-model database)"
+    if not settings.redis_url:
+        return "the stack mode needs STRATA_REDIS_URL (the Redis read models)"
+    read = _database_identity(settings.read_database_url)
+    for context in CONTEXTS:
+        if read == _database_identity(settings.database_url(context) or ""):
+            return (
+                f"STRATA_READ_DATABASE_URL names the {context} event store's database;"
+                " the read models need a database of their own"
+            )
+    return None
+
+
+def _database_identity(url: str) -> tuple[str, str, str]:
+    params = conninfo_to_dict(url)
+    return (
+        str(params.get("host") or "localhost"),
+        str(params.get("port") or "5432"),
+        str(params.get("dbname") or params.get("user") or ""),
+    )
+
+
+class StackProjector:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        options: ConsumerOptions | None = None,
+        policy: RetryPolicy | None = None,
+        layout: RedisLayout | None = None,
+        metrics: ProjectorMetrics | None = None,
+    ) -> None:
+        problem = stack_problem(settings)
+        if problem is not None:
+            raise ValueError(problem)
+        self.settings = settings
+        assert settings.read_database_url is not None
+        assert settings.redis_url is not None
+        self.read_db = PostgresDatabase(
+            settings.read_database_url, pool_size=len(CONTEXTS) * 6, timeout=5.0
+        )
+        self.redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        self.options = options or ConsumerOptions(batch_size=settings.projector_batch_size)
+        self.policy = policy
+        self.layout = layout or RedisLayout()
+        self.metrics = metrics or ProjectorMetrics()
+        self.runners: list[ConsumerRunner] = []
+        self.targets: list[Target] = []
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._nc: NatsClient | None = None
+        self._stores: Services | None = None
+        self._stores_lock = threading.Lock()
+        self.lost_leadership = False
+        self.leader = LeaderLock(
+            settings.read_database_url, f"strata-projector:{settings.stream_namespace}"
+        )
+
+    async def lead(self) -> bool:
+        """Wait as a hot standby until this projector holds the leader lock (False: stopped)."""
+        while not self._stopping.is_set():
+            if await asyncio.to_thread(self.leader.try_acquire):
+                logger.info("holding the projector lock: consuming")
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), STANDBY_RETRY)
+        return False
+
+    async def start(self) -> None:
+        """Open the read stores, connect to NATS, make sure the streams exist, start consuming.
+
+        Call it once `lead()` returned True. Raises if a dependency cannot be reached at start.
+        """
+        settings = self.settings
+        self.targets = stack_targets(self.read_db, self.redis, layout=self.layout)
+        for target in self.targets:
+            await asyncio.to_thread(target.prepare)
+        self._nc = await connect(settings, name="strata-projector")
+        js = self._nc.jetstream()
+        for context in CONTEXTS:
+            await ensure_stream(js, context, settings)
+        for target in self.targets:
+            for context in target.projection.contexts:
+                self.runners.append(
+                    ConsumerRunner(
+                        js,
+                        Engine(target, self.policy),
+                        context_stream(context, settings),
+                        self.options,
+                        backfill=self._backfill,
+                        observe=self.metrics.observe_batch,
+                    )
+                )
+        # Every consumer runs its batches in a thread; leave room for readiness checks and metrics.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(len(self.runners) + 4, thread_name_prefix="projector")
+        )
+        self._tasks = [asyncio.create_task(runner.run(self._stopping)) for runner in self.runners]
+        self._tasks.append(asyncio.create_task(self._watch()))
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batches in hand (commit and ack them), then close every connection."""
+        self._stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+        if self._nc is not None:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(self._nc.drain(), 5)
+        self.redis.close()
+        self.read_db.close()
+        if self._stores is not None:
+            self._stores.close()
+        self.leader.release()
+
+    async def stopped(self) -> None:
+        """Returns once the projector stops on its own (it lost the leader lock)."""
+        await self._stopping.wait()
+
+    async def problems(self) -> dict[str, str]:
+        """What keeps the projector from being ready (empty when ready)."""
+        found: dict[str, str] = {}
+        if not self.leader.held:
+            found["leader"] = "standby: another projector holds the lock"
+            return found
+        if self._nc is None or not self._nc.is_connected:
+            found["nats"] = "not connected"
+        for runner in self.runners:
+            if not runner.attached:
+                found[runner.name] = "consumer not attached"
+        checks: dict[str, Callable[[], Any]] = {
+            "redis": self.redis.ping,
+            "read_database": self.read_db.ping,
+        }
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(asyncio.to_thread(check), 3)
+            except Exception as error:  # noqa: BLE001 - reported, not raised
+                found[name] = str(error) or type(error).__name__
+        return found
+
+    def _backfill(self, engine: Engine, context: str) -> int:
+        """Catch a read model up from the event store (the stream lost what it needs)."""
+        with self._stores_lock:
+            if self._stores is None:
+                settings = self.settings.model_copy(update={"group_commit": False})
+                self._stores = build_services(settings)
+            service = {s.name: s for s in self._stores.all()}[context]
+        return catch_up(
+            envelope_source(service.recorder),
+            context,
+            [engine],
+            page_size=self.settings.projector_batch_size,
+        )
+
+    async def _watch(self) -> None:
+        while not self._stopping.is_set():
+            if not await asyncio.to_thread(self.leader.still_held):
+                logger.error("lost the projector lock: stopping so a standby can take over")
+                self.lost_leadership = True
+                self._stopping.set()
+                return
+            try:
+                await self._observe()
+            except Exception as error:  # noqa: BLE001 - metrics only; logged, retried
+                logger.warning("could not refresh the lag metrics: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), WATCH_INTERVAL)
+
+    async def _observe(self) -> None:
+        assert self._nc is not None
+        js = self._nc.jetstream()
+        for context in CONTEXTS:
+            message = await last_message(js, context_stream(context, self.settings).name)
+            position = 0 if message is None else _position_of(message.headers, message.data)
+            for runner in self.runners:
+                if runner.context == context:
+                    self.metrics.observe_lag(runner, position)
+        depth = await asyncio.to_thread(self._dead_letter_depth)
+        self.metrics.observe_dead_letters([t.projection for t in self.targets], depth)
+
+    def _dead_letter_depth(self) -> dict[tuple[str, int], int]:
+        with self.read_db.transaction(write=False) as tx:
+            return dead_letters.depth(tx)
+
+
+def _position_of(headers: dict[str, str] | None, data: bytes | None) -> int:
+    if headers and POSITION_HEADER in headers:
+        return int(headers[POSITION_HEADER])
+    return EventEnvelope.from_json(data or b"{}").position

@@ -1,0 +1,260 @@
+"""`strata-projector` as operators run it: a real process, configured by environment."""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+from redis import Redis
+
+from eventlog.jetstream import ContextStream
+from eventlog.relay import relay_headers
+from eventlog.settings import Settings
+from eventlog.stores import build_services
+from projections.catalog import stack_targets
+from projections.dump import dump_read_models
+from projections.sql import PostgresDatabase
+from tests.support.nats import delete_streams, new_namespace, require_nats
+from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.projections import Scenario, project, read_side, run_scenario
+from tests.support.read_models import require_redis, scratch_redis_database
+
+ENTRY_POINT = shutil.which("strata-projector", path=str(Path(sys.executable).parent))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+
+
+def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    assert ENTRY_POINT, "the strata-projector console script is not installed"
+    return subprocess.run(
+        [ENTRY_POINT],
+        env={**_clean_environment(), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_embedded_mode_is_refused_in_one_line(tmp_path: Path) -> None:
+    finished = _run({"STRATA_DATA_DIR": str(tmp_path)})
+
+    assert finished.returncode == 1
+    assert finished.stderr.strip().count("\n") == 0
+    assert finished.stderr.startswith("strata-projector: the projector runs in the stack mode")
+    assert "the write API runs the fan-out" in finished.stderr
+
+
+def test_invalid_settings_name_the_variable() -> None:
+    finished = _run({"STRATA_PROJECTOR_PORT": "0"})
+
+    assert finished.returncode == 1
+    assert finished.stderr.startswith("strata-projector: invalid settings: STRATA_PROJECTOR_PORT")
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Scratch event stores and read database, a Redis database and a stream namespace."""
+    nats_url, redis_server = require_nats(), require_redis()
+    namespace = new_namespace()
+    with (
+        scratch_databases(require_postgres(), "users", "orders", "read") as urls,
+        scratch_redis_database(redis_server) as redis_url,
+    ):
+        yield {
+            "STRATA_USERS_DATABASE_URL": urls["users"],
+            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
+            "STRATA_READ_DATABASE_URL": urls["read"],
+            "STRATA_REDIS_URL": redis_url,
+            "STRATA_NATS_URL": nats_url,
+            "STRATA_STREAM_NAMESPACE": namespace,
+            "STRATA_PROJECTOR_PORT": str(_free_port()),
+            "STRATA_PROJECTOR_BATCH_SIZE": "16",
+            "STRATA_LOG_LEVEL": "debug",
+        }
+        delete_streams(nats_url, *(ContextStream(c, namespace).name for c in ("users", "orders")))
+
+
+def _publish(stack: dict[str, str], scenario: Scenario) -> None:
+    async def main() -> None:
+        nc = await nats.connect(stack["STRATA_NATS_URL"])
+        js = nc.jetstream()
+        for context in ("users", "orders"):
+            stream = ContextStream(context, stack["STRATA_STREAM_NAMESPACE"])
+            for envelope in scenario.envelopes(context):
+                headers = relay_headers(envelope, stream.name, None)
+                await js.publish(stream.subject_of(envelope), envelope.to_json(), headers=headers)
+        await nc.close()
+
+    asyncio.run(main())
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        metric, _, value = line.rpartition(" ")
+        if metric.startswith(name + "{") and all(f'{k}="{v}"' in metric for k, v in labels.items()):
+            return float(value)
+    raise AssertionError(f"no {name}{{{wanted}}} in the metrics")
+
+
+def test_the_projector_applies_published_events_reports_them_and_stops_on_sigterm(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    settings = Settings(**{k.removeprefix("STRATA_").lower(): v for k, v in stack.items()})
+    services = build_services(settings.model_copy(update={"group_commit": False}))
+    try:
+        scenario = run_scenario(services)
+        assert ENTRY_POINT
+        process = subprocess.Popen(
+            [ENTRY_POINT],
+            env={**_clean_environment(), **stack},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        base = f"http://127.0.0.1:{stack['STRATA_PROJECTOR_PORT']}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    process.kill()
+                    pytest.fail(f"not ready: {process.communicate()[1][-3000:]}")
+                time.sleep(0.2)
+            assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+
+            _publish(stack, scenario)
+            orders_total = len(scenario.envelopes("orders"))
+            deadline = time.monotonic() + 30
+            while True:
+                text = httpx.get(f"{base}/metrics").text
+                try:
+                    done = (
+                        _metric(
+                            text,
+                            "strata_projection_events_applied_total",
+                            projection="daily_sales",
+                            context="orders",
+                        )
+                        == orders_total
+                    )
+                except AssertionError:
+                    done = False
+                if done or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert done, text
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr[-3000:]
+        with read_side("sqlite", tmp_path, name="expected") as expected:
+            project(expected, scenario)
+            expected_dump = dump_read_models(expected.targets)
+    finally:
+        services.close()
+
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    applied = [line for line in lines if line["message"].startswith("applied")]
+    assert applied and all(line.get("correlation_id") == "scenario" for line in applied)
+    assert any("finishing the batches in hand" in line["message"] for line in lines)
+    assert not [line for line in lines if line["level"] in ("warning", "error", "critical")]
+
+    read_db = PostgresDatabase(stack["STRATA_READ_DATABASE_URL"])
+    redis = Redis.from_url(stack["STRATA_REDIS_URL"], decode_responses=True)
+    try:
+        live = dump_read_models(stack_targets(read_db, redis))
+    finally:
+        read_db.close()
+        redis.close()
+    assert live == expected_dump
+
+
+def _start(stack: dict[str, str], port: int) -> subprocess.Popen[str]:
+    assert ENTRY_POINT
+    return subprocess.Popen(
+        [ENTRY_POINT],
+        env={**_clean_environment(), **stack, "STRATA_PROJECTOR_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _readiness(port: int) -> tuple[int, str]:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+    except httpx.TransportError:
+        return 0, ""
+    return response.status_code, response.text
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_second_projector_stands_by_and_takes_over_when_the_first_dies(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    settings = Settings(**{k.removeprefix("STRATA_").lower(): v for k, v in stack.items()})
+    services = build_services(settings.model_copy(update={"group_commit": False}))
+    first_port, second_port = _free_port(), _free_port()
+    first = _start(stack, first_port)
+    second = None
+    try:
+        assert _wait_for(lambda: _readiness(first_port)[0] == 200, 30)
+        second = _start(stack, second_port)
+        assert _wait_for(lambda: "standby" in _readiness(second_port)[1], 30)
+        assert _readiness(second_port)[0] == 503
+
+        first.kill()  # kill -9: its session ends, and with it the lock
+        first.wait(timeout=10)
+        assert _wait_for(lambda: _readiness(second_port)[0] == 200, 15)
+
+        scenario = run_scenario(services)
+        _publish(stack, scenario)
+        with read_side("sqlite", tmp_path, name="expected") as expected:
+            project(expected, scenario)
+            expected_dump = dump_read_models(expected.targets)
+        read_db = PostgresDatabase(stack["STRATA_READ_DATABASE_URL"])
+        redis = Redis.from_url(stack["STRATA_REDIS_URL"], decode_responses=True)
+        try:
+            targets = stack_targets(read_db, redis)
+            assert _wait_for(lambda: dump_read_models(targets) == expected_dump, 30)
+        finally:
+            read_db.close()
+            redis.close()
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.communicate(timeout=30)
+        services.close()

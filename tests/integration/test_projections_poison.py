@@ -1,0 +1,219 @@
+"""Poison events: parked with the later events of their aggregate while others flow; the
+dead-letter API lists, shows, retries and skips them."""
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from domain.service import CommandContext
+from eventlog.envelope import EventEnvelope
+from projections.admin import DeadLetterAdmin, DeadLetterError
+from projections.dump import dump_read_models
+from projections.engine import Engine
+from projections.model import Message
+from projections.models import Orders, UserStats
+from projections.ops import Op
+from projections.sql import Tx
+from tests.support.projections import (
+    FAST,
+    READ_SIDES,
+    ReadSide,
+    Scenario,
+    event_stores,
+    read_side,
+)
+
+POISON_SKU = "POISON"
+
+
+class PoisonedOrders(Orders):
+    """`orders`, raising on lines of the poison SKU while `poisoned` is set."""
+
+    def __init__(self) -> None:
+        self.poisoned = True
+
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        if self.poisoned and event.data.get("sku") == POISON_SKU:
+            raise ValueError("poisoned line")
+        super().apply(tx, event)
+
+
+class PoisonedUserStats(UserStats):
+    """`user_stats` (document operations), raising the same way."""
+
+    def __init__(self) -> None:
+        self.poisoned = True
+
+    def operations(self, event: EventEnvelope) -> Sequence[Op]:
+        if self.poisoned and event.data.get("sku") == POISON_SKU:
+            raise ValueError("poisoned line")
+        return super().operations(event)
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Iterator[Scenario]:
+    """Order `bad` gets a poison line, then more events; order `good` is interleaved."""
+    with event_stores(tmp_path) as services:
+        s = Scenario(services)
+        ctx = CommandContext(correlation_id="poison-test")
+        user = s.users["ada"] = services.users.register(ctx, "Ada", "ada@x.io").id
+        orders = services.orders
+        bad = s.orders["bad"] = orders.create_order(ctx, user, "EUR").id
+        good = s.orders["good"] = orders.create_order(ctx, user, "EUR").id
+        orders.add_line(ctx, bad, POISON_SKU, 1, Decimal("5.00"))
+        orders.add_line(ctx, good, "G", 1, Decimal("7.00"))
+        orders.add_line(ctx, bad, "B", 2, Decimal("1.00"))
+        orders.place(ctx, good)
+        orders.place(ctx, bad)
+        orders.mark_paid(ctx, good)
+        yield s
+
+
+@pytest.fixture(params=READ_SIDES)
+def side(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReadSide]:
+    with read_side(request.param, tmp_path) as built:
+        yield built.with_projections([PoisonedOrders(), PoisonedUserStats()])
+
+
+def _engines(side: ReadSide) -> list[Engine]:
+    return [Engine(target, FAST) for target in side.targets]
+
+
+def _clean_dump(kind: str, scenario: Scenario, tmp_path: Path) -> dict[str, object]:
+    with read_side(kind, tmp_path, name="clean") as empty:
+        clean = empty.with_projections([Orders(), UserStats()])
+        for engine in _engines(clean):
+            engine.handle("orders", scenario.messages("orders"))
+        return dump_read_models(clean.targets)
+
+
+def test_a_poison_event_is_parked_with_the_rest_of_its_aggregate(
+    side: ReadSide, scenario: Scenario
+):
+    messages = scenario.messages("orders")
+    bad, good = scenario.orders["bad"], scenario.orders["good"]
+    [poison] = [m for m in messages if m.envelope.data.get("sku") == POISON_SKU]
+    behind = [m for m in messages if m.aggregate_id == bad and m.position > poison.position]
+
+    for engine in _engines(side):
+        outcome = engine.handle("orders", messages)
+        assert (outcome.applied, outcome.parked) == (
+            len(messages) - 1 - len(behind),
+            1 + len(behind),
+        )
+        assert engine.target.checkpoint("orders").position == messages[-1].position
+
+    admin = DeadLetterAdmin(side.db, side.targets)
+    for name in ("orders", "user_stats"):
+        letters = admin.listing(projection=name)
+        assert [(dl.position, dl.aggregate_id) for dl in letters] == [
+            (m.position, bad) for m in [poison, *behind]
+        ]
+        head, *blocked = letters
+        assert head.error == "ValueError: poisoned line"
+        assert head.attempts == FAST.attempts
+        assert head.event_type == "Order.LineAdded"
+        assert head.envelope == poison.envelope
+        assert {dl.error for dl in blocked} == {f"blocked by position {poison.position}"}
+        assert {dl.status for dl in letters} == {"parked"}
+
+    dump = dump_read_models(side.targets)
+    rows = {row[0]: row for row in dump["orders"]["orders"]}
+    assert rows[str(good)][3:6] == ["paid", 700, 1]  # the other order flowed
+    assert rows[str(bad)][3:6] == ["draft", 0, 0]  # created before the poison, then parked
+    assert dump["user_stats"][f"stats:{scenario.users['ada']}"] == {
+        "orders": "2",
+        "spent:EUR": "700",
+    }
+
+
+def test_later_batches_keep_parking_the_aggregate_until_it_is_retried(
+    side: ReadSide, scenario: Scenario, tmp_path: Path
+):
+    ctx = CommandContext()
+    bad = scenario.orders["bad"]
+    engines = _engines(side)
+    for engine in engines:
+        engine.handle("orders", scenario.messages("orders"))
+    scenario.services.orders.mark_paid(ctx, bad)
+    later = scenario.messages("orders")[-1:]
+    for engine in engines:
+        assert engine.handle("orders", later).parked == 1
+
+    admin = DeadLetterAdmin(side.db, side.targets)
+    head, *blocked = admin.listing(projection="orders")
+    with pytest.raises(DeadLetterError, match=f"blocked by {head.id}"):
+        admin.retry(blocked[0].id)
+
+    still = admin.retry(head.id)  # the projection still raises: nothing moves
+    assert still.retried == []
+    assert still.failed is not None and still.failed.id == head.id
+    assert still.failed.attempts == FAST.attempts + 1
+    assert admin.show(head.id).status == "parked"
+
+    for target in side.targets:
+        target.projection.poisoned = False  # type: ignore[attr-defined]
+    results = [
+        admin.retry(admin.listing(projection=name)[0].id) for name in ("orders", "user_stats")
+    ]
+
+    assert [len(r.retried) for r in results] == [1 + len(blocked)] * 2
+    assert all(r.failed is None for r in results)
+    assert admin.listing() == []
+    assert {dl.status for dl in admin.listing(status="retried")} == {"retried"}
+    assert dump_read_models(side.targets) == _clean_dump(side.kind, scenario, tmp_path)
+    # Retrying is exactly once: nothing is left to retry, and the checkpoints did not move.
+    with pytest.raises(DeadLetterError, match="retried, not parked"):
+        admin.retry(head.id)
+    for engine in engines:
+        assert engine.handle("orders", scenario.messages("orders")).applied == 0
+
+
+def test_skipping_the_poison_lets_the_next_event_be_retried(side: ReadSide, scenario: Scenario):
+    for engine in _engines(side):
+        engine.handle("orders", scenario.messages("orders"))
+    admin = DeadLetterAdmin(side.db, side.targets)
+    head, second, *rest = admin.listing(projection="orders")
+
+    assert admin.skip(head.id).status == "skipped"
+    result = admin.retry(second.id)
+
+    assert result.retried == [second.id, *(dl.id for dl in rest)]
+    rows = {row[0]: row for row in dump_read_models(side.targets)["orders"]["orders"]}
+    # Without the skipped 5.00 line: the B line (2 x 1.00), then placed with the event's total.
+    bad = rows[str(scenario.orders["bad"])]
+    assert bad[3] == "placed" and bad[5] == 1
+    with pytest.raises(DeadLetterError, match="no dead letter"):
+        admin.show(10_000)
+
+
+def test_an_unresolvable_reference_is_parked_and_later_events_still_apply(
+    side: ReadSide, scenario: Scenario
+):
+    """A payment of an order the projection never saw: the bind finds nothing. In Redis the
+    failing Lua call sits mid-pipeline; the chain keeps the calls after it from moving the
+    checkpoint past it, so it is retried alone and parked, and the rest still applies."""
+    good = scenario.orders["good"]
+    messages = [m for m in scenario.messages("orders") if m.aggregate_id == good]
+    [paid] = [m.envelope for m in messages if m.envelope.event_type == "Paid"]
+    last = scenario.messages("orders")[-1].position
+    stray = replace(paid, aggregate_id=uuid.uuid4(), position=last + 1)
+    after = replace(messages[0].envelope, aggregate_id=uuid.uuid4(), position=last + 2)
+    target = next(t for t in side.targets if t.projection.name == "user_stats")
+    target.projection.poisoned = False  # type: ignore[attr-defined]
+
+    outcome = Engine(target, FAST).handle("orders", [*messages, Message(stray), Message(after)])
+
+    assert (outcome.applied, outcome.parked) == (len(messages) + 1, 1)
+    [letter] = DeadLetterAdmin(side.db, side.targets).listing(projection="user_stats")
+    assert letter.position == stray.position
+    assert letter.error.startswith("UnresolvedReference")
+    assert f"order:{stray.aggregate_id}" in letter.error
+    assert target.checkpoint("orders").position == after.position
+    stats = dump_read_models([target])["user_stats"]
+    assert stats[f"stats:{scenario.users['ada']}"] == {"orders": "2", "spent:EUR": "700"}
+    assert stats[f"order:{after.aggregate_id}"]["currency"] == "EUR"

@@ -1,0 +1,346 @@
+"""Pure projection logic: money and time conversions, document operations, the engine's
+retry and parking decisions, the projector's settings check and lag metrics."""
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eventlog.envelope import EventEnvelope
+from eventlog.settings import Settings
+from projections.dead_letters import DeadLetter
+from projections.dump import differences
+from projections.engine import Engine, RetryPolicy
+from projections.metrics import ProjectorMetrics
+from projections.model import (
+    Apply,
+    Checkpoint,
+    Message,
+    OpsProjection,
+    Park,
+    ProjectionFailed,
+    Step,
+    UnsupportedEvent,
+)
+from projections.models import TopSpenders, UserProfiles, UserStats
+from projections.ops import (
+    AppendToList,
+    Bind,
+    IncrementField,
+    IncrementScore,
+    SetFields,
+    Template,
+    UnboundName,
+    Var,
+    check,
+    encode,
+    fill,
+    resolve,
+)
+from projections.sql import SqlDatabase
+from projections.stack import stack_problem
+from projections.values import cents, utc_text
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def envelope(
+    event_type: str,
+    data: dict[str, object],
+    *,
+    aggregate: str = "Order",
+    position: int = 1,
+    version: int = 1,
+    aggregate_id: UUID | None = None,
+    schema_version: int = 1,
+) -> EventEnvelope:
+    return EventEnvelope(
+        position=position,
+        context="orders" if aggregate == "Order" else "users",
+        aggregate_type=aggregate,
+        aggregate_id=aggregate_id or UUID(int=position),
+        aggregate_version=version,
+        event_type=event_type,
+        schema_version=schema_version,
+        timestamp=T,
+        data=data,
+    )
+
+
+# -- values --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "expected"),
+    [("12.34", 1234), ("0", 0), ("0.10", 10), ("1000000000.01", 100000000001), (5, 500)],
+)
+def test_amounts_become_exact_cents(amount: str | int, expected: int) -> None:
+    assert cents(amount) == expected
+
+
+@pytest.mark.parametrize("amount", ["0.001", "abc", "NaN", "Infinity", "1.005"])
+def test_anything_but_whole_cents_is_refused(amount: str) -> None:
+    with pytest.raises(ValueError, match="not"):
+        cents(amount)
+
+
+@given(st.decimals(min_value=0, max_value=10**12, places=2, allow_nan=False))
+def test_cents_round_trip(amount: Decimal) -> None:
+    assert Decimal(cents(str(amount))) / 100 == amount
+
+
+def test_times_are_fixed_width_utc_text_that_sorts_like_time() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    assert (
+        utc_text(datetime(2026, 3, 1, 14, 0, tzinfo=plus_two)) == "2026-03-01T12:00:00.000000+00:00"
+    )
+    earlier, later = T, T + timedelta(microseconds=1)
+    assert utc_text(earlier) < utc_text(later)
+    with pytest.raises(ValueError, match="naive"):
+        utc_text(datetime(2026, 3, 1))
+
+
+# -- document operations -------------------------------------------------------------------
+
+
+def test_templates_and_variables_need_a_bind() -> None:
+    check([Bind("order:1", ("user_id",)), IncrementField(Template("stats:{user_id}"), "orders", 1)])
+    with pytest.raises(UnboundName, match="currency"):
+        check([Bind("order:1", ("user_id",)), IncrementScore(Template("top:{currency}"), "u", 1)])
+    with pytest.raises(UnboundName, match="paid_cents"):
+        check([IncrementField("stats:1", "spent", Var("paid_cents", negate=True))])
+
+
+@pytest.mark.parametrize(("value", "negated"), [("250", "-250"), ("-7", "7"), ("0", "0")])
+def test_negated_variables_keep_integer_syntax(value: str, negated: str) -> None:
+    assert resolve(Var("x", negate=True), {"x": value}) == negated
+    assert resolve(Var("x"), {"x": value}) == value
+    assert fill(Template("spent:{x}"), {"x": value}) == f"spent:{value}"
+
+
+def test_operations_encode_as_the_json_the_lua_executor_reads() -> None:
+    ops = [
+        Bind("order:1", ("user_id", "currency")),
+        SetFields("order:1", {"paid_cents": "5", "by": Var("user_id")}),
+        IncrementField(Template("stats:{user_id}"), Template("spent:{currency}"), 5),
+        IncrementScore(Template("top:{currency}"), Template("{user_id}"), Var("p", negate=True)),
+        AppendToList("user:1", "hobbies", "Go"),
+    ]
+    assert json.loads(encode(ops)) == [
+        ["bind", "order:1", "user_id", "currency"],
+        ["set", "order:1", "paid_cents", "5", "by", {"var": "user_id", "neg": False}],
+        ["incr", {"t": "stats:{user_id}"}, {"t": "spent:{currency}"}, "5"],
+        ["zincr", {"t": "top:{currency}"}, {"t": "{user_id}"}, {"var": "p", "neg": True}],
+        ["push", "user:1", "hobbies", "Go"],
+    ]
+
+
+def test_user_stats_attribute_payments_and_refunds_through_the_order() -> None:
+    order, user = uuid4(), uuid4()
+    stats = UserStats()
+    created = stats.operations(
+        envelope("Created", {"user_id": str(user), "currency": "EUR"}, aggregate_id=order)
+    )
+    paid = stats.operations(envelope("Paid", {"amount": "12.50"}, aggregate_id=order))
+    refund = stats.operations(
+        envelope("Cancelled", {"reason": "r", "previous_status": "paid"}, aggregate_id=order)
+    )
+    unpaid = stats.operations(
+        envelope("Cancelled", {"reason": "r", "previous_status": "placed"}, aggregate_id=order)
+    )
+    key = f"order:{order}"
+    assert created == [
+        SetFields(key, {"user_id": str(user), "currency": "EUR", "paid_cents": "0"}),
+        IncrementField(f"stats:{user}", "orders", 1),
+    ]
+    assert IncrementField(Template("stats:{user_id}"), Template("spent:{currency}"), 1250) in paid
+    assert (
+        IncrementField(
+            Template("stats:{user_id}"),
+            Template("spent:{currency}"),
+            Var("paid_cents", negate=True),
+        )
+        in refund
+    )
+    assert unpaid == []
+    for ops in (created, paid, refund):
+        check(ops)
+
+
+def test_top_spenders_score_users_per_currency() -> None:
+    order = uuid4()
+    paid = TopSpenders().operations(envelope("Paid", {"amount": "3.00"}, aggregate_id=order))
+    assert IncrementScore(Template("top:{currency}"), Template("{user_id}"), 300) in paid
+
+
+def test_document_projections_ignore_other_aggregates_and_refuse_newer_schemas() -> None:
+    assert UserStats().operations(envelope("Registered", {}, aggregate="UserProfile")) == []
+    assert UserProfiles().operations(envelope("Created", {"user_id": "x", "currency": "EUR"})) == []
+    with pytest.raises(UnsupportedEvent, match="schema version 2"):
+        UserStats().operations(envelope("Paid", {"amount": "1"}, schema_version=2))
+
+
+# -- the engine ----------------------------------------------------------------------------
+
+
+class FakeTarget:
+    """Applies in memory; raises for positions in `failing` (each time, or `times` times)."""
+
+    def __init__(self, failing: dict[int, int]) -> None:
+        self.failing = failing
+        self.applied: list[int] = []
+        self.parked: list[tuple[int, str, int]] = []
+        self.position = 0
+        self.projection: OpsProjection = UserStats()
+
+    @property
+    def dead_letter_db(self) -> SqlDatabase:
+        raise NotImplementedError
+
+    def prepare(self) -> None: ...
+
+    def checkpoint(self, context: str) -> Checkpoint:
+        return Checkpoint(self.position)
+
+    def parked_heads(self, context: str) -> dict[UUID, int]:
+        heads: dict[UUID, int] = {}
+        for position, _, _ in self.parked:
+            heads.setdefault(UUID(int=position % 10), position)
+        return heads
+
+    def commit(self, context: str, steps: Sequence[Step]) -> None:
+        for step in steps:  # all or nothing
+            left = self.failing.get(step.message.position, 0)
+            if isinstance(step, Apply) and left:
+                self.failing[step.message.position] = left - 1
+                raise ProjectionFailed(step.message.position, ValueError("boom"))
+        for step in steps:
+            if step.message.position <= self.position:
+                continue
+            if isinstance(step, Apply):
+                self.applied.append(step.message.position)
+            elif isinstance(step, Park):
+                self.parked.append((step.message.position, step.error, step.attempts))
+            self.position = step.message.position
+
+    def reapply(self, letter: DeadLetter) -> None: ...
+
+
+def _messages(*positions: int) -> list[Message]:
+    # aggregate = position % 10: 11, 21 and 31 belong to aggregate 1
+    return [
+        Message(envelope("Paid", {"amount": "1"}, position=p, aggregate_id=UUID(int=p % 10)))
+        for p in positions
+    ]
+
+
+def test_a_failing_event_is_retried_with_the_policys_pauses_then_parked_with_its_aggregate():
+    target = FakeTarget(failing={11: 99})
+    pauses: list[float] = []
+    engine = Engine(target, RetryPolicy(delays=(0.1, 0.5, 2.0)), sleep=pauses.append)
+
+    outcome = engine.handle("orders", _messages(10, 11, 12, 21, 13, 31))
+
+    assert pauses == [0.1, 0.5, 2.0]
+    assert target.applied == [10, 12, 13]
+    assert target.parked == [
+        (11, "ValueError: boom", 4),
+        (21, "blocked by position 11", 0),
+        (31, "blocked by position 11", 0),
+    ]
+    assert (outcome.applied, outcome.parked, outcome.checkpoint) == (3, 3, Checkpoint(31))
+
+
+def test_a_transient_failure_applies_on_a_retry_and_parks_nothing():
+    target = FakeTarget(failing={11: 2})
+    pauses: list[float] = []
+    engine = Engine(target, RetryPolicy(delays=(0.1, 0.5, 2.0)), sleep=pauses.append)
+
+    engine.handle("orders", _messages(11, 12))
+
+    # once in the batch, once alone, then applied on the second attempt alone
+    assert pauses == [0.1]
+    assert (target.applied, target.parked) == ([11, 12], [])
+
+
+def test_duplicates_and_disorder_inside_a_batch_are_sorted_out():
+    target = FakeTarget(failing={})
+    engine = Engine(target)
+    engine.handle("orders", _messages(1, 2))
+
+    outcome = engine.handle("orders", _messages(4, 2, 3, 4, 1))
+
+    assert target.applied == [1, 2, 3, 4]
+    assert outcome.duplicates == 3
+
+
+# -- the projector process -----------------------------------------------------------------
+
+STACK = {
+    "users_database_url": "postgresql://u@db:5432/strata_users",
+    "orders_database_url": "postgresql://u@db:5432/strata_orders",
+    "read_database_url": "postgresql://u@db:5432/strata_read",
+    "redis_url": "redis://cache:6379/0",
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"users_database_url": None, "orders_database_url": None}, "runs in the stack mode"),
+        ({"read_database_url": None}, "STRATA_READ_DATABASE_URL"),
+        ({"redis_url": None}, "STRATA_REDIS_URL"),
+        ({"read_database_url": "postgresql://x@db/strata_orders"}, "orders event store"),
+    ],
+)
+def test_settings_the_projector_cannot_run_with(changes: dict[str, object], problem: str):
+    found = stack_problem(Settings(**{**STACK, **changes}))  # type: ignore[arg-type]
+    assert found is not None and problem in found
+    assert "\n" not in found
+
+
+def test_stack_settings_with_a_read_database_of_its_own_are_fine():
+    assert stack_problem(Settings(**STACK)) is None  # type: ignore[arg-type]
+
+
+def test_lag_is_zero_when_caught_up_and_the_age_of_the_last_event_when_behind():
+    class Runner:
+        engine = Engine(FakeTarget({}))
+        context = "orders"
+        attached = True
+        checkpoint = Checkpoint(40)
+        last_event_time: datetime | None = T
+
+    metrics = ProjectorMetrics()
+    runner = Runner()
+    labels = {"projection": "user_stats", "version": "1", "context": "orders"}
+
+    metrics.observe_lag(runner, 40, now=T + timedelta(seconds=30))  # type: ignore[arg-type]
+    assert metrics.registry.get_sample_value("strata_projection_lag_events", labels) == 0
+    assert metrics.registry.get_sample_value("strata_projection_lag_seconds", labels) == 0
+
+    metrics.observe_lag(runner, 45, now=T + timedelta(seconds=30))  # type: ignore[arg-type]
+    assert metrics.registry.get_sample_value("strata_projection_lag_events", labels) == 5
+    assert metrics.registry.get_sample_value("strata_projection_lag_seconds", labels) == 30
+
+    runner.last_event_time = None
+    metrics.observe_lag(runner, 45)  # type: ignore[arg-type]
+    assert math.isnan(metrics.registry.get_sample_value("strata_projection_lag_seconds", labels))
+
+
+def test_dump_differences_name_the_path_of_each_mismatch():
+    live = {"orders": {"orders": [["a", 1], ["b", 2]]}, "top": {"top:EUR": [["u", 5]]}}
+    rebuilt = {"orders": {"orders": [["a", 1], ["b", 3]]}, "top": {}}
+
+    assert differences(live, live) == []
+    assert differences(live, rebuilt) == [
+        "$.orders.orders[1][1]: expected 2, got 3",
+        "$.top.top:EUR: missing",
+    ]
+    assert len(differences({"x": list(range(50))}, {"x": [-1] * 50}, limit=5)) == 5
