@@ -91,6 +91,8 @@ class CommandService(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self.committer: Committer = DirectCommitter(self)
+        self.commit_listeners: list[Callable[[str], None]] = []
+        """Called with the service's name after each commit (e.g. to wake a log tailer)."""
 
     @property
     def side_records(self) -> SideRecordStore:
@@ -171,6 +173,8 @@ class CommandService(Application[UUID]):
             ],
         )
         recordings = self.committer.commit(UnitOfWork(events, side_records))
+        for listener in self.commit_listeners:
+            listener(self.name)
         if recordings:
             position = recordings[-1].notification.id
         else:

@@ -1,7 +1,7 @@
 """The write API's composition root: settings -> event stores -> services -> FastAPI app."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from eventlog.group_commit import GroupCommitter
 from eventlog.logs import configure as configure_logging
 from eventlog.settings import Settings
-from eventlog.stores import build_services
+from eventlog.stores import Services, build_services
 from write_api import orders, users
 from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
 from write_api.plumbing import Runner, run_blocking
@@ -22,7 +22,12 @@ context's event store and answers `{id, version, position}`. Errors are RFC 9457
 ETag of a GET to refuse a command when the aggregate has moved on."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+Extension = Callable[[FastAPI, Services], AbstractAsyncContextManager[None]]
+"""Runs beside the write API for its lifetime, given its services: how a composition root that
+knows more (the embedded all-in-one process) adds the fan-out without this package knowing it."""
+
+
+def create_app(settings: Settings | None = None, extensions: Sequence[Extension] = ()) -> FastAPI:
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = Settings()
         configure_logging(settings.log_level)
@@ -40,7 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collector = GroupCommitCollector(committers)
         registry.register(collector)
         try:
-            yield
+            async with AsyncExitStack() as running:
+                for extension in extensions:
+                    await running.enter_async_context(extension(app, services))
+                yield
         finally:
             registry.unregister(collector)
             services.close()

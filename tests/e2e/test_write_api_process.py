@@ -17,7 +17,9 @@ import pytest
 from tests.support.api import unique_email
 from tests.support.postgres import require_postgres, scratch_databases
 
-ENTRY_POINT = shutil.which("strata-write-api", path=str(Path(sys.executable).parent))
+BIN = str(Path(sys.executable).parent)
+ENTRY_POINT = shutil.which("strata-write-api", path=BIN)
+ALL_IN_ONE = shutil.which("strata", path=BIN)
 
 
 def _free_port() -> int:
@@ -27,11 +29,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_api(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    assert ENTRY_POINT, "the strata-write-api console script is not installed"
+def running_api(
+    env: dict[str, str], entry_point: str | None = ENTRY_POINT
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    assert entry_point, "the console script is not installed"
     port = _free_port()
     process = subprocess.Popen(
-        [ENTRY_POINT],
+        [entry_point],
         env={**os.environ, **env, "STRATA_PORT": str(port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -128,3 +132,33 @@ def test_invalid_settings_stop_with_a_one_line_error(env: dict[str, str], messag
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert message in lines[0]
+
+
+def test_the_all_in_one_process_answers_reads_of_its_own_writes(tmp_path: Path) -> None:
+    """What the Quickstart starts: commands, the fan-out and the read API in one process."""
+    with running_api(_embedded(tmp_path), ALL_IN_ONE) as (base, process):
+        created = httpx.post(f"{base}/users", json={"name": "Ada", "email": unique_email()})
+        assert created.status_code == 201
+        token = created.json()["position"]
+        user = created.json()["id"]
+        profile = httpx.get(f"{base}/read/users/{user}", params={"position": token, "wait": 5})
+        assert profile.status_code == 200, profile.text
+        assert profile.json()["name"] == "Ada"
+        assert httpx.get(f"{base}/read/users", params={"position": token}).status_code == 200
+    output = process.stdout.read() if process.stdout else ""
+    assert f"read API:  {base}/read" in output
+
+
+def test_the_all_in_one_process_refuses_the_stack_mode_in_one_line() -> None:
+    assert ALL_IN_ONE
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+    env = {
+        "STRATA_USERS_DATABASE_URL": "postgresql://x/users",
+        "STRATA_ORDERS_DATABASE_URL": "postgresql://x/orders",
+    }
+    result = subprocess.run(
+        [ALL_IN_ONE], env={**clean, **env}, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "scripts/stack" in result.stderr

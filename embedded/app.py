@@ -1,0 +1,42 @@
+"""The all-in-one composition root: write API + embedded fan-out + read API under /read."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from eventlog.logs import configure as configure_logging
+from eventlog.settings import Settings
+from eventlog.stores import Services
+from projections.embedded import start_embedded_fanout
+from read_api.routes import include_read_routes
+from write_api.app import create_app as create_write_app
+
+READ_PREFIX = "/read"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    if settings is None:  # called by uvicorn in the server process
+        settings = Settings()
+        configure_logging(settings.log_level)
+    if settings.mode != "embedded":
+        raise ValueError("the all-in-one process runs the embedded default only")
+    embedded_settings = settings
+
+    @asynccontextmanager
+    async def fanout(app: FastAPI, services: Services) -> AsyncIterator[None]:
+        """Fold each store's log into the SQLite read models, woken by every commit."""
+        running = await asyncio.to_thread(start_embedded_fanout, embedded_settings, services)
+        app.state.fanout = running
+        for service in services.all():
+            service.commit_listeners.append(running.wake)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(running.stop)
+
+    app = create_write_app(settings, extensions=[fanout])
+    app.title = "strata (embedded)"
+    include_read_routes(app, settings, prefix=READ_PREFIX)
+    return app

@@ -1,0 +1,26 @@
+"""The read API's composition root: settings -> read stores -> FastAPI app."""
+
+from fastapi import FastAPI
+
+from eventlog.settings import Settings
+from read_api.problems import install_problem_handlers
+from read_api.routes import include_read_routes
+
+DESCRIPTION = """Queries over the read models that projectors build from the event log.
+
+Every answer carries `X-Read-Position: users:<n>,orders:<m>`: the checkpoints, per context, of
+the projections behind the endpoint, read just before the data (the answer reflects at least
+those positions). Pass the `position` a command returned (`?position=users:120`) to wait,
+bounded by `wait` seconds, until the answer reflects your write; if it does not in time the
+answer is a 503 with `Retry-After`. Listings are keyset pages: follow `next_cursor` with the
+same filters. Money is a decimal string ("12.30"), times are ISO 8601 UTC, and errors are
+RFC 9457 `application/problem+json`."""
+
+
+def create_app(settings: Settings | None = None, *, prefix: str = "") -> FastAPI:
+    """The read API on its own; the stores open when the app starts (its lifespan)."""
+    settings = settings or Settings()
+    app = FastAPI(title="strata read API", description=DESCRIPTION)
+    install_problem_handlers(app)
+    include_read_routes(app, settings, prefix)
+    return app

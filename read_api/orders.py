@@ -1,0 +1,106 @@
+"""Queries on orders: a filtered, paged listing and one order with its lines."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
+
+from domain.orders.order import OrderStatus
+from read_api import schemas
+from read_api.catalog import ORDERS
+from read_api.metrics import MeteredRoute
+from read_api.paging import cut, key_time, key_uuid, scope
+from read_api.params import DEFAULT_LIMIT, Cursor, Limit
+from read_api.problems import InvalidParameter
+from read_api.reading import Reader, reads
+from read_api.side import read_side
+from read_api.stores import base
+from read_api.stores.base import OrdersQuery
+
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=MeteredRoute)
+
+
+@router.get("", response_model=schemas.OrdersPage)
+async def list_orders(
+    request: Request,
+    reader: Annotated[Reader, reads(ORDERS)],
+    user_id: Annotated[UUID | None, Query(description="Orders of this user.")] = None,
+    status: Annotated[OrderStatus | None, Query(description="Orders in this status.")] = None,
+    placed_from: Annotated[
+        AwareDatetime | None, Query(description="Placed at or after (ISO 8601 with offset).")
+    ] = None,
+    placed_to: Annotated[
+        AwareDatetime | None, Query(description="Placed before (ISO 8601 with offset).")
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> schemas.OrdersPage:
+    """Orders by creation time (then id); by placement time when `placed_from` or `placed_to`
+    is given, which also leaves out orders never placed."""
+    if placed_from is not None and placed_to is not None and placed_to <= placed_from:
+        raise InvalidParameter("placed_to", "must be later than placed_from")
+    filters = {
+        "user_id": user_id,
+        "status": status.value if status else None,
+        "placed_from": placed_from.isoformat() if placed_from else None,
+        "placed_to": placed_to.isoformat() if placed_to else None,
+    }
+    bound_to = scope("orders", filters)
+    after = None
+    if cursor is not None:
+        last_time, last_id = read_side(request).cursors.decode(bound_to, cursor, 2)
+        after = (key_time(last_time), key_uuid(last_id))
+    query = OrdersQuery(
+        user_id=user_id,
+        status=status.value if status else None,
+        placed_from=placed_from,
+        placed_to=placed_to,
+        after=after,
+        limit=limit + 1,
+    )
+    rows = await reader.read(lambda stores: stores.relational.orders(query))
+
+    def sort_key(order: base.OrderRow) -> list[str | int]:
+        time = order.placed_at if query.by_placed_at else order.created_at
+        assert time is not None
+        return [time.isoformat(), str(order.id)]
+
+    page, next_cursor = cut(rows, limit, sort_key, reader.side.cursors, bound_to)
+    return schemas.OrdersPage(items=[_summary(o) for o in page], next_cursor=next_cursor)
+
+
+@router.get("/{order_id}", response_model=schemas.Order)
+async def get_order(order_id: UUID, reader: Annotated[Reader, reads(ORDERS)]) -> schemas.Order:
+    """One order with its lines."""
+    found = await reader.read(lambda stores: stores.relational.order(order_id))
+    if found is None:
+        raise reader.not_found(f"no order {order_id} in the read model")
+    lines = [
+        schemas.OrderLine(
+            sku=line.sku,
+            quantity=line.quantity,
+            unit_price=schemas.money(line.unit_price_cents),
+            subtotal=schemas.money(line.unit_price_cents * line.quantity),
+        )
+        for line in found.lines or []
+    ]
+    return schemas.Order(**_summary(found).model_dump(), lines=lines)
+
+
+def _summary(order: base.OrderRow) -> schemas.OrderSummary:
+    return schemas.OrderSummary(
+        id=order.id,
+        user_id=order.user_id,
+        currency=order.currency,
+        status=order.status,
+        total=schemas.money(order.total_cents),
+        line_count=order.line_count,
+        created_at=order.created_at,
+        placed_at=order.placed_at,
+        paid_at=order.paid_at,
+        shipped_at=order.shipped_at,
+        cancelled_at=order.cancelled_at,
+        cancel_reason=order.cancel_reason,
+        version=order.version,
+    )

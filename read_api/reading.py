@@ -1,0 +1,79 @@
+"""One endpoint's read: wait for a requested position, query the stores, say what it reflects.
+
+Routes declare the projections behind them with `reads(...)`; the dependency handles the
+`position` and `wait` parameters and yields a `Reader`, whose `read` runs the store query and sets
+`X-Read-Position` to the checkpoints read just before the data (so the answer reflects at least
+those positions).
+"""
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import Depends, Request, Response
+from starlette.exceptions import HTTPException
+
+from read_api.catalog import Positions, Projection, position_header
+from read_api.params import Position, PositionQuery, WaitQuery, parse_position, wait_seconds
+from read_api.problems import READ_POSITION, PositionNotReached
+from read_api.side import ReadSide, read_side
+from read_api.stores import ReadStores
+
+T = TypeVar("T")
+
+
+class Reader:
+    def __init__(self, side: ReadSide, projections: tuple[Projection, ...], response: Response):
+        self.side = side
+        self._projections = projections
+        self._response = response
+        self._header = ""
+
+    async def wait_for(self, position: Position, timeout: float) -> None:
+        behind = [p for p in self._projections if position.context in p.contexts]
+        if not behind:
+            return  # nothing behind this endpoint folds that context's events
+
+        def reached(positions: Positions) -> bool:
+            return all(
+                positions.get((p.name, position.context), 0) >= position.value for p in behind
+            )
+
+        outcome = await self.side.watch.wait_until(reached, timeout)
+        self.side.metrics.waits.labels("reached" if outcome.reached else "timeout").inc()
+        if not outcome.reached:
+            header = position_header(outcome.positions, self._projections)
+            raise PositionNotReached(str(position), header, timeout)
+
+    async def read(self, query: Callable[[ReadStores], T]) -> T:
+        stores = self.side.stores
+
+        def checkpoints_then_data() -> tuple[Positions, T]:
+            return stores.positions(self._projections), query(stores)
+
+        positions, value = await self.side.runner.run(checkpoints_then_data)
+        self._header = position_header(positions, self._projections)
+        self._response.headers[READ_POSITION] = self._header
+        return value
+
+    def not_found(self, detail: str) -> HTTPException:
+        headers = {READ_POSITION: self._header} if self._header else None
+        return HTTPException(404, detail, headers=headers)
+
+
+def reads(*projections: Projection) -> Any:
+    """A dependency giving a `Reader` over `projections`, after any read-your-writes wait."""
+
+    async def reader(
+        request: Request,
+        response: Response,
+        position: PositionQuery = None,
+        wait: WaitQuery = None,
+    ) -> Reader:
+        side = read_side(request)
+        timeout = wait_seconds(wait, side.settings)
+        reader = Reader(side, projections, response)
+        if position is not None:
+            await reader.wait_for(parse_position(position), timeout)
+        return reader
+
+    return Depends(reader)

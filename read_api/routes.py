@@ -1,0 +1,82 @@
+"""The read routes, for the read API's own app or for inclusion into another one.
+
+`include_read_routes(app, settings, prefix)` adds every read endpoint under `prefix`, with
+/healthz, /readyz and /metrics, the handlers for the read routes' own errors, and a lifespan
+(merged into the app's by FastAPI) that opens the read stores on start and closes them on
+shutdown. Beside the write API, whose `GET /users/{id}` and `GET /orders/{id}` answer from the
+event store, the read routes go under `/read`::
+
+    app = write_api.app.create_app(settings)           # its own lifespan is kept
+    include_read_routes(app, settings, prefix="/read")  # GET /read/users/{id}, /read/metrics, ...
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from eventlog.settings import Settings
+from read_api import orders, sales, users
+from read_api.problems import install_read_problem_handlers, problem
+from read_api.side import attach_read_side, read_side
+
+ops = APIRouter(tags=["health"])
+
+
+@ops.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@ops.get("/readyz", response_model=None)
+async def readyz(request: Request) -> JSONResponse | dict[str, str]:
+    """Every read store answers and holds the read models."""
+    failures = await read_side(request).unreachable()
+    if failures:
+        detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
+        return problem(request, 503, "not-ready", f"read stores unreachable: {detail}")
+    return {"status": "ready"}
+
+
+@ops.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of the read routes (requests, latency, read-your-writes waits)."""
+    return read_side(request).metrics.exposition()
+
+
+def read_router(
+    settings: Settings, *, with_ops: bool = True, registry: CollectorRegistry | None = None
+) -> APIRouter:
+    """Every read route, with a lifespan that attaches the read side to the app including it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with attach_read_side(app, settings, registry):
+            yield
+
+    router = APIRouter(lifespan=lifespan)
+    for routes in (users.router, orders.router, sales.router):
+        router.include_router(routes)
+    if with_ops:
+        router.include_router(ops)
+    return router
+
+
+def include_read_routes(
+    app: FastAPI,
+    settings: Settings,
+    prefix: str = "",
+    *,
+    with_ops: bool = True,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Serve the read API from `app` under `prefix` ("" or such as "/read").
+
+    `with_ops=False` leaves out /healthz, /readyz and /metrics (the host may have its own;
+    `ReadSide.unreachable` and `ReadSide.metrics` are on `app.state.read_side`). `registry`
+    puts the read metrics into the host's Prometheus registry instead of one of their own."""
+    install_read_problem_handlers(app)
+    app.include_router(read_router(settings, with_ops=with_ops, registry=registry), prefix=prefix)

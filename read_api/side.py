@@ -1,0 +1,115 @@
+"""The read side's resources for one app: stores, waiter, listeners, runner and metrics.
+
+`open_read_side` builds them (the composition root of the read side) and closes them;
+`attach_read_side` also puts them on `app.state.read_side`, where the read routes find them.
+Use it inside the lifespan of any app that includes the read routes.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from prometheus_client import CollectorRegistry
+
+from eventlog.settings import Mode, Settings
+from read_api.catalog import ALL, Positions
+from read_api.cursors import CursorCodec
+from read_api.listeners import RedisListener, listen_postgres
+from read_api.metrics import ReadMetrics
+from read_api.plumbing import Runner
+from read_api.stores import ReadStores, build_read_stores, read_stores_mode
+from read_api.waiting import CheckpointWatch
+
+EMBEDDED_POLL_SECONDS = 0.005
+"""Embedded mode: how often a waiting read re-reads the checkpoints (no notifications)."""
+STACK_BACKSTOP_SECONDS = 1.0
+"""Stack mode: the longest a waiting read trusts the listeners without re-reading."""
+
+
+@dataclass
+class ReadSide:
+    settings: Settings
+    stores: ReadStores
+    runner: Runner
+    watch: CheckpointWatch
+    metrics: ReadMetrics
+    cursors: CursorCodec
+    mode: Mode
+    listeners: list[asyncio.Task[None]] = field(default_factory=list)
+    redis_listener: RedisListener | None = None
+
+    async def unreachable(self) -> dict[str, str]:
+        """The read stores that do not answer, with the reason (empty when all are ready)."""
+        failures = {}
+        stores = self.stores
+        for name, store in (("key-value", stores.key_value), ("relational", stores.relational)):
+            try:
+                await self.runner.run(store.ping)
+            except Exception as error:  # noqa: BLE001 - reported, not raised
+                failures[name] = str(error) or type(error).__name__
+        return failures
+
+
+@asynccontextmanager
+async def open_read_side(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> AsyncIterator[ReadSide]:
+    """Build the read side; `registry` lets a host app collect the read metrics with its own."""
+    mode = read_stores_mode(settings)
+    stores = build_read_stores(settings)
+    runner = Runner(settings.worker_threads, settings.request_timeout)
+
+    async def read_checkpoints() -> Positions:
+        return await runner.run(lambda: stores.positions(ALL))
+
+    backstop = EMBEDDED_POLL_SECONDS if mode == "embedded" else STACK_BACKSTOP_SECONDS
+    watch = CheckpointWatch(read_checkpoints, backstop=backstop)
+    watch.bind(asyncio.get_running_loop())
+    side = ReadSide(
+        settings=settings,
+        stores=stores,
+        runner=runner,
+        watch=watch,
+        metrics=ReadMetrics(registry),
+        cursors=CursorCodec(settings.read_cursor_secret.get_secret_value().encode()),
+        mode=mode,
+    )
+    try:
+        if mode == "stack":
+            assert settings.redis_url
+            assert settings.read_database_url
+            side.redis_listener = RedisListener(settings.redis_url, watch)
+            side.redis_listener.start()
+            side.listeners.append(
+                asyncio.create_task(listen_postgres(settings.read_database_url, watch))
+            )
+        yield side
+    finally:
+        await _close(side)
+
+
+async def _close(side: ReadSide) -> None:
+    for task in side.listeners:
+        task.cancel()
+    for task in side.listeners:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if side.redis_listener is not None:
+        await asyncio.to_thread(side.redis_listener.stop)
+    await asyncio.to_thread(side.stores.close)
+
+
+@asynccontextmanager
+async def attach_read_side(
+    app: FastAPI, settings: Settings, registry: CollectorRegistry | None = None
+) -> AsyncIterator[ReadSide]:
+    async with open_read_side(settings, registry) as side:
+        app.state.read_side = side
+        yield side
+
+
+def read_side(request: Request) -> ReadSide:
+    return request.app.state.read_side  # type: ignore[no-any-return]

@@ -1,0 +1,78 @@
+"""The read stores: the key-value shaped models and the relational ones, per storage mode.
+
+Stack mode: Redis (`STRATA_REDIS_URL`) and the PostgreSQL read database
+(`STRATA_READ_DATABASE_URL`). Embedded mode: both families in `<data_dir>/read.sqlite`.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from eventlog.settings import Mode, Settings
+from read_api.catalog import KEY_VALUE_SHAPED, Positions, Projection
+from read_api.stores.base import KeyValueModels, RelationalModels
+from read_api.stores.postgres import PostgresDatabase
+from read_api.stores.redis_models import RedisKeyValue
+from read_api.stores.sql import RelationalTables
+from read_api.stores.sqlite import READ_DATABASE, SqliteDatabase
+from read_api.stores.sqlite_kv import SqliteKeyValue
+
+
+class ReadStoresMisconfigured(ValueError):
+    """The settings name only one of the two stack-mode read stores."""
+
+
+@dataclass(frozen=True)
+class ReadStores:
+    key_value: KeyValueModels
+    relational: RelationalModels
+    description: str
+
+    def positions(self, projections: Iterable[Projection]) -> Positions:
+        chosen = list(projections)
+        key_value = [p for p in chosen if p in KEY_VALUE_SHAPED]
+        relational = [p for p in chosen if p not in KEY_VALUE_SHAPED]
+        positions = dict(self.key_value.positions(key_value)) if key_value else {}
+        if relational:
+            positions.update(self.relational.positions(relational))
+        return positions
+
+    def close(self) -> None:
+        self.key_value.close()
+        self.relational.close()
+
+
+def read_stores_mode(settings: Settings) -> Mode:
+    urls = (settings.read_database_url, settings.redis_url)
+    if all(urls):
+        return "stack"
+    if any(urls):
+        raise ReadStoresMisconfigured(
+            "the read models need both STRATA_READ_DATABASE_URL and STRATA_REDIS_URL, or neither"
+        )
+    return "embedded"
+
+
+def build_read_stores(settings: Settings) -> ReadStores:
+    """Open the read stores the settings select. Connections are made lazily or in the
+    background, so a store that is down makes requests fail with 503, not the start."""
+    if read_stores_mode(settings) == "stack":
+        assert settings.read_database_url
+        assert settings.redis_url
+        database = PostgresDatabase(
+            settings.read_database_url,
+            min_size=settings.db_pool_size,
+            max_size=settings.worker_threads,
+            timeout=settings.db_connect_timeout,
+        )
+        return ReadStores(
+            key_value=RedisKeyValue(settings.redis_url, timeout=settings.request_timeout),
+            relational=RelationalTables(database),
+            description="Redis and PostgreSQL",
+        )
+    path = settings.data_dir / READ_DATABASE
+    sqlite = SqliteDatabase(path, busy_timeout=settings.db_lock_timeout)
+    return ReadStores(
+        key_value=SqliteKeyValue(sqlite),
+        relational=RelationalTables(sqlite),
+        description=str(path.resolve()),
+    )

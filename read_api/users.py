@@ -1,0 +1,122 @@
+"""Queries on users: the profile document, the order stats, and the directory."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+
+from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
+from read_api import schemas
+from read_api.catalog import USER_PROFILES, USER_STATS, USERS_DIRECTORY
+from read_api.metrics import MeteredRoute
+from read_api.paging import cut, key_text, key_uuid, scope
+from read_api.params import DEFAULT_LIMIT, CountryCode, Cursor, Limit
+from read_api.reading import Reader, reads
+from read_api.side import read_side
+from read_api.stores import ReadStores, base
+from read_api.stores.base import DirectoryQuery
+
+router = APIRouter(prefix="/users", tags=["users"], route_class=MeteredRoute)
+
+
+def _text(max_length: int, description: str) -> object:
+    return Query(min_length=1, max_length=max_length, description=description)
+
+
+@router.get("", response_model=schemas.DirectoryPage)
+async def directory(
+    request: Request,
+    reader: Annotated[Reader, reads(USERS_DIRECTORY)],
+    country: Annotated[
+        CountryCode | None, Query(description="ISO 3166-1 alpha-2 code, any case.")
+    ] = None,
+    city: Annotated[str | None, _text(MAX_CITY_LENGTH, "Exact city name.")] = None,
+    hobby: Annotated[str | None, _text(MAX_HOBBY_LENGTH, "A hobby, any case.")] = None,
+    name_prefix: Annotated[
+        str | None, _text(MAX_NAME_LENGTH, "Start of the name, any case.")
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> schemas.DirectoryPage:
+    """Users by name (then id), filtered by any of country, city, hobby and name prefix."""
+    filters = {
+        "country": country,
+        "city": city,
+        "hobby": hobby.lower() if hobby else None,
+        "name_prefix": name_prefix.lower() if name_prefix else None,
+    }
+    bound_to = scope("users_directory", filters)
+    after = None
+    if cursor is not None:
+        name_lower, last_id = read_side(request).cursors.decode(bound_to, cursor, 2)
+        after = (key_text(name_lower), key_uuid(last_id))
+    query = DirectoryQuery(
+        country=country,
+        city=city,
+        hobby_lower=filters["hobby"],
+        name_prefix_lower=filters["name_prefix"],
+        after=after,
+        limit=limit + 1,
+    )
+    rows = await reader.read(lambda stores: stores.relational.directory(query))
+    page, next_cursor = cut(
+        rows, limit, lambda e: [e.name_lower, str(e.id)], reader.side.cursors, bound_to
+    )
+    return schemas.DirectoryPage(items=[_entry(e) for e in page], next_cursor=next_cursor)
+
+
+def _entry(entry: base.DirectoryEntry) -> schemas.DirectoryEntry:
+    return schemas.DirectoryEntry(
+        id=entry.id,
+        name=entry.name,
+        email=entry.email,
+        city=entry.city,
+        country=entry.country,
+        hobbies=entry.hobbies,
+        active=entry.active,
+        version=entry.version,
+        registered_at=entry.registered_at,
+        updated_at=entry.updated_at,
+    )
+
+
+@router.get("/{user_id}", response_model=schemas.Profile)
+async def profile(
+    user_id: UUID, reader: Annotated[Reader, reads(USER_PROFILES)]
+) -> schemas.Profile:
+    """The user's profile document."""
+    found = await reader.read(lambda stores: stores.key_value.profile(user_id))
+    if found is None:
+        raise reader.not_found(f"no user {user_id} in the read model")
+    return schemas.Profile(
+        id=found.id,
+        name=found.name,
+        email=found.email,
+        hobbies=found.hobbies,
+        city=found.city,
+        country=found.country,
+        active=found.active,
+        version=found.version,
+        registered_at=found.registered_at,
+        updated_at=found.updated_at,
+    )
+
+
+@router.get("/{user_id}/stats", response_model=schemas.Stats)
+async def stats(
+    user_id: UUID, reader: Annotated[Reader, reads(USER_PROFILES, USER_STATS)]
+) -> schemas.Stats:
+    """Orders created and money spent per currency. Zero for a known user without orders."""
+
+    def profile_and_stats(stores: ReadStores) -> tuple[bool, base.Stats | None]:
+        return stores.key_value.profile(user_id) is not None, stores.key_value.stats(user_id)
+
+    known, found = await reader.read(profile_and_stats)
+    if found is None and not known:
+        raise reader.not_found(f"no user {user_id} in the read model")
+    found = found or base.Stats(orders=0, spent_cents={})
+    return schemas.Stats(
+        user_id=user_id,
+        orders=found.orders,
+        spent={currency: schemas.money(c) for currency, c in found.spent_cents.items()},
+    )

@@ -1,0 +1,104 @@
+"""Commands through the write API, the embedded fan-out, and reads with read-your-writes.
+
+One process, as the embedded default runs (`embedded.app`): the write API, the embedded fan-out
+woken by every commit, and the read routes under /read.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from embedded.app import create_app
+from eventlog.settings import Settings
+from tests.support.api import add_line, assert_problem, create_order, register
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(data_dir=tmp_path / "var"))) as client:
+        yield client
+
+
+def command(client: TestClient, method: str, path: str, body: Any = None) -> str:
+    response = client.request(method, path, json=body)
+    assert response.status_code in (200, 201), response.text
+    return str(response.json()["position"])
+
+
+def read(client: TestClient, path: str, position: str, **params: Any) -> Any:
+    response = client.get(f"/read{path}", params={"position": position, "wait": 5, **params})
+    assert response.status_code == 200, response.text
+    context, wanted = position.split(":")
+    reached = dict(part.split(":") for part in response.headers["X-Read-Position"].split(","))
+    assert int(reached[context]) >= int(wanted)
+    return response.json()
+
+
+def test_a_user_reads_their_own_writes_in_every_read_model(system: TestClient) -> None:
+    user = register(system, name="Ada Lovelace")
+    command(system, "put", f"/users/{user}/location", {"city": "London", "country": "gb"})
+    position = command(system, "post", f"/users/{user}/hobbies", {"hobby": "Chess"})
+
+    profile = read(system, f"/users/{user}", position)
+    listed = read(system, "/users", position, name_prefix="ada", country="GB", hobby="chess")
+
+    assert profile["name"] == "Ada Lovelace"
+    assert (profile["city"], profile["country"]) == ("London", "GB")
+    assert profile["hobbies"] == ["Chess"] and profile["version"] == 3
+    assert [entry["id"] for entry in listed["items"]] == [user]
+    assert listed["items"][0]["hobbies"] == ["Chess"]
+
+    renamed = command(system, "put", f"/users/{user}/name", {"name": "Augusta Ada King"})
+    assert read(system, f"/users/{user}", renamed)["name"] == "Augusta Ada King"
+    assert system.get(f"/users/{user}").json()["name"] == "Augusta Ada King"  # the command side
+
+
+def test_orders_payments_and_refunds_reach_every_order_model(system: TestClient) -> None:
+    user = register(system)
+    order = create_order(system, user, "EUR")
+    add_line(system, order, "A-1", 2, "10.15")
+    add_line(system, order, "B-2", 1, "0.05")
+    command(system, "post", f"/orders/{order}/place")
+    paid = command(system, "post", f"/orders/{order}/pay")
+    today = datetime.now(UTC).date().isoformat()
+
+    detail = read(system, f"/orders/{order}", paid)
+    listing = read(system, "/orders", paid, user_id=user)
+    stats = read(system, f"/users/{user}/stats", paid)
+    leaders = read(system, "/leaderboards/EUR/top-spenders", paid)
+    sales = read(system, "/sales/daily", paid, currency="EUR", **{"from": today, "to": today})
+
+    assert (detail["status"], detail["total"], detail["line_count"]) == ("paid", "20.35", 2)
+    assert [(line["sku"], line["subtotal"]) for line in detail["lines"]] == [
+        ("A-1", "20.30"),
+        ("B-2", "0.05"),
+    ]
+    assert detail["paid_at"] is not None
+    assert [item["id"] for item in listing["items"]] == [order]
+    assert stats == {"user_id": user, "orders": 1, "spent": {"EUR": "20.35"}}
+    assert leaders["items"] == [{"rank": 1, "user_id": user, "spent": "20.35"}]
+    assert [(s["orders_paid"], s["paid"], s["net"]) for s in sales["items"]] == [
+        (1, "20.35", "20.35")
+    ]
+
+    cancelled = command(system, "post", f"/orders/{order}/cancel", {"reason": "too late"})
+
+    assert read(system, f"/orders/{order}", cancelled)["status"] == "cancelled"
+    assert read(system, f"/users/{user}/stats", cancelled)["spent"] == {"EUR": "0.00"}
+    refunds = read(system, "/sales/daily", cancelled, currency="EUR")["items"]
+    assert [(s["orders_refunded"], s["refunded"], s["net"]) for s in refunds] == [
+        (1, "20.35", "0.00")
+    ]
+
+
+def test_a_position_the_log_never_reached_is_503_after_the_wait(system: TestClient) -> None:
+    user = register(system)
+
+    response = system.get(f"/read/users/{user}", params={"position": "users:999999", "wait": 0.2})
+
+    assert_problem(response, 503, "users:999999")
+    assert response.headers["Retry-After"] == "1"

@@ -1,0 +1,129 @@
+"""The read API as a client meets it: a real `strata-read-api` process over HTTP."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from projections.sql import PostgresDatabase, SQLiteDatabase
+from read_api.catalog import USER_PROFILES
+from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
+
+ENTRY_POINT = shutil.which("strata-read-api", path=str(Path(sys.executable).parent))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_read_api(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    assert ENTRY_POINT, "the strata-read-api console script is not installed"
+    port = _free_port()
+    process = subprocess.Popen(
+        [ENTRY_POINT],
+        env={**os.environ, **env, "STRATA_READ_API_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            process.kill()
+            pytest.fail(f"the read API did not become ready: {process.communicate()[0]}")
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=15)
+
+
+def serves_a_profile_and_waits_for_a_position(base: str, write: ReadModelWriter) -> None:
+    user = uuid.uuid4()
+    write.profile(user, "Ada", "ada@example.com")
+    write.checkpoint(USER_PROFILES, "users", 1)
+
+    profile = httpx.get(f"{base}/users/{user}")
+    assert profile.status_code == 200
+    assert profile.headers["X-Read-Position"] == "users:1"
+    assert httpx.get(f"{base}/docs").status_code == 200
+
+    late = httpx.get(f"{base}/users/{user}", params={"position": "users:2", "wait": 0.2})
+    assert late.status_code == 503
+    assert late.headers["Retry-After"] == "1"
+
+
+def stops_gracefully(process: subprocess.Popen[str]) -> None:
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+    assert time.monotonic() - started < 5
+    output = process.stdout.read() if process.stdout else ""
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in output
+
+
+def test_the_embedded_process_serves_the_read_database(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    write = ReadModelWriter(SQLiteDatabase(data_dir / "read.sqlite"))
+    try:
+        with running_read_api({"STRATA_DATA_DIR": str(data_dir)}) as (base, process):
+            serves_a_profile_and_waits_for_a_position(base, write)
+            stops_gracefully(process)
+    finally:
+        write.close()
+
+
+@pytest.mark.postgres
+def test_the_stack_process_serves_redis_and_postgres() -> None:
+    with (
+        scratch_databases(require_postgres(), "read") as urls,
+        scratch_redis_database(require_redis()) as redis_url,
+    ):
+        write = ReadModelWriter(
+            PostgresDatabase(urls["read"]), redis.Redis.from_url(redis_url, decode_responses=True)
+        )
+        env = {"STRATA_READ_DATABASE_URL": urls["read"], "STRATA_REDIS_URL": redis_url}
+        try:
+            with running_read_api(env) as (base, process):
+                serves_a_profile_and_waits_for_a_position(base, write)
+                stops_gracefully(process)
+        finally:
+            write.close()
+
+
+def test_half_configured_stack_stores_stop_the_start_with_a_message() -> None:
+    assert ENTRY_POINT
+    result = subprocess.run(
+        [ENTRY_POINT],
+        env={**os.environ, "STRATA_REDIS_URL": "redis://127.0.0.1:6379/0"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "STRATA_READ_DATABASE_URL" in result.stderr
