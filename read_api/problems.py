@@ -7,8 +7,6 @@ those generic handlers too, for the read API running on its own.
 """
 
 import sqlite3
-from collections.abc import Mapping
-from typing import Any
 
 import psycopg
 import redis
@@ -18,17 +16,17 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 
-PROBLEM_JSON = "application/problem+json"
-READ_POSITION = "X-Read-Position"
-RETRY_AFTER_SECONDS = "1"
+from eventlog.http import (
+    RETRY_AFTER_SECONDS,
+    ServiceUnavailable,
+    invalid_input,
+    on_http_error,
+    on_unavailable,
+    on_validation_error,
+    problem,
+)
 
-TITLES = {
-    400: "Bad request",
-    404: "Not found",
-    405: "Method not allowed",
-    422: "Unprocessable content",
-    503: "Service unavailable",
-}
+READ_POSITION = "X-Read-Position"
 
 STORE_ERRORS: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
@@ -39,10 +37,6 @@ STORE_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.OperationalError,
 )
 """Errors meaning a read store is unreachable, too slow, or not created yet (see `Runner`)."""
-
-
-class ServiceUnavailable(Exception):
-    """A read store is unreachable or did not answer in time: 503 with Retry-After."""
 
 
 class InvalidParameter(Exception):
@@ -66,49 +60,9 @@ class PositionNotReached(Exception):
         self.reached = reached
 
 
-def problem(
-    request: Request,
-    status: int,
-    slug: str,
-    detail: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    body = {
-        "type": f"/problems/{slug}",
-        "title": TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-def invalid_input(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
-    fields = ", ".join(e["field"] for e in errors)
-    return problem(request, 422, "validation-error", f"invalid input: {fields}", errors=errors)
-
-
-async def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    errors = [
-        {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
-        for e in error.errors()
-    ]
-    return invalid_input(request, errors)
-
-
 async def _on_invalid_parameter(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, InvalidParameter)
     return invalid_input(request, [{"field": error.field, "message": error.message}])
-
-
-async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, HTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
-    return problem(request, error.status_code, slug, str(error.detail), headers=error.headers)
 
 
 async def _on_position_not_reached(request: Request, error: Exception) -> JSONResponse:
@@ -127,23 +81,13 @@ async def _on_position_not_reached(request: Request, error: Exception) -> JSONRe
     )
 
 
-async def _on_unavailable(request: Request, error: Exception) -> JSONResponse:
-    return problem(
-        request,
-        503,
-        "service-unavailable",
-        f"a read store is unavailable or too slow: {error or type(error).__name__}",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
-
-
 def install_read_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidParameter, _on_invalid_parameter)
     app.add_exception_handler(PositionNotReached, _on_position_not_reached)
-    app.add_exception_handler(ServiceUnavailable, _on_unavailable)
+    app.add_exception_handler(ServiceUnavailable, on_unavailable)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     install_read_problem_handlers(app)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)

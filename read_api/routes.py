@@ -17,9 +17,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from eventlog.http import problem
 from eventlog.settings import Settings
 from read_api import orders, sales, users
-from read_api.problems import install_read_problem_handlers, problem
+from read_api.problems import install_read_problem_handlers
 from read_api.side import attach_read_side, read_side
 
 ops = APIRouter(tags=["health"])

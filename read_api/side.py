@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
+from eventlog.http import Runner
 from eventlog.settings import Mode, Settings
 from read_api.catalog import ALL, Positions
 from read_api.cursors import CursorCodec
 from read_api.listeners import RedisListener, listen_postgres
 from read_api.metrics import ReadMetrics
-from read_api.plumbing import Runner
+from read_api.problems import STORE_ERRORS
 from read_api.stores import ReadStores, build_read_stores, read_stores_mode
 from read_api.waiting import CheckpointWatch
 
@@ -60,7 +61,7 @@ async def open_read_side(
     """Build the read side; `registry` lets a host app collect the read metrics with its own."""
     mode = read_stores_mode(settings)
     stores = build_read_stores(settings)
-    runner = Runner(settings.worker_threads, settings.request_timeout)
+    runner = Runner(settings.worker_threads, settings.request_timeout, STORE_ERRORS)
 
     async def read_checkpoints() -> Positions:
         return await runner.run(lambda: stores.positions(ALL))

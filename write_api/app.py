@@ -8,13 +8,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from eventlog.group_commit import GroupCommitter
+from eventlog.http import Runner, problem
 from eventlog.logs import configure as configure_logging
 from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from write_api import orders, users
 from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
-from write_api.plumbing import Runner, run_blocking
-from write_api.problems import install_problem_handlers, problem
+from write_api.plumbing import run_blocking
+from write_api.problems import install_problem_handlers
 
 DESCRIPTION = """Commands on user profiles and orders. Every command appends events to the
 context's event store and answers `{id, version, position}`. Errors are RFC 9457

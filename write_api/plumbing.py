@@ -7,13 +7,12 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-import anyio
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from domain.service import CommandContext, CommandResult
+from eventlog.http import Runner
 from eventlog.logs import set_correlation_id
-from write_api.problems import ServiceUnavailable
 from write_api.schemas import Command
 
 T = TypeVar("T")
@@ -21,23 +20,6 @@ T = TypeVar("T")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 TRACE_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
 ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
-
-
-class Runner:
-    """Runs blocking store calls on a bounded thread pool under a deadline."""
-
-    def __init__(self, threads: int, timeout: float) -> None:
-        self._limiter = anyio.CapacityLimiter(threads)
-        self._timeout = timeout
-
-    async def run(self, call: Callable[[], T]) -> T:
-        try:
-            with anyio.fail_after(self._timeout):
-                return await anyio.to_thread.run_sync(
-                    call, limiter=self._limiter, abandon_on_cancel=True
-                )
-        except TimeoutError:
-            raise ServiceUnavailable(f"no answer within {self._timeout:g} s") from None
 
 
 async def run_blocking(request: Request, call: Callable[[], T]) -> T:

@@ -83,7 +83,7 @@ def test_without_the_embedded_read_database_reads_are_503_and_not_ready(tmp_path
         read = client.get(f"/users/{uuid.uuid4()}")
         ready = client.get("/readyz")
 
-    assert_problem(read, 503, "read store")
+    assert_problem(read, 503, "store is unavailable")
     assert read.headers["Retry-After"] == "1"
     assert_problem(ready, 503, "unreachable")
     assert not (tmp_path / "empty" / "read.sqlite").exists(), "the read side must not create it"
@@ -101,8 +101,8 @@ def test_unreachable_stack_stores_make_reads_503_and_not_ready() -> None:
         listing = client.get("/orders")
         ready = client.get("/readyz")
 
-    assert_problem(profile, 503, "read store")
-    assert_problem(listing, 503, "read store")
+    assert_problem(profile, 503, "store is unavailable")
+    assert_problem(listing, 503, "store is unavailable")
     body = assert_problem(ready, 503, "key-value", "relational")
     assert body["type"] == "/problems/not-ready"
 

@@ -1,0 +1,114 @@
+"""What every HTTP service here shares: RFC 9457 problem details and deadline-bound thread hops.
+
+Every error response is `application/problem+json` with `type`, `title`, `status`, `detail`
+and `instance`; validation errors add `errors`, one `{field, message}` per bad field.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+T = TypeVar("T")
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "1"
+
+TITLES = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class ServiceUnavailable(Exception):
+    """A store is unreachable or did not answer in time: 503 with Retry-After."""
+
+
+def problem(
+    request: Request,
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": f"/problems/{slug}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def invalid_input(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
+    fields = ", ".join(e["field"] for e in errors)
+    return problem(request, 422, "validation-error", f"invalid input: {fields}", errors=errors)
+
+
+async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+        for e in error.errors()
+    ]
+    return invalid_input(request, errors)
+
+
+async def on_http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+    return problem(request, error.status_code, slug, str(error.detail), headers=error.headers)
+
+
+async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
+    return problem(
+        request,
+        503,
+        "service-unavailable",
+        f"a store is unavailable or too slow: {error or type(error).__name__}",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+class Runner:
+    """Runs blocking store calls on a bounded thread pool under a deadline.
+
+    A call that overruns the deadline, or raises one of `unavailable_errors`, surfaces as
+    `ServiceUnavailable`. The abandoned thread finishes on its own.
+    """
+
+    def __init__(
+        self,
+        threads: int,
+        timeout: float,
+        unavailable_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
+        self._limiter = anyio.CapacityLimiter(threads)
+        self._timeout = timeout
+        self._unavailable_errors = unavailable_errors
+
+    async def run(self, call: Callable[[], T]) -> T:
+        try:
+            with anyio.fail_after(self._timeout):
+                return await anyio.to_thread.run_sync(
+                    call, limiter=self._limiter, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            raise ServiceUnavailable(f"no answer within {self._timeout:g} s") from None
+        except self._unavailable_errors as error:
+            raise ServiceUnavailable(str(error) or type(error).__name__) from error
