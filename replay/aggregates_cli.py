@@ -1,0 +1,1 @@
+"""`replay state | history | diff`: an aggregate as of any instant, its events, what changed."""

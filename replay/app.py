@@ -1,0 +1,64 @@
+"""The `replay` command line: the typer app, its output modes, and its exit codes.
+
+Commands live in their own modules and register themselves on `app`; `replay.main` imports them.
+Every command prints for people by default (rich) and one JSON document with `--json`.
+
+Exit codes:
+    0  done
+    1  the operation failed (e.g. a rebuild did not verify, a store is unreachable)
+    2  bad arguments (unknown context, malformed id or time, unknown projection, ...)
+    3  not found (no such aggregate, no state at that time, no such dead letter)
+"""
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from eventlog.settings import Settings, load_settings
+
+PROG = "replay"
+OK, FAILED, BAD_ARGUMENTS, NOT_FOUND = 0, 1, 2, 3
+
+app = typer.Typer(
+    name=PROG,
+    help="Point-in-time replay, history, diffs, projection rebuilds and dead letters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@dataclass
+class Output:
+    """Where a command's result goes: a rich console for people, or JSON on stdout."""
+
+    as_json: bool
+    console: Console
+
+    def result(self, document: Any, human: "Any | None" = None) -> None:
+        """Print `document` as JSON, or `human` (a rich renderable; default: the document)."""
+        if self.as_json:
+            sys.stdout.write(json.dumps(document, default=str, indent=2) + "\n")
+        else:
+            self.console.print(document if human is None else human)
+
+
+def output(as_json: bool) -> Output:
+    return Output(as_json, Console(highlight=False))
+
+
+def fail(code: int, message: str) -> NoReturn:
+    """One line on stderr, then exit with `code`: never a traceback."""
+    sys.stderr.write(f"{PROG}: {message}\n")
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    return load_settings(PROG)
+
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of tables.")

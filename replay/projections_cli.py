@@ -1,0 +1,1 @@
+"""`replay rebuild | projections | dlq`: projection rebuilds, their state, and dead letters."""
