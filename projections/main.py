@@ -15,7 +15,6 @@ from collections.abc import Iterator
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,6 +22,7 @@ from starlette.routing import Route
 
 from eventlog.logs import configure
 from eventlog.settings import Settings
+from eventlog.settings import load_settings as load_stack_settings
 from projections.stack import StackProjector, stack_problem
 
 PROG = "strata-projector"
@@ -111,16 +111,7 @@ async def _project(projector: StackProjector, stop: asyncio.Event) -> int:
 
 def load_settings() -> Settings:
     """The settings, or exit with a one-line error naming what is wrong."""
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            if e["loc"]
-            else e["msg"]
-            for e in error.errors()
-        )
-        sys.exit(f"{PROG}: invalid settings: {problems}")
+    settings = load_stack_settings(PROG)
     problem = stack_problem(settings)
     if problem is not None:
         sys.exit(f"{PROG}: {problem}")

@@ -3,24 +3,15 @@
 import sys
 
 import uvicorn
-from pydantic import ValidationError
 
-from eventlog.settings import Settings
+from eventlog.settings import load_settings
 from read_api.stores import ReadStoresMisconfigured, read_stores_mode
 
 
 def main() -> None:
+    settings = load_settings("strata-read-api")
     try:
-        settings = Settings()
         mode = read_stores_mode(settings)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            if e["loc"]
-            else e["msg"]
-            for e in error.errors()
-        )
-        sys.exit(f"strata-read-api: invalid settings: {problems}")
     except ReadStoresMisconfigured as error:
         sys.exit(f"strata-read-api: invalid settings: {error}")
     base = f"http://{settings.host}:{settings.read_api_port}"
