@@ -1,11 +1,8 @@
 """The read API as a client meets it: a real `strata-read-api` process over HTTP."""
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,46 +16,16 @@ import redis
 from projections.sql import PostgresDatabase, SQLiteDatabase
 from read_api.catalog import USER_PROFILES
 from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.processes import entry_point, running_service
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 
-ENTRY_POINT = shutil.which("strata-read-api", path=str(Path(sys.executable).parent))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ENTRY_POINT = entry_point("strata-read-api")
 
 
 @contextmanager
 def running_read_api(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    assert ENTRY_POINT, "the strata-read-api console script is not installed"
-    port = _free_port()
-    process = subprocess.Popen(
-        [ENTRY_POINT],
-        env={**os.environ, **env, "STRATA_READ_API_PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            process.kill()
-            pytest.fail(f"the read API did not become ready: {process.communicate()[0]}")
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
+    with running_service(ENTRY_POINT, env, "STRATA_READ_API_PORT") as running:
+        yield running
 
 
 def serves_a_profile_and_waits_for_a_position(base: str, write: ReadModelWriter) -> None:

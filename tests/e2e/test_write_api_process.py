@@ -1,12 +1,8 @@
 """The write API as a client meets it: a real `strata-write-api` process over HTTP."""
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,48 +12,18 @@ import pytest
 
 from tests.support.api import unique_email
 from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.processes import entry_point, running_service
 
-BIN = str(Path(sys.executable).parent)
-ENTRY_POINT = shutil.which("strata-write-api", path=BIN)
-ALL_IN_ONE = shutil.which("strata", path=BIN)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ENTRY_POINT = entry_point("strata-write-api")
+ALL_IN_ONE = entry_point("strata")
 
 
 @contextmanager
 def running_api(
-    env: dict[str, str], entry_point: str | None = ENTRY_POINT
+    env: dict[str, str], script: str | None = ENTRY_POINT
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    assert entry_point, "the console script is not installed"
-    port = _free_port()
-    process = subprocess.Popen(
-        [entry_point],
-        env={**os.environ, **env, "STRATA_PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            process.kill()
-            pytest.fail(f"the API did not become ready: {process.communicate()[0]}")
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
+    with running_service(script, env, "STRATA_PORT") as running:
+        yield running
 
 
 def _embedded(tmp_path: Path) -> dict[str, str]:
