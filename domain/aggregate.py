@@ -1,11 +1,26 @@
-"""The base aggregate every context builds on."""
+"""The base aggregate every context builds on, and the snapshot it is restored from."""
 
 from datetime import timedelta
 from typing import Any
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, Snapshot
 
 ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+class AggregateSnapshot(Snapshot):
+    """The library's snapshot (the aggregate's attributes at one version), plus a restore hook.
+
+    JSON gives some values back as their base type (a `StrEnum` member comes back as a plain
+    `str`), so after rebuilding the aggregate from the stored attributes the snapshot lets it
+    restore its own types. The stored topic is `domain.aggregate:AggregateSnapshot`: keep it.
+    """
+
+    def mutate(self, _: None) -> Any:
+        aggregate = super().mutate(_)
+        if isinstance(aggregate, EventSourcedAggregate):
+            aggregate.restore_types()
+        return aggregate
 
 
 class EventSourcedAggregate(Aggregate):
@@ -17,8 +32,13 @@ class EventSourcedAggregate(Aggregate):
     point-in-time replay exact.
     """
 
+    Snapshot = AggregateSnapshot
+
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         if kwargs.get("timestamp") is None:
             now = event_class.create_timestamp()
             kwargs["timestamp"] = max(now, self.modified_on + ONE_MICROSECOND)
         super().trigger_event(event_class, **kwargs)
+
+    def restore_types(self) -> None:
+        """Give back their own types to attributes a snapshot stored as plain JSON values."""

@@ -13,6 +13,14 @@ class AggregateNotFound(DomainError):
     """No aggregate has the given id."""
 
 
+class NotFoundAtTime(AggregateNotFound):
+    """The aggregate exists, but it had not been created yet at the given instant."""
+
+
+class NoSuchVersion(AggregateNotFound):
+    """The aggregate exists, but it has not reached the given version."""
+
+
 class ValueTaken(DomainError):
     """A unique value (such as an email address) is already held by another aggregate."""
 

@@ -7,6 +7,9 @@ order equals position order and no tailer can skip a late commit). Side records 
 - ``*_claims``: unique values (email addresses) held by one aggregate, enforced by a primary key;
 - ``*_event_metadata``: each event's timestamp, indexed as (aggregate id, timestamp) -> version
   for point-in-time replay, and the correlation and causation ids of the command behind it.
+
+On PostgreSQL the library's snapshots table (``*_snapshots``) is created with them, under the same
+advisory lock, so replicas starting together on a fresh database cannot collide creating it.
 """
 
 from collections.abc import Sequence
@@ -15,7 +18,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+)
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
@@ -28,6 +35,13 @@ from eventlog.envelope import EventEnvelope, envelope_from_record
 def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
     """Rows of dataclasses to one list per column, for `unnest`."""
     return [[getattr(row, name) for row in rows] for name in names]
+
+
+def _snapshots_table_statement(datastore: PostgresDatastore, prefix: str) -> Any:
+    """The library's own DDL of the snapshots table (the snapshot store creates it too, but
+    without our advisory lock, and `CREATE TABLE IF NOT EXISTS` is not safe under concurrency)."""
+    snapshots = PostgresAggregateRecorder(datastore, events_table_name=f"{prefix}_snapshots")
+    return snapshots.sql_create_statements[snapshots.create_table_statement_index]
 
 
 class PostgresSideRecordRecorder(PostgresApplicationRecorder):
@@ -43,9 +57,16 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         self._event_metadata_index = Identifier(f"{prefix}_event_metadata_by_time")
         self._side_relations = [
             f"{prefix}_{suffix}"
-            for suffix in ("idempotency", "claims", "event_metadata", "event_metadata_by_time")
+            for suffix in (
+                "idempotency",
+                "claims",
+                "event_metadata",
+                "event_metadata_by_time",
+                "snapshots",
+            )
         ]
         self.sql_create_statements.extend(self._side_table_statements())
+        self.sql_create_statements.append(_snapshots_table_statement(datastore, prefix))
         self._insert_rows_statement = SQL(
             "INSERT INTO {}.{} (originator_id, originator_version, topic, state)"
             " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
@@ -220,6 +241,37 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
+    def select_aggregate_envelopes(
+        self, context: str, originator_id: UUID, after_version: int, up_to_version: int
+    ) -> list[EventEnvelope]:
+        """One aggregate's events with versions in (after_version, up_to_version], in order."""
+        statement = SQL(
+            "SELECT e.notification_id, e.originator_version, e.topic, e.state,"
+            " m.correlation_id, m.causation_id FROM {schema}.{events} e"
+            " LEFT JOIN {schema}.{metadata} m USING (originator_id, originator_version)"
+            " WHERE e.originator_id = %s AND e.originator_version > %s"
+            " AND e.originator_version <= %s ORDER BY e.originator_version"
+        ).format(
+            schema=self._schema,
+            events=Identifier(self.events_table_name),
+            metadata=self._event_metadata,
+        )
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, [originator_id, after_version, up_to_version], prepare=True)
+            return [
+                envelope_from_record(
+                    context,
+                    row["notification_id"],
+                    originator_id,
+                    row["originator_version"],
+                    row["topic"],
+                    bytes(row["state"]),
+                    row["correlation_id"],
+                    row["causation_id"],
+                )
+                for row in curs.fetchall()
+            ]
+
     def ping(self) -> None:
         """Raise if the database cannot be reached (no retries, unlike the library's reads)."""
         with self.datastore.get_connection() as conn:
@@ -379,6 +431,34 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
                     context,
                     row[0],
                     UUID(row["originator_id"]),
+                    row["originator_version"],
+                    row["topic"],
+                    row["state"],
+                    row["correlation_id"],
+                    row["causation_id"],
+                )
+                for row in c.fetchall()
+            ]
+
+    def select_aggregate_envelopes(
+        self, context: str, originator_id: UUID, after_version: int, up_to_version: int
+    ) -> list[EventEnvelope]:
+        """One aggregate's events with versions in (after_version, up_to_version], in order."""
+        statement = (
+            "SELECT e.rowid, e.originator_version, e.topic, e.state,"  # noqa: S608
+            " m.correlation_id, m.causation_id"
+            f" FROM {self.events_table_name} e"
+            " LEFT JOIN event_metadata m USING (originator_id, originator_version)"
+            " WHERE e.originator_id = ? AND e.originator_version > ?"
+            " AND e.originator_version <= ? ORDER BY e.originator_version"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, [originator_id.hex, after_version, up_to_version])
+            return [
+                envelope_from_record(
+                    context,
+                    row[0],
+                    originator_id,
                     row["originator_version"],
                     row["topic"],
                     row["state"],

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(
         10_000, ge=0, description="Aggregates cached per store (0 turns the cache off)."
     )
+    snapshot_interval: int = Field(
+        100,
+        ge=0,
+        description="Snapshot an aggregate every this many events, so 'state as of T' folds at"
+        " most this many events after the nearest snapshot (0: no snapshots).",
+    )
     log_level: LogLevel = Field("info", description="Log level of the services.")
     nats_url: str = Field(
         "nats://127.0.0.1:4222",

@@ -1,6 +1,8 @@
 """Builds each context's event-sourced application on the store its settings select."""
 
 from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -40,12 +42,17 @@ def _postgres_env(settings: Settings, url: str) -> dict[str, str]:
     }
 
 
+def sqlite_path(settings: Settings, app_name: str) -> Path:
+    """Embedded mode: the SQLite file of one application's event store."""
+    return settings.data_dir / f"{app_name}.sqlite"
+
+
 def _sqlite_env(settings: Settings, app_name: str) -> dict[str, str]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "APPLICATION_RECORDER_TOPIC": "eventlog.recorders:SQLiteSideRecordRecorder",
-        "SQLITE_DBNAME": str(settings.data_dir / f"{app_name}.sqlite"),
+        "SQLITE_DBNAME": str(sqlite_path(settings, app_name)),
         "SQLITE_LOCK_TIMEOUT": str(settings.db_lock_timeout),
     }
 
@@ -66,9 +73,14 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    users = UsersService(env=event_store_env(settings, UsersService.name))
+    users = UsersService(
+        env=event_store_env(settings, UsersService.name),
+        snapshot_interval=settings.snapshot_interval,
+    )
     orders = OrdersService(
-        env=event_store_env(settings, OrdersService.name), user_is_active=users.is_active_user
+        env=event_store_env(settings, OrdersService.name),
+        user_is_active=users.is_active_user,
+        snapshot_interval=settings.snapshot_interval,
     )
     services = Services(users=users, orders=orders)
     if settings.group_commit:
@@ -76,3 +88,21 @@ def build_services(settings: Settings) -> Services:
             committer = GroupCommitter(service, max_batch=settings.group_commit_max_batch)
             service.committer = committer.start()
     return services
+
+
+def _refuse_commands(user_id: UUID) -> bool | None:
+    raise RuntimeError("this orders service was opened for reading; it takes no commands")
+
+
+def open_store_for_reading(settings: Settings, context: str) -> CommandService:
+    """One context's application alone, for tools that only read its store (e.g. `replay`).
+
+    Without the other contexts, commands that need them are refused.
+    """
+    env = event_store_env(settings, context)
+    interval = settings.snapshot_interval
+    if context == UsersService.name:
+        return UsersService(env=env, snapshot_interval=interval)
+    if context == OrdersService.name:
+        return OrdersService(env=env, user_is_active=_refuse_commands, snapshot_interval=interval)
+    raise ValueError(f"unknown context {context!r}")

@@ -3,6 +3,7 @@
 import sys
 
 import click
+import typer
 
 # Each module registers its commands on the app when imported.
 import replay.aggregates_cli
@@ -14,9 +15,14 @@ def main() -> None:
     """Usage errors (unknown command or option, bad value) print one line and exit 2."""
     try:
         code = app(standalone_mode=False)
-    except click.UsageError as error:
-        sys.stderr.write(f"{PROG}: {error.format_message()}\n")
-        sys.exit(BAD_ARGUMENTS)
-    except click.Abort:
+    # Typer >= 0.26 vendors click: its errors derive from TyperException, not click's classes.
+    except (typer.TyperException, click.UsageError) as error:
+        message = error.format_message().strip()
+        if "\n" in message:  # `replay` alone, or a group without its command: the help text
+            sys.stderr.write(message + "\n")
+        else:
+            sys.stderr.write(f"{PROG}: {message}\n")
+        sys.exit(BAD_ARGUMENTS if error.exit_code in (1, 2) else error.exit_code)
+    except (typer.Abort, click.Abort):
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
+from write_api.as_of import AsOf
 from write_api.plumbing import Headers, accepted, etag, run_blocking
 from write_api.schemas import (
     Accepted,
@@ -36,8 +37,17 @@ async def create_order(body: CreateOrder, request: Request, headers: Headers) ->
 
 
 @router.get("/{order_id}", response_model=OrderState)
-async def get_order(order_id: UUID, request: Request, response: Response) -> OrderState:
-    order: Order = await run_blocking(request, lambda: orders(request).order(order_id))
+async def get_order(
+    order_id: UUID, request: Request, response: Response, as_of: AsOf
+) -> OrderState:
+    """The order now, or as of `as_of`; the ETag is its version."""
+
+    def load() -> Order:
+        if as_of is None:
+            return orders(request).order(order_id)
+        return orders(request).state_at(Order, order_id, at=as_of)
+
+    order = await run_blocking(request, load)
     response.headers["ETag"] = etag(order.version)
     return OrderState(
         id=order.id,

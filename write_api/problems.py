@@ -15,6 +15,7 @@ from domain.errors import (
     DomainError,
     IdempotencyKeyReused,
     InvalidValue,
+    NotFoundAtTime,
     StaleVersion,
     ValueTaken,
 )
@@ -29,6 +30,7 @@ from eventlog.http import (
 log = logging.getLogger("strata.write_api")
 # Most specific first: the first matching class decides the status.
 DOMAIN_STATUSES: Sequence[tuple[type[DomainError], int, str]] = (
+    (NotFoundAtTime, 404, "not-found-at-time"),
     (AggregateNotFound, 404, "not-found"),
     (StaleVersion, 412, "version-mismatch"),
     (IdempotencyKeyReused, 422, "idempotency-key-reused"),

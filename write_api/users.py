@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from domain.users.profile import MAX_HOBBY_LENGTH, UserProfile
 from domain.users.service import UsersService
+from write_api.as_of import AsOf
 from write_api.plumbing import Headers, accepted, etag, run_blocking
 from write_api.schemas import (
     Accepted,
@@ -38,8 +39,17 @@ async def register(body: RegisterUser, request: Request, headers: Headers) -> JS
 
 
 @router.get("/{user_id}", response_model=UserProfileState)
-async def get_profile(user_id: UUID, request: Request, response: Response) -> UserProfileState:
-    profile: UserProfile = await run_blocking(request, lambda: users(request).profile(user_id))
+async def get_profile(
+    user_id: UUID, request: Request, response: Response, as_of: AsOf
+) -> UserProfileState:
+    """The profile now, or as of `as_of`; the ETag is its version."""
+
+    def load() -> UserProfile:
+        if as_of is None:
+            return users(request).profile(user_id)
+        return users(request).state_at(UserProfile, user_id, at=as_of)
+
+    profile = await run_blocking(request, load)
     response.headers["ETag"] = etag(profile.version)
     return UserProfileState(
         id=profile.id,

@@ -100,6 +100,9 @@ class Order(EventSourcedAggregate):
     def create(cls, user_id: UUID, currency: str) -> "Order":
         return cls._create(cls.Created, user_id=user_id, currency=currency_code(currency))
 
+    def restore_types(self) -> None:
+        self.status = OrderStatus(self.status)  # a StrEnum is stored as its plain string
+
     @property
     def total(self) -> Decimal:
         return sum((line.subtotal for line in self.lines.values()), Decimal("0.00"))

@@ -10,7 +10,13 @@ from eventsourcing.persistence import JSONTranscoder
 from domain.errors import DomainError
 from domain.orders.order import Order
 from domain.orders.transcodings import OrderLineAsDict, OrderStatusAsStr
-from domain.service import CommandContext, CommandResult, CommandService, Decision
+from domain.service import (
+    DEFAULT_SNAPSHOT_INTERVAL,
+    CommandContext,
+    CommandResult,
+    CommandService,
+    Decision,
+)
 
 UserIsActive = Callable[[UUID], bool | None]
 """Answers True/False for an existing user, None for an unknown one."""
@@ -19,8 +25,14 @@ UserIsActive = Callable[[UUID], bool | None]
 class OrdersService(CommandService):
     name: ClassVar[str] = "orders"  # type: ignore[misc]
 
-    def __init__(self, env: dict[str, str] | None = None, *, user_is_active: UserIsActive) -> None:
-        super().__init__(env)
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        user_is_active: UserIsActive,
+        snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
+    ) -> None:
+        super().__init__(env, snapshot_interval=snapshot_interval)
         self._user_is_active = user_is_active
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

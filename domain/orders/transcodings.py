@@ -9,6 +9,9 @@ from domain.orders.order import OrderLine, OrderStatus
 
 
 class OrderStatusAsStr(Transcoding):
+    """Unused while `OrderStatus` is a `StrEnum`: JSON writes it as a plain string without asking
+    the transcoder, and `Order.restore_types` turns it back into a member after a snapshot."""
+
     type = OrderStatus
     name = "order_status"
 

@@ -1,0 +1,85 @@
+"""What the aggregate commands share: checked arguments, one opened store, errors as exit codes."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from uuid import UUID
+
+import typer
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+from domain.errors import AggregateNotFound, InvalidValue
+from domain.orders.order import Order
+from domain.service import CommandService
+from domain.users.profile import UserProfile
+from eventlog.instants import NotAnInstant, parse_instant
+from eventlog.stores import open_store_for_reading, sqlite_path
+from replay.app import BAD_ARGUMENTS, FAILED, NOT_FOUND, fail, settings
+
+AGGREGATES: dict[str, type[Aggregate]] = {"users": UserProfile, "orders": Order}
+"""Each context and the aggregate its event store holds."""
+
+
+def aggregate_type(context: str) -> type[Aggregate]:
+    try:
+        return AGGREGATES[context]
+    except KeyError:
+        known = " or ".join(AGGREGATES)
+        fail(BAD_ARGUMENTS, f"unknown context {context!r}; use {known}")
+
+
+def aggregate_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        fail(BAD_ARGUMENTS, f"{text!r} is not an aggregate id (a UUID)")
+
+
+def instant(option: str, text: str | None, now: datetime) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_instant(text, now=now)
+    except NotAnInstant as error:
+        fail(BAD_ARGUMENTS, f"{option}: {error}")
+
+
+def one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+@contextmanager
+def opened_store(context: str) -> Iterator[CommandService]:
+    """The context's event store, opened for reading; every failure inside is one line on stderr
+    and an exit code (3 not found, 2 bad argument, 1 anything else), never a traceback."""
+    config = settings()
+    if config.mode == "embedded" and not sqlite_path(config, context).is_file():
+        fail(
+            FAILED,
+            f"no {context} event store at {sqlite_path(config, context)} (set STRATA_DATA_DIR,"
+            " or the STRATA_*_DATABASE_URL settings for the stack)",
+        )
+    with _exit_codes(context):
+        service = open_store_for_reading(config, context)
+        try:
+            yield service
+        finally:
+            service.close()
+
+
+@contextmanager
+def _exit_codes(context: str) -> Iterator[None]:
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except AggregateNotFound as error:
+        fail(NOT_FOUND, str(error))
+    except InvalidValue as error:
+        fail(BAD_ARGUMENTS, str(error))
+    except (OperationalError, InterfaceError) as error:
+        fail(FAILED, f"the {context} event store is unreachable: {one_line(error)}")
+    except Exception as error:  # noqa: BLE001 - an operator gets one line, not a traceback
+        fail(FAILED, f"the {context} event store failed: {type(error).__name__}: {one_line(error)}")

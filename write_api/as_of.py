@@ -1,0 +1,32 @@
+"""The `as_of` query parameter of the state endpoints: "the aggregate as it was at this time"."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Query
+from fastapi.exceptions import RequestValidationError
+
+from eventlog.instants import NotAnInstant, parse_instant
+
+AS_OF_HELP = (
+    "Answer with the state as of this time, from the event store: the fold of exactly the"
+    " aggregate's events with timestamp <= as_of. ISO 8601 (no offset means UTC) or relative to"
+    " now: -90s, -30m, -2h, -1d. 404 `not-found-at-time` if the aggregate did not exist yet."
+)
+
+
+async def as_of_query(
+    as_of: Annotated[str | None, Query(description=AS_OF_HELP, max_length=64)] = None,
+) -> datetime | None:
+    if as_of is None:
+        return None
+    try:
+        return parse_instant(as_of)
+    except NotAnInstant as error:
+        raise RequestValidationError(
+            [{"loc": ("query", "as_of"), "msg": str(error), "type": "value_error"}]
+        ) from None
+
+
+# Async on purpose, like the other dependencies: FastAPI runs sync ones on the thread pool.
+AsOf = Annotated[datetime | None, Depends(as_of_query)]
