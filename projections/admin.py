@@ -16,7 +16,8 @@ from redis import Redis
 
 from eventlog.settings import Settings
 from projections import dead_letters
-from projections.catalog import READ_DATABASE, sql_targets, stack_targets
+from projections.active import ActiveTarget
+from projections.catalog import READ_DATABASE, following_targets
 from projections.dead_letters import DeadLetter, Status
 from projections.engine import Target
 from projections.model import ProjectionFailed
@@ -40,7 +41,9 @@ class RetryResult:
 class DeadLetterAdmin:
     def __init__(self, db: SqlDatabase, targets: Iterable[Target]) -> None:
         self._db = db
-        self._targets = {(t.projection.name, t.projection.version): t for t in targets}
+        chosen = list(targets)
+        self._targets = {(t.projection.name, t.projection.version): t for t in chosen}
+        self._following = {t.projection.name: t for t in chosen if isinstance(t, ActiveTarget)}
 
     def listing(
         self,
@@ -64,7 +67,9 @@ class DeadLetterAdmin:
 
     def retry(self, letter_id: int) -> RetryResult:
         letter = self._parked(letter_id)
-        target = self._targets.get((letter.projection, letter.version))
+        target = self._targets.get((letter.projection, letter.version)) or self._following.get(
+            letter.projection
+        )
         if target is None:
             raise DeadLetterError(f"projection {letter.projection}:v{letter.version} is not loaded")
         chain = self._chain(letter)
@@ -114,13 +119,13 @@ def open_admin(settings: Settings) -> Iterator[DeadLetterAdmin]:
         db: SqlDatabase = PostgresDatabase(settings.read_database_url)
         redis = Redis.from_url(settings.redis_url)
         try:
-            yield DeadLetterAdmin(db, stack_targets(db, redis))
+            yield DeadLetterAdmin(db, following_targets(db, redis))
         finally:
             redis.close()
             db.close()
         return
     db = SQLiteDatabase(settings.data_dir / READ_DATABASE)
     try:
-        yield DeadLetterAdmin(db, sql_targets(db))
+        yield DeadLetterAdmin(db, following_targets(db))
     finally:
         db.close()

@@ -4,12 +4,14 @@ from collections.abc import Sequence
 
 from redis import Redis
 
+from projections.active import ActiveTarget
 from projections.engine import Target
 from projections.model import OpsProjection, Projection, SqlProjection
 from projections.models import all_projections
 from projections.redis_target import RedisDocumentTarget, RedisLayout
 from projections.sql import SqlDatabase
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
+from projections.versions import versioned
 
 READ_DATABASE = "read.sqlite"
 """The embedded mode's read database, in the data folder."""
@@ -41,3 +43,44 @@ def sql_targets(db: SqlDatabase, projections: Sequence[Projection] | None = None
         elif isinstance(projection, SqlProjection):
             targets.append(SqlProjectionTarget(db, projection))
     return targets
+
+
+def target_at(
+    projection: Projection,
+    version: int,
+    read_db: SqlDatabase,
+    redis: Redis | None = None,
+    layout: RedisLayout | None = None,
+) -> Target:
+    """`projection`'s target at `version`: document models in Redis when `redis` is given
+    (the stack), else in the generic tables of `read_db`; SQL models in `read_db`."""
+    at = versioned(projection, version)
+    if isinstance(at, OpsProjection):
+        if redis is not None:
+            return RedisDocumentTarget(redis, at, read_db, layout)
+        return SqlDocumentTarget(read_db, at)
+    if isinstance(at, SqlProjection):
+        return SqlProjectionTarget(read_db, at)
+    raise TypeError(f"no target for {projection!r}")
+
+
+def following_targets(
+    read_db: SqlDatabase,
+    redis: Redis | None = None,
+    *,
+    layout: RedisLayout | None = None,
+    projections: Sequence[Projection] | None = None,
+) -> list[Target]:
+    """The projectors' targets: each follows its projection's active version."""
+
+    def following(projection: Projection) -> Target:
+        def at(version: int) -> Target:
+            return target_at(projection, version, read_db, redis, layout)
+
+        return ActiveTarget(read_db, projection.name, at)
+
+    return [following(projection) for projection in projections or all_projections()]
+
+
+def find_projection(name: str) -> Projection | None:
+    return next((p for p in all_projections() if p.name == name), None)

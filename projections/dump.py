@@ -21,6 +21,7 @@ from uuid import UUID
 
 from redis import Redis
 
+from projections.active import ActiveTarget
 from projections.engine import Target
 from projections.redis_target import RedisDocumentTarget, RedisLayout
 from projections.sql import SqlDatabase, Table
@@ -32,7 +33,8 @@ Dump = dict[str, Any]
 
 def dump_read_models(targets: Iterable[Target]) -> Dump:
     dump: Dump = {}
-    for target in targets:
+    for chosen in targets:
+        target = chosen.current if isinstance(chosen, ActiveTarget) else chosen
         p = target.projection
         if isinstance(target, RedisDocumentTarget):
             prefix = target.layout.prefix(p.name, p.version)
@@ -40,7 +42,11 @@ def dump_read_models(targets: Iterable[Target]) -> Dump:
         elif isinstance(target, SqlDocumentTarget):
             dump[p.name] = dump_sql_documents(target.db, p.name, p.version)
         elif isinstance(target, SqlProjectionTarget):
-            dump[p.name] = {table.name: dump_table(target.db, table) for table in target.tables}
+            stable = target.projection.tables  # keyed by the version 1 names, as documented
+            dump[p.name] = {
+                name.name: dump_table(target.db, table)
+                for name, table in zip(stable, target.tables, strict=True)
+            }
         else:
             raise TypeError(f"cannot dump {target!r}")
     return dump
@@ -124,13 +130,14 @@ def dump_table(db: SqlDatabase, table: Table) -> list[list[Any]]:
     with db.transaction(write=False) as tx:
         rows = tx.query(f"SELECT {', '.join(table.column_names)} FROM {table.name}")  # noqa: S608
     normalised = [
-        [_normalise(column.type, value) for column, value in zip(table.columns, row, strict=True)]
+        [normalise(column.type, value) for column, value in zip(table.columns, row, strict=True)]
         for row in rows
     ]
     return sorted(normalised, key=json.dumps)
 
 
-def _normalise(kind: str, value: Any) -> Any:
+def normalise(kind: str, value: Any) -> Any:
+    """A column value as dumps hold it (UUIDs and times as text, booleans, integers)."""
     if value is None:
         return None
     return _NORMALISERS.get(kind, _same)(value)

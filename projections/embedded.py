@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services
 from projections.admin import DeadLetterAdmin
-from projections.catalog import READ_DATABASE, sql_targets
+from projections.catalog import READ_DATABASE, following_targets
 from projections.catchup import EnvelopeSource, catch_up, envelope_source
 from projections.engine import Engine, RetryPolicy, Target
 from projections.sql import SQLiteDatabase
@@ -109,7 +109,7 @@ def start_embedded_fanout(
 ) -> EmbeddedFanout:
     """Create the read database and its tables, then start one tailer thread per context."""
     db = SQLiteDatabase(settings.data_dir / READ_DATABASE, busy_timeout=settings.db_lock_timeout)
-    targets = sql_targets(db)
+    targets = following_targets(db)
     for target in targets:
         target.prepare()
     engines = [Engine(target, policy) for target in targets]

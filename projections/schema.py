@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from projections.model import Checkpoint
 from projections.sql import Column, Index, Table, Tx
+from projections.versions import VERSION_TABLES
 
 CHECKPOINT_CHANNEL = "rm_ckpt"
 """PostgreSQL NOTIFY channel: a JSON payload per committed batch (see checkpoint_payload)."""
@@ -75,7 +76,7 @@ SORTED_SETS = Table(
     indexes=(Index("rm_sorted_sets_by_score", ("projection", "version", "key", "score")),),
 )
 
-SHARED_TABLES = (CHECKPOINTS, DEAD_LETTERS)
+SHARED_TABLES = (CHECKPOINTS, DEAD_LETTERS, *VERSION_TABLES)
 DOCUMENT_TABLES = (HASHES, SORTED_SETS)
 
 

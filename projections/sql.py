@@ -8,7 +8,7 @@ Statements are written once with `?` placeholders and portable SQL (upserts with
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -196,6 +196,22 @@ class Tx:
         row = self._cursor.fetchone()
         return None if row is None else tuple(row)
 
+    def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+    ) -> None:
+        """Bulk insert: `COPY … FROM STDIN` on PostgreSQL, `executemany` on SQLite."""
+        names = ", ".join(columns)
+        if self.dialect.name == "postgresql":
+            with self._cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(columns))
+        self._cursor.executemany(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608 - our names
+            ([self.dialect.adapt(value) for value in row] for row in rows),
+        )
+
     def _run(self, statement: str, params: Sequence[object]) -> None:
         self._cursor.execute(
             self.dialect.sql(statement), [self.dialect.adapt(value) for value in params]
@@ -274,7 +290,19 @@ class SQLiteDatabase(SqlDatabase):
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Tx]:
+        """A transaction; inside one this thread already holds, a savepoint of it (so a
+        rebuild's swap can catch up and verify inside the transaction that holds the lock)."""
         conn = self._connection()
+        if conn.in_transaction:
+            conn.execute("SAVEPOINT nested")
+            try:
+                yield Tx(self.dialect, conn.cursor())
+            except BaseException:
+                conn.execute("ROLLBACK TO nested")
+                conn.execute("RELEASE nested")
+                raise
+            conn.execute("RELEASE nested")
+            return
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield Tx(self.dialect, conn.cursor())

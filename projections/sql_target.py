@@ -47,6 +47,7 @@ from projections.schema import (
     write_checkpoint,
 )
 from projections.sql import SqlDatabase, Table, Tx
+from projections.versions import RenamingTx, table_names, versioned_table
 
 
 class UnresolvedReference(LookupError):
@@ -89,26 +90,28 @@ class SqlTarget(ABC):
             return dead_letters.parked_heads(tx, p.name, p.version, context)
 
     def commit(self, context: str, steps: Sequence[Step]) -> None:
-        p = self.projection
         with self.db.transaction() as tx:
-            checkpoint = read_checkpoint(tx, p.name, p.version, context, lock=True)
-            last: Message | None = None
-            parks: list[Park] = []
-            for step in steps:
-                floor = checkpoint.position if last is None else last.position
-                if step.message.position <= floor:
-                    continue  # a duplicate, or out of order: positions must increase
-                if isinstance(step, Apply):
-                    self._apply_one(tx, step.message.envelope)
-                else:
-                    parks.append(step)
-                last = step.message
-            if last is None:
-                return
-            dead_letters.insert(tx, p.name, p.version, context, parks)
-            write_checkpoint(
-                tx, p.name, p.version, context, Checkpoint(last.position, last.stream_seq)
-            )
+            self.commit_in(tx, context, steps)
+
+    def commit_in(self, tx: Tx, context: str, steps: Sequence[Step]) -> None:
+        """`commit` inside a transaction of this target's database the caller holds."""
+        p = self.projection
+        checkpoint = read_checkpoint(tx, p.name, p.version, context, lock=True)
+        last: Message | None = None
+        parks: list[Park] = []
+        for step in steps:
+            floor = checkpoint.position if last is None else last.position
+            if step.message.position <= floor:
+                continue  # a duplicate, or out of order: positions must increase
+            if isinstance(step, Apply):
+                self._apply_one(tx, step.message.envelope)
+            else:
+                parks.append(step)
+            last = step.message
+        if last is None:
+            return
+        dead_letters.insert(tx, p.name, p.version, context, parks)
+        write_checkpoint(tx, p.name, p.version, context, Checkpoint(last.position, last.stream_seq))
 
     def reapply(self, letter: DeadLetter) -> None:
         with self.db.transaction() as tx:
@@ -138,10 +141,13 @@ class SqlProjectionTarget(SqlTarget):
 
     @property
     def tables(self) -> tuple[Table, ...]:
-        return self._projection.tables
+        """The projection's tables, named for its version (docs/read-models.md, versions)."""
+        version = self._projection.version
+        return tuple(versioned_table(table, version) for table in self._projection.tables)
 
     def _apply(self, tx: Tx, envelope: EventEnvelope) -> None:
-        self._projection.apply(tx, envelope)
+        names = table_names(self._projection.tables, self._projection.version)
+        self._projection.apply(RenamingTx(tx, names) if names else tx, envelope)
 
 
 class SqlDocumentTarget(SqlTarget):

@@ -19,7 +19,7 @@ from eventlog.jetstream import connect, context_stream, ensure_stream, last_mess
 from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
-from projections.catalog import stack_targets
+from projections.catalog import following_targets
 from projections.catchup import catch_up, envelope_source
 from projections.consumers import ConsumerOptions, ConsumerRunner
 from projections.engine import Engine, RetryPolicy, Target
@@ -122,7 +122,7 @@ class StackProjector:
         Call it once `lead()` returned True. Raises if a dependency cannot be reached at start.
         """
         settings = self.settings
-        self.targets = stack_targets(self.read_db, self.redis, layout=self.layout)
+        self.targets = following_targets(self.read_db, self.redis, layout=self.layout)
         for target in self.targets:
             await asyncio.to_thread(target.prepare)
         self._nc = await connect(settings, name="strata-projector")

@@ -15,6 +15,7 @@ from read_api.stores.redis_models import RedisKeyValue
 from read_api.stores.sql import RelationalTables
 from read_api.stores.sqlite import READ_DATABASE, SqliteDatabase
 from read_api.stores.sqlite_kv import SqliteKeyValue
+from read_api.stores.versions import ActiveVersions
 
 
 class ReadStoresMisconfigured(ValueError):
@@ -64,15 +65,19 @@ def build_read_stores(settings: Settings) -> ReadStores:
             max_size=settings.worker_threads,
             timeout=settings.db_connect_timeout,
         )
+        versions = ActiveVersions(database)
         return ReadStores(
-            key_value=RedisKeyValue(settings.redis_url, timeout=settings.request_timeout),
-            relational=RelationalTables(database),
+            key_value=RedisKeyValue(
+                settings.redis_url, timeout=settings.request_timeout, versions=versions
+            ),
+            relational=RelationalTables(database, versions),
             description="Redis and PostgreSQL",
         )
     path = settings.data_dir / READ_DATABASE
     sqlite = SqliteDatabase(path, busy_timeout=settings.db_lock_timeout)
+    versions = ActiveVersions(sqlite)
     return ReadStores(
-        key_value=SqliteKeyValue(sqlite),
-        relational=RelationalTables(sqlite),
+        key_value=SqliteKeyValue(sqlite, versions),
+        relational=RelationalTables(sqlite, versions),
         description=str(path.resolve()),
     )

@@ -16,6 +16,7 @@ import redis
 
 from read_api.catalog import TOP_SPENDERS, USER_PROFILES, USER_STATS, Positions, Projection
 from read_api.stores.base import Profile, Spender, Stats
+from read_api.stores.versions import ActiveVersions
 
 SPENT_FIELD = "spent:"
 
@@ -63,7 +64,8 @@ def _text(value: bytes | str) -> str:
 class RedisKeyValue:
     """`KeyValueModels` over Redis."""
 
-    def __init__(self, url: str, *, timeout: float) -> None:
+    def __init__(self, url: str, *, timeout: float, versions: ActiveVersions | None = None) -> None:
+        self._versions = versions
         self._redis: redis.Redis = redis.Redis.from_url(
             url,
             decode_responses=True,
@@ -72,8 +74,11 @@ class RedisKeyValue:
             health_check_interval=30,
         )
 
+    def _active(self, projection: Projection) -> Projection:
+        return projection if self._versions is None else self._versions.resolve(projection)
+
     def positions(self, projections: Iterable[Projection]) -> Positions:
-        pairs = [(p, context) for p in projections for context in p.contexts]
+        pairs = [(self._active(p), context) for p in projections for context in p.contexts]
         if not pairs:
             return {}
         values = self._redis.mget([checkpoint_key(p, context) for p, context in pairs])
@@ -87,18 +92,21 @@ class RedisKeyValue:
         return {_text(name): _text(value) for name, value in self._redis.hgetall(key).items()}
 
     def profile(self, user_id: UUID) -> Profile | None:
-        fields = self._hash(f"{USER_PROFILES.redis_prefix}user:{user_id}")
+        fields = self._hash(f"{self._active(USER_PROFILES).redis_prefix}user:{user_id}")
         return profile_from_hash(fields) if fields else None
 
     def stats(self, user_id: UUID) -> Stats | None:
-        fields = self._hash(f"{USER_STATS.redis_prefix}stats:{user_id}")
+        fields = self._hash(f"{self._active(USER_STATS).redis_prefix}stats:{user_id}")
         return stats_from_hash(fields) if fields else None
 
     def top_spenders(self, currency: str, limit: int) -> list[Spender]:
         ranked = cast(
             list[tuple[bytes | str, float]],
             self._redis.zrevrange(
-                f"{TOP_SPENDERS.redis_prefix}top:{currency}", 0, limit - 1, withscores=True
+                f"{self._active(TOP_SPENDERS).redis_prefix}top:{currency}",
+                0,
+                limit - 1,
+                withscores=True,
             ),
         )
         return [Spender(UUID(_text(member)), int(score)) for member, score in ranked]

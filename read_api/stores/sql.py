@@ -7,12 +7,14 @@ Every listing is a keyset page: `ORDER BY <sort key>, id` and `(<sort key>, id) 
 SQL text is assembled only from the constants here; every value travels as a parameter.
 """
 
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
+from projections import models
+from projections.versions import rename_sql, table_names
 from read_api.catalog import Positions, Projection
 from read_api.stores.base import (
     DailySales,
@@ -23,6 +25,9 @@ from read_api.stores.base import (
     OrdersQuery,
     SalesQuery,
 )
+
+if TYPE_CHECKING:
+    from read_api.stores.versions import ActiveVersions
 
 Row = tuple[Any, ...]
 
@@ -51,6 +56,28 @@ class Database(Protocol):
 
     def session(self) -> AbstractContextManager[Session]: ...
     def close(self) -> None: ...
+
+
+class RenamingSession:
+    """A session whose queries, written for version 1, read the tables of other versions."""
+
+    def __init__(self, session: Session, names: dict[str, str]) -> None:
+        self._session = session
+        self._names = names
+
+    def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        return self._session.all(rename_sql(sql, self._names), params)
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        return self._session.one(rename_sql(sql, self._names), params)
+
+
+def relational_names(versions: "ActiveVersions") -> dict[str, str]:
+    """Stable table name → the active version's name, for the relational models."""
+    names: dict[str, str] = {}
+    for model in models.SQL_PROJECTIONS:
+        names |= table_names(model.tables, versions.version(model.name))
+    return names
 
 
 def like_prefix(prefix: str) -> str:
@@ -106,20 +133,30 @@ SALES_COLUMNS = "day, currency, orders_paid, paid_cents, orders_refunded, refund
 class RelationalTables:
     """`RelationalModels` over a SQL database holding the tables of docs/read-models.md."""
 
-    def __init__(self, database: Database) -> None:
-        self._db = database
+    def __init__(self, database: Database, versions: "ActiveVersions | None" = None) -> None:
+        self._database = database
         self._d = database.dialect
+        self._versions = versions
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A session reading the active version of each model (one version per request)."""
+        names = {} if self._versions is None else relational_names(self._versions)
+        with self._database.session() as session:
+            yield RenamingSession(session, names) if names else session
 
     def positions(self, projections: Iterable[Projection]) -> Positions:
-        with self._db.session() as session:
+        if self._versions is not None:
+            projections = [self._versions.resolve(p) for p in projections]
+        with self._database.session() as session:
             return read_positions(session, projections)
 
     def ping(self) -> None:
-        with self._db.session() as session:
+        with self._database.session() as session:
             session.all("SELECT position FROM rm_checkpoints LIMIT 1")
 
     def close(self) -> None:
-        self._db.close()
+        self._database.close()
 
     def directory(self, query: DirectoryQuery) -> list[DirectoryEntry]:
         filters = Filters()
@@ -142,7 +179,7 @@ class RelationalTables:
             f"SELECT {DIRECTORY_COLUMNS} FROM users_directory d{filters.where}"  # noqa: S608
             " ORDER BY d.name_lower, d.id LIMIT ?"
         )
-        with self._db.session() as session:
+        with self._session() as session:
             rows = session.all(sql, [*filters.params, query.limit])
             hobbies = self._hobbies(session, [row[0] for row in rows])
         return [self._entry(row, hobbies.get(self._d.uuid_out(row[0]), [])) for row in rows]
@@ -197,13 +234,13 @@ class RelationalTables:
             f"SELECT {ORDER_COLUMNS} FROM orders o{filters.where}"  # noqa: S608
             f" ORDER BY {key}, o.id LIMIT ?"
         )
-        with self._db.session() as session:
+        with self._session() as session:
             rows = session.all(sql, [*filters.params, query.limit])
         return [self._order(row) for row in rows]
 
     def order(self, order_id: UUID) -> OrderRow | None:
         key = self._d.uuid_in(order_id)
-        with self._db.session() as session:
+        with self._session() as session:
             row = session.one(
                 f"SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = ?",  # noqa: S608
                 [key],
@@ -256,7 +293,7 @@ class RelationalTables:
             f"SELECT {SALES_COLUMNS} FROM daily_sales{filters.where}"  # noqa: S608
             " ORDER BY day, currency LIMIT ?"
         )
-        with self._db.session() as session:
+        with self._session() as session:
             rows = session.all(sql, [*filters.params, query.limit])
         return [
             DailySales(d.date_out(day), currency, int(n_paid), int(paid), int(n_ref), int(ref))

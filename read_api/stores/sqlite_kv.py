@@ -10,6 +10,7 @@ from read_api.catalog import TOP_SPENDERS, USER_PROFILES, USER_STATS, Positions,
 from read_api.stores.base import Profile, Spender, Stats
 from read_api.stores.redis_models import profile_from_hash, stats_from_hash
 from read_api.stores.sql import Database, Session, read_positions
+from read_api.stores.versions import ActiveVersions
 
 
 def _hash(session: Session, projection: Projection, key: str) -> dict[str, str]:
@@ -23,31 +24,37 @@ def _hash(session: Session, projection: Projection, key: str) -> dict[str, str]:
 class SqliteKeyValue:
     """`KeyValueModels` over the embedded read database."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, versions: ActiveVersions | None = None) -> None:
         self._db = database
+        self._versions = versions
+
+    def _active(self, projection: Projection) -> Projection:
+        return projection if self._versions is None else self._versions.resolve(projection)
 
     def positions(self, projections: Iterable[Projection]) -> Positions:
+        chosen = [self._active(p) for p in projections]
         with self._db.session() as session:
-            return read_positions(session, projections)
+            return read_positions(session, chosen)
 
     def profile(self, user_id: UUID) -> Profile | None:
         with self._db.session() as session:
-            fields = _hash(session, USER_PROFILES, f"user:{user_id}")
+            fields = _hash(session, self._active(USER_PROFILES), f"user:{user_id}")
         return profile_from_hash(fields) if fields else None
 
     def stats(self, user_id: UUID) -> Stats | None:
         with self._db.session() as session:
-            fields = _hash(session, USER_STATS, f"stats:{user_id}")
+            fields = _hash(session, self._active(USER_STATS), f"stats:{user_id}")
         return stats_from_hash(fields) if fields else None
 
     def top_spenders(self, currency: str, limit: int) -> list[Spender]:
         # Ties in the order of Redis ZREVRANGE: by member, descending.
+        top = self._active(TOP_SPENDERS)
         with self._db.session() as session:
             rows = session.all(
                 "SELECT member, score FROM rm_sorted_sets"
                 " WHERE projection = ? AND version = ? AND key = ?"
                 " ORDER BY score DESC, member DESC LIMIT ?",
-                [TOP_SPENDERS.name, TOP_SPENDERS.version, f"top:{currency}", limit],
+                [top.name, top.version, f"top:{currency}", limit],
             )
         return [Spender(UUID(str(member)), int(score)) for member, score in rows]
 

@@ -1,0 +1,536 @@
+"""Blue/green rebuild of a read model from the event stores (docs/read-models.md, "Versions").
+
+`Rebuilder.rebuild(name)`:
+
+1. **Plan.** The live version k is the pointer's (`rm_active`); the shadow is version k+1, or
+   the version of an unfinished rebuild of the same projection (resume).
+2. **Lock** per (projection, version): a PostgreSQL session advisory lock, or an exclusive
+   `flock` on `<data_dir>/rebuild-<proj>-v<k>.lock` in the embedded mode. Both die with the
+   process, so a killed rebuild can be resumed at once.
+3. **Backfill** the shadow from each context's event store in keyset pages, one commit per page
+   (the shadow's own checkpoints make it resumable); a PostgreSQL or Redis shadow through a
+   staging SQLite file moved in bulk at the end (projections.staging). Then **catch up** until
+   a pass finds fewer than `CATCH_UP_THRESHOLD` new events.
+4. **Verify and swap**, in one transaction of the read database that locks the projection's
+   pointer row `FOR UPDATE`: the projectors (projections.active) hold it `FOR SHARE` around every
+   batch, so the live model stops moving. Both models are caught up to the stores' current heads
+   (the same position), their contents compared row by row in key order
+   (projections.verify, bounded memory) with a SHA-256 checksum, the shadow's checkpoints given the
+   live ones' stream sequences, and the pointer flipped. A mismatch rolls back and leaves live
+   untouched (:class:`VerifyFailed`).
+
+`rebuild(name, at=T)` builds an **audit** version instead: only events with timestamp ≤ T,
+up to the heads at the start; it is never made active. `retire(name)` drops the versions a swap
+left behind.
+"""
+
+import fcntl
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+from redis import Redis
+
+from eventlog.settings import Settings
+from eventlog.stores import build_services
+from projections.catalog import READ_DATABASE, find_projection, target_at
+from projections.catchup import EnvelopeSource, envelope_source
+from projections.engine import Engine, RetryPolicy, Target
+from projections.model import Checkpoint, Message, Projection, SqlProjection
+from projections.redis_target import RedisDocumentTarget, RedisLayout
+from projections.schema import SHARED_TABLES, create_tables, write_checkpoint
+from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase, Tx
+from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
+from projections.staging import (
+    open_staging,
+    remove_staging,
+    stageable,
+    staging_path,
+    transfer,
+)
+from projections.verify import compare, fingerprint
+from projections.versions import (
+    VersionRecord,
+    active_version,
+    active_versions,
+    ensure_pointer,
+    forget,
+    next_version,
+    records,
+    register,
+    set_active,
+    set_status,
+)
+
+logger = logging.getLogger("strata.projections.rebuild")
+
+PAGE_SIZE = 5000
+CATCH_UP_THRESHOLD = 1000
+"""Stop catching up outside the lock once a pass reads fewer new events than this."""
+MAX_CATCH_UP_PASSES = 20
+RETIRE_GRACE = timedelta(seconds=5)
+"""The read API trusts a resolved pointer for 0.25 s; retiring waits well beyond that."""
+
+
+class RebuildError(Exception):
+    """The rebuild cannot be carried out (unknown projection, busy, nothing to retire)."""
+
+
+class UnknownProjection(RebuildError):
+    pass
+
+
+class Busy(RebuildError):
+    """Another process is rebuilding this (projection, version)."""
+
+
+class VerifyFailed(RebuildError):
+    """The shadow differs from the live model at the same position; live is untouched."""
+
+    def __init__(self, projection: str, paths: list[str]) -> None:
+        self.paths = paths
+        shown = "; ".join(paths[:3]) + ("; …" if len(paths) > 3 else "")
+        super().__init__(f"{projection}: the rebuilt model differs from live (kept): {shown}")
+
+
+class Progress(Protocol):
+    def start(self, context: str, total: int) -> None: ...
+    def advance(self, count: int) -> None: ...
+
+
+class _Quiet:
+    def start(self, context: str, total: int) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Plan:
+    projection: str
+    kind: str  # 'rebuild' or 'audit'
+    live_version: int
+    version: int
+    resumed: bool
+    as_of: datetime | None
+    target: str
+    heads: dict[str, int]
+    done: dict[str, int]
+
+    @property
+    def remaining(self) -> int:
+        return sum(max(0, self.heads[c] - self.done.get(c, 0)) for c in self.heads)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "projection": self.projection,
+            "kind": self.kind,
+            "live_version": self.live_version,
+            "version": self.version,
+            "resumed": self.resumed,
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "target": self.target,
+            "source_heads": self.heads,
+            "shadow_positions": self.done,
+            "events_to_read": self.remaining,
+        }
+
+
+@dataclass
+class Result:
+    plan: Plan
+    events: int = 0
+    seconds: float = 0.0
+    backfill_events: int = 0
+    backfill_seconds: float = 0.0
+    swapped: bool = False
+    checksum: str | None = None
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        rate = self.events / self.seconds if self.seconds > 0 else None
+        return {
+            **self.plan.as_json(),
+            "events": self.events,
+            "seconds": round(self.seconds, 3),
+            "events_per_second": None if rate is None else round(rate, 1),
+            "backfill": {
+                "events": self.backfill_events,
+                "seconds": round(self.backfill_seconds, 3),
+            },
+            "swapped": self.swapped,
+            "checksum": self.checksum,
+            "positions": self.positions,
+        }
+
+
+@dataclass
+class ReadModels:
+    """The read stores and event stores a rebuild works on, and how to lock a version."""
+
+    db: SqlDatabase
+    sources: Mapping[str, EnvelopeSource]
+    heads: Callable[[str], int]
+    redis: Redis | None = None
+    layout: RedisLayout | None = None
+    lock_dir: Path | None = None
+    lock_url: str | None = None
+    staging_dir: Path | None = None
+    """Where PostgreSQL and Redis shadows are backfilled first (projections.staging)."""
+
+    def target(self, projection: Projection, version: int) -> Target:
+        return target_at(projection, version, self.db, self.redis, self.layout)
+
+    def describe(self, target: Target) -> str:
+        p = target.projection
+        if isinstance(target, RedisDocumentTarget):
+            return f"redis {target.layout.prefix(p.name, p.version)}*"
+        if isinstance(target, SqlProjectionTarget):
+            return "tables " + ", ".join(table.name for table in target.tables)
+        if isinstance(target, SqlDocumentTarget):
+            return f"rm_hashes/rm_sorted_sets version {p.version}"
+        return p.label
+
+    @contextmanager
+    def lock(self, projection: str, version: int) -> Iterator[None]:
+        key = f"strata rebuild:{projection}:v{version}"
+        if self.lock_url is not None:
+            with psycopg.connect(self.lock_url, autocommit=True) as conn:
+                row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone()
+                if not row or not row[0]:
+                    raise Busy(f"{projection}:v{version} is being rebuilt by another process")
+                yield
+            return
+        assert self.lock_dir is not None
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_dir / f"rebuild-{projection}-v{version}.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise Busy(
+                    f"{projection}:v{version} is being rebuilt by another process"
+                ) from error
+            yield
+
+
+@contextmanager
+def open_read_models(settings: Settings) -> Iterator[ReadModels]:
+    """The read models and event stores the settings select (stack: PostgreSQL read database
+    and Redis; embedded: `<data_dir>/read.sqlite`), with the event stores' logs."""
+    with ExitStack() as stack:
+        services = build_services(settings.model_copy(update={"group_commit": False}))
+        stack.callback(services.close)
+        recorders = {service.name: service.recorder for service in services.all()}
+        sources = {name: envelope_source(recorder) for name, recorder in recorders.items()}
+
+        def heads(context: str) -> int:
+            return int(recorders[context].max_notification_id() or 0)
+
+        if settings.read_database_url and settings.redis_url:
+            db: SqlDatabase = PostgresDatabase(settings.read_database_url, pool_size=4)
+            stack.callback(db.close)
+            redis = Redis.from_url(settings.redis_url)
+            stack.callback(redis.close)
+            yield ReadModels(
+                db,
+                sources,
+                heads,
+                redis,
+                lock_url=settings.read_database_url,
+                staging_dir=settings.data_dir / "rebuild",
+            )
+            return
+        db = SQLiteDatabase(
+            settings.data_dir / READ_DATABASE, busy_timeout=settings.db_lock_timeout
+        )
+        stack.callback(db.close)
+        yield ReadModels(db, sources, heads, lock_dir=settings.data_dir)
+
+
+class Rebuilder:
+    def __init__(
+        self,
+        models: ReadModels,
+        *,
+        page_size: int = PAGE_SIZE,
+        policy: RetryPolicy | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.models = models
+        self.page_size = page_size
+        self.policy = policy
+        self.progress: Progress = progress or _Quiet()
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def projection(self, name: str) -> Projection:
+        projection = find_projection(name)
+        if projection is None:
+            raise UnknownProjection(f"unknown projection {name!r}")
+        return projection
+
+    def plan(self, name: str, *, at: datetime | None = None, dry_run: bool = False) -> Plan:
+        """What a rebuild would do; without `dry_run`, also register the shadow version."""
+        projection = self.projection(name)
+        kind = "rebuild" if at is None else "audit"
+        db = self.models.db
+        if dry_run:
+            live, version, resumed = self._peek(name, kind, at)
+        else:
+            with db.transaction() as tx:
+                create_tables(tx, SHARED_TABLES)
+                ensure_pointer(tx, name)
+                live = active_version(tx, name)
+                unfinished = _unfinished(records(tx, name), kind, at)
+                resumed = unfinished is not None
+                version = unfinished.version if unfinished else next_version(tx, name)
+                register(tx, name, version, "rebuild" if at is None else "audit", at)
+        shadow = self.models.target(projection, version)
+        done = dict.fromkeys(projection.contexts, 0)
+        if resumed:
+            done = self._done(projection, shadow)
+        heads = {c: self.models.heads(c) for c in projection.contexts}
+        return Plan(
+            name, kind, live, version, resumed, at, self.models.describe(shadow), heads, done
+        )
+
+    def _peek(self, name: str, kind: str, at: datetime | None) -> tuple[int, int, bool]:
+        try:
+            with self.models.db.transaction(write=False) as tx:
+                live = active_version(tx, name)
+                unfinished = _unfinished(records(tx, name), kind, at)
+                if unfinished is not None:
+                    return live, unfinished.version, True
+                return live, next_version(tx, name), False
+        except Exception as error:  # no bookkeeping tables yet: nothing was ever rebuilt
+            if self.models.db.dialect.is_infrastructure_error(error):
+                raise
+            return 1, 2, False
+
+    def _done(self, projection: Projection, shadow: Target) -> dict[str, int]:
+        """Where an unfinished shadow stands (in its staging file, if it has not moved yet)."""
+        done = {c: self._position(shadow, c) for c in projection.contexts}
+        directory = self.models.staging_dir
+        path = None if directory is None else staging_path(directory, shadow.projection)
+        if any(done.values()) or path is None or not path.is_file():
+            return done
+        staging_db = SQLiteDatabase(path)
+        try:
+            staged = target_at(projection, shadow.projection.version, staging_db)
+            return {c: self._position(staged, c) for c in projection.contexts}
+        finally:
+            staging_db.close()
+
+    def _position(self, target: Target, context: str) -> int:
+        try:
+            return target.checkpoint(context).position
+        except Exception as error:  # the shadow's tables do not exist yet
+            if self.models.db.dialect.is_infrastructure_error(error):
+                raise
+            return 0
+
+    # -- building ---------------------------------------------------------------------------
+
+    def rebuild(self, name: str, *, at: datetime | None = None) -> Result:
+        plan = self.plan(name, at=at)
+        projection = self.projection(name)
+        result = Result(plan)
+        started = time.monotonic()
+        with self.models.lock(name, plan.version):
+            shadow = self.models.target(projection, plan.version)
+            shadow.prepare()
+            backfill_started = time.monotonic()
+            result.backfill_events = self._backfill(projection, shadow, plan, at)
+            result.backfill_seconds = time.monotonic() - backfill_started
+            result.events += result.backfill_events
+            engine = Engine(shadow, self.policy)
+            if at is not None:
+                self._finish_audit(plan, shadow, result)
+            else:
+                result.events += self._catch_up(engine, projection)
+                self._swap(plan, projection, shadow, result)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _backfill(
+        self, projection: Projection, shadow: Target, plan: Plan, at: datetime | None
+    ) -> int:
+        """Fold the log up to the planned heads into the shadow, through a staging file when
+        the shadow is in PostgreSQL or Redis and has not been moved there yet."""
+        contexts = projection.contexts
+        directory = self.models.staging_dir
+        staged: Target | None = None
+        if (
+            directory is not None
+            and stageable(shadow)
+            and all(shadow.checkpoint(c).position == 0 for c in contexts)
+        ):
+            staging_db = open_staging(directory, shadow.projection)
+            staged = target_at(projection, plan.version, staging_db)
+            staged.prepare()
+        engine = Engine(staged or shadow, self.policy)
+        read = 0
+        for context in contexts:
+            done = engine.target.checkpoint(context).position
+            self.progress.start(context, max(0, plan.heads[context] - done))
+            read += self._fold(engine, context, plan.heads[context], at)
+        if staged is not None and directory is not None:
+            transfer(staged, shadow, contexts)
+            staging_db.close()
+            remove_staging(directory, shadow.projection)
+        return read
+
+    def _fold(self, engine: Engine, context: str, until: int, at: datetime | None) -> int:
+        """Apply the context's log after the shadow's checkpoint up to `until`, page by page;
+        with `at`, only events of timestamp ≤ at. Returns the events read."""
+        source = self.models.sources[context]
+        after = engine.target.checkpoint(context).position
+        read = 0
+        while after < until:
+            page = source.select_envelopes(context, after, self.page_size)
+            page = [envelope for envelope in page if envelope.position <= until]
+            if not page:
+                break
+            after = page[-1].position
+            chosen = page if at is None else [e for e in page if e.timestamp <= at]
+            if chosen:
+                engine.handle(context, [Message(envelope) for envelope in chosen])
+            read += len(page)
+            self.progress.advance(len(page))
+        return read
+
+    def _catch_up(self, engine: Engine, projection: Projection) -> int:
+        total = 0
+        for _ in range(MAX_CATCH_UP_PASSES):
+            found = sum(
+                self._fold(engine, context, self.models.heads(context), None)
+                for context in projection.contexts
+            )
+            total += found
+            if found < CATCH_UP_THRESHOLD:
+                break
+        return total
+
+    def _swap(self, plan: Plan, projection: Projection, shadow: Target, result: Result) -> None:
+        name = plan.projection
+        live = self.models.target(projection, plan.live_version)
+        with self.models.db.transaction() as tx:
+            if active_version(tx, name, lock="update") != plan.live_version:
+                raise RebuildError(f"{name}: the active version changed during the rebuild")
+            engines = [Engine(live, self.policy), Engine(shadow, self.policy)]
+            for context in projection.contexts:
+                until = self.models.heads(context)
+                for engine in engines:
+                    result.events += self._fold(engine, context, until, None)
+            comparison = compare(live, shadow)
+            if not comparison.equal:
+                raise VerifyFailed(name, comparison.differences)
+            positions = {c: live.checkpoint(c) for c in projection.contexts}
+            for context, checkpoint in positions.items():
+                if shadow.checkpoint(context).position != checkpoint.position:
+                    raise VerifyFailed(name, [f"checkpoint {context}: not at {checkpoint}"])
+            self._adopt_checkpoints(tx, shadow, positions)
+            set_active(tx, name, plan.version)
+            _mark(tx, name, plan.live_version, "previous")
+            set_status(tx, name, plan.version, "active")
+            result.checksum = comparison.checksum
+            result.positions = {c: p.position for c, p in positions.items()}
+            result.swapped = True
+
+    def _adopt_checkpoints(
+        self, tx: Tx, shadow: Target, positions: Mapping[str, Checkpoint]
+    ) -> None:
+        """The shadow continues the live feed: same positions, the live stream sequences."""
+        p = shadow.projection
+        for context, checkpoint in positions.items():
+            if isinstance(shadow, RedisDocumentTarget):
+                layout = shadow.layout
+                shadow.redis.mset(
+                    {
+                        layout.checkpoint_key(p.name, p.version, context): checkpoint.position,
+                        layout.stream_seq_key(p.name, p.version, context): checkpoint.stream_seq,
+                    }
+                )
+            else:
+                write_checkpoint(tx, p.name, p.version, context, checkpoint)
+
+    def _finish_audit(self, plan: Plan, shadow: Target, result: Result) -> None:
+        with self.models.db.transaction() as tx:
+            set_status(tx, plan.projection, plan.version, "audit")
+        result.checksum = fingerprint(shadow)
+        result.positions = {c: shadow.checkpoint(c).position for c in plan.heads}
+
+    # -- retiring ---------------------------------------------------------------------------
+
+    def retire(self, name: str, *, now: datetime | None = None) -> list[int]:
+        """Drop the versions of `name` a swap left behind; the versions dropped."""
+        projection = self.projection(name)
+        db = self.models.db
+        with db.transaction(write=False) as tx:
+            found = records(tx, name)
+            swapped_at = active_versions(tx).get(name, (1, None))[1]
+        if swapped_at is not None and (now or datetime.now(UTC)) - swapped_at < RETIRE_GRACE:
+            raise RebuildError(f"{name} was swapped moments ago; retry in a few seconds")
+        retired = [r.version for r in found if r.status == "previous"]
+        for version in retired:
+            self._drop(projection, version)
+            with db.transaction() as tx:
+                forget(tx, name, version)
+        return retired
+
+    def _drop(self, projection: Projection, version: int) -> None:
+        target = self.models.target(projection, version)
+        if isinstance(target, RedisDocumentTarget):
+            prefix = target.layout.prefix(projection.name, version)
+            batch: list[Any] = []
+            pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+            for key in target.redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    target.redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                target.redis.unlink(*batch)
+            return
+        with self.models.db.transaction() as tx:
+            if isinstance(target, SqlProjectionTarget) and isinstance(
+                target.projection, SqlProjection
+            ):
+                for table in target.tables:
+                    tx.execute(f"DROP TABLE IF EXISTS {table.name}")
+            else:
+                for generic in ("rm_hashes", "rm_sorted_sets"):
+                    tx.execute(
+                        f"DELETE FROM {generic} WHERE projection = ? AND version = ?",  # noqa: S608
+                        [projection.name, version],
+                    )
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def versions(self) -> list[VersionRecord]:
+        try:
+            with self.models.db.transaction(write=False) as tx:
+                return records(tx)
+        except Exception as error:
+            if self.models.db.dialect.is_infrastructure_error(error):
+                raise
+            return []
+
+
+def _unfinished(found: list[VersionRecord], kind: str, at: datetime | None) -> VersionRecord | None:
+    for record in found:
+        if record.status == "building" and record.kind == kind and record.as_of == at:
+            return record
+    return None
+
+
+def _mark(tx: Tx, projection: str, version: int, status: str) -> None:
+    register(tx, projection, version, "rebuild")
+    set_status(tx, projection, version, status)

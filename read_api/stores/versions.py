@@ -1,0 +1,61 @@
+"""Which version of each read model to read: the pointer table `rm_active` of the read database
+(see projections.versions), cached for a moment.
+
+A rebuild flips the pointer in the transaction that verified the new version; the old version
+stays intact until it is retired, so a reader that still holds the old value for up to `ttl`
+reads a complete model, never an empty one. No row (or no table yet) means version 1.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from read_api.catalog import Projection
+from read_api.stores.sql import Database
+
+DEFAULT_TTL = 0.25
+"""Seconds a resolved pointer is trusted."""
+
+
+class ActiveVersions:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        ttl: float = DEFAULT_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = database
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._versions: dict[str, int] = {}
+        self._expires = float("-inf")
+
+    def version(self, name: str) -> int:
+        with self._lock:
+            if self._clock() >= self._expires:
+                self._versions = self._read()
+                self._expires = self._clock() + self._ttl
+            return self._versions.get(name, 1)
+
+    def resolve(self, projection: Projection) -> Projection:
+        """The projection at its active version."""
+        version = self.version(projection.name)
+        return projection if version == projection.version else replace(projection, version=version)
+
+    def _read(self) -> dict[str, int]:
+        try:
+            with self._db.session() as session:
+                rows = session.all("SELECT projection, version FROM rm_active")
+        except Exception as error:
+            if _missing_table(error):
+                return {}
+            raise
+        return {str(name): int(version) for name, version in rows}
+
+
+def _missing_table(error: Exception) -> bool:
+    text = str(error)
+    return "rm_active" in text and ("does not exist" in text or "no such table" in text)
