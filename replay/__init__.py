@@ -1,1 +1,4 @@
-"""The point-in-time replay CLI and rebuild jobs (not built yet: see the replay issue)."""
+"""`replay`, the operators' command line: an aggregate as of any instant (`state`, `history`,
+`diff`), projection rebuilds with verify-and-swap (`rebuild`), projection status
+(`projections`) and dead letters (`dlq`). Exit codes and output modes: `replay.app`.
+"""
