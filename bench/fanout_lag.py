@@ -18,10 +18,9 @@ with the raw JetStream tail lag it is judged against.
     - **in JetStream**: a core NATS subscription on the context subjects sees the relay's
       message with `Strata-Position: n`;
     - **visible in Redis**: every Redis projection reading that context (user_profiles; or
-      user_stats and top_spenders) has checkpoint >= n. Woken by `SUBSCRIBE rm:ckpt` (the
-      projector publishes after each pipelined batch), then the checkpoint keys are read (MGET)
-      and the time after that read counts (pub/sub is not per Redis DB: another deployment's
-      projector may publish on the same channel, so the payload alone is not trusted);
+      user_stats and top_spenders) has checkpoint >= n. Woken by `SUBSCRIBE rm:ckpt:db<n>`
+      (the projector's last script call of each pipelined batch publishes), then the checkpoint
+      keys are read (MGET) and the time after that read counts (the payload is not trusted);
     - **visible in PostgreSQL**: every SQL projection reading that context (users_directory; or
       orders and daily_sales) has checkpoint >= n, from `LISTEN rm_ckpt` on the read database
       (NOTIFY is delivered at commit; the payload carries the position).
@@ -72,6 +71,7 @@ import write_throughput as wt
 
 from projections.model import OpsProjection, SqlProjection
 from projections.models import all_projections
+from read_api.listeners import redis_channel
 
 HOST = "127.0.0.1"
 STARTED = time.time()
@@ -80,7 +80,6 @@ TARGET_P99_MS = 50.0
 MAX_ERROR_RATIO = 0.01
 DB_PREFIX = "strata_bench_fan"
 CONTEXTS = ("users", "orders")
-CHANNEL_REDIS = "rm:ckpt"
 CHANNEL_PG = "rm_ckpt"
 
 clock = time.perf_counter
@@ -733,7 +732,7 @@ async def watch_redis(url: str, keys: list[ModelKey], obs: Observations) -> None
 
     reader = asyncio.create_task(read_loop())
     try:
-        await pubsub.subscribe(CHANNEL_REDIS)
+        await pubsub.subscribe(redis_channel(url))
         changed.set()  # the initial state
         async for message in pubsub.listen():
             if message.get("type") == "message":

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
 EXPECTED_STREAM = "Nats-Expected-Stream"
 POSITION = "Strata-Position"
+LAG_OBSERVE_INTERVAL = 1.0
+"""Seconds between two `SELECT max(notification_id)` of the lag metric."""
 AGGREGATE_TYPE = "Strata-Aggregate-Type"
 AGGREGATE_ID = "Strata-Aggregate-Id"
 AGGREGATE_VERSION = "Strata-Aggregate-Version"
@@ -328,6 +330,8 @@ class Relay:
         self._config = config or RelayConfig()
         self._log_extra: dict[str, object] = {"context": context, "stream": stream.name}
         self._last_correlation_id: str | None = None
+        self._store_max = 0
+        self._store_max_at: float | None = None
         self.active = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -491,4 +495,10 @@ class Relay:
         return Tip(last.position, last.message_id)
 
     async def _observe_lag(self, session: StoreSession, tip: Tip) -> None:
-        self._metrics.lag.set(max(0, await session.max_position() - tip.position))
+        """Lag = the store's last position - the tip; the store is asked at most about once per
+        LAG_OBSERVE_INTERVAL (between asks, the last answer stands: the lag can only shrink)."""
+        now = asyncio.get_running_loop().time()
+        if self._store_max_at is None or now - self._store_max_at >= LAG_OBSERVE_INTERVAL:
+            self._store_max = await session.max_position()
+            self._store_max_at = now
+        self._metrics.lag.set(max(0, self._store_max - tip.position))

@@ -117,6 +117,7 @@ class ConsumerRunner:
         """(Re)create the durable consumer at the stream sequence after the checkpoint (or at
         `start`, to force a redelivery: what the checkpoint covers is skipped anyway)."""
         target = self.engine.target
+        self.engine.reload(self.context)
         checkpoint = await asyncio.to_thread(target.checkpoint, self.context)
         info = await self._js.stream_info(self.stream.name)
         first, last = info.state.first_seq, info.state.last_seq

@@ -98,6 +98,17 @@ class Engine:
         self.target = target
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
+        self._checkpoints: dict[str, Checkpoint] = {}
+        """The checkpoint per context as this engine last committed it (a lower bound: another
+        writer can only have moved it further, which the target's commit catches)."""
+
+    def reload(self, context: str | None = None) -> None:
+        """Forget the checkpoint kept in memory (of `context`, or of all): the next batch reads
+        it from the target."""
+        if context is None:
+            self._checkpoints.clear()
+        else:
+            self._checkpoints.pop(context, None)
 
     @property
     def projection(self) -> Projection:
@@ -105,11 +116,14 @@ class Engine:
 
     def handle(self, context: str, messages: Sequence[Message]) -> Outcome:
         """Apply one batch of a context's messages (any order, duplicates allowed)."""
-        checkpoint = self.target.checkpoint(context)
+        checkpoint = self._checkpoints.get(context)
+        if checkpoint is None:
+            checkpoint = self.target.checkpoint(context)
         fresh = _increasing({m.position: m for m in messages if m.position > checkpoint.position})
         duplicates = len(messages) - len(fresh)
         if not fresh:
             return Outcome(duplicates=duplicates, checkpoint=checkpoint)
+        self._checkpoints.pop(context, None)  # unknown until this batch commits
         parked = self.target.parked_heads(context)
         steps = [self._plan(message, parked) for message in fresh]
         try:
@@ -121,7 +135,10 @@ class Engine:
                 extra={"projection": self.projection.label, "context": context},
             )
             steps = self._one_by_one(context, steps, parked)
-        return self._outcome(context, steps, duplicates)
+        outcome = self._outcome(context, steps, duplicates)
+        if outcome.checkpoint is not None:
+            self._checkpoints[context] = outcome.checkpoint
+        return outcome
 
     def _plan(self, message: Message, parked: dict[UUID, int]) -> Step:
         head = parked.get(message.aggregate_id)

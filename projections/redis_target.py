@@ -30,12 +30,18 @@ from projections.model import (
     Step,
 )
 from projections.ops import check, encode
-from projections.schema import SHARED_TABLES, checkpoint_payload, create_tables
+from projections.schema import (
+    SHARED_TABLES,
+    checkpoint_payload,
+    create_tables,
+    redis_checkpoint_channel,
+)
 from projections.sql import SqlDatabase
 
 LUA = r"""
 -- KEYS[1]: checkpoint key (mode 'cas') or retry marker (mode 'once'); KEYS[2]: stream-seq key
--- ARGV: mode, position, stream seq, expected checkpoint, key prefix, operations (JSON)
+-- ARGV: mode, position, stream seq, expected checkpoint, key prefix, operations (JSON),
+--   optionally a channel and a payload to PUBLISH once the checkpoint moved (a batch's last call)
 -- Returns {1, ''} applied, {0, ''} duplicate, {-1, ''} checkpoint not as expected,
 -- {-2, reason} a bind found nothing (nothing written).
 local mode, position = ARGV[1], tonumber(ARGV[2])
@@ -114,6 +120,7 @@ end
 if mode == 'cas' then
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[2], ARGV[3])
+  if ARGV[7] then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
 else
   redis.call('SET', KEYS[1], '1')
 end
@@ -141,10 +148,10 @@ class RedisLayout:
     def retried_key(self, name: str, version: int, context: str, position: int) -> str:
         return f"{self.prefix(name, version)}retried:{context}:{position}"
 
-    @property
-    def channel(self) -> str:
-        """Pub/sub channel of checkpoint moves (payload: schema.checkpoint_payload)."""
-        return f"{self.root}:ckpt"
+    def channel(self, db: int) -> str:
+        """Pub/sub channel of checkpoint moves in Redis DB `db` (payload:
+        schema.checkpoint_payload): `<root>:ckpt:db<n>`."""
+        return redis_checkpoint_channel(db, self.root)
 
 
 class CheckpointMoved(RuntimeError):
@@ -164,6 +171,12 @@ class RedisDocumentTarget:
         self._dead_letter_db = dead_letter_db
         self.layout = layout or RedisLayout()
         self._script = redis.register_script(LUA)
+        pool = getattr(redis, "connection_pool", None)
+        db = int(pool.connection_kwargs.get("db", 0) or 0) if pool is not None else 0
+        self._channel = self.layout.channel(db)
+        self._known: dict[str, Checkpoint] = {}
+        """The checkpoint per context as this target last wrote it: the expected value of the
+        next batch's compare-and-set (a mismatch means another writer: re-read and retry)."""
 
     @property
     def projection(self) -> OpsProjection:
@@ -194,14 +207,24 @@ class RedisDocumentTarget:
             return dead_letters.parked_heads(tx, p.name, p.version, context)
 
     def commit(self, context: str, steps: Sequence[Step]) -> None:
+        known = self._known.pop(context, None)
+        try:
+            self._commit(context, steps, known or self.checkpoint(context))
+        except CheckpointMoved:
+            if known is None:
+                raise
+            # Another writer moved it since our last batch: re-read it and try once more.
+            self._commit(context, steps, self.checkpoint(context))
+
+    def _commit(self, context: str, steps: Sequence[Step], checkpoint: Checkpoint) -> None:
         p = self._projection
-        checkpoint = self.checkpoint(context)
         todo: list[Step] = []
         for step in steps:
             floor = todo[-1].message.position if todo else checkpoint.position
             if step.message.position > floor:
                 todo.append(step)
         if not todo:
+            self._known[context] = checkpoint
             return
         payloads = [self._payload(step) for step in todo]
         parks = [step for step in todo if isinstance(step, Park)]
@@ -211,22 +234,29 @@ class RedisDocumentTarget:
         pipe = self.redis.pipeline(transaction=False)
         expected = checkpoint.position
         prefix = self.layout.prefix(p.name, p.version)
+        keys = self._keys(context)
+        last = todo[-1].message
         for step, payload in zip(todo, payloads, strict=True):
             message = step.message
-            self._script(
-                keys=self._keys(context),
-                args=["cas", message.position, message.stream_seq, expected, prefix, payload],
-                client=pipe,
-            )
+            args: list[str | int] = [
+                "cas",
+                message.position,
+                message.stream_seq,
+                expected,
+                prefix,
+                payload,
+            ]
+            if message is last:  # the checkpoint move is published by the script that makes it
+                args += [
+                    self._channel,
+                    checkpoint_payload(p.name, p.version, context, Checkpoint(last.position)),
+                ]
+            self._script(keys=keys, args=args, client=pipe)
             expected = message.position
         results = pipe.execute(raise_on_error=False)
         for step, result in zip(todo, results, strict=True):
             self._check(step.message, result)
-        last = todo[-1].message
-        self.redis.publish(
-            self.layout.channel,
-            checkpoint_payload(p.name, p.version, context, Checkpoint(last.position)),
-        )
+        self._known[context] = Checkpoint(last.position, last.stream_seq)
 
     def reapply(self, letter: DeadLetter) -> None:
         p = self._projection

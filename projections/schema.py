@@ -10,6 +10,14 @@ from projections.versions import VERSION_TABLES
 CHECKPOINT_CHANNEL = "rm_ckpt"
 """PostgreSQL NOTIFY channel: a JSON payload per committed batch (see checkpoint_payload)."""
 
+
+def redis_checkpoint_channel(db: int, root: str = "rm") -> str:
+    """Redis pub/sub channel of the checkpoint moves of the documents `<root>:…` in Redis DB
+    `db`: `rm:ckpt:db<n>`. Pub/sub is server-wide, whatever the DB number, so the channel names
+    the key space it is about; same payload as NOTIFY."""
+    return f"{root}:ckpt:db{db}"
+
+
 CHECKPOINTS = Table(
     "rm_checkpoints",
     (

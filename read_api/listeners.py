@@ -1,6 +1,7 @@
 """Listeners that turn projector announcements into `CheckpointWatch` wake-ups (stack mode).
 
-Each holds one connection: Redis `SUBSCRIBE rm:ckpt` and PostgreSQL `LISTEN rm_ckpt`. The message
+Each holds one connection: Redis `SUBSCRIBE rm:ckpt:db<n>` (n: the DB number of the Redis URL;
+pub/sub is server-wide, so the channel names the DB) and PostgreSQL `LISTEN rm_ckpt`. The message
 itself is not parsed: a notification only says "re-read the checkpoints". A lost connection is
 re-made with backoff, and every (re)subscription wakes the waiters once, since announcements
 made while disconnected are gone.
@@ -18,11 +19,12 @@ import uuid
 
 import psycopg
 import redis
+from redis.connection import parse_url
 
+from projections.schema import CHECKPOINT_CHANNEL, redis_checkpoint_channel
 from read_api.waiting import CheckpointWatch
 
-REDIS_CHANNEL = "rm:ckpt"
-POSTGRES_CHANNEL = "rm_ckpt"
+POSTGRES_CHANNEL = CHECKPOINT_CHANNEL
 BACKOFF_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 HEALTH_CHECK_SECONDS = 10.0
 """A quiet subscription is checked (PING) this often, so a dead connection is noticed."""
@@ -34,13 +36,20 @@ def backoff(failures: int) -> float:
     return BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
 
 
+def redis_channel(url: str) -> str:
+    """The checkpoint channel of the Redis DB that `url` names."""
+    db = parse_url(url).get("db", 0)  # type: ignore[no-untyped-call]
+    return redis_checkpoint_channel(int(db or 0))
+
+
 class RedisListener:
-    """`SUBSCRIBE rm:ckpt` on a thread; `start`, then `stop` (blocking, bounded)."""
+    """`SUBSCRIBE rm:ckpt:db<n>` on a thread; `start`, then `stop` (blocking, bounded)."""
 
     def __init__(self, url: str, watch: CheckpointWatch) -> None:
         self._url = url
         self._watch = watch
-        self._stop_channel = f"{REDIS_CHANNEL}:stop:{uuid.uuid4().hex}"
+        self.channel = redis_channel(url)
+        self._stop_channel = f"{self.channel}:stop:{uuid.uuid4().hex}"
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rm-ckpt-redis", daemon=True)
 
@@ -76,11 +85,11 @@ class RedisListener:
         )
         pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         with client, pubsub:
-            pubsub.subscribe(REDIS_CHANNEL, self._stop_channel)
+            pubsub.subscribe(self.channel, self._stop_channel)
             self._watch.notify_threadsafe()
             while not self._stopping.is_set():
                 message = pubsub.get_message(timeout=HEALTH_CHECK_SECONDS)
-                if message is not None and message["channel"] == REDIS_CHANNEL.encode():
+                if message is not None and message["channel"] == self.channel.encode():
                     self._watch.notify_threadsafe()
 
 

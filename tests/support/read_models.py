@@ -3,7 +3,7 @@
 `ReadModelWriter` puts profiles, stats, leaderboards, directory entries, orders, daily sales
 and checkpoints where a projector would: the embedded read database (`<data_dir>/read.sqlite`,
 document models in `rm_hashes` / `rm_sorted_sets`), or Redis plus the PostgreSQL read database.
-Moving a checkpoint announces it like a projector does (`PUBLISH rm:ckpt`, `NOTIFY rm_ckpt`).
+Moving a checkpoint announces it like a projector does (`PUBLISH rm:ckpt:db<n>`, `NOTIFY rm_ckpt`).
 """
 
 import json
@@ -26,6 +26,7 @@ from projections.schema import (
     checkpoint_payload,
     create_tables,
     ensure_checkpoint,
+    redis_checkpoint_channel,
     write_checkpoint,
 )
 from projections.sql import SqlDatabase
@@ -231,7 +232,8 @@ class ReadModelWriter:
             payload = checkpoint_payload(
                 projection.name, projection.version, context, Checkpoint(position)
             )
-            self.redis.publish("rm:ckpt", payload)
+            db = int(self.redis.connection_pool.connection_kwargs.get("db", 0) or 0)
+            self.redis.publish(redis_checkpoint_channel(db), payload)
             return
         with self.sql.transaction() as tx:  # NOTIFY rm_ckpt on commit, in PostgreSQL
             write_checkpoint(tx, projection.name, projection.version, context, Checkpoint(position))
