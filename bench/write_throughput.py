@@ -1077,7 +1077,12 @@ def main() -> None:
         if profile is None:
             log(f"write_throughput: no py-spy samples in {profiler.path}; see {profiler.log_path}")
 
-    batches = commit_batches(base)
+    stored = args.command in ("register", "rename")  # noop and healthz write nothing
+    batches = (
+        commit_batches(base)
+        if stored
+        else {"events": 0, "transactions": 0, "events_per_transaction": None}
+    )
     report = build_report(args, raw, raw_window.usage(), api, api_cpu, batches, profile)
     if args.json:
         print(json.dumps(report, indent=2))
