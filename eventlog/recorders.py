@@ -14,7 +14,7 @@ advisory lock, so replicas starting together on a fresh database cannot collide 
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -30,6 +30,21 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
 from eventlog.envelope import EventEnvelope, envelope_from_record
+
+
+def _envelope(context: str, row: Any) -> EventEnvelope:
+    """A row of `_select_envelopes` (either backend) as an envelope."""
+    originator_id = row["originator_id"]
+    return envelope_from_record(
+        context,
+        row["position"],
+        originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
+        row["originator_version"],
+        row["topic"],
+        bytes(row["state"]),
+        row["correlation_id"],
+        row["causation_id"],
+    )
 
 
 def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
@@ -215,62 +230,38 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
 
     def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
         """The events after a position, in position order, with their metadata, as envelopes."""
-        statement = SQL(
-            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state,"
-            " m.correlation_id, m.causation_id FROM {schema}.{events} e"
-            " LEFT JOIN {schema}.{metadata} m USING (originator_id, originator_version)"
-            " WHERE e.notification_id > %s ORDER BY e.notification_id LIMIT %s"
-        ).format(
-            schema=self._schema,
-            events=Identifier(self.events_table_name),
-            metadata=self._event_metadata,
+        return self._select_envelopes(
+            context, "e.notification_id > %s ORDER BY e.notification_id LIMIT %s", [after, limit]
         )
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, [after, limit], prepare=True)
-            return [
-                envelope_from_record(
-                    context,
-                    row["notification_id"],
-                    row["originator_id"],
-                    row["originator_version"],
-                    row["topic"],
-                    bytes(row["state"]),
-                    row["correlation_id"],
-                    row["causation_id"],
-                )
-                for row in curs.fetchall()
-            ]
 
     def select_aggregate_envelopes(
         self, context: str, originator_id: UUID, after_version: int, up_to_version: int
     ) -> list[EventEnvelope]:
         """One aggregate's events with versions in (after_version, up_to_version], in order."""
+        return self._select_envelopes(
+            context,
+            "e.originator_id = %s AND e.originator_version > %s"
+            " AND e.originator_version <= %s ORDER BY e.originator_version",
+            [originator_id, after_version, up_to_version],
+        )
+
+    def _select_envelopes(
+        self, context: str, condition: LiteralString, params: Sequence[Any]
+    ) -> list[EventEnvelope]:
+        # `condition` is a literal of this class; values are parameters.
         statement = SQL(
-            "SELECT e.notification_id, e.originator_version, e.topic, e.state,"
-            " m.correlation_id, m.causation_id FROM {schema}.{events} e"
+            "SELECT e.notification_id AS position, e.originator_id, e.originator_version,"  # noqa: S608
+            " e.topic, e.state, m.correlation_id, m.causation_id FROM {schema}.{events} e"
             " LEFT JOIN {schema}.{metadata} m USING (originator_id, originator_version)"
-            " WHERE e.originator_id = %s AND e.originator_version > %s"
-            " AND e.originator_version <= %s ORDER BY e.originator_version"
+            " WHERE " + condition
         ).format(
             schema=self._schema,
             events=Identifier(self.events_table_name),
             metadata=self._event_metadata,
         )
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, [originator_id, after_version, up_to_version], prepare=True)
-            return [
-                envelope_from_record(
-                    context,
-                    row["notification_id"],
-                    originator_id,
-                    row["originator_version"],
-                    row["topic"],
-                    bytes(row["state"]),
-                    row["correlation_id"],
-                    row["causation_id"],
-                )
-                for row in curs.fetchall()
-            ]
+            curs.execute(statement, params, prepare=True)
+            return [_envelope(context, row) for row in curs.fetchall()]
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (no retries, unlike the library's reads)."""
@@ -416,57 +407,35 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
 
     def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
         """The events after a position, in position order, with their metadata, as envelopes."""
-        # The table name is ours; values are parameters.
-        statement = (
-            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state,"  # noqa: S608
-            " m.correlation_id, m.causation_id"
-            f" FROM {self.events_table_name} e"
-            " LEFT JOIN event_metadata m USING (originator_id, originator_version)"
-            " WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?"
+        return self._select_envelopes(
+            context, "e.rowid > ? ORDER BY e.rowid LIMIT ?", [after, limit]
         )
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, [after, limit])
-            return [
-                envelope_from_record(
-                    context,
-                    row[0],
-                    UUID(row["originator_id"]),
-                    row["originator_version"],
-                    row["topic"],
-                    row["state"],
-                    row["correlation_id"],
-                    row["causation_id"],
-                )
-                for row in c.fetchall()
-            ]
 
     def select_aggregate_envelopes(
         self, context: str, originator_id: UUID, after_version: int, up_to_version: int
     ) -> list[EventEnvelope]:
         """One aggregate's events with versions in (after_version, up_to_version], in order."""
+        return self._select_envelopes(
+            context,
+            "e.originator_id = ? AND e.originator_version > ?"
+            " AND e.originator_version <= ? ORDER BY e.originator_version",
+            [originator_id.hex, after_version, up_to_version],
+        )
+
+    def _select_envelopes(
+        self, context: str, condition: str, params: Sequence[Any]
+    ) -> list[EventEnvelope]:
+        # The table name is ours; values are parameters.
         statement = (
-            "SELECT e.rowid, e.originator_version, e.topic, e.state,"  # noqa: S608
-            " m.correlation_id, m.causation_id"
+            "SELECT e.rowid AS position, e.originator_id, e.originator_version,"  # noqa: S608
+            " e.topic, e.state, m.correlation_id, m.causation_id"
             f" FROM {self.events_table_name} e"
             " LEFT JOIN event_metadata m USING (originator_id, originator_version)"
-            " WHERE e.originator_id = ? AND e.originator_version > ?"
-            " AND e.originator_version <= ? ORDER BY e.originator_version"
+            f" WHERE {condition}"
         )
         with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, [originator_id.hex, after_version, up_to_version])
-            return [
-                envelope_from_record(
-                    context,
-                    row[0],
-                    originator_id,
-                    row["originator_version"],
-                    row["topic"],
-                    row["state"],
-                    row["correlation_id"],
-                    row["causation_id"],
-                )
-                for row in c.fetchall()
-            ]
+            c.execute(statement, params)
+            return [_envelope(context, row) for row in c.fetchall()]
 
     def ping(self) -> None:
         self._fetch_one("SELECT 1", [])
