@@ -48,7 +48,6 @@ import bisect
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -270,27 +269,7 @@ def wait_ready(service: Service, timeout: float = 60.0, path: str = "/readyz") -
 
 
 def stop_service(service: Service, timeout: float = 30.0) -> None:
-    """SIGINT to the service's own process group, SIGKILL if it lingers."""
-    process = service.process
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log(f"{service.name} did not stop in time; killing its process group")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+    wt.stop_process_group(service.process, service.name, timeout)
 
 
 async def delete_streams(nats_url: str, names: Iterable[str]) -> None:
@@ -1160,22 +1139,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="load before the window")
     parser.add_argument("--raw-seconds", type=float, default=15.0, help="raw tail-lag run")
     parser.add_argument("--workers", type=int, default=1, help="write API processes")
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
-    parser.add_argument("--redis-db", type=int, default=9)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
-    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
     parser.add_argument("--profile", action="store_true", help="py-spy on projector + relays")
-    parser.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for the strata processes (repeatable), e.g. STRATA_..._SIZE=..",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep databases and streams")
-    parser.add_argument("--out", type=Path, default=None, help="folder for logs and profiles")
-    parser.add_argument("--json", action="store_true", help="print one JSON document only")
-    parser.add_argument("--save", type=Path, default=None, help="also write the JSON report here")
+    wt.add_stack_arguments(parser)
     parser.add_argument("--dump", type=Path, default=None, help="per-command times, JSON lines")
     args = parser.parse_args()
     if args.redis_db == 0:

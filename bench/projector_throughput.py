@@ -658,21 +658,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds for (b)")
     parser.add_argument("--profile", action="store_true", help="py-spy on the projector")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
-    parser.add_argument("--redis-db", type=int, default=9)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
-    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
-    parser.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for the strata processes (repeatable), e.g. STRATA_..._SIZE=..",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep databases and streams")
-    parser.add_argument("--out", type=Path, default=None, help="folder for logs and profiles")
-    parser.add_argument("--json", action="store_true", help="print one JSON document only")
-    parser.add_argument("--save", type=Path, default=None, help="also write the JSON report here")
+    wt.add_stack_arguments(parser)
     args = parser.parse_args()
     if args.redis_db == 0:
         sys.exit("projector_throughput: use a Redis DB other than 0 (it is flushed)")

@@ -442,20 +442,19 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
     raise RuntimeError(f"the write API was not ready within {timeout:g} s")
 
 
-def stop_server(server: Server, timeout: float = 30.0) -> None:
-    """SIGINT to the server's own process group (like Ctrl-C), SIGKILL to it if it lingers."""
-    process = server.process
+def stop_process_group(process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
+    """SIGINT to the process's own group (like Ctrl-C), SIGKILL to it if it lingers; then make
+    sure no member of the group (e.g. a uvicorn worker) is left behind."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            log("write API did not stop in time; killing its process group")
+            log(f"{name} did not stop in time; killing its process group")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    # the worker processes are in the same group; make sure none is left behind
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -465,6 +464,29 @@ def stop_server(server: Server, timeout: float = 30.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def stop_server(server: Server, timeout: float = 30.0) -> None:
+    stop_process_group(server.process, "write API", timeout)
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every fan-out bench shares: servers, isolation, output."""
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis-db", type=int, default=9)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the strata processes (repeatable), e.g. STRATA_..._SIZE=..",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep databases and streams")
+    parser.add_argument("--out", type=Path, default=None, help="folder for logs and profiles")
+    parser.add_argument("--json", action="store_true", help="print one JSON document only")
+    parser.add_argument("--save", type=Path, default=None, help="also write the JSON report here")
 
 
 class ActivitySampler:
