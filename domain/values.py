@@ -1,5 +1,6 @@
 """Validated value types shared by the contexts: text bounds, email, country, currency, money."""
 
+import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -9,9 +10,38 @@ from email_validator import EmailNotValidError, validate_email
 from domain.errors import InvalidValue
 
 
+# The one rule for text anywhere in the system (no field is multi-line): no C0 or C1 control
+# character, no DEL, no lone surrogate (JSON can carry one; UTF-8 cannot) and no non-character.
+# PostgreSQL refuses NUL outright; the others would be stored but could not be shown or typed.
+FORBIDDEN_IN_TEXT = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    + "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(1, 17))
+    + "]"
+)
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` breaks the text rule, naming the first offending character (None if it holds)."""
+    found = FORBIDDEN_IN_TEXT.search(value)
+    if found is None:
+        return None
+    return (
+        f"must not contain U+{ord(found.group()):04X} (at index {found.start()}):"
+        " control characters, surrogates and non-characters are refused"
+    )
+
+
+def plain_text(value: str, *, field: str) -> str:
+    """Return `value` unchanged if it follows the text rule, else raise InvalidValue."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidValue(f"{field} {problem}")
+    return value
+
+
 def bounded_text(value: str, *, field: str, max_length: int) -> str:
-    """Strip surrounding whitespace and require 1..max_length characters."""
-    text = value.strip()
+    """Refuse forbidden characters, strip surrounding whitespace, require 1..max_length chars."""
+    text = plain_text(value, field=field).strip()
     if not 1 <= len(text) <= max_length:
         raise InvalidValue(f"{field} must be 1 to {max_length} characters, got {len(text)}")
     return text
