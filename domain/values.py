@@ -9,7 +9,6 @@ from email_validator import EmailNotValidError, validate_email
 
 from domain.errors import InvalidValue
 
-
 # The one rule for text anywhere in the system (no field is multi-line): no C0 or C1 control
 # character, no DEL, no lone surrogate (JSON can carry one; UTF-8 cannot) and no non-character.
 # PostgreSQL refuses NUL outright; the others would be stored but could not be shown or typed.
