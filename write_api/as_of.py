@@ -17,7 +17,8 @@ AS_OF_HELP = (
 
 
 # Printable ASCII with no space at either end: no other digits, no controls, one spelling.
-AS_OF_TEXT = re.compile(r"[!-~](?:[ -~]*[!-~])?")
+# (An empty value passes here, to be told by parse_instant which forms a time can take.)
+AS_OF_TEXT = re.compile(r"(?:[!-~](?:[ -~]*[!-~])?)?")
 
 
 def _invalid(message: str) -> RequestValidationError:
