@@ -66,7 +66,7 @@ def parse_if_match(value: str) -> ExpectedVersions:
     tags = _TAGS.findall(value)
     if not tags:
         raise MalformedIfMatch("expected at least one entity tag")
-    strong = set()
+    strong: set[int] = set()
     for weak, opaque in tags:
         if _VERSION.fullmatch(opaque) is None:
             raise MalformedIfMatch(f'"{opaque}" is not a version, as in the ETag "3"')
