@@ -60,12 +60,37 @@ def fast_fold(aggregate: Any, events: Iterable[Any]) -> Any:
 
 
 @dataclass(frozen=True)
+class ExpectedVersions:
+    """The versions a client accepts the aggregate at (HTTP If-Match), or any existing one ("*").
+
+    A command on an aggregate outside them is refused with StaleVersion; so is a creation, whose
+    aggregate has no version yet. No set at all (None in CommandContext) means no condition.
+    """
+
+    versions: frozenset[int] = frozenset()
+    any_existing: bool = False
+
+    def admit(self, version: int) -> bool:
+        return self.any_existing or version in self.versions
+
+    def __str__(self) -> str:
+        if self.any_existing:
+            return "any existing version"
+        if not self.versions:
+            return "no version at all"  # e.g. only weak tags were given: they never match
+        return "version " + " or ".join(str(version) for version in sorted(self.versions))
+
+
+ANY_EXISTING_VERSION = ExpectedVersions(any_existing=True)
+
+
+@dataclass(frozen=True)
 class CommandContext:
     """What the caller says about a command besides its arguments."""
 
     idempotency_key: str | None = None
     fingerprint: str = ""
-    expected_version: int | None = None
+    expected_versions: ExpectedVersions | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
 
@@ -199,7 +224,17 @@ class CommandService(Application[UUID]):
         return aggregate
 
     def create(self, ctx: CommandContext, decide: Callable[[], Decision]) -> CommandResult:
-        return self._run(ctx, decide)
+        """Create a new aggregate: no expected version can hold for it, not even "any"."""
+
+        def decide_new() -> Decision:
+            if ctx.expected_versions is not None:
+                raise StaleVersion(
+                    f"the aggregate to create does not exist yet, so it is not at"
+                    f" {ctx.expected_versions}"
+                )
+            return decide()
+
+        return self._run(ctx, decide_new)
 
     def update(
         self,
@@ -212,10 +247,11 @@ class CommandService(Application[UUID]):
 
         def decide() -> Decision:
             aggregate = self.load(aggregate_type, aggregate_id)
-            if ctx.expected_version is not None and aggregate.version != ctx.expected_version:
+            expected = ctx.expected_versions
+            if expected is not None and not expected.admit(aggregate.version):
                 raise StaleVersion(
                     f"{aggregate_type.__name__} {aggregate_id} is at version "
-                    f"{aggregate.version}, not {ctx.expected_version}"
+                    f"{aggregate.version}, not at {expected}"
                 )
             claims = change(aggregate)
             return Decision(aggregate, claims=claims or ClaimChanges())
@@ -318,11 +354,12 @@ class CommandService(Application[UUID]):
             owner = self.side_records.claim_owner(claim.scope, claim.value)
             if owner is not None and owner != claim.owner_id:
                 raise ValueTaken(f"{claim.scope} {claim.value!r} is already in use")
-        if ctx.expected_version is not None:
+        expected = ctx.expected_versions
+        if expected is not None and not expected.any_existing:
             aggregate = decision.aggregate
             raise StaleVersion(
                 f"{type(aggregate).__name__} {aggregate.id} was changed concurrently; "
-                f"it is no longer at version {ctx.expected_version}"
+                f"it is no longer at {expected}"
             )
 
     def _back_off(self, attempt: int) -> None:

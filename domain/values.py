@@ -53,7 +53,8 @@ def normalized_email(value: str) -> str:
     Cached: the API validates a request's address, then the domain validates it again.
     """
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
+        address = plain_text(value, field="email").strip()
+        return validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError as error:
         raise InvalidValue(f"email {value!r} is not a valid address: {error}") from None
 
@@ -65,7 +66,7 @@ def email_claim_key(email: str) -> str:
 
 def country_code(value: str) -> str:
     """Return an ISO 3166-1 alpha-2 code in upper case, or raise InvalidValue."""
-    code = value.strip().upper()
+    code = plain_text(value, field="country").strip().upper()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
         raise InvalidValue(f"country {value!r} is not an ISO 3166-1 alpha-2 code")
     return code
@@ -73,7 +74,7 @@ def country_code(value: str) -> str:
 
 def currency_code(value: str) -> str:
     """Return an ISO 4217 alphabetic code in upper case, or raise InvalidValue."""
-    code = value.strip().upper()
+    code = plain_text(value, field="currency").strip().upper()
     if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
         raise InvalidValue(f"currency {value!r} is not an ISO 4217 code")
     return code

@@ -1,5 +1,6 @@
 """The `as_of` query parameter of the state endpoints: "the aggregate as it was at this time"."""
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -15,17 +16,28 @@ AS_OF_HELP = (
 )
 
 
+# Printable ASCII with no space at either end: no other digits, no controls, one spelling.
+# (An empty value passes here, to be told by parse_instant which forms a time can take.)
+AS_OF_TEXT = re.compile(r"(?:[!-~](?:[ -~]*[!-~])?)?")
+
+
+def _invalid(message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", "as_of"), "msg": message, "type": "value_error"}]
+    )
+
+
 async def as_of_query(
     as_of: Annotated[str | None, Query(description=AS_OF_HELP, max_length=64)] = None,
 ) -> datetime | None:
     if as_of is None:
         return None
+    if AS_OF_TEXT.fullmatch(as_of) is None:
+        raise _invalid("must be printable ASCII (digits 0-9) with no space at either end")
     try:
         return parse_instant(as_of)
     except NotAnInstant as error:
-        raise RequestValidationError(
-            [{"loc": ("query", "as_of"), "msg": str(error), "type": "value_error"}]
-        ) from None
+        raise _invalid(str(error)) from None
 
 
 # Async on purpose, like the other dependencies: FastAPI runs sync ones on the thread pool.

@@ -1,7 +1,5 @@
 """Command endpoints of the orders context, and its command-side state."""
 
-from uuid import UUID
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -14,6 +12,7 @@ from write_api.schemas import (
     AddLine,
     CancelOrder,
     CreateOrder,
+    Id,
     OrderLineState,
     OrderState,
     Sku,
@@ -37,9 +36,7 @@ async def create_order(body: CreateOrder, request: Request, headers: Headers) ->
 
 
 @router.get("/{order_id}", response_model=OrderState)
-async def get_order(
-    order_id: UUID, request: Request, response: Response, as_of: AsOf
-) -> OrderState:
+async def get_order(order_id: Id, request: Request, response: Response, as_of: AsOf) -> OrderState:
     """The order now, or as of `as_of`; the ETag is its version."""
 
     def load() -> Order:
@@ -72,7 +69,7 @@ async def get_order(
 
 @router.post("/{order_id}/lines", response_model=Accepted)
 async def add_line(
-    order_id: UUID,
+    order_id: Id,
     body: AddLine,
     request: Request,
     headers: Headers,
@@ -80,34 +77,34 @@ async def add_line(
     ctx = headers.context(request, body)
     result = await run_blocking(
         request,
-        lambda: orders(request).add_line(ctx, order_id, body.sku, body.quantity, body.unit_price),
+        lambda: orders(request).add_line(ctx, order_id, body.sku, body.quantity, body.price),
     )
     return accepted(CONTEXT, result, headers)
 
 
 @router.delete("/{order_id}/lines/{sku}", response_model=Accepted)
-async def remove_line(order_id: UUID, sku: Sku, request: Request, headers: Headers) -> JSONResponse:
+async def remove_line(order_id: Id, sku: Sku, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: orders(request).remove_line(ctx, order_id, sku))
     return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/place", response_model=Accepted)
-async def place(order_id: UUID, request: Request, headers: Headers) -> JSONResponse:
+async def place(order_id: Id, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: orders(request).place(ctx, order_id))
     return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/pay", response_model=Accepted)
-async def mark_paid(order_id: UUID, request: Request, headers: Headers) -> JSONResponse:
+async def mark_paid(order_id: Id, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: orders(request).mark_paid(ctx, order_id))
     return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/ship", response_model=Accepted)
-async def mark_shipped(order_id: UUID, request: Request, headers: Headers) -> JSONResponse:
+async def mark_shipped(order_id: Id, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: orders(request).mark_shipped(ctx, order_id))
     return accepted(CONTEXT, result, headers)
@@ -115,7 +112,7 @@ async def mark_shipped(order_id: UUID, request: Request, headers: Headers) -> JS
 
 @router.post("/{order_id}/cancel", response_model=Accepted)
 async def cancel(
-    order_id: UUID,
+    order_id: Id,
     body: CancelOrder,
     request: Request,
     headers: Headers,

@@ -10,16 +10,33 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from domain.service import CommandContext, CommandResult
+from domain.service import ANY_EXISTING_VERSION, CommandContext, CommandResult, ExpectedVersions
 from eventlog.http import Runner
 from eventlog.logs import set_correlation_id
 from write_api.schemas import Command
 
 T = TypeVar("T")
 
+IF_MATCH_HELP = (
+    'Refuse the command (412) unless the aggregate is at one of these versions: `"3"`, or a list'
+    ' `"3", "4"`; `*` means any existing version. Weak tags (`W/"3"`) never match. A malformed'
+    " value is a 400."
+)
+
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 TRACE_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
-ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+
+# If-Match = "*" / #entity-tag (RFC 9110 §13.1.1, lists per §5.6.1): entity-tag = [ "W/" ]
+# DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text; empty list elements are allowed.
+# Header values arrive decoded as Latin-1, so obs-text is U+0080..U+00FF. The quantifiers
+# around the separators are possessive: a long run of blanks cannot make matching backtrack.
+_ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+_IF_MATCH_LIST = re.compile(
+    rf"[ \t]*+(?:{_ENTITY_TAG})?(?:[ \t]*+,[ \t]*+(?:{_ENTITY_TAG})?)*[ \t]*+"
+)
+_TAGS = re.compile(r'(W/)?"([^"]*)"')
+# The entity tags this API issues: a version, in decimal without leading zeros.
+_VERSION = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
 async def run_blocking(request: Request, call: Callable[[], T]) -> T:
@@ -31,13 +48,40 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    match = ETAG.match(if_match.strip())
-    if match is None:
-        raise HTTPException(400, f'If-Match must be an ETag such as "3", got {if_match!r}')
-    return int(match.group(1))
+class MalformedIfMatch(ValueError):
+    """An If-Match value outside RFC 9110's grammar, or naming a tag this API never issues."""
+
+
+def parse_if_match(value: str) -> ExpectedVersions:
+    """The versions an If-Match value accepts, under strong comparison.
+
+    `*` accepts any existing version. A weak tag (`W/"3"`) is well-formed but never matches
+    strongly, so it adds no version. A list must name at least one tag; every tag must be one
+    this API issues (`"3"`, not `"03"` or `"x"`), else the value is malformed.
+    """
+    if value.strip(" \t") == "*":
+        return ANY_EXISTING_VERSION
+    if _IF_MATCH_LIST.fullmatch(value) is None:
+        raise MalformedIfMatch('expected "*" or a comma-separated list of entity tags')
+    tags = _TAGS.findall(value)
+    if not tags:
+        raise MalformedIfMatch("expected at least one entity tag")
+    strong: set[int] = set()
+    for weak, opaque in tags:
+        if _VERSION.fullmatch(opaque) is None:
+            raise MalformedIfMatch(f'"{opaque}" is not a version, as in the ETag "3"')
+        if not weak:
+            strong.add(int(opaque))
+    return ExpectedVersions(frozenset(strong))
+
+
+def expected_versions(lines: list[str]) -> ExpectedVersions:
+    """The request's If-Match, its field lines combined as one list (RFC 9110 §5.3)."""
+    value = ", ".join(lines)
+    try:
+        return parse_if_match(value)
+    except MalformedIfMatch as error:
+        raise HTTPException(400, f"If-Match {value!r} is malformed: {error}") from None
 
 
 def fingerprint(request: Request, body: Command | None) -> str:
@@ -48,7 +92,7 @@ def fingerprint(request: Request, body: Command | None) -> str:
 
 
 def _trace_id(value: str | None, header: str) -> str | None:
-    if value is not None and not TRACE_ID.match(value):
+    if value is not None and not TRACE_ID.fullmatch(value):
         raise HTTPException(400, f"{header} must be 1 to 100 visible ASCII characters")
     return value
 
@@ -59,14 +103,14 @@ class CommandHeaders:
     def __init__(
         self,
         idempotency_key: str | None,
-        if_match: str | None,
+        expected: ExpectedVersions | None,
         correlation_id: str | None,
         causation_id: str | None,
     ) -> None:
-        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             raise HTTPException(400, "Idempotency-Key must be 1 to 200 visible ASCII characters")
         self.idempotency_key = idempotency_key
-        self.expected_version = expected_version(if_match)
+        self.expected_versions = expected
         self.correlation_id = _trace_id(correlation_id, "X-Correlation-Id") or str(uuid.uuid4())
         self.causation_id = _trace_id(causation_id, "X-Causation-Id")
 
@@ -75,19 +119,23 @@ class CommandHeaders:
         return CommandContext(
             idempotency_key=key,
             fingerprint=fingerprint(request, body) if key else "",
-            expected_version=self.expected_version,
+            expected_versions=self.expected_versions,
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
         )
 
 
 async def command_headers(
+    request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    if_match: Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_HELP)] = None,
     correlation_id: Annotated[str | None, Header(alias="X-Correlation-Id")] = None,
     causation_id: Annotated[str | None, Header(alias="X-Causation-Id")] = None,
 ) -> CommandHeaders:
-    headers = CommandHeaders(idempotency_key, if_match, correlation_id, causation_id)
+    # Header() gives the first field line only; a list may be split over several.
+    lines = request.headers.getlist("if-match")
+    expected = None if if_match is None else expected_versions(lines)
+    headers = CommandHeaders(idempotency_key, expected, correlation_id, causation_id)
     set_correlation_id(headers.correlation_id)
     return headers
 

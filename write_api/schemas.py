@@ -1,17 +1,29 @@
-"""Request and response bodies. Unknown fields are rejected; money travels as a decimal string."""
+"""Request and response bodies, strict about every input: unknown fields are refused, text
+follows the one text rule, numbers and ids have one spelling each, money is a decimal string."""
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, TypeVar
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from domain.errors import InvalidValue
 from domain.orders.order import MAX_QUANTITY, MAX_REASON_LENGTH, MAX_SKU_LENGTH, MIN_QUANTITY
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
-from domain.values import country_code, currency_code, normalized_email
+from domain.values import country_code, currency_code, normalized_email, text_problem
 
 
 def _domain_check(check: Callable[[str], str]) -> AfterValidator:
@@ -26,21 +38,81 @@ def _domain_check(check: Callable[[str], str]) -> AfterValidator:
     return AfterValidator(validate)
 
 
-def _text(max_length: int) -> object:
+def _follow_text_rule(value: object) -> object:
+    """The text rule on the value as sent: it must run before whitespace is stripped, as
+    str.strip would silently drop some refused characters (U+001C..U+001F, U+0085)."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("forbidden_character", problem)
+    return value
+
+
+S = TypeVar("S", bound=str)
+
+PlainText = Annotated[S, Strict(), BeforeValidator(_follow_text_rule)]
+"""`PlainText[X]`: the string type X, taking only a JSON string and applying the text rule
+before any of X's own checks. Every text input of the API is one. (A BeforeValidator runs
+ahead of the metadata listed before it only: hence a wrapper, not a prefix.)"""
+
+
+def _trimmed(max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
-Name = Annotated[str, _text(MAX_NAME_LENGTH)]
-Hobby = Annotated[str, _text(MAX_HOBBY_LENGTH)]
-City = Annotated[str, _text(MAX_CITY_LENGTH)]
-Country = Annotated[str, _domain_check(country_code)]
-Currency = Annotated[str, _domain_check(currency_code)]
-Email = Annotated[str, StringConstraints(max_length=320), _domain_check(normalized_email)]
-Sku = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=MAX_SKU_LENGTH)
+Name = PlainText[Annotated[str, _trimmed(MAX_NAME_LENGTH)]]
+Hobby = PlainText[Annotated[str, _trimmed(MAX_HOBBY_LENGTH)]]
+City = PlainText[Annotated[str, _trimmed(MAX_CITY_LENGTH)]]
+Country = PlainText[Annotated[str, _domain_check(country_code)]]
+Currency = PlainText[Annotated[str, _domain_check(currency_code)]]
+Email = PlainText[
+    Annotated[str, StringConstraints(max_length=320), _domain_check(normalized_email)]
 ]
-Reason = Annotated[str, _text(MAX_REASON_LENGTH)]
-UnitPrice = Annotated[Decimal, Field(ge=0, decimal_places=2, max_digits=14, allow_inf_nan=False)]
+Sku = PlainText[
+    Annotated[
+        str,
+        StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=MAX_SKU_LENGTH),
+    ]
+]
+Reason = PlainText[Annotated[str, _trimmed(MAX_REASON_LENGTH)]]
+
+PRICE_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
+UnitPrice = PlainText[
+    Annotated[
+        str,
+        StringConstraints(pattern=PRICE_PATTERN),
+        Field(
+            description="A non-negative amount as a JSON string of ASCII digits with at most 2"
+            " decimals: no sign, exponent, digit separator or surrounding space.",
+            examples=["12.50", "3", "0.99"],
+        ),
+    ]
+]
+Quantity = Annotated[int, Strict(), Field(ge=MIN_QUANTITY, le=MAX_QUANTITY)]
+"""A JSON integer: not a string, a boolean or a number with a fraction or exponent (1.0, 1e3)."""
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_CANONICAL_UUID = re.compile(UUID_PATTERN)
+
+
+def _canonical_uuid_text(value: object) -> object:
+    """Only the hyphenated 36-character form: pydantic's UUID would also take braces, a `urn:`
+    prefix or no hyphens, spellings this API never gives out."""
+    if not isinstance(value, str) or _CANONICAL_UUID.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "uuid_format",
+            "must be a UUID string in its hyphenated form of 36 characters,"
+            " such as 2e31a84a-2ade-4076-83c6-62ab586bccdb",
+        )
+    return value
+
+
+Id = Annotated[
+    UUID,
+    BeforeValidator(_canonical_uuid_text),
+    WithJsonSchema({"type": "string", "format": "uuid", "pattern": UUID_PATTERN}),
+]
+"""An aggregate id, in a body or a path."""
 
 
 class Command(BaseModel):
@@ -70,14 +142,18 @@ class ChangeLocation(Command):
 
 
 class CreateOrder(Command):
-    user_id: UUID
+    user_id: Id
     currency: Currency
 
 
 class AddLine(Command):
     sku: Sku
-    quantity: int = Field(ge=MIN_QUANTITY, le=MAX_QUANTITY)
+    quantity: Quantity
     unit_price: UnitPrice
+
+    @property
+    def price(self) -> Decimal:
+        return Decimal(self.unit_price)
 
 
 class CancelOrder(Command):

@@ -1,12 +1,11 @@
 """Command endpoints of the users context, and its command-side state."""
 
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from domain.users.profile import MAX_HOBBY_LENGTH, UserProfile
+from domain.users.profile import UserProfile
 from domain.users.service import UsersService
 from write_api.as_of import AsOf
 from write_api.plumbing import Headers, accepted, etag, run_blocking
@@ -15,6 +14,8 @@ from write_api.schemas import (
     AddHobby,
     ChangeEmail,
     ChangeLocation,
+    Hobby,
+    Id,
     RegisterUser,
     RenameUser,
     UserProfileState,
@@ -22,7 +23,14 @@ from write_api.schemas import (
 
 router = APIRouter(prefix="/users", tags=["users"])
 CONTEXT = "users"
-HobbyInPath = Annotated[str, Path(min_length=1, max_length=MAX_HOBBY_LENGTH)]
+HobbyInPath = Annotated[
+    Hobby,
+    Path(
+        description="The hobby as it was added, percent-encoded: `/` as `%2F`, `.` and `..`"
+        " as `%2E` and `%2E%2E`, `%`, `?`, `#` and spaces as `%25`, `%3F`, `%23`, `%20`."
+        " Compared like an added hobby: trimmed, ignoring letter case."
+    ),
+]
 
 
 def users(request: Request) -> UsersService:
@@ -40,7 +48,7 @@ async def register(body: RegisterUser, request: Request, headers: Headers) -> JS
 
 @router.get("/{user_id}", response_model=UserProfileState)
 async def get_profile(
-    user_id: UUID, request: Request, response: Response, as_of: AsOf
+    user_id: Id, request: Request, response: Response, as_of: AsOf
 ) -> UserProfileState:
     """The profile now, or as of `as_of`; the ETag is its version."""
 
@@ -67,7 +75,7 @@ async def get_profile(
 
 @router.put("/{user_id}/name", response_model=Accepted)
 async def rename(
-    user_id: UUID,
+    user_id: Id,
     body: RenameUser,
     request: Request,
     headers: Headers,
@@ -79,7 +87,7 @@ async def rename(
 
 @router.put("/{user_id}/email", response_model=Accepted)
 async def change_email(
-    user_id: UUID,
+    user_id: Id,
     body: ChangeEmail,
     request: Request,
     headers: Headers,
@@ -93,7 +101,7 @@ async def change_email(
 
 @router.post("/{user_id}/hobbies", response_model=Accepted)
 async def add_hobby(
-    user_id: UUID,
+    user_id: Id,
     body: AddHobby,
     request: Request,
     headers: Headers,
@@ -103,9 +111,10 @@ async def add_hobby(
     return accepted(CONTEXT, result, headers)
 
 
-@router.delete("/{user_id}/hobbies/{hobby}", response_model=Accepted)
+# `:path`: the server decodes %2F before routing, so a hobby holding "/" spans segments.
+@router.delete("/{user_id}/hobbies/{hobby:path}", response_model=Accepted)
 async def remove_hobby(
-    user_id: UUID,
+    user_id: Id,
     hobby: HobbyInPath,
     request: Request,
     headers: Headers,
@@ -117,7 +126,7 @@ async def remove_hobby(
 
 @router.put("/{user_id}/location", response_model=Accepted)
 async def change_location(
-    user_id: UUID,
+    user_id: Id,
     body: ChangeLocation,
     request: Request,
     headers: Headers,
@@ -130,14 +139,14 @@ async def change_location(
 
 
 @router.post("/{user_id}/deactivate", response_model=Accepted)
-async def deactivate(user_id: UUID, request: Request, headers: Headers) -> JSONResponse:
+async def deactivate(user_id: Id, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: users(request).deactivate(ctx, user_id))
     return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{user_id}/reactivate", response_model=Accepted)
-async def reactivate(user_id: UUID, request: Request, headers: Headers) -> JSONResponse:
+async def reactivate(user_id: Id, request: Request, headers: Headers) -> JSONResponse:
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: users(request).reactivate(ctx, user_id))
     return accepted(CONTEXT, result, headers)

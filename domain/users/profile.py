@@ -107,10 +107,12 @@ class UserProfile(EventSourcedAggregate):
         self.trigger_event(self.HobbyAdded, hobby=hobby)
 
     def remove_hobby(self, hobby: str) -> None:
+        """Remove the hobby named as it would be added: trimmed, in any letter case."""
         self._require_active()
-        present = self._find_hobby(hobby.strip())
+        hobby = bounded_text(hobby, field="hobby", max_length=MAX_HOBBY_LENGTH)
+        present = self._find_hobby(hobby)
         if present is None:
-            raise DomainError(f"hobby {hobby.strip()!r} is not in the profile")
+            raise DomainError(f"hobby {hobby!r} is not in the profile")
         self.trigger_event(self.HobbyRemoved, hobby=present)
 
     def change_location(self, city: str, country: str) -> None:

@@ -24,7 +24,7 @@ def test_if_match_with_the_current_etag_succeeds_and_a_stale_one_is_412(
 
     before = store_state(client)
     stale = client.put(f"/users/{user}/name", json={"name": "Two"}, headers={"If-Match": etag})
-    assert_problem(stale, 412, "version 2, not 1")
+    assert_problem(stale, 412, "version 2, not at version 1")
     assert store_state(client) == before
     assert client.get(f"/users/{user}").json()["name"] == "One"
 

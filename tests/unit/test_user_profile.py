@@ -79,7 +79,7 @@ def test_rename_changes_name_and_appends_one_event() -> None:
     assert profile.version == 2
 
 
-@pytest.mark.parametrize("same", ["Ada Lovelace", "  Ada Lovelace\t"])
+@pytest.mark.parametrize("same", ["Ada Lovelace", "  Ada Lovelace\u3000"])
 def test_rename_to_the_same_name_is_a_no_op(same: str) -> None:
     profile = new_profile()
     profile.rename(same)
@@ -94,7 +94,7 @@ def test_rename_is_case_sensitive() -> None:
     assert profile.name == "ADA LOVELACE"
 
 
-@pytest.mark.parametrize(("name", "length"), [("", 0), (" \t ", 0), ("n" * 101, 101)])
+@pytest.mark.parametrize(("name", "length"), [("", 0), (" \u00a0 ", 0), ("n" * 101, 101)])
 def test_rename_rejects_name_out_of_bounds(name: str, length: int) -> None:
     profile = new_profile()
     with pytest.raises(InvalidValue, match=f"^name must be 1 to 100 characters, got {length}$"):
@@ -223,6 +223,16 @@ def test_remove_hobby_rejects_absent_hobby() -> None:
     assert str(caught.value) == "hobby 'Chess' is not in the profile"
     assert profile.hobbies == ["Go"]
     assert len(profile.collect_events()) == 0
+
+
+@pytest.mark.parametrize("forbidden", ["\x00", "\x1f", "\x85", "\ud800", "\ufffe"])
+def test_remove_hobby_follows_the_text_rule_before_trimming(forbidden: str) -> None:
+    profile = new_profile()
+    profile.add_hobby("Go")
+    profile.collect_events()
+    with pytest.raises(InvalidValue, match=r"^hobby must not contain U\+"):
+        profile.remove_hobby(f"Go{forbidden}")  # \x1f and \x85 are whitespace to str.strip
+    assert profile.hobbies == ["Go"]
 
 
 # change_location
@@ -359,7 +369,7 @@ hobby_words = st.sampled_from([f"hobby{i}" for i in range(30)] + ["Chess", "Go"]
 hobby_spelling = st.tuples(
     hobby_words,
     st.sampled_from([str, str.upper, str.lower, str.title]),
-    st.sampled_from(["", " ", "\t"]),
+    st.sampled_from(["", " ", "\u3000"]),
 ).map(lambda t: t[2] + t[1](t[0]) + t[2])
 hobby_text = st.one_of(
     hobby_spelling,
@@ -405,6 +415,9 @@ def test_hobbies_follow_reference_model(prefill: int, commands: list[tuple[str, 
                 profile.add_hobby(raw)
                 model.append(text)
                 accepted.append("HobbyAdded")
+        elif not 1 <= len(text) <= 40:
+            with pytest.raises(InvalidValue, match="hobby must be 1 to 40 characters"):
+                profile.remove_hobby(raw)
         elif present:
             profile.remove_hobby(raw)
             model.remove(present[0])

@@ -1,8 +1,12 @@
 """Unit tests for the validated value types in domain.values."""
 
+import unicodedata
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import DomainError, InvalidValue
 from domain.values import (
@@ -12,6 +16,8 @@ from domain.values import (
     email_claim_key,
     money_amount,
     normalized_email,
+    plain_text,
+    text_problem,
 )
 
 
@@ -19,11 +25,90 @@ def test_invalid_value_is_a_domain_error() -> None:
     assert issubclass(InvalidValue, DomainError)
 
 
+# the text rule
+
+REFUSED = [
+    "\x00",  # NUL: PostgreSQL text cannot hold it
+    "\t",
+    "\n",
+    "\x1f",  # str.strip() would drop it silently
+    "\x7f",
+    "\x85",  # NEL, a C1 control and whitespace to str.strip()
+    "\x9f",
+    "\ud800",  # a lone surrogate, as JSON's "\\ud800" decodes
+    "\udfff",
+    "\ufdd0",
+    "\ufdef",
+    "\ufffe",
+    "\uffff",
+    "\U0001fffe",
+    "\U0010ffff",
+]
+ALLOWED = [
+    "a",
+    " ",
+    "\xa0",
+    "\u3000",
+    "\u200b",
+    "\ufdcf",
+    "\ufdf0",
+    "\ufffd",
+    "\ue000",
+    "\U0010fffd",
+]
+
+
+def is_noncharacter(point: int) -> bool:
+    return 0xFDD0 <= point <= 0xFDEF or point & 0xFFFE == 0xFFFE
+
+
+def refused_by_definition(char: str) -> bool:
+    """The rule as Unicode words: controls (Cc), surrogates (Cs) and non-characters."""
+    return unicodedata.category(char) in ("Cc", "Cs") or is_noncharacter(ord(char))
+
+
+@pytest.mark.parametrize("char", REFUSED)
+def test_the_text_rule_refuses_the_character_and_names_it(char: str) -> None:
+    problem = text_problem(f"ab{char}c")
+    assert problem is not None
+    assert problem.startswith(f"must not contain U+{ord(char):04X} (at index 2)")
+    with pytest.raises(InvalidValue, match=rf"^city must not contain U\+{ord(char):04X} "):
+        plain_text(f"ab{char}c", field="city")
+
+
+@pytest.mark.parametrize("char", ALLOWED)
+def test_the_text_rule_allows_other_characters(char: str) -> None:
+    assert text_problem(f"a{char}b") is None
+    assert plain_text(f"a{char}b", field="city") == f"a{char}b"
+
+
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=20))
+def test_the_text_rule_refuses_exactly_controls_surrogates_and_noncharacters(text: str) -> None:
+    assert (text_problem(text) is None) == (not any(map(refused_by_definition, text)))
+
+
+@pytest.mark.parametrize(
+    ("check", "value"),
+    [
+        (lambda v: bounded_text(v, field="sku", max_length=9), " A-1\x1f"),
+        (normalized_email, "ada@example.com\x85"),
+        (country_code, "\x1cGB"),
+        (currency_code, "EUR\x1f"),
+    ],
+)
+def test_every_text_value_checks_the_rule_before_stripping(
+    check: Callable[[str], object], value: str
+) -> None:
+    """str.strip() removes U+001C..U+001F and U+0085: stripping first would accept them."""
+    with pytest.raises(InvalidValue, match="must not contain U"):
+        check(value)
+
+
 # bounded_text
 
 
 def test_bounded_text_strips_surrounding_whitespace() -> None:
-    assert bounded_text("  Ada Lovelace \t\n", field="name", max_length=100) == "Ada Lovelace"
+    assert bounded_text("  Ada Lovelace \u3000", field="name", max_length=100) == "Ada Lovelace"
 
 
 def test_bounded_text_keeps_inner_whitespace() -> None:
@@ -39,7 +124,7 @@ def test_bounded_text_length_is_measured_after_stripping() -> None:
     assert bounded_text("   abcde   ", field="name", max_length=5) == "abcde"
 
 
-@pytest.mark.parametrize("text", ["", "   ", "\t\n"])
+@pytest.mark.parametrize("text", ["", "   ", "\u00a0\u2003"])
 def test_bounded_text_rejects_empty_or_blank(text: str) -> None:
     with pytest.raises(InvalidValue, match=r"^hobby must be 1 to 40 characters, got 0$"):
         bounded_text(text, field="hobby", max_length=40)
@@ -58,7 +143,7 @@ def test_normalized_email_lowercases_the_domain_only() -> None:
 
 
 def test_normalized_email_strips_whitespace() -> None:
-    assert normalized_email("  bob@example.org \n") == "bob@example.org"
+    assert normalized_email("  bob@example.org ") == "bob@example.org"
 
 
 @pytest.mark.parametrize(
