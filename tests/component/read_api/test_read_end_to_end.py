@@ -95,6 +95,22 @@ def test_orders_payments_and_refunds_reach_every_order_model(system: TestClient)
     ]
 
 
+def test_values_commands_stored_trimmed_are_found_by_padded_queries(system: TestClient) -> None:
+    user = register(system, name="  Ada Lovelace ")
+    command(system, "put", f"/users/{user}/location", {"city": " Paris ", "country": " fr"})
+    position = command(system, "post", f"/users/{user}/hobbies", {"hobby": " lead"})
+
+    for query in (
+        {"hobby": " lead"},
+        {"hobby": "LEAD "},
+        {"city": " Paris"},
+        {"name_prefix": " ada"},
+    ):
+        listed = read(system, "/users", position, **query)
+        assert [entry["id"] for entry in listed["items"]] == [user], query
+    assert read(system, f"/users/{user}", position)["hobbies"] == ["lead"]
+
+
 def test_a_position_the_log_never_reached_is_503_after_the_wait(system: TestClient) -> None:
     user = register(system)
 
