@@ -11,7 +11,7 @@ normalised the way commands normalise the value they match (`domain.values.bound
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -83,11 +83,13 @@ def day(text: str) -> date:
 
 
 def instant(text: str) -> datetime:
-    """An ISO 8601 date and time with `Z` or an offset."""
+    """An ISO 8601 date and time with `Z` or an offset, in UTC (within the years 1 to 9999)."""
     try:
         if INSTANT.fullmatch(text) is None:
             raise ValueError
-        return datetime.fromisoformat(text)
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except OverflowError:
+        raise InvalidValue("must fall within the years 1 to 9999 in UTC") from None
     except ValueError:
         hint = " (a '+' in a URL means a space: write it %2B)" if " " in text else ""
         raise InvalidValue(

@@ -174,6 +174,8 @@ def test_numbers_and_tokens_are_read_strictly(client: TestClient, name: str, val
         ("placed_from", "2026-01-05%2010:00:00Z"),
         ("placed_from", "2026-02-30T10:00:00Z"),
         ("placed_to", "2026-01-05T10:00:00%2B24:00"),
+        ("placed_from", "0001-01-01T00:00:00%2B01:00"),  # before year 1 in UTC
+        ("placed_to", "9999-12-31T23:59:59-01:00"),  # after year 9999 in UTC
     ],
 )
 def test_order_filters_are_read_strictly(client: TestClient, name: str, value: str) -> None:
