@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 from read_api.problems import InvalidParameter
@@ -18,6 +19,8 @@ from read_api.problems import InvalidParameter
 MAC_BYTES = 12
 MAX_CURSOR_LENGTH = 1000
 JSONScalar = str | int
+SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+"""Two unpadded base64url parts; the decoder would skip other characters, so they are refused."""
 
 
 def _b64encode(data: bytes) -> str:
@@ -46,7 +49,7 @@ class CursorCodec:
 
     def decode(self, scope: str, cursor: str, arity: int) -> list[Any]:
         """The sort key inside `cursor`, a list of `arity` strings or integers."""
-        if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
+        if len(cursor) > MAX_CURSOR_LENGTH or SHAPE.fullmatch(cursor) is None:
             raise invalid("is not a cursor returned by this endpoint")
         body, mac = cursor.split(".")
         try:

@@ -1,37 +1,33 @@
 """Queries on orders: a filtered, paged listing and one order with its lines."""
 
 from typing import Annotated
-from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Path, Query, Request
 
-from domain.orders.order import OrderStatus
 from read_api import schemas
 from read_api.catalog import ORDERS
-from read_api.metrics import MeteredRoute
 from read_api.paging import cut, key_time, key_uuid, scope
-from read_api.params import DEFAULT_LIMIT, Cursor, Limit
+from read_api.params import DEFAULT_LIMIT, Cursor, Instant, Limit, Status, Uuid
 from read_api.problems import InvalidParameter
-from read_api.reading import Reader, reads
+from read_api.reading import Reader, ReadRoute, reads
 from read_api.side import read_side
 from read_api.stores import base
 from read_api.stores.base import OrdersQuery
 
-router = APIRouter(prefix="/orders", tags=["orders"], route_class=MeteredRoute)
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=ReadRoute)
 
 
 @router.get("", response_model=schemas.OrdersPage)
 async def list_orders(
     request: Request,
     reader: Annotated[Reader, reads(ORDERS)],
-    user_id: Annotated[UUID | None, Query(description="Orders of this user.")] = None,
-    status: Annotated[OrderStatus | None, Query(description="Orders in this status.")] = None,
+    user_id: Annotated[Uuid | None, Query(description="Orders of this user.")] = None,
+    status: Annotated[Status | None, Query(description="Orders in this status.")] = None,
     placed_from: Annotated[
-        AwareDatetime | None, Query(description="Placed at or after (ISO 8601 with offset).")
+        Instant | None, Query(description="Placed at or after (ISO 8601 with offset).")
     ] = None,
     placed_to: Annotated[
-        AwareDatetime | None, Query(description="Placed before (ISO 8601 with offset).")
+        Instant | None, Query(description="Placed before (ISO 8601 with offset).")
     ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -71,7 +67,10 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=schemas.Order)
-async def get_order(order_id: UUID, reader: Annotated[Reader, reads(ORDERS)]) -> schemas.Order:
+async def get_order(
+    order_id: Annotated[Uuid, Path(description="The order's id.")],
+    reader: Annotated[Reader, reads(ORDERS)],
+) -> schemas.Order:
     """One order with its lines."""
     found = await reader.read(lambda stores: stores.relational.order(order_id))
     if found is None:

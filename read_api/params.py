@@ -1,62 +1,100 @@
-"""Query and path parameters shared by the read endpoints, with their validation."""
+"""Query and path parameters of the read endpoints, parsed strictly before any store call.
+
+Every parameter arrives as text. Pydantic's own coercions are laxer than this API promises (they
+read `1.0`, ` 5` and `1_000` as integers, `nan` as a number of seconds, a Unix time as a datetime,
+a UUID without hyphens), so each parameter's text goes through a parser here first; the declared
+type only documents it. A parser refuses with a message and the 422 names the parameter
+(`query.<name>` or `path.<name>`). Text filters obey the system's one text rule and are
+normalised the way commands normalise the value they match (`domain.values.bounded_text`).
+"""
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Query
-from pydantic import AfterValidator
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from domain.errors import InvalidValue
-from domain.values import country_code, currency_code
+from domain.orders.order import OrderStatus
+from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
+from domain.values import bounded_text, country_code, currency_code, plain_text
 from eventlog.settings import CONTEXTS, Settings
 from read_api.problems import InvalidParameter
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-POSITION = re.compile(r"^([a-z]+):(\d{1,18})$")
+MAX_CODE_LENGTH = 10
+"""Longer than any padded ISO code worth parsing; the domain check says why a code is wrong."""
+
+INTEGER = re.compile(r"[0-9]{1,9}")
+SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+POSITION = re.compile(r"([a-z]+):([0-9]{1,18})")
 
 
-def _domain_check(check: Callable[[str], str]) -> AfterValidator:
-    """Run a domain value check inside pydantic, so its message lands on the parameter."""
+def strictly(parse: Callable[[str], Any]) -> BeforeValidator:
+    """Parse a parameter's text with `parse`; its InvalidValue becomes the parameter's 422."""
 
-    def validate(value: str) -> str:
+    def validate(value: object) -> object:
+        if not isinstance(value, str):
+            return value  # a default, not something the client sent
         try:
-            return check(value)
+            return parse(value)
         except InvalidValue as error:
-            raise ValueError(str(error)) from None
+            raise PydanticCustomError("invalid_parameter", str(error)) from None
 
-    return AfterValidator(validate)
+    return BeforeValidator(validate)
 
 
-CountryCode = Annotated[str, _domain_check(country_code)]
-CurrencyCode = Annotated[str, _domain_check(currency_code)]
+def integer(text: str) -> int:
+    if INTEGER.fullmatch(text) is None:
+        raise InvalidValue("must be a whole number in ASCII digits, such as 50")
+    return int(text)
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")]
-Cursor = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        description="The `next_cursor` of the previous page, with the same filters.",
-    ),
-]
-PositionQuery = Annotated[
-    str | None,
-    Query(
-        description="Read-your-writes: the `position` a command returned (`<context>:<n>`). "
-        "The answer waits until the read models behind this endpoint reflect it, or is a 503.",
-        examples=["users:120"],
-    ),
-]
-WaitQuery = Annotated[
-    float | None,
-    Query(
-        ge=0,
-        description="Seconds to wait for `position` (default `STRATA_READ_WAIT_DEFAULT_SECONDS`,"
-        " at most `STRATA_READ_WAIT_MAX_SECONDS`).",
-    ),
-]
+
+def seconds(text: str) -> float:
+    if SECONDS.fullmatch(text) is None:
+        raise InvalidValue("must be a number of seconds in ASCII digits, such as 2 or 0.5")
+    return float(text)
+
+
+def canonical_uuid(text: str) -> UUID:
+    if CANONICAL_UUID.fullmatch(text) is None:
+        raise InvalidValue("must be a UUID in its canonical 8-4-4-4-12 hexadecimal form")
+    return UUID(text)
+
+
+def day(text: str) -> date:
+    try:
+        if DAY.fullmatch(text) is None:
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidValue("must be a day as YYYY-MM-DD, such as 2026-01-31") from None
+
+
+def instant(text: str) -> datetime:
+    """An ISO 8601 date and time with `Z` or an offset, in UTC (within the years 1 to 9999)."""
+    try:
+        if INSTANT.fullmatch(text) is None:
+            raise ValueError
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except OverflowError:
+        raise InvalidValue("must fall within the years 1 to 9999 in UTC") from None
+    except ValueError:
+        hint = " (a '+' in a URL means a space: write it %2B)" if " " in text else ""
+        raise InvalidValue(
+            "must be an ISO 8601 time with an offset, such as 2026-01-31T09:30:00Z" + hint
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -69,14 +107,99 @@ class Position:
 
 
 def parse_position(text: str) -> Position:
-    match = POSITION.match(text)
+    match = POSITION.fullmatch(text)
     if match is None or match.group(1) not in CONTEXTS:
-        raise InvalidParameter(
-            "position",
-            f"must be <context>:<n> with a context among {', '.join(CONTEXTS)} and an integer n,"
-            f" got {text[:50]!r}",
+        raise InvalidValue(
+            f"must be <context>:<n> with a context among {', '.join(CONTEXTS)} and n in ASCII"
+            " digits, such as users:120"
         )
     return Position(match.group(1), int(match.group(2)))
+
+
+def position_text(text: str) -> str:
+    parse_position(text)
+    return text
+
+
+def search_key(text: str) -> str:
+    """A filter in the case the projections index (`name_lower`, `hobby_lower` hold lower())."""
+    return text.lower()
+
+
+def city(text: str) -> str:
+    """Matches the city exactly as `UserProfile.change_location` stored it."""
+    return bounded_text(text, field="city", max_length=MAX_CITY_LENGTH)
+
+
+def hobby(text: str) -> str:
+    """Matches a hobby as `UserProfile.add_hobby` stored it, in any case."""
+    return search_key(bounded_text(text, field="hobby", max_length=MAX_HOBBY_LENGTH))
+
+
+def name_prefix(text: str) -> str:
+    """The start of a name, lower-cased like `name_lower`. Names are stored stripped, so leading
+    whitespace is dropped; trailing whitespace is kept: `Ada ` finds "Ada Lovelace", not "Adam"."""
+    prefix = plain_text(text, field="name_prefix").lstrip()
+    if not 1 <= len(prefix) <= MAX_NAME_LENGTH:
+        raise InvalidValue(f"name_prefix must be 1 to {MAX_NAME_LENGTH} characters")
+    return search_key(prefix)
+
+
+def code(field: str, check: Callable[[str], str]) -> Callable[[str], str]:
+    """An ISO code parameter: the text rule, a length bound, then the domain's own check."""
+
+    def parse(text: str) -> str:
+        if len(plain_text(text, field=field)) > MAX_CODE_LENGTH:
+            raise InvalidValue(f"{field} is too long to be a code, got {len(text)} characters")
+        return check(text)
+
+    return parse
+
+
+def order_status(text: str) -> OrderStatus:
+    try:
+        return OrderStatus(text)
+    except ValueError:
+        known = ", ".join(status.value for status in OrderStatus)
+        raise InvalidValue(f"must be one of {known}") from None
+
+
+CountryCode = Annotated[str, strictly(code("country", country_code))]
+CurrencyCode = Annotated[str, strictly(code("currency", currency_code))]
+Uuid = Annotated[UUID, strictly(canonical_uuid)]
+Day = Annotated[date, strictly(day)]
+Instant = Annotated[datetime, strictly(instant)]
+Status = Annotated[OrderStatus, strictly(order_status)]
+City = Annotated[str, strictly(city)]
+Hobby = Annotated[str, strictly(hobby)]
+NamePrefix = Annotated[str, strictly(name_prefix)]
+
+Limit = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_LIMIT), strictly(integer)],
+    Query(description=f"Items per page, 1 to {MAX_LIMIT}."),
+]
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        description="The `next_cursor` of the previous page, with the same filters.",
+    ),
+]
+PositionQuery = Annotated[
+    Annotated[str, strictly(position_text)] | None,
+    Query(
+        description="Read-your-writes: the `position` a command returned (`<context>:<n>`). "
+        "The answer waits until the read models behind this endpoint reflect it, or is a 503.",
+        examples=["users:120"],
+    ),
+]
+WaitQuery = Annotated[
+    Annotated[float, Field(ge=0), strictly(seconds)] | None,
+    Query(
+        description="Seconds to wait for `position` (default `STRATA_READ_WAIT_DEFAULT_SECONDS`,"
+        " at most `STRATA_READ_WAIT_MAX_SECONDS`).",
+    ),
+]
 
 
 def wait_seconds(wait: float | None, settings: Settings) -> float:

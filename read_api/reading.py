@@ -1,9 +1,11 @@
 """One endpoint's read: wait for a requested position, query the stores, say what it reflects.
 
-Routes declare the projections behind them with `reads(...)`; the dependency handles the
-`position` and `wait` parameters and yields a `Reader`, whose `read` runs the store query and sets
-`X-Read-Position` to the checkpoints read just before the data (so the answer reflects at least
-those positions).
+Routes declare the projections behind them with `reads(...)`; the dependency takes the
+`position` and `wait` parameters and yields a `Reader`. Its `read` first waits for the position,
+so that no request waits before every one of its parameters is known to be valid, then runs the
+store query and sets `X-Read-Position` to the checkpoints read just before the data (so the
+answer reflects at least those positions). Read routes use `ReadRoute`: metered, with their query
+string checked (`read_api.query_string`).
 """
 
 from collections.abc import Callable
@@ -13,22 +15,37 @@ from fastapi import Depends, Request, Response
 from starlette.exceptions import HTTPException
 
 from read_api.catalog import Positions, Projection, position_header
+from read_api.metrics import MeteredRoute
 from read_api.params import Position, PositionQuery, WaitQuery, parse_position, wait_seconds
 from read_api.problems import READ_POSITION, PositionNotReached
+from read_api.query_string import QueryCheckedRoute
 from read_api.side import ReadSide, read_side
 from read_api.stores import ReadStores
 
 T = TypeVar("T")
 
 
+class ReadRoute(MeteredRoute, QueryCheckedRoute):
+    """The route class of every read endpoint: metered, query string checked (in that order, so
+    the metrics count the 422s of the check too)."""
+
+
 class Reader:
-    def __init__(self, side: ReadSide, projections: tuple[Projection, ...], response: Response):
+    def __init__(
+        self,
+        side: ReadSide,
+        projections: tuple[Projection, ...],
+        response: Response,
+        awaited: tuple[Position, float] | None = None,
+    ):
         self.side = side
         self._projections = projections
         self._response = response
+        self._awaited = awaited
+        """The position to wait for before the first read, with the timeout."""
         self._header = ""
 
-    async def wait_for(self, position: Position, timeout: float) -> None:
+    async def _wait_for(self, position: Position, timeout: float) -> None:
         behind = [p for p in self._projections if position.context in p.contexts]
         if not behind:
             return  # nothing behind this endpoint folds that context's events
@@ -45,6 +62,10 @@ class Reader:
             raise PositionNotReached(str(position), header, timeout)
 
     async def read(self, query: Callable[[ReadStores], T]) -> T:
+        if self._awaited is not None:
+            position, timeout = self._awaited
+            self._awaited = None
+            await self._wait_for(position, timeout)
         stores = self.side.stores
 
         def checkpoints_then_data() -> tuple[Positions, T]:
@@ -71,9 +92,7 @@ def reads(*projections: Projection) -> Any:
     ) -> Reader:
         side = read_side(request)
         timeout = wait_seconds(wait, side.settings)
-        reader = Reader(side, projections, response)
-        if position is not None:
-            await reader.wait_for(parse_position(position), timeout)
-        return reader
+        awaited = None if position is None else (parse_position(position), timeout)
+        return Reader(side, projections, response, awaited)
 
     return Depends(reader)

@@ -1,21 +1,19 @@
 """Queries on money: daily sales per currency, and the top spenders of a currency."""
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
 from read_api import schemas
 from read_api.catalog import DAILY_SALES, TOP_SPENDERS
-from read_api.metrics import MeteredRoute
 from read_api.paging import cut, key_day, key_text, scope
-from read_api.params import DEFAULT_LIMIT, CurrencyCode, Cursor, Limit
+from read_api.params import DEFAULT_LIMIT, CurrencyCode, Cursor, Day, Limit
 from read_api.problems import InvalidParameter
-from read_api.reading import Reader, reads
+from read_api.reading import Reader, ReadRoute, reads
 from read_api.side import read_side
 from read_api.stores.base import SalesQuery
 
-router = APIRouter(tags=["sales"], route_class=MeteredRoute)
+router = APIRouter(tags=["sales"], route_class=ReadRoute)
 
 
 @router.get("/sales/daily", response_model=schemas.SalesPage)
@@ -24,10 +22,10 @@ async def daily_sales(
     reader: Annotated[Reader, reads(DAILY_SALES)],
     currency: Annotated[CurrencyCode | None, Query(description="ISO 4217 code.")] = None,
     day_from: Annotated[
-        date | None, Query(alias="from", description="First UTC day (inclusive).")
+        Day | None, Query(alias="from", description="First UTC day (inclusive).")
     ] = None,
     day_to: Annotated[
-        date | None, Query(alias="to", description="Last UTC day (inclusive).")
+        Day | None, Query(alias="to", description="Last UTC day (inclusive).")
     ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,

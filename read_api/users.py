@@ -1,26 +1,49 @@
 """Queries on users: the profile document, the order stats, and the directory."""
 
-from typing import Annotated
-from uuid import UUID
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
 from read_api import schemas
 from read_api.catalog import USER_PROFILES, USER_STATS, USERS_DIRECTORY
-from read_api.metrics import MeteredRoute
 from read_api.paging import cut, key_text, key_uuid, scope
-from read_api.params import DEFAULT_LIMIT, CountryCode, Cursor, Limit
-from read_api.reading import Reader, reads
+from read_api.params import (
+    DEFAULT_LIMIT,
+    City,
+    CountryCode,
+    Cursor,
+    Hobby,
+    Limit,
+    NamePrefix,
+    Uuid,
+)
+from read_api.reading import Reader, ReadRoute, reads
 from read_api.side import read_side
 from read_api.stores import ReadStores, base
 from read_api.stores.base import DirectoryQuery
 
-router = APIRouter(prefix="/users", tags=["users"], route_class=MeteredRoute)
+router = APIRouter(prefix="/users", tags=["users"], route_class=ReadRoute)
 
 
-def _text(max_length: int, description: str) -> object:
-    return Query(min_length=1, max_length=max_length, description=description)
+def _text(max_length: int, description: str) -> Any:
+    return Query(
+        description=description,
+        json_schema_extra={"minLength": 1, "maxLength": max_length},
+    )
+
+
+UserIdPath = Annotated[Uuid, Path(description="The user's id.")]
+CityFilter = Annotated[
+    City | None, _text(MAX_CITY_LENGTH, "Exact city name; surrounding spaces are ignored.")
+]
+HobbyFilter = Annotated[
+    Hobby | None, _text(MAX_HOBBY_LENGTH, "A hobby, any case; surrounding spaces are ignored.")
+]
+NamePrefixFilter = Annotated[
+    NamePrefix | None,
+    _text(MAX_NAME_LENGTH, "Start of the name, any case; leading spaces are ignored."),
+]
 
 
 @router.get("", response_model=schemas.DirectoryPage)
@@ -30,21 +53,14 @@ async def directory(
     country: Annotated[
         CountryCode | None, Query(description="ISO 3166-1 alpha-2 code, any case.")
     ] = None,
-    city: Annotated[str | None, _text(MAX_CITY_LENGTH, "Exact city name.")] = None,
-    hobby: Annotated[str | None, _text(MAX_HOBBY_LENGTH, "A hobby, any case.")] = None,
-    name_prefix: Annotated[
-        str | None, _text(MAX_NAME_LENGTH, "Start of the name, any case.")
-    ] = None,
+    city: CityFilter = None,
+    hobby: HobbyFilter = None,
+    name_prefix: NamePrefixFilter = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> schemas.DirectoryPage:
     """Users by name (then id), filtered by any of country, city, hobby and name prefix."""
-    filters = {
-        "country": country,
-        "city": city,
-        "hobby": hobby.lower() if hobby else None,
-        "name_prefix": name_prefix.lower() if name_prefix else None,
-    }
+    filters = {"country": country, "city": city, "hobby": hobby, "name_prefix": name_prefix}
     bound_to = scope("users_directory", filters)
     after = None
     if cursor is not None:
@@ -82,7 +98,7 @@ def _entry(entry: base.DirectoryEntry) -> schemas.DirectoryEntry:
 
 @router.get("/{user_id}", response_model=schemas.Profile)
 async def profile(
-    user_id: UUID, reader: Annotated[Reader, reads(USER_PROFILES)]
+    user_id: UserIdPath, reader: Annotated[Reader, reads(USER_PROFILES)]
 ) -> schemas.Profile:
     """The user's profile document."""
     found = await reader.read(lambda stores: stores.key_value.profile(user_id))
@@ -104,7 +120,7 @@ async def profile(
 
 @router.get("/{user_id}/stats", response_model=schemas.Stats)
 async def stats(
-    user_id: UUID, reader: Annotated[Reader, reads(USER_PROFILES, USER_STATS)]
+    user_id: UserIdPath, reader: Annotated[Reader, reads(USER_PROFILES, USER_STATS)]
 ) -> schemas.Stats:
     """Orders created and money spent per currency. Zero for a known user without orders."""
 

@@ -70,11 +70,23 @@ class PostgresDatabase:
             timeout=timeout,
             kwargs={"connect_timeout": max(1, round(timeout))},
             configure=_configure,
+            check=self._check,
             open=False,
             name="read-models",
         )
         # Connections are made in the background: the API starts while the database is down.
         self._pool.open(wait=False)
+
+    def _check(self, conn: psycopg.Connection[Row]) -> None:
+        """Check a connection on checkout (one round trip), so that one the server dropped (a
+        restart) is replaced instead of failing a read. A dropped one means the server most
+        likely dropped them all: the pool checks every idle connection at once, rather than
+        finding them out one checkout at a time, with growing pauses between."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            self._pool.check()
+            raise
 
     @contextmanager
     def session(self) -> Iterator[PostgresSession]:

@@ -13,12 +13,18 @@ from typing import cast
 from uuid import UUID
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from read_api.catalog import TOP_SPENDERS, USER_PROFILES, USER_STATS, Positions, Projection
 from read_api.stores.base import Profile, Spender, Stats
 from read_api.stores.versions import ActiveVersions
 
 SPENT_FIELD = "spent:"
+RECONNECT_ONCE = Retry(NoBackoff(), retries=1, supported_errors=(redis.ConnectionError,))
+"""A pooled connection Redis closed (a restart, CLIENT KILL) is re-made at once and the command
+sent again; a Redis that is down still fails the read promptly (a 503), and a timeout is not
+retried: the request's deadline already bounds it."""
 
 
 def checkpoint_key(projection: Projection, context: str) -> str:
@@ -72,6 +78,7 @@ class RedisKeyValue:
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
             health_check_interval=30,
+            retry=RECONNECT_ONCE,
         )
 
     def _active(self, projection: Projection) -> Projection:

@@ -95,6 +95,39 @@ def test_orders_payments_and_refunds_reach_every_order_model(system: TestClient)
     ]
 
 
+def test_values_commands_stored_trimmed_are_found_by_padded_queries(system: TestClient) -> None:
+    user = register(system, name="  Ada Lovelace ")
+    command(system, "put", f"/users/{user}/location", {"city": " Paris ", "country": " fr"})
+    position = command(system, "post", f"/users/{user}/hobbies", {"hobby": " lead"})
+
+    for query in (
+        {"hobby": " lead"},
+        {"hobby": "LEAD "},
+        {"city": " Paris"},
+        {"name_prefix": " ada"},
+    ):
+        listed = read(system, "/users", position, **query)
+        assert [entry["id"] for entry in listed["items"]] == [user], query
+    assert read(system, f"/users/{user}", position)["hobbies"] == ["lead"]
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/read/users?name_prefix=%00", "query.name_prefix"),
+        ("/read/users?hobby=%ED%A0%80", "query.hobby"),
+        ("/read/users?limit=1&limit=2", "query.limit"),
+        ("/read/orders?placed_from=1700000000", "query.placed_from"),
+        ("/read/leaderboards/%FF/top-spenders", "path.currency"),
+    ],
+)
+def test_bad_parameters_under_read_are_422_naming_them(
+    system: TestClient, url: str, field: str
+) -> None:
+    body = assert_problem(system.get(url), 422, field)
+    assert [error["field"] for error in body["errors"]] == [field]
+
+
 def test_a_position_the_log_never_reached_is_503_after_the_wait(system: TestClient) -> None:
     user = register(system)
 

@@ -205,6 +205,49 @@ def test_directory_filters_walk_exactly_the_matching_users(
     assert all(item["hobbies"] == sorted(item["hobbies"], key=str.lower) for item in walked)
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("hobby=%20lead", ["Ada Lovelace", "Adam Smith"]),
+        ("hobby=LEAD%20%20", ["Ada Lovelace", "Adam Smith"]),
+        ("hobby=%C2%A0Lead%E3%80%80", ["Ada Lovelace", "Adam Smith"]),  # Unicode spaces
+        ("city=%20Paris%20", ["Ada Lovelace", "Adam Smith"]),
+        ("city=paris", []),  # a city matches exactly
+        ("name_prefix=%20%20ADA", ["Ada Lovelace", "Adam Smith"]),
+        ("name_prefix=ada%20", ["Ada Lovelace"]),  # trailing space is part of a prefix
+        ("country=%20fr%20", ["Ada Lovelace", "Adam Smith"]),
+    ],
+)
+def test_directory_filters_are_normalised_like_the_commands_that_store_the_values(
+    client: TestClient, backend: Backend, query: str, expected: list[str]
+) -> None:
+    # As the commands stored " Ada Lovelace ", city " Paris ", hobbies " lead" and "Lead ".
+    backend.write.directory_entry(
+        uuid.uuid4(), "Ada Lovelace", city="Paris", country="FR", hobbies=["lead"]
+    )
+    backend.write.directory_entry(
+        uuid.uuid4(), "Adam Smith", city="Paris", country="FR", hobbies=["Lead"]
+    )
+
+    response = client.get(f"/users?{query}")
+
+    assert response.status_code == 200, response.text
+    assert [entry["name"] for entry in response.json()["items"]] == expected
+
+
+def test_a_cursor_continues_the_same_filters_however_they_were_spelt(
+    client: TestClient, backend: Backend
+) -> None:
+    for name in ("Ada", "Bea", "Cy"):
+        backend.write.directory_entry(uuid.uuid4(), name, hobbies=["lead"])
+
+    first = client.get("/users?hobby=%20LEAD&limit=1").json()
+    rest = client.get(f"/users?hobby=lead&limit=5&cursor={first['next_cursor']}")
+
+    assert rest.status_code == 200, rest.text
+    assert [e["name"] for e in first["items"] + rest.json()["items"]] == ["Ada", "Bea", "Cy"]
+
+
 def test_directory_entries_carry_the_listed_fields(client: TestClient, backend: Backend) -> None:
     user = uuid.uuid4()
     backend.write.directory_entry(

@@ -1,0 +1,78 @@
+"""Checks on the raw query string, for what parsed parameters can no longer tell.
+
+Starlette decodes a query string leniently: invalid UTF-8 after percent-decoding becomes U+FFFD,
+raw non-ASCII bytes are read as Latin-1, and of a repeated parameter only the last value is kept.
+A read route therefore first checks, for each of its own parameters, that the value is
+percent-encoded UTF-8 and that the parameter is given at most once; otherwise the answer is a 422
+naming it. Parameters a route does not know are ignored, as is conventional.
+"""
+
+from collections import Counter
+from collections.abc import Callable, Collection, Coroutine
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+Problem = tuple[str, str]
+"""(parameter name, what is wrong with it)."""
+
+
+def _decoded(raw: bytes) -> str | None:
+    """The text of a percent-encoded name or value (`+` is a space), or None if not UTF-8."""
+    if not raw.isascii():
+        return None
+    try:
+        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def query_string_problems(raw: bytes, names: Collection[str]) -> list[Problem]:
+    """What is wrong in `raw` with the parameters called `names` (empty when nothing is)."""
+    problems: list[Problem] = []
+    seen: Counter[str] = Counter()
+    for pair in raw.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        name = _decoded(raw_name)
+        if name is None or name not in names:
+            continue  # an unknown parameter: ignored
+        seen[name] += 1
+        if _decoded(raw_value) is None:
+            problems.append((name, "must be UTF-8, with every byte outside ASCII percent-encoded"))
+    problems += [(name, f"was given {n} times; give it once") for name, n in seen.items() if n > 1]
+    return problems
+
+
+def _rejection(problems: list[Problem]) -> RequestValidationError:
+    return RequestValidationError(
+        [
+            {"loc": ("query", name), "msg": message, "type": "query_string"}
+            for name, message in problems
+        ]
+    )
+
+
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters of a route, its dependencies' included."""
+    names = frozenset(field.alias for field in dependant.query_params)
+    return names.union(*(query_names(sub) for sub in dependant.dependencies))
+
+
+class QueryCheckedRoute(APIRoute):
+    """An APIRoute that refuses its own parameters when undecodable or repeated."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        names = query_names(self.dependant)
+
+        async def checked(request: Request) -> Response:
+            problems = query_string_problems(request.scope.get("query_string", b""), names)
+            if problems:
+                raise _rejection(problems)
+            return await handler(request)
+
+        return checked
