@@ -77,7 +77,8 @@ class ExpectedVersions:
         if self.any_existing:
             return "any existing version"
         if not self.versions:
-            return "no version at all"  # e.g. only weak tags were given: they never match
+            # e.g. HTTP If-Match with weak tags only: they never match, so no version is named
+            return "a named version (the condition names none that can match)"
         return "version " + " or ".join(str(version) for version in sorted(self.versions))
 
 

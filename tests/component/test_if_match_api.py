@@ -30,7 +30,7 @@ def test_a_list_split_over_several_field_lines_is_one_list(client: TestClient) -
 @pytest.mark.parametrize(
     ("if_match", "detail"),
     [
-        ('W/"1"', "not at no version at all"),  # weak: never matches under strong comparison
+        ('W/"1"', "the condition names none that can match"),  # weak: never matches
         ('"2"', "is at version 1, not at version 2"),
         ('"2", "3"', "not at version 2 or 3"),
         ('"0"', "not at version 0"),

@@ -135,7 +135,7 @@ def test_expected_versions_admit_exactly_their_versions(
     ("expected", "text"),
     [
         (ExpectedVersions(frozenset({3, 1})), "version 1 or 3"),
-        (ExpectedVersions(), "no version at all"),
+        (ExpectedVersions(), "a named version (the condition names none that can match)"),
         (ANY_EXISTING_VERSION, "any existing version"),
     ],
 )
