@@ -185,13 +185,21 @@ class ConsumerRunner:
         )
 
     async def step(self, subscription: JetStreamContext.PullSubscription) -> int:
-        """Fetch one batch, apply and commit it, then ack it; the number of messages fetched."""
+        """Fetch one batch, apply and commit it, then ack it; then retry the parked events whose
+        pause is over. The number of messages fetched."""
         try:
             fetched = await subscription.fetch(
                 self.options.batch_size, timeout=self.options.fetch_timeout
             )
         except TimeoutError:
-            return 0
+            fetched = []
+        if fetched:
+            await self._handle(fetched)
+        if self.engine.retries_due(self.context):
+            await asyncio.to_thread(self.engine.retry_due, self.context)
+        return len(fetched)
+
+    async def _handle(self, fetched: Sequence[Msg]) -> None:
         messages, readable = await self._decode(fetched)
         started = time.monotonic()
         outcome = await self._apply(messages, readable)
@@ -203,7 +211,6 @@ class ConsumerRunner:
             self.last_event_time = outcome.last_event_time
         if self._observe is not None:
             self._observe(self, outcome, time.monotonic() - started)
-        return len(fetched)
 
     async def _decode(self, fetched: Sequence[Msg]) -> tuple[list[Message], list[Msg]]:
         messages: list[Message] = []

@@ -197,6 +197,7 @@ class FakeTarget:
         self.applied: list[int] = []
         self.parked: list[tuple[int, str, int]] = []
         self.position = 0
+        self.commits = 0
         self.projection: OpsProjection = UserStats()
 
     @property
@@ -215,6 +216,7 @@ class FakeTarget:
         return heads
 
     def commit(self, context: str, steps: Sequence[Step]) -> None:
+        self.commits += 1
         for step in steps:  # all or nothing
             left = self.failing.get(step.message.position, 0)
             if isinstance(step, Apply) and left:
@@ -240,33 +242,29 @@ def _messages(*positions: int) -> list[Message]:
     ]
 
 
-def test_a_failing_event_is_retried_with_the_policys_pauses_then_parked_with_its_aggregate():
-    target = FakeTarget(failing={11: 99})
-    pauses: list[float] = []
-    engine = Engine(target, RetryPolicy(delays=(0.1, 0.5, 2.0)), sleep=pauses.append)
+def test_a_failing_event_is_set_aside_at_once_with_its_aggregate_and_the_batch_commits():
+    target = FakeTarget(failing={11: 99, 13: 99})
+    engine = Engine(target, RetryPolicy(delays=(60.0,)))
 
     outcome = engine.handle("orders", _messages(10, 11, 12, 21, 13, 31))
 
-    assert pauses == [0.1, 0.5, 2.0]
-    assert target.applied == [10, 12, 13]
+    # one commit per failing event, then the one that goes through: no pause, no retry in line
+    assert target.commits == 3
+    assert target.applied == [10, 12]
     assert target.parked == [
-        (11, "ValueError: boom", 4),
+        (11, "ValueError: boom", 1),
+        (13, "ValueError: boom", 1),
         (21, "blocked by position 11", 0),
         (31, "blocked by position 11", 0),
     ]
-    assert (outcome.applied, outcome.parked, outcome.checkpoint) == (3, 3, Checkpoint(31))
+    assert (outcome.applied, outcome.parked, outcome.checkpoint) == (2, 4, Checkpoint(31))
 
 
-def test_a_transient_failure_applies_on_a_retry_and_parks_nothing():
-    target = FakeTarget(failing={11: 2})
-    pauses: list[float] = []
-    engine = Engine(target, RetryPolicy(delays=(0.1, 0.5, 2.0)), sleep=pauses.append)
+def test_the_retry_policy_spaces_the_attempts_then_gives_up():
+    policy = RetryPolicy(delays=(0.5, 2.0, 10.0))
 
-    engine.handle("orders", _messages(11, 12))
-
-    # once in the batch, once alone, then applied on the second attempt alone
-    assert pauses == [0.1]
-    assert (target.applied, target.parked) == ([11, 12], [])
+    assert policy.attempts == 4
+    assert [policy.delay_after(n) for n in range(5)] == [None, 0.5, 2.0, 10.0, None]
 
 
 def test_duplicates_and_disorder_inside_a_batch_are_sorted_out():
