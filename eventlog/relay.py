@@ -134,6 +134,8 @@ class RelayConfig:
     poll_interval: float = 1.0
     lock_retry_interval: float = 0.5
     retry_interval: float = 1.0
+    retry_pauses: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
+    """Pauses before reconnecting after consecutive failed sessions (the last one repeats)."""
     connect_timeout: int = 2
 
     @classmethod
@@ -342,19 +344,26 @@ class Relay:
             ack_timeout=self._config.ack_timeout,
         )
         await window.open()
+        failures = 0
         try:
             while not stop.is_set():
                 try:
-                    await self._session(stop, window)
-                except psycopg.Error as error:
+                    published = await self._session(stop, window)
+                except ForeignMessage:
+                    raise  # no safe resume point: a person must look
+                except Exception as error:  # an outage, whatever it raises: wait and retry
+                    published = self.active
                     log.warning(
-                        "the relay's event store session failed; not publishing: %s",
-                        error,
+                        "the relay's session failed; not publishing: %s",
+                        str(error).strip() or type(error).__name__,
                         extra=self._log_extra,
+                        exc_info=not isinstance(error, psycopg.Error | PersistenceError),
                     )
                 finally:
                     self._set_active(False)
-                await _pause(stop, self._config.retry_interval)
+                failures = 0 if published else failures + 1
+                pauses = self._config.retry_pauses
+                await _pause(stop, pauses[min(failures, len(pauses) - 1)])
         finally:
             await window.close()
             log.info("relay stopped", extra=self._log_extra)
@@ -363,7 +372,8 @@ class Relay:
         self.active = active
         self._metrics.active.set(1 if active else 0)
 
-    async def _session(self, stop: asyncio.Event, window: PublishWindow) -> None:
+    async def _session(self, stop: asyncio.Event, window: PublishWindow) -> bool:
+        """Connect, win the lock, relay; True if it got as far as relaying."""
         async with await psycopg.AsyncConnection.connect(
             self._database_url,
             autocommit=True,
@@ -380,11 +390,12 @@ class Relay:
                 log.info("another relay holds the lock: standing by", extra=self._log_extra)
                 while not await session.try_lock():
                     if await _pause(stop, self._config.lock_retry_interval):
-                        return
+                        return False
             self._set_active(True)
             log.info("holding the relay lock: publishing", extra=self._log_extra)
             await session.prepare()
             await self._relay(session, window, stop)
+            return True
 
     async def _relay(
         self, session: StoreSession, window: PublishWindow, stop: asyncio.Event

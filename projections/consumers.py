@@ -58,6 +58,11 @@ class SequenceGap(RuntimeError):
     """The consumer skipped stream sequences: re-attach at the checkpoint."""
 
 
+class Reconnected(Exception):
+    """The NATS connection was re-established since the consumer attached: re-attach, as a pull
+    subscription may not recover from a server restart by itself (nats.py#504)."""
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -68,6 +73,7 @@ class ConsumerRunner:
         *,
         backfill: Backfill | None = None,
         observe: BatchObserver | None = None,
+        reconnects: Callable[[], int] | None = None,
     ) -> None:
         self._js = js
         self.engine = engine
@@ -75,6 +81,9 @@ class ConsumerRunner:
         self.options = options or ConsumerOptions()
         self._backfill = backfill
         self._observe = observe
+        self._reconnects = reconnects or (lambda: 0)
+        self._attached_after = 0
+        """The connection's reconnect count when the consumer attached."""
         self.name = consumer_name(engine.projection, stream.context)
         self.attached = False
         self.checkpoint = Checkpoint()
@@ -96,6 +105,10 @@ class ConsumerRunner:
                 failures = 0
                 while not stopping.is_set():
                     await self.step(subscription)
+                    if self._reconnects() != self._attached_after:
+                        raise Reconnected
+            except Reconnected:
+                logger.info("consumer %s: NATS reconnected; re-attaching", self.name)
             except Exception:
                 pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
                 failures += 1
@@ -117,6 +130,7 @@ class ConsumerRunner:
         """(Re)create the durable consumer at the stream sequence after the checkpoint (or at
         `start`, to force a redelivery: what the checkpoint covers is skipped anyway)."""
         target = self.engine.target
+        self._attached_after = self._reconnects()
         self.engine.reload(self.context)
         checkpoint = await asyncio.to_thread(target.checkpoint, self.context)
         info = await self._js.stream_info(self.stream.name)
