@@ -211,7 +211,7 @@ class StackProjector:
         """What keeps the projector from being ready (empty when ready)."""
         found: dict[str, str] = {}
         if not self.leader.held:
-            found["leader"] = "standby: another projector holds the lock"
+            found["leader"] = "standby: not holding the projector lock"
             return found
         if self._nc is None or not self._nc.is_connected:
             found["nats"] = "not connected"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -206,7 +207,26 @@ def test_every_process_heals_by_itself_after_an_outage(stack: Stack, server: str
     assert " exited " not in stack.supervisor_log()  # healed by itself, not restarted
     server_errors = {s: n for s, n in commands.answers.items() if s >= 500 and s != 503}
     assert server_errors == {}, commands.answers
+    _assert_reads_its_writes(stack)
     _assert_caught_up_and_equal_to_a_clean_rebuild(stack)
+
+
+def _assert_reads_its_writes(stack: Stack) -> None:
+    """The first reads after the outage are answered (no dead pooled connection is drawn): a
+    user registered now is read back at its position, from Redis and from PostgreSQL."""
+    write = f"http://127.0.0.1:{stack.ports['write-api']}"
+    read = f"http://127.0.0.1:{stack.ports['read-api']}"
+    created = httpx.post(
+        f"{write}/users", json={"name": "After", "email": f"after-{uuid.uuid4().hex}@example.com"}
+    )
+    assert created.status_code == 201, created.text
+    user, position = created.json()["id"], created.json()["position"]
+    wait = {"position": position, "wait": 10}
+    profile = httpx.get(f"{read}/users/{user}", params=wait, timeout=15)
+    assert profile.status_code == 200, profile.text
+    listed = httpx.get(f"{read}/users", params={**wait, "name_prefix": "After"}, timeout=15)
+    assert listed.status_code == 200, listed.text
+    assert user in listed.text
 
 
 def _outage(stack: Stack, server: str) -> None:
