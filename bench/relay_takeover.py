@@ -1,8 +1,9 @@
 """Relay takeover: kill -9 of the active relay → the hot standby publishes the next event.
 
 Two `strata-relay --context users` processes on fresh databases `strata_bench_takeover_users` /
-`_orders` and a stream namespace of their own. Each round: an event is relayed, the active relay
-gets SIGKILL, and at once one more event is appended; the round measures, from the kill:
+`_orders` and a stream namespace of their own (its streams are deleted at the end). Each round:
+an event is relayed, the active relay gets SIGKILL, and at once one more event is appended; the
+round measures, from the kill:
 
 - **lock**: the standby logs "holding the relay lock" (it tries the lock every 0.5 s);
 - **resumed**: it logs "resuming after position ..." (LISTEN, read the stream's last message);
@@ -23,6 +24,7 @@ Exit 0; 2 if a relay did not start or a takeover did not happen within 30 s.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -41,6 +43,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+from nats.js.errors import NotFoundError
 from psycopg.sql import SQL, Identifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -134,6 +137,18 @@ def _stream_tip(settings: Settings) -> int:
     return asyncio.run(read())
 
 
+async def _delete_streams(settings: Settings) -> None:
+    nc = await connect(settings, name="bench-takeover")
+    try:
+        for context in ("users", "orders"):
+            with contextlib.suppress(NotFoundError):
+                await nc.jetstream().delete_stream(
+                    ContextStream(context, settings.stream_namespace).name
+                )
+    finally:
+        await nc.close()
+
+
 def _append(services: Services) -> int:
     ctx = CommandContext()
     services.users.register(ctx, "Takeover", f"t{uuid.uuid4().hex[:12]}@example.com")
@@ -181,7 +196,7 @@ def main() -> None:
         users_database_url=f"{arguments.pg}/{names[0]}",
         orders_database_url=f"{arguments.pg}/{names[1]}",
         nats_url=arguments.nats,
-        stream_namespace=f"bench{uuid.uuid4().hex[:8]}",
+        stream_namespace=f"takeover{uuid.uuid4().hex[:8]}",
         group_commit=False,
     )
     services = build_services(settings)
@@ -217,6 +232,7 @@ def main() -> None:
         active.stop()
         standby.stop()
         services.close()
+        asyncio.run(_delete_streams(settings))
     summary = {
         stage: {
             "median": statistics.median(r[stage] for r in rounds),
