@@ -19,10 +19,8 @@ exactly once and in position order.
 """
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import nats.errors
 import psycopg
@@ -30,7 +28,6 @@ from eventsourcing.persistence import PersistenceError
 from nats.aio.client import Client as NatsClient
 from nats.js.api import RawStreamMsg
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from psycopg.sql import SQL, Identifier, Literal
 
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import (
@@ -42,6 +39,7 @@ from eventlog.jetstream import (
     last_message,
 )
 from eventlog.recorders import PostgresSideRecordRecorder
+from eventlog.relay_store import PageReader, StoreSession
 from eventlog.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,14 +56,6 @@ EVENT_TYPE = "Strata-Event-Type"
 SCHEMA_VERSION = "Strata-Schema-Version"
 CORRELATION_ID = "Strata-Correlation-Id"
 CAUSATION_ID = "Strata-Causation-Id"
-
-SERVER_KEEPALIVES = {
-    "tcp_keepalives_idle": Literal(5),
-    "tcp_keepalives_interval": Literal(2),
-    "tcp_keepalives_count": Literal(3),
-    "tcp_user_timeout": Literal(10_000),
-}
-"""The server side of the lock connection's keepalives (seconds; milliseconds for the last)."""
 
 NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
 """What a NATS request raises while the server is unreachable or slow."""
@@ -120,12 +110,6 @@ def tip_of(message: RawStreamMsg) -> Tip:
     return Tip(int(position), str(message_id))
 
 
-def lock_key(stream: ContextStream) -> int:
-    """The advisory lock of a stream's relay: a stable signed 64-bit hash of its name."""
-    digest = hashlib.blake2b(f"strata-relay:{stream.name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 @dataclass(frozen=True)
 class RelayConfig:
     page_size: int = 500
@@ -134,6 +118,8 @@ class RelayConfig:
     poll_interval: float = 1.0
     lock_retry_interval: float = 0.5
     retry_interval: float = 1.0
+    retry_pauses: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
+    """Pauses before reconnecting after consecutive failed sessions (the last one repeats)."""
     connect_timeout: int = 2
 
     @classmethod
@@ -189,116 +175,6 @@ class RelayMetrics:
         ).labels(context)
 
 
-class StoreSession:
-    """The relay's own connection to its event store (not from the library's pool): it holds
-    the relay lock, listens for commits and keeps the checkpoint."""
-
-    def __init__(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        recorder: PostgresSideRecordRecorder,
-        context: str,
-        stream: ContextStream,
-    ) -> None:
-        self._conn = conn
-        self._channel = Identifier(recorder.channel_name)
-        self._key = lock_key(stream)
-        self._stream_name = stream.name
-        schema = Identifier(recorder.datastore.schema)
-        events = Identifier(recorder.events_table_name)
-        checkpoints = Identifier(f"{context}_relay_checkpoint")
-        self._create_checkpoints = SQL(
-            "CREATE TABLE IF NOT EXISTS {}.{} (stream text PRIMARY KEY,"
-            " position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
-        ).format(schema, checkpoints)
-        self._select_checkpoint = SQL("SELECT position FROM {}.{} WHERE stream = %s").format(
-            schema, checkpoints
-        )
-        self._upsert_checkpoint = SQL(
-            "INSERT INTO {}.{} (stream, position) VALUES (%s, %s) ON CONFLICT (stream)"
-            " DO UPDATE SET position = excluded.position, updated_at = now()"
-        ).format(schema, checkpoints)
-        self._max_position = SQL("SELECT max(notification_id) FROM {}.{}").format(schema, events)
-
-    async def keep_alive_both_ways(self) -> None:
-        """Have the server notice a vanished relay within seconds too (the operating system's
-        default is two hours), so that its lock passes to the standby after a network split."""
-        for setting, value in SERVER_KEEPALIVES.items():
-            await self._conn.execute(SQL("SET {} = {}").format(Identifier(setting), value))
-
-    async def try_lock(self) -> bool:
-        cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", [self._key])
-        row = await cursor.fetchone()
-        return bool(row and row[0])
-
-    async def prepare(self) -> None:
-        await self._conn.execute(self._create_checkpoints)
-        await self._conn.execute(SQL("LISTEN {}").format(self._channel))
-
-    async def checkpoint(self) -> int:
-        cursor = await self._conn.execute(self._select_checkpoint, [self._stream_name])
-        row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
-    async def save_checkpoint(self, position: int) -> None:
-        await self._conn.execute(self._upsert_checkpoint, [self._stream_name, position])
-
-    async def max_position(self) -> int:
-        cursor = await self._conn.execute(self._max_position)
-        row = await cursor.fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    async def wait_for_commit(self, timeout: float, stop: asyncio.Event) -> None:
-        """Return on the first NOTIFY of an append, after `timeout` seconds, or on `stop`."""
-        notified = asyncio.ensure_future(self._notified(timeout))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({notified, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            notified.cancel()  # only when stopping: the connection is closed next
-            stopping.cancel()
-        if notified.done() and not notified.cancelled():
-            notified.result()  # raises if the connection failed
-
-    async def _notified(self, timeout: float) -> None:
-        async for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-            pass
-        async for _ in self._conn.notifies(timeout=0):
-            pass  # the ones that arrived together: one read covers them all
-
-
-class PageReader:
-    """Reads pages of envelopes in a worker thread. While a full page is being acknowledged,
-    the page after it is already read (a page read early is still complete: under the table
-    lock, anything that commits later has a higher position)."""
-
-    def __init__(self, recorder: PostgresSideRecordRecorder, context: str, page_size: int) -> None:
-        self._recorder = recorder
-        self._context = context
-        self.page_size = page_size
-        self._ahead: tuple[int, asyncio.Future[list[EventEnvelope]]] | None = None
-
-    async def read(self, after: int) -> list[EventEnvelope]:
-        if self._ahead is not None and self._ahead[0] == after:
-            page, self._ahead = self._ahead[1], None
-            return await page
-        self.discard()
-        return await asyncio.to_thread(self._select, after)
-
-    def read_ahead(self, after: int) -> None:
-        self.discard()
-        self._ahead = (after, asyncio.ensure_future(asyncio.to_thread(self._select, after)))
-
-    def discard(self) -> None:
-        if self._ahead is not None:
-            page, self._ahead = self._ahead[1], None
-            page.add_done_callback(lambda done: done.cancelled() or done.exception())
-            page.cancel()
-
-    def _select(self, after: int) -> list[EventEnvelope]:
-        return self._recorder.select_envelopes(self._context, after, self.page_size)
-
-
 async def _pause(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep up to `seconds`; True if `stop` was set meanwhile."""
     try:
@@ -342,19 +218,26 @@ class Relay:
             ack_timeout=self._config.ack_timeout,
         )
         await window.open()
+        failures = 0
         try:
             while not stop.is_set():
                 try:
-                    await self._session(stop, window)
-                except psycopg.Error as error:
+                    published = await self._session(stop, window)
+                except ForeignMessage:
+                    raise  # no safe resume point: a person must look
+                except Exception as error:  # an outage, whatever it raises: wait and retry
+                    published = self.active
                     log.warning(
-                        "the relay's event store session failed; not publishing: %s",
-                        error,
+                        "the relay's session failed; not publishing: %s",
+                        str(error).strip() or type(error).__name__,
                         extra=self._log_extra,
+                        exc_info=not isinstance(error, psycopg.Error | PersistenceError),
                     )
                 finally:
                     self._set_active(False)
-                await _pause(stop, self._config.retry_interval)
+                failures = 0 if published else failures + 1
+                pauses = self._config.retry_pauses
+                await _pause(stop, pauses[min(failures, len(pauses) - 1)])
         finally:
             await window.close()
             log.info("relay stopped", extra=self._log_extra)
@@ -363,7 +246,8 @@ class Relay:
         self.active = active
         self._metrics.active.set(1 if active else 0)
 
-    async def _session(self, stop: asyncio.Event, window: PublishWindow) -> None:
+    async def _session(self, stop: asyncio.Event, window: PublishWindow) -> bool:
+        """Connect, win the lock, relay; True if it got as far as relaying."""
         async with await psycopg.AsyncConnection.connect(
             self._database_url,
             autocommit=True,
@@ -380,11 +264,12 @@ class Relay:
                 log.info("another relay holds the lock: standing by", extra=self._log_extra)
                 while not await session.try_lock():
                     if await _pause(stop, self._config.lock_retry_interval):
-                        return
+                        return False
             self._set_active(True)
             log.info("holding the relay lock: publishing", extra=self._log_extra)
             await session.prepare()
             await self._relay(session, window, stop)
+            return True
 
     async def _relay(
         self, session: StoreSession, window: PublishWindow, stop: asyncio.Event

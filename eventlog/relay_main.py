@@ -85,7 +85,13 @@ def open_event_store(
     tables exist the relay logs the error and retries.
     """
     lean = settings.model_copy(update={"worker_threads": 2})  # a small pool is plenty
-    env = event_store_env(lean, context) | {f"{context.upper()}_CREATE_TABLE": "n"}
+    prefix = context.upper()
+    # Check pooled connections on checkout: after a database restart they are all dead, and
+    # each would otherwise fail a page read and cost a re-sync.
+    env = event_store_env(lean, context) | {
+        f"{prefix}_CREATE_TABLE": "n",
+        f"{prefix}_POSTGRES_PRE_PING": "y",
+    }
     factory = InfrastructureFactory.construct(Environment(context, env))
     recorder = factory.application_recorder()
     if not isinstance(recorder, PostgresSideRecordRecorder):

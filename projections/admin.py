@@ -4,13 +4,13 @@
 - **retry**: apply the parked event again, then the events parked behind it (same projection
   and aggregate), in position order, each exactly once and without moving checkpoints; stops at
   the first that fails again, which stays parked with its new error. Only the first parked event
-  of an aggregate can be retried, so per-aggregate order holds.
+  of an aggregate can be retried, so per-aggregate order holds. (The projector retries a parked
+  event by itself a few times first: see :mod:`projections.retrying`.)
 - **skip**: give up on a parked event. The events parked behind it stay parked until retried.
 """
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from redis import Redis
 
@@ -20,22 +20,12 @@ from projections.active import ActiveTarget
 from projections.catalog import READ_DATABASE, following_targets
 from projections.dead_letters import DeadLetter, Status
 from projections.engine import Target
-from projections.model import ProjectionFailed
+from projections.retrying import RetryResult, retry_chain
 from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
-
-_MAX_ROUNDS = 10
 
 
 class DeadLetterError(Exception):
     """The request cannot be carried out (unknown id, not parked, out of order)."""
-
-
-@dataclass(frozen=True)
-class RetryResult:
-    retried: list[int] = field(default_factory=list)
-    """Ids applied and marked 'retried', in order."""
-    failed: DeadLetter | None = None
-    """The entry that failed again (still parked, with its new error), if any."""
 
 
 class DeadLetterAdmin:
@@ -78,20 +68,7 @@ class DeadLetterAdmin:
                 f"dead letter {letter_id} is blocked by {chain[0].id} (position"
                 f" {chain[0].position}) of the same aggregate: retry or skip that one first"
             )
-        retried: list[int] = []
-        for _ in range(_MAX_ROUNDS):  # events parked while we work join the chain
-            for entry in chain:
-                try:
-                    target.reapply(entry)
-                except ProjectionFailed as failure:
-                    with self._db.transaction() as tx:
-                        dead_letters.record_failure(tx, entry.id, failure.error, entry.attempts + 1)
-                    return RetryResult(retried, self.show(entry.id))
-                retried.append(entry.id)
-            chain = self._chain(letter)
-            if not chain:
-                break
-        return RetryResult(retried)
+        return retry_chain(self._db, target, letter)
 
     def skip(self, letter_id: int) -> DeadLetter:
         self._parked(letter_id)

@@ -38,10 +38,13 @@ def catch_up(
     until: int | None = None,
 ) -> int:
     """Apply the context's log after the lowest checkpoint of `engines` up to its end (or to
-    position `until`), one page at a time; each engine skips what it already has. Returns
-    the number of events read."""
+    position `until`), one page at a time; each engine skips what it already has. Parked events
+    whose retry is due are retried first. Returns the number of events read."""
     if not engines:
         return 0
+    for engine in engines:
+        if engine.retries_due(context):
+            engine.retry_due(context)
     positions = {engine: engine.target.checkpoint(context).position for engine in engines}
     read = 0
     while True:

@@ -58,6 +58,11 @@ class SequenceGap(RuntimeError):
     """The consumer skipped stream sequences: re-attach at the checkpoint."""
 
 
+class Reconnected(Exception):
+    """The NATS connection was re-established since the consumer attached: re-attach, as a pull
+    subscription may not recover from a server restart by itself (nats.py#504)."""
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -68,6 +73,7 @@ class ConsumerRunner:
         *,
         backfill: Backfill | None = None,
         observe: BatchObserver | None = None,
+        reconnects: Callable[[], int] | None = None,
     ) -> None:
         self._js = js
         self.engine = engine
@@ -75,6 +81,9 @@ class ConsumerRunner:
         self.options = options or ConsumerOptions()
         self._backfill = backfill
         self._observe = observe
+        self._reconnects = reconnects or (lambda: 0)
+        self._attached_after = 0
+        """The connection's reconnect count when the consumer attached."""
         self.name = consumer_name(engine.projection, stream.context)
         self.attached = False
         self.checkpoint = Checkpoint()
@@ -96,6 +105,10 @@ class ConsumerRunner:
                 failures = 0
                 while not stopping.is_set():
                     await self.step(subscription)
+                    if self._reconnects() != self._attached_after:
+                        raise Reconnected
+            except Reconnected:
+                logger.info("consumer %s: NATS reconnected; re-attaching", self.name)
             except Exception:
                 pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
                 failures += 1
@@ -117,6 +130,7 @@ class ConsumerRunner:
         """(Re)create the durable consumer at the stream sequence after the checkpoint (or at
         `start`, to force a redelivery: what the checkpoint covers is skipped anyway)."""
         target = self.engine.target
+        self._attached_after = self._reconnects()
         self.engine.reload(self.context)
         checkpoint = await asyncio.to_thread(target.checkpoint, self.context)
         info = await self._js.stream_info(self.stream.name)
@@ -185,13 +199,21 @@ class ConsumerRunner:
         )
 
     async def step(self, subscription: JetStreamContext.PullSubscription) -> int:
-        """Fetch one batch, apply and commit it, then ack it; the number of messages fetched."""
+        """Fetch one batch, apply and commit it, then ack it; then retry the parked events whose
+        pause is over. The number of messages fetched."""
         try:
             fetched = await subscription.fetch(
                 self.options.batch_size, timeout=self.options.fetch_timeout
             )
         except TimeoutError:
-            return 0
+            fetched = []
+        if fetched:
+            await self._handle(fetched)
+        if self.engine.retries_due(self.context):
+            await asyncio.to_thread(self.engine.retry_due, self.context)
+        return len(fetched)
+
+    async def _handle(self, fetched: Sequence[Msg]) -> None:
         messages, readable = await self._decode(fetched)
         started = time.monotonic()
         outcome = await self._apply(messages, readable)
@@ -203,7 +225,6 @@ class ConsumerRunner:
             self.last_event_time = outcome.last_event_time
         if self._observe is not None:
             self._observe(self, outcome, time.monotonic() - started)
-        return len(fetched)
 
     async def _decode(self, fetched: Sequence[Msg]) -> tuple[list[Message], list[Msg]]:
         messages: list[Message] = []

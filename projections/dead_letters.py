@@ -1,6 +1,7 @@
 """Parked events (`dead_letters`, in the SQL read database): record, look up, list, resolve.
 
-An event a projection keeps failing on is parked with its error; later events of the same
+An event a projection fails on is parked with its error (and retried on a schedule, see
+:mod:`projections.retrying`); later events of the same
 aggregate for the same projection are parked behind it (error ``blocked by position <p>``), so
 per-aggregate order holds while other aggregates keep flowing. Resolving them (retry, skip) is
 in :mod:`projections.admin`.
@@ -100,6 +101,29 @@ def parked_heads(tx: Tx, projection: str, version: int, context: str) -> dict[UU
         [projection, version, context],
     )
     return {_uuid(row[0]): int(row[1]) for row in rows}
+
+
+def heads(tx: Tx, projection: str, version: int, context: str) -> list[DeadLetter]:
+    """The first parked event of each aggregate, in position order."""
+    rows = tx.query(
+        f"SELECT {_COLUMNS} FROM dead_letters"  # noqa: S608
+        " WHERE projection = ? AND version = ? AND context = ? AND status = 'parked'"
+        " ORDER BY position",
+        [projection, version, context],
+    )
+    first: dict[UUID, DeadLetter] = {}
+    for letter in map(_letter, rows):
+        first.setdefault(letter.aggregate_id, letter)
+    return list(first.values())
+
+
+def find(tx: Tx, projection: str, version: int, context: str, position: int) -> DeadLetter | None:
+    row = tx.query_one(
+        f"SELECT {_COLUMNS} FROM dead_letters"  # noqa: S608
+        " WHERE projection = ? AND version = ? AND context = ? AND position = ?",
+        [projection, version, context, position],
+    )
+    return None if row is None else _letter(row)
 
 
 def get(tx: Tx, letter_id: int) -> DeadLetter | None:

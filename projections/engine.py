@@ -6,11 +6,14 @@ For one (projection, context) a batch goes through:
 2. plan each remaining one: apply it, or park it if its aggregate already has a parked event;
 3. commit the plan as one unit (one transaction, or one Redis pipeline) with the checkpoint.
 
-If the projection raises on an event (:class:`ProjectionFailed`), the batch falls back to one
-commit per event: the failing event is retried with backoff, then parked with its error, and
-the later events of its aggregate are parked behind it; other aggregates keep flowing and the
-checkpoint moves past parked events. Infrastructure errors (a lost connection) propagate: the
-caller retries the batch later, and the checkpoint makes that safe.
+If the projection raises on an event (:class:`ProjectionFailed`), that event is set aside at
+once: parked with its error, the later events of its aggregate parked behind it, and the batch
+committed again without it. So a failing event holds nothing back for longer than its batch:
+other aggregates flow and the checkpoint moves past parked events. The engine retries the set
+aside event between batches on the policy's schedule (:mod:`projections.retrying`); once the
+attempts are spent it stays parked for a person. Infrastructure errors (a lost connection, a
+Redis that is down) are never parked: they propagate, the caller retries the batch later, and
+the checkpoint makes that safe.
 """
 
 import logging
@@ -32,7 +35,10 @@ from projections.model import (
     ProjectionFailed,
     Step,
 )
+from projections.retrying import RetryPolicy, RetrySchedule, log_parked
 from projections.sql import SqlDatabase
+
+__all__ = ["Engine", "Outcome", "RetryPolicy", "Target"]
 
 logger = logging.getLogger("strata.projections")
 
@@ -69,17 +75,6 @@ class Target(Protocol):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Pauses between attempts at an event the projection raised on; then it is parked."""
-
-    delays: tuple[float, ...] = (0.1, 0.5, 2.0)
-
-    @property
-    def attempts(self) -> int:
-        return len(self.delays) + 1
-
-
-@dataclass(frozen=True)
 class Outcome:
     applied: int = 0
     parked: int = 0
@@ -93,22 +88,25 @@ class Engine:
         self,
         target: Target,
         policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
         self.policy = policy or RetryPolicy()
-        self._sleep = sleep
+        self._clock = clock
         self._checkpoints: dict[str, Checkpoint] = {}
         """The checkpoint per context as this engine last committed it (a lower bound: another
         writer can only have moved it further, which the target's commit catches)."""
+        self._schedules: dict[str, RetrySchedule] = {}
 
     def reload(self, context: str | None = None) -> None:
-        """Forget the checkpoint kept in memory (of `context`, or of all): the next batch reads
-        it from the target."""
+        """Forget what is kept in memory (of `context`, or of all): the next batch reads the
+        checkpoint, and the next retry round the dead letters, from the target."""
         if context is None:
             self._checkpoints.clear()
+            self._schedules.clear()
         else:
             self._checkpoints.pop(context, None)
+            self._schedules.pop(context, None)
 
     @property
     def projection(self) -> Projection:
@@ -126,19 +124,21 @@ class Engine:
         self._checkpoints.pop(context, None)  # unknown until this batch commits
         parked = self.target.parked_heads(context)
         steps = [self._plan(message, parked) for message in fresh]
-        try:
-            self.target.commit(context, steps)
-        except ProjectionFailed as failure:
-            logger.warning(
-                "batch failed at position %d, applying it event by event",
-                failure.position,
-                extra={"projection": self.projection.label, "context": context},
-            )
-            steps = self._one_by_one(context, steps, parked)
+        steps = self._commit_setting_aside(context, steps, parked)
         outcome = self._outcome(context, steps, duplicates)
         if outcome.checkpoint is not None:
             self._checkpoints[context] = outcome.checkpoint
         return outcome
+
+    def retries_due(self, context: str) -> bool:
+        """Whether `retry_due` has work (cheap: no I/O)."""
+        schedule = self._schedules.get(context)
+        return schedule is None or schedule.has_due()
+
+    def retry_due(self, context: str) -> int:
+        """Retry the parked events whose pause is over (call it between batches); the number
+        of events applied."""
+        return self._schedule(context).run_due()
 
     def _plan(self, message: Message, parked: dict[UUID, int]) -> Step:
         head = parked.get(message.aggregate_id)
@@ -146,42 +146,72 @@ class Engine:
             return Park(message, blocked_error(head), attempts=0)
         return Apply(message)
 
-    def _one_by_one(
-        self, context: str, steps: Sequence[Step], parked: dict[UUID, int]
+    def _commit_setting_aside(
+        self, context: str, steps: list[Step], parked: dict[UUID, int]
     ) -> list[Step]:
-        done: list[Step] = []
-        for planned in steps:
-            step = self._plan(planned.message, parked) if isinstance(planned, Apply) else planned
-            if isinstance(step, Apply):
-                step = self._apply_with_retries(context, step)
-                if isinstance(step, Park):
-                    parked[step.message.aggregate_id] = step.message.position
-            if isinstance(step, Park):
-                self.target.commit(context, [step])
-            done.append(step)
-        return done
-
-    def _apply_with_retries(self, context: str, step: Apply) -> Step:
-        """The step if it applied; a Park with the last error once the attempts are spent."""
-        error = ""
-        for delay in (*self.policy.delays, None):
+        """Commit the batch; each event the projection raises on is parked (with its
+        aggregate's later events) and the batch committed again, until it goes through."""
+        while True:
             try:
-                self.target.commit(context, [step])
+                self.target.commit(context, steps)
             except ProjectionFailed as failure:
-                error = failure.error
-                if delay is not None:
-                    self._sleep(delay)
+                steps = self._set_aside(context, steps, failure, parked)
                 continue
-            return step
-        attempts = self.policy.attempts
-        envelope = step.message.envelope
+            return steps
+
+    def _set_aside(
+        self,
+        context: str,
+        steps: list[Step],
+        failure: ProjectionFailed,
+        parked: dict[UUID, int],
+    ) -> list[Step]:
+        index = next(
+            (
+                i
+                for i, step in enumerate(steps)
+                if isinstance(step, Apply) and step.message.position == failure.position
+            ),
+            None,
+        )
+        if index is None:
+            raise failure  # not an event of this batch: a defect, not a poison event
+        message = steps[index].message
+        parked[message.aggregate_id] = message.position
+        self._report_set_aside(context, message, failure.error)
+        self._schedule(context).set_aside(message.aggregate_id, message.position)
+        after = [
+            self._plan(step.message, parked) if isinstance(step, Apply) else step
+            for step in steps[index + 1 :]
+        ]
+        return [*steps[:index], Park(message, failure.error, attempts=1), *after]
+
+    def _schedule(self, context: str) -> RetrySchedule:
+        schedule = self._schedules.get(context)
+        if schedule is None:
+            schedule = self._schedules[context] = RetrySchedule(
+                self.target,
+                self.projection,
+                context,
+                self.policy,
+                self._clock,
+            )
+        return schedule
+
+    def _report_set_aside(self, context: str, message: Message, error: str) -> None:
+        envelope = message.envelope
+        delay = self.policy.delay_after(1)
+        if delay is None:
+            log_parked(self.projection, context, envelope, 1, error)
+            return
         with correlation(envelope.correlation_id):
-            logger.error(
-                "parked %s.%s at position %d after %d attempts: %s",
+            logger.warning(
+                "set aside %s.%s at position %d (attempt 1 of %d, next in %g s): %s",
                 envelope.aggregate_type,
                 envelope.event_type,
                 envelope.position,
-                attempts,
+                self.policy.attempts,
+                delay,
                 error,
                 extra={
                     "projection": self.projection.label,
@@ -190,7 +220,6 @@ class Engine:
                     "aggregate_id": str(envelope.aggregate_id),
                 },
             )
-        return Park(step.message, error, attempts=attempts)
 
     def _outcome(self, context: str, steps: Sequence[Step], duplicates: int) -> Outcome:
         applied = [step.message for step in steps if isinstance(step, Apply)]

@@ -4,7 +4,8 @@ Each projector start recreates the durable consumers from its checkpoints; two p
 so on the same projections would split the deliveries between them, and the one committing
 later positions first would make the other's batch look like duplicates. So a second projector
 is a hot standby: it waits for the lock and takes over when the holder's session ends (a crash
-ends it at once; keepalives end it within seconds after a network split).
+ends it at once; keepalives end it within seconds after a network split). A holder whose session
+ends (a database restart ends every session) stops consuming and competes for the lock again.
 """
 
 import psycopg
@@ -26,16 +27,23 @@ class LeaderLock:
         self.held = False
 
     def try_acquire(self) -> bool:
-        """Take the lock if it is free; True while this process holds it."""
+        """Take the lock if it is free; True while this process holds it.
+
+        Raises psycopg.Error if the database cannot be reached; the next call reconnects."""
         if self.held:
             return True
-        if self._conn is None:
-            self._conn = psycopg.connect(self._conninfo, autocommit=True)
-            # The server, too, must notice a vanished holder, so the lock is not held forever.
-            self._conn.execute("SET tcp_keepalives_idle = 5")
-        row = self._conn.execute(
-            "SELECT pg_try_advisory_lock(hashtext(%s))", [self._name]
-        ).fetchone()
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self._conninfo, autocommit=True)
+                # The server, too, must notice a vanished holder, so the lock is not held
+                # forever.
+                self._conn.execute("SET tcp_keepalives_idle = 5")
+            row = self._conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", [self._name]
+            ).fetchone()
+        except psycopg.Error:
+            self.release()
+            raise
         self.held = bool(row and row[0])
         return self.held
 

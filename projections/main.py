@@ -2,7 +2,9 @@
 
 Serves `/healthz`, `/readyz` and `/metrics` on STRATA_PROJECTOR_HOST:STRATA_PROJECTOR_PORT.
 SIGTERM or SIGINT: stop fetching, commit and ack the batches in hand, close, exit 0.
-Exit codes: 0 stopped by a signal, 1 invalid settings or a dependency unreachable at start.
+An outage of PostgreSQL, NATS or Redis never ends the process: it waits (not ready), losing the
+leader lock makes it a standby again, and a start that fails is retried with growing pauses.
+Exit codes: 0 stopped by a signal, 1 invalid settings or the HTTP port taken.
 """
 
 import asyncio
@@ -26,6 +28,8 @@ from eventlog.settings import load_settings as load_stack_settings
 from projections.stack import StackProjector, stack_problem
 
 PROG = "strata-projector"
+START_PAUSES = (1.0, 2.0, 5.0, 10.0)
+"""Pauses between a term and the next bid for the lock after failed starts (the last repeats)."""
 logger = logging.getLogger("strata.projector")
 
 
@@ -81,32 +85,44 @@ async def serve(settings: Settings) -> int:
         )
     )
     server_task = asyncio.create_task(server.serve(sockets=[listener]))
-    leading = asyncio.create_task(projector.lead())
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({leading, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    if leading.done() and leading.result() and not stop.is_set():
-        code = await _project(projector, stop)
-    await projector.stop()
+    failed_starts = 0
+    while await projector.lead(stop):
+        if await _project(projector, stop):
+            failed_starts = 0
+        else:
+            failed_starts += 1
+        await projector.stop_consuming()
+        if stop.is_set():
+            break
+        pause = START_PAUSES[min(failed_starts, len(START_PAUSES) - 1)]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+    await projector.close()
     server.should_exit = True
     await server_task
     listener.close()
-    return code
+    return 0
 
 
-async def _project(projector: StackProjector, stop: asyncio.Event) -> int:
-    """Consume until a signal (0), a failed start (1) or the loss of the leader lock (1)."""
+async def _project(projector: StackProjector, stop: asyncio.Event) -> bool:
+    """Consume until a signal or the loss of the leader lock; False if it could not start."""
     try:
         await projector.start()
-    except Exception as error:
-        logger.error("cannot start: %s", error or type(error).__name__, exc_info=error)
-        return 1
+    except Exception as error:  # a dependency is down: stand by and try again
+        logger.error(
+            "cannot start consuming: %s; releasing the lock and trying again",
+            str(error) or type(error).__name__,
+            exc_info=error,
+        )
+        return False
     logger.info("projecting with %d consumers", len(projector.runners))
     stopped = asyncio.create_task(stop.wait())
-    lost = asyncio.create_task(projector.stopped())
-    await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
+    over = asyncio.create_task(projector.term_over())
+    await asyncio.wait({stopped, over}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    over.cancel()
     logger.info("stopping: finishing the batches in hand")
-    return 1 if projector.lost_leadership else 0
+    return True
 
 
 def load_settings() -> Settings:

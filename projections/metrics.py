@@ -1,9 +1,16 @@
-"""Prometheus metrics of the projector: throughput, lag (events and seconds), dead letters."""
+"""Prometheus metrics of the projector: throughput, lag (events and seconds), dead letters.
 
+Only what the projector consumes now is exported: when a rebuild's swap retires a version, its
+series go (a frozen checkpoint of a retired version would read as a stalled projection), and a
+projector that went back to standby exports no checkpoint, lag or attachment gauges.
+"""
+
+import contextlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from projections.consumers import ConsumerRunner
 from projections.engine import Outcome
@@ -72,10 +79,34 @@ class ProjectorMetrics:
             registry=r,
         )
 
-    @staticmethod
-    def _labels(runner: ConsumerRunner) -> tuple[str, str, str]:
+        self._consumer_labels: dict[tuple[str, str], tuple[str, str, str]] = {}
+        """(projection, context) → the labels last exported for it (its version may change)."""
+        self._dead_letter_labels: set[tuple[str, str]] = set()
+
+    @property
+    def _consumer_gauges(self) -> tuple[Gauge, ...]:
+        return (self.checkpoint, self.lag_events, self.lag_seconds, self.attached)
+
+    def _labels(self, runner: ConsumerRunner) -> tuple[str, str, str]:
         p = runner.engine.projection
-        return p.name, str(p.version), runner.context
+        labels = (p.name, str(p.version), runner.context)
+        previous = self._consumer_labels.get((p.name, runner.context))
+        self._consumer_labels[(p.name, runner.context)] = labels
+        if previous is not None and previous != labels:
+            self._retire(previous)
+        return labels
+
+    def _retire(self, labels: tuple[str, str, str]) -> None:
+        """A version no longer consumed: drop its series."""
+        _remove((*self._consumer_gauges, self.applied, self.parked, self.duplicates), labels)
+        if not any(kept[:2] == labels[:2] for kept in self._consumer_labels.values()):
+            _remove((self.batch_seconds,), labels[:2])
+
+    def forget_consumers(self) -> None:
+        """The projector stopped consuming (standby): drop every consumer's gauges."""
+        for labels in self._consumer_labels.values():
+            _remove(self._consumer_gauges, labels)
+        self._consumer_labels.clear()
 
     def observe_batch(self, runner: ConsumerRunner, outcome: Outcome, seconds: float) -> None:
         labels = self._labels(runner)
@@ -105,5 +136,16 @@ class ProjectorMetrics:
     def observe_dead_letters(
         self, projections: Iterable[Projection], depth: Mapping[tuple[str, int], int]
     ) -> None:
+        exported = set()
         for p in projections:
             self.dead_letters.labels(p.name, str(p.version)).set(depth.get((p.name, p.version), 0))
+            exported.add((p.name, str(p.version)))
+        _remove((self.dead_letters,), *(self._dead_letter_labels - exported))
+        self._dead_letter_labels = exported
+
+
+def _remove(metrics: Iterable[MetricWrapperBase], *label_sets: tuple[str, ...]) -> None:
+    for metric in metrics:
+        for labels in label_sets:
+            with contextlib.suppress(KeyError):  # never exported
+                metric.remove(*labels)

@@ -17,6 +17,16 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from redis import Redis, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    MasterDownError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+)
 
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
@@ -154,6 +164,27 @@ class RedisLayout:
         return redis_checkpoint_channel(db, self.root)
 
 
+INFRASTRUCTURE_REPLIES = (
+    AuthenticationError,
+    ClusterDownError,
+    MasterDownError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+)
+"""Error replies about the server's state, not the event: retried like a lost connection."""
+INFRASTRUCTURE_PREFIXES = ("MISCONF", "BUSY")
+"""The same, for replies redis-py reports as a plain ResponseError."""
+
+
+def is_infrastructure_reply(error: ResponseError) -> bool:
+    return isinstance(error, INFRASTRUCTURE_REPLIES) or str(error).startswith(
+        INFRASTRUCTURE_PREFIXES
+    )
+
+
 class CheckpointMoved(RuntimeError):
     """Another writer moved the checkpoint during the batch (two projectors on one model)."""
 
@@ -284,7 +315,7 @@ class RedisDocumentTarget:
         return encode(ops)
 
     def _check(self, message: Message, result: object) -> None:
-        if isinstance(result, ResponseError):
+        if isinstance(result, ResponseError) and not is_infrastructure_reply(result):
             raise ProjectionFailed(message.position, result)
         if isinstance(result, Exception):
             raise result

@@ -245,6 +245,9 @@ class PostgresDatabase(SqlDatabase):
             max_size=pool_size,
             timeout=timeout,
             kwargs={"connect_timeout": max(1, int(timeout))},
+            # A database restart leaves every idle connection dead: test each one on checkout
+            # (an empty query) instead of failing the batch that draws it.
+            check=ConnectionPool.check_connection,
             open=True,
             name="read-models",
         )

@@ -1,5 +1,11 @@
 """The projector of the stack mode, composed: settings → read stores → NATS → one consumer per
-(projection, context), plus the lag and dead-letter watch behind /metrics."""
+(projection, context), plus the lag and dead-letter watch behind /metrics.
+
+A projector is a hot standby until it holds the leader lock (projections/leader.py); then it
+consumes for one term, which ends when the lock's session is lost (the database restarted, a
+network split) or on a signal. After a lost lock it stops its consumers cleanly, releases
+everything and is a standby again: any outage of PostgreSQL, NATS or Redis heals without a
+restart."""
 
 import asyncio
 import contextlib
@@ -10,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import nats.errors
+import psycopg
 from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 from redis import Redis
@@ -32,6 +39,8 @@ logger = logging.getLogger("strata.projections.stack")
 
 WATCH_INTERVAL = 5.0
 STANDBY_RETRY = 0.5
+STANDBY_PAUSES = (0.5, 1.0, 2.0, 5.0)
+"""Pauses while the read database cannot be reached (the last one repeats)."""
 POSITION_HEADER = "Strata-Position"
 
 
@@ -96,83 +105,113 @@ class StackProjector:
         self.metrics = metrics or ProjectorMetrics()
         self.runners: list[ConsumerRunner] = []
         self.targets: list[Target] = []
-        self._stopping = asyncio.Event()
+        self._term_over = asyncio.Event()
+        """Set when this term as the leader ends: a signal, or the lock was lost."""
         self._tasks: list[asyncio.Task[None]] = []
         self._nc: NatsClient | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._stores: Services | None = None
         self._stores_lock = threading.Lock()
-        self.lost_leadership = False
         self.leader = LeaderLock(
             settings.read_database_url, f"strata-projector:{settings.stream_namespace}"
         )
 
-    async def lead(self) -> bool:
-        """Wait as a hot standby until this projector holds the leader lock (False: stopped)."""
-        while not self._stopping.is_set():
-            if await asyncio.to_thread(self.leader.try_acquire):
-                logger.info("holding the projector lock: consuming")
-                return True
+    async def lead(self, stop: asyncio.Event) -> bool:
+        """Wait as a hot standby until this projector holds the leader lock (False: `stop` was
+        set first). A database that cannot be reached is waited for, with growing pauses."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                if await asyncio.to_thread(self.leader.try_acquire):
+                    logger.info("holding the projector lock: consuming")
+                    return True
+                failures, pause = 0, STANDBY_RETRY
+            except psycopg.Error as error:
+                pause = STANDBY_PAUSES[min(failures, len(STANDBY_PAUSES) - 1)]
+                failures += 1
+                logger.warning(
+                    "standby: cannot reach the read database for the projector lock (%s);"
+                    " trying again in %g s",
+                    str(error).strip() or type(error).__name__,
+                    pause,
+                )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), STANDBY_RETRY)
+                await asyncio.wait_for(stop.wait(), pause)
         return False
 
     async def start(self) -> None:
         """Open the read stores, connect to NATS, make sure the streams exist, start consuming.
 
-        Call it once `lead()` returned True. Raises if a dependency cannot be reached at start.
+        Call it once `lead()` returned True; `stop_consuming()` ends the term (also after a
+        failed start). Raises if a dependency cannot be reached.
         """
         settings = self.settings
+        self._term_over.clear()
         self.targets = following_targets(self.read_db, self.redis, layout=self.layout)
         for target in self.targets:
             await asyncio.to_thread(target.prepare)
-        self._nc = await connect(settings, name="strata-projector")
-        js = self._nc.jetstream()
+        nc = self._nc = await connect(settings, name="strata-projector")
+        js = nc.jetstream()
         for context in CONTEXTS:
             await ensure_stream(js, context, settings)
-        for target in self.targets:
-            for context in target.projection.contexts:
-                self.runners.append(
-                    ConsumerRunner(
-                        js,
-                        Engine(target, self.policy),
-                        context_stream(context, settings),
-                        self.options,
-                        backfill=self._backfill,
-                        observe=self.metrics.observe_batch,
-                    )
-                )
-        # Every consumer runs its batches in a thread; leave room for readiness checks and metrics.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(len(self.runners) + 4, thread_name_prefix="projector")
-        )
-        self._tasks = [asyncio.create_task(runner.run(self._stopping)) for runner in self.runners]
+        self.runners = [
+            ConsumerRunner(
+                js,
+                Engine(target, self.policy),
+                context_stream(context, settings),
+                self.options,
+                backfill=self._backfill,
+                observe=self.metrics.observe_batch,
+                reconnects=lambda: int(nc.stats["reconnects"]),
+            )
+            for target in self.targets
+            for context in target.projection.contexts
+        ]
+        if self._executor is None:
+            # Every consumer runs its batches in a thread; leave room for checks and metrics.
+            self._executor = ThreadPoolExecutor(
+                len(self.runners) + 4, thread_name_prefix="projector"
+            )
+            asyncio.get_running_loop().set_default_executor(self._executor)
+        self._tasks = [asyncio.create_task(runner.run(self._term_over)) for runner in self.runners]
         self._tasks.append(asyncio.create_task(self._watch()))
 
-    async def stop(self, timeout: float = 30.0) -> None:
-        """Finish the batches in hand (commit and ack them), then close every connection."""
-        self._stopping.set()
+    async def term_over(self) -> None:
+        """Returns once this term as the leader ends (the lock was lost, or it was stopped)."""
+        await self._term_over.wait()
+
+    async def stop_consuming(self, timeout: float = 30.0) -> None:
+        """End the term: finish the batches in hand (commit and ack them), close the NATS
+        connection, release the lock. The projector is a standby again."""
+        self._term_over.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=timeout)
             for task in pending:
                 task.cancel()
+        self._tasks = []
+        self.runners = []
         if self._nc is not None:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await asyncio.wait_for(self._nc.drain(), 5)
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(self._nc.close(), 5)
+            self._nc = None
+        self.metrics.forget_consumers()
+        await asyncio.to_thread(self.leader.release)
+
+    async def close(self) -> None:
+        """Close every connection (after `stop_consuming`)."""
+        await self.stop_consuming()
         self.redis.close()
         self.read_db.close()
         if self._stores is not None:
             self._stores.close()
-        self.leader.release()
-
-    async def stopped(self) -> None:
-        """Returns once the projector stops on its own (it lost the leader lock)."""
-        await self._stopping.wait()
 
     async def problems(self) -> dict[str, str]:
         """What keeps the projector from being ready (empty when ready)."""
         found: dict[str, str] = {}
         if not self.leader.held:
-            found["leader"] = "standby: another projector holds the lock"
+            found["leader"] = "standby: not holding the projector lock"
             return found
         if self._nc is None or not self._nc.is_connected:
             found["nats"] = "not connected"
@@ -205,18 +244,19 @@ class StackProjector:
         )
 
     async def _watch(self) -> None:
-        while not self._stopping.is_set():
+        while not self._term_over.is_set():
             if not await asyncio.to_thread(self.leader.still_held):
-                logger.error("lost the projector lock: stopping so a standby can take over")
-                self.lost_leadership = True
-                self._stopping.set()
+                logger.error(
+                    "lost the projector lock (its database session ended): back to standby"
+                )
+                self._term_over.set()
                 return
             try:
                 await self._observe()
             except Exception as error:  # noqa: BLE001 - metrics only; logged, retried
                 logger.warning("could not refresh the lag metrics: %s", error)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), WATCH_INTERVAL)
+                await asyncio.wait_for(self._term_over.wait(), WATCH_INTERVAL)
 
     async def _observe(self) -> None:
         assert self._nc is not None

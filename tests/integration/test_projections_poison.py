@@ -13,7 +13,7 @@ from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope
 from projections.admin import DeadLetterAdmin, DeadLetterError
 from projections.dump import dump_read_models
-from projections.engine import Engine
+from projections.engine import Engine, RetryPolicy
 from projections.model import Message
 from projections.models import Orders, UserStats
 from projections.ops import Op
@@ -83,6 +83,21 @@ def _engines(side: ReadSide) -> list[Engine]:
     return [Engine(target, FAST) for target in side.targets]
 
 
+def _spend_the_retries(engines: list[Engine]) -> None:
+    """Run the engines' scheduled retries (no pauses with FAST) until the attempts are spent."""
+    for engine in engines:
+        for _ in range(FAST.attempts - 1):
+            engine.retry_due("orders")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def _clean_dump(kind: str, scenario: Scenario, tmp_path: Path) -> dict[str, object]:
     with read_side(kind, tmp_path, name="clean") as empty:
         clean = empty.with_projections([Orders(), UserStats()])
@@ -99,13 +114,15 @@ def test_a_poison_event_is_parked_with_the_rest_of_its_aggregate(
     [poison] = [m for m in messages if m.envelope.data.get("sku") == POISON_SKU]
     behind = [m for m in messages if m.aggregate_id == bad and m.position > poison.position]
 
-    for engine in _engines(side):
+    engines = _engines(side)
+    for engine in engines:
         outcome = engine.handle("orders", messages)
         assert (outcome.applied, outcome.parked) == (
             len(messages) - 1 - len(behind),
             1 + len(behind),
         )
         assert engine.target.checkpoint("orders").position == messages[-1].position
+    _spend_the_retries(engines)
 
     admin = DeadLetterAdmin(side.db, side.targets)
     for name in ("orders", "user_stats"):
@@ -139,6 +156,7 @@ def test_later_batches_keep_parking_the_aggregate_until_it_is_retried(
     engines = _engines(side)
     for engine in engines:
         engine.handle("orders", scenario.messages("orders"))
+    _spend_the_retries(engines)
     scenario.services.orders.mark_paid(ctx, bad)
     later = scenario.messages("orders")[-1:]
     for engine in engines:
@@ -173,9 +191,53 @@ def test_later_batches_keep_parking_the_aggregate_until_it_is_retried(
         assert engine.handle("orders", scenario.messages("orders")).applied == 0
 
 
+def test_a_failing_event_holds_back_only_its_aggregate_and_is_retried_on_schedule(
+    side: ReadSide, scenario: Scenario, tmp_path: Path
+):
+    """Issue 7, item 1: while a poison event waits for its next attempt, the other aggregates'
+    events apply in the same batch and in later ones; the poisoned aggregate's later events
+    wait behind it, and once the projection recovers the scheduled retry applies them in order."""
+    messages = scenario.messages("orders")
+    bad, good = scenario.orders["bad"], scenario.orders["good"]
+    cut = next(i for i, m in enumerate(messages) if m.envelope.data.get("sku") == "G") + 1
+    clock = Clock()
+    policy = RetryPolicy(delays=(30.0, 60.0))
+    engines = [Engine(target, policy, clock=clock) for target in side.targets]
+    admin = DeadLetterAdmin(side.db, side.targets)
+
+    for batch in (messages[:cut], messages[cut:]):
+        for engine in engines:
+            engine.handle("orders", batch)
+            assert engine.target.checkpoint("orders").position == batch[-1].position
+            assert engine.retry_due("orders") == 0  # not due yet: nothing waited for it
+    rows = {row[0]: row for row in dump_read_models(side.targets)["orders"]["orders"]}
+    assert rows[str(good)][3:6] == ["paid", 700, 1]
+    letters = admin.listing(projection="orders")
+    assert [(dl.aggregate_id, dl.attempts) for dl in letters] == [(bad, 1), (bad, 0), (bad, 0)]
+
+    clock.now += 30
+    for engine in engines:
+        assert engine.retry_due("orders") == 0  # still poisoned: a second failed attempt
+    assert admin.show(letters[0].id).attempts == 2
+
+    for target in side.targets:
+        target.projection.poisoned = False  # type: ignore[attr-defined]
+    clock.now += 59
+    assert [engine.retry_due("orders") for engine in engines] == [0] * len(engines)
+    clock.now += 1
+    assert [engine.retry_due("orders") for engine in engines] == [3] * len(engines)
+
+    assert admin.listing() == []
+    assert dump_read_models(side.targets) == _clean_dump(side.kind, scenario, tmp_path)
+    for engine in engines:
+        assert engine.target.checkpoint("orders").position == messages[-1].position
+
+
 def test_skipping_the_poison_lets_the_next_event_be_retried(side: ReadSide, scenario: Scenario):
-    for engine in _engines(side):
+    engines = _engines(side)
+    for engine in engines:
         engine.handle("orders", scenario.messages("orders"))
+    _spend_the_retries(engines)
     admin = DeadLetterAdmin(side.db, side.targets)
     head, second, *rest = admin.listing(projection="orders")
 

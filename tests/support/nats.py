@@ -31,7 +31,7 @@ def require_nats() -> str:
     """The server URL, after checking it answers with JetStream; fail (CI) or skip if not."""
     url = nats_url()
     try:
-        asyncio.run(_probe(url))
+        asyncio.run(probe(url))
     except (TimeoutError, OSError, nats.errors.Error) as error:
         message = f"NATS JetStream at {url} is unreachable: {error!r}"
         if services_required():
@@ -40,7 +40,8 @@ def require_nats() -> str:
     return url
 
 
-async def _probe(url: str) -> None:
+async def probe(url: str) -> None:
+    """Connect and ask for the JetStream account; raises if the server does not answer."""
     nc = await asyncio.wait_for(
         nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False), 3
     )

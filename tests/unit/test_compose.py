@@ -1,7 +1,8 @@
 """compose.yaml and the Dockerfile run only what the project declares.
 
 Every service built from the project runs a console script of pyproject.toml and sets only
-environment variables that the settings model reads; every service has a healthcheck.
+environment variables that the settings model reads; every service has a healthcheck and is
+restarted whenever it exits (issue 7, item 8: deployments supervise their processes).
 """
 
 import json
@@ -18,6 +19,8 @@ from eventlog.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = str(Settings.model_config.get("env_prefix", ""))
+RESTARTING = {"always", "unless-stopped", "on-failure"}
+"""Restart policies that bring back a crashed process without limit (not `no`, `on-failure:N`)."""
 
 
 def console_scripts() -> set[str]:
@@ -64,6 +67,8 @@ def compose_problems(
         healthcheck = service.get("healthcheck") or {}
         if not healthcheck.get("test") or healthcheck.get("disable"):
             problems.append(f"service {name} has no healthcheck")
+        if service.get("restart") not in RESTARTING:
+            problems.append(f"service {name} is not restarted when it exits")
         if "build" not in service:
             continue
         word = first_word(service.get("command"))
@@ -121,7 +126,7 @@ def dockerfile_environment(text: str) -> set[str]:
     return names
 
 
-def test_compose_runs_declared_scripts_with_known_settings_and_healthchecks() -> None:
+def test_compose_runs_declared_scripts_with_known_settings_healthchecks_and_restarts() -> None:
     assert compose_problems(load_compose(), console_scripts(), settings_variables()) == []
 
 
@@ -185,6 +190,7 @@ def test_a_broken_compose_document_is_reported() -> None:
         services:
           write-api:
             build: .
+            restart: "on-failure:3"
             command: uvicorn write_api.app:app
             environment:
               - STRATA_USERS_DATABASE_URL=postgresql://postgres/users
@@ -193,10 +199,12 @@ def test_a_broken_compose_document_is_reported() -> None:
               test: ["CMD", "true"]
           read-api:
             build: .
+            restart: always
             healthcheck:
               test: ["CMD", "true"]
           redis:
             image: redis:7
+            restart: unless-stopped
         """
     )
 
@@ -205,6 +213,7 @@ def test_a_broken_compose_document_is_reported() -> None:
     assert sorted(problems) == [
         "service read-api builds the project but sets no command",
         "service redis has no healthcheck",
+        "service write-api is not restarted when it exits",
         "service write-api runs 'uvicorn', which is not a declared console script",
         "service write-api sets STRATA_NO_SUCH_SETTING, which is not a setting",
     ]

@@ -6,17 +6,20 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from redis import ResponseError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from eventlog.envelope import EventEnvelope
 from eventlog.settings import Settings
 from projections.dead_letters import DeadLetter
 from projections.dump import differences
-from projections.engine import Engine, RetryPolicy
+from projections.engine import Engine, Outcome, RetryPolicy
 from projections.metrics import ProjectorMetrics
 from projections.model import (
     Apply,
@@ -43,9 +46,11 @@ from projections.ops import (
     fill,
     resolve,
 )
+from projections.redis_target import is_infrastructure_reply
 from projections.sql import SqlDatabase
 from projections.stack import stack_problem
 from projections.values import cents, utc_text
+from projections.versions import versioned
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -197,6 +202,7 @@ class FakeTarget:
         self.applied: list[int] = []
         self.parked: list[tuple[int, str, int]] = []
         self.position = 0
+        self.commits = 0
         self.projection: OpsProjection = UserStats()
 
     @property
@@ -215,6 +221,7 @@ class FakeTarget:
         return heads
 
     def commit(self, context: str, steps: Sequence[Step]) -> None:
+        self.commits += 1
         for step in steps:  # all or nothing
             left = self.failing.get(step.message.position, 0)
             if isinstance(step, Apply) and left:
@@ -240,33 +247,29 @@ def _messages(*positions: int) -> list[Message]:
     ]
 
 
-def test_a_failing_event_is_retried_with_the_policys_pauses_then_parked_with_its_aggregate():
-    target = FakeTarget(failing={11: 99})
-    pauses: list[float] = []
-    engine = Engine(target, RetryPolicy(delays=(0.1, 0.5, 2.0)), sleep=pauses.append)
+def test_a_failing_event_is_set_aside_at_once_with_its_aggregate_and_the_batch_commits():
+    target = FakeTarget(failing={11: 99, 13: 99})
+    engine = Engine(target, RetryPolicy(delays=(60.0,)))
 
     outcome = engine.handle("orders", _messages(10, 11, 12, 21, 13, 31))
 
-    assert pauses == [0.1, 0.5, 2.0]
-    assert target.applied == [10, 12, 13]
+    # one commit per failing event, then the one that goes through: no pause, no retry in line
+    assert target.commits == 3
+    assert target.applied == [10, 12]
     assert target.parked == [
-        (11, "ValueError: boom", 4),
+        (11, "ValueError: boom", 1),
+        (13, "ValueError: boom", 1),
         (21, "blocked by position 11", 0),
         (31, "blocked by position 11", 0),
     ]
-    assert (outcome.applied, outcome.parked, outcome.checkpoint) == (3, 3, Checkpoint(31))
+    assert (outcome.applied, outcome.parked, outcome.checkpoint) == (2, 4, Checkpoint(31))
 
 
-def test_a_transient_failure_applies_on_a_retry_and_parks_nothing():
-    target = FakeTarget(failing={11: 2})
-    pauses: list[float] = []
-    engine = Engine(target, RetryPolicy(delays=(0.1, 0.5, 2.0)), sleep=pauses.append)
+def test_the_retry_policy_spaces_the_attempts_then_gives_up():
+    policy = RetryPolicy(delays=(0.5, 2.0, 10.0))
 
-    engine.handle("orders", _messages(11, 12))
-
-    # once in the batch, once alone, then applied on the second attempt alone
-    assert pauses == [0.1]
-    assert (target.applied, target.parked) == ([11, 12], [])
+    assert policy.attempts == 4
+    assert [policy.delay_after(n) for n in range(5)] == [None, 0.5, 2.0, 10.0, None]
 
 
 def test_duplicates_and_disorder_inside_a_batch_are_sorted_out():
@@ -334,6 +337,51 @@ def test_lag_is_zero_when_caught_up_and_the_age_of_the_last_event_when_behind():
     assert math.isnan(metrics.registry.get_sample_value("strata_projection_lag_seconds", labels))
 
 
+def test_a_retired_versions_series_go_and_a_standby_exports_no_consumer_gauges():
+    """Issue 7, item 10: after a rebuild's swap to v2, nothing is exported for v1 any more."""
+    v1 = UserStats()
+    v2 = versioned(v1, 2)
+
+    class Runner:
+        engine = SimpleNamespace(projection=v1)
+        context = "orders"
+        attached = True
+        checkpoint = Checkpoint(375)
+        last_event_time: datetime | None = T
+
+    metrics, runner = ProjectorMetrics(), Runner()
+
+    def sample(name: str, version: int, **labels: str) -> float | None:
+        labels = {"projection": "user_stats", "version": str(version), **labels}
+        return metrics.registry.get_sample_value(name, labels)
+
+    metrics.observe_batch(runner, Outcome(applied=3), 0.01)  # type: ignore[arg-type]
+    metrics.observe_lag(runner, 375)  # type: ignore[arg-type]
+    metrics.observe_dead_letters([v1], {("user_stats", 1): 2})
+    assert sample("strata_projection_checkpoint_position", 1, context="orders") == 375
+    assert sample("strata_projection_dead_letters", 1) == 2
+
+    runner.engine.projection = v2  # the swap: the consumer now writes v2
+    metrics.observe_lag(runner, 380)  # type: ignore[arg-type]
+    metrics.observe_dead_letters([v2], {})
+
+    for name in (
+        "strata_projection_checkpoint_position",
+        "strata_projection_lag_events",
+        "strata_projection_consumer_attached",
+        "strata_projection_events_applied_total",
+    ):
+        assert sample(name, 1, context="orders") is None, name
+    assert sample("strata_projection_batch_seconds_count", 1) is None
+    assert sample("strata_projection_dead_letters", 1) is None
+    assert sample("strata_projection_checkpoint_position", 2, context="orders") == 375
+    assert sample("strata_projection_dead_letters", 2) == 0
+
+    metrics.forget_consumers()  # back to standby
+    assert sample("strata_projection_checkpoint_position", 2, context="orders") is None
+    assert sample("strata_projection_consumer_attached", 2, context="orders") is None
+
+
 def test_dump_differences_name_the_path_of_each_mismatch():
     live = {"orders": {"orders": [["a", 1], ["b", 2]]}, "top": {"top:EUR": [["u", 5]]}}
     rebuilt = {"orders": {"orders": [["a", 1], ["b", 3]]}, "top": {}}
@@ -344,3 +392,20 @@ def test_dump_differences_name_the_path_of_each_mismatch():
         "$.top.top:EUR: missing",
     ]
     assert len(differences({"x": list(range(50))}, {"x": [-1] * 50}, limit=5)) == 5
+
+
+@pytest.mark.parametrize(
+    ("reply", "infrastructure"),
+    [
+        (ReadOnlyError("You can't write against a read only replica."), True),
+        (OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), True),
+        (ResponseError("MISCONF Redis is configured to save RDB snapshots, but ..."), True),
+        (ResponseError("BUSY Redis is busy running a script."), True),
+        (ResponseError("Error running script (call to f_1): user_script:9: bad argument"), False),
+        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+    ],
+)
+def test_redis_replies_about_the_server_are_retried_not_parked(
+    reply: ResponseError, infrastructure: bool
+) -> None:
+    assert is_infrastructure_reply(reply) is infrastructure
