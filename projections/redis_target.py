@@ -17,16 +17,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from redis import Redis, ResponseError
-from redis.exceptions import (
-    AuthenticationError,
-    ClusterDownError,
-    MasterDownError,
-    NoPermissionError,
-    NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    TryAgainError,
-)
+from redis import exceptions as redis_errors
 
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
@@ -165,14 +156,14 @@ class RedisLayout:
 
 
 INFRASTRUCTURE_REPLIES = (
-    AuthenticationError,
-    ClusterDownError,
-    MasterDownError,
-    NoPermissionError,
-    NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    TryAgainError,
+    redis_errors.AuthenticationError,
+    redis_errors.ClusterDownError,
+    redis_errors.MasterDownError,
+    redis_errors.NoPermissionError,
+    redis_errors.NoScriptError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.ReadOnlyError,
+    redis_errors.TryAgainError,
 )
 """Error replies about the server's state, not the event: retried like a lost connection."""
 INFRASTRUCTURE_PREFIXES = ("MISCONF", "BUSY")
