@@ -135,8 +135,7 @@ INTERNAL_ERROR = ProblemType(
 SERVICE_UNAVAILABLE = ProblemType(
     503,
     "service-unavailable",
-    "a store did not answer within `STRATA_REQUEST_TIMEOUT` (`Retry-After`); for a command the"
-    " outcome is unknown: retry with the same `Idempotency-Key`",
+    "a store is unreachable or did not answer within `STRATA_REQUEST_TIMEOUT` (`Retry-After`)",
     _uses_stores,
     retry_after=True,
 )
