@@ -16,6 +16,7 @@ import redis
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.internal.conjecture import providers
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
@@ -75,7 +76,7 @@ def _text_inputs(document: dict[str, Any]) -> set[str]:
 
 def _document(app: FastAPI) -> schemathesis.BaseSchema:
     document = app.openapi()
-    hostile = {"dictionary": "hostile", "probability": 0.1}
+    hostile = {"dictionary": "hostile", "probability": 0.15}
     config = schemathesis.Config.from_dict(
         {
             "seed": SEED,
@@ -107,6 +108,19 @@ def _position_not_reached(response: schemathesis.Response) -> bool:
     if response.status_code != 503 or not content_type.startswith("application/problem+json"):
         return False
     return bool(response.json().get("type") == POSITION_NOT_REACHED.uri)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def same_examples_whatever_else_is_imported() -> Iterator[None]:
+    """Hypothesis mixes into its draws constants found in the local modules imported so far,
+    which depend on the tests collected with these: without them, a run draws the same examples
+    alone or within the whole suite (Hypothesis has no setting for this)."""
+    no_constants = providers.Constants()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(providers, "_get_local_constants", lambda: no_constants)
+        providers.CONSTANTS_CACHE.cache.clear()
+        yield
+    providers.CONSTANTS_CACHE.cache.clear()
 
 
 @contextmanager
