@@ -1,21 +1,33 @@
 """What every HTTP service here shares: RFC 9457 problem details and deadline-bound thread hops.
 
 Every error response is `application/problem+json` with `type`, `title`, `status`, `detail`
-and `instance`; validation errors add `errors`, one `{field, message}` per bad field.
+and `instance`; validation errors add `errors`, one `{field, message}` per bad field. The types
+are the catalog in `eventlog.problem_types`.
 """
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from eventlog.openapi import PROBLEM_JSON, document_problems
+from eventlog.problem_types import (
+    BAD_HEADER,
+    INTERNAL_ERROR,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVICE_UNAVAILABLE,
+    VALIDATION_ERROR,
+    ProblemType,
+)
+
 T = TypeVar("T")
 
-PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
 
 TITLES = {
@@ -29,6 +41,8 @@ TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+HTTP_ERRORS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
+"""The problem type of an `HTTPException` by status; any other status is a `BAD_HEADER`."""
 
 
 class ServiceUnavailable(Exception):
@@ -37,15 +51,17 @@ class ServiceUnavailable(Exception):
 
 def problem(
     request: Request,
-    status: int,
-    slug: str,
+    kind: ProblemType,
     detail: str,
     *,
+    status: int | None = None,
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    """A problem of type `kind`, with its status unless `status` says another."""
+    status = status or kind.status
     body = {
-        "type": f"/problems/{slug}",
+        "type": kind.uri,
         "title": TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
@@ -57,7 +73,7 @@ def problem(
 
 def invalid_input(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
     fields = ", ".join(e["field"] for e in errors)
-    return problem(request, 422, "validation-error", f"invalid input: {fields}", errors=errors)
+    return problem(request, VALIDATION_ERROR, f"invalid input: {fields}", errors=errors)
 
 
 async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -71,18 +87,33 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
 
 async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
-    return problem(request, error.status_code, slug, str(error.detail), headers=error.headers)
+    kind = HTTP_ERRORS.get(error.status_code, BAD_HEADER)
+    return problem(
+        request, kind, str(error.detail), status=error.status_code, headers=error.headers
+    )
 
 
 async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
     return problem(
         request,
-        503,
-        "service-unavailable",
+        SERVICE_UNAVAILABLE,
         f"a store is unavailable or too slow: {error or type(error).__name__}",
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
+
+
+def install_problem_handlers(app: FastAPI, log: logging.Logger) -> None:
+    """What every API answers in problem details: malformed requests, HTTP errors, and the
+    unexpected (logged to `log`); and the OpenAPI document of its problems and headers."""
+
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return problem(request, INTERNAL_ERROR, "an unexpected error occurred; it was logged")
+
+    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    document_problems(app)
 
 
 class Runner:

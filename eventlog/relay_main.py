@@ -25,12 +25,14 @@ import typer
 import uvicorn
 from eventsourcing.persistence import InfrastructureFactory, PersistenceError
 from eventsourcing.utils import Environment
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from eventlog.http import problem
 from eventlog.jetstream import connect, context_stream, ensure_stream
+from eventlog.problem_types import NOT_READY
 from eventlog.recorders import PostgresSideRecordRecorder
 from eventlog.relay import Relay, RelayConfig, RelayMetrics
 from eventlog.settings import Settings, load_settings
@@ -115,7 +117,7 @@ def create_http_app(
         return {"status": "ok"}
 
     @app.get("/readyz", response_model=None)
-    async def readyz() -> JSONResponse | dict[str, object]:
+    async def readyz(request: Request) -> JSONResponse | dict[str, object]:
         """NATS is connected and the event store answers (a standby is ready too)."""
         failures = []
         if not nc.is_connected:
@@ -125,13 +127,7 @@ def create_http_app(
         except Exception as error:  # noqa: BLE001 - reported, not raised
             failures.append(f"event store unreachable: {error or type(error).__name__}")
         if failures:
-            body = {
-                "type": "/problems/not-ready",
-                "title": "Not ready",
-                "status": 503,
-                "detail": "; ".join(failures),
-            }
-            return JSONResponse(body, status_code=503, media_type="application/problem+json")
+            return problem(request, NOT_READY, "; ".join(failures))
         return {"status": "ready", "context": context, "active": relay.active}
 
     @app.get("/metrics")

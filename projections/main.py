@@ -22,7 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from eventlog.http import problem
 from eventlog.logs import configure
+from eventlog.problem_types import NOT_READY
 from eventlog.settings import Settings
 from eventlog.settings import load_settings as load_stack_settings
 from projections.stack import StackProjector, stack_problem
@@ -42,13 +44,8 @@ def create_http_app(projector: StackProjector) -> Starlette:
         """NATS is connected, every consumer is attached, Redis and the read database answer."""
         problems = await projector.problems()
         if problems:
-            body = {
-                "type": "/problems/not-ready",
-                "title": "Not ready",
-                "status": 503,
-                "detail": "; ".join(f"{name}: {why}" for name, why in problems.items()),
-            }
-            return JSONResponse(body, status_code=503, media_type="application/problem+json")
+            detail = "; ".join(f"{name}: {why}" for name, why in problems.items())
+            return problem(request, NOT_READY, detail)
         return JSONResponse({"status": "ready", "consumers": len(projector.runners)})
 
     async def metrics(request: Request) -> Response:

@@ -2,30 +2,31 @@
 
 `install_read_problem_handlers` covers the exceptions the read routes raise themselves, so the
 routes keep their error format when they are included into another app (which brings its own
-handlers for validation and HTTP errors, in the same format). `install_problem_handlers` adds
-those generic handlers too, for the read API running on its own.
+handlers for validation, HTTP errors and the unexpected, in the same format, and documents them:
+`eventlog.http.install_problem_handlers`). `install_problem_handlers` adds those too, for the read
+API running on its own.
 """
 
+import logging
 import sqlite3
 
 import psycopg
 import redis
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
-from starlette.exceptions import HTTPException
 
+from eventlog import http
 from eventlog.http import (
     RETRY_AFTER_SECONDS,
     ServiceUnavailable,
     invalid_input,
-    on_http_error,
     on_unavailable,
-    on_validation_error,
     problem,
 )
+from eventlog.problem_types import POSITION_NOT_REACHED
 
+log = logging.getLogger("strata.read_api")
 READ_POSITION = "X-Read-Position"
 
 STORE_ERRORS: tuple[type[Exception], ...] = (
@@ -72,8 +73,7 @@ async def _on_position_not_reached(request: Request, error: Exception) -> JSONRe
         headers[READ_POSITION] = error.reached
     return problem(
         request,
-        503,
-        "position-not-reached",
+        POSITION_NOT_REACHED,
         str(error),
         headers=headers,
         position=error.wanted,
@@ -88,6 +88,5 @@ def install_read_problem_handlers(app: FastAPI) -> None:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    http.install_problem_handlers(app, log)
     install_read_problem_handlers(app)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(HTTPException, on_http_error)

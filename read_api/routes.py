@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry
 
 from eventlog.http import problem
+from eventlog.problem_types import NOT_READY
 from eventlog.settings import Settings
 from read_api import orders, sales, users
 from read_api.problems import install_read_problem_handlers
@@ -38,11 +39,11 @@ async def readyz(request: Request) -> JSONResponse | dict[str, str]:
     failures = await read_side(request).unreachable()
     if failures:
         detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
-        return problem(request, 503, "not-ready", f"read stores unreachable: {detail}")
+        return problem(request, NOT_READY, f"read stores unreachable: {detail}")
     return {"status": "ready"}
 
 
-@ops.get("/metrics", response_class=Response)
+@ops.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of the read routes (requests, latency, read-your-writes waits)."""
     return read_side(request).metrics.exposition()

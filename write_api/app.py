@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from eventlog.group_commit import GroupCommitter
 from eventlog.http import Runner, problem
 from eventlog.logs import configure as configure_logging
+from eventlog.problem_types import NOT_READY
 from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from write_api import orders, users
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
                 failures[service.name] = str(error) or type(error).__name__
         if failures:
             detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
-            return problem(request, 503, "not-ready", f"event stores unreachable: {detail}")
+            return problem(request, NOT_READY, f"event stores unreachable: {detail}")
         return {"status": "ready"}
 
     return app

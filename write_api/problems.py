@@ -5,10 +5,8 @@ from collections.abc import Sequence
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
-from starlette.exceptions import HTTPException
 
 from domain.errors import (
     AggregateNotFound,
@@ -19,31 +17,36 @@ from domain.errors import (
     StaleVersion,
     ValueTaken,
 )
-from eventlog.http import (
-    ServiceUnavailable,
-    on_http_error,
-    on_unavailable,
-    on_validation_error,
-    problem,
+from eventlog import http
+from eventlog.http import ServiceUnavailable, on_unavailable, problem
+from eventlog.problem_types import (
+    IDEMPOTENCY_KEY_REUSED,
+    INVALID_VALUE,
+    NOT_FOUND,
+    NOT_FOUND_AT_TIME,
+    RULE_VIOLATED,
+    VALUE_TAKEN,
+    VERSION_MISMATCH,
+    ProblemType,
 )
 
 log = logging.getLogger("strata.write_api")
-# Most specific first: the first matching class decides the status.
-DOMAIN_STATUSES: Sequence[tuple[type[DomainError], int, str]] = (
-    (NotFoundAtTime, 404, "not-found-at-time"),
-    (AggregateNotFound, 404, "not-found"),
-    (StaleVersion, 412, "version-mismatch"),
-    (IdempotencyKeyReused, 422, "idempotency-key-reused"),
-    (InvalidValue, 422, "invalid-value"),
-    (ValueTaken, 409, "value-taken"),
-    (DomainError, 409, "rule-violated"),
+# Most specific first: the first matching class decides the problem type.
+DOMAIN_PROBLEMS: Sequence[tuple[type[DomainError], ProblemType]] = (
+    (NotFoundAtTime, NOT_FOUND_AT_TIME),
+    (AggregateNotFound, NOT_FOUND),
+    (StaleVersion, VERSION_MISMATCH),
+    (IdempotencyKeyReused, IDEMPOTENCY_KEY_REUSED),
+    (InvalidValue, INVALID_VALUE),
+    (ValueTaken, VALUE_TAKEN),
+    (DomainError, RULE_VIOLATED),
 )
 
 
 async def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
-    for error_class, status, slug in DOMAIN_STATUSES:
+    for error_class, kind in DOMAIN_PROBLEMS:
         if isinstance(error, error_class):
-            return problem(request, status, slug, str(error))
+            return problem(request, kind, str(error))
     raise error  # pragma: no cover - DomainError is the last entry
 
 
@@ -52,15 +55,8 @@ async def _on_unavailable(request: Request, error: Exception) -> JSONResponse:
     return await on_unavailable(request, error)
 
 
-async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
-    log.exception("unexpected error", extra={"path": request.url.path})
-    return problem(request, 500, "internal-error", "an unexpected error occurred; it was logged")
-
-
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(Exception, _on_unexpected)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
+    http.install_problem_handlers(app, log)
     app.add_exception_handler(DomainError, _on_domain_error)
-    app.add_exception_handler(HTTPException, on_http_error)
     for unavailable in (ServiceUnavailable, OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(unavailable, _on_unavailable)

@@ -1,0 +1,176 @@
+"""Every problem type the HTTP APIs answer with: one catalog for the handlers, OpenAPI and README.
+
+The error handlers build their answers from these entries (`eventlog.http.problem`), the OpenAPI
+document of each API lists, for every operation, the entries whose `answers` holds for it
+(`eventlog.openapi`), and README.md's errors table is `problem_table()`, which a test checks.
+A problem type that is in no operation's answers (`method-not-allowed`) belongs to a path, not
+to an operation.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says of one operation: enough to know what it can answer."""
+
+    method: str
+    path: str
+    parameters: frozenset[tuple[str, str]]
+    """(location, name) pairs, such as ("query", "limit"); header names in lower case."""
+    has_body: bool
+    tags: frozenset[str]
+
+    def takes(self, location: str, name: str) -> bool:
+        if location == "header":
+            name = name.lower()
+        return (location, name) in self.parameters
+
+    def takes_any(self, location: str) -> bool:
+        return any(where == location for where, _ in self.parameters)
+
+
+Answers = Callable[[Operation], bool]
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    status: int
+    slug: str
+    when: str
+    """When an API answers it, in Markdown: the README table and the OpenAPI descriptions."""
+    answers: Answers
+    schema: str = "Problem"
+    """The component schema of its body (see `eventlog.openapi.PROBLEM_SCHEMAS`)."""
+    retry_after: bool = False
+
+    @property
+    def uri(self) -> str:
+        return f"/problems/{self.slug}"
+
+
+def _header(name: str) -> Answers:
+    return lambda operation: operation.takes("header", name)
+
+
+def _query(name: str) -> Answers:
+    return lambda operation: operation.takes("query", name)
+
+
+def _takes_input(operation: Operation) -> bool:
+    return bool(operation.parameters) or operation.has_body
+
+
+def _is_command(operation: Operation) -> bool:
+    return operation.method != "get"
+
+
+def _uses_stores(operation: Operation) -> bool:
+    return "health" not in operation.tags
+
+
+def _is_readiness(operation: Operation) -> bool:
+    return operation.path.endswith("/readyz")
+
+
+BAD_HEADER = ProblemType(
+    400,
+    "http-error",
+    "a malformed `If-Match`, `Idempotency-Key`, `X-Correlation-Id` or `X-Causation-Id` header",
+    lambda operation: operation.takes_any("header"),
+)
+NOT_FOUND = ProblemType(
+    404,
+    "not-found",
+    "an unknown id (the read API: not in the read model yet), or a path that matches no route",
+    lambda operation: operation.takes_any("path"),
+)
+NOT_FOUND_AT_TIME = ProblemType(
+    404,
+    "not-found-at-time",
+    "write API `as_of`: the aggregate exists but was created after that time",
+    _query("as_of"),
+)
+METHOD_NOT_ALLOWED = ProblemType(
+    405, "method-not-allowed", "the path exists, but not with this method", lambda _: False
+)
+RULE_VIOLATED = ProblemType(
+    409,
+    "rule-violated",
+    "a domain rule (the message says which), e.g. paying a draft order",
+    _is_command,
+)
+VALUE_TAKEN = ProblemType(
+    409, "value-taken", "the email address is held by another user", _is_command
+)
+VERSION_MISMATCH = ProblemType(
+    412,
+    "version-mismatch",
+    "`If-Match` names no current version (weak tags never do; nothing matches a create)",
+    _header("If-Match"),
+)
+VALIDATION_ERROR = ProblemType(
+    422,
+    "validation-error",
+    "malformed or out-of-range input (body, path, query); `errors` lists each field",
+    _takes_input,
+    schema="ValidationProblem",
+)
+INVALID_VALUE = ProblemType(
+    422,
+    "invalid-value",
+    "a value the domain refuses that passed the field checks",
+    _is_command,
+)
+IDEMPOTENCY_KEY_REUSED = ProblemType(
+    422,
+    "idempotency-key-reused",
+    "an `Idempotency-Key` sent again with another request",
+    _header("Idempotency-Key"),
+)
+INTERNAL_ERROR = ProblemType(
+    500, "internal-error", "an unexpected error; it is logged with its traceback", lambda _: True
+)
+SERVICE_UNAVAILABLE = ProblemType(
+    503,
+    "service-unavailable",
+    "a store is unreachable or did not answer within `STRATA_REQUEST_TIMEOUT` (`Retry-After`)",
+    _uses_stores,
+    retry_after=True,
+)
+NOT_READY = ProblemType(
+    503, "not-ready", "`/readyz`: a store does not answer (the detail names it)", _is_readiness
+)
+POSITION_NOT_REACHED = ProblemType(
+    503,
+    "position-not-reached",
+    "read API `position`: the read models did not reach it within `wait` seconds"
+    " (`Retry-After`; `position` and `reached` in the body)",
+    _query("position"),
+    schema="PositionProblem",
+    retry_after=True,
+)
+
+PROBLEM_TYPES: tuple[ProblemType, ...] = (
+    BAD_HEADER,
+    NOT_FOUND,
+    NOT_FOUND_AT_TIME,
+    METHOD_NOT_ALLOWED,
+    RULE_VIOLATED,
+    VALUE_TAKEN,
+    VERSION_MISMATCH,
+    VALIDATION_ERROR,
+    INVALID_VALUE,
+    IDEMPOTENCY_KEY_REUSED,
+    INTERNAL_ERROR,
+    SERVICE_UNAVAILABLE,
+    NOT_READY,
+    POSITION_NOT_REACHED,
+)
+
+
+def problem_table() -> str:
+    """README.md's table of every problem type, one Markdown row each."""
+    rows = [f"| {p.status} | `{p.uri}` | {p.when} |" for p in PROBLEM_TYPES]
+    return "\n".join(["| status | `type` | when |", "|---|---|---|", *rows])
