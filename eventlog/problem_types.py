@@ -95,6 +95,18 @@ NOT_FOUND_AT_TIME = ProblemType(
 METHOD_NOT_ALLOWED = ProblemType(
     405, "method-not-allowed", "the path exists, but not with this method", lambda _: False
 )
+CONTENT_TOO_LARGE = ProblemType(
+    413,
+    "content-too-large",
+    "a command body over `STRATA_MAX_BODY_BYTES` (64 KiB by default)",
+    lambda operation: operation.has_body,
+)
+UNSUPPORTED_MEDIA_TYPE = ProblemType(
+    415,
+    "unsupported-media-type",
+    "a command body that is not `application/json`",
+    lambda operation: operation.has_body,
+)
 RULE_VIOLATED = ProblemType(
     409,
     "rule-violated",
@@ -160,6 +172,8 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     RULE_VIOLATED,
     VALUE_TAKEN,
     VERSION_MISMATCH,
+    CONTENT_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
     VALIDATION_ERROR,
     INVALID_VALUE,
     IDEMPOTENCY_KEY_REUSED,

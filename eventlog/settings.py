@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     request_timeout: float = Field(
         5.0, gt=0, description="Seconds a request may take before it gets a 503."
     )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest command body accepted."
+    )
     group_commit: bool = Field(
         True, description="Commit concurrent commands of one store in shared transactions."
     )

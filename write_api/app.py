@@ -11,6 +11,7 @@ from eventlog.group_commit import GroupCommitter
 from eventlog.http import Runner, problem
 from eventlog.logs import configure as configure_logging
 from eventlog.problem_types import NOT_READY
+from eventlog.request_bodies import JsonBodies
 from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from write_api import orders, users
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
             services.close()
 
     app = FastAPI(title="strata write API", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(JsonBodies, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
     install_problem_handlers(app)

@@ -77,6 +77,8 @@ def test_a_command_documents_each_problem_it_can_answer_and_its_headers() -> Non
         "404": {"/problems/not-found"},
         "409": {"/problems/rule-violated", "/problems/value-taken"},
         "412": {"/problems/version-mismatch"},
+        "413": {"/problems/content-too-large"},
+        "415": {"/problems/unsupported-media-type"},
         "422": {
             "/problems/validation-error",
             "/problems/invalid-value",

@@ -1,0 +1,92 @@
+"""The gate every command body passes before routing: JSON only, and bounded in size.
+
+Without it, a `text/plain` body reaches validation as a string ("Input should be a valid
+dictionary"), and a body of any size is read into memory before anything looks at it.
+"""
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eventlog.http import problem
+from eventlog.problem_types import CONTENT_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_json(content_type: str) -> bool:
+    """`application/json` or any `application/<x>+json`, parameters (charset) aside."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class JsonBodies:
+    """ASGI middleware: a command (POST, PUT, PATCH, DELETE) that carries a body must say it is
+    JSON (else 415) and may hold at most `max_bytes` (else 413, from Content-Length or while
+    reading). Queries pass untouched."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in COMMAND_METHODS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        headers = request.headers
+        declared = headers.get("content-length")
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if not chunked and declared in (None, "0"):
+            await self.app(scope, receive, send)
+            return
+        if not is_json(headers.get("content-type", "")):
+            given = headers.get("content-type", "none")
+            detail = f"a request body must be application/json, not {given[:100]!r}"
+            await problem(request, UNSUPPORTED_MEDIA_TYPE, detail)(scope, receive, send)
+            return
+        too_large = f"a request body may hold at most {self.max_bytes} bytes"
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await problem(request, CONTENT_TOO_LARGE, too_large)(scope, receive, send)
+            return
+        try:
+            body = await self._read(receive)
+        except BodyTooLarge:
+            await problem(request, CONTENT_TOO_LARGE, too_large)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body), send)
+
+    async def _read(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A `receive` that hands the app the body already read, then waits like the real one."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive

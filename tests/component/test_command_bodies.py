@@ -1,0 +1,100 @@
+"""Command bodies: JSON only (415 otherwise) and bounded in size (413), before any store call."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from eventlog.request_bodies import DEFAULT_MAX_BODY_BYTES, is_json
+from tests.support.api import assert_problem, register, store_state, unique_email
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "json",
+        "",
+    ],
+)
+def test_a_command_body_that_is_not_json_is_415_and_changes_nothing(
+    client: TestClient, content_type: str
+) -> None:
+    before = store_state(client)
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/users", content=body, headers=headers)
+    assert_problem(response, 415, "application/json")
+    assert response.json()["type"] == "/problems/unsupported-media-type"
+    assert store_state(client) == before
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/merge-patch+json",
+    ],
+)
+def test_json_media_types_are_accepted(client: TestClient, content_type: str) -> None:
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    response = client.post("/users", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 201, response.text
+
+
+def test_a_command_without_a_body_needs_no_content_type(client: TestClient) -> None:
+    user = register(client)
+    assert client.post(f"/users/{user}/deactivate").status_code == 200
+
+
+def test_a_body_over_the_limit_is_413_and_changes_nothing(client: TestClient) -> None:
+    before = store_state(client)
+    padding = "x" * DEFAULT_MAX_BODY_BYTES
+    body = f'{{"name": "{padding}", "email": "{unique_email()}"}}'
+    response = client.post("/users", content=body, headers={"Content-Type": "application/json"})
+    assert_problem(response, 413, str(DEFAULT_MAX_BODY_BYTES))
+    assert response.json()["type"] == "/problems/content-too-large"
+    assert store_state(client) == before
+
+
+def test_a_streamed_body_over_the_limit_is_413(client: TestClient) -> None:
+    """No Content-Length (chunked): the limit is enforced while reading."""
+    before = store_state(client)
+
+    def chunks() -> object:
+        yield b'{"name": "'
+        for _ in range(DEFAULT_MAX_BODY_BYTES // 1024 + 1):
+            yield b"x" * 1024
+        yield b'", "email": "a@example.com"}'
+
+    response = client.post("/users", content=chunks(), headers={"Content-Type": "application/json"})
+    assert_problem(response, 413)
+    assert store_state(client) == before
+
+
+def test_a_body_just_under_the_limit_reaches_validation(client: TestClient) -> None:
+    padding = "x" * (DEFAULT_MAX_BODY_BYTES - 100)
+    body = f'{{"name": "{padding}", "email": "{unique_email()}"}}'
+    response = client.post("/users", content=body, headers={"Content-Type": "application/json"})
+    assert_problem(response, 422, "body.name")
+
+
+def test_queries_are_not_gated(client: TestClient) -> None:
+    user = register(client)
+    response = client.request(
+        "GET",
+        f"/users/{user}",
+        content=b"x" * 2 * DEFAULT_MAX_BODY_BYTES,
+        headers={"Content-Type": "text/plain"},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_json_is_application_json_or_a_json_suffix() -> None:
+    assert is_json("application/problem+json")
+    assert is_json(" application/json ;charset=utf-8")
+    assert not is_json("text/json")
+    assert not is_json("application/json-seq")
