@@ -222,7 +222,7 @@ class ConsumerRunner:
             lost.label,
             lost.context,
             lost.found,
-            lost.known,
+            lost.acknowledged,
             extra={"projection": lost.label, "context": lost.context, "position": lost.found},
         )
 

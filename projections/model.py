@@ -69,14 +69,15 @@ class CheckpointLost(Exception):
     (a Redis restarted empty, or from an older snapshot). What it holds is consistent, data and
     checkpoint together, so the projector re-projects from `found` (see `Target.rewind`)."""
 
-    def __init__(self, store: str, label: str, context: str, found: int, known: int) -> None:
+    def __init__(self, store: str, label: str, context: str, found: int, acknowledged: int) -> None:
         self.store = store
         self.label = label
         self.context = context
         self.found = found
-        self.known = known
+        self.acknowledged = acknowledged
         super().__init__(
-            f"{store} lost checkpoint for {label} ({context}): it holds {found}, after {known}"
+            f"{store} lost checkpoint for {label} ({context}): it holds {found},"
+            f" behind the {acknowledged} it acknowledged"
         )
 
 

@@ -29,18 +29,25 @@ from projections.dump import dump_read_models
 from projections.engine import Engine, Target
 from projections.redis_target import RedisDocumentTarget
 from projections.sql import PostgresDatabase
-from tests.integration.test_projections_jetstream import (
-    CONTEXTS,
+from tests.support.nats import (
     create_stream,
-    expected_dump,
+    delete_streams,
+    new_namespace,
     publish,
+    require_nats,
     with_js,
 )
-from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases
-from tests.support.projections import FAST, Scenario, event_stores, run_scenario
+from tests.support.projections import (
+    FAST,
+    Scenario,
+    event_stores,
+    expected_dump,
+    run_scenario,
+)
 from tests.support.read_models import SCRATCH_CLAIM, require_redis, scratch_redis_database
 
+CONTEXTS = ("users", "orders")
 OPTIONS = ConsumerOptions(
     batch_size=8, fetch_timeout=0.2, ack_wait=5, max_deliver=5, pauses=(0.1,), idle_check=0.2
 )
