@@ -61,6 +61,10 @@ class ActiveTarget:
         self._refresh()
         return self.current.checkpoint(context)
 
+    def rewind(self, context: str) -> Checkpoint:
+        self._refresh()
+        return self.current.rewind(context)
+
     def parked_heads(self, context: str) -> dict[UUID, int]:
         return self.current.parked_heads(context)
 

@@ -11,6 +11,11 @@
   ack. Acks go out only after the commit; duplicates are acked too. A stream whose only subjects
   are the consumer's delivers consecutive sequences, so a hole (a message dropped after
   `max_deliver`) makes the loop re-attach at the checkpoint instead of skipping it.
+- A store that lost data (a Redis restarted empty or from an older snapshot) answers a
+  checkpoint behind one it acknowledged: the target raises CheckpointLost on the next batch, or
+  on the idle check while no message comes. The loop then re-attaches at the checkpoint the
+  store holds (`Target.rewind`): the read model is re-projected from there, exactly once in
+  effect, since what the store kept is consistent (data and checkpoint together).
 """
 
 import asyncio
@@ -29,7 +34,7 @@ from nats.js.errors import NotFoundError
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import ContextStream
 from projections.engine import Engine, Outcome
-from projections.model import Checkpoint, Message, Projection
+from projections.model import Checkpoint, CheckpointLost, Message, Projection
 
 logger = logging.getLogger("strata.projections.consumers")
 
@@ -42,6 +47,9 @@ class ConsumerOptions:
     max_deliver: int = 10
     pauses: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
     """Waits before re-attaching after consecutive failures (the last one repeats)."""
+    idle_check: float = 5.0
+    """Seconds between reads of the checkpoint while no message comes, so that a store that
+    lost data is noticed without waiting for the next event."""
 
 
 def consumer_name(projection: Projection, context: str) -> str:
@@ -90,6 +98,7 @@ class ConsumerRunner:
         self.last_event_time: datetime | None = None
         self._next_seq = 1
         self._contiguous = False
+        self._idle_check_at = 0.0
 
     @property
     def context(self) -> str:
@@ -97,18 +106,21 @@ class ConsumerRunner:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Attach and consume until `stopping` is set; re-attach after any failure."""
-        failures = 0
+        failures, rewind = 0, False
         while not stopping.is_set():
             subscription: JetStreamContext.PullSubscription | None = None
             try:
-                subscription = await self.attach()
-                failures = 0
+                subscription = await self.attach(rewind=rewind)
+                failures, rewind = 0, False
                 while not stopping.is_set():
                     await self.step(subscription)
                     if self._reconnects() != self._attached_after:
                         raise Reconnected
             except Reconnected:
                 logger.info("consumer %s: NATS reconnected; re-attaching", self.name)
+            except CheckpointLost as lost:
+                self._report_lost(lost)
+                rewind = True
             except Exception:
                 pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
                 failures += 1
@@ -126,13 +138,17 @@ class ConsumerRunner:
                     with contextlib.suppress(Exception):
                         await subscription.unsubscribe()
 
-    async def attach(self, *, start: int | None = None) -> JetStreamContext.PullSubscription:
+    async def attach(
+        self, *, start: int | None = None, rewind: bool = False
+    ) -> JetStreamContext.PullSubscription:
         """(Re)create the durable consumer at the stream sequence after the checkpoint (or at
-        `start`, to force a redelivery: what the checkpoint covers is skipped anyway)."""
+        `start`, to force a redelivery: what the checkpoint covers is skipped anyway). With
+        `rewind`, after the checkpoint the store holds even if it lost some it acknowledged."""
         target = self.engine.target
         self._attached_after = self._reconnects()
         self.engine.reload(self.context)
-        checkpoint = await asyncio.to_thread(target.checkpoint, self.context)
+        read = target.rewind if rewind else target.checkpoint
+        checkpoint = await asyncio.to_thread(read, self.context)
         info = await self._js.stream_info(self.stream.name)
         first, last = info.state.first_seq, info.state.last_seq
         if start is None:
@@ -159,6 +175,7 @@ class ConsumerRunner:
         self._next_seq = start
         self._contiguous = list(info.config.subjects or []) == [self.stream.subjects]
         self.checkpoint = checkpoint
+        self._idle_check_at = time.monotonic() + self.options.idle_check
         self.attached = True
         logger.info(
             "consumer %s attached at stream sequence %d (checkpoint %d)",
@@ -198,6 +215,17 @@ class ConsumerRunner:
             read,
         )
 
+    def _report_lost(self, lost: CheckpointLost) -> None:
+        logger.warning(
+            "%s lost checkpoint for %s (%s): re-projecting from %d; it had acknowledged %d",
+            lost.store,
+            lost.label,
+            lost.context,
+            lost.found,
+            lost.acknowledged,
+            extra={"projection": lost.label, "context": lost.context, "position": lost.found},
+        )
+
     async def step(self, subscription: JetStreamContext.PullSubscription) -> int:
         """Fetch one batch, apply and commit it, then ack it; then retry the parked events whose
         pause is over. The number of messages fetched."""
@@ -209,6 +237,10 @@ class ConsumerRunner:
             fetched = []
         if fetched:
             await self._handle(fetched)
+        elif time.monotonic() >= self._idle_check_at:
+            # Raises CheckpointLost if the store went back behind what it acknowledged.
+            await asyncio.to_thread(self.engine.target.checkpoint, self.context)
+            self._idle_check_at = time.monotonic() + self.options.idle_check
         if self.engine.retries_due(self.context):
             await asyncio.to_thread(self.engine.retry_due, self.context)
         return len(fetched)

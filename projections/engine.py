@@ -57,7 +57,13 @@ class Target(Protocol):
     def prepare(self) -> None:
         """Create tables and checkpoint rows (idempotent)."""
 
-    def checkpoint(self, context: str) -> Checkpoint: ...
+    def checkpoint(self, context: str) -> Checkpoint:
+        """The context's checkpoint; CheckpointLost if the store went back behind one it
+        acknowledged (until `rewind`)."""
+
+    def rewind(self, context: str) -> Checkpoint:
+        """Accept the checkpoint the store holds, even behind what it acknowledged before, and
+        return it: the feed starts again from there."""
 
     def parked_heads(self, context: str) -> dict[UUID, int]:
         """Aggregates with parked events, each with its first parked position."""

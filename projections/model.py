@@ -64,6 +64,23 @@ class ProjectionFailed(Exception):
         super().__init__(f"position {position}: {self.error}")
 
 
+class CheckpointLost(Exception):
+    """A read model's store holds a checkpoint behind one it acknowledged before: it lost data
+    (a Redis restarted empty, or from an older snapshot). What it holds is consistent, data and
+    checkpoint together, so the projector re-projects from `found` (see `Target.rewind`)."""
+
+    def __init__(self, store: str, label: str, context: str, found: int, acknowledged: int) -> None:
+        self.store = store
+        self.label = label
+        self.context = context
+        self.found = found
+        self.acknowledged = acknowledged
+        super().__init__(
+            f"{store} lost checkpoint for {label} ({context}): it holds {found},"
+            f" behind the {acknowledged} it acknowledged"
+        )
+
+
 def describe(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

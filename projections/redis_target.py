@@ -10,6 +10,11 @@ script relies on: it reads and writes keys derived from the operations.
 Dead letters live in the SQL read database: parked events are recorded there first
 (idempotently) and then passed through the script with no operations, which moves the
 checkpoint past them.
+
+Redis can come back from a restart with less than it acknowledged: empty (no persistence) or
+rolled back to an older snapshot, data and checkpoints alike. The target remembers the highest
+checkpoint Redis showed it per context; a read behind it raises CheckpointLost, and the
+projector re-projects from what Redis holds (`rewind`, then the consumer is recreated there).
 """
 
 from collections.abc import Sequence
@@ -24,6 +29,7 @@ from projections.dead_letters import DeadLetter
 from projections.model import (
     Apply,
     Checkpoint,
+    CheckpointLost,
     Message,
     OpsProjection,
     Park,
@@ -199,6 +205,9 @@ class RedisDocumentTarget:
         self._known: dict[str, Checkpoint] = {}
         """The checkpoint per context as this target last wrote it: the expected value of the
         next batch's compare-and-set (a mismatch means another writer: re-read and retry)."""
+        self._acknowledged: dict[str, int] = {}
+        """The highest checkpoint per context Redis has shown this target (read or written): one
+        read behind it means Redis lost data (restarted empty or from an older snapshot)."""
 
     @property
     def projection(self) -> OpsProjection:
@@ -221,7 +230,20 @@ class RedisDocumentTarget:
 
     def checkpoint(self, context: str) -> Checkpoint:
         position, stream_seq = self.redis.mget(self._keys(context))
-        return Checkpoint(int(position or 0), int(stream_seq or 0))
+        found = Checkpoint(int(position or 0), int(stream_seq or 0))
+        acknowledged = self._acknowledged.get(context, 0)
+        if found.position < acknowledged:
+            self._known.pop(context, None)
+            raise CheckpointLost(
+                "Redis", self._projection.label, context, found.position, acknowledged
+            )
+        self._acknowledged[context] = found.position
+        return found
+
+    def rewind(self, context: str) -> Checkpoint:
+        self._known.pop(context, None)
+        self._acknowledged.pop(context, None)
+        return self.checkpoint(context)
 
     def parked_heads(self, context: str) -> dict[UUID, int]:
         p = self._projection
@@ -235,7 +257,8 @@ class RedisDocumentTarget:
         except CheckpointMoved:
             if known is None:
                 raise
-            # Another writer moved it since our last batch: re-read it and try once more.
+            # Another writer moved it since our last batch (re-read it and try once more), or
+            # Redis lost it: the read raises CheckpointLost.
             self._commit(context, steps, self.checkpoint(context))
 
     def _commit(self, context: str, steps: Sequence[Step], checkpoint: Checkpoint) -> None:
@@ -279,6 +302,7 @@ class RedisDocumentTarget:
         for step, result in zip(todo, results, strict=True):
             self._check(step.message, result)
         self._known[context] = Checkpoint(last.position, last.stream_seq)
+        self._acknowledged[context] = max(self._acknowledged.get(context, 0), last.position)
 
     def reapply(self, letter: DeadLetter) -> None:
         p = self._projection

@@ -84,6 +84,9 @@ class SqlTarget(ABC):
         with self.db.transaction(write=False) as tx:
             return read_checkpoint(tx, self.projection.name, self.projection.version, context)
 
+    def rewind(self, context: str) -> Checkpoint:
+        return self.checkpoint(context)  # read per batch: nothing remembered to forget
+
     def parked_heads(self, context: str) -> dict[UUID, int]:
         p = self.projection
         with self.db.transaction(write=False) as tx:

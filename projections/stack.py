@@ -5,7 +5,8 @@ A projector is a hot standby until it holds the leader lock (projections/leader.
 consumes for one term, which ends when the lock's session is lost (the database restarted, a
 network split) or on a signal. After a lost lock it stops its consumers cleanly, releases
 everything and is a standby again: any outage of PostgreSQL, NATS or Redis heals without a
-restart."""
+restart. A Redis that comes back with less than it had (empty, or an older snapshot) has the
+models it lost re-projected by their consumers (projections.consumers)."""
 
 import asyncio
 import contextlib

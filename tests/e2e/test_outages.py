@@ -5,8 +5,13 @@ action by a person: no process was restarted, every one is ready (one projector 
 read API reads a new write, every projection has caught up with its event store, and the read
 models equal a clean re-projection of the log.
 
-The servers are throwaway ones on free ports (tests/support/servers.py), shared by the three
-tests with one stack; each test takes a different server down.
+Redis may also come back with less than it had, as deployments without an append-only file do:
+empty (no persistence), or rolled back to an older RDB snapshot. The projector must notice that
+the checkpoints of the Redis models went back and re-project them from there, with the same
+outcome.
+
+The servers are throwaway ones on free ports (tests/support/servers.py), shared by the tests
+with one stack; each test takes a server down in its own way.
 """
 
 import itertools
@@ -19,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +39,8 @@ from projections.catalog import stack_targets
 from projections.catchup import envelope_source, project_log
 from projections.dump import dump_read_models
 from projections.engine import Target
+from projections.model import OpsProjection
+from projections.models import all_projections
 from projections.redis_target import RedisLayout
 from projections.sql import PostgresDatabase
 from tests.support.processes import BIN, free_port
@@ -194,13 +201,45 @@ class Commands(threading.Thread):
         self.answers[response.status_code] += 1
 
 
+REDIS_MODELS = tuple(p for p in all_projections() if isinstance(p, OpsProjection))
+
+
 @pytest.mark.parametrize("server", ["redis", "nats", "postgres"])
 def test_every_process_heals_by_itself_after_an_outage(stack: Stack, server: str) -> None:
+    _heals_after(stack, lambda: _outage(stack, server))
+
+
+@pytest.mark.parametrize("kept", ["nothing", "an older snapshot"])
+def test_the_projector_re_projects_what_a_restarted_redis_lost(stack: Stack, kept: str) -> None:
+    """Redis is killed and restarted holding nothing, or only an RDB snapshot saved while the
+    projector went on writing (its data and checkpoints older than what the projector wrote and
+    acknowledged to JetStream)."""
+    redis = stack.servers.redis
+
+    def restart() -> None:
+        snapshot = None
+        if kept == "an older snapshot":
+            snapshot = redis.snapshot()
+            saved = _redis_checkpoints(stack)
+            wait_until(
+                lambda: all(n > saved[key] for key, n in _redis_checkpoints(stack).items()),
+                RECOVERY_SECONDS,
+                f"every Redis model moves past the snapshot's checkpoints {saved}",
+            )
+        redis.restart_from(snapshot)
+
+    before = _lost_checkpoint_warnings(stack)
+    _heals_after(stack, restart)
+    assert set(_lost_checkpoint_warnings(stack) - before) == {p.label for p in REDIS_MODELS}
+
+
+def _heals_after(stack: Stack, disrupt: Callable[[], None]) -> None:
+    """`disrupt` the stack while commands flow; then check that everything healed by itself."""
     commands = Commands(f"http://127.0.0.1:{stack.ports['write-api']}")
     commands.start()
     try:
         wait_until(lambda: commands.accepted() >= 20, 60, "commands are accepted")
-        _outage(stack, server)
+        disrupt()
         before = commands.accepted()
         wait_until(
             lambda: commands.accepted() >= before + 20,
@@ -235,6 +274,30 @@ def _assert_reads_its_writes(stack: Stack) -> None:
     listed = httpx.get(f"{read}/users", params={**wait, "name_prefix": "After"}, timeout=15)
     assert listed.status_code == 200, listed.text
     assert user in listed.text
+
+
+def _redis_checkpoints(stack: Stack) -> dict[str, int]:
+    layout = RedisLayout()
+    keys = {
+        f"{p.label} {context}": layout.checkpoint_key(p.name, p.version, context)
+        for p in REDIS_MODELS
+        for context in p.contexts
+    }
+    with stack.servers.redis.client() as client:
+        values = client.mget(list(keys.values()))
+    return {name: int(value or 0) for name, value in zip(keys, values, strict=True)}
+
+
+def _lost_checkpoint_warnings(stack: Stack) -> Counter[str]:
+    """How many times each projection was found lost in Redis, by either projector's log."""
+    found: Counter[str] = Counter()
+    for name in PROJECTORS:
+        log = stack.logs / f"{name}.log"
+        for line in log.read_text().splitlines() if log.exists() else ():
+            for projection in REDIS_MODELS:
+                if f"Redis lost checkpoint for {projection.label} " in line:
+                    found[projection.label] += 1
+    return found
 
 
 def _outage(stack: Stack, server: str) -> None:

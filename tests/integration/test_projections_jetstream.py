@@ -6,30 +6,34 @@ own (tests.support.projections).
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, DeliverPolicy
 
 from domain.service import CommandContext
-from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import ContextStream
-from eventlog.relay import relay_headers
 from projections.catchup import catch_up
 from projections.consumers import ConsumerOptions, ConsumerRunner, SequenceGap, consumer_name
 from projections.dump import dump_read_models
 from projections.engine import Engine
-from tests.support.nats import delete_streams, new_namespace, require_nats
+from tests.support.nats import (
+    create_stream,
+    delete_streams,
+    new_namespace,
+    publish,
+    require_nats,
+    with_js,
+)
 from tests.support.projections import (
     FAST,
     ReadSide,
     Scenario,
     event_stores,
-    project,
+    expected_dump,
     read_side,
     run_scenario,
 )
@@ -61,48 +65,6 @@ def scenario(tmp_path: Path) -> Iterator[Scenario]:
 def side(tmp_path: Path) -> Iterator[ReadSide]:
     with read_side("stack", tmp_path) as built:
         yield built
-
-
-def expected_dump(scenario: Scenario, tmp_path: Path) -> dict[str, Any]:
-    """The scenario projected straight from the log (SQLite; dumps compare across stores)."""
-    with read_side("sqlite", tmp_path, name="expected") as clean:
-        project(clean, scenario)
-        return dump_read_models(clean.targets)
-
-
-def with_js(url: str, work: Callable[[JetStreamContext], Awaitable[None]]) -> None:
-    async def main() -> None:
-        nc = await nats.connect(url, connect_timeout=2)
-        try:
-            await work(nc.jetstream())
-        finally:
-            await nc.close()
-
-    asyncio.run(main())
-
-
-async def create_stream(js: JetStreamContext, stream: ContextStream, **limits: Any) -> None:
-    await js.add_stream(
-        StreamConfig(
-            name=stream.name,
-            subjects=[stream.subjects],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            duplicate_window=300,
-            **limits,
-        )
-    )
-
-
-async def publish(
-    js: JetStreamContext, stream: ContextStream, envelopes: list[EventEnvelope]
-) -> None:
-    for envelope in envelopes:
-        await js.publish(
-            stream.subject_of(envelope),
-            envelope.to_json(),
-            headers=relay_headers(envelope, stream.name, None),
-        )
 
 
 async def drain(runner: ConsumerRunner, subscription: Any) -> int:

@@ -9,15 +9,21 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from eventlog.envelope import EventEnvelope
+from eventlog.jetstream import ContextStream
+from eventlog.relay import relay_headers
 from tests.support.postgres import services_required
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -134,3 +140,42 @@ def delete_streams(url: str, *streams: str) -> None:
             await nc.close()
 
     asyncio.run(delete())
+
+
+def with_js(url: str, work: Callable[[JetStreamContext], Awaitable[None]]) -> None:
+    """Run `work` with a JetStream context of a connection of its own."""
+
+    async def main() -> None:
+        nc = await nats.connect(url, connect_timeout=2)
+        try:
+            await work(nc.jetstream())
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
+
+
+async def create_stream(js: JetStreamContext, stream: ContextStream, **limits: Any) -> None:
+    """A context's stream as the relay makes it, with optional limits (`max_msgs`, …)."""
+    await js.add_stream(
+        StreamConfig(
+            name=stream.name,
+            subjects=[stream.subjects],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            duplicate_window=300,
+            **limits,
+        )
+    )
+
+
+async def publish(
+    js: JetStreamContext, stream: ContextStream, envelopes: list[EventEnvelope]
+) -> None:
+    """Publish envelopes as the relay does (subject and headers)."""
+    for envelope in envelopes:
+        await js.publish(
+            stream.subject_of(envelope),
+            envelope.to_json(),
+            headers=relay_headers(envelope, stream.name, None),
+        )

@@ -10,6 +10,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -21,6 +22,7 @@ from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from projections.catalog import sql_targets, stack_targets
 from projections.catchup import EnvelopeSource, envelope_source
+from projections.dump import dump_read_models
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection
 from projections.redis_target import RedisLayout
@@ -173,3 +175,10 @@ def project(side: ReadSide, scenario: Scenario, batch: int = 1000) -> None:
             messages = scenario.messages(context)
             for start in range(0, len(messages), batch):
                 engine.handle(context, messages[start : start + batch])
+
+
+def expected_dump(scenario: Scenario, tmp_path: Path) -> dict[str, Any]:
+    """The scenario projected straight from the log (SQLite; dumps compare across stores)."""
+    with read_side("sqlite", tmp_path, name="expected") as clean:
+        project(clean, scenario)
+        return dump_read_models(clean.targets)

@@ -3,11 +3,14 @@ that take a server down and bring it back (outages). The shared servers on the d
 must never be stopped: other tests use them at the same time.
 
 Each server keeps its data in a folder of its own, so a hard stop (`pg_ctl stop -m immediate`,
-SIGKILL) followed by a start is a crash and a recovery, as in production. When a binary is
-missing, the tests fail under STRATA_REQUIRE_SERVICES=1 (CI) and are skipped elsewhere.
+SIGKILL) followed by a start is a crash and a recovery, as in production. Redis can also come
+back with less, as deployments without an append-only file do: empty (no persistence) or from
+an older RDB snapshot. When a binary is missing, the tests fail under STRATA_REQUIRE_SERVICES=1
+(CI) and are skipped elsewhere.
 """
 
 import asyncio
+import itertools
 import os
 import shutil
 import subprocess
@@ -114,26 +117,65 @@ class ProcessServer(Server):
 
 
 class RedisServer(ProcessServer):
-    """Redis with an append-only file, so its data outlives a crash as a production one's does."""
+    """Redis with an append-only file, so its data outlives a crash as a production one's does;
+    `restart_from` brings it back with less, as one without that file comes back."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self._data = folder
+        self._restarts = itertools.count(1)
+        self._from_snapshot = False
 
     def command(self) -> list[str]:
+        appendonly = "no" if self._from_snapshot else "yes"
         return [
             *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
-            *("--dir", str(self.folder), "--save", "", "--appendonly", "yes"),
+            *("--dir", str(self._data), "--save", "", "--appendonly", appendonly),
         ]
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=5)
+
     def answers(self) -> bool:
-        client = redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=1)
+        with self.client() as client:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+    def snapshot(self) -> Path:
+        """An RDB file of what Redis holds now (`SAVE`), kept aside."""
+        with self.client() as client:
+            client.save()
+        kept = self.folder / f"snapshot-{next(self._restarts)}.rdb"
+        shutil.copyfile(self._data / "dump.rdb", kept)
+        return kept
+
+    def restart_from(self, snapshot: Path | None) -> None:
+        """Crash it and start it on a new data folder holding only `snapshot` (None: nothing),
+        as a Redis without an append-only file restarts; then it keeps one again."""
+        self.crash()
+        self._data = self.folder / f"run-{next(self._restarts)}"
+        self._data.mkdir()
+        if snapshot is not None:
+            shutil.copyfile(snapshot, self._data / "dump.rdb")
+        self._from_snapshot = True
         try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
+            self.start()
         finally:
-            client.close()
+            self._from_snapshot = False
+        with self.client() as client:
+            client.config_set("appendonly", "yes")
+        wait_until(self._appending, START_SECONDS, "Redis writes its append-only file again")
+
+    def _appending(self) -> bool:
+        with self.client() as client:
+            info = client.info("persistence")
+        return bool(info["aof_enabled"]) and not info["aof_rewrite_in_progress"]
 
 
 class NatsServer(ProcessServer):

@@ -214,6 +214,9 @@ class FakeTarget:
     def checkpoint(self, context: str) -> Checkpoint:
         return Checkpoint(self.position)
 
+    def rewind(self, context: str) -> Checkpoint:
+        return self.checkpoint(context)
+
     def parked_heads(self, context: str) -> dict[UUID, int]:
         heads: dict[UUID, int] = {}
         for position, _, _ in self.parked:
