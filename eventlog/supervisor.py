@@ -8,7 +8,9 @@ policies. Each process:
 - is started again when it exits, after a pause that doubles from ``--first-pause`` up to
   ``--max-pause`` and starts over once the process had stayed up ``--steady`` seconds;
 - gets SIGTERM when the supervisor gets SIGTERM or SIGINT, then SIGKILL after ``--grace``
-  seconds if it is still running. The supervisor exits 0 once every process is gone.
+  seconds if it is still running. The supervisor exits 0 once every process is gone;
+- on Linux, gets SIGTERM from the kernel if the supervisor dies without stopping it (SIGKILL),
+  so no process is left running unsupervised.
 
 Every start and exit is logged on stderr. Exit codes: 0 stopped by a signal, 2 bad arguments.
 """
@@ -16,10 +18,13 @@ Every start and exit is logged on stderr. Exit codes: 0 stopped by a signal, 2 b
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
 import shlex
 import signal
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +111,7 @@ class Supervisor:
                 stdout=output,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_terminate_with_parent(),
             )
         self.running[program.name] = process
         log.info("started %s (pid %d)", program.name, process.pid)
@@ -128,6 +134,21 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent() -> Callable[[], None] | None:
+    """Run in the child before exec: SIGTERM it when the supervisor dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def ask_kernel() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return ask_kernel
 
 
 def _describe(code: int | None) -> str:

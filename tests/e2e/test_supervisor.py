@@ -52,6 +52,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 @pytest.fixture
 def supervise(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
@@ -98,6 +107,22 @@ def test_a_killed_process_is_restarted_and_sigterm_stops_every_process(
     log = (tmp_path / "supervisor.log").read_text()
     assert "a exited (signal SIGKILL)" in log
     assert "deaf did not stop within 1 s: killing it" in log
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal")
+def test_no_process_outlives_a_killed_supervisor(
+    supervise: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    supervisor = supervise(_child("a", tmp_path), _child("b", tmp_path))
+    pids = [tmp_path / "a.pids", tmp_path / "b.pids"]
+    _wait_for(lambda: all(len(_lines(path)) == 1 for path in pids))
+
+    supervisor.kill()
+    supervisor.wait()
+
+    orphans = [int(_lines(path)[0]) for path in pids]
+    _wait_for(lambda: not any(_running(pid) for pid in orphans))
+    assert [_lines(tmp_path / f"{name}.stopped") for name in "ab"] == [[str(p)] for p in orphans]
 
 
 def test_a_crashing_process_is_restarted_with_doubling_pauses(
