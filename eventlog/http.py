@@ -86,8 +86,23 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
     return invalid_input(request, errors)
 
 
+def _unparsable_body(error: HTTPException) -> str | None:
+    """Why FastAPI could not parse a body (it answers 400 from the decoding error), if so."""
+    cause = error.__cause__
+    if error.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return f"not valid UTF-8: byte {cause.start}"
+    if isinstance(cause, RecursionError):
+        return "JSON nested too deeply"
+    return f"not a JSON document: {type(cause).__name__}"
+
+
 async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    unparsable = _unparsable_body(error)
+    if unparsable is not None:  # the same answer as for a JSON syntax error: the body is input
+        return invalid_input(request, [{"field": "body", "message": unparsable}])
     kind = HTTP_ERRORS.get(error.status_code, BAD_HEADER)
     return problem(
         request, kind, str(error.detail), status=error.status_code, headers=error.headers

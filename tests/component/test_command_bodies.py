@@ -98,3 +98,21 @@ def test_json_is_application_json_or_a_json_suffix() -> None:
     assert is_json(" application/json ;charset=utf-8")
     assert not is_json("text/json")
     assert not is_json("application/json-seq")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"name": "\xff", "email": "a@example.com"}', "not valid UTF-8"),
+        (b"[" * 20_000 + b"]" * 20_000, "nested too deeply"),
+    ],
+)
+def test_a_body_that_cannot_be_decoded_is_a_422_on_the_body(
+    client: TestClient, body: bytes, message: str
+) -> None:
+    before = store_state(client)
+    response = client.post("/users", content=body, headers={"Content-Type": "application/json"})
+    problem = assert_problem(response, 422, "body")
+    assert problem["errors"][0]["field"] == "body"
+    assert message in problem["errors"][0]["message"]
+    assert store_state(client) == before
