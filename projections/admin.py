@@ -7,6 +7,8 @@
   of an aggregate can be retried, so per-aggregate order holds. (The projector retries a parked
   event by itself a few times first: see :mod:`projections.retrying`.)
 - **skip**: give up on a parked event. The events parked behind it stay parked until retried.
+  A skip holds for every re-projection of that version and for the versions a rebuild makes
+  from it (see :mod:`projections.dead_letters`).
 """
 
 from collections.abc import Iterable, Iterator

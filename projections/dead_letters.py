@@ -5,6 +5,12 @@ An event a projection fails on is parked with its error (and retried on a schedu
 aggregate for the same projection are parked behind it (error ``blocked by position <p>``), so
 per-aggregate order holds while other aggregates keep flowing. Resolving them (retry, skip) is
 in :mod:`projections.admin`.
+
+A read model can be projected again over positions it has seen (a Redis that lost data, a
+backfill, a rebuild). The rows decide what such a re-projection does with an event: a `skipped`
+one is a person's decision about (projection, version, position) and is honoured (not applied,
+and no longer holding its aggregate back); a `retried` one that fails again is parked again
+(its row back to `parked` with the new error and attempt), never left as it was.
 """
 
 import json
@@ -15,7 +21,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
-from projections.model import Park
+from projections.model import Message, Park
 from projections.sql import Row, Tx
 
 Status = Literal["parked", "retried", "skipped"]
@@ -66,30 +72,88 @@ def blocked_error(head_position: int) -> str:
 
 
 def insert(tx: Tx, projection: str, version: int, context: str, parks: Sequence[Park]) -> None:
-    """Record parked events; one already recorded (same position) is left as it is."""
-    json_type = tx.dialect.types["json"]
-    now = datetime.now(UTC)
+    """Record parked events. One already recorded (same position) is left as it is, unless it
+    was `retried`: failing again on a re-projection parks it again, with one more attempt."""
     for park in parks:
-        envelope = park.message.envelope
-        tx.execute(
-            "INSERT INTO dead_letters (projection, version, context, position, stream_seq,"  # noqa: S608
-            " aggregate_id, event_type, error, attempts, envelope, status, parked_at)"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS {json_type}), 'parked', ?)"
-            " ON CONFLICT (projection, version, context, position) DO NOTHING",
-            [
-                projection,
-                version,
-                context,
-                envelope.position,
-                park.message.stream_seq or None,
-                envelope.aggregate_id,
-                f"{envelope.aggregate_type}.{envelope.event_type}",
-                park.error,
-                park.attempts,
-                envelope.to_json().decode(),
-                now,
-            ],
+        _upsert(
+            tx,
+            projection,
+            version,
+            context,
+            park,
+            "parked",
+            " DO UPDATE SET status = 'parked', error = excluded.error,"
+            " attempts = dead_letters.attempts + excluded.attempts, parked_at = excluded.parked_at"
+            " WHERE dead_letters.status = 'retried'",
         )
+
+
+def skipped(tx: Tx, projection: str, version: int, context: str, first: int, last: int) -> set[int]:
+    """The skipped positions from `first` to `last`: a re-projection leaves them out."""
+    rows = tx.query(
+        "SELECT position FROM dead_letters WHERE projection = ? AND version = ? AND context = ?"
+        " AND position BETWEEN ? AND ? AND status = 'skipped'",
+        [projection, version, context, first, last],
+    )
+    return {int(row[0]) for row in rows}
+
+
+def skips(tx: Tx, projection: str, version: int) -> list[DeadLetter]:
+    """Every event a person skipped in a version of a projection."""
+    rows = tx.query(
+        f"SELECT {_COLUMNS} FROM dead_letters"  # noqa: S608
+        " WHERE projection = ? AND version = ? AND status = 'skipped' ORDER BY id",
+        [projection, version],
+    )
+    return [_letter(row) for row in rows]
+
+
+def record_skips(tx: Tx, version: int, letters: Sequence[DeadLetter]) -> None:
+    """Skip the letters' events in `version` too (a rebuild's new version: it must leave out
+    what the live one left out); one parked there is marked skipped."""
+    for letter in letters:
+        park = Park(Message(letter.envelope, letter.stream_seq or 0), letter.error, letter.attempts)
+        _upsert(
+            tx,
+            letter.projection,
+            version,
+            letter.context,
+            park,
+            "skipped",
+            " DO UPDATE SET status = 'skipped' WHERE dead_letters.status = 'parked'",
+        )
+
+
+def _upsert(
+    tx: Tx,
+    projection: str,
+    version: int,
+    context: str,
+    park: Park,
+    status: Status,
+    on_conflict: str,
+) -> None:
+    envelope = park.message.envelope
+    tx.execute(
+        "INSERT INTO dead_letters (projection, version, context, position, stream_seq,"  # noqa: S608
+        " aggregate_id, event_type, error, attempts, envelope, status, parked_at)"
+        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS {tx.dialect.types['json']}), ?, ?)"
+        f" ON CONFLICT (projection, version, context, position){on_conflict}",
+        [
+            projection,
+            version,
+            context,
+            envelope.position,
+            park.message.stream_seq or None,
+            envelope.aggregate_id,
+            f"{envelope.aggregate_type}.{envelope.event_type}",
+            park.error,
+            park.attempts,
+            envelope.to_json().decode(),
+            status,
+            datetime.now(UTC),
+        ],
+    )
 
 
 def parked_heads(tx: Tx, projection: str, version: int, context: str) -> dict[UUID, int]:

@@ -3,7 +3,8 @@
 For one (projection, context) a batch goes through:
 
 1. drop messages at or below the checkpoint (duplicates, redeliveries);
-2. plan each remaining one: apply it, or park it if its aggregate already has a parked event;
+2. plan each remaining one: apply it, or park it if its aggregate already has a parked event
+   (or leave it out, if a person skipped it: re-projecting a seen position, see dead_letters);
 3. commit the plan as one unit (one transaction, or one Redis pipeline) with the checkpoint.
 
 If the projection raises on an event (:class:`ProjectionFailed`), that event is set aside at
@@ -19,12 +20,14 @@ the checkpoint makes that safe.
 import logging
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
 from eventlog.logs import correlation
+from projections import dead_letters
 from projections.dead_letters import DeadLetter, blocked_error
 from projections.model import (
     Apply,
@@ -84,6 +87,8 @@ class Target(Protocol):
 class Outcome:
     applied: int = 0
     parked: int = 0
+    skipped: int = 0
+    """Events a person skipped before (re-projected positions): left out again."""
     duplicates: int = 0
     checkpoint: Checkpoint | None = None
     last_event_time: datetime | None = None
@@ -129,9 +134,10 @@ class Engine:
             return Outcome(duplicates=duplicates, checkpoint=checkpoint)
         self._checkpoints.pop(context, None)  # unknown until this batch commits
         parked = self.target.parked_heads(context)
-        steps = [self._plan(message, parked) for message in fresh]
+        skipped = self._skipped(context, fresh)
+        steps = [self._plan(message, parked, skipped) for message in fresh]
         steps = self._commit_setting_aside(context, steps, parked)
-        outcome = self._outcome(context, steps, duplicates)
+        outcome = self._outcome(context, steps, duplicates, len(skipped))
         if outcome.checkpoint is not None:
             self._checkpoints[context] = outcome.checkpoint
         return outcome
@@ -146,7 +152,18 @@ class Engine:
         of events applied."""
         return self._schedule(context).run_due()
 
-    def _plan(self, message: Message, parked: dict[UUID, int]) -> Step:
+    def _skipped(self, context: str, fresh: Sequence[Message]) -> set[int]:
+        p = self.projection
+        with self.target.dead_letter_db.transaction(write=False) as tx:
+            return dead_letters.skipped(
+                tx, p.name, p.version, context, fresh[0].position, fresh[-1].position
+            )
+
+    def _plan(
+        self, message: Message, parked: dict[UUID, int], skipped: AbstractSet[int] = frozenset()
+    ) -> Step:
+        if message.position in skipped:  # its row stays as it is: skipped
+            return Park(message, "skipped", attempts=0)
         head = parked.get(message.aggregate_id)
         if head is not None and head <= message.position:
             return Park(message, blocked_error(head), attempts=0)
@@ -227,9 +244,11 @@ class Engine:
                 },
             )
 
-    def _outcome(self, context: str, steps: Sequence[Step], duplicates: int) -> Outcome:
+    def _outcome(
+        self, context: str, steps: Sequence[Step], duplicates: int, skipped: int
+    ) -> Outcome:
         applied = [step.message for step in steps if isinstance(step, Apply)]
-        parked = len(steps) - len(applied)
+        parked = len(steps) - len(applied) - skipped
         last = steps[-1].message
         if logger.isEnabledFor(logging.DEBUG):
             for message in applied:
@@ -249,6 +268,7 @@ class Engine:
         return Outcome(
             applied=len(applied),
             parked=parked,
+            skipped=skipped,
             duplicates=duplicates,
             checkpoint=Checkpoint(last.position, last.stream_seq),
             last_event_time=last.envelope.timestamp,

@@ -19,6 +19,10 @@
    live ones' stream sequences, and the pointer flipped. A mismatch rolls back and leaves live
    untouched (:class:`VerifyFailed`).
 
+The events a person skipped in the live version are skipped in the shadow too (copied as its own
+`skipped` dead letters before the backfill, again before the swap): a skip is honoured on every
+re-projection, and the shadow must equal live.
+
 `rebuild(name, at=T)` builds an **audit** version instead: only events with timestamp ≤ T,
 up to the heads at the start; it is never made active. `retire(name)` drops the versions a swap
 left behind.
@@ -39,6 +43,7 @@ from redis import Redis
 
 from eventlog.settings import Settings
 from eventlog.stores import build_services
+from projections import dead_letters
 from projections.catalog import READ_DATABASE, find_projection, target_at
 from projections.catchup import EnvelopeSource, envelope_source
 from projections.engine import Engine, RetryPolicy, Target
@@ -346,6 +351,7 @@ class Rebuilder:
         with self.models.lock(name, plan.version):
             shadow = self.models.target(projection, plan.version)
             shadow.prepare()
+            self._carry_skips(plan, shadow)
             backfill_started = time.monotonic()
             result.backfill_events = self._backfill(projection, shadow, plan, at)
             result.backfill_seconds = time.monotonic() - backfill_started
@@ -355,6 +361,7 @@ class Rebuilder:
                 self._finish_audit(plan, shadow, result)
             else:
                 result.events += self._catch_up(engine, projection)
+                self._carry_skips(plan, shadow)  # those made during the rebuild
                 self._swap(plan, projection, shadow, result)
         result.seconds = time.monotonic() - started
         return result
@@ -375,6 +382,7 @@ class Rebuilder:
             staging_db = open_staging(directory, shadow.projection)
             staged = target_at(projection, plan.version, staging_db)
             staged.prepare()
+            self._carry_skips(plan, staged)
         engine = Engine(staged or shadow, self.policy)
         read = 0
         for context in contexts:
@@ -386,6 +394,14 @@ class Rebuilder:
             staging_db.close()
             remove_staging(directory, shadow.projection)
         return read
+
+    def _carry_skips(self, plan: Plan, into: Target) -> None:
+        """Skip in the shadow (or its staging file) what a person skipped in the live version."""
+        with self.models.db.transaction(write=False) as tx:
+            skipped = dead_letters.skips(tx, plan.projection, plan.live_version)
+        if skipped:
+            with into.dead_letter_db.transaction() as tx:
+                dead_letters.record_skips(tx, plan.version, skipped)
 
     def _fold(self, engine: Engine, context: str, until: int, at: datetime | None) -> int:
         """Apply the context's log after the shadow's checkpoint up to `until`, page by page;

@@ -3,6 +3,7 @@ dead-letter API lists, shows, retries and skips them."""
 
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +57,12 @@ class PoisonedUserStats(UserStats):
 
 @pytest.fixture
 def scenario(tmp_path: Path) -> Iterator[Scenario]:
+    with poison_scenario(tmp_path) as made:
+        yield made
+
+
+@contextmanager
+def poison_scenario(tmp_path: Path) -> Iterator[Scenario]:
     """Order `bad` gets a poison line, then more events; order `good` is interleaved."""
     with event_stores(tmp_path) as services:
         s = Scenario(services)

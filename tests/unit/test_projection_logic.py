@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from uuid import UUID, uuid4
 
@@ -47,7 +48,8 @@ from projections.ops import (
     resolve,
 )
 from projections.redis_target import is_infrastructure_reply
-from projections.sql import SqlDatabase
+from projections.schema import DEAD_LETTERS, create_tables
+from projections.sql import SqlDatabase, SQLiteDatabase
 from projections.stack import stack_problem
 from projections.values import cents, utc_text
 from projections.versions import versioned
@@ -204,10 +206,9 @@ class FakeTarget:
         self.position = 0
         self.commits = 0
         self.projection: OpsProjection = UserStats()
-
-    @property
-    def dead_letter_db(self) -> SqlDatabase:
-        raise NotImplementedError
+        self.dead_letter_db: SqlDatabase = SQLiteDatabase(Path(":memory:"))  # none skipped
+        with self.dead_letter_db.transaction() as tx:
+            create_tables(tx, (DEAD_LETTERS,))
 
     def prepare(self) -> None: ...
 
