@@ -16,7 +16,7 @@ from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
 from projections.model import Park
-from projections.sql import Row, Tx
+from readmodels.sql import Row, Tx
 
 Status = Literal["parked", "retried", "skipped"]
 

@@ -17,7 +17,7 @@ from projections.engine import Engine, RetryPolicy
 from projections.model import Message
 from projections.models import Orders, UserStats
 from projections.ops import Op
-from projections.sql import Tx
+from readmodels.sql import Tx
 from tests.support.projections import (
     FAST,
     READ_SIDES,
