@@ -104,6 +104,12 @@ def write_checkpoint(
     )
 
 
+def probe_checkpoints(tx: Tx) -> None:
+    """Raise unless the checkpoint table answers (a reader's readiness check: the projector has
+    created the read database)."""
+    tx.query("SELECT position FROM rm_checkpoints LIMIT 1")
+
+
 def read_positions(tx: Tx, models: Iterable[ReadModel]) -> Positions:
     """The checkpoints of `models` (each at the version it names) in a SQL read database."""
     wanted = {(model.name, model.version) for model in models}

@@ -24,7 +24,7 @@ from read_api.stores.base import (
 )
 from read_api.stores.version_cache import ActiveVersions
 from readmodels.catalog import TABLE_MODELS, ReadModel
-from readmodels.checkpoints import Positions, read_positions
+from readmodels.checkpoints import Positions, probe_checkpoints, read_positions
 from readmodels.formats import stored_date, stored_time, stored_uuid
 from readmodels.sql import Row, SqlDatabase, Tx
 from readmodels.versions import RenamingTx
@@ -94,7 +94,7 @@ class RelationalTables:
 
     def ping(self) -> None:
         with self._database.transaction(write=False) as tx:
-            tx.query("SELECT position FROM rm_checkpoints LIMIT 1")
+            probe_checkpoints(tx)
 
     def close(self) -> None:
         self._database.close()

@@ -9,7 +9,7 @@ from read_api.stores.redis_models import profile_from_hash, stats_from_hash
 from read_api.stores.version_cache import ActiveVersions
 from readmodels import keys
 from readmodels.catalog import TOP_SPENDERS, USER_PROFILES, USER_STATS, ReadModel
-from readmodels.checkpoints import Positions, read_positions
+from readmodels.checkpoints import Positions, probe_checkpoints, read_positions
 from readmodels.documents import DocumentTables
 from readmodels.sql import SqlDatabase
 
@@ -49,7 +49,7 @@ class SqlDocuments:
 
     def ping(self) -> None:
         with self._db.transaction(write=False) as tx:
-            tx.query("SELECT position FROM rm_checkpoints LIMIT 1")
+            probe_checkpoints(tx)
 
     def close(self) -> None:
         self._db.close()
