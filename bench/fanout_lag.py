@@ -70,7 +70,7 @@ import write_throughput as wt
 
 from projections.model import OpsProjection, SqlProjection
 from projections.models import all_projections
-from read_api.listeners import redis_channel
+from readmodels.keys import redis_channel_for_url
 
 HOST = "127.0.0.1"
 STARTED = time.time()
@@ -711,7 +711,7 @@ async def watch_redis(url: str, keys: list[ModelKey], obs: Observations) -> None
 
     reader = asyncio.create_task(read_loop())
     try:
-        await pubsub.subscribe(redis_channel(url))
+        await pubsub.subscribe(redis_channel_for_url(url))
         changed.set()  # the initial state
         async for message in pubsub.listen():
             if message.get("type") == "message":

@@ -1,9 +1,9 @@
 """Projectors: fold the event log into read models, exactly once in effect.
 
 - `model`, `ops`: what a projection is (SQL statements per event, or document operations);
-- `models/`: the six read models of docs/read-models.md;
-- `sql`, `schema`, `sql_target`, `redis_target`, `catalog`: where the models are written
-  (PostgreSQL or SQLite through one small dialect layer; Redis through one Lua call per event);
+- `models/`: the projection code of the six read models of `readmodels.catalog`;
+- `sql_target`, `redis_target`, `targets`: where the models are written (PostgreSQL or SQLite
+  through `readmodels.sql`; Redis through one Lua call per event, keys of `readmodels.keys`);
 - `engine`: batches, checkpoints, poison events and parking; `dead_letters`, `admin`: the parked
   events and the operations on them (list, show, retry, skip);
 - `consumers` + `stack` + `main` (stack mode: JetStream consumers, the `strata-projector`

@@ -1,4 +1,4 @@
-"""A projector's target that follows the active version of its projection (projections.versions).
+"""A projector's target that follows the active version of its projection (readmodels.versions).
 
 Every batch runs under the projection's pointer row, locked `FOR SHARE` (SQLite: the write lock
 of `BEGIN IMMEDIATE`): a SQL model's batch in that same transaction, a Redis model's pipeline
@@ -14,11 +14,12 @@ from uuid import UUID
 
 from projections.dead_letters import DeadLetter
 from projections.engine import Target
-from projections.model import Checkpoint, Projection, Step
-from projections.schema import create_tables
-from projections.sql import SqlDatabase
+from projections.model import Projection, Step
 from projections.sql_target import SqlTarget
-from projections.versions import VERSION_TABLES, active_version, ensure_pointer
+from readmodels.checkpoints import Checkpoint
+from readmodels.schema import create_tables
+from readmodels.sql import SqlDatabase
+from readmodels.versions import VERSION_TABLES, active_version, ensure_pointer
 
 TargetAt = Callable[[int], Target]
 """The projection's target at a version."""

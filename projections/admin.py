@@ -19,11 +19,11 @@ from redis import Redis
 from eventlog.settings import Settings
 from projections import dead_letters
 from projections.active import ActiveTarget
-from projections.catalog import READ_DATABASE, following_targets
 from projections.dead_letters import DeadLetter, Status
 from projections.engine import Target
 from projections.retrying import RetryResult, retry_chain
-from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
+from projections.targets import following_targets
+from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase
 
 
 class DeadLetterError(Exception):

@@ -34,7 +34,8 @@ from nats.js.errors import NotFoundError
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import ContextStream
 from projections.engine import Engine, Outcome
-from projections.model import Checkpoint, CheckpointLost, Message, Projection
+from projections.model import CheckpointLost, Message, Projection
+from readmodels.checkpoints import Checkpoint
 
 logger = logging.getLogger("strata.projections.consumers")
 

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
 from projections.model import Message, Park
-from projections.sql import Row, Tx
+from readmodels.sql import Row, Tx
 
 Status = Literal["parked", "retried", "skipped"]
 

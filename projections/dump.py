@@ -23,10 +23,11 @@ from redis import Redis
 
 from projections.active import ActiveTarget
 from projections.engine import Target
-from projections.redis_target import RedisDocumentTarget, RedisLayout
-from projections.sql import SqlDatabase, Table
+from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
-from projections.values import utc_text
+from readmodels.formats import utc_text
+from readmodels.keys import RedisLayout
+from readmodels.sql import SqlDatabase, Table
 
 Dump = dict[str, Any]
 

@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services
 from projections.admin import DeadLetterAdmin
-from projections.catalog import READ_DATABASE, following_targets
 from projections.catchup import EnvelopeSource, catch_up, envelope_source
 from projections.engine import Engine, RetryPolicy, Target
-from projections.sql import SQLiteDatabase
+from projections.targets import following_targets
+from readmodels.sql import READ_DATABASE, SQLiteDatabase
 
 logger = logging.getLogger("strata.projections.embedded")
 

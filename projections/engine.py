@@ -29,17 +29,10 @@ from uuid import UUID
 from eventlog.logs import correlation
 from projections import dead_letters
 from projections.dead_letters import DeadLetter, blocked_error
-from projections.model import (
-    Apply,
-    Checkpoint,
-    Message,
-    Park,
-    Projection,
-    ProjectionFailed,
-    Step,
-)
+from projections.model import Apply, Message, Park, Projection, ProjectionFailed, Step
 from projections.retrying import RetryPolicy, RetrySchedule, log_parked
-from projections.sql import SqlDatabase
+from readmodels.checkpoints import Checkpoint
+from readmodels.sql import SqlDatabase
 
 __all__ = ["Engine", "Outcome", "RetryPolicy", "Target"]
 

@@ -1,14 +1,16 @@
 """What projections receive, what they declare, and how a failure is reported."""
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Self
 from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
 from projections.ops import Op
-from projections.sql import Table, Tx
+from readmodels.catalog import ReadModel
+from readmodels.sql import Table, Tx
 
 
 @dataclass(frozen=True)
@@ -25,15 +27,6 @@ class Message:
     @property
     def aggregate_id(self) -> UUID:
         return self.envelope.aggregate_id
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The last applied position of one (projection, version, context), and its stream sequence
-    (0: none yet, or the event was read from the event store rather than the stream)."""
-
-    position: int = 0
-    stream_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,15 +84,35 @@ class UnsupportedEvent(Exception):
 
 
 class Projection(ABC):
-    """A read model's projection: its name, version and the contexts whose events it reads."""
+    """The code that folds events into one read model (`readmodels.catalog`): its name, version
+    and the contexts whose events it reads come from the model it writes."""
 
-    name: ClassVar[str]
-    version: ClassVar[int] = 1
-    contexts: ClassVar[tuple[str, ...]]
+    read_model: ReadModel
+    """The model at version 1 on the class; an instance may write another version."""
+
+    @property
+    def name(self) -> str:
+        return self.read_model.name
+
+    @property
+    def version(self) -> int:
+        return self.read_model.version
+
+    @property
+    def contexts(self) -> tuple[str, ...]:
+        return self.read_model.contexts
 
     @property
     def label(self) -> str:
-        return f"{self.name}:v{self.version}"
+        return self.read_model.label
+
+    def at_version(self, version: int) -> Self:
+        """This projection writing version `version` (the same code, other names)."""
+        if version == self.version:
+            return self
+        made = copy.copy(self)
+        made.read_model = self.read_model.at(version)
+        return made
 
     @staticmethod
     def require_schema(event: EventEnvelope, supported: int = 1) -> None:
@@ -120,9 +133,12 @@ class OpsProjection(Projection):
 
 
 class SqlProjection(Projection):
-    """A relational read model: its tables, and the statements each event runs."""
+    """A relational read model: the statements each event runs on its tables."""
 
-    tables: ClassVar[tuple[Table, ...]]
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        """The tables as named at version 1 (statements are written against those names)."""
+        return self.read_model.tables
 
     @abstractmethod
     def apply(self, tx: Tx, event: EventEnvelope) -> None:

@@ -44,13 +44,10 @@ from redis import Redis
 from eventlog.settings import Settings
 from eventlog.stores import build_services
 from projections import dead_letters
-from projections.catalog import READ_DATABASE, find_projection, target_at
 from projections.catchup import EnvelopeSource, envelope_source
 from projections.engine import Engine, RetryPolicy, Target
-from projections.model import Checkpoint, Message, Projection, SqlProjection
-from projections.redis_target import RedisDocumentTarget, RedisLayout
-from projections.schema import SHARED_TABLES, create_tables, write_checkpoint
-from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase, Tx
+from projections.model import Message, Projection, SqlProjection
+from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
 from projections.staging import (
     open_staging,
@@ -59,8 +56,13 @@ from projections.staging import (
     staging_path,
     transfer,
 )
+from projections.targets import find_projection, target_at
 from projections.verify import compare, fingerprint
-from projections.versions import (
+from readmodels.checkpoints import Checkpoint, write_checkpoint
+from readmodels.keys import RedisLayout
+from readmodels.schema import SHARED_TABLES, create_tables
+from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase, Tx
+from readmodels.versions import (
     VersionRecord,
     active_version,
     active_versions,

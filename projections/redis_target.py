@@ -18,7 +18,6 @@ projector re-projects from what Redis holds (`rewind`, then the consumer is recr
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from uuid import UUID
 
 from redis import Redis, ResponseError
@@ -28,7 +27,6 @@ from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from projections.model import (
     Apply,
-    Checkpoint,
     CheckpointLost,
     Message,
     OpsProjection,
@@ -37,13 +35,10 @@ from projections.model import (
     Step,
 )
 from projections.ops import check, encode
-from projections.schema import (
-    SHARED_TABLES,
-    checkpoint_payload,
-    create_tables,
-    redis_checkpoint_channel,
-)
-from projections.sql import SqlDatabase
+from readmodels.checkpoints import Checkpoint, checkpoint_payload
+from readmodels.keys import RedisLayout
+from readmodels.schema import SHARED_TABLES, create_tables
+from readmodels.sql import SqlDatabase
 
 LUA = r"""
 -- KEYS[1]: checkpoint key (mode 'cas') or retry marker (mode 'once'); KEYS[2]: stream-seq key
@@ -133,32 +128,6 @@ else
 end
 return {1, ''}
 """
-
-
-@dataclass(frozen=True)
-class RedisLayout:
-    """Key names: `<root>:{<proj>:v<k>}:<key>`; `root` is `rm` except in isolated tests."""
-
-    root: str = "rm"
-
-    BOOKKEEPING = ("ckpt:", "seq:", "retried:")
-
-    def prefix(self, name: str, version: int) -> str:
-        return f"{self.root}:{{{name}:v{version}}}:"
-
-    def checkpoint_key(self, name: str, version: int, context: str) -> str:
-        return f"{self.prefix(name, version)}ckpt:{context}"
-
-    def stream_seq_key(self, name: str, version: int, context: str) -> str:
-        return f"{self.prefix(name, version)}seq:{context}"
-
-    def retried_key(self, name: str, version: int, context: str, position: int) -> str:
-        return f"{self.prefix(name, version)}retried:{context}:{position}"
-
-    def channel(self, db: int) -> str:
-        """Pub/sub channel of checkpoint moves in Redis DB `db` (payload:
-        schema.checkpoint_payload): `<root>:ckpt:db<n>`."""
-        return redis_checkpoint_channel(db, self.root)
 
 
 INFRASTRUCTURE_REPLIES = (

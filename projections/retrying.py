@@ -18,7 +18,7 @@ from eventlog.logs import correlation
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from projections.model import Projection, ProjectionFailed
-from projections.sql import SqlDatabase
+from readmodels.sql import SqlDatabase
 
 logger = logging.getLogger("strata.projections")
 

@@ -17,7 +17,6 @@ from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from projections.model import (
     Apply,
-    Checkpoint,
     Message,
     OpsProjection,
     Park,
@@ -38,16 +37,12 @@ from projections.ops import (
     fill,
     resolve,
 )
-from projections.schema import (
-    DOCUMENT_TABLES,
-    SHARED_TABLES,
-    create_tables,
-    ensure_checkpoint,
-    read_checkpoint,
-    write_checkpoint,
-)
-from projections.sql import SqlDatabase, Table, Tx
-from projections.versions import RenamingTx, table_names, versioned_table
+from readmodels.catalog import ReadModel
+from readmodels.checkpoints import Checkpoint, ensure_checkpoint, read_checkpoint, write_checkpoint
+from readmodels.documents import DocumentTables
+from readmodels.schema import DOCUMENT_TABLES, SHARED_TABLES, create_tables
+from readmodels.sql import SqlDatabase, Table, Tx
+from readmodels.versions import RenamingTx
 
 
 class UnresolvedReference(LookupError):
@@ -145,11 +140,10 @@ class SqlProjectionTarget(SqlTarget):
     @property
     def tables(self) -> tuple[Table, ...]:
         """The projection's tables, named for its version (docs/read-models.md, versions)."""
-        version = self._projection.version
-        return tuple(versioned_table(table, version) for table in self._projection.tables)
+        return self._projection.read_model.versioned_tables
 
     def _apply(self, tx: Tx, envelope: EventEnvelope) -> None:
-        names = table_names(self._projection.tables, self._projection.version)
+        names = self._projection.read_model.table_renames
         self._projection.apply(RenamingTx(tx, names) if names else tx, envelope)
 
 
@@ -170,96 +164,58 @@ class SqlDocumentTarget(SqlTarget):
 
     def _apply(self, tx: Tx, envelope: EventEnvelope) -> None:
         p = self._projection
-        run_operations(tx, p.name, p.version, p.operations(envelope))
+        run_operations(tx, p.read_model, p.operations(envelope))
 
 
-def run_operations(tx: Tx, projection: str, version: int, ops: Sequence[Op]) -> None:
+def run_operations(tx: Tx, model: ReadModel, ops: Sequence[Op]) -> None:
     """Execute document operations on the generic tables: binds first, then writes in order."""
     check(ops)
-    documents = _Documents(tx, projection, version)
+    documents = DocumentTables(tx, model)
     values: dict[str, str] = {}
     for op in ops:
         if isinstance(op, Bind):
-            values |= documents.bind(op)
+            values |= _bind(documents, op)
     for op in ops:
         match op:
             case SetFields():
                 key = fill(op.key, values)
                 for name, value in op.fields.items():
-                    documents.set(key, name, resolve(value, values))
+                    documents.set_field(key, name, resolve(value, values))
             case IncrementField():
-                documents.increment(fill(op.key, values), fill(op.field, values), op, values)
+                amount = int(resolve(op.amount, values))
+                documents.increment_field(fill(op.key, values), fill(op.field, values), amount)
             case IncrementScore():
-                documents.increment_score(fill(op.key, values), fill(op.member, values), op, values)
+                amount = int(resolve(op.amount, values))
+                documents.increment_score(fill(op.key, values), fill(op.member, values), amount)
             case AppendToList():
                 key = fill(op.key, values)
-                documents.set(key, op.field, _dump([*documents.list(key, op.field), op.value]))
+                items = _list(documents, key, op.field)
+                documents.set_field(key, op.field, _dump([*items, op.value]))
             case RemoveFromList():
                 key = fill(op.key, values)
-                items = documents.list(key, op.field)
+                items = _list(documents, key, op.field)
                 if op.value in items:
                     items.remove(op.value)
-                documents.set(key, op.field, _dump(items))
+                documents.set_field(key, op.field, _dump(items))
             case Bind():
                 pass
 
 
+def _bind(documents: DocumentTables, op: Bind) -> dict[str, str]:
+    found = documents.hash(op.key)
+    missing = [name for name in op.fields if name not in found]
+    if missing:
+        raise UnresolvedReference(f"{op.key} has no {', '.join(missing)}")
+    return {name: found[name] for name in op.fields}
+
+
+def _list(documents: DocumentTables, key: str, field: str) -> list[str]:
+    raw = documents.field(key, field)
+    items = [] if raw is None else json.loads(raw)
+    if not isinstance(items, list):
+        raise TypeError(f"{key} {field} holds {raw!r}, not a JSON list")
+    return [str(item) for item in items]
+
+
 def _dump(items: list[str]) -> str:
     return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
-
-
-class _Documents:
-    def __init__(self, tx: Tx, projection: str, version: int) -> None:
-        self._tx = tx
-        self._scope = [projection, version]
-
-    def bind(self, op: Bind) -> dict[str, str]:
-        rows = self._tx.query(
-            "SELECT field, value FROM rm_hashes WHERE projection = ? AND version = ? AND key = ?",
-            [*self._scope, op.key],
-        )
-        found = {str(field): str(value) for field, value in rows}
-        missing = [name for name in op.fields if name not in found]
-        if missing:
-            raise UnresolvedReference(f"{op.key} has no {', '.join(missing)}")
-        return {name: found[name] for name in op.fields}
-
-    def get(self, key: str, field: str) -> str | None:
-        row = self._tx.query_one(
-            "SELECT value FROM rm_hashes"
-            " WHERE projection = ? AND version = ? AND key = ? AND field = ?",
-            [*self._scope, key, field],
-        )
-        return None if row is None else str(row[0])
-
-    def list(self, key: str, field: str) -> list[str]:
-        raw = self.get(key, field)
-        items = [] if raw is None else json.loads(raw)
-        if not isinstance(items, list):
-            raise TypeError(f"{key} {field} holds {raw!r}, not a JSON list")
-        return [str(item) for item in items]
-
-    def set(self, key: str, field: str, value: str) -> None:
-        self._tx.execute(
-            "INSERT INTO rm_hashes (projection, version, key, field, value) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (projection, version, key, field) DO UPDATE SET value = excluded.value",
-            [*self._scope, key, field, value],
-        )
-
-    def increment(self, key: str, field: str, op: IncrementField, values: dict[str, str]) -> None:
-        self._tx.execute(
-            "INSERT INTO rm_hashes (projection, version, key, field, value) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (projection, version, key, field) DO UPDATE SET value ="
-            " CAST(CAST(rm_hashes.value AS bigint) + CAST(excluded.value AS bigint) AS text)",
-            [*self._scope, key, field, str(int(resolve(op.amount, values)))],
-        )
-
-    def increment_score(
-        self, key: str, member: str, op: IncrementScore, values: dict[str, str]
-    ) -> None:
-        self._tx.execute(
-            "INSERT INTO rm_sorted_sets (projection, version, key, member, score)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (projection, version, key, member)"
-            " DO UPDATE SET score = rm_sorted_sets.score + excluded.score",
-            [*self._scope, key, member, int(resolve(op.amount, values))],
-        )

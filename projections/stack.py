@@ -27,14 +27,14 @@ from eventlog.jetstream import connect, context_stream, ensure_stream, last_mess
 from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
-from projections.catalog import following_targets
 from projections.catchup import catch_up, envelope_source
 from projections.consumers import ConsumerOptions, ConsumerRunner
 from projections.engine import Engine, RetryPolicy, Target
 from projections.leader import LeaderLock
 from projections.metrics import ProjectorMetrics
-from projections.redis_target import RedisLayout
-from projections.sql import PostgresDatabase
+from projections.targets import following_targets
+from readmodels.keys import RedisLayout
+from readmodels.sql import PostgresDatabase
 
 logger = logging.getLogger("strata.projections.stack")
 

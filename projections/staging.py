@@ -17,11 +17,11 @@ from typing import Any
 
 from projections import dead_letters
 from projections.engine import Target
-from projections.model import Checkpoint, Message, Park, Projection
+from projections.model import Message, Park, Projection
 from projections.redis_target import RedisDocumentTarget
-from projections.schema import write_checkpoint
-from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase, Table
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
+from readmodels.checkpoints import Checkpoint, write_checkpoint
+from readmodels.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase, Table
 
 PAGE = 10_000
 

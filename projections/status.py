@@ -8,8 +8,8 @@ from typing import Any
 from projections import dead_letters
 from projections.models import all_projections
 from projections.rebuild import ReadModels
-from projections.sql import Tx
-from projections.versions import VersionRecord, active_versions, records
+from readmodels.sql import Tx
+from readmodels.versions import VersionRecord, active_versions, records
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from typing import Any
 
 from projections.dump import normalise
 from projections.engine import Target
-from projections.redis_target import RedisDocumentTarget, RedisLayout
-from projections.sql import SqlDatabase, Table
+from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
+from readmodels.keys import RedisLayout
+from readmodels.sql import SqlDatabase, Table
 
 PAGE = 5000
 Entry = tuple[str, Any]

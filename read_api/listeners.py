@@ -19,10 +19,10 @@ import uuid
 
 import psycopg
 import redis
-from redis.connection import parse_url
 
-from projections.schema import CHECKPOINT_CHANNEL, redis_checkpoint_channel
 from read_api.waiting import CheckpointWatch
+from readmodels.checkpoints import CHECKPOINT_CHANNEL
+from readmodels.keys import redis_channel_for_url
 
 POSTGRES_CHANNEL = CHECKPOINT_CHANNEL
 BACKOFF_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
@@ -36,19 +36,13 @@ def backoff(failures: int) -> float:
     return BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
 
 
-def redis_channel(url: str) -> str:
-    """The checkpoint channel of the Redis DB that `url` names."""
-    db = parse_url(url).get("db", 0)  # type: ignore[no-untyped-call]
-    return redis_checkpoint_channel(int(db or 0))
-
-
 class RedisListener:
     """`SUBSCRIBE rm:ckpt:db<n>` on a thread; `start`, then `stop` (blocking, bounded)."""
 
     def __init__(self, url: str, watch: CheckpointWatch) -> None:
         self._url = url
         self._watch = watch
-        self.channel = redis_channel(url)
+        self.channel = redis_channel_for_url(url)
         self._stop_channel = f"{self.channel}:stop:{uuid.uuid4().hex}"
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rm-ckpt-redis", daemon=True)

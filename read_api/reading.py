@@ -14,13 +14,15 @@ from typing import Any, TypeVar
 from fastapi import Depends, Request, Response
 from starlette.exceptions import HTTPException
 
-from read_api.catalog import Positions, Projection, position_header
 from read_api.metrics import MeteredRoute
 from read_api.params import Position, PositionQuery, WaitQuery, parse_position, wait_seconds
+from read_api.positions import position_header
 from read_api.problems import READ_POSITION, PositionNotReached
 from read_api.query_string import QueryCheckedRoute
-from read_api.side import ReadSide, read_side
+from read_api.resources import ReadSide, read_side
 from read_api.stores import ReadStores
+from readmodels.catalog import ReadModel
+from readmodels.checkpoints import Positions
 
 T = TypeVar("T")
 
@@ -34,7 +36,7 @@ class Reader:
     def __init__(
         self,
         side: ReadSide,
-        projections: tuple[Projection, ...],
+        projections: tuple[ReadModel, ...],
         response: Response,
         awaited: tuple[Position, float] | None = None,
     ):
@@ -81,7 +83,7 @@ class Reader:
         return HTTPException(404, detail, headers=headers)
 
 
-def reads(*projections: Projection) -> Any:
+def reads(*projections: ReadModel) -> Any:
     """A dependency giving a `Reader` over `projections`, after any read-your-writes wait."""
 
     async def reader(

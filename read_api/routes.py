@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 from eventlog.http import problem
 from eventlog.problem_types import NOT_READY
 from eventlog.settings import Settings
-from read_api import orders, sales, users
+from read_api import order_endpoints, sales_endpoints, user_endpoints
 from read_api.problems import install_read_problem_handlers
-from read_api.side import attach_read_side, read_side
+from read_api.resources import attach_read_side, read_side
 
 ops = APIRouter(tags=["health"])
 
@@ -60,7 +60,7 @@ def read_router(
             yield
 
     router = APIRouter(lifespan=lifespan)
-    for routes in (users.router, orders.router, sales.router):
+    for routes in (user_endpoints.router, order_endpoints.router, sales_endpoints.router):
         router.include_router(routes)
     if with_ops:
         router.include_router(ops)

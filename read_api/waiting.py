@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from read_api.catalog import Positions
+from readmodels.checkpoints import Positions
 
 Reached = Callable[[Positions], bool]
 

@@ -3,13 +3,14 @@
 
 from eventlog.envelope import EventEnvelope
 from projections.ops import Bind, SetFields
-from projections.values import cents
+from readmodels import keys
+from readmodels.formats import cents
 
 PAID = "paid"
 
 
 def order_key(event: EventEnvelope) -> str:
-    return f"order:{event.aggregate_id}"
+    return keys.order_attribution_key(event.aggregate_id)
 
 
 def remember_order(event: EventEnvelope) -> SetFields:

@@ -5,37 +5,13 @@ amount paid on the day of the `Cancelled` event. `daily_sales_orders` (internal)
 order's currency and amount paid, which those events do not carry.
 """
 
-from typing import ClassVar
-
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.models.attribution import is_refund
 from projections.models.rows import change_one, fetch_one
-from projections.sql import Column, Table, Tx
-from projections.values import cents, utc_day
-
-DAILY_SALES = Table(
-    "daily_sales",
-    (
-        Column("day", "date", nullable=False),
-        Column("currency", "text", nullable=False),
-        Column("orders_paid", "int", nullable=False),
-        Column("paid_cents", "bigint", nullable=False),
-        Column("orders_refunded", "int", nullable=False),
-        Column("refunded_cents", "bigint", nullable=False),
-    ),
-    primary_key=("day", "currency"),
-)
-
-ORDER_MEMORY = Table(
-    "daily_sales_orders",
-    (
-        Column("order_id", "uuid", nullable=False),
-        Column("currency", "text", nullable=False),
-        Column("paid_cents", "bigint", nullable=False),
-    ),
-    primary_key=("order_id",),
-)
+from readmodels import catalog
+from readmodels.formats import cents, utc_day
+from readmodels.sql import Tx
 
 _ADD = (
     "INSERT INTO daily_sales (day, currency, orders_paid, paid_cents, orders_refunded,"
@@ -48,9 +24,7 @@ _ADD = (
 
 
 class DailySales(SqlProjection):
-    name = "daily_sales"
-    contexts = ("orders",)
-    tables: ClassVar[tuple[Table, ...]] = (DAILY_SALES, ORDER_MEMORY)
+    read_model = catalog.DAILY_SALES
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.aggregate_type != "Order":

@@ -1,49 +1,13 @@
 """`orders` and `order_lines` (see docs/read-models.md). Money in integer cents."""
 
-from typing import ClassVar
 from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.models.rows import change_one, fetch_one
-from projections.sql import Column, Index, Table, Tx
-from projections.values import cents
-
-ORDERS = Table(
-    "orders",
-    (
-        Column("id", "uuid", nullable=False),
-        Column("user_id", "uuid", nullable=False),
-        Column("currency", "text", nullable=False),
-        Column("status", "text", nullable=False),
-        Column("total_cents", "bigint", nullable=False),
-        Column("line_count", "int", nullable=False),
-        Column("created_at", "timestamptz", nullable=False),
-        Column("placed_at", "timestamptz"),
-        Column("paid_at", "timestamptz"),
-        Column("shipped_at", "timestamptz"),
-        Column("cancelled_at", "timestamptz"),
-        Column("cancel_reason", "text"),
-        Column("version", "int", nullable=False),
-    ),
-    primary_key=("id",),
-    indexes=(
-        Index("orders_by_user", ("user_id", "created_at", "id")),
-        Index("orders_by_status", ("status", "created_at", "id")),
-        Index("orders_by_placed", ("placed_at", "id")),
-    ),
-)
-
-LINES = Table(
-    "order_lines",
-    (
-        Column("order_id", "uuid", nullable=False),
-        Column("sku", "text", nullable=False),
-        Column("quantity", "int", nullable=False),
-        Column("unit_price_cents", "bigint", nullable=False),
-    ),
-    primary_key=("order_id", "sku"),
-)
+from readmodels import catalog
+from readmodels.formats import cents
+from readmodels.sql import Tx
 
 _STATUS_CHANGES = {
     "Placed": ("placed", "placed_at"),
@@ -54,9 +18,7 @@ _STATUS_CHANGES = {
 
 
 class Orders(SqlProjection):
-    name = "orders"
-    contexts = ("orders",)
-    tables: ClassVar[tuple[Table, ...]] = (ORDERS, LINES)
+    read_model = catalog.ORDERS
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.aggregate_type != "Order":

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from projections.sql import Row, Tx
+from readmodels.sql import Row, Tx
 
 
 class MissingRow(LookupError):

@@ -14,14 +14,14 @@ from projections.models.attribution import (
     remember_payment,
 )
 from projections.ops import IncrementScore, Op, Template, Var
+from readmodels import catalog, keys
 
-TOP = Template("top:{currency}")
+TOP = Template(keys.TOP_SPENDERS)
 USER = Template("{user_id}")
 
 
 class TopSpenders(OpsProjection):
-    name = "top_spenders"
-    contexts = ("orders",)
+    read_model = catalog.TOP_SPENDERS
 
     def operations(self, event: EventEnvelope) -> Sequence[Op]:
         if event.aggregate_type != "Order":

@@ -1,22 +1,22 @@
-"""`user_profiles`: one hash per user, `user:<id>` (see docs/read-models.md)."""
+"""`user_profiles`: one hash per user, `user:<id>` (`readmodels.keys`, docs/read-models.md)."""
 
 from collections.abc import Sequence
 
 from eventlog.envelope import EventEnvelope
 from projections.model import OpsProjection
 from projections.ops import AppendToList, Op, RemoveFromList, SetFields, Value
-from projections.values import utc_text
+from readmodels import catalog, keys
+from readmodels.formats import utc_text
 
 
 class UserProfiles(OpsProjection):
-    name = "user_profiles"
-    contexts = ("users",)
+    read_model = catalog.USER_PROFILES
 
     def operations(self, event: EventEnvelope) -> Sequence[Op]:
         if event.aggregate_type != "UserProfile":
             return []
         self.require_schema(event)
-        key = f"user:{event.aggregate_id}"
+        key = keys.user_profile_key(event.aggregate_id)
         stamp: dict[str, Value] = {
             "version": str(event.aggregate_version),
             "position": str(event.position),

@@ -14,14 +14,14 @@ from projections.models.attribution import (
     remember_payment,
 )
 from projections.ops import IncrementField, Op, Template, Var
+from readmodels import catalog, keys
 
-STATS = Template("stats:{user_id}")
-SPENT = Template("spent:{currency}")
+STATS = Template(keys.USER_STATS)
+SPENT = Template(keys.SPENT_FIELD)
 
 
 class UserStats(OpsProjection):
-    name = "user_stats"
-    contexts = ("orders",)
+    read_model = catalog.USER_STATS
 
     def operations(self, event: EventEnvelope) -> Sequence[Op]:
         if event.aggregate_type != "Order":
@@ -29,7 +29,7 @@ class UserStats(OpsProjection):
         self.require_schema(event)
         match event.event_type:
             case "Created":
-                user_stats = f"stats:{event.data['user_id']}"
+                user_stats = keys.user_stats_key(event.data["user_id"])
                 return [remember_order(event), IncrementField(user_stats, "orders", 1)]
             case "Paid":
                 return [

@@ -3,50 +3,15 @@
 `name_lower` and `hobby_lower` hold `str.lower()` (the read API lower-cases queries the same way).
 """
 
-from typing import ClassVar
-
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.models.rows import change_one
-from projections.sql import Column, Index, Table, Tx
-
-USERS = Table(
-    "users_directory",
-    (
-        Column("id", "uuid", nullable=False),
-        Column("name", "text", nullable=False),
-        Column("name_lower", "text", nullable=False),
-        Column("email", "text", nullable=False),
-        Column("city", "text"),
-        Column("country", "text"),
-        Column("active", "bool", nullable=False),
-        Column("version", "int", nullable=False),
-        Column("registered_at", "timestamptz", nullable=False),
-        Column("updated_at", "timestamptz", nullable=False),
-    ),
-    primary_key=("id",),
-    indexes=(
-        Index("users_directory_by_place", ("country", "city")),
-        Index("users_directory_by_name", ("name_lower",), prefix_search=True),
-    ),
-)
-
-HOBBIES = Table(
-    "user_hobbies",
-    (
-        Column("user_id", "uuid", nullable=False),
-        Column("hobby_lower", "text", nullable=False),
-        Column("hobby", "text", nullable=False),
-    ),
-    primary_key=("user_id", "hobby_lower"),
-    indexes=(Index("user_hobbies_by_hobby", ("hobby_lower",)),),
-)
+from readmodels import catalog
+from readmodels.sql import Tx
 
 
 class UsersDirectory(SqlProjection):
-    name = "users_directory"
-    contexts = ("users",)
-    tables: ClassVar[tuple[Table, ...]] = (USERS, HOBBIES)
+    read_model = catalog.USERS_DIRECTORY
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.aggregate_type != "UserProfile":

@@ -8,14 +8,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from eventlog.settings import Mode, Settings
-from read_api.catalog import KEY_VALUE_SHAPED, Positions, Projection
 from read_api.stores.base import KeyValueModels, RelationalModels
-from read_api.stores.postgres import PostgresDatabase
 from read_api.stores.redis_models import RedisKeyValue
-from read_api.stores.sql import RelationalTables
-from read_api.stores.sqlite import READ_DATABASE, SqliteDatabase
-from read_api.stores.sqlite_kv import SqliteKeyValue
-from read_api.stores.versions import ActiveVersions
+from read_api.stores.relational import RelationalTables
+from read_api.stores.sql_documents import SqlDocuments
+from read_api.stores.version_cache import ActiveVersions
+from readmodels.catalog import DOCUMENT_MODELS, ReadModel
+from readmodels.checkpoints import Positions
+from readmodels.sql import READ_DATABASE, PostgresDatabase, SQLiteDatabase
 
 
 class ReadStoresMisconfigured(ValueError):
@@ -28,10 +28,10 @@ class ReadStores:
     relational: RelationalModels
     description: str
 
-    def positions(self, projections: Iterable[Projection]) -> Positions:
+    def positions(self, projections: Iterable[ReadModel]) -> Positions:
         chosen = list(projections)
-        key_value = [p for p in chosen if p in KEY_VALUE_SHAPED]
-        relational = [p for p in chosen if p not in KEY_VALUE_SHAPED]
+        key_value = [p for p in chosen if p in DOCUMENT_MODELS]
+        relational = [p for p in chosen if p not in DOCUMENT_MODELS]
         positions = dict(self.key_value.positions(key_value)) if key_value else {}
         if relational:
             positions.update(self.relational.positions(relational))
@@ -61,9 +61,10 @@ def build_read_stores(settings: Settings) -> ReadStores:
         assert settings.redis_url
         database = PostgresDatabase(
             settings.read_database_url,
+            pool_size=settings.worker_threads,
             min_size=settings.db_pool_size,
-            max_size=settings.worker_threads,
             timeout=settings.db_connect_timeout,
+            read_only=True,
         )
         versions = ActiveVersions(database)
         return ReadStores(
@@ -74,10 +75,10 @@ def build_read_stores(settings: Settings) -> ReadStores:
             description="Redis and PostgreSQL",
         )
     path = settings.data_dir / READ_DATABASE
-    sqlite = SqliteDatabase(path, busy_timeout=settings.db_lock_timeout)
+    sqlite = SQLiteDatabase(path, busy_timeout=settings.db_lock_timeout, read_only=True)
     versions = ActiveVersions(sqlite)
     return ReadStores(
-        key_value=SqliteKeyValue(sqlite, versions),
+        key_value=SqlDocuments(sqlite, versions),
         relational=RelationalTables(sqlite, versions),
         description=str(path.resolve()),
     )

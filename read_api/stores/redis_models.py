@@ -1,14 +1,9 @@
-"""The key-value shaped read models in Redis (stack mode), keys as in docs/read-models.md:
-
-- `rm:{user_profiles:v1}:user:<id>` hash — the profile document;
-- `rm:{user_stats:v1}:stats:<user id>` hash — `orders` and `spent:<CUR>` (cents);
-- `rm:{top_spenders:v1}:top:<CUR>` sorted set — user ids scored by cents spent;
-- `rm:{<proj>:v<k>}:ckpt:<context>` — each projection's checkpoint per context.
-"""
+"""The key-value shaped read models in Redis (stack mode), keys as `readmodels.keys` lays
+them out: `rm:{user_profiles:v<k>}:user:<id>`, `rm:{user_stats:v<k>}:stats:<user id>`,
+`rm:{top_spenders:v<k>}:top:<CUR>`, and each model's checkpoint per context."""
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import cast
 from uuid import UUID
 
@@ -16,24 +11,19 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from read_api.catalog import TOP_SPENDERS, USER_PROFILES, USER_STATS, Positions, Projection
 from read_api.stores.base import Profile, Spender, Stats
-from read_api.stores.versions import ActiveVersions
+from read_api.stores.version_cache import ActiveVersions
+from readmodels import keys
+from readmodels.catalog import TOP_SPENDERS, USER_PROFILES, USER_STATS, ReadModel
+from readmodels.checkpoints import Positions, redis_positions
+from readmodels.formats import stored_time
+from readmodels.keys import RedisLayout
 
-SPENT_FIELD = "spent:"
+LAYOUT = RedisLayout()
 RECONNECT_ONCE = Retry(NoBackoff(), retries=1, supported_errors=(redis.ConnectionError,))
 """A pooled connection Redis closed (a restart, CLIENT KILL) is re-made at once and the command
 sent again; a Redis that is down still fails the read promptly (a 503), and a timeout is not
 retried: the request's deadline already bounds it."""
-
-
-def checkpoint_key(projection: Projection, context: str) -> str:
-    return f"{projection.redis_prefix}ckpt:{context}"
-
-
-def parse_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def profile_from_hash(fields: Mapping[str, str]) -> Profile:
@@ -47,8 +37,8 @@ def profile_from_hash(fields: Mapping[str, str]) -> Profile:
         country=fields.get("country") or None,
         active=fields.get("active", "1") == "1",
         version=int(fields["version"]),
-        registered_at=parse_time(fields["registered_at"]),
-        updated_at=parse_time(fields["updated_at"]),
+        registered_at=stored_time(fields["registered_at"]),
+        updated_at=stored_time(fields["updated_at"]),
     )
 
 
@@ -56,9 +46,9 @@ def stats_from_hash(fields: Mapping[str, str]) -> Stats:
     return Stats(
         orders=int(fields.get("orders", 0)),
         spent_cents={
-            name.removeprefix(SPENT_FIELD): int(value)
+            currency: int(value)
             for name, value in sorted(fields.items())
-            if name.startswith(SPENT_FIELD)
+            if (currency := keys.spent_currency(name)) is not None
         },
     )
 
@@ -81,36 +71,32 @@ class RedisKeyValue:
             retry=RECONNECT_ONCE,
         )
 
-    def _active(self, projection: Projection) -> Projection:
-        return projection if self._versions is None else self._versions.resolve(projection)
+    def _active(self, model: ReadModel) -> ReadModel:
+        return model if self._versions is None else self._versions.resolve(model)
 
-    def positions(self, projections: Iterable[Projection]) -> Positions:
-        pairs = [(self._active(p), context) for p in projections for context in p.contexts]
-        if not pairs:
-            return {}
-        values = self._redis.mget([checkpoint_key(p, context) for p, context in pairs])
-        return {
-            (p.name, context): int(value)
-            for (p, context), value in zip(pairs, values, strict=True)
-            if value is not None
-        }
+    def _key(self, model: ReadModel, key: str) -> str:
+        active = self._active(model)
+        return LAYOUT.prefix(active.name, active.version) + key
+
+    def positions(self, models: Iterable[ReadModel]) -> Positions:
+        return redis_positions(self._redis, LAYOUT, [self._active(model) for model in models])
 
     def _hash(self, key: str) -> dict[str, str]:
         return {_text(name): _text(value) for name, value in self._redis.hgetall(key).items()}
 
     def profile(self, user_id: UUID) -> Profile | None:
-        fields = self._hash(f"{self._active(USER_PROFILES).redis_prefix}user:{user_id}")
+        fields = self._hash(self._key(USER_PROFILES, keys.user_profile_key(user_id)))
         return profile_from_hash(fields) if fields else None
 
     def stats(self, user_id: UUID) -> Stats | None:
-        fields = self._hash(f"{self._active(USER_STATS).redis_prefix}stats:{user_id}")
+        fields = self._hash(self._key(USER_STATS, keys.user_stats_key(user_id)))
         return stats_from_hash(fields) if fields else None
 
     def top_spenders(self, currency: str, limit: int) -> list[Spender]:
         ranked = cast(
             list[tuple[bytes | str, float]],
             self._redis.zrevrange(
-                f"{self._active(TOP_SPENDERS).redis_prefix}top:{currency}",
+                self._key(TOP_SPENDERS, keys.top_spenders_key(currency)),
                 0,
                 limit - 1,
                 withscores=True,

@@ -35,14 +35,14 @@ from redis import Redis
 
 from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import build_services
-from projections.catalog import stack_targets
 from projections.catchup import envelope_source, project_log
 from projections.dump import dump_read_models
 from projections.engine import Target
 from projections.model import OpsProjection
 from projections.models import all_projections
-from projections.redis_target import RedisLayout
-from projections.sql import PostgresDatabase
+from projections.targets import stack_targets
+from readmodels.keys import RedisLayout
+from readmodels.sql import PostgresDatabase
 from tests.support.processes import BIN, free_port
 from tests.support.servers import Servers, throwaway_servers, wait_until
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import redis
 
-from projections.sql import PostgresDatabase, SQLiteDatabase
-from read_api.catalog import USER_PROFILES
+from readmodels.catalog import USER_PROFILES
+from readmodels.sql import PostgresDatabase, SQLiteDatabase
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.processes import entry_point, running_service
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database

@@ -12,12 +12,12 @@ from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.admin import open_admin
-from projections.catalog import READ_DATABASE, sql_targets
 from projections.catchup import envelope_source, project_log
 from projections.dump import dump_read_models
 from projections.embedded import EmbeddedFanout, start_embedded_fanout
 from projections.model import Message, Park
-from projections.sql import SQLiteDatabase
+from projections.targets import sql_targets
+from readmodels.sql import READ_DATABASE, SQLiteDatabase
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from eventlog.envelope import EventEnvelope
 from projections.dump import dump_read_models
-from projections.values import utc_day, utc_text
+from readmodels.formats import utc_day, utc_text
 from tests.support.projections import (
     READ_SIDES,
     ReadSide,

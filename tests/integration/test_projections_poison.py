@@ -2,82 +2,32 @@
 dead-letter API lists, shows, retries and skips them."""
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import replace
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from domain.service import CommandContext
-from eventlog.envelope import EventEnvelope
 from projections.admin import DeadLetterAdmin, DeadLetterError
 from projections.dump import dump_read_models
 from projections.engine import Engine, RetryPolicy
 from projections.model import Message
 from projections.models import Orders, UserStats
-from projections.ops import Op
-from projections.sql import Tx
+from tests.support.poison import POISON_SKU, PoisonedOrders, PoisonedUserStats, poison_scenario
 from tests.support.projections import (
     FAST,
     READ_SIDES,
     ReadSide,
     Scenario,
-    event_stores,
     read_side,
 )
-
-POISON_SKU = "POISON"
-
-
-class PoisonedOrders(Orders):
-    """`orders`, raising on lines of the poison SKU while `poisoned` is set."""
-
-    def __init__(self) -> None:
-        self.poisoned = True
-
-    def apply(self, tx: Tx, event: EventEnvelope) -> None:
-        if self.poisoned and event.data.get("sku") == POISON_SKU:
-            raise ValueError("poisoned line")
-        super().apply(tx, event)
-
-
-class PoisonedUserStats(UserStats):
-    """`user_stats` (document operations), raising the same way."""
-
-    def __init__(self) -> None:
-        self.poisoned = True
-
-    def operations(self, event: EventEnvelope) -> Sequence[Op]:
-        if self.poisoned and event.data.get("sku") == POISON_SKU:
-            raise ValueError("poisoned line")
-        return super().operations(event)
 
 
 @pytest.fixture
 def scenario(tmp_path: Path) -> Iterator[Scenario]:
     with poison_scenario(tmp_path) as made:
         yield made
-
-
-@contextmanager
-def poison_scenario(tmp_path: Path) -> Iterator[Scenario]:
-    """Order `bad` gets a poison line, then more events; order `good` is interleaved."""
-    with event_stores(tmp_path) as services:
-        s = Scenario(services)
-        ctx = CommandContext(correlation_id="poison-test")
-        user = s.users["ada"] = services.users.register(ctx, "Ada", "ada@x.io").id
-        orders = services.orders
-        bad = s.orders["bad"] = orders.create_order(ctx, user, "EUR").id
-        good = s.orders["good"] = orders.create_order(ctx, user, "EUR").id
-        orders.add_line(ctx, bad, POISON_SKU, 1, Decimal("5.00"))
-        orders.add_line(ctx, good, "G", 1, Decimal("7.00"))
-        orders.add_line(ctx, bad, "B", 2, Decimal("1.00"))
-        orders.place(ctx, good)
-        orders.place(ctx, bad)
-        orders.mark_paid(ctx, good)
-        yield s
 
 
 @pytest.fixture(params=READ_SIDES)

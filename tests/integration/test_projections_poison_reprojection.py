@@ -10,13 +10,12 @@ import pytest
 from projections.admin import DeadLetterAdmin
 from projections.dump import dump_read_models
 from projections.engine import Engine, Outcome, Target
-from projections.model import Checkpoint
 from projections.rebuild import ReadModels, Rebuilder
 from projections.redis_target import RedisDocumentTarget
-from projections.schema import write_checkpoint
 from projections.sql_target import SqlProjectionTarget, SqlTarget
 from projections.verify import compare
-from tests.integration.test_projections_poison import (
+from readmodels.checkpoints import Checkpoint, write_checkpoint
+from tests.support.poison import (
     POISON_SKU,
     PoisonedOrders,
     PoisonedUserStats,

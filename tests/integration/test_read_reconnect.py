@@ -16,9 +16,9 @@ import redis
 from fastapi.testclient import TestClient
 
 from eventlog.settings import Settings
-from projections.sql import PostgresDatabase
 from read_api.app import create_app
-from read_api.catalog import USER_PROFILES, USERS_DIRECTORY
+from readmodels.catalog import USER_PROFILES, USERS_DIRECTORY
+from readmodels.sql import PostgresDatabase
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 

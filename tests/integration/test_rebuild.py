@@ -9,14 +9,14 @@ import pytest
 
 from domain.service import CommandContext
 from eventlog.stores import Services
-from projections.catalog import following_targets, sql_targets
 from projections.catchup import project_log
 from projections.dump import checksum, dump_read_models
 from projections.models import all_projections
 from projections.rebuild import Busy, ReadModels, Rebuilder, UnknownProjection, VerifyFailed
-from projections.sql import SQLiteDatabase
+from projections.targets import following_targets, sql_targets
 from projections.verify import compare, fingerprint
-from projections.versions import active_versions, records
+from readmodels.sql import SQLiteDatabase
+from readmodels.versions import active_versions, records
 from tests.support.projections import (
     FAST,
     READ_SIDES,

@@ -18,28 +18,34 @@ import pytest
 import redis
 
 from eventlog.settings import Settings
-from projections.model import Checkpoint
-from projections.models import SQL_PROJECTIONS
-from projections.schema import (
-    DOCUMENT_TABLES,
-    SHARED_TABLES,
+from readmodels import keys
+from readmodels.catalog import (
+    ALL,
+    DOCUMENT_MODELS,
+    TABLE_MODELS,
+    USER_PROFILES,
+    USER_STATS,
+    ReadModel,
+)
+from readmodels.catalog import TOP_SPENDERS as TOP
+from readmodels.checkpoints import (
+    Checkpoint,
     checkpoint_payload,
-    create_tables,
     ensure_checkpoint,
-    redis_checkpoint_channel,
     write_checkpoint,
 )
-from projections.sql import SqlDatabase
-from projections.values import utc_text
-from read_api.catalog import ALL, KEY_VALUE_SHAPED, USER_PROFILES, USER_STATS, Projection
-from read_api.catalog import TOP_SPENDERS as TOP
+from readmodels.formats import utc_text
+from readmodels.keys import RedisLayout, redis_checkpoint_channel
+from readmodels.schema import DOCUMENT_TABLES, SHARED_TABLES, create_tables
+from readmodels.sql import SqlDatabase
 from tests.support.postgres import services_required
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 SCRATCH_CLAIM = "strata:test:scratch-claim"
 
-RELATIONAL_TABLES = tuple(table for model in SQL_PROJECTIONS for table in model.tables)
-"""The relational tables as the projections create them (docs/read-models.md)."""
+RELATIONAL_TABLES = tuple(table for model in TABLE_MODELS for table in model.tables)
+"""The relational tables as the projectors create them (docs/read-models.md)."""
+LAYOUT = RedisLayout()
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
@@ -66,9 +72,11 @@ class ReadModelWriter:
 
     # -- document-shaped models ---------------------------------------------------------------
 
-    def _hash(self, projection: Projection, key: str, fields: Mapping[str, str]) -> None:
+    def _hash(self, projection: ReadModel, key: str, fields: Mapping[str, str]) -> None:
         if self.redis is not None:
-            self.redis.hset(projection.redis_prefix + key, mapping=dict(fields))
+            self.redis.hset(
+                LAYOUT.prefix(projection.name, projection.version) + key, mapping=fields
+            )
             return
         with self.sql.transaction() as tx:
             for name, value in fields.items():
@@ -106,21 +114,22 @@ class ReadModelWriter:
         }
         if city is not None and country is not None:
             fields |= {"city": city, "country": country}
-        self._hash(USER_PROFILES, f"user:{user_id}", fields)
+        self._hash(USER_PROFILES, keys.user_profile_key(user_id), fields)
 
     def stats(self, user_id: uuid.UUID, orders: int, spent: Mapping[str, int]) -> None:
-        fields = {"orders": str(orders)} | {f"spent:{c}": str(v) for c, v in spent.items()}
-        self._hash(USER_STATS, f"stats:{user_id}", fields)
+        spent_fields = {keys.SPENT_FIELD.format(currency=c): str(v) for c, v in spent.items()}
+        self._hash(USER_STATS, keys.user_stats_key(user_id), {"orders": str(orders)} | spent_fields)
 
     def top(self, currency: str, user_id: uuid.UUID, cents: int) -> None:
         if self.redis is not None:
-            self.redis.zadd(f"{TOP.redis_prefix}top:{currency}", {str(user_id): cents})
+            key = LAYOUT.prefix(TOP.name, TOP.version) + keys.top_spenders_key(currency)
+            self.redis.zadd(key, {str(user_id): cents})
             return
         with self.sql.transaction() as tx:
             tx.execute(
                 "INSERT INTO rm_sorted_sets (projection, version, key, member, score)"
                 " VALUES (?, ?, ?, ?, ?)",
-                [TOP.name, TOP.version, f"top:{currency}", str(user_id), cents],
+                [TOP.name, TOP.version, keys.top_spenders_key(currency), str(user_id), cents],
             )
 
     # -- relational models -------------------------------------------------------------------
@@ -225,10 +234,12 @@ class ReadModelWriter:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def checkpoint(self, projection: Projection, context: str, position: int) -> None:
+    def checkpoint(self, projection: ReadModel, context: str, position: int) -> None:
         """Move a checkpoint and announce it, as the projector does after a commit."""
-        if self.redis is not None and projection in KEY_VALUE_SHAPED:
-            self.redis.set(f"{projection.redis_prefix}ckpt:{context}", position)
+        if self.redis is not None and projection in DOCUMENT_MODELS:
+            self.redis.set(
+                LAYOUT.checkpoint_key(projection.name, projection.version, context), position
+            )
             payload = checkpoint_payload(
                 projection.name, projection.version, context, Checkpoint(position)
             )

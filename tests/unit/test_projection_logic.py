@@ -24,7 +24,6 @@ from projections.engine import Engine, Outcome, RetryPolicy
 from projections.metrics import ProjectorMetrics
 from projections.model import (
     Apply,
-    Checkpoint,
     Message,
     OpsProjection,
     Park,
@@ -48,11 +47,11 @@ from projections.ops import (
     resolve,
 )
 from projections.redis_target import is_infrastructure_reply
-from projections.schema import DEAD_LETTERS, create_tables
-from projections.sql import SqlDatabase, SQLiteDatabase
 from projections.stack import stack_problem
-from projections.values import cents, utc_text
-from projections.versions import versioned
+from readmodels.checkpoints import Checkpoint
+from readmodels.formats import cents, utc_text
+from readmodels.schema import DEAD_LETTERS, create_tables
+from readmodels.sql import SqlDatabase, SQLiteDatabase
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -344,7 +343,7 @@ def test_lag_is_zero_when_caught_up_and_the_age_of_the_last_event_when_behind():
 def test_a_retired_versions_series_go_and_a_standby_exports_no_consumer_gauges():
     """Issue 7, item 10: after a rebuild's swap to v2, nothing is exported for v1 any more."""
     v1 = UserStats()
-    v2 = versioned(v1, 2)
+    v2 = v1.at_version(2)
 
     class Runner:
         engine = SimpleNamespace(projection=v1)

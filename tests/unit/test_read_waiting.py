@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from read_api.catalog import Positions
 from read_api.waiting import CheckpointWatch
+from readmodels.checkpoints import Positions
 
 KEY = ("orders", "orders")
 

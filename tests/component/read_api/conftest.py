@@ -12,8 +12,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from eventlog.settings import Settings
-from projections.sql import PostgresDatabase, SQLiteDatabase
 from read_api.app import create_app
+from readmodels.sql import PostgresDatabase, SQLiteDatabase
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import (
     Backend,

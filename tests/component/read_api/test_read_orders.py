@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from read_api.catalog import ORDERS
+from readmodels.catalog import ORDERS
 from tests.component.read_api.pages import ids, walk
 from tests.support.api import assert_problem
 from tests.support.read_models import T0, Backend, OrderLineRow

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from read_api.catalog import USERS_DIRECTORY
+from readmodels.catalog import USERS_DIRECTORY
 from tests.support.api import assert_problem
 from tests.support.read_models import Backend
 

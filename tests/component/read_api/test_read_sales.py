@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from read_api.catalog import DAILY_SALES, TOP_SPENDERS
+from readmodels.catalog import DAILY_SALES, TOP_SPENDERS
 from tests.component.read_api.pages import walk
 from tests.support.api import assert_problem
 from tests.support.read_models import Backend

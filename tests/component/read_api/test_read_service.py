@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from eventlog.settings import Settings
 from read_api.app import create_app
-from read_api.catalog import USER_PROFILES
 from read_api.problems import install_problem_handlers
 from read_api.routes import include_read_routes
+from readmodels.catalog import USER_PROFILES
 from tests.support.api import assert_problem
 from tests.support.read_models import Backend
 

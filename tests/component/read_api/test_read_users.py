@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from read_api.catalog import USER_PROFILES, USER_STATS, USERS_DIRECTORY
+from readmodels.catalog import USER_PROFILES, USER_STATS, USERS_DIRECTORY
 from tests.component.read_api.pages import ids, walk
 from tests.support.api import assert_problem
 from tests.support.read_models import T0, Backend

@@ -11,14 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from read_api.app import create_app
-from read_api.catalog import (
+from readmodels.catalog import (
     DAILY_SALES,
     ORDERS,
     TOP_SPENDERS,
     USER_PROFILES,
     USER_STATS,
     USERS_DIRECTORY,
-    Projection,
+    ReadModel,
 )
 from tests.support.api import assert_problem
 from tests.support.read_models import Backend
@@ -26,7 +26,7 @@ from tests.support.read_models import Backend
 USER = uuid.UUID("00000000-0000-4000-8000-000000000001")
 ORDER = uuid.UUID("00000000-0000-4000-8000-000000000002")
 
-ENDPOINTS: list[tuple[str, tuple[Projection, ...]]] = [
+ENDPOINTS: list[tuple[str, tuple[ReadModel, ...]]] = [
     (f"/users/{USER}", (USER_PROFILES,)),
     (f"/users/{USER}/stats", (USER_PROFILES, USER_STATS)),
     ("/users", (USERS_DIRECTORY,)),
@@ -56,7 +56,7 @@ def known(backend: Backend) -> Backend:
     return backend
 
 
-def expected_header(projections: tuple[Projection, ...]) -> str:
+def expected_header(projections: tuple[ReadModel, ...]) -> str:
     reached: dict[str, int] = {}
     for projection in projections:
         context = projection.contexts[0]
@@ -66,7 +66,7 @@ def expected_header(projections: tuple[Projection, ...]) -> str:
 
 @pytest.mark.parametrize(("path", "behind"), ENDPOINTS)
 def test_every_endpoint_says_which_positions_it_reflects(
-    client: TestClient, known: Backend, path: str, behind: tuple[Projection, ...]
+    client: TestClient, known: Backend, path: str, behind: tuple[ReadModel, ...]
 ) -> None:
     response = client.get(path)
 
@@ -76,7 +76,7 @@ def test_every_endpoint_says_which_positions_it_reflects(
 
 @pytest.mark.parametrize(("path", "behind"), ENDPOINTS)
 def test_a_position_already_reached_answers_at_once(
-    client: TestClient, known: Backend, path: str, behind: tuple[Projection, ...]
+    client: TestClient, known: Backend, path: str, behind: tuple[ReadModel, ...]
 ) -> None:
     context = behind[0].contexts[0]
     started = time.perf_counter()
@@ -89,7 +89,7 @@ def test_a_position_already_reached_answers_at_once(
 
 @pytest.mark.parametrize(("path", "behind"), ENDPOINTS)
 def test_a_position_not_reached_in_time_is_503_with_retry_after(
-    client: TestClient, known: Backend, path: str, behind: tuple[Projection, ...]
+    client: TestClient, known: Backend, path: str, behind: tuple[ReadModel, ...]
 ) -> None:
     context = behind[0].contexts[0]
     wanted = f"{context}:{CHECKPOINTS[behind[0]] + 1}"
@@ -180,7 +180,7 @@ def test_a_read_answers_promptly_once_the_checkpoint_reaches_the_position(
     client: TestClient,
     known: Backend,
     path: str,
-    projection: Projection,
+    projection: ReadModel,
 ) -> None:
     """The wait ends on the projector's notification (stack) or a 5 ms poll (embedded): the
     answer comes well within the 100 ms a plain poll loop would cost."""

@@ -5,14 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from read_api import schemas
-from read_api.catalog import ORDERS
 from read_api.paging import cut, key_time, key_uuid, scope
 from read_api.params import DEFAULT_LIMIT, Cursor, Instant, Limit, Status, Uuid
 from read_api.problems import InvalidParameter
 from read_api.reading import Reader, ReadRoute, reads
-from read_api.side import read_side
+from read_api.resources import read_side
 from read_api.stores import base
 from read_api.stores.base import OrdersQuery
+from readmodels.catalog import ORDERS
 
 router = APIRouter(prefix="/orders", tags=["orders"], route_class=ReadRoute)
 

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
-from typing import Literal, TypeVar
+from typing import Literal
 
-from projections.model import Projection
-from projections.sql import Column, Index, Row, Table, Tx
+from readmodels.formats import stored_time
+from readmodels.sql import Column, Index, Row, Table, Tx
 
 ACTIVE = Table(
     "rm_active",
@@ -49,23 +49,8 @@ VERSIONS = Table(
 
 VERSION_TABLES = (ACTIVE, VERSIONS)
 
-P = TypeVar("P", bound=Projection)
-
 Lock = Literal["share", "update"] | None
 Kind = Literal["rebuild", "audit"]
-
-
-@cache
-def at_version(kind: type[P], version: int) -> type[P]:
-    """The projection class `kind` writing version `version` (the same code, other names)."""
-    if version == kind.version:
-        return kind
-    return type(kind.__name__, (kind,), {"version": version, "__module__": kind.__module__})
-
-
-def versioned(projection: Projection, version: int) -> Projection:
-    made: Projection = at_version(type(projection), version)()
-    return made
 
 
 def table_name(name: str, version: int) -> str:
@@ -217,8 +202,4 @@ def _record(row: Row) -> VersionRecord:
 
 
 def _time(value: object) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return datetime.fromisoformat(str(value)).astimezone(UTC)
+    return None if value is None else stored_time(value)

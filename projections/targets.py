@@ -8,13 +8,10 @@ from projections.active import ActiveTarget
 from projections.engine import Target
 from projections.model import OpsProjection, Projection, SqlProjection
 from projections.models import all_projections
-from projections.redis_target import RedisDocumentTarget, RedisLayout
-from projections.sql import SqlDatabase
+from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
-from projections.versions import versioned
-
-READ_DATABASE = "read.sqlite"
-"""The embedded mode's read database, in the data folder."""
+from readmodels.keys import RedisLayout
+from readmodels.sql import SqlDatabase
 
 
 def stack_targets(
@@ -54,7 +51,7 @@ def target_at(
 ) -> Target:
     """`projection`'s target at `version`: document models in Redis when `redis` is given
     (the stack), else in the generic tables of `read_db`; SQL models in `read_db`."""
-    at = versioned(projection, version)
+    at = projection.at_version(version)
     if isinstance(at, OpsProjection):
         if redis is not None:
             return RedisDocumentTarget(redis, at, read_db, layout)

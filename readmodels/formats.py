@@ -1,7 +1,9 @@
-"""Conversions shared by projections: money to integer cents, times to UTC text."""
+"""How read models store values where the store has no type for them (Redis, SQLite): money as
+integer cents, times as fixed-width UTC text, and how readers turn stored values back."""
 
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from uuid import UUID
 
 _HUNDRED = Decimal(100)
 
@@ -30,3 +32,21 @@ def utc_text(moment: datetime) -> str:
 def utc_day(moment: datetime) -> date:
     """The UTC calendar day of a moment."""
     return moment.astimezone(UTC).date()
+
+
+def stored_time(value: object) -> datetime:
+    """A stored time (a `timestamptz`, or the text of `utc_text`) as an aware UTC datetime."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def stored_uuid(value: object) -> UUID:
+    """A stored UUID (PostgreSQL `uuid`, or its text in SQLite and Redis)."""
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def stored_date(value: object) -> date:
+    """A stored day (PostgreSQL `date`, or `YYYY-MM-DD` text in SQLite)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    return date.fromisoformat(str(value))

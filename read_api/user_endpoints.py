@@ -6,7 +6,6 @@ from fastapi import APIRouter, Path, Query, Request
 
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
 from read_api import schemas
-from read_api.catalog import USER_PROFILES, USER_STATS, USERS_DIRECTORY
 from read_api.paging import cut, key_text, key_uuid, scope
 from read_api.params import (
     DEFAULT_LIMIT,
@@ -19,9 +18,10 @@ from read_api.params import (
     Uuid,
 )
 from read_api.reading import Reader, ReadRoute, reads
-from read_api.side import read_side
+from read_api.resources import read_side
 from read_api.stores import ReadStores, base
 from read_api.stores.base import DirectoryQuery
+from readmodels.catalog import USER_PROFILES, USER_STATS, USERS_DIRECTORY
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=ReadRoute)
 

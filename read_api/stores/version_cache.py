@@ -1,5 +1,5 @@
-"""Which version of each read model to read: the pointer table `rm_active` of the read database
-(see projections.versions), cached for a moment.
+"""Which version of each read model to read: the active pointer `rm_active` of the read database
+(`readmodels.versions`), cached for a moment.
 
 A rebuild flips the pointer in the transaction that verified the new version; the old version
 stays intact until it is retired, so a reader that still holds the old value for up to `ttl`
@@ -9,10 +9,10 @@ reads a complete model, never an empty one. No row (or no table yet) means versi
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
-from read_api.catalog import Projection
-from read_api.stores.sql import Database
+from readmodels.catalog import ReadModel
+from readmodels.sql import SqlDatabase
+from readmodels.versions import active_versions
 
 DEFAULT_TTL = 0.25
 """Seconds a resolved pointer is trusted."""
@@ -21,7 +21,7 @@ DEFAULT_TTL = 0.25
 class ActiveVersions:
     def __init__(
         self,
-        database: Database,
+        database: SqlDatabase,
         *,
         ttl: float = DEFAULT_TTL,
         clock: Callable[[], float] = time.monotonic,
@@ -40,20 +40,19 @@ class ActiveVersions:
                 self._expires = self._clock() + self._ttl
             return self._versions.get(name, 1)
 
-    def resolve(self, projection: Projection) -> Projection:
-        """The projection at its active version."""
-        version = self.version(projection.name)
-        return projection if version == projection.version else replace(projection, version=version)
+    def resolve(self, model: ReadModel) -> ReadModel:
+        """The read model at its active version."""
+        return model.at(self.version(model.name))
 
     def _read(self) -> dict[str, int]:
         try:
-            with self._db.session() as session:
-                rows = session.all("SELECT projection, version FROM rm_active")
+            with self._db.transaction(write=False) as tx:
+                pointers = active_versions(tx)
         except Exception as error:
             if _missing_table(error):
                 return {}
             raise
-        return {str(name): int(version) for name, version in rows}
+        return {name: version for name, (version, _swapped_at) in pointers.items()}
 
 
 def _missing_table(error: Exception) -> bool:

@@ -1,21 +1,18 @@
-"""The relational read models (`users_directory`, `orders`, `daily_sales`) and the checkpoint
-table, in SQL that PostgreSQL and SQLite both run.
+"""The relational read models (`users_directory`, `orders`, `daily_sales`) in SQL that
+PostgreSQL and SQLite both run, through the read models' SQL layer (`readmodels.sql`).
 
-Queries are written with `?` placeholders; a `Database` runs them in a read-only snapshot
-(`Session`), and its `Dialect` converts UUIDs, times and days to and from the column types.
-Every listing is a keyset page: `ORDER BY <sort key>, id` and `(<sort key>, id) > (last page's)`.
-SQL text is assembled only from the constants here; every value travels as a parameter.
+Each read runs in one read-only transaction (a snapshot in PostgreSQL); parameters are adapted
+by the database's dialect and stored values turned back by `readmodels.formats`. Every listing
+is a keyset page: `ORDER BY <sort key>, id` and `(<sort key>, id) > (last page's)`. SQL text is
+assembled only from the constants here; every value travels as a parameter.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from projections import models
-from projections.versions import rename_sql, table_names
-from read_api.catalog import Positions, Projection
 from read_api.stores.base import (
     DailySales,
     DirectoryEntry,
@@ -25,58 +22,19 @@ from read_api.stores.base import (
     OrdersQuery,
     SalesQuery,
 )
-
-if TYPE_CHECKING:
-    from read_api.stores.versions import ActiveVersions
-
-Row = tuple[Any, ...]
-
-
-class Session(Protocol):
-    """Queries inside one read-only snapshot."""
-
-    def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]: ...
-    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None: ...
+from read_api.stores.version_cache import ActiveVersions
+from readmodels.catalog import TABLE_MODELS, ReadModel
+from readmodels.checkpoints import Positions, probe_checkpoints, read_positions
+from readmodels.formats import stored_date, stored_time, stored_uuid
+from readmodels.sql import Row, SqlDatabase, Tx
+from readmodels.versions import RenamingTx
 
 
-class Dialect(Protocol):
-    """How a database stores the values the read models hold."""
-
-    def uuid_in(self, value: UUID) -> object: ...
-    def uuid_out(self, value: Any) -> UUID: ...
-    def time_in(self, value: datetime) -> object: ...
-    def time_out(self, value: Any) -> datetime: ...
-    def date_in(self, value: date) -> object: ...
-    def date_out(self, value: Any) -> date: ...
-
-
-class Database(Protocol):
-    @property
-    def dialect(self) -> Dialect: ...
-
-    def session(self) -> AbstractContextManager[Session]: ...
-    def close(self) -> None: ...
-
-
-class RenamingSession:
-    """A session whose queries, written for version 1, read the tables of other versions."""
-
-    def __init__(self, session: Session, names: dict[str, str]) -> None:
-        self._session = session
-        self._names = names
-
-    def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        return self._session.all(rename_sql(sql, self._names), params)
-
-    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
-        return self._session.one(rename_sql(sql, self._names), params)
-
-
-def relational_names(versions: "ActiveVersions") -> dict[str, str]:
+def relational_names(versions: ActiveVersions) -> dict[str, str]:
     """Stable table name → the active version's name, for the relational models."""
     names: dict[str, str] = {}
-    for model in models.SQL_PROJECTIONS:
-        names |= table_names(model.tables, versions.version(model.name))
+    for model in TABLE_MODELS:
+        names |= versions.resolve(model).table_renames
     return names
 
 
@@ -84,23 +42,6 @@ def like_prefix(prefix: str) -> str:
     """A LIKE pattern (escape character `\\`) matching text that starts with `prefix`."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
-
-
-def read_positions(session: Session, projections: Iterable[Projection]) -> Positions:
-    wanted = {(p.name, p.version) for p in projections}
-    if not wanted:
-        return {}
-    names = sorted({name for name, _ in wanted})
-    rows = session.all(
-        "SELECT projection, version, context, position FROM rm_checkpoints"  # noqa: S608
-        f" WHERE projection IN ({', '.join('?' * len(names))})",
-        names,
-    )
-    return {
-        (name, context): int(position)
-        for name, version, context, position in rows
-        if (name, version) in wanted
-    }
 
 
 class Filters:
@@ -133,27 +74,27 @@ SALES_COLUMNS = "day, currency, orders_paid, paid_cents, orders_refunded, refund
 class RelationalTables:
     """`RelationalModels` over a SQL database holding the tables of docs/read-models.md."""
 
-    def __init__(self, database: Database, versions: "ActiveVersions | None" = None) -> None:
+    def __init__(self, database: SqlDatabase, versions: ActiveVersions | None = None) -> None:
         self._database = database
-        self._d = database.dialect
         self._versions = versions
 
     @contextmanager
-    def _session(self) -> Iterator[Session]:
-        """A session reading the active version of each model (one version per request)."""
+    def _reading(self) -> Iterator[Tx]:
+        """A read-only transaction reading the active version of each model (one version per
+        request)."""
         names = {} if self._versions is None else relational_names(self._versions)
-        with self._database.session() as session:
-            yield RenamingSession(session, names) if names else session
+        with self._database.transaction(write=False) as tx:
+            yield RenamingTx(tx, names) if names else tx
 
-    def positions(self, projections: Iterable[Projection]) -> Positions:
+    def positions(self, models: Iterable[ReadModel]) -> Positions:
         if self._versions is not None:
-            projections = [self._versions.resolve(p) for p in projections]
-        with self._database.session() as session:
-            return read_positions(session, projections)
+            models = [self._versions.resolve(model) for model in models]
+        with self._database.transaction(write=False) as tx:
+            return read_positions(tx, models)
 
     def ping(self) -> None:
-        with self._database.session() as session:
-            session.all("SELECT position FROM rm_checkpoints LIMIT 1")
+        with self._database.transaction(write=False) as tx:
+            probe_checkpoints(tx)
 
     def close(self) -> None:
         self._database.close()
@@ -174,33 +115,32 @@ class RelationalTables:
             )
         if query.after is not None:
             name_lower, last_id = query.after
-            filters.add("(d.name_lower, d.id) > (?, ?)", name_lower, self._d.uuid_in(last_id))
+            filters.add("(d.name_lower, d.id) > (?, ?)", name_lower, last_id)
         sql = (
             f"SELECT {DIRECTORY_COLUMNS} FROM users_directory d{filters.where}"  # noqa: S608
             " ORDER BY d.name_lower, d.id LIMIT ?"
         )
-        with self._session() as session:
-            rows = session.all(sql, [*filters.params, query.limit])
-            hobbies = self._hobbies(session, [row[0] for row in rows])
-        return [self._entry(row, hobbies.get(self._d.uuid_out(row[0]), [])) for row in rows]
+        with self._reading() as tx:
+            rows = tx.query(sql, [*filters.params, query.limit])
+            hobbies = self._hobbies(tx, [row[0] for row in rows])
+        return [self._entry(row, hobbies.get(stored_uuid(row[0]), [])) for row in rows]
 
-    def _hobbies(self, session: Session, ids: list[Any]) -> dict[UUID, list[str]]:
+    def _hobbies(self, tx: Tx, ids: list[Any]) -> dict[UUID, list[str]]:
         if not ids:
             return {}
-        rows = session.all(
+        rows = tx.query(
             "SELECT user_id, hobby FROM user_hobbies"  # noqa: S608
             f" WHERE user_id IN ({', '.join('?' * len(ids))}) ORDER BY user_id, hobby_lower",
             ids,
         )
         hobbies: dict[UUID, list[str]] = {}
         for user_id, hobby in rows:
-            hobbies.setdefault(self._d.uuid_out(user_id), []).append(hobby)
+            hobbies.setdefault(stored_uuid(user_id), []).append(hobby)
         return hobbies
 
     def _entry(self, row: Row, hobbies: list[str]) -> DirectoryEntry:
-        d = self._d
         return DirectoryEntry(
-            id=d.uuid_out(row[0]),
+            id=stored_uuid(row[0]),
             name=row[1],
             name_lower=row[2],
             email=row[3],
@@ -208,46 +148,45 @@ class RelationalTables:
             country=row[5] or None,
             active=bool(row[6]),
             version=int(row[7]),
-            registered_at=d.time_out(row[8]),
-            updated_at=d.time_out(row[9]),
+            registered_at=stored_time(row[8]),
+            updated_at=stored_time(row[9]),
             hobbies=hobbies,
         )
 
     def orders(self, query: OrdersQuery) -> list[OrderRow]:
-        d = self._d
         filters = Filters()
         if query.user_id is not None:
-            filters.add("o.user_id = ?", d.uuid_in(query.user_id))
+            filters.add("o.user_id = ?", query.user_id)
         if query.status is not None:
             filters.add("o.status = ?", query.status)
         key = "o.placed_at" if query.by_placed_at else "o.created_at"
         if query.by_placed_at:
             filters.add("o.placed_at IS NOT NULL")
         if query.placed_from is not None:
-            filters.add("o.placed_at >= ?", d.time_in(query.placed_from))
+            filters.add("o.placed_at >= ?", query.placed_from)
         if query.placed_to is not None:
-            filters.add("o.placed_at < ?", d.time_in(query.placed_to))
+            filters.add("o.placed_at < ?", query.placed_to)
         if query.after is not None:
             last_time, last_id = query.after
-            filters.add(f"({key}, o.id) > (?, ?)", d.time_in(last_time), d.uuid_in(last_id))
+            filters.add(f"({key}, o.id) > (?, ?)", last_time, last_id)
         sql = (
             f"SELECT {ORDER_COLUMNS} FROM orders o{filters.where}"  # noqa: S608
             f" ORDER BY {key}, o.id LIMIT ?"
         )
-        with self._session() as session:
-            rows = session.all(sql, [*filters.params, query.limit])
+        with self._reading() as tx:
+            rows = tx.query(sql, [*filters.params, query.limit])
         return [self._order(row) for row in rows]
 
     def order(self, order_id: UUID) -> OrderRow | None:
-        key = self._d.uuid_in(order_id)
-        with self._session() as session:
-            row = session.one(
+        key = order_id
+        with self._reading() as tx:
+            row = tx.query_one(
                 f"SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = ?",  # noqa: S608
                 [key],
             )
             if row is None:
                 return None
-            lines = session.all(
+            lines = tx.query(
                 "SELECT sku, quantity, unit_price_cents FROM order_lines"
                 " WHERE order_id = ? ORDER BY sku",
                 [key],
@@ -255,19 +194,18 @@ class RelationalTables:
         return self._order(row, [OrderLine(sku, int(q), int(p)) for sku, q, p in lines])
 
     def _order(self, row: Row, lines: list[OrderLine] | None = None) -> OrderRow:
-        d = self._d
 
         def time(value: Any) -> datetime | None:
-            return None if value is None else d.time_out(value)
+            return None if value is None else stored_time(value)
 
         return OrderRow(
-            id=d.uuid_out(row[0]),
-            user_id=d.uuid_out(row[1]),
+            id=stored_uuid(row[0]),
+            user_id=stored_uuid(row[1]),
             currency=row[2],
             status=row[3],
             total_cents=int(row[4]),
             line_count=int(row[5]),
-            created_at=d.time_out(row[6]),
+            created_at=stored_time(row[6]),
             placed_at=time(row[7]),
             paid_at=time(row[8]),
             shipped_at=time(row[9]),
@@ -278,24 +216,23 @@ class RelationalTables:
         )
 
     def daily_sales(self, query: SalesQuery) -> list[DailySales]:
-        d = self._d
         filters = Filters()
         if query.currency is not None:
             filters.add("currency = ?", query.currency)
         if query.day_from is not None:
-            filters.add("day >= ?", d.date_in(query.day_from))
+            filters.add("day >= ?", query.day_from)
         if query.day_to is not None:
-            filters.add("day <= ?", d.date_in(query.day_to))
+            filters.add("day <= ?", query.day_to)
         if query.after is not None:
             last_day, last_currency = query.after
-            filters.add("(day, currency) > (?, ?)", d.date_in(last_day), last_currency)
+            filters.add("(day, currency) > (?, ?)", last_day, last_currency)
         sql = (
             f"SELECT {SALES_COLUMNS} FROM daily_sales{filters.where}"  # noqa: S608
             " ORDER BY day, currency LIMIT ?"
         )
-        with self._session() as session:
-            rows = session.all(sql, [*filters.params, query.limit])
+        with self._reading() as tx:
+            rows = tx.query(sql, [*filters.params, query.limit])
         return [
-            DailySales(d.date_out(day), currency, int(n_paid), int(paid), int(n_ref), int(ref))
+            DailySales(stored_date(day), currency, int(n_paid), int(paid), int(n_ref), int(ref))
             for day, currency, n_paid, paid, n_ref, ref in rows
         ]

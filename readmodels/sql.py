@@ -1,4 +1,5 @@
-"""A small SQL layer so the same projection code runs on psycopg (PostgreSQL) and sqlite3.
+"""The one SQL layer of the read databases: projectors write and the read API reads through it,
+on psycopg (PostgreSQL) and sqlite3 alike.
 
 Statements are written once with `?` placeholders and portable SQL (upserts with
 `ON CONFLICT … DO UPDATE`, `RETURNING`); the dialect rewrites placeholders, adapts parameters
@@ -17,9 +18,10 @@ from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 import psycopg
+from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
-from projections.values import utc_text
+from readmodels.formats import utc_text
 
 Row = tuple[Any, ...]
 
@@ -234,23 +236,46 @@ class SqlDatabase(ABC):
 
 
 class PostgresDatabase(SqlDatabase):
-    """A PostgreSQL read database through a small connection pool."""
+    """A PostgreSQL read database through a small connection pool, opened in the background
+    (a database that is down fails the transactions, not the start).
+
+    `read_only`: the read API's connections, each transaction one read-only snapshot
+    (REPEATABLE READ), so a checkpoint and the rows read after it agree."""
 
     dialect = PostgresDialect()
 
-    def __init__(self, url: str, *, pool_size: int = 4, timeout: float = 5.0) -> None:
-        self._pool = ConnectionPool(
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        min_size: int = 1,
+        timeout: float = 5.0,
+        read_only: bool = False,
+    ) -> None:
+        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url,
-            min_size=1,
+            min_size=min(min_size, pool_size),
             max_size=pool_size,
             timeout=timeout,
-            kwargs={"connect_timeout": max(1, int(timeout))},
-            # A database restart leaves every idle connection dead: test each one on checkout
-            # (an empty query) instead of failing the batch that draws it.
-            check=ConnectionPool.check_connection,
-            open=True,
+            kwargs={"connect_timeout": max(1, round(timeout))},
+            configure=_read_only_snapshots if read_only else None,
+            check=self._check,
+            open=False,
             name="read-models",
         )
+        self._pool.open(wait=False)
+
+    def _check(self, conn: psycopg.Connection[Row]) -> None:
+        """Check a connection on checkout (one round trip), so that one the server dropped (a
+        restart) is replaced instead of failing the transaction that draws it. A dropped one
+        means the server most likely dropped them all: the pool checks every idle connection
+        at once, rather than finding them out one checkout at a time, with growing pauses."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            self._pool.check()
+            raise
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Tx]:
@@ -261,31 +286,56 @@ class PostgresDatabase(SqlDatabase):
         self._pool.close()
 
 
+def _read_only_snapshots(conn: psycopg.Connection[Any]) -> None:
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+
+
+READ_DATABASE = "read.sqlite"
+"""The embedded mode's read database, in the data folder."""
+
+
 class SQLiteDatabase(SqlDatabase):
     """A SQLite read database file: one connection per thread, WAL journal, writers take the
     write lock when they begin (no lock upgrade deadlocks)."""
 
     dialect = SQLiteDialect()
 
-    def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 10.0, read_only: bool = False) -> None:
+        """`read_only`: the read API's connections: the file must exist (a missing one is an
+        error, never an empty new database) and nothing is written (`query_only`)."""
         self.path = path
         self._busy_timeout = busy_timeout
+        self._read_only = read_only
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+    def _connect(self) -> sqlite3.Connection:
+        if self._read_only:
+            # Opened read-write so that WAL readers can use the shared-memory index.
             conn = sqlite3.connect(
-                self.path,
+                f"{self.path.resolve().as_uri()}?mode=rw",
+                uri=True,
                 timeout=self._busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA query_only = ON")
+            return conn
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)

@@ -5,13 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from read_api import schemas
-from read_api.catalog import DAILY_SALES, TOP_SPENDERS
 from read_api.paging import cut, key_day, key_text, scope
 from read_api.params import DEFAULT_LIMIT, CurrencyCode, Cursor, Day, Limit
 from read_api.problems import InvalidParameter
 from read_api.reading import Reader, ReadRoute, reads
-from read_api.side import read_side
+from read_api.resources import read_side
 from read_api.stores.base import SalesQuery
+from readmodels.catalog import DAILY_SALES, TOP_SPENDERS
 
 router = APIRouter(tags=["sales"], route_class=ReadRoute)
 
