@@ -10,6 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY domain/ domain/
+COPY runtime/ runtime/
 COPY eventlog/ eventlog/
 COPY write_api/ write_api/
 COPY projections/ projections/

@@ -40,7 +40,7 @@ from eventlog.jetstream import (
 )
 from eventlog.recorders import PostgresSideRecordRecorder
 from eventlog.relay_store import PageReader, StoreSession
-from eventlog.settings import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

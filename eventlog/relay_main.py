@@ -30,13 +30,13 @@ from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from eventlog.http import problem
 from eventlog.jetstream import connect, context_stream, ensure_stream
-from eventlog.problem_types import NOT_READY
 from eventlog.recorders import PostgresSideRecordRecorder
 from eventlog.relay import Relay, RelayConfig, RelayMetrics
-from eventlog.settings import Settings, load_settings
 from eventlog.stores import event_store_env
+from runtime.http.problem_types import NOT_READY
+from runtime.http.problems import problem
+from runtime.settings import Settings, load_settings
 
 log = logging.getLogger("strata.relay")
 

@@ -10,7 +10,7 @@ from domain.orders.service import OrdersService
 from domain.service import CommandService
 from domain.users.service import UsersService
 from eventlog.group_commit import GroupCommitter
-from eventlog.settings import Settings
+from runtime.settings import Settings
 
 
 def event_store_env(settings: Settings, app_name: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 
 from redis import Redis
 
-from eventlog.settings import Settings
 from projections import dead_letters
 from projections.active import ActiveTarget
 from projections.catalog import READ_DATABASE, following_targets
@@ -22,6 +21,7 @@ from projections.dead_letters import DeadLetter, Status
 from projections.engine import Target
 from projections.retrying import RetryResult, retry_chain
 from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
+from runtime.settings import Settings
 
 
 class DeadLetterError(Exception):

@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from eventlog.logs import correlation
 from projections.dead_letters import DeadLetter, blocked_error
 from projections.model import (
     Apply,
@@ -37,6 +36,7 @@ from projections.model import (
 )
 from projections.retrying import RetryPolicy, RetrySchedule, log_parked
 from projections.sql import SqlDatabase
+from runtime.logs import correlation
 
 __all__ = ["Engine", "Outcome", "RetryPolicy", "Target"]
 

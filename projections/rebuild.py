@@ -37,7 +37,6 @@ from typing import Any, Protocol
 import psycopg
 from redis import Redis
 
-from eventlog.settings import Settings
 from eventlog.stores import build_services
 from projections.catalog import READ_DATABASE, find_projection, target_at
 from projections.catchup import EnvelopeSource, envelope_source
@@ -67,6 +66,7 @@ from projections.versions import (
     set_active,
     set_status,
 )
+from runtime.settings import Settings
 
 logger = logging.getLogger("strata.projections.rebuild")
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
-from eventlog.logs import correlation
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from projections.model import (
@@ -48,6 +47,7 @@ from projections.schema import (
 )
 from projections.sql import SqlDatabase, Table, Tx
 from projections.versions import RenamingTx, table_names, versioned_table
+from runtime.logs import correlation
 
 
 class UnresolvedReference(LookupError):

@@ -24,7 +24,6 @@ from redis import Redis
 
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import connect, context_stream, ensure_stream, last_message
-from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.catalog import following_targets
@@ -35,6 +34,7 @@ from projections.leader import LeaderLock
 from projections.metrics import ProjectorMetrics
 from projections.redis_target import RedisLayout
 from projections.sql import PostgresDatabase
+from runtime.settings import CONTEXTS, Settings
 
 logger = logging.getLogger("strata.projections.stack")
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import projections.model
-from eventlog.settings import CONTEXTS
 from projections import models
+from runtime.settings import CONTEXTS
 
 Positions = Mapping[tuple[str, str], int]
 """Checkpoints by (projection name, context); a missing entry means nothing applied yet (0)."""

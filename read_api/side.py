@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
-from eventlog.http import Runner
-from eventlog.settings import Mode, Settings
 from read_api.catalog import ALL, Positions
 from read_api.cursors import CursorCodec
 from read_api.listeners import RedisListener, listen_postgres
@@ -23,6 +21,8 @@ from read_api.metrics import ReadMetrics
 from read_api.problems import STORE_ERRORS
 from read_api.stores import ReadStores, build_read_stores, read_stores_mode
 from read_api.waiting import CheckpointWatch
+from runtime.http.deadlines import Runner
+from runtime.settings import Mode, Settings
 
 EMBEDDED_POLL_SECONDS = 0.005
 """Embedded mode: how often a waiting read re-reads the checkpoints (no notifications)."""

@@ -7,7 +7,6 @@ Stack mode: Redis (`STRATA_REDIS_URL`) and the PostgreSQL read database
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from eventlog.settings import Mode, Settings
 from read_api.catalog import KEY_VALUE_SHAPED, Positions, Projection
 from read_api.stores.base import KeyValueModels, RelationalModels
 from read_api.stores.postgres import PostgresDatabase
@@ -16,6 +15,7 @@ from read_api.stores.sql import RelationalTables
 from read_api.stores.sqlite import READ_DATABASE, SqliteDatabase
 from read_api.stores.sqlite_kv import SqliteKeyValue
 from read_api.stores.versions import ActiveVersions
+from runtime.settings import Mode, Settings
 
 
 class ReadStoresMisconfigured(ValueError):

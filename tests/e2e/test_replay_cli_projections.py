@@ -16,7 +16,6 @@ import pytest
 from redis import Redis
 
 from domain.service import CommandContext
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.catalog import following_targets, target_at
@@ -26,6 +25,7 @@ from projections.embedded import start_embedded_fanout
 from projections.model import Message, Park
 from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
 from projections.verify import compare, fingerprint
+from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.projections import run_scenario
 from tests.support.read_models import require_redis, scratch_redis_database

@@ -1,4 +1,4 @@
-"""The stack's supervisor (`python -m eventlog.supervisor`) with real child processes: a crashed
+"""The stack's supervisor (`python -m runtime.supervisor`) with real child processes: a crashed
 process comes back, the others are left alone, and SIGTERM stops them all."""
 
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.supervisor import Backoff
+from runtime.supervisor import Backoff
 
 CHILD = """
 import os, signal, sys, time
@@ -60,7 +60,7 @@ def supervise(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]
         options = ["--logs", str(tmp_path / "logs"), "--first-pause", "0.1", "--max-pause", "0.4"]
         options += ["--grace", str(grace)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "eventlog.supervisor", *options, *programs],
+            [sys.executable, "-m", "runtime.supervisor", *options, *programs],
             stderr=(tmp_path / "supervisor.log").open("wb"),
         )
         started.append(process)
@@ -130,7 +130,7 @@ def test_the_pause_starts_over_after_a_steady_run() -> None:
 
 def test_bad_arguments_exit_2_naming_the_problem(tmp_path: Path) -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "eventlog.supervisor", "x=true", "x=false", "--logs", str(tmp_path)],
+        [sys.executable, "-m", "runtime.supervisor", "x=true", "x=false", "--logs", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from domain.service import CommandContext
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.admin import open_admin
@@ -18,6 +17,7 @@ from projections.dump import dump_read_models
 from projections.embedded import EmbeddedFanout, start_embedded_fanout
 from projections.model import Message, Park
 from projections.sql import SQLiteDatabase
+from runtime.settings import Settings
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from redis import Redis
 
 from domain.service import CommandContext
 from embedded.app import create_app
-from eventlog.settings import Settings
 from eventlog.stores import build_services
 from projections.catalog import following_targets
 from projections.catchup import envelope_source
@@ -25,6 +24,7 @@ from projections.engine import Engine
 from projections.rebuild import Rebuilder, open_read_models
 from projections.sql import PostgresDatabase
 from read_api.app import create_app as create_read_app
+from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import require_redis, scratch_redis_database
 

@@ -18,7 +18,6 @@ from redis import Redis
 
 from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from projections.catalog import sql_targets, stack_targets
 from projections.catchup import EnvelopeSource, envelope_source
@@ -27,6 +26,7 @@ from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection
 from projections.redis_target import RedisLayout
 from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
+from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import require_redis
 

@@ -17,7 +17,6 @@ from datetime import UTC, date, datetime
 import pytest
 import redis
 
-from eventlog.settings import Settings
 from projections.model import Checkpoint
 from projections.models import SQL_PROJECTIONS
 from projections.schema import (
@@ -33,6 +32,7 @@ from projections.sql import SqlDatabase
 from projections.values import utc_text
 from read_api.catalog import ALL, KEY_VALUE_SHAPED, USER_PROFILES, USER_STATS, Projection
 from read_api.catalog import TOP_SPENDERS as TOP
+from runtime.settings import Settings
 from tests.support.postgres import services_required
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"

@@ -16,7 +16,6 @@ from redis import ResponseError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from eventlog.envelope import EventEnvelope
-from eventlog.settings import Settings
 from projections.dead_letters import DeadLetter
 from projections.dump import differences
 from projections.engine import Engine, Outcome, RetryPolicy
@@ -51,6 +50,7 @@ from projections.sql import SqlDatabase
 from projections.stack import stack_problem
 from projections.values import cents, utc_text
 from projections.versions import versioned
+from runtime.settings import Settings
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

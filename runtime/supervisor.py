@@ -1,4 +1,4 @@
-"""`python -m eventlog.supervisor NAME=COMMAND ...`: run processes, restart the ones that exit.
+"""`python -m runtime.supervisor NAME=COMMAND ...`: run processes, restart the ones that exit.
 
 The local stack's runner (scripts/stack); containers get the same from compose's restart
 policies. Each process:
@@ -140,7 +140,7 @@ def _describe(code: int | None) -> str:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m eventlog.supervisor",
+        prog="python -m runtime.supervisor",
         description="Run processes and restart each one that exits, with growing pauses.",
     )
     parser.add_argument(
