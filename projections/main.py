@@ -25,7 +25,7 @@ from starlette.routing import Route
 from projections.stack import StackProjector, stack_problem
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
-from runtime.logs import configure
+from runtime.logs import configure as configure_logging
 from runtime.settings import Settings
 from runtime.settings import load_settings as load_stack_settings
 
@@ -133,7 +133,7 @@ def load_settings() -> Settings:
 
 def main() -> None:
     settings = load_settings()
-    configure(settings.log_level)
+    configure_logging(settings.log_level)
     sys.exit(asyncio.run(serve(settings)))
 
 

@@ -28,5 +28,6 @@ def main() -> None:
         host=settings.host,
         port=settings.read_api_port,
         log_level=settings.log_level,
+        log_config=None,  # the JSON log lines of runtime.logs
         access_log=False,
     )

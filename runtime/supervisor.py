@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.logs import configure as configure_logging
+
 log = logging.getLogger("strata.supervisor")
 
 
@@ -176,9 +178,7 @@ async def _main(arguments: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     arguments = _arguments(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s"
-    )
+    configure_logging("info")
     asyncio.run(_main(arguments))
 
 

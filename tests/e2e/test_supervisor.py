@@ -1,6 +1,7 @@
 """The stack's supervisor (`python -m runtime.supervisor`) with real child processes: a crashed
 process comes back, the others are left alone, and SIGTERM stops them all."""
 
+import json
 import os
 import signal
 import subprocess
@@ -109,10 +110,11 @@ def test_a_crashing_process_is_restarted_with_doubling_pauses(
 
     supervisor.send_signal(signal.SIGINT)
     assert supervisor.wait(timeout=30) == 0
+    messages = [json.loads(line)["message"] for line in log.read_text().splitlines()]
     pauses = [
-        line.rsplit("restarting in ", 1)[1].removesuffix(" s")
-        for line in log.read_text().splitlines()
-        if "restarting in" in line
+        message.rsplit("restarting in ", 1)[1].removesuffix(" s")
+        for message in messages
+        if "restarting in" in message
     ]
     assert pauses[:5] == ["0.1", "0.2", "0.4", "0.4", "0.4"]
     assert "crash exited (code 3)" in log.read_text()
