@@ -7,7 +7,7 @@ from typing import ClassVar
 from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
-from projections.ops import Op
+from projections.document_ops import Op
 from projections.sql import Table, Tx
 
 

@@ -26,6 +26,7 @@ from redis import exceptions as redis_errors
 
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
+from projections.document_ops import check, encode
 from projections.model import (
     Apply,
     Checkpoint,
@@ -36,7 +37,6 @@ from projections.model import (
     ProjectionFailed,
     Step,
 )
-from projections.ops import check, encode
 from projections.schema import (
     SHARED_TABLES,
     checkpoint_payload,

@@ -14,18 +14,7 @@ from uuid import UUID
 from eventlog.envelope import EventEnvelope
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
-from projections.model import (
-    Apply,
-    Checkpoint,
-    Message,
-    OpsProjection,
-    Park,
-    Projection,
-    ProjectionFailed,
-    SqlProjection,
-    Step,
-)
-from projections.ops import (
+from projections.document_ops import (
     AppendToList,
     Bind,
     IncrementField,
@@ -36,6 +25,17 @@ from projections.ops import (
     check,
     fill,
     resolve,
+)
+from projections.model import (
+    Apply,
+    Checkpoint,
+    Message,
+    OpsProjection,
+    Park,
+    Projection,
+    ProjectionFailed,
+    SqlProjection,
+    Step,
 )
 from projections.schema import (
     DOCUMENT_TABLES,

@@ -16,8 +16,8 @@ from runtime.http.request_bodies import JsonBodies
 from runtime.logs import configure as configure_logging
 from runtime.settings import Settings
 from write_api import orders, users
+from write_api.command_http import run_blocking
 from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
-from write_api.plumbing import run_blocking
 from write_api.problems import install_problem_handlers
 
 DESCRIPTION = """Commands on user profiles and orders. Every command appends events to the

@@ -17,6 +17,20 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from eventlog.envelope import EventEnvelope
 from projections.dead_letters import DeadLetter
+from projections.document_ops import (
+    AppendToList,
+    Bind,
+    IncrementField,
+    IncrementScore,
+    SetFields,
+    Template,
+    UnboundName,
+    Var,
+    check,
+    encode,
+    fill,
+    resolve,
+)
 from projections.dump import differences
 from projections.engine import Engine, Outcome, RetryPolicy
 from projections.metrics import ProjectorMetrics
@@ -31,20 +45,6 @@ from projections.model import (
     UnsupportedEvent,
 )
 from projections.models import TopSpenders, UserProfiles, UserStats
-from projections.ops import (
-    AppendToList,
-    Bind,
-    IncrementField,
-    IncrementScore,
-    SetFields,
-    Template,
-    UnboundName,
-    Var,
-    check,
-    encode,
-    fill,
-    resolve,
-)
 from projections.redis_target import is_infrastructure_reply
 from projections.sql import SqlDatabase
 from projections.stack import stack_problem
