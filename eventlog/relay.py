@@ -38,7 +38,7 @@ from eventlog.jetstream import (
     PublishWindow,
     last_message,
 )
-from eventlog.recorders import PostgresSideRecordRecorder
+from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay_store import PageReader, StoreSession
 from runtime.settings import Settings
 

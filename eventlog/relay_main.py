@@ -29,7 +29,7 @@ from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from eventlog.jetstream import connect, context_stream, ensure_stream
-from eventlog.recorders import PostgresSideRecordRecorder
+from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay import Relay, RelayConfig, RelayMetrics
 from eventlog.stores import event_store_env
 from runtime.http.problem_types import NOT_READY

@@ -13,7 +13,9 @@ from projections.catalog import following_targets, sql_targets
 from projections.catchup import project_log
 from projections.dump import checksum, dump_read_models
 from projections.models import all_projections
-from projections.rebuild import Busy, ReadModels, Rebuilder, UnknownProjection, VerifyFailed
+from projections.rebuild import Rebuilder
+from projections.rebuild_reports import Busy, UnknownProjection, VerifyFailed
+from projections.rebuild_targets import ReadModels
 from projections.sql import SQLiteDatabase
 from projections.verify import compare, fingerprint
 from projections.versions import active_versions, records

@@ -21,7 +21,8 @@ from projections.catalog import following_targets
 from projections.catchup import envelope_source
 from projections.embedded import Tailer
 from projections.engine import Engine
-from projections.rebuild import Rebuilder, open_read_models
+from projections.rebuild import Rebuilder
+from projections.rebuild_targets import open_read_models
 from projections.sql import PostgresDatabase
 from read_api.app import create_app as create_read_app
 from runtime.settings import Settings
