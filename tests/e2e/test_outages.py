@@ -36,13 +36,13 @@ from redis import Redis
 from eventlog.stores import build_services
 from projections.catalog import stack_targets
 from projections.catchup import envelope_source, project_log
-from projections.dump import dump_read_models
 from projections.engine import Target
 from projections.model import OpsProjection
 from projections.models import all_projections
 from projections.redis_target import RedisLayout
 from projections.sql import PostgresDatabase
 from runtime.settings import CONTEXTS, Settings
+from tests.support.dumps import dump_read_models
 from tests.support.processes import BIN, free_port
 from tests.support.servers import Servers, throwaway_servers, wait_until
 

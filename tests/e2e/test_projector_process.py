@@ -21,9 +21,9 @@ from eventlog.jetstream import ContextStream
 from eventlog.relay import relay_headers
 from eventlog.stores import build_services
 from projections.catalog import stack_targets
-from projections.dump import dump_read_models
 from projections.sql import PostgresDatabase
 from runtime.settings import Settings
+from tests.support.dumps import dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.projections import Scenario, project, read_side, run_scenario

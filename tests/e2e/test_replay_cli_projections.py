@@ -20,12 +20,12 @@ from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.catalog import following_targets, target_at
 from projections.catchup import envelope_source, project_log
-from projections.dump import checksum, dump_read_models
 from projections.embedded import start_embedded_fanout
 from projections.model import Message, Park
 from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
 from projections.verify import compare, fingerprint
 from runtime.settings import Settings
+from tests.support.dumps import checksum, dump_read_models
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.projections import run_scenario
 from tests.support.read_models import require_redis, scratch_redis_database

@@ -13,11 +13,11 @@ from projections import dead_letters
 from projections.admin import open_admin
 from projections.catalog import READ_DATABASE, sql_targets
 from projections.catchup import envelope_source, project_log
-from projections.dump import dump_read_models
 from projections.embedded import EmbeddedFanout, start_embedded_fanout
 from projections.model import Message, Park
 from projections.sql import SQLiteDatabase
 from runtime.settings import Settings
+from tests.support.dumps import dump_read_models
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope
 from projections.admin import DeadLetterAdmin, DeadLetterError
 from projections.document_ops import Op
-from projections.dump import dump_read_models
 from projections.engine import Engine, RetryPolicy
 from projections.model import Message
 from projections.models import Orders, UserStats
 from projections.sql import Tx
+from tests.support.dumps import dump_read_models
 from tests.support.projections import (
     FAST,
     READ_SIDES,

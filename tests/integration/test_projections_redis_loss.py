@@ -25,10 +25,10 @@ from eventlog.jetstream import ContextStream
 from projections.catalog import following_targets, stack_targets
 from projections.catchup import catch_up
 from projections.consumers import ConsumerOptions, ConsumerRunner
-from projections.dump import dump_read_models
 from projections.engine import Engine, Target
 from projections.redis_target import RedisDocumentTarget
 from projections.sql import PostgresDatabase
+from tests.support.dumps import dump_read_models
 from tests.support.nats import (
     create_stream,
     delete_streams,

@@ -11,7 +11,6 @@ from domain.service import CommandContext
 from eventlog.stores import Services
 from projections.catalog import following_targets, sql_targets
 from projections.catchup import project_log
-from projections.dump import checksum, dump_read_models
 from projections.models import all_projections
 from projections.rebuild import Rebuilder
 from projections.rebuild_reports import Busy, UnknownProjection, VerifyFailed
@@ -19,6 +18,7 @@ from projections.rebuild_targets import ReadModels
 from projections.sql import SQLiteDatabase
 from projections.verify import compare, fingerprint
 from projections.versions import active_versions, records
+from tests.support.dumps import checksum, dump_read_models
 from tests.support.projections import (
     FAST,
     READ_SIDES,

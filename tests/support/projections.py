@@ -21,12 +21,12 @@ from eventlog.envelope import EventEnvelope
 from eventlog.stores import Services, build_services
 from projections.catalog import sql_targets, stack_targets
 from projections.catchup import EnvelopeSource, envelope_source
-from projections.dump import dump_read_models
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection
 from projections.redis_target import RedisLayout
 from projections.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
 from runtime.settings import Settings
+from tests.support.dumps import dump_read_models
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import require_redis
 

@@ -31,7 +31,6 @@ from projections.document_ops import (
     fill,
     resolve,
 )
-from projections.dump import differences
 from projections.engine import Engine, Outcome, RetryPolicy
 from projections.metrics import ProjectorMetrics
 from projections.model import (
@@ -51,6 +50,7 @@ from projections.stack import stack_problem
 from projections.values import cents, utc_text
 from projections.versions import versioned
 from runtime.settings import Settings
+from tests.support.dumps import differences
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
