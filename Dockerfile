@@ -10,11 +10,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY domain/ domain/
+COPY runtime/ runtime/
 COPY eventlog/ eventlog/
 COPY write_api/ write_api/
 COPY projections/ projections/
+COPY readmodels/ readmodels/
 COPY read_api/ read_api/
 COPY replay/ replay/
+COPY embedded/ embedded/
 RUN pip install . && rm -rf /src
 
 RUN useradd --system --create-home --home-dir /home/strata strata \

@@ -47,8 +47,8 @@ from psycopg.sql import SQL, Identifier
 from domain.ports import EventMetadata, SideRecords
 from domain.service import CommandService
 from domain.users.profile import UserProfile
-from eventlog.settings import Settings
 from eventlog.stores import open_store_for_reading
+from runtime.settings import Settings
 
 DATABASE = "strata_bench_as_of"
 BATCH = 1000

@@ -1027,7 +1027,7 @@ def code_digest() -> str:
 
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for package in ("write_api", "eventlog", "domain", "projections"):
+    for package in ("write_api", "runtime", "eventlog", "domain", "projections"):
         for path in sorted((root / package).rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]

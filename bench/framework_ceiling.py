@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from domain.service import CommandResult
-from write_api.plumbing import Headers, accepted
+from write_api.command_http import Headers, accepted
 from write_api.schemas import RegisterUser
 
 

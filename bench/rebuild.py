@@ -53,11 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from domain.orders.order import Order
 from domain.ports import EventMetadata, SideRecords
 from domain.users.profile import UserProfile
-from eventlog.settings import Settings
 from eventlog.stores import build_services
 from projections.catchup import envelope_source, project_log
 from projections.targets import find_projection, following_targets
 from readmodels.sql import PostgresDatabase
+from runtime.settings import Settings
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 NAMES = ("users", "orders", "read")

@@ -50,8 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.service import CommandContext
 from eventlog.jetstream import ContextStream, connect, last_message
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
+from runtime.settings import Settings
 
 DB_PREFIX = "strata_bench_takeover"
 DEADLINE = 30.0

@@ -861,7 +861,7 @@ def summarize_profile(
 # reporting
 
 
-SERVER_PACKAGES = ("write_api", "eventlog", "domain")
+SERVER_PACKAGES = ("write_api", "runtime", "eventlog", "domain")
 
 
 def server_code_digest() -> str:

@@ -6,11 +6,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from eventlog.logs import configure as configure_logging
-from eventlog.settings import Settings
 from eventlog.stores import Services
 from projections.embedded import start_embedded_fanout
 from read_api.routes import include_read_routes
+from runtime.logs import configure as configure_logging
+from runtime.settings import Settings
 from write_api.app import create_app as create_write_app
 
 READ_PREFIX = "/read"

@@ -4,7 +4,7 @@ import sys
 
 import uvicorn
 
-from eventlog.settings import load_settings
+from runtime.settings import load_settings
 
 PROG = "strata"
 

@@ -1,1 +1,2 @@
-"""The shared backbone: settings, event-store construction and recorder extensions, group commit."""
+"""The event store: recorders and group commit, store construction, the event envelope, and the
+relay that publishes the log to JetStream."""

@@ -112,6 +112,21 @@ def envelope_from_record(
     )
 
 
+def envelope_from_row(context: str, row: Any) -> EventEnvelope:
+    """A row of a recorder's envelope query (either backend) as an envelope."""
+    originator_id = row["originator_id"]
+    return envelope_from_record(
+        context,
+        row["position"],
+        originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
+        row["originator_version"],
+        row["topic"],
+        bytes(row["state"]),
+        row["correlation_id"],
+        row["causation_id"],
+    )
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         if value.keys() == {"_type_", "_data_"}:

@@ -33,7 +33,7 @@ from nats.js.api import (
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from eventlog.envelope import EventEnvelope
-from eventlog.settings import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.sql import SQL, Identifier
 from pydantic import ValidationError
 
-from eventlog.settings import Settings
+from runtime.settings import Settings
 
 
 def stack_database_urls(settings: Settings) -> list[str]:

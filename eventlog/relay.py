@@ -38,9 +38,9 @@ from eventlog.jetstream import (
     PublishWindow,
     last_message,
 )
-from eventlog.recorders import PostgresSideRecordRecorder
+from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay_store import PageReader, StoreSession
-from eventlog.settings import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,12 @@ event store unreachable at start, the port taken, an unreadable stream); 2 bad a
 """
 
 import asyncio
-import json
 import logging
 import signal
 import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -30,13 +28,14 @@ from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from eventlog.http import problem
 from eventlog.jetstream import connect, context_stream, ensure_stream
-from eventlog.problem_types import NOT_READY
-from eventlog.recorders import PostgresSideRecordRecorder
+from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay import Relay, RelayConfig, RelayMetrics
-from eventlog.settings import Settings, load_settings
 from eventlog.stores import event_store_env
+from runtime.http.problem_types import NOT_READY
+from runtime.http.problems import problem
+from runtime.logs import configure as configure_logging
+from runtime.settings import Settings, load_settings
 
 log = logging.getLogger("strata.relay")
 
@@ -46,35 +45,6 @@ PROG = "strata-relay"
 class ContextName(StrEnum):
     users = "users"
     orders = "orders"
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the record's extra fields."""
-
-    _STANDARD = frozenset(
-        vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
-        | {"message", "asctime", "color_message", "taskName"}
-    )
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update((k, v) for k, v in vars(record).items() if k not in self._STANDARD)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 def open_event_store(

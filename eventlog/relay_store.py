@@ -10,7 +10,7 @@ from psycopg.sql import SQL, Identifier, Literal
 
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import ContextStream
-from eventlog.recorders import PostgresSideRecordRecorder
+from eventlog.postgres_recorder import PostgresSideRecordRecorder
 
 SERVER_KEEPALIVES = {
     "tcp_keepalives_idle": Literal(5),

@@ -10,7 +10,7 @@ from domain.orders.service import OrdersService
 from domain.service import CommandService
 from domain.users.service import UsersService
 from eventlog.group_commit import GroupCommitter
-from eventlog.settings import Settings
+from runtime.settings import Settings
 
 
 def event_store_env(settings: Settings, app_name: str) -> dict[str, str]:
@@ -29,7 +29,7 @@ def _postgres_env(settings: Settings, url: str) -> dict[str, str]:
     max_connections = settings.worker_threads + 1
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "APPLICATION_RECORDER_TOPIC": "eventlog.recorders:PostgresSideRecordRecorder",
+        "APPLICATION_RECORDER_TOPIC": "eventlog.postgres_recorder:PostgresSideRecordRecorder",
         "POSTGRES_DBNAME": str(params.get("dbname", "")),
         "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
         "POSTGRES_PORT": str(params.get("port", "5432")),
@@ -51,7 +51,7 @@ def _sqlite_env(settings: Settings, app_name: str) -> dict[str, str]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "APPLICATION_RECORDER_TOPIC": "eventlog.recorders:SQLiteSideRecordRecorder",
+        "APPLICATION_RECORDER_TOPIC": "eventlog.sqlite_recorder:SQLiteSideRecordRecorder",
         "SQLITE_DBNAME": str(sqlite_path(settings, app_name)),
         "SQLITE_LOCK_TIMEOUT": str(settings.db_lock_timeout),
     }

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 
 from redis import Redis
 
-from eventlog.settings import Settings
 from projections import dead_letters
 from projections.active import ActiveTarget
 from projections.dead_letters import DeadLetter, Status
@@ -24,6 +23,7 @@ from projections.engine import Target
 from projections.retrying import RetryResult, retry_chain
 from projections.targets import following_targets
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase
+from runtime.settings import Settings
 
 
 class DeadLetterError(Exception):

@@ -17,7 +17,8 @@ DEFAULT_PAGE_SIZE = 500
 
 @runtime_checkable
 class EnvelopeSource(Protocol):
-    """An event store's log read as envelopes (the recorders of eventlog.recorders)."""
+    """An event store's log read as envelopes (the recorders of `eventlog.postgres_recorder` and
+    `eventlog.sqlite_recorder`)."""
 
     def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]: ...
 

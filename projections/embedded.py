@@ -19,13 +19,13 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services
 from projections.admin import DeadLetterAdmin
 from projections.catchup import EnvelopeSource, catch_up, envelope_source
 from projections.engine import Engine, RetryPolicy, Target
 from projections.targets import following_targets
 from readmodels.sql import READ_DATABASE, SQLiteDatabase
+from runtime.settings import CONTEXTS, Settings
 
 logger = logging.getLogger("strata.projections.embedded")
 

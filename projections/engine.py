@@ -26,13 +26,13 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from eventlog.logs import correlation
 from projections import dead_letters
 from projections.dead_letters import DeadLetter, blocked_error
 from projections.model import Apply, Message, Park, Projection, ProjectionFailed, Step
 from projections.retrying import RetryPolicy, RetrySchedule, log_parked
 from readmodels.checkpoints import Checkpoint
 from readmodels.sql import SqlDatabase
+from runtime.logs import correlation
 
 __all__ = ["Engine", "Outcome", "RetryPolicy", "Target"]
 

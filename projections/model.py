@@ -8,7 +8,7 @@ from typing import Self
 from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
-from projections.ops import Op
+from projections.document_ops import Op
 from readmodels.catalog import ReadModel
 from readmodels.sql import Table, Tx
 

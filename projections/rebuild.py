@@ -28,27 +28,25 @@ up to the heads at the start; it is never made active. `retire(name)` drops the 
 left behind.
 """
 
-import fcntl
-import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import psycopg
-from redis import Redis
-
-from eventlog.settings import Settings
-from eventlog.stores import build_services
 from projections import dead_letters
-from projections.catchup import EnvelopeSource, envelope_source
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection, SqlProjection
+from projections.rebuild_reports import (
+    Plan,
+    Progress,
+    RebuildError,
+    Result,
+    UnknownProjection,
+    VerifyFailed,
+)
+from projections.rebuild_targets import ReadModels
 from projections.redis_target import RedisDocumentTarget
-from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
+from projections.sql_target import SqlProjectionTarget
 from projections.staging import (
     open_staging,
     remove_staging,
@@ -59,9 +57,8 @@ from projections.staging import (
 from projections.targets import find_projection, target_at
 from projections.verify import compare, fingerprint
 from readmodels.checkpoints import Checkpoint, write_checkpoint
-from readmodels.keys import RedisLayout
 from readmodels.schema import SHARED_TABLES, create_tables
-from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase, Tx
+from readmodels.sql import SQLiteDatabase, Tx
 from readmodels.versions import (
     VersionRecord,
     active_version,
@@ -75,8 +72,6 @@ from readmodels.versions import (
     set_status,
 )
 
-logger = logging.getLogger("strata.projections.rebuild")
-
 PAGE_SIZE = 5000
 CATCH_UP_THRESHOLD = 1000
 """Stop catching up outside the lock once a pass reads fewer new events than this."""
@@ -85,180 +80,12 @@ RETIRE_GRACE = timedelta(seconds=5)
 """The read API trusts a resolved pointer for 0.25 s; retiring waits well beyond that."""
 
 
-class RebuildError(Exception):
-    """The rebuild cannot be carried out (unknown projection, busy, nothing to retire)."""
-
-
-class UnknownProjection(RebuildError):
-    pass
-
-
-class Busy(RebuildError):
-    """Another process is rebuilding this (projection, version)."""
-
-
-class VerifyFailed(RebuildError):
-    """The shadow differs from the live model at the same position; live is untouched."""
-
-    def __init__(self, projection: str, paths: list[str]) -> None:
-        self.paths = paths
-        shown = "; ".join(paths[:3]) + ("; …" if len(paths) > 3 else "")
-        super().__init__(f"{projection}: the rebuilt model differs from live (kept): {shown}")
-
-
-class Progress(Protocol):
-    def start(self, context: str, total: int) -> None: ...
-    def advance(self, count: int) -> None: ...
-
-
 class _Quiet:
     def start(self, context: str, total: int) -> None:
         pass
 
     def advance(self, count: int) -> None:
         pass
-
-
-@dataclass(frozen=True)
-class Plan:
-    projection: str
-    kind: str  # 'rebuild' or 'audit'
-    live_version: int
-    version: int
-    resumed: bool
-    as_of: datetime | None
-    target: str
-    heads: dict[str, int]
-    done: dict[str, int]
-
-    @property
-    def remaining(self) -> int:
-        return sum(max(0, self.heads[c] - self.done.get(c, 0)) for c in self.heads)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "projection": self.projection,
-            "kind": self.kind,
-            "live_version": self.live_version,
-            "version": self.version,
-            "resumed": self.resumed,
-            "as_of": None if self.as_of is None else self.as_of.isoformat(),
-            "target": self.target,
-            "source_heads": self.heads,
-            "shadow_positions": self.done,
-            "events_to_read": self.remaining,
-        }
-
-
-@dataclass
-class Result:
-    plan: Plan
-    events: int = 0
-    seconds: float = 0.0
-    backfill_events: int = 0
-    backfill_seconds: float = 0.0
-    swapped: bool = False
-    checksum: str | None = None
-    positions: dict[str, int] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        rate = self.events / self.seconds if self.seconds > 0 else None
-        return {
-            **self.plan.as_json(),
-            "events": self.events,
-            "seconds": round(self.seconds, 3),
-            "events_per_second": None if rate is None else round(rate, 1),
-            "backfill": {
-                "events": self.backfill_events,
-                "seconds": round(self.backfill_seconds, 3),
-            },
-            "swapped": self.swapped,
-            "checksum": self.checksum,
-            "positions": self.positions,
-        }
-
-
-@dataclass
-class ReadModels:
-    """The read stores and event stores a rebuild works on, and how to lock a version."""
-
-    db: SqlDatabase
-    sources: Mapping[str, EnvelopeSource]
-    heads: Callable[[str], int]
-    redis: Redis | None = None
-    layout: RedisLayout | None = None
-    lock_dir: Path | None = None
-    lock_url: str | None = None
-    staging_dir: Path | None = None
-    """Where PostgreSQL and Redis shadows are backfilled first (projections.staging)."""
-
-    def target(self, projection: Projection, version: int) -> Target:
-        return target_at(projection, version, self.db, self.redis, self.layout)
-
-    def describe(self, target: Target) -> str:
-        p = target.projection
-        if isinstance(target, RedisDocumentTarget):
-            return f"redis {target.layout.prefix(p.name, p.version)}*"
-        if isinstance(target, SqlProjectionTarget):
-            return "tables " + ", ".join(table.name for table in target.tables)
-        if isinstance(target, SqlDocumentTarget):
-            return f"rm_hashes/rm_sorted_sets version {p.version}"
-        return p.label
-
-    @contextmanager
-    def lock(self, projection: str, version: int) -> Iterator[None]:
-        key = f"strata rebuild:{projection}:v{version}"
-        if self.lock_url is not None:
-            with psycopg.connect(self.lock_url, autocommit=True) as conn:
-                row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone()
-                if not row or not row[0]:
-                    raise Busy(f"{projection}:v{version} is being rebuilt by another process")
-                yield
-            return
-        assert self.lock_dir is not None
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_dir / f"rebuild-{projection}-v{version}.lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as error:
-                raise Busy(
-                    f"{projection}:v{version} is being rebuilt by another process"
-                ) from error
-            yield
-
-
-@contextmanager
-def open_read_models(settings: Settings) -> Iterator[ReadModels]:
-    """The read models and event stores the settings select (stack: PostgreSQL read database
-    and Redis; embedded: `<data_dir>/read.sqlite`), with the event stores' logs."""
-    with ExitStack() as stack:
-        services = build_services(settings.model_copy(update={"group_commit": False}))
-        stack.callback(services.close)
-        recorders = {service.name: service.recorder for service in services.all()}
-        sources = {name: envelope_source(recorder) for name, recorder in recorders.items()}
-
-        def heads(context: str) -> int:
-            return int(recorders[context].max_notification_id() or 0)
-
-        if settings.read_database_url and settings.redis_url:
-            db: SqlDatabase = PostgresDatabase(settings.read_database_url, pool_size=4)
-            stack.callback(db.close)
-            redis = Redis.from_url(settings.redis_url)
-            stack.callback(redis.close)
-            yield ReadModels(
-                db,
-                sources,
-                heads,
-                redis,
-                lock_url=settings.read_database_url,
-                staging_dir=settings.data_dir / "rebuild",
-            )
-            return
-        db = SQLiteDatabase(
-            settings.data_dir / READ_DATABASE, busy_timeout=settings.db_lock_timeout
-        )
-        stack.callback(db.close)
-        yield ReadModels(db, sources, heads, lock_dir=settings.data_dir)
 
 
 class Rebuilder:

@@ -25,6 +25,7 @@ from redis import exceptions as redis_errors
 
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
+from projections.document_ops import check, encode
 from projections.model import (
     Apply,
     CheckpointLost,
@@ -34,7 +35,6 @@ from projections.model import (
     ProjectionFailed,
     Step,
 )
-from projections.ops import check, encode
 from readmodels.checkpoints import Checkpoint, checkpoint_payload
 from readmodels.keys import RedisLayout
 from readmodels.schema import SHARED_TABLES, create_tables

@@ -14,11 +14,11 @@ from typing import Protocol
 from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
-from eventlog.logs import correlation
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from projections.model import Projection, ProjectionFailed
 from readmodels.sql import SqlDatabase
+from runtime.logs import correlation
 
 logger = logging.getLogger("strata.projections")
 

@@ -12,20 +12,9 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
-from eventlog.logs import correlation
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
-from projections.model import (
-    Apply,
-    Message,
-    OpsProjection,
-    Park,
-    Projection,
-    ProjectionFailed,
-    SqlProjection,
-    Step,
-)
-from projections.ops import (
+from projections.document_ops import (
     AppendToList,
     Bind,
     IncrementField,
@@ -37,12 +26,23 @@ from projections.ops import (
     fill,
     resolve,
 )
+from projections.model import (
+    Apply,
+    Message,
+    OpsProjection,
+    Park,
+    Projection,
+    ProjectionFailed,
+    SqlProjection,
+    Step,
+)
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Checkpoint, ensure_checkpoint, read_checkpoint, write_checkpoint
 from readmodels.documents import DocumentTables
 from readmodels.schema import DOCUMENT_TABLES, SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase, Table, Tx
 from readmodels.versions import RenamingTx
+from runtime.logs import correlation
 
 
 class UnresolvedReference(LookupError):

@@ -24,7 +24,6 @@ from redis import Redis
 
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import connect, context_stream, ensure_stream, last_message
-from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.catchup import catch_up, envelope_source
@@ -35,6 +34,7 @@ from projections.metrics import ProjectorMetrics
 from projections.targets import following_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
+from runtime.settings import CONTEXTS, Settings
 
 logger = logging.getLogger("strata.projections.stack")
 

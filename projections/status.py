@@ -7,7 +7,7 @@ from typing import Any
 
 from projections import dead_letters
 from projections.models import all_projections
-from projections.rebuild import ReadModels
+from projections.rebuild_targets import ReadModels
 from readmodels.sql import Tx
 from readmodels.versions import VersionRecord, active_versions, records
 

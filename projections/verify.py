@@ -3,7 +3,7 @@
 `entries(target)` streams a model as `(path, value)` pairs in a canonical order: SQL tables
 row by row in primary-key order (keyset pages), document models key by key (Redis keys sorted,
 values read in pipelined batches; the generic SQL tables in key order). Values are normalised as
-in :mod:`projections.dump`. Both versions of a projection live in the same store, so the order
+by :func:`normalise`. Both versions of a projection live in the same store, so the order
 is the same on both sides. `compare(live, shadow)` walks both streams in step: the SHA-256 of
 the shadow's stream, and the first paths where they differ (none: equal).
 """
@@ -11,15 +11,17 @@ the shadow's stream, and the first paths where they differ (none: equal).
 import hashlib
 import heapq
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from itertools import zip_longest
 from typing import Any
+from uuid import UUID
 
-from projections.dump import normalise
 from projections.engine import Target
 from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
+from readmodels.formats import utc_text
 from readmodels.keys import RedisLayout
 from readmodels.sql import SqlDatabase, Table
 
@@ -194,3 +196,37 @@ def _score(score: float) -> int | float:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def normalise(kind: str, value: Any) -> Any:
+    """A column value as dumps hold it (UUIDs and times as text, booleans, integers)."""
+    if value is None:
+        return None
+    return _NORMALISERS.get(kind, _same)(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _uuid(value: Any) -> str:
+    return str(value if isinstance(value, UUID) else UUID(str(value)))
+
+
+def _time(value: Any) -> str:
+    return utc_text(value if isinstance(value, datetime) else datetime.fromisoformat(value))
+
+
+def _day(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+_NORMALISERS: dict[str, Callable[[Any], Any]] = {
+    "uuid": _uuid,
+    "timestamptz": _time,
+    "date": _day,
+    "bool": bool,
+    "int": int,
+    "bigint": int,
+    "serial": int,
+}

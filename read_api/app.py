@@ -2,9 +2,10 @@
 
 from fastapi import FastAPI
 
-from eventlog.settings import Settings
 from read_api.problems import install_problem_handlers
 from read_api.routes import include_read_routes
+from runtime.logs import configure as configure_logging
+from runtime.settings import Settings
 
 DESCRIPTION = """Queries over the read models that projectors build from the event log.
 
@@ -19,7 +20,9 @@ RFC 9457 `application/problem+json`."""
 
 def create_app(settings: Settings | None = None, *, prefix: str = "") -> FastAPI:
     """The read API on its own; the stores open when the app starts (its lifespan)."""
-    settings = settings or Settings()
+    if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
+        settings = Settings()
+        configure_logging(settings.log_level)
     app = FastAPI(title="strata read API", description=DESCRIPTION)
     install_problem_handlers(app)
     include_read_routes(app, settings, prefix)

@@ -4,8 +4,8 @@ import sys
 
 import uvicorn
 
-from eventlog.settings import load_settings
 from read_api.stores import ReadStoresMisconfigured, read_stores_mode
+from runtime.settings import load_settings
 
 
 def main() -> None:
@@ -28,5 +28,6 @@ def main() -> None:
         host=settings.host,
         port=settings.read_api_port,
         log_level=settings.log_level,
+        log_config=None,  # the JSON log lines of runtime.logs
         access_log=False,
     )

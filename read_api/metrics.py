@@ -13,8 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client import generate_latest as render
 from starlette.exceptions import HTTPException
 
-from eventlog.http import ServiceUnavailable
 from read_api.problems import InvalidParameter, PositionNotReached
+from runtime.http.deadlines import ServiceUnavailable
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 

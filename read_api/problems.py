@@ -3,8 +3,8 @@
 `install_read_problem_handlers` covers the exceptions the read routes raise themselves, so the
 routes keep their error format when they are included into another app (which brings its own
 handlers for validation, HTTP errors and the unexpected, in the same format, and documents them:
-`eventlog.http.install_problem_handlers`). `install_problem_handlers` adds those too, for the read
-API running on its own.
+`runtime.http.problems.install_problem_handlers`). `install_problem_handlers` adds those too,
+for the read API running on its own.
 """
 
 import logging
@@ -16,15 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
-from eventlog import http
-from eventlog.http import (
-    RETRY_AFTER_SECONDS,
-    ServiceUnavailable,
-    invalid_input,
-    on_unavailable,
-    problem,
-)
-from eventlog.problem_types import POSITION_NOT_REACHED
+from runtime.http import problems as common
+from runtime.http.deadlines import ServiceUnavailable
+from runtime.http.problem_types import POSITION_NOT_REACHED
+from runtime.http.problems import RETRY_AFTER_SECONDS, invalid_input, on_unavailable, problem
 
 log = logging.getLogger("strata.read_api")
 READ_POSITION = "X-Read-Position"
@@ -88,5 +83,5 @@ def install_read_problem_handlers(app: FastAPI) -> None:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    http.install_problem_handlers(app, log)
+    common.install_problem_handlers(app, log)
     install_read_problem_handlers(app)

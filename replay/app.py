@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-from eventlog.settings import Settings, load_settings
+from runtime.settings import Settings, load_settings
 
 PROG = "replay"
 OK, FAILED, BAD_ARGUMENTS, NOT_FOUND = 0, 1, 2, 3

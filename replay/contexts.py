@@ -13,9 +13,9 @@ from domain.errors import AggregateNotFound, InvalidValue
 from domain.orders.order import Order
 from domain.service import CommandService
 from domain.users.profile import UserProfile
-from eventlog.instants import NotAnInstant, parse_instant
 from eventlog.stores import open_store_for_reading, sqlite_path
 from replay.app import BAD_ARGUMENTS, FAILED, NOT_FOUND, fail, settings
+from runtime.instants import NotAnInstant, parse_instant
 
 AGGREGATES: dict[str, type[Aggregate]] = {"users": UserProfile, "orders": Order}
 """Each context and the aggregate its event store holds."""

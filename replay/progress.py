@@ -21,7 +21,7 @@ class EventsPerSecond(ProgressColumn):
 
 
 class RebuildProgress:
-    """`projections.rebuild.Progress` drawn with rich; one bar per context."""
+    """`projections.rebuild_reports.Progress` drawn with rich; one bar per context."""
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(

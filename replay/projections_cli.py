@@ -15,25 +15,24 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from eventlog.instants import FORMS, NotAnInstant, parse_instant
-from eventlog.settings import Settings
 from eventlog.stores import sqlite_path
 from projections.admin import DeadLetterAdmin, DeadLetterError, open_admin
 from projections.dead_letters import DeadLetter, Status
 from projections.models import all_projections
-from projections.rebuild import (
+from projections.rebuild import Rebuilder
+from projections.rebuild_reports import (
     Busy,
-    ReadModels,
-    Rebuilder,
     RebuildError,
     Result,
     UnknownProjection,
     VerifyFailed,
-    open_read_models,
 )
+from projections.rebuild_targets import ReadModels, open_read_models
 from projections.status import projection_statuses
 from replay.app import BAD_ARGUMENTS, FAILED, NOT_FOUND, JsonOption, app, fail, output, settings
 from replay.progress import RebuildProgress
+from runtime.instants import FORMS, NotAnInstant, parse_instant
+from runtime.settings import Settings
 
 dlq = typer.Typer(
     name="dlq",

@@ -8,15 +8,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from eventlog.group_commit import GroupCommitter
-from eventlog.http import Runner, problem
-from eventlog.logs import configure as configure_logging
-from eventlog.problem_types import NOT_READY
-from eventlog.request_bodies import JsonBodies
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
+from runtime.http.deadlines import Runner
+from runtime.http.problem_types import NOT_READY
+from runtime.http.problems import problem
+from runtime.http.request_bodies import JsonBodies
+from runtime.logs import configure as configure_logging
+from runtime.settings import Settings
 from write_api import orders, users
+from write_api.command_http import run_blocking
 from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
-from write_api.plumbing import run_blocking
 from write_api.problems import install_problem_handlers
 
 DESCRIPTION = """Commands on user profiles and orders. Every command appends events to the

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
 
-from eventlog.instants import NotAnInstant, parse_instant
+from runtime.instants import NotAnInstant, parse_instant
 
 AS_OF_HELP = (
     "Answer with the state as of this time, from the event store: the fold of exactly the"

@@ -2,7 +2,7 @@
 
 import uvicorn
 
-from eventlog.settings import load_settings
+from runtime.settings import load_settings
 
 
 def main() -> None:
@@ -18,6 +18,6 @@ def main() -> None:
         port=settings.port,
         workers=settings.web_workers,
         log_level=settings.log_level,
-        log_config=None,  # the JSON log lines of eventlog.logs, in every worker
+        log_config=None,  # the JSON log lines of runtime.logs, in every worker
         access_log=False,
     )

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
 from write_api.as_of import AsOf
-from write_api.plumbing import Headers, accepted, etag, run_blocking
+from write_api.command_http import Headers, accepted, etag, run_blocking
 from write_api.schemas import (
     Accepted,
     AddLine,

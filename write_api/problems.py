@@ -17,9 +17,9 @@ from domain.errors import (
     StaleVersion,
     ValueTaken,
 )
-from eventlog import http
-from eventlog.http import ServiceUnavailable, on_unavailable, problem
-from eventlog.problem_types import (
+from runtime.http import problems as common
+from runtime.http.deadlines import ServiceUnavailable
+from runtime.http.problem_types import (
     IDEMPOTENCY_KEY_REUSED,
     INVALID_VALUE,
     NOT_FOUND,
@@ -29,6 +29,7 @@ from eventlog.problem_types import (
     VERSION_MISMATCH,
     ProblemType,
 )
+from runtime.http.problems import on_unavailable, problem
 
 log = logging.getLogger("strata.write_api")
 # Most specific first: the first matching class decides the problem type.
@@ -56,7 +57,7 @@ async def _on_unavailable(request: Request, error: Exception) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    http.install_problem_handlers(app, log)
+    common.install_problem_handlers(app, log)
     app.add_exception_handler(DomainError, _on_domain_error)
     for unavailable in (ServiceUnavailable, OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(unavailable, _on_unavailable)

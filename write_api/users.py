@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from domain.users.profile import UserProfile
 from domain.users.service import UsersService
 from write_api.as_of import AsOf
-from write_api.plumbing import Headers, accepted, etag, run_blocking
+from write_api.command_http import Headers, accepted, etag, run_blocking
 from write_api.schemas import (
     Accepted,
     AddHobby,

@@ -2,7 +2,7 @@
 `currency` and `paid_cents` (cents paid and not refunded), so later events can be attributed."""
 
 from eventlog.envelope import EventEnvelope
-from projections.ops import Bind, SetFields
+from projections.document_ops import Bind, SetFields
 from readmodels import keys
 from readmodels.formats import cents
 

@@ -4,6 +4,7 @@
 from collections.abc import Sequence
 
 from eventlog.envelope import EventEnvelope
+from projections.document_ops import IncrementScore, Op, Template, Var
 from projections.model import OpsProjection
 from projections.models.attribution import (
     forget_payment,
@@ -13,7 +14,6 @@ from projections.models.attribution import (
     remember_order,
     remember_payment,
 )
-from projections.ops import IncrementScore, Op, Template, Var
 from readmodels import catalog, keys
 
 TOP = Template(keys.TOP_SPENDERS)

@@ -3,8 +3,8 @@
 from collections.abc import Sequence
 
 from eventlog.envelope import EventEnvelope
+from projections.document_ops import AppendToList, Op, RemoveFromList, SetFields, Value
 from projections.model import OpsProjection
-from projections.ops import AppendToList, Op, RemoveFromList, SetFields, Value
 from readmodels import catalog, keys
 from readmodels.formats import utc_text
 

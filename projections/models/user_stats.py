@@ -4,6 +4,7 @@ net of cancellations after payment); `order:<id>` attributes later events to the
 from collections.abc import Sequence
 
 from eventlog.envelope import EventEnvelope
+from projections.document_ops import IncrementField, Op, Template, Var
 from projections.model import OpsProjection
 from projections.models.attribution import (
     forget_payment,
@@ -13,7 +14,6 @@ from projections.models.attribution import (
     remember_order,
     remember_payment,
 )
-from projections.ops import IncrementField, Op, Template, Var
 from readmodels import catalog, keys
 
 STATS = Template(keys.USER_STATS)

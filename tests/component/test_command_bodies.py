@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.request_bodies import DEFAULT_MAX_BODY_BYTES, is_json
+from runtime.http.request_bodies import DEFAULT_MAX_BODY_BYTES, is_json
 from tests.support.api import assert_problem, register, store_state, unique_email
 
 

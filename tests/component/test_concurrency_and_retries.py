@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from domain.service import CommandService
 from domain.users.profile import UserProfile
-from eventlog.settings import Settings
+from runtime.settings import Settings
 from tests.support.api import assert_problem, register, services, store_state, unique_email
 from write_api.app import create_app
 

@@ -10,17 +10,26 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from embedded.app import create_app as create_embedded_app
-from eventlog import problem_types
-from eventlog.openapi import PROBLEM_JSON, PROBLEM_SCHEMAS
-from eventlog.problem_types import PROBLEM_TYPES, ProblemType, problem_table
-from eventlog.settings import Settings
 from read_api.app import create_app as create_read_app
+from runtime.http import problem_types
+from runtime.http.openapi import PROBLEM_JSON, PROBLEM_SCHEMAS
+from runtime.http.problem_types import PROBLEM_TYPES, ProblemType, problem_table
+from runtime.settings import Settings
 from tests.support.api import assert_problem, register
 from write_api.app import create_app as create_write_app
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ["domain", "eventlog", "write_api", "read_api", "projections", "replay", "embedded"]
-CATALOG = ROOT / "eventlog" / "problem_types.py"
+SOURCES = [
+    "domain",
+    "runtime",
+    "eventlog",
+    "write_api",
+    "read_api",
+    "projections",
+    "replay",
+    "embedded",
+]
+CATALOG = ROOT / "runtime" / "http" / "problem_types.py"
 STATUSES = {p.uri: p.status for p in PROBLEM_TYPES}
 APPS = {"write": create_write_app, "read": create_read_app, "embedded": create_embedded_app}
 

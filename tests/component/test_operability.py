@@ -6,7 +6,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.logs import JsonFormatter, correlation
+from runtime.logs import JsonFormatter, correlation
 from tests.support.api import assert_problem, register, services
 
 

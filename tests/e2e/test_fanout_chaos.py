@@ -21,14 +21,14 @@ from redis import Redis
 from domain.errors import DomainError
 from domain.service import CommandContext
 from eventlog.jetstream import ContextStream
-from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services, build_services
 from projections.catchup import envelope_source, project_log
-from projections.dump import dump_read_models
 from projections.engine import Target
 from projections.targets import stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
+from runtime.settings import CONTEXTS, Settings
+from tests.support.dumps import dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import require_redis, scratch_redis_database

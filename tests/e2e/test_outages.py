@@ -33,16 +33,16 @@ import psycopg
 import pytest
 from redis import Redis
 
-from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import build_services
 from projections.catchup import envelope_source, project_log
-from projections.dump import dump_read_models
 from projections.engine import Target
 from projections.model import OpsProjection
 from projections.models import all_projections
 from projections.targets import stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
+from runtime.settings import CONTEXTS, Settings
+from tests.support.dumps import dump_read_models
 from tests.support.processes import BIN, free_port
 from tests.support.servers import Servers, throwaway_servers, wait_until
 
@@ -123,7 +123,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             f"read-api={BIN}/strata-read-api",
         ]
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "eventlog.supervisor", "--logs", str(logs), *programs],
+            [sys.executable, "-m", "runtime.supervisor", "--logs", str(logs), *programs],
             env=env,
             stderr=(logs / "supervisor.log").open("wb"),
         )

@@ -19,11 +19,11 @@ from redis import Redis
 
 from eventlog.jetstream import ContextStream
 from eventlog.relay import relay_headers
-from eventlog.settings import Settings
 from eventlog.stores import build_services
-from projections.dump import dump_read_models
 from projections.targets import stack_targets
 from readmodels.sql import PostgresDatabase
+from runtime.settings import Settings
+from tests.support.dumps import dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.projections import Scenario, project, read_side, run_scenario

@@ -23,8 +23,8 @@ import pytest
 from domain.orders.order import Order
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
-from eventlog.settings import Settings
 from eventlog.stores import build_services
+from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 
 REPLAY = shutil.which("replay", path=str(Path(sys.executable).parent))

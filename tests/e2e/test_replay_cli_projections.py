@@ -16,16 +16,16 @@ import pytest
 from redis import Redis
 
 from domain.service import CommandContext
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.catchup import envelope_source, project_log
-from projections.dump import checksum, dump_read_models
 from projections.embedded import start_embedded_fanout
 from projections.model import Message, Park
 from projections.targets import following_targets, target_at
 from projections.verify import compare, fingerprint
 from readmodels.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
+from runtime.settings import Settings
+from tests.support.dumps import checksum, dump_read_models
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.projections import run_scenario
 from tests.support.read_models import require_redis, scratch_redis_database

@@ -1,6 +1,7 @@
-"""The stack's supervisor (`python -m eventlog.supervisor`) with real child processes: a crashed
+"""The stack's supervisor (`python -m runtime.supervisor`) with real child processes: a crashed
 process comes back, the others are left alone, and SIGTERM stops them all."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.supervisor import Backoff
+from runtime.supervisor import Backoff
 
 CHILD = """
 import os, signal, sys, time
@@ -69,7 +70,7 @@ def supervise(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]
         options = ["--logs", str(tmp_path / "logs"), "--first-pause", "0.1", "--max-pause", "0.4"]
         options += ["--grace", str(grace)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "eventlog.supervisor", *options, *programs],
+            [sys.executable, "-m", "runtime.supervisor", *options, *programs],
             stderr=(tmp_path / "supervisor.log").open("wb"),
         )
         started.append(process)
@@ -134,10 +135,11 @@ def test_a_crashing_process_is_restarted_with_doubling_pauses(
 
     supervisor.send_signal(signal.SIGINT)
     assert supervisor.wait(timeout=30) == 0
+    messages = [json.loads(line)["message"] for line in log.read_text().splitlines()]
     pauses = [
-        line.rsplit("restarting in ", 1)[1].removesuffix(" s")
-        for line in log.read_text().splitlines()
-        if "restarting in" in line
+        message.rsplit("restarting in ", 1)[1].removesuffix(" s")
+        for message in messages
+        if "restarting in" in message
     ]
     assert pauses[:5] == ["0.1", "0.2", "0.4", "0.4", "0.4"]
     assert "crash exited (code 3)" in log.read_text()
@@ -155,7 +157,7 @@ def test_the_pause_starts_over_after_a_steady_run() -> None:
 
 def test_bad_arguments_exit_2_naming_the_problem(tmp_path: Path) -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "eventlog.supervisor", "x=true", "x=false", "--logs", str(tmp_path)],
+        [sys.executable, "-m", "runtime.supervisor", "x=true", "x=false", "--logs", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=30,

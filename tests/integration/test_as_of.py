@@ -36,8 +36,8 @@ from domain.orders.order import Order
 from domain.service import CommandContext, CommandService
 from domain.users.profile import UserProfile
 from eventlog.envelope import EventEnvelope
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
+from runtime.settings import Settings
 from tests.support.api import assert_problem, register
 from tests.support.postgres import require_postgres, scratch_databases
 

@@ -9,8 +9,8 @@ import pytest
 
 from domain.service import CommandContext
 from eventlog.envelope import PARTITIONS, EventEnvelope
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
+from runtime.settings import Settings
 
 
 @pytest.fixture

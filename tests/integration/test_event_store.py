@@ -15,8 +15,8 @@ from domain.service import CommandContext
 from domain.users.profile import UserProfile
 from domain.users.service import email_claim
 from eventlog.group_commit import GroupCommitter
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
+from runtime.settings import Settings
 
 NO_CONTEXT = CommandContext()
 

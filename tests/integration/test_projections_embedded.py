@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from domain.service import CommandContext
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.admin import open_admin
 from projections.catchup import envelope_source, project_log
-from projections.dump import dump_read_models
 from projections.embedded import EmbeddedFanout, start_embedded_fanout
 from projections.model import Message, Park
 from projections.targets import sql_targets
 from readmodels.sql import READ_DATABASE, SQLiteDatabase
+from runtime.settings import Settings
+from tests.support.dumps import dump_read_models
 
 
 @pytest.fixture

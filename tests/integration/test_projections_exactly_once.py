@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from projections.catchup import project_log
-from projections.dump import checksum, differences, dump_read_models
 from projections.engine import Engine
 from projections.model import Message
+from tests.support.dumps import checksum, differences, dump_read_models
 from tests.support.projections import (
     FAST,
     READ_SIDES,

@@ -18,8 +18,8 @@ from domain.service import CommandContext
 from eventlog.jetstream import ContextStream
 from projections.catchup import catch_up
 from projections.consumers import ConsumerOptions, ConsumerRunner, SequenceGap, consumer_name
-from projections.dump import dump_read_models
 from projections.engine import Engine
+from tests.support.dumps import dump_read_models
 from tests.support.nats import (
     create_stream,
     delete_streams,

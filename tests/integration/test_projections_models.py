@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from eventlog.envelope import EventEnvelope
-from projections.dump import dump_read_models
 from readmodels.formats import utc_day, utc_text
+from tests.support.dumps import dump_read_models
 from tests.support.projections import (
     READ_SIDES,
     ReadSide,

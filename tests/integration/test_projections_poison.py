@@ -10,10 +10,10 @@ import pytest
 
 from domain.service import CommandContext
 from projections.admin import DeadLetterAdmin, DeadLetterError
-from projections.dump import dump_read_models
 from projections.engine import Engine, RetryPolicy
 from projections.model import Message
 from projections.models import Orders, UserStats
+from tests.support.dumps import dump_read_models
 from tests.support.poison import POISON_SKU, PoisonedOrders, PoisonedUserStats, poison_scenario
 from tests.support.projections import (
     FAST,

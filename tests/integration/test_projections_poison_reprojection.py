@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from projections.admin import DeadLetterAdmin
-from projections.dump import dump_read_models
 from projections.engine import Engine, Outcome, Target
-from projections.rebuild import ReadModels, Rebuilder
+from projections.rebuild import Rebuilder
+from projections.rebuild_targets import ReadModels
 from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlProjectionTarget, SqlTarget
 from projections.verify import compare
 from readmodels.checkpoints import Checkpoint, write_checkpoint
+from tests.support.dumps import dump_read_models
 from tests.support.poison import (
     POISON_SKU,
     PoisonedOrders,

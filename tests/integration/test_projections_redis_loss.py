@@ -24,11 +24,11 @@ from domain.service import CommandContext
 from eventlog.jetstream import ContextStream
 from projections.catchup import catch_up
 from projections.consumers import ConsumerOptions, ConsumerRunner
-from projections.dump import dump_read_models
 from projections.engine import Engine, Target
 from projections.redis_target import RedisDocumentTarget
 from projections.targets import following_targets, stack_targets
 from readmodels.sql import PostgresDatabase
+from tests.support.dumps import dump_read_models
 from tests.support.nats import (
     create_stream,
     delete_streams,

@@ -10,13 +10,15 @@ import pytest
 from domain.service import CommandContext
 from eventlog.stores import Services
 from projections.catchup import project_log
-from projections.dump import checksum, dump_read_models
 from projections.models import all_projections
-from projections.rebuild import Busy, ReadModels, Rebuilder, UnknownProjection, VerifyFailed
+from projections.rebuild import Rebuilder
+from projections.rebuild_reports import Busy, UnknownProjection, VerifyFailed
+from projections.rebuild_targets import ReadModels
 from projections.targets import following_targets, sql_targets
 from projections.verify import compare, fingerprint
 from readmodels.sql import SQLiteDatabase
 from readmodels.versions import active_versions, records
+from tests.support.dumps import checksum, dump_read_models
 from tests.support.projections import (
     FAST,
     READ_SIDES,

@@ -16,15 +16,16 @@ from redis import Redis
 
 from domain.service import CommandContext
 from embedded.app import create_app
-from eventlog.settings import Settings
 from eventlog.stores import build_services
 from projections.catchup import envelope_source
 from projections.embedded import Tailer
 from projections.engine import Engine
-from projections.rebuild import Rebuilder, open_read_models
+from projections.rebuild import Rebuilder
+from projections.rebuild_targets import open_read_models
 from projections.targets import following_targets
 from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
+from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import require_redis, scratch_redis_database
 

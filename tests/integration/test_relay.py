@@ -48,8 +48,8 @@ from eventlog.jetstream import (
 )
 from eventlog.relay import Relay, RelayConfig, RelayMetrics, relay_headers
 from eventlog.relay_main import open_event_store
-from eventlog.settings import CONTEXTS, Settings
 from eventlog.stores import Services, build_services
+from runtime.settings import CONTEXTS, Settings
 from tests.support.api import unique_email
 from tests.support.nats import (
     StoredMessage,

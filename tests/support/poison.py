@@ -8,8 +8,8 @@ from pathlib import Path
 
 from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope
+from projections.document_ops import Op
 from projections.models import Orders, UserStats
-from projections.ops import Op
 from readmodels.sql import Tx
 from tests.support.projections import Scenario, event_stores
 

@@ -18,15 +18,15 @@ from redis import Redis
 
 from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope
-from eventlog.settings import Settings
 from eventlog.stores import Services, build_services
 from projections.catchup import EnvelopeSource, envelope_source
-from projections.dump import dump_read_models
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection
 from projections.targets import sql_targets, stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
+from runtime.settings import Settings
+from tests.support.dumps import dump_read_models
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import require_redis
 

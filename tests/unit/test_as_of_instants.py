@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from eventlog.instants import NotAnInstant, parse_instant
+from runtime.instants import NotAnInstant, parse_instant
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, 500_000, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eventlog.settings import Settings
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = str(Settings.model_config.get("env_prefix", ""))
@@ -182,6 +182,18 @@ def test_dockerfile_runs_a_declared_script_with_known_settings() -> None:
     strata_variables = {name for name in dockerfile_environment(text) if name.startswith("STRATA_")}
     assert strata_variables <= settings_variables()
     assert any(name == "HEALTHCHECK" for name, _ in dockerfile_instructions(text))
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {
+        arguments.split()[0].rstrip("/")
+        for name, arguments in dockerfile_instructions(text)
+        if name == "COPY"
+    }
+    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
 
 
 def test_a_broken_compose_document_is_reported() -> None:

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.service import ANY_EXISTING_VERSION, ExpectedVersions
-from write_api.plumbing import MalformedIfMatch, parse_if_match
+from write_api.command_http import MalformedIfMatch, parse_if_match
 
 
 @pytest.mark.parametrize(

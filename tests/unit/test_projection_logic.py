@@ -17,22 +17,8 @@ from redis import ResponseError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from eventlog.envelope import EventEnvelope
-from eventlog.settings import Settings
 from projections.dead_letters import DeadLetter
-from projections.dump import differences
-from projections.engine import Engine, Outcome, RetryPolicy
-from projections.metrics import ProjectorMetrics
-from projections.model import (
-    Apply,
-    Message,
-    OpsProjection,
-    Park,
-    ProjectionFailed,
-    Step,
-    UnsupportedEvent,
-)
-from projections.models import TopSpenders, UserProfiles, UserStats
-from projections.ops import (
+from projections.document_ops import (
     AppendToList,
     Bind,
     IncrementField,
@@ -46,12 +32,26 @@ from projections.ops import (
     fill,
     resolve,
 )
+from projections.engine import Engine, Outcome, RetryPolicy
+from projections.metrics import ProjectorMetrics
+from projections.model import (
+    Apply,
+    Message,
+    OpsProjection,
+    Park,
+    ProjectionFailed,
+    Step,
+    UnsupportedEvent,
+)
+from projections.models import TopSpenders, UserProfiles, UserStats
 from projections.redis_target import is_infrastructure_reply
 from projections.stack import stack_problem
 from readmodels.checkpoints import Checkpoint
 from readmodels.formats import cents, utc_text
 from readmodels.schema import DEAD_LETTERS, create_tables
 from readmodels.sql import SqlDatabase, SQLiteDatabase
+from runtime.settings import Settings
+from tests.support.dumps import differences
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ import os
 import re
 from pathlib import Path
 
-from eventlog.settings import Settings
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

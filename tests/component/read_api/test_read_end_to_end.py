@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from embedded.app import create_app
-from eventlog.settings import Settings
+from runtime.settings import Settings
 from tests.support.api import add_line, assert_problem, create_order, register
 
 

@@ -11,8 +11,8 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from domain.service import ANY_EXISTING_VERSION, CommandContext, CommandResult, ExpectedVersions
-from eventlog.http import Runner
-from eventlog.logs import set_correlation_id
+from runtime.http.deadlines import Runner
+from runtime.logs import set_correlation_id
 from write_api.schemas import Command
 
 T = TypeVar("T")

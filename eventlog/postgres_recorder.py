@@ -13,7 +13,7 @@ advisory lock, so replicas starting together on a fresh database cannot collide 
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, LiteralString
 from uuid import UUID
 
@@ -23,28 +23,12 @@ from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresDatastore,
 )
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
-from eventlog.envelope import EventEnvelope, envelope_from_record
-
-
-def _envelope(context: str, row: Any) -> EventEnvelope:
-    """A row of `_select_envelopes` (either backend) as an envelope."""
-    originator_id = row["originator_id"]
-    return envelope_from_record(
-        context,
-        row["position"],
-        originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
-        row["originator_version"],
-        row["topic"],
-        bytes(row["state"]),
-        row["correlation_id"],
-        row["causation_id"],
-    )
+from eventlog.envelope import EventEnvelope, envelope_from_row
 
 
 def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
@@ -261,7 +245,7 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         )
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, params, prepare=True)
-            return [_envelope(context, row) for row in curs.fetchall()]
+            return [envelope_from_row(context, row) for row in curs.fetchall()]
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (no retries, unlike the library's reads)."""
@@ -329,162 +313,5 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
                 " ORDER BY timestamp DESC LIMIT 1"
             ).format(self._schema, self._event_metadata),
             [originator_id, timestamp],
-        )
-        return None if row is None else row["originator_version"]
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _microseconds(timestamp: datetime) -> int:
-    """SQLite has no timestamp type; integer microseconds since the epoch sort correctly."""
-    return (timestamp - EPOCH) // timedelta(microseconds=1)
-
-
-class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
-    def __init__(
-        self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"
-    ) -> None:
-        super().__init__(datastore, events_table_name)
-
-    def construct_create_table_statements(self) -> list[str]:
-        return [
-            *super().construct_create_table_statements(),
-            "CREATE TABLE IF NOT EXISTS idempotency ("
-            " key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,"
-            " aggregate_id TEXT NOT NULL, version INTEGER NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS claims ("
-            " scope TEXT NOT NULL, value TEXT NOT NULL, owner_id TEXT NOT NULL,"
-            " PRIMARY KEY (scope, value))",
-            "CREATE TABLE IF NOT EXISTS event_metadata ("
-            " originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL,"
-            " timestamp_us INTEGER NOT NULL, correlation_id TEXT, causation_id TEXT,"
-            " PRIMARY KEY (originator_id, originator_version))",
-            "CREATE INDEX IF NOT EXISTS event_metadata_by_time"
-            " ON event_metadata (originator_id, timestamp_us, originator_version)",
-        ]
-
-    def _insert_events(
-        self,
-        c: SQLiteCursor,
-        stored_events: Sequence[StoredEvent],
-        *,
-        side_records: SideRecords | None = None,
-        **kwargs: Any,
-    ) -> Sequence[int] | None:
-        if side_records is not None:
-            self._insert_side_records(c, side_records)
-        return super()._insert_events(c, stored_events, **kwargs)
-
-    @staticmethod
-    def _insert_side_records(c: SQLiteCursor, records: SideRecords) -> None:
-        c.executemany(
-            "DELETE FROM claims WHERE scope = ? AND value = ? AND owner_id = ?",
-            [(r.scope, r.value, r.owner_id.hex) for r in records.released_claims],
-        )
-        c.executemany(
-            "INSERT INTO claims (scope, value, owner_id) VALUES (?, ?, ?)",
-            [(r.scope, r.value, r.owner_id.hex) for r in records.claims],
-        )
-        c.executemany(
-            "INSERT INTO idempotency (key, fingerprint, aggregate_id, version) VALUES (?, ?, ?, ?)",
-            [(r.key, r.fingerprint, r.aggregate_id.hex, r.version) for r in records.idempotency],
-        )
-        c.executemany(
-            "INSERT INTO event_metadata (originator_id, originator_version, timestamp_us,"
-            " correlation_id, causation_id) VALUES (?, ?, ?, ?, ?)",
-            [
-                (
-                    m.originator_id.hex,
-                    m.originator_version,
-                    _microseconds(m.timestamp),
-                    m.correlation_id,
-                    m.causation_id,
-                )
-                for m in records.event_metadata
-            ],
-        )
-
-    def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
-        """The events after a position, in position order, with their metadata, as envelopes."""
-        return self._select_envelopes(
-            context, "e.rowid > ? ORDER BY e.rowid LIMIT ?", [after, limit]
-        )
-
-    def select_aggregate_envelopes(
-        self, context: str, originator_id: UUID, after_version: int, up_to_version: int
-    ) -> list[EventEnvelope]:
-        """One aggregate's events with versions in (after_version, up_to_version], in order."""
-        return self._select_envelopes(
-            context,
-            "e.originator_id = ? AND e.originator_version > ?"
-            " AND e.originator_version <= ? ORDER BY e.originator_version",
-            [originator_id.hex, after_version, up_to_version],
-        )
-
-    def _select_envelopes(
-        self, context: str, condition: str, params: Sequence[Any]
-    ) -> list[EventEnvelope]:
-        # The table name is ours; values are parameters.
-        statement = (
-            "SELECT e.rowid AS position, e.originator_id, e.originator_version,"  # noqa: S608
-            " e.topic, e.state, m.correlation_id, m.causation_id"
-            f" FROM {self.events_table_name} e"
-            " LEFT JOIN event_metadata m USING (originator_id, originator_version)"
-            f" WHERE {condition}"
-        )
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, params)
-            return [_envelope(context, row) for row in c.fetchall()]
-
-    def ping(self) -> None:
-        self._fetch_one("SELECT 1", [])
-
-    def _fetch_one(self, statement: str, params: Sequence[Any]) -> Any:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, params)
-            return c.fetchone()
-
-    def find_idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        row = self._fetch_one(
-            "SELECT fingerprint, aggregate_id, version FROM idempotency WHERE key = ?", [key]
-        )
-        if row is None:
-            return None
-        return IdempotencyRecord(key, row["fingerprint"], UUID(row["aggregate_id"]), row["version"])
-
-    def claim_owner(self, scope: str, value: str) -> UUID | None:
-        row = self._fetch_one(
-            "SELECT owner_id FROM claims WHERE scope = ? AND value = ?", [scope, value]
-        )
-        return None if row is None else UUID(row["owner_id"])
-
-    def position_of(self, originator_id: UUID, originator_version: int) -> int | None:
-        row = self._fetch_one(
-            f"SELECT rowid FROM {self.events_table_name}"  # noqa: S608 - table name is ours
-            " WHERE originator_id = ? AND originator_version = ?",
-            [originator_id.hex, originator_version],
-        )
-        return None if row is None else row[0]
-
-    def metadata_of(self, originator_id: UUID, originator_version: int) -> EventMetadata | None:
-        row = self._fetch_one(
-            "SELECT timestamp_us, correlation_id, causation_id FROM event_metadata"
-            " WHERE originator_id = ? AND originator_version = ?",
-            [originator_id.hex, originator_version],
-        )
-        if row is None:
-            return None
-        timestamp = EPOCH + timedelta(microseconds=row["timestamp_us"])
-        return EventMetadata(
-            originator_id, originator_version, timestamp, row["correlation_id"], row["causation_id"]
-        )
-
-    def version_at(self, originator_id: UUID, timestamp: datetime) -> int | None:
-        row = self._fetch_one(
-            "SELECT originator_version FROM event_metadata"
-            " WHERE originator_id = ? AND timestamp_us <= ?"
-            " ORDER BY timestamp_us DESC LIMIT 1",
-            [originator_id.hex, _microseconds(timestamp)],
         )
         return None if row is None else row["originator_version"]

@@ -1,4 +1,4 @@
-"""Canonical dumps of read models, for "rebuild equals live" checks (design invariant 4).
+"""Canonical dumps of read models, for the tests' "rebuild equals live" checks (invariant 4).
 
 `dump_read_models(targets)` gives one JSON-ready structure per projection, keyed by projection
 name (not version, so a rebuild at v<k+1> compares with live v<k>):
@@ -14,10 +14,8 @@ Checkpoints, stream sequences and dead letters are bookkeeping and are left out.
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from collections.abc import Iterable
 from typing import Any
-from uuid import UUID
 
 from redis import Redis
 
@@ -25,7 +23,7 @@ from projections.active import ActiveTarget
 from projections.engine import Target
 from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
-from readmodels.formats import utc_text
+from projections.verify import normalise
 from readmodels.keys import RedisLayout
 from readmodels.sql import SqlDatabase, Table
 
@@ -129,46 +127,12 @@ def dump_sql_documents(db: SqlDatabase, projection: str, version: int) -> dict[s
 
 def dump_table(db: SqlDatabase, table: Table) -> list[list[Any]]:
     with db.transaction(write=False) as tx:
-        rows = tx.query(f"SELECT {', '.join(table.column_names)} FROM {table.name}")  # noqa: S608
+        rows = tx.query(f"SELECT {', '.join(table.column_names)} FROM {table.name}")
     normalised = [
         [normalise(column.type, value) for column, value in zip(table.columns, row, strict=True)]
         for row in rows
     ]
     return sorted(normalised, key=json.dumps)
-
-
-def normalise(kind: str, value: Any) -> Any:
-    """A column value as dumps hold it (UUIDs and times as text, booleans, integers)."""
-    if value is None:
-        return None
-    return _NORMALISERS.get(kind, _same)(value)
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _uuid(value: Any) -> str:
-    return str(value if isinstance(value, UUID) else UUID(str(value)))
-
-
-def _time(value: Any) -> str:
-    return utc_text(value if isinstance(value, datetime) else datetime.fromisoformat(value))
-
-
-def _day(value: Any) -> str:
-    return value.isoformat() if isinstance(value, date) else str(value)
-
-
-_NORMALISERS: dict[str, Callable[[Any], Any]] = {
-    "uuid": _uuid,
-    "timestamptz": _time,
-    "date": _day,
-    "bool": bool,
-    "int": int,
-    "bigint": int,
-    "serial": int,
-}
 
 
 def _score(score: float) -> int | float:

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# A record's own attributes; every other attribute is an `extra` and becomes a field of its own.
+# `color_message` is uvicorn's uncoloured copy of the message; `taskName` is Python 3.12's.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+    "taskName",
+}
 
 
 def set_correlation_id(correlation_id: str | None) -> None:
@@ -29,7 +36,12 @@ def correlation(correlation_id: str | None) -> Iterator[None]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, correlation id, extras."""
+    """The one log format of every process (fields in README.md, "Operability").
+
+    One JSON object per line: `time` (ISO 8601 UTC), `level`, `logger`, `message`,
+    `correlation_id` when one is known, every `extra` of the record under its own name, and
+    `exception` (the traceback) when an exception is logged.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
@@ -45,7 +57,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+            line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 

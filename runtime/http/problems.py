@@ -1,22 +1,21 @@
-"""What every HTTP service here shares: RFC 9457 problem details and deadline-bound thread hops.
+"""What every HTTP service here shares: RFC 9457 problem details.
 
 Every error response is `application/problem+json` with `type`, `title`, `status`, `detail`
 and `instance`; validation errors add `errors`, one `{field, message}` per bad field. The types
-are the catalog in `eventlog.problem_types`.
+are the catalog in `runtime.http.problem_types`.
 """
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from eventlog.openapi import PROBLEM_JSON, document_problems
-from eventlog.problem_types import (
+from runtime.http.openapi import PROBLEM_JSON, document_problems
+from runtime.http.problem_types import (
     BAD_HEADER,
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
@@ -25,8 +24,6 @@ from eventlog.problem_types import (
     VALIDATION_ERROR,
     ProblemType,
 )
-
-T = TypeVar("T")
 
 RETRY_AFTER_SECONDS = "1"
 
@@ -44,10 +41,6 @@ TITLES = {
 }
 HTTP_ERRORS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
 """The problem type of an `HTTPException` by status; any other status is a `BAD_HEADER`."""
-
-
-class ServiceUnavailable(Exception):
-    """A store is unreachable or did not answer in time: 503 with Retry-After."""
 
 
 def problem(
@@ -130,32 +123,3 @@ def install_problem_handlers(app: FastAPI, log: logging.Logger) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     document_problems(app)
-
-
-class Runner:
-    """Runs blocking store calls on a bounded thread pool under a deadline.
-
-    A call that overruns the deadline, or raises one of `unavailable_errors`, surfaces as
-    `ServiceUnavailable`. The abandoned thread finishes on its own.
-    """
-
-    def __init__(
-        self,
-        threads: int,
-        timeout: float,
-        unavailable_errors: tuple[type[Exception], ...] = (),
-    ) -> None:
-        self._limiter = anyio.CapacityLimiter(threads)
-        self._timeout = timeout
-        self._unavailable_errors = unavailable_errors
-
-    async def run(self, call: Callable[[], T]) -> T:
-        try:
-            with anyio.fail_after(self._timeout):
-                return await anyio.to_thread.run_sync(
-                    call, limiter=self._limiter, abandon_on_cancel=True
-                )
-        except TimeoutError:
-            raise ServiceUnavailable(f"no answer within {self._timeout:g} s") from None
-        except self._unavailable_errors as error:
-            raise ServiceUnavailable(str(error) or type(error).__name__) from error

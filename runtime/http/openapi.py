@@ -1,10 +1,11 @@
 """The OpenAPI document of an API, completed with what FastAPI cannot see: problems and headers.
 
 FastAPI documents a 422 `HTTPValidationError` as `application/json` and nothing else. Every
-error here is `application/problem+json` (`eventlog.http`), so `document_problems` rewrites the
-document once, when it is first generated: for every operation, every status of the problem
-types in `PROBLEM_TYPES` that the operation can answer, and the response headers it sends. It
-works from the generated document, not from the routes, so a new route gets it with no work.
+error here is `application/problem+json` (`runtime.http.problems`), so `document_problems`
+rewrites the document once, when it is first generated: for every operation, every status of
+the problem types in `PROBLEM_TYPES` that the operation can answer, and the response headers it
+sends. It works from the generated document, not from the routes, so a new route gets it with
+no work.
 """
 
 from collections.abc import Callable, Iterable
@@ -14,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from eventlog.problem_types import PROBLEM_TYPES, Operation, ProblemType
+from runtime.http.problem_types import PROBLEM_TYPES, Operation, ProblemType
 
 PROBLEM_JSON = "application/problem+json"
 JSONSchema = dict[str, Any]

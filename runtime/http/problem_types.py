@@ -1,8 +1,8 @@
 """Every problem type the HTTP APIs answer with: one catalog for the handlers, OpenAPI and README.
 
-The error handlers build their answers from these entries (`eventlog.http.problem`), the OpenAPI
-document of each API lists, for every operation, the entries whose `answers` holds for it
-(`eventlog.openapi`), and README.md's errors table is `problem_table()`, which a test checks.
+The error handlers build their answers from these entries (`runtime.http.problems.problem`), the
+OpenAPI document of each API lists, for every operation, the entries whose `answers` holds for it
+(`runtime.http.openapi`), and README.md's errors table is `problem_table()`, which a test checks.
 A problem type that is in no operation's answers (`method-not-allowed`) belongs to a path, not
 to an operation.
 """
@@ -42,7 +42,7 @@ class ProblemType:
     """When an API answers it, in Markdown: the README table and the OpenAPI descriptions."""
     answers: Answers
     schema: str = "Problem"
-    """The component schema of its body (see `eventlog.openapi.PROBLEM_SCHEMAS`)."""
+    """The component schema of its body (see `runtime.http.openapi.PROBLEM_SCHEMAS`)."""
     retry_after: bool = False
 
     @property

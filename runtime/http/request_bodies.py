@@ -7,8 +7,8 @@ dictionary"), and a body of any size is read into memory before anything looks a
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from eventlog.http import problem
-from eventlog.problem_types import CONTENT_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE
+from runtime.http.problem_types import CONTENT_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE
+from runtime.http.problems import problem
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -1,4 +1,4 @@
-"""`python -m eventlog.supervisor NAME=COMMAND ...`: run processes, restart the ones that exit.
+"""`python -m runtime.supervisor NAME=COMMAND ...`: run processes, restart the ones that exit.
 
 The local stack's runner (scripts/stack); containers get the same from compose's restart
 policies. Each process:
@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from runtime.logs import configure as configure_logging
 
 log = logging.getLogger("strata.supervisor")
 
@@ -161,7 +163,7 @@ def _describe(code: int | None) -> str:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m eventlog.supervisor",
+        prog="python -m runtime.supervisor",
         description="Run processes and restart each one that exits, with growing pauses.",
     )
     parser.add_argument(
@@ -197,9 +199,7 @@ async def _main(arguments: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     arguments = _arguments(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s"
-    )
+    configure_logging("info")
     asyncio.run(_main(arguments))
 
 

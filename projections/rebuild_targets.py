@@ -1,0 +1,106 @@
+"""The stores a rebuild works on: the read database (and Redis), the event stores' logs, and
+the per-version lock that keeps two rebuilds of one version apart."""
+
+import fcntl
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from redis import Redis
+
+from eventlog.stores import build_services
+from projections.catchup import EnvelopeSource, envelope_source
+from projections.engine import Target
+from projections.model import Projection
+from projections.rebuild_reports import Busy
+from projections.redis_target import RedisDocumentTarget
+from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
+from projections.targets import target_at
+from readmodels.keys import RedisLayout
+from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase
+from runtime.settings import Settings
+
+
+@dataclass
+class ReadModels:
+    """The read stores and event stores a rebuild works on, and how to lock a version."""
+
+    db: SqlDatabase
+    sources: Mapping[str, EnvelopeSource]
+    heads: Callable[[str], int]
+    redis: Redis | None = None
+    layout: RedisLayout | None = None
+    lock_dir: Path | None = None
+    lock_url: str | None = None
+    staging_dir: Path | None = None
+    """Where PostgreSQL and Redis shadows are backfilled first (projections.staging)."""
+
+    def target(self, projection: Projection, version: int) -> Target:
+        return target_at(projection, version, self.db, self.redis, self.layout)
+
+    def describe(self, target: Target) -> str:
+        p = target.projection
+        if isinstance(target, RedisDocumentTarget):
+            return f"redis {target.layout.prefix(p.name, p.version)}*"
+        if isinstance(target, SqlProjectionTarget):
+            return "tables " + ", ".join(table.name for table in target.tables)
+        if isinstance(target, SqlDocumentTarget):
+            return f"rm_hashes/rm_sorted_sets version {p.version}"
+        return p.label
+
+    @contextmanager
+    def lock(self, projection: str, version: int) -> Iterator[None]:
+        key = f"strata rebuild:{projection}:v{version}"
+        if self.lock_url is not None:
+            with psycopg.connect(self.lock_url, autocommit=True) as conn:
+                row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone()
+                if not row or not row[0]:
+                    raise Busy(f"{projection}:v{version} is being rebuilt by another process")
+                yield
+            return
+        assert self.lock_dir is not None
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_dir / f"rebuild-{projection}-v{version}.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise Busy(
+                    f"{projection}:v{version} is being rebuilt by another process"
+                ) from error
+            yield
+
+
+@contextmanager
+def open_read_models(settings: Settings) -> Iterator[ReadModels]:
+    """The read models and event stores the settings select (stack: PostgreSQL read database
+    and Redis; embedded: `<data_dir>/read.sqlite`), with the event stores' logs."""
+    with ExitStack() as stack:
+        services = build_services(settings.model_copy(update={"group_commit": False}))
+        stack.callback(services.close)
+        recorders = {service.name: service.recorder for service in services.all()}
+        sources = {name: envelope_source(recorder) for name, recorder in recorders.items()}
+
+        def heads(context: str) -> int:
+            return int(recorders[context].max_notification_id() or 0)
+
+        if settings.read_database_url and settings.redis_url:
+            db: SqlDatabase = PostgresDatabase(settings.read_database_url, pool_size=4)
+            stack.callback(db.close)
+            redis = Redis.from_url(settings.redis_url)
+            stack.callback(redis.close)
+            yield ReadModels(
+                db,
+                sources,
+                heads,
+                redis,
+                lock_url=settings.read_database_url,
+                staging_dir=settings.data_dir / "rebuild",
+            )
+            return
+        db = SQLiteDatabase(
+            settings.data_dir / READ_DATABASE, busy_timeout=settings.db_lock_timeout
+        )
+        stack.callback(db.close)
+        yield ReadModels(db, sources, heads, lock_dir=settings.data_dir)

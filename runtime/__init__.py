@@ -1,0 +1,1 @@
+"""The process runtime every service shares: settings, logs, clocks, supervision, HTTP."""
