@@ -15,6 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from contexts.registered import REGISTRY
 from eventlog.instants import FORMS, NotAnInstant, parse_instant
 from eventlog.settings import Settings
 from eventlog.stores import sqlite_path
@@ -32,7 +33,16 @@ from projections.rebuild import (
     open_read_models,
 )
 from projections.status import projection_statuses
-from replay.app import BAD_ARGUMENTS, FAILED, NOT_FOUND, JsonOption, app, fail, output, settings
+from replay.app import (
+    BAD_ARGUMENTS,
+    FAILED,
+    NOT_FOUND,
+    JsonOption,
+    app,
+    fail,
+    output,
+    settings,
+)
 from replay.progress import RebuildProgress
 
 dlq = typer.Typer(
@@ -60,7 +70,7 @@ def _check_stores(config: Settings) -> None:
     """The embedded mode needs existing event stores: a rebuild must not create empty ones."""
     if config.mode != "embedded":
         return
-    for context in ("users", "orders"):
+    for context in REGISTRY.names:
         if not sqlite_path(config, context).is_file():
             fail(
                 FAILED,
