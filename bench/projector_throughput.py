@@ -680,7 +680,7 @@ def main() -> None:
     )
     settings = Settings(stream_namespace=namespace, nats_url=args.nats)
     batch_size = args.batch_size or settings.projector_batch_size
-    roles = ("users", "orders", "read")
+    roles = (*fl.CONTEXTS, "read")
     service: fl.Service | None = None
     code = 0
     try:

@@ -50,6 +50,7 @@ from redis import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from contexts.registered import REGISTRY
 from domain.orders.order import Order
 from domain.ports import EventMetadata, SideRecords
 from domain.users.profile import UserProfile
@@ -60,7 +61,7 @@ from projections.catchup import envelope_source, project_log
 from projections.sql import PostgresDatabase
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-NAMES = ("users", "orders", "read")
+NAMES = (*REGISTRY.names, "read")
 BATCH = 400
 TARGET = 0.25
 REPLAY = str(Path(sys.executable).parent / "replay")
