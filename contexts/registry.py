@@ -8,7 +8,7 @@ its aggregates and their events, and the router of its command endpoints. A regi
 """
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -156,9 +156,6 @@ class Registry:
             return self._contexts[name]
         except KeyError:
             raise UnknownContext(name, self.names) from None
-
-    def where(self, predicate: Callable[[BoundedContext], bool]) -> tuple[BoundedContext, ...]:
-        return tuple(context for context in self if predicate(context))
 
 
 class UnknownContext(KeyError):
