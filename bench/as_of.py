@@ -44,11 +44,11 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
 
+from contexts.settings import Settings
 from domain.ports import EventMetadata, SideRecords
 from domain.service import CommandService
 from domain.users.profile import UserProfile
 from eventlog.stores import open_store_for_reading
-from runtime.settings import Settings
 
 DATABASE = "strata_bench_as_of"
 BATCH = 1000

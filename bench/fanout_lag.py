@@ -68,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import loadgen
 import write_throughput as wt
 
+from contexts.registered import REGISTRY
 from projections.model import OpsProjection, SqlProjection
 from projections.models import all_projections
 from readmodels.keys import redis_channel_for_url
@@ -78,7 +79,7 @@ TARGET_P50_MS = 10.0
 TARGET_P99_MS = 50.0
 MAX_ERROR_RATIO = 0.01
 DB_PREFIX = "strata_bench_fan"
-CONTEXTS = ("users", "orders")
+CONTEXTS = REGISTRY.names
 CHANNEL_PG = "rm_ckpt"
 
 clock = time.perf_counter
@@ -185,8 +186,7 @@ class StackConfig:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
-            STRATA_USERS_DATABASE_URL=self.url("users"),
-            STRATA_ORDERS_DATABASE_URL=self.url("orders"),
+            **{c.database_url_variable: self.url(c.name) for c in REGISTRY},
             STRATA_READ_DATABASE_URL=self.url("read"),
             STRATA_REDIS_URL=self.redis_url,
             STRATA_NATS_URL=self.nats_url,
@@ -1164,7 +1164,7 @@ def main() -> None:
     log(f"    p50 {raw['tail_lag']['p50_ms']} ms, p99 {raw['tail_lag']['p99_ms']} ms")
 
     log(f"(b) stack: databases {DB_PREFIX}_*, Redis {config.redis_url}, namespace {namespace}")
-    roles = ("users", "orders", "read")
+    roles = (*CONTEXTS, "read")
     recreate_databases(config, roles)
     flush_redis(config.redis_url)
     services: dict[str, Service] = {}
@@ -1175,7 +1175,7 @@ def main() -> None:
         for context in CONTEXTS:
             services[f"relay-{context}"] = start_relay(config, context)
         services["projector"] = start_projector(config)
-        for name in ("relay-users", "relay-orders", "projector"):
+        for name in (*(f"relay-{context}" for context in CONTEXTS), "projector"):
             wait_ready(services[name])
         log(
             f"    stack ready; driving {args.rate:g} commands/s for {args.warmup:g} + "

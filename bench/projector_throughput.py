@@ -60,10 +60,10 @@ import fanout_lag as fl
 import loadgen
 import write_throughput as wt
 
+from contexts.settings import Settings
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import PublishWindow, context_stream, ensure_stream
 from eventlog.relay import relay_headers
-from runtime.settings import Settings
 
 STARTED = time.time()
 TARGET_RATIO = 0.5
@@ -680,7 +680,7 @@ def main() -> None:
     )
     settings = Settings(stream_namespace=namespace, nats_url=args.nats)
     batch_size = args.batch_size or settings.projector_batch_size
-    roles = ("users", "orders", "read")
+    roles = (*fl.CONTEXTS, "read")
     service: fl.Service | None = None
     code = 0
     try:

@@ -50,6 +50,8 @@ from redis import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from contexts.registered import REGISTRY
+from contexts.settings import Settings
 from domain.orders.order import Order
 from domain.ports import EventMetadata, SideRecords
 from domain.users.profile import UserProfile
@@ -57,10 +59,9 @@ from eventlog.stores import build_services
 from projections.catchup import envelope_source, project_log
 from projections.targets import find_projection, following_targets
 from readmodels.sql import PostgresDatabase
-from runtime.settings import Settings
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-NAMES = ("users", "orders", "read")
+NAMES = (*REGISTRY.names, "read")
 BATCH = 400
 TARGET = 0.25
 REPLAY = str(Path(sys.executable).parent / "replay")

@@ -48,10 +48,11 @@ from psycopg.sql import SQL, Identifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from contexts.registered import REGISTRY
+from contexts.settings import Settings
 from domain.service import CommandContext
 from eventlog.jetstream import ContextStream, connect, last_message
 from eventlog.stores import Services, build_services
-from runtime.settings import Settings
 
 DB_PREFIX = "strata_bench_takeover"
 DEADLINE = 30.0
@@ -140,7 +141,7 @@ def _stream_tip(settings: Settings) -> int:
 async def _delete_streams(settings: Settings) -> None:
     nc = await connect(settings, name="bench-takeover")
     try:
-        for context in ("users", "orders"):
+        for context in REGISTRY.names:
             with contextlib.suppress(NotFoundError):
                 await nc.jetstream().delete_stream(
                     ContextStream(context, settings.stream_namespace).name

@@ -22,7 +22,13 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import InfrastructureFactory, RecordConflictError, Recording
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    JSONTranscoder,
+    RecordConflictError,
+    Recording,
+    Transcoding,
+)
 from eventsourcing.utils import Environment, EnvType
 
 from domain.errors import (
@@ -135,6 +141,8 @@ class CommandService(Application[UUID]):
 
     max_attempts: ClassVar[int] = 30
     max_backoff_seconds: ClassVar[float] = 0.02
+    transcodings: ClassVar[tuple[Transcoding, ...]] = ()
+    """The value types the context's events hold beyond JSON's (e.g. enums, value objects)."""
 
     def __init__(
         self,
@@ -151,6 +159,11 @@ class CommandService(Application[UUID]):
         self.commit_listeners: list[Callable[[str], None]] = []
         """Called with the service's name after each commit (e.g. to wake a log tailer)."""
         self._aggregate_locks = KeyedLocks()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for transcoding in self.transcodings:
+            transcoder.register(transcoding)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """The snapshot store exists exactly when the interval is not 0, whatever the env says."""

@@ -6,17 +6,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
+from contexts.settings import Settings
 from eventlog.stores import Services
 from projections.embedded import start_embedded_fanout
 from read_api.routes import include_read_routes
 from runtime.logs import configure as configure_logging
-from runtime.settings import Settings
 from write_api.app import create_app as create_write_app
 
 READ_PREFIX = "/read"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) -> FastAPI:
     if settings is None:  # called by uvicorn in the server process
         settings = Settings()
         configure_logging(settings.log_level)
@@ -36,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await asyncio.to_thread(running.stop)
 
-    app = create_write_app(settings, extensions=[fanout])
+    app = create_write_app(settings, extensions=[fanout], contexts=contexts)
     app.title = "strata (embedded)"
     include_read_routes(app, settings, prefix=READ_PREFIX)
     return app

@@ -4,7 +4,7 @@ import sys
 
 import uvicorn
 
-from runtime.settings import load_settings
+from contexts.settings import load_settings
 
 PROG = "strata"
 

@@ -32,8 +32,8 @@ from nats.js.api import (
 )
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
+from contexts.settings import Settings
 from eventlog.envelope import EventEnvelope
-from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

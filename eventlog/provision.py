@@ -1,7 +1,7 @@
 """`python -m eventlog.provision`: create the stack's PostgreSQL databases that do not exist yet.
 
-One database per service (users and orders event stores) plus the read-model database, as named
-by the settings. Tables are created by the services themselves when they start.
+One database per service (each registered context's event store) plus the read-model database,
+as named by the settings. Tables are created by the services themselves when they start.
 """
 
 import sys
@@ -11,11 +11,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.sql import SQL, Identifier
 from pydantic import ValidationError
 
-from runtime.settings import Settings
+from contexts.settings import Settings
 
 
 def stack_database_urls(settings: Settings) -> list[str]:
-    urls = [settings.users_database_url, settings.orders_database_url, settings.read_database_url]
+    urls = [*settings.database_urls().values(), settings.read_database_url]
     return [url for url in urls if url]
 
 

@@ -29,6 +29,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import RawStreamMsg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from contexts.settings import Settings
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import (
     MSG_ID,
@@ -40,7 +41,6 @@ from eventlog.jetstream import (
 )
 from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay_store import PageReader, StoreSession
-from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

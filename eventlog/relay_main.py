@@ -1,4 +1,4 @@
-"""`strata-relay --context users|orders`: the relay of one event store, as a process.
+"""`strata-relay --context NAME`: the relay of one event store, as a process.
 
 Composition root: settings -> event store recorder -> NATS and the context's stream -> relay,
 with /healthz, /readyz and /metrics on ``STRATA_RELAY_HOST:STRATA_RELAY_PORT``. Logs are JSON
@@ -15,7 +15,6 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from enum import StrEnum
 from typing import Annotated, Any
 
 import nats.errors
@@ -28,6 +27,8 @@ from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from contexts.registered import REGISTRY
+from contexts.settings import Settings, load_settings
 from eventlog.jetstream import connect, context_stream, ensure_stream
 from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay import Relay, RelayConfig, RelayMetrics
@@ -35,16 +36,12 @@ from eventlog.stores import event_store_env
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.logs import configure as configure_logging
-from runtime.settings import Settings, load_settings
 
 log = logging.getLogger("strata.relay")
 
 PROG = "strata-relay"
 
 
-class ContextName(StrEnum):
-    users = "users"
-    orders = "orders"
 
 
 def open_event_store(
@@ -189,24 +186,35 @@ async def _serve_connected(
 def _load_settings() -> Settings:
     settings = load_settings(PROG)
     if settings.mode != "stack":
-        sys.exit(
-            f"{PROG}: the relay needs the stack mode: set STRATA_USERS_DATABASE_URL and "
-            "STRATA_ORDERS_DATABASE_URL"
-        )
+        variables = " and ".join(context.database_url_variable for context in REGISTRY)
+        sys.exit(f"{PROG}: the relay needs the stack mode: set {variables}")
     return settings
 
 
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+def _registered_context(name: str) -> str:
+    if name not in REGISTRY:
+        known = ", ".join(repr(known) for known in REGISTRY.names)
+        raise typer.BadParameter(f"{name!r} is not one of {known}.")
+    return name
+
+
 @cli.command()
 def relay(
-    context: Annotated[ContextName, typer.Option(help="The event store whose events to publish.")],
+    context: Annotated[
+        str,
+        typer.Option(
+            help="The context whose event store's events to publish: " + ", ".join(REGISTRY.names),
+            callback=_registered_context,
+        ),
+    ],
 ) -> None:
     """Publish one event store's events to its JetStream stream, once each and in order."""
     settings = _load_settings()
     configure_logging(settings.log_level)
-    sys.exit(asyncio.run(serve(settings, context.value)))
+    sys.exit(asyncio.run(serve(settings, context)))
 
 
 def main(argv: list[str] | None = None) -> None:

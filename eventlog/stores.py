@@ -1,16 +1,18 @@
 """Builds each context's event-sourced application on the store its settings select."""
 
-from dataclasses import dataclass
+from collections.abc import MutableMapping
 from pathlib import Path
-from uuid import UUID
+from typing import TypeVar
 
 from psycopg.conninfo import conninfo_to_dict
 
-from domain.orders.service import OrdersService
+from contexts.registered import REGISTRY
+from contexts.registry import Registry, sqlite_file
+from contexts.settings import Settings
 from domain.service import CommandService
-from domain.users.service import UsersService
 from eventlog.group_commit import GroupCommitter
-from runtime.settings import Settings
+
+S = TypeVar("S", bound=CommandService)
 
 
 def event_store_env(settings: Settings, app_name: str) -> dict[str, str]:
@@ -44,7 +46,7 @@ def _postgres_env(settings: Settings, url: str) -> dict[str, str]:
 
 def sqlite_path(settings: Settings, app_name: str) -> Path:
     """Embedded mode: the SQLite file of one application's event store."""
-    return settings.data_dir / f"{app_name}.sqlite"
+    return settings.data_dir / sqlite_file(app_name)
 
 
 def _sqlite_env(settings: Settings, app_name: str) -> dict[str, str]:
@@ -57,13 +59,30 @@ def _sqlite_env(settings: Settings, app_name: str) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
 class Services:
-    users: UsersService
-    orders: OrdersService
+    """The applications of the registered contexts, by name; also their `Peers`."""
+
+    def __init__(self, applications: MutableMapping[str, CommandService]) -> None:
+        self._by_name = applications
 
     def all(self) -> tuple[CommandService, ...]:
-        return (self.users, self.orders)
+        return tuple(self._by_name.values())
+
+    def __getitem__(self, context: str) -> CommandService:
+        return self._by_name[context]
+
+    def __getattr__(self, context: str) -> CommandService:
+        """`services.users`: the application of the context named `users`."""
+        try:
+            return self._by_name[context]
+        except KeyError:
+            raise AttributeError(context) from None
+
+    def application(self, kind: type[S]) -> S:
+        found = self._by_name.get(kind.name)
+        if not isinstance(found, kind):
+            raise LookupError(f"no {kind.name} context among {', '.join(self._by_name)}")
+        return found
 
     def close(self) -> None:
         for service in self.all():
@@ -72,17 +91,15 @@ class Services:
             service.close()
 
 
-def build_services(settings: Settings) -> Services:
-    users = UsersService(
-        env=event_store_env(settings, UsersService.name),
-        snapshot_interval=settings.snapshot_interval,
-    )
-    orders = OrdersService(
-        env=event_store_env(settings, OrdersService.name),
-        user_is_active=users.is_active_user,
-        snapshot_interval=settings.snapshot_interval,
-    )
-    services = Services(users=users, orders=orders)
+def build_services(settings: Settings, registry: Registry = REGISTRY) -> Services:
+    applications: dict[str, CommandService] = {}
+    services = Services(applications)  # the peers of each: looked up when a command runs
+    for context in registry:
+        applications[context.name] = context.factory(
+            event_store_env(settings, context.name),
+            snapshot_interval=settings.snapshot_interval,
+            peers=services,
+        )
     if settings.group_commit:
         for service in services.all():
             committer = GroupCommitter(service, max_batch=settings.group_commit_max_batch)
@@ -90,19 +107,22 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
-def _refuse_commands(user_id: UUID) -> bool | None:
-    raise RuntimeError("this orders service was opened for reading; it takes no commands")
+class _CommandsRefused:
+    """The peers of a store opened for reading: a command that needs another context fails."""
+
+    def application(self, kind: type[S]) -> S:
+        raise RuntimeError(f"this store was opened for reading; it cannot ask {kind.name}")
 
 
-def open_store_for_reading(settings: Settings, context: str) -> CommandService:
+def open_store_for_reading(
+    settings: Settings, context: str, registry: Registry = REGISTRY
+) -> CommandService:
     """One context's application alone, for tools that only read its store (e.g. `replay`).
 
     Without the other contexts, commands that need them are refused.
     """
-    env = event_store_env(settings, context)
-    interval = settings.snapshot_interval
-    if context == UsersService.name:
-        return UsersService(env=env, snapshot_interval=interval)
-    if context == OrdersService.name:
-        return OrdersService(env=env, user_is_active=_refuse_commands, snapshot_interval=interval)
-    raise ValueError(f"unknown context {context!r}")
+    return registry[context].factory(
+        event_store_env(settings, context),
+        snapshot_interval=settings.snapshot_interval,
+        peers=_CommandsRefused(),
+    )

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from redis import Redis
 
+from contexts.settings import Settings
 from projections import dead_letters
 from projections.active import ActiveTarget
 from projections.dead_letters import DeadLetter, Status
@@ -23,7 +24,6 @@ from projections.engine import Target
 from projections.retrying import RetryResult, retry_chain
 from projections.targets import following_targets
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase
-from runtime.settings import Settings
 
 
 class DeadLetterError(Exception):

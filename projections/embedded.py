@@ -19,13 +19,13 @@ import logging
 import threading
 from collections.abc import Sequence
 
+from contexts.settings import Settings
 from eventlog.stores import Services
 from projections.admin import DeadLetterAdmin
 from projections.catchup import EnvelopeSource, catch_up, envelope_source
 from projections.engine import Engine, RetryPolicy, Target
 from projections.targets import following_targets
 from readmodels.sql import READ_DATABASE, SQLiteDatabase
-from runtime.settings import CONTEXTS, Settings
 
 logger = logging.getLogger("strata.projections.embedded")
 
@@ -88,6 +88,11 @@ class EmbeddedFanout:
         self.dead_letters = DeadLetterAdmin(db, targets)
         self._tailers = {tailer.context: tailer for tailer in tailers}
 
+    @property
+    def contexts(self) -> tuple[str, ...]:
+        """The contexts whose logs it tails: one tailer each."""
+        return tuple(self._tailers)
+
     def wake(self, context: str | None = None) -> None:
         """New events were committed (in `context`, or in any): apply them now."""
         for name, tailer in self._tailers.items():
@@ -113,16 +118,15 @@ def start_embedded_fanout(
     for target in targets:
         target.prepare()
     engines = [Engine(target, policy) for target in targets]
-    stores = {service.name: service for service in services.all()}
     tailers = [
         Tailer(
-            context,
-            envelope_source(stores[context].recorder),
-            [engine for engine in engines if context in engine.projection.contexts],
+            service.name,
+            envelope_source(service.recorder),
+            [engine for engine in engines if service.name in engine.projection.contexts],
             page_size=settings.projector_batch_size,
             poll_interval=poll_interval,
         )
-        for context in CONTEXTS
+        for service in services.all()
     ]
     for tailer in tailers:
         tailer.start()

@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from contexts.settings import Settings
+from contexts.settings import load_settings as load_stack_settings
 from projections.stack import StackProjector, stack_problem
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.logs import configure as configure_logging
-from runtime.settings import Settings
-from runtime.settings import load_settings as load_stack_settings
 
 PROG = "strata-projector"
 START_PAUSES = (1.0, 2.0, 5.0, 10.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 from redis import Redis
 
+from contexts.settings import Settings
 from eventlog.stores import build_services
 from projections.catchup import EnvelopeSource, envelope_source
 from projections.engine import Target
@@ -20,7 +21,6 @@ from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
 from projections.targets import target_at
 from readmodels.keys import RedisLayout
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase
-from runtime.settings import Settings
 
 
 @dataclass

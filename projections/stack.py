@@ -22,6 +22,7 @@ from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 from redis import Redis
 
+from contexts.settings import CONTEXTS, Settings
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import connect, context_stream, ensure_stream, last_message
 from eventlog.stores import Services, build_services
@@ -34,7 +35,6 @@ from projections.metrics import ProjectorMetrics
 from projections.targets import following_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
-from runtime.settings import CONTEXTS, Settings
 
 logger = logging.getLogger("strata.projections.stack")
 

@@ -2,10 +2,10 @@
 
 from fastapi import FastAPI
 
+from contexts.settings import Settings
 from read_api.problems import install_problem_handlers
 from read_api.routes import include_read_routes
 from runtime.logs import configure as configure_logging
-from runtime.settings import Settings
 
 DESCRIPTION = """Queries over the read models that projectors build from the event log.
 

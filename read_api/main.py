@@ -4,8 +4,8 @@ import sys
 
 import uvicorn
 
+from contexts.settings import load_settings
 from read_api.stores import ReadStoresMisconfigured, read_stores_mode
-from runtime.settings import load_settings
 
 
 def main() -> None:

@@ -19,12 +19,12 @@ from fastapi import Query
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
+from contexts.settings import CONTEXTS, Settings
 from domain.errors import InvalidValue
 from domain.orders.order import OrderStatus
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
 from domain.values import bounded_text, country_code, currency_code, plain_text
 from read_api.problems import InvalidParameter
-from runtime.settings import CONTEXTS, Settings
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -3,9 +3,9 @@ header. The read models and their checkpoints are `readmodels`' (catalog, checkp
 
 from collections.abc import Iterable
 
+from contexts.settings import CONTEXTS
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
-from runtime.settings import CONTEXTS
 
 
 def context_positions(positions: Positions, models: Iterable[ReadModel]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
+from contexts.settings import Mode, Settings
 from read_api.cursors import CursorCodec
 from read_api.listeners import RedisListener, listen_postgres
 from read_api.metrics import ReadMetrics
@@ -23,7 +24,6 @@ from read_api.waiting import CheckpointWatch
 from readmodels.catalog import ALL
 from readmodels.checkpoints import Positions
 from runtime.http.deadlines import Runner
-from runtime.settings import Mode, Settings
 
 EMBEDDED_POLL_SECONDS = 0.005
 """Embedded mode: how often a waiting read re-reads the checkpoints (no notifications)."""

@@ -17,12 +17,12 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry
 
+from contexts.settings import Settings
 from read_api import order_endpoints, sales_endpoints, user_endpoints
 from read_api.problems import install_read_problem_handlers
 from read_api.resources import attach_read_side, read_side
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
-from runtime.settings import Settings
 
 ops = APIRouter(tags=["health"])
 

@@ -11,10 +11,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from contexts.registered import REGISTRY
 from domain.errors import AggregateNotFound
 from domain.service import CommandService
 from eventlog.envelope import EventEnvelope
-from replay.app import BAD_ARGUMENTS, JsonOption, app, fail, output
+from replay.app import BAD_ARGUMENTS, JsonOption, app, contexts, fail, output
 from replay.contexts import aggregate_id, aggregate_type, instant, opened_store
 from replay.state_view import changes, describe, state_of
 
@@ -22,7 +23,7 @@ TIME_FORMS = (
     "ISO 8601 (2026-11-26T10:42:00Z; without an offset the time is UTC) or relative to now:"
     " -90s, -30m, -2h, -1d, -1w."
 )
-CONTEXT_HELP = "The bounded context: users or orders."
+CONTEXT_HELP = "The bounded context: " + " or ".join(REGISTRY.names) + "."
 ID_HELP = "The aggregate's id (a UUID)."
 LAST_VERSION = 2**62
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -54,6 +55,7 @@ def _snapshot_document(
 
 @app.command("state")
 def state_command(
+    ctx: typer.Context,
     context: str = typer.Argument(..., metavar="CONTEXT", help=CONTEXT_HELP),
     aggregate: str = typer.Argument(..., metavar="AGGREGATE_ID", help=ID_HELP),
     at: str | None = typer.Option(None, "--at", help=f"The instant: {TIME_FORMS}"),
@@ -62,11 +64,12 @@ def state_command(
 ) -> None:
     """The aggregate's state as of an instant (the fold of exactly its events with timestamp
     <= it), or at a version, with that version and the time of its last applied event."""
-    kind, key = aggregate_type(context), aggregate_id(aggregate)
+    registry = contexts(ctx)
+    kind, key = aggregate_type(registry, context), aggregate_id(aggregate)
     if (at is None) == (version is None):
         fail(BAD_ARGUMENTS, "give exactly one of --at and --version")
     moment = instant("--at", at, datetime.now(UTC))
-    with opened_store(context) as store:
+    with opened_store(registry, context) as store:
         state = store.state_at(kind, key, at=moment, version=version)
     document = _snapshot_document(context, state, moment)
     output(as_json).result(document, _state_view(document))
@@ -98,6 +101,7 @@ def _state_view(document: dict[str, Any]) -> Group:
 
 @app.command("history")
 def history_command(
+    ctx: typer.Context,
     context: str = typer.Argument(..., metavar="CONTEXT", help=CONTEXT_HELP),
     aggregate: str = typer.Argument(..., metavar="AGGREGATE_ID", help=ID_HELP),
     since: str | None = typer.Option(None, "--since", help=f"From this instant on: {TIME_FORMS}"),
@@ -105,12 +109,13 @@ def history_command(
     as_json: bool = JsonOption,
 ) -> None:
     """The aggregate's events (version, time, type, data, correlation id), oldest first."""
-    kind, key = aggregate_type(context), aggregate_id(aggregate)
+    registry = contexts(ctx)
+    kind, key = aggregate_type(registry, context), aggregate_id(aggregate)
     now = datetime.now(UTC)
     start, end = instant("--since", since, now), instant("--until", until, now)
     if start is not None and end is not None and start > end:
         fail(BAD_ARGUMENTS, "--since is after --until")
-    with opened_store(context) as store:
+    with opened_store(registry, context) as store:
         envelopes = _history(store, context, kind, key, start, end)
     document = {
         "context": context,
@@ -178,6 +183,7 @@ def _history_view(document: dict[str, Any]) -> Group:
 
 @app.command("diff")
 def diff_command(
+    ctx: typer.Context,
     context: str = typer.Argument(..., metavar="CONTEXT", help=CONTEXT_HELP),
     aggregate: str = typer.Argument(..., metavar="AGGREGATE_ID", help=ID_HELP),
     start: str = typer.Option(..., "--from", help=f"The earlier instant: {TIME_FORMS}"),
@@ -185,12 +191,13 @@ def diff_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Field by field, what changed in the aggregate's state between two instants."""
-    kind, key = aggregate_type(context), aggregate_id(aggregate)
+    registry = contexts(ctx)
+    kind, key = aggregate_type(registry, context), aggregate_id(aggregate)
     now = datetime.now(UTC)
     before_at, after_at = instant("--from", start, now), instant("--to", end, now)
     if before_at is not None and after_at is not None and before_at > after_at:
         fail(BAD_ARGUMENTS, "--from is after --to")
-    with opened_store(context) as store:
+    with opened_store(registry, context) as store:
         before = store.state_at(kind, key, at=before_at)
         after = store.state_at(kind, key, at=after_at)
     document = {

@@ -18,7 +18,10 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-from runtime.settings import Settings, load_settings
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
+from contexts.settings import Settings
+from runtime.settings import load_settings, settings_model
 
 PROG = "replay"
 OK, FAILED, BAD_ARGUMENTS, NOT_FOUND = 0, 1, 2, 3
@@ -57,8 +60,14 @@ def fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings() -> Settings:
-    return load_settings(PROG)
+def contexts(ctx: typer.Context) -> Registry:
+    """The registered contexts, or the registry a caller passes as the command's `obj` (the way
+    a test runs the commands on a context of its own)."""
+    return ctx.obj if isinstance(ctx.obj, Registry) else REGISTRY
+
+
+def settings(registry: Registry = REGISTRY) -> Settings:
+    return load_settings(PROG, settings_model(registry.names))
 
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of tables.")

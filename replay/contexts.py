@@ -9,24 +9,20 @@ import typer
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import InterfaceError, OperationalError
 
+from contexts.registry import Registry, UnknownContext
 from domain.errors import AggregateNotFound, InvalidValue
-from domain.orders.order import Order
 from domain.service import CommandService
-from domain.users.profile import UserProfile
 from eventlog.stores import open_store_for_reading, sqlite_path
 from replay.app import BAD_ARGUMENTS, FAILED, NOT_FOUND, fail, settings
 from runtime.instants import NotAnInstant, parse_instant
 
-AGGREGATES: dict[str, type[Aggregate]] = {"users": UserProfile, "orders": Order}
-"""Each context and the aggregate its event store holds."""
 
-
-def aggregate_type(context: str) -> type[Aggregate]:
+def aggregate_type(registry: Registry, context: str) -> type[Aggregate]:
+    """The aggregate the context's event store holds (its first declared one)."""
     try:
-        return AGGREGATES[context]
-    except KeyError:
-        known = " or ".join(AGGREGATES)
-        fail(BAD_ARGUMENTS, f"unknown context {context!r}; use {known}")
+        return registry[context].aggregates[0]
+    except UnknownContext as error:
+        fail(BAD_ARGUMENTS, str(error))
 
 
 def aggregate_id(text: str) -> UUID:
@@ -51,10 +47,10 @@ def one_line(error: BaseException) -> str:
 
 
 @contextmanager
-def opened_store(context: str) -> Iterator[CommandService]:
+def opened_store(registry: Registry, context: str) -> Iterator[CommandService]:
     """The context's event store, opened for reading; every failure inside is one line on stderr
     and an exit code (3 not found, 2 bad argument, 1 anything else), never a traceback."""
-    config = settings()
+    config = settings(registry)
     if config.mode == "embedded" and not sqlite_path(config, context).is_file():
         fail(
             FAILED,
@@ -62,7 +58,7 @@ def opened_store(context: str) -> Iterator[CommandService]:
             " or the STRATA_*_DATABASE_URL settings for the stack)",
         )
     with _exit_codes(context):
-        service = open_store_for_reading(config, context)
+        service = open_store_for_reading(config, context, registry)
         try:
             yield service
         finally:

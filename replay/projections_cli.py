@@ -15,6 +15,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from contexts.registered import REGISTRY
+from contexts.settings import Settings
 from eventlog.stores import sqlite_path
 from projections.admin import DeadLetterAdmin, DeadLetterError, open_admin
 from projections.dead_letters import DeadLetter, Status
@@ -29,10 +31,18 @@ from projections.rebuild_reports import (
 )
 from projections.rebuild_targets import ReadModels, open_read_models
 from projections.status import projection_statuses
-from replay.app import BAD_ARGUMENTS, FAILED, NOT_FOUND, JsonOption, app, fail, output, settings
+from replay.app import (
+    BAD_ARGUMENTS,
+    FAILED,
+    NOT_FOUND,
+    JsonOption,
+    app,
+    fail,
+    output,
+    settings,
+)
 from replay.progress import RebuildProgress
 from runtime.instants import FORMS, NotAnInstant, parse_instant
-from runtime.settings import Settings
 
 dlq = typer.Typer(
     name="dlq",
@@ -59,7 +69,7 @@ def _check_stores(config: Settings) -> None:
     """The embedded mode needs existing event stores: a rebuild must not create empty ones."""
     if config.mode != "embedded":
         return
-    for context in ("users", "orders"):
+    for context in REGISTRY.names:
         if not sqlite_path(config, context).is_file():
             fail(
                 FAILED,

@@ -1,28 +1,29 @@
-"""The one settings model. Every field is an environment variable ``STRATA_<FIELD>``."""
+"""The settings every process has. Every field is an environment variable ``STRATA_<FIELD>``.
+
+Each bounded context adds one field, ``<context>_database_url`` (``STRATA_USERS_DATABASE_URL``,
+...): `settings_model(names)` builds the model for a set of contexts. The model of the registered
+contexts is `contexts.settings.Settings`; the runtime itself knows no context.
+"""
 
 import sys
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["embedded", "stack"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
-CONTEXTS = ("users", "orders")
 
 
-class Settings(BaseSettings):
+class CommonSettings(BaseSettings):
+    """The settings every deployment has, whatever its contexts."""
+
     model_config = SettingsConfigDict(env_prefix="STRATA_", extra="ignore", frozen=True)
 
     data_dir: Path = Field(
         Path("var"), description="Embedded mode: folder of the SQLite event stores."
-    )
-    users_database_url: str | None = Field(
-        None, description="Stack mode: PostgreSQL URL of the users event store."
-    )
-    orders_database_url: str | None = Field(
-        None, description="Stack mode: PostgreSQL URL of the orders event store."
     )
     host: str = Field("127.0.0.1", description="Address the write API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the write API listens on.")
@@ -133,16 +134,15 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _urls_come_together(self) -> "Settings":
-        given = [self.users_database_url is not None, self.orders_database_url is not None]
-        if any(given) and not all(given):
-            raise ValueError(
-                "stack mode needs STRATA_USERS_DATABASE_URL and STRATA_ORDERS_DATABASE_URL"
-            )
+    def _urls_come_together(self) -> "CommonSettings":
+        urls = self.database_urls()
+        if any(urls.values()) and not all(urls.values()):
+            variables = " and ".join(f"STRATA_{name.upper()}_DATABASE_URL" for name in urls)
+            raise ValueError(f"stack mode needs {variables}")
         return self
 
     @model_validator(mode="after")
-    def _read_wait_within_bound(self) -> "Settings":
+    def _read_wait_within_bound(self) -> "CommonSettings":
         if self.read_wait_default_seconds > self.read_wait_max_seconds:
             raise ValueError(
                 "STRATA_READ_WAIT_DEFAULT_SECONDS may not exceed STRATA_READ_WAIT_MAX_SECONDS"
@@ -151,16 +151,43 @@ class Settings(BaseSettings):
 
     @property
     def mode(self) -> Mode:
-        return "stack" if self.users_database_url else "embedded"
+        return "stack" if any(self.database_urls().values()) else "embedded"
+
+    def database_urls(self) -> dict[str, str | None]:
+        """Each context of the model and its event store's URL (None in the embedded mode)."""
+        suffix = "_database_url"
+        return {
+            name.removesuffix(suffix): getattr(self, name)
+            for name in type(self).model_fields
+            if name.endswith(suffix) and name != "read" + suffix
+        }
 
     def database_url(self, context: str) -> str | None:
-        return {"users": self.users_database_url, "orders": self.orders_database_url}[context]
+        try:
+            return self.database_urls()[context]
+        except KeyError:
+            raise KeyError(f"the settings have no event store for context {context!r}") from None
 
 
-def load_settings(prog: str) -> Settings:
+def database_url_field(context: str) -> str:
+    """The settings field of a context's event-store URL (stack mode)."""
+    return f"{context}_database_url"
+
+
+@cache
+def settings_model(contexts: tuple[str, ...]) -> type[CommonSettings]:
+    """The settings model of these contexts: the common fields and one URL per event store."""
+    fields: dict[str, Any] = {}
+    for context in contexts:
+        description = f"Stack mode: PostgreSQL URL of the {context} event store."
+        fields[database_url_field(context)] = (str | None, Field(None, description=description))
+    return create_model("Settings", __base__=CommonSettings, **fields)
+
+
+def load_settings(prog: str, model: type[CommonSettings]) -> CommonSettings:
     """The settings from the environment, or exit with one line naming each bad variable."""
     try:
-        return Settings()
+        return model()
     except ValidationError as error:
         problems = "; ".join(
             f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from runtime.settings import Settings
+from contexts.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from write_api.app import create_app
 

@@ -7,6 +7,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
+from contexts.settings import Settings
 from eventlog.group_commit import GroupCommitter
 from eventlog.stores import Services, build_services
 from runtime.http.deadlines import Runner
@@ -14,8 +17,6 @@ from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
 from runtime.logs import configure as configure_logging
-from runtime.settings import Settings
-from write_api import orders, users
 from write_api.command_http import run_blocking
 from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
 from write_api.problems import install_problem_handlers
@@ -31,7 +32,12 @@ Extension = Callable[[FastAPI, Services], AbstractAsyncContextManager[None]]
 knows more (the embedded all-in-one process) adds the fan-out without this package knowing it."""
 
 
-def create_app(settings: Settings | None = None, extensions: Sequence[Extension] = ()) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    extensions: Sequence[Extension] = (),
+    contexts: Registry = REGISTRY,
+) -> FastAPI:
+    """The write API of the registered contexts: each one's store, application and commands."""
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = Settings()
         configure_logging(settings.log_level)
@@ -40,7 +46,7 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = build_services(settings)
+        services = build_services(settings, contexts)
         app.state.services = services
         app.state.runner = Runner(settings.worker_threads, settings.request_timeout)
         committers = {
@@ -62,8 +68,8 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
     install_problem_handlers(app)
-    app.include_router(users.router)
-    app.include_router(orders.router)
+    for context in contexts:
+        app.include_router(context.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 import uvicorn
 
-from runtime.settings import load_settings
+from contexts.settings import load_settings
 
 
 def main() -> None:

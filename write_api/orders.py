@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from contexts.registry import Peers
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
 from write_api.as_of import AsOf
@@ -23,7 +24,8 @@ CONTEXT = "orders"
 
 
 def orders(request: Request) -> OrdersService:
-    return request.app.state.services.orders  # type: ignore[no-any-return]
+    services: Peers = request.app.state.services
+    return services.application(OrdersService)
 
 
 @router.post("", status_code=201, response_model=Accepted)

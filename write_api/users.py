@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
+from contexts.registry import Peers
 from domain.users.profile import UserProfile
 from domain.users.service import UsersService
 from write_api.as_of import AsOf
@@ -34,7 +35,8 @@ HobbyInPath = Annotated[
 
 
 def users(request: Request) -> UsersService:
-    return request.app.state.services.users  # type: ignore[no-any-return]
+    services: Peers = request.app.state.services
+    return services.application(UsersService)
 
 
 @router.post("", status_code=201, response_model=Accepted)

@@ -5,8 +5,6 @@ from decimal import Decimal
 from typing import ClassVar
 from uuid import UUID
 
-from eventsourcing.persistence import JSONTranscoder
-
 from domain.errors import DomainError
 from domain.orders.order import Order
 from domain.orders.transcodings import OrderLineAsDict, OrderStatusAsStr
@@ -24,6 +22,7 @@ UserIsActive = Callable[[UUID], bool | None]
 
 class OrdersService(CommandService):
     name: ClassVar[str] = "orders"  # type: ignore[misc]
+    transcodings = (OrderStatusAsStr(), OrderLineAsDict())
 
     def __init__(
         self,
@@ -34,11 +33,6 @@ class OrdersService(CommandService):
     ) -> None:
         super().__init__(env, snapshot_interval=snapshot_interval)
         self._user_is_active = user_is_active
-
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(OrderStatusAsStr())
-        transcoder.register(OrderLineAsDict())
 
     def create_order(self, ctx: CommandContext, user_id: UUID, currency: str) -> CommandResult:
         def decide() -> Decision:

@@ -7,6 +7,7 @@ Stack mode: Redis (`STRATA_REDIS_URL`) and the PostgreSQL read database
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from contexts.settings import Mode, Settings
 from read_api.stores.base import KeyValueModels, RelationalModels
 from read_api.stores.redis_models import RedisKeyValue
 from read_api.stores.relational import RelationalTables
@@ -15,7 +16,6 @@ from read_api.stores.version_cache import ActiveVersions
 from readmodels.catalog import DOCUMENT_MODELS, ReadModel
 from readmodels.checkpoints import Positions
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SQLiteDatabase
-from runtime.settings import Mode, Settings
 
 
 class ReadStoresMisconfigured(ValueError):

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
+from contexts.settings import Settings
 from domain.service import CommandService
 from domain.users.profile import UserProfile
-from runtime.settings import Settings
 from tests.support.api import assert_problem, register, services, store_state, unique_email
 from write_api.app import create_app
 

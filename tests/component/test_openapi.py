@@ -9,12 +9,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from contexts.settings import Settings
 from embedded.app import create_app as create_embedded_app
 from read_api.app import create_app as create_read_app
 from runtime.http import problem_types
 from runtime.http.openapi import PROBLEM_JSON, PROBLEM_SCHEMAS
 from runtime.http.problem_types import PROBLEM_TYPES, ProblemType, problem_table
-from runtime.settings import Settings
 from tests.support.api import assert_problem, register
 from write_api.app import create_app as create_write_app
 

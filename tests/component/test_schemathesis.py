@@ -21,11 +21,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
+from contexts.settings import Settings
 from embedded.app import create_app as create_embedded_app
 from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
 from runtime.http.problem_types import POSITION_NOT_REACHED
-from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 from write_api.app import create_app as create_write_app

@@ -18,6 +18,7 @@ from uuid import UUID
 import pytest
 from redis import Redis
 
+from contexts.settings import CONTEXTS, Settings
 from domain.errors import DomainError
 from domain.service import CommandContext
 from eventlog.jetstream import ContextStream
@@ -27,7 +28,6 @@ from projections.engine import Target
 from projections.targets import stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
-from runtime.settings import CONTEXTS, Settings
 from tests.support.dumps import dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases

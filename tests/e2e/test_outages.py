@@ -33,6 +33,7 @@ import psycopg
 import pytest
 from redis import Redis
 
+from contexts.settings import CONTEXTS, Settings
 from eventlog.stores import build_services
 from projections.catchup import envelope_source, project_log
 from projections.engine import Target
@@ -41,7 +42,6 @@ from projections.models import all_projections
 from projections.targets import stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
-from runtime.settings import CONTEXTS, Settings
 from tests.support.dumps import dump_read_models
 from tests.support.processes import BIN, free_port
 from tests.support.servers import Servers, throwaway_servers, wait_until

@@ -17,12 +17,12 @@ import nats
 import pytest
 from redis import Redis
 
+from contexts.settings import Settings
 from eventlog.jetstream import ContextStream
 from eventlog.relay import relay_headers
 from eventlog.stores import build_services
 from projections.targets import stack_targets
 from readmodels.sql import PostgresDatabase
-from runtime.settings import Settings
 from tests.support.dumps import dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases

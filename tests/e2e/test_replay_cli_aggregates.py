@@ -20,11 +20,11 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from contexts.settings import Settings
 from domain.orders.order import Order
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
 from eventlog.stores import build_services
-from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 
 REPLAY = shutil.which("replay", path=str(Path(sys.executable).parent))

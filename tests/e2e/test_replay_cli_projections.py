@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from contexts.settings import Settings
 from domain.service import CommandContext
 from eventlog.stores import Services, build_services
 from projections import dead_letters
@@ -24,7 +25,6 @@ from projections.model import Message, Park
 from projections.targets import following_targets, target_at
 from projections.verify import compare, fingerprint
 from readmodels.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
-from runtime.settings import Settings
 from tests.support.dumps import checksum, dump_read_models
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.projections import run_scenario

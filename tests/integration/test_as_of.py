@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from contexts.settings import Settings
 from domain.errors import (
     AggregateNotFound,
     DomainError,
@@ -37,7 +38,6 @@ from domain.service import CommandContext, CommandService
 from domain.users.profile import UserProfile
 from eventlog.envelope import EventEnvelope
 from eventlog.stores import Services, build_services
-from runtime.settings import Settings
 from tests.support.api import assert_problem, register
 from tests.support.postgres import require_postgres, scratch_databases
 

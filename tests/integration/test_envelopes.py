@@ -7,10 +7,10 @@ from uuid import UUID
 
 import pytest
 
+from contexts.settings import Settings
 from domain.service import CommandContext
 from eventlog.envelope import PARTITIONS, EventEnvelope
 from eventlog.stores import Services, build_services
-from runtime.settings import Settings
 
 
 @pytest.fixture

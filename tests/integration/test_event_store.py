@@ -10,13 +10,13 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from contexts.settings import Settings
 from domain.ports import SideRecords, UnitOfWork
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
 from domain.users.service import email_claim
 from eventlog.group_commit import GroupCommitter
 from eventlog.stores import Services, build_services
-from runtime.settings import Settings
 
 NO_CONTEXT = CommandContext()
 

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from runtime.settings import Settings
+from contexts.settings import Settings
 from tests.support.api import assert_problem, register, unique_email
 from tests.support.proxy import CuttableProxy
 from write_api.app import create_app

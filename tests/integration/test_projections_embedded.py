@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from contexts.settings import Settings
 from domain.service import CommandContext
 from eventlog.stores import Services, build_services
 from projections import dead_letters
@@ -16,7 +17,6 @@ from projections.embedded import EmbeddedFanout, start_embedded_fanout
 from projections.model import Message, Park
 from projections.targets import sql_targets
 from readmodels.sql import READ_DATABASE, SQLiteDatabase
-from runtime.settings import Settings
 from tests.support.dumps import dump_read_models
 
 

@@ -15,10 +15,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from contexts.settings import Settings
 from read_api.app import create_app
 from readmodels.catalog import USER_PROFILES, USERS_DIRECTORY
 from readmodels.sql import PostgresDatabase
-from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 

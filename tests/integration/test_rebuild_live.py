@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 
+from contexts.settings import Settings
 from domain.service import CommandContext
 from embedded.app import create_app
 from eventlog.stores import build_services
@@ -25,7 +26,6 @@ from projections.rebuild_targets import open_read_models
 from projections.targets import following_targets
 from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
-from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import require_redis, scratch_redis_database
 

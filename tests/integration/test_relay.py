@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.sql import SQL, Identifier
 
+from contexts.settings import CONTEXTS, Settings
 from domain.errors import ValueTaken
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
@@ -49,7 +50,6 @@ from eventlog.jetstream import (
 from eventlog.relay import Relay, RelayConfig, RelayMetrics, relay_headers
 from eventlog.relay_main import open_event_store
 from eventlog.stores import Services, build_services
-from runtime.settings import CONTEXTS, Settings
 from tests.support.api import unique_email
 from tests.support.nats import (
     StoredMessage,

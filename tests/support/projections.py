@@ -16,6 +16,7 @@ from uuid import UUID
 import pytest
 from redis import Redis
 
+from contexts.settings import Settings
 from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope
 from eventlog.stores import Services, build_services
@@ -25,7 +26,6 @@ from projections.model import Message, Projection
 from projections.targets import sql_targets, stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
-from runtime.settings import Settings
 from tests.support.dumps import dump_read_models
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import require_redis

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 import pytest
 import redis
 
+from contexts.settings import Settings
 from readmodels import keys
 from readmodels.catalog import (
     ALL,
@@ -37,7 +38,6 @@ from readmodels.formats import utc_text
 from readmodels.keys import RedisLayout, redis_checkpoint_channel
 from readmodels.schema import DOCUMENT_TABLES, SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase
-from runtime.settings import Settings
 from tests.support.postgres import services_required
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime.settings import Settings
+from contexts.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = str(Settings.model_config.get("env_prefix", ""))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from redis import ResponseError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
+from contexts.settings import Settings
 from eventlog.envelope import EventEnvelope
 from projections.dead_letters import DeadLetter
 from projections.document_ops import (
@@ -50,7 +51,6 @@ from readmodels.checkpoints import Checkpoint
 from readmodels.formats import cents, utc_text
 from readmodels.schema import DEAD_LETTERS, create_tables
 from readmodels.sql import SqlDatabase, SQLiteDatabase
-from runtime.settings import Settings
 from tests.support.dumps import differences
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -11,9 +11,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from contexts.settings import Settings
 from read_api.app import create_app
 from readmodels.sql import PostgresDatabase, SQLiteDatabase
-from runtime.settings import Settings
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import (
     Backend,

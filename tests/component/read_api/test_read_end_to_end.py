@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from contexts.settings import Settings
 from embedded.app import create_app
-from runtime.settings import Settings
 from tests.support.api import add_line, assert_problem, create_order, register
 
 

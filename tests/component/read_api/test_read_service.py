@@ -8,11 +8,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from contexts.settings import Settings
 from read_api.app import create_app
 from read_api.problems import install_problem_handlers
 from read_api.routes import include_read_routes
 from readmodels.catalog import USER_PROFILES
-from runtime.settings import Settings
 from tests.support.api import assert_problem
 from tests.support.read_models import Backend
 

@@ -1,0 +1,53 @@
+"""The registry: what a declaration derives from its name, and the declarations it refuses."""
+
+import dataclasses
+
+import pytest
+
+from contexts.orders import ORDERS
+from contexts.registered import REGISTRY
+from contexts.registry import Registry, UnknownContext
+from domain.orders.transcodings import OrderLineAsDict, OrderStatusAsStr
+from domain.users.profile import UserProfile
+from tests.support.notes_context import NOTES
+
+
+def test_a_declaration_derives_its_store_and_stream_from_its_name() -> None:
+    assert (ORDERS.database_url_variable, ORDERS.database_name, ORDERS.sqlite_file) == (
+        "STRATA_ORDERS_DATABASE_URL",
+        "strata_orders",
+        "orders.sqlite",
+    )
+    assert (ORDERS.stream_name, ORDERS.subject_root) == ("ES_ORDERS", "es.orders")
+
+
+def test_a_declaration_lists_its_events_and_transcodings() -> None:
+    users = REGISTRY["users"]
+    assert UserProfile.Registered in users.event_types
+    assert UserProfile.Renamed in users.event_types
+    assert {type(t) for t in ORDERS.transcodings} == {OrderStatusAsStr, OrderLineAsDict}
+
+
+def test_with_makes_a_new_registry_and_leaves_the_registered_one_alone() -> None:
+    extended = REGISTRY.with_(NOTES)
+
+    assert extended.names == ("users", "orders", "notes")
+    assert REGISTRY.names == ("users", "orders")
+    with pytest.raises(UnknownContext, match="unknown context 'notes'; use users or orders"):
+        REGISTRY["notes"]
+
+
+def test_a_context_declared_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="contexts declared twice: notes"):
+        Registry(NOTES, NOTES)
+
+
+@pytest.mark.parametrize("name", ["Notes", "read", "no-tes", ""])
+def test_a_context_name_that_cannot_name_a_variable_or_a_database_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="a context name is lowercase letters and digits"):
+        dataclasses.replace(NOTES, name=name)
+
+
+def test_a_declaration_whose_application_has_another_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="declares application OrdersService, whose name"):
+        dataclasses.replace(NOTES, application=ORDERS.application)
