@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY contexts/ contexts/
 COPY domain/ domain/
 COPY runtime/ runtime/
 COPY eventlog/ eventlog/
