@@ -42,8 +42,6 @@ log = logging.getLogger("strata.relay")
 PROG = "strata-relay"
 
 
-
-
 def open_event_store(
     settings: Settings, context: str
 ) -> tuple[InfrastructureFactory[Any], PostgresSideRecordRecorder]:

@@ -22,8 +22,6 @@ from projections.engine import Engine
 from tests.support.dumps import dump_read_models
 from tests.support.nats import (
     create_stream,
-    delete_streams,
-    new_namespace,
     publish,
     require_nats,
     with_js,
@@ -45,14 +43,6 @@ OPTIONS = ConsumerOptions(batch_size=8, fetch_timeout=0.2, ack_wait=5, max_deliv
 @pytest.fixture
 def nats_url() -> str:
     return require_nats()
-
-
-@pytest.fixture
-def streams(nats_url: str) -> Iterator[dict[str, ContextStream]]:
-    namespace = new_namespace()
-    made = {context: ContextStream(context, namespace) for context in CONTEXTS}
-    yield made
-    delete_streams(nats_url, *(stream.name for stream in made.values()))
 
 
 @pytest.fixture

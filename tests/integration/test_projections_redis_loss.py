@@ -31,8 +31,6 @@ from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
 from tests.support.nats import (
     create_stream,
-    delete_streams,
-    new_namespace,
     publish,
     require_nats,
     with_js,
@@ -53,15 +51,6 @@ OPTIONS = ConsumerOptions(
 )
 CATCH_UP_SECONDS = 30.0
 Snapshot = dict[bytes, bytes]
-
-
-@pytest.fixture
-def streams() -> Iterator[dict[str, ContextStream]]:
-    url = require_nats()
-    namespace = new_namespace()
-    made = {context: ContextStream(context, namespace) for context in CONTEXTS}
-    yield made
-    delete_streams(url, *(stream.name for stream in made.values()))
 
 
 @pytest.fixture
