@@ -21,7 +21,7 @@ from projections import dead_letters
 from projections.active import ActiveTarget
 from projections.dead_letters import DeadLetter, Status
 from projections.engine import Target
-from projections.retrying import RetryResult, retry_chain
+from projections.retrying import RetryResult, read_chain, retry_chain
 from projections.targets import following_targets
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase
 
@@ -64,7 +64,7 @@ class DeadLetterAdmin:
         )
         if target is None:
             raise DeadLetterError(f"projection {letter.projection}:v{letter.version} is not loaded")
-        chain = self._chain(letter)
+        chain = read_chain(self._db, letter)
         if chain[0].id != letter.id:
             raise DeadLetterError(
                 f"dead letter {letter_id} is blocked by {chain[0].id} (position"
@@ -84,10 +84,6 @@ class DeadLetterAdmin:
         if letter.status != "parked":
             raise DeadLetterError(f"dead letter {letter_id} is {letter.status}, not parked")
         return letter
-
-    def _chain(self, letter: DeadLetter) -> list[DeadLetter]:
-        with self._db.transaction(write=False) as tx:
-            return dead_letters.chain(tx, letter)
 
 
 @contextmanager

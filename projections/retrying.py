@@ -65,7 +65,7 @@ def retry_chain(db: SqlDatabase, target: Reapplier, letter: DeadLetter) -> Retry
     """Apply `letter` (the first parked event of its aggregate) and the events parked behind it;
     stop at the first that fails again, which stays parked with its error and one more attempt."""
     retried: list[int] = []
-    chain = _chain(db, letter)
+    chain = read_chain(db, letter)
     for _ in range(MAX_ROUNDS):
         for entry in chain:
             try:
@@ -76,13 +76,14 @@ def retry_chain(db: SqlDatabase, target: Reapplier, letter: DeadLetter) -> Retry
                     failed = dead_letters.get(tx, entry.id)
                 return RetryResult(retried, failed)
             retried.append(entry.id)
-        chain = _chain(db, letter)
+        chain = read_chain(db, letter)
         if not chain:
             break
     return RetryResult(retried)
 
 
-def _chain(db: SqlDatabase, letter: DeadLetter) -> list[DeadLetter]:
+def read_chain(db: SqlDatabase, letter: DeadLetter) -> list[DeadLetter]:
+    """The parked events of `letter`'s aggregate from its head on, in position order."""
     with db.transaction(write=False) as tx:
         return dead_letters.chain(tx, letter)
 

@@ -236,7 +236,7 @@ class StackProjector:
             if self._stores is None:
                 settings = self.settings.model_copy(update={"group_commit": False})
                 self._stores = build_services(settings)
-            service = {s.name: s for s in self._stores.all()}[context]
+            service = self._stores[context]
         return catch_up(
             envelope_source(service.recorder),
             context,

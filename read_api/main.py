@@ -6,6 +6,7 @@ import uvicorn
 
 from contexts.settings import load_settings
 from read_api.stores import ReadStoresMisconfigured, read_stores_mode
+from readmodels.sql import READ_DATABASE
 
 
 def main() -> None:
@@ -16,7 +17,7 @@ def main() -> None:
         sys.exit(f"strata-read-api: invalid settings: {error}")
     base = f"http://{settings.host}:{settings.read_api_port}"
     where = (
-        (settings.data_dir / "read.sqlite").resolve()
+        (settings.data_dir / READ_DATABASE).resolve()
         if mode == "embedded"
         else "Redis and PostgreSQL"
     )

@@ -67,7 +67,3 @@ DAILY_SALES = ReadModel(
 DOCUMENT_MODELS = (USER_PROFILES, USER_STATS, TOP_SPENDERS)
 TABLE_MODELS = (USERS_DIRECTORY, ORDERS, DAILY_SALES)
 ALL = DOCUMENT_MODELS + TABLE_MODELS
-
-
-def find_read_model(name: str) -> ReadModel | None:
-    return next((model for model in ALL if model.name == name), None)

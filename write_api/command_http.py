@@ -133,8 +133,7 @@ async def command_headers(
     causation_id: Annotated[str | None, Header(alias="X-Causation-Id")] = None,
 ) -> CommandHeaders:
     # Header() gives the first field line only; a list may be split over several.
-    lines = request.headers.getlist("if-match")
-    expected = None if if_match is None else expected_versions(lines)
+    expected = None if if_match is None else expected_versions(request.headers.getlist("if-match"))
     headers = CommandHeaders(idempotency_key, expected, correlation_id, causation_id)
     set_correlation_id(headers.correlation_id)
     return headers

@@ -13,7 +13,7 @@ from read_api.stores.redis_models import RedisKeyValue
 from read_api.stores.relational import RelationalTables
 from read_api.stores.sql_documents import SqlDocuments
 from read_api.stores.version_cache import ActiveVersions
-from readmodels.catalog import DOCUMENT_MODELS, ReadModel
+from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SQLiteDatabase
 
@@ -30,8 +30,8 @@ class ReadStores:
 
     def positions(self, projections: Iterable[ReadModel]) -> Positions:
         chosen = list(projections)
-        key_value = [p for p in chosen if p in DOCUMENT_MODELS]
-        relational = [p for p in chosen if p not in DOCUMENT_MODELS]
+        key_value = [p for p in chosen if p.shape == "documents"]
+        relational = [p for p in chosen if p.shape == "tables"]
         positions = dict(self.key_value.positions(key_value)) if key_value else {}
         if relational:
             positions.update(self.relational.positions(relational))

@@ -52,8 +52,11 @@ class JsonBodies:
             await problem(request, UNSUPPORTED_MEDIA_TYPE, detail)(scope, receive, send)
             return
         too_large = f"a request body may hold at most {self.max_bytes} bytes"
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await problem(request, CONTENT_TOO_LARGE, too_large)(scope, receive, send)
+        if not chunked:  # the server reads exactly the declared length: check it, stream it
+            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+                await problem(request, CONTENT_TOO_LARGE, too_large)(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         try:
             body = await self._read(receive)
