@@ -19,6 +19,12 @@ FORBIDDEN_IN_TEXT = re.compile(
 )
 
 
+CANONICAL_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+"""An id as the APIs take it: the hyphenated 36-character form, in either case."""
+
+
 def text_problem(value: str) -> str | None:
     """Why `value` breaks the text rule, naming the first offending character (None if it holds)."""
     found = FORBIDDEN_IN_TEXT.search(value)

@@ -23,7 +23,7 @@ from contexts.settings import CONTEXTS, Settings
 from domain.errors import InvalidValue
 from domain.orders.order import OrderStatus
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
-from domain.values import bounded_text, country_code, currency_code, plain_text
+from domain.values import CANONICAL_UUID, bounded_text, country_code, currency_code, plain_text
 from read_api.problems import InvalidParameter
 
 DEFAULT_LIMIT = 50
@@ -33,7 +33,6 @@ MAX_CODE_LENGTH = 10
 
 INTEGER = re.compile(r"[0-9]{1,9}")
 SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
-CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 INSTANT = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})"

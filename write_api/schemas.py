@@ -1,7 +1,6 @@
 """Request and response bodies, strict about every input: unknown fields are refused, text
 follows the one text rule, numbers and ids have one spelling each, money is a decimal string."""
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +22,13 @@ from pydantic_core import PydanticCustomError
 from domain.errors import InvalidValue
 from domain.orders.order import MAX_QUANTITY, MAX_REASON_LENGTH, MAX_SKU_LENGTH, MIN_QUANTITY
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
-from domain.values import country_code, currency_code, normalized_email, text_problem
+from domain.values import (
+    CANONICAL_UUID,
+    country_code,
+    currency_code,
+    normalized_email,
+    text_problem,
+)
 
 
 def _domain_check(check: Callable[[str], str]) -> AfterValidator:
@@ -91,14 +96,11 @@ UnitPrice = PlainText[
 Quantity = Annotated[int, Strict(), Field(ge=MIN_QUANTITY, le=MAX_QUANTITY)]
 """A JSON integer: not a string, a boolean or a number with a fraction or exponent (1.0, 1e3)."""
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_CANONICAL_UUID = re.compile(UUID_PATTERN)
-
 
 def _canonical_uuid_text(value: object) -> object:
     """Only the hyphenated 36-character form: pydantic's UUID would also take braces, a `urn:`
     prefix or no hyphens, spellings this API never gives out."""
-    if not isinstance(value, str) or _CANONICAL_UUID.fullmatch(value) is None:
+    if not isinstance(value, str) or CANONICAL_UUID.fullmatch(value) is None:
         raise PydanticCustomError(
             "uuid_format",
             "must be a UUID string in its hyphenated form of 36 characters,"
@@ -110,7 +112,7 @@ def _canonical_uuid_text(value: object) -> object:
 Id = Annotated[
     UUID,
     BeforeValidator(_canonical_uuid_text),
-    WithJsonSchema({"type": "string", "format": "uuid", "pattern": UUID_PATTERN}),
+    WithJsonSchema({"type": "string", "format": "uuid", "pattern": CANONICAL_UUID.pattern}),
 ]
 """An aggregate id, in a body or a path."""
 
