@@ -21,6 +21,7 @@ from contexts.settings import Settings
 from eventlog.jetstream import ContextStream
 from eventlog.relay import relay_headers
 from eventlog.stores import build_services
+from projections.models import all_projections
 from projections.targets import stack_targets
 from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
@@ -147,19 +148,25 @@ def test_the_projector_applies_published_events_reports_them_and_stops_on_sigter
             assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
 
             _publish(stack, scenario)
-            orders_total = len(scenario.envelopes("orders"))
+            # Every projection, not one: SIGTERM finishes the batches in hand, not the stream.
+            wanted = {
+                (projection.name, context): len(scenario.envelopes(context))
+                for projection in all_projections()
+                for context in projection.contexts
+            }
             deadline = time.monotonic() + 30
             while True:
                 text = httpx.get(f"{base}/metrics").text
                 try:
-                    done = (
+                    done = all(
                         _metric(
                             text,
                             "strata_projection_events_applied_total",
-                            projection="daily_sales",
-                            context="orders",
+                            projection=name,
+                            context=context,
                         )
-                        == orders_total
+                        == total
+                        for (name, context), total in wanted.items()
                     )
                 except AssertionError:
                     done = False
