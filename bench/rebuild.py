@@ -55,8 +55,9 @@ from contexts.settings import Settings
 from domain.orders.order import Order
 from domain.ports import EventMetadata, SideRecords
 from domain.users.profile import UserProfile
+from eventlog.envelope import envelope_source
 from eventlog.stores import build_services
-from projections.catchup import envelope_source, project_log
+from projections.catchup import project_log
 from projections.targets import find_projection, following_targets
 from readmodels.sql import PostgresDatabase
 

@@ -1,28 +1,20 @@
 """The orders context: orders, their commands at /orders.
 
-Creating an order asks the users context whether the user exists and is active, in-process
-through its application (`peers`), looked up when the command runs.
+Creating an order needs to know that the user exists and is active. Orders never asks users:
+it keeps a replica of that, fed by the users' events (`domain.orders.known_users`).
 """
 
-from contexts.registry import BoundedContext, Peers
+from contexts.registry import BoundedContext
+from domain.orders.known_users import USERS, user_state_after
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
-from domain.users.service import UsersService
+from eventlog.replicas import Replica
 from write_api.orders import router
-
-
-def build_orders(env: dict[str, str], *, snapshot_interval: int, peers: Peers) -> OrdersService:
-    return OrdersService(
-        env=env,
-        user_is_active=lambda user_id: peers.application(UsersService).is_active_user(user_id),
-        snapshot_interval=snapshot_interval,
-    )
-
 
 ORDERS = BoundedContext(
     name="orders",
     application=OrdersService,
     aggregates=(Order,),
     router=router,
-    build=build_orders,
+    replicas=(Replica(USERS, user_state_after),),
 )

@@ -9,17 +9,15 @@ its aggregates and their events, and the router of its command endpoints. A regi
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Transcoding
 from fastapi import APIRouter
 
 from domain.service import CommandService
+from eventlog.replicas import Replica
 from runtime.settings import database_url_field
-
-S = TypeVar("S", bound=CommandService)
 
 NAME = re.compile(r"^[a-z][a-z0-9]*$")
 RESERVED_NAMES = frozenset({"read"})
@@ -31,41 +29,18 @@ def sqlite_file(context: str) -> str:
     return f"{context}.sqlite"
 
 
-class Peers(Protocol):
-    """The other contexts' applications, for a context that asks one of them in-process."""
-
-    def application(self, kind: type[S]) -> S: ...
-
-
-class ApplicationFactory(Protocol):
-    """Builds a context's application on its event-store environment."""
-
-    def __call__(
-        self, env: dict[str, str], *, snapshot_interval: int, peers: Peers
-    ) -> CommandService: ...
-
-
-def _application_alone(kind: type[CommandService]) -> ApplicationFactory:
-    def build(env: dict[str, str], *, snapshot_interval: int, peers: Peers) -> CommandService:
-        return kind(env=env, snapshot_interval=snapshot_interval)
-
-    return build
-
-
 @dataclass(frozen=True)
 class BoundedContext:
     """One context, declared once.
 
-    `build` defaults to the application class on its store alone; a context that asks another
-    one gives a factory wiring it through `peers` (looked up when a command runs, so a store
-    opened for reading only needs no peers).
+    `replicas` are what it keeps of other contexts, fed by their events (it never asks them).
     """
 
     name: str
     application: type[CommandService]
     aggregates: tuple[type[Aggregate], ...]
     router: APIRouter
-    build: ApplicationFactory | None = field(default=None, compare=False)
+    replicas: tuple[Replica, ...] = ()
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name) or self.name in RESERVED_NAMES:
@@ -77,10 +52,8 @@ class BoundedContext:
             )
         if not self.aggregates:
             raise ValueError(f"context {self.name!r} declares no aggregate")
-
-    @property
-    def factory(self) -> ApplicationFactory:
-        return self.build or _application_alone(self.application)
+        if any(replica.upstream == self.name for replica in self.replicas):
+            raise ValueError(f"context {self.name!r} cannot follow itself")
 
     @property
     def settings_field(self) -> str:
@@ -138,6 +111,10 @@ class Registry:
     def with_(self, *extra: BoundedContext) -> "Registry":
         """A new registry: these contexts and the extra ones."""
         return Registry(*self, *extra)
+
+    def only(self, *names: str) -> "Registry":
+        """A new registry of the named contexts (a process serving some of them)."""
+        return Registry(*(self[name] for name in names))
 
     def __iter__(self) -> Iterator[BoundedContext]:
         return iter(self._contexts.values())

@@ -15,9 +15,11 @@ else:
     Settings = settings_model(REGISTRY.names)
 
 
-def load_settings(prog: str) -> CommonSettings:
-    """The registered contexts' settings from the environment, or exit with one line."""
-    return runtime_settings.load_settings(prog, Settings)
+def load_settings(prog: str, contexts: tuple[str, ...] | None = None) -> CommonSettings:
+    """The settings of the registered contexts (or of those named: a process serving some of
+    them needs only their event stores) from the environment, or exit with one line."""
+    model = Settings if contexts is None else settings_model(contexts)
+    return runtime_settings.load_settings(prog, model)
 
 
 __all__ = ["CONTEXTS", "Mode", "Settings", "load_settings"]

@@ -35,3 +35,7 @@ class IdempotencyKeyReused(DomainError):
 
 class TooMuchContention(DomainError):
     """A command kept losing optimistic-concurrency races and gave up."""
+
+
+class UnknownReference(DomainError):
+    """A command names an aggregate of another context that this context has not heard of."""

@@ -4,7 +4,7 @@ The event store's recorder (in the backbone) implements :class:`SideRecordStore`
 root may replace the default committer with a group committer.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -92,3 +92,9 @@ class SideRecordStore(Protocol):
     def version_at(self, originator_id: UUID, timestamp: datetime) -> int | None: ...
 
     def metadata_of(self, originator_id: UUID, originator_version: int) -> EventMetadata | None: ...
+
+
+class ReplicaReader(Protocol):
+    """A context's local copy of what it needs of another context's aggregates."""
+
+    def replica_state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None: ...

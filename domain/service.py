@@ -14,7 +14,7 @@ snapshots it, so "state as of T" folds at most one interval of events (`state_at
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar, cast
@@ -47,6 +47,7 @@ from domain.ports import (
     Committer,
     EventMetadata,
     IdempotencyRecord,
+    ReplicaReader,
     SideRecords,
     SideRecordStore,
     UnitOfWork,
@@ -159,6 +160,8 @@ class CommandService(Application[UUID]):
         self.commit_listeners: list[Callable[[str], None]] = []
         """Called with the service's name after each commit (e.g. to wake a log tailer)."""
         self._aggregate_locks = KeyedLocks()
+        self.replica_refreshers: dict[str, Callable[[], object]] = {}
+        """Per followed context whose log this process can read: catch its replica up."""
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -176,6 +179,14 @@ class CommandService(Application[UUID]):
     @property
     def side_records(self) -> SideRecordStore:
         return cast(SideRecordStore, self.recorder)
+
+    def replica_state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None:
+        """What this context's replica knows of another context's aggregate, first caught up if
+        this process can read the upstream's log; else as the replica's feed has brought it."""
+        refresh = self.replica_refreshers.get(upstream)
+        if refresh is not None:
+            refresh()
+        return cast(ReplicaReader, self.recorder).replica_state(upstream, aggregate_id)
 
     def state_at(
         self,

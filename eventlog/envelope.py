@@ -16,7 +16,7 @@ import json
 import zlib
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 PARTITIONS = 16
@@ -137,3 +137,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+@runtime_checkable
+class EnvelopeSource(Protocol):
+    """An event store's log read as envelopes (the recorders of `eventlog.postgres_recorder` and
+    `eventlog.sqlite_recorder`)."""
+
+    def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]: ...
+
+
+def envelope_source(recorder: Any) -> EnvelopeSource:
+    """The recorder of an application built by eventlog.stores, as an EnvelopeSource."""
+    if not isinstance(recorder, EnvelopeSource):
+        raise TypeError(f"{type(recorder).__name__} cannot read envelopes")
+    return recorder

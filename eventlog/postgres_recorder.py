@@ -8,11 +8,13 @@ order equals position order and no tailer can skip a late commit). Side records 
 - ``*_event_metadata``: each event's timestamp, indexed as (aggregate id, timestamp) -> version
   for point-in-time replay, and the correlation and causation ids of the command behind it.
 
+Beside them are the tables of the context's replicas of other contexts (`eventlog.replicas`).
+
 On PostgreSQL the library's snapshots table (``*_snapshots``) is created with them, under the same
 advisory lock, so replicas starting together on a fresh database cannot collide creating it.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, LiteralString
 from uuid import UUID
@@ -29,6 +31,8 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
 from eventlog.envelope import EventEnvelope, envelope_from_row
+from eventlog.postgres_replicas import PostgresReplicas
+from eventlog.replicas import ReplicaChange, ReplicaCheckpoint
 
 
 def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
@@ -54,17 +58,22 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         self._claims = Identifier(f"{prefix}_claims")
         self._event_metadata = Identifier(f"{prefix}_event_metadata")
         self._event_metadata_index = Identifier(f"{prefix}_event_metadata_by_time")
+        self._replicas = PostgresReplicas(datastore, prefix)
         self._side_relations = [
-            f"{prefix}_{suffix}"
-            for suffix in (
-                "idempotency",
-                "claims",
-                "event_metadata",
-                "event_metadata_by_time",
-                "snapshots",
-            )
+            *(
+                f"{prefix}_{suffix}"
+                for suffix in (
+                    "idempotency",
+                    "claims",
+                    "event_metadata",
+                    "event_metadata_by_time",
+                    "snapshots",
+                )
+            ),
+            *self._replicas.relations,
         ]
         self.sql_create_statements.extend(self._side_table_statements())
+        self.sql_create_statements.extend(self._replicas.create_statements)
         self.sql_create_statements.append(_snapshots_table_statement(datastore, prefix))
         self._insert_rows_statement = SQL(
             "INSERT INTO {}.{} (originator_id, originator_version, topic, state)"
@@ -315,3 +324,14 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
             [originator_id, timestamp],
         )
         return None if row is None else row["originator_version"]
+
+    def apply_replica_changes(
+        self, upstream: str, changes: Sequence[ReplicaChange], checkpoint: ReplicaCheckpoint
+    ) -> None:
+        self._replicas.apply(upstream, changes, checkpoint)
+
+    def replica_checkpoint(self, upstream: str) -> ReplicaCheckpoint:
+        return self._replicas.checkpoint(upstream)
+
+    def replica_state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None:
+        return self._replicas.state(upstream, aggregate_id)

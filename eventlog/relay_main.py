@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from contexts.cli import registered_context, run
 from contexts.registered import REGISTRY
 from contexts.settings import Settings, load_settings
 from eventlog.jetstream import connect, context_stream, ensure_stream
@@ -181,22 +182,15 @@ async def _serve_connected(
     return 0
 
 
-def _load_settings() -> Settings:
-    settings = load_settings(PROG)
+def _load_settings(context: str) -> Settings:
+    settings = load_settings(PROG, (context,))
     if settings.mode != "stack":
-        variables = " and ".join(context.database_url_variable for context in REGISTRY)
-        sys.exit(f"{PROG}: the relay needs the stack mode: set {variables}")
+        variable = REGISTRY[context].database_url_variable
+        sys.exit(f"{PROG}: the relay needs the stack mode: set {variable}")
     return settings
 
 
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-def _registered_context(name: str) -> str:
-    if name not in REGISTRY:
-        known = ", ".join(repr(known) for known in REGISTRY.names)
-        raise typer.BadParameter(f"{name!r} is not one of {known}.")
-    return name
 
 
 @cli.command()
@@ -205,26 +199,18 @@ def relay(
         str,
         typer.Option(
             help="The context whose event store's events to publish: " + ", ".join(REGISTRY.names),
-            callback=_registered_context,
+            callback=registered_context,
         ),
     ],
 ) -> None:
     """Publish one event store's events to its JetStream stream, once each and in order."""
-    settings = _load_settings()
+    settings = _load_settings(context)
     configure_logging(settings.log_level)
     sys.exit(asyncio.run(serve(settings, context)))
 
 
 def main(argv: list[str] | None = None) -> None:
-    command = typer.main.get_command(cli)
-    try:
-        code = command.main(args=argv, prog_name=PROG, standalone_mode=False)
-    except typer.TyperException as error:  # bad arguments: exit code 2
-        print(f"{PROG}: {' '.join(error.format_message().split())}", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    run(cli, PROG, argv)
 
 
 if __name__ == "__main__":

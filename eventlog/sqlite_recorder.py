@@ -1,9 +1,10 @@
 """The embedded default's event-store recorder: SQLite, with the side records of
 `eventlog.postgres_recorder` (idempotency, claims, event metadata) written in the transaction
-of the events. Timestamps are integer microseconds since the epoch (SQLite has no timestamp).
+of the events, and the context's replicas of other contexts (`eventlog.sqlite_replicas`).
+Timestamps are integer microseconds since the epoch (SQLite has no timestamp).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,9 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
 from eventlog.envelope import EventEnvelope, envelope_from_row
+from eventlog.replicas import ReplicaChange, ReplicaCheckpoint
+from eventlog.sqlite_replicas import CREATE_STATEMENTS as REPLICA_TABLES
+from eventlog.sqlite_replicas import SQLiteReplicas
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -27,6 +31,7 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
         self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name)
+        self._replicas = SQLiteReplicas(datastore)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -43,6 +48,7 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
             " PRIMARY KEY (originator_id, originator_version))",
             "CREATE INDEX IF NOT EXISTS event_metadata_by_time"
             " ON event_metadata (originator_id, timestamp_us, originator_version)",
+            *REPLICA_TABLES,
         ]
 
     def _insert_events(
@@ -169,3 +175,14 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
             [originator_id.hex, _microseconds(timestamp)],
         )
         return None if row is None else row["originator_version"]
+
+    def apply_replica_changes(
+        self, upstream: str, changes: Sequence[ReplicaChange], checkpoint: ReplicaCheckpoint
+    ) -> None:
+        self._replicas.apply(upstream, changes, checkpoint)
+
+    def replica_checkpoint(self, upstream: str) -> ReplicaCheckpoint:
+        return self._replicas.checkpoint(upstream)
+
+    def replica_state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None:
+        return self._replicas.state(upstream, aggregate_id)

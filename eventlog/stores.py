@@ -1,8 +1,9 @@
-"""Builds each context's event-sourced application on the store its settings select."""
+"""Builds each context's event-sourced application on the store its settings select, and wires
+the replicas whose upstream's log the process can read (`eventlog.replica_feeds.StoreTail`)."""
 
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -10,14 +11,17 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry, sqlite_file
 from contexts.settings import Settings
 from domain.service import CommandService
+from eventlog.envelope import envelope_source
 from eventlog.group_commit import GroupCommitter
+from eventlog.replica_feeds import ReplicaFeed, StoreTail
+from eventlog.replicas import Replica, ReplicaStore
 
 S = TypeVar("S", bound=CommandService)
 
 
 def event_store_env(settings: Settings, app_name: str) -> dict[str, str]:
     """The `eventsourcing` environment of one application, every key prefixed with its name."""
-    url = settings.database_url(app_name)
+    url = settings.database_urls().get(app_name)
     env = _postgres_env(settings, url) if url else _sqlite_env(settings, app_name)
     env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size or "")
     env["CREATE_TABLE"] = "y"
@@ -60,10 +64,12 @@ def _sqlite_env(settings: Settings, app_name: str) -> dict[str, str]:
 
 
 class Services:
-    """The applications of the registered contexts, by name; also their `Peers`."""
+    """The applications of the contexts a process serves, by name, and the feeds of their
+    replicas (those built here read the upstream's log; a composition root may add others)."""
 
     def __init__(self, applications: MutableMapping[str, CommandService]) -> None:
         self._by_name = applications
+        self.feeds: list[ReplicaFeed] = []
 
     def all(self) -> tuple[CommandService, ...]:
         return tuple(self._by_name.values())
@@ -92,14 +98,14 @@ class Services:
 
 
 def build_services(settings: Settings, registry: Registry = REGISTRY) -> Services:
-    applications: dict[str, CommandService] = {}
-    services = Services(applications)  # the peers of each: looked up when a command runs
+    services = Services(
+        {context.name: _application(settings, context.name, registry) for context in registry}
+    )
     for context in registry:
-        applications[context.name] = context.factory(
-            event_store_env(settings, context.name),
-            snapshot_interval=settings.snapshot_interval,
-            peers=services,
-        )
+        for replica in context.replicas:
+            if replica.upstream in registry:
+                upstream = services[replica.upstream]
+                services.feeds.append(follow_log(services[context.name], replica, upstream))
     if settings.group_commit:
         for service in services.all():
             committer = GroupCommitter(service, max_batch=settings.group_commit_max_batch)
@@ -107,22 +113,26 @@ def build_services(settings: Settings, registry: Registry = REGISTRY) -> Service
     return services
 
 
-class _CommandsRefused:
-    """The peers of a store opened for reading: a command that needs another context fails."""
+def _application(settings: Settings, context: str, registry: Registry) -> CommandService:
+    return registry[context].application(
+        env=event_store_env(settings, context), snapshot_interval=settings.snapshot_interval
+    )
 
-    def application(self, kind: type[S]) -> S:
-        raise RuntimeError(f"this store was opened for reading; it cannot ask {kind.name}")
+
+def follow_log(follower: CommandService, replica: Replica, upstream: CommandService) -> StoreTail:
+    """Feed the follower's replica from the upstream's log, caught up at every lookup."""
+    tail = StoreTail(
+        follower.name,
+        replica,
+        cast(ReplicaStore, follower.recorder),
+        envelope_source(upstream.recorder),
+    )
+    follower.replica_refreshers[replica.upstream] = tail.catch_up
+    return tail
 
 
 def open_store_for_reading(
     settings: Settings, context: str, registry: Registry = REGISTRY
 ) -> CommandService:
-    """One context's application alone, for tools that only read its store (e.g. `replay`).
-
-    Without the other contexts, commands that need them are refused.
-    """
-    return registry[context].factory(
-        event_store_env(settings, context),
-        snapshot_interval=settings.snapshot_interval,
-        peers=_CommandsRefused(),
-    )
+    """One context's application alone, for tools that read its store (e.g. `replay`)."""
+    return _application(settings, context, registry)

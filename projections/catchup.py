@@ -6,28 +6,12 @@ log (the "rebuild equals live" oracle).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
 
-from eventlog.envelope import EventEnvelope
+from eventlog.envelope import EnvelopeSource
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message
 
 DEFAULT_PAGE_SIZE = 500
-
-
-@runtime_checkable
-class EnvelopeSource(Protocol):
-    """An event store's log read as envelopes (the recorders of `eventlog.postgres_recorder` and
-    `eventlog.sqlite_recorder`)."""
-
-    def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]: ...
-
-
-def envelope_source(recorder: Any) -> EnvelopeSource:
-    """The recorder of an application built by eventlog.stores, as an EnvelopeSource."""
-    if not isinstance(recorder, EnvelopeSource):
-        raise TypeError(f"{type(recorder).__name__} cannot read envelopes")
-    return recorder
 
 
 def catch_up(

@@ -16,21 +16,21 @@ Wiring (the write API's lifespan)::
 """
 
 import logging
-import threading
 from collections.abc import Sequence
 
 from contexts.settings import Settings
+from eventlog.envelope import EnvelopeSource, envelope_source
 from eventlog.stores import Services
 from projections.admin import DeadLetterAdmin
-from projections.catchup import EnvelopeSource, catch_up, envelope_source
+from projections.catchup import catch_up
 from projections.engine import Engine, RetryPolicy, Target
 from projections.targets import following_targets
 from readmodels.sql import READ_DATABASE, SQLiteDatabase
+from runtime.polling import PollingThread
 
 logger = logging.getLogger("strata.projections.embedded")
 
 POLL_INTERVAL = 0.2
-MAX_ERROR_PAUSE = 5.0
 
 
 class Tailer:
@@ -49,34 +49,21 @@ class Tailer:
         self._source = source
         self._engines = list(engines)
         self._page_size = page_size
-        self._poll_interval = poll_interval
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"fanout-{context}", daemon=True)
+        self._thread = PollingThread(
+            f"fanout-{context}", self._catch_up, interval=poll_interval, log=logger
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._thread.wake()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self._thread.join(timeout)
+    def stop(self) -> None:
+        self._thread.stop()
 
-    def _run(self) -> None:
-        pause = self._poll_interval
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                catch_up(self._source, self.context, self._engines, page_size=self._page_size)
-            except Exception:
-                logger.exception("fan-out of %s failed; retrying", self.context)
-                pause = min(MAX_ERROR_PAUSE, pause * 2)
-            else:
-                pause = self._poll_interval
-            self._wake.wait(pause)
+    def _catch_up(self) -> None:
+        catch_up(self._source, self.context, self._engines, page_size=self._page_size)
 
 
 class EmbeddedFanout:

@@ -11,8 +11,8 @@ import psycopg
 from redis import Redis
 
 from contexts.settings import Settings
+from eventlog.envelope import EnvelopeSource, envelope_source
 from eventlog.stores import build_services
-from projections.catchup import EnvelopeSource, envelope_source
 from projections.engine import Target
 from projections.model import Projection
 from projections.rebuild_reports import Busy

@@ -23,11 +23,11 @@ from psycopg.conninfo import conninfo_to_dict
 from redis import Redis
 
 from contexts.settings import CONTEXTS, Settings
-from eventlog.envelope import EventEnvelope
+from eventlog.envelope import EventEnvelope, envelope_source
 from eventlog.jetstream import connect, context_stream, ensure_stream, last_message
 from eventlog.stores import Services, build_services
 from projections import dead_letters
-from projections.catchup import catch_up, envelope_source
+from projections.catchup import catch_up
 from projections.consumers import ConsumerOptions, ConsumerRunner
 from projections.engine import Engine, RetryPolicy, Target
 from projections.leader import LeaderLock

@@ -128,6 +128,13 @@ class CommonSettings(BaseSettings):
     read_wait_max_seconds: float = Field(
         10.0, ge=0, le=60, description="Read-your-writes: the most seconds a read may wait."
     )
+    replica_wait_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="A command's `position` of another context: the most seconds it waits for"
+        " this service's replica of that context to reach it.",
+    )
     read_cursor_secret: SecretStr = Field(
         SecretStr("strata-dev-cursor-key"),
         description="Key signing the read API's page cursors; every replica needs the same one.",

@@ -1,11 +1,22 @@
-"""The write API's composition root: settings -> event stores -> services -> FastAPI app."""
+"""The write API's composition root: settings -> event stores -> services -> FastAPI app.
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+One process serves every registered context, or the one named by `--context`
+(`STRATA_WRITE_CONTEXT`, how the option reaches uvicorn's worker processes).
+"""
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
@@ -17,9 +28,13 @@ from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
 from runtime.logs import configure as configure_logging
+from runtime.settings import settings_model
 from write_api.command_http import run_blocking
 from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
 from write_api.problems import install_problem_handlers
+from write_api.replica_feeds import ReplicaCollector, running_feeds
+
+SERVED_CONTEXT = "STRATA_WRITE_CONTEXT"
 
 DESCRIPTION = """Commands on user profiles and orders. Every command appends events to the
 context's event store and answers `{id, version, position}`. Errors are RFC 9457
@@ -37,9 +52,12 @@ def create_app(
     extensions: Sequence[Extension] = (),
     contexts: Registry = REGISTRY,
 ) -> FastAPI:
-    """The write API of the registered contexts: each one's store, application and commands."""
+    """The write API of these contexts: each one's store, application and commands."""
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
-        settings = Settings()
+        served = os.environ.get(SERVED_CONTEXT)
+        if served:
+            contexts = contexts.only(served)
+        settings = settings_model(contexts.names)()
         configure_logging(settings.log_level)
 
     registry = CollectorRegistry()
@@ -48,19 +66,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings, contexts)
         app.state.services = services
+        app.state.settings = settings
         app.state.runner = Runner(settings.worker_threads, settings.request_timeout)
-        committers = {
-            s.name: s.committer for s in services.all() if isinstance(s.committer, GroupCommitter)
-        }
-        collector = GroupCommitCollector(committers)
-        registry.register(collector)
         try:
             async with AsyncExitStack() as running:
+                feeds = await running.enter_async_context(
+                    running_feeds(settings, services, contexts)
+                )
+                app.state.replica_feeds = feeds
+                running.enter_context(_registered(registry, _committers_collector(services)))
+                running.enter_context(_registered(registry, ReplicaCollector(feeds)))
                 for extension in extensions:
                     await running.enter_async_context(extension(app, services))
                 yield
         finally:
-            registry.unregister(collector)
             services.close()
 
     app = FastAPI(title="strata write API", description=DESCRIPTION, lifespan=lifespan)
@@ -91,3 +110,18 @@ def create_app(
         return {"status": "ready"}
 
     return app
+
+
+def _committers_collector(services: Services) -> GroupCommitCollector:
+    return GroupCommitCollector(
+        {s.name: s.committer for s in services.all() if isinstance(s.committer, GroupCommitter)}
+    )
+
+
+@contextmanager
+def _registered(registry: CollectorRegistry, collector: Collector) -> Iterator[None]:
+    registry.register(collector)
+    try:
+        yield
+    finally:
+        registry.unregister(collector)

@@ -1,15 +1,43 @@
-"""`strata-write-api`: start the write API with settings from the environment."""
+"""`strata-write-api [--context NAME]`: the write service of one context, or of all of them."""
 
+import os
+import sys
+from typing import Annotated
+
+import typer
 import uvicorn
 
+from contexts.cli import registered_context, run
+from contexts.registered import REGISTRY
 from contexts.settings import load_settings
+from write_api.app import SERVED_CONTEXT
+
+PROG = "strata-write-api"
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def main() -> None:
-    settings = load_settings("strata-write-api")
+@cli.command()
+def write_api(
+    context: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve this context only, on its own event store: "
+            + ", ".join(REGISTRY.names)
+            + ". Without it, every context is served.",
+            callback=registered_context,
+        ),
+    ] = None,
+) -> None:
+    """Serve commands: each one appends events to its context's event store."""
+    served = REGISTRY.names if context is None else (context,)
+    settings = load_settings(PROG, served)
+    os.environ[SERVED_CONTEXT] = context or ""
     base = f"http://{settings.host}:{settings.port}"
     where = settings.data_dir.resolve() if settings.mode == "embedded" else "PostgreSQL"
-    print(f"strata write API ({settings.mode} mode, event stores in {where})", flush=True)
+    print(
+        f"strata write API of {', '.join(served)} ({settings.mode} mode, event stores in {where})",
+        flush=True,
+    )
     print(f"  API:  {base}\n  docs: {base}/docs", flush=True)
     uvicorn.run(
         "write_api.app:create_app",
@@ -21,3 +49,8 @@ def main() -> None:
         log_config=None,  # the JSON log lines of runtime.logs, in every worker
         access_log=False,
     )
+    sys.exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(cli, PROG, argv)

@@ -1,13 +1,15 @@
 """Command endpoints of the orders context, and its command-side state."""
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from contexts.registry import Peers
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
 from write_api.as_of import AsOf
 from write_api.command_http import Headers, accepted, etag, run_blocking
+from write_api.replicas import AfterPosition, wait_for_replica
 from write_api.schemas import (
     Accepted,
     AddLine,
@@ -19,17 +21,26 @@ from write_api.schemas import (
     Sku,
 )
 
+if TYPE_CHECKING:  # the registry imports this router, and the stores import the registry
+    from eventlog.stores import Services
+
 router = APIRouter(prefix="/orders", tags=["orders"])
 CONTEXT = "orders"
 
 
 def orders(request: Request) -> OrdersService:
-    services: Peers = request.app.state.services
+    services: Services = request.app.state.services
     return services.application(OrdersService)
 
 
 @router.post("", status_code=201, response_model=Accepted)
-async def create_order(body: CreateOrder, request: Request, headers: Headers) -> JSONResponse:
+async def create_order(
+    body: CreateOrder, request: Request, headers: Headers, position: AfterPosition = None
+) -> JSONResponse:
+    """Open an order for an active user. Orders knows users from its own replica of their
+    events: a user registered a moment ago may not be in it yet (send the registration's
+    `position`, or retry after the 422)."""
+    await wait_for_replica(request, CONTEXT, position)
     ctx = headers.context(request, body)
     result = await run_blocking(
         request, lambda: orders(request).create_order(ctx, body.user_id, body.currency)

@@ -15,6 +15,7 @@ from domain.errors import (
     InvalidValue,
     NotFoundAtTime,
     StaleVersion,
+    UnknownReference,
     ValueTaken,
 )
 from runtime.http import problems as common
@@ -24,12 +25,15 @@ from runtime.http.problem_types import (
     INVALID_VALUE,
     NOT_FOUND,
     NOT_FOUND_AT_TIME,
+    POSITION_NOT_REACHED,
     RULE_VIOLATED,
+    UNKNOWN_REFERENCE,
     VALUE_TAKEN,
     VERSION_MISMATCH,
     ProblemType,
 )
-from runtime.http.problems import on_unavailable, problem
+from runtime.http.problems import RETRY_AFTER_SECONDS, on_unavailable, problem
+from write_api.replicas import ReplicaBehind
 
 log = logging.getLogger("strata.write_api")
 # Most specific first: the first matching class decides the problem type.
@@ -39,6 +43,7 @@ DOMAIN_PROBLEMS: Sequence[tuple[type[DomainError], ProblemType]] = (
     (StaleVersion, VERSION_MISMATCH),
     (IdempotencyKeyReused, IDEMPOTENCY_KEY_REUSED),
     (InvalidValue, INVALID_VALUE),
+    (UnknownReference, UNKNOWN_REFERENCE),
     (ValueTaken, VALUE_TAKEN),
     (DomainError, RULE_VIOLATED),
 )
@@ -56,8 +61,21 @@ async def _on_unavailable(request: Request, error: Exception) -> JSONResponse:
     return await on_unavailable(request, error)
 
 
+async def _on_replica_behind(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ReplicaBehind)
+    return problem(
+        request,
+        POSITION_NOT_REACHED,
+        str(error),
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+        position=error.wanted,
+        reached=error.reached,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     common.install_problem_handlers(app, log)
     app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(ReplicaBehind, _on_replica_behind)
     for unavailable in (ServiceUnavailable, OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(unavailable, _on_unavailable)

@@ -1,11 +1,10 @@
 """Command endpoints of the users context, and its command-side state."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from contexts.registry import Peers
 from domain.users.profile import UserProfile
 from domain.users.service import UsersService
 from write_api.as_of import AsOf
@@ -22,6 +21,9 @@ from write_api.schemas import (
     UserProfileState,
 )
 
+if TYPE_CHECKING:  # the registry imports this router, and the stores import the registry
+    from eventlog.stores import Services
+
 router = APIRouter(prefix="/users", tags=["users"])
 CONTEXT = "users"
 HobbyInPath = Annotated[
@@ -35,7 +37,7 @@ HobbyInPath = Annotated[
 
 
 def users(request: Request) -> UsersService:
-    services: Peers = request.app.state.services
+    services: Services = request.app.state.services
     return services.application(UsersService)
 
 

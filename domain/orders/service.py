@@ -1,45 +1,31 @@
 """The orders application: one method per command on orders."""
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import ClassVar
 from uuid import UUID
 
-from domain.errors import DomainError
+from domain.errors import DomainError, UnknownReference
+from domain.orders.known_users import USERS, is_active
 from domain.orders.order import Order
 from domain.orders.transcodings import OrderLineAsDict, OrderStatusAsStr
-from domain.service import (
-    DEFAULT_SNAPSHOT_INTERVAL,
-    CommandContext,
-    CommandResult,
-    CommandService,
-    Decision,
-)
-
-UserIsActive = Callable[[UUID], bool | None]
-"""Answers True/False for an existing user, None for an unknown one."""
+from domain.service import CommandContext, CommandResult, CommandService, Decision
 
 
 class OrdersService(CommandService):
+    """Orders ask no other context: what they need of users is in their own replica."""
+
     name: ClassVar[str] = "orders"  # type: ignore[misc]
     transcodings = (OrderStatusAsStr(), OrderLineAsDict())
 
-    def __init__(
-        self,
-        env: dict[str, str] | None = None,
-        *,
-        user_is_active: UserIsActive,
-        snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
-    ) -> None:
-        super().__init__(env, snapshot_interval=snapshot_interval)
-        self._user_is_active = user_is_active
-
     def create_order(self, ctx: CommandContext, user_id: UUID, currency: str) -> CommandResult:
         def decide() -> Decision:
-            active = self._user_is_active(user_id)
-            if active is None:
-                raise DomainError(f"no user with id {user_id}")
-            if not active:
+            user = self.replica_state(USERS, user_id)
+            if user is None:
+                raise UnknownReference(
+                    f"orders has not heard of a user with id {user_id}: users reach orders"
+                    " through their events, a moment after they register"
+                )
+            if not is_active(user):
                 raise DomainError(f"user {user_id} is deactivated and cannot order")
             return Decision(Order.create(user_id, currency))
 

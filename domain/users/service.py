@@ -3,7 +3,6 @@
 from typing import ClassVar
 from uuid import UUID
 
-from domain.errors import AggregateNotFound
 from domain.ports import Claim
 from domain.service import ClaimChanges, CommandContext, CommandResult, CommandService, Decision
 from domain.users.profile import UserProfile
@@ -61,10 +60,3 @@ class UsersService(CommandService):
 
     def profile(self, user_id: UUID) -> UserProfile:
         return self.load(UserProfile, user_id)
-
-    def is_active_user(self, user_id: UUID) -> bool | None:
-        """True or False for an existing profile, None if there is none."""
-        try:
-            return self.profile(user_id).active
-        except AggregateNotFound:
-            return None

@@ -135,6 +135,13 @@ INVALID_VALUE = ProblemType(
     "a value the domain refuses that passed the field checks",
     _is_command,
 )
+UNKNOWN_REFERENCE = ProblemType(
+    422,
+    "unknown-reference",
+    "a command names another context's aggregate this service has not heard of, e.g. an order"
+    " for a user registered a moment ago (send that command's `position`)",
+    lambda operation: _is_command(operation) and operation.takes("query", "position"),
+)
 IDEMPOTENCY_KEY_REUSED = ProblemType(
     422,
     "idempotency-key-reused",
@@ -157,8 +164,9 @@ NOT_READY = ProblemType(
 POSITION_NOT_REACHED = ProblemType(
     503,
     "position-not-reached",
-    "read API `position`: the read models did not reach it within `wait` seconds"
-    " (`Retry-After`; `position` and `reached` in the body)",
+    "`position`: the read models did not reach it within `wait` seconds, or a command's service"
+    " had not taken it in within `STRATA_REPLICA_WAIT_SECONDS` (`Retry-After`; `position` and"
+    " `reached` in the body)",
     _query("position"),
     schema="PositionProblem",
     retry_after=True,
@@ -176,6 +184,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION_ERROR,
     INVALID_VALUE,
+    UNKNOWN_REFERENCE,
     IDEMPOTENCY_KEY_REUSED,
     INTERNAL_ERROR,
     SERVICE_UNAVAILABLE,

@@ -21,9 +21,10 @@ from redis import Redis
 from contexts.settings import CONTEXTS, Settings
 from domain.errors import DomainError
 from domain.service import CommandContext
+from eventlog.envelope import envelope_source
 from eventlog.jetstream import ContextStream
 from eventlog.stores import Services, build_services
-from projections.catchup import envelope_source, project_log
+from projections.catchup import project_log
 from projections.engine import Target
 from projections.targets import stack_targets
 from readmodels.keys import RedisLayout

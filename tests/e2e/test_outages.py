@@ -34,8 +34,9 @@ import pytest
 from redis import Redis
 
 from contexts.settings import CONTEXTS, Settings
+from eventlog.envelope import envelope_source
 from eventlog.stores import build_services
-from projections.catchup import envelope_source, project_log
+from projections.catchup import project_log
 from projections.engine import Target
 from projections.model import OpsProjection
 from projections.models import all_projections

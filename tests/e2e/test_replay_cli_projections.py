@@ -17,9 +17,10 @@ from redis import Redis
 
 from contexts.settings import Settings
 from domain.service import CommandContext
+from eventlog.envelope import envelope_source
 from eventlog.stores import Services, build_services
 from projections import dead_letters
-from projections.catchup import envelope_source, project_log
+from projections.catchup import project_log
 from projections.embedded import start_embedded_fanout
 from projections.model import Message, Park
 from projections.targets import following_targets, target_at

@@ -9,10 +9,11 @@ import pytest
 
 from contexts.settings import Settings
 from domain.service import CommandContext
+from eventlog.envelope import envelope_source
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.admin import open_admin
-from projections.catchup import envelope_source, project_log
+from projections.catchup import project_log
 from projections.embedded import EmbeddedFanout, start_embedded_fanout
 from projections.model import Message, Park
 from projections.targets import sql_targets

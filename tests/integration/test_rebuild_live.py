@@ -17,8 +17,8 @@ from redis import Redis
 from contexts.settings import Settings
 from domain.service import CommandContext
 from embedded.app import create_app
+from eventlog.envelope import envelope_source
 from eventlog.stores import build_services
-from projections.catchup import envelope_source
 from projections.embedded import Tailer
 from projections.engine import Engine
 from projections.rebuild import Rebuilder

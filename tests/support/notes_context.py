@@ -8,10 +8,11 @@ from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from contexts.registry import BoundedContext, Peers
+from contexts.registry import BoundedContext
 from domain.aggregate import EventSourcedAggregate
 from domain.service import CommandContext, CommandResult, CommandService, Decision
 from domain.values import bounded_text
+from eventlog.stores import Services
 from write_api.command_http import Headers, accepted, run_blocking
 from write_api.schemas import Accepted, Command
 
@@ -45,7 +46,7 @@ router = APIRouter(prefix="/notes", tags=["notes"])
 
 @router.post("", status_code=201, response_model=Accepted)
 async def write_note(body: WriteNote, request: Request, headers: Headers) -> JSONResponse:
-    peers: Peers = request.app.state.services
+    peers: Services = request.app.state.services
     ctx = headers.context(request, body)
     notes = peers.application(NotesService)
     result = await run_blocking(request, lambda: notes.write(ctx, body.text))

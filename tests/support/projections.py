@@ -18,9 +18,8 @@ from redis import Redis
 
 from contexts.settings import Settings
 from domain.service import CommandContext
-from eventlog.envelope import EventEnvelope
+from eventlog.envelope import EnvelopeSource, EventEnvelope, envelope_source
 from eventlog.stores import Services, build_services
-from projections.catchup import EnvelopeSource, envelope_source
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection
 from projections.targets import sql_targets, stack_targets

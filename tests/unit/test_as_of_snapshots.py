@@ -33,7 +33,7 @@ def users_service(**kwargs: Any) -> UsersService:
 
 
 def orders_service(**kwargs: Any) -> OrdersService:
-    return OrdersService(env=IN_MEMORY, user_is_active=lambda _: True, **kwargs)
+    return OrdersService(env=IN_MEMORY, **kwargs)
 
 
 def through_the_store(service: CommandService, aggregate: Aggregate) -> Any:

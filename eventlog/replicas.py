@@ -1,0 +1,92 @@
+"""A context's replica of what it needs from another context, fed by that context's events.
+
+A context that follows another (orders follows users) declares a `Replica`: the upstream
+context and `state_after`, which names the events that matter and the whole state each one
+leaves its aggregate in. The replica lives in the follower's own event-store database:
+
+- one row per upstream aggregate: its state and the upstream version that set it. A change
+  lands only over an older version, so duplicates and late redeliveries change nothing;
+- one checkpoint per upstream: the last position taken in (and the stream sequence it came
+  at), written in the same transaction as the rows, so the intake is exactly-once in effect.
+
+Feeds (`eventlog.replica_feeds`) bring the upstream's envelopes in log order: from JetStream
+when the upstream runs elsewhere, from its store when this process can read it.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventlog.envelope import EventEnvelope
+
+StateAfter = Callable[[str, str, Mapping[str, Any]], Mapping[str, Any] | None]
+"""(aggregate type, event type, data) -> the aggregate's whole replicated state after the
+event, or None for an event that changes nothing the follower keeps."""
+
+
+@dataclass(frozen=True)
+class Replica:
+    upstream: str
+    state_after: StateAfter
+
+
+@dataclass(frozen=True)
+class ReplicaChange:
+    aggregate_id: UUID
+    version: int
+    state: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ReplicaCheckpoint:
+    position: int = 0
+    stream_seq: int = 0
+
+
+class ReplicaStore(Protocol):
+    """The follower's recorder (`eventlog.postgres_recorder`, `eventlog.sqlite_recorder`)."""
+
+    def apply_replica_changes(
+        self,
+        upstream: str,
+        changes: Sequence[ReplicaChange],
+        checkpoint: ReplicaCheckpoint,
+    ) -> None:
+        """In one transaction: each change over an older version, and the checkpoint moved
+        forward (never back)."""
+
+    def replica_checkpoint(self, upstream: str) -> ReplicaCheckpoint: ...
+
+    def replica_state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None: ...
+
+
+def changes_of(replica: Replica, envelopes: Sequence[EventEnvelope]) -> list[ReplicaChange]:
+    """The changes a page of the upstream's events makes, the latest per aggregate."""
+    latest: dict[UUID, ReplicaChange] = {}
+    for envelope in envelopes:
+        state = replica.state_after(envelope.aggregate_type, envelope.event_type, envelope.data)
+        if state is None:
+            continue
+        known = latest.get(envelope.aggregate_id)
+        if known is None or known.version < envelope.aggregate_version:
+            latest[envelope.aggregate_id] = ReplicaChange(
+                envelope.aggregate_id, envelope.aggregate_version, state
+            )
+    return list(latest.values())
+
+
+def take_in(
+    store: ReplicaStore,
+    replica: Replica,
+    envelopes: Sequence[EventEnvelope],
+    *,
+    stream_seq: int = 0,
+) -> ReplicaCheckpoint | None:
+    """Apply a page of the upstream's log (in log order) and move the checkpoint to its end;
+    the new checkpoint, or None for an empty page."""
+    if not envelopes:
+        return None
+    checkpoint = ReplicaCheckpoint(envelopes[-1].position, stream_seq)
+    store.apply_replica_changes(replica.upstream, changes_of(replica, envelopes), checkpoint)
+    return checkpoint
