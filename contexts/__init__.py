@@ -11,5 +11,7 @@ holding its domain, its endpoints and its declaration, plus one line in `context
 
 - `registry`: the declaration types (`BoundedContext`, `Registry`); imports no context.
 - `registered`: the one tuple of registered contexts (`REGISTRY`).
-- `generate`: writes the parts of compose.yaml, scripts/stack and the deploy SQL that list them.
+- `deployment`: each context's write service and relay, their names and ports, and what
+  scripts/stack runs (asked at run time: `python -m contexts.deployment`).
+- `generate`: writes the parts of compose.yaml that list them.
 """

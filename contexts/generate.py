@@ -1,19 +1,16 @@
-"""`python -m contexts.generate [--check]`: write the context lists of the files that cannot
-import Python (compose.yaml, scripts/stack, the deploy SQL) from the registry.
+"""`python -m contexts.generate [--check]`: write the context lists of compose.yaml (which cannot
+import Python) from the registry.
 
-Each such file holds regions between two marker lines, in its own comment syntax::
+The file holds regions between two marker lines::
 
-    # BEGIN contexts: relays (python -m contexts.generate)
+    # BEGIN contexts: services (python -m contexts.generate)
     ...generated...
-    # END contexts: relays
+    # END contexts: services
 
 Only the lines between the markers are written; the rest of the file is hand-written. With
 `--check` nothing is written, and the exit code is 1 if a file is out of date
-(tests/unit/test_generated_files.py runs the same check).
-
-Relay ports: the relay of the n-th registered context (from 0) serves /healthz, /readyz and
-/metrics on STRATA_RELAY_PORT + 10 n (8001, 8011, ...), so relays sharing the write API's
-network namespace do not collide.
+(tests/unit/test_generated_files.py runs the same check). The services' names and ports follow
+`contexts.deployment`; scripts/stack asks that module at run time and is not generated.
 """
 
 import re
@@ -22,12 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from contexts.deployment import ContextDeployment, deployments
 from contexts.registered import REGISTRY
-from contexts.registry import BoundedContext, Registry
+from contexts.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
-RELAY_PORT = 8001
-RELAY_PORT_STEP = 10
 COMPOSE_POSTGRES = "postgresql://strata:strata@postgres:5432"
 
 Render = Callable[[Registry], list[str]]
@@ -40,26 +36,53 @@ class GeneratedFile:
     regions: Mapping[str, Render]
 
 
-def relay_port_offset(index: int) -> int:
-    return RELAY_PORT_STEP * index
+def _compose_event_store(d: ContextDeployment) -> str:
+    return f"{d.context.database_url_variable}: {COMPOSE_POSTGRES}/{d.context.database_name}"
 
 
 def _compose_event_stores(registry: Registry) -> list[str]:
-    return [f"  {c.database_url_variable}: {COMPOSE_POSTGRES}/{c.database_name}" for c in registry]
+    return [f"  {_compose_event_store(d)}" for d in deployments(registry)]
 
 
-def _compose_relay(index: int, context: BoundedContext) -> list[str]:
+def _compose_write_service(d: ContextDeployment) -> list[str]:
+    port = d.write_port()
     return [
-        f"  relay-{context.name}:",
+        f"  {d.write_service}:",
         "    restart: unless-stopped",
         "    build: .",
-        f'    command: ["strata-relay", "--context", "{context.name}"]',
-        '    network_mode: "service:write-api"',
+        f'    command: ["strata-write-api", "--context", "{d.name}"]',
         "    environment:",
-        "      <<: *event-stores",
-        f'      STRATA_RELAY_PORT: "{RELAY_PORT + relay_port_offset(index)}"',
+        f"      {_compose_event_store(d)}",
+        "      <<: *nats",
+        "      STRATA_HOST: 0.0.0.0",
+        f'      STRATA_PORT: "{port}"',
+        "    ports:",
+        f'      - "{port}:{port}"',
         "    depends_on:",
-        "      write-api:",
+        "      provision:",
+        "        condition: service_completed_successfully",
+        "      nats:",
+        "        condition: service_healthy",
+        "    healthcheck: *write-health",
+        "",
+    ]
+
+
+def _compose_relay(d: ContextDeployment) -> list[str]:
+    return [
+        f"  {d.relay_service}:",
+        "    restart: unless-stopped",
+        "    build: .",
+        f'    command: ["strata-relay", "--context", "{d.name}"]',
+        f'    network_mode: "service:{d.write_service}"',
+        "    environment:",
+        f"      {_compose_event_store(d)}",
+        "      <<: *nats",
+        f'      STRATA_RELAY_PORT: "{d.relay_port()}"',
+        "    depends_on:",
+        "      provision:",
+        "        condition: service_completed_successfully",
+        f"      {d.write_service}:",
         "        condition: service_healthy",
         "      nats:",
         "        condition: service_healthy",
@@ -68,40 +91,20 @@ def _compose_relay(index: int, context: BoundedContext) -> list[str]:
     ]
 
 
-def _compose_relays(registry: Registry) -> list[str]:
-    return [line for i, c in enumerate(registry) for line in _compose_relay(i, c)]
-
-
-def _stack_event_stores(registry: Registry) -> list[str]:
+def _compose_services(registry: Registry) -> list[str]:
     return [
-        f"export {v}=${{{v}:-$pg/{c.database_name}}}"
-        for c in registry
-        for v in [c.database_url_variable]
+        line
+        for d in deployments(registry)
+        for line in [*_compose_write_service(d), *_compose_relay(d)]
     ]
-
-
-def _stack_relays(registry: Registry) -> list[str]:
-    return [
-        f'    "relay-{c.name}=env STRATA_RELAY_PORT=$((${{STRATA_RELAY_PORT:-{RELAY_PORT}}}'
-        f' + {relay_port_offset(i)})) .venv/bin/strata-relay --context {c.name}"'
-        for i, c in enumerate(registry)
-    ]
-
-
-def _sql_databases(registry: Registry) -> list[str]:
-    return [f"CREATE DATABASE {c.database_name};" for c in registry]
 
 
 FILES = (
     GeneratedFile(
         "compose.yaml",
         "#",
-        {"event-stores": _compose_event_stores, "relays": _compose_relays},
+        {"event-stores": _compose_event_stores, "services": _compose_services},
     ),
-    GeneratedFile(
-        "scripts/stack", "#", {"event-stores": _stack_event_stores, "relays": _stack_relays}
-    ),
-    GeneratedFile("deploy/postgres/init-databases.sql", "--", {"databases": _sql_databases}),
 )
 
 

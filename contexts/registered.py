@@ -1,5 +1,6 @@
 """The registered bounded contexts: one line each. Settings, stores, relays, the write API,
-replay, the benches and the generated deployment files (`python -m contexts.generate`) follow."""
+replay, the benches, scripts/stack and compose.yaml (`python -m contexts.generate`) follow; a
+context's place here sets its ports (`contexts.deployment`)."""
 
 from contexts.orders import ORDERS
 from contexts.registry import Registry

@@ -1,7 +1,11 @@
 """`python -m eventlog.provision`: create the stack's PostgreSQL databases that do not exist yet.
 
-One database per service (each registered context's event store) plus the read-model database,
-as named by the settings. Tables are created by the services themselves when they start.
+One database per service: the event store of each registered context whose URL is set
+(`STRATA_<CONTEXT>_DATABASE_URL`) and the read-model database (`STRATA_READ_DATABASE_URL`).
+Each URL is read on its own, so a deployment of some contexts only provisions theirs. Tables are
+created by the services themselves when they start. Runs in `scripts/stack` and as compose's
+one-shot `provision` service. Exit codes: 0 done, 1 invalid settings, no URL set, or a database
+server refused (one line on stderr).
 """
 
 import sys
@@ -11,11 +15,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.sql import SQL, Identifier
 from pydantic import ValidationError
 
-from contexts.settings import Settings
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
+from runtime.settings import CommonSettings, settings_model
 
 
-def stack_database_urls(settings: Settings) -> list[str]:
-    urls = [*settings.database_urls().values(), settings.read_database_url]
+def stack_database_urls(registry: Registry = REGISTRY) -> list[str]:
+    """The URLs set in the environment: each context's event store's, then the read models'."""
+    urls = [settings_model((name,))().database_url(name) for name in registry.names]
+    urls.append(CommonSettings().read_database_url)
     return [url for url in urls if url]
 
 
@@ -34,10 +42,9 @@ def create_missing_databases(urls: list[str]) -> list[str]:
 
 def main() -> None:
     try:
-        settings = Settings()
+        urls = stack_database_urls()
     except ValidationError as error:
         sys.exit(f"provision: invalid settings: {error.errors()[0]['msg']}")
-    urls = stack_database_urls(settings)
     if not urls:
         sys.exit("provision: no database URL is set (STRATA_*_DATABASE_URL); nothing to do")
     try:

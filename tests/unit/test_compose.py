@@ -1,24 +1,38 @@
 """compose.yaml and the Dockerfile run only what the project declares.
 
-Every service built from the project runs a console script of pyproject.toml and sets only
-environment variables that the settings model reads; every service has a healthcheck and is
-restarted whenever it exits (issue 7, item 8: deployments supervise their processes).
+Every service built from the project runs a console script of pyproject.toml (or `python -m` one
+of its modules) and sets only environment variables that the settings model reads; every
+long-running service has a healthcheck and is restarted whenever it exits (issue 7, item 8:
+deployments supervise their processes), and a one-shot job is not restarted after it succeeds.
+The per-context services are checked in tests/unit/test_compose_contexts.py.
 """
 
+import importlib.util
 import json
 import shlex
 import tomllib
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from contexts.settings import Settings
+from contexts.registry import Registry
+from runtime.settings import settings_model
+from tests.support.compose import (
+    COMPLETED,
+    ENV_PREFIX,
+    ONE_SHOT_RESTARTS,
+    REGISTRIES,
+    ROOT,
+    compose_for,
+    dependencies,
+    environment_of,
+    load_compose,
+    settings_variables,
+    words_of,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV_PREFIX = str(Settings.model_config.get("env_prefix", ""))
 RESTARTING = {"always", "unless-stopped", "on-failure"}
 """Restart policies that bring back a crashed process without limit (not `no`, `on-failure:N`)."""
 
@@ -28,31 +42,49 @@ def console_scripts() -> set[str]:
         return set(tomllib.load(file)["project"]["scripts"])
 
 
-def settings_variables() -> set[str]:
-    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+def project_packages() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
 
 
-def load_compose() -> dict[str, Any]:
-    document = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
-    assert isinstance(document, dict)
-    return document
+def command_problem(words: list[str], scripts: set[str]) -> str | None:
+    if not words:
+        return "builds the project but sets no command"
+    if words[:2] == ["python", "-m"] and len(words) > 2:
+        module = words[2]
+        if (
+            module.split(".")[0] not in project_packages()
+            or importlib.util.find_spec(module) is None
+        ):
+            return f"runs python -m {module}, which is not a module of the project"
+        return None
+    if words[0] not in scripts:
+        return f"runs {words[0]!r}, which is not a declared console script"
+    return None
 
 
-def environment_of(service: Mapping[str, Any]) -> dict[str, str]:
-    """A service's `environment:`, given as a mapping or as a list of KEY=VALUE."""
-    environment = service.get("environment") or {}
-    if isinstance(environment, Mapping):
-        return {str(key): "" if value is None else str(value) for key, value in environment.items()}
-    variables = {}
-    for entry in environment:
-        name, _, value = str(entry).partition("=")
-        variables[name] = value
-    return variables
+def one_shots(services: Mapping[str, Any]) -> set[str]:
+    """The services others wait for to complete: jobs, not long-running processes."""
+    return {
+        name
+        for service in services.values()
+        for name, condition in dependencies(service).items()
+        if condition == COMPLETED
+    }
 
 
-def first_word(command: Any) -> str | None:
-    words = shlex.split(command) if isinstance(command, str) else list(command or [])
-    return str(words[0]) if words else None
+def lifecycle_problems(name: str, service: Mapping[str, Any], one_shot: bool) -> list[str]:
+    if one_shot:
+        if service.get("restart", "no") not in ONE_SHOT_RESTARTS:
+            return [f"service {name} runs once but is restarted after it succeeds"]
+        return []
+    problems = []
+    healthcheck = service.get("healthcheck") or {}
+    if not healthcheck.get("test") or healthcheck.get("disable"):
+        problems.append(f"service {name} has no healthcheck")
+    if service.get("restart") not in RESTARTING:
+        problems.append(f"service {name} is not restarted when it exits")
+    return problems
 
 
 def compose_problems(
@@ -62,20 +94,15 @@ def compose_problems(
     services = compose.get("services") or {}
     if not services:
         return ["there are no services"]
+    jobs = one_shots(services)
     problems = []
     for name, service in services.items():
-        healthcheck = service.get("healthcheck") or {}
-        if not healthcheck.get("test") or healthcheck.get("disable"):
-            problems.append(f"service {name} has no healthcheck")
-        if service.get("restart") not in RESTARTING:
-            problems.append(f"service {name} is not restarted when it exits")
+        problems += lifecycle_problems(name, service, name in jobs)
         if "build" not in service:
             continue
-        word = first_word(service.get("command"))
-        if word is None:
-            problems.append(f"service {name} builds the project but sets no command")
-        elif word not in scripts:
-            problems.append(f"service {name} runs {word!r}, which is not a declared console script")
+        problem = command_problem(words_of(service.get("command")), scripts)
+        if problem:
+            problems.append(f"service {name} {problem}")
         for variable in environment_of(service):
             if variable.startswith(ENV_PREFIX) and variable not in variables:
                 problems.append(f"service {name} sets {variable}, which is not a setting")
@@ -130,49 +157,12 @@ def test_compose_runs_declared_scripts_with_known_settings_healthchecks_and_rest
     assert compose_problems(load_compose(), console_scripts(), settings_variables()) == []
 
 
-def test_compose_runs_the_write_api_in_stack_mode() -> None:
-    service = load_compose()["services"]["write-api"]
-    environment = environment_of(service)
-
-    assert first_word(service["command"]) == "strata-write-api"
-    assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "@postgres:" in environment["STRATA_USERS_DATABASE_URL"]
-    assert "@postgres:" in environment["STRATA_ORDERS_DATABASE_URL"]
-    # Database per service.
-    assert environment["STRATA_USERS_DATABASE_URL"] != environment["STRATA_ORDERS_DATABASE_URL"]
-
-
-def test_compose_settings_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    for service in load_compose()["services"].values():
-        if "build" not in service:
-            continue
-        for variable in settings_variables():
-            monkeypatch.delenv(variable, raising=False)
-        for variable, value in environment_of(service).items():
-            monkeypatch.setenv(variable, value)
-
-        settings = Settings()
-
-        command = first_word(service["command"])
-        if command in {"strata-write-api", "strata-relay", "strata-projector"}:
-            assert settings.mode == "stack", command  # the event stores are PostgreSQL
-        if command in {"strata-projector", "strata-read-api"}:
-            assert settings.read_database_url and settings.redis_url, command
-
-
-def test_postgres_creates_the_databases_the_services_use() -> None:
-    compose = load_compose()
-    init_script = (ROOT / "deploy/postgres/init-databases.sql").read_text(encoding="utf-8")
-    mounts = compose["services"]["postgres"]["volumes"]
-    assert any(
-        str(mount).startswith("./deploy/postgres/init-databases.sql:/docker-entrypoint-initdb.d/")
-        for mount in mounts
+@pytest.mark.parametrize("registry", REGISTRIES.values(), ids=list(REGISTRIES))
+def test_the_generated_compose_is_sound_for_another_context(registry: Registry) -> None:
+    model = settings_model(registry.names)
+    assert (
+        compose_problems(compose_for(registry), console_scripts(), settings_variables(model)) == []
     )
-    for service in compose["services"].values():
-        for variable, url in environment_of(service).items():
-            if variable.endswith("_DATABASE_URL"):
-                database = url.rsplit("/", 1)[1]
-                assert f"CREATE DATABASE {database};" in init_script
 
 
 def test_dockerfile_runs_a_declared_script_with_known_settings() -> None:
@@ -186,8 +176,7 @@ def test_dockerfile_runs_a_declared_script_with_known_settings() -> None:
 
 def test_the_image_copies_every_package_the_project_installs() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    packages = project_packages()
     copied = {
         arguments.split()[0].rstrip("/")
         for name, arguments in dockerfile_instructions(text)
@@ -209,11 +198,18 @@ def test_a_broken_compose_document_is_reported() -> None:
               - STRATA_NO_SUCH_SETTING=1
             healthcheck:
               test: ["CMD", "true"]
+            depends_on:
+              setup:
+                condition: service_completed_successfully
           read-api:
             build: .
             restart: always
             healthcheck:
               test: ["CMD", "true"]
+          setup:
+            build: .
+            restart: unless-stopped
+            command: ["python", "-m", "no_such_package.provision"]
           redis:
             image: redis:7
             restart: unless-stopped
@@ -225,6 +221,9 @@ def test_a_broken_compose_document_is_reported() -> None:
     assert sorted(problems) == [
         "service read-api builds the project but sets no command",
         "service redis has no healthcheck",
+        "service setup runs once but is restarted after it succeeds",
+        "service setup runs python -m no_such_package.provision, which is not a module of the"
+        " project",
         "service write-api is not restarted when it exits",
         "service write-api runs 'uvicorn', which is not a declared console script",
         "service write-api sets STRATA_NO_SUCH_SETTING, which is not a setting",

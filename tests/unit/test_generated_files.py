@@ -1,4 +1,4 @@
-"""The files that cannot import Python list the registered contexts as the registry does."""
+"""compose.yaml, which cannot import Python, lists the registered contexts as the registry does."""
 
 from pathlib import Path
 
@@ -23,13 +23,16 @@ def test_a_registered_context_makes_the_files_stale_until_they_are_regenerated(
     with_notes = REGISTRY.with_(NOTES)
 
     assert generate.stale_files(tmp_path, with_notes) == [f.path for f in generate.FILES]
-    generate.write_files(tmp_path, with_notes)
+    assert generate.write_files(tmp_path, with_notes) == [f.path for f in generate.FILES]
 
     assert generate.stale_files(tmp_path, with_notes) == []
-    assert "CREATE DATABASE strata_notes;" in (tmp_path / generate.FILES[2].path).read_text()
-    stack = (tmp_path / "scripts/stack").read_text()
-    assert "STRATA_RELAY_PORT:-8001} + 20)) .venv/bin/strata-relay --context notes" in stack
-    assert "STRATA_NOTES_DATABASE_URL=${STRATA_NOTES_DATABASE_URL:-$pg/strata_notes}" in stack
+    compose = (tmp_path / "compose.yaml").read_text()
+    assert "  write-notes:\n" in compose
+    assert 'command: ["strata-relay", "--context", "notes"]' in compose
+    assert (
+        "STRATA_NOTES_DATABASE_URL: postgresql://strata:strata@postgres:5432/strata_notes"
+        in compose
+    )
 
 
 def test_a_file_without_its_markers_is_refused() -> None:

@@ -1,0 +1,93 @@
+"""Reading compose.yaml in tests: the document as it is, or as generated for another registry,
+and a service's command, environment and dependencies in one shape whichever form they take."""
+
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from contexts import generate
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
+from contexts.settings import Settings
+from runtime.settings import CommonSettings, settings_model
+from tests.support.notes_context import NOTES
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV_PREFIX = str(Settings.model_config.get("env_prefix", ""))
+COMPLETED = "service_completed_successfully"
+ONE_SHOT_RESTARTS = {"no", "on-failure"}
+"""A one-shot job may be retried when it fails, never run again once it has succeeded."""
+REGISTRIES = {"registered": REGISTRY, "with notes": REGISTRY.with_(NOTES)}
+"""The registered contexts, and one more declared in the test tree."""
+
+
+def settings_variables(model: type[CommonSettings] = Settings) -> set[str]:
+    return {ENV_PREFIX + name.upper() for name in model.model_fields}
+
+
+def clear_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every settings variable, the test context's URL included."""
+    for variable in settings_variables(settings_model(REGISTRIES["with notes"].names)):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def load_compose() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+def compose_for(registry: Registry) -> dict[str, Any]:
+    """compose.yaml as it is for the registered contexts, as generated for another registry."""
+    if registry is REGISTRY:
+        return load_compose()
+    text = (ROOT / "compose.yaml").read_text(encoding="utf-8")
+    document = yaml.safe_load(generate.regenerate(generate.FILES[0], text, registry))
+    assert isinstance(document, dict)
+    return document
+
+
+def environment_of(service: Mapping[str, Any]) -> dict[str, str]:
+    """A service's `environment:`, given as a mapping or as a list of KEY=VALUE."""
+    environment = service.get("environment") or {}
+    if isinstance(environment, Mapping):
+        return {str(key): "" if value is None else str(value) for key, value in environment.items()}
+    variables = {}
+    for entry in environment:
+        name, _, value = str(entry).partition("=")
+        variables[name] = value
+    return variables
+
+
+def database_urls_of(service: Mapping[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in environment_of(service).items() if k.endswith("_DATABASE_URL")}
+
+
+def dependencies(service: Mapping[str, Any]) -> dict[str, str]:
+    """A service's `depends_on:`, each with its condition (a list means `service_started`)."""
+    depends_on = service.get("depends_on") or {}
+    if isinstance(depends_on, Mapping):
+        return {
+            str(name): str(dep.get("condition", "service_started"))
+            for name, dep in depends_on.items()
+        }
+    return {str(name): "service_started" for name in depends_on}
+
+
+def words_of(command: Any) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else [str(w) for w in command or []]
+
+
+def first_word(command: Any) -> str | None:
+    words = words_of(command)
+    return words[0] if words else None
+
+
+def context_of(service: Mapping[str, Any]) -> str | None:
+    """The context a service runs (`--context NAME`), None for one serving them all."""
+    words = words_of(service.get("command"))
+    return words[words.index("--context") + 1] if "--context" in words else None

@@ -1,0 +1,65 @@
+"""What scripts/stack runs per context comes from the registry at run time: a registry with one
+more context yields that context's write service and relay on the next ports, and its store."""
+
+import pytest
+
+from contexts import deployment
+from contexts.deployment import event_store_urls, stack_processes, write_endpoints
+from contexts.registered import REGISTRY
+from runtime.settings import CommonSettings
+from tests.support.notes_context import NOTES
+
+WITH_NOTES = REGISTRY.with_(NOTES)
+DEFAULTS = CommonSettings(host="127.0.0.1", port=8000, relay_port=8001)
+
+
+def test_each_context_runs_a_write_service_and_a_relay_on_its_ports() -> None:
+    assert stack_processes(".venv/bin/", DEFAULTS, WITH_NOTES) == [
+        "write-users=env STRATA_PORT=8000 .venv/bin/strata-write-api --context users",
+        "relay-users=env STRATA_RELAY_PORT=8001 .venv/bin/strata-relay --context users",
+        "write-orders=env STRATA_PORT=8010 .venv/bin/strata-write-api --context orders",
+        "relay-orders=env STRATA_RELAY_PORT=8011 .venv/bin/strata-relay --context orders",
+        "write-notes=env STRATA_PORT=8020 .venv/bin/strata-write-api --context notes",
+        "relay-notes=env STRATA_RELAY_PORT=8021 .venv/bin/strata-relay --context notes",
+    ]
+
+
+def test_the_ports_count_from_the_configured_ones() -> None:
+    moved = CommonSettings(host="127.0.0.1", port=9000, relay_port=9101)
+
+    assert stack_processes("bin", moved, WITH_NOTES)[-2:] == [
+        "write-notes=env STRATA_PORT=9020 bin/strata-write-api --context notes",
+        "relay-notes=env STRATA_RELAY_PORT=9121 bin/strata-relay --context notes",
+    ]
+    assert write_endpoints(moved, WITH_NOTES) == [
+        "users write API:  http://127.0.0.1:9000/docs",
+        "orders write API: http://127.0.0.1:9010/docs",
+        "notes write API:  http://127.0.0.1:9020/docs",
+    ]
+
+
+def test_each_event_store_defaults_to_its_database_unless_its_variable_is_set() -> None:
+    environ = {"STRATA_ORDERS_DATABASE_URL": "postgresql://elsewhere/orders"}
+
+    assert event_store_urls("postgresql://pg:5432/", environ, WITH_NOTES) == [
+        "STRATA_USERS_DATABASE_URL=postgresql://pg:5432/strata_users",
+        "STRATA_ORDERS_DATABASE_URL=postgresql://elsewhere/orders",
+        "STRATA_NOTES_DATABASE_URL=postgresql://pg:5432/strata_notes",
+    ]
+
+
+def test_the_command_prints_one_line_each(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("STRATA_HOST", "STRATA_PORT", "STRATA_RELAY_PORT"):
+        monkeypatch.delenv(variable, raising=False)
+
+    deployment.main(["processes", ".venv/bin"])
+
+    assert capsys.readouterr().out.splitlines() == stack_processes(".venv/bin", DEFAULTS)
+
+
+@pytest.mark.parametrize("argv", [[], ["processes"], ["event-stores"], ["endpoints", "x"]])
+def test_bad_arguments_print_the_usage(argv: list[str]) -> None:
+    with pytest.raises(SystemExit, match=r"^usage: python -m contexts\.deployment event-stores"):
+        deployment.main(argv)
