@@ -142,7 +142,8 @@ def test_orders_need_an_existing_active_user(client: TestClient) -> None:
     missing = "00000000-0000-4000-8000-000000000000"
     before = store_state(client)
     response = client.post("/orders", json={"user_id": missing, "currency": "EUR"})
-    assert_problem(response, 409, f"no user with id {missing}")
+    body = assert_problem(response, 422, f"has not heard of a user with id {missing}")
+    assert body["type"] == "/problems/unknown-reference"
     user = register(client)
     assert client.post(f"/users/{user}/deactivate").status_code == 200
     after_user_changes = store_state(client)

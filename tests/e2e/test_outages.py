@@ -14,26 +14,17 @@ The servers are throwaway ones on free ports (tests/support/servers.py), shared 
 with one stack; each test takes a server down in its own way.
 """
 
-import itertools
-import os
-import random
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import psycopg
 import pytest
 from redis import Redis
 
-from contexts.settings import CONTEXTS, Settings
+from contexts.settings import CONTEXTS
 from eventlog.envelope import envelope_source
 from eventlog.stores import build_services
 from projections.catchup import project_log
@@ -44,162 +35,17 @@ from projections.targets import stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
-from tests.support.processes import BIN, free_port
-from tests.support.servers import Servers, throwaway_servers, wait_until
+from tests.support.servers import wait_until
+from tests.support.stack import PROJECTORS, RELAYS, WRITE_SERVICES, Commands, Stack
 
 OUTAGE_SECONDS = 10.0
 RECOVERY_SECONDS = 120.0
 NEEDS = {
-    "postgres": {"write-api", "relay-users", "relay-orders", "projector", "standby", "read-api"},
-    "nats": {"relay-users", "relay-orders", "projector", "standby"},
-    "redis": {"projector", "standby", "read-api"},
+    "postgres": {*WRITE_SERVICES, *RELAYS, *PROJECTORS, "read-api"},
+    "nats": {*RELAYS, *PROJECTORS},
+    "redis": {*PROJECTORS, "read-api"},
 }
 """The processes that must report not ready while each server is down."""
-PROJECTORS = ("projector", "standby")
-"""Two projectors: one consumes, the other is its hot standby (either may lead after an outage)."""
-
-
-@dataclass
-class Stack:
-    servers: Servers
-    env: dict[str, str]
-    ports: dict[str, int]
-    supervisor: subprocess.Popen[bytes]
-    logs: Path
-    oracles: Iterator[int] = field(default_factory=itertools.count)
-
-    @property
-    def settings(self) -> Settings:
-        return Settings(
-            users_database_url=self.env["STRATA_USERS_DATABASE_URL"],
-            orders_database_url=self.env["STRATA_ORDERS_DATABASE_URL"],
-            group_commit=False,
-        )
-
-    def ready(self, name: str) -> bool:
-        try:
-            response = httpx.get(f"http://127.0.0.1:{self.ports[name]}/readyz", timeout=5)
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
-
-    def all_ready(self) -> bool:
-        """Every process is ready, the standby projector excepted: exactly one projector leads."""
-        ready = {name for name in self.ports if self.ready(name)}
-        leaders = ready.intersection(PROJECTORS)
-        return len(leaders) == 1 and set(self.ports) - ready == set(PROJECTORS) - leaders
-
-    def supervisor_log(self) -> str:
-        return (self.logs / "supervisor.log").read_text()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with throwaway_servers() as servers:
-        urls = servers.postgres.create_databases("strata_users", "strata_orders", "strata_read")
-        logs = tmp_path_factory.mktemp("outage-stack")
-        ports = {
-            name: free_port()
-            for name in ("write-api", "relay-users", "relay-orders", *PROJECTORS, "read-api")
-        }
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("STRATA_")},
-            "STRATA_USERS_DATABASE_URL": urls["strata_users"],
-            "STRATA_ORDERS_DATABASE_URL": urls["strata_orders"],
-            "STRATA_READ_DATABASE_URL": urls["strata_read"],
-            "STRATA_REDIS_URL": servers.redis.url,
-            "STRATA_NATS_URL": servers.nats.url,
-            "STRATA_PORT": str(ports["write-api"]),
-            "STRATA_PROJECTOR_PORT": str(ports["projector"]),
-            "STRATA_READ_API_PORT": str(ports["read-api"]),
-            "STRATA_PROJECTOR_BATCH_SIZE": "32",
-        }
-        relay = f"{BIN}/strata-relay --context"
-        programs = [
-            f"write-api={BIN}/strata-write-api",
-            f"relay-users=env STRATA_RELAY_PORT={ports['relay-users']} {relay} users",
-            f"relay-orders=env STRATA_RELAY_PORT={ports['relay-orders']} {relay} orders",
-            f"projector={BIN}/strata-projector",
-            f"standby=env STRATA_PROJECTOR_PORT={ports['standby']} {BIN}/strata-projector",
-            f"read-api={BIN}/strata-read-api",
-        ]
-        supervisor = subprocess.Popen(
-            [sys.executable, "-m", "runtime.supervisor", "--logs", str(logs), *programs],
-            env=env,
-            stderr=(logs / "supervisor.log").open("wb"),
-        )
-        stack = Stack(servers, env, ports, supervisor, logs)
-        try:
-            wait_until(stack.all_ready, 60, "every process is ready, one projector leading")
-            yield stack
-        finally:
-            supervisor.send_signal(signal.SIGTERM)
-            try:
-                supervisor.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                supervisor.kill()
-
-
-class Commands(threading.Thread):
-    """A client issuing commands of every kind through the write API, whatever it answers."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__(daemon=True)
-        self._client = httpx.Client(base_url=base, timeout=10)
-        self._halt = threading.Event()
-        self._rng = random.Random(7)
-        self.answers: Counter[int] = Counter()
-        self._users: list[str] = []
-        self._orders: list[str] = []
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                self._one()
-            except httpx.TransportError:
-                self.answers[0] += 1
-            self._halt.wait(0.01)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=30)
-        self._client.close()
-
-    def accepted(self) -> int:
-        return sum(n for status, n in self.answers.items() if 200 <= status < 300)
-
-    def _one(self) -> None:
-        roll, rng = self._rng.random(), self._rng
-        if roll < 0.25 or not self._users:
-            email = f"u{rng.getrandbits(48):x}@example.com"
-            self._post("/users", {"name": "Outage", "email": email}, into=self._users)
-        elif roll < 0.45:
-            self._post(
-                "/orders",
-                {"user_id": rng.choice(self._users), "currency": "EUR"},
-                into=self._orders,
-            )
-        elif roll < 0.65 and self._orders:
-            line = {
-                "sku": f"S{rng.randrange(50)}",
-                "quantity": rng.randrange(1, 4),
-                "unit_price": f"{rng.randrange(1, 5000) / 100:.2f}",
-            }
-            self._post(f"/orders/{rng.choice(self._orders)}/lines", line)
-        elif roll < 0.8 and self._orders:
-            self._post(f"/orders/{rng.choice(self._orders)}/{rng.choice(['place', 'pay'])}", None)
-        else:
-            user = rng.choice(self._users)
-            self._answer(self._client.put(f"/users/{user}/name", json={"name": f"n{roll:.6f}"}))
-
-    def _post(self, path: str, body: object, into: list[str] | None = None) -> None:
-        response = self._client.post(path, json=body)
-        self._answer(response)
-        if response.status_code == 201 and into is not None:
-            into.append(response.json()["id"])
-
-    def _answer(self, response: httpx.Response) -> None:
-        self.answers[response.status_code] += 1
 
 
 REDIS_MODELS = tuple(p for p in all_projections() if isinstance(p, OpsProjection))
@@ -236,7 +82,7 @@ def test_the_projector_re_projects_what_a_restarted_redis_lost(stack: Stack, kep
 
 def _heals_after(stack: Stack, disrupt: Callable[[], None]) -> None:
     """`disrupt` the stack while commands flow; then check that everything healed by itself."""
-    commands = Commands(f"http://127.0.0.1:{stack.ports['write-api']}")
+    commands = Commands(stack)
     commands.start()
     try:
         wait_until(lambda: commands.accepted() >= 20, 60, "commands are accepted")
@@ -262,8 +108,8 @@ def _heals_after(stack: Stack, disrupt: Callable[[], None]) -> None:
 def _assert_reads_its_writes(stack: Stack) -> None:
     """The first reads after the outage are answered (no dead pooled connection is drawn): a
     user registered now is read back at its position, from Redis and from PostgreSQL."""
-    write = f"http://127.0.0.1:{stack.ports['write-api']}"
-    read = f"http://127.0.0.1:{stack.ports['read-api']}"
+    write = stack.url("write-users")
+    read = stack.url("read-api")
     created = httpx.post(
         f"{write}/users", json={"name": "After", "email": f"after-{uuid.uuid4().hex}@example.com"}
     )
