@@ -1,0 +1,1 @@
+"""The payments context (issue 9): payments of orders, through a payment provider."""

@@ -1,0 +1,1 @@
+"""The shipping context (issue 9): shipments of orders, through carriers."""
