@@ -15,7 +15,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
@@ -31,6 +30,14 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType
 
+from domain.commands import (
+    ANY_EXISTING_VERSION,
+    ClaimChanges,
+    CommandContext,
+    CommandResult,
+    Decision,
+    ExpectedVersions,
+)
 from domain.errors import (
     AggregateNotFound,
     IdempotencyKeyReused,
@@ -43,7 +50,6 @@ from domain.errors import (
 )
 from domain.keyed_locks import KeyedLocks
 from domain.ports import (
-    Claim,
     Committer,
     EventMetadata,
     IdempotencyRecord,
@@ -54,6 +60,16 @@ from domain.ports import (
 )
 
 A = TypeVar("A", bound=Aggregate)
+__all__ = [
+    "ANY_EXISTING_VERSION",
+    "DEFAULT_SNAPSHOT_INTERVAL",
+    "ClaimChanges",
+    "CommandContext",
+    "CommandResult",
+    "CommandService",
+    "Decision",
+    "ExpectedVersions",
+]
 
 DEFAULT_SNAPSHOT_INTERVAL = 100
 log = logging.getLogger("strata.domain")
@@ -64,67 +80,6 @@ def fast_fold(aggregate: Any, events: Iterable[Any]) -> Any:
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
-
-
-@dataclass(frozen=True)
-class ExpectedVersions:
-    """The versions a client accepts the aggregate at (HTTP If-Match), or any existing one ("*").
-
-    A command on an aggregate outside them is refused with StaleVersion; so is a creation, whose
-    aggregate has no version yet. No set at all (None in CommandContext) means no condition.
-    """
-
-    versions: frozenset[int] = frozenset()
-    any_existing: bool = False
-
-    def admit(self, version: int) -> bool:
-        return self.any_existing or version in self.versions
-
-    def __str__(self) -> str:
-        if self.any_existing:
-            return "any existing version"
-        if not self.versions:
-            # e.g. HTTP If-Match with weak tags only: they never match, so no version is named
-            return "a named version (the condition names none that can match)"
-        return "version " + " or ".join(str(version) for version in sorted(self.versions))
-
-
-ANY_EXISTING_VERSION = ExpectedVersions(any_existing=True)
-
-
-@dataclass(frozen=True)
-class CommandContext:
-    """What the caller says about a command besides its arguments."""
-
-    idempotency_key: str | None = None
-    fingerprint: str = ""
-    expected_versions: ExpectedVersions | None = None
-    correlation_id: str | None = None
-    causation_id: str | None = None
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    id: UUID
-    version: int
-    position: int
-    replayed: bool = False
-
-
-@dataclass(frozen=True)
-class ClaimChanges:
-    """The unique values a command takes and gives up."""
-
-    take: Sequence[Claim] = ()
-    release: Sequence[Claim] = ()
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The aggregate after a command, and its claim changes."""
-
-    aggregate: Aggregate
-    claims: ClaimChanges = field(default_factory=ClaimChanges)
 
 
 class DirectCommitter:
