@@ -98,30 +98,32 @@ class StreamFeed:
     async def _run(self) -> None:
         failures = 0
         nc: NatsClient | None = None
-        while not self._stopping.is_set():
-            try:
-                if nc is None:
-                    nc = await self._connect()
-                await self._follow(nc)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - logged; the feed outlives any failure
-                pause = PAUSES[min(failures, len(PAUSES) - 1)]
-                failures += 1
-                log.warning(
-                    "replica of %s in %s: %s; again in %g s",
-                    self._upstream,
-                    self.follower,
-                    str(error) or type(error).__name__,
-                    pause,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), pause)
-            else:
-                failures = 0
-        if nc is not None:
-            with contextlib.suppress(Exception):
-                await nc.close()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if nc is None:
+                        nc = await self._connect()
+                    await self._follow(nc)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - logged; the feed outlives any failure
+                    pause = PAUSES[min(failures, len(PAUSES) - 1)]
+                    failures += 1
+                    log.warning(
+                        "replica of %s in %s: %s; again in %g s",
+                        self._upstream,
+                        self.follower,
+                        str(error) or type(error).__name__,
+                        pause,
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), pause)
+                else:
+                    failures = 0
+        finally:  # `stop` cancels the task: the connection must close then too
+            if nc is not None:
+                with contextlib.suppress(Exception):
+                    await nc.close()
 
     async def _follow(self, nc: NatsClient) -> None:
         """Attach after the checkpoint and take messages in until NATS reconnects."""
