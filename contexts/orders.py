@@ -1,14 +1,21 @@
-"""The orders context: orders, their commands at /orders.
+"""The orders context: orders, their commands at /orders, the read models of the orders' events
+(orders, daily sales, each user's stats, the top spenders) and the read endpoints of orders and
+sales.
 
 Creating an order needs to know that the user exists and is active. Orders never asks users:
 it keeps a replica of that, fed by the users' events (`domain.orders.known_users`).
 """
 
-from contexts.registry import BoundedContext
+from contexts.registry import BoundedContext, merged_router
 from domain.orders.known_users import USERS, user_state_after
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
 from eventlog.replicas import Replica
+from projections.models.daily_sales import DailySales
+from projections.models.orders import Orders
+from projections.models.top_spenders import TopSpenders
+from projections.models.user_stats import UserStats
+from read_api import order_endpoints, sales_endpoints
 from write_api.orders import router
 
 ORDERS = BoundedContext(
@@ -17,4 +24,6 @@ ORDERS = BoundedContext(
     aggregates=(Order,),
     router=router,
     replicas=(Replica(USERS, user_state_after),),
+    projections=(Orders, DailySales, UserStats, TopSpenders),
+    read_router=merged_router(order_endpoints.router, sales_endpoints.router),
 )

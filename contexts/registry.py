@@ -3,8 +3,9 @@
 Everything a process needs to know about a context follows from its declaration: the settings
 variable of its event store (`STRATA_<NAME>_DATABASE_URL`), its SQLite file in the embedded mode
 (`<name>.sqlite`), its JetStream stream (`ES_<NAME>`, subjects `es.<name>.>`), its application,
-its aggregates and their events, and the router of its command endpoints. A registry is immutable:
-`Registry.with_(extra)` is a new one (how a test adds a context without touching the real one).
+its aggregates and their events, the router of its command endpoints, the projections it owns
+and the router of its read endpoints. A registry is immutable: `Registry.with_(extra)` is a new one
+(how a test adds a context without touching the real one).
 """
 
 import re
@@ -17,6 +18,8 @@ from fastapi import APIRouter
 
 from domain.service import CommandService
 from eventlog.replicas import Replica
+from projections.model import Projection
+from readmodels.catalog import ReadModel
 from runtime.settings import database_url_field
 
 NAME = re.compile(r"^[a-z][a-z0-9]*$")
@@ -34,6 +37,9 @@ class BoundedContext:
     """One context, declared once.
 
     `replicas` are what it keeps of other contexts, fed by their events (it never asks them).
+    `projections` are the read models it owns: one may fold other contexts' events too (its
+    read model's `contexts`), but it is declared by one context only. `read_router` holds its
+    read endpoints (read API code, over those read models and others').
     """
 
     name: str
@@ -41,6 +47,8 @@ class BoundedContext:
     aggregates: tuple[type[Aggregate], ...]
     router: APIRouter
     replicas: tuple[Replica, ...] = ()
+    projections: tuple[type[Projection], ...] = ()
+    read_router: APIRouter | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name) or self.name in RESERVED_NAMES:
@@ -102,10 +110,9 @@ class Registry:
     """The declared contexts, in order, by name."""
 
     def __init__(self, *contexts: BoundedContext) -> None:
-        names = [context.name for context in contexts]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"contexts declared twice: {', '.join(duplicates)}")
+        _refuse_twice("contexts", [context.name for context in contexts])
+        models = [kind.read_model.name for context in contexts for kind in context.projections]
+        _refuse_twice("read models", models)
         self._contexts: Mapping[str, BoundedContext] = {c.name: c for c in contexts}
 
     def with_(self, *extra: BoundedContext) -> "Registry":
@@ -129,11 +136,39 @@ class Registry:
     def names(self) -> tuple[str, ...]:
         return tuple(self._contexts)
 
+    def projections(self) -> list[Projection]:
+        """A projection of each read model the contexts own, in registration order."""
+        return [kind() for context in self for kind in context.projections]
+
+    @property
+    def read_models(self) -> tuple[ReadModel, ...]:
+        """The read models the contexts own (at version 1), in registration order."""
+        return tuple(kind.read_model for context in self for kind in context.projections)
+
+    @property
+    def read_routers(self) -> tuple[APIRouter, ...]:
+        """The routers of the contexts' read endpoints, in registration order."""
+        return tuple(c.read_router for c in self if c.read_router is not None)
+
     def __getitem__(self, name: str) -> BoundedContext:
         try:
             return self._contexts[name]
         except KeyError:
             raise UnknownContext(name, self.names) from None
+
+
+def merged_router(*routers: APIRouter) -> APIRouter:
+    """One router of the routes of several (a context's endpoints kept in several modules)."""
+    merged = APIRouter()
+    for router in routers:
+        merged.include_router(router)
+    return merged
+
+
+def _refuse_twice(what: str, names: list[str]) -> None:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"{what} declared twice: {', '.join(duplicates)}")
 
 
 class UnknownContext(KeyError):

@@ -29,7 +29,9 @@ def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) 
     @asynccontextmanager
     async def fanout(app: FastAPI, services: Services) -> AsyncIterator[None]:
         """Fold each store's log into the SQLite read models, woken by every commit."""
-        running = await asyncio.to_thread(start_embedded_fanout, embedded_settings, services)
+        running = await asyncio.to_thread(
+            start_embedded_fanout, embedded_settings, services, contexts.projections()
+        )
         app.state.fanout = running
         for service in services.all():
             service.commit_listeners.append(running.wake)
@@ -40,5 +42,5 @@ def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) 
 
     app = create_write_app(settings, extensions=[fanout], contexts=contexts)
     app.title = "strata (embedded)"
-    include_read_routes(app, settings, prefix=READ_PREFIX)
+    include_read_routes(app, settings, prefix=READ_PREFIX, contexts=contexts)
     return app

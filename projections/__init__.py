@@ -1,7 +1,8 @@
 """Projectors: fold the event log into read models, exactly once in effect.
 
 - `model`, `ops`: what a projection is (SQL statements per event, or document operations);
-- `models/`: the projection code of the six read models of `readmodels.catalog`;
+- `models/`: the projection code of the read models of docs/read-models.md (which projections
+  run is the contexts' declarations' to say: `models.all_projections` asks the registry);
 - `sql_target`, `redis_target`, `targets`: where the models are written (PostgreSQL or SQLite
   through `readmodels.sql`; Redis through one Lua call per event, keys of `readmodels.keys`);
 - `engine`: batches, checkpoints, poison events and parking; `dead_letters`, `admin`: the parked

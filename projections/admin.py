@@ -11,7 +11,7 @@
   from it (see :mod:`projections.dead_letters`).
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from redis import Redis
@@ -21,6 +21,7 @@ from projections import dead_letters
 from projections.active import ActiveTarget
 from projections.dead_letters import DeadLetter, Status
 from projections.engine import Target
+from projections.model import Projection
 from projections.retrying import RetryResult, read_chain, retry_chain
 from projections.targets import following_targets
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase
@@ -87,20 +88,23 @@ class DeadLetterAdmin:
 
 
 @contextmanager
-def open_admin(settings: Settings) -> Iterator[DeadLetterAdmin]:
+def open_admin(
+    settings: Settings, projections: Sequence[Projection] | None = None
+) -> Iterator[DeadLetterAdmin]:
     """The dead letters of the read models the settings select (for the replay CLI): the
-    PostgreSQL read database and Redis when both are set, else `<data_dir>/read.sqlite`."""
+    PostgreSQL read database and Redis when both are set, else `<data_dir>/read.sqlite`;
+    `projections` are those that can be retried (the registered contexts' by default)."""
     if settings.read_database_url and settings.redis_url:
         db: SqlDatabase = PostgresDatabase(settings.read_database_url)
         redis = Redis.from_url(settings.redis_url)
         try:
-            yield DeadLetterAdmin(db, following_targets(db, redis))
+            yield DeadLetterAdmin(db, following_targets(db, redis, projections=projections))
         finally:
             redis.close()
             db.close()
         return
     db = SQLiteDatabase(settings.data_dir / READ_DATABASE)
     try:
-        yield DeadLetterAdmin(db, following_targets(db))
+        yield DeadLetterAdmin(db, following_targets(db, projections=projections))
     finally:
         db.close()

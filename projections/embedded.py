@@ -24,6 +24,7 @@ from eventlog.stores import Services
 from projections.admin import DeadLetterAdmin
 from projections.catchup import catch_up
 from projections.engine import Engine, RetryPolicy, Target
+from projections.model import Projection
 from projections.targets import following_targets
 from readmodels.sql import READ_DATABASE, SQLiteDatabase
 from runtime.polling import PollingThread
@@ -95,13 +96,15 @@ class EmbeddedFanout:
 def start_embedded_fanout(
     settings: Settings,
     services: Services,
+    projections: Sequence[Projection] | None = None,
     *,
     poll_interval: float = POLL_INTERVAL,
     policy: RetryPolicy | None = None,
 ) -> EmbeddedFanout:
-    """Create the read database and its tables, then start one tailer thread per context."""
+    """Create the read database and the tables of `projections` (the registered contexts' by
+    default), then start one tailer thread per context."""
     db = SQLiteDatabase(settings.data_dir / READ_DATABASE, busy_timeout=settings.db_lock_timeout)
-    targets = following_targets(db)
+    targets = following_targets(db, projections=projections)
     for target in targets:
         target.prepare()
     engines = [Engine(target, policy) for target in targets]

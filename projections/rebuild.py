@@ -105,7 +105,7 @@ class Rebuilder:
     # -- planning ---------------------------------------------------------------------------
 
     def projection(self, name: str) -> Projection:
-        projection = find_projection(name)
+        projection = find_projection(name, self.models.projections)
         if projection is None:
             raise UnknownProjection(f"unknown projection {name!r}")
         return projection

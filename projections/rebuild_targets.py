@@ -2,19 +2,22 @@
 the per-version lock that keeps two rebuilds of one version apart."""
 
 import fcntl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from redis import Redis
 
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
 from contexts.settings import Settings
 from eventlog.envelope import EnvelopeSource, envelope_source
 from eventlog.stores import build_services
 from projections.engine import Target
 from projections.model import Projection
+from projections.models import all_projections
 from projections.rebuild_reports import Busy
 from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
@@ -36,6 +39,8 @@ class ReadModels:
     lock_url: str | None = None
     staging_dir: Path | None = None
     """Where PostgreSQL and Redis shadows are backfilled first (projections.staging)."""
+    projections: Sequence[Projection] = field(default_factory=all_projections)
+    """The projections it knows (the registered contexts', unless another registry's)."""
 
     def target(self, projection: Projection, version: int) -> Target:
         return target_at(projection, version, self.db, self.redis, self.layout)
@@ -73,11 +78,12 @@ class ReadModels:
 
 
 @contextmanager
-def open_read_models(settings: Settings) -> Iterator[ReadModels]:
-    """The read models and event stores the settings select (stack: PostgreSQL read database
-    and Redis; embedded: `<data_dir>/read.sqlite`), with the event stores' logs."""
+def open_read_models(settings: Settings, contexts: Registry = REGISTRY) -> Iterator[ReadModels]:
+    """The read models of `contexts` and their event stores, as the settings select them
+    (stack: PostgreSQL read database and Redis; embedded: `<data_dir>/read.sqlite`)."""
+    projections = contexts.projections()
     with ExitStack() as stack:
-        services = build_services(settings.model_copy(update={"group_commit": False}))
+        services = build_services(settings.model_copy(update={"group_commit": False}), contexts)
         stack.callback(services.close)
         recorders = {service.name: service.recorder for service in services.all()}
         sources = {name: envelope_source(recorder) for name, recorder in recorders.items()}
@@ -97,10 +103,11 @@ def open_read_models(settings: Settings) -> Iterator[ReadModels]:
                 redis,
                 lock_url=settings.read_database_url,
                 staging_dir=settings.data_dir / "rebuild",
+                projections=projections,
             )
             return
         db = SQLiteDatabase(
             settings.data_dir / READ_DATABASE, busy_timeout=settings.db_lock_timeout
         )
         stack.callback(db.close)
-        yield ReadModels(db, sources, heads, lock_dir=settings.data_dir)
+        yield ReadModels(db, sources, heads, lock_dir=settings.data_dir, projections=projections)

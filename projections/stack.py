@@ -1,5 +1,6 @@
 """The projector of the stack mode, composed: settings → read stores → NATS → one consumer per
-(projection, context), plus the lag and dead-letter watch behind /metrics.
+(projection, context), plus the lag and dead-letter watch behind /metrics. The projections are
+those the registered contexts declare (or another registry's, given as `contexts`).
 
 A projector is a hot standby until it holds the leader lock (projections/leader.py); then it
 consumes for one term, which ends when the lock's session is lost (the database restarted, a
@@ -22,7 +23,9 @@ from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import conninfo_to_dict
 from redis import Redis
 
-from contexts.settings import CONTEXTS, Settings
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
+from contexts.settings import Settings
 from eventlog.envelope import EventEnvelope, envelope_source
 from eventlog.jetstream import connect, context_stream, ensure_stream, last_message
 from eventlog.stores import Services, build_services
@@ -45,7 +48,7 @@ STANDBY_PAUSES = (0.5, 1.0, 2.0, 5.0)
 POSITION_HEADER = "Strata-Position"
 
 
-def stack_problem(settings: Settings) -> str | None:
+def stack_problem(settings: Settings, contexts: Registry = REGISTRY) -> str | None:
     """Why these settings cannot run the projector, in one sentence (None if they can)."""
     if settings.mode != "stack":
         return (
@@ -57,7 +60,7 @@ def stack_problem(settings: Settings) -> str | None:
     if not settings.redis_url:
         return "the stack mode needs STRATA_REDIS_URL (the Redis read models)"
     read = _database_identity(settings.read_database_url)
-    for context in CONTEXTS:
+    for context in contexts.names:
         if read == _database_identity(settings.database_url(context) or ""):
             return (
                 f"STRATA_READ_DATABASE_URL names the {context} event store's database;"
@@ -84,15 +87,17 @@ class StackProjector:
         policy: RetryPolicy | None = None,
         layout: RedisLayout | None = None,
         metrics: ProjectorMetrics | None = None,
+        contexts: Registry = REGISTRY,
     ) -> None:
-        problem = stack_problem(settings)
+        problem = stack_problem(settings, contexts)
         if problem is not None:
             raise ValueError(problem)
         self.settings = settings
+        self.contexts = contexts
         assert settings.read_database_url is not None
         assert settings.redis_url is not None
         self.read_db = PostgresDatabase(
-            settings.read_database_url, pool_size=len(CONTEXTS) * 6, timeout=5.0
+            settings.read_database_url, pool_size=len(contexts) * 6, timeout=5.0
         )
         self.redis = Redis.from_url(
             settings.redis_url,
@@ -148,12 +153,14 @@ class StackProjector:
         """
         settings = self.settings
         self._term_over.clear()
-        self.targets = following_targets(self.read_db, self.redis, layout=self.layout)
+        self.targets = following_targets(
+            self.read_db, self.redis, layout=self.layout, projections=self.contexts.projections()
+        )
         for target in self.targets:
             await asyncio.to_thread(target.prepare)
         nc = self._nc = await connect(settings, name="strata-projector")
         js = nc.jetstream()
-        for context in CONTEXTS:
+        for context in self.contexts.names:
             await ensure_stream(js, context, settings)
         self.runners = [
             ConsumerRunner(
@@ -235,7 +242,7 @@ class StackProjector:
         with self._stores_lock:
             if self._stores is None:
                 settings = self.settings.model_copy(update={"group_commit": False})
-                self._stores = build_services(settings)
+                self._stores = build_services(settings, self.contexts)
             service = self._stores[context]
         return catch_up(
             envelope_source(service.recorder),
@@ -262,7 +269,7 @@ class StackProjector:
     async def _observe(self) -> None:
         assert self._nc is not None
         js = self._nc.jetstream()
-        for context in CONTEXTS:
+        for context in self.contexts.names:
             message = await last_message(js, context_stream(context, self.settings).name)
             position = 0 if message is None else _position_of(message.headers, message.data)
             for runner in self.runners:

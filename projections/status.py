@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from projections import dead_letters
-from projections.models import all_projections
 from projections.rebuild_targets import ReadModels
 from readmodels.sql import Tx
 from readmodels.versions import VersionRecord, active_versions, records
@@ -64,7 +63,7 @@ def projection_statuses(models: ReadModels, now: datetime | None = None) -> list
     moment = now or datetime.now(UTC)
     active, depth, versions = _bookkeeping(models)
     statuses = []
-    for projection in all_projections():
+    for projection in models.projections:
         version = active.get(projection.name, 1)
         target = models.target(projection, version)
         status = ProjectionStatus(

@@ -1,4 +1,5 @@
-"""Which target holds which read model, per mode."""
+"""Which target holds which read model, per mode. The projections are the registered contexts'
+(`projections.models.all_projections`) unless a caller passes others (another registry's)."""
 
 from collections.abc import Sequence
 
@@ -14,6 +15,10 @@ from readmodels.keys import RedisLayout
 from readmodels.sql import SqlDatabase
 
 
+def _chosen(projections: Sequence[Projection] | None) -> Sequence[Projection]:
+    return all_projections() if projections is None else projections
+
+
 def stack_targets(
     read_db: SqlDatabase,
     redis: Redis,
@@ -23,7 +28,7 @@ def stack_targets(
 ) -> list[Target]:
     """Document models in Redis, SQL models (and every dead letter) in the read database."""
     targets: list[Target] = []
-    for projection in projections or all_projections():
+    for projection in _chosen(projections):
         if isinstance(projection, OpsProjection):
             targets.append(RedisDocumentTarget(redis, projection, read_db, layout))
         elif isinstance(projection, SqlProjection):
@@ -34,7 +39,7 @@ def stack_targets(
 def sql_targets(db: SqlDatabase, projections: Sequence[Projection] | None = None) -> list[Target]:
     """Every model in one SQL database (the embedded mode's SQLite file, or a scratch check)."""
     targets: list[Target] = []
-    for projection in projections or all_projections():
+    for projection in _chosen(projections):
         if isinstance(projection, OpsProjection):
             targets.append(SqlDocumentTarget(db, projection))
         elif isinstance(projection, SqlProjection):
@@ -76,8 +81,10 @@ def following_targets(
 
         return ActiveTarget(read_db, projection.name, at)
 
-    return [following(projection) for projection in projections or all_projections()]
+    return [following(projection) for projection in _chosen(projections)]
 
 
-def find_projection(name: str) -> Projection | None:
-    return next((p for p in all_projections() if p.name == name), None)
+def find_projection(
+    name: str, projections: Sequence[Projection] | None = None
+) -> Projection | None:
+    return next((p for p in _chosen(projections) if p.name == name), None)

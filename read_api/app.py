@@ -2,6 +2,8 @@
 
 from fastapi import FastAPI
 
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
 from contexts.settings import Settings
 from read_api.problems import install_problem_handlers
 from read_api.routes import include_read_routes
@@ -18,12 +20,15 @@ same filters. Money is a decimal string ("12.30"), times are ISO 8601 UTC, and e
 RFC 9457 `application/problem+json`."""
 
 
-def create_app(settings: Settings | None = None, *, prefix: str = "") -> FastAPI:
-    """The read API on its own; the stores open when the app starts (its lifespan)."""
+def create_app(
+    settings: Settings | None = None, *, prefix: str = "", contexts: Registry = REGISTRY
+) -> FastAPI:
+    """The read API of `contexts` on its own; the stores open when the app starts (its
+    lifespan)."""
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = Settings()
         configure_logging(settings.log_level)
     app = FastAPI(title="strata read API", description=DESCRIPTION)
     install_problem_handlers(app)
-    include_read_routes(app, settings, prefix)
+    include_read_routes(app, settings, prefix, contexts=contexts)
     return app

@@ -9,7 +9,7 @@ normalised the way commands normalise the value they match (`domain.values.bound
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -19,12 +19,12 @@ from fastapi import Query
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
-from contexts.settings import CONTEXTS, Settings
 from domain.errors import InvalidValue
 from domain.orders.order import OrderStatus
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
 from domain.values import CANONICAL_UUID, bounded_text, country_code, currency_code, plain_text
 from read_api.problems import InvalidParameter
+from runtime.settings import CommonSettings
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -37,7 +37,7 @@ DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 INSTANT = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
-POSITION = re.compile(r"([a-z]+):([0-9]{1,18})")
+POSITION = re.compile(r"([a-z][a-z0-9]*):([0-9]{1,18})")
 
 
 def strictly(parse: Callable[[str], Any]) -> BeforeValidator:
@@ -105,13 +105,12 @@ class Position:
         return f"{self.context}:{self.value}"
 
 
-def parse_position(text: str) -> Position:
+def parse_position(text: str, contexts: Sequence[str] | None = None) -> Position:
+    """`<context>:<n>`; with `contexts` (the read API's, known per app), one of those."""
     match = POSITION.fullmatch(text)
-    if match is None or match.group(1) not in CONTEXTS:
-        raise InvalidValue(
-            f"must be <context>:<n> with a context among {', '.join(CONTEXTS)} and n in ASCII"
-            " digits, such as users:120"
-        )
+    if match is None or (contexts is not None and match.group(1) not in contexts):
+        among = "" if contexts is None else f" with a context among {', '.join(contexts)}"
+        raise InvalidValue(f"must be <context>:<n>{among} and n in ASCII digits, such as users:120")
     return Position(match.group(1), int(match.group(2)))
 
 
@@ -201,7 +200,7 @@ WaitQuery = Annotated[
 ]
 
 
-def wait_seconds(wait: float | None, settings: Settings) -> float:
+def wait_seconds(wait: float | None, settings: CommonSettings) -> float:
     if wait is None:
         return settings.read_wait_default_seconds
     if wait > settings.read_wait_max_seconds:

@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 from fastapi import Depends, Request, Response
 from starlette.exceptions import HTTPException
 
+from domain.errors import InvalidValue
 from read_api.metrics import MeteredRoute
 from read_api.params import Position, PositionQuery, WaitQuery, parse_position, wait_seconds
 from read_api.positions import position_header
-from read_api.problems import READ_POSITION, PositionNotReached
+from read_api.problems import READ_POSITION, InvalidParameter, PositionNotReached
 from read_api.query_string import QueryCheckedRoute
 from read_api.resources import ReadSide, read_side
 from read_api.stores import ReadStores
@@ -60,7 +61,7 @@ class Reader:
         outcome = await self.side.watch.wait_until(reached, timeout)
         self.side.metrics.waits.labels("reached" if outcome.reached else "timeout").inc()
         if not outcome.reached:
-            header = position_header(outcome.positions, self._projections)
+            header = position_header(outcome.positions, self._projections, self.side.contexts)
             raise PositionNotReached(str(position), header, timeout)
 
     async def read(self, query: Callable[[ReadStores], T]) -> T:
@@ -74,13 +75,21 @@ class Reader:
             return stores.positions(self._projections), query(stores)
 
         positions, value = await self.side.runner.run(checkpoints_then_data)
-        self._header = position_header(positions, self._projections)
+        self._header = position_header(positions, self._projections, self.side.contexts)
         self._response.headers[READ_POSITION] = self._header
         return value
 
     def not_found(self, detail: str) -> HTTPException:
         headers = {READ_POSITION: self._header} if self._header else None
         return HTTPException(404, detail, headers=headers)
+
+
+def _position(text: str, side: ReadSide) -> Position:
+    """The position of one of the app's contexts (its syntax was checked with the parameters)."""
+    try:
+        return parse_position(text, side.contexts)
+    except InvalidValue as error:
+        raise InvalidParameter("position", str(error)) from None
 
 
 def reads(*projections: ReadModel) -> Any:
@@ -94,7 +103,7 @@ def reads(*projections: ReadModel) -> Any:
     ) -> Reader:
         side = read_side(request)
         timeout = wait_seconds(wait, side.settings)
-        awaited = None if position is None else (parse_position(position), timeout)
+        awaited = None if position is None else (_position(position, side), timeout)
         return Reader(side, projections, response, awaited)
 
     return Depends(reader)

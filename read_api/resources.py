@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
-from contexts.settings import Mode, Settings
+from contexts.registry import Registry
 from read_api.cursors import CursorCodec
 from read_api.listeners import RedisListener, listen_postgres
 from read_api.metrics import ReadMetrics
 from read_api.problems import STORE_ERRORS
 from read_api.stores import ReadStores, build_read_stores, read_stores_mode
 from read_api.waiting import CheckpointWatch
-from readmodels.catalog import ALL
 from readmodels.checkpoints import Positions
 from runtime.http.deadlines import Runner
+from runtime.settings import CommonSettings, Mode
 
 EMBEDDED_POLL_SECONDS = 0.005
 """Embedded mode: how often a waiting read re-reads the checkpoints (no notifications)."""
@@ -33,7 +33,11 @@ STACK_BACKSTOP_SECONDS = 1.0
 
 @dataclass
 class ReadSide:
-    settings: Settings
+    """What the read routes of one app use; `contexts` names its contexts, in registry order
+    (the order of `X-Read-Position`)."""
+
+    settings: CommonSettings
+    contexts: tuple[str, ...]
     stores: ReadStores
     runner: Runner
     watch: CheckpointWatch
@@ -57,21 +61,24 @@ class ReadSide:
 
 @asynccontextmanager
 async def open_read_side(
-    settings: Settings, registry: CollectorRegistry | None = None
+    settings: CommonSettings, contexts: Registry, registry: CollectorRegistry | None = None
 ) -> AsyncIterator[ReadSide]:
-    """Build the read side; `registry` lets a host app collect the read metrics with its own."""
+    """Build the read side of `contexts`' read models; `registry` lets a host app collect the
+    read metrics with its own."""
     mode = read_stores_mode(settings)
-    stores = build_read_stores(settings)
+    models = contexts.read_models
+    stores = build_read_stores(settings, models)
     runner = Runner(settings.worker_threads, settings.request_timeout, STORE_ERRORS)
 
     async def read_checkpoints() -> Positions:
-        return await runner.run(lambda: stores.positions(ALL))
+        return await runner.run(lambda: stores.positions(models))
 
     backstop = EMBEDDED_POLL_SECONDS if mode == "embedded" else STACK_BACKSTOP_SECONDS
     watch = CheckpointWatch(read_checkpoints, backstop=backstop)
     watch.bind(asyncio.get_running_loop())
     side = ReadSide(
         settings=settings,
+        contexts=contexts.names,
         stores=stores,
         runner=runner,
         watch=watch,
@@ -106,9 +113,12 @@ async def _close(side: ReadSide) -> None:
 
 @asynccontextmanager
 async def attach_read_side(
-    app: FastAPI, settings: Settings, registry: CollectorRegistry | None = None
+    app: FastAPI,
+    settings: CommonSettings,
+    contexts: Registry,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[ReadSide]:
-    async with open_read_side(settings, registry) as side:
+    async with open_read_side(settings, contexts, registry) as side:
         app.state.read_side = side
         yield side
 

@@ -1,10 +1,11 @@
 """The read routes, for the read API's own app or for inclusion into another one.
 
-`include_read_routes(app, settings, prefix)` adds every read endpoint under `prefix`, with
-/healthz, /readyz and /metrics, the handlers for the read routes' own errors, and a lifespan
-(merged into the app's by FastAPI) that opens the read stores on start and closes them on
-shutdown. Beside the write API, whose `GET /users/{id}` and `GET /orders/{id}` answer from the
-event store, the read routes go under `/read`::
+`include_read_routes(app, settings, prefix)` adds every registered context's read endpoints
+(its declaration's `read_router`) under `prefix`, with /healthz, /readyz and /metrics, the
+handlers for the read routes' own errors, and a lifespan (merged into the app's by FastAPI) that
+opens the read stores on start and closes them on shutdown. Beside the write API, whose
+`GET /users/{id}` and `GET /orders/{id}` answer from the event store, the read routes go under
+`/read`::
 
     app = write_api.app.create_app(settings)           # its own lifespan is kept
     include_read_routes(app, settings, prefix="/read")  # GET /read/users/{id}, /read/metrics, ...
@@ -17,12 +18,13 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry
 
-from contexts.settings import Settings
-from read_api import order_endpoints, sales_endpoints, user_endpoints
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
 from read_api.problems import install_read_problem_handlers
 from read_api.resources import attach_read_side, read_side
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
+from runtime.settings import CommonSettings
 
 ops = APIRouter(tags=["health"])
 
@@ -49,18 +51,23 @@ async def metrics(request: Request) -> Response:
     return read_side(request).metrics.exposition()
 
 
-def read_router(
-    settings: Settings, *, with_ops: bool = True, registry: CollectorRegistry | None = None
+def read_routes(
+    settings: CommonSettings,
+    *,
+    with_ops: bool = True,
+    registry: CollectorRegistry | None = None,
+    contexts: Registry = REGISTRY,
 ) -> APIRouter:
-    """Every read route, with a lifespan that attaches the read side to the app including it."""
+    """The read routes of `contexts`, with a lifespan that attaches the read side to the app
+    including them."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with attach_read_side(app, settings, registry):
+        async with attach_read_side(app, settings, contexts, registry):
             yield
 
     router = APIRouter(lifespan=lifespan)
-    for routes in (user_endpoints.router, order_endpoints.router, sales_endpoints.router):
+    for routes in contexts.read_routers:
         router.include_router(routes)
     if with_ops:
         router.include_router(ops)
@@ -69,16 +76,19 @@ def read_router(
 
 def include_read_routes(
     app: FastAPI,
-    settings: Settings,
+    settings: CommonSettings,
     prefix: str = "",
     *,
     with_ops: bool = True,
     registry: CollectorRegistry | None = None,
+    contexts: Registry = REGISTRY,
 ) -> None:
-    """Serve the read API from `app` under `prefix` ("" or such as "/read").
+    """Serve the read API of `contexts` (the registered ones) from `app` under `prefix` ("" or
+    such as "/read").
 
     `with_ops=False` leaves out /healthz, /readyz and /metrics (the host may have its own;
     `ReadSide.unreachable` and `ReadSide.metrics` are on `app.state.read_side`). `registry`
     puts the read metrics into the host's Prometheus registry instead of one of their own."""
     install_read_problem_handlers(app)
-    app.include_router(read_router(settings, with_ops=with_ops, registry=registry), prefix=prefix)
+    routes = read_routes(settings, with_ops=with_ops, registry=registry, contexts=contexts)
+    app.include_router(routes, prefix=prefix)

@@ -1,9 +1,11 @@
-"""Every read model: its name, the contexts whose events it folds, its shape and tables.
+"""The read models: each one's name, the contexts whose events it folds, its shape and tables.
 
-A `ReadModel` names one version of a model (`at(version)`); version 1 is declared here. Both
-projectors and the read API take the models from this list; `docs/read-models.md` is the prose
-of the same contract. A checkpoint is kept per (model, version, context), so a position token
-`<context>:<n>` concerns only the models that fold that context.
+A `ReadModel` names one version of a model (`at(version)`); version 1 of the models of
+docs/read-models.md (the prose of the same contract) is declared here, and a context of its own
+package may declare more. Which models exist is the registry's to say: each context declares the
+projections it owns, each writing one model (`contexts.registry.Registry.read_models`), and
+both projectors and the read API take that list. A checkpoint is kept per (model, version,
+context), so a position token `<context>:<n>` concerns only the models that fold that context.
 """
 
 from dataclasses import dataclass, replace
@@ -63,7 +65,3 @@ ORDERS = ReadModel("orders", ("orders",), "tables", (ORDERS_TABLE, ORDER_LINES_T
 DAILY_SALES = ReadModel(
     "daily_sales", ("orders",), "tables", (DAILY_SALES_TABLE, DAILY_SALES_ORDERS_TABLE)
 )
-
-DOCUMENT_MODELS = (USER_PROFILES, USER_STATS, TOP_SPENDERS)
-TABLE_MODELS = (USERS_DIRECTORY, ORDERS, DAILY_SALES)
-ALL = DOCUMENT_MODELS + TABLE_MODELS

@@ -2,7 +2,8 @@
 
 Each command opens the read models the settings select (the stack's PostgreSQL read database
 and Redis, or the embedded `<data_dir>/read.sqlite`) and turns every failure into one line on
-stderr and an exit code (see replay.app).
+stderr and an exit code (see replay.app). The projections are those the registered contexts
+declare, or another registry's passed as the command's `obj` (replay.app.contexts).
 """
 
 from collections.abc import Iterator
@@ -16,11 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from contexts.registered import REGISTRY
+from contexts.registry import Registry
 from contexts.settings import Settings
 from eventlog.stores import sqlite_path
 from projections.admin import DeadLetterAdmin, DeadLetterError, open_admin
 from projections.dead_letters import DeadLetter, Status
-from projections.models import all_projections
 from projections.rebuild import Rebuilder
 from projections.rebuild_reports import (
     Busy,
@@ -37,6 +38,7 @@ from replay.app import (
     NOT_FOUND,
     JsonOption,
     app,
+    contexts,
     fail,
     output,
     settings,
@@ -52,7 +54,7 @@ dlq = typer.Typer(
 app.add_typer(dlq)
 
 STATUSES: tuple[Status, ...] = ("parked", "retried", "skipped")
-PROJECTION_NAMES = ", ".join(p.name for p in all_projections())
+PROJECTION_NAMES = ", ".join(model.name for model in REGISTRY.read_models)
 
 
 def _one_line(error: BaseException) -> str:
@@ -60,16 +62,17 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
-def _check_projection(name: str) -> None:
-    if name not in {p.name for p in all_projections()}:
-        fail(BAD_ARGUMENTS, f"unknown projection {name!r}; use one of {PROJECTION_NAMES}")
+def _check_projection(name: str, registry: Registry) -> None:
+    names = [model.name for model in registry.read_models]
+    if name not in names:
+        fail(BAD_ARGUMENTS, f"unknown projection {name!r}; use one of {', '.join(names)}")
 
 
-def _check_stores(config: Settings) -> None:
+def _check_stores(config: Settings, registry: Registry) -> None:
     """The embedded mode needs existing event stores: a rebuild must not create empty ones."""
     if config.mode != "embedded":
         return
-    for context in REGISTRY.names:
+    for context in registry.names:
         if not sqlite_path(config, context).is_file():
             fail(
                 FAILED,
@@ -79,10 +82,10 @@ def _check_stores(config: Settings) -> None:
 
 
 @contextmanager
-def _read_models() -> Iterator[ReadModels]:
-    config = settings()
-    _check_stores(config)
-    with _exit_codes(), open_read_models(config) as models:
+def _read_models(registry: Registry) -> Iterator[ReadModels]:
+    config = settings(registry)
+    _check_stores(config, registry)
+    with _exit_codes(), open_read_models(config, registry) as models:
         yield models
 
 
@@ -108,6 +111,7 @@ def _exit_codes() -> Iterator[None]:
 
 @app.command("rebuild")
 def rebuild_command(
+    ctx: typer.Context,
     projection: str = typer.Argument(..., help=f"The projection: {PROJECTION_NAMES}."),
     at: str | None = typer.Option(
         None, "--at", help=f"Build the model as of this time beside live, for audit: {FORMS}."
@@ -121,12 +125,13 @@ def rebuild_command(
 ) -> None:
     """Rebuild a read model from the event stores into a shadow version, catch up, verify it
     against live at the same position (checksum) and swap atomically; resumable."""
-    _check_projection(projection)
+    registry = contexts(ctx)
+    _check_projection(projection, registry)
     moment = _instant(at)
     if retire and (moment is not None or dry_run):
         fail(BAD_ARGUMENTS, "--retire takes no --at or --dry-run")
     out = output(as_json)
-    with _read_models() as models:
+    with _read_models(registry) as models:
         if retire:
             rebuilder = Rebuilder(models)
             dropped = rebuilder.retire(projection)
@@ -200,9 +205,9 @@ def _result_view(result: Result) -> str:
 
 
 @app.command("projections")
-def projections_command(as_json: bool = JsonOption) -> None:
+def projections_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Each projection's active version, position and lag per context, dead letters, versions."""
-    with _read_models() as models:
+    with _read_models(contexts(ctx)) as models:
         statuses = projection_statuses(models)
     documents = [status.as_json() for status in statuses]
     table = Table(box=box.SIMPLE_HEAD)
@@ -226,9 +231,9 @@ def projections_command(as_json: bool = JsonOption) -> None:
 
 
 @contextmanager
-def _admin() -> Iterator[DeadLetterAdmin]:
-    config = settings()
-    with _exit_codes(), open_admin(config) as admin:
+def _admin(registry: Registry) -> Iterator[DeadLetterAdmin]:
+    config = settings(registry)
+    with _exit_codes(), open_admin(config, registry.projections()) as admin:
         yield admin
 
 
@@ -246,6 +251,7 @@ def _letter_row(letter: DeadLetter) -> list[str]:
 
 @dlq.command("list")
 def dlq_list(
+    ctx: typer.Context,
     projection: str | None = typer.Option(None, "--projection", help="Only this projection."),
     status: str = typer.Option("parked", "--status", help="parked, retried, skipped or all."),
     after: int = typer.Option(0, "--after", min=0, help="Page after this id."),
@@ -253,12 +259,13 @@ def dlq_list(
     as_json: bool = JsonOption,
 ) -> None:
     """Dead letters by id (keyset pages: pass the last id as --after)."""
+    registry = contexts(ctx)
     if projection is not None:
-        _check_projection(projection)
+        _check_projection(projection, registry)
     if status != "all" and status not in STATUSES:
         fail(BAD_ARGUMENTS, f"--status: {status!r}; use parked, retried, skipped or all")
     chosen: Status | None = None if status == "all" else status  # type: ignore[assignment]
-    with _admin() as admin:
+    with _admin(registry) as admin:
         letters = admin.listing(projection=projection, status=chosen, after_id=after, limit=limit)
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("id", "projection", "position", "event", "status", "attempts", "error"):
@@ -271,20 +278,24 @@ def dlq_list(
 
 @dlq.command("show")
 def dlq_show(
-    letter_id: int = typer.Argument(..., metavar="ID", min=1), as_json: bool = JsonOption
+    ctx: typer.Context,
+    letter_id: int = typer.Argument(..., metavar="ID", min=1),
+    as_json: bool = JsonOption,
 ) -> None:
     """One dead letter with its error and envelope."""
-    with _admin() as admin:
+    with _admin(contexts(ctx)) as admin:
         letter = admin.show(letter_id)
     output(as_json).result(letter.as_json())
 
 
 @dlq.command("retry")
 def dlq_retry(
-    letter_id: int = typer.Argument(..., metavar="ID", min=1), as_json: bool = JsonOption
+    ctx: typer.Context,
+    letter_id: int = typer.Argument(..., metavar="ID", min=1),
+    as_json: bool = JsonOption,
 ) -> None:
     """Apply a parked event again, then the events parked behind it (exit 1 if one fails)."""
-    with _admin() as admin:
+    with _admin(contexts(ctx)) as admin:
         result = admin.retry(letter_id)
     document = {
         "retried": result.retried,
@@ -300,9 +311,11 @@ def dlq_retry(
 
 @dlq.command("skip")
 def dlq_skip(
-    letter_id: int = typer.Argument(..., metavar="ID", min=1), as_json: bool = JsonOption
+    ctx: typer.Context,
+    letter_id: int = typer.Argument(..., metavar="ID", min=1),
+    as_json: bool = JsonOption,
 ) -> None:
     """Give up on a parked event (the events parked behind it stay parked)."""
-    with _admin() as admin:
+    with _admin(contexts(ctx)) as admin:
         letter = admin.skip(letter_id)
     output(as_json).result(letter.as_json(), f"dead letter {letter.id} skipped")

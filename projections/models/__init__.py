@@ -1,6 +1,12 @@
-"""The read models of docs/read-models.md, version 1."""
+"""The projection code of the read models of docs/read-models.md, version 1.
 
-from projections.model import OpsProjection, Projection, SqlProjection
+Which projections run is not listed here: each context's declaration names the projections it
+owns (`contexts/users.py`, `contexts/orders.py`), and `all_projections` asks the registry.
+"""
+
+from typing import TYPE_CHECKING
+
+from projections.model import Projection
 from projections.models.daily_sales import DailySales
 from projections.models.orders import Orders
 from projections.models.top_spenders import TopSpenders
@@ -8,9 +14,10 @@ from projections.models.user_profiles import UserProfiles
 from projections.models.user_stats import UserStats
 from projections.models.users_directory import UsersDirectory
 
+if TYPE_CHECKING:
+    from contexts.registry import Registry
+
 __all__ = [
-    "DOCUMENT_PROJECTIONS",
-    "SQL_PROJECTIONS",
     "DailySales",
     "Orders",
     "TopSpenders",
@@ -20,12 +27,11 @@ __all__ = [
     "all_projections",
 ]
 
-DOCUMENT_PROJECTIONS: tuple[type[OpsProjection], ...] = (UserProfiles, UserStats, TopSpenders)
-"""Redis in the stack mode; the generic SQL document tables in the embedded mode."""
 
-SQL_PROJECTIONS: tuple[type[SqlProjection], ...] = (UsersDirectory, Orders, DailySales)
-"""The PostgreSQL read database in the stack mode; SQLite in the embedded mode."""
+def all_projections(contexts: "Registry | None" = None) -> list[Projection]:
+    """The projections `contexts` own (by default the registered contexts'), in registry order."""
+    if contexts is None:
+        from contexts.registered import REGISTRY  # noqa: PLC0415 - it imports these modules
 
-
-def all_projections() -> list[Projection]:
-    return [kind() for kind in (*DOCUMENT_PROJECTIONS, *SQL_PROJECTIONS)]
+        contexts = REGISTRY
+    return contexts.projections()

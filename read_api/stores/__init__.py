@@ -4,10 +4,9 @@ Stack mode: Redis (`STRATA_REDIS_URL`) and the PostgreSQL read database
 (`STRATA_READ_DATABASE_URL`). Embedded mode: both families in `<data_dir>/read.sqlite`.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from contexts.settings import Mode, Settings
 from read_api.stores.base import KeyValueModels, RelationalModels
 from read_api.stores.redis_models import RedisKeyValue
 from read_api.stores.relational import RelationalTables
@@ -16,6 +15,7 @@ from read_api.stores.version_cache import ActiveVersions
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SQLiteDatabase
+from runtime.settings import CommonSettings, Mode
 
 
 class ReadStoresMisconfigured(ValueError):
@@ -42,7 +42,7 @@ class ReadStores:
         self.relational.close()
 
 
-def read_stores_mode(settings: Settings) -> Mode:
+def read_stores_mode(settings: CommonSettings) -> Mode:
     urls = (settings.read_database_url, settings.redis_url)
     if all(urls):
         return "stack"
@@ -53,9 +53,11 @@ def read_stores_mode(settings: Settings) -> Mode:
     return "embedded"
 
 
-def build_read_stores(settings: Settings) -> ReadStores:
-    """Open the read stores the settings select. Connections are made lazily or in the
-    background, so a store that is down makes requests fail with 503, not the start."""
+def build_read_stores(settings: CommonSettings, models: Sequence[ReadModel]) -> ReadStores:
+    """Open the read stores the settings select, for `models` (the registry's read models).
+    Connections are made lazily or in the background, so a store that is down makes requests
+    fail with 503, not the start."""
+    tables = [model for model in models if model.shape == "tables"]
     if read_stores_mode(settings) == "stack":
         assert settings.read_database_url
         assert settings.redis_url
@@ -71,7 +73,7 @@ def build_read_stores(settings: Settings) -> ReadStores:
             key_value=RedisKeyValue(
                 settings.redis_url, timeout=settings.request_timeout, versions=versions
             ),
-            relational=RelationalTables(database, versions),
+            relational=RelationalTables(database, tables, versions),
             description="Redis and PostgreSQL",
         )
     path = settings.data_dir / READ_DATABASE
@@ -79,6 +81,6 @@ def build_read_stores(settings: Settings) -> ReadStores:
     versions = ActiveVersions(sqlite)
     return ReadStores(
         key_value=SqlDocuments(sqlite, versions),
-        relational=RelationalTables(sqlite, versions),
+        relational=RelationalTables(sqlite, tables, versions),
         description=str(path.resolve()),
     )

@@ -5,6 +5,7 @@ The HTTP layer turns them into JSON (decimal strings, ISO 8601).
 """
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -12,6 +13,7 @@ from uuid import UUID
 
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
+from readmodels.sql import Tx
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,12 @@ class KeyValueModels(Protocol):
 
 
 class RelationalModels(Protocol):
-    """`users_directory`, `orders`, `daily_sales`: PostgreSQL, or SQLite."""
+    """`users_directory`, `orders`, `daily_sales`: PostgreSQL, or SQLite. `reading` is a
+    read-only transaction on the active versions of every relational model, for the read
+    endpoints of a context's own models (statements name the tables as at version 1)."""
 
     def positions(self, projections: Iterable[ReadModel]) -> Positions: ...
+    def reading(self) -> AbstractContextManager[Tx]: ...
     def directory(self, query: DirectoryQuery) -> list[DirectoryEntry]: ...
     def orders(self, query: OrdersQuery) -> list[OrderRow]: ...
     def order(self, order_id: UUID) -> OrderRow | None: ...

@@ -1,5 +1,6 @@
-"""The relational read models (`users_directory`, `orders`, `daily_sales`) in SQL that
-PostgreSQL and SQLite both run, through the read models' SQL layer (`readmodels.sql`).
+"""The relational read models (`users_directory`, `orders`, `daily_sales`, and any other a
+context declares) in SQL that PostgreSQL and SQLite both run, through the read models' SQL layer
+(`readmodels.sql`).
 
 Each read runs in one read-only transaction (a snapshot in PostgreSQL); parameters are adapted
 by the database's dialect and stored values turned back by `readmodels.formats`. Every listing
@@ -7,7 +8,7 @@ is a keyset page: `ORDER BY <sort key>, id` and `(<sort key>, id) > (last page's
 assembled only from the constants here; every value travels as a parameter.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -23,17 +24,17 @@ from read_api.stores.base import (
     SalesQuery,
 )
 from read_api.stores.version_cache import ActiveVersions
-from readmodels.catalog import TABLE_MODELS, ReadModel
+from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions, probe_checkpoints, read_positions
 from readmodels.formats import stored_date, stored_time, stored_uuid
 from readmodels.sql import Row, SqlDatabase, Tx
 from readmodels.versions import RenamingTx
 
 
-def relational_names(versions: ActiveVersions) -> dict[str, str]:
-    """Stable table name → the active version's name, for the relational models."""
+def relational_names(versions: ActiveVersions, models: Iterable[ReadModel]) -> dict[str, str]:
+    """Stable table name → the active version's name, for the relational `models`."""
     names: dict[str, str] = {}
-    for model in TABLE_MODELS:
+    for model in models:
         names |= versions.resolve(model).table_renames
     return names
 
@@ -72,17 +73,24 @@ SALES_COLUMNS = "day, currency, orders_paid, paid_cents, orders_refunded, refund
 
 
 class RelationalTables:
-    """`RelationalModels` over a SQL database holding the tables of docs/read-models.md."""
+    """`RelationalModels` over a SQL database holding the tables of `models` (those of
+    docs/read-models.md, and those of any other context's relational models)."""
 
-    def __init__(self, database: SqlDatabase, versions: ActiveVersions | None = None) -> None:
+    def __init__(
+        self,
+        database: SqlDatabase,
+        models: Sequence[ReadModel],
+        versions: ActiveVersions | None = None,
+    ) -> None:
         self._database = database
+        self._models = tuple(models)
         self._versions = versions
 
     @contextmanager
-    def _reading(self) -> Iterator[Tx]:
+    def reading(self) -> Iterator[Tx]:
         """A read-only transaction reading the active version of each model (one version per
-        request)."""
-        names = {} if self._versions is None else relational_names(self._versions)
+        request): statements name the tables as at version 1."""
+        names = {} if self._versions is None else relational_names(self._versions, self._models)
         with self._database.transaction(write=False) as tx:
             yield RenamingTx(tx, names) if names else tx
 
@@ -120,7 +128,7 @@ class RelationalTables:
             f"SELECT {DIRECTORY_COLUMNS} FROM users_directory d{filters.where}"  # noqa: S608
             " ORDER BY d.name_lower, d.id LIMIT ?"
         )
-        with self._reading() as tx:
+        with self.reading() as tx:
             rows = tx.query(sql, [*filters.params, query.limit])
             hobbies = self._hobbies(tx, [row[0] for row in rows])
         return [self._entry(row, hobbies.get(stored_uuid(row[0]), [])) for row in rows]
@@ -173,13 +181,13 @@ class RelationalTables:
             f"SELECT {ORDER_COLUMNS} FROM orders o{filters.where}"  # noqa: S608
             f" ORDER BY {key}, o.id LIMIT ?"
         )
-        with self._reading() as tx:
+        with self.reading() as tx:
             rows = tx.query(sql, [*filters.params, query.limit])
         return [self._order(row) for row in rows]
 
     def order(self, order_id: UUID) -> OrderRow | None:
         key = order_id
-        with self._reading() as tx:
+        with self.reading() as tx:
             row = tx.query_one(
                 f"SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = ?",  # noqa: S608
                 [key],
@@ -230,7 +238,7 @@ class RelationalTables:
             f"SELECT {SALES_COLUMNS} FROM daily_sales{filters.where}"  # noqa: S608
             " ORDER BY day, currency LIMIT ?"
         )
-        with self._reading() as tx:
+        with self.reading() as tx:
             rows = tx.query(sql, [*filters.params, query.limit])
         return [
             DailySales(stored_date(day), currency, int(n_paid), int(paid), int(n_ref), int(ref))

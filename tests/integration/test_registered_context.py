@@ -1,16 +1,17 @@
 """A context declared in the test tree alone (tests/support/notes_context.py) and registered with
 `REGISTRY.with_(NOTES)` gets, from its declaration only: a store and a write endpoint, a tailer of
-the embedded fan-out, a relay publishing to its own JetStream stream, and `replay state`.
-
-The notes context has no projection: projections are listed by `projections.models`, not by the
-registry (see the README, "Adding a context"), so the embedded proof stops at the tailer's log.
+the embedded fan-out that folds its events into its read model, a relay publishing to its own
+JetStream stream, the stack projector's consumer into the PostgreSQL read database, its read
+endpoint, `replay state` and `replay projections`.
 """
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,6 +20,9 @@ from typer.testing import CliRunner
 from contexts.registered import REGISTRY
 from embedded.app import create_app as create_embedded_app
 from eventlog.jetstream import context_stream
+from projections.consumers import ConsumerOptions
+from projections.stack import StackProjector
+from read_api.app import create_app as create_read_app
 from replay.main import app as replay_app
 from runtime.settings import CommonSettings, settings_model
 from tests.integration.test_relay import RelayThread
@@ -31,6 +35,7 @@ from tests.support.nats import (
 )
 from tests.support.notes_context import NOTES
 from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.read_models import require_redis, scratch_redis_database
 from write_api.app import create_app as create_write_app
 
 WITH_NOTES = REGISTRY.with_(NOTES)
@@ -44,10 +49,23 @@ def write_note(client: TestClient, text: str) -> dict[str, Any]:
     return body
 
 
+def replay(env: dict[str, str], *args: str, registry: object = WITH_NOTES) -> Any:
+    """`replay ARGS`, run on the registry given as its `obj`."""
+    return CliRunner().invoke(replay_app, list(args), obj=registry, env=env)
+
+
 def replay_state(env: dict[str, str], note_id: str, registry: object = WITH_NOTES) -> Any:
-    """`replay state notes <id> --version 1 --json`, run on the registry given as its `obj`."""
-    args = ["state", "notes", note_id, "--version", "1", "--json"]
-    return CliRunner().invoke(replay_app, args, obj=registry, env=env)
+    """`replay state notes <id> --version 1 --json`."""
+    return replay(env, "state", "notes", note_id, "--version", "1", "--json", registry=registry)
+
+
+def read_note(client: TestClient, path: str, written: dict[str, Any]) -> dict[str, Any]:
+    """The note from its read endpoint, once the read model reflects the write."""
+    answer = client.get(path, params={"position": written["position"], "wait": 10})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Read-Position"] == written["position"]
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 def test_the_settings_of_the_registry_have_a_url_per_context() -> None:
@@ -70,11 +88,16 @@ def test_embedded_a_test_context_takes_commands_reaches_the_fanout_and_replays(
     app = create_embedded_app(settings, contexts=WITH_NOTES)
     with TestClient(app) as client:
         written = write_note(client, "  remember the milk ")
+        read = read_note(client, f"/read/notes/{written['id']}", written)
+        missing = client.get(f"/read/notes/{UUID(int=1)}")
         fanout = client.app.state.fanout  # type: ignore[attr-defined]
         notes = client.app.state.services["notes"]  # type: ignore[attr-defined]
         [envelope] = notes.recorder.select_envelopes("notes", 0, 10)
 
     assert fanout.contexts == ("users", "orders", "notes")
+    assert "notes" in [target.projection.name for target in fanout.targets]
+    assert (read["text"], read["version"]) == ("remember the milk", 1)
+    assert missing.status_code == 404
     assert (tmp_path / "var" / "notes.sqlite").is_file()
     assert (envelope.context, envelope.aggregate_type) == ("notes", "Note")
     assert written["position"] == f"notes:{envelope.position}"
@@ -86,32 +109,52 @@ def test_embedded_a_test_context_takes_commands_reaches_the_fanout_and_replays(
     assert (document["context"], document["version"]) == ("notes", 1)
     assert document["state"]["text"] == "remember the milk"
 
+    status = replay({"STRATA_DATA_DIR": str(tmp_path / "var")}, "projections", "--json")
+    assert status.exit_code == 0, status.output
+    [projection] = [
+        p for p in json.loads(status.stdout)["projections"] if p["projection"] == "notes"
+    ]
+    [lag] = projection["contexts"]
+    assert (lag["context"], lag["position"], lag["head"]) == ("notes", envelope.position, 1)
+
 
 def test_the_registered_contexts_alone_do_not_know_a_test_context(tmp_path: Path) -> None:
-    refused = replay_state({"STRATA_DATA_DIR": str(tmp_path)}, "0" * 32, registry=None)
+    env = {"STRATA_DATA_DIR": str(tmp_path)}
+    refused = replay_state(env, "0" * 32, registry=None)
+    no_projection = replay(env, "rebuild", "notes", "--dry-run", registry=None)
 
     assert refused.exit_code == 2
     assert "unknown context 'notes'; use users or orders" in refused.output
+    assert no_projection.exit_code == 2
+    assert "unknown projection 'notes'" in no_projection.output
+    assert "notes" not in [model.name for model in REGISTRY.read_models]
 
 
 @pytest.fixture
 def stack_settings(postgres_stores: dict[str, str]) -> Iterator[CommonSettings]:
+    """The stack's stores: the event stores (the notes' of its own), the read database and a
+    Redis database of the test's own, streams in a namespace of its own (deleted after)."""
     nats = require_nats()
-    with scratch_databases(require_postgres(), "notes") as notes:
+    with (
+        scratch_databases(require_postgres(), "notes", "read") as databases,
+        scratch_redis_database(require_redis()) as redis_url,
+    ):
         settings = NotesSettings(
             users_database_url=postgres_stores["users"],
             orders_database_url=postgres_stores["orders"],
-            notes_database_url=notes["notes"],
+            notes_database_url=databases["notes"],
+            read_database_url=databases["read"],
+            redis_url=redis_url,
             nats_url=nats,
             stream_namespace=new_namespace(),
             group_commit=False,
         )
         yield settings
-        delete_streams(nats, context_stream("notes", settings).name)
+        delete_streams(nats, *(context_stream(c, settings).name for c in WITH_NOTES.names))
 
 
 @pytest.mark.postgres
-def test_stack_a_test_context_is_relayed_to_its_stream_and_replays(
+def test_stack_a_test_context_is_relayed_projected_read_and_replayed(
     stack_settings: CommonSettings,
 ) -> None:
     with TestClient(create_write_app(stack_settings, contexts=WITH_NOTES)) as client:
@@ -124,10 +167,32 @@ def test_stack_a_test_context_is_relayed_to_its_stream_and_replays(
     assert written["position"] == f"notes:{message.position}"
     assert message.subject.startswith(f"{stack_settings.stream_namespace}.es.notes.Note.")
 
+    consumers = asyncio.run(project(stack_settings, message.position))
+    assert "proj_notes_v1_notes" in consumers
+    with TestClient(create_read_app(stack_settings, contexts=WITH_NOTES)) as client:
+        assert read_note(client, f"/notes/{written['id']}", written)["text"] == "ship it"
+
     env = {v: str(stack_settings.database_url(c)) for c, v in database_variables()}
     replayed = replay_state(env, written["id"])
     assert replayed.exit_code == 0, replayed.output
     assert json.loads(replayed.stdout)["state"]["text"] == "ship it"
+
+
+async def project(settings: CommonSettings, position: int, timeout: float = 20) -> list[str]:
+    """Run the stack's projector of the registry with notes until its notes consumer has
+    applied `position`; the names of its consumers."""
+    options = ConsumerOptions(batch_size=16, fetch_timeout=0.2, pauses=(0.1,))
+    projector = StackProjector(settings, options=options, contexts=WITH_NOTES)
+    try:
+        assert await projector.lead(asyncio.Event())
+        await projector.start()
+        [notes] = [runner for runner in projector.runners if runner.context == "notes"]
+        async with asyncio.timeout(timeout):
+            while notes.checkpoint.position < position:
+                await asyncio.sleep(0.05)
+        return [runner.name for runner in projector.runners]
+    finally:
+        await projector.close()
 
 
 def database_variables() -> list[tuple[str, str]]:

@@ -17,17 +17,11 @@ from datetime import UTC, date, datetime
 import pytest
 import redis
 
+from contexts.registered import REGISTRY
 from contexts.settings import Settings
 from readmodels import keys
-from readmodels.catalog import (
-    ALL,
-    DOCUMENT_MODELS,
-    TABLE_MODELS,
-    USER_PROFILES,
-    USER_STATS,
-    ReadModel,
-)
 from readmodels.catalog import TOP_SPENDERS as TOP
+from readmodels.catalog import USER_PROFILES, USER_STATS, ReadModel
 from readmodels.checkpoints import (
     Checkpoint,
     checkpoint_payload,
@@ -43,7 +37,9 @@ from tests.support.postgres import services_required
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 SCRATCH_CLAIM = "strata:test:scratch-claim"
 
-RELATIONAL_TABLES = tuple(table for model in TABLE_MODELS for table in model.tables)
+ALL = REGISTRY.read_models
+"""The registered contexts' read models."""
+RELATIONAL_TABLES = tuple(table for model in ALL for table in model.tables)
 """The relational tables as the projectors create them (docs/read-models.md)."""
 LAYOUT = RedisLayout()
 
@@ -236,7 +232,7 @@ class ReadModelWriter:
 
     def checkpoint(self, projection: ReadModel, context: str, position: int) -> None:
         """Move a checkpoint and announce it, as the projector does after a commit."""
-        if self.redis is not None and projection in DOCUMENT_MODELS:
+        if self.redis is not None and projection.shape == "documents":
             self.redis.set(
                 LAYOUT.checkpoint_key(projection.name, projection.version, context), position
             )

@@ -2,6 +2,7 @@
 
 from uuid import UUID
 
+from contexts.registered import REGISTRY
 from projections.model import OpsProjection, SqlProjection
 from projections.models import all_projections
 from readmodels import catalog, keys
@@ -10,10 +11,25 @@ from readmodels.keys import RedisLayout
 USER = UUID("6f1c1f5e-0000-4000-8000-000000000001")
 
 
-def test_every_projection_writes_one_model_of_the_catalog_and_every_model_has_one() -> None:
+def test_the_registered_read_models_are_the_six_of_the_docs_each_written_by_one_projection() -> (
+    None
+):
     written = [projection.read_model for projection in all_projections()]
-    assert sorted(model.name for model in written) == sorted(m.name for m in catalog.ALL)
-    assert set(written) == set(catalog.ALL)
+    assert written == list(REGISTRY.read_models)
+    assert set(written) == {
+        catalog.USER_PROFILES,
+        catalog.USER_STATS,
+        catalog.TOP_SPENDERS,
+        catalog.USERS_DIRECTORY,
+        catalog.ORDERS,
+        catalog.DAILY_SALES,
+    }
+
+
+def test_each_context_declares_projections_that_fold_its_own_events() -> None:
+    for context in REGISTRY:
+        for projection in context.projections:
+            assert context.name in projection.read_model.contexts, projection.__name__
 
 
 def test_a_projections_shape_is_its_models_shape() -> None:

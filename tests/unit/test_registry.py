@@ -9,7 +9,7 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry, UnknownContext
 from domain.orders.transcodings import OrderLineAsDict, OrderStatusAsStr
 from domain.users.profile import UserProfile
-from tests.support.notes_context import NOTES
+from tests.support.notes_context import NOTES, NotesList
 
 
 def test_a_declaration_derives_its_store_and_stream_from_its_name() -> None:
@@ -51,3 +51,29 @@ def test_a_context_name_that_cannot_name_a_variable_or_a_database_is_refused(nam
 def test_a_declaration_whose_application_has_another_name_is_refused() -> None:
     with pytest.raises(ValueError, match="declares application OrdersService, whose name"):
         dataclasses.replace(NOTES, application=ORDERS.application)
+
+
+def test_the_registry_lists_the_projections_read_models_and_read_routers_its_contexts_declare() -> (
+    None
+):
+    extended = REGISTRY.with_(NOTES)
+
+    assert [model.name for model in extended.read_models] == [
+        "user_profiles",
+        "users_directory",
+        "orders",
+        "daily_sales",
+        "user_stats",
+        "top_spenders",
+        "notes",
+    ]
+    assert [p.read_model for p in extended.projections()] == list(extended.read_models)
+    assert isinstance(extended.projections()[-1], NotesList)
+    assert extended.read_routers[-1] is NOTES.read_router
+    assert len(REGISTRY.read_routers) == 2
+
+
+def test_a_read_model_declared_by_two_contexts_is_refused() -> None:
+    orders_too = dataclasses.replace(ORDERS, projections=(*ORDERS.projections, NotesList))
+    with pytest.raises(ValueError, match="read models declared twice: notes"):
+        Registry(orders_too, NOTES)
