@@ -46,22 +46,84 @@ class EventMetadata:
 
 
 @dataclass(frozen=True)
+class Job:
+    """Work due at a time (a call to a provider, a deadline), kept until it is done.
+
+    Written with the events that make it due, so neither exists without the other; a poller
+    (`eventlog.jobs`) runs it when due. Writing a job of the same (kind, key) again replaces it.
+    """
+
+    kind: str
+    key: str
+    due_at: datetime
+    """Timezone-aware UTC."""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    """JSON: strings, numbers, booleans, None, lists and mappings of them."""
+    attempts: int = 0
+
+
+JobKey = tuple[str, str]
+"""(kind, key) of a job."""
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """How far a process has taken in an upstream's log, moved with the events it caused.
+
+    The move is conditional: it applies only while the tracked position is still `after` (the
+    position the process read before taking the page in), so of two processors of one page
+    only the first commits; the other's transaction fails with a conflict, events and all.
+    """
+
+    upstream: str
+    position: int
+    stream_seq: int = 0
+    after: int = 0
+    """The tracked position this move starts from; 0 when nothing was tracked yet."""
+
+
+@dataclass(frozen=True)
 class SideRecords:
-    """Rows written in the same transaction as a save's events, so no crash can separate them."""
+    """Rows written in the same transaction as a save's events, so no crash can separate them.
+
+    Of the jobs, `done_jobs` are deleted before `jobs` are written, so a save may finish a job
+    and schedule one of the same key anew.
+    """
 
     idempotency: Sequence[IdempotencyRecord] = ()
     claims: Sequence[Claim] = ()
     released_claims: Sequence[Claim] = ()
     event_metadata: Sequence[EventMetadata] = ()
+    jobs: Sequence[Job] = ()
+    done_jobs: Sequence[JobKey] = ()
+    tracking: Sequence[Tracking] = ()
 
     @classmethod
     def combined(cls, parts: Sequence["SideRecords"]) -> "SideRecords":
+        """The records of several saves as one save's, with the same effect in their order."""
+        jobs, done_jobs = _combined_jobs(parts)
         return cls(
             idempotency=[r for part in parts for r in part.idempotency],
             claims=[c for part in parts for c in part.claims],
             released_claims=[c for part in parts for c in part.released_claims],
             event_metadata=[t for part in parts for t in part.event_metadata],
+            jobs=jobs,
+            done_jobs=done_jobs,
+            tracking=[t for part in parts for t in part.tracking],
         )
+
+
+def _combined_jobs(parts: Sequence[SideRecords]) -> tuple[list[Job], list[JobKey]]:
+    """A job finished by a later part is not written; one written by a later part is."""
+    jobs: dict[JobKey, Job] = {}
+    done: dict[JobKey, None] = {}
+    for part in parts:
+        for key in part.done_jobs:
+            jobs.pop(key, None)
+            done[key] = None
+        for job in part.jobs:
+            jobs[job.kind, job.key] = job
+    return list(jobs.values()), list(done)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ order equals position order and no tailer can skip a late commit). Side records 
 - ``*_idempotency``: what a command with an Idempotency-Key produced;
 - ``*_claims``: unique values (email addresses) held by one aggregate, enforced by a primary key;
 - ``*_event_metadata``: each event's timestamp, indexed as (aggregate id, timestamp) -> version
-  for point-in-time replay, and the correlation and causation ids of the command behind it.
+  for point-in-time replay, and the correlation and causation ids of the command behind it;
+- ``*_jobs``: work due at a time, run by pollers (`eventlog.jobs`, `eventlog.postgres_jobs`);
+- in ``*_replica_checkpoints``: the positions of processes tracking an upstream's log
+  (`SideRecords.tracking`), moved only from where the tracking says, else nothing is written.
 
 Beside them are the tables of the context's replicas of other contexts (`eventlog.replicas`).
 
@@ -31,6 +34,8 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
 from eventlog.envelope import EventEnvelope, envelope_from_row
+from eventlog.jobs import RecorderJobs
+from eventlog.postgres_jobs import PostgresJobs
 from eventlog.postgres_replicas import PostgresReplicas
 from eventlog.replicas import ReplicaChange, ReplicaCheckpoint
 
@@ -47,7 +52,9 @@ def _snapshots_table_statement(datastore: PostgresDatastore, prefix: str) -> Any
     return snapshots.sql_create_statements[snapshots.create_table_statement_index]
 
 
-class PostgresSideRecordRecorder(PostgresApplicationRecorder):
+class PostgresSideRecordRecorder(RecorderJobs, PostgresApplicationRecorder):
+    jobs: PostgresJobs
+
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
@@ -59,6 +66,7 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
         self._event_metadata = Identifier(f"{prefix}_event_metadata")
         self._event_metadata_index = Identifier(f"{prefix}_event_metadata_by_time")
         self._replicas = PostgresReplicas(datastore, prefix)
+        self.jobs = PostgresJobs(datastore, prefix)
         self._side_relations = [
             *(
                 f"{prefix}_{suffix}"
@@ -71,9 +79,11 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
                 )
             ),
             *self._replicas.relations,
+            *self.jobs.relations,
         ]
         self.sql_create_statements.extend(self._side_table_statements())
         self.sql_create_statements.extend(self._replicas.create_statements)
+        self.sql_create_statements.extend(self.jobs.create_statements)
         self.sql_create_statements.append(_snapshots_table_statement(datastore, prefix))
         self._insert_rows_statement = SQL(
             "INSERT INTO {}.{} (originator_id, originator_version, topic, state)"
@@ -153,22 +163,28 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
 
         Everything goes in one pipelined round trip. Unlike the library's version this is not
         retried on connection errors: a command handler must learn of an outage at once, not
-        after ten retries.
+        after ten retries. A tracking that finds its position moved raises TrackingConflict.
         """
+        records = side_records or SideRecords()
         with (
             self.datastore.get_connection() as conn,
             conn.pipeline(),
             conn.transaction(),
             conn.cursor() as curs,
         ):
-            if side_records is not None:
-                self._insert_side_records(curs, side_records)
-            if not stored_events:
-                return []
-            for statement in self._lock_and_notify_statements:
-                curs.execute(statement)
-            self._insert_rows(curs, stored_events)
-            return [row["notification_id"] for row in curs.fetchall()]
+            # Tracking first: a second processor of a page queues on the row, not on the table;
+            # by upstream, so that two commits tracking the same ones cannot deadlock.
+            trackings = sorted(records.tracking, key=lambda tracking: tracking.upstream)
+            tracked = self._replicas.track(conn, trackings)
+            self._insert_side_records(curs, records)
+            positions: list[int] = []
+            if stored_events:
+                for statement in self._lock_and_notify_statements:
+                    curs.execute(statement)
+                self._insert_rows(curs, stored_events)
+                positions = [row["notification_id"] for row in curs.fetchall()]
+            self._replicas.check_tracked(trackings, tracked)
+            return positions
 
     def _insert_rows(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> None:
         # Four plain arrays adapt several times faster than the library's composite-type array.
@@ -220,6 +236,7 @@ class PostgresSideRecordRecorder(PostgresApplicationRecorder):
                     "causation_id",
                 ),
             )
+        self.jobs.write(curs, records.jobs, records.done_jobs)
 
     def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
         """The events after a position, in position order, with their metadata, as envelopes."""

@@ -6,6 +6,10 @@
 
 A page is applied in one transaction, checkpoint first: concurrent feeds of one upstream (one
 per process serving the follower) queue on its row, then upsert their rows in id order.
+
+The checkpoints table also holds the positions of processes that track an upstream with their
+own events (`SideRecords.tracking`): there the move is a compare-and-set in the transaction of
+the events, so that of two processors of one page only one commits.
 """
 
 import json
@@ -14,9 +18,12 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from eventlog.replicas import ReplicaChange, ReplicaCheckpoint
+from domain.ports import Tracking
+from eventlog.replicas import ReplicaChange, ReplicaCheckpoint, TrackingConflict
 
 
 class PostgresReplicas:
@@ -49,6 +56,15 @@ class PostgresReplicas:
             " SET version = excluded.version, state = excluded.state"
             " WHERE r.version < excluded.version"
         ).format(schema, replicas)
+        # A tracked position is never 0, so `after == 0` means that no row exists yet.
+        self._track_first = SQL(
+            "INSERT INTO {}.{} (upstream, position, stream_seq) VALUES (%s, %s, %s)"
+            " ON CONFLICT (upstream) DO NOTHING RETURNING upstream"
+        ).format(schema, checkpoints)
+        self._track = SQL(
+            "UPDATE {}.{} SET position = %s, stream_seq = %s WHERE upstream = %s AND position = %s"
+            " RETURNING upstream"
+        ).format(schema, checkpoints)
         self._select_checkpoint = SQL(
             "SELECT position, stream_seq FROM {}.{} WHERE upstream = %s"
         ).format(schema, checkpoints)
@@ -74,6 +90,34 @@ class PostgresReplicas:
                         [json.dumps(change.state) for change in ordered],
                     ],
                 )
+
+    def track(
+        self, conn: Connection[DictRow], trackings: Sequence[Tracking]
+    ) -> list[Cursor[DictRow]]:
+        """In the caller's (pipelined) transaction: each tracked position moved if it is still
+        where the tracking starts from. `check_tracked` reads the outcome, once the events
+        are written too, so the whole commit still takes one round trip."""
+        cursors = []
+        for tracking in trackings:
+            curs = conn.cursor()
+            if tracking.after == 0:
+                params = [tracking.upstream, tracking.position, tracking.stream_seq]
+                curs.execute(self._track_first, params, prepare=True)
+            else:
+                params = [tracking.position, tracking.stream_seq, tracking.upstream, tracking.after]
+                curs.execute(self._track, params, prepare=True)
+            cursors.append(curs)
+        return cursors
+
+    @staticmethod
+    def check_tracked(trackings: Sequence[Tracking], cursors: Sequence[Cursor[DictRow]]) -> None:
+        """Raise TrackingConflict if a tracked position had moved (the transaction then rolls
+        back)."""
+        for tracking, curs in zip(trackings, cursors, strict=True):
+            moved = curs.fetchone() is not None
+            curs.close()
+            if not moved:
+                raise TrackingConflict(tracking)
 
     def checkpoint(self, upstream: str) -> ReplicaCheckpoint:
         with self._datastore.transaction(commit=False) as curs:

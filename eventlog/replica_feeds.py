@@ -1,5 +1,7 @@
 """The feeds of a context's replicas (`eventlog.replicas`), and waiting for one to reach a position.
 
+A feed brings an upstream's log to an `Intake`: a replica's, or a tracked process's.
+
 - `StoreTail`: when this process can read the upstream's event store (both contexts served
   here, or the embedded mode's SQLite files), every lookup first takes in what the log holds
   beyond the checkpoint (`CommandService.replica_refreshers`): a command sees every upstream
@@ -7,29 +9,32 @@
 - `StreamFeed` (`eventlog.replica_stream`): when the upstream runs elsewhere, its JetStream
   stream.
 
-Either way the intake is `replicas.take_in`: exactly-once in effect, whatever is redelivered.
+Either way the intake is exactly-once in effect, whatever is redelivered.
 """
 
 import asyncio
 from typing import Protocol
 
 from eventlog.envelope import EnvelopeSource
-from eventlog.replicas import Replica, ReplicaStore, take_in
+from eventlog.replicas import Intake
 
 PAGE_SIZE = 500
 
 
 class ReplicaFeed(Protocol):
-    """A running feed of one replica."""
+    """A running feed of one intake (of a replica, or of a tracked process)."""
 
     follower: str
-    replica: Replica
+    """The context (or process) that takes the upstream's events in."""
+
+    @property
+    def upstream(self) -> str: ...
 
     def position(self) -> int:
-        """The last upstream position the replica has taken in (as far as this feed knows)."""
+        """The last upstream position the intake has taken in (as far as this feed knows)."""
 
     async def reach(self, position: int, timeout: float) -> bool:
-        """Wait, at most `timeout` seconds, until the replica has taken in `position`."""
+        """Wait, at most `timeout` seconds, until the intake has taken in `position`."""
 
     async def start(self) -> None: ...
 
@@ -40,15 +45,13 @@ class StoreTail:
     def __init__(
         self,
         follower: str,
-        replica: Replica,
-        store: ReplicaStore,
+        intake: Intake,
         source: EnvelopeSource,
         *,
         page_size: int = PAGE_SIZE,
     ) -> None:
         self.follower = follower
-        self.replica = replica
-        self._store = store
+        self.intake = intake
         self._source = source
         self._page_size = page_size
         self._position = 0
@@ -58,16 +61,20 @@ class StoreTail:
 
         Concurrent calls are safe (the intake ignores what it already holds), so none waits
         for another."""
-        upstream = self.replica.upstream
-        position = self._store.replica_checkpoint(upstream).position
+        upstream = self.intake.upstream
+        position = self.intake.checkpoint().position
         while True:
             page = self._source.select_envelopes(upstream, position, self._page_size)
-            checkpoint = take_in(self._store, self.replica, page)
+            checkpoint = self.intake.take_in(page)
             if checkpoint is not None:
                 position = checkpoint.position
             if len(page) < self._page_size:
                 self._position = max(self._position, position)
                 return position
+
+    @property
+    def upstream(self) -> str:
+        return self.intake.upstream
 
     def position(self) -> int:
         return self._position

@@ -1,15 +1,17 @@
-"""A replica fed from its upstream's JetStream stream (the upstream runs in another process).
+"""An intake (a replica, a tracked process) fed from its upstream's JetStream stream (the
+upstream runs in another process).
 
 Each process serving the follower runs its own feed on an ephemeral pull consumer, created at
-the stream sequence after the replica's checkpoint; several feeds of one replica (uvicorn
-workers, replicas of the service) are harmless, since the intake ignores what it already holds.
+the stream sequence after the intake's checkpoint; several feeds of one intake (uvicorn
+workers, replicas of the service) are harmless, since the intake ignores what it already holds
+(a tracked intake refuses a page another feed took in first; the feed then attaches again).
 One sequential loop: fetch (a timeout is an empty batch) -> take in, in one transaction ->
 ack. On any failure, and after NATS reconnects, the consumer is dropped and made again from
 the checkpoint, so nothing behind it is skipped and nothing is taken in twice.
 
 If the stream no longer holds the messages after the checkpoint (its `max_age`), the feed
 starts at the stream's first message and says so in the log: a follower cannot read another
-context's database, so the replica may miss what aged out.
+context's database, so the intake may miss what aged out.
 """
 
 import asyncio
@@ -23,7 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import ContextStream
-from eventlog.replicas import Replica, ReplicaStore, take_in
+from eventlog.replicas import Intake
 
 log = logging.getLogger("strata.replicas")
 
@@ -43,14 +45,12 @@ class StreamFeed:
     def __init__(
         self,
         follower: str,
-        replica: Replica,
-        store: ReplicaStore,
+        intake: Intake,
         stream: ContextStream,
         connect: Connect,
     ) -> None:
         self.follower = follower
-        self.replica = replica
-        self._store = store
+        self.intake = intake
         self._stream = stream
         self._connect = connect
         self._position = 0
@@ -63,7 +63,7 @@ class StreamFeed:
         return self._position
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"replica-{self.replica.upstream}")
+        self._task = asyncio.create_task(self._run(), name=f"feed-{self.upstream}")
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -77,7 +77,7 @@ class StreamFeed:
         deadline = loop.time() + timeout
         while True:
             advanced = self._advanced
-            checkpoint = await asyncio.to_thread(self._store.replica_checkpoint, self._upstream)
+            checkpoint = await asyncio.to_thread(self.intake.checkpoint)
             self._note(checkpoint.position)
             remaining = deadline - loop.time()
             if checkpoint.position >= position or remaining <= 0:
@@ -86,8 +86,8 @@ class StreamFeed:
                 await asyncio.wait_for(advanced.wait(), min(remaining, RECHECK))
 
     @property
-    def _upstream(self) -> str:
-        return self.replica.upstream
+    def upstream(self) -> str:
+        return self.intake.upstream
 
     def _note(self, position: int) -> None:
         if position > self._position:
@@ -110,11 +110,7 @@ class StreamFeed:
                     pause = PAUSES[min(failures, len(PAUSES) - 1)]
                     failures += 1
                     log.warning(
-                        "replica of %s in %s: %s; again in %g s",
-                        self._upstream,
-                        self.follower,
-                        str(error) or type(error).__name__,
-                        pause,
+                        "%s: %s; again in %g s", self, str(error) or type(error).__name__, pause
                     )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), pause)
@@ -142,13 +138,13 @@ class StreamFeed:
                 await js.delete_consumer(self._stream.name, info.name)
 
     async def _attach(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
-        checkpoint = await asyncio.to_thread(self._store.replica_checkpoint, self._upstream)
+        checkpoint = await asyncio.to_thread(self.intake.checkpoint)
         self._note(checkpoint.position)
         info = await js.stream_info(self._stream.name)
         first, last = info.state.first_seq, info.state.last_seq
         start = checkpoint.stream_seq + 1
         if start > last + 1:
-            log.warning("%s: the stream is behind the replica's checkpoint: reading it all", self)
+            log.warning("%s: the stream is behind the intake's checkpoint: reading it all", self)
             start = 1
         if start < first:
             log.error("%s: messages %d to %d aged out of the stream", self, start, first - 1)
@@ -157,7 +153,7 @@ class StreamFeed:
             self._stream.subjects,
             stream=self._stream.name,
             config=ConsumerConfig(
-                description=f"strata replica of {self._upstream} in {self.follower}",
+                description=f"strata {self}",
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=max(start, 1),
                 ack_policy=AckPolicy.EXPLICIT,
@@ -183,13 +179,11 @@ class StreamFeed:
                 seq = msg.metadata.sequence.stream
                 log.error("%s: stream sequence %d is not an event envelope (%s)", self, seq, error)
         last_seq = fetched[-1].metadata.sequence.stream
-        checkpoint = await asyncio.to_thread(
-            take_in, self._store, self.replica, envelopes, stream_seq=last_seq
-        )
+        checkpoint = await asyncio.to_thread(self.intake.take_in, envelopes, last_seq)
         for msg in fetched:
             await msg.ack()
         if checkpoint is not None:
             self._note(checkpoint.position)
 
     def __str__(self) -> str:
-        return f"replica of {self._upstream} in {self.follower}"
+        return f"feed of {self.upstream} into {self.follower}"

@@ -10,7 +10,9 @@ leaves its aggregate in. The replica lives in the follower's own event-store dat
   at), written in the same transaction as the rows, so the intake is exactly-once in effect.
 
 Feeds (`eventlog.replica_feeds`) bring the upstream's envelopes in log order: from JetStream
-when the upstream runs elsewhere, from its store when this process can read it.
+when the upstream runs elsewhere, from its store when this process can read it. They hand them
+to an `Intake`: a replica's is `ReplicaIntake`; a process that reacts to an upstream's events
+with events of its own has one that commits them with a `Tracking` side record instead.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.persistence import RecordConflictError
+
+from domain.ports import Tracking
 from eventlog.envelope import EventEnvelope
 
 StateAfter = Callable[[str, str, Mapping[str, Any]], Mapping[str, Any] | None]
@@ -42,6 +47,34 @@ class ReplicaChange:
 class ReplicaCheckpoint:
     position: int = 0
     stream_seq: int = 0
+
+
+class TrackingConflict(RecordConflictError):
+    """A tracked position was no longer where a commit's tracking started from: another
+    processor took the page in first. Nothing of the commit was written."""
+
+    def __init__(self, tracking: Tracking) -> None:
+        super().__init__(
+            f"the tracked position of {tracking.upstream} is no longer {tracking.after}"
+        )
+        self.tracking = tracking
+
+
+class Intake(Protocol):
+    """Takes in pages of an upstream's log, exactly once in effect, and says how far it got."""
+
+    @property
+    def upstream(self) -> str: ...
+
+    def checkpoint(self) -> ReplicaCheckpoint:
+        """The last position (and stream sequence) taken in."""
+
+    def take_in(
+        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0
+    ) -> ReplicaCheckpoint | None:
+        """Take in a page (in log order; it may repeat what is held); the new checkpoint, or
+        None for an empty page. May raise a RecordConflictError if another processor of the
+        same upstream moved first: the page is then to be read again from the checkpoint."""
 
 
 class ReplicaStore(Protocol):
@@ -90,3 +123,23 @@ def take_in(
     checkpoint = ReplicaCheckpoint(envelopes[-1].position, stream_seq)
     store.apply_replica_changes(replica.upstream, changes_of(replica, envelopes), checkpoint)
     return checkpoint
+
+
+class ReplicaIntake:
+    """The intake of a replica into the follower's store."""
+
+    def __init__(self, store: ReplicaStore, replica: Replica) -> None:
+        self._store = store
+        self._replica = replica
+
+    @property
+    def upstream(self) -> str:
+        return self._replica.upstream
+
+    def checkpoint(self) -> ReplicaCheckpoint:
+        return self._store.replica_checkpoint(self.upstream)
+
+    def take_in(
+        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0
+    ) -> ReplicaCheckpoint | None:
+        return take_in(self._store, self._replica, envelopes, stream_seq=stream_seq)

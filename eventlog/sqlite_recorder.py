@@ -1,11 +1,12 @@
 """The embedded default's event-store recorder: SQLite, with the side records of
-`eventlog.postgres_recorder` (idempotency, claims, event metadata) written in the transaction
-of the events, and the context's replicas of other contexts (`eventlog.sqlite_replicas`).
-Timestamps are integer microseconds since the epoch (SQLite has no timestamp).
+`eventlog.postgres_recorder` (idempotency, claims, event metadata, jobs, tracking) written in
+the transaction of the events, and the context's replicas of other contexts
+(`eventlog.sqlite_replicas`). Timestamps are integer microseconds since the epoch (SQLite has
+no timestamp).
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,24 +15,21 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
 from eventlog.envelope import EventEnvelope, envelope_from_row
+from eventlog.jobs import RecorderJobs
 from eventlog.replicas import ReplicaChange, ReplicaCheckpoint
+from eventlog.sqlite_jobs import CREATE_STATEMENTS as JOB_TABLES
+from eventlog.sqlite_jobs import SQLiteJobs, instant, microseconds, write_jobs
 from eventlog.sqlite_replicas import CREATE_STATEMENTS as REPLICA_TABLES
-from eventlog.sqlite_replicas import SQLiteReplicas
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from eventlog.sqlite_replicas import SQLiteReplicas, move_tracked
 
 
-def _microseconds(timestamp: datetime) -> int:
-    """SQLite has no timestamp type; integer microseconds since the epoch sort correctly."""
-    return (timestamp - EPOCH) // timedelta(microseconds=1)
-
-
-class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
+class SQLiteSideRecordRecorder(RecorderJobs, SQLiteApplicationRecorder):
     def __init__(
         self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name)
         self._replicas = SQLiteReplicas(datastore)
+        self.jobs = SQLiteJobs(datastore)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -49,6 +47,7 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
             "CREATE INDEX IF NOT EXISTS event_metadata_by_time"
             " ON event_metadata (originator_id, timestamp_us, originator_version)",
             *REPLICA_TABLES,
+            *JOB_TABLES,
         ]
 
     def _insert_events(
@@ -60,6 +59,7 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
         **kwargs: Any,
     ) -> Sequence[int] | None:
         if side_records is not None:
+            move_tracked(c, side_records.tracking)
             self._insert_side_records(c, side_records)
         return super()._insert_events(c, stored_events, **kwargs)
 
@@ -84,13 +84,14 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
                 (
                     m.originator_id.hex,
                     m.originator_version,
-                    _microseconds(m.timestamp),
+                    microseconds(m.timestamp),
                     m.correlation_id,
                     m.causation_id,
                 )
                 for m in records.event_metadata
             ],
         )
+        write_jobs(c, records.jobs, records.done_jobs)
 
     def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
         """The events after a position, in position order, with their metadata, as envelopes."""
@@ -162,7 +163,7 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
         )
         if row is None:
             return None
-        timestamp = EPOCH + timedelta(microseconds=row["timestamp_us"])
+        timestamp = instant(row["timestamp_us"])
         return EventMetadata(
             originator_id, originator_version, timestamp, row["correlation_id"], row["causation_id"]
         )
@@ -172,7 +173,7 @@ class SQLiteSideRecordRecorder(SQLiteApplicationRecorder):
             "SELECT originator_version FROM event_metadata"
             " WHERE originator_id = ? AND timestamp_us <= ?"
             " ORDER BY timestamp_us DESC LIMIT 1",
-            [originator_id.hex, _microseconds(timestamp)],
+            [originator_id.hex, microseconds(timestamp)],
         )
         return None if row is None else row["originator_version"]
 

@@ -1,14 +1,16 @@
 """The replica tables of `eventlog.replicas` in an embedded (SQLite) event store: the
-PostgreSQL layout of `eventlog.postgres_replicas`, with the state as JSON text."""
+PostgreSQL layout of `eventlog.postgres_replicas`, with the state as JSON text; and, as there,
+the positions of tracking processes in the checkpoints table, moved by compare-and-set."""
 
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
-from eventlog.replicas import ReplicaChange, ReplicaCheckpoint
+from domain.ports import Tracking
+from eventlog.replicas import ReplicaChange, ReplicaCheckpoint, TrackingConflict
 
 CREATE_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS replicas (upstream TEXT NOT NULL, aggregate_id TEXT NOT NULL,"
@@ -16,6 +18,27 @@ CREATE_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS replica_checkpoints (upstream TEXT PRIMARY KEY,"
     " position INTEGER NOT NULL, stream_seq INTEGER NOT NULL)",
 )
+
+
+def move_tracked(c: SQLiteCursor, trackings: Sequence[Tracking]) -> None:
+    """In the caller's transaction: each tracked position moved if it is still where the
+    tracking starts from, else TrackingConflict (the transaction then rolls back). A tracked
+    position is never 0, so `after == 0` means that no row exists yet."""
+    for tracking in trackings:
+        if tracking.after == 0:
+            c.execute(
+                "INSERT INTO replica_checkpoints (upstream, position, stream_seq) VALUES (?, ?, ?)"
+                " ON CONFLICT (upstream) DO NOTHING RETURNING upstream",
+                [tracking.upstream, tracking.position, tracking.stream_seq],
+            )
+        else:
+            c.execute(
+                "UPDATE replica_checkpoints SET position = ?, stream_seq = ?"
+                " WHERE upstream = ? AND position = ? RETURNING upstream",
+                [tracking.position, tracking.stream_seq, tracking.upstream, tracking.after],
+            )
+        if c.fetchone() is None:
+            raise TrackingConflict(tracking)
 
 
 class SQLiteReplicas:

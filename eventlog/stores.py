@@ -14,7 +14,7 @@ from domain.service import CommandService
 from eventlog.envelope import envelope_source
 from eventlog.group_commit import GroupCommitter
 from eventlog.replica_feeds import ReplicaFeed, StoreTail
-from eventlog.replicas import Replica, ReplicaStore
+from eventlog.replicas import Replica, ReplicaIntake, ReplicaStore
 
 S = TypeVar("S", bound=CommandService)
 
@@ -121,12 +121,8 @@ def _application(settings: Settings, context: str, registry: Registry) -> Comman
 
 def follow_log(follower: CommandService, replica: Replica, upstream: CommandService) -> StoreTail:
     """Feed the follower's replica from the upstream's log, caught up at every lookup."""
-    tail = StoreTail(
-        follower.name,
-        replica,
-        cast(ReplicaStore, follower.recorder),
-        envelope_source(upstream.recorder),
-    )
+    intake = ReplicaIntake(cast(ReplicaStore, follower.recorder), replica)
+    tail = StoreTail(follower.name, intake, envelope_source(upstream.recorder))
     follower.replica_refreshers[replica.upstream] = tail.catch_up
     return tail
 

@@ -19,18 +19,18 @@ from contexts.settings import Settings
 from eventlog.jetstream import connect, context_stream
 from eventlog.replica_feeds import ReplicaFeed
 from eventlog.replica_stream import StreamFeed
-from eventlog.replicas import Replica, ReplicaStore
+from eventlog.replicas import Replica, ReplicaIntake, ReplicaStore
 from eventlog.stores import Services, follow_log, open_store_for_reading
 
 
 def _feed_for(
     settings: Settings, services: Services, follower: str, replica: Replica, stack: AsyncExitStack
 ) -> ReplicaFeed:
-    store = cast(ReplicaStore, services[follower].recorder)
     if settings.mode == "stack":
+        intake = ReplicaIntake(cast(ReplicaStore, services[follower].recorder), replica)
         name = f"strata-{follower}-replica-of-{replica.upstream}"
         stream = context_stream(replica.upstream, settings)
-        return StreamFeed(follower, replica, store, stream, partial(connect, settings, name=name))
+        return StreamFeed(follower, intake, stream, partial(connect, settings, name=name))
     upstream = open_store_for_reading(settings, replica.upstream, REGISTRY)
     stack.callback(upstream.close)
     return follow_log(services[follower], replica, upstream)
@@ -50,7 +50,7 @@ async def running_feeds(
         for feed in feeds:
             await feed.start()
             stack.push_async_callback(feed.stop)
-        yield {(feed.follower, feed.replica.upstream): feed for feed in feeds}
+        yield {(feed.follower, feed.upstream): feed for feed in feeds}
 
 
 class ReplicaCollector:

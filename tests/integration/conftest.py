@@ -4,8 +4,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from contexts.settings import CONTEXTS
+from contexts.settings import CONTEXTS, Settings
 from eventlog.jetstream import ContextStream
+from eventlog.stores import Services, build_services
 from tests.support.nats import delete_streams, new_namespace, require_nats
 
 
@@ -17,3 +18,12 @@ def streams() -> Iterator[dict[str, ContextStream]]:
     made = {context: ContextStream(context, namespace) for context in CONTEXTS}
     yield made
     delete_streams(url, *(stream.name for stream in made.values()))
+
+
+@pytest.fixture
+def stores(settings: Settings) -> Iterator[Services]:
+    """The event stores of every registered context, in the storage mode of `settings`,
+    committing each unit alone."""
+    built = build_services(settings.model_copy(update={"group_commit": False}))
+    yield built
+    built.close()

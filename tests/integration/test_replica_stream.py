@@ -28,7 +28,7 @@ from eventlog.jetstream import connect, context_stream, ensure_stream
 from eventlog.relay import Relay, RelayConfig, RelayMetrics
 from eventlog.relay_main import open_event_store
 from eventlog.replica_stream import StreamFeed
-from eventlog.replicas import ReplicaChange, ReplicaCheckpoint, ReplicaStore
+from eventlog.replicas import ReplicaChange, ReplicaCheckpoint, ReplicaIntake, ReplicaStore
 from eventlog.stores import build_services
 from tests.support.api import unique_email
 from tests.support.nats import delete_streams, new_namespace, require_nats
@@ -106,7 +106,8 @@ class Stack:
             return nc
 
         stream = context_stream(USERS, self.settings)
-        feed = StreamFeed("orders", REPLICA, self.orders, stream, connect_feed)
+        intake = ReplicaIntake(self.orders, REPLICA)
+        feed = StreamFeed("orders", intake, stream, connect_feed)
         await feed.start()
         try:
             yield feed

@@ -1,0 +1,231 @@
+"""Durable jobs: work due at a time (a call to a provider, a deadline), written in the
+transaction of the events that make it due (`SideRecords.jobs`), run by a `JobPoller`.
+
+A poller claims due jobs of one kind: the claim moves each job's due time to the end of a
+lease and counts the attempt, so no other poller takes it meanwhile (PostgreSQL: ``FOR UPDATE
+SKIP LOCKED``; SQLite: one writer). Then it runs the handler, one job at a time (handlers block,
+as commands do):
+
+- the handler returns: the job is done. A handler that commits an outcome removes the job in
+  the same transaction (`SideRecords.done_jobs`); otherwise (a stale job, say) the poller drops
+  it, unless the job was replaced meanwhile (a new row of the same key: another attempt count);
+- the handler raises: the job is rescheduled with exponential backoff from its attempts, and
+  logged (`RetryLater`: expected, e.g. a breaker open, so without a traceback);
+- the process dies: the lease ends and the job is due again, for any poller.
+
+So a job runs at least once, and handlers are idempotent: they load the aggregate, check that
+the job is still wanted, and commit the outcome with the job's removal.
+
+Between claims the poller sleeps until the next due job, at most `max_wait` (jobs written by
+other processes are seen that late at worst), or until woken (`wake`, after a local commit).
+Database errors are logged and retried with a growing pause: the poller outlives outages.
+Time comes from a `Clock`: tests drive due times with a `ManualClock`.
+"""
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from domain.ports import Job
+
+log = logging.getLogger("strata.jobs")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that moves only when told to, for tests."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2030, 1, 1, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        with self._lock:
+            self._now += delta
+            return self._now
+
+    def set(self, instant: datetime) -> None:
+        with self._lock:
+            self._now = instant
+
+
+class JobStore(Protocol):
+    """The jobs of one event store (`eventlog.postgres_recorder`, `eventlog.sqlite_recorder`)."""
+
+    def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
+        """Up to `limit` jobs of `kind` due at `now`, earliest first, each with its attempts
+        counted and hidden from other claims until `now + lease`."""
+
+    def reschedule_job(self, kind: str, key: str, due_at: datetime) -> None: ...
+
+    def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
+        """Delete the job; with `attempts`, only if it is still at that count (not replaced,
+        not claimed again)."""
+
+    def next_due(self, kind: str) -> datetime | None:
+        """When the earliest job of `kind` is due (claimed ones: when their lease ends)."""
+
+
+class RecorderJobs:
+    """The `JobStore` methods of a recorder, answered by its jobs table (`jobs`)."""
+
+    jobs: JobStore
+
+    def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
+        return self.jobs.claim_due_jobs(kind, now, limit, lease)
+
+    def reschedule_job(self, kind: str, key: str, due_at: datetime) -> None:
+        self.jobs.reschedule_job(kind, key, due_at)
+
+    def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
+        self.jobs.drop_job(kind, key, attempts)
+
+    def next_due(self, kind: str) -> datetime | None:
+        return self.jobs.next_due(kind)
+
+
+class RetryLater(Exception):
+    """Raised by a handler whose job cannot be done yet: rescheduled, logged without a
+    traceback, after `delay` or else the poller's backoff."""
+
+    def __init__(self, reason: str, delay: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential: `first` after the first attempt, doubling up to `cap`, each delay drawn
+    from [1 - jitter, 1] times that, so failed jobs do not all come back at once."""
+
+    first: timedelta = timedelta(seconds=1)
+    cap: timedelta = timedelta(minutes=5)
+    jitter: float = 0.5
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        exponent = min(max(attempts - 1, 0), 64)  # beyond that the cap applies anyway
+        seconds = min(self.cap.total_seconds(), self.first.total_seconds() * 2.0**exponent)
+        return timedelta(seconds=seconds * rng.uniform(1 - self.jitter, 1))
+
+
+Handler = Callable[[Job], None]
+
+MIN_PAUSE = 0.01
+"""Seconds between claims when a due job could not be claimed (another poller is taking it)."""
+
+
+class JobPoller:
+    """Runs the due jobs of one kind from one store, in a thread of its own."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        kind: str,
+        handle: Handler,
+        *,
+        clock: Clock | None = None,
+        batch: int = 16,
+        lease: timedelta = timedelta(seconds=30),
+        backoff: Backoff = Backoff(),
+        max_wait: float = 1.0,
+        max_outage_pause: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.kind = kind
+        self._store = store
+        self._handle = handle
+        self._clock = clock or SystemClock()
+        self._batch = batch
+        self._lease = lease
+        self._backoff = backoff
+        self._max_wait = max_wait
+        self._max_outage_pause = max_outage_pause
+        self._rng = rng or random.Random()
+        self._woken = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"jobs-{kind}", daemon=True)
+
+    def start(self) -> "JobPoller":
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """Claim at once (a job may just have been written)."""
+        self._woken.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the job in hand, if any."""
+        self._stopping.set()
+        self._woken.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def run_once(self) -> int:
+        """Claim the jobs due now (at most a batch) and run them; how many were claimed."""
+        jobs = self._store.claim_due_jobs(self.kind, self._clock.now(), self._batch, self._lease)
+        for job in jobs:
+            if self._stopping.is_set():  # hand the rest back rather than hold them a lease long
+                self._store.reschedule_job(job.kind, job.key, job.due_at)
+            else:
+                self._run(job)
+        return len(jobs)
+
+    def _run(self, job: Job) -> None:
+        try:
+            self._handle(job)
+        except RetryLater as later:
+            delay = later.delay if later.delay is not None else self._delay(job)
+            log.warning("job %s %s not done yet: %s; again in %s", job.kind, job.key, later, delay)
+            self._reschedule(job, delay)
+        except Exception:  # logged; the job is tried again later
+            delay = self._delay(job)
+            log.exception(
+                "job %s %s failed (attempt %d); again in %s", job.kind, job.key, job.attempts, delay
+            )
+            self._reschedule(job, delay)
+        else:
+            self._store.drop_job(job.kind, job.key, attempts=job.attempts)
+
+    def _delay(self, job: Job) -> timedelta:
+        return self._backoff.delay(job.attempts, self._rng)
+
+    def _reschedule(self, job: Job, delay: timedelta) -> None:
+        self._store.reschedule_job(job.kind, job.key, self._clock.now() + delay)
+
+    def _loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._woken.clear()
+            try:
+                claimed = self.run_once()
+                pause = 0.0 if claimed >= self._batch else self._until_next_due()
+                failures = 0
+            except Exception as error:  # noqa: BLE001 - logged; the poller outlives outages
+                failures += 1
+                pause = min(self._max_outage_pause, self._max_wait * 2**failures)
+                log.warning("jobs %s: %s; again in %g s", self.kind, error, pause)
+            self._woken.wait(pause)
+
+    def _until_next_due(self) -> float:
+        due = self._store.next_due(self.kind)
+        if due is None:
+            return self._max_wait
+        seconds = (due - self._clock.now()).total_seconds()
+        return min(self._max_wait, max(MIN_PAUSE, seconds))

@@ -1,0 +1,108 @@
+"""The jobs of `eventlog.jobs` in an embedded (SQLite) event store: the layout of
+`eventlog.postgres_jobs`, with due times as integer microseconds and the payload as JSON text.
+
+SQLite has one writer at a time, so a claim is a select and an update in one IMMEDIATE
+transaction (it takes the write lock before it reads): no two pollers can claim one job.
+"""
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
+
+from domain.ports import Job, JobKey
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+CREATE_STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS jobs (kind TEXT NOT NULL, key TEXT NOT NULL,"
+    " due_at_us INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL,"
+    " PRIMARY KEY (kind, key))",
+    "CREATE INDEX IF NOT EXISTS jobs_by_due ON jobs (kind, due_at_us)",
+)
+
+
+def microseconds(instant: datetime) -> int:
+    """SQLite has no timestamp type; integer microseconds since the epoch sort correctly."""
+    return (instant - EPOCH) // timedelta(microseconds=1)
+
+
+def instant(microseconds: int) -> datetime:
+    return EPOCH + timedelta(microseconds=microseconds)
+
+
+def write_jobs(c: SQLiteCursor, jobs: Sequence[Job], done: Sequence[JobKey]) -> None:
+    """In the caller's transaction: delete the done jobs, then write the others."""
+    c.executemany("DELETE FROM jobs WHERE kind = ? AND key = ?", list(done))
+    c.executemany(
+        "INSERT INTO jobs (kind, key, due_at_us, payload, attempts) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (kind, key) DO UPDATE SET due_at_us = excluded.due_at_us,"
+        " payload = excluded.payload, attempts = excluded.attempts",
+        [
+            (job.kind, job.key, microseconds(job.due_at), json.dumps(job.payload), job.attempts)
+            for job in jobs
+        ],
+    )
+
+
+class SQLiteJobs:
+    def __init__(self, datastore: SQLiteDatastore) -> None:
+        self._datastore = datastore
+
+    def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
+        with self._immediate() as c:
+            c.execute(
+                "SELECT key, due_at_us, payload, attempts FROM jobs"
+                " WHERE kind = ? AND due_at_us <= ? ORDER BY due_at_us LIMIT ?",
+                [kind, microseconds(now), limit],
+            )
+            rows = c.fetchall()
+            c.executemany(
+                "UPDATE jobs SET due_at_us = ?, attempts = attempts + 1 WHERE kind = ? AND key = ?",
+                [(microseconds(now + lease), kind, row["key"]) for row in rows],
+            )
+        return [
+            Job(
+                kind,
+                row["key"],
+                instant(row["due_at_us"]),
+                json.loads(row["payload"]),
+                row["attempts"] + 1,
+            )
+            for row in rows
+        ]
+
+    def reschedule_job(self, kind: str, key: str, due_at: datetime) -> None:
+        with self._datastore.transaction(commit=True) as c:
+            c.execute(
+                "UPDATE jobs SET due_at_us = ? WHERE kind = ? AND key = ?",
+                [microseconds(due_at), kind, key],
+            )
+
+    def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
+        with self._datastore.transaction(commit=True) as c:
+            c.execute(
+                "DELETE FROM jobs WHERE kind = ? AND key = ? AND (? IS NULL OR attempts = ?)",
+                [kind, key, attempts, attempts],
+            )
+
+    def next_due(self, kind: str) -> datetime | None:
+        with self._datastore.transaction(commit=False) as c:
+            c.execute("SELECT min(due_at_us) FROM jobs WHERE kind = ?", [kind])
+            row = c.fetchone()
+        return None if row[0] is None else instant(row[0])
+
+    @contextmanager
+    def _immediate(self) -> Iterator[SQLiteCursor]:
+        """A write transaction that holds the write lock from its first read."""
+        with self._datastore.get_connection(commit=True) as conn:
+            c = conn.cursor()
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
