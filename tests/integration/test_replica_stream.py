@@ -38,7 +38,7 @@ pytestmark = pytest.mark.postgres
 
 CTX = CommandContext(correlation_id="corr-replica-stream-test")
 REPLICA = REGISTRY["orders"].replicas[0]
-CONSUMER = "strata replica of users in orders"
+CONSUMER = "strata feed of users into orders"
 """The description of a feed's consumer."""
 
 
