@@ -17,6 +17,7 @@ from eventsourcing.persistence import Transcoding
 from fastapi import APIRouter
 
 from domain.service import CommandService
+from eventlog.reactions import Reaction
 from eventlog.replicas import Replica
 from projections.model import Projection
 from readmodels.catalog import ReadModel
@@ -36,7 +37,8 @@ def sqlite_file(context: str) -> str:
 class BoundedContext:
     """One context, declared once.
 
-    `replicas` are what it keeps of other contexts, fed by their events (it never asks them).
+    `replicas` are what it keeps of other contexts, fed by their events (it never asks them);
+    `reactions`, the commands it runs when other contexts' events happen (choreography).
     `projections` are the read models it owns: one may fold other contexts' events too (its
     read model's `contexts`), but it is declared by one context only. `read_router` holds its
     read endpoints (read API code, over those read models and others').
@@ -47,6 +49,7 @@ class BoundedContext:
     aggregates: tuple[type[Aggregate], ...]
     router: APIRouter
     replicas: tuple[Replica, ...] = ()
+    reactions: tuple[Reaction, ...] = ()
     projections: tuple[type[Projection], ...] = ()
     read_router: APIRouter | None = None
 
@@ -60,7 +63,8 @@ class BoundedContext:
             )
         if not self.aggregates:
             raise ValueError(f"context {self.name!r} declares no aggregate")
-        if any(replica.upstream == self.name for replica in self.replicas):
+        followed = [r.upstream for r in self.replicas] + [r.upstream for r in self.reactions]
+        if self.name in followed:
             raise ValueError(f"context {self.name!r} cannot follow itself")
 
     @property

@@ -149,6 +149,9 @@ class SideRecordStore(Protocol):
 
     def claim_owner(self, scope: str, value: str) -> UUID | None: ...
 
+    def claimed(self, scope: str) -> list[str]:
+        """The values claimed in a scope, in order."""
+
     def position_of(self, originator_id: UUID, originator_version: int) -> int | None: ...
 
     def version_at(self, originator_id: UUID, timestamp: datetime) -> int | None: ...

@@ -303,6 +303,17 @@ class PostgresSideRecordRecorder(RecorderJobs, PostgresApplicationRecorder):
         )
         return None if row is None else row["owner_id"]
 
+    def claimed(self, scope: str) -> list[str]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT value FROM {}.{} WHERE scope = %s ORDER BY value").format(
+                    self._schema, self._claims
+                ),
+                [scope],
+                prepare=True,
+            )
+            return [row["value"] for row in curs.fetchall()]
+
     def position_of(self, originator_id: UUID, originator_version: int) -> int | None:
         row = self._fetch_one(
             SQL(

@@ -6,6 +6,8 @@ A feed brings an upstream's log to an `Intake`: a replica's, or a tracked proces
   here, or the embedded mode's SQLite files), every lookup first takes in what the log holds
   beyond the checkpoint (`CommandService.replica_refreshers`): a command sees every upstream
   event committed before it, at the cost of one read of the log when nothing is new.
+- `DrivenTail`: the same, driven by a thread of its own (woken by the upstream's commits, with
+  a short poll as the backstop), for an intake nothing looks up, such as a reaction.
 - `StreamFeed` (`eventlog.replica_stream`): when the upstream runs elsewhere, its JetStream
   stream.
 
@@ -13,10 +15,14 @@ Either way the intake is exactly-once in effect, whatever is redelivered.
 """
 
 import asyncio
+import logging
 from typing import Protocol
 
 from eventlog.envelope import EnvelopeSource
 from eventlog.replicas import Intake
+from runtime.polling import PollingThread
+
+log = logging.getLogger("strata.replicas")
 
 PAGE_SIZE = 500
 
@@ -88,3 +94,26 @@ class StoreTail:
 
     async def stop(self) -> None:
         """Nothing runs between lookups."""
+
+
+class DrivenTail(StoreTail):
+    POLL_INTERVAL = 0.5
+
+    def __init__(self, follower: str, intake: Intake, source: EnvelopeSource) -> None:
+        super().__init__(follower, intake, source)
+        self._thread = PollingThread(
+            f"{follower}-follows-{intake.upstream}",
+            self.catch_up,
+            interval=self.POLL_INTERVAL,
+            log=log,
+        )
+
+    def wake(self, _committed_in: str | None = None) -> None:
+        """Take the new upstream events in now (a commit listener of the upstream)."""
+        self._thread.wake()
+
+    async def start(self) -> None:
+        self._thread.start()
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self._thread.stop)

@@ -147,6 +147,11 @@ class SQLiteSideRecordRecorder(RecorderJobs, SQLiteApplicationRecorder):
         )
         return None if row is None else UUID(row["owner_id"])
 
+    def claimed(self, scope: str) -> list[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT value FROM claims WHERE scope = ? ORDER BY value", [scope])
+            return [row["value"] for row in c.fetchall()]
+
     def position_of(self, originator_id: UUID, originator_version: int) -> int | None:
         row = self._fetch_one(
             f"SELECT rowid FROM {self.events_table_name}"  # noqa: S608 - table name is ours

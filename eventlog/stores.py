@@ -13,7 +13,8 @@ from contexts.settings import Settings
 from domain.service import CommandService
 from eventlog.envelope import envelope_source
 from eventlog.group_commit import GroupCommitter
-from eventlog.replica_feeds import ReplicaFeed, StoreTail
+from eventlog.reactions import Reaction, ReactionIntake
+from eventlog.replica_feeds import DrivenTail, ReplicaFeed, StoreTail
 from eventlog.replicas import Replica, ReplicaIntake, ReplicaStore
 
 S = TypeVar("S", bound=CommandService)
@@ -70,6 +71,8 @@ class Services:
     def __init__(self, applications: MutableMapping[str, CommandService]) -> None:
         self._by_name = applications
         self.feeds: list[ReplicaFeed] = []
+        self.reactions: list[ReplicaFeed] = []
+        """Started and stopped by the composition root, like the feeds."""
 
     def all(self) -> tuple[CommandService, ...]:
         return tuple(self._by_name.values())
@@ -106,6 +109,12 @@ def build_services(settings: Settings, registry: Registry = REGISTRY) -> Service
             if replica.upstream in registry:
                 upstream = services[replica.upstream]
                 services.feeds.append(follow_log(services[context.name], replica, upstream))
+        for reaction in context.reactions:
+            if reaction.upstream in registry:
+                upstream = services[reaction.upstream]
+                tail = react_to_log(services[context.name], reaction, upstream)
+                upstream.commit_listeners.append(tail.wake)
+                services.reactions.append(tail)
     if settings.group_commit:
         for service in services.all():
             committer = GroupCommitter(service, max_batch=settings.group_commit_max_batch)
@@ -125,6 +134,14 @@ def follow_log(follower: CommandService, replica: Replica, upstream: CommandServ
     tail = StoreTail(follower.name, intake, envelope_source(upstream.recorder))
     follower.replica_refreshers[replica.upstream] = tail.catch_up
     return tail
+
+
+def react_to_log(
+    follower: CommandService, reaction: Reaction, upstream: CommandService
+) -> DrivenTail:
+    """Run the follower's reaction to the upstream's log, on a thread of its own."""
+    intake = ReactionIntake(follower, cast(ReplicaStore, follower.recorder), reaction)
+    return DrivenTail(follower.name, intake, envelope_source(upstream.recorder))
 
 
 def open_store_for_reading(

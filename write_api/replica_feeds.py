@@ -1,9 +1,10 @@
-"""The feeds of the replicas of the contexts a write service serves, for its lifetime, and their
-metrics.
+"""The feeds of the replicas and reactions of the contexts a write service serves, for its
+lifetime, and their metrics.
 
 A replica whose upstream is served in the same process is caught up at each lookup
-(`eventlog.stores.follow_log`). Otherwise, in the stack mode, it is fed from the upstream's
-JetStream stream; in the embedded mode, from the upstream's SQLite file, read directly.
+(`eventlog.stores.follow_log`), a reaction on a thread woken by the upstream's commits
+(`eventlog.stores.react_to_log`). Otherwise, in the stack mode, both are fed from the
+upstream's JetStream stream; in the embedded mode, from the upstream's SQLite file.
 """
 
 from collections.abc import AsyncIterator, Iterator
@@ -17,37 +18,69 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
 from eventlog.jetstream import connect, context_stream
+from eventlog.reactions import Reaction, ReactionIntake
 from eventlog.replica_feeds import ReplicaFeed
 from eventlog.replica_stream import StreamFeed
-from eventlog.replicas import Replica, ReplicaIntake, ReplicaStore
-from eventlog.stores import Services, follow_log, open_store_for_reading
+from eventlog.replicas import Intake, Replica, ReplicaIntake, ReplicaStore
+from eventlog.stores import (
+    Services,
+    follow_log,
+    open_store_for_reading,
+    react_to_log,
+)
 
 
-def _feed_for(
+def _stream_feed(settings: Settings, follower: str, intake: Intake, what: str) -> StreamFeed:
+    name = f"strata-{follower}-{what}-of-{intake.upstream}"
+    stream = context_stream(intake.upstream, settings)
+    return StreamFeed(follower, intake, stream, partial(connect, settings, name=name))
+
+
+def _replica_feed(
     settings: Settings, services: Services, follower: str, replica: Replica, stack: AsyncExitStack
 ) -> ReplicaFeed:
     if settings.mode == "stack":
         intake = ReplicaIntake(cast(ReplicaStore, services[follower].recorder), replica)
-        name = f"strata-{follower}-replica-of-{replica.upstream}"
-        stream = context_stream(replica.upstream, settings)
-        return StreamFeed(follower, intake, stream, partial(connect, settings, name=name))
+        return _stream_feed(settings, follower, intake, "replica")
     upstream = open_store_for_reading(settings, replica.upstream, REGISTRY)
     stack.callback(upstream.close)
     return follow_log(services[follower], replica, upstream)
+
+
+def _reaction_feed(
+    settings: Settings,
+    services: Services,
+    follower: str,
+    reaction: Reaction,
+    stack: AsyncExitStack,
+) -> ReplicaFeed:
+    application = services[follower]
+    if settings.mode == "stack":
+        store = cast(ReplicaStore, application.recorder)
+        intake = ReactionIntake(application, store, reaction)
+        return _stream_feed(settings, follower, intake, "reaction")
+    upstream = open_store_for_reading(settings, reaction.upstream, REGISTRY)
+    stack.callback(upstream.close)
+    return react_to_log(application, reaction, upstream)
 
 
 @asynccontextmanager
 async def running_feeds(
     settings: Settings, services: Services, contexts: Registry
 ) -> AsyncIterator[dict[tuple[str, str], ReplicaFeed]]:
-    """Every replica's feed, by (follower, upstream), running until the block ends."""
+    """Every replica's and reaction's feed, running until the block ends; the replicas' feeds by
+    (follower, upstream), for the commands that wait for one."""
     async with AsyncExitStack() as stack:
-        feeds = list(services.feeds)
+        feeds, reactions = list(services.feeds), list(services.reactions)
         for context in contexts:
             for replica in context.replicas:
                 if replica.upstream not in contexts:
-                    feeds.append(_feed_for(settings, services, context.name, replica, stack))
-        for feed in feeds:
+                    feeds.append(_replica_feed(settings, services, context.name, replica, stack))
+            for reaction in context.reactions:
+                if reaction.upstream not in contexts:
+                    feed = _reaction_feed(settings, services, context.name, reaction, stack)
+                    reactions.append(feed)
+        for feed in (*feeds, *reactions):
             await feed.start()
             stack.push_async_callback(feed.stop)
         yield {(feed.follower, feed.upstream): feed for feed in feeds}

@@ -27,3 +27,8 @@ def user_state_after(
 
 def is_active(state: Mapping[str, Any]) -> bool:
     return bool(state["active"])
+
+
+def is_deactivation(aggregate_type: str, event_type: str) -> bool:
+    """Whether this users' event deactivates a user (whose open orders orders then cancels)."""
+    return (aggregate_type, event_type) == ("UserProfile", "Deactivated")

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 
+from tests.support.servers import wait_until
 from tests.support.stack import REPLICA_WAIT_SECONDS, Stack
 
 
@@ -58,13 +59,24 @@ def test_an_order_waits_for_the_registration_it_names_then_is_created(stack: Sta
     assert _replica_position(stack) >= int(user["position"].removeprefix("users:"))
 
 
-def test_a_deactivation_reaches_orders_and_refuses_the_next_order(stack: Stack) -> None:
+def test_a_deactivation_reaches_orders_cancels_the_open_ones_and_refuses_the_next(
+    stack: Stack,
+) -> None:
     user = _register(stack)
+    opened = _order(stack, user["id"], position=user["position"])
+    assert opened.status_code == 201, opened.text
     deactivated = httpx.post(f"{stack.url('write-users')}/users/{user['id']}/deactivate")
     assert deactivated.status_code == 200, deactivated.text
     refused = _order(stack, user["id"], position=deactivated.json()["position"])
     assert refused.status_code == 409, refused.text
     assert "deactivated" in refused.json()["detail"]
+
+    order = f"{stack.url('write-orders')}/orders/{opened.json()['id']}"
+    wait_until(
+        lambda: httpx.get(order).json()["status"] == "cancelled",
+        20,
+        "orders cancels the open order of the deactivated user",
+    )
 
 
 def test_an_unknown_user_is_a_422_and_a_position_never_reached_a_503(stack: Stack) -> None:
