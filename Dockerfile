@@ -19,6 +19,7 @@ COPY readmodels/ readmodels/
 COPY read_api/ read_api/
 COPY replay/ replay/
 COPY embedded/ embedded/
+COPY simulators/ simulators/
 RUN pip install . && rm -rf /src
 
 RUN useradd --system --create-home --home-dir /home/strata strata \

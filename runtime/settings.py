@@ -139,6 +139,34 @@ class CommonSettings(BaseSettings):
         SecretStr("strata-dev-cursor-key"),
         description="Key signing the read API's page cursors; every replica needs the same one.",
     )
+    payment_provider_url: str = Field(
+        "http://127.0.0.1:8100", description="Base URL of the payment provider."
+    )
+    carrier_url: str = Field("http://127.0.0.1:8101", description="Base URL of the carrier.")
+    payment_provider_port: int = Field(
+        8100, ge=1, le=65535, description="Port the payment-provider simulator listens on."
+    )
+    carrier_port: int = Field(
+        8101, ge=1, le=65535, description="Port the carrier simulator listens on."
+    )
+    provider_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Seconds a call to a provider may wait to connect, or for the next bytes.",
+    )
+    provider_retries: int = Field(
+        2, ge=0, le=10, description="Retries of a provider call that failed transiently."
+    )
+    breaker_failure_threshold: int = Field(
+        5, ge=1, le=1000, description="Failures in a row that open a provider's circuit breaker."
+    )
+    breaker_recovery_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds an open circuit breaker waits before it lets one probe call through.",
+    )
 
     @model_validator(mode="after")
     def _urls_come_together(self) -> "CommonSettings":

@@ -1,0 +1,238 @@
+"""What both provider simulators share: faults under control, operations once per idempotency
+key, the ledger of what was recorded, and the process around the app.
+
+Every operation endpoint first counts the request and applies the faults of `/control`: an
+outage answers 503 at once; otherwise the request waits `latency_ms`, then fails with a 503 at
+`error_rate` (before anything is recorded). An operation then runs once per `Idempotency-Key`:
+the key again with the same request returns the first answer, with another request a 422.
+Refusals of the rules (409, 404, 422) are not recorded, so a corrected request may reuse the key.
+State lives in memory, behind one lock.
+"""
+
+import asyncio
+import logging
+import random
+import sys
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, NoReturn, TypeVar
+
+import typer
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, SERVICE_UNAVAILABLE, ProblemType
+from runtime.http.problems import install_problem_handlers, problem
+from runtime.logs import configure as configure_logging
+from runtime.settings import CommonSettings, load_settings
+
+log = logging.getLogger("strata.simulator")
+
+AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
+Amount = Annotated[str, StringConstraints(pattern=AMOUNT_PATTERN)]
+"""An amount of money as on the wire: an ASCII decimal string with at most two decimals."""
+IdempotencyKey = Annotated[
+    str, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[!-~]+$")
+]
+Json = dict[str, Any]
+
+
+class Faults(BaseModel):
+    """The faults every simulator can be told to show (`PUT /control`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: int = Field(0, ge=0, le=60_000, description="Delay before each operation.")
+    error_rate: float = Field(
+        0, ge=0, le=1, description="Share of operations answered 503 without being performed."
+    )
+    outage: bool = Field(False, description="Answer every operation 503 at once.")
+
+
+class SimulatorError(Exception):
+    """An operation refused by the simulator's rules: answered as a problem, not recorded."""
+
+    def __init__(self, kind: ProblemType, detail: str, *, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.status = status
+
+
+class Ledger:
+    """What a simulator recorded: every operation once per key, and every request received."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.operations: list[Json] = []
+        self._answers: dict[str, tuple[Json, Json]] = {}
+
+    def once(self, key: str, request: Json, perform: Callable[[], Json]) -> Json:
+        """The answer of `perform`, run only the first time `key` comes with `request`."""
+        seen = self._answers.get(key)
+        if seen is not None:
+            first, answer = seen
+            if first != request:
+                raise SimulatorError(
+                    IDEMPOTENCY_KEY_REUSED,
+                    f"Idempotency-Key {key!r} was first used with another request: {first}",
+                )
+            return answer
+        answer = perform()
+        self._answers[key] = (request, answer)
+        self.operations.append({"key": key, **request, **answer})
+        return answer
+
+    def summary(self) -> Json:
+        """`GET /control/ledger`: a simulator adds its own records to these."""
+        return {"requests": self.requests, "operations": list(self.operations)}
+
+
+ControlT = TypeVar("ControlT", bound=Faults)
+LedgerT = TypeVar("LedgerT", bound=Ledger)
+
+
+class Simulator(Generic[ControlT, LedgerT]):
+    """A simulator's state: its control and its ledger, behind one lock."""
+
+    def __init__(self, control_type: type[ControlT], ledger_type: type[LedgerT]) -> None:
+        self.control_type = control_type
+        self._ledger_type = ledger_type
+        self.lock = threading.Lock()
+        self.control = control_type()
+        self.ledger = ledger_type()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.control = self.control_type()
+            self.ledger = self._ledger_type()
+
+    async def admit(self) -> None:
+        """A dependency of every operation: count it, then apply the faults."""
+        with self.lock:
+            self.ledger.requests += 1
+            faults = self.control
+        if faults.outage:
+            raise SimulatorError(SERVICE_UNAVAILABLE, "outage (simulated)")
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if random.random() < faults.error_rate:
+            raise SimulatorError(SERVICE_UNAVAILABLE, "failure (simulated)")
+
+    def perform(
+        self, key: str, request: Json, operation: Callable[[LedgerT, ControlT], Json]
+    ) -> Json:
+        with self.lock:
+            ledger, control = self.ledger, self.control
+            return ledger.once(key, request, lambda: operation(ledger, control))
+
+
+def operations_router(simulator: Simulator[Any, Any]) -> APIRouter:
+    """The router of a simulator's operations: every request goes through `admit` first."""
+    return APIRouter(dependencies=[Depends(simulator.admit)], tags=["operations"])
+
+
+def create_simulator_app(title: str, simulator: Simulator[Any, Any], router: APIRouter) -> FastAPI:
+    """The app of a simulator: its operations, `/control`, `/healthz` and `/readyz`."""
+    app = FastAPI(title=title, description=__doc__)
+    install_problem_handlers(app, log)
+
+    async def on_refused(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, SimulatorError)
+        return problem(request, error.kind, str(error), status=error.status)
+
+    app.add_exception_handler(SimulatorError, on_refused)
+    app.include_router(router)
+    app.include_router(_control_router(simulator))
+
+    @app.get("/healthz", tags=["health"])
+    @app.get("/readyz", tags=["health"])
+    async def healthz() -> Json:
+        """The simulator is up (it depends on nothing)."""
+        return {"status": "ok"}
+
+    return app
+
+
+def _control_router(simulator: Simulator[Any, Any]) -> APIRouter:
+    router = APIRouter(prefix="/control", tags=["control"])
+
+    @router.get("")
+    async def get_control() -> Json:
+        """The faults and rules in force."""
+        with simulator.lock:
+            control: Faults = simulator.control
+        return control.model_dump(mode="json")
+
+    @router.put("")
+    async def put_control(request: Request) -> Json:
+        """Replace the faults and rules (a field left out takes its default)."""
+        try:
+            control: Faults = simulator.control_type.model_validate_json(await request.body())
+        except ValidationError as error:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+            ) from None
+        with simulator.lock:
+            simulator.control = control
+        log.info("control changed", extra={"control": control.model_dump(mode="json")})
+        return control.model_dump(mode="json")
+
+    @router.get("/ledger")
+    async def get_ledger() -> Json:
+        """Requests received, operations recorded (once per key), and each record's state."""
+        with simulator.lock:
+            ledger: Ledger = simulator.ledger
+            return ledger.summary()
+
+    @router.post("/reset")
+    async def reset() -> Json:
+        """Forget every record and request, and go back to the default control."""
+        simulator.reset()
+        log.info("reset")
+        return {"status": "reset"}
+
+    return router
+
+
+def simulator_main(
+    prog: str,
+    what: str,
+    create_app: Callable[[], FastAPI],
+    port_of: Callable[[CommonSettings], int],
+) -> Callable[[list[str] | None], NoReturn]:
+    """The console script of a simulator: `prog [--host HOST] [--port PORT]`.
+
+    Exit codes: 0 stopped by a signal; 1 invalid settings; 2 bad arguments (one line)."""
+    cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+    @cli.command(help=f"Run the {what} simulator until stopped.")
+    def serve(
+        host: Annotated[
+            str | None, typer.Option(help="Address to listen on (default: STRATA_HOST).")
+        ] = None,
+        port: Annotated[
+            int | None, typer.Option(min=1, max=65535, help="Port (default: from the settings).")
+        ] = None,
+    ) -> None:
+        settings = load_settings(prog, CommonSettings)
+        configure_logging(settings.log_level)
+        host = host or settings.host
+        port = port or port_of(settings)
+        print(f"strata {what} simulator on http://{host}:{port} (docs: /docs)", flush=True)
+        uvicorn.run(create_app(), host=host, port=port, log_config=None, access_log=False)
+
+    def main(argv: list[str] | None = None) -> NoReturn:
+        command = typer.main.get_command(cli)
+        try:
+            command.main(args=argv, prog_name=prog, standalone_mode=False)
+        except typer.TyperException as error:  # bad arguments: one line, exit code 2
+            print(f"{prog}: {' '.join(error.format_message().split())}", file=sys.stderr)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            sys.exit(1)
+        sys.exit(0)
+
+    return main
