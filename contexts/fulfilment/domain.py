@@ -1,0 +1,394 @@
+"""The OrderFulfilment saga: a pure, event-sourced state machine over one placed order.
+
+The process that runs it (intake of the participants' events, jobs, dispatcher) lives elsewhere;
+this module only decides. Each input is a method named after what happened in a participant;
+it records events, and `outbox_after(events)` turns those events into the commands to send, the
+deadlines to set and the deadlines to drop. The outputs are a function of the events and of the
+saga's immutable facts (ids, amount, currency, the compensation's reason), so a crash between
+commit and send, or a redelivered input, yields identical commands with identical keys
+(`definition.command_key`: saga id, step, generation).
+
+Steps, in order (`definition.FORWARD_STEPS`): authorize (payments) -> schedule (shipping) ->
+capture (payments) -> mark_paid (orders) -> dispatch (shipping) -> mark_shipped (orders) ->
+completed. Capture comes after schedule so that nothing is charged for what no carrier can take.
+Authorize, schedule, capture and dispatch have a deadline each (`FulfilmentPolicy`); mark_paid and
+mark_shipped have none: orders are local, and their commands are retried until done.
+
+Compensation runs in reverse order of what was done, one step at a time (the next is asked for
+when the previous is confirmed): cancel the shipment if one was requested or scheduled (not once
+dispatched), void the payment if authorized or refund it if captured, cancel the order unless it
+is cancelled already. So: a decline -> cancel order ("payment declined: <reason>"); a shipment
+failure -> void -> cancel order; a timeout at authorize -> cancel order; at schedule or capture
+-> cancel shipment -> void -> cancel order; at dispatch -> cancel shipment -> refund -> cancel
+order. An order cancelled by someone else (an operator) while the saga runs is compensated the
+same way, without cancelling the order again, and the saga ends with that person's reason.
+
+Late replies: an authorization after the authorize step was abandoned (timeout, operator) is
+voided, also once the saga is cancelled (which it stays); a late decline changes nothing. A capture
+after the capture step was abandoned turns the payment's compensation into a refund (a pending void
+is abandoned for it; a payment already voided, or a saga already cancelled, gets a refund too). A
+shipment failure while its cancellation is pending settles that cancellation: there is nothing to
+cancel. A late dispatch is ignored (shipping then refuses the cancellation, and the saga parks).
+
+Each compensation step has a deadline (`compensation_timeout`); when it passes unconfirmed the
+saga is parked ("needs attention", with the step and why), never dropped. `retry()` asks again
+with a new key generation and a new deadline; `resolve(note)` ends the saga as resolved. A late
+confirmation of the step a saga is parked on resumes the compensation.
+
+Any input that does not apply to the current state (a duplicate, a stale deadline, a reply to
+something not asked) raises nothing and records nothing; only bad input raises (an empty note).
+Completed and resolved sagas take no input; a cancelled one takes only the late replies above and
+the confirmations they lead to.
+"""
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from contexts.fulfilment import events, ids
+from contexts.fulfilment.definition import (
+    AUTHORIZE,
+    CANCEL_ORDER,
+    CANCEL_SHIPMENT,
+    CAPTURE,
+    DEFINITION_VERSION,
+    DISPATCH,
+    MARK_PAID,
+    MARK_SHIPPED,
+    NEXT_STEP,
+    REFUND_PAYMENT,
+    SCHEDULE,
+    STEPS,
+    VOID_PAYMENT,
+    Deadline,
+    FulfilmentPolicy,
+    FulfilmentStatus,
+    Outbox,
+    ParticipantCommand,
+    Step,
+    StepRecord,
+    StepState,
+    command_key,
+    deadline_id,
+    reason_text,
+)
+from domain.aggregate import EventSourcedAggregate
+from domain.orders.order import MAX_REASON_LENGTH
+from domain.values import bounded_text, currency_code, money_amount
+
+DEFAULT_POLICY = FulfilmentPolicy()
+Status = FulfilmentStatus
+
+
+class OrderFulfilment(EventSourcedAggregate):
+    """The fulfilment of one order, identified by `ids.saga_id(order_id)`."""
+
+    # Its events (see `events`), named as its own.
+    Started = events.Started
+    StepRequested = events.StepRequested
+    StepSucceeded = events.StepSucceeded
+    StepFailed = events.StepFailed
+    StepAbandoned = events.StepAbandoned
+    StepTimedOut = events.StepTimedOut
+    OrderCancelled = events.OrderCancelled
+    CompensationStarted = events.CompensationStarted
+    PlanRevised = events.PlanRevised
+    Completed = events.Completed
+    Cancelled = events.Cancelled
+    Parked = events.Parked
+    Retried = events.Retried
+    Resolved = events.Resolved
+
+    def __init__(
+        self,
+        order_id: UUID,
+        user_id: UUID,
+        amount: Decimal,
+        currency: str,
+        definition_version: int,
+    ) -> None:
+        self.order_id = order_id
+        self.user_id = user_id
+        self.amount = amount
+        self.currency = currency
+        self.definition_version = definition_version
+        self.status = Status.RUNNING
+        self.step: str | None = None
+        """The step waited for (forward or compensation); for a parked saga, the one parked on."""
+        self.generation = 0
+        """Raised by each retry, so a re-issued command carries a new key."""
+        self.plan: list[str] = []
+        """The compensation steps still to ask for, in order, after the current one."""
+        self.payment = "none"
+        self.shipment = "none"
+        self.order = "placed"
+        self.reason: str | None = None
+        """Why the saga compensates (and, when it ends cancelled, why it was cancelled)."""
+        self.attention: str | None = None
+        self.note: str | None = None
+        self.records: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def start(
+        cls,
+        order_id: UUID,
+        user_id: UUID,
+        amount: Decimal,
+        currency: str,
+        definition_version: int = DEFINITION_VERSION,
+    ) -> "OrderFulfilment":
+        """Begin fulfilling a just-placed order: ask for the payment's authorization."""
+        saga = cls._create(
+            cls.Started,
+            id=ids.saga_id(order_id),
+            order_id=order_id,
+            user_id=user_id,
+            amount=money_amount(amount, field="amount"),
+            currency=currency_code(currency),
+            definition_version=definition_version,
+        )
+        saga._request(AUTHORIZE)
+        return saga
+
+    def restore_types(self) -> None:
+        self.status = Status(self.status)  # a StrEnum is stored as its plain string
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """Each step asked for so far, in the order first asked, with its latest state."""
+        return [
+            StepRecord(name, StepState(entry["state"]), entry["at"], dict(entry["detail"]))
+            for name, entry in self.records.items()
+        ]
+
+    # inputs: what happened in a participant
+
+    def payment_authorized(self, reference: str) -> None:
+        if self._confirm(AUTHORIZE, reference=reference):
+            return
+        if self.payment == AUTHORIZE.requested and self.status is not Status.RESOLVED:
+            self._record_late(AUTHORIZE, reference=reference)
+
+    def payment_declined(self, reason: str) -> None:
+        self._refuse(AUTHORIZE, reason, cause="payment declined")
+
+    def shipment_scheduled(self, carrier: str, reference: str) -> None:
+        self._confirm(SCHEDULE, carrier=carrier, reference=reference)
+
+    def shipment_failed(self, reason: str) -> None:
+        if self._refuse(SCHEDULE, reason, cause="shipment failed"):
+            return
+        # Failed after its cancellation was asked for: there is nothing left to cancel.
+        self._confirm(CANCEL_SHIPMENT, outcome=f"shipment failed: {reason}")
+
+    def payment_captured(self) -> None:
+        if self._confirm(CAPTURE):
+            return
+        asked = CAPTURE.name in self.records and self.status is not Status.RESOLVED
+        if asked and self.payment not in (CAPTURE.succeeded, REFUND_PAYMENT.succeeded):
+            self._record_late(CAPTURE)
+
+    def order_paid(self) -> None:
+        self._confirm(MARK_PAID)
+
+    def shipment_dispatched(self) -> None:
+        self._confirm(DISPATCH)
+
+    def order_shipped(self) -> None:
+        self._confirm(MARK_SHIPPED)
+
+    def payment_voided(self) -> None:
+        self._confirm(VOID_PAYMENT)
+
+    def payment_refunded(self) -> None:
+        self._confirm(REFUND_PAYMENT)
+
+    def shipment_cancelled(self) -> None:
+        self._confirm(CANCEL_SHIPMENT)
+
+    def order_cancelled(self, reason: str) -> None:
+        """The order was cancelled: by this saga's own compensation, or by an operator."""
+        if self._confirm(CANCEL_ORDER, reason=reason):
+            return
+        if self.order == CANCEL_ORDER.succeeded or self.status not in (
+            Status.RUNNING,
+            Status.COMPENSATING,
+            Status.PARKED,
+        ):
+            return
+        reason = reason_text(reason)
+        running = self.status is Status.RUNNING
+        self.trigger_event(self.OrderCancelled, reason=reason)
+        if running:
+            if self.step is not None:
+                self._abandon(STEPS[self.step], "the order was cancelled")
+            self._compensate(reason)
+
+    def timed_out(self, step: str, deadline_id: str) -> None:
+        spec = STEPS.get(step)
+        if spec is None or spec.timeout is None or self.step != step:
+            return
+        if self.status is Status.PARKED or deadline_id != self._deadline_id(spec):
+            return
+        generation = self._generation_of(spec)
+        self.trigger_event(
+            self.StepTimedOut, step=step, generation=generation, deadline_id=deadline_id
+        )
+        if self.status is Status.RUNNING:
+            self._compensate(f"{step} timed out")
+        else:
+            reason = f"{step} was not confirmed before its deadline"
+            self.trigger_event(self.Parked, step=step, reason=reason)
+
+    # inputs: an operator's, for a parked saga
+
+    def retry(self) -> None:
+        """Ask again for the step the saga is parked on, with a new key and a new deadline."""
+        if self.status is not Status.PARKED or self.step is None:
+            return
+        self.trigger_event(self.Retried, generation=self.generation + 1)
+        self._request(STEPS[self.step])
+
+    def resolve(self, note: str) -> None:
+        """End a parked saga: an operator has put things right by hand."""
+        note = bounded_text(note, field="note", max_length=MAX_REASON_LENGTH)
+        if self.status is not Status.PARKED:
+            return
+        self.trigger_event(self.Resolved, note=note)
+
+    # outputs
+
+    def outbox_after(
+        self, events: Iterable[Aggregate.Event], policy: FulfilmentPolicy = DEFAULT_POLICY
+    ) -> Outbox:
+        """The commands to send, deadlines to set and deadlines to drop after `events`."""
+        outbox = Outbox([], [], [])
+        for event in events:
+            if isinstance(event, self.StepRequested):
+                spec = STEPS[event.step]
+                outbox.commands.append(self._command(spec, event.generation))
+                due_in = policy.timeout_of(spec)
+                if due_in is not None:
+                    deadline = deadline_id(self.id, spec.name, event.generation)
+                    outbox.deadlines.append(Deadline(spec.name, due_in, deadline))
+            elif isinstance(event, self.StepSucceeded | self.StepFailed | self.StepAbandoned):
+                outbox.cancelled_deadlines.extend(self._deadlines_settled_by(event))
+        return outbox
+
+    def _deadlines_settled_by(self, event: Any) -> list[str]:
+        if STEPS[event.step].timeout is None or getattr(event, "late", False):
+            return []
+        return [deadline_id(self.id, event.step, event.generation)]
+
+    def _command(self, step: Step, generation: int) -> ParticipantCommand:
+        aggregate_id = {
+            "payments": ids.payment_id(self.order_id),
+            "shipping": ids.shipment_id(self.order_id),
+            "orders": self.order_id,
+        }[step.target]
+        body: dict[str, str] = {}
+        if step.name in ("authorize", "schedule"):
+            body = {"order_id": str(self.order_id), "user_id": str(self.user_id)}
+        if step.name == "authorize":
+            body |= {"amount": str(self.amount), "currency": self.currency}
+        if step is CANCEL_ORDER:
+            body = {"reason": self.reason or "fulfilment cancelled"}
+        key = command_key(self.id, step.name, generation)
+        return ParticipantCommand(step.name, step.target, step.action, aggregate_id, body, key)
+
+    # decisions
+
+    def _confirm(self, step: Step, **detail: str) -> bool:
+        """Record the confirmation of the step waited for, and move on; False if not waited for."""
+        if self.step != step.name or self.status not in (
+            Status.RUNNING,
+            Status.COMPENSATING,
+            Status.PARKED,
+            Status.CANCELLED,
+        ):
+            return False
+        generation = self._generation_of(step)
+        self.trigger_event(
+            self.StepSucceeded, step=step.name, generation=generation, detail=detail, late=False
+        )
+        self._advance(step)
+        return True
+
+    def _refuse(self, step: Step, reason: str, *, cause: str) -> bool:
+        if self.status is not Status.RUNNING or self.step != step.name:
+            return False
+        generation = self._generation_of(step)
+        self.trigger_event(self.StepFailed, step=step.name, generation=generation, reason=reason)
+        self._compensate(reason_text(f"{cause}: {reason}"))
+        return True
+
+    def _advance(self, done: Step | None) -> None:
+        """Ask for what comes after `done`: the next step, the next compensation, or the end."""
+        if self.status is Status.RUNNING and done is not None:
+            following = NEXT_STEP.get(done.name)
+            if following is None:
+                self.trigger_event(self.Completed)
+            else:
+                self._request(STEPS[following])
+        elif self.plan:
+            self._request(STEPS[self.plan[0]])
+        elif self.status is Status.COMPENSATING:
+            self.trigger_event(self.Cancelled, reason=self.reason)
+
+    def _compensate(self, reason: str) -> None:
+        plan = []
+        if self.shipment in (SCHEDULE.requested, SCHEDULE.succeeded):
+            plan.append(CANCEL_SHIPMENT.name)
+        payment_step = self._payment_compensation()
+        if payment_step is not None:
+            plan.append(payment_step.name)
+        if self.order != CANCEL_ORDER.succeeded:
+            plan.append(CANCEL_ORDER.name)
+        self.trigger_event(self.CompensationStarted, reason=reason, plan=plan)
+        self._advance(None)
+
+    def _payment_compensation(self) -> Step | None:
+        if self.payment == CAPTURE.succeeded:
+            return REFUND_PAYMENT
+        if self.payment == AUTHORIZE.succeeded:
+            return VOID_PAYMENT
+        return None
+
+    def _record_late(self, step: Step, **detail: str) -> None:
+        """Record a payment's late authorization or capture, and make sure it is undone."""
+        generation = self._generation_of(step)
+        self.trigger_event(
+            self.StepSucceeded, step=step.name, generation=generation, detail=detail, late=True
+        )
+        needed = self._payment_compensation()
+        assert needed is not None  # the payment was just authorized or captured
+        other = VOID_PAYMENT if needed is REFUND_PAYMENT else REFUND_PAYMENT
+        if self.step == other.name:
+            self._abandon(other, f"the payment was {self.payment}; {needed.name} instead")
+            self._request(needed)
+        elif other.name in self.plan:
+            revised = [needed.name if name == other.name else name for name in self.plan]
+            self.trigger_event(self.PlanRevised, plan=revised)
+        elif needed.name in self.plan or self.step == needed.name:
+            return
+        elif self.step is not None:
+            self.trigger_event(self.PlanRevised, plan=[needed.name, *self.plan])
+        else:
+            self._request(needed)
+
+    def _abandon(self, step: Step, reason: str) -> None:
+        generation = self._generation_of(step)
+        self.trigger_event(self.StepAbandoned, step=step.name, generation=generation, reason=reason)
+
+    def _request(self, step: Step) -> None:
+        self.trigger_event(self.StepRequested, step=step.name, generation=self.generation)
+
+    def _generation_of(self, step: Step) -> int:
+        generation: int = self.records[step.name]["generation"]
+        return generation
+
+    def _deadline_id(self, step: Step) -> str:
+        return deadline_id(self.id, step.name, self._generation_of(step))
