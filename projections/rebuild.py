@@ -314,15 +314,21 @@ class Rebuilder:
 
     # -- retiring ---------------------------------------------------------------------------
 
-    def retire(self, name: str, *, now: datetime | None = None) -> list[int]:
-        """Drop the versions of `name` a swap left behind; the versions dropped."""
+    def retire(
+        self, name: str, *, now: datetime | None = None, grace: timedelta = RETIRE_GRACE
+    ) -> list[int]:
+        """Drop the versions of `name` a swap left behind, once the swap is `grace` old; the
+        versions dropped."""
         projection = self.projection(name)
         db = self.models.db
         with db.transaction(write=False) as tx:
             found = records(tx, name)
             swapped_at = active_versions(tx).get(name, (1, None))[1]
-        if swapped_at is not None and (now or datetime.now(UTC)) - swapped_at < RETIRE_GRACE:
-            raise RebuildError(f"{name} was swapped moments ago; retry in a few seconds")
+        if swapped_at is not None and (now or datetime.now(UTC)) - swapped_at < grace:
+            raise RebuildError(
+                f"{name} was swapped moments ago (less than {grace.total_seconds():g} s);"
+                " retry in a few seconds"
+            )
         retired = [r.version for r in found if r.status == "previous"]
         for version in retired:
             self._drop(projection, version)

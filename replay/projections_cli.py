@@ -8,7 +8,7 @@ declare, or another registry's passed as the command's `obj` (replay.app.context
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
@@ -22,7 +22,7 @@ from contexts.settings import Settings
 from eventlog.stores import sqlite_path
 from projections.admin import DeadLetterAdmin, DeadLetterError, open_admin
 from projections.dead_letters import DeadLetter, Status
-from projections.rebuild import Rebuilder
+from projections.rebuild import RETIRE_GRACE, Rebuilder
 from projections.rebuild_reports import (
     Busy,
     RebuildError,
@@ -120,6 +120,13 @@ def rebuild_command(
     retire: bool = typer.Option(
         False, "--retire", help="Drop the versions earlier swaps left behind, instead."
     ),
+    grace: float = typer.Option(
+        RETIRE_GRACE.total_seconds(),
+        "--grace",
+        min=0,
+        help="With --retire: seconds the swap must be old, so no reader still holds the old"
+        " version's pointer.",
+    ),
     page_size: int = typer.Option(5000, "--page-size", min=1, max=100_000),
     as_json: bool = JsonOption,
 ) -> None:
@@ -134,7 +141,7 @@ def rebuild_command(
     with _read_models(registry) as models:
         if retire:
             rebuilder = Rebuilder(models)
-            dropped = rebuilder.retire(projection)
+            dropped = rebuilder.retire(projection, grace=timedelta(seconds=grace))
             out.result(
                 {"projection": projection, "retired": dropped},
                 f"{projection}: retired {', '.join(f'v{v}' for v in dropped) or 'nothing'}",
