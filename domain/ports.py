@@ -63,6 +63,16 @@ class Job:
 
 
 JobKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class JobChanges:
+    """The jobs a command's new events start, and the (kind, key) of those they finish."""
+
+    start: Sequence[Job] = ()
+    finish: Sequence[JobKey] = ()
+
+
 """(kind, key) of a job."""
 
 

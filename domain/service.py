@@ -53,6 +53,7 @@ from domain.ports import (
     Committer,
     EventMetadata,
     IdempotencyRecord,
+    JobChanges,
     ReplicaReader,
     SideRecords,
     SideRecordStore,
@@ -263,8 +264,11 @@ class CommandService(Application[UUID]):
         if not events and ctx.idempotency_key is None:
             position = self.side_records.position_of(aggregate.id, aggregate.version)
             return CommandResult(aggregate.id, aggregate.version, position or 0)
+        jobs = self.job_changes(events)
         side_records = SideRecords(
             idempotency=self._idempotency_records(ctx, aggregate),
+            jobs=jobs.start,
+            done_jobs=jobs.finish,
             claims=decision.claims.take,
             released_claims=decision.claims.release,
             event_metadata=[
@@ -287,6 +291,11 @@ class CommandService(Application[UUID]):
         else:
             position = self.side_records.position_of(aggregate.id, aggregate.version) or 0
         return CommandResult(aggregate.id, aggregate.version, position)
+
+    def job_changes(self, events: Sequence[Aggregate.Event]) -> JobChanges:
+        """The durable jobs these new events start and finish, committed with them (a context
+        whose commands are carried out later, by a job poller, says which)."""
+        return JobChanges()
 
     def _snapshot_if_due(self, aggregate: Aggregate, events: Sequence[Aggregate.Event]) -> None:
         """Snapshot the just-committed aggregate if one of its new versions is due.
