@@ -9,19 +9,20 @@ and the router of its read endpoints. A registry is immutable: `Registry.with_(e
 """
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Transcoding
 from fastapi import APIRouter
 
+from domain.ports import Job
 from domain.service import CommandService
 from eventlog.reactions import Reaction
 from eventlog.replicas import Replica
 from projections.model import Projection
 from readmodels.catalog import ReadModel
-from runtime.settings import database_url_field
+from runtime.settings import CommonSettings, database_url_field
 
 NAME = re.compile(r"^[a-z][a-z0-9]*$")
 RESERVED_NAMES = frozenset({"read"})
@@ -33,12 +34,28 @@ def sqlite_file(context: str) -> str:
     return f"{context}.sqlite"
 
 
+JobHandler = Callable[[Job], None]
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A context's durable jobs of one kind, run by a job poller in each process serving it.
+
+    `handler(application, served, settings)` builds the handler of one job, given the context's
+    application, every application the process serves (by name) and the settings.
+    """
+
+    kind: str
+    handler: Callable[[CommandService, Mapping[str, CommandService], CommonSettings], JobHandler]
+
+
 @dataclass(frozen=True)
 class BoundedContext:
     """One context, declared once.
 
     `replicas` are what it keeps of other contexts, fed by their events (it never asks them);
-    `reactions`, the commands it runs when other contexts' events happen (choreography).
+    `reactions`, the commands it runs when other contexts' events happen (choreography);
+    `workers`, the kinds of durable jobs its commands leave for later, and their handlers.
     `projections` are the read models it owns: one may fold other contexts' events too (its
     read model's `contexts`), but it is declared by one context only. `read_router` holds its
     read endpoints (read API code, over those read models and others').
@@ -50,6 +67,7 @@ class BoundedContext:
     router: APIRouter
     replicas: tuple[Replica, ...] = ()
     reactions: tuple[Reaction, ...] = ()
+    workers: tuple[Worker, ...] = ()
     projections: tuple[type[Projection], ...] = ()
     read_router: APIRouter | None = None
 

@@ -264,7 +264,7 @@ class CommandService(Application[UUID]):
         if not events and ctx.idempotency_key is None:
             position = self.side_records.position_of(aggregate.id, aggregate.version)
             return CommandResult(aggregate.id, aggregate.version, position or 0)
-        jobs = self.job_changes(events)
+        jobs = self.job_changes(aggregate, events)
         side_records = SideRecords(
             idempotency=self._idempotency_records(ctx, aggregate),
             jobs=jobs.start,
@@ -292,7 +292,7 @@ class CommandService(Application[UUID]):
             position = self.side_records.position_of(aggregate.id, aggregate.version) or 0
         return CommandResult(aggregate.id, aggregate.version, position)
 
-    def job_changes(self, events: Sequence[Aggregate.Event]) -> JobChanges:
+    def job_changes(self, aggregate: Aggregate, events: Sequence[Aggregate.Event]) -> JobChanges:
         """The durable jobs these new events start and finish, committed with them (a context
         whose commands are carried out later, by a job poller, says which)."""
         return JobChanges()

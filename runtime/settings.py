@@ -135,6 +135,12 @@ class CommonSettings(BaseSettings):
         description="A command's `position` of another context: the most seconds it waits for"
         " this service's replica of that context to reach it.",
     )
+    write_urls: str = Field(
+        "",
+        pattern=r"^([a-z][a-z0-9]*=https?://[^,=\s]+)?(,[a-z][a-z0-9]*=https?://[^,=\s]+)*$",
+        description="Where the write services of other contexts are, for a process that sends"
+        " them commands (the fulfilment saga): `payments=http://…,shipping=http://…`.",
+    )
     read_cursor_secret: SecretStr = Field(
         SecretStr("strata-dev-cursor-key"),
         description="Key signing the read API's page cursors; every replica needs the same one.",
@@ -196,6 +202,14 @@ class CommonSettings(BaseSettings):
             for name in type(self).model_fields
             if name.endswith(suffix) and name != "read" + suffix
         }
+
+    def write_url(self, context: str) -> str | None:
+        """The base URL of a context's write service, from `write_urls`."""
+        for entry in filter(None, self.write_urls.split(",")):
+            name, _, url = entry.partition("=")
+            if name == context:
+                return url
+        return None
 
     def database_url(self, context: str) -> str | None:
         try:

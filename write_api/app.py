@@ -33,6 +33,7 @@ from write_api.command_http import run_blocking
 from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
 from write_api.problems import install_problem_handlers
 from write_api.replica_feeds import ReplicaCollector, running_feeds
+from write_api.workers import running_workers
 
 SERVED_CONTEXT = "STRATA_WRITE_CONTEXT"
 
@@ -76,6 +77,7 @@ def create_app(
                 app.state.replica_feeds = feeds
                 running.enter_context(_registered(registry, _committers_collector(services)))
                 running.enter_context(_registered(registry, ReplicaCollector(feeds)))
+                await running.enter_async_context(running_workers(settings, services, contexts))
                 for extension in extensions:
                     await running.enter_async_context(extension(app, services))
                 yield

@@ -1,7 +1,60 @@
 """The fulfilment context (issue 9): the OrderFulfilment saga, which takes a placed order through
-payment and shipping, and compensates in reverse when a step fails or times out.
+payment and shipping, compensating in reverse when a step fails or times out.
 
-- `ids`: the saga's, payment's and shipment's ids, derived from the order id.
-- `definition`: the steps, the policy (deadlines) and the values the saga hands out.
-- `domain`: the saga itself, a pure event-sourced state machine (its docstring has the rules).
+It follows the orders', payments' and shipping's events (`reactions`: one saga input per event,
+once), and leaves two kinds of durable jobs (`workers`): the commands it sends the participants
+(the dispatcher) and its deadlines (which time a step out).
 """
+
+from collections.abc import Mapping
+
+import httpx
+
+from contexts.fulfilment import endpoints
+from contexts.fulfilment.dispatch import (
+    HttpParticipants,
+    InProcessParticipants,
+    RoutedParticipants,
+    dispatcher,
+)
+from contexts.fulfilment.domain import OrderFulfilment
+from contexts.fulfilment.service import COMMAND_JOB, DEADLINE_JOB, FOLLOWED, FulfilmentService
+from contexts.registry import BoundedContext, JobHandler, Worker
+from domain.service import CommandService
+from eventlog.envelope import EventEnvelope
+from eventlog.reactions import Reaction
+from runtime.settings import CommonSettings
+
+PARTICIPANT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+
+
+def take_event(fulfilment: CommandService, event: EventEnvelope) -> None:
+    assert isinstance(fulfilment, FulfilmentService)
+    fulfilment.take_event(event)
+
+
+def send_commands(
+    fulfilment: CommandService, served: Mapping[str, CommandService], settings: CommonSettings
+) -> JobHandler:
+    remote_names = [name for name in FOLLOWED if name not in served]
+    urls = {name: url for name in remote_names if (url := settings.write_url(name))}
+    remote = HttpParticipants(urls, httpx.Client(timeout=PARTICIPANT_TIMEOUT))
+    local = InProcessParticipants(served)
+    return dispatcher(RoutedParticipants(local, set(served), remote))
+
+
+def fire_deadlines(
+    fulfilment: CommandService, served: Mapping[str, CommandService], settings: CommonSettings
+) -> JobHandler:
+    assert isinstance(fulfilment, FulfilmentService)
+    return fulfilment.fire_deadline
+
+
+FULFILMENT = BoundedContext(
+    name="fulfilment",
+    application=FulfilmentService,
+    aggregates=(OrderFulfilment,),
+    router=endpoints.router,
+    reactions=tuple(Reaction(upstream, "saga", take_event) for upstream in FOLLOWED),
+    workers=(Worker(COMMAND_JOB, send_commands), Worker(DEADLINE_JOB, fire_deadlines)),
+)

@@ -1,0 +1,143 @@
+"""The dispatcher of the saga's commands: the handler of its `fulfilment-command` jobs.
+
+A command goes to the participant's write service, over HTTP when it runs elsewhere (the stack)
+or to its application when it is served in this process, always with the command's key as the
+`Idempotency-Key`: a command resent after a crash, a timeout or a lost answer is applied once.
+A participant that cannot be reached raises `ParticipantUnavailable`: the job poller sends the
+command again later, with backoff. A participant that refuses the command (a 4xx: the payment was
+captured already, the order is shipped) is not asked again; the saga's deadline for that step
+decides what follows (it parks the saga where a person must look).
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, Protocol
+from uuid import UUID
+
+import httpx
+
+from domain.errors import DomainError
+from domain.ports import Job
+from domain.service import CommandContext, CommandService
+
+log = logging.getLogger("strata.fulfilment.dispatch")
+
+
+class ParticipantUnavailable(Exception):
+    """The participant did not answer (or answered 5xx): send the command again later."""
+
+
+class CommandRefused(Exception):
+    """The participant refused the command: sending it again would not change that."""
+
+
+class Participants(Protocol):
+    def send(self, key: str, target: str, action: str, aggregate_id: UUID, body: Any) -> None: ...
+
+
+def dispatcher(participants: Participants) -> Callable[[Job], None]:
+    def handle(job: Job) -> None:
+        payload = job.payload
+        try:
+            participants.send(
+                job.key,
+                str(payload["target"]),
+                str(payload["action"]),
+                UUID(str(payload["aggregate_id"])),
+                payload["body"],
+            )
+        except CommandRefused as refused:
+            log.warning("%s refused %s: %s", payload["target"], job.key, refused)
+
+    return handle
+
+
+PATHS: Mapping[tuple[str, str], str] = {
+    ("payments", "authorize"): "/payments/{id}/authorize",
+    ("payments", "capture"): "/payments/{id}/capture",
+    ("payments", "void"): "/payments/{id}/void",
+    ("payments", "refund"): "/payments/{id}/refund",
+    ("shipping", "schedule"): "/shipments/{id}/schedule",
+    ("shipping", "dispatch"): "/shipments/{id}/dispatch",
+    ("shipping", "cancel"): "/shipments/{id}/cancel",
+    ("orders", "pay"): "/orders/{id}/pay",
+    ("orders", "ship"): "/orders/{id}/ship",
+    ("orders", "cancel"): "/orders/{id}/cancel",
+}
+
+
+class HttpParticipants:
+    """The participants' write services, by context name -> base URL."""
+
+    def __init__(self, urls: Mapping[str, str], client: httpx.Client) -> None:
+        self._urls = urls
+        self._client = client
+
+    def send(self, key: str, target: str, action: str, aggregate_id: UUID, body: Any) -> None:
+        base = self._urls.get(target)
+        if base is None:
+            raise ParticipantUnavailable(
+                f"no URL of {target}'s write service: set STRATA_WRITE_URLS"
+            )
+        url = base.rstrip("/") + PATHS[(target, action)].format(id=aggregate_id)
+        try:
+            response = self._client.post(
+                url, json=body or None, headers={"Idempotency-Key": key, "X-Causation-Id": key}
+            )
+        except httpx.HTTPError as error:
+            raise ParticipantUnavailable(f"{target}: {error}") from error
+        if response.status_code >= 500:
+            raise ParticipantUnavailable(f"{target} answered {response.status_code}")
+        if response.status_code >= 400:
+            raise CommandRefused(f"{response.status_code} {response.text[:300]}")
+
+
+Call = Callable[[Any, CommandContext, UUID, Mapping[str, str]], object]
+
+CALLS: Mapping[tuple[str, str], Call] = {
+    ("payments", "authorize"): lambda app, ctx, id_, body: app.request_authorization(
+        ctx,
+        id_,
+        UUID(body["order_id"]),
+        UUID(body["user_id"]),
+        Decimal(body["amount"]),
+        body["currency"],
+    ),
+    ("payments", "capture"): lambda app, ctx, id_, _: app.request_capture(ctx, id_),
+    ("payments", "void"): lambda app, ctx, id_, _: app.request_void(ctx, id_),
+    ("payments", "refund"): lambda app, ctx, id_, _: app.request_refund(ctx, id_),
+    ("shipping", "schedule"): lambda app, ctx, id_, body: app.request_shipment(
+        ctx, id_, UUID(body["order_id"]), UUID(body["user_id"])
+    ),
+    ("shipping", "dispatch"): lambda app, ctx, id_, _: app.request_dispatch(ctx, id_),
+    ("shipping", "cancel"): lambda app, ctx, id_, _: app.request_cancellation(ctx, id_),
+    ("orders", "pay"): lambda app, ctx, id_, _: app.mark_paid(ctx, id_),
+    ("orders", "ship"): lambda app, ctx, id_, _: app.mark_shipped(ctx, id_),
+    ("orders", "cancel"): lambda app, ctx, id_, body: app.cancel(ctx, id_, body["reason"]),
+}
+
+
+class InProcessParticipants:
+    """The participants' applications served in this process, by context name."""
+
+    def __init__(self, applications: Mapping[str, CommandService]) -> None:
+        self._applications = applications
+
+    def send(self, key: str, target: str, action: str, aggregate_id: UUID, body: Any) -> None:
+        ctx = CommandContext(idempotency_key=key, fingerprint=key, causation_id=key)
+        try:
+            CALLS[(target, action)](self._applications[target], ctx, aggregate_id, body or {})
+        except DomainError as refused:
+            raise CommandRefused(str(refused)) from refused
+
+
+class RoutedParticipants:
+    """Each command to the application in this process if there is one, else over HTTP."""
+
+    def __init__(self, local: InProcessParticipants, local_names: set[str], remote: Participants):
+        self._local, self._names, self._remote = local, local_names, remote
+
+    def send(self, key: str, target: str, action: str, aggregate_id: UUID, body: Any) -> None:
+        chosen = self._local if target in self._names else self._remote
+        chosen.send(key, target, action, aggregate_id, body)

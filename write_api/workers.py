@@ -1,0 +1,41 @@
+"""The job pollers of the contexts a write service serves (their `workers`), for its lifetime:
+one per kind of job, woken by the context's own commits, with a short poll for the jobs other
+processes write and for the ones that come due."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import cast
+
+from contexts.registry import Registry
+from eventlog.jobs import JobPoller, JobStore
+from eventlog.stores import Services
+from runtime.settings import CommonSettings
+
+
+def _waking(poller: JobPoller) -> Callable[[str], None]:
+    """A commit listener: a commit of the context may have left a job due now."""
+
+    def wake(_committed_in: str) -> None:
+        poller.wake()
+
+    return wake
+
+
+@asynccontextmanager
+async def running_workers(
+    settings: CommonSettings, services: Services, contexts: Registry
+) -> AsyncIterator[list[JobPoller]]:
+    served = {service.name: service for service in services.all()}
+    pollers = []
+    for context in contexts:
+        application = served[context.name]
+        for worker in context.workers:
+            handle = worker.handler(application, served, settings)
+            poller = JobPoller(cast(JobStore, application.recorder), worker.kind, handle)
+            application.commit_listeners.append(_waking(poller))
+            pollers.append(poller.start())
+    try:
+        yield pollers
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(poller.stop) for poller in pollers))
