@@ -30,7 +30,7 @@ from tests.support.nats import (
     require_nats,
 )
 from tests.support.notes_context import NOTES
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from write_api.app import create_app as create_write_app
 
 WITH_NOTES = REGISTRY.with_(NOTES)
@@ -51,16 +51,13 @@ def replay_state(env: dict[str, str], note_id: str, registry: object = WITH_NOTE
 
 
 def test_the_settings_of_the_registry_have_a_url_per_context() -> None:
-    settings = NotesSettings(
-        users_database_url="postgresql://db/u",
-        orders_database_url="postgresql://db/o",
-        notes_database_url="postgresql://db/n",
-    )
+    urls = {name: f"postgresql://db/{name}" for name in REGISTRY.names}
+    settings = NotesSettings(**url_settings(urls), notes_database_url="postgresql://db/n")
 
     assert settings.mode == "stack"
     assert settings.database_url("notes") == "postgresql://db/n"
     with pytest.raises(ValueError, match="STRATA_NOTES_DATABASE_URL"):
-        NotesSettings(users_database_url="postgresql://db/u", orders_database_url="x")
+        NotesSettings(**url_settings(urls))
 
 
 def test_embedded_a_test_context_takes_commands_reaches_the_fanout_and_replays(
@@ -74,7 +71,7 @@ def test_embedded_a_test_context_takes_commands_reaches_the_fanout_and_replays(
         notes = client.app.state.services["notes"]  # type: ignore[attr-defined]
         [envelope] = notes.recorder.select_envelopes("notes", 0, 10)
 
-    assert fanout.contexts == ("users", "orders", "notes")
+    assert fanout.contexts == (*REGISTRY.names, "notes")
     assert (tmp_path / "var" / "notes.sqlite").is_file()
     assert (envelope.context, envelope.aggregate_type) == ("notes", "Note")
     assert written["position"] == f"notes:{envelope.position}"
@@ -99,8 +96,7 @@ def stack_settings(postgres_stores: dict[str, str]) -> Iterator[CommonSettings]:
     nats = require_nats()
     with scratch_databases(require_postgres(), "notes") as notes:
         settings = NotesSettings(
-            users_database_url=postgres_stores["users"],
-            orders_database_url=postgres_stores["orders"],
+            **url_settings(postgres_stores),
             notes_database_url=notes["notes"],
             nats_url=nats,
             stream_namespace=new_namespace(),
