@@ -3,10 +3,14 @@ replay, the benches, scripts/stack and compose.yaml (`python -m contexts.generat
 context's place here sets its ports (`contexts.deployment`)."""
 
 from contexts.orders import ORDERS
+from contexts.payments import PAYMENTS
 from contexts.registry import Registry
+from contexts.shipping import SHIPPING
 from contexts.users import USERS
 
 REGISTRY = Registry(
     USERS,
     ORDERS,
+    PAYMENTS,
+    SHIPPING,
 )

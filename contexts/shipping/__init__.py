@@ -1,1 +1,14 @@
-"""The shipping context (issue 9): shipments of orders, through carriers."""
+"""The shipping context (issue 9): shipments of orders, through carriers; commands at /shipments.
+
+Its commands only record intent; the shipping worker calls the carrier for each due job
+(`contexts.shipping.worker`), through the port in `contexts.shipping.ports`.
+"""
+
+from contexts.registry import BoundedContext
+from contexts.shipping.domain import Shipment
+from contexts.shipping.endpoints import router
+from contexts.shipping.service import ShippingService
+
+SHIPPING = BoundedContext(
+    name="shipping", application=ShippingService, aggregates=(Shipment,), router=router
+)
