@@ -44,11 +44,11 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
 
-from contexts.settings import Settings
 from domain.ports import EventMetadata, SideRecords
 from domain.service import CommandService
 from domain.users.profile import UserProfile
 from eventlog.stores import open_store_for_reading
+from runtime.settings import settings_model
 
 DATABASE = "strata_bench_as_of"
 BATCH = 1000
@@ -76,7 +76,7 @@ def recreate_database(admin_url: str) -> str:
 
 
 def service(url: str, interval: int) -> CommandService:
-    settings = Settings(users_database_url=url, orders_database_url=url, snapshot_interval=interval)
+    settings = settings_model(("users",))(users_database_url=url, snapshot_interval=interval)
     return open_store_for_reading(settings, "users")
 
 

@@ -60,6 +60,7 @@ from eventlog.stores import build_services
 from projections.catchup import project_log
 from projections.targets import find_projection, following_targets
 from readmodels.sql import PostgresDatabase
+from runtime.settings import database_url_field
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 NAMES = (*REGISTRY.names, "read")
@@ -221,9 +222,7 @@ def main() -> None:
     redis.flushdb()
     with databases(args.admin_url) as urls:
         settings = Settings(
-            users_database_url=urls["users"],
-            orders_database_url=urls["orders"],
-            read_database_url=urls["read"],
+            **{database_url_field(name): url for name, url in urls.items()},
             redis_url=redis_url,
             group_commit=False,
         )
@@ -236,9 +235,7 @@ def main() -> None:
         log(f"live projection (in-process, both models) {live_seconds:.1f} s")
         env = {
             **os.environ,
-            "STRATA_USERS_DATABASE_URL": urls["users"],
-            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
-            "STRATA_READ_DATABASE_URL": urls["read"],
+            **{f"STRATA_{database_url_field(name).upper()}": url for name, url in urls.items()},
             "STRATA_REDIS_URL": redis_url,
         }
         report: dict[str, Any] = {"events": events, "by_context": written}

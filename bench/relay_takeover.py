@@ -1,9 +1,9 @@
 """Relay takeover: kill -9 of the active relay → the hot standby publishes the next event.
 
-Two `strata-relay --context users` processes on fresh databases `strata_bench_takeover_users` /
-`_orders` and a stream namespace of their own (its streams are deleted at the end). Each round:
-an event is relayed, the active relay gets SIGKILL, and at once one more event is appended; the
-round measures, from the kill:
+Two `strata-relay --context users` processes on fresh databases `strata_bench_takeover_<context>`
+(one per registered context) and a stream namespace of their own (its streams are deleted at the
+end). Each round: an event is relayed, the active relay gets SIGKILL, and at once one more event
+is appended; the round measures, from the kill:
 
 - **lock**: the standby logs "holding the relay lock" (it tries the lock every 0.5 s);
 - **resumed**: it logs "resuming after position ..." (LISTEN, read the stream's last message);
@@ -191,11 +191,10 @@ def main() -> None:
     )
     arguments = parser.parse_args()
 
-    names = [f"{DB_PREFIX}_users", f"{DB_PREFIX}_orders"]
-    _recreate(arguments.pg, names)
+    urls = {name: f"{arguments.pg}/{DB_PREFIX}_{name}" for name in REGISTRY.names}
+    _recreate(arguments.pg, [f"{DB_PREFIX}_{name}" for name in REGISTRY.names])
     settings = Settings(
-        users_database_url=f"{arguments.pg}/{names[0]}",
-        orders_database_url=f"{arguments.pg}/{names[1]}",
+        **{REGISTRY[name].settings_field: url for name, url in urls.items()},
         nats_url=arguments.nats,
         stream_namespace=f"takeover{uuid.uuid4().hex[:8]}",
         group_commit=False,
@@ -203,8 +202,7 @@ def main() -> None:
     services = build_services(settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     env |= {
-        "STRATA_USERS_DATABASE_URL": str(settings.users_database_url),
-        "STRATA_ORDERS_DATABASE_URL": str(settings.orders_database_url),
+        **{REGISTRY[name].database_url_variable: url for name, url in urls.items()},
         "STRATA_NATS_URL": settings.nats_url,
         "STRATA_STREAM_NAMESPACE": settings.stream_namespace,
     }

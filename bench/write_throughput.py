@@ -4,11 +4,11 @@
     INSERT + COMMIT per event into a plain events-like table in the scratch database
     `strata_bench_raw` (created if missing, truncated first).
 (b) api: the write API in stack mode as a real subprocess (`strata-write-api`) on fresh databases
-    `strata_bench_users` / `strata_bench_orders` (dropped and created), driven by M keep-alive
-    HTTP/1.1 connections (default 32) from a cheap asyncio client (bench/loadgen.py). Every request
-    is one command that appends one event: `POST /users` with a unique email (`--command
-    register`), or `PUT /users/{id}/name` on one pre-registered user per client (`--command
-    rename`).
+    `strata_bench_<context>`, one per registered context (dropped and created), driven by M
+    keep-alive HTTP/1.1 connections (default 32) from a cheap asyncio client (bench/loadgen.py).
+    Every request is one command that appends one event: `POST /users` with a unique email
+    (`--command register`), or `PUT /users/{id}/name` on one pre-registered user per client
+    (`--command rename`).
 
 Prints both rates, the ratio b/a (target >= 0.5), the latencies, and the CPU each party used
 during each measured window. `--profile` attaches `py-spy record` to the server for the measured
@@ -50,13 +50,15 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen
 
+from contexts.registered import REGISTRY
+
 HOST = "127.0.0.1"
 STARTED = time.time()
 TARGET_RATIO = 0.5
 MAX_ERROR_RATIO = 0.01
 RAW_DB = "strata_bench_raw"
-USERS_DB = "strata_bench_users"
-ORDERS_DB = "strata_bench_orders"
+STORE_DBS = {context.database_url_variable: f"strata_bench_{context.name}" for context in REGISTRY}
+USERS_DB = STORE_DBS[REGISTRY["users"].database_url_variable]
 
 RAW_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_events (
@@ -401,8 +403,7 @@ def start_server(base: str, workers: int, log_dir: Path, *, noop: bool = False) 
     port = free_port()
     env = dict(os.environ)
     env.update(
-        STRATA_USERS_DATABASE_URL=f"{base}/{USERS_DB}",
-        STRATA_ORDERS_DATABASE_URL=f"{base}/{ORDERS_DB}",
+        **{variable: f"{base}/{database}" for variable, database in STORE_DBS.items()},
         STRATA_HOST=HOST,
         STRATA_PORT=str(port),
         STRATA_WEB_WORKERS=str(workers),
@@ -684,8 +685,8 @@ def api_end_to_end(
     log_dir: Path,
     window: Window,
 ) -> tuple[loadgen.LoadResult, Server]:
-    recreate_database(base, USERS_DB)
-    recreate_database(base, ORDERS_DB)
+    for database in STORE_DBS.values():
+        recreate_database(base, database)
     server = start_server(base, workers, log_dir, noop=command == "noop")
     try:
         wait_ready(server)

@@ -3,11 +3,17 @@ projector and the embedded fan-out, the read API, replay, the benches, scripts/s
 compose.yaml (`python -m contexts.generate`) follow; a context's place here sets its ports
 (`contexts.deployment`)."""
 
+from contexts.fulfilment import FULFILMENT
 from contexts.orders import ORDERS
+from contexts.payments import PAYMENTS
 from contexts.registry import Registry
+from contexts.shipping import SHIPPING
 from contexts.users import USERS
 
 REGISTRY = Registry(
     USERS,
     ORDERS,
+    PAYMENTS,
+    SHIPPING,
+    FULFILMENT,
 )

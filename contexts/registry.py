@@ -22,6 +22,7 @@ from eventlog.reactions import Reaction
 from eventlog.replicas import Replica
 from projections.model import Projection
 from readmodels.catalog import ReadModel
+from runtime.resilience import BreakerMetrics
 from runtime.settings import CommonSettings, database_url_field
 
 NAME = re.compile(r"^[a-z][a-z0-9]*$")
@@ -38,15 +39,23 @@ JobHandler = Callable[[Job], None]
 
 
 @dataclass(frozen=True)
-class Worker:
-    """A context's durable jobs of one kind, run by a job poller in each process serving it.
+class WorkerEnvironment:
+    """What a job handler may use in the process running it."""
 
-    `handler(application, served, settings)` builds the handler of one job, given the context's
-    application, every application the process serves (by name) and the settings.
-    """
+    served: Mapping[str, CommandService]
+    """Every application the process serves, by context name."""
+    settings: CommonSettings
+    breakers: BreakerMetrics
+    """The breakers' metrics, on the registry of the process's /metrics."""
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A context's durable jobs of one kind, run by a job poller in each process serving it:
+    `handler(application, environment)` builds the handler of one job."""
 
     kind: str
-    handler: Callable[[CommandService, Mapping[str, CommandService], CommonSettings], JobHandler]
+    handler: Callable[[CommandService, WorkerEnvironment], JobHandler]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from contexts.settings import Settings
-from tests.support.postgres import require_postgres, scratch_databases
+from contexts.settings import CONTEXTS, Settings
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from write_api.app import create_app
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -15,9 +15,9 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 @pytest.fixture(scope="session")
 def postgres_stores() -> Iterator[dict[str, str]]:
-    """One users and one orders event-store database for the whole session."""
+    """One event-store database per registered context for the whole session."""
     url = require_postgres()
-    with scratch_databases(url, "users", "orders") as urls:
+    with scratch_databases(url, *CONTEXTS) as urls:
         yield urls
 
 
@@ -27,7 +27,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
         return Settings(data_dir=tmp_path / "var")
     urls = request.getfixturevalue("postgres_stores")
-    return Settings(users_database_url=urls["users"], orders_database_url=urls["orders"])
+    return Settings(**url_settings(urls))
 
 
 @pytest.fixture

@@ -77,7 +77,9 @@ def create_app(
                 app.state.replica_feeds = feeds
                 running.enter_context(_registered(registry, _committers_collector(services)))
                 running.enter_context(_registered(registry, ReplicaCollector(feeds)))
-                await running.enter_async_context(running_workers(settings, services, contexts))
+                await running.enter_async_context(
+                    running_workers(settings, services, contexts, registry)
+                )
                 for extension in extensions:
                     await running.enter_async_context(extension(app, services))
                 yield

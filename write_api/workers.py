@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import cast
 
-from contexts.registry import Registry
+from prometheus_client import CollectorRegistry
+
+from contexts.registry import Registry, WorkerEnvironment
 from eventlog.jobs import JobPoller, JobStore
 from eventlog.stores import Services
+from runtime.resilience import breaker_metrics
 from runtime.settings import CommonSettings
 
 
@@ -24,14 +27,15 @@ def _waking(poller: JobPoller) -> Callable[[str], None]:
 
 @asynccontextmanager
 async def running_workers(
-    settings: CommonSettings, services: Services, contexts: Registry
+    settings: CommonSettings, services: Services, contexts: Registry, metrics: CollectorRegistry
 ) -> AsyncIterator[list[JobPoller]]:
     served = {service.name: service for service in services.all()}
+    environment = WorkerEnvironment(served, settings, breaker_metrics(metrics))
     pollers = []
     for context in contexts:
         application = served[context.name]
         for worker in context.workers:
-            handle = worker.handler(application, served, settings)
+            handle = worker.handler(application, environment)
             poller = JobPoller(cast(JobStore, application.recorder), worker.kind, handle)
             application.commit_listeners.append(_waking(poller))
             pollers.append(poller.start())

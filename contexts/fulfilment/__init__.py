@@ -6,8 +6,6 @@ once), and leaves two kinds of durable jobs (`workers`): the commands it sends t
 (the dispatcher) and its deadlines (which time a step out).
 """
 
-from collections.abc import Mapping
-
 import httpx
 
 from contexts.fulfilment import endpoints
@@ -19,11 +17,10 @@ from contexts.fulfilment.dispatch import (
 )
 from contexts.fulfilment.domain import OrderFulfilment
 from contexts.fulfilment.service import COMMAND_JOB, DEADLINE_JOB, FOLLOWED, FulfilmentService
-from contexts.registry import BoundedContext, JobHandler, Worker
+from contexts.registry import BoundedContext, JobHandler, Worker, WorkerEnvironment
 from domain.service import CommandService
 from eventlog.envelope import EventEnvelope
 from eventlog.reactions import Reaction
-from runtime.settings import CommonSettings
 
 PARTICIPANT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
@@ -33,19 +30,16 @@ def take_event(fulfilment: CommandService, event: EventEnvelope) -> None:
     fulfilment.take_event(event)
 
 
-def send_commands(
-    fulfilment: CommandService, served: Mapping[str, CommandService], settings: CommonSettings
-) -> JobHandler:
+def send_commands(fulfilment: CommandService, environment: WorkerEnvironment) -> JobHandler:
+    served = environment.served
     remote_names = [name for name in FOLLOWED if name not in served]
-    urls = {name: url for name in remote_names if (url := settings.write_url(name))}
+    urls = {name: url for name in remote_names if (url := environment.settings.write_url(name))}
     remote = HttpParticipants(urls, httpx.Client(timeout=PARTICIPANT_TIMEOUT))
     local = InProcessParticipants(served)
     return dispatcher(RoutedParticipants(local, set(served), remote))
 
 
-def fire_deadlines(
-    fulfilment: CommandService, served: Mapping[str, CommandService], settings: CommonSettings
-) -> JobHandler:
+def fire_deadlines(fulfilment: CommandService, environment: WorkerEnvironment) -> JobHandler:
     assert isinstance(fulfilment, FulfilmentService)
     return fulfilment.fire_deadline
 

@@ -21,12 +21,12 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS, Settings
 from embedded.app import create_app as create_embedded_app
 from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
 from runtime.http.problem_types import POSITION_NOT_REACHED
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 from write_api.app import create_app as create_write_app
 
@@ -142,10 +142,8 @@ def embedded_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
 
 @pytest.fixture(scope="module")
 def stack_write_app() -> Iterator[FastAPI]:
-    with scratch_databases(require_postgres(), "users", "orders") as urls:
-        settings = Settings(
-            users_database_url=urls["users"], orders_database_url=urls["orders"], **TEST_SETTINGS
-        )
+    with scratch_databases(require_postgres(), *CONTEXTS) as urls:
+        settings = Settings(**url_settings(urls), **TEST_SETTINGS)
         with serving(create_write_app(settings)) as app:
             yield app
 

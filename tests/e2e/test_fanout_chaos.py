@@ -31,7 +31,7 @@ from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.read_models import require_redis, scratch_redis_database
 
 BIN = Path(sys.executable).parent
@@ -43,13 +43,11 @@ def stack_env() -> Iterator[dict[str, str]]:
     nats_url, redis_server = require_nats(), require_redis()
     namespace = new_namespace()
     with (
-        scratch_databases(require_postgres(), "users", "orders", "read", "oracle") as urls,
+        scratch_databases(require_postgres(), *CONTEXTS, "read", "oracle") as urls,
         scratch_redis_database(redis_server) as redis_url,
     ):
         yield {
-            "STRATA_USERS_DATABASE_URL": urls["users"],
-            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
-            "STRATA_READ_DATABASE_URL": urls["read"],
+            **url_variables({name: url for name, url in urls.items() if name != "oracle"}),
             "STRATA_REDIS_URL": redis_url,
             "STRATA_NATS_URL": nats_url,
             "STRATA_STREAM_NAMESPACE": namespace,

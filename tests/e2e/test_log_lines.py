@@ -12,6 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from contexts.settings import CONTEXTS
+from tests.support.postgres import url_settings
+
 FIELDS = {"time", "level", "logger", "message"}
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/none"
@@ -44,8 +47,7 @@ def _json_lines(stderr: str) -> list[dict[str, Any]]:
 
 def _relay_line() -> dict[str, Any]:
     env = _environment(
-        users_database_url=UNREACHABLE,
-        orders_database_url=UNREACHABLE,
+        **url_settings(dict.fromkeys(CONTEXTS, UNREACHABLE)),
         nats_url="nats://127.0.0.1:1",
         db_connect_timeout="1",
     )

@@ -17,7 +17,7 @@ import nats
 import pytest
 from redis import Redis
 
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS, Settings
 from eventlog.jetstream import ContextStream
 from eventlog.relay import relay_headers
 from eventlog.stores import build_services
@@ -26,7 +26,7 @@ from projections.targets import stack_targets
 from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.projections import Scenario, project, read_side, run_scenario
 from tests.support.read_models import require_redis, scratch_redis_database
 
@@ -77,13 +77,11 @@ def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
     nats_url, redis_server = require_nats(), require_redis()
     namespace = new_namespace()
     with (
-        scratch_databases(require_postgres(), "users", "orders", "read") as urls,
+        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
         scratch_redis_database(redis_server) as redis_url,
     ):
         yield {
-            "STRATA_USERS_DATABASE_URL": urls["users"],
-            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
-            "STRATA_READ_DATABASE_URL": urls["read"],
+            **url_variables(urls),
             "STRATA_REDIS_URL": redis_url,
             "STRATA_NATS_URL": nats_url,
             "STRATA_STREAM_NAMESPACE": namespace,

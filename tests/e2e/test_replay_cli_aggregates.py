@@ -20,12 +20,12 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS, Settings
 from domain.orders.order import Order
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
 from eventlog.stores import build_services
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_settings, url_variables
 
 REPLAY = shutil.which("replay", path=str(Path(sys.executable).parent))
 CREATED = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -272,7 +272,7 @@ GOOD_ID = "11111111-1111-1111-1111-111111111111"  # replaced by the real user id
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["state", "payments", GOOD_ID, "--at", "now"], 2, "unknown context 'payments'"),
+        (["state", "billing", GOOD_ID, "--at", "now"], 2, "unknown context 'billing'"),
         (["state", "users", "not-a-uuid", "--at", "now"], 2, "'not-a-uuid' is not an aggregate"),
         (["state", "users", GOOD_ID, "--at", "yesterday"], 2, "--at: 'yesterday' is not a time"),
         (["state", "users", GOOD_ID], 2, "give exactly one of --at and --version"),
@@ -318,8 +318,7 @@ def test_a_missing_embedded_store_is_one_line_and_creates_nothing(tmp_path: Path
 
 def test_an_unreachable_database_is_one_line() -> None:
     env = {
-        "STRATA_USERS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/strata_users",
-        "STRATA_ORDERS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/strata_orders",
+        **url_variables({c: f"postgresql://postgres@127.0.0.1:1/strata_{c}" for c in CONTEXTS}),
         "STRATA_DB_CONNECT_TIMEOUT": "1",
     }
 
@@ -338,13 +337,10 @@ def test_an_unreachable_database_is_one_line() -> None:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Store]:
     url = require_postgres()
-    with scratch_databases(url, "users", "orders") as urls:
-        settings = Settings(users_database_url=urls["users"], orders_database_url=urls["orders"])
+    with scratch_databases(url, *CONTEXTS) as urls:
+        settings = Settings(**url_settings(urls))
         user, order = write_history(settings)
-        env = {
-            "STRATA_USERS_DATABASE_URL": urls["users"],
-            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
-        }
+        env = url_variables(urls)
         yield Store(env, user, order)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS, Settings
 from domain.service import CommandContext
 from eventlog.envelope import envelope_source
 from eventlog.stores import Services, build_services
@@ -27,7 +27,7 @@ from projections.targets import following_targets, target_at
 from projections.verify import compare, fingerprint
 from readmodels.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
 from tests.support.dumps import checksum, dump_read_models
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_settings, url_variables
 from tests.support.projections import run_scenario
 from tests.support.read_models import require_redis, scratch_redis_database
 
@@ -166,8 +166,7 @@ def test_bad_arguments_are_one_line_errors(embedded: dict[str, str], tmp_path: P
     assert_one_line_error(replay(empty, "rebuild", "orders"), 1, "no users event store")
     down = {
         **os.environ,
-        "STRATA_USERS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x",
-        "STRATA_ORDERS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/y",
+        **url_variables({c: f"postgresql://nobody@127.0.0.1:1/{c}" for c in CONTEXTS}),
     }
     assert_one_line_error(replay(down, "projections"), 1, "failed")
 
@@ -279,13 +278,11 @@ def test_kill_9_mid_rebuild_then_resume_completes_and_verifies(tmp_path: Path) -
 def test_the_same_commands_on_the_stack(tmp_path: Path) -> None:
     redis_server = require_redis()
     with (
-        scratch_databases(require_postgres(), "users", "orders", "read") as urls,
+        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
         scratch_redis_database(redis_server) as redis_url,
     ):
         settings = Settings(
-            users_database_url=urls["users"],
-            orders_database_url=urls["orders"],
-            read_database_url=urls["read"],
+            **url_settings(urls),
             redis_url=redis_url,
             group_commit=False,
         )
@@ -302,9 +299,7 @@ def test_the_same_commands_on_the_stack(tmp_path: Path) -> None:
             services.close()
         env = {
             **os.environ,
-            "STRATA_USERS_DATABASE_URL": urls["users"],
-            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
-            "STRATA_READ_DATABASE_URL": urls["read"],
+            **url_variables(urls),
             "STRATA_REDIS_URL": redis_url,
             "STRATA_DATA_DIR": str(tmp_path / "var"),
         }
@@ -348,13 +343,11 @@ def staged_position(path: Path) -> int:
 @pytest.mark.postgres
 def test_kill_9_mid_rebuild_on_the_stack_then_resume(tmp_path: Path) -> None:
     with (
-        scratch_databases(require_postgres(), "users", "orders", "read") as urls,
+        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
         scratch_redis_database(require_redis()) as redis_url,
     ):
         settings = Settings(
-            users_database_url=urls["users"],
-            orders_database_url=urls["orders"],
-            read_database_url=urls["read"],
+            **url_settings(urls),
             redis_url=redis_url,
             group_commit=False,
         )
@@ -371,9 +364,7 @@ def test_kill_9_mid_rebuild_on_the_stack_then_resume(tmp_path: Path) -> None:
         data_dir = tmp_path / "var"
         env = {
             **os.environ,
-            "STRATA_USERS_DATABASE_URL": urls["users"],
-            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
-            "STRATA_READ_DATABASE_URL": urls["read"],
+            **url_variables(urls),
             "STRATA_REDIS_URL": redis_url,
             "STRATA_DATA_DIR": str(data_dir),
         }

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contexts.settings import CONTEXTS
 from tests.support.api import unique_email
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.processes import entry_point, running_service
 
 ENTRY_POINT = entry_point("strata-write-api")
@@ -56,12 +57,8 @@ def test_the_process_serves_commands_docs_and_survives_a_restart(tmp_path: Path)
 @pytest.mark.postgres
 def test_the_process_runs_in_stack_mode_on_fresh_databases_with_two_workers() -> None:
     """Both workers create the tables at once on empty databases: neither may trip the other."""
-    with scratch_databases(require_postgres(), "users", "orders") as urls:
-        env = {
-            "STRATA_USERS_DATABASE_URL": urls["users"],
-            "STRATA_ORDERS_DATABASE_URL": urls["orders"],
-            "STRATA_WEB_WORKERS": "2",
-        }
+    with scratch_databases(require_postgres(), *CONTEXTS) as urls:
+        env = {**url_variables(urls), "STRATA_WEB_WORKERS": "2"}
         _exercise_stack(env)
 
 
@@ -118,10 +115,7 @@ def test_the_all_in_one_process_answers_reads_of_its_own_writes(tmp_path: Path) 
 def test_the_all_in_one_process_refuses_the_stack_mode_in_one_line() -> None:
     assert ALL_IN_ONE
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
-    env = {
-        "STRATA_USERS_DATABASE_URL": "postgresql://x/users",
-        "STRATA_ORDERS_DATABASE_URL": "postgresql://x/orders",
-    }
+    env = url_variables({context: f"postgresql://x/{context}" for context in CONTEXTS})
     result = subprocess.run(
         [ALL_IN_ONE], env={**clean, **env}, capture_output=True, text=True, timeout=30, check=False
     )

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS, Settings
 from domain.errors import (
     AggregateNotFound,
     DomainError,
@@ -39,7 +39,7 @@ from domain.users.profile import UserProfile
 from eventlog.envelope import EventEnvelope
 from eventlog.stores import Services, build_services
 from tests.support.api import assert_problem, register
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 EPOCH = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -461,8 +461,8 @@ def test_an_unparseable_as_of_is_a_422_naming_the_parameter(client: TestClient, 
 @pytest.mark.postgres
 def test_replicas_starting_together_on_fresh_databases_all_start() -> None:
     url = require_postgres()
-    with scratch_databases(url, "users", "orders") as urls:
-        settings = Settings(users_database_url=urls["users"], orders_database_url=urls["orders"])
+    with scratch_databases(url, *CONTEXTS) as urls:
+        settings = Settings(**url_settings(urls))
         start = threading.Barrier(4)
         failures: list[BaseException] = []
 

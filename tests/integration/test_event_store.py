@@ -17,6 +17,7 @@ from domain.users.profile import UserProfile
 from domain.users.service import email_claim
 from eventlog.group_commit import GroupCommitter
 from eventlog.stores import Services, build_services
+from tests.support.postgres import url_settings
 
 NO_CONTEXT = CommandContext()
 
@@ -121,10 +122,7 @@ def test_starting_beside_appends_in_flight_takes_no_lock_on_existing_tables(
     postgres_stores: dict[str, str],
 ) -> None:
     """A replica starting under load must not queue DDL behind (or deadlock with) appends."""
-    settings = Settings(
-        users_database_url=postgres_stores["users"],
-        orders_database_url=postgres_stores["orders"],
-    )
+    settings = Settings(**url_settings(postgres_stores))
     build_services(settings).close()  # the tables exist from here on
     with psycopg.connect(postgres_stores["users"]) as append_in_flight:
         append_in_flight.execute("LOCK TABLE users_events IN EXCLUSIVE MODE")

@@ -9,6 +9,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from contexts.settings import Settings
 from tests.support.api import assert_problem, register, unique_email
+from tests.support.postgres import url_settings
 from tests.support.proxy import CuttableProxy
 from write_api.app import create_app
 
@@ -25,8 +26,7 @@ def proxied_client(postgres_stores: dict[str, str]) -> Iterator[tuple[TestClient
     target = conninfo_to_dict(postgres_stores["users"])
     proxy = CuttableProxy(str(target.get("host", "127.0.0.1")), int(target.get("port", 5432)))
     settings = Settings(
-        users_database_url=_through(proxy, postgres_stores["users"]),
-        orders_database_url=_through(proxy, postgres_stores["orders"]),
+        **url_settings({c: _through(proxy, url) for c, url in postgres_stores.items()}),
         request_timeout=3,
         db_connect_timeout=1,
     )

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS, Settings
 from domain.service import CommandContext
 from embedded.app import create_app
 from eventlog.envelope import envelope_source
@@ -26,7 +26,7 @@ from projections.rebuild_targets import open_read_models
 from projections.targets import following_targets
 from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.read_models import require_redis, scratch_redis_database
 
 
@@ -122,13 +122,11 @@ def test_rebuild_and_swap_with_no_read_downtime(client: TestClient, tmp_path: Pa
 @pytest.mark.postgres
 def test_stack_rebuild_and_swap_with_no_read_downtime(tmp_path: Path) -> None:
     with (
-        scratch_databases(require_postgres(), "users", "orders", "read") as urls,
+        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
         scratch_redis_database(require_redis()) as redis_url,
     ):
         settings = Settings(
-            users_database_url=urls["users"],
-            orders_database_url=urls["orders"],
-            read_database_url=urls["read"],
+            **url_settings(urls),
             redis_url=redis_url,
             group_commit=False,
             data_dir=tmp_path / "var",

@@ -34,7 +34,7 @@ from tests.support.nats import (
     require_nats,
 )
 from tests.support.notes_context import NOTES
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.read_models import require_redis, scratch_redis_database
 from write_api.app import create_app as create_write_app
 
@@ -69,16 +69,13 @@ def read_note(client: TestClient, path: str, written: dict[str, Any]) -> dict[st
 
 
 def test_the_settings_of_the_registry_have_a_url_per_context() -> None:
-    settings = NotesSettings(
-        users_database_url="postgresql://db/u",
-        orders_database_url="postgresql://db/o",
-        notes_database_url="postgresql://db/n",
-    )
+    urls = {name: f"postgresql://db/{name}" for name in REGISTRY.names}
+    settings = NotesSettings(**url_settings(urls), notes_database_url="postgresql://db/n")
 
     assert settings.mode == "stack"
     assert settings.database_url("notes") == "postgresql://db/n"
     with pytest.raises(ValueError, match="STRATA_NOTES_DATABASE_URL"):
-        NotesSettings(users_database_url="postgresql://db/u", orders_database_url="x")
+        NotesSettings(**url_settings(urls))
 
 
 def test_embedded_a_test_context_takes_commands_reaches_the_fanout_and_replays(
@@ -94,7 +91,7 @@ def test_embedded_a_test_context_takes_commands_reaches_the_fanout_and_replays(
         notes = client.app.state.services["notes"]  # type: ignore[attr-defined]
         [envelope] = notes.recorder.select_envelopes("notes", 0, 10)
 
-    assert fanout.contexts == ("users", "orders", "notes")
+    assert fanout.contexts == (*REGISTRY.names, "notes")
     assert "notes" in [target.projection.name for target in fanout.targets]
     assert (read["text"], read["version"]) == ("remember the milk", 1)
     assert missing.status_code == 404
@@ -140,8 +137,7 @@ def stack_settings(postgres_stores: dict[str, str]) -> Iterator[CommonSettings]:
         scratch_redis_database(require_redis()) as redis_url,
     ):
         settings = NotesSettings(
-            users_database_url=postgres_stores["users"],
-            orders_database_url=postgres_stores["orders"],
+            **url_settings(postgres_stores),
             notes_database_url=databases["notes"],
             read_database_url=databases["read"],
             redis_url=redis_url,

@@ -59,7 +59,7 @@ from tests.support.nats import (
     read_stream,
     require_nats,
 )
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -75,8 +75,7 @@ def stack(postgres_stores: dict[str, str]) -> Iterator[Settings]:
     """Stack-mode settings whose streams live in a namespace of this test alone."""
     url = require_nats()
     settings = Settings(
-        users_database_url=postgres_stores["users"],
-        orders_database_url=postgres_stores["orders"],
+        **url_settings(postgres_stores),
         nats_url=url,
         stream_namespace=new_namespace(),
         stream_duplicate_window_seconds=120,
@@ -200,8 +199,7 @@ class RelayProcess:
         self.port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("STRATA_")}
         values = {
-            "users_database_url": settings.users_database_url,
-            "orders_database_url": settings.orders_database_url,
+            **url_settings({c: u for c, u in settings.database_urls().items() if u}),
             "nats_url": settings.nats_url,
             "stream_namespace": settings.stream_namespace,
             "stream_duplicate_window_seconds": settings.stream_duplicate_window_seconds,
@@ -570,10 +568,8 @@ def test_a_relay_that_loses_its_lock_connection_stops_and_competes_for_the_lock_
 def test_a_relay_started_before_the_write_side_waits_for_its_tables(stack: Settings) -> None:
     """The relay never creates the store's tables (the write side does); it retries until they
     exist, then relays from the first event."""
-    with scratch_databases(require_postgres(), "users", "orders") as urls:
-        fresh = stack.model_copy(
-            update={"users_database_url": urls["users"], "orders_database_url": urls["orders"]}
-        )
+    with scratch_databases(require_postgres(), *CONTEXTS) as urls:
+        fresh = stack.model_copy(update=url_settings(urls))
         with RelayThread(fresh, "users"):
             time.sleep(1.5)  # a few failed attempts on the missing tables
             services = build_services(fresh)
@@ -665,7 +661,7 @@ def test_relay_headers_never_carry_unsafe_ids_and_no_custom_header_ends_in_nats_
     ("argv", "code", "fragment"),
     [
         ([], 2, "Missing option '--context'"),
-        (["--context", "payments"], 2, "'payments' is not one of 'users', 'orders'"),
+        (["--context", "billing"], 2, "'billing' is not one of 'users', 'orders'"),
         (["--context", "users"], 1, "the relay needs the stack mode"),
     ],
 )

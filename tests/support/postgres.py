@@ -2,13 +2,15 @@
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
+
+from runtime.settings import database_url_field
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -33,6 +35,16 @@ def require_postgres() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+def url_settings(urls: Mapping[str, str]) -> dict[str, str]:
+    """Settings fields of these databases' URLs, by context (or `read`): `users_database_url`..."""
+    return {database_url_field(name): url for name, url in urls.items()}
+
+
+def url_variables(urls: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables of these databases' URLs: `STRATA_USERS_DATABASE_URL`..."""
+    return {f"STRATA_{field.upper()}": url for field, url in url_settings(urls).items()}
 
 
 def database_url(url: str, dbname: str) -> str:

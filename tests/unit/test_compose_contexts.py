@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from contexts.deployment import ContextDeployment, deployments
+from contexts.orders import ORDERS
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
+from contexts.users import USERS
 from eventlog.provision import stack_database_urls
 from runtime.settings import settings_model
 from tests.support.compose import (
@@ -82,7 +84,7 @@ def assert_only_its_own_store(d: ContextDeployment, service: Mapping[str, Any]) 
 
 
 def test_the_ports_follow_the_registration_order() -> None:
-    services = compose_for(REGISTRIES["with notes"])["services"]
+    services = compose_for(Registry(USERS, ORDERS, NOTES))["services"]
     ports = {
         name: environment_of(service).get("STRATA_PORT")
         or environment_of(service).get("STRATA_RELAY_PORT")

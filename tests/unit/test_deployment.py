@@ -1,15 +1,18 @@
 """What scripts/stack runs per context comes from the registry at run time: a registry with one
-more context yields that context's write service and relay on the next ports, and its store."""
+more context yields that context's write service and relay on the next ports, and its store.
+The registry here is fixed (users, orders, notes), so registering a context changes no test."""
 
 import pytest
 
 from contexts import deployment
 from contexts.deployment import event_store_urls, stack_processes, write_endpoints
-from contexts.registered import REGISTRY
+from contexts.orders import ORDERS
+from contexts.registry import Registry
+from contexts.users import USERS
 from runtime.settings import CommonSettings
 from tests.support.notes_context import NOTES
 
-WITH_NOTES = REGISTRY.with_(NOTES)
+WITH_NOTES = Registry(USERS, ORDERS, NOTES)
 DEFAULTS = CommonSettings(host="127.0.0.1", port=8000, relay_port=8001)
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from redis import ResponseError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS, Settings
 from eventlog.envelope import EventEnvelope
 from projections.dead_letters import DeadLetter
 from projections.document_ops import (
@@ -288,9 +288,11 @@ def test_duplicates_and_disorder_inside_a_batch_are_sorted_out():
 
 # -- the projector process -----------------------------------------------------------------
 
+EVENT_STORES = {
+    f"{name}_database_url": f"postgresql://u@db:5432/strata_{name}" for name in CONTEXTS
+}
 STACK = {
-    "users_database_url": "postgresql://u@db:5432/strata_users",
-    "orders_database_url": "postgresql://u@db:5432/strata_orders",
+    **EVENT_STORES,
     "read_database_url": "postgresql://u@db:5432/strata_read",
     "redis_url": "redis://cache:6379/0",
 }
@@ -299,7 +301,7 @@ STACK = {
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
-        ({"users_database_url": None, "orders_database_url": None}, "runs in the stack mode"),
+        (dict.fromkeys(EVENT_STORES), "runs in the stack mode"),
         ({"read_database_url": None}, "STRATA_READ_DATABASE_URL"),
         ({"redis_url": None}, "STRATA_REDIS_URL"),
         ({"read_database_url": "postgresql://x@db/strata_orders"}, "orders event store"),

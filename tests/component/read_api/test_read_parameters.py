@@ -150,7 +150,7 @@ def test_a_currency_in_a_path_is_422_naming_it(client: TestClient, value: str) -
         ("position", "%20users:1"),
         ("position", "users:1e3"),
         ("position", "users:" + "9" * 19),
-        ("position", "payments:3"),
+        ("position", "billing:3"),
         ("country", "XX"),
         ("country", "F"),
     ],

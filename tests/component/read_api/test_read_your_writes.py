@@ -140,7 +140,7 @@ def test_without_wait_a_read_waits_the_default_of_the_settings(backend: Backend)
     [
         ({"position": "users"}, "query.position"),
         ({"position": "users:"}, "query.position"),
-        ({"position": "payments:3"}, "query.position"),
+        ({"position": "billing:3"}, "query.position"),
         ({"position": "USERS:3"}, "query.position"),
         ({"position": "users:-1"}, "query.position"),
         ({"position": "users:1.5"}, "query.position"),
