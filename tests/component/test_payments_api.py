@@ -5,6 +5,7 @@ in-process one answering each idempotency key once) for each job the intent open
 """
 
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -15,8 +16,9 @@ from fastapi.testclient import TestClient
 from contexts.payments.ports import ProviderUnavailable
 from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
 from contexts.payments.worker import PaymentsWorker
+from contexts.settings import Settings
 from tests.support.api import assert_problem, services
-from tests.support.participants import FakeProvider, ParticipantApi
+from tests.support.participants import FakeProvider, ParticipantApi, client_without_workers
 
 DECLINED_AMOUNT = Decimal("13.13")
 
@@ -33,6 +35,11 @@ class Payments(ParticipantApi):
             f"/payments/{payment}/authorize",
             json={**fields, "amount": amount, "currency": "EUR"},
         )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    yield from client_without_workers(settings)
 
 
 @pytest.fixture

@@ -5,17 +5,19 @@ in-process one answering each idempotency key once) for each job the intent open
 """
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
 
+from contexts.settings import Settings
 from contexts.shipping.ports import CarrierUnavailable
 from contexts.shipping.service import CARRIER_JOBS, ShippingService
 from contexts.shipping.worker import ShippingWorker
 from tests.support.api import assert_problem, services
-from tests.support.participants import FakeCarrier, ParticipantApi
+from tests.support.participants import FakeCarrier, ParticipantApi, client_without_workers
 
 
 class Shipments(ParticipantApi):
@@ -34,6 +36,11 @@ class Shipments(ParticipantApi):
         self.run_jobs(shipment)
         assert self.state(shipment)["status"] == "scheduled"
         return shipment
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    yield from client_without_workers(settings)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ that answer each idempotency key once (as the simulators do), the jobs a store h
 aggregate (read back from its committed events), a client of a participant's endpoints, and the
 check of one state transition."""
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -21,9 +22,12 @@ from contexts.participant import (
     ParticipantWorker,
 )
 from contexts.payments.ports import Authorization, ProviderUnavailable
+from contexts.registered import REGISTRY
+from contexts.registry import Registry
 from contexts.shipping.ports import Booking, CarrierUnavailable
 from domain.errors import DomainError
 from tests.unit.test_as_of_snapshots import through_the_store, typed_state
+from write_api.app import create_app
 
 A = TypeVar("A", bound=AwaitingProvider)
 
@@ -129,7 +133,9 @@ class Jobs:
         self.dropped: list[tuple[str, str]] = []
 
     def of(self, aggregate_id: UUID) -> list[Job]:
-        table = open_jobs(self.service.job_changes, self.service.events.get(aggregate_id))
+        table = open_jobs(
+            self.service.operation_jobs.changes, self.service.events.get(aggregate_id)
+        )
         return [job for done, job in table.items() if done not in self.dropped]
 
     def keys(self, aggregate_id: UUID) -> list[str]:
@@ -219,3 +225,11 @@ def assert_restored_from_snapshot(service: ParticipantService, aggregate: Awaiti
     assert isinstance(restored, type(aggregate))
     assert typed_state(restored) == typed_state(aggregate)
     assert restored.status is aggregate.status
+
+
+def client_without_workers(settings: Any) -> Iterator[TestClient]:
+    """A client of every context whose job pollers do not run: the test runs the jobs itself,
+    with a fake provider (`ParticipantApi.run_jobs`)."""
+    registry = Registry(*(replace(context, workers=()) for context in REGISTRY))
+    with TestClient(create_app(settings, contexts=registry)) as client:
+        yield client
