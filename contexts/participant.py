@@ -22,6 +22,7 @@ from domain.aggregate import EventSourcedAggregate
 from domain.errors import AggregateNotFound, DomainError
 from domain.ports import Job, JobChanges
 from domain.service import ClaimChanges, CommandContext, CommandResult, CommandService, Decision
+from eventlog.jobs import RetryLater
 
 log = logging.getLogger("strata.participants")
 
@@ -185,6 +186,9 @@ class ParticipantWorker(Generic[P]):
     the job with backoff, and the retry sends the same idempotency key.
     """
 
+    unavailable: ClassVar[type[Exception]] = Exception
+    """The provider's "could not reach it" error: the job is retried later, logged in one line."""
+
     def __init__(
         self, kind: str, load: Callable[[UUID], P], operations: Mapping[str, Operation[P]]
     ) -> None:
@@ -204,7 +208,12 @@ class ParticipantWorker(Generic[P]):
             return
         if aggregate.pending_operation != operation:
             _stale(job, f"its aggregate is {aggregate.status}")
-        elif not call(job.key, aggregate):
+            return
+        try:
+            done = call(job.key, aggregate)
+        except self.unavailable as error:
+            raise RetryLater(str(error)) from error
+        if not done:
             _stale(job, "its aggregate moved on during the call")
 
 

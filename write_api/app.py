@@ -22,6 +22,7 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
 from eventlog.group_commit import GroupCommitter
+from eventlog.jobs import Clock
 from eventlog.stores import Services, build_services
 from runtime.http.deadlines import Runner
 from runtime.http.problem_types import NOT_READY
@@ -52,6 +53,7 @@ def create_app(
     settings: Settings | None = None,
     extensions: Sequence[Extension] = (),
     contexts: Registry = REGISTRY,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """The write API of these contexts: each one's store, application and commands."""
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
@@ -78,7 +80,7 @@ def create_app(
                 running.enter_context(_registered(registry, _committers_collector(services)))
                 running.enter_context(_registered(registry, ReplicaCollector(feeds)))
                 await running.enter_async_context(
-                    running_workers(settings, services, contexts, registry)
+                    running_workers(settings, services, contexts, registry, clock)
                 )
                 for extension in extensions:
                     await running.enter_async_context(extension(app, services))

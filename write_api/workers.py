@@ -10,7 +10,7 @@ from typing import cast
 from prometheus_client import CollectorRegistry
 
 from contexts.registry import Registry, WorkerEnvironment
-from eventlog.jobs import JobPoller, JobStore
+from eventlog.jobs import Clock, JobPoller, JobStore
 from eventlog.stores import Services
 from runtime.resilience import breaker_metrics
 from runtime.settings import CommonSettings
@@ -27,8 +27,14 @@ def _waking(poller: JobPoller) -> Callable[[str], None]:
 
 @asynccontextmanager
 async def running_workers(
-    settings: CommonSettings, services: Services, contexts: Registry, metrics: CollectorRegistry
+    settings: CommonSettings,
+    services: Services,
+    contexts: Registry,
+    metrics: CollectorRegistry,
+    clock: Clock | None = None,
 ) -> AsyncIterator[list[JobPoller]]:
+    """A poller per kind of job of each context; `clock` says when a job is due (tests move it
+    by hand to reach a deadline)."""
     served = {service.name: service for service in services.all()}
     environment = WorkerEnvironment(served, settings, breaker_metrics(metrics))
     pollers = []
@@ -36,7 +42,8 @@ async def running_workers(
         application = served[context.name]
         for worker in context.workers:
             handle = worker.handler(application, environment)
-            poller = JobPoller(cast(JobStore, application.recorder), worker.kind, handle)
+            store = cast(JobStore, application.recorder)
+            poller = JobPoller(store, worker.kind, handle, clock=clock)
             application.commit_listeners.append(_waking(poller))
             pollers.append(poller.start())
     try:

@@ -7,11 +7,13 @@ open breaker) propagates, and the poller tries again later with the same idempot
 
 from contexts.participant import ParticipantWorker
 from contexts.payments.domain import Payment
-from contexts.payments.ports import PaymentProvider
+from contexts.payments.ports import PaymentProvider, ProviderUnavailable
 from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
 
 
 class PaymentsWorker(ParticipantWorker[Payment]):
+    unavailable = ProviderUnavailable
+
     def __init__(self, payments: PaymentsService, provider: PaymentProvider) -> None:
         operations = {
             "authorize": self._authorize,

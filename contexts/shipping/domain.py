@@ -153,6 +153,11 @@ class Shipment(AwaitingProvider):
         )
 
     def request_cancellation(self) -> None:
+        """Cancel a scheduled shipment through the carrier. One still waiting for its booking is
+        cancelled at once: the booking's job then finds it no longer waiting and calls no one."""
+        if self.status is ShipmentStatus.REQUESTED:
+            self.trigger_event(self.Cancelled)
+            return
         gone = (ShipmentStatus.DISPATCHING, ShipmentStatus.DISPATCHED, ShipmentStatus.DELIVERED)
         self._request(
             self.CancelRequested,

@@ -7,11 +7,13 @@ open breaker) propagates, and the poller tries again later with the same idempot
 
 from contexts.participant import ParticipantWorker
 from contexts.shipping.domain import Shipment
-from contexts.shipping.ports import Carrier
+from contexts.shipping.ports import Carrier, CarrierUnavailable
 from contexts.shipping.service import CARRIER_JOBS, ShippingService
 
 
 class ShippingWorker(ParticipantWorker[Shipment]):
+    unavailable = CarrierUnavailable
+
     def __init__(self, shipping: ShippingService, carrier: Carrier) -> None:
         operations = {
             "schedule": self._schedule,

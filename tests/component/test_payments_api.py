@@ -13,10 +13,10 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from contexts.payments.ports import ProviderUnavailable
 from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
 from contexts.payments.worker import PaymentsWorker
 from contexts.settings import Settings
+from eventlog.jobs import RetryLater
 from tests.support.api import assert_problem, services
 from tests.support.participants import FakeProvider, ParticipantApi, client_without_workers
 
@@ -183,7 +183,7 @@ def test_while_the_provider_is_down_the_job_stays_and_its_retry_sends_the_same_k
     payments.authorize(payment)
     payments.provider.down = True
 
-    with pytest.raises(ProviderUnavailable):
+    with pytest.raises(RetryLater):
         payments.run_jobs(payment)
     assert payments.state(payment)["status"] == "requested"
     assert payments.jobs.keys(UUID(payment)) == [f"{payment}:authorize"]

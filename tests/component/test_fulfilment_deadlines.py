@@ -1,0 +1,99 @@
+"""The saga's deadlines (issue 9): durable jobs fired by their poller when their time comes, on
+a clock the test moves by hand. A provider that stays down past a step's deadline makes the
+saga compensate what was done; a late authorization is voided."""
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+
+from contexts.fulfilment import ids
+from contexts.settings import Settings
+from tests.support.api import add_line, create_order, register
+from tests.support.clocks import JumpingClock
+from tests.support.servers import wait_until
+from tests.support.simulators import CARRIER, PAYMENT_PROVIDER, RunningSimulator, process_fixture
+from write_api.app import create_app
+
+provider = process_fixture(PAYMENT_PROVIDER)
+carrier = process_fixture(CARRIER)
+PAST_ANY_DEADLINE = timedelta(minutes=5)
+
+
+@pytest.fixture
+def clock() -> JumpingClock:
+    return JumpingClock()
+
+
+@pytest.fixture
+def shop(
+    settings: Settings, provider: RunningSimulator, carrier: RunningSimulator, clock: JumpingClock
+) -> Iterator[TestClient]:
+    provider.reset()
+    carrier.reset()
+    wired = settings.model_copy(
+        update={
+            "payment_provider_url": provider.base,
+            "carrier_url": carrier.base,
+            "breaker_recovery_seconds": 0.2,
+            "provider_retries": 0,
+        }
+    )
+    with TestClient(create_app(wired, clock=clock)) as client:
+        yield client
+
+
+def _place(client: TestClient) -> str:
+    order = create_order(client, register(client))
+    add_line(client, order, "A", 2, "7.50")
+    assert client.post(f"/orders/{order}/place").status_code == 200
+    return order
+
+
+def _saga(client: TestClient, order: str) -> dict[str, Any]:
+    response = client.get(f"/fulfilments/{order}")
+    return response.json() if response.status_code == 200 else {}
+
+
+def _until(condition: Callable[[], bool], what: str, clock: JumpingClock | None = None) -> None:
+    """Wait for `condition`; with a clock, jump it past every deadline and backoff meanwhile."""
+
+    def moved() -> bool:
+        if clock is not None:
+            clock.jump(PAST_ANY_DEADLINE)
+        return condition()
+
+    wait_until(moved, 30, what)
+
+
+def test_a_payment_provider_down_past_the_deadline_cancels_and_voids_the_late_authorization(
+    shop: TestClient, provider: RunningSimulator, clock: JumpingClock
+) -> None:
+    provider.control(outage=True)
+    order = _place(shop)
+    _until(lambda: _saga(shop, order).get("step") == "authorize", "the saga asks for the payment")
+    assert shop.get(f"/orders/{order}").json()["status"] == "placed"
+
+    _until(lambda: _saga(shop, order).get("status") == "cancelled", "the deadline passes", clock)
+    assert shop.get(f"/orders/{order}").json()["status"] == "cancelled"
+
+    provider.control()  # back: the payment's job is tried again, and authorized, too late
+    payment = f"/payments/{ids.payment_id(UUID(order))}"
+    _until(lambda: shop.get(payment).json()["status"] == "voided", "the late one is voided", clock)
+    assert _saga(shop, order)["status"] == "cancelled"
+
+
+def test_a_carrier_down_past_the_deadline_cancels_the_shipment_voids_and_cancels(
+    shop: TestClient, carrier: RunningSimulator, clock: JumpingClock
+) -> None:
+    carrier.control(outage=True)
+    order = _place(shop)
+    _until(lambda: _saga(shop, order).get("step") == "schedule", "the saga asks for a carrier")
+    _until(lambda: _saga(shop, order).get("status") == "cancelled", "the deadline passes", clock)
+    assert shop.get(f"/orders/{order}").json()["status"] == "cancelled"
+    assert shop.get(f"/payments/{ids.payment_id(UUID(order))}").json()["status"] == "voided"
+    shipment = shop.get(f"/shipments/{ids.shipment_id(UUID(order))}").json()
+    assert shipment["status"] == "cancelled"
