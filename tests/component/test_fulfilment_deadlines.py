@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contexts.fulfilment import ids
+from contexts.fulfilment.definition import FulfilmentPolicy
 from contexts.settings import Settings
 from tests.support.api import add_line, create_order, register
 from tests.support.clocks import JumpingClock
@@ -43,6 +44,11 @@ def shop(
         }
     )
     with TestClient(create_app(wired, clock=clock)) as client:
+        # Compensations here wait for the providers to come back, across the clock's jumps:
+        # none may time out meanwhile (parking has tests of its own).
+        client.app.state.services["fulfilment"].policy = FulfilmentPolicy(  # type: ignore[attr-defined]
+            compensation_timeout=timedelta(days=7)
+        )
         yield client
 
 

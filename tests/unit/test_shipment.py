@@ -91,7 +91,20 @@ TRANSITIONS: dict[str, tuple[Command, ShipmentStatus, ShipmentStatus, set[Shipme
     ),
     "record_cancellation": (Shipment.record_cancellation, S.CANCELLING, S.CANCELLED, set()),
 }
-CASES = [(name, status) for name in TRANSITIONS for status in ShipmentStatus]
+CASES = [
+    (name, status)
+    for name in TRANSITIONS
+    for status in ShipmentStatus
+    if (name, status) != ("request_cancellation", S.REQUESTED)  # below
+]
+
+
+def test_a_shipment_still_waiting_for_its_booking_is_cancelled_at_once() -> None:
+    shipment = new_shipment()
+    shipment.collect_events()
+    shipment.request_cancellation()
+    assert shipment.status is S.CANCELLED
+    assert [type(e).__name__ for e in shipment.collect_events()] == ["Cancelled"]
 
 
 @pytest.mark.parametrize(("name", "status"), CASES, ids=[f"{n}-in-{s}" for n, s in CASES])
