@@ -13,16 +13,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from contexts.registry import WorkerEnvironment
 from domain.aggregate import EventSourcedAggregate
 from domain.errors import AggregateNotFound, DomainError
 from domain.ports import Job, JobChanges
 from domain.service import ClaimChanges, CommandContext, CommandResult, CommandService, Decision
 from eventlog.jobs import RetryLater
+from runtime.resilience import DownstreamClient, http_client
 
 log = logging.getLogger("strata.participants")
 
@@ -219,3 +221,23 @@ class ParticipantWorker(Generic[P]):
 
 def _stale(job: Job, why: str) -> None:
     log.info("stale %s job %s: %s", job.kind, job.key, why)
+
+
+def provider_worker(
+    service: type[ParticipantService],
+    client: type[DownstreamClient],
+    worker: Callable[[Any, Any], ParticipantWorker[Any]],
+) -> Callable[[CommandService, WorkerEnvironment], Callable[[Job], None]]:
+    """The `Worker.handler` of a participant: its worker over an HTTP client of its provider,
+    with the breaker and retries of the settings, its metrics on the process's /metrics."""
+
+    def handler(
+        application: CommandService, environment: WorkerEnvironment
+    ) -> Callable[[Job], None]:
+        assert isinstance(application, service)
+        settings = environment.settings
+        http = http_client(settings.provider_timeout_seconds)
+        provider = client.from_settings(settings, http, environment.breakers)
+        return worker(application, provider).handle
+
+    return handler
