@@ -22,6 +22,7 @@ import httpx
 from contexts.deployment import deployments, simulators, write_service_environment
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
+from runtime.settings import database_url_field
 from tests.support.processes import BIN, free_port
 from tests.support.servers import Servers, throwaway_servers, wait_until
 
@@ -44,11 +45,8 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(
-            users_database_url=self.env["STRATA_USERS_DATABASE_URL"],
-            orders_database_url=self.env["STRATA_ORDERS_DATABASE_URL"],
-            group_commit=False,
-        )
+        urls = {database_url_field(c.name): self.env[c.database_url_variable] for c in REGISTRY}
+        return Settings(**urls, group_commit=False)
 
     def ready(self, name: str) -> bool:
         try:
