@@ -19,7 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from contexts.deployment import ContextDeployment, deployments
+from contexts.deployment import (
+    ContextDeployment,
+    Simulator,
+    deployments,
+    simulators,
+    write_service_environment,
+)
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 
@@ -44,7 +50,46 @@ def _compose_event_stores(registry: Registry) -> list[str]:
     return [f"  {_compose_event_store(d)}" for d in deployments(registry)]
 
 
-def _compose_write_service(d: ContextDeployment) -> list[str]:
+def _compose_urls(registry: Registry) -> dict[str, str]:
+    """Each write service's and simulator's base URL on the compose network (its service name)."""
+    ports = {s.service: s.port() for s in simulators(registry)}
+    ports |= {d.write_service: d.write_port() for d in deployments(registry)}
+    return {service: f"http://{service}:{port}" for service, port in ports.items()}
+
+
+def _compose_simulator(s: Simulator) -> list[str]:
+    port = s.port()
+    health = f"urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)"
+    return [
+        f"  {s.service}:",
+        "    restart: unless-stopped",
+        "    build: .",
+        f'    command: ["{s.script}", "--host", "0.0.0.0", "--port", "{port}"]',
+        "    ports:",
+        f'      - "{port}:{port}"',
+        "    healthcheck:",
+        "      <<: *service-health",
+        f'      test: ["CMD", "python", "-c", "import urllib.request; {health}"]',
+        "",
+    ]
+
+
+def _compose_wiring(d: ContextDeployment, registry: Registry) -> list[str]:
+    wiring = write_service_environment(d, _compose_urls(registry), registry)
+    return [f"      {variable}: {url}" for variable, url in wiring.items()]
+
+
+def _compose_callees(d: ContextDeployment, registry: Registry) -> list[str]:
+    """The simulators a write service waits for."""
+    return [
+        line
+        for s in simulators(registry)
+        if s.caller == d.name
+        for line in (f"      {s.service}:", "        condition: service_healthy")
+    ]
+
+
+def _compose_write_service(d: ContextDeployment, registry: Registry) -> list[str]:
     port = d.write_port()
     return [
         f"  {d.write_service}:",
@@ -56,6 +101,7 @@ def _compose_write_service(d: ContextDeployment) -> list[str]:
         "      <<: *nats",
         "      STRATA_HOST: 0.0.0.0",
         f'      STRATA_PORT: "{port}"',
+        *_compose_wiring(d, registry),
         "    ports:",
         f'      - "{port}:{port}"',
         "    depends_on:",
@@ -63,6 +109,7 @@ def _compose_write_service(d: ContextDeployment) -> list[str]:
         "        condition: service_completed_successfully",
         "      nats:",
         "        condition: service_healthy",
+        *_compose_callees(d, registry),
         "    healthcheck: *write-health",
         "",
     ]
@@ -92,10 +139,11 @@ def _compose_relay(d: ContextDeployment) -> list[str]:
 
 
 def _compose_services(registry: Registry) -> list[str]:
-    return [
+    providers = [line for s in simulators(registry) for line in _compose_simulator(s)]
+    return providers + [
         line
         for d in deployments(registry)
-        for line in [*_compose_write_service(d), *_compose_relay(d)]
+        for line in [*_compose_write_service(d, registry), *_compose_relay(d)]
     ]
 
 

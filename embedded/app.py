@@ -1,4 +1,5 @@
-"""The all-in-one composition root: write API + embedded fan-out + read API under /read."""
+"""The all-in-one composition root: write API + embedded fan-out + read API under /read, and the
+provider simulators under /simulators unless their URLs are configured (`embedded.simulators`)."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
+from embedded import simulators
 from eventlog.stores import Services
 from projections.embedded import start_embedded_fanout
 from read_api.routes import include_read_routes
@@ -24,6 +26,8 @@ def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) 
         configure_logging(settings.log_level)
     if settings.mode != "embedded":
         raise ValueError("the all-in-one process runs the embedded default only")
+    mounted = simulators.in_process(settings)
+    settings = simulators.pointed_at_them(settings)
     embedded_settings = settings
 
     @asynccontextmanager
@@ -43,4 +47,5 @@ def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) 
     app = create_write_app(settings, extensions=[fanout], contexts=contexts)
     app.title = "strata (embedded)"
     include_read_routes(app, settings, prefix=READ_PREFIX, contexts=contexts)
+    simulators.mount(app, mounted)
     return app

@@ -4,7 +4,8 @@ import sys
 
 import uvicorn
 
-from contexts.settings import load_settings
+from contexts.settings import Settings, load_settings
+from embedded import simulators
 
 PROG = "strata"
 
@@ -19,7 +20,10 @@ def main() -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(f"strata, embedded: event stores and read models in {settings.data_dir.resolve()}")
     print(f"  write API: {base}          docs: {base}/docs")
-    print(f"  read API:  {base}/read     (same docs)", flush=True)
+    print(f"  read API:  {base}/read     (same docs)")
+    for simulator in simulators.SIMULATORS:
+        print(f"  {_provider(settings, simulator)}")
+    sys.stdout.flush()
     uvicorn.run(
         "embedded.app:create_app",
         factory=True,
@@ -29,3 +33,11 @@ def main() -> None:
         log_config=None,
         access_log=False,
     )
+
+
+def _provider(settings: Settings, simulator: simulators.EmbeddedSimulator) -> str:
+    """Where the participants find a provider: its simulator in this process, or the URL set."""
+    if simulator in simulators.in_process(settings):
+        url = f"{simulators.own_url(settings)}{simulator.path}"
+        return f"{simulator.name} simulator, in this process: {url}/docs"
+    return f"{simulator.name}: {getattr(settings, simulator.url_field)} (configured)"

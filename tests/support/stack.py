@@ -1,10 +1,12 @@
 """The whole stack as real processes under the supervisor, on throwaway servers, one write
-service per context: what the e2e tests of outages and of contexts apart share (one stack per
-test session, `tests/e2e/conftest.py`), and a client issuing commands of every kind."""
+service per context and the providers' simulators, wired as `contexts.deployment` wires them: what
+the e2e tests of outages, of contexts apart and of the fulfilment share (one stack per test
+session, `tests/e2e/conftest.py`), and a client issuing commands of every kind."""
 
 import itertools
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -17,8 +19,10 @@ from pathlib import Path
 
 import httpx
 
+from contexts.deployment import deployments, simulators, write_service_environment
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
+from runtime.settings import database_url_field
 from tests.support.processes import BIN, free_port
 from tests.support.servers import Servers, throwaway_servers, wait_until
 
@@ -26,6 +30,7 @@ PROJECTORS = ("projector", "standby")
 """Two projectors: one consumes, the other is its hot standby (either may lead after an outage)."""
 WRITE_SERVICES = tuple(f"write-{context}" for context in REGISTRY.names)
 RELAYS = tuple(f"relay-{context}" for context in REGISTRY.names)
+SIMULATORS = tuple(simulator.service for simulator in simulators())
 REPLICA_WAIT_SECONDS = 1.0
 
 
@@ -40,11 +45,8 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(
-            users_database_url=self.env["STRATA_USERS_DATABASE_URL"],
-            orders_database_url=self.env["STRATA_ORDERS_DATABASE_URL"],
-            group_commit=False,
-        )
+        urls = {database_url_field(c.name): self.env[c.database_url_variable] for c in REGISTRY}
+        return Settings(**urls, group_commit=False)
 
     def ready(self, name: str) -> bool:
         try:
@@ -65,17 +67,26 @@ class Stack:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
+    def pid(self, name: str) -> int:
+        """The process id of the process's latest start, as the supervisor logged it."""
+        started = re.findall(rf"started {re.escape(name)} \(pid (\d+)\)", self.supervisor_log())
+        return int(started[-1])
+
 
 def _programs(ports: dict[str, int]) -> list[str]:
-    """Each write service with its own store's URL only, and its own port."""
-    programs = []
-    for context in REGISTRY:
+    """The simulators; each write service with its own store's URL only, its own port, and the
+    URLs of the services it calls."""
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    programs = [f"{s.service}={BIN}/{s.script} --port {ports[s.service]}" for s in simulators()]
+    for d in deployments():
+        context = d.context
         others = " ".join(
             f"-u {other.database_url_variable}" for other in REGISTRY if other is not context
         )
+        wiring = "".join(f" {k}={v}" for k, v in write_service_environment(d, urls).items())
         programs += [
             f"write-{context.name}=env {others} STRATA_PORT={ports[f'write-{context.name}']}"
-            f" {BIN}/strata-write-api --context {context.name}",
+            f"{wiring} {BIN}/strata-write-api --context {context.name}",
             f"relay-{context.name}=env {others} STRATA_RELAY_PORT={ports[f'relay-{context.name}']}"
             f" {BIN}/strata-relay --context {context.name}",
         ]
@@ -92,7 +103,7 @@ def running_stack(logs: Path) -> Iterator[Stack]:
     with throwaway_servers() as servers:
         databases = [context.database_name for context in REGISTRY]
         urls = servers.postgres.create_databases(*databases, "strata_read")
-        names = (*WRITE_SERVICES, *RELAYS, *PROJECTORS, "read-api")
+        names = (*SIMULATORS, *WRITE_SERVICES, *RELAYS, *PROJECTORS, "read-api")
         ports = {name: free_port() for name in names}
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("STRATA_")},

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from contexts.deployment import ContextDeployment, deployments
+from contexts.deployment import SIMULATORS, ContextDeployment, deployments
 from contexts.orders import ORDERS
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
@@ -109,8 +109,9 @@ def test_provision_runs_once_after_postgres_and_every_project_service_waits_for_
     assert words_of(provision["command"]) == ["python", "-m", "eventlog.provision"]
     assert provision["restart"] in ONE_SHOT_RESTARTS
     assert dependencies(provision) == {"postgres": "service_healthy"}
+    simulators = {s.service for s in SIMULATORS}  # stand-ins for the providers: no database
     for name, service in services.items():
-        if "build" in service and name != "provision":
+        if "build" in service and name not in {"provision", *simulators}:
             assert dependencies(service).get("provision") == COMPLETED, name
     # postgres must be healthy before provision runs, so its check names no database it creates.
     check = [str(word) for word in services["postgres"]["healthcheck"]["test"]]
@@ -159,3 +160,22 @@ def test_compose_settings_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
             assert settings.mode == "stack", command  # the event stores are PostgreSQL
         if command in {"strata-projector", "strata-read-api"}:
             assert settings.read_database_url and settings.redis_url, command
+
+
+def test_the_simulators_run_and_the_write_services_reach_them_and_each_other_by_name() -> None:
+    services = load_compose()["services"]
+    for simulator in SIMULATORS:
+        command = words_of(services[simulator.service]["command"])
+        assert command[0] == simulator.script
+        assert command[command.index("--host") + 1] == "0.0.0.0"
+    payments, shipping = services["write-payments"], services["write-shipping"]
+    url = environment_of(payments)["STRATA_PAYMENT_PROVIDER_URL"]
+    assert url == "http://payment-provider:8100"
+    assert dependencies(payments)["payment-provider"] == "service_healthy"
+    assert environment_of(shipping)["STRATA_CARRIER_URL"] == "http://carrier:8101"
+    write_urls = environment_of(services["write-fulfilment"])["STRATA_WRITE_URLS"]
+    assert dict(entry.split("=") for entry in write_urls.split(",")) == {
+        d.name: f"http://{d.write_service}:{d.write_port()}"
+        for d in deployments()
+        if d.name != "fulfilment"
+    }

@@ -1,12 +1,14 @@
 """What scripts/stack runs per context comes from the registry at run time: a registry with one
 more context yields that context's write service and relay on the next ports, and its store.
-The registry here is fixed (users, orders, notes), so registering a context changes no test."""
+The registry here is fixed (users, orders, notes), so registering a context changes no test; the
+providers' simulators and the wiring of the write services are checked on the registered one."""
 
 import pytest
 
 from contexts import deployment
 from contexts.deployment import event_store_urls, stack_processes, write_endpoints
 from contexts.orders import ORDERS
+from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.users import USERS
 from runtime.settings import CommonSettings
@@ -66,3 +68,24 @@ def test_the_command_prints_one_line_each(
 def test_bad_arguments_print_the_usage(argv: list[str]) -> None:
     with pytest.raises(SystemExit, match=r"^usage: python -m contexts\.deployment event-stores"):
         deployment.main(argv)
+
+
+def test_the_providers_simulators_run_and_each_write_service_is_told_whom_it_calls() -> None:
+    moved = CommonSettings(host="127.0.0.1", port=9000, payment_provider_port=9100)
+    processes = dict(line.split("=", 1) for line in stack_processes("bin", moved, REGISTRY))
+
+    assert processes["payment-provider"] == "bin/strata-payment-provider --port 9100"
+    assert processes["carrier"] == "bin/strata-carrier --port 8101"
+    assert "STRATA_PAYMENT_PROVIDER_URL=http://127.0.0.1:9100 " in processes["write-payments"]
+    assert "STRATA_CARRIER_URL=http://127.0.0.1:8101 " in processes["write-shipping"]
+    write_urls = (
+        "STRATA_WRITE_URLS=users=http://127.0.0.1:9000,orders=http://127.0.0.1:9010,"
+        "payments=http://127.0.0.1:9020,shipping=http://127.0.0.1:9030 "
+    )
+    assert write_urls in processes["write-fulfilment"]
+    for name in ("write-users", "write-orders", "relay-payments", "relay-fulfilment"):
+        assert "_URL" not in processes[name], name
+    assert write_endpoints(moved, REGISTRY)[-2:] == [
+        "payment-provider simulator: http://127.0.0.1:9100/docs",
+        "carrier simulator:          http://127.0.0.1:8101/docs",
+    ]
