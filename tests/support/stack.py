@@ -40,11 +40,8 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(
-            users_database_url=self.env["STRATA_USERS_DATABASE_URL"],
-            orders_database_url=self.env["STRATA_ORDERS_DATABASE_URL"],
-            group_commit=False,
-        )
+        urls = {c.settings_field: self.env[c.database_url_variable] for c in REGISTRY}
+        return Settings(**urls, group_commit=False)
 
     def ready(self, name: str) -> bool:
         try:
