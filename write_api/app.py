@@ -38,10 +38,11 @@ from write_api.workers import running_workers
 
 SERVED_CONTEXT = "STRATA_WRITE_CONTEXT"
 
-DESCRIPTION = """Commands on user profiles and orders. Every command appends events to the
-context's event store and answers `{id, version, position}`. Errors are RFC 9457
-`application/problem+json`. Send `Idempotency-Key` to make a retry safe and `If-Match` with the
-ETag of a GET to refuse a command when the aggregate has moved on."""
+DESCRIPTION = """Commands of the contexts this service serves (user profiles, orders, payments,
+shipments, fulfilments). Every command appends events to its context's event store and answers
+`{id, version, position}`. Errors are RFC 9457 `application/problem+json`. Send
+`Idempotency-Key` to make a retry safe and `If-Match` with the ETag of a GET to refuse a command
+when the aggregate has moved on."""
 
 
 Extension = Callable[[FastAPI, Services], AbstractAsyncContextManager[None]]
