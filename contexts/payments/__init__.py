@@ -11,6 +11,8 @@ from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
 from contexts.payments.worker import PaymentsWorker
 from contexts.registry import BoundedContext, JobHandler, Worker, WorkerEnvironment
 from domain.service import CommandService
+from projections.models.payments_ledger import PaymentsLedger
+from read_api import payment_endpoints
 from runtime.resilience import http_client
 
 
@@ -28,4 +30,6 @@ PAYMENTS = BoundedContext(
     aggregates=(Payment,),
     router=router,
     workers=(Worker(PAYMENT_PROVIDER_JOBS, call_the_provider),),
+    projections=(PaymentsLedger,),
+    read_router=payment_endpoints.router,
 )

@@ -11,6 +11,8 @@ from contexts.shipping.endpoints import router
 from contexts.shipping.service import CARRIER_JOBS, ShippingService
 from contexts.shipping.worker import ShippingWorker
 from domain.service import CommandService
+from projections.models.shipments_board import ShipmentsBoard
+from read_api import shipment_endpoints
 from runtime.resilience import http_client
 
 
@@ -28,4 +30,6 @@ SHIPPING = BoundedContext(
     aggregates=(Shipment,),
     router=router,
     workers=(Worker(CARRIER_JOBS, call_the_carrier),),
+    projections=(ShipmentsBoard,),
+    read_router=shipment_endpoints.router,
 )
