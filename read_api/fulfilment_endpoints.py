@@ -1,6 +1,7 @@
 """Queries on fulfilments: an order's saga, and the sagas of one status (the parked ones are
 those that need a person)."""
 
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -17,9 +18,19 @@ from readmodels.sql import Row
 
 router = APIRouter(prefix="/fulfilments", tags=["fulfilment"], route_class=ReadRoute)
 
-STATUSES = ("running", "compensating", "completed", "cancelled", "parked", "resolved")
-"""`contexts.fulfilment.definition.FulfilmentStatus`'s values (a test compares)."""
-FulfilmentStatus = Annotated[str, strictly(one_of(STATUSES))]
+
+class SagaStatus(StrEnum):
+    """A saga's status (`definition.FulfilmentStatus`'s values; a test compares)."""
+
+    RUNNING = "running"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    PARKED = "parked"
+    RESOLVED = "resolved"
+
+
+FulfilmentStatus = Annotated[SagaStatus, strictly(one_of(SagaStatus))]
 
 TABLE = KeysetTable("fulfilments", COLUMNS, time_column="started_at", id_column="order_id")
 
@@ -46,7 +57,12 @@ async def list_fulfilments(
 ) -> FulfilmentsPage:
     """Fulfilments by start time (then order id), of one status or all."""
     items, next_cursor = await keyset_page(
-        request, reader, TABLE, {"status": status}, (cursor, limit), fulfilment
+        request,
+        reader,
+        TABLE,
+        {"status": status.value if status else None},
+        (cursor, limit),
+        fulfilment,
     )
     return FulfilmentsPage(items=items, next_cursor=next_cursor)
 

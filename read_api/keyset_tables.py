@@ -4,6 +4,7 @@ time column then an id column, filtered by equality on columns."""
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TypeVar
 
 from fastapi import Request
@@ -81,12 +82,17 @@ async def keyset_page(
     return [shown(row) for row in items], next_cursor
 
 
-def one_of(values: tuple[str, ...]) -> Callable[[str], str]:
-    """A parser of a parameter that names one of `values`, exactly (for `params.strictly`)."""
+E = TypeVar("E", bound=StrEnum)
 
-    def parse(text: str) -> str:
-        if text not in values:
-            raise InvalidValue(f"must be one of {', '.join(values)}")
-        return text
+
+def one_of(kind: type[E]) -> Callable[[str], E]:
+    """A parser of a parameter that names one of `kind`'s values, exactly (for
+    `params.strictly`); the parameter's schema is the enum's."""
+
+    def parse(text: str) -> E:
+        try:
+            return kind(text)
+        except ValueError:
+            raise InvalidValue(f"must be one of {', '.join(kind)}") from None
 
     return parse

@@ -1,6 +1,7 @@
 """Queries on payments: the ledger of an order's or a user's payments, and one payment."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
@@ -17,12 +18,22 @@ from readmodels.sql import Row
 
 router = APIRouter(prefix="/payments", tags=["payments"], route_class=ReadRoute)
 
-STATUSES = (
-    "requested", "authorized", "declined", "capturing", "captured",
-    "voiding", "voided", "refunding", "refunded",
-)  # fmt: skip
-"""`contexts.payments.domain.PaymentStatus`'s values (a test compares)."""
-PaymentStatus = Annotated[str, strictly(one_of(STATUSES))]
+
+class PaymentLedgerStatus(StrEnum):
+    """A payment's status (`contexts.payments.domain.PaymentStatus`'s values; a test compares)."""
+
+    REQUESTED = "requested"
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+    CAPTURING = "capturing"
+    CAPTURED = "captured"
+    VOIDING = "voiding"
+    VOIDED = "voided"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+
+
+PaymentStatus = Annotated[PaymentLedgerStatus, strictly(one_of(PaymentLedgerStatus))]
 
 TABLE = KeysetTable(
     "payments",
@@ -82,7 +93,8 @@ async def list_payments(
     limit: Limit = DEFAULT_LIMIT,
 ) -> PaymentsPage:
     """The payments ledger, by request time (then id): an order's payments, a user's, or all."""
-    filters = {"order_id": order_id, "user_id": user_id, "status": status}
+    state = status.value if status else None
+    filters = {"order_id": order_id, "user_id": user_id, "status": state}
     items, next_cursor = await keyset_page(
         request, reader, TABLE, filters, (cursor, limit), _payment
     )

@@ -1,6 +1,7 @@
 """Queries on shipments: the board (by status), and one shipment."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
@@ -17,12 +18,21 @@ from readmodels.sql import Row
 
 router = APIRouter(prefix="/shipments", tags=["shipping"], route_class=ReadRoute)
 
-STATUSES = (
-    "requested", "scheduled", "failed", "dispatching", "dispatched", "delivered",
-    "cancelling", "cancelled",
-)  # fmt: skip
-"""`contexts.shipping.domain.ShipmentStatus`'s values (a test compares)."""
-ShipmentStatus = Annotated[str, strictly(one_of(STATUSES))]
+
+class ShipmentBoardStatus(StrEnum):
+    """A shipment's status (`contexts.shipping.domain.ShipmentStatus`'s values; a test compares)."""
+
+    REQUESTED = "requested"
+    SCHEDULED = "scheduled"
+    FAILED = "failed"
+    DISPATCHING = "dispatching"
+    DISPATCHED = "dispatched"
+    DELIVERED = "delivered"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+ShipmentStatus = Annotated[ShipmentBoardStatus, strictly(one_of(ShipmentBoardStatus))]
 
 TABLE = KeysetTable(
     "shipments",
@@ -79,7 +89,7 @@ async def shipments_board(
     limit: Limit = DEFAULT_LIMIT,
 ) -> ShipmentsPage:
     """The shipments board, by request time (then id), of one status or all."""
-    filters = {"status": status, "order_id": order_id}
+    filters = {"status": status.value if status else None, "order_id": order_id}
     items, next_cursor = await keyset_page(
         request, reader, TABLE, filters, (cursor, limit), _shipment
     )

@@ -14,9 +14,9 @@ def test_the_fold_knows_what_each_compensation_undoes() -> None:
 
 
 def test_the_status_filters_name_the_aggregates_statuses() -> None:
-    assert tuple(FulfilmentStatus) == fulfilment_endpoints.STATUSES
-    assert tuple(PaymentStatus) == payment_endpoints.STATUSES
-    assert tuple(ShipmentStatus) == shipment_endpoints.STATUSES
+    assert list(FulfilmentStatus) == list(fulfilment_endpoints.SagaStatus)
+    assert list(PaymentStatus) == list(payment_endpoints.PaymentLedgerStatus)
+    assert list(ShipmentStatus) == list(shipment_endpoints.ShipmentBoardStatus)
 
 
 def test_a_retried_step_keeps_its_place_and_resumes_a_parked_saga() -> None:
