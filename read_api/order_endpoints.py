@@ -5,14 +5,18 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from read_api import schemas
+from read_api.fulfilment_endpoints import fulfilment_row
+from read_api.fulfilment_schemas import progress
 from read_api.paging import cut, key_time, key_uuid, scope
 from read_api.params import DEFAULT_LIMIT, Cursor, Instant, Limit, Status, Uuid
 from read_api.problems import InvalidParameter
 from read_api.reading import Reader, ReadRoute, reads
 from read_api.resources import read_side
-from read_api.stores import base
+from read_api.stores import ReadStores, base
 from read_api.stores.base import OrdersQuery
 from readmodels.catalog import ORDERS
+from readmodels.fulfilment_catalog import FULFILMENTS
+from readmodels.sql import Row
 
 router = APIRouter(prefix="/orders", tags=["orders"], route_class=ReadRoute)
 
@@ -69,10 +73,17 @@ async def list_orders(
 @router.get("/{order_id}", response_model=schemas.Order)
 async def get_order(
     order_id: Annotated[Uuid, Path(description="The order's id.")],
-    reader: Annotated[Reader, reads(ORDERS)],
+    reader: Annotated[Reader, reads(ORDERS, FULFILMENTS)],
 ) -> schemas.Order:
-    """One order with its lines."""
-    found = await reader.read(lambda stores: stores.relational.order(order_id))
+    """One order with its lines, and its fulfilment's progress (null until one starts, or when
+    the fulfilment context is not served)."""
+    fulfilled = FULFILMENTS.contexts[0] in reader.side.contexts
+
+    def order_and_fulfilment(stores: ReadStores) -> tuple[base.OrderRow | None, Row | None]:
+        order = stores.relational.order(order_id)
+        return order, fulfilment_row(stores, order_id) if fulfilled and order else None
+
+    found, fulfilment = await reader.read(order_and_fulfilment)
     if found is None:
         raise reader.not_found(f"no order {order_id} in the read model")
     lines = [
@@ -84,7 +95,9 @@ async def get_order(
         )
         for line in found.lines or []
     ]
-    return schemas.Order(**_summary(found).model_dump(), lines=lines)
+    return schemas.Order(
+        **_summary(found).model_dump(), lines=lines, fulfilment=progress(fulfilment)
+    )
 
 
 def _summary(order: base.OrderRow) -> schemas.OrderSummary:

@@ -19,6 +19,7 @@ from read_api.cursors import CursorCodec
 from read_api.listeners import RedisListener, listen_postgres
 from read_api.metrics import ReadMetrics
 from read_api.problems import STORE_ERRORS
+from read_api.saga_gauges import register_saga_gauges
 from read_api.stores import ReadStores, build_read_stores, read_stores_mode
 from read_api.waiting import CheckpointWatch
 from readmodels.checkpoints import Positions
@@ -86,6 +87,7 @@ async def open_read_side(
         cursors=CursorCodec(settings.read_cursor_secret.get_secret_value().encode()),
         mode=mode,
     )
+    register_saga_gauges(side.metrics.registry, stores, models)
     try:
         if mode == "stack":
             assert settings.redis_url

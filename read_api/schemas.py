@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from read_api.fulfilment_schemas import FulfilmentProgress
+
 Money = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["12.30"])]
 NextCursor = Annotated[
     str | None, Field(description="Pass as `cursor` for the next page; null on the last page.")
@@ -93,6 +95,9 @@ class OrderLine(BaseModel):
 
 class Order(OrderSummary):
     lines: list[OrderLine]
+    fulfilment: FulfilmentProgress | None = Field(
+        default=None, description="Its fulfilment's status and steps; null before one starts."
+    )
 
 
 class OrdersPage(BaseModel):

@@ -21,6 +21,8 @@ from contexts.registry import BoundedContext, JobHandler, Worker, WorkerEnvironm
 from domain.service import CommandService
 from eventlog.envelope import EventEnvelope
 from eventlog.reactions import Reaction
+from projections.models.fulfilments import Fulfilments
+from read_api import fulfilment_endpoints
 
 PARTICIPANT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
@@ -51,4 +53,6 @@ FULFILMENT = BoundedContext(
     router=endpoints.router,
     reactions=tuple(Reaction(upstream, "saga", take_event) for upstream in FOLLOWED),
     workers=(Worker(COMMAND_JOB, send_commands), Worker(DEADLINE_JOB, fire_deadlines)),
+    projections=(Fulfilments,),
+    read_router=fulfilment_endpoints.router,
 )

@@ -11,6 +11,8 @@ from contexts.payments.provider import HttpPaymentProvider
 from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
 from contexts.payments.worker import PaymentsWorker
 from contexts.registry import BoundedContext, Worker
+from projections.models.payments_ledger import PaymentsLedger
+from read_api import payment_endpoints
 
 PAYMENTS = BoundedContext(
     name="payments",
@@ -23,4 +25,6 @@ PAYMENTS = BoundedContext(
             provider_worker(PaymentsService, HttpPaymentProvider, PaymentsWorker),
         ),
     ),
+    projections=(PaymentsLedger,),
+    read_router=payment_endpoints.router,
 )

@@ -11,6 +11,8 @@ from contexts.shipping.domain import Shipment
 from contexts.shipping.endpoints import router
 from contexts.shipping.service import CARRIER_JOBS, ShippingService
 from contexts.shipping.worker import ShippingWorker
+from projections.models.shipments_board import ShipmentsBoard
+from read_api import shipment_endpoints
 
 SHIPPING = BoundedContext(
     name="shipping",
@@ -18,4 +20,6 @@ SHIPPING = BoundedContext(
     aggregates=(Shipment,),
     router=router,
     workers=(Worker(CARRIER_JOBS, provider_worker(ShippingService, HttpCarrier, ShippingWorker)),),
+    projections=(ShipmentsBoard,),
+    read_router=shipment_endpoints.router,
 )

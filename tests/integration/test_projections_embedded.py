@@ -45,8 +45,7 @@ def _wait_for(condition: Callable[[], bool], seconds: float) -> float:
 
 def _caught_up(fanout: EmbeddedFanout, services: Services) -> Callable[[], bool]:
     heads = {
-        "users": services.users.recorder.max_notification_id() or 0,
-        "orders": services.orders.recorder.max_notification_id() or 0,
+        service.name: service.recorder.max_notification_id() or 0 for service in services.all()
     }
     return lambda: all(
         target.checkpoint(context).position >= heads[context]

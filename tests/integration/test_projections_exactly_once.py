@@ -125,6 +125,9 @@ def test_a_clean_reprojection_from_the_log_equals_the_live_read_models(
         "users_directory",
         "orders",
         "daily_sales",
+        "payments",
+        "shipments",
+        "fulfilments",
     }
 
 

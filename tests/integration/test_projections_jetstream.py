@@ -72,6 +72,7 @@ def runners(
         ConsumerRunner(js, Engine(target, FAST), streams[context], OPTIONS, **kwargs)
         for target in side.targets
         for context in target.projection.contexts
+        if context in CONTEXTS  # the scenario's: the other contexts have no events here
     ]
 
 

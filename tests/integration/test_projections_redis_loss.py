@@ -20,6 +20,7 @@ import pytest
 from nats.js import JetStreamContext
 from redis import Redis
 
+from contexts.registered import REGISTRY
 from domain.service import CommandContext
 from eventlog.jetstream import ContextStream
 from projections.catchup import catch_up
@@ -45,7 +46,8 @@ from tests.support.projections import (
 )
 from tests.support.read_models import SCRATCH_CLAIM, require_redis, scratch_redis_database
 
-CONTEXTS = ("users", "orders")
+CONTEXTS = REGISTRY.names
+"""Every context's stream: the scenario writes users' and orders' events, the others stay empty."""
 OPTIONS = ConsumerOptions(
     batch_size=8, fetch_timeout=0.2, ack_wait=5, max_deliver=5, pauses=(0.1,), idle_check=0.2
 )

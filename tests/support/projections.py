@@ -40,8 +40,7 @@ class Scenario:
     orders: dict[str, UUID] = field(default_factory=dict)
 
     def source(self, context: str) -> EnvelopeSource:
-        service = self.services.users if context == "users" else self.services.orders
-        return envelope_source(service.recorder)
+        return envelope_source(self.services[context].recorder)
 
     def envelopes(self, context: str, after: int = 0) -> list[EventEnvelope]:
         return self.source(context).select_envelopes(context, after, 10_000)

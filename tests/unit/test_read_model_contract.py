@@ -5,13 +5,13 @@ from uuid import UUID
 from contexts.registered import REGISTRY
 from projections.model import OpsProjection, SqlProjection
 from projections.models import all_projections
-from readmodels import catalog, keys
+from readmodels import catalog, fulfilment_catalog, keys
 from readmodels.keys import RedisLayout
 
 USER = UUID("6f1c1f5e-0000-4000-8000-000000000001")
 
 
-def test_the_registered_read_models_are_the_six_of_the_docs_each_written_by_one_projection() -> (
+def test_the_registered_read_models_are_the_nine_of_the_docs_each_written_by_one_projection() -> (
     None
 ):
     written = [projection.read_model for projection in all_projections()]
@@ -23,6 +23,9 @@ def test_the_registered_read_models_are_the_six_of_the_docs_each_written_by_one_
         catalog.USERS_DIRECTORY,
         catalog.ORDERS,
         catalog.DAILY_SALES,
+        fulfilment_catalog.PAYMENTS,
+        fulfilment_catalog.SHIPMENTS,
+        fulfilment_catalog.FULFILMENTS,
     }
 
 

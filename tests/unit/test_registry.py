@@ -65,12 +65,15 @@ def test_the_registry_lists_the_projections_read_models_and_read_routers_its_con
         "daily_sales",
         "user_stats",
         "top_spenders",
+        "payments",
+        "shipments",
+        "fulfilments",
         "notes",
     ]
     assert [p.read_model for p in extended.projections()] == list(extended.read_models)
     assert isinstance(extended.projections()[-1], NotesList)
     assert extended.read_routers[-1] is NOTES.read_router
-    assert len(REGISTRY.read_routers) == 2
+    assert len(REGISTRY.read_routers) == 5
 
 
 def test_a_read_model_declared_by_two_contexts_is_refused() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from contexts.registered import REGISTRY
 from read_api.app import create_app
 from readmodels.catalog import (
     DAILY_SALES,
@@ -20,6 +21,7 @@ from readmodels.catalog import (
     USERS_DIRECTORY,
     ReadModel,
 )
+from readmodels.fulfilment_catalog import FULFILMENTS, PAYMENTS, SHIPMENTS
 from tests.support.api import assert_problem
 from tests.support.read_models import Backend
 
@@ -32,8 +34,11 @@ ENDPOINTS: list[tuple[str, tuple[ReadModel, ...]]] = [
     ("/users", (USERS_DIRECTORY,)),
     ("/leaderboards/EUR/top-spenders", (TOP_SPENDERS,)),
     ("/orders", (ORDERS,)),
-    (f"/orders/{ORDER}", (ORDERS,)),
+    (f"/orders/{ORDER}", (ORDERS, FULFILMENTS)),
     ("/sales/daily", (DAILY_SALES,)),
+    ("/payments", (PAYMENTS,)),
+    ("/shipments", (SHIPMENTS,)),
+    ("/fulfilments", (FULFILMENTS,)),
 ]
 CHECKPOINTS = {
     USER_PROFILES: 11,
@@ -42,6 +47,9 @@ CHECKPOINTS = {
     USERS_DIRECTORY: 44,
     ORDERS: 55,
     DAILY_SALES: 66,
+    PAYMENTS: 77,
+    SHIPMENTS: 88,
+    FULFILMENTS: 99,
 }
 
 
@@ -61,7 +69,7 @@ def expected_header(projections: tuple[ReadModel, ...]) -> str:
     for projection in projections:
         context = projection.contexts[0]
         reached[context] = min(reached.get(context, 10**9), CHECKPOINTS[projection])
-    return ",".join(f"{c}:{reached[c]}" for c in ("users", "orders") if c in reached)
+    return ",".join(f"{c}:{reached[c]}" for c in REGISTRY.names if c in reached)
 
 
 @pytest.mark.parametrize(("path", "behind"), ENDPOINTS)

@@ -1,0 +1,180 @@
+"""`fulfilments`: each order's saga as the read side shows it: status, the step waited for, why it
+needs attention, and each step's latest state (see docs/read-models.md).
+
+The fold mirrors how the saga's own events change its state (`contexts/fulfilment/events.py`),
+from the envelopes alone: projections stay apart from the write side's code.
+"""
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from uuid import UUID
+
+from eventlog.envelope import EventEnvelope
+from projections.model import SqlProjection
+from projections.models.rows import change_one, fetch_one
+from readmodels.fulfilment_catalog import FULFILMENTS
+from readmodels.sql import Tx
+
+UNDOES = {
+    "cancel_shipment": ("schedule", "dispatch"),
+    "void_payment": ("authorize",),
+    "refund_payment": ("authorize", "capture"),
+    "cancel_order": ("mark_paid",),
+}
+"""The forward steps each compensation reverses (`definition.Step.undoes`; a test compares)."""
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Saga:
+    """The columns of one row that events change (the others are set when it starts)."""
+
+    status: str
+    step: str | None = None
+    attention: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    steps: list[Record] = field(default_factory=list)
+
+
+Fold = Callable[[Saga, dict[str, Any], str], Saga]
+
+
+def _requested(saga: Saga, data: dict[str, Any], at: str) -> Saga:
+    steps = _put(saga.steps, {"name": data["step"], "state": "pending", "at": at})
+    return replace(saga, step=data["step"], status=_resumed(saga.status), steps=steps)
+
+
+def _refused(saga: Saga, data: dict[str, Any], at: str) -> Saga:
+    steps = _mark(saga.steps, data["step"], "failed", at, {"reason": data["reason"]})
+    return replace(saga, step=None, steps=steps)
+
+
+def _timed_out(saga: Saga, data: dict[str, Any], at: str) -> Saga:
+    steps = _mark(saga.steps, data["step"], "failed", at, {"reason": "timed out"})
+    return replace(saga, steps=steps)
+
+
+FOLDS: dict[str, Fold] = {
+    "StepRequested": _requested,
+    "StepSucceeded": lambda saga, data, at: _succeeded(saga, data["step"], data["detail"], at),
+    "StepFailed": _refused,
+    "StepAbandoned": _refused,
+    "StepTimedOut": _timed_out,
+    "CompensationStarted": lambda saga, data, _: replace(
+        saga, status="compensating", reason=data["reason"], step=None
+    ),
+    "Completed": lambda saga, _, __: replace(saga, status="completed"),
+    "Cancelled": lambda saga, _, __: replace(saga, status="cancelled"),
+    "Parked": lambda saga, data, _: replace(saga, status="parked", attention=data["reason"]),
+    "Retried": lambda saga, _, __: replace(saga, attention=None),
+    "Resolved": lambda saga, data, _: replace(
+        saga, status="resolved", note=data["note"], attention=None, step=None
+    ),
+}
+"""How each event changes the row; the others (`OrderCancelled`, `PlanRevised`) change only its
+version: the plan of compensations to come is not shown."""
+
+
+def fold(saga: Saga, event_type: str, data: dict[str, Any], at: str) -> Saga:
+    """The saga after one of its events (`at`: the event's time, ISO 8601)."""
+    change = FOLDS.get(event_type)
+    return saga if change is None else change(saga, data, at)
+
+
+def _resumed(status: str) -> str:
+    """Asked anew, or confirmed at last: a parked saga's compensation resumes."""
+    return "compensating" if status == "parked" else status
+
+
+def _succeeded(saga: Saga, step: str, detail: dict[str, str], at: str) -> Saga:
+    steps = _mark(saga.steps, step, "done", at, detail)
+    for undone in UNDOES.get(step, ()):
+        if any(r["name"] == undone and r["state"] == "done" for r in steps):
+            steps = _mark(steps, undone, "compensated", at)
+    if saga.step != step:
+        return replace(saga, steps=steps)
+    return replace(saga, step=None, status=_resumed(saga.status), steps=steps)
+
+
+def _put(steps: list[Record], record: Record) -> list[Record]:
+    """A step asked for (again: in its first place, its detail forgotten)."""
+    record = {**record, "detail": {}}
+    names = [r["name"] for r in steps]
+    if record["name"] not in names:
+        return [*steps, record]
+    return [record if r["name"] == record["name"] else r for r in steps]
+
+
+def _mark(
+    steps: list[Record], name: str, state: str, at: str, detail: Mapping[str, str] | None = None
+) -> list[Record]:
+    """A step's new state, since `at`, with what is now known of it."""
+    return [
+        {**r, "state": state, "at": at, "detail": {**r["detail"], **(detail or {})}}
+        if r["name"] == name
+        else r
+        for r in steps
+    ]
+
+
+class Fulfilments(SqlProjection):
+    read_model = FULFILMENTS
+
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        if event.aggregate_type != "OrderFulfilment":
+            return
+        self.require_schema(event)
+        if event.event_type == "Started":
+            self._start(tx, event)
+            return
+        row = fetch_one(
+            tx,
+            "SELECT status, step, attention, reason, note, steps FROM fulfilments"
+            " WHERE saga_id = ?",
+            [event.aggregate_id],
+            f"fulfilment {event.aggregate_id}",
+        )
+        status, step, attention, reason, note, steps = row
+        before = Saga(status, step, attention, reason, note, json.loads(steps))
+        after = fold(before, event.event_type, event.data, event.timestamp.isoformat())
+        change_one(
+            tx,
+            "UPDATE fulfilments SET status = ?, step = ?, attention = ?, reason = ?, note = ?,"
+            " steps = ?, updated_at = ?, version = ? WHERE saga_id = ?",
+            [
+                after.status,
+                after.step,
+                after.attention,
+                after.reason,
+                after.note,
+                _json(after.steps),
+                event.timestamp,
+                event.aggregate_version,
+                event.aggregate_id,
+            ],
+            f"fulfilment {event.aggregate_id}",
+        )
+
+    @staticmethod
+    def _start(tx: Tx, event: EventEnvelope) -> None:
+        tx.execute(
+            "INSERT INTO fulfilments (order_id, saga_id, user_id, status, step, attention,"
+            " reason, note, steps, started_at, updated_at, version)"
+            " VALUES (?, ?, ?, 'running', NULL, NULL, NULL, NULL, '[]', ?, ?, ?)",
+            [
+                UUID(event.data["order_id"]),
+                event.aggregate_id,
+                UUID(event.data["user_id"]),
+                event.timestamp,
+                event.timestamp,
+                event.aggregate_version,
+            ],
+        )
+
+
+def _json(steps: list[Record]) -> str:
+    return json.dumps(steps, ensure_ascii=False, separators=(",", ":"))

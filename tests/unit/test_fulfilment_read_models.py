@@ -1,0 +1,44 @@
+"""The fulfilment's read side keeps its own copies of what the write side defines (the read side
+imports no context code): these must stay equal to the originals."""
+
+from contexts.fulfilment.definition import STEPS, FulfilmentStatus
+from contexts.payments.domain import PaymentStatus
+from contexts.shipping.domain import ShipmentStatus
+from projections.models import fulfilments
+from read_api import fulfilment_endpoints, payment_endpoints, shipment_endpoints
+
+
+def test_the_fold_knows_what_each_compensation_undoes() -> None:
+    undoes = {name: step.undoes for name, step in STEPS.items() if step.undoes}
+    assert undoes == fulfilments.UNDOES
+
+
+def test_the_status_filters_name_the_aggregates_statuses() -> None:
+    assert list(FulfilmentStatus) == list(fulfilment_endpoints.SagaStatus)
+    assert list(PaymentStatus) == list(payment_endpoints.PaymentLedgerStatus)
+    assert list(ShipmentStatus) == list(shipment_endpoints.ShipmentBoardStatus)
+
+
+def test_a_retried_step_keeps_its_place_and_resumes_a_parked_saga() -> None:
+    at = "2026-01-01T00:00:00+00:00"
+    saga = fulfilments.Saga("running")
+    for event_type, data in [
+        ("StepRequested", {"step": "authorize", "generation": 0}),
+        ("StepSucceeded", {"step": "authorize", "generation": 0, "detail": {"reference": "r"}}),
+        ("CompensationStarted", {"reason": "why", "plan": ["void_payment"]}),
+        ("StepRequested", {"step": "void_payment", "generation": 0}),
+        ("StepTimedOut", {"step": "void_payment", "generation": 0, "deadline_id": "d"}),
+        ("Parked", {"step": "void_payment", "reason": "not confirmed"}),
+    ]:
+        saga = fulfilments.fold(saga, event_type, data, at)
+    assert (saga.status, saga.step, saga.attention) == ("parked", "void_payment", "not confirmed")
+    saga = fulfilments.fold(saga, "Retried", {"generation": 1}, at)
+    saga = fulfilments.fold(saga, "StepRequested", {"step": "void_payment", "generation": 1}, at)
+    assert (saga.status, saga.attention) == ("compensating", None)
+    assert [(s["name"], s["state"]) for s in saga.steps] == [
+        ("authorize", "done"),
+        ("void_payment", "pending"),
+    ]
+    saga = fulfilments.fold(saga, "StepSucceeded", {"step": "void_payment", "detail": {}}, at)
+    assert [s["state"] for s in saga.steps] == ["compensated", "done"]
+    assert saga.step is None
