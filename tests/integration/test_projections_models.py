@@ -259,5 +259,6 @@ def test_checkpoints_reach_the_last_position_of_each_context(
 ):
     for target in side.targets:
         for context in target.projection.contexts:
-            last = scenario.envelopes(context)[-1]
-            assert target.checkpoint(context).position == last.position
+            envelopes = scenario.envelopes(context)  # none of the contexts the scenario leaves
+            last = envelopes[-1].position if envelopes else 0
+            assert target.checkpoint(context).position == last
