@@ -24,9 +24,10 @@ import psycopg
 import pytest
 from redis import Redis
 
+from contexts.registered import REGISTRY
 from contexts.settings import CONTEXTS
 from eventlog.envelope import envelope_source
-from eventlog.stores import build_services
+from eventlog.stores import Services, build_services
 from projections.catchup import project_log
 from projections.engine import Target
 from projections.model import OpsProjection
@@ -172,9 +173,8 @@ def _assert_caught_up_and_equal_to_a_clean_rebuild(stack: Stack) -> None:
     oracle_url = stack.servers.postgres.create_databases(oracle_name)[oracle_name]
     oracle_db = PostgresDatabase(oracle_url)
     try:
-        heads = {s.name: s.recorder.max_notification_id() or 0 for s in services.all()}
         live = stack_targets(read_db, redis)
-        wait_until(lambda: _caught_up(live, heads), RECOVERY_SECONDS, f"caught up with {heads}")
+        heads = _quiet_heads(services, live)
 
         oracle = stack_targets(oracle_db, redis, layout=RedisLayout(root=f"rm_{oracle_name}"))
         sources = {s.name: envelope_source(s.recorder) for s in services.all()}
@@ -187,6 +187,35 @@ def _assert_caught_up_and_equal_to_a_clean_rebuild(stack: Stack) -> None:
         read_db.close()
         redis.close()
         services.close()
+
+
+def _quiet_heads(services: Services, live: list[Target]) -> dict[str, int]:
+    """The stores' heads once nothing more will be written: the fulfilments go on after the
+    commands stop (their jobs: commands, provider calls, deadlines), so wait until no job is
+    left and the read models have caught up with heads that no longer move."""
+
+    def jobs_left() -> bool:
+        return any(
+            services[context.name].recorder.next_due(worker.kind) is not None
+            for context in REGISTRY
+            for worker in context.workers
+        )
+
+    def heads() -> dict[str, int]:
+        return {s.name: s.recorder.max_notification_id() or 0 for s in services.all()}
+
+    settled: dict[str, int] = {}
+
+    def quiet() -> bool:
+        nonlocal settled
+        before = heads()
+        if jobs_left() or not _caught_up(live, before):
+            return False
+        settled = before
+        return heads() == before
+
+    wait_until(quiet, RECOVERY_SECONDS, "the fulfilments ended and the read models caught up")
+    return settled
 
 
 def _caught_up(targets: list[Target], heads: dict[str, int]) -> bool:

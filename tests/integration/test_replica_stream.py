@@ -30,6 +30,7 @@ from eventlog.relay_main import open_event_store
 from eventlog.replica_stream import StreamFeed
 from eventlog.replicas import ReplicaChange, ReplicaCheckpoint, ReplicaIntake, ReplicaStore
 from eventlog.stores import build_services
+from runtime.settings import settings_model
 from tests.support.api import unique_email
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases
@@ -153,7 +154,8 @@ class Stack:
 def stack() -> Iterator[Stack]:
     postgres, nats_url = require_postgres(), require_nats()
     with scratch_databases(postgres, USERS, "orders") as urls:
-        settings = Settings(
+        # The two contexts' settings only: the others' stores are not part of this test.
+        settings = settings_model((USERS, "orders"))(
             users_database_url=urls[USERS],
             orders_database_url=urls["orders"],
             nats_url=nats_url,
