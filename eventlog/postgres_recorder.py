@@ -17,7 +17,7 @@ On PostgreSQL the library's snapshots table (``*_snapshots``) is created with th
 advisory lock, so replicas starting together on a fresh database cannot collide creating it.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, LiteralString
 from uuid import UUID
@@ -37,7 +37,7 @@ from eventlog.envelope import EventEnvelope, envelope_from_row
 from eventlog.jobs import RecorderJobs
 from eventlog.postgres_jobs import PostgresJobs
 from eventlog.postgres_replicas import PostgresReplicas
-from eventlog.replicas import ReplicaChange, ReplicaCheckpoint
+from eventlog.replicas import RecorderReplicas
 
 
 def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
@@ -52,7 +52,9 @@ def _snapshots_table_statement(datastore: PostgresDatastore, prefix: str) -> Any
     return snapshots.sql_create_statements[snapshots.create_table_statement_index]
 
 
-class PostgresSideRecordRecorder(RecorderJobs, PostgresApplicationRecorder):
+class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplicationRecorder):
+    _replicas: PostgresReplicas
+
     jobs: PostgresJobs
 
     def __init__(
@@ -352,14 +354,3 @@ class PostgresSideRecordRecorder(RecorderJobs, PostgresApplicationRecorder):
             [originator_id, timestamp],
         )
         return None if row is None else row["originator_version"]
-
-    def apply_replica_changes(
-        self, upstream: str, changes: Sequence[ReplicaChange], checkpoint: ReplicaCheckpoint
-    ) -> None:
-        self._replicas.apply(upstream, changes, checkpoint)
-
-    def replica_checkpoint(self, upstream: str) -> ReplicaCheckpoint:
-        return self._replicas.checkpoint(upstream)
-
-    def replica_state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None:
-        return self._replicas.state(upstream, aggregate_id)

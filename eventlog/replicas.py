@@ -143,3 +143,32 @@ class ReplicaIntake:
         self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0
     ) -> ReplicaCheckpoint | None:
         return take_in(self._store, self._replica, envelopes, stream_seq=stream_seq)
+
+
+class ReplicaTables(Protocol):
+    """A store's replica tables (`eventlog.postgres_replicas`, `eventlog.sqlite_replicas`)."""
+
+    def apply(
+        self, upstream: str, changes: Sequence[ReplicaChange], checkpoint: ReplicaCheckpoint
+    ) -> None: ...
+
+    def checkpoint(self, upstream: str) -> ReplicaCheckpoint: ...
+
+    def state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None: ...
+
+
+class RecorderReplicas:
+    """The `ReplicaStore` methods of a recorder, answered by its replica tables (`_replicas`)."""
+
+    _replicas: ReplicaTables
+
+    def apply_replica_changes(
+        self, upstream: str, changes: Sequence[ReplicaChange], checkpoint: ReplicaCheckpoint
+    ) -> None:
+        self._replicas.apply(upstream, changes, checkpoint)
+
+    def replica_checkpoint(self, upstream: str) -> ReplicaCheckpoint:
+        return self._replicas.checkpoint(upstream)
+
+    def replica_state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None:
+        return self._replicas.state(upstream, aggregate_id)

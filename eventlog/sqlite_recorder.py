@@ -5,7 +5,7 @@ the transaction of the events, and the context's replicas of other contexts
 no timestamp).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,14 +16,14 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
 from eventlog.envelope import EventEnvelope, envelope_from_row
 from eventlog.jobs import RecorderJobs
-from eventlog.replicas import ReplicaChange, ReplicaCheckpoint
+from eventlog.replicas import RecorderReplicas
 from eventlog.sqlite_jobs import CREATE_STATEMENTS as JOB_TABLES
 from eventlog.sqlite_jobs import SQLiteJobs, instant, microseconds, write_jobs
 from eventlog.sqlite_replicas import CREATE_STATEMENTS as REPLICA_TABLES
 from eventlog.sqlite_replicas import SQLiteReplicas, move_tracked
 
 
-class SQLiteSideRecordRecorder(RecorderJobs, SQLiteApplicationRecorder):
+class SQLiteSideRecordRecorder(RecorderJobs, RecorderReplicas, SQLiteApplicationRecorder):
     def __init__(
         self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"
     ) -> None:
@@ -181,14 +181,3 @@ class SQLiteSideRecordRecorder(RecorderJobs, SQLiteApplicationRecorder):
             [originator_id.hex, microseconds(timestamp)],
         )
         return None if row is None else row["originator_version"]
-
-    def apply_replica_changes(
-        self, upstream: str, changes: Sequence[ReplicaChange], checkpoint: ReplicaCheckpoint
-    ) -> None:
-        self._replicas.apply(upstream, changes, checkpoint)
-
-    def replica_checkpoint(self, upstream: str) -> ReplicaCheckpoint:
-        return self._replicas.checkpoint(upstream)
-
-    def replica_state(self, upstream: str, aggregate_id: UUID) -> Mapping[str, Any] | None:
-        return self._replicas.state(upstream, aggregate_id)
