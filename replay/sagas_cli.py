@@ -23,6 +23,7 @@ from contexts.fulfilment import ids
 from contexts.fulfilment.definition import FulfilmentStatus
 from contexts.fulfilment.service import FulfilmentService
 from contexts.registry import Registry
+from domain.errors import AggregateNotFound, DomainError
 from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope
 from readmodels.fulfilment_catalog import FULFILMENTS
@@ -189,13 +190,15 @@ def _on_parked(
     )
     with opened_store(registry, CONTEXT) as store:
         fulfilment = cast(FulfilmentService, store)
-        saga = fulfilment.saga(saga_id)
-        if saga.status is not FulfilmentStatus.PARKED:
-            fail(FAILED, f"the fulfilment of order {order_id} is {saga.status}, not parked")
-        if action == "retry":
-            result = fulfilment.retry(ctx, saga_id)
-        else:
-            result = fulfilment.resolve(ctx, saga_id, note)
+        try:
+            if action == "retry":
+                result = fulfilment.retry(ctx, saga_id)
+            else:
+                result = fulfilment.resolve(ctx, saga_id, note)
+        except DomainError as refused:  # not parked; no such saga is AggregateNotFound, below
+            if isinstance(refused, AggregateNotFound):
+                raise
+            fail(FAILED, str(refused))
         status = fulfilment.saga(saga_id).status
     return {
         "order_id": str(order_id),

@@ -24,9 +24,9 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from contexts.fulfilment import ids
-from contexts.fulfilment.definition import FulfilmentPolicy
+from contexts.fulfilment.definition import FulfilmentPolicy, FulfilmentStatus
 from contexts.fulfilment.domain import OrderFulfilment
-from domain.errors import AggregateNotFound
+from domain.errors import AggregateNotFound, DomainError
 from domain.ports import Job, JobChanges, ReplicaReader
 from domain.service import CommandContext, CommandResult, CommandService, Decision
 from eventlog.envelope import EventEnvelope
@@ -162,10 +162,22 @@ class FulfilmentService(CommandService):
         self.update(ctx, OrderFulfilment, saga_id, lambda saga: saga.timed_out(step, job.key))
 
     def retry(self, ctx: CommandContext, saga_id: UUID) -> CommandResult:
-        return self.update(ctx, OrderFulfilment, saga_id, lambda saga: saga.retry())
+        """Ask a parked saga's participant again; a saga that is not parked is refused."""
+
+        def retry(saga: OrderFulfilment) -> None:
+            _require_parked(saga)
+            saga.retry()
+
+        return self.update(ctx, OrderFulfilment, saga_id, retry)
 
     def resolve(self, ctx: CommandContext, saga_id: UUID, note: str) -> CommandResult:
-        return self.update(ctx, OrderFulfilment, saga_id, lambda saga: saga.resolve(note))
+        """End a parked saga that a person settled; a saga that is not parked is refused."""
+
+        def resolve(saga: OrderFulfilment) -> None:
+            _require_parked(saga)
+            saga.resolve(note)
+
+        return self.update(ctx, OrderFulfilment, saga_id, resolve)
 
     def saga(self, saga_id: UUID) -> OrderFulfilment:
         return self.load(OrderFulfilment, saga_id)
@@ -204,3 +216,9 @@ class FulfilmentService(CommandService):
         ]
         done = [(DEADLINE_JOB, deadline_id) for deadline_id in outbox.cancelled_deadlines]
         return JobChanges([*commands, *deadlines], done)
+
+
+def _require_parked(saga: OrderFulfilment) -> None:
+    """Only a parked saga waits for a person: retry and resolve are refused on any other."""
+    if saga.status is not FulfilmentStatus.PARKED:
+        raise DomainError(f"the fulfilment of order {saga.order_id} is {saga.status}, not parked")

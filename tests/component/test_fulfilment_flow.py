@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from contexts.fulfilment import ids
 from contexts.settings import Settings
-from tests.support.api import add_line, create_order, register
+from tests.support.api import add_line, assert_problem, create_order, register
 from tests.support.servers import wait_until
 from tests.support.simulators import (
     CARRIER,
@@ -87,6 +87,7 @@ def test_a_placed_order_is_paid_and_shipped(shop: TestClient, provider: RunningS
     ]
     assert saga["definition_version"] == 1
     assert _payment_ledger(provider, order) == (["authorize", "capture"], Decimal("20.00"))
+    assert_problem(shop.post(f"/fulfilments/{order}/retry"), 409, "completed, not parked")
 
 
 def test_a_declined_payment_cancels_the_order(shop: TestClient, provider: RunningSimulator) -> None:
