@@ -8,37 +8,8 @@ saga's immutable facts (ids, amount, currency, the compensation's reason), so a 
 commit and send, or a redelivered input, yields identical commands with identical keys
 (`definition.command_key`: saga id, step, generation).
 
-Steps, in order (`definition.FORWARD_STEPS`): authorize (payments) -> schedule (shipping) ->
-capture (payments) -> mark_paid (orders) -> dispatch (shipping) -> mark_shipped (orders) ->
-completed. Capture comes after schedule so that nothing is charged for what no carrier can take.
-Authorize, schedule, capture and dispatch have a deadline each (`FulfilmentPolicy`); mark_paid and
-mark_shipped have none: orders are local, and their commands are retried until done.
-
-Compensation runs in reverse order of what was done, one step at a time (the next is asked for
-when the previous is confirmed): cancel the shipment if one was requested or scheduled (not once
-dispatched), void the payment if authorized or refund it if captured, cancel the order unless it
-is cancelled already. So: a decline -> cancel order ("payment declined: <reason>"); a shipment
-failure -> void -> cancel order; a timeout at authorize -> cancel order; at schedule or capture
--> cancel shipment -> void -> cancel order; at dispatch -> cancel shipment -> refund -> cancel
-order. An order cancelled by someone else (an operator) while the saga runs is compensated the
-same way, without cancelling the order again, and the saga ends with that person's reason.
-
-Late replies: an authorization after the authorize step was abandoned (timeout, operator) is
-voided, also once the saga is cancelled (which it stays); a late decline changes nothing. A capture
-after the capture step was abandoned turns the payment's compensation into a refund (a pending void
-is abandoned for it; a payment already voided, or a saga already cancelled, gets a refund too). A
-shipment failure while its cancellation is pending settles that cancellation: there is nothing to
-cancel. A late dispatch is ignored (shipping then refuses the cancellation, and the saga parks).
-
-Each compensation step has a deadline (`compensation_timeout`); when it passes unconfirmed the
-saga is parked ("needs attention", with the step and why), never dropped. `retry()` asks again
-with a new key generation and a new deadline; `resolve(note)` ends the saga as resolved. A late
-confirmation of the step a saga is parked on resumes the compensation.
-
-Any input that does not apply to the current state (a duplicate, a stale deadline, a reply to
-something not asked) raises nothing and records nothing; only bad input raises (an empty note).
-Completed and resolved sagas take no input; a cancelled one takes only the late replies above and
-the confirmations they lead to.
+The rules it follows (steps, compensation, operators' `pay`/`ship`, late replies, parking) are
+written out in docs/fulfilment.md.
 """
 
 from collections.abc import Iterable
@@ -80,6 +51,10 @@ from domain.orders.order import MAX_REASON_LENGTH
 from domain.values import bounded_text, currency_code, money_amount
 
 DEFAULT_POLICY = FulfilmentPolicy()
+ORDER_PROGRESS = ("placed", MARK_PAID.succeeded, MARK_SHIPPED.succeeded)
+"""The order's states the saga moves it through, in order."""
+DONE_BY_HAND = (MARK_PAID, MARK_SHIPPED)
+"""The steps an operator may do on the order before the saga asks for them."""
 Status = FulfilmentStatus
 
 
@@ -93,6 +68,8 @@ class OrderFulfilment(EventSourcedAggregate):
     StepFailed = events.StepFailed
     StepAbandoned = events.StepAbandoned
     StepTimedOut = events.StepTimedOut
+    OrderMarkedByHand = events.OrderMarkedByHand
+    StepDoneByHand = events.StepDoneByHand
     OrderCancelled = events.OrderCancelled
     CompensationStarted = events.CompensationStarted
     PlanRevised = events.PlanRevised
@@ -192,13 +169,15 @@ class OrderFulfilment(EventSourcedAggregate):
             self._record_late(CAPTURE)
 
     def order_paid(self) -> None:
-        self._confirm(MARK_PAID)
+        if not self._confirm(MARK_PAID):
+            self._remember_done_by_hand(MARK_PAID)
 
     def shipment_dispatched(self) -> None:
         self._confirm(DISPATCH)
 
     def order_shipped(self) -> None:
-        self._confirm(MARK_SHIPPED)
+        if not self._confirm(MARK_SHIPPED):
+            self._remember_done_by_hand(MARK_SHIPPED)
 
     def payment_voided(self) -> None:
         self._confirm(VOID_PAYMENT)
@@ -332,11 +311,28 @@ class OrderFulfilment(EventSourcedAggregate):
             if following is None:
                 self.trigger_event(self.Completed)
             else:
-                self._request(STEPS[following])
+                self._ask(STEPS[following])
         elif self.plan:
             self._request(STEPS[self.plan[0]])
         elif self.status is Status.COMPENSATING:
             self.trigger_event(self.Cancelled, reason=self.reason)
+
+    def _ask(self, step: Step) -> None:
+        """Request a forward step, unless an operator has done it on the order already."""
+        if step in DONE_BY_HAND and self._order_reached(step):
+            self.trigger_event(self.StepDoneByHand, step=step.name)
+            self._advance(step)
+        else:
+            self._request(step)
+
+    def _remember_done_by_hand(self, step: Step) -> None:
+        if self.status is Status.RUNNING and not self._order_reached(step):
+            self.trigger_event(self.OrderMarkedByHand, state=step.succeeded)
+
+    def _order_reached(self, step: Step) -> bool:
+        return self.order in ORDER_PROGRESS and ORDER_PROGRESS.index(
+            self.order
+        ) >= ORDER_PROGRESS.index(step.succeeded)
 
     def _compensate(self, reason: str) -> None:
         plan = []

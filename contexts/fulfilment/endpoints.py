@@ -39,6 +39,10 @@ class FulfilmentState(BaseModel):
     reason: str | None
     amount: str
     currency: str
+    order: str
+    """The order's state as the saga knows it (also when an operator moved it)."""
+    payment: str
+    shipment: str
     steps: list[StepState]
 
 
@@ -77,6 +81,9 @@ async def get_fulfilment(
         reason=saga.reason,
         amount=str(saga.amount),
         currency=saga.currency,
+        order=saga.order,
+        payment=saga.payment,
+        shipment=saga.shipment,
         steps=[
             StepState(name=s.name, state=str(s.state), at=s.at.isoformat(), detail=s.detail)
             for s in saga.steps

@@ -123,6 +123,28 @@ class OrderCancelled(Aggregate.Event):
             saga.plan.remove(CANCEL_ORDER.name)
 
 
+class OrderMarkedByHand(Aggregate.Event):
+    """An operator marked the order paid or shipped before the saga asked for it."""
+
+    class_version = 1
+    state: str
+
+    def apply(self, saga: Any) -> None:
+        saga.order = self.state
+
+
+class StepDoneByHand(Aggregate.Event):
+    """The saga came to a step on the order that an operator had done already: it counts as
+    done, and no command is sent."""
+
+    class_version = 1
+    step: str
+
+    def apply(self, saga: Any) -> None:
+        saga.records[self.step] = {"generation": saga.generation, "detail": {}}
+        record(saga, self.step, StepState.DONE, self.timestamp, by="operator")
+
+
 class CompensationStarted(Aggregate.Event):
     class_version = 1
     reason: str

@@ -58,12 +58,19 @@ def _timed_out(saga: Saga, data: dict[str, Any], at: str) -> Saga:
     return replace(saga, steps=steps)
 
 
+def _done_by_hand(saga: Saga, data: dict[str, Any], at: str) -> Saga:
+    record = {"name": data["step"], "state": "done", "at": at}
+    steps = _mark(_put(saga.steps, record), data["step"], "done", at, {"by": "operator"})
+    return replace(saga, steps=steps)
+
+
 FOLDS: dict[str, Fold] = {
     "StepRequested": _requested,
     "StepSucceeded": lambda saga, data, at: _succeeded(saga, data["step"], data["detail"], at),
     "StepFailed": _refused,
     "StepAbandoned": _refused,
     "StepTimedOut": _timed_out,
+    "StepDoneByHand": _done_by_hand,
     "CompensationStarted": lambda saga, data, _: replace(
         saga, status="compensating", reason=data["reason"], step=None
     ),
@@ -75,8 +82,8 @@ FOLDS: dict[str, Fold] = {
         saga, status="resolved", note=data["note"], attention=None, step=None
     ),
 }
-"""How each event changes the row; the others (`OrderCancelled`, `PlanRevised`) change only its
-version: the plan of compensations to come is not shown."""
+"""How each event changes the row; the others (`OrderCancelled`, `OrderMarkedByHand`,
+`PlanRevised`) change only its version: the plan of compensations to come is not shown."""
 
 
 def fold(saga: Saga, event_type: str, data: dict[str, Any], at: str) -> Saga:

@@ -108,3 +108,23 @@ def test_no_carrier_voids_the_payment_and_cancels_the_order(
     assert payment["status"] == "voided"
     assert shop.get(f"/orders/{order}").json()["status"] == "cancelled"
     assert _payment_ledger(provider, order) == (["authorize", "void"], Decimal(0))
+
+
+def test_an_order_paid_by_hand_early_is_shipped_after_one_capture(
+    shop: TestClient, provider: RunningSimulator
+) -> None:
+    provider.control(outage=True)  # the saga cannot get past the authorization meanwhile
+    order = _place(shop, "40.00")
+    assert shop.post(f"/orders/{order}/pay").status_code == 200
+    wait_until(
+        lambda: _fulfilment(shop, order).get("order") == "paid",
+        30,
+        f"the saga of {order} knows it was paid by hand: {_fulfilment(shop, order)}",
+    )
+    assert _fulfilment(shop, order)["step"] == "authorize"
+    provider.control()
+    saga = _ends(shop, order, "completed")
+    mark_paid = next(step for step in saga["steps"] if step["name"] == "mark_paid")
+    assert (mark_paid["state"], mark_paid["detail"]) == ("done", {"by": "operator"})
+    assert shop.get(f"/orders/{order}").json()["status"] == "shipped"
+    assert _payment_ledger(provider, order) == (["authorize", "capture"], Decimal("40.00"))

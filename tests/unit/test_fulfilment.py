@@ -385,8 +385,9 @@ def test_its_events_are_its_own_nested_classes_as_the_registry_lists_them() -> N
     del nested["Event"], nested["Created"]  # the library's bases, nested in every aggregate
     assert set(nested) == {
         "Started", "StepRequested", "StepSucceeded", "StepFailed", "StepAbandoned",
-        "StepTimedOut", "OrderCancelled", "CompensationStarted", "PlanRevised", "Completed",
-        "Cancelled", "Parked", "Retried", "Resolved",
+        "StepTimedOut", "OrderCancelled", "OrderMarkedByHand", "StepDoneByHand",
+        "CompensationStarted", "PlanRevised", "Completed", "Cancelled", "Parked", "Retried",
+        "Resolved",
     }  # fmt: skip
     for name, event in nested.items():
         assert event.__qualname__ == f"OrderFulfilment.{name}"

@@ -270,7 +270,8 @@ def test_after_completion_every_input_is_ignored() -> None:
 
 def test_duplicates_and_replies_to_nothing_asked_record_nothing() -> None:
     run = Run()
-    for name, args in HAPPY_PATH[1:]:
+    participants_replies = [(name, args) for name, args in HAPPY_PATH if "order" not in name]
+    for name, args in participants_replies[1:]:  # the order's, by hand: test_fulfilment_by_hand
         assert run.feed(name, *args) == [], f"{name} before it was asked for"
     for index, (name, args) in enumerate(HAPPY_PATH[:-1]):
         run.feed(name, *args)
