@@ -9,8 +9,16 @@ import signal
 import threading
 import time
 
+import httpx
+
+from tests.support.breaker_flow import (
+    BreakerWatch,
+    check_outage_bounds_calls,
+    check_recovery_closes,
+)
 from tests.support.servers import wait_until
 from tests.support.shop import Shop
+from tests.support.simulators import RunningSimulator
 from tests.support.stack import Stack
 
 VICTIMS = (
@@ -40,6 +48,26 @@ def test_a_placed_order_ends_shipped_with_one_capture(stack: Stack) -> None:
     wait_until(lambda: shop.ending(order) is not None, 60, f"{order} ends: {shop.saga(order)}")
     assert shop.assert_ended_well(order) == "shipped"
     assert shop.charges(order) == (1, 42)
+
+
+def test_a_provider_outage_opens_the_payments_breaker_and_recovery_closes_it(stack: Stack) -> None:
+    """tests/support/breaker_flow.py, on the stack: the payments service is a process of its own,
+    with the default threshold (5 failed requests) and retries (2 per call), and recovery after
+    1 s (tests/support/stack.py)."""
+    shop, provider = _shop(stack), RunningSimulator(stack.url("payment-provider"))
+    metrics = f"{stack.url('write-payments')}/metrics"
+    watch = BreakerWatch(lambda: httpx.get(metrics, timeout=5).text, provider.requests)
+    before = watch.counts()
+    provider.control(outage=True)
+    try:
+        orders = [shop.place("21.00") for _ in range(4)]
+        outage_end = check_outage_bounds_calls(watch, before, threshold=5, probes=2)
+    finally:
+        provider.control()
+    check_recovery_closes(watch, outage_end)
+    for order in orders:
+        wait_until(lambda o=order: shop.ending(o) is not None, 60, f"{order} ends")
+        assert shop.assert_ended_well(order) == "shipped"
 
 
 def _kill_at_random(stack: Stack, rng: random.Random, stop: threading.Event) -> list[str]:
