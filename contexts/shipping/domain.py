@@ -7,6 +7,12 @@
 `requested`, `dispatching` and `cancelling` await the carrier's outcome of one operation. A
 shipment is cancelled only before it leaves (once dispatched, it is on its way); `failed` means
 no carrier could take it.
+
+A cancellation asked for while the booking is still awaited is remembered (`CancelWanted`) and
+carried out once the carrier answers: the booking call may be in flight, or may have reached the
+carrier before a crash, so only its outcome tells whether there is a booking to cancel. Booked,
+the shipment goes on to `cancelling` at once; refused, it is `failed` and nothing is left to
+cancel.
 """
 
 from enum import StrEnum
@@ -48,6 +54,12 @@ class Shipment(AwaitingProvider):
         class_version = 1
         order_id: UUID
         user_id: UUID
+
+    class CancelWanted(Aggregate.Event):
+        class_version = 1
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.cancel_wanted = True
 
     class Scheduled(Aggregate.Event):
         class_version = 1
@@ -105,6 +117,8 @@ class Shipment(AwaitingProvider):
         self.reference: str | None = None
         """The carrier's reference of the booking (dispatch and cancel name it)."""
         self.failure_reason: str | None = None
+        self.cancel_wanted = False
+        """Cancel as soon as the booking is made (asked for while it was awaited)."""
 
     @classmethod
     def request(cls, shipment_id: UUID, order_id: UUID, user_id: UUID) -> "Shipment":
@@ -128,6 +142,8 @@ class Shipment(AwaitingProvider):
         carrier = bounded_text(carrier, field="carrier", max_length=MAX_CARRIER_LENGTH)
         reference = bounded_text(reference, field="reference", max_length=MAX_REFERENCE_LENGTH)
         self.trigger_event(self.Scheduled, carrier=carrier, reference=reference)
+        if self.cancel_wanted:
+            self.trigger_event(self.CancelRequested)
 
     def record_failure(self, reason: str) -> None:
         self._require(ShipmentStatus.REQUESTED, action="record a failure")
@@ -153,10 +169,11 @@ class Shipment(AwaitingProvider):
         )
 
     def request_cancellation(self) -> None:
-        """Cancel a scheduled shipment through the carrier. One still waiting for its booking is
-        cancelled at once: the booking's job then finds it no longer waiting and calls no one."""
+        """Cancel a scheduled shipment through the carrier; one still waiting for its booking,
+        once booked."""
         if self.status is ShipmentStatus.REQUESTED:
-            self.trigger_event(self.Cancelled)
+            if not self.cancel_wanted:
+                self.trigger_event(self.CancelWanted)
             return
         gone = (ShipmentStatus.DISPATCHING, ShipmentStatus.DISPATCHED, ShipmentStatus.DELIVERED)
         self._request(

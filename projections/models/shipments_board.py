@@ -15,6 +15,7 @@ CHANGES: dict[str, StatusChange] = {
     "DispatchRequested": ("dispatching", ()),
     "Dispatched": ("dispatched", ()),
     "Delivered": ("delivered", ()),
+    "CancelWanted": ("requested", ()),  # still awaiting the booking, to be cancelled then
     "CancelRequested": ("cancelling", ()),
     "Cancelled": ("cancelled", ()),
 }

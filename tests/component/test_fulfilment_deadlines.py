@@ -92,14 +92,25 @@ def test_a_payment_provider_down_past_the_deadline_cancels_and_voids_the_late_au
     assert _saga(shop, order)["status"] == "cancelled"
 
 
-def test_a_carrier_down_past_the_deadline_cancels_the_shipment_voids_and_cancels(
+def test_a_carrier_down_past_the_deadline_cancels_the_booking_once_made_voids_and_cancels(
     shop: TestClient, carrier: RunningSimulator, clock: JumpingClock
 ) -> None:
+    """The booking call may have reached the carrier: the shipment is cancelled once the
+    carrier answers it, so no booking is left behind at the carrier."""
     carrier.control(outage=True)
     order = _place(shop)
     _until(lambda: _saga(shop, order).get("step") == "schedule", "the saga asks for a carrier")
-    _until(lambda: _saga(shop, order).get("status") == "cancelled", "the deadline passes", clock)
+    _until(
+        lambda: _saga(shop, order).get("step") == "cancel_shipment",
+        "the deadline passes and the saga asks for the shipment's cancellation",
+        clock,
+    )
+    shipment_id = ids.shipment_id(UUID(order))
+    assert shop.get(f"/shipments/{shipment_id}").json()["status"] == "requested"
+    carrier.control()
+    _until(lambda: _saga(shop, order).get("status") == "cancelled", "the carrier is back", clock)
     assert shop.get(f"/orders/{order}").json()["status"] == "cancelled"
     assert shop.get(f"/payments/{ids.payment_id(UUID(order))}").json()["status"] == "voided"
-    shipment = shop.get(f"/shipments/{ids.shipment_id(UUID(order))}").json()
-    assert shipment["status"] == "cancelled"
+    assert shop.get(f"/shipments/{shipment_id}").json()["status"] == "cancelled"
+    [booking] = carrier.ledger()["bookings"].values()
+    assert booking["state"] == "cancelled"

@@ -27,13 +27,18 @@ class Shop:
 
     def place(self, price: str) -> str:
         """A new user's order of one line at `price`, placed; its id."""
+        order = self.unplaced(price)
+        _post(f"{self.orders}/orders/{order}/place", None)
+        return order
+
+    def unplaced(self, price: str) -> str:
+        """A new user's order of one line at `price`, not placed yet; its id."""
         email = f"shop-{uuid.uuid4().hex}@example.com"
         user = _post(f"{self.users}/users", {"name": "Ada", "email": email})
         body = {"user_id": user["id"], "currency": "EUR"}
         order = str(_post(f"{self.orders}/orders?position={user['position']}", body)["id"])
         line = {"sku": "A", "quantity": 1, "unit_price": price}
         _post(f"{self.orders}/orders/{order}/lines", line)
-        _post(f"{self.orders}/orders/{order}/place", None)
         return order
 
     def saga(self, order: str) -> dict[str, Any]:

@@ -99,12 +99,33 @@ CASES = [
 ]
 
 
-def test_a_shipment_still_waiting_for_its_booking_is_cancelled_at_once() -> None:
+def _cancelled_while_booking() -> Shipment:
     shipment = new_shipment()
     shipment.collect_events()
     shipment.request_cancellation()
+    shipment.request_cancellation()
+    assert [type(e).__name__ for e in shipment.collect_events()] == ["CancelWanted"]
+    assert (shipment.status, shipment.cancel_wanted) == (S.REQUESTED, True)
+    return shipment
+
+
+def test_a_cancellation_while_the_booking_is_awaited_is_carried_out_once_booked() -> None:
+    shipment = _cancelled_while_booking()
+    shipment.record_booking("Parcelforce", "PF-1")
+    assert [type(e).__name__ for e in shipment.collect_events()] == [
+        "Scheduled",
+        "CancelRequested",
+    ]
+    assert (shipment.status, shipment.pending_operation) == (S.CANCELLING, "cancel")
+    shipment.record_cancellation()
     assert shipment.status is S.CANCELLED
-    assert [type(e).__name__ for e in shipment.collect_events()] == ["Cancelled"]
+
+
+def test_a_cancellation_while_the_booking_is_awaited_ends_with_a_refused_booking() -> None:
+    shipment = _cancelled_while_booking()
+    shipment.record_failure("no carrier")
+    assert [type(e).__name__ for e in shipment.collect_events()] == ["Failed"]
+    assert (shipment.status, shipment.pending_operation) == (S.FAILED, None)
 
 
 @pytest.mark.parametrize(("name", "status"), CASES, ids=[f"{n}-in-{s}" for n, s in CASES])
