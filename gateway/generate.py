@@ -11,7 +11,6 @@ files are generated whole, never edited by hand. With `--check` nothing is writt
 code is 1 if a file is out of date (tests/unit/test_gateway_config.py runs the same check).
 """
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from contexts.registry import Registry
 from gateway.bootstrap import Gateway, bootstrap
 from gateway.filters import TokenBucket, TokenIssuer
 from gateway.upstreams import BY_NAME, IDENTITY, LOOPBACK, Placement, gateway_upstreams
+from runtime.generated_files import run_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY_PORT = 8080
@@ -79,17 +79,7 @@ def write_files(root: Path = ROOT, registry: Registry = REGISTRY) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    arguments = sys.argv[1:] if argv is None else argv
-    if arguments not in ([], ["--check"]):
-        sys.exit("usage: python -m gateway.generate [--check]")
-    if arguments:
-        stale = stale_files()
-        if stale:
-            sys.exit(f"out of date (run python -m gateway.generate): {', '.join(stale)}")
-        print("up to date")
-        return
-    written = write_files()
-    print("written: " + (", ".join(written) if written else "nothing (all up to date)"))
+    run_generator("gateway.generate", stale_files, write_files, argv)
 
 
 if __name__ == "__main__":
