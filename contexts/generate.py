@@ -14,7 +14,6 @@ Only the lines between the markers are written; the rest of the file is hand-wri
 """
 
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from contexts.deployment import (
 )
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
+from runtime.generated_files import run_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_POSTGRES = "postgresql://strata:strata@postgres:5432"
@@ -197,17 +197,7 @@ def write_files(root: Path = ROOT, registry: Registry = REGISTRY) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    arguments = sys.argv[1:] if argv is None else argv
-    if arguments not in ([], ["--check"]):
-        sys.exit("usage: python -m contexts.generate [--check]")
-    if arguments:
-        stale = stale_files()
-        if stale:
-            sys.exit(f"out of date (run python -m contexts.generate): {', '.join(stale)}")
-        print("up to date")
-        return
-    written = write_files()
-    print("written: " + (", ".join(written) if written else "nothing (all up to date)"))
+    run_generator("contexts.generate", stale_files, write_files, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,159 @@
+"""The Envoy bootstrap of the gateway, as a document ready for YAML: one listener for the
+clients, a route per upstream path prefix, a cluster per upstream, the admin interface.
+
+Routes: each prefix has two, tried in order. GETs and HEADs, which the services answer without
+changing anything, are retried on a 5xx, a reset or a failed connection; every other method is
+sent once, as a retried command could be applied twice. Each route has its upstream's timeout.
+Clusters eject a host that answers 5xx five times in a row (outlier detection) and find their
+hosts by DNS (a compose service's address changes when it restarts).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.filters import (
+    Config,
+    TokenBucket,
+    TokenIssuer,
+    access_log,
+    duration,
+    http_filters,
+    local_replies,
+)
+from gateway.upstreams import Placement, Upstream
+
+IDEMPOTENT_METHODS = "GET|HEAD"
+RETRY_ON = "5xx,reset,connect-failure"
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """One deployment's gateway: where it listens, where its upstreams are, whose tokens it
+    takes and how many requests it lets through."""
+
+    listen_host: str
+    listen_port: int
+    admin_host: str
+    admin_port: int
+    placement: Placement
+    issuer: TokenIssuer
+    bucket: TokenBucket
+
+
+def _socket(host: str, port: int) -> Config:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _route_match(upstream: Upstream, prefix: str) -> Config:
+    if upstream.strip_prefix:
+        return {"prefix": f"{prefix}/"}
+    return {"path_separated_prefix": prefix}
+
+
+def _forward(upstream: Upstream, retried: bool) -> Config:
+    action: Config = {"cluster": upstream.name, "timeout": duration(upstream.timeout_seconds)}
+    if upstream.strip_prefix:
+        action["prefix_rewrite"] = "/"
+    if retried:
+        action["retry_policy"] = {
+            "retry_on": RETRY_ON,
+            "num_retries": RETRIES,
+            "retry_back_off": {"base_interval": "0.05s", "max_interval": "0.5s"},
+        }
+    return action
+
+
+def upstream_routes(upstream: Upstream) -> list[Config]:
+    """Its idempotent route (retried), then the route of every other method (sent once)."""
+    idempotent = {"name": ":method", "string_match": {"safe_regex": {"regex": IDEMPOTENT_METHODS}}}
+    routes = []
+    for prefix in upstream.prefixes:
+        match = _route_match(upstream, prefix)
+        routes += [
+            {
+                "match": {**match, "headers": [idempotent]},
+                "route": _forward(upstream, retried=True),
+            },
+            {"match": match, "route": _forward(upstream, retried=False)},
+        ]
+    return routes
+
+
+def health_route() -> Config:
+    """The gateway's own liveness, answered by Envoy."""
+    return {
+        "match": {"path": "/healthz"},
+        "direct_response": {"status": 200, "body": {"inline_string": '{"status":"ok"}'}},
+        "response_headers_to_add": [
+            {
+                "header": {"key": "content-type", "value": "application/json"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ],
+    }
+
+
+def route_config(upstreams: list[Upstream]) -> Config:
+    routes = [health_route(), *(r for upstream in upstreams for r in upstream_routes(upstream))]
+    virtual_host = {"name": "strata", "domains": ["*"], "routes": routes}
+    return {"name": "strata", "virtual_hosts": [virtual_host]}
+
+
+def connection_manager(gateway: Gateway, upstreams: list[Upstream]) -> Config:
+    kind = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    config = {
+        "@type": f"type.googleapis.com/{kind}",
+        "stat_prefix": "gateway",
+        "codec_type": "AUTO",
+        "use_remote_address": True,
+        "normalize_path": True,
+        "merge_slashes": True,
+        "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
+        "access_log": access_log(),
+        "local_reply_config": local_replies(),
+        "http_filters": http_filters(gateway.bucket, gateway.issuer),
+        "route_config": route_config(upstreams),
+    }
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
+
+
+def listener(gateway: Gateway, upstreams: list[Upstream]) -> Config:
+    return {
+        "name": "clients",
+        "address": _socket(gateway.listen_host, gateway.listen_port),
+        "filter_chains": [{"filters": [connection_manager(gateway, upstreams)]}],
+    }
+
+
+def cluster(upstream: Upstream, placement: Placement) -> Config:
+    host, port = placement.address(upstream)
+    endpoint = {"endpoint": {"address": _socket(host, port)}}
+    return {
+        "name": upstream.name,
+        "type": "STRICT_DNS",
+        "dns_lookup_family": "V4_ONLY",
+        "connect_timeout": "1s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": upstream.name,
+            "endpoints": [{"lb_endpoints": [endpoint]}],
+        },
+        "outlier_detection": {
+            "consecutive_5xx": 5,
+            "interval": "10s",
+            "base_ejection_time": "30s",
+            "max_ejection_percent": 50,
+        },
+    }
+
+
+def bootstrap(gateway: Gateway, upstreams: list[Upstream]) -> dict[str, Any]:
+    """The whole bootstrap document of `gateway` routing to `upstreams`."""
+    return {
+        "admin": {"address": _socket(gateway.admin_host, gateway.admin_port)},
+        "static_resources": {
+            "listeners": [listener(gateway, upstreams)],
+            "clusters": [cluster(upstream, gateway.placement) for upstream in upstreams],
+        },
+    }

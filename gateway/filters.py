@@ -1,0 +1,243 @@
+"""The gateway's HTTP filters, in the order a request meets them, and what it logs and answers
+by itself.
+
+1. `header_mutation`: every request carries `X-Correlation-Id` (the client's, else Envoy's
+   request id), and every answer repeats it;
+2. `local_ratelimit`: one token bucket for the whole listener, the outer guard before anything
+   costly (the services' per-user limits are finer); over it, 429 with `Retry-After`;
+3. `jwt_authn`: an ES256 token of the identity service (its JWKS fetched and cached), on every
+   path but the public ones; the `Authorization` header is forwarded, as the services verify the
+   token again;
+4. `router`.
+
+Envoy's own answers (401, 429, 404, 503, 504) are RFC 9457 problem+json bodies, as the services'
+are (`local_replies`).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.upstreams import IDENTITY
+
+Config = dict[str, Any]
+
+JWT_PROVIDER = "identity"
+AUDIENCE = "strata"
+CORRELATION_HEADER = "x-correlation-id"
+"""The services' `X-Correlation-Id` (write_api.command_http), in HTTP/2's lower case."""
+REQUEST_ID = "%REQ(X-REQUEST-ID)%"
+ORIGINAL_PATH = "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
+"""The path as the client sent it, before a prefix was stripped."""
+JWT_PAYLOAD = "jwt_payload"
+"""The verified token's claims, in the request's dynamic metadata (logged: `sub`)."""
+
+PUBLIC_PATHS = (
+    "/healthz",
+    *(
+        f"{IDENTITY.prefixes[0]}{path}"
+        for path in ("/sign-up", "/token", "/jwks.json", "/.well-known/openid-configuration")
+    ),
+)
+"""The paths open without a token: the gateway's health, and identity's sign-up, token endpoint,
+keys and discovery document."""
+
+
+@dataclass(frozen=True)
+class TokenBucket:
+    """`max_tokens` requests at once, refilled by `tokens_per_fill` every `fill_seconds`."""
+
+    max_tokens: int
+    tokens_per_fill: int
+    fill_seconds: float
+
+    @property
+    def retry_after(self) -> str:
+        """Whole seconds until the next refill: when a refused request may succeed."""
+        return str(max(1, math.ceil(self.fill_seconds)))
+
+
+def duration(seconds: float) -> str:
+    """A protobuf Duration as Envoy's YAML takes it."""
+    return f"{seconds:g}s"
+
+
+def _typed(kind: str, **fields: Any) -> Config:
+    return {"@type": f"type.googleapis.com/{kind}", **fields}
+
+
+def _always(runtime_key: str) -> Config:
+    return {
+        "runtime_key": runtime_key,
+        "default_value": {"numerator": 100, "denominator": "HUNDRED"},
+    }
+
+
+def correlation_filter() -> Config:
+    mutations = {
+        "request_mutations": [_add_if_absent(CORRELATION_HEADER, REQUEST_ID)],
+        "response_mutations": [_add_if_absent(CORRELATION_HEADER, "%REQ(X-CORRELATION-ID)%")],
+    }
+    kind = "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+    return {
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": _typed(kind, mutations=mutations),
+    }
+
+
+def _add_if_absent(header: str, value: str) -> Config:
+    return {"append": {"header": {"key": header, "value": value}, "append_action": "ADD_IF_ABSENT"}}
+
+
+def rate_limit_filter(bucket: TokenBucket) -> Config:
+    kind = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+    config = _typed(
+        kind,
+        stat_prefix="gateway_rate_limit",
+        token_bucket={
+            "max_tokens": bucket.max_tokens,
+            "tokens_per_fill": bucket.tokens_per_fill,
+            "fill_interval": duration(bucket.fill_seconds),
+        },
+        filter_enabled=_always("gateway_rate_limit.enabled"),
+        filter_enforced=_always("gateway_rate_limit.enforced"),
+        response_headers_to_add=[
+            {
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                "header": {"key": "retry-after", "value": bucket.retry_after},
+            }
+        ],
+    )
+    return {"name": "envoy.filters.http.local_ratelimit", "typed_config": config}
+
+
+@dataclass(frozen=True)
+class TokenIssuer:
+    """Whose tokens the gateway accepts: their `iss`, and where their keys are."""
+
+    issuer: str
+    jwks_uri: str
+    jwks_cache_seconds: float
+
+
+def jwt_filter(issuer: TokenIssuer) -> Config:
+    provider = {
+        "issuer": issuer.issuer,
+        "audiences": [AUDIENCE],
+        "forward": True,
+        "payload_in_metadata": JWT_PAYLOAD,
+        "remote_jwks": {
+            "http_uri": {"uri": issuer.jwks_uri, "cluster": IDENTITY.name, "timeout": "2s"},
+            "cache_duration": duration(issuer.jwks_cache_seconds),
+            # Fetched at start and refreshed before expiry, off the requests' path.
+            "async_fetch": {"fast_listener": False},
+            "retry_policy": {
+                "num_retries": 3,
+                "retry_back_off": {"base_interval": "0.2s", "max_interval": "3s"},
+            },
+        },
+    }
+    public = [{"match": {"path": path}} for path in PUBLIC_PATHS]
+    rules = [*public, {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}}]
+    kind = "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+    config = _typed(kind, providers={JWT_PROVIDER: provider}, rules=rules)
+    return {"name": "envoy.filters.http.jwt_authn", "typed_config": config}
+
+
+def router_filter() -> Config:
+    kind = "envoy.extensions.filters.http.router.v3.Router"
+    return {"name": "envoy.filters.http.router", "typed_config": _typed(kind)}
+
+
+def http_filters(bucket: TokenBucket, issuer: TokenIssuer) -> list[Config]:
+    return [correlation_filter(), rate_limit_filter(bucket), jwt_filter(issuer), router_filter()]
+
+
+ACCESS_LOG_FIELDS = {
+    "time": "%START_TIME%",
+    "logger": "strata.gateway",
+    "method": "%REQ(:METHOD)%",
+    "path": ORIGINAL_PATH,
+    "status": "%RESPONSE_CODE%",
+    "details": "%RESPONSE_CODE_DETAILS%",
+    "flags": "%RESPONSE_FLAGS%",
+    "duration_ms": "%DURATION%",
+    "upstream": "%UPSTREAM_CLUSTER%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+    "request_id": REQUEST_ID,
+    "correlation_id": "%REQ(X-CORRELATION-ID)%",
+    "subject": f"%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:{JWT_PAYLOAD}:sub)%",
+    "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+}
+"""One JSON line per request on stdout, beside the services' JSON logs."""
+
+
+def access_log() -> list[Config]:
+    kind = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+    config = _typed(kind, log_format={"json_format": ACCESS_LOG_FIELDS})
+    return [{"name": "envoy.access_loggers.stdout", "typed_config": config}]
+
+
+@dataclass(frozen=True)
+class LocalProblem:
+    """A problem+json body for Envoy's own answers of `status` (sent as `send_status`)."""
+
+    status: int
+    slug: str
+    title: str
+    send_status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def mapper(self) -> Config:
+        status = self.send_status or self.status
+        body = {
+            "type": f"/problems/{self.slug}",
+            "title": self.title,
+            "status": status,
+            "detail": "%LOCAL_REPLY_BODY%",
+            "instance": ORIGINAL_PATH,
+        }
+        comparison = {
+            "op": "EQ",
+            "value": {
+                "default_value": self.status,
+                "runtime_key": f"gateway_local_reply.{self.status}",
+            },
+        }
+        mapper: Config = {
+            "filter": {"status_code_filter": {"comparison": comparison}},
+            "body_format_override": {
+                "json_format": body,
+                "content_type": "application/problem+json",
+            },
+        }
+        if self.send_status is not None:
+            mapper["status_code"] = self.send_status
+        if self.headers:
+            mapper["headers_to_add"] = [
+                {
+                    "header": {"key": key, "value": value},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+                for key, value in self.headers
+            ]
+        return mapper
+
+
+BEARER = (("www-authenticate", 'Bearer error="invalid_token"'),)
+LOCAL_PROBLEMS = (
+    LocalProblem(401, "unauthorized", "Unauthorized"),
+    # jwt_authn answers 403 for a token of another audience: to a client, an invalid token.
+    LocalProblem(403, "unauthorized", "Unauthorized", send_status=401, headers=BEARER),
+    LocalProblem(404, "not-found", "Not found"),
+    LocalProblem(429, "rate-limited", "Too many requests"),
+    LocalProblem(503, "service-unavailable", "Service unavailable"),
+    LocalProblem(504, "gateway-timeout", "Gateway timeout"),
+)
+
+
+def local_replies() -> Config:
+    return {"mappers": [problem.mapper() for problem in LOCAL_PROBLEMS]}

@@ -1,0 +1,171 @@
+"""The gateway through a real Envoy: the JWT check at the edge, the public paths, the
+correlation id in the access log, retries of GETs only, Envoy's own answers as problems.
+
+Behind it: the embedded all-in-one process as the users write service, a recording server as
+the orders write service (scripted to fail), and another as identity, serving the test key's
+JWKS."""
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from gateway.generate import BUCKET
+from tests.support.gateway import (
+    RecordingServer,
+    RunningGateway,
+    Signer,
+    loopback_gateway,
+    running_gateway,
+)
+from tests.support.processes import entry_point, running_service
+
+SIGNER = Signer("gateway-test-1")
+STRANGER = Signer(SIGNER.kid)
+"""Another key under the same name: its tokens are forgeries."""
+
+
+@pytest.fixture(scope="module")
+def orders() -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def envoy(
+    tmp_path_factory: pytest.TempPathFactory, orders: RecordingServer
+) -> Iterator[RunningGateway]:
+    keys = RecordingServer({"/jwks.json": SIGNER.jwks()})
+    data = {"STRATA_DATA_DIR": str(tmp_path_factory.mktemp("embedded"))}
+    try:
+        with running_service(entry_point("strata"), data, "STRATA_PORT") as (users, _):
+            ports = {"write-users": int(users.rsplit(":", 1)[1]), "write-orders": orders.port}
+            gateway = loopback_gateway(keys.port, ports, BUCKET)
+            with running_gateway(gateway, tmp_path_factory.mktemp("envoy")) as running:
+                yield running
+    finally:
+        keys.close()
+
+
+@pytest.fixture
+def client(envoy: RunningGateway) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=envoy.base, timeout=10) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_unauthorized(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/unauthorized"
+
+
+def test_without_a_token_the_request_is_refused_at_the_edge(
+    client: httpx.Client, orders: RecordingServer
+) -> None:
+    response = client.get("/orders/no-token")
+
+    assert_unauthorized(response)
+    assert response.json()["detail"] == "Jwt is missing"
+    assert orders.received("GET", "/orders/no-token") == []
+
+
+SPOILED = {
+    "forged": STRANGER.token,
+    "expired": lambda: SIGNER.token(iat=int(time.time()) - 900, exp=int(time.time()) - 600),
+    "unknown kid": lambda: SIGNER.token(kid="gateway-test-unknown"),
+    "another issuer": lambda: SIGNER.token(iss="http://elsewhere.example"),
+    "another audience": lambda: SIGNER.token(aud="not-strata"),
+    "not a JWT": lambda: "not.a.jwt",
+}
+
+
+@pytest.mark.parametrize("spoiled", SPOILED.values(), ids=SPOILED.keys())
+def test_a_spoiled_token_is_refused_at_the_edge(
+    client: httpx.Client, orders: RecordingServer, spoiled: Callable[[], str]
+) -> None:
+    path = f"/orders/{uuid.uuid4()}"
+
+    assert_unauthorized(client.get(path, headers=bearer(spoiled())))
+    assert orders.received("GET", path) == []
+
+
+def test_a_valid_token_reaches_the_service_and_the_access_log_has_the_correlation_id(
+    client: httpx.Client, envoy: RunningGateway
+) -> None:
+    sub = str(uuid.uuid4())
+    correlation = f"gateway-test-{uuid.uuid4()}"
+    headers = {**bearer(SIGNER.token(sub=sub)), "X-Correlation-Id": correlation}
+    email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+
+    created = client.post("/users", json={"name": "Ada", "email": email}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.headers["x-correlation-id"] == correlation
+    read = client.get(f"/users/{created.json()['id']}", headers=headers)
+    assert read.status_code == 200
+    assert read.json()["email"] == email
+
+    line = envoy.logged(correlation_id=correlation, method="POST")
+    assert (line["path"], line["status"], line["upstream"]) == ("/users", 201, "write-users")
+    assert line["subject"] == sub
+    assert line["request_id"] not in ("", None, "-")
+
+
+def test_the_token_and_a_generated_correlation_id_are_forwarded(
+    client: httpx.Client, orders: RecordingServer
+) -> None:
+    token = SIGNER.token()
+
+    assert client.get("/orders/forwarded", headers=bearer(token)).status_code == 200
+
+    [forwarded] = orders.received("GET", "/orders/forwarded")
+    assert forwarded.headers["authorization"] == f"Bearer {token}"
+    assert forwarded.headers["x-correlation-id"] == forwarded.headers["x-request-id"]
+
+
+def test_a_get_is_retried_on_a_503(client: httpx.Client, orders: RecordingServer) -> None:
+    orders.script("GET", "/orders/flaky", 503)
+
+    response = client.get("/orders/flaky", headers=bearer(SIGNER.token()))
+
+    assert response.status_code == 200
+    assert len(orders.received("GET", "/orders/flaky")) == 2
+
+
+def test_a_post_is_never_retried(client: httpx.Client, orders: RecordingServer) -> None:
+    orders.script("POST", "/orders/flaky/cancel", 503)
+
+    response = client.post("/orders/flaky/cancel", json={}, headers=bearer(SIGNER.token()))
+
+    assert response.status_code == 503
+    assert len(orders.received("POST", "/orders/flaky/cancel")) == 1
+
+
+def test_public_paths_need_no_token_and_identity_is_reached_under_its_prefix(
+    client: httpx.Client,
+) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    keys = client.get("/identity/jwks.json")
+    assert keys.status_code == 200
+    assert keys.json() == SIGNER.jwks()
+    assert_unauthorized(client.get("/identity/keys/rotate"))
+
+
+def test_an_unrouted_path_and_a_service_that_is_down_are_problems(client: httpx.Client) -> None:
+    headers = bearer(SIGNER.token())
+
+    missing = client.get("/nowhere", headers=headers)
+    down = client.get("/payments/p1", headers=headers)
+
+    assert missing.status_code == 404
+    assert missing.json()["type"] == "/problems/not-found"
+    assert down.status_code == 503
+    assert down.headers["content-type"] == "application/problem+json"
+    assert down.json()["instance"] == "/payments/p1"
