@@ -1,9 +1,9 @@
 """The definition of an order's fulfilment: its steps, whom each asks to do what, how long each
 may take, and the values the saga hands to the process that runs it.
 
-Nothing here knows of HTTP, SQL or settings: durations are fields of `FulfilmentPolicy`, which the
-process builds from its settings, and the outputs (`ParticipantCommand`, `Deadline`) are plain
-values the process turns into jobs.
+Nothing here knows of HTTP, SQL or settings: durations are fields of `FulfilmentPolicy` (the
+service holds one: the defaults below, or a test's own), and the outputs (`ParticipantCommand`,
+`Deadline`) are plain values the process turns into jobs.
 """
 
 from dataclasses import dataclass, field, fields
