@@ -1,5 +1,5 @@
 """Query parameters the BFF routes share, parsed strictly (patterns on the text, not Pydantic's
-lax coercions), and `forwarding`: what each downstream call of a request carries."""
+lax coercions), and `Forwarding`: what each downstream call of a request carries."""
 
 import re
 from typing import Annotated
@@ -49,23 +49,27 @@ CursorParam = Annotated[
 ]
 
 
-def _invalid(field: str, message: str) -> RequestValidationError:
+def invalid_query(field: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("query", field), "msg": message, "type": "value"}])
 
 
-def forwarding(settings: CommonSettings) -> object:
-    """The dependency giving a request's `Forwarded`; `wait` is bounded by the settings."""
+async def forwarded(
+    request: Request, caller: Caller, position: PositionParam = None, wait: WaitParam = None
+) -> Forwarded:
+    """What the request's downstream calls carry; `wait` is bounded by the app's settings."""
+    seconds = None if wait is None else float(wait)
+    most = settings_of(request).read_wait_max_seconds
+    if seconds is not None and seconds > most:
+        raise invalid_query("wait", f"may be at most {most:g} seconds, got {seconds:g}")
+    correlation_id = request.headers.get("x-correlation-id")
+    if correlation_id is not None and CORRELATION_ID.fullmatch(correlation_id) is None:
+        correlation_id = None  # not the BFF's to refuse: it only passes it on
+    return Forwarded(caller.authorization, correlation_id, position, seconds)
 
-    async def forwarded(
-        request: Request, caller: Caller, position: PositionParam = None, wait: WaitParam = None
-    ) -> Forwarded:
-        seconds = None if wait is None else float(wait)
-        if seconds is not None and seconds > settings.read_wait_max_seconds:
-            limit = settings.read_wait_max_seconds
-            raise _invalid("wait", f"may be at most {limit:g} seconds, got {seconds:g}")
-        correlation_id = request.headers.get("x-correlation-id")
-        if correlation_id is not None and CORRELATION_ID.fullmatch(correlation_id) is None:
-            correlation_id = None  # not ours to refuse: the BFF only passes it on
-        return Forwarded(caller.authorization, correlation_id, position, seconds)
 
-    return Depends(forwarded)
+def settings_of(request: Request) -> CommonSettings:
+    settings: CommonSettings = request.app.state.settings
+    return settings
+
+
+Forwarding = Annotated[Forwarded, Depends(forwarded)]

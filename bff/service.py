@@ -19,7 +19,7 @@ from bff.downstream import Breakers, ReadApi, Refused
 from bff.principal import Forbidden, Unauthenticated, rate_limit_key
 from bff.settings import BffSettings
 from runtime.http.openapi import PROBLEM_JSON
-from runtime.http.problem_types import FORBIDDEN, UNAUTHENTICATED
+from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 from runtime.http.problems import install_problem_handlers, problem
 from runtime.rate_limits import install_rate_limits
 
@@ -27,6 +27,8 @@ log = logging.getLogger("strata.bff")
 
 CALLER_PROBLEMS = {"x-problems": [UNAUTHENTICATED.slug, FORBIDDEN.slug]}
 """The `openapi_extra` of a route taking the `Caller`."""
+USER_PROBLEMS = {"x-problems": [UNAUTHENTICATED.slug, FORBIDDEN.slug, NOT_FOUND.slug]}
+"""... of a route about a user, who may be unknown to the read model (404)."""
 
 ops = APIRouter(tags=["health"])
 
@@ -71,6 +73,7 @@ def create_bff(
             yield
 
     app = FastAPI(title=f"strata {name} BFF", description=description, lifespan=lifespan)
+    app.state.settings = settings
     install_problem_handlers(app, log)
     app.add_exception_handler(Unauthenticated, _on_unauthenticated)
     app.add_exception_handler(Forbidden, _on_forbidden)

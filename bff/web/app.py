@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from bff.service import create_bff
 from bff.settings import BffSettings
-from bff.web.dashboard import dashboard_router
+from bff.web.dashboard import router
 from runtime.logs import configure as configure_logging
 
 DESCRIPTION = """What the web client shows, shaped for it, from the read API in one call.
@@ -19,4 +19,4 @@ def create_app(settings: BffSettings | None = None) -> FastAPI:
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = BffSettings()
         configure_logging(settings.log_level)
-    return create_bff("web", DESCRIPTION, settings, [dashboard_router(settings)])
+    return create_bff("web", DESCRIPTION, settings, [router])

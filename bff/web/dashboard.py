@@ -10,20 +10,18 @@ them: the read API lists orders oldest first, so the dashboard follows the pages
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 
 from bff.downstream import Forwarded, ReadApi
-from bff.params import UserIdParam, forwarding
+from bff.params import Forwarding, UserIdParam
 from bff.principal import Caller
 from bff.sections import Unavailable, concurrently, section
-from bff.service import CALLER_PROBLEMS, read_api
+from bff.service import USER_PROBLEMS, read_api
 from bff.web import schemas
-from runtime.http.problem_types import NOT_FOUND
 from runtime.rate_limits import RateLimitedRoute
-from runtime.settings import CommonSettings
 
 RECENT_ORDERS = 5
 RECENT_DAYS = 30
@@ -116,22 +114,19 @@ class DashboardReads:
         return None if found is None else schemas.FulfilmentStatus.model_validate(found)
 
 
-def dashboard_router(settings: CommonSettings) -> APIRouter:
-    router = APIRouter(prefix="/web", tags=["web"], route_class=RateLimitedRoute)
-    declared = {"x-problems": [*CALLER_PROBLEMS["x-problems"], NOT_FOUND.slug]}
+router = APIRouter(prefix="/web", tags=["web"], route_class=RateLimitedRoute)
 
-    @router.get("/dashboard", response_model=schemas.Dashboard, openapi_extra=declared)
-    async def dashboard(
-        request: Request,
-        caller: Caller,
-        forwarded: Annotated[Forwarded, forwarding(settings)],
-        user_id: UserIdParam = None,
-    ) -> schemas.Dashboard:
-        """The caller's dashboard (an operator's: any user's, with `user_id`). Each section
-        is `{"unavailable": true, ...}` when the read API could not give it in time; the
-        answer is a 200 all the same. A user unknown to the read model is a 404."""
-        whose = caller.user_id(UUID(user_id) if user_id else None)
-        reads = DashboardReads(read_api(request), forwarded, whose)
-        return await reads.dashboard()
 
-    return router
+@router.get("/dashboard", response_model=schemas.Dashboard, openapi_extra=USER_PROBLEMS)
+async def dashboard(
+    request: Request,
+    caller: Caller,
+    forwarded: Forwarding,
+    user_id: UserIdParam = None,
+) -> schemas.Dashboard:
+    """The caller's dashboard (an operator's: any user's, with `user_id`). Each section
+    is `{"unavailable": true, ...}` when the read API could not give it in time; the
+    answer is a 200 all the same. A user unknown to the read model is a 404."""
+    whose = caller.user_id(UUID(user_id) if user_id else None)
+    reads = DashboardReads(read_api(request), forwarded, whose)
+    return await reads.dashboard()
