@@ -5,7 +5,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ class ReadApiProcess:
 
     data_dir: Path
     port: int
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -45,7 +46,7 @@ class ReadApiProcess:
 
     @contextmanager
     def running(self) -> Iterator[subprocess.Popen[str]]:
-        env = {"STRATA_DATA_DIR": str(self.data_dir), "STRATA_LOG_LEVEL": "warning"}
+        env = {"STRATA_DATA_DIR": str(self.data_dir), "STRATA_LOG_LEVEL": "warning", **self.env}
         script = entry_point("strata-read-api")
         variable = "STRATA_READ_API_PORT"
         # A busy machine takes long to start a Python process: give it time.
