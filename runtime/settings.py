@@ -5,15 +5,26 @@ Each bounded context adds one field, ``<context>_database_url`` (``STRATA_USERS_
 contexts is `contexts.settings.Settings`; the runtime itself knows no context.
 """
 
+import re
 import sys
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, create_model, model_validator
+from limits import parse_many
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["embedded", "stack"]
+RateLimitStrategy = Literal["moving-window", "fixed-window"]
+ROUTE_KEY = re.compile(r"(GET|HEAD|POST|PUT|PATCH|DELETE) /\S*")
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
@@ -174,6 +185,44 @@ class CommonSettings(BaseSettings):
         description="Seconds an open circuit breaker waits before it lets one probe call through.",
     )
 
+    rate_limit_default: str = Field(
+        "120/minute",
+        description="Requests one caller may make to one rate-limited route, such as `60/minute`"
+        " or `10/second;500/hour` (every limit holds).",
+    )
+    rate_limit_routes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Limits of particular routes instead of the default, as JSON:"
+        ' `{"GET /web/dashboard": "30/minute"}` (method, space, the route\'s path template).',
+    )
+    rate_limit_strategy: RateLimitStrategy = Field(
+        "moving-window",
+        description="`moving-window` (exact, one sorted set per caller and route) or"
+        " `fixed-window` (one counter, allows bursts at window edges).",
+    )
+    rate_limit_timeout_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="Seconds a rate-limit check may wait for Redis; beyond, or with Redis down,"
+        " the request goes through (fail-open, see docs/rate-limits.md).",
+    )
+
+    @field_validator("rate_limit_default")
+    @classmethod
+    def _a_limit(cls, text: str) -> str:
+        _parse_limits(text)
+        return text
+
+    @field_validator("rate_limit_routes")
+    @classmethod
+    def _route_limits(cls, routes: dict[str, str]) -> dict[str, str]:
+        for route, text in routes.items():
+            if ROUTE_KEY.fullmatch(route) is None:
+                raise ValueError(f"{route!r} is not `<METHOD> /<path template>`")
+            _parse_limits(text, route)
+        return routes
+
     @model_validator(mode="after")
     def _urls_come_together(self) -> "CommonSettings":
         urls = self.database_urls()
@@ -216,6 +265,17 @@ class CommonSettings(BaseSettings):
             return self.database_urls()[context]
         except KeyError:
             raise KeyError(f"the settings have no event store for context {context!r}") from None
+
+
+def _parse_limits(text: str, route: str | None = None) -> None:
+    """Refuse what `limits` cannot read as one or more rate limits."""
+    where = f" of {route}" if route else ""
+    try:
+        parse_many(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r}{where} is not a rate limit such as '60/minute' or '10/second;500/hour'"
+        ) from None
 
 
 def database_url_field(context: str) -> str:

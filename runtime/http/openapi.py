@@ -167,7 +167,9 @@ def with_problems(document: dict[str, Any]) -> dict[str, Any]:
             operation = _operation(method, path, spec)
             responses: dict[str, JSONSchema] = spec["responses"]
             responses.pop("422", None)  # FastAPI's HTTPValidationError
-            for status, problems in _by_status(p for p in PROBLEM_TYPES if p.answers(operation)):
+            for status, problems in _by_status(
+                p for p in PROBLEM_TYPES if p.answered_by(operation)
+            ):
                 responses[str(status)] = _problem_response(problems)
             for code, response in responses.items():
                 _add_headers(response, operation, int(code))
@@ -189,11 +191,12 @@ def _operation(method: str, path: str, spec: JSONSchema) -> Operation:
         parameters=parameters,
         has_body="requestBody" in spec,
         tags=frozenset(spec.get("tags", [])),
+        declared=frozenset(spec.get("x-problems", [])),
     )
 
 
 def _answered(operation: Operation, status: int) -> list[ProblemType]:
-    return [p for p in PROBLEM_TYPES if p.status == status and p.answers(operation)]
+    return [p for p in PROBLEM_TYPES if p.status == status and p.answered_by(operation)]
 
 
 def _by_status(problems: Iterable[ProblemType]) -> list[tuple[int, list[ProblemType]]]:

@@ -4,7 +4,9 @@ The error handlers build their answers from these entries (`runtime.http.problem
 OpenAPI document of each API lists, for every operation, the entries whose `answers` holds for it
 (`runtime.http.openapi`), and README.md's errors table is `problem_table()`, which a test checks.
 A problem type that is in no operation's answers (`method-not-allowed`) belongs to a path, not
-to an operation.
+to an operation. An operation may also declare problem types by slug in its `x-problems`
+extension (FastAPI's `openapi_extra`), for what its parameters cannot tell: rate limits, the
+caller's identity.
 """
 
 from collections.abc import Callable
@@ -21,6 +23,8 @@ class Operation:
     """(location, name) pairs, such as ("query", "limit"); header names in lower case."""
     has_body: bool
     tags: frozenset[str]
+    declared: frozenset[str] = frozenset()
+    """The slugs of its `x-problems` extension: problem types it answers by its own say-so."""
 
     def takes(self, location: str, name: str) -> bool:
         if location == "header":
@@ -49,6 +53,9 @@ class ProblemType:
     def uri(self) -> str:
         return f"/problems/{self.slug}"
 
+    def answered_by(self, operation: Operation) -> bool:
+        return self.slug in operation.declared or self.answers(operation)
+
 
 def _header(name: str) -> Answers:
     return lambda operation: operation.takes("header", name)
@@ -72,6 +79,10 @@ def _uses_stores(operation: Operation) -> bool:
 
 def _is_readiness(operation: Operation) -> bool:
     return operation.path.endswith("/readyz")
+
+
+def _declared_only(_: Operation) -> bool:
+    return False
 
 
 BAD_HEADER = ProblemType(
@@ -116,6 +127,19 @@ RULE_VIOLATED = ProblemType(
 VALUE_TAKEN = ProblemType(
     409, "value-taken", "the email address is held by another user", _is_command
 )
+UNAUTHENTICATED = ProblemType(
+    401,
+    "unauthenticated",
+    "a backend-for-frontend: no `Authorization: Bearer` token, or one it cannot read"
+    " (`WWW-Authenticate: Bearer`)",
+    _declared_only,
+)
+FORBIDDEN = ProblemType(
+    403,
+    "forbidden",
+    "a backend-for-frontend: another user's data, for a caller without the operator role",
+    _declared_only,
+)
 VERSION_MISMATCH = ProblemType(
     412,
     "version-mismatch",
@@ -148,6 +172,14 @@ IDEMPOTENCY_KEY_REUSED = ProblemType(
     "an `Idempotency-Key` sent again with another request",
     _header("Idempotency-Key"),
 )
+RATE_LIMITED = ProblemType(
+    429,
+    "rate-limited",
+    "the caller (its token's `sub`, else its address) went over the route's limit"
+    " (`STRATA_RATE_LIMIT_*`); `Retry-After` says when the window frees",
+    _declared_only,
+    retry_after=True,
+)
 INTERNAL_ERROR = ProblemType(
     500, "internal-error", "an unexpected error; it is logged with its traceback", lambda _: True
 )
@@ -177,6 +209,8 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     NOT_FOUND,
     NOT_FOUND_AT_TIME,
     METHOD_NOT_ALLOWED,
+    UNAUTHENTICATED,
+    FORBIDDEN,
     RULE_VIOLATED,
     VALUE_TAKEN,
     VERSION_MISMATCH,
@@ -186,6 +220,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     INVALID_VALUE,
     UNKNOWN_REFERENCE,
     IDEMPOTENCY_KEY_REUSED,
+    RATE_LIMITED,
     INTERNAL_ERROR,
     SERVICE_UNAVAILABLE,
     NOT_READY,

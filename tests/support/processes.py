@@ -30,12 +30,17 @@ def free_port() -> int:
 
 @contextmanager
 def running_service(
-    script: str | None, env: dict[str, str], port_variable: str, *, ready_seconds: float = 20
+    script: str | None,
+    env: dict[str, str],
+    port_variable: str,
+    *,
+    ready_seconds: float = 20,
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start `script` on a free port (given in `port_variable`), wait for /readyz, and SIGTERM it
-    at the end. Yields the base URL and the process (stdout and stderr merged)."""
+    """Start `script` on `port` or a free one (given in `port_variable`), wait for /readyz, and
+    SIGTERM it at the end. Yields the base URL and the process (stdout and stderr merged)."""
     assert script, "the console script is not installed"
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [script],
         env={**os.environ, **env, port_variable: str(port)},

@@ -1,0 +1,1 @@
+"""The mobile BFF: compact profile and orders, small keyset pages, strong ETags."""

@@ -1,0 +1,75 @@
+"""Query parameters the BFF routes share, parsed strictly (patterns on the text, not Pydantic's
+lax coercions), and `Forwarding`: what each downstream call of a request carries."""
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+
+from bff.downstream import Forwarded
+from bff.principal import Caller
+from runtime.settings import CommonSettings
+
+CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+PositionParam = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[a-z][a-z0-9]*:[0-9]{1,18}$",
+        description="Read-your-writes: the `position` a command returned (`<context>:<n>`)."
+        " Every section waits, up to `wait` seconds, until it reflects it; one that does not"
+        " is unavailable (`behind`).",
+        examples=["orders:120"],
+    ),
+]
+WaitParam = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9]{1,2}(\.[0-9]{1,3})?$",
+        description="Seconds each section may wait for `position` (the read API's default"
+        " without it, at most `STRATA_READ_WAIT_MAX_SECONDS`).",
+        examples=["2"],
+    ),
+]
+UserIdParam = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="Operators: whose data; the caller's own (its token's `sub`) by default.",
+    ),
+]
+CursorParam = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+        max_length=1000,
+        description="The `next_cursor` of the previous page.",
+    ),
+]
+
+
+def invalid_query(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", field), "msg": message, "type": "value"}])
+
+
+async def forwarded(
+    request: Request, caller: Caller, position: PositionParam = None, wait: WaitParam = None
+) -> Forwarded:
+    """What the request's downstream calls carry; `wait` is bounded by the app's settings."""
+    seconds = None if wait is None else float(wait)
+    most = settings_of(request).read_wait_max_seconds
+    if seconds is not None and seconds > most:
+        raise invalid_query("wait", f"may be at most {most:g} seconds, got {seconds:g}")
+    correlation_id = request.headers.get("x-correlation-id")
+    if correlation_id is not None and CORRELATION_ID.fullmatch(correlation_id) is None:
+        correlation_id = None  # not the BFF's to refuse: it only passes it on
+    return Forwarded(caller.authorization, correlation_id, position, seconds)
+
+
+def settings_of(request: Request) -> CommonSettings:
+    settings: CommonSettings = request.app.state.settings
+    return settings
+
+
+Forwarding = Annotated[Forwarded, Depends(forwarded)]

@@ -1,0 +1,25 @@
+"""Running a BFF app under uvicorn, as its console script does."""
+
+from collections.abc import Callable
+
+import uvicorn
+
+from bff.settings import BffSettings
+from runtime.settings import load_settings
+
+
+def serve(prog: str, factory: str, port_of: Callable[[BffSettings], int]) -> None:
+    """Check the settings (one line and exit 1 if wrong), then serve `factory`'s app."""
+    loaded = load_settings(prog, BffSettings)
+    assert isinstance(loaded, BffSettings)
+    port = port_of(loaded)
+    print(f"{prog} on http://{loaded.host}:{port} (read API {loaded.read_api_url})", flush=True)
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=loaded.host,
+        port=port,
+        log_level=loaded.log_level,
+        log_config=None,  # the JSON log lines of runtime.logs
+        access_log=False,
+    )

@@ -1,0 +1,104 @@
+"""What both BFF apps are made of: a lifespan holding an `httpx.AsyncClient` to the read API,
+rate limits per caller and route, problem answers (their own 401 and 403, and the read API's
+refusals relayed), and /healthz, /readyz and /metrics.
+
+A BFF is ready while it runs: a downstream that is down makes sections unavailable, not the
+BFF, so /readyz reports the read API's reachability without failing on it.
+"""
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bff.downstream import Breakers, ReadApi, Refused
+from bff.principal import Forbidden, Unauthenticated, rate_limit_key
+from bff.settings import BffSettings
+from runtime.http.openapi import PROBLEM_JSON
+from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
+from runtime.http.problems import install_problem_handlers, problem
+from runtime.rate_limits import install_rate_limits
+
+log = logging.getLogger("strata.bff")
+
+CALLER_PROBLEMS = {"x-problems": [UNAUTHENTICATED.slug, FORBIDDEN.slug]}
+"""The `openapi_extra` of a route taking the `Caller`."""
+USER_PROBLEMS = {"x-problems": [UNAUTHENTICATED.slug, FORBIDDEN.slug, NOT_FOUND.slug]}
+"""... of a route about a user, who may be unknown to the read model (404)."""
+
+ops = APIRouter(tags=["health"])
+
+
+@ops.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@ops.get("/readyz")
+async def readyz(request: Request) -> dict[str, str]:
+    """Ready to answer; `read_api` says whether the read API answers now (its sections are
+    unavailable while it does not)."""
+    reachable = await read_api(request).reachable()
+    return {"status": "ready", "read_api": "reachable" if reachable else "unreachable"}
+
+
+@ops.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    """Prometheus metrics: breaker states per downstream section, rate-limit checks."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def read_api(request: Request) -> ReadApi:
+    found: ReadApi = request.app.state.read_api
+    return found
+
+
+def create_bff(
+    name: str, description: str, settings: BffSettings, routers: Iterable[APIRouter]
+) -> FastAPI:
+    """A BFF app serving `routers`; nothing connects until it starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.bff_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            breakers = Breakers(settings, prefix="read-api")
+            base_url = str(settings.read_api_url)
+            app.state.read_api = ReadApi(base_url, client, breakers, settings.bff_timeout_seconds)
+            yield
+
+    app = FastAPI(title=f"strata {name} BFF", description=description, lifespan=lifespan)
+    app.state.settings = settings
+    install_problem_handlers(app, log)
+    app.add_exception_handler(Unauthenticated, _on_unauthenticated)
+    app.add_exception_handler(Forbidden, _on_forbidden)
+    app.add_exception_handler(Refused, _on_refused)
+    install_rate_limits(app, settings, rate_limit_key)
+    for router in routers:
+        app.include_router(router)
+    app.include_router(ops)
+    return app
+
+
+async def _on_unauthenticated(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, Unauthenticated)
+    headers = {"WWW-Authenticate": error.challenge}
+    return problem(request, UNAUTHENTICATED, str(error), headers=headers)
+
+
+async def _on_forbidden(request: Request, error: Exception) -> JSONResponse:
+    return problem(request, FORBIDDEN, str(error))
+
+
+async def _on_refused(request: Request, error: Exception) -> JSONResponse:
+    """The read API's refusal, as its answer to this request."""
+    assert isinstance(error, Refused)
+    body = {**error.body, "instance": request.url.path}
+    return JSONResponse(
+        body, status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers
+    )

@@ -1,0 +1,1 @@
+"""The web BFF: `GET /web/dashboard`."""

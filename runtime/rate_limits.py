@@ -1,0 +1,253 @@
+"""Rate limits per caller and per route, counted in Redis so that every replica shares them.
+
+- `RateLimitRules`: the limits of the settings (`STRATA_RATE_LIMIT_DEFAULT`, `..._ROUTES`), parsed
+  by the `limits` library; `replace` swaps them at once (a live reload hook).
+- `RateLimits`: a hit of one caller on one route against its rules, in a `limits` storage (Redis
+  when `STRATA_REDIS_URL` is set, else this process's memory) with the moving or the fixed window.
+  Over a limit: `RateLimited`, with the seconds until the window frees.
+- `RateLimitedRoute`: the route class of rate-limited endpoints: every request is a hit of its
+  caller on `<METHOD> <path template>`, and its OpenAPI operation declares the 429.
+- `install_rate_limits(app, settings, caller)`: the app's `RateLimits` while it runs, how it
+  names a caller, and the 429 answer (problem+json with `Retry-After`); `rate_limits_of(app)`
+  is the running one (to `replace` its rules).
+
+Redis down fails open: the check is skipped, counted in
+`strata_rate_limit_checks{outcome="skipped"}`, and a circuit breaker
+(`strata_breaker_state{downstream="rate-limits"}`) keeps requests from waiting on a dead Redis;
+its half-open probe brings the limits back when Redis returns. Why open: these limits share
+capacity fairly among callers; they are not what keeps anyone out (authentication is), and the
+gateway's local limit still bounds the load. Closing would turn a Redis outage into an outage
+of every rate-limited route.
+"""
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import redis.asyncio
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+)
+from limits.errors import StorageError
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+
+from runtime.http.problem_types import RATE_LIMITED
+from runtime.http.problems import problem
+from runtime.resilience import BreakerOpen, CircuitBreaker
+from runtime.settings import CommonSettings
+
+log = logging.getLogger("strata.rate_limits")
+
+KEY_PREFIX = "strata:rate-limits"
+BREAKER = "rate-limits"
+Caller = Callable[[Request], str]
+"""Who a request counts against: such as `sub:<uuid>`, or `ip:<address>` when anonymous."""
+
+
+class RateLimited(Exception):
+    """A caller went over a limit of a route; `retry_after` seconds on, it may call again."""
+
+    def __init__(self, route: str, limit: RateLimitItem, retry_after: int) -> None:
+        super().__init__(f"more than {limit} on {route} for this caller; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class RateLimitRules:
+    """The limits of each route: its own from `routes`, else `default`. Every limit of a route
+    holds (`10/second;500/hour`)."""
+
+    def __init__(self, default: str, routes: Mapping[str, str]) -> None:
+        self._default = parse_many(default)
+        self._routes = {route: parse_many(text) for route, text in routes.items()}
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> "RateLimitRules":
+        return cls(settings.rate_limit_default, settings.rate_limit_routes)
+
+    def of(self, route: str) -> list[RateLimitItem]:
+        return self._routes.get(route, self._default)
+
+
+class RateLimitMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.checks = Counter(
+            "strata_rate_limit_checks",
+            "Rate-limit checks per route, by outcome: allowed, limited, or skipped (Redis down).",
+            ("route", "outcome"),
+            registry=registry,
+        )
+
+
+@cache
+def rate_limit_metrics(registry: CollectorRegistry = REGISTRY) -> RateLimitMetrics:
+    return RateLimitMetrics(registry)
+
+
+class RateLimits:
+    """Counts the hits of callers on routes in `storage` and refuses those over their rules.
+
+    A storage call that fails or takes over `timeout` seconds lets the request through
+    (fail-open); `breaker` then skips the calls for a while instead of waiting on each."""
+
+    def __init__(
+        self,
+        rules: RateLimitRules,
+        limiter: RateLimiter,
+        breaker: CircuitBreaker,
+        *,
+        timeout: float,
+        metrics: RateLimitMetrics | None = None,
+    ) -> None:
+        self._rules = rules
+        self._limiter = limiter
+        self._breaker = breaker
+        self._timeout = timeout
+        self._metrics = metrics or rate_limit_metrics()
+
+    def replace(self, rules: RateLimitRules) -> None:
+        """Apply other rules from the next request on (a live settings reload)."""
+        self._rules = rules
+
+    async def hit(self, route: str, caller: str) -> None:
+        """Count one request of `caller` on `route`; raise `RateLimited` if it is one too many."""
+        try:
+            refused = await self._breaker.call_async(lambda: self._over(route, caller))
+        except (BreakerOpen, StorageError, TimeoutError) as error:
+            self._metrics.checks.labels(route, "skipped").inc()
+            if not isinstance(error, BreakerOpen):
+                log.warning("rate limit not checked: %s", error or type(error).__name__)
+            return
+        self._metrics.checks.labels(route, "limited" if refused else "allowed").inc()
+        if refused:
+            raise refused
+
+    async def _over(self, route: str, caller: str) -> RateLimited | None:
+        async with asyncio.timeout(self._timeout):  # inside the breaker: a timeout counts
+            return await self._first_exceeded(route, caller)
+
+    async def _first_exceeded(self, route: str, caller: str) -> RateLimited | None:
+        for limit in self._rules.of(route):
+            if not await self._limiter.hit(limit, route, caller):
+                stats = await self._limiter.get_window_stats(limit, route, caller)
+                retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+                return RateLimited(route, limit, retry_after)
+        return None
+
+
+@asynccontextmanager
+async def rate_limits_from_settings(
+    settings: CommonSettings, metrics: RateLimitMetrics | None = None
+) -> AsyncIterator[RateLimits]:
+    """`RateLimits` of the settings' rules over Redis (`redis_url`), or over this process's
+    memory without one (the embedded mode); the Redis connections close at the end."""
+    pool = None
+    storage: Storage
+    if settings.redis_url:
+        timeout = settings.rate_limit_timeout_seconds
+        pool = redis.asyncio.ConnectionPool.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        storage = RedisStorage(
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            connection_pool=pool,  # type: ignore[arg-type]  # documented; typed too narrowly
+            wrap_exceptions=True,
+            key_prefix=KEY_PREFIX,
+        )
+    else:
+        storage = MemoryStorage()
+    window = MovingWindowRateLimiter if settings.rate_limit_strategy == "moving-window" else None
+    limiter = (window or FixedWindowRateLimiter)(storage)
+    breaker = CircuitBreaker(
+        BREAKER,
+        failure_threshold=settings.breaker_failure_threshold,
+        recovery_seconds=settings.breaker_recovery_seconds,
+        failures=(StorageError, TimeoutError),
+    )
+    rules = RateLimitRules.from_settings(settings)
+    try:
+        yield RateLimits(
+            rules, limiter, breaker, timeout=settings.rate_limit_timeout_seconds, metrics=metrics
+        )
+    finally:
+        if pool is not None:
+            await pool.disconnect()
+
+
+def client_address(request: Request) -> str:
+    """The caller as its address (behind a proxy, uvicorn's `--forwarded-allow-ips` decides
+    whether that is the proxy's or the client's from `X-Forwarded-For`)."""
+    host = request.client.host if request.client else "unknown"
+    return f"ip:{host}"
+
+
+@dataclass(frozen=True)
+class _Installed:
+    limits: RateLimits
+    caller: Caller
+
+
+def install_rate_limits(
+    app: FastAPI, settings: CommonSettings, caller: Caller = client_address
+) -> None:
+    """Count the requests to `app`'s `RateLimitedRoute`s, each against `caller(request)`, in
+    the storage of the settings, open while the app runs (its lifespan); over a limit the
+    answer is a 429 problem with `Retry-After`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with rate_limits_from_settings(settings) as limits:
+            app.state.rate_limits = _Installed(limits, caller)
+            yield
+
+    app.include_router(APIRouter(lifespan=lifespan))
+    app.add_exception_handler(RateLimited, _on_rate_limited)
+
+
+def rate_limits_of(app: FastAPI) -> RateLimits:
+    """The running app's `RateLimits` (to `replace` its rules on a settings reload)."""
+    installed: _Installed | None = getattr(app.state, "rate_limits", None)
+    if installed is None:
+        raise RuntimeError("the app has no rate limits running (install_rate_limits)")
+    return installed.limits
+
+
+async def _on_rate_limited(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RateLimited)
+    headers = {"Retry-After": str(error.retry_after)}
+    return problem(request, RATE_LIMITED, str(error), headers=headers)
+
+
+class RateLimitedRoute(APIRoute):
+    """A route whose every request counts against its caller's limit of `<METHOD> <path>`
+    (the path template, such as `GET /mobile/orders/{order_id}`), checked before its other
+    dependencies; its OpenAPI operation lists the 429 (`x-problems`)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        methods = sorted(kwargs.get("methods") or ["GET"])
+        route = f"{methods[0]} {path}"
+
+        async def count_hit(request: Request) -> None:
+            installed: _Installed | None = getattr(request.app.state, "rate_limits", None)
+            if installed is None:
+                raise RuntimeError("a RateLimitedRoute in an app without install_rate_limits")
+            await installed.limits.hit(route, installed.caller(request))
+
+        kwargs["dependencies"] = [Depends(count_hit), *(kwargs.get("dependencies") or [])]
+        extra = dict(kwargs.get("openapi_extra") or {})
+        extra["x-problems"] = [*extra.get("x-problems", []), RATE_LIMITED.slug]
+        kwargs["openapi_extra"] = extra
+        super().__init__(path, endpoint, **kwargs)

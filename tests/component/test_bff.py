@@ -1,0 +1,219 @@
+"""The web and mobile BFFs over a real read API process: the dashboard in one call, compact
+mobile answers with ETag and 304, `position` passed through, and a read API stopped for real:
+200 with the sections unavailable, the breakers open, and back once it returns."""
+
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bff.mobile.app import create_app as create_mobile_app
+from bff.web.app import create_app as create_web_app
+from contexts.registered import REGISTRY
+from tests.support.api import assert_problem
+from tests.support.bff import (
+    ReadApiProcess,
+    bearer,
+    bff_settings,
+    breaker_state,
+    read_database,
+    write_fulfilment,
+)
+from tests.support.processes import free_port
+from tests.support.read_models import OrderLineRow, ReadModelWriter
+from tests.support.servers import wait_until
+
+ADA = uuid.UUID("00000000-0000-4000-8000-00000000000a")
+BOB = uuid.UUID("00000000-0000-4000-8000-00000000000b")
+SECTIONS = ("profile", "stats", "recent_orders", "leaderboard")
+
+
+@dataclass(frozen=True)
+class Shop:
+    data_dir: Path
+    write: ReadModelWriter
+    read_api: str
+    """The base URL of the read API process serving the module's tests."""
+    orders: list[uuid.UUID]
+    """Ada's orders, oldest first."""
+
+
+def fill(write: ReadModelWriter) -> list[uuid.UUID]:
+    """Ada with seven placed orders (the latest one fulfilling), second of the EUR spenders;
+    every checkpoint at 10. The ids of Ada's orders, oldest first."""
+    write.profile(ADA, "Ada", "ada@example.com", city="London", country="GB")
+    write.stats(ADA, 7, {"EUR": 4200})
+    write.top("EUR", BOB, 9900)
+    write.top("EUR", ADA, 4200)
+    now = datetime.now(UTC)
+    orders = [uuid.UUID(int=0xA0 + n) for n in range(7)]
+    for n, order in enumerate(orders):
+        placed = now - timedelta(hours=7 - n)
+        lines = [OrderLineRow("SKU-1", 2, 300 * (n + 1))]
+        write.order(order, ADA, status="placed", lines=lines, created_at=placed, placed_at=placed)
+    write_fulfilment(write, orders[-1], ADA, "running", "payment")
+    write.checkpoint_all(10)
+    return orders
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """One read API process over the shop's read database for the module's reading tests."""
+    with read_database(tmp_path_factory.mktemp("bff")) as (data_dir, write):
+        orders = fill(write)
+        process = ReadApiProcess(data_dir, free_port())
+        with process.running():
+            yield Shop(data_dir, write, process.url, orders)
+
+
+def test_the_dashboard_is_one_call(shop: Shop) -> None:
+    with TestClient(create_web_app(bff_settings(shop.read_api))) as web:
+        response = web.get("/web/dashboard", headers=bearer(ADA))
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["user_id"] == str(ADA)
+    assert body["profile"]["name"] == "Ada" and body["profile"]["city"] == "London"
+    assert body["stats"] == {"orders": 7, "spent": {"EUR": "42.00"}}
+    recent = body["recent_orders"]
+    assert [o["id"] for o in recent["items"]] == [str(o) for o in shop.orders[::-1][:5]]
+    assert recent["more"] is True
+    assert recent["items"][0]["fulfilment"] == {
+        "status": "running",
+        "step": "payment",
+        "attention": None,
+    }
+    assert recent["items"][0]["total"] == "42.00"
+    assert recent["items"][1]["fulfilment"] is None
+    assert body["leaderboard"]["standings"] == [{"currency": "EUR", "spent": "42.00", "rank": 2}]
+
+
+def test_the_caller_needs_a_token_and_only_an_operator_reads_another_user(shop: Shop) -> None:
+    with TestClient(create_web_app(bff_settings(shop.read_api))) as web:
+        anonymous = web.get("/web/dashboard")
+        garbled = web.get("/web/dashboard", headers={"Authorization": "Bearer not-a-jwt"})
+        other = web.get("/web/dashboard", params={"user_id": str(ADA)}, headers=bearer(BOB))
+        operator = web.get(
+            "/web/dashboard", params={"user_id": str(ADA)}, headers=bearer(BOB, ["operator"])
+        )
+        unknown = web.get("/web/dashboard", headers=bearer(uuid.uuid4()))
+
+    assert_problem(anonymous, 401, "Authorization: Bearer")
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+    assert_problem(garbled, 401, "not a readable JWT")
+    assert garbled.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert_problem(other, 403, "only an operator")
+    assert operator.status_code == 200 and operator.json()["profile"]["name"] == "Ada"
+    body = assert_problem(unknown, 404, "in the read model")
+    assert body["instance"] == "/web/dashboard"
+
+
+def test_mobile_answers_are_compact_with_an_etag_and_a_304(shop: Shop) -> None:
+    with TestClient(create_mobile_app(bff_settings(shop.read_api))) as mobile:
+        me = mobile.get("/mobile/me", headers=bearer(ADA))
+        again = mobile.get(
+            "/mobile/me", headers={**bearer(ADA), "If-None-Match": me.headers["ETag"]}
+        )
+        first = mobile.get("/mobile/orders", params={"limit": 3}, headers=bearer(ADA))
+        cursor = first.json()["orders"]["next_cursor"]
+        second = mobile.get(
+            "/mobile/orders", params={"limit": 3, "cursor": cursor}, headers=bearer(ADA)
+        )
+        order = mobile.get(f"/mobile/orders/{shop.orders[-1]}", headers=bearer(ADA))
+        not_hers = mobile.get(f"/mobile/orders/{shop.orders[-1]}", headers=bearer(BOB))
+
+    assert me.json() == {
+        "profile": {"id": str(ADA), "name": "Ada"},
+        "totals": {"orders": 7, "spent": {"EUR": "42.00"}},
+    }
+    assert me.headers["ETag"].startswith('"') and me.headers["Cache-Control"] == "private, no-cache"
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["ETag"] == me.headers["ETag"]
+    pages = first.json()["orders"]["items"] + second.json()["orders"]["items"]
+    assert [o["id"] for o in pages] == [str(o) for o in shop.orders[:6]]
+    assert set(pages[0]) == {"id", "status", "currency", "total", "placed_at"}
+    assert first.headers["ETag"] != second.headers["ETag"]
+    assert order.json()["order"]["fulfilment"] == {"status": "running", "step": "payment"}
+    assert order.json()["order"]["lines"] == [{"sku": "SKU-1", "quantity": 2, "subtotal": "42.00"}]
+    assert_problem(not_hers, 403, "another user's")
+
+
+def test_the_position_passes_through_to_every_section(shop: Shop) -> None:
+    ahead = {"position": "users:11", "wait": "0.2"}
+    with TestClient(create_web_app(bff_settings(shop.read_api))) as web:
+        behind = web.get("/web/dashboard", params=ahead, headers=bearer(ADA))
+        for model in (m for m in REGISTRY.read_models if "users" in m.contexts):
+            shop.write.checkpoint(model, "users", 11)
+        caught_up = web.get("/web/dashboard", params=ahead, headers=bearer(ADA))
+        wrong = web.get("/web/dashboard", params={"position": "nowhere:1"}, headers=bearer(ADA))
+
+    assert behind.status_code == 200
+    assert behind.json()["profile"]["reason"] == "behind"
+    assert behind.json()["stats"]["reason"] == "behind"
+    assert behind.json()["recent_orders"]["items"]  # no users' model behind the orders
+    assert caught_up.json()["profile"]["name"] == "Ada"
+    assert caught_up.json()["leaderboard"]["standings"][0]["rank"] == 2
+    body = assert_problem(wrong, 422, "query.position")  # the read API's own refusal, relayed
+    assert body["instance"] == "/web/dashboard"
+
+
+def test_a_stopped_read_api_leaves_a_200_with_sections_unavailable_and_opens_the_breakers(
+    shop: Shop,
+) -> None:
+    process = ReadApiProcess(shop.data_dir, free_port())  # one of its own, to stop
+    with TestClient(create_web_app(bff_settings(process.url))) as web:
+        with process.running() as read_api:
+            assert web.get("/web/dashboard", headers=bearer(ADA)).json()["profile"]["name"]
+            read_api.kill()
+            read_api.wait(timeout=10)
+        down = [web.get("/web/dashboard", headers=bearer(ADA)) for _ in range(3)]
+        metrics = web.get("/metrics").text
+        assert web.get("/readyz").json() == {"status": "ready", "read_api": "unreachable"}
+
+        with process.running():
+
+            def whole() -> bool:
+                body = web.get("/web/dashboard", headers=bearer(ADA)).json()
+                return not any("unavailable" in body[name] for name in SECTIONS)
+
+            wait_until(whole, 10, "the dashboard is whole again")
+            healed = web.get("/metrics").text
+
+    assert all(answer.status_code == 200 for answer in down)
+    assert [down[0].json()[s]["reason"] for s in SECTIONS] == [
+        "unreachable", "unreachable", "unreachable", "needs-another",
+    ]  # fmt: skip
+    assert down[-1].json()["profile"]["reason"] == "breaker-open"
+    assert breaker_state(metrics, "read-api:profile") == 2
+    assert breaker_state(metrics, "read-api:orders") == 2
+    assert breaker_state(healed, "read-api:profile") == 0
+
+
+def test_a_read_api_down_leaves_mobile_sections_unavailable_without_an_etag() -> None:
+    nothing_there = f"http://127.0.0.1:{free_port()}"
+    with TestClient(create_mobile_app(bff_settings(nothing_there))) as mobile:
+        me = mobile.get("/mobile/me", headers=bearer(ADA))
+        orders = mobile.get("/mobile/orders", headers=bearer(ADA))
+
+    assert me.status_code == orders.status_code == 200
+    assert me.json()["profile"]["unavailable"] is True
+    assert orders.json()["orders"]["reason"] == "unreachable"
+    assert "ETag" not in me.headers and me.headers["Cache-Control"] == "no-store"
+
+
+def test_a_slow_read_api_is_cut_at_the_deadline() -> None:
+    """A read API that accepts connections and never answers: the section gives up after
+    `bff_timeout_seconds`."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = bff_settings(url, bff_timeout_seconds=0.3)
+        with TestClient(create_mobile_app(settings)) as mobile:
+            answer = mobile.get("/mobile/orders", headers=bearer(ADA))
+
+    assert answer.status_code == 200
+    assert "within 0.3 s" in answer.json()["orders"]["detail"]
