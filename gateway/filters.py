@@ -229,9 +229,9 @@ class LocalProblem:
 
 BEARER = (("www-authenticate", 'Bearer error="invalid_token"'),)
 LOCAL_PROBLEMS = (
-    LocalProblem(401, "unauthorized", "Unauthorized"),
+    LocalProblem(401, "unauthenticated", "Unauthenticated"),
     # jwt_authn answers 403 for a token of another audience: to a client, an invalid token.
-    LocalProblem(403, "unauthorized", "Unauthorized", send_status=401, headers=BEARER),
+    LocalProblem(403, "unauthenticated", "Unauthenticated", send_status=401, headers=BEARER),
     LocalProblem(404, "not-found", "Not found"),
     LocalProblem(429, "rate-limited", "Too many requests"),
     LocalProblem(503, "service-unavailable", "Service unavailable"),

@@ -60,11 +60,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def assert_unauthorized(response: httpx.Response) -> None:
+def assert_unauthenticated(response: httpx.Response) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["type"] == "/problems/unauthorized"
+    assert response.json()["type"] == "/problems/unauthenticated"
 
 
 def test_without_a_token_the_request_is_refused_at_the_edge(
@@ -72,7 +72,7 @@ def test_without_a_token_the_request_is_refused_at_the_edge(
 ) -> None:
     response = client.get("/orders/no-token")
 
-    assert_unauthorized(response)
+    assert_unauthenticated(response)
     assert response.json()["detail"] == "Jwt is missing"
     assert orders.received("GET", "/orders/no-token") == []
 
@@ -93,7 +93,7 @@ def test_a_spoiled_token_is_refused_at_the_edge(
 ) -> None:
     path = f"/orders/{uuid.uuid4()}"
 
-    assert_unauthorized(client.get(path, headers=bearer(spoiled())))
+    assert_unauthenticated(client.get(path, headers=bearer(spoiled())))
     assert orders.received("GET", path) == []
 
 
@@ -155,7 +155,7 @@ def test_public_paths_need_no_token_and_identity_is_reached_under_its_prefix(
     keys = client.get("/identity/jwks.json")
     assert keys.status_code == 200
     assert keys.json() == SIGNER.jwks()
-    assert_unauthorized(client.get("/identity/keys/rotate"))
+    assert_unauthenticated(client.get("/identity/keys/rotate"))
 
 
 def test_an_unrouted_path_and_a_service_that_is_down_are_problems(client: httpx.Client) -> None:
