@@ -1,11 +1,13 @@
 """The token endpoint's body: `application/x-www-form-urlencoded` (RFC 6749 §3.2), parsed
 strictly. Each parameter at most once, UTF-8 after percent-decoding, no control characters."""
 
+import re
 from urllib.parse import parse_qsl
 
 from domain.values import text_problem
 
 MAX_FIELDS = 16
+BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class MalformedForm(ValueError):
@@ -15,6 +17,9 @@ class MalformedForm(ValueError):
 def parse_form(body: bytes) -> dict[str, str]:
     try:
         text = body.decode("ascii")
+        bad_escape = BAD_ESCAPE.search(text)
+        if bad_escape is not None:
+            raise ValueError(f"'%' at {bad_escape.start()} is not followed by two hex digits")
         pairs = parse_qsl(
             text,
             keep_blank_values=True,

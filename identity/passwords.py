@@ -1,6 +1,6 @@
 """Passwords: what one may be, and their argon2id hashes (argon2-cffi's defaults, RFC 9106)."""
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from domain.values import text_problem
@@ -29,8 +29,8 @@ class Passwords:
     """Hashes and checks passwords. Every check costs one hash, also for an unknown account:
     the time of an answer does not tell whether the account exists."""
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
-        self._hasher = hasher or PasswordHasher()
+    def __init__(self, profile: str = "RFC_9106_LOW_MEMORY") -> None:
+        self._hasher = PasswordHasher.from_parameters(getattr(profiles, profile))
         self._decoy = self._hasher.hash("a password no account has")
 
     def hash(self, password: str) -> str:

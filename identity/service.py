@@ -69,7 +69,7 @@ def build_identity(
 ) -> Identity:
     """Everything of the service, connected to nothing yet (`Identity.prepare` connects)."""
     store = IdentityStore(identity_database(settings))
-    passwords = Passwords()
+    passwords = Passwords(settings.identity_password_profile)
     issuer = Issuer(
         store,
         settings.identity_issuer,

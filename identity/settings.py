@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints,
 from runtime.settings import CommonSettings
 
 Role = Literal["operator", "service"]
+PasswordProfile = Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 SCOPE_PATTERN = r"^([a-z]+:(read|write)( [a-z]+:(read|write))*)?$"
 Scope = Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]
@@ -55,6 +56,11 @@ class IdentitySettings(CommonSettings):
     )
     identity_jwks_max_age_seconds: int = Field(
         60, ge=0, le=3600, description="`Cache-Control: max-age` of the JWKS and discovery."
+    )
+    identity_password_profile: PasswordProfile = Field(
+        "RFC_9106_LOW_MEMORY",
+        description="argon2-cffi's parameter profile of new password hashes (older hashes are"
+        " rehashed at the next sign-in); CHEAPEST is for tests only.",
     )
     identity_bootstrap_clients: SecretStr = Field(
         SecretStr("[]"),

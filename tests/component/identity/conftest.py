@@ -35,6 +35,7 @@ def identity_settings(tmp_path: Path, users_url: str) -> IdentitySettings:
         data_dir=tmp_path,
         write_urls=f"users={users_url}",
         identity_bootstrap_clients=BOOTSTRAP,
+        identity_password_profile="CHEAPEST",
     )
 
 
