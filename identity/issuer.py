@@ -66,7 +66,9 @@ class Issuer:
     def rotate(self) -> StoredKey:
         """A new key, published now and signing after the publish-ahead delay; the previous key
         stays published until the tokens it signed have expired."""
-        key = new_key(self.clock() + self._publish_ahead)
+        newest = max((k.active_from for k in self._store.signing_keys()), default=0)
+        # a second after the newest at least: keys made in one second would tie
+        key = new_key(max(self.clock() + self._publish_ahead, newest + 1))
         self._store.add_signing_key(key)
         return key
 
