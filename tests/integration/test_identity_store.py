@@ -14,7 +14,7 @@ from identity.service import Identity, build_identity
 from identity.settings import IdentitySettings, parse_bootstrap_clients
 from identity.store import RefreshOutcome
 from identity.tokens import Grant, InvalidToken
-from tests.component.identity.identity_helpers import kid_of
+from tests.support.identity import kid_of
 from tests.support.postgres import require_postgres, scratch_databases
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

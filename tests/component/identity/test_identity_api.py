@@ -8,9 +8,9 @@ import httpx
 from fastapi.testclient import TestClient
 
 from tests.component.identity.conftest import SAGA_SECRET, identity_of
-from tests.component.identity.identity_helpers import (
+from tests.support.api import assert_problem
+from tests.support.identity import (
     PASSWORD,
-    assert_problem,
     claims,
     kid_of,
     row_counts,

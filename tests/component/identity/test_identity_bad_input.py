@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from identity.app import create_app
 from identity.settings import IdentitySettings
 from tests.component.identity.conftest import identity_of
-from tests.component.identity.identity_helpers import (
+from tests.support.api import assert_problem
+from tests.support.identity import (
     PASSWORD,
-    assert_problem,
     row_counts,
     sign_up,
 )

@@ -48,13 +48,3 @@ def kid_of(token: str) -> str:
 def row_counts(identity: Identity) -> dict[str, int]:
     with identity.store.database.transaction() as tx:
         return {table: tx.execute(f"SELECT count(*) FROM {table}")[0][0] for table in TABLES}
-
-
-def assert_problem(response: Any, status: int, *fragments: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    for fragment in fragments:
-        assert fragment in body["detail"], body
-    return body
