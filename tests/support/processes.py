@@ -37,8 +37,8 @@ def running_service(
     ready_seconds: float = 20,
     args: Sequence[str] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start `script` (with `args`) on a free port (given in `port_variable`), wait for /readyz, and SIGTERM it
-    at the end. Yields the base URL and the process (stdout and stderr merged)."""
+    """Start `script` (with `args`) on a free port (given in `port_variable`), wait for /readyz,
+    and SIGTERM it at the end. Yields the base URL and the process (stdout and stderr merged)."""
     assert script, "the console script is not installed"
     port = free_port()
     process = subprocess.Popen(
