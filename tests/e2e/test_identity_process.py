@@ -41,9 +41,10 @@ def identity_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 @pytest.fixture(scope="module")
 def identity_url(identity_env: dict[str, str]) -> Iterator[str]:
-    with running_service(
-        IDENTITY, identity_env, "STRATA_IDENTITY_PORT", args=["serve"]
-    ) as (base, _):
+    with running_service(IDENTITY, identity_env, "STRATA_IDENTITY_PORT", args=["serve"]) as (
+        base,
+        _,
+    ):
         yield base
 
 
