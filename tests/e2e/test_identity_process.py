@@ -17,6 +17,7 @@ from joserfc.jwk import KeySet
 from tests.support.identity import PASSWORD, kid_of, sign_in, sign_up
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.processes import entry_point, running_service
+from tests.support.servers import wait_until
 
 IDENTITY = entry_point("strata-identity")
 WRITE_API = entry_point("strata-write-api")
@@ -128,9 +129,16 @@ def test_a_key_rotation_fails_no_verification(
         rotated = cli(identity_env, "keys", "rotate")
         assert rotated.returncode == 0, rotated.stderr
         new_kid = rotated.stdout.split()[1]
+        during: list[str] = []
+
+        def signs_with_the_new_key() -> bool:  # at once, or from the next second
+            during.append(sign_in(client, email).json()["access_token"])
+            return kid_of(during[-1]) == new_kid
+
+        wait_until(signs_with_the_new_key, 5, "a token signed by the new key")
         after = [sign_in(client, email).json()["access_token"] for _ in range(3)]
         failures = []
-        for token in before + after:
+        for token in before + during + after:
             try:
                 verifier.verify(token)
             except JoseError as error:

@@ -17,6 +17,7 @@ from tests.support.identity import (
     sign_in,
     sign_up,
 )
+from tests.support.servers import wait_until
 
 
 def test_a_user_signs_up_then_signs_in_with_a_token_of_their_profile(
@@ -156,8 +157,11 @@ def test_only_an_operator_rotates_keys_and_old_tokens_stay_verifiable(
     published = [key["kid"] for key in identity_client.get("/jwks.json").json()["keys"]]
     assert published == [new_kid, kid_of(user_token)]
     assert claims(identity_client, user_token)["sub"]  # still verifiable
-    fresh = sign_in(identity_client, email).json()["access_token"]
-    assert kid_of(fresh) == new_kid
+
+    def signs_with_the_new_key() -> bool:  # from the next second, when rotated in the first
+        return kid_of(sign_in(identity_client, email).json()["access_token"]) == new_kid
+
+    wait_until(signs_with_the_new_key, 5, "a token signed by the new key")
 
 
 def test_an_operator_gives_an_existing_profile_an_account(
@@ -203,3 +207,14 @@ def test_health_readiness_and_metrics(identity_client: TestClient) -> None:
     metrics = identity_client.get("/metrics").text
     assert 'strata_identity_tokens_total{grant_type="password",outcome="refused"} 1.0' in metrics
     assert 'strata_http_requests_total{method="POST",route="/token",status="401"}' in metrics
+
+
+def test_an_address_of_a_profile_without_account_is_the_users_service_refusal(
+    identity_client: TestClient, users_url: str
+) -> None:
+    email = f"taken-{uuid.uuid4().hex[:8]}@example.org"
+    httpx.post(f"{users_url}/users", json={"name": "Taken", "email": email})
+    counts = row_counts(identity_of(identity_client))
+    refused = sign_up(identity_client, email=email)
+    assert assert_problem(refused, 409)["type"] == "/problems/value-taken"
+    assert row_counts(identity_of(identity_client)) == counts
