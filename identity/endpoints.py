@@ -14,19 +14,7 @@ from fastapi.responses import JSONResponse
 from identity.accounts import AccountExists, sign_up_fingerprint
 from identity.forms import MalformedForm, parse_form, required
 from identity.grants import InvalidClient, InvalidGrant, TokenAnswer
-from identity.problems import (
-    ACCOUNT_EXISTS,
-    FORBIDDEN,
-    INVALID_CLIENT,
-    INVALID_GRANT,
-    INVALID_REQUEST,
-    UNAUTHENTICATED,
-    UNSUPPORTED_GRANT_TYPE,
-    NotAllowed,
-    NotAuthenticated,
-    UnsupportedGrantType,
-    documented,
-)
+from identity.problems import NotAllowed, NotAuthenticated, UnsupportedGrantType
 from identity.schemas import (
     FORM_BODY,
     Account,
@@ -78,7 +66,6 @@ def _sign_up_key(value: str | None) -> str:
     status_code=201,
     response_model=Account,
     tags=["accounts"],
-    responses=documented(ACCOUNT_EXISTS),
 )
 async def sign_up(
     body: SignUpRequest,
@@ -126,7 +113,6 @@ def _signed_up(user_id: str, email: str, *, replayed: bool) -> JSONResponse:
     status_code=201,
     response_model=Account,
     tags=["accounts"],
-    responses=documented(UNAUTHENTICATED, FORBIDDEN, ACCOUNT_EXISTS),
 )
 async def attach_account(body: AccountRequest, request: Request, _: Operator) -> Account:
     """An operator gives an existing profile an account; its address is the profile's."""
@@ -142,7 +128,6 @@ async def attach_account(body: AccountRequest, request: Request, _: Operator) ->
     response_model=TokenResponse,
     tags=["tokens"],
     openapi_extra=FORM_BODY,
-    responses=documented(INVALID_REQUEST, UNSUPPORTED_GRANT_TYPE, INVALID_GRANT, INVALID_CLIENT),
 )
 async def token(
     request: Request, authorization: Annotated[str | None, Header()] = None
@@ -198,7 +183,6 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
     status_code=201,
     response_model=RotatedKey,
     tags=["keys"],
-    responses=documented(UNAUTHENTICATED, FORBIDDEN),
 )
 async def rotate_keys(request: Request, _: Operator) -> RotatedKey:
     """A new signing key. The previous one stays in the JWKS until its tokens have expired."""

@@ -19,28 +19,62 @@ from identity.profiles import ProfileRefused, ProfilesUnavailable
 from runtime.http import problems as common
 from runtime.http.deadlines import ServiceUnavailable
 from runtime.http.openapi import PROBLEM_JSON
-from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, ProblemType
+from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, Operation, ProblemType
 from runtime.http.problems import problem
 
 log = logging.getLogger("strata.identity")
 
 
-def _nowhere(_: object) -> bool:
-    return False  # documented on the routes that answer them (`documented`)
+def _token_endpoint(operation: Operation) -> bool:
+    return operation.path == "/token"
 
 
-INVALID_REQUEST = ProblemType(400, "invalid-request", "a malformed token request", _nowhere)
+def _for_operators(operation: Operation) -> bool:
+    return operation.takes("header", "Authorization") and not _token_endpoint(operation)
+
+
+def _creates_accounts(operation: Operation) -> bool:
+    return operation.path in ("/sign-up", "/accounts")
+
+
+INVALID_REQUEST = ProblemType(
+    400,
+    "invalid-request",
+    "a token request that is not a well-formed form, or lacks a parameter (`error`:"
+    " `invalid_request`)",
+    _token_endpoint,
+)
 UNSUPPORTED_GRANT_TYPE = ProblemType(
-    400, "unsupported-grant-type", "a grant type the token endpoint does not know", _nowhere
+    400,
+    "unsupported-grant-type",
+    "a `grant_type` other than password, refresh_token, client_credentials",
+    _token_endpoint,
 )
 INVALID_GRANT = ProblemType(
-    401, "invalid-grant", "wrong credentials, or a bad refresh token", _nowhere
+    401,
+    "invalid-grant",
+    "wrong credentials, or a refresh token unknown, expired, revoked or reused",
+    _token_endpoint,
 )
-INVALID_CLIENT = ProblemType(401, "invalid-client", "a wrong client id or secret", _nowhere)
-UNAUTHENTICATED = ProblemType(401, "unauthenticated", "no valid bearer token", _nowhere)
-FORBIDDEN = ProblemType(403, "forbidden", "the token's roles do not allow it", _nowhere)
-ACCOUNT_EXISTS = ProblemType(409, "account-exists", "the profile has an account", _nowhere)
-FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+INVALID_CLIENT = ProblemType(
+    401, "invalid-client", "a wrong client id or client secret", _token_endpoint
+)
+UNAUTHENTICATED = ProblemType(
+    401, "unauthenticated", "no valid bearer token (`WWW-Authenticate: Bearer`)", _for_operators
+)
+FORBIDDEN = ProblemType(403, "forbidden", "the token's roles do not allow it", _for_operators)
+ACCOUNT_EXISTS = ProblemType(
+    409, "account-exists", "the address or the profile has an account", _creates_accounts
+)
+IDENTITY_PROBLEMS = (
+    INVALID_REQUEST,
+    UNSUPPORTED_GRANT_TYPE,
+    INVALID_GRANT,
+    INVALID_CLIENT,
+    UNAUTHENTICATED,
+    FORBIDDEN,
+    ACCOUNT_EXISTS,
+)
 
 
 class NotAuthenticated(Exception):
@@ -53,15 +87,6 @@ class NotAllowed(Exception):
 
 class UnsupportedGrantType(Exception):
     pass
-
-
-def documented(*kinds: ProblemType) -> dict[int | str, dict[str, Any]]:
-    """The `responses` of a route that answers these problem types."""
-    schema = {"$ref": "#/components/schemas/Problem"}
-    return {
-        kind.status: {"description": kind.when, "content": {PROBLEM_JSON: {"schema": schema}}}
-        for kind in kinds
-    }
 
 
 Handler = Callable[[Request, Exception], Coroutine[Any, Any, JSONResponse]]
@@ -119,7 +144,7 @@ UNAVAILABLE = (
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    common.install_problem_handlers(app, log)
+    common.install_problem_handlers(app, log, IDENTITY_PROBLEMS)
     for error_class, handler in HANDLERS:
         app.add_exception_handler(error_class, handler)
     for unavailable in UNAVAILABLE:
