@@ -5,6 +5,7 @@ the users service's client -> FastAPI app. Nothing connects before the app start
 default, tests); `profiles` replaces the HTTP client of the users service there.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -48,7 +49,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as running:
-            await identity.runner.run(identity.prepare)
+            # no request deadline: replicas starting together wait for each other's schema
+            await asyncio.to_thread(identity.prepare)
             running.callback(identity.store.database.close)
             users_url = settings.write_url("users")
             if profiles is None and users_url is not None:

@@ -1,4 +1,5 @@
-"""Identity's HTTP endpoints: sign-up, accounts, the token endpoint, key rotation, discovery."""
+"""Identity's HTTP endpoints: sign-up, accounts, the token endpoint and key rotation (the
+discovery documents are `identity.discovery`)."""
 
 import base64
 import binascii
