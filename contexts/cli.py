@@ -1,12 +1,12 @@
 """What the per-context processes' command lines share: `--context NAME`, checked against the
-registry, and usage errors as one line with exit code 2."""
-
-import sys
-from typing import NoReturn
+registry, and usage errors as one line with exit code 2 (`runtime.cli.run`)."""
 
 import typer
 
 from contexts.registered import REGISTRY
+from runtime.cli import run
+
+__all__ = ["registered_context", "run"]
 
 
 def registered_context(name: str | None) -> str | None:
@@ -15,15 +15,3 @@ def registered_context(name: str | None) -> str | None:
         known = ", ".join(repr(known) for known in REGISTRY.names)
         raise typer.BadParameter(f"{name!r} is not one of {known}.")
     return name
-
-
-def run(cli: typer.Typer, prog: str, argv: list[str] | None = None) -> NoReturn:
-    command = typer.main.get_command(cli)
-    try:
-        code = command.main(args=argv, prog_name=prog, standalone_mode=False)
-    except typer.TyperException as error:  # bad arguments: exit code 2
-        print(f"{prog}: {' '.join(error.format_message().split())}", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -8,7 +8,7 @@ sends. It works from the generated document, not from the routes, so a new route
 no work.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -148,28 +148,30 @@ HEADERS: tuple[Header, ...] = (
 )
 
 
-def document_problems(app: FastAPI) -> None:
-    """Make `app` serve its OpenAPI document completed by `with_problems`."""
+def document_problems(app: FastAPI, extra: Sequence[ProblemType] = ()) -> None:
+    """Make `app` serve its OpenAPI document completed by `with_problems`, with the problem
+    types of the catalog and `extra`, the app's own."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = with_problems(generate())
+            app.openapi_schema = with_problems(generate(), (*PROBLEM_TYPES, *extra))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def with_problems(document: dict[str, Any]) -> dict[str, Any]:
+def with_problems(
+    document: dict[str, Any], problem_types: Sequence[ProblemType] = PROBLEM_TYPES
+) -> dict[str, Any]:
     """`document` with the problems and headers of every operation (changed in place)."""
     for path, item in document.get("paths", {}).items():
         for method, spec in item.items():
             operation = _operation(method, path, spec)
             responses: dict[str, JSONSchema] = spec["responses"]
             responses.pop("422", None)  # FastAPI's HTTPValidationError
-            for status, problems in _by_status(
-                p for p in PROBLEM_TYPES if p.answered_by(operation)
-            ):
+            answered = (p for p in problem_types if p.answered_by(operation))
+            for status, problems in _by_status(answered):
                 responses[str(status)] = _problem_response(problems)
             for code, response in responses.items():
                 _add_headers(response, operation, int(code))

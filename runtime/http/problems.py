@@ -6,7 +6,7 @@ are the catalog in `runtime.http.problem_types`.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -114,9 +114,12 @@ async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
     )
 
 
-def install_problem_handlers(app: FastAPI, log: logging.Logger) -> None:
+def install_problem_handlers(
+    app: FastAPI, log: logging.Logger, own_problems: Sequence[ProblemType] = ()
+) -> None:
     """What every API answers in problem details: malformed requests, HTTP errors, and the
-    unexpected (logged to `log`); and the OpenAPI document of its problems and headers."""
+    unexpected (logged to `log`); and the OpenAPI document of its problems (the catalog's and
+    `own_problems`) and headers."""
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", extra={"path": request.url.path})
@@ -125,4 +128,4 @@ def install_problem_handlers(app: FastAPI, log: logging.Logger) -> None:
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
-    document_problems(app)
+    document_problems(app, own_problems)

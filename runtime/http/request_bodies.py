@@ -1,4 +1,5 @@
-"""The gate every command body passes before routing: JSON only, and bounded in size.
+"""The gate every command body passes before routing: JSON only (or a form, on the paths that
+take one, such as an OAuth2 token endpoint), and bounded in size.
 
 Without it, a `text/plain` body reaches validation as a string ("Input should be a valid
 dictionary"), and a body of any size is read into memory before anything looks at it.
@@ -12,6 +13,7 @@ from runtime.http.problems import problem
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM = "application/x-www-form-urlencoded"
 
 
 def is_json(content_type: str) -> bool:
@@ -22,6 +24,10 @@ def is_json(content_type: str) -> bool:
     )
 
 
+def is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == FORM
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -29,11 +35,17 @@ class BodyTooLarge(Exception):
 class JsonBodies:
     """ASGI middleware: a command (POST, PUT, PATCH, DELETE) that carries a body must say it is
     JSON (else 415) and may hold at most `max_bytes` (else 413, from Content-Length or while
-    reading). Queries pass untouched."""
+    reading). On `form_paths` it must be a form instead. Queries pass untouched."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        form_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.form_paths = form_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in COMMAND_METHODS:
@@ -46,9 +58,11 @@ class JsonBodies:
         if not chunked and declared in (None, "0"):
             await self.app(scope, receive, send)
             return
-        if not is_json(headers.get("content-type", "")):
+        form = scope["path"] in self.form_paths
+        if not (is_form if form else is_json)(headers.get("content-type", "")):
             given = headers.get("content-type", "none")
-            detail = f"a request body must be application/json, not {given[:100]!r}"
+            wanted = FORM if form else "application/json"
+            detail = f"a request body must be {wanted}, not {given[:100]!r}"
             await problem(request, UNSUPPORTED_MEDIA_TYPE, detail)(scope, receive, send)
             return
         too_large = f"a request body may hold at most {self.max_bytes} bytes"

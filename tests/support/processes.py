@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,13 +36,15 @@ def running_service(
     *,
     ready_seconds: float = 20,
     port: int | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start `script` on `port` or a free one (given in `port_variable`), wait for /readyz, and
-    SIGTERM it at the end. Yields the base URL and the process (stdout and stderr merged)."""
+    """Start `script` (with `args`) on `port` or a free one (given in `port_variable`), wait for
+    /readyz, and SIGTERM it at the end. Yields the base URL and the process (stdout and stderr
+    merged)."""
     assert script, "the console script is not installed"
     port = port or free_port()
     process = subprocess.Popen(
-        [script],
+        [script, *args],
         env={**os.environ, **env, port_variable: str(port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

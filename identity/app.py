@@ -1,0 +1,98 @@
+"""The identity service's composition root: settings -> database, issuer, grants, accounts,
+the users service's client -> FastAPI app. Nothing connects before the app starts.
+
+`create_app(settings)` is also how another process mounts identity in-process (the embedded
+default, tests); `profiles` replaces the HTTP client of the users service there.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from identity import discovery, endpoints
+from identity.issuer import Clock, system_clock
+from identity.problems import install_problem_handlers
+from identity.profiles import SERVICE_SUBJECT, USERS_SCOPE, HttpProfiles, NoProfiles
+from identity.service import Identity, Profiles, build_identity, identity_of, run
+from identity.settings import IdentitySettings
+from identity.tokens import Grant
+from runtime.http.problem_types import NOT_READY
+from runtime.http.problems import problem
+from runtime.http.request_bodies import JsonBodies
+from runtime.http.request_metrics import RequestMetrics, metrics_endpoint
+from runtime.logs import configure as configure_logging
+
+DESCRIPTION = """Sign-up, sign-in and the tokens every strata service verifies: ES256 JWTs with
+a `kid`, their keys at `/jwks.json`, discovery at `/.well-known/openid-configuration`. The token
+endpoint is OAuth 2.0 (RFC 6749, form-encoded): `password`, `refresh_token` (rotating; a reused
+refresh token revokes its sign-in) and `client_credentials` (service accounts, operators).
+Errors are RFC 9457 `application/problem+json`; OAuth errors add RFC 6749's `error` code."""
+
+SERVICE_GRANT = Grant(SERVICE_SUBJECT, ("service",), USERS_SCOPE)
+
+
+def create_app(
+    settings: IdentitySettings | None = None,
+    profiles: Profiles | None = None,
+    clock: Clock = system_clock,
+) -> FastAPI:
+    if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
+        settings = IdentitySettings()
+        configure_logging(settings.log_level)
+    chosen = profiles or NoProfiles()
+    identity = build_identity(settings, chosen, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as running:
+            # no request deadline: replicas starting together wait for each other's schema
+            await asyncio.to_thread(identity.prepare)
+            running.callback(identity.store.database.close)
+            users_url = settings.write_url("users")
+            if profiles is None and users_url is not None:
+                client = httpx.AsyncClient(timeout=settings.request_timeout)
+                await running.enter_async_context(client)
+                identity.profiles = HttpProfiles(users_url, client, _service_token(identity))
+            yield
+
+    app = FastAPI(title="strata identity", description=DESCRIPTION, lifespan=lifespan)
+    app.state.identity = identity
+    app.add_middleware(
+        JsonBodies, max_bytes=settings.max_body_bytes, form_paths=frozenset({"/token"})
+    )
+    app.add_middleware(RequestMetrics, registry=identity.metrics.registry)
+    app.add_route("/metrics", metrics_endpoint(identity.metrics.registry), include_in_schema=False)
+    install_problem_handlers(app)
+    app.include_router(endpoints.router)
+    app.include_router(discovery.router)
+    _add_health(app)
+    return app
+
+
+def _service_token(identity: Identity) -> Callable[[], Awaitable[str]]:
+    async def token() -> str:
+        issued = await identity.runner.run(lambda: identity.issuer.access_token(SERVICE_GRANT))
+        return issued.token
+
+    return token
+
+
+def _add_health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz(request: Request) -> JSONResponse | dict[str, str]:
+        """The identity database answers."""
+        try:
+            await run(request, identity_of(request).store.database.ping)
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            detail = f"identity database unreachable: {error or type(error).__name__}"
+            return problem(request, NOT_READY, detail)
+        return {"status": "ready"}

@@ -1,0 +1,130 @@
+"""`strata-identity`: serve the identity service, create clients, rotate keys, mint a dev token.
+
+    strata-identity serve
+    strata-identity clients create NAME --role operator|service [--scope "payments:write ..."]
+    strata-identity keys rotate
+    strata-identity dev-token [--seconds N]
+
+Exit codes: 0 done, 1 refused (a client of that name exists), 2 bad arguments or settings.
+"""
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from pydantic import TypeAdapter, ValidationError
+
+from identity.accounts import ClientExists
+from identity.profiles import NoProfiles
+from identity.service import Identity, build_identity
+from identity.settings import ClientId, IdentitySettings, Role, Scope
+from identity.tokens import Grant
+from runtime.cli import run
+from runtime.settings import load_settings
+
+PROG = "strata-identity"
+DEV_SUBJECT = "dev-operator"
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
+clients = typer.Typer(help="Service accounts and operators.", no_args_is_help=True)
+keys = typer.Typer(help="Signing keys.", no_args_is_help=True)
+cli.add_typer(clients, name="clients")
+cli.add_typer(keys, name="keys")
+
+
+def _settings() -> IdentitySettings:
+    settings = load_settings(PROG, IdentitySettings)
+    assert isinstance(settings, IdentitySettings)
+    return settings
+
+
+@contextmanager
+def _prepared() -> Iterator[Identity]:
+    identity = build_identity(_settings(), NoProfiles())
+    identity.prepare()
+    try:
+        yield identity
+    finally:
+        identity.store.database.close()
+
+
+@cli.command()
+def serve() -> None:
+    """Serve sign-up, the token endpoint, the JWKS and discovery."""
+    settings = _settings()
+    base = f"http://{settings.identity_host}:{settings.identity_port}"
+    where = settings.data_dir.resolve() if settings.identity_mode == "embedded" else "PostgreSQL"
+    print(f"strata identity ({settings.identity_mode} mode, database in {where})", flush=True)
+    print(f"  issuer: {settings.identity_issuer}\n  docs:   {base}/docs", flush=True)
+    uvicorn.run(
+        "identity.app:create_app",
+        factory=True,
+        host=settings.identity_host,
+        port=settings.identity_port,
+        log_level=settings.log_level,
+        log_config=None,  # the JSON log lines of runtime.logs
+        access_log=False,
+    )
+
+
+def _checked(value: str, kind: Any, what: str) -> str:
+    try:
+        return str(TypeAdapter(kind).validate_python(value))
+    except ValidationError:
+        raise typer.BadParameter(f"{value!r} is not a valid {what}") from None
+
+
+@clients.command("create")
+def create_client(
+    name: Annotated[str, typer.Argument(help="The client id: lowercase letters, digits, '-'.")],
+    role: Annotated[str, typer.Option(help="operator or service.")],
+    scope: Annotated[str, typer.Option(help='Space-separated, as "payments:write".')] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create a client and print its secret, once: it is stored only as a digest."""
+    client_id = _checked(name, ClientId, "client id (lowercase letters, digits and '-')")
+    checked_role = _checked(role, Role, "role (operator or service)")
+    checked_scope = _checked(scope, Scope, 'scope (such as "payments:write orders:read")')
+    with _prepared() as identity:
+        try:
+            created = identity.accounts.create_client(client_id, checked_role, checked_scope)
+        except ClientExists as error:
+            print(f"{PROG}: {error}", file=sys.stderr)
+            raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(vars(created)))
+    else:
+        print(f"client_id:     {created.client_id}\nclient_secret: {created.secret}")
+        print("The secret is shown once; keep it where the client reads it.", file=sys.stderr)
+
+
+@keys.command("rotate")
+def rotate_keys() -> None:
+    """Make a new signing key; the previous one stays published until its tokens expire."""
+    with _prepared() as identity:
+        key = identity.issuer.rotate()
+    print(f"kid: {key.kid}\nsigns from: {key.active_from} (epoch seconds)")
+
+
+@cli.command("dev-token")
+def dev_token(
+    seconds: Annotated[
+        int | None, typer.Option(min=30, max=86_400, help="Lifetime (default: the setting).")
+    ] = None,
+) -> None:
+    """Print an operator's access token, for development. A key rotation ends it early: a
+    retired key stays published only for the access-token lifetime."""
+    with _prepared() as identity:
+        print(dev_operator_token(identity, seconds))
+
+
+def dev_operator_token(identity: Identity, seconds: int | None = None) -> str:
+    """An operator's token (subject `dev-operator`), signed by the current key."""
+    return identity.issuer.access_token(Grant(DEV_SUBJECT, ("operator",)), seconds).token
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(cli, PROG, argv)

@@ -1,0 +1,151 @@
+"""Identity's problems beyond the shared catalog: OAuth2 errors (with RFC 6749's `error` code as
+a member), missing or insufficient bearer tokens, and accounts that exist already."""
+
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from sqlite3 import OperationalError as SqliteUnavailable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg import OperationalError as PostgresUnavailable
+from psycopg_pool import PoolTimeout
+
+from identity.accounts import AccountExists, IdempotencyKeyReused
+from identity.forms import MalformedForm
+from identity.grants import InvalidClient, InvalidGrant
+from identity.passwords import InvalidPassword
+from identity.profiles import ProfileRefused, ProfilesUnavailable
+from runtime.http import problems as common
+from runtime.http.deadlines import ServiceUnavailable
+from runtime.http.openapi import PROBLEM_JSON
+from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, Operation, ProblemType
+from runtime.http.problems import problem
+
+log = logging.getLogger("strata.identity")
+
+
+def _token_endpoint(operation: Operation) -> bool:
+    return operation.path == "/token"
+
+
+def _for_operators(operation: Operation) -> bool:
+    return operation.takes("header", "Authorization") and not _token_endpoint(operation)
+
+
+def _creates_accounts(operation: Operation) -> bool:
+    return operation.path in ("/sign-up", "/accounts")
+
+
+INVALID_REQUEST = ProblemType(
+    400,
+    "invalid-request",
+    "a token request that is not a well-formed form, or lacks a parameter (`error`:"
+    " `invalid_request`)",
+    _token_endpoint,
+)
+UNSUPPORTED_GRANT_TYPE = ProblemType(
+    400,
+    "unsupported-grant-type",
+    "a `grant_type` other than password, refresh_token, client_credentials",
+    _token_endpoint,
+)
+INVALID_GRANT = ProblemType(
+    401,
+    "invalid-grant",
+    "wrong credentials, or a refresh token unknown, expired, revoked or reused",
+    _token_endpoint,
+)
+INVALID_CLIENT = ProblemType(
+    401, "invalid-client", "a wrong client id or client secret", _token_endpoint
+)
+UNAUTHENTICATED = ProblemType(
+    401, "unauthenticated", "no valid bearer token (`WWW-Authenticate: Bearer`)", _for_operators
+)
+FORBIDDEN = ProblemType(403, "forbidden", "the token's roles do not allow it", _for_operators)
+ACCOUNT_EXISTS = ProblemType(
+    409, "account-exists", "the address or the profile has an account", _creates_accounts
+)
+IDENTITY_PROBLEMS = (
+    INVALID_REQUEST,
+    UNSUPPORTED_GRANT_TYPE,
+    INVALID_GRANT,
+    INVALID_CLIENT,
+    UNAUTHENTICATED,
+    FORBIDDEN,
+    ACCOUNT_EXISTS,
+)
+
+
+class NotAuthenticated(Exception):
+    pass
+
+
+class NotAllowed(Exception):
+    pass
+
+
+class UnsupportedGrantType(Exception):
+    pass
+
+
+Handler = Callable[[Request, Exception], Coroutine[Any, Any, JSONResponse]]
+
+
+def _answer(
+    kind: ProblemType, error_code: str | None = None, headers: dict[str, str] | None = None
+) -> Handler:
+    async def handle(request: Request, error: Exception) -> JSONResponse:
+        if error_code is None:
+            return problem(request, kind, str(error), headers=headers)
+        return problem(request, kind, str(error), headers=headers, error=error_code)
+
+    return handle
+
+
+async def _on_profile_refused(request: Request, error: Exception) -> JSONResponse:
+    """The users service's problem, as it gave it: it names what was wrong with the input."""
+    assert isinstance(error, ProfileRefused)
+    body = {**error.problem, "instance": request.url.path}
+    return JSONResponse(body, status_code=error.status, media_type=PROBLEM_JSON)
+
+
+async def _on_invalid_password(request: Request, error: Exception) -> JSONResponse:
+    return common.invalid_input(request, [{"field": "body.password", "message": str(error)}])
+
+
+async def _on_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.warning("unavailable: %s", error, extra={"path": request.url.path})
+    return await common.on_unavailable(request, error)
+
+
+HANDLERS: Sequence[tuple[type[Exception], Handler]] = (
+    (MalformedForm, _answer(INVALID_REQUEST, "invalid_request")),
+    (UnsupportedGrantType, _answer(UNSUPPORTED_GRANT_TYPE, "unsupported_grant_type")),
+    (InvalidGrant, _answer(INVALID_GRANT, "invalid_grant", {"WWW-Authenticate": "Bearer"})),
+    (
+        InvalidClient,
+        _answer(INVALID_CLIENT, "invalid_client", {"WWW-Authenticate": 'Basic realm="strata"'}),
+    ),
+    (NotAuthenticated, _answer(UNAUTHENTICATED, None, {"WWW-Authenticate": "Bearer"})),
+    (NotAllowed, _answer(FORBIDDEN)),
+    (AccountExists, _answer(ACCOUNT_EXISTS)),
+    (IdempotencyKeyReused, _answer(IDEMPOTENCY_KEY_REUSED)),
+    (InvalidPassword, _on_invalid_password),
+    (ProfileRefused, _on_profile_refused),
+)
+UNAVAILABLE = (
+    ServiceUnavailable,
+    ProfilesUnavailable,
+    PostgresUnavailable,
+    SqliteUnavailable,
+    PoolTimeout,
+)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    common.install_problem_handlers(app, log, IDENTITY_PROBLEMS)
+    for error_class, handler in HANDLERS:
+        app.add_exception_handler(error_class, handler)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, _on_unavailable)

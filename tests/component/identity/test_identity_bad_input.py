@@ -1,0 +1,134 @@
+"""Bad input to the identity service: a 4xx problem+json naming what was wrong, and no row
+written (odd Unicode, control characters, huge and malformed bodies, malformed forms)."""
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from identity.app import create_app
+from identity.settings import IdentitySettings
+from tests.component.identity.conftest import identity_of
+from tests.support.api import assert_problem
+from tests.support.identity import (
+    PASSWORD,
+    row_counts,
+    sign_up,
+)
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def unchanged(identity_client: TestClient) -> Iterator[TestClient]:
+    """The client; the test fails if any identity table changed."""
+    before = row_counts(identity_of(identity_client))
+    yield identity_client
+    assert row_counts(identity_of(identity_client)) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"password": "short"}, "body.password"),
+        ({"password": "x" * 257}, "body.password"),
+        ({"password": "ten chars\x00 and a NUL"}, "body.password"),
+        ({"password": "line\nbreak password"}, "body.password"),
+        ({"password": "lone surrogate \ud800 here"}, "body.password"),
+        ({"name": "Ada\u0007"}, "body.name"),
+        ({"name": "   "}, "body.name"),
+        ({"email": "not an address"}, "body.email"),
+        ({"email": "ada@example.org\u0000"}, "body.email"),
+        ({"unknown": "field"}, "body.unknown"),
+    ],
+)
+def test_a_bad_sign_up_names_the_field_and_changes_nothing(
+    unchanged: TestClient, body: dict[str, str], field: str
+) -> None:
+    problem = assert_problem(sign_up(unchanged, **body), 422)
+    assert field in [error["field"] for error in problem["errors"]]
+
+
+def test_a_password_keeps_every_character_it_may_have(identity_client: TestClient) -> None:
+    odd = "  пароль 密码 🔑 with spaces  "
+    email = sign_up(identity_client, password=odd).json()["email"]
+    form = {"grant_type": "password", "username": email, "password": odd}
+    assert identity_client.post("/token", data=form).status_code == 200
+    trimmed = {**form, "password": odd.strip()}
+    assert_problem(identity_client.post("/token", data=trimmed), 401)
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "fragment"),
+    [
+        (b"grant_type=password&username=a%ZZ", FORM, 400, "not a form body"),
+        (b"grant_type=password&grant_type=password", FORM, 400, "more than once"),
+        (b"grant_type=password&username=%00x&password=y", FORM, 400, "U+0000"),
+        (b"grant_type=password&username=%FF&password=y", FORM, 400, "not a form body"),
+        ("grant_type=pässword".encode(), FORM, 400, "not a form body"),
+        (b"grant_type=password&username=a", FORM, 400, "missing: password"),
+        (b"username=a&password=b", FORM, 400, "missing: grant_type"),
+        (b"", FORM, 400, "missing: grant_type"),
+        (b"grant_type=implicit", FORM, 400, "not supported"),
+        (b'{"grant_type": "password"}', {"Content-Type": "application/json"}, 415, "form"),
+        (b"grant_type=password", {"Content-Type": "text/plain"}, 415, "form"),
+        (b"&".join([b"a=b"] * 40), FORM, 400, "not a form body"),
+    ],
+)
+def test_a_malformed_token_request_is_refused(
+    unchanged: TestClient, content: bytes, headers: dict[str, str], status: int, fragment: str
+) -> None:
+    assert_problem(unchanged.post("/token", content=content, headers=headers), status, fragment)
+
+
+def test_a_bad_basic_header_is_a_malformed_request(unchanged: TestClient) -> None:
+    answer = unchanged.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic %%%"},
+    )
+    assert assert_problem(answer, 400, "Basic")["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("path", ["/sign-up", "/token", "/accounts"])
+def test_a_huge_body_is_refused_before_it_is_read(unchanged: TestClient, path: str) -> None:
+    huge = b"a=" + b"x" * (1024 * 1024)
+    kind = "application/x-www-form-urlencoded" if path == "/token" else "application/json"
+    answer = unchanged.post(path, content=huge, headers={"Content-Type": kind})
+    assert_problem(answer, 413, "at most")
+
+
+NOT_SIGN_UPS = [
+    b"{",
+    b'"a string"',
+    b"[]",
+    b"\xff\xfe",
+    b'{"name": 1, "email": [], "password": {}}',
+]
+
+
+@pytest.mark.parametrize("content", NOT_SIGN_UPS)
+def test_a_malformed_sign_up_body_is_refused(unchanged: TestClient, content: bytes) -> None:
+    answer = unchanged.post(
+        "/sign-up", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert_problem(answer, 422)
+
+
+@pytest.mark.parametrize("key", ["", "with space", "é" * 3, "x" * 201])
+def test_a_malformed_idempotency_key_is_refused(unchanged: TestClient, key: str) -> None:
+    headers = {"Idempotency-Key": key.encode()}
+    body = {"name": "Ada", "email": "key@example.org", "password": PASSWORD}
+    assert_problem(unchanged.post("/sign-up", json=body, headers=headers), 400, "Idempotency-Key")
+
+
+def test_a_sign_up_without_the_users_service_is_a_503(
+    identity_settings: IdentitySettings,
+) -> None:
+    alone = identity_settings.model_copy(update={"write_urls": ""})
+    with TestClient(create_app(alone)) as client:
+        before = row_counts(identity_of(client))
+        answer = sign_up(client)
+        assert_problem(answer, 503, "users service")
+        assert answer.headers["retry-after"] == "1"
+        assert row_counts(identity_of(client)) == before
