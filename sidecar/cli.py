@@ -22,13 +22,14 @@ from typing import Annotated, Any, TypeVar
 
 import nats.errors
 import typer
+from nats.aio.client import Client as NatsClient
 from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 from rich.console import Console
 from rich.table import Table
 
 from contexts.cli import run
-from eventlog.jetstream import connect
+from eventlog.jetstream import nats_servers
 from runtime.live_settings import NotLive, check_live, validate_live
 from runtime.settings import CommonSettings, load_settings
 from sidecar.bucket import (
@@ -85,23 +86,44 @@ def _parsed(value: str) -> Any:
         return value
 
 
+async def _connect(settings: CommonSettings) -> NatsClient:
+    """One connection for one command, silent: a failure is the command's one-line error."""
+
+    async def quiet(_error: Exception) -> None:
+        return None
+
+    nc = NatsClient()
+    await nc.connect(
+        servers=nats_servers(settings),
+        name=PROG,
+        connect_timeout=2,
+        allow_reconnect=False,
+        error_cb=quiet,
+    )
+    return nc
+
+
 def _on_bucket(work: Callable[[KeyValue], Awaitable[T]]) -> T:
     """Run `work` on the configuration bucket; raises `Failed` when NATS does not answer."""
     settings = load_settings(PROG, CommonSettings)
 
     async def connected() -> T:
         try:
-            nc = await connect(settings, name=PROG, timeout=5)
+            nc = await _connect(settings)
         except (TimeoutError, nats.errors.Error, OSError) as error:
-            raise Failed(f"NATS at {settings.nats_url} is unreachable: {error!r}") from None
+            raise Failed(f"NATS at {settings.nats_url} is unreachable: {_said(error)}") from None
         try:
             return await work(await open_bucket(nc.jetstream(), settings))
         except (TimeoutError, nats.errors.Error) as error:
-            raise Failed(f"the configuration bucket did not answer: {error!r}") from None
+            raise Failed(f"the configuration bucket did not answer: {_said(error)}") from None
         finally:
             await nc.close()
 
     return asyncio.run(connected())
+
+
+def _said(error: BaseException) -> str:
+    return str(error) or type(error).__name__
 
 
 def _row(entry: KeyValue.Entry) -> dict[str, Any]:
@@ -134,7 +156,9 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...]) 
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table(*columns)
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(json.dumps(row[c]) if c == "value" else str(row[c]) for c in columns))
     Console().print(table)

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,14 +30,20 @@ def free_port() -> int:
 
 @contextmanager
 def running_service(
-    script: str | None, env: dict[str, str], port_variable: str, *, ready_seconds: float = 20
+    script: str | None,
+    env: dict[str, str],
+    port_variable: str,
+    *,
+    ready_seconds: float = 20,
+    arguments: Sequence[str] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start `script` on a free port (given in `port_variable`), wait for /readyz, and SIGTERM it
-    at the end. Yields the base URL and the process (stdout and stderr merged)."""
+    """Start `script` (with `arguments`) on a free port (given in `port_variable`), wait for
+    /readyz, and SIGTERM it at the end. Yields the base URL and the process (stdout and stderr
+    merged)."""
     assert script, "the console script is not installed"
     port = free_port()
     process = subprocess.Popen(
-        [script],
+        [script, *arguments],
         env={**os.environ, **env, port_variable: str(port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
