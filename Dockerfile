@@ -20,6 +20,7 @@ COPY read_api/ read_api/
 COPY replay/ replay/
 COPY embedded/ embedded/
 COPY simulators/ simulators/
+COPY sidecar/ sidecar/
 RUN pip install . && rm -rf /src
 
 RUN useradd --system --create-home --home-dir /home/strata strata \
