@@ -43,6 +43,7 @@ from sidecar.bucket import (
 from sidecar.services import UnknownService, service_settings, services
 
 PROG = "strata-config"
+CONNECT_SECONDS = 10
 T = TypeVar("T")
 
 cli = typer.Typer(
@@ -93,13 +94,17 @@ async def _connect(settings: CommonSettings) -> NatsClient:
         return None
 
     nc = NatsClient()
-    await nc.connect(
+    # Each server is tried twice at most, 1 s apart (nats-py: 60 tries, 2 s apart).
+    connecting = nc.connect(
         servers=nats_servers(settings),
         name=PROG,
         connect_timeout=2,
         allow_reconnect=False,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=1,
         error_cb=quiet,
     )
+    await asyncio.wait_for(connecting, CONNECT_SECONDS)
     return nc
 
 
