@@ -21,6 +21,9 @@ COPY replay/ replay/
 COPY embedded/ embedded/
 COPY simulators/ simulators/
 COPY gateway/ gateway/
+COPY sidecar/ sidecar/
+COPY bff/ bff/
+COPY identity/ identity/
 RUN pip install . && rm -rf /src
 
 RUN useradd --system --create-home --home-dir /home/strata strata \

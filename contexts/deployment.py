@@ -4,10 +4,11 @@ simulators it calls, the write services it sends commands to). `compose.yaml` (g
 `contexts.generate`) and `scripts/stack` (which asks this module when it starts) follow it, so
 neither is edited by hand when a context is added.
 
-Ports: the context at registration index i (from 0) serves its write API on 8000 + 10 i and its
-relay's /healthz, /readyz and /metrics on 8001 + 10 i (users 8000/8001, orders 8010/8011, a
-third context 8020/8021). The projector (8002) and the read API (8003) keep their ports, the
-simulators theirs (payment provider 8100, carrier 8101).
+Ports: the context at registration index i (from 0) serves its write API on 8000 + 10 i, its relay's
+/healthz, /readyz and /metrics on 8001 + 10 i (users 8000/8001, orders 8010/8011, a third context
+8020/8021) and its config sidecar's on 8005 + 10 i (`config-<context>`, beside `write-<context>`:
+docs/config.md). The projector (8002) and the read API (8003) keep their ports, the simulators
+theirs (payment provider 8100, carrier 8101).
 
 Wiring (`write_service_environment`): payments' write service gets STRATA_PAYMENT_PROVIDER_URL,
 shipping's STRATA_CARRIER_URL (`SIMULATORS`); a context that sends commands to the others gets
@@ -18,8 +19,9 @@ STRATA_WRITE_URLS with every other context's write service (`sends_commands`).
 - `event-stores POSTGRES_URL`: `STRATA_<NAME>_DATABASE_URL=<url>` for each context, the variable's
   value when it is set, else `POSTGRES_URL/strata_<name>`;
 - `processes BIN_DIR`: the supervisor's `NAME=COMMAND` arguments of the simulators, then of each
-  context's write service and relay, on ports counted from `STRATA_PORT` and `STRATA_RELAY_PORT`
-  (8000 and 8001 unset), the simulators on STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT;
+  context's write service, relay and config sidecar, on ports counted from `STRATA_PORT`,
+  `STRATA_RELAY_PORT` and `STRATA_CONFIG_SIDECAR_PORT` (8000, 8001 and 8005 unset), the simulators
+  on STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT;
 - `endpoints`: where each context's write API and each simulator is (their OpenAPI docs).
 """
 
@@ -35,6 +37,9 @@ from runtime.settings import CommonSettings, load_settings
 PORT_STEP = 10
 WRITE_PORT = 8000
 RELAY_PORT = 8001
+CONFIG_SIDECAR_PORT = 8005
+LIVE_SETTINGS_FOLDER = "var/stack/live"
+"""scripts/stack: where each write service's config sidecar writes its live settings file."""
 PROG = "python -m contexts.deployment"
 USAGE = f"usage: {PROG} event-stores POSTGRES_URL | processes BIN_DIR | endpoints"
 
@@ -57,6 +62,17 @@ class ContextDeployment:
     @property
     def relay_service(self) -> str:
         return f"relay-{self.name}"
+
+    @property
+    def config_sidecar(self) -> str:
+        return f"config-{self.name}"
+
+    def live_settings_file(self, folder: str) -> str:
+        """The file the write service follows and its config sidecar writes."""
+        return f"{folder.rstrip('/')}/{self.write_service}.json"
+
+    def config_sidecar_port(self, first: int = CONFIG_SIDECAR_PORT) -> int:
+        return first + PORT_STEP * self.index
 
     def write_port(self, first: int = WRITE_PORT) -> int:
         return first + PORT_STEP * self.index
@@ -150,7 +166,7 @@ def stack_processes(
     bin_dir: str, settings: CommonSettings, registry: Registry = REGISTRY
 ) -> list[str]:
     """The supervisor's `NAME=COMMAND` arguments: the simulators, then each context's write
-    service and its relay."""
+    service, its relay and its config sidecar (both following one live settings file)."""
     bin_dir = bin_dir.rstrip("/")
     urls = stack_urls(settings, registry)
     processes = [
@@ -159,11 +175,15 @@ def stack_processes(
     for d in deployments(registry):
         wiring = write_service_environment(d, urls, registry)
         variables = "".join(f" {name}={value}" for name, value in wiring.items())
+        live = f"STRATA_LIVE_SETTINGS_FILE={d.live_settings_file(LIVE_SETTINGS_FOLDER)}"
+        sidecar_port = d.config_sidecar_port(settings.config_sidecar_port)
         processes += [
-            f"{d.write_service}=env STRATA_PORT={d.write_port(settings.port)}{variables}"
+            f"{d.write_service}=env STRATA_PORT={d.write_port(settings.port)} {live}{variables}"
             f" {bin_dir}/strata-write-api --context {d.name}",
             f"{d.relay_service}=env STRATA_RELAY_PORT={d.relay_port(settings.relay_port)}"
             f" {bin_dir}/strata-relay --context {d.name}",
+            f"{d.config_sidecar}=env STRATA_CONFIG_SIDECAR_PORT={sidecar_port} {live}"
+            f" {bin_dir}/strata-config-sidecar --service {d.write_service}",
         ]
     return processes
 

@@ -31,6 +31,8 @@ from runtime.generated_files import run_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_POSTGRES = "postgresql://strata:strata@postgres:5432"
+COMPOSE_LIVE_SETTINGS = "/var/lib/strata/live"
+"""Where the `live-settings` volume is mounted: each write service's live settings file."""
 
 Render = Callable[[Registry], list[str]]
 
@@ -101,7 +103,10 @@ def _compose_write_service(d: ContextDeployment, registry: Registry) -> list[str
         "      <<: *nats",
         "      STRATA_HOST: 0.0.0.0",
         f'      STRATA_PORT: "{port}"',
+        f"      STRATA_LIVE_SETTINGS_FILE: {d.live_settings_file(COMPOSE_LIVE_SETTINGS)}",
         *_compose_wiring(d, registry),
+        "    volumes:",
+        f"      - live-settings:{COMPOSE_LIVE_SETTINGS}",
         "    ports:",
         f'      - "{port}:{port}"',
         "    depends_on:",
@@ -115,17 +120,18 @@ def _compose_write_service(d: ContextDeployment, registry: Registry) -> list[str
     ]
 
 
-def _compose_relay(d: ContextDeployment) -> list[str]:
+def _compose_sidecar(
+    d: ContextDeployment, service: str, command: str, lines: list[str], health: str
+) -> list[str]:
+    """A process beside a context's write service, in its network namespace: `lines` are its
+    environment (and volumes), after the command."""
     return [
-        f"  {d.relay_service}:",
+        f"  {service}:",
         "    restart: unless-stopped",
         "    build: .",
-        f'    command: ["strata-relay", "--context", "{d.name}"]',
+        f"    command: {command}",
         f'    network_mode: "service:{d.write_service}"',
-        "    environment:",
-        f"      {_compose_event_store(d)}",
-        "      <<: *nats",
-        f'      STRATA_RELAY_PORT: "{d.relay_port()}"',
+        *lines,
         "    depends_on:",
         "      provision:",
         "        condition: service_completed_successfully",
@@ -133,9 +139,33 @@ def _compose_relay(d: ContextDeployment) -> list[str]:
         "        condition: service_healthy",
         "      nats:",
         "        condition: service_healthy",
-        "    healthcheck: *relay-health",
+        f"    healthcheck: *{health}",
         "",
     ]
+
+
+def _compose_relay(d: ContextDeployment) -> list[str]:
+    environment = [
+        "    environment:",
+        f"      {_compose_event_store(d)}",
+        "      <<: *nats",
+        f'      STRATA_RELAY_PORT: "{d.relay_port()}"',
+    ]
+    command = f'["strata-relay", "--context", "{d.name}"]'
+    return _compose_sidecar(d, d.relay_service, command, environment, "relay-health")
+
+
+def _compose_config_sidecar(d: ContextDeployment) -> list[str]:
+    lines = [
+        "    environment:",
+        "      <<: *nats",
+        f'      STRATA_CONFIG_SIDECAR_PORT: "{d.config_sidecar_port()}"',
+        f"      STRATA_LIVE_SETTINGS_FILE: {d.live_settings_file(COMPOSE_LIVE_SETTINGS)}",
+        "    volumes:",
+        f"      - live-settings:{COMPOSE_LIVE_SETTINGS}",
+    ]
+    command = f'["strata-config-sidecar", "--service", "{d.write_service}"]'
+    return _compose_sidecar(d, d.config_sidecar, command, lines, "config-sidecar-health")
 
 
 def _compose_services(registry: Registry) -> list[str]:
@@ -143,7 +173,11 @@ def _compose_services(registry: Registry) -> list[str]:
     return providers + [
         line
         for d in deployments(registry)
-        for line in [*_compose_write_service(d, registry), *_compose_relay(d)]
+        for line in [
+            *_compose_write_service(d, registry),
+            *_compose_relay(d),
+            *_compose_config_sidecar(d),
+        ]
     ]
 
 

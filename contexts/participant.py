@@ -24,7 +24,7 @@ from domain.errors import AggregateNotFound, DomainError
 from domain.ports import Job, JobChanges
 from domain.service import ClaimChanges, CommandContext, CommandResult, CommandService, Decision
 from eventlog.jobs import RetryLater
-from runtime.resilience import DownstreamClient, http_client
+from runtime.resilience import BREAKER_SETTINGS, DownstreamClient, http_client
 
 log = logging.getLogger("strata.participants")
 
@@ -229,15 +229,17 @@ def provider_worker(
     worker: Callable[[Any, Any], ParticipantWorker[Any]],
 ) -> Callable[[CommandService, WorkerEnvironment], Callable[[Job], None]]:
     """The `Worker.handler` of a participant: its worker over an HTTP client of its provider,
-    with the breaker and retries of the settings, its metrics on the process's /metrics."""
+    with the breaker and retries of the settings, its metrics on the process's /metrics; the
+    breaker follows the live settings' thresholds."""
 
     def handler(
         application: CommandService, environment: WorkerEnvironment
     ) -> Callable[[Job], None]:
         assert isinstance(application, service)
-        settings = environment.settings
+        settings = environment.live.current
         http = http_client(settings.provider_timeout_seconds)
         provider = client.from_settings(settings, http, environment.breakers)
+        environment.live.on_change(BREAKER_SETTINGS, provider.breaker.follow)
         return worker(application, provider).handle
 
     return handler

@@ -22,6 +22,7 @@ from eventlog.reactions import Reaction
 from eventlog.replicas import Replica
 from projections.model import Projection
 from readmodels.catalog import ReadModel
+from runtime.live_settings import LiveSettings
 from runtime.resilience import BreakerMetrics
 from runtime.settings import CommonSettings, database_url_field
 
@@ -47,6 +48,8 @@ class WorkerEnvironment:
     settings: CommonSettings
     breakers: BreakerMetrics
     """The breakers' metrics, on the registry of the process's /metrics."""
+    live: LiveSettings
+    """The settings that change while the process runs: a handler follows those it uses."""
 
 
 @dataclass(frozen=True)

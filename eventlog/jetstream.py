@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nats.errors
@@ -81,8 +82,15 @@ def nats_servers(settings: Settings) -> list[str]:
     return [url.strip() for url in settings.nats_url.split(",") if url.strip()]
 
 
-async def connect(settings: Settings, *, name: str, timeout: float = 10.0) -> NatsClient:
-    """Connect, giving up after `timeout` seconds; once connected, reconnect without end.
+async def connect(
+    settings: Settings,
+    *,
+    name: str,
+    timeout: float = 10.0,
+    reconnected: Callable[[], None] | None = None,
+) -> NatsClient:
+    """Connect, giving up after `timeout` seconds; once connected, reconnect without end, and
+    call `reconnected()` each time the connection is back.
 
     Raises TimeoutError or a `nats.errors.Error` when no server answers in time.
     """
@@ -97,6 +105,8 @@ async def connect(settings: Settings, *, name: str, timeout: float = 10.0) -> Na
 
     async def on_reconnected() -> None:
         log.info("reconnected to NATS")
+        if reconnected is not None:
+            reconnected()
 
     await asyncio.wait_for(
         nc.connect(

@@ -13,13 +13,11 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Annotated, Any
 
 import nats.errors
 import typer
-import uvicorn
 from eventsourcing.persistence import InfrastructureFactory, PersistenceError
 from eventsourcing.utils import Environment
 from fastapi import FastAPI, Request
@@ -36,6 +34,7 @@ from eventlog.relay import Relay, RelayConfig, RelayMetrics
 from eventlog.stores import event_store_env
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
+from runtime.http.side_server import side_server
 from runtime.logs import configure as configure_logging
 
 log = logging.getLogger("strata.relay")
@@ -104,14 +103,6 @@ def create_http_app(
     return app
 
 
-class _HttpServer(uvicorn.Server):
-    """Uvicorn without its own signal handling: the relay's stop event owns SIGTERM/SIGINT."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def serve(settings: Settings, context: str) -> int:
     """Run the relay and its HTTP endpoints until a signal; the process exit code."""
     stop = asyncio.Event()
@@ -168,7 +159,7 @@ async def _serve_connected(
         log.error("cannot listen on port %d: %s", settings.relay_port, error, extra=extra)
         return 1
     app = create_http_app(context, nc, recorder, relay, registry)
-    server = _HttpServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    server = side_server(app)
     relay_task = asyncio.create_task(relay.run(stop))
     server_task = asyncio.create_task(server.serve(sockets=[listener]))
     await asyncio.wait({relay_task, server_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -13,9 +13,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +25,7 @@ from contexts.settings import load_settings as load_stack_settings
 from projections.stack import StackProjector, stack_problem
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
+from runtime.http.side_server import side_server
 from runtime.logs import configure as configure_logging
 
 PROG = "strata-projector"
@@ -56,14 +55,6 @@ def create_http_app(projector: StackProjector) -> Starlette:
     )
 
 
-class _HttpServer(uvicorn.Server):
-    """Uvicorn without its own signal handling: the projector's stop event owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def serve(settings: Settings) -> int:
     """Run the projector and its HTTP endpoints until a signal; the process exit code."""
     stop = asyncio.Event()
@@ -76,11 +67,7 @@ async def serve(settings: Settings) -> int:
         logger.error("cannot listen on port %d: %s", settings.projector_port, error)
         return 1
     projector = StackProjector(settings)
-    server = _HttpServer(
-        uvicorn.Config(
-            create_http_app(projector), log_config=None, access_log=False, lifespan="off"
-        )
-    )
+    server = side_server(create_http_app(projector))
     server_task = asyncio.create_task(server.serve(sockets=[listener]))
     failed_starts = 0
     while await projector.lead(stop):

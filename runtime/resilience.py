@@ -4,7 +4,10 @@
   half-open breaker lets exactly one probe through (every other caller fails fast until the probe
   settles it). Its state is the gauge `strata_breaker_state{downstream}` (0 closed, 1 half-open,
   2 open); each transition counts in `strata_breaker_transitions_total{downstream,to}` and logs a
-  line.
+  line. Its thresholds may change while it runs (`reconfigure`, `follow`: hot reload of
+  `breaker_failure_threshold` and `breaker_recovery_seconds`); the gauges
+  `strata_breaker_failure_threshold{downstream}` and `strata_breaker_recovery_seconds{downstream}`
+  show the ones in force.
 - `RetryPolicy`: `tenacity`, exponential backoff with jitter, a few attempts, transient errors
   only; an open breaker is not retried (it is the answer "not now").
 - `Downstream`: one JSON request with its `Idempotency-Key` (the same on every attempt) through
@@ -87,6 +90,18 @@ class BreakerMetrics:
             ("downstream", "to"),
             registry=registry,
         )
+        self.failure_threshold = Gauge(
+            "strata_breaker_failure_threshold",
+            "Failures in a row that open the circuit breaker, per downstream.",
+            ("downstream",),
+            registry=registry,
+        )
+        self.recovery_seconds = Gauge(
+            "strata_breaker_recovery_seconds",
+            "Seconds an open circuit breaker waits before its probe, per downstream.",
+            ("downstream",),
+            registry=registry,
+        )
 
 
 def breaker_metrics(registry: CollectorRegistry | None = None) -> BreakerMetrics:
@@ -131,6 +146,34 @@ class CircuitBreaker:
         # half-open: the lock serialises its bookkeeping (never the calls themselves).
         self._lock = threading.Lock()
         self._probe_in_flight = False
+        self._show_thresholds()
+
+    def reconfigure(self, *, failure_threshold: int, recovery_seconds: float) -> None:
+        """Take new thresholds from the next failure or probe on; the state stays as it is (an
+        open breaker stays open, its failures counted so far still count)."""
+        with self._lock:
+            self._breaker.context.threshold = failure_threshold
+            self._breaker.context.ttl = recovery_seconds
+        self._show_thresholds()
+        log.info(
+            "circuit breaker of %s: threshold %d failures, recovery %g s",
+            self.downstream,
+            failure_threshold,
+            recovery_seconds,
+            extra={"downstream": self.downstream},
+        )
+
+    def follow(self, settings: CommonSettings) -> None:
+        """A live-settings hook (`BREAKER_SETTINGS`): take the thresholds of the settings."""
+        self.reconfigure(
+            failure_threshold=settings.breaker_failure_threshold,
+            recovery_seconds=settings.breaker_recovery_seconds,
+        )
+
+    def _show_thresholds(self) -> None:
+        context = self._breaker.context
+        self._metrics.failure_threshold.labels(self.downstream).set(context.threshold)
+        self._metrics.recovery_seconds.labels(self.downstream).set(context.ttl)
 
     @property
     def state(self) -> BreakerState:
@@ -209,6 +252,10 @@ class CircuitBreaker:
             to.replace("_", "-"),
             extra={"downstream": name, "breaker_state": to},
         )
+
+
+BREAKER_SETTINGS = frozenset({"breaker_failure_threshold", "breaker_recovery_seconds"})
+"""The settings `CircuitBreaker.follow` takes."""
 
 
 def breaker_from_settings(
@@ -327,6 +374,10 @@ class DownstreamClient:
         self, base_url: str, client: httpx.Client, breaker: CircuitBreaker, retry: RetryPolicy
     ) -> None:
         self._downstream = Downstream(base_url, client, breaker, retry, self.unavailable)
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._downstream.breaker
 
     @classmethod
     def base_url(cls, settings: CommonSettings) -> str:

@@ -1,5 +1,8 @@
 """The settings every process has. Every field is an environment variable ``STRATA_<FIELD>``.
 
+Fields marked `LIVE` may also change while a service runs: a config sidecar hands their new values
+to it (runtime/live_settings.py, docs/config.md); every other field is read once, at start.
+
 Each bounded context adds one field, ``<context>_database_url`` (``STRATA_USERS_DATABASE_URL``,
 ...): `settings_model(names)` builds the model for a set of contexts. The model of the registered
 contexts is `contexts.settings.Settings`; the runtime itself knows no context.
@@ -26,6 +29,9 @@ Mode = Literal["embedded", "stack"]
 RateLimitStrategy = Literal["moving-window", "fixed-window"]
 ROUTE_KEY = re.compile(r"(GET|HEAD|POST|PUT|PATCH|DELETE) /\S*")
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+LIVE: dict[str, Any] = {"live": True}
+"""The `json_schema_extra` of a field a running service takes a new value of (hot reload)."""
 
 
 class CommonSettings(BaseSettings):
@@ -74,7 +80,28 @@ class CommonSettings(BaseSettings):
         description="Snapshot an aggregate every this many events, so 'state as of T' folds at"
         " most this many events after the nearest snapshot (0: no snapshots).",
     )
-    log_level: LogLevel = Field("info", description="Log level of the services.")
+    log_level: LogLevel = Field(
+        "info", description="Log level of the services.", json_schema_extra=LIVE
+    )
+    feature_flags: dict[str, bool] = Field(
+        {},
+        description='Feature flags by name, as JSON: `{"new-checkout": true}`.',
+        json_schema_extra=LIVE,
+    )
+    live_settings_file: Path | None = Field(
+        None,
+        description="Stack mode: the file of live settings that this service follows and its"
+        " config sidecar writes (hot reload); none: the settings never change while it runs.",
+    )
+    config_sidecar_host: str = Field(
+        "127.0.0.1", description="Address of the config sidecar's /healthz, /readyz and /metrics."
+    )
+    config_sidecar_port: int = Field(
+        8005,
+        ge=1,
+        le=65535,
+        description="Port of the config sidecar's /healthz, /readyz and /metrics.",
+    )
     nats_url: str = Field(
         "nats://127.0.0.1:4222",
         description="Stack mode: NATS server(s) with JetStream, comma-separated.",
@@ -176,13 +203,18 @@ class CommonSettings(BaseSettings):
         2, ge=0, le=10, description="Retries of a provider call that failed transiently."
     )
     breaker_failure_threshold: int = Field(
-        5, ge=1, le=1000, description="Failures in a row that open a provider's circuit breaker."
+        5,
+        ge=1,
+        le=1000,
+        description="Failures in a row that open a provider's circuit breaker.",
+        json_schema_extra=LIVE,
     )
     breaker_recovery_seconds: float = Field(
         10.0,
         gt=0,
         le=3600,
         description="Seconds an open circuit breaker waits before it lets one probe call through.",
+        json_schema_extra=LIVE,
     )
 
     rate_limit_default: str = Field(

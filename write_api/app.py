@@ -1,7 +1,9 @@
 """The write API's composition root: settings -> event stores -> services -> FastAPI app.
 
 One process serves every registered context, or the one named by `--context`
-(`STRATA_WRITE_CONTEXT`, how the option reaches uvicorn's worker processes).
+(`STRATA_WRITE_CONTEXT`, how the option reaches uvicorn's worker processes). With
+`STRATA_LIVE_SETTINGS_FILE` each worker process follows that file (hot reload: log level, feature
+flags, breaker thresholds; runtime/live_reload.py).
 """
 
 import os
@@ -28,6 +30,8 @@ from runtime.http.deadlines import Runner
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
+from runtime.live_reload import LiveReloadMetrics, following, set_log_level
+from runtime.live_settings import LiveSettings
 from runtime.logs import configure as configure_logging
 from runtime.settings import settings_model
 from write_api.command_http import run_blocking
@@ -80,9 +84,16 @@ def create_app(
                 app.state.replica_feeds = feeds
                 running.enter_context(_registered(registry, _committers_collector(services)))
                 running.enter_context(_registered(registry, ReplicaCollector(feeds)))
+                live = LiveSettings(settings)
+                live.on_change({"log_level"}, set_log_level)
                 await running.enter_async_context(
-                    running_workers(settings, services, contexts, registry, clock)
+                    running_workers(live, services, contexts, registry, clock)
                 )
+                if settings.live_settings_file is not None:
+                    following_file = following(
+                        settings.live_settings_file, live, LiveReloadMetrics(registry)
+                    )
+                    await running.enter_async_context(following_file)
                 for extension in extensions:
                     await running.enter_async_context(extension(app, services))
                 yield

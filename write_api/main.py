@@ -13,6 +13,7 @@ from contexts.settings import load_settings
 from write_api.app import SERVED_CONTEXT
 
 PROG = "strata-write-api"
+WORKER_HEALTHCHECK_SECONDS = 30
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -45,6 +46,9 @@ def write_api(
         host=settings.host,
         port=settings.port,
         workers=settings.web_workers,
+        # A spawned worker answers the supervisor's pings only once it has imported every
+        # context (seconds on a busy host): at uvicorn's 5 s it is killed and respawned forever.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         log_level=settings.log_level,
         log_config=None,  # the JSON log lines of runtime.logs, in every worker
         access_log=False,

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 from contexts.registry import Registry, WorkerEnvironment
 from eventlog.jobs import Clock, JobPoller, JobStore
 from eventlog.stores import Services
+from runtime.live_settings import LiveSettings
 from runtime.resilience import breaker_metrics
-from runtime.settings import CommonSettings
 
 
 def _waking(poller: JobPoller) -> Callable[[str], None]:
@@ -27,16 +27,16 @@ def _waking(poller: JobPoller) -> Callable[[str], None]:
 
 @asynccontextmanager
 async def running_workers(
-    settings: CommonSettings,
+    live: LiveSettings,
     services: Services,
     contexts: Registry,
     metrics: CollectorRegistry,
     clock: Clock | None = None,
 ) -> AsyncIterator[list[JobPoller]]:
-    """A poller per kind of job of each context; `clock` says when a job is due (tests move it
-    by hand to reach a deadline)."""
+    """A poller per kind of job of each context, its handler built from the live settings;
+    `clock` says when a job is due (tests move it by hand to reach a deadline)."""
     served = {service.name: service for service in services.all()}
-    environment = WorkerEnvironment(served, settings, breaker_metrics(metrics))
+    environment = WorkerEnvironment(served, live.current, breaker_metrics(metrics), live)
     pollers = []
     for context in contexts:
         application = served[context.name]

@@ -18,22 +18,32 @@ WITH_NOTES = Registry(USERS, ORDERS, NOTES)
 DEFAULTS = CommonSettings(host="127.0.0.1", port=8000, relay_port=8001)
 
 
-def test_each_context_runs_a_write_service_and_a_relay_on_its_ports() -> None:
-    assert stack_processes(".venv/bin/", DEFAULTS, WITH_NOTES) == [
-        "write-users=env STRATA_PORT=8000 .venv/bin/strata-write-api --context users",
-        "relay-users=env STRATA_RELAY_PORT=8001 .venv/bin/strata-relay --context users",
-        "write-orders=env STRATA_PORT=8010 .venv/bin/strata-write-api --context orders",
-        "relay-orders=env STRATA_RELAY_PORT=8011 .venv/bin/strata-relay --context orders",
-        "write-notes=env STRATA_PORT=8020 .venv/bin/strata-write-api --context notes",
-        "relay-notes=env STRATA_RELAY_PORT=8021 .venv/bin/strata-relay --context notes",
+def _live(service: str) -> str:
+    return f"STRATA_LIVE_SETTINGS_FILE=var/stack/live/{service}.json"
+
+
+def test_each_context_runs_a_write_service_a_relay_and_a_config_sidecar_on_its_ports() -> None:
+    bin_dir = ".venv/bin"
+    assert stack_processes(f"{bin_dir}/", DEFAULTS, WITH_NOTES) == [
+        line
+        for index, name in enumerate(("users", "orders", "notes"))
+        for line in (
+            f"write-{name}=env STRATA_PORT={8000 + 10 * index} {_live(f'write-{name}')}"
+            f" {bin_dir}/strata-write-api --context {name}",
+            f"relay-{name}=env STRATA_RELAY_PORT={8001 + 10 * index}"
+            f" {bin_dir}/strata-relay --context {name}",
+            f"config-{name}=env STRATA_CONFIG_SIDECAR_PORT={8005 + 10 * index}"
+            f" {_live(f'write-{name}')} {bin_dir}/strata-config-sidecar --service write-{name}",
+        )
     ]
 
 
 def test_the_ports_count_from_the_configured_ones() -> None:
     moved = CommonSettings(host="127.0.0.1", port=9000, relay_port=9101)
 
-    assert stack_processes("bin", moved, WITH_NOTES)[-2:] == [
-        "write-notes=env STRATA_PORT=9020 bin/strata-write-api --context notes",
+    assert stack_processes("bin", moved, WITH_NOTES)[-3:-1] == [
+        f"write-notes=env STRATA_PORT=9020 {_live('write-notes')}"
+        " bin/strata-write-api --context notes",
         "relay-notes=env STRATA_RELAY_PORT=9121 bin/strata-relay --context notes",
     ]
     assert write_endpoints(moved, WITH_NOTES) == [

@@ -1,0 +1,108 @@
+"""A service following its live settings file (hot reload), in every process that serves it.
+
+A write service may run several uvicorn workers, each a process of its own: each one follows the
+file by itself (`following`, in its lifespan), so each one takes every change. The file is watched
+with `watchfiles` (inotify where the kernel has it, polling elsewhere); a change is applied within
+a fraction of a second. A document that is unreadable or holds a bad value is logged and counted
+(`strata_live_settings_rejected_total`) and the settings stay as they were.
+
+Metrics, on the service's /metrics: `strata_live_settings_revision` (the bucket revision of the
+document applied last, 0 before any), `strata_live_settings_rejected_total`, and
+`strata_feature_flag{flag}` (1 on, 0 off, for each flag set).
+"""
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from watchfiles import Change, awatch
+
+from runtime.live_settings import LiveSettings, LiveSettingsFile, NotLive
+from runtime.settings import CommonSettings
+
+log = logging.getLogger("strata.live_settings")
+
+
+class LiveReloadMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.revision = Gauge(
+            "strata_live_settings_revision",
+            "Config bucket revision of the live settings this process applied last.",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "strata_live_settings_rejected",
+            "Live settings documents this process refused (unreadable or a bad value).",
+            registry=registry,
+        )
+        self.feature_flags = Gauge(
+            "strata_feature_flag",
+            "Feature flags of this process: 1 on, 0 off.",
+            ("flag",),
+            registry=registry,
+        )
+
+    def show_flags(self, settings: CommonSettings) -> None:
+        self.feature_flags.clear()
+        for flag, on in settings.feature_flags.items():
+            self.feature_flags.labels(flag).set(int(on))
+
+
+def set_log_level(settings: CommonSettings) -> None:
+    """The hook of `log_level`: every logger of the process logs at the new level."""
+    logging.getLogger().setLevel(settings.log_level.upper())
+
+
+def load(file: LiveSettingsFile, live: LiveSettings, metrics: LiveReloadMetrics) -> None:
+    """Apply the file's document (none: the start values), or log why not and keep the settings."""
+    try:
+        document = file.read()
+        changed = live.apply(document.settings if document else {})
+    except (NotLive, ValueError) as error:
+        metrics.rejected.inc()
+        log.error("live settings refused, keeping the current ones: %s", error)
+        return
+    revision = document.revision if document else 0
+    metrics.revision.set(revision)
+    if changed:
+        log.info(
+            "live settings applied: %s",
+            ", ".join(sorted(changed)),
+            extra={"revision": revision, "changed": sorted(changed), "pid": os.getpid()},
+        )
+
+
+@asynccontextmanager
+async def following(
+    path: Path, live: LiveSettings, metrics: LiveReloadMetrics
+) -> AsyncIterator[None]:
+    """Apply the live settings file now and after each change of it, for the block's duration."""
+    file = LiveSettingsFile(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    live.on_change({"feature_flags"}, metrics.show_flags)
+    metrics.show_flags(live.current)
+    load(file, live, metrics)
+    stop = asyncio.Event()
+    watching = asyncio.create_task(_watch(file, live, metrics, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await watching
+
+
+async def _watch(
+    file: LiveSettingsFile, live: LiveSettings, metrics: LiveReloadMetrics, stop: asyncio.Event
+) -> None:
+    def ours(_change: Change, changed: str) -> bool:
+        return Path(changed).name == file.path.name
+
+    # `step` 50 ms: a change is reported once the folder has been quiet that long.
+    async for _changes in awatch(
+        file.path.parent, watch_filter=ours, stop_event=stop, recursive=False, step=50
+    ):
+        load(file, live, metrics)

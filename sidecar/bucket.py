@@ -1,0 +1,80 @@
+"""The configuration bucket: a NATS JetStream key-value bucket, one key per live setting.
+
+- Name: `strata_config` (with `STRATA_STREAM_NAMESPACE=ns`: `ns_strata_config`), file storage,
+  `HISTORY` revisions kept per key (`strata-config history`).
+- Keys: `<service>.<setting>`, for example `write-payments.breaker_failure_threshold`.
+- Values: the setting's value as JSON (`3`, `2.5`, `"debug"`, `{"new-checkout": true}`).
+  Deleting a key returns the service to the value it started with.
+
+`open_bucket` creates the bucket when it is missing (the sidecar and the CLI both may be first).
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KeyValue
+
+from runtime.settings import CommonSettings
+
+BUCKET = "strata_config"
+HISTORY = 10
+"""Revisions kept per key (JetStream allows at most 64)."""
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def bucket_name(settings: CommonSettings) -> str:
+    namespace = settings.stream_namespace
+    return f"{namespace}_{BUCKET}" if namespace else BUCKET
+
+
+async def open_bucket(js: JetStreamContext, settings: CommonSettings) -> KeyValue:
+    """The configuration bucket, created when missing."""
+    name = bucket_name(settings)
+    try:
+        return await js.key_value(name)
+    except BucketNotFoundError:
+        config = KeyValueConfig(
+            bucket=name,
+            description="Live settings of the strata services: <service>.<setting> = JSON.",
+            history=HISTORY,
+            storage=StorageType.FILE,
+        )
+        return await js.create_key_value(config)
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    service: str
+    setting: str
+
+    def __str__(self) -> str:
+        return f"{self.service}.{self.setting}"
+
+    @staticmethod
+    def parse(key: str) -> "ConfigKey":
+        service, _, setting = key.partition(".")
+        return ConfigKey(service, setting)
+
+
+def service_keys(service: str) -> str:
+    """The subject filter of every key of the service."""
+    return f"{service}.>"
+
+
+async def stop_watching(watcher: KeyValue.KeyWatcher) -> None:
+    """Unsubscribe the watcher's consumer and end its iteration."""
+    await watcher.stop()  # type: ignore[no-untyped-call]
+
+
+def encode(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True).encode()
+
+
+def decode(raw: bytes | None) -> Any:
+    """A value of the bucket; raises ValueError when it is not JSON."""
+    return json.loads(raw or b"")

@@ -1,0 +1,159 @@
+"""`strata-config-sidecar --service NAME`: the config sidecar of one service, as a process.
+
+Composition root: settings -> NATS (reconnecting without end; each reconnect resyncs the watcher)
+-> the configuration bucket -> a `Follower` of the service's keys, writing the service's live
+settings file (`STRATA_LIVE_SETTINGS_FILE`, the same file the service follows). /healthz, /readyz
+(NATS connected and the initial values handed on) and /metrics on
+STRATA_CONFIG_SIDECAR_HOST:STRATA_CONFIG_SIDECAR_PORT. Logs are JSON lines on stderr.
+
+Exit codes: 0 stopped by SIGTERM or SIGINT; 1 invalid settings, no live settings file set, NATS
+unreachable at start or the port taken; 2 bad arguments (an unknown service).
+"""
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import nats.errors
+import typer
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from nats.aio.client import Client as NatsClient
+from nats.js.kv import KeyValue
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from contexts.cli import run
+from eventlog.jetstream import connect
+from runtime.http.problem_types import NOT_READY
+from runtime.http.problems import problem
+from runtime.http.side_server import side_server
+from runtime.live_settings import LiveSettingsFile
+from runtime.logs import configure as configure_logging
+from runtime.settings import CommonSettings, load_settings
+from sidecar.bucket import open_bucket
+from sidecar.follower import Follower, ServiceConfig, SidecarMetrics
+from sidecar.services import UnknownService, service_settings, services
+
+log = logging.getLogger("strata.config_sidecar")
+
+PROG = "strata-config-sidecar"
+
+
+def create_http_app(
+    service: str, nc: NatsClient, follower: Follower, registry: CollectorRegistry
+) -> FastAPI:
+    app = FastAPI(title=f"strata config sidecar ({service})", openapi_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz(request: Request) -> JSONResponse | dict[str, str]:
+        """NATS is connected and the service has been handed the bucket's values."""
+        if not nc.is_connected:
+            return problem(request, NOT_READY, "NATS is not connected")
+        if not follower.synced.is_set():
+            return problem(request, NOT_READY, "the bucket's values are not handed on yet")
+        return {"status": "ready", "service": service}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus metrics of this sidecar."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def serve(settings: CommonSettings, service: str, file: Path) -> int:
+    """Follow the service's keys until a signal; the process exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    registry = CollectorRegistry()
+    metrics = SidecarMetrics(registry, service)
+    config = ServiceConfig(service, service_settings(service), metrics)
+
+    async def bucket() -> KeyValue:
+        return await open_bucket(nc.jetstream(), settings)
+
+    follower = Follower(bucket, config, LiveSettingsFile(file), metrics)
+    try:
+        nc = await connect(settings, name=f"{PROG}-{service}", reconnected=follower.resync)
+    except (TimeoutError, nats.errors.Error, OSError) as error:
+        log.error("NATS at %s is unreachable: %r", settings.nats_url, error)
+        return 1
+    try:
+        return await _serve_connected(settings, service, nc, follower, registry, stop)
+    finally:
+        await nc.close()
+
+
+async def _serve_connected(
+    settings: CommonSettings,
+    service: str,
+    nc: NatsClient,
+    follower: Follower,
+    registry: CollectorRegistry,
+    stop: asyncio.Event,
+) -> int:
+    port = settings.config_sidecar_port
+    try:
+        listener = socket.create_server((settings.config_sidecar_host, port))
+    except OSError as error:
+        log.error("cannot listen on port %d: %s", port, error)
+        return 1
+    server = side_server(create_http_app(service, nc, follower, registry))
+    following = asyncio.create_task(follower.run())
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({following, serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    following.cancel()
+    stopped.cancel()
+    server.should_exit = True
+    await asyncio.wait({following, serving})
+    listener.close()
+    return 0
+
+
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def _known_service(service: str) -> str:
+    try:
+        service_settings(service)
+    except UnknownService as error:
+        raise typer.BadParameter(str(error)) from None
+    return service
+
+
+@cli.command()
+def config_sidecar(
+    service: Annotated[
+        str,
+        typer.Option(
+            help="The service beside which it runs: " + ", ".join(services()),
+            callback=_known_service,
+        ),
+    ],
+) -> None:
+    """Hand a service the live settings of the configuration bucket, validated, as they change."""
+    settings = load_settings(PROG, CommonSettings)
+    if settings.live_settings_file is None:
+        sys.exit(f"{PROG}: set STRATA_LIVE_SETTINGS_FILE, the file the service follows")
+    configure_logging(settings.log_level)
+    sys.exit(asyncio.run(serve(settings, service, settings.live_settings_file)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(cli, PROG, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""`strata-config` as an operator meets it: a real process on the real NATS bucket."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from sidecar.cli import main
+from tests.support.config import (
+    bucket_environment,
+    delete_bucket,
+    strata_config,
+    strata_config_json,
+)
+from tests.support.nats import require_nats
+from tests.support.processes import free_port
+
+SERVICE = "write-payments"
+
+
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    environment = bucket_environment(require_nats())
+    yield environment
+    delete_bucket(environment)
+
+
+def test_set_get_unset_and_history(env: dict[str, str]) -> None:
+    first = strata_config_json(env, "set", SERVICE, "breaker_failure_threshold", "3")
+    assert first == [{"key": f"{SERVICE}.breaker_failure_threshold", "value": 3, "revision": 1}]
+    strata_config_json(env, "set", SERVICE, "breaker_failure_threshold", "4")
+    strata_config_json(env, "set", SERVICE, "log_level", "debug")  # a bare word is a string
+
+    values = strata_config_json(env, "get", SERVICE)
+    assert {row["key"]: row["value"] for row in values} == {
+        f"{SERVICE}.breaker_failure_threshold": 4,
+        f"{SERVICE}.log_level": "debug",
+    }
+    strata_config_json(env, "unset", SERVICE, "breaker_failure_threshold")
+    unset = strata_config(env, "get", SERVICE, "breaker_failure_threshold")
+    assert unset.returncode == 1
+    assert unset.stderr.strip().endswith("is not set (the service keeps its start value)")
+
+    history = strata_config_json(env, "history", SERVICE, "breaker_failure_threshold")
+    assert [(row["operation"], row["value"]) for row in history] == [
+        ("set", 3),
+        ("set", 4),
+        ("unset", None),
+    ]
+    assert all(row["time"] for row in history)
+
+
+def test_a_human_gets_a_table(env: dict[str, str]) -> None:
+    strata_config_json(env, "set", SERVICE, "feature_flags", '{"new-checkout": true}')
+    shown = strata_config({**env, "COLUMNS": "160"}, "get", SERVICE)  # a wide terminal
+    assert shown.returncode == 0
+    assert f"{SERVICE}.feature_flags" in shown.stdout
+    assert '{"new-checkout": true}' in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((SERVICE, "port", "9000"), "port is read at start only (a restart takes it)"),
+        ((SERVICE, "colour", "1"), "no setting 'colour'"),
+        ((SERVICE, "breaker_failure_threshold", "0"), "greater than or equal to 1"),
+        ((SERVICE, "breaker_recovery_seconds", "soon"), "valid number"),
+        ((SERVICE, "log_level", "loud"), "log_level"),
+        (("write-nowhere", "log_level", "debug"), "no service 'write-nowhere'"),
+    ],
+)
+def test_a_refused_set_is_one_line_with_exit_code_2(
+    arguments: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process: the checks come before any connection."""
+    with pytest.raises(SystemExit) as exited:
+        main(["set", *arguments])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("strata-config: ")
+    assert message in error
+
+
+def test_a_refused_set_writes_nothing(env: dict[str, str]) -> None:
+    refused = strata_config(env, "set", SERVICE, "port", "9000")
+    assert (refused.returncode, refused.stderr.count("\n")) == (2, 1)
+    nothing = strata_config(env, "history", SERVICE, "port")
+    assert nothing.returncode == 2  # not a live setting: no key of it can exist
+    assert strata_config(env, "get", SERVICE).stdout.count(SERVICE) == 0
+
+
+def test_nats_unreachable_is_one_line_exit_1() -> None:
+    env = {"STRATA_NATS_URL": f"nats://127.0.0.1:{free_port()}"}
+    failed = strata_config(env, "get", SERVICE)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("strata-config: NATS at ")
+    assert failed.stderr.count("\n") == 1

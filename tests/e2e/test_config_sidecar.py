@@ -1,0 +1,123 @@
+"""The config sidecar beside a running service: real processes, real NATS and PostgreSQL.
+
+- A breaker threshold set with `strata-config` reaches every worker of a running payments write
+  service (its /metrics), without a restart; a bad value is refused by the sidecar (its
+  /metrics) and the service keeps the last good one.
+- After its NATS server restarts, the sidecar hands on an update within two seconds (nats-py
+  alone delivers the first one many seconds late: the sidecar recreates its watcher).
+"""
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.config import (
+    bucket_environment,
+    delete_bucket,
+    live_document,
+    put_raw,
+    running_sidecar,
+    strata_config,
+)
+from tests.support.nats import require_nats
+from tests.support.postgres import require_postgres, scratch_databases, url_variables
+from tests.support.processes import entry_point, running_service
+from tests.support.servers import NatsServer, require_server_binaries, wait_until
+
+SERVICE = "write-payments"
+THRESHOLD = re.compile(r'^strata_breaker_failure_threshold\{downstream="payment-provider"\} (\S+)$')
+RESYNC_BOUND_SECONDS = 2.0
+READY_SECONDS = 90  # two workers importing every context on a busy machine
+
+
+def _threshold(base: str) -> float | None:
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if found := THRESHOLD.match(line):
+            return float(found.group(1))
+    return None
+
+
+def _rejected(base: str, setting: str) -> float:
+    pattern = re.compile(
+        rf'^strata_config_updates_total\{{outcome="rejected",service="{SERVICE}",'
+        rf'setting="{setting}"\}} (\S+)$'
+    )
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if found := pattern.match(line):
+            return float(found.group(1))
+    return 0.0
+
+
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    environment = bucket_environment(require_nats())
+    yield environment
+    delete_bucket(environment)
+
+
+@pytest.mark.postgres
+def test_a_threshold_set_reaches_every_worker_and_a_bad_one_is_kept_out(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    live_file = tmp_path / "live" / f"{SERVICE}.json"
+    with scratch_databases(require_postgres(), "payments") as urls:
+        service_env = {
+            **env,
+            **url_variables(urls),
+            "STRATA_WEB_WORKERS": "2",
+            "STRATA_LIVE_SETTINGS_FILE": str(live_file),
+        }
+        with (
+            running_sidecar(SERVICE, env, live_file) as (sidecar, _),
+            running_service(
+                entry_point("strata-write-api"),
+                service_env,
+                "STRATA_PORT",
+                args=("--context", "payments"),
+                ready_seconds=READY_SECONDS,
+            ) as (service, process),
+        ):
+            assert _threshold(service) == 5  # the default, from the settings at start
+            done = strata_config(env, "set", SERVICE, "breaker_failure_threshold", "2")
+            assert done.returncode == 0, done.stderr
+            wait_until(lambda: _threshold(service) == 2, 5, "the service takes threshold 2")
+
+            put_raw(env, f"{SERVICE}.breaker_failure_threshold", b"0")  # below the bound
+            put_raw(env, f"{SERVICE}.port", b"9999")  # read at start only
+            wait_until(lambda: _rejected(sidecar, "port") == 1, 5, "the sidecar refuses port")
+            assert _rejected(sidecar, "breaker_failure_threshold") == 1
+            assert live_document(live_file)["settings"] == {"breaker_failure_threshold": 2}
+            assert _threshold(service) == 2
+    log = process.stdout.read() if process.stdout else ""
+    applied = re.findall(r'"message": "live settings applied[^\n]*"pid": (\d+)', log)
+    assert len(set(applied)) == 2, "each of the two workers applies the change"
+
+
+def test_after_a_nats_restart_an_update_arrives_within_the_bound(tmp_path: Path) -> None:
+    require_server_binaries()
+    server = NatsServer(tmp_path / "nats")
+    server.folder.mkdir()
+    server.start()
+    try:
+        env = bucket_environment(server.url)
+        live_file = tmp_path / "live" / f"{SERVICE}.json"
+        with running_sidecar(SERVICE, env, live_file):
+            put_raw(env, f"{SERVICE}.log_level", b'"debug"')
+            wait_until(lambda: _handed_on(live_file, "debug"), 5, "the first value is handed on")
+            server.crash()
+            server.start()
+            started = time.monotonic()
+            put_raw(env, f"{SERVICE}.log_level", b'"warning"')
+            wait_until(lambda: _handed_on(live_file, "warning"), 30, "the update after restart")
+            elapsed = time.monotonic() - started
+        assert elapsed < RESYNC_BOUND_SECONDS, f"handed on {elapsed:.2f} s after the restart"
+    finally:
+        server.close()
+
+
+def _handed_on(live_file: Path, level: str) -> bool:
+    return live_document(live_file).get("settings", {}).get("log_level") == level

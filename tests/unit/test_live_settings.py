@@ -1,0 +1,111 @@
+"""Live settings (runtime/live_settings.py): which fields are live, their validation, the hooks,
+the file a sidecar hands them over in, and a breaker taking new thresholds; no network."""
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from runtime.live_settings import (
+    LiveDocument,
+    LiveSettings,
+    LiveSettingsFile,
+    NotLive,
+    live_fields,
+    validate_live,
+)
+from runtime.resilience import (
+    BREAKER_SETTINGS,
+    BreakerOpen,
+    CircuitBreaker,
+    DownstreamUnavailable,
+    breaker_metrics,
+)
+from runtime.settings import CommonSettings
+
+
+def test_the_live_fields_are_the_marked_ones() -> None:
+    assert set(live_fields(CommonSettings)) == {
+        "log_level",
+        "feature_flags",
+        *BREAKER_SETTINGS,
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "message"),
+    [
+        ({"port": 1}, NotLive, "port is read at start only"),
+        ({"colour": 1}, NotLive, "no setting 'colour'"),
+        ({"breaker_failure_threshold": 0}, ValueError, "greater than or equal to 1"),
+        ({"log_level": "loud"}, ValueError, "log_level"),
+        ({"feature_flags": {"x": "maybe"}}, ValueError, "feature_flags.x"),
+    ],
+)
+def test_a_bad_value_is_named(values: dict[str, object], error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        validate_live(CommonSettings, values)
+
+
+def test_apply_calls_the_hooks_of_the_changed_fields_only() -> None:
+    live = LiveSettings(CommonSettings())
+    calls: list[str] = []
+    live.on_change({"log_level"}, lambda s: calls.append(f"log {s.log_level}"))
+    live.on_change(
+        BREAKER_SETTINGS, lambda s: calls.append(f"breaker {s.breaker_failure_threshold}")
+    )
+    assert live.apply({"log_level": "debug"}) == {"log_level"}
+    assert live.apply({"log_level": "debug", "breaker_failure_threshold": 2}) == {
+        "breaker_failure_threshold"
+    }
+    assert calls == ["log debug", "breaker 2"]
+    assert live.apply({}) == {"log_level", "breaker_failure_threshold"}  # back to the start
+    assert live.current.log_level == "info"
+
+
+def test_a_bad_set_of_overrides_changes_nothing() -> None:
+    live = LiveSettings(CommonSettings())
+    live.apply({"breaker_failure_threshold": 2})
+    with pytest.raises(ValueError, match="breaker_recovery_seconds"):
+        live.apply({"breaker_failure_threshold": 3, "breaker_recovery_seconds": -1})
+    assert live.current.breaker_failure_threshold == 2
+
+
+def test_a_hook_on_a_setting_read_at_start_is_refused() -> None:
+    with pytest.raises(NotLive, match="port"):
+        LiveSettings(CommonSettings()).on_change({"port"}, lambda s: None)
+
+
+def test_the_file_is_replaced_whole_and_read_back(tmp_path: Path) -> None:
+    file = LiveSettingsFile(tmp_path / "live" / "write-payments.json")
+    assert file.read() is None
+    file.write(LiveDocument("write-payments", 3, {"log_level": "debug"}))
+    file.write(LiveDocument("write-payments", 4, {"log_level": "error"}))
+    assert file.read() == LiveDocument("write-payments", 4, {"log_level": "error"})
+    assert [p.name for p in file.path.parent.iterdir()] == ["write-payments.json"]
+    file.path.write_text("{")
+    with pytest.raises(ValueError, match="not a live settings document"):
+        file.read()
+
+
+def test_a_breaker_takes_a_lower_threshold_while_it_runs() -> None:
+    registry = CollectorRegistry()
+    breaker = CircuitBreaker(
+        "provider", failure_threshold=5, recovery_seconds=60, metrics=breaker_metrics(registry)
+    )
+    live = LiveSettings(CommonSettings())
+    live.on_change(BREAKER_SETTINGS, breaker.follow)
+    live.apply({"breaker_failure_threshold": 2})
+    assert (
+        registry.get_sample_value("strata_breaker_failure_threshold", {"downstream": "provider"})
+        == 2
+    )
+
+    def fail() -> None:
+        raise DownstreamUnavailable("down")
+
+    for _ in range(2):
+        with pytest.raises(DownstreamUnavailable):
+            breaker.call(fail)
+    with pytest.raises(BreakerOpen):
+        breaker.call(fail)
