@@ -84,4 +84,8 @@ def broken_promises(ended: Outcome) -> list[str]:
 
 
 def _unless(ended: Outcome, **kept: bool) -> list[str]:
-    return [f"order {ended.order_id}, {ended.saga}: not {name}: {ended}" for name, ok in kept.items() if not ok]
+    return [
+        f"order {ended.order_id}, {ended.saga}: not {name}: {ended}"
+        for name, ok in kept.items()
+        if not ok
+    ]

@@ -9,13 +9,13 @@ timeout looks so to the caller: it cannot tell whether the operation happened), 
 killed during the call, once the operation was performed (`Crash`).
 """
 
+import asyncio
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from simulators import carrier, payment_provider
 
@@ -37,10 +37,12 @@ def base_url(host: str) -> str:
 
 
 class SimulatedNetwork(httpx.BaseTransport):
-    """Sends each request to the simulator of its host (`APPS`), in process."""
+    """Sends each request to the simulator of its host (`APPS`), in process: the request and
+    its answer go through the app's ASGI interface, on an event loop of the network's own."""
 
-    def __init__(self, simulators: dict[str, TestClient]) -> None:
-        self._simulators = simulators
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._simulators = {host: httpx.ASGITransport(create()) for host, create in APPS.items()}
         self.losing_answers: set[str] = set()
         """Hosts whose answers are lost once the operation is performed."""
         self.crash_in_call: set[str] = set()
@@ -48,22 +50,27 @@ class SimulatedNetwork(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
-        answer = self._simulators[host].send(request)
+        answer = self._loop.run_until_complete(self._exchange(host, request))
         if host in self.crash_in_call:
             self.crash_in_call.discard(host)
             raise Crash(f"killed during a call to {host}, after it performed {request.url.path}")
         if host in self.losing_answers:
             raise httpx.ReadTimeout(f"{host}: no answer in time (simulated)", request=request)
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+        return answer
+
+    async def _exchange(self, host: str, request: httpx.Request) -> httpx.Response:
+        answer = await self._simulators[host].handle_async_request(request)
+        content = await answer.aread()
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, content=content, request=request
+        )
 
     def control(self, host: str, **faults: Any) -> None:
         """Replace the simulator's control: these faults and rules, the others their defaults."""
-        self._simulators[host].put("/control", json=faults).raise_for_status()
+        self._control("PUT", host, json=faults)
 
     def ledger(self, host: str) -> dict[str, Any]:
-        response = self._simulators[host].get("/control/ledger")
-        response.raise_for_status()
-        ledger: dict[str, Any] = response.json()
+        ledger: dict[str, Any] = self._control("GET", host, path="/ledger").json()
         return ledger
 
     def heal(self, host: str) -> None:
@@ -71,13 +78,23 @@ class SimulatedNetwork(httpx.BaseTransport):
         self.losing_answers.discard(host)
         self.crash_in_call.discard(host)
 
+    def _control(self, method: str, host: str, path: str = "", **body: Any) -> httpx.Response:
+        request = httpx.Request(method, f"{base_url(host)}/control{path}", **body)
+        response = self._loop.run_until_complete(self._exchange(host, request))
+        response.raise_for_status()
+        return response
+
+    def shut_down(self) -> None:
+        """Close the network's event loop (`close`, which a client closing calls on its
+        transport, leaves the network to the next process)."""
+        self._loop.close()
+
 
 @contextmanager
 def simulated_network() -> Iterator[SimulatedNetwork]:
     """A network of fresh simulators (empty ledgers, no faults)."""
-    with ExitStack() as running:
-        simulators = {
-            host: running.enter_context(TestClient(create(), base_url=base_url(host)))
-            for host, create in APPS.items()
-        }
-        yield SimulatedNetwork(simulators)
+    network = SimulatedNetwork()
+    try:
+        yield network
+    finally:
+        network.shut_down()

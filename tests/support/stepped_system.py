@@ -7,7 +7,7 @@ saga's commands and deadlines, the participants' provider calls) are built as th
 builds them, but not started: `step(part)` runs one catch-up or one claim. The participants call
 the provider simulators through a `SimulatedNetwork`.
 
-One `ManualClock` is the process's time: the poller's due times, the event timestamps the
+One `ManualClock` is the process's time, moved by the test and by a millisecond per step: the poller's due times, the event timestamps the
 saga's deadlines are counted from, and the circuit breakers' recovery. So a deadline passes, a
 backoff ends and a breaker half-opens exactly when the test moves the clock.
 
@@ -18,7 +18,7 @@ kill -9 and a restart would; the `crash_*` methods first kill it at a chosen poi
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import cast
 from unittest import mock
@@ -29,12 +29,11 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from contexts.fulfilment import FULFILMENT, fire_deadlines
-from contexts.fulfilment.dispatch import InProcessParticipants, dispatcher
 from contexts.fulfilment.definition import FulfilmentPolicy
+from contexts.fulfilment.dispatch import InProcessParticipants, dispatcher
 from contexts.fulfilment.service import COMMAND_JOB, DEADLINE_JOB, FulfilmentService
-from contexts.payments import PaymentsService
 from contexts.payments.provider import HttpPaymentProvider
-from contexts.payments.service import PAYMENT_PROVIDER_JOBS
+from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
 from contexts.payments.worker import PaymentsWorker
 from contexts.registered import REGISTRY
 from contexts.registry import JobHandler, Registry, WorkerEnvironment
@@ -43,6 +42,8 @@ from contexts.shipping.carrier import HttpCarrier
 from contexts.shipping.service import CARRIER_JOBS, ShippingService
 from contexts.shipping.worker import ShippingWorker
 from domain.ports import Job
+from domain.service import CommandService
+from eventlog.envelope import EventEnvelope
 from eventlog.jobs import JobPoller, JobStore, ManualClock
 from eventlog.reactions import Reaction
 from eventlog.replica_feeds import StoreTail
@@ -57,6 +58,7 @@ SAGA_INTAKE = tuple(f"saga<-{reaction.upstream}" for reaction in FULFILMENT.reac
 JOB_KINDS = tuple(worker.kind for context in REGISTRY for worker in context.workers)
 PARTS = SAGA_INTAKE + JOB_KINDS
 """What `step` runs: the saga's intake of each followed context, and each kind of job."""
+STEP_TIME = timedelta(milliseconds=1)
 
 
 @contextmanager
@@ -90,7 +92,9 @@ class SteppedSystem:
     # -- the process -------------------------------------------------------------------------
 
     def _start(self) -> None:
-        self.client = self._process.enter_context(TestClient(create_app(self.settings, contexts=QUIET)))
+        self.client = self._process.enter_context(
+            TestClient(create_app(self.settings, contexts=QUIET))
+        )
         self.services: Services = self.client.app.state.services  # type: ignore[attr-defined]
         self.fulfilment.policy = self.policy
         self._intake = {
@@ -98,7 +102,9 @@ class SteppedSystem:
             for reaction in FULFILMENT.reactions
         }
         self._handlers = self._job_handlers()
-        self._pollers = {kind: self._poller(kind, handle) for kind, handle in self._handlers.items()}
+        self._pollers = {
+            kind: self._poller(kind, handle) for kind, handle in self._handlers.items()
+        }
 
     def crash(self) -> None:
         """Drop the process's objects, and build them again from the same stores."""
@@ -146,7 +152,11 @@ class SteppedSystem:
     # -- steps -------------------------------------------------------------------------------
 
     def step(self, part: str) -> int:
-        """Run one part once: how much it did (events taken in, or jobs claimed)."""
+        """Run one part once: how much it did (events taken in, or jobs claimed). Each step
+        takes a millisecond of the clock: events stamped in one instant are stamped a
+        microsecond apart (`EventSourcedAggregate`), so the jobs they start come due just after
+        it."""
+        self.clock.advance(STEP_TIME)
         if part in self._intake:
             tail = self._intake[part]
             before = tail.intake.checkpoint().position
@@ -168,19 +178,25 @@ class SteppedSystem:
         at, kind = min(due)
         return at - self.clock.now(), kind
 
-    def _due(self, poller: JobPoller) -> object:
+    def _due(self, poller: JobPoller) -> datetime | None:
         store = cast(JobStore, self.services[self._context_of(poller.kind)].recorder)
         return store.next_due(poller.kind)
 
-    def settle(self, max_jumps: int = 100) -> None:
-        """Run until no job is left, moving the clock to each next due job."""
-        for _ in range(max_jumps):
+    def let_time_pass(self, jumps: int) -> bool:
+        """Run everything due, then move the clock to the next due job, `jumps` times over;
+        True once no job is left."""
+        for _ in range(jumps):
             self.run_until_idle()
             due = self.next_due()
             if due is None:
-                return
+                return True
             self.clock.advance(max(due[0], timedelta(0)) + timedelta(seconds=1))
-        raise AssertionError(f"a job is still due after {max_jumps} jumps of the clock: {due}")
+        return False
+
+    def settle(self, max_jumps: int = 100) -> None:
+        """Run until no job is left."""
+        if not self.let_time_pass(max_jumps):
+            raise AssertionError(f"a job is still due after {max_jumps} moves of the clock")
 
     # -- kills at chosen points --------------------------------------------------------------
 
@@ -201,7 +217,7 @@ class SteppedSystem:
         and the process dies before the answer arrives. False if no call was made."""
         self.network.crash_in_call.add(host)
         try:
-            return self._dies(lambda: self._pollers[kind].run_once())
+            return self._dies(self._pollers[kind].run_once)
         finally:
             self.network.crash_in_call.discard(host)
 
@@ -210,8 +226,8 @@ class SteppedSystem:
         moves past it. False if there was no event to take."""
         reaction = next(r for r in FULFILMENT.reactions if r.upstream == upstream)
 
-        def react_then_die(application: object, event: object) -> None:
-            reaction.react(application, event)  # type: ignore[arg-type]
+        def react_then_die(application: CommandService, event: EventEnvelope) -> None:
+            reaction.react(application, event)
             raise Crash(f"killed after the saga took {upstream} event in")
 
         dying = Reaction(reaction.upstream, reaction.name, react_then_die)
