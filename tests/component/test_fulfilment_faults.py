@@ -30,7 +30,6 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
-from contexts.fulfilment.definition import FulfilmentPolicy
 from contexts.fulfilment.service import FOLLOWED
 from contexts.payments.service import PAYMENT_PROVIDER_JOBS
 from contexts.settings import Settings
@@ -93,7 +92,7 @@ class FaultSchedule(RuleBasedStateMachine):
             provider_retries=0,  # the job poller's backoff is the retry, on the test's clock
             breaker_failure_threshold=3,
         )
-        self.system = SteppedSystem(self.settings, self.network, self.clock, FulfilmentPolicy())
+        self.system = SteppedSystem(self.settings, self.network, self.clock)
         self._resources.callback(self.system.stop)
         self.user = register(self.system.client)
         self.orders: dict[UUID, Decimal] = {}

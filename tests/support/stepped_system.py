@@ -7,9 +7,12 @@ saga's commands and deadlines, the participants' provider calls) are built as th
 builds them, but not started: `step(part)` runs one catch-up or one claim. The participants call
 the provider simulators through a `SimulatedNetwork`.
 
-One `ManualClock` is the process's time, moved by the test and by a millisecond per step: the poller's due times, the event timestamps the
-saga's deadlines are counted from, and the circuit breakers' recovery. So a deadline passes, a
-backoff ends and a breaker half-opens exactly when the test moves the clock.
+One `ManualClock` is the process's time: the pollers' due times, the event timestamps the saga's
+deadlines are counted from, and the circuit breakers' recovery. It moves a millisecond per step
+and otherwise only when the test moves it, so a deadline passes, a backoff ends and a breaker
+half-opens exactly when the test says. The participants' and the saga's handlers are built as
+the registry's workers build them, but the providers' clients are given the network; the
+dispatcher sends every command in process (every participant is served here).
 
 `crash` drops every object of the process and builds them again from the same stores, as a
 kill -9 and a restart would; the `crash_*` methods first kill it at a chosen point.
@@ -29,7 +32,6 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from contexts.fulfilment import FULFILMENT, fire_deadlines
-from contexts.fulfilment.definition import FulfilmentPolicy
 from contexts.fulfilment.dispatch import InProcessParticipants, dispatcher
 from contexts.fulfilment.service import COMMAND_JOB, DEADLINE_JOB, FulfilmentService
 from contexts.payments.provider import HttpPaymentProvider
@@ -74,18 +76,10 @@ def the_process_clock(clock: ManualClock) -> Iterator[None]:
 
 
 class SteppedSystem:
-    def __init__(
-        self,
-        settings: Settings,
-        network: SimulatedNetwork,
-        clock: ManualClock,
-        policy: FulfilmentPolicy,
-    ) -> None:
+    def __init__(self, settings: Settings, network: SimulatedNetwork, clock: ManualClock) -> None:
         self.settings = settings
         self.network = network
         self.clock = clock
-        self.policy = policy
-        self.restarts = 0
         self._process = ExitStack()
         self._start()
 
@@ -96,7 +90,6 @@ class SteppedSystem:
             TestClient(create_app(self.settings, contexts=QUIET))
         )
         self.services: Services = self.client.app.state.services  # type: ignore[attr-defined]
-        self.fulfilment.policy = self.policy
         self._intake = {
             f"saga<-{reaction.upstream}": self._saga_intake(reaction)
             for reaction in FULFILMENT.reactions
@@ -109,7 +102,6 @@ class SteppedSystem:
     def crash(self) -> None:
         """Drop the process's objects, and build them again from the same stores."""
         self.stop()
-        self.restarts += 1
         self._process = ExitStack()
         self._start()
 
