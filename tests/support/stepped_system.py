@@ -50,6 +50,7 @@ from eventlog.jobs import JobPoller, JobStore, ManualClock
 from eventlog.reactions import Reaction
 from eventlog.replica_feeds import StoreTail
 from eventlog.stores import Services, react_to_log
+from runtime.live_settings import LiveSettings
 from runtime.resilience import BreakerMetrics
 from tests.support.simulated_network import Crash, SimulatedNetwork
 from write_api.app import create_app
@@ -118,7 +119,7 @@ class SteppedSystem:
     def _job_handlers(self) -> dict[str, JobHandler]:
         served = {service.name: service for service in self.services.all()}
         metrics = BreakerMetrics(CollectorRegistry())
-        environment = WorkerEnvironment(served, self.settings, metrics)
+        environment = WorkerEnvironment(served, self.settings, metrics, LiveSettings(self.settings))
         handlers = {
             COMMAND_JOB: dispatcher(InProcessParticipants(served)),  # every participant is here
             DEADLINE_JOB: fire_deadlines(self.fulfilment, environment),
