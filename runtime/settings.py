@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, create_model, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from runtime.auth.settings import AuthSettings
 
 Mode = Literal["embedded", "stack"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
-class CommonSettings(BaseSettings):
-    """The settings every deployment has, whatever its contexts."""
+class CommonSettings(AuthSettings):
+    """The settings every deployment has, whatever its contexts (and the authentication
+    settings of `AuthSettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="STRATA_", extra="ignore", frozen=True)
 

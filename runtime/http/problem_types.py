@@ -70,6 +70,10 @@ def _uses_stores(operation: Operation) -> bool:
     return "health" not in operation.tags
 
 
+def _needs_token(operation: Operation) -> bool:
+    return "health" not in operation.tags
+
+
 def _is_readiness(operation: Operation) -> bool:
     return operation.path.endswith("/readyz")
 
@@ -79,6 +83,21 @@ BAD_HEADER = ProblemType(
     "http-error",
     "a malformed `If-Match`, `Idempotency-Key`, `X-Correlation-Id` or `X-Causation-Id` header",
     lambda operation: operation.takes_any("header"),
+)
+UNAUTHENTICATED = ProblemType(
+    401,
+    "unauthenticated",
+    "no bearer token, or one that proves nothing: malformed, expired, not yet valid, another"
+    " issuer or audience, an unknown `kid`, a bad signature, an algorithm other than ES256"
+    " (`WWW-Authenticate: Bearer`)",
+    _needs_token,
+)
+FORBIDDEN = ProblemType(
+    403,
+    "forbidden",
+    "a valid token that may not do this: another user's resource, a service account without"
+    " the scope `<context>:read` or `<context>:write`, an operator's endpoint",
+    _needs_token,
 )
 NOT_FOUND = ProblemType(
     404,
@@ -174,6 +193,8 @@ POSITION_NOT_REACHED = ProblemType(
 
 PROBLEM_TYPES: tuple[ProblemType, ...] = (
     BAD_HEADER,
+    UNAUTHENTICATED,
+    FORBIDDEN,
     NOT_FOUND,
     NOT_FOUND_AT_TIME,
     METHOD_NOT_ALLOWED,

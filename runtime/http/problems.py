@@ -29,6 +29,8 @@ RETRY_AFTER_SECONDS = "1"
 
 TITLES = {
     400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
