@@ -22,6 +22,7 @@ from eventlog.reactions import Reaction
 from eventlog.replicas import Replica
 from projections.model import Projection
 from readmodels.catalog import ReadModel
+from runtime.auth.tokens import TokenSource
 from runtime.resilience import BreakerMetrics
 from runtime.settings import CommonSettings, database_url_field
 
@@ -47,6 +48,8 @@ class WorkerEnvironment:
     settings: CommonSettings
     breakers: BreakerMetrics
     """The breakers' metrics, on the registry of the process's /metrics."""
+    tokens: TokenSource
+    """This process's service token, for its calls to other services."""
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,13 @@ async def healthz() -> dict[str, str]:
 
 @ops.get("/readyz", response_model=None)
 async def readyz(request: Request) -> JSONResponse | dict[str, str]:
-    """Every read store answers and holds the read models."""
+    """Every read store answers and holds the read models; `auth` says whether requests are
+    authenticated (`jwt`) or not (`insecure`)."""
     failures = await read_side(request).unreachable()
     if failures:
         detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
         return problem(request, NOT_READY, f"read stores unreachable: {detail}")
-    return {"status": "ready"}
+    return {"status": "ready", "auth": read_side(request).settings.auth}
 
 
 @ops.get("/metrics", response_class=PlainTextResponse)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from contexts.registry import Registry, WorkerEnvironment
 from eventlog.jobs import Clock, JobPoller, JobStore
 from eventlog.stores import Services
+from runtime.auth.tokens import TokenSource
 from runtime.resilience import breaker_metrics
 from runtime.settings import CommonSettings
 
@@ -31,12 +32,14 @@ async def running_workers(
     services: Services,
     contexts: Registry,
     metrics: CollectorRegistry,
+    tokens: TokenSource,
     clock: Clock | None = None,
 ) -> AsyncIterator[list[JobPoller]]:
-    """A poller per kind of job of each context; `clock` says when a job is due (tests move it
-    by hand to reach a deadline)."""
+    """A poller per kind of job of each context; `tokens` give the handlers this process's
+    service token, `clock` says when a job is due (tests move it by hand to reach a
+    deadline)."""
     served = {service.name: service for service in services.all()}
-    environment = WorkerEnvironment(served, settings, breaker_metrics(metrics))
+    environment = WorkerEnvironment(served, settings, breaker_metrics(metrics), tokens)
     pollers = []
     for context in contexts:
         application = served[context.name]

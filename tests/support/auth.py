@@ -1,11 +1,12 @@
 """The identity service as the tests see it: a test key pair, tokens minted with joserfc as the
-edge contract says (docs/auth.md), and the public key served as a JWKS from a small HTTP server
-in the test process.
+edge contract says (docs/auth.md), and a small HTTP server in the test process serving the
+public key as a JWKS and service tokens for client credentials.
 
 The session's services trust `IDENTITY` (tests/conftest.py points `STRATA_JWKS_URL` at its
 server), and the shared clients send `OPERATOR` by default.
 """
 
+import base64
 import json
 import threading
 import time
@@ -78,21 +79,48 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+SAGA_CLIENT = "fulfilment-saga"
+SAGA_SCOPE = "payments:write shipping:write orders:write"
+CLIENT_SECRET = "test-secret"
+SERVICE_TOKEN_SECONDS = 300
+
 IDENTITY = Identity()
 OPERATOR = IDENTITY.headers(seconds=24 * 3600)
 """An operator's headers, valid for the whole session."""
 
 
 class JwksServer:
-    """`GET /jwks.json` on a free loopback port: the public halves of `keys`. `down` makes it
-    answer 503 (the identity service is out); `fetches` counts the requests it answered."""
+    """`GET /jwks.json` on a free loopback port: the public halves of `keys`; `POST /token`: a
+    service token of `identity` for client credentials (`SAGA_CLIENT`'s scopes, whatever the
+    client, with `CLIENT_SECRET`). `down` makes it answer 503 (the identity service is out);
+    `fetches` counts the JWKS requests it answered."""
 
-    def __init__(self, *keys: ECKey) -> None:
+    def __init__(self, *keys: ECKey, identity: Identity = IDENTITY) -> None:
         self.keys = list(keys)
+        self.identity = identity
         self.down = False
         self.fetches = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks.json"
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"{self.base}/jwks.json"
+        self.token_url = f"{self.base}/token"
+
+    def service_token(self, authorization: str) -> dict[str, Any] | None:
+        scheme, _, encoded = authorization.partition(" ")
+        client, _, secret = base64.b64decode(encoded or "").decode().partition(":")
+        if scheme != "Basic" or secret != CLIENT_SECRET:
+            return None
+        token = self.identity.token(client, ["service"], SAGA_SCOPE, seconds=SERVICE_TOKEN_SECONDS)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": SERVICE_TOKEN_SECONDS}
+
+    def settings(self) -> dict[str, str]:
+        """The environment of a service trusting this identity, with the saga's credentials."""
+        return {
+            "STRATA_JWKS_URL": self.url,
+            "STRATA_SERVICE_TOKEN_URL": self.token_url,
+            "STRATA_SERVICE_CLIENT_ID": SAGA_CLIENT,
+            "STRATA_SERVICE_CLIENT_SECRET": CLIENT_SECRET,
+        }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -103,7 +131,21 @@ class JwksServer:
                 if server.down or self.path != "/jwks.json":
                     self.send_error(503 if server.down else 404)
                     return
-                body = json.dumps({"keys": [public(key) for key in server.keys]}).encode()
+                self._json({"keys": [public(key) for key in server.keys]})
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if server.down or self.path != "/token":
+                    self.send_error(503 if server.down else 404)
+                    return
+                answer = server.service_token(self.headers.get("Authorization", ""))
+                if answer is None:
+                    self.send_error(401)
+                    return
+                self._json(answer)
+
+            def _json(self, document: object) -> None:
+                body = json.dumps(document).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
