@@ -16,7 +16,7 @@ from embedded import simulators
 from eventlog.stores import Services
 from projections.embedded import start_embedded_fanout
 from read_api.routes import include_read_routes
-from runtime.auth.dev import dev_keys
+from runtime.auth.dev import DevKeys
 from runtime.auth.jwks import KeySource
 from runtime.logs import configure as configure_logging
 from write_api.app import create_app as create_write_app
@@ -61,5 +61,5 @@ def development_keys(settings: Settings) -> KeySource | None:
     """The development key (`runtime.auth.dev`) when no identity service is configured
     (`STRATA_JWKS_URL` unset) and auth is on; else None: the JWKS of the settings."""
     if settings.auth == "jwt" and settings.jwks_url is None:
-        return dev_keys(settings.data_dir)
+        return DevKeys(settings.data_dir)
     return None

@@ -6,6 +6,7 @@ prints an operator token at start, also written to `dev-token` beside it. Nothin
 in the stack: its services trust the identity service's JWKS only.
 """
 
+import asyncio
 import json
 import os
 import time
@@ -40,10 +41,20 @@ def dev_key(data_dir: Path) -> ECKey:
     return key
 
 
-def dev_keys(data_dir: Path) -> StaticKeys:
-    """The key set a development process trusts: its development key's public half."""
-    public = ECKey.import_key(dev_key(data_dir).as_dict(private=False))
-    return StaticKeys({DEV_KID: public})
+class DevKeys:
+    """The key set a development process trusts: its development key's public half, read (or
+    made) on the first token, not when the app is built."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = data_dir
+        self._keys: StaticKeys | None = None
+
+    async def key(self, kid: str) -> ECKey | None:
+        if self._keys is None:
+            private = await asyncio.to_thread(dev_key, self._data_dir)
+            public = ECKey.import_key(private.as_dict(private=False))
+            self._keys = StaticKeys({DEV_KID: public})
+        return await self._keys.key(kid)
 
 
 def mint(

@@ -97,7 +97,7 @@ class ClientCredentials:
 
     async def _fetch_until_it_works(self, client: httpx.AsyncClient) -> float:
         retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.5, max=30),
+            wait=wait_exponential_jitter(multiplier=0.5, max=30),
             retry=retry_if_exception_type((httpx.HTTPError, TokenRefused, ValueError)),
             before_sleep=lambda state: log.warning(
                 "service token not renewed: %s", state.outcome and state.outcome.exception()

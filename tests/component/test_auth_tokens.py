@@ -9,10 +9,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
+from contexts.settings import Settings
 from runtime.auth.jwks import JwksCache
 from runtime.auth.principal import Role
+from runtime.auth.tokens import service_tokens
 from runtime.auth.verifier import InvalidToken, TokenVerifier
-from tests.support.auth import ISSUER, Identity, JwksServer, new_key
+from tests.support.auth import ISSUER, SAGA_SCOPE, Identity, JwksServer, new_key
 
 
 class Clock:
@@ -30,7 +32,7 @@ def identity() -> Identity:
 
 @pytest.fixture
 def jwks(identity: Identity) -> Iterator[JwksServer]:
-    with JwksServer(identity.key).serving() as server:
+    with JwksServer(identity.key, identity=identity).serving() as server:
         yield server
 
 
@@ -172,3 +174,33 @@ def test_no_key_at_all_while_the_jwks_is_down_refuses(identity: Identity, jwks: 
     jwks.down = True
     [result] = verify(jwks, identity.token())
     assert refused(result, "kid")
+
+
+def test_client_credentials_keep_a_service_token(jwks: JwksServer) -> None:
+    settings = Settings(
+        **{k.removeprefix("STRATA_").lower(): v for k, v in jwks.settings().items()}
+    )
+
+    async def run() -> object:
+        async with service_tokens(settings) as source:
+            for _ in range(200):  # the first fetch is a loopback round trip
+                if source.token() is not None:
+                    break
+                await asyncio.sleep(0.01)
+            token = source.token()
+        assert token is not None
+        return await TokenVerifier(
+            JwksCache(jwks.url, min_interval=10, max_age=300), ISSUER
+        ).verify(token)
+
+    principal = asyncio.run(run())
+    assert principal.roles == {Role.SERVICE}  # type: ignore[attr-defined]
+    assert principal.scopes == set(SAGA_SCOPE.split())  # type: ignore[attr-defined]
+
+
+def test_no_credentials_no_token() -> None:
+    async def run() -> str | None:
+        async with service_tokens(Settings()) as source:
+            return source.token()
+
+    assert asyncio.run(run()) is None

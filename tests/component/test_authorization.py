@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from contexts.settings import Settings
 from embedded.app import create_app
+from runtime.auth.dev import write_dev_token
 from tests.support.api import add_line, assert_problem, create_order, register
 from tests.support.auth import IDENTITY, OPERATOR, Identity, bearer, new_key
 
@@ -140,3 +141,16 @@ def test_the_insecure_mode_is_explicit_and_visible(tmp_path: Path) -> None:
         assert client.get("/readyz").json()["auth"] == "insecure"
         assert "strata_auth_insecure 1.0" in client.get("/metrics").text
         assert "strata_auth_insecure 1.0" in client.get("/read/metrics").text
+
+
+def test_the_embedded_default_trusts_its_development_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STRATA_JWKS_URL")
+    settings = Settings(data_dir=tmp_path / "var")
+    token, path = write_dev_token(settings.data_dir, settings.identity_issuer)
+    assert path.read_text().strip() == token
+    with TestClient(create_app(settings)) as client:
+        user = register(_as(client, bearer(token)))
+        assert client.get(f"/read/users/{user}", params={"wait": 5}).status_code in (200, 404)
+        assert_unauthenticated(_as(client, OPERATOR).get(f"/users/{user}"), "kid")

@@ -20,7 +20,7 @@ from tests.support.read_models import Backend
 
 def test_healthz_and_readyz_answer_when_the_stores_do(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+    assert client.get("/readyz").json() == {"status": "ready", "auth": "jwt"}
 
 
 def test_metrics_count_and_time_requests_per_endpoint_template(
@@ -140,7 +140,7 @@ def test_the_read_routes_mount_under_a_prefix_beside_other_routes(backend: Backe
         assert_problem(
             client.get(f"/read/users/{user}", params={"position": "users:5", "wait": 0}), 503
         )
-        assert client.get("/read/readyz").json() == {"status": "ready"}
+        assert client.get("/read/readyz").json() == {"status": "ready", "auth": "jwt"}
         assert 'endpoint="/users/{user_id}"' in client.get("/read/metrics").text
         assert "/read/orders/{order_id}" in client.get("/openapi.json").json()["paths"]
         assert host.state.read_side.stores is not None
