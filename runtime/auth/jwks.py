@@ -96,10 +96,9 @@ class JwksCache:
         return attempted is None or self._clock() - attempted >= self._min_interval
 
     async def _refresh(self) -> None:
-        if not self._may_fetch():
-            return
+        # Behind a fetch in flight, wait for its keys rather than answer without them.
         async with self._fetching:
-            if not self._may_fetch():  # another request fetched while this one waited
+            if not self._may_fetch():
                 return
             self._attempted_at = self._clock()
             self.fetches += 1

@@ -204,3 +204,13 @@ def test_no_credentials_no_token() -> None:
             return source.token()
 
     assert asyncio.run(run()) is None
+
+
+def test_concurrent_first_tokens_share_one_fetch(identity: Identity, jwks: JwksServer) -> None:
+    async def run() -> list[object]:
+        verifier = TokenVerifier(JwksCache(jwks.url, min_interval=10, max_age=300), ISSUER)
+        tokens = [identity.token() for _ in range(16)]
+        return await asyncio.gather(*(verifier.verify(token) for token in tokens))
+
+    assert len(asyncio.run(run())) == 16  # none refused while the first fetch was in flight
+    assert jwks.fetches == 1
