@@ -22,6 +22,7 @@ from eventlog.reactions import Reaction
 from eventlog.replicas import Replica
 from projections.model import Projection
 from readmodels.catalog import ReadModel
+from runtime.auth.tokens import TokenSource
 from runtime.live_settings import LiveSettings
 from runtime.resilience import BreakerMetrics
 from runtime.settings import CommonSettings, database_url_field
@@ -50,6 +51,8 @@ class WorkerEnvironment:
     """The breakers' metrics, on the registry of the process's /metrics."""
     live: LiveSettings
     """The settings that change while the process runs: a handler follows those it uses."""
+    tokens: TokenSource
+    """This process's service token, for its calls to other services."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """The all-in-one composition root: write API + embedded fan-out + read API under /read, and the
-provider simulators under /simulators unless their URLs are configured (`embedded.simulators`)."""
+provider simulators under /simulators unless their URLs are configured (`embedded.simulators`).
+Without an identity service configured, tokens are checked against the development key of the
+data directory (`runtime.auth.dev`)."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -14,6 +16,8 @@ from embedded import simulators
 from eventlog.stores import Services
 from projections.embedded import start_embedded_fanout
 from read_api.routes import include_read_routes
+from runtime.auth.dev import DevKeys
+from runtime.auth.jwks import KeySource
 from runtime.logs import configure as configure_logging
 from write_api.app import create_app as create_write_app
 
@@ -44,8 +48,18 @@ def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) 
         finally:
             await asyncio.to_thread(running.stop)
 
-    app = create_write_app(settings, extensions=[fanout], contexts=contexts)
+    app = create_write_app(
+        settings, extensions=[fanout], contexts=contexts, keys=development_keys(settings)
+    )
     app.title = "strata (embedded)"
     include_read_routes(app, settings, prefix=READ_PREFIX, contexts=contexts)
     simulators.mount(app, mounted)
     return app
+
+
+def development_keys(settings: Settings) -> KeySource | None:
+    """The development key (`runtime.auth.dev`) when no identity service is configured
+    (`STRATA_JWKS_URL` unset) and auth is on; else None: the JWKS of the settings."""
+    if settings.auth == "jwt" and settings.jwks_url is None:
+        return DevKeys(settings.data_dir)
+    return None

@@ -6,6 +6,7 @@ import uvicorn
 
 from contexts.settings import Settings, load_settings
 from embedded import simulators
+from runtime.auth.dev import write_dev_token
 
 PROG = "strata"
 
@@ -23,6 +24,7 @@ def main() -> None:
     print(f"  read API:  {base}/read     (same docs)")
     for simulator in simulators.SIMULATORS:
         print(f"  {_provider(settings, simulator)}")
+    print(_auth(settings))
     sys.stdout.flush()
     uvicorn.run(
         "embedded.app:create_app",
@@ -41,3 +43,17 @@ def _provider(settings: Settings, simulator: simulators.EmbeddedSimulator) -> st
         url = f"{simulators.own_url(settings)}{simulator.path}"
         return f"{simulator.name} simulator, in this process: {url}/docs"
     return f"{simulator.name}: {getattr(settings, simulator.url_field)} (configured)"
+
+
+def _auth(settings: Settings) -> str:
+    """How requests are authenticated, and the development operator token if it is the
+    development key that signs them (see docs/auth.md)."""
+    if settings.auth == "insecure":
+        return "  auth: NONE (STRATA_AUTH=insecure): every caller acts as an operator"
+    if settings.jwks_url is not None:
+        return f"  auth: tokens of {settings.identity_issuer} (keys at {settings.jwks_url})"
+    token, path = write_dev_token(settings.data_dir, settings.identity_issuer)
+    return (
+        "  auth: development key; an operator token, valid 7 days, is in "
+        f"{path} :\n  export STRATA_TOKEN={token}"
+    )

@@ -1,13 +1,15 @@
 """`python -m eventlog.provision`: create the stack's PostgreSQL databases that do not exist yet.
 
 One database per service: the event store of each registered context whose URL is set
-(`STRATA_<CONTEXT>_DATABASE_URL`) and the read-model database (`STRATA_READ_DATABASE_URL`).
+(`STRATA_<CONTEXT>_DATABASE_URL`), the read-model database (`STRATA_READ_DATABASE_URL`) and
+the identity service's (`STRATA_IDENTITY_DATABASE_URL`).
 Each URL is read on its own, so a deployment of some contexts only provisions theirs. Tables are
 created by the services themselves when they start. Runs in `scripts/stack` and as compose's
 one-shot `provision` service. Exit codes: 0 done, 1 invalid settings, no URL set, or a database
 server refused (one line on stderr).
 """
 
+import os
 import sys
 
 import psycopg
@@ -19,11 +21,16 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from runtime.settings import CommonSettings, settings_model
 
+IDENTITY_DATABASE_URL = "STRATA_IDENTITY_DATABASE_URL"
+
 
 def stack_database_urls(registry: Registry = REGISTRY) -> list[str]:
-    """The URLs set in the environment: each context's event store's, then the read models'."""
+    """The URLs set in the environment: each context's event store's, the read models', then
+    identity's."""
     urls = [settings_model((name,))().database_url(name) for name in registry.names]
     urls.append(CommonSettings().read_database_url)
+    # Identity's settings live in its own package, which this backbone does not import.
+    urls.append(os.environ.get(IDENTITY_DATABASE_URL))
     return [url for url in urls if url]
 
 

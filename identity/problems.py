@@ -19,7 +19,13 @@ from identity.profiles import ProfileRefused, ProfilesUnavailable
 from runtime.http import problems as common
 from runtime.http.deadlines import ServiceUnavailable
 from runtime.http.openapi import PROBLEM_JSON
-from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, Operation, ProblemType
+from runtime.http.problem_types import (
+    FORBIDDEN,
+    IDEMPOTENCY_KEY_REUSED,
+    UNAUTHENTICATED,
+    Operation,
+    ProblemType,
+)
 from runtime.http.problems import problem
 
 log = logging.getLogger("strata.identity")
@@ -27,10 +33,6 @@ log = logging.getLogger("strata.identity")
 
 def _token_endpoint(operation: Operation) -> bool:
     return operation.path == "/token"
-
-
-def _for_operators(operation: Operation) -> bool:
-    return operation.takes("header", "Authorization") and not _token_endpoint(operation)
 
 
 def _creates_accounts(operation: Operation) -> bool:
@@ -59,10 +61,6 @@ INVALID_GRANT = ProblemType(
 INVALID_CLIENT = ProblemType(
     401, "invalid-client", "a wrong client id or client secret", _token_endpoint
 )
-UNAUTHENTICATED = ProblemType(
-    401, "unauthenticated", "no valid bearer token (`WWW-Authenticate: Bearer`)", _for_operators
-)
-FORBIDDEN = ProblemType(403, "forbidden", "the token's roles do not allow it", _for_operators)
 ACCOUNT_EXISTS = ProblemType(
     409, "account-exists", "the address or the profile has an account", _creates_accounts
 )
@@ -71,8 +69,6 @@ IDENTITY_PROBLEMS = (
     UNSUPPORTED_GRANT_TYPE,
     INVALID_GRANT,
     INVALID_CLIENT,
-    UNAUTHENTICATED,
-    FORBIDDEN,
     ACCOUNT_EXISTS,
 )
 

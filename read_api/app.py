@@ -7,6 +7,7 @@ from contexts.registry import Registry
 from contexts.settings import Settings
 from read_api.problems import install_problem_handlers
 from read_api.routes import include_read_routes
+from runtime.auth.http import authenticator, install_auth
 from runtime.logs import configure as configure_logging
 
 DESCRIPTION = """Queries over the read models that projectors build from the event log.
@@ -30,5 +31,6 @@ def create_app(
         configure_logging(settings.log_level)
     app = FastAPI(title="strata read API", description=DESCRIPTION)
     install_problem_handlers(app)
+    install_auth(app, authenticator(settings))
     include_read_routes(app, settings, prefix, contexts=contexts)
     return app

@@ -15,8 +15,13 @@ from read_api.schemas import NextCursor
 from read_api.stores import ReadStores
 from readmodels.fulfilment_catalog import FULFILMENTS
 from readmodels.sql import Row
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 
 router = APIRouter(prefix="/fulfilments", tags=["fulfilment"], route_class=ReadRoute)
+CONTEXT = "fulfilment"
+"""A user reads the fulfilments of their own orders, one by one; the listing is for operators
+and `fulfilment:read`."""
 
 
 class SagaStatus(StrEnum):
@@ -47,6 +52,7 @@ def fulfilment_row(stores: ReadStores, order_id: object) -> Row | None:
 
 @router.get("", response_model=FulfilmentsPage)
 async def list_fulfilments(
+    caller: Caller,
     request: Request,
     reader: Annotated[Reader, reads(FULFILMENTS)],
     status: Annotated[
@@ -55,7 +61,8 @@ async def list_fulfilments(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> FulfilmentsPage:
-    """Fulfilments by start time (then order id), of one status or all."""
+    """Fulfilments by start time (then order id), of one status or all (not for users)."""
+    require(caller, CONTEXT, Access.READ)
     items, next_cursor = await keyset_page(
         request,
         reader,
@@ -69,6 +76,7 @@ async def list_fulfilments(
 
 @router.get("/{order_id}", response_model=Fulfilment)
 async def get_fulfilment(
+    caller: Caller,
     order_id: Annotated[Uuid, Path(description="The order's id.")],
     reader: Annotated[Reader, reads(FULFILMENTS)],
 ) -> Fulfilment:
@@ -76,4 +84,6 @@ async def get_fulfilment(
     found = await reader.read(lambda stores: fulfilment_row(stores, order_id))
     if found is None:
         raise reader.not_found(f"no fulfilment of order {order_id} in the read model")
-    return fulfilment(found)
+    answer = fulfilment(found)
+    require(caller, CONTEXT, Access.READ, owner=answer.user_id)
+    return answer

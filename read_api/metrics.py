@@ -14,6 +14,8 @@ from prometheus_client import generate_latest as render
 from starlette.exceptions import HTTPException
 
 from read_api.problems import InvalidParameter, PositionNotReached
+from runtime.auth.http import Unauthenticated
+from runtime.auth.policy import Forbidden
 from runtime.http.deadlines import ServiceUnavailable
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -57,6 +59,10 @@ def status_of(error: Exception) -> int:
         return 422
     if isinstance(error, PositionNotReached | ServiceUnavailable):
         return 503
+    if isinstance(error, Unauthenticated):
+        return 401
+    if isinstance(error, Forbidden):
+        return 403
     return 500
 
 

@@ -17,12 +17,17 @@ from read_api.stores.base import OrdersQuery
 from readmodels.catalog import ORDERS
 from readmodels.fulfilment_catalog import FULFILMENTS
 from readmodels.sql import Row
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 
 router = APIRouter(prefix="/orders", tags=["orders"], route_class=ReadRoute)
+CONTEXT = "orders"
+"""A user reads their own orders: the listing with `user_id` their own id, and each order."""
 
 
 @router.get("", response_model=schemas.OrdersPage)
 async def list_orders(
+    caller: Caller,
     request: Request,
     reader: Annotated[Reader, reads(ORDERS)],
     user_id: Annotated[Uuid | None, Query(description="Orders of this user.")] = None,
@@ -38,6 +43,7 @@ async def list_orders(
 ) -> schemas.OrdersPage:
     """Orders by creation time (then id); by placement time when `placed_from` or `placed_to`
     is given, which also leaves out orders never placed."""
+    require(caller, CONTEXT, Access.READ, owner=user_id)
     if placed_from is not None and placed_to is not None and placed_to <= placed_from:
         raise InvalidParameter("placed_to", "must be later than placed_from")
     filters = {
@@ -72,6 +78,7 @@ async def list_orders(
 
 @router.get("/{order_id}", response_model=schemas.Order)
 async def get_order(
+    caller: Caller,
     order_id: Annotated[Uuid, Path(description="The order's id.")],
     reader: Annotated[Reader, reads(ORDERS, FULFILMENTS)],
 ) -> schemas.Order:
@@ -86,6 +93,7 @@ async def get_order(
     found, fulfilment = await reader.read(order_and_fulfilment)
     if found is None:
         raise reader.not_found(f"no order {order_id} in the read model")
+    require(caller, CONTEXT, Access.READ, owner=found.user_id)
     lines = [
         schemas.OrderLine(
             sku=line.sku,

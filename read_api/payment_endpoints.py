@@ -15,8 +15,12 @@ from read_api.schemas import Money, NextCursor, money
 from readmodels.formats import stored_time, stored_uuid
 from readmodels.fulfilment_catalog import PAYMENTS
 from readmodels.sql import Row
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 
 router = APIRouter(prefix="/payments", tags=["payments"], route_class=ReadRoute)
+CONTEXT = "payments"
+"""A user reads their own payments: the ledger with `user_id` their own id, and each payment."""
 
 
 class PaymentLedgerStatus(StrEnum):
@@ -84,6 +88,7 @@ def _payment(row: Row) -> Payment:
 
 @router.get("", response_model=PaymentsPage)
 async def list_payments(
+    caller: Caller,
     request: Request,
     reader: Annotated[Reader, reads(PAYMENTS)],
     order_id: Annotated[Uuid | None, Query(description="Payments of this order.")] = None,
@@ -92,7 +97,9 @@ async def list_payments(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> PaymentsPage:
-    """The payments ledger, by request time (then id): an order's payments, a user's, or all."""
+    """The payments ledger, by request time (then id): an order's payments, a user's, or all.
+    A user lists their own only (`user_id`)."""
+    require(caller, CONTEXT, Access.READ, owner=user_id)
     state = status.value if status else None
     filters = {"order_id": order_id, "user_id": user_id, "status": state}
     items, next_cursor = await keyset_page(
@@ -103,6 +110,7 @@ async def list_payments(
 
 @router.get("/{payment_id}", response_model=Payment)
 async def get_payment(
+    caller: Caller,
     payment_id: Annotated[Uuid, Path(description="The payment's id.")],
     reader: Annotated[Reader, reads(PAYMENTS)],
 ) -> Payment:
@@ -110,4 +118,6 @@ async def get_payment(
     found = await reader.read(lambda stores: TABLE.one(stores, "id", payment_id))
     if found is None:
         raise reader.not_found(f"no payment {payment_id} in the read model")
-    return _payment(found)
+    payment = _payment(found)
+    require(caller, CONTEXT, Access.READ, owner=payment.user_id)
+    return payment

@@ -23,6 +23,7 @@ from read_api.saga_gauges import register_saga_gauges
 from read_api.stores import ReadStores, build_read_stores, read_stores_mode
 from read_api.waiting import CheckpointWatch
 from readmodels.checkpoints import Positions
+from runtime.auth.http import register_auth_mode
 from runtime.http.deadlines import Runner
 from runtime.settings import CommonSettings, Mode
 
@@ -88,6 +89,8 @@ async def open_read_side(
         mode=mode,
     )
     register_saga_gauges(side.metrics.registry, stores, models)
+    if registry is None:  # a host's registry has the host's own
+        register_auth_mode(side.metrics.registry, settings.auth == "insecure")
     try:
         if mode == "stack":
             assert settings.redis_url

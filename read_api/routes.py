@@ -22,6 +22,7 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from read_api.problems import install_read_problem_handlers
 from read_api.resources import attach_read_side, read_side
+from runtime.auth.http import authenticator, install_auth
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.settings import CommonSettings
@@ -37,12 +38,13 @@ async def healthz() -> dict[str, str]:
 
 @ops.get("/readyz", response_model=None)
 async def readyz(request: Request) -> JSONResponse | dict[str, str]:
-    """Every read store answers and holds the read models."""
+    """Every read store answers and holds the read models; `auth` says whether requests are
+    authenticated (`jwt`) or not (`insecure`)."""
     failures = await read_side(request).unreachable()
     if failures:
         detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
         return problem(request, NOT_READY, f"read stores unreachable: {detail}")
-    return {"status": "ready"}
+    return {"status": "ready", "auth": read_side(request).settings.auth}
 
 
 @ops.get("/metrics", response_class=PlainTextResponse)
@@ -90,5 +92,7 @@ def include_read_routes(
     `ReadSide.unreachable` and `ReadSide.metrics` are on `app.state.read_side`). `registry`
     puts the read metrics into the host's Prometheus registry instead of one of their own."""
     install_read_problem_handlers(app)
+    if not hasattr(app.state, "authenticator"):  # a host without its own: the settings' one
+        install_auth(app, authenticator(settings))
     routes = read_routes(settings, with_ops=with_ops, registry=registry, contexts=contexts)
     app.include_router(routes, prefix=prefix)

@@ -12,12 +12,18 @@ from read_api.reading import Reader, ReadRoute, reads
 from read_api.resources import read_side
 from read_api.stores.base import SalesQuery
 from readmodels.catalog import DAILY_SALES, TOP_SPENDERS
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 
 router = APIRouter(tags=["sales"], route_class=ReadRoute)
+CONTEXT = "orders"
+"""Daily sales are for operators and `orders:read`; the leaderboard for any caller with a
+valid token (a user's dashboard shows their rank in it)."""
 
 
 @router.get("/sales/daily", response_model=schemas.SalesPage)
 async def daily_sales(
+    caller: Caller,
     request: Request,
     reader: Annotated[Reader, reads(DAILY_SALES)],
     currency: Annotated[CurrencyCode | None, Query(description="ISO 4217 code.")] = None,
@@ -31,6 +37,7 @@ async def daily_sales(
     limit: Limit = DEFAULT_LIMIT,
 ) -> schemas.SalesPage:
     """Payments and refunds per UTC day and currency, by day then currency."""
+    require(caller, CONTEXT, Access.READ)
     if day_from is not None and day_to is not None and day_to < day_from:
         raise InvalidParameter("to", "may not be before from")
     filters = {"currency": currency, "from": day_from, "to": day_to}
@@ -63,6 +70,7 @@ async def daily_sales(
 
 @router.get("/leaderboards/{currency}/top-spenders", response_model=schemas.Leaderboard)
 async def top_spenders(
+    caller: Caller,
     currency: Annotated[CurrencyCode, Path(description="ISO 4217 code, any case.")],
     reader: Annotated[Reader, reads(TOP_SPENDERS)],
     limit: Limit = DEFAULT_LIMIT,

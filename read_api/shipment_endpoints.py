@@ -15,8 +15,12 @@ from read_api.schemas import NextCursor
 from readmodels.formats import stored_time, stored_uuid
 from readmodels.fulfilment_catalog import SHIPMENTS
 from readmodels.sql import Row
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 
 router = APIRouter(prefix="/shipments", tags=["shipping"], route_class=ReadRoute)
+CONTEXT = "shipping"
+"""A user reads their own shipments, one by one; the board is for operators and `shipping:read`."""
 
 
 class ShipmentBoardStatus(StrEnum):
@@ -81,6 +85,7 @@ def _shipment(row: Row) -> Shipment:
 
 @router.get("", response_model=ShipmentsPage)
 async def shipments_board(
+    caller: Caller,
     request: Request,
     reader: Annotated[Reader, reads(SHIPMENTS)],
     status: Annotated[ShipmentStatus | None, Query(description="Shipments in this status.")] = None,
@@ -88,7 +93,8 @@ async def shipments_board(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> ShipmentsPage:
-    """The shipments board, by request time (then id), of one status or all."""
+    """The shipments board, by request time (then id), of one status or all (not for users)."""
+    require(caller, CONTEXT, Access.READ)
     filters = {"status": status.value if status else None, "order_id": order_id}
     items, next_cursor = await keyset_page(
         request, reader, TABLE, filters, (cursor, limit), _shipment
@@ -98,6 +104,7 @@ async def shipments_board(
 
 @router.get("/{shipment_id}", response_model=Shipment)
 async def get_shipment(
+    caller: Caller,
     shipment_id: Annotated[Uuid, Path(description="The shipment's id.")],
     reader: Annotated[Reader, reads(SHIPMENTS)],
 ) -> Shipment:
@@ -105,4 +112,6 @@ async def get_shipment(
     found = await reader.read(lambda stores: TABLE.one(stores, "id", shipment_id))
     if found is None:
         raise reader.not_found(f"no shipment {shipment_id} in the read model")
-    return _shipment(found)
+    shipment = _shipment(found)
+    require(caller, CONTEXT, Access.READ, owner=shipment.user_id)
+    return shipment

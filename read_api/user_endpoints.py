@@ -22,8 +22,12 @@ from read_api.resources import read_side
 from read_api.stores import ReadStores, base
 from read_api.stores.base import DirectoryQuery
 from readmodels.catalog import USER_PROFILES, USER_STATS, USERS_DIRECTORY
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=ReadRoute)
+CONTEXT = "users"
+"""A user reads their own profile and stats; the directory is for operators and `users:read`."""
 
 
 def _text(max_length: int, description: str) -> Any:
@@ -48,6 +52,7 @@ NamePrefixFilter = Annotated[
 
 @router.get("", response_model=schemas.DirectoryPage)
 async def directory(
+    caller: Caller,
     request: Request,
     reader: Annotated[Reader, reads(USERS_DIRECTORY)],
     country: Annotated[
@@ -60,6 +65,7 @@ async def directory(
     limit: Limit = DEFAULT_LIMIT,
 ) -> schemas.DirectoryPage:
     """Users by name (then id), filtered by any of country, city, hobby and name prefix."""
+    require(caller, CONTEXT, Access.READ)
     filters = {"country": country, "city": city, "hobby": hobby, "name_prefix": name_prefix}
     bound_to = scope("users_directory", filters)
     after = None
@@ -98,9 +104,10 @@ def _entry(entry: base.DirectoryEntry) -> schemas.DirectoryEntry:
 
 @router.get("/{user_id}", response_model=schemas.Profile)
 async def profile(
-    user_id: UserIdPath, reader: Annotated[Reader, reads(USER_PROFILES)]
+    caller: Caller, user_id: UserIdPath, reader: Annotated[Reader, reads(USER_PROFILES)]
 ) -> schemas.Profile:
     """The user's profile document."""
+    require(caller, CONTEXT, Access.READ, owner=user_id)
     found = await reader.read(lambda stores: stores.key_value.profile(user_id))
     if found is None:
         raise reader.not_found(f"no user {user_id} in the read model")
@@ -120,9 +127,12 @@ async def profile(
 
 @router.get("/{user_id}/stats", response_model=schemas.Stats)
 async def stats(
-    user_id: UserIdPath, reader: Annotated[Reader, reads(USER_PROFILES, USER_STATS)]
+    caller: Caller,
+    user_id: UserIdPath,
+    reader: Annotated[Reader, reads(USER_PROFILES, USER_STATS)],
 ) -> schemas.Stats:
     """Orders created and money spent per currency. Zero for a known user without orders."""
+    require(caller, CONTEXT, Access.READ, owner=user_id)
 
     def profile_and_stats(stores: ReadStores) -> tuple[bool, base.Stats | None]:
         return stores.key_value.profile(user_id) is not None, stores.key_value.stats(user_id)

@@ -23,7 +23,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from runtime.auth.settings import AuthSettings
 
 Mode = Literal["embedded", "stack"]
 RateLimitStrategy = Literal["moving-window", "fixed-window"]
@@ -34,8 +36,9 @@ LIVE: dict[str, Any] = {"live": True}
 """The `json_schema_extra` of a field a running service takes a new value of (hot reload)."""
 
 
-class CommonSettings(BaseSettings):
-    """The settings every deployment has, whatever its contexts."""
+class CommonSettings(AuthSettings):
+    """The settings every deployment has, whatever its contexts (and the authentication
+    settings of `AuthSettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="STRATA_", extra="ignore", frozen=True)
 

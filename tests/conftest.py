@@ -1,4 +1,5 @@
-"""Fixtures shared by every test layer: the two storage modes and a client of the write API."""
+"""Fixtures shared by every test layer: the two storage modes, a client of the write API (an
+operator's), and the test identity every service trusts."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,10 +8,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contexts.settings import CONTEXTS, Settings
+from tests.support.auth import IDENTITY, OPERATOR, JwksServer
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from write_api.app import create_app
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def trusted_identity() -> Iterator[JwksServer]:
+    """Every service of the session, in process or not, trusts the test identity's JWKS."""
+    with JwksServer(IDENTITY.key).serving() as server, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STRATA_JWKS_URL", server.url)
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -32,5 +42,5 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), headers=OPERATOR) as test_client:
         yield test_client

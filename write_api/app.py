@@ -26,6 +26,9 @@ from contexts.settings import Settings
 from eventlog.group_commit import GroupCommitter
 from eventlog.jobs import Clock
 from eventlog.stores import Services, build_services
+from runtime.auth.http import authenticator, install_auth, register_auth_mode
+from runtime.auth.jwks import KeySource
+from runtime.auth.tokens import service_tokens
 from runtime.http.deadlines import Runner
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
@@ -59,8 +62,10 @@ def create_app(
     extensions: Sequence[Extension] = (),
     contexts: Registry = REGISTRY,
     clock: Clock | None = None,
+    keys: KeySource | None = None,
 ) -> FastAPI:
-    """The write API of these contexts: each one's store, application and commands."""
+    """The write API of these contexts: each one's store, application and commands. Tokens are
+    checked against the JWKS of the settings, or against `keys` when given."""
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         served = os.environ.get(SERVED_CONTEXT)
         if served:
@@ -77,30 +82,15 @@ def create_app(
         app.state.settings = settings
         app.state.runner = Runner(settings.worker_threads, settings.request_timeout)
         try:
-            async with AsyncExitStack() as running:
-                feeds = await running.enter_async_context(
-                    running_feeds(settings, services, contexts)
-                )
-                app.state.replica_feeds = feeds
-                running.enter_context(_registered(registry, _committers_collector(services)))
-                running.enter_context(_registered(registry, ReplicaCollector(feeds)))
-                live = LiveSettings(settings)
-                live.on_change({"log_level"}, set_log_level)
-                await running.enter_async_context(
-                    running_workers(live, services, contexts, registry, clock)
-                )
-                if settings.live_settings_file is not None:
-                    following_file = following(
-                        settings.live_settings_file, live, LiveReloadMetrics(registry)
-                    )
-                    await running.enter_async_context(following_file)
-                for extension in extensions:
-                    await running.enter_async_context(extension(app, services))
+            async with _running_beside(app, settings, contexts, registry, clock, extensions):
                 yield
         finally:
             services.close()
 
     app = FastAPI(title="strata write API", description=DESCRIPTION, lifespan=lifespan)
+    auth = authenticator(settings, keys)
+    install_auth(app, auth)
+    register_auth_mode(registry, auth.insecure)
     app.add_middleware(JsonBodies, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
@@ -115,7 +105,8 @@ def create_app(
 
     @app.get("/readyz", tags=["health"], response_model=None)
     async def readyz(request: Request) -> JSONResponse | dict[str, str]:
-        """Every event store answers."""
+        """Every event store answers; `auth` says whether requests are authenticated (`jwt`) or
+        not (`insecure`)."""
         failures = {}
         for service in request.app.state.services.all():
             try:
@@ -125,9 +116,40 @@ def create_app(
         if failures:
             detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
             return problem(request, NOT_READY, f"event stores unreachable: {detail}")
-        return {"status": "ready"}
+        return {"status": "ready", "auth": settings.auth}
 
     return app
+
+
+@asynccontextmanager
+async def _running_beside(
+    app: FastAPI,
+    settings: Settings,
+    contexts: Registry,
+    registry: CollectorRegistry,
+    clock: Clock | None,
+    extensions: Sequence[Extension],
+) -> AsyncIterator[None]:
+    """What runs beside the requests: the replica feeds, the job workers (following the live
+    settings, with this process's service token), the live-settings file and the extensions."""
+    services: Services = app.state.services
+    async with AsyncExitStack() as running:
+        feeds = await running.enter_async_context(running_feeds(settings, services, contexts))
+        app.state.replica_feeds = feeds
+        running.enter_context(_registered(registry, _committers_collector(services)))
+        running.enter_context(_registered(registry, ReplicaCollector(feeds)))
+        live = LiveSettings(settings)
+        live.on_change({"log_level"}, set_log_level)
+        tokens = await running.enter_async_context(service_tokens(settings))
+        await running.enter_async_context(
+            running_workers(live, services, contexts, registry, tokens, clock)
+        )
+        if settings.live_settings_file is not None:
+            metrics = LiveReloadMetrics(registry)
+            await running.enter_async_context(following(settings.live_settings_file, live, metrics))
+        for extension in extensions:
+            await running.enter_async_context(extension(app, services))
+        yield
 
 
 def _committers_collector(services: Services) -> GroupCommitCollector:

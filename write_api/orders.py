@@ -7,7 +7,10 @@ from fastapi.responses import JSONResponse
 
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 from write_api.as_of import AsOf
+from write_api.authz import require_owner
 from write_api.command_http import Headers, accepted, etag, run_blocking
 from write_api.replicas import AfterPosition, wait_for_replica
 from write_api.schemas import (
@@ -25,6 +28,8 @@ if TYPE_CHECKING:  # the registry imports this router, and the stores import the
     from eventlog.stores import Services
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+"""A user may open orders for themselves and command and read their own; paying and shipping
+an order are the fulfilment saga's (scope `orders:write`) and operators'."""
 CONTEXT = "orders"
 
 
@@ -33,13 +38,24 @@ def orders(request: Request) -> OrdersService:
     return services.application(OrdersService)
 
 
+async def require_own_order(request: Request, caller: Caller, order_id: Id) -> None:
+    await require_owner(
+        request, caller, CONTEXT, Access.WRITE, lambda: orders(request).order(order_id).user_id
+    )
+
+
 @router.post("", status_code=201, response_model=Accepted)
 async def create_order(
-    body: CreateOrder, request: Request, headers: Headers, position: AfterPosition = None
+    caller: Caller,
+    body: CreateOrder,
+    request: Request,
+    headers: Headers,
+    position: AfterPosition = None,
 ) -> JSONResponse:
     """Open an order for an active user. Orders knows users from its own replica of their
     events: a user registered a moment ago may not be in it yet (send the registration's
     `position`, or retry after the 422)."""
+    require(caller, CONTEXT, Access.WRITE, owner=body.user_id)
     await wait_for_replica(request, CONTEXT, position)
     ctx = headers.context(request, body)
     result = await run_blocking(
@@ -49,7 +65,9 @@ async def create_order(
 
 
 @router.get("/{order_id}", response_model=OrderState)
-async def get_order(order_id: Id, request: Request, response: Response, as_of: AsOf) -> OrderState:
+async def get_order(
+    caller: Caller, order_id: Id, request: Request, response: Response, as_of: AsOf
+) -> OrderState:
     """The order now, or as of `as_of`; the ETag is its version."""
 
     def load() -> Order:
@@ -58,6 +76,7 @@ async def get_order(order_id: Id, request: Request, response: Response, as_of: A
         return orders(request).state_at(Order, order_id, at=as_of)
 
     order = await run_blocking(request, load)
+    require(caller, CONTEXT, Access.READ, owner=order.user_id)
     response.headers["ETag"] = etag(order.version)
     return OrderState(
         id=order.id,
@@ -82,11 +101,13 @@ async def get_order(order_id: Id, request: Request, response: Response, as_of: A
 
 @router.post("/{order_id}/lines", response_model=Accepted)
 async def add_line(
+    caller: Caller,
     order_id: Id,
     body: AddLine,
     request: Request,
     headers: Headers,
 ) -> JSONResponse:
+    await require_own_order(request, caller, order_id)
     ctx = headers.context(request, body)
     result = await run_blocking(
         request,
@@ -96,28 +117,38 @@ async def add_line(
 
 
 @router.delete("/{order_id}/lines/{sku}", response_model=Accepted)
-async def remove_line(order_id: Id, sku: Sku, request: Request, headers: Headers) -> JSONResponse:
+async def remove_line(
+    caller: Caller, order_id: Id, sku: Sku, request: Request, headers: Headers
+) -> JSONResponse:
+    await require_own_order(request, caller, order_id)
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: orders(request).remove_line(ctx, order_id, sku))
     return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/place", response_model=Accepted)
-async def place(order_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def place(caller: Caller, order_id: Id, request: Request, headers: Headers) -> JSONResponse:
+    await require_own_order(request, caller, order_id)
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: orders(request).place(ctx, order_id))
     return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/pay", response_model=Accepted)
-async def mark_paid(order_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def mark_paid(
+    caller: Caller, order_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: orders(request).mark_paid(ctx, order_id))
     return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{order_id}/ship", response_model=Accepted)
-async def mark_shipped(order_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def mark_shipped(
+    caller: Caller, order_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: orders(request).mark_shipped(ctx, order_id))
     return accepted(CONTEXT, result, headers)
@@ -125,11 +156,13 @@ async def mark_shipped(order_id: Id, request: Request, headers: Headers) -> JSON
 
 @router.post("/{order_id}/cancel", response_model=Accepted)
 async def cancel(
+    caller: Caller,
     order_id: Id,
     body: CancelOrder,
     request: Request,
     headers: Headers,
 ) -> JSONResponse:
+    await require_own_order(request, caller, order_id)
     ctx = headers.context(request, body)
     result = await run_blocking(request, lambda: orders(request).cancel(ctx, order_id, body.reason))
     return accepted(CONTEXT, result, headers)

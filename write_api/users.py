@@ -7,6 +7,8 @@ from fastapi.responses import JSONResponse
 
 from domain.users.profile import UserProfile
 from domain.users.service import UsersService
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 from write_api.as_of import AsOf
 from write_api.command_http import Headers, accepted, etag, run_blocking
 from write_api.schemas import (
@@ -25,6 +27,9 @@ if TYPE_CHECKING:  # the registry imports this router, and the stores import the
     from eventlog.stores import Services
 
 router = APIRouter(prefix="/users", tags=["users"])
+"""A user may command and read their own profile only, and may not reactivate it (a
+deactivation may be an operator's). Registering is for operators and the identity service
+(scope `users:write`): a user's token names a profile that exists already."""
 CONTEXT = "users"
 HobbyInPath = Annotated[
     Hobby,
@@ -42,7 +47,10 @@ def users(request: Request) -> UsersService:
 
 
 @router.post("", status_code=201, response_model=Accepted)
-async def register(body: RegisterUser, request: Request, headers: Headers) -> JSONResponse:
+async def register(
+    caller: Caller, body: RegisterUser, request: Request, headers: Headers
+) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request, body)
     result = await run_blocking(
         request, lambda: users(request).register(ctx, body.name, body.email)
@@ -52,9 +60,10 @@ async def register(body: RegisterUser, request: Request, headers: Headers) -> JS
 
 @router.get("/{user_id}", response_model=UserProfileState)
 async def get_profile(
-    user_id: Id, request: Request, response: Response, as_of: AsOf
+    caller: Caller, user_id: Id, request: Request, response: Response, as_of: AsOf
 ) -> UserProfileState:
     """The profile now, or as of `as_of`; the ETag is its version."""
+    require(caller, CONTEXT, Access.READ, owner=user_id)
 
     def load() -> UserProfile:
         if as_of is None:
@@ -79,11 +88,13 @@ async def get_profile(
 
 @router.put("/{user_id}/name", response_model=Accepted)
 async def rename(
+    caller: Caller,
     user_id: Id,
     body: RenameUser,
     request: Request,
     headers: Headers,
 ) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE, owner=user_id)
     ctx = headers.context(request, body)
     result = await run_blocking(request, lambda: users(request).rename(ctx, user_id, body.name))
     return accepted(CONTEXT, result, headers)
@@ -91,11 +102,13 @@ async def rename(
 
 @router.put("/{user_id}/email", response_model=Accepted)
 async def change_email(
+    caller: Caller,
     user_id: Id,
     body: ChangeEmail,
     request: Request,
     headers: Headers,
 ) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE, owner=user_id)
     ctx = headers.context(request, body)
     result = await run_blocking(
         request, lambda: users(request).change_email(ctx, user_id, body.email)
@@ -105,11 +118,13 @@ async def change_email(
 
 @router.post("/{user_id}/hobbies", response_model=Accepted)
 async def add_hobby(
+    caller: Caller,
     user_id: Id,
     body: AddHobby,
     request: Request,
     headers: Headers,
 ) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE, owner=user_id)
     ctx = headers.context(request, body)
     result = await run_blocking(request, lambda: users(request).add_hobby(ctx, user_id, body.hobby))
     return accepted(CONTEXT, result, headers)
@@ -118,11 +133,13 @@ async def add_hobby(
 # `:path`: the server decodes %2F before routing, so a hobby holding "/" spans segments.
 @router.delete("/{user_id}/hobbies/{hobby:path}", response_model=Accepted)
 async def remove_hobby(
+    caller: Caller,
     user_id: Id,
     hobby: HobbyInPath,
     request: Request,
     headers: Headers,
 ) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE, owner=user_id)
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: users(request).remove_hobby(ctx, user_id, hobby))
     return accepted(CONTEXT, result, headers)
@@ -130,11 +147,13 @@ async def remove_hobby(
 
 @router.put("/{user_id}/location", response_model=Accepted)
 async def change_location(
+    caller: Caller,
     user_id: Id,
     body: ChangeLocation,
     request: Request,
     headers: Headers,
 ) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE, owner=user_id)
     ctx = headers.context(request, body)
     result = await run_blocking(
         request, lambda: users(request).change_location(ctx, user_id, body.city, body.country)
@@ -143,14 +162,20 @@ async def change_location(
 
 
 @router.post("/{user_id}/deactivate", response_model=Accepted)
-async def deactivate(user_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def deactivate(
+    caller: Caller, user_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE, owner=user_id)
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: users(request).deactivate(ctx, user_id))
     return accepted(CONTEXT, result, headers)
 
 
 @router.post("/{user_id}/reactivate", response_model=Accepted)
-async def reactivate(user_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def reactivate(
+    caller: Caller, user_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
+    require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request)
     result = await run_blocking(request, lambda: users(request).reactivate(ctx, user_id))
     return accepted(CONTEXT, result, headers)

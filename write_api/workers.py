@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from contexts.registry import Registry, WorkerEnvironment
 from eventlog.jobs import Clock, JobPoller, JobStore
 from eventlog.stores import Services
+from runtime.auth.tokens import TokenSource
 from runtime.live_settings import LiveSettings
 from runtime.resilience import breaker_metrics
 
@@ -31,12 +32,14 @@ async def running_workers(
     services: Services,
     contexts: Registry,
     metrics: CollectorRegistry,
+    tokens: TokenSource,
     clock: Clock | None = None,
 ) -> AsyncIterator[list[JobPoller]]:
     """A poller per kind of job of each context, its handler built from the live settings;
-    `clock` says when a job is due (tests move it by hand to reach a deadline)."""
+    `tokens` give the handlers this process's service token, `clock` says when a job is due
+    (tests move it by hand to reach a deadline)."""
     served = {service.name: service for service in services.all()}
-    environment = WorkerEnvironment(served, live.current, breaker_metrics(metrics), live)
+    environment = WorkerEnvironment(served, live.current, breaker_metrics(metrics), live, tokens)
     pollers = []
     for context in contexts:
         application = served[context.name]

@@ -36,7 +36,8 @@ def send_commands(fulfilment: CommandService, environment: WorkerEnvironment) ->
     served = environment.served
     remote_names = [name for name in FOLLOWED if name not in served]
     urls = {name: url for name in remote_names if (url := environment.settings.write_url(name))}
-    remote = HttpParticipants(urls, httpx.Client(timeout=PARTICIPANT_TIMEOUT))
+    client = httpx.Client(timeout=PARTICIPANT_TIMEOUT)
+    remote = HttpParticipants(urls, client, environment.tokens)
     local = InProcessParticipants(served)
     return dispatcher(RoutedParticipants(local, set(served), remote))
 

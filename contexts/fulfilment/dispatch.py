@@ -7,6 +7,11 @@ A participant that cannot be reached raises `ParticipantUnavailable`: the job po
 command again later, with backoff. A participant that refuses the command (a 4xx: the payment was
 captured already, the order is shipped) is not asked again; the saga's deadline for that step
 decides what follows (it parks the saga where a person must look).
+
+Over HTTP a command carries the process's service token (`runtime.auth.tokens.TokenSource`; the
+saga's account has the scopes `payments:write shipping:write orders:write`). Without a token
+yet, or answered 401 (a token the participant cannot verify yet, as during a key rotation), the
+command is sent again later, like one that found the participant down.
 """
 
 import logging
@@ -20,6 +25,7 @@ import httpx
 from domain.errors import DomainError
 from domain.ports import Job
 from domain.service import CommandContext, CommandService
+from runtime.auth.tokens import TokenSource
 
 log = logging.getLogger("strata.fulfilment.dispatch")
 
@@ -70,9 +76,17 @@ PATHS: Mapping[tuple[str, str], str] = {
 class HttpParticipants:
     """The participants' write services, by context name -> base URL."""
 
-    def __init__(self, urls: Mapping[str, str], client: httpx.Client) -> None:
+    def __init__(self, urls: Mapping[str, str], client: httpx.Client, tokens: TokenSource) -> None:
         self._urls = urls
         self._client = client
+        self._tokens = tokens
+
+    def _headers(self, key: str) -> dict[str, str]:
+        headers = {"Idempotency-Key": key, "X-Causation-Id": key}
+        token = self._tokens.token()
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
 
     def send(self, key: str, target: str, action: str, aggregate_id: UUID, body: Any) -> None:
         base = self._urls.get(target)
@@ -82,12 +96,10 @@ class HttpParticipants:
             )
         url = base.rstrip("/") + PATHS[(target, action)].format(id=aggregate_id)
         try:
-            response = self._client.post(
-                url, json=body or None, headers={"Idempotency-Key": key, "X-Causation-Id": key}
-            )
+            response = self._client.post(url, json=body or None, headers=self._headers(key))
         except httpx.HTTPError as error:
             raise ParticipantUnavailable(f"{target}: {error}") from error
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code == 401:
             raise ParticipantUnavailable(f"{target} answered {response.status_code}")
         if response.status_code >= 400:
             raise CommandRefused(f"{response.status_code} {response.text[:300]}")

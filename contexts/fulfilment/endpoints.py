@@ -1,5 +1,8 @@
 """The fulfilment's operator endpoints: a saga's state now or as of T, and, for a parked saga,
-retry (ask the participant again, with a new key) or resolve (a person settled it by hand)."""
+retry (ask the participant again, with a new key) or resolve (a person settled it by hand).
+
+Retry and resolve are for operators (or the scope `fulfilment:write`); the order's owner may
+read its fulfilment's state."""
 
 from typing import TYPE_CHECKING
 
@@ -10,6 +13,8 @@ from pydantic import BaseModel
 from contexts.fulfilment import ids
 from contexts.fulfilment.domain import OrderFulfilment
 from contexts.fulfilment.service import FulfilmentService
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 from write_api.as_of import AsOf
 from write_api.command_http import Headers, accepted, etag, run_blocking
 from write_api.schemas import Accepted, Command, Id, Reason
@@ -57,7 +62,7 @@ def fulfilment(request: Request) -> FulfilmentService:
 
 @router.get("/{order_id}", response_model=FulfilmentState)
 async def get_fulfilment(
-    order_id: Id, request: Request, response: Response, as_of: AsOf
+    caller: Caller, order_id: Id, request: Request, response: Response, as_of: AsOf
 ) -> FulfilmentState:
     """The fulfilment of an order, now or as of `as_of`: status, current step, each step's
     state, and why it needs attention if parked. The ETag is its version."""
@@ -69,6 +74,7 @@ async def get_fulfilment(
         return fulfilment(request).state_at(OrderFulfilment, saga_id, at=as_of)
 
     saga = await run_blocking(request, load)
+    require(caller, CONTEXT, Access.READ, owner=saga.user_id)
     response.headers["ETag"] = etag(saga.version)
     return FulfilmentState(
         id=str(saga.id),
@@ -92,8 +98,9 @@ async def get_fulfilment(
 
 
 @router.post("/{order_id}/retry", response_model=Accepted)
-async def retry(order_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def retry(caller: Caller, order_id: Id, request: Request, headers: Headers) -> JSONResponse:
     """A parked saga asks its participant again (a new key, a new deadline)."""
+    require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request)
     saga_id = ids.saga_id(order_id)
     result = await run_blocking(request, lambda: fulfilment(request).retry(ctx, saga_id))
@@ -101,8 +108,11 @@ async def retry(order_id: Id, request: Request, headers: Headers) -> JSONRespons
 
 
 @router.post("/{order_id}/resolve", response_model=Accepted)
-async def resolve(order_id: Id, body: Resolve, request: Request, headers: Headers) -> JSONResponse:
+async def resolve(
+    caller: Caller, order_id: Id, body: Resolve, request: Request, headers: Headers
+) -> JSONResponse:
     """A parked saga ends as resolved: a person settled it by hand (say how in `note`)."""
+    require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request, body)
     saga_id = ids.saga_id(order_id)
     result = await run_blocking(

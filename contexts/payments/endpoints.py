@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from contexts.participant_http import record_intent, state_answer
 from contexts.payments.domain import Payment
 from contexts.payments.service import PaymentsService
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 from write_api.as_of import AsOf
 from write_api.command_http import Headers, accepted, run_blocking
 from write_api.schemas import Accepted, Command, Currency, Id, UnitPrice
@@ -65,12 +67,13 @@ def payments(request: Request) -> PaymentsService:
 
 @router.post("/{payment_id}/authorize", status_code=201, response_model=Accepted)
 async def authorize(
-    payment_id: Id, body: AuthorizePayment, request: Request, headers: Headers
+    caller: Caller, payment_id: Id, body: AuthorizePayment, request: Request, headers: Headers
 ) -> JSONResponse:
     """Request the payment of an order at this id: `Requested`, then the provider's answer
     (`Authorized` or `Declined`). Sent again with the same body, it answers the payment as it is
     (201 either way) and appends nothing. An order has at most one live payment (409
     `value-taken`) until it is declined, voided or refunded."""
+    require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request, body)
     result = await run_blocking(
         request,
@@ -82,36 +85,57 @@ async def authorize(
 
 
 @router.post("/{payment_id}/capture", response_model=Accepted)
-async def capture(payment_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def capture(
+    caller: Caller, payment_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
     """Capture an authorized payment: `CaptureRequested`, then `Captured`. A no-op once asked."""
     return await record_intent(
-        request, headers, CONTEXT, lambda ctx: payments(request).request_capture(ctx, payment_id)
+        request,
+        caller,
+        headers,
+        CONTEXT,
+        lambda ctx: payments(request).request_capture(ctx, payment_id),
     )
 
 
 @router.post("/{payment_id}/void", response_model=Accepted)
-async def void(payment_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def void(caller: Caller, payment_id: Id, request: Request, headers: Headers) -> JSONResponse:
     """Release an authorization not captured: `VoidRequested`, then `Voided`. A no-op once
     asked."""
     return await record_intent(
-        request, headers, CONTEXT, lambda ctx: payments(request).request_void(ctx, payment_id)
+        request,
+        caller,
+        headers,
+        CONTEXT,
+        lambda ctx: payments(request).request_void(ctx, payment_id),
     )
 
 
 @router.post("/{payment_id}/refund", response_model=Accepted)
-async def refund(payment_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def refund(
+    caller: Caller, payment_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
     """Give back a captured payment in full: `RefundRequested`, then `Refunded`. A no-op once
     asked."""
     return await record_intent(
-        request, headers, CONTEXT, lambda ctx: payments(request).request_refund(ctx, payment_id)
+        request,
+        caller,
+        headers,
+        CONTEXT,
+        lambda ctx: payments(request).request_refund(ctx, payment_id),
     )
 
 
 @router.get("/{payment_id}", response_model=PaymentState)
 async def get_payment(
-    payment_id: Id, request: Request, response: Response, as_of: AsOf
+    caller: Caller, payment_id: Id, request: Request, response: Response, as_of: AsOf
 ) -> PaymentState:
     """The payment now, or as of `as_of`; the ETag is its version."""
     return await state_answer(
-        request, response, lambda: payments(request).state(Payment, payment_id, as_of), PaymentState
+        request,
+        response,
+        caller,
+        CONTEXT,
+        lambda: payments(request).state(Payment, payment_id, as_of),
+        PaymentState,
     )

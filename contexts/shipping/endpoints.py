@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from contexts.participant_http import record_intent, state_answer
 from contexts.shipping.domain import Shipment
 from contexts.shipping.service import ShippingService
+from runtime.auth.http import Caller
+from runtime.auth.policy import Access, require
 from write_api.as_of import AsOf
 from write_api.command_http import Headers, accepted, run_blocking
 from write_api.schemas import Accepted, Command, Id
@@ -55,11 +57,12 @@ def shipping(request: Request) -> ShippingService:
 
 @router.post("/{shipment_id}/schedule", status_code=201, response_model=Accepted)
 async def schedule(
-    shipment_id: Id, body: ScheduleShipment, request: Request, headers: Headers
+    caller: Caller, shipment_id: Id, body: ScheduleShipment, request: Request, headers: Headers
 ) -> JSONResponse:
     """Request the shipment of an order at this id: `Requested`, then the carrier's answer
     (`Scheduled` or `Failed`). Sent again with the same body, it answers the shipment as it is
     (201 either way) and appends nothing."""
+    require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request, body)
     result = await run_blocking(
         request,
@@ -71,20 +74,29 @@ async def schedule(
 
 
 @router.post("/{shipment_id}/dispatch", response_model=Accepted)
-async def dispatch(shipment_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def dispatch(
+    caller: Caller, shipment_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
     """Hand a scheduled shipment to its carrier: `DispatchRequested`, then `Dispatched`. A no-op
     once asked."""
     return await record_intent(
-        request, headers, CONTEXT, lambda ctx: shipping(request).request_dispatch(ctx, shipment_id)
+        request,
+        caller,
+        headers,
+        CONTEXT,
+        lambda ctx: shipping(request).request_dispatch(ctx, shipment_id),
     )
 
 
 @router.post("/{shipment_id}/cancel", response_model=Accepted)
-async def cancel(shipment_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def cancel(
+    caller: Caller, shipment_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
     """Cancel a scheduled shipment's booking: `CancelRequested`, then `Cancelled`. Refused once
     dispatched; a no-op once asked."""
     return await record_intent(
         request,
+        caller,
         headers,
         CONTEXT,
         lambda ctx: shipping(request).request_cancellation(ctx, shipment_id),
@@ -92,21 +104,25 @@ async def cancel(shipment_id: Id, request: Request, headers: Headers) -> JSONRes
 
 
 @router.post("/{shipment_id}/deliver", response_model=Accepted)
-async def deliver(shipment_id: Id, request: Request, headers: Headers) -> JSONResponse:
+async def deliver(
+    caller: Caller, shipment_id: Id, request: Request, headers: Headers
+) -> JSONResponse:
     """An operator reports a dispatched shipment delivered: `Delivered`. A no-op once done."""
     return await record_intent(
-        request, headers, CONTEXT, lambda ctx: shipping(request).deliver(ctx, shipment_id)
+        request, caller, headers, CONTEXT, lambda ctx: shipping(request).deliver(ctx, shipment_id)
     )
 
 
 @router.get("/{shipment_id}", response_model=ShipmentState)
 async def get_shipment(
-    shipment_id: Id, request: Request, response: Response, as_of: AsOf
+    caller: Caller, shipment_id: Id, request: Request, response: Response, as_of: AsOf
 ) -> ShipmentState:
     """The shipment now, or as of `as_of`; the ETag is its version."""
     return await state_answer(
         request,
         response,
+        caller,
+        CONTEXT,
         lambda: shipping(request).state(Shipment, shipment_id, as_of),
         ShipmentState,
     )

@@ -193,6 +193,7 @@ def _operation(method: str, path: str, spec: JSONSchema) -> Operation:
         parameters=parameters,
         has_body="requestBody" in spec,
         tags=frozenset(spec.get("tags", [])),
+        secured=bool(spec.get("security")),
         declared=frozenset(spec.get("x-problems", [])),
     )
 

@@ -23,6 +23,8 @@ class Operation:
     """(location, name) pairs, such as ("query", "limit"); header names in lower case."""
     has_body: bool
     tags: frozenset[str]
+    secured: bool = False
+    """It names a security scheme (a bearer token): it can answer 401 and 403."""
     declared: frozenset[str] = frozenset()
     """The slugs of its `x-problems` extension: problem types it answers by its own say-so."""
 
@@ -77,6 +79,10 @@ def _uses_stores(operation: Operation) -> bool:
     return "health" not in operation.tags
 
 
+def _needs_token(operation: Operation) -> bool:
+    return operation.secured
+
+
 def _is_readiness(operation: Operation) -> bool:
     return operation.path.endswith("/readyz")
 
@@ -90,6 +96,21 @@ BAD_HEADER = ProblemType(
     "http-error",
     "a malformed `If-Match`, `Idempotency-Key`, `X-Correlation-Id` or `X-Causation-Id` header",
     lambda operation: operation.takes_any("header"),
+)
+UNAUTHENTICATED = ProblemType(
+    401,
+    "unauthenticated",
+    "no bearer token, or one that proves nothing: malformed, expired, not yet valid, another"
+    " issuer or audience, an unknown `kid`, a bad signature, an algorithm other than ES256"
+    " (`WWW-Authenticate: Bearer`)",
+    _needs_token,
+)
+FORBIDDEN = ProblemType(
+    403,
+    "forbidden",
+    "a valid token that may not do this: another user's resource, a service account without"
+    " the scope `<context>:read` or `<context>:write`, an operator's endpoint",
+    _needs_token,
 )
 NOT_FOUND = ProblemType(
     404,
@@ -126,19 +147,6 @@ RULE_VIOLATED = ProblemType(
 )
 VALUE_TAKEN = ProblemType(
     409, "value-taken", "the email address is held by another user", _is_command
-)
-UNAUTHENTICATED = ProblemType(
-    401,
-    "unauthenticated",
-    "a backend-for-frontend: no `Authorization: Bearer` token, or one it cannot read"
-    " (`WWW-Authenticate: Bearer`)",
-    _declared_only,
-)
-FORBIDDEN = ProblemType(
-    403,
-    "forbidden",
-    "a backend-for-frontend: another user's data, for a caller without the operator role",
-    _declared_only,
 )
 VERSION_MISMATCH = ProblemType(
     412,
@@ -206,11 +214,11 @@ POSITION_NOT_REACHED = ProblemType(
 
 PROBLEM_TYPES: tuple[ProblemType, ...] = (
     BAD_HEADER,
+    UNAUTHENTICATED,
+    FORBIDDEN,
     NOT_FOUND,
     NOT_FOUND_AT_TIME,
     METHOD_NOT_ALLOWED,
-    UNAUTHENTICATED,
-    FORBIDDEN,
     RULE_VIOLATED,
     VALUE_TAKEN,
     VERSION_MISMATCH,

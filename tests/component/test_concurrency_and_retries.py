@@ -11,6 +11,7 @@ from contexts.settings import Settings
 from domain.service import CommandService
 from domain.users.profile import UserProfile
 from tests.support.api import assert_problem, register, services, store_state, unique_email
+from tests.support.auth import OPERATOR
 from write_api.app import create_app
 
 
@@ -75,10 +76,10 @@ def test_an_idempotency_key_reused_with_another_body_is_422(client: TestClient) 
 def test_an_idempotency_key_replays_across_a_restart(settings: Settings) -> None:
     key = {"Idempotency-Key": f"restart-{uuid.uuid4()}"}
     body = {"name": "Ada", "email": unique_email()}
-    with TestClient(create_app(settings)) as before_restart:
+    with TestClient(create_app(settings), headers=OPERATOR) as before_restart:
         first = before_restart.post("/users", json=body, headers=key)
         positions = store_state(before_restart)
-    with TestClient(create_app(settings)) as after_restart:
+    with TestClient(create_app(settings), headers=OPERATOR) as after_restart:
         again = after_restart.post("/users", json=body, headers=key)
         assert again.json() == first.json()
         assert store_state(after_restart) == positions

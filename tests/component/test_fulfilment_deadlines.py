@@ -14,6 +14,7 @@ from contexts.fulfilment import ids
 from contexts.fulfilment.definition import FulfilmentPolicy
 from contexts.settings import Settings
 from tests.support.api import add_line, create_order, register
+from tests.support.auth import OPERATOR
 from tests.support.clocks import JumpingClock
 from tests.support.servers import wait_until
 from tests.support.simulators import CARRIER, PAYMENT_PROVIDER, RunningSimulator, process_fixture
@@ -43,7 +44,7 @@ def shop(
             "provider_retries": 0,
         }
     )
-    with TestClient(create_app(wired, clock=clock)) as client:
+    with TestClient(create_app(wired, clock=clock), headers=OPERATOR) as client:
         # Compensations here wait for the providers to come back, across the clock's jumps:
         # none may time out meanwhile (parking has tests of its own).
         client.app.state.services["fulfilment"].policy = FulfilmentPolicy(  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from contexts.fulfilment import ids
 from contexts.settings import Settings
 from tests.support.api import add_line, assert_problem, create_order, register
+from tests.support.auth import OPERATOR
 from tests.support.servers import wait_until
 from tests.support.simulators import (
     CARRIER,
@@ -36,7 +37,7 @@ def shop(
     wired = settings.model_copy(
         update={"payment_provider_url": provider.base, "carrier_url": carrier.base}
     )
-    with TestClient(create_app(wired)) as client:
+    with TestClient(create_app(wired), headers=OPERATOR) as client:
         yield client
 
 

@@ -17,6 +17,7 @@ from contexts.fulfilment.definition import FulfilmentPolicy
 from contexts.settings import Settings
 from embedded.app import create_app
 from tests.support.api import add_line, create_order, register
+from tests.support.auth import OPERATOR
 from tests.support.servers import wait_until
 from tests.support.simulators import CARRIER, PAYMENT_PROVIDER, RunningSimulator, process_fixture
 
@@ -37,7 +38,7 @@ def system(
         payment_provider_url=provider.base,
         carrier_url=carrier.base,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=OPERATOR) as client:
         yield client
 
 

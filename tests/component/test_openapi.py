@@ -83,6 +83,8 @@ def test_a_command_documents_each_problem_it_can_answer_and_its_headers() -> Non
     documented = {code: problem_types_of(r) for code, r in responses.items() if int(code) >= 400}
     assert documented == {
         "400": {"/problems/http-error"},
+        "401": {"/problems/unauthenticated"},
+        "403": {"/problems/forbidden"},
         "404": {"/problems/not-found"},
         "409": {"/problems/rule-violated", "/problems/value-taken"},
         "412": {"/problems/version-mismatch"},

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from runtime.logs import JsonFormatter, correlation
 from tests.support.api import assert_problem, register, services
+from tests.support.auth import OPERATOR
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -40,7 +41,7 @@ def test_an_unexpected_error_is_a_500_problem_and_is_logged(
 
     monkeypatch.setattr(services(client).users, "register", broken)
     with caplog.at_level(logging.ERROR, logger="strata.write_api"):
-        response = TestClient(client.app, raise_server_exceptions=False).post(
+        response = TestClient(client.app, raise_server_exceptions=False, headers=OPERATOR).post(
             "/users", json={"name": "Ada", "email": "ada@example.com"}
         )
     assert_problem(response, 500, "unexpected")

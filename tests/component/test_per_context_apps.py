@@ -17,12 +17,15 @@ from contexts.registered import REGISTRY
 from contexts.settings import Settings
 from eventlog.replicas import take_in
 from tests.support.api import assert_problem, register
+from tests.support.auth import OPERATOR
 from write_api.app import create_app
 
 
 @pytest.fixture
 def users(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, contexts=REGISTRY.only("users"))) as client:
+    with TestClient(
+        create_app(settings, contexts=REGISTRY.only("users")), headers=OPERATOR
+    ) as client:
         yield client
 
 
@@ -33,7 +36,9 @@ def orders(settings: Settings) -> Iterator[TestClient]:
     settings = settings.model_copy(
         update={"replica_wait_seconds": 0.2, "stream_namespace": namespace}
     )
-    with TestClient(create_app(settings, contexts=REGISTRY.only("orders"))) as client:
+    with TestClient(
+        create_app(settings, contexts=REGISTRY.only("orders")), headers=OPERATOR
+    ) as client:
         yield client
 
 

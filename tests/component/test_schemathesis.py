@@ -26,6 +26,7 @@ from embedded.app import create_app as create_embedded_app
 from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
 from runtime.http.problem_types import POSITION_NOT_REACHED
+from tests.support.auth import OPERATOR
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 from write_api.app import create_app as create_write_app
@@ -95,7 +96,7 @@ read_schema = _document(create_read_app(_UNUSED))
 
 
 def check_answer(case: schemathesis.Case, app: FastAPI) -> None:
-    response = case.call(app=app)
+    response = case.call(app=app, headers=OPERATOR)
     checks = CHECKS
     if _position_not_reached(response):
         # The documented answer to a `position` the log never reached: not a server fault.

@@ -7,13 +7,16 @@ import uuid
 
 import httpx
 
+from tests.support.auth import OPERATOR
 from tests.support.servers import wait_until
 from tests.support.stack import REPLICA_WAIT_SECONDS, Stack
 
 
 def _register(stack: Stack) -> dict[str, str]:
     email = f"apart-{uuid.uuid4().hex}@example.com"
-    response = httpx.post(f"{stack.url('write-users')}/users", json={"name": "Ada", "email": email})
+    response = httpx.post(
+        f"{stack.url('write-users')}/users", json={"name": "Ada", "email": email}, headers=OPERATOR
+    )
     assert response.status_code == 201, response.text
     body: dict[str, str] = response.json()
     return body
@@ -26,6 +29,7 @@ def _order(stack: Stack, user_id: str, position: str | None = None) -> httpx.Res
         params=params,
         json={"user_id": user_id, "currency": "EUR"},
         timeout=REPLICA_WAIT_SECONDS + 10,
+        headers=OPERATOR,
     )
 
 
@@ -43,10 +47,10 @@ def test_each_write_service_serves_its_own_context_only(stack: Stack) -> None:
     assert httpx.get(f"{orders}/readyz").status_code == 200
     user = _register(stack)
     registration = {"name": "A", "email": "a@example.com"}
-    assert httpx.post(f"{orders}/users", json=registration).status_code == 404
-    assert httpx.get(f"{orders}/users/{user['id']}").status_code == 404
+    assert httpx.post(f"{orders}/users", json=registration, headers=OPERATOR).status_code == 404
+    assert httpx.get(f"{orders}/users/{user['id']}", headers=OPERATOR).status_code == 404
     order = {"user_id": user["id"], "currency": "EUR"}
-    assert httpx.post(f"{users}/orders", json=order).status_code == 404
+    assert httpx.post(f"{users}/orders", json=order, headers=OPERATOR).status_code == 404
     paths = set(httpx.get(f"{orders}/openapi.json").json()["paths"])
     assert any(path.startswith("/orders") for path in paths)
     assert not any(path.startswith("/users") for path in paths)
@@ -65,7 +69,9 @@ def test_a_deactivation_reaches_orders_cancels_the_open_ones_and_refuses_the_nex
     user = _register(stack)
     opened = _order(stack, user["id"], position=user["position"])
     assert opened.status_code == 201, opened.text
-    deactivated = httpx.post(f"{stack.url('write-users')}/users/{user['id']}/deactivate")
+    deactivated = httpx.post(
+        f"{stack.url('write-users')}/users/{user['id']}/deactivate", headers=OPERATOR
+    )
     assert deactivated.status_code == 200, deactivated.text
     refused = _order(stack, user["id"], position=deactivated.json()["position"])
     assert refused.status_code == 409, refused.text
@@ -73,7 +79,7 @@ def test_a_deactivation_reaches_orders_cancels_the_open_ones_and_refuses_the_nex
 
     order = f"{stack.url('write-orders')}/orders/{opened.json()['id']}"
     wait_until(
-        lambda: httpx.get(order).json()["status"] == "cancelled",
+        lambda: httpx.get(order, headers=OPERATOR).json()["status"] == "cancelled",
         20,
         "orders cancels the open order of the deactivated user",
     )

@@ -35,6 +35,7 @@ from projections.models import all_projections
 from projections.targets import stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase
+from tests.support.auth import OPERATOR
 from tests.support.dumps import dump_read_models
 from tests.support.servers import wait_until
 from tests.support.stack import PROJECTORS, RELAYS, WRITE_SERVICES, Commands, Stack
@@ -47,8 +48,6 @@ NEEDS = {
     "redis": {*PROJECTORS, "read-api"},
 }
 """The processes that must report not ready while each server is down."""
-
-
 REDIS_MODELS = tuple(p for p in all_projections() if isinstance(p, OpsProjection))
 
 
@@ -113,14 +112,18 @@ def _assert_reads_its_writes(stack: Stack) -> None:
     write = stack.url("write-users")
     read = stack.url("read-api")
     created = httpx.post(
-        f"{write}/users", json={"name": "After", "email": f"after-{uuid.uuid4().hex}@example.com"}
+        f"{write}/users",
+        json={"name": "After", "email": f"after-{uuid.uuid4().hex}@example.com"},
+        headers=OPERATOR,
     )
     assert created.status_code == 201, created.text
     user, position = created.json()["id"], created.json()["position"]
     wait = {"position": position, "wait": 10}
-    profile = httpx.get(f"{read}/users/{user}", params=wait, timeout=15)
+    profile = httpx.get(f"{read}/users/{user}", params=wait, timeout=15, headers=OPERATOR)
     assert profile.status_code == 200, profile.text
-    listed = httpx.get(f"{read}/users", params={**wait, "name_prefix": "After"}, timeout=15)
+    listed = httpx.get(
+        f"{read}/users", params={**wait, "name_prefix": "After"}, timeout=15, headers=OPERATOR
+    )
     assert listed.status_code == 200, listed.text
     assert user in listed.text
 

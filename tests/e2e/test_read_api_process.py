@@ -15,6 +15,7 @@ import redis
 
 from readmodels.catalog import USER_PROFILES
 from readmodels.sql import PostgresDatabase, SQLiteDatabase
+from tests.support.auth import OPERATOR
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.processes import entry_point, running_service
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
@@ -33,12 +34,14 @@ def serves_a_profile_and_waits_for_a_position(base: str, write: ReadModelWriter)
     write.profile(user, "Ada", "ada@example.com")
     write.checkpoint(USER_PROFILES, "users", 1)
 
-    profile = httpx.get(f"{base}/users/{user}")
+    profile = httpx.get(f"{base}/users/{user}", headers=OPERATOR)
     assert profile.status_code == 200
     assert profile.headers["X-Read-Position"] == "users:1"
     assert httpx.get(f"{base}/docs").status_code == 200
 
-    late = httpx.get(f"{base}/users/{user}", params={"position": "users:2", "wait": 0.2})
+    late = httpx.get(
+        f"{base}/users/{user}", params={"position": "users:2", "wait": 0.2}, headers=OPERATOR
+    )
     assert late.status_code == 503
     assert late.headers["Retry-After"] == "1"
 

@@ -25,6 +25,7 @@ from domain.service import CommandContext, Decision
 from embedded.app import create_app
 from eventlog.stores import Services, build_services
 from tests.e2e.test_replay_cli_aggregates import replay
+from tests.support.auth import OPERATOR
 from tests.support.servers import wait_until
 
 
@@ -56,7 +57,9 @@ def parked(tmp_path_factory: pytest.TempPathFactory) -> Parked:
     folder = tmp_path_factory.mktemp("sagas") / "var"
     quiet = Registry(*(replace(context, workers=()) for context in REGISTRY))
     orders = sorted([uuid4(), uuid4()])
-    with TestClient(create_app(Settings(data_dir=folder), contexts=quiet)) as client:
+    with TestClient(
+        create_app(Settings(data_dir=folder), contexts=quiet), headers=OPERATOR
+    ) as client:
         services: Services = client.app.state.services  # type: ignore[attr-defined]
         for order in orders:
             park(services.application(FulfilmentService), order)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.api import unique_email
+from tests.support.auth import OPERATOR
 from tests.support.processes import entry_point, running_service
 
 HOBBIES = [
@@ -40,7 +41,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     script = entry_point("strata-write-api")
     with running_service(script, {"STRATA_DATA_DIR": str(data_dir)}, "STRATA_PORT") as running:
         base, _ = running
-        with httpx.Client(base_url=base, timeout=10) as client:
+        with httpx.Client(base_url=base, headers=OPERATOR, timeout=10) as client:
             yield client
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from contexts.settings import CONTEXTS
 from tests.support.api import unique_email
+from tests.support.auth import OPERATOR
 from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.processes import entry_point, running_service
 
@@ -34,7 +35,9 @@ def _embedded(tmp_path: Path) -> dict[str, str]:
 def test_the_process_serves_commands_docs_and_survives_a_restart(tmp_path: Path) -> None:
     email = unique_email("e2e")
     with running_api(_embedded(tmp_path)) as (base, process):
-        created = httpx.post(f"{base}/users", json={"name": "Ada", "email": email})
+        created = httpx.post(
+            f"{base}/users", json={"name": "Ada", "email": email}, headers=OPERATOR
+        )
         assert created.status_code == 201
         user = created.json()["id"]
         assert httpx.get(f"{base}/docs").status_code == 200
@@ -47,10 +50,12 @@ def test_the_process_serves_commands_docs_and_survives_a_restart(tmp_path: Path)
     assert f"docs: {base}/docs" in output
 
     with running_api(_embedded(tmp_path)) as (base, _):
-        profile = httpx.get(f"{base}/users/{user}")
+        profile = httpx.get(f"{base}/users/{user}", headers=OPERATOR)
         assert profile.status_code == 200
         assert profile.json()["email"] == email
-        duplicate = httpx.post(f"{base}/users", json={"name": "Copy", "email": email})
+        duplicate = httpx.post(
+            f"{base}/users", json={"name": "Copy", "email": email}, headers=OPERATOR
+        )
         assert duplicate.status_code == 409
 
 
@@ -64,8 +69,14 @@ def test_the_process_runs_in_stack_mode_on_fresh_databases_with_two_workers() ->
 
 def _exercise_stack(env: dict[str, str]) -> None:
     with running_api(env) as (base, process):
-        user = httpx.post(f"{base}/users", json={"name": "Ada", "email": unique_email()})
-        order = httpx.post(f"{base}/orders", json={"user_id": user.json()["id"], "currency": "USD"})
+        user = httpx.post(
+            f"{base}/users", json={"name": "Ada", "email": unique_email()}, headers=OPERATOR
+        )
+        order = httpx.post(
+            f"{base}/orders",
+            json={"user_id": user.json()["id"], "currency": "USD"},
+            headers=OPERATOR,
+        )
         assert order.status_code == 201
         assert order.json()["position"].startswith("orders:")
     assert "stack mode" in (process.stdout.read() if process.stdout else "")
@@ -100,14 +111,23 @@ def test_invalid_settings_stop_with_a_one_line_error(env: dict[str, str], messag
 def test_the_all_in_one_process_answers_reads_of_its_own_writes(tmp_path: Path) -> None:
     """What the Quickstart starts: commands, the fan-out and the read API in one process."""
     with running_api(_embedded(tmp_path), ALL_IN_ONE) as (base, process):
-        created = httpx.post(f"{base}/users", json={"name": "Ada", "email": unique_email()})
+        created = httpx.post(
+            f"{base}/users", json={"name": "Ada", "email": unique_email()}, headers=OPERATOR
+        )
         assert created.status_code == 201
         token = created.json()["position"]
         user = created.json()["id"]
-        profile = httpx.get(f"{base}/read/users/{user}", params={"position": token, "wait": 5})
+        profile = httpx.get(
+            f"{base}/read/users/{user}", params={"position": token, "wait": 5}, headers=OPERATOR
+        )
         assert profile.status_code == 200, profile.text
         assert profile.json()["name"] == "Ada"
-        assert httpx.get(f"{base}/read/users", params={"position": token}).status_code == 200
+        assert (
+            httpx.get(
+                f"{base}/read/users", params={"position": token}, headers=OPERATOR
+            ).status_code
+            == 200
+        )
     output = process.stdout.read() if process.stdout else ""
     assert f"read API:  {base}/read" in output
 

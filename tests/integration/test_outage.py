@@ -9,6 +9,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from contexts.settings import Settings
 from tests.support.api import assert_problem, register, unique_email
+from tests.support.auth import OPERATOR
 from tests.support.postgres import url_settings
 from tests.support.proxy import CuttableProxy
 from write_api.app import create_app
@@ -30,7 +31,7 @@ def proxied_client(postgres_stores: dict[str, str]) -> Iterator[tuple[TestClient
         request_timeout=3,
         db_connect_timeout=1,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=OPERATOR) as client:
         yield client, proxy
     proxy.close()
 

@@ -19,6 +19,7 @@ from contexts.settings import Settings
 from read_api.app import create_app
 from readmodels.catalog import USER_PROFILES, USERS_DIRECTORY
 from readmodels.sql import PostgresDatabase
+from tests.support.auth import OPERATOR
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 
@@ -54,7 +55,7 @@ def stack() -> Iterator[Stack]:
         writer.checkpoint(USERS_DIRECTORY, "users", 3)
         writer.close()
         settings = Settings(read_database_url=urls["read"], redis_url=redis_url, db_pool_size=4)
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), headers=OPERATOR) as client:
             yield Stack(client, urls["read"], redis_url, user)
 
 

@@ -26,6 +26,7 @@ from projections.rebuild_targets import open_read_models
 from projections.targets import following_targets
 from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
+from tests.support.auth import OPERATOR
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.read_models import require_redis, scratch_redis_database
 
@@ -33,7 +34,7 @@ from tests.support.read_models import require_redis, scratch_redis_database
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path / "var")
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), headers=OPERATOR) as test_client:
         test_client.app.state.strata_settings = settings  # type: ignore[attr-defined]
         yield test_client
 
@@ -155,7 +156,7 @@ def test_stack_rebuild_and_swap_with_no_read_downtime(tmp_path: Path) -> None:
             user = services.users.register(ctx, "Ada", "ada@example.com").id
             for _ in range(30):
                 services.orders.create_order(ctx, user, "EUR")
-            with TestClient(create_read_app(settings)) as client:
+            with TestClient(create_read_app(settings), headers=OPERATOR) as client:
                 reads = [
                     f"/users/{user}",
                     f"/users/{user}/stats",

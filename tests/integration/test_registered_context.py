@@ -26,6 +26,7 @@ from read_api.app import create_app as create_read_app
 from replay.main import app as replay_app
 from runtime.settings import CommonSettings, settings_model
 from tests.integration.test_relay import RelayThread
+from tests.support.auth import OPERATOR
 from tests.support.nats import (
     delete_streams,
     last_position,
@@ -83,7 +84,7 @@ def test_embedded_a_test_context_takes_commands_reaches_the_fanout_and_replays(
 ) -> None:
     settings = NotesSettings(data_dir=tmp_path / "var", group_commit=False)
     app = create_embedded_app(settings, contexts=WITH_NOTES)
-    with TestClient(app) as client:
+    with TestClient(app, headers=OPERATOR) as client:
         written = write_note(client, "  remember the milk ")
         read = read_note(client, f"/read/notes/{written['id']}", written)
         missing = client.get(f"/read/notes/{UUID(int=1)}")
@@ -153,7 +154,9 @@ def stack_settings(postgres_stores: dict[str, str]) -> Iterator[CommonSettings]:
 def test_stack_a_test_context_is_relayed_projected_read_and_replayed(
     stack_settings: CommonSettings,
 ) -> None:
-    with TestClient(create_write_app(stack_settings, contexts=WITH_NOTES)) as client:
+    with TestClient(
+        create_write_app(stack_settings, contexts=WITH_NOTES), headers=OPERATOR
+    ) as client:
         written = write_note(client, "ship it")
 
     stream = context_stream("notes", stack_settings)
@@ -165,7 +168,9 @@ def test_stack_a_test_context_is_relayed_projected_read_and_replayed(
 
     consumers = asyncio.run(project(stack_settings, message.position))
     assert "proj_notes_v1_notes" in consumers
-    with TestClient(create_read_app(stack_settings, contexts=WITH_NOTES)) as client:
+    with TestClient(
+        create_read_app(stack_settings, contexts=WITH_NOTES), headers=OPERATOR
+    ) as client:
         assert read_note(client, f"/notes/{written['id']}", written)["text"] == "ship it"
 
     env = {v: str(stack_settings.database_url(c)) for c, v in database_variables()}

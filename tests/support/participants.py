@@ -26,6 +26,7 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.shipping.ports import Booking, CarrierUnavailable
 from domain.errors import DomainError
+from tests.support.auth import OPERATOR
 from tests.unit.test_as_of_snapshots import through_the_store, typed_state
 from write_api.app import create_app
 
@@ -231,5 +232,5 @@ def client_without_workers(settings: Any) -> Iterator[TestClient]:
     """A client of every context whose job pollers do not run: the test runs the jobs itself,
     with a fake provider (`ParticipantApi.run_jobs`)."""
     registry = Registry(*(replace(context, workers=()) for context in REGISTRY))
-    with TestClient(create_app(settings, contexts=registry)) as client:
+    with TestClient(create_app(settings, contexts=registry), headers=OPERATOR) as client:
         yield client

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from contexts.fulfilment import ids
+from tests.support.auth import OPERATOR
 
 ENDED = ("shipped", "cancelled", "parked")
 RETRIED = (502, 503, 504)
@@ -44,13 +45,15 @@ class Shop:
     def saga(self, order: str) -> dict[str, Any]:
         """The order's fulfilment as its write service shows it; {} if unknown or unreachable."""
         try:
-            response = httpx.get(f"{self.fulfilment}/fulfilments/{order}", timeout=5)
+            response = httpx.get(
+                f"{self.fulfilment}/fulfilments/{order}", timeout=5, headers=OPERATOR
+            )
         except httpx.TransportError:
             return {}
         return dict(response.json()) if response.status_code == 200 else {}
 
     def order_status(self, order: str) -> str:
-        response = httpx.get(f"{self.orders}/orders/{order}", timeout=5)
+        response = httpx.get(f"{self.orders}/orders/{order}", timeout=5, headers=OPERATOR)
         response.raise_for_status()
         return str(response.json()["status"])
 
@@ -93,7 +96,7 @@ def _post(url: str, body: object, attempts: int = 20) -> dict[str, Any]:
     """POST until answered, through restarts of the service: its 2xx body."""
     for _ in range(attempts):
         try:
-            response = httpx.post(url, json=body, timeout=10)
+            response = httpx.post(url, json=body, timeout=10, headers=OPERATOR)
         except httpx.TransportError:
             time.sleep(0.5)
             continue

@@ -23,6 +23,7 @@ from contexts.deployment import deployments, simulators, write_service_environme
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
 from runtime.settings import database_url_field
+from tests.support.auth import OPERATOR, JwksServer
 from tests.support.processes import BIN, free_port
 from tests.support.servers import Servers, throwaway_servers, wait_until
 
@@ -99,7 +100,7 @@ def _programs(ports: dict[str, int]) -> list[str]:
 
 
 @contextmanager
-def running_stack(logs: Path) -> Iterator[Stack]:
+def running_stack(logs: Path, identity: JwksServer) -> Iterator[Stack]:
     with throwaway_servers() as servers:
         databases = [context.database_name for context in REGISTRY]
         urls = servers.postgres.create_databases(*databases, "strata_read")
@@ -117,6 +118,7 @@ def running_stack(logs: Path) -> Iterator[Stack]:
             "STRATA_REPLICA_WAIT_SECONDS": str(REPLICA_WAIT_SECONDS),
             # Breakers probe a provider back after 1 s instead of 10: outage tests stay short.
             "STRATA_BREAKER_RECOVERY_SECONDS": "1",
+            **identity.settings(),
         }
         supervisor = subprocess.Popen(
             [sys.executable, "-m", "runtime.supervisor", "--logs", str(logs), *_programs(ports)],
@@ -141,8 +143,12 @@ class Commands(threading.Thread):
 
     def __init__(self, stack: Stack) -> None:
         super().__init__(daemon=True)
-        self._users_api = httpx.Client(base_url=stack.url("write-users"), timeout=10)
-        self._orders_api = httpx.Client(base_url=stack.url("write-orders"), timeout=10)
+        self._users_api = httpx.Client(
+            base_url=stack.url("write-users"), headers=OPERATOR, timeout=10
+        )
+        self._orders_api = httpx.Client(
+            base_url=stack.url("write-orders"), headers=OPERATOR, timeout=10
+        )
         self._halt = threading.Event()
         self._rng = random.Random(7)
         self.answers: Counter[int] = Counter()

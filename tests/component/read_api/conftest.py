@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from contexts.settings import Settings
 from read_api.app import create_app
 from readmodels.sql import PostgresDatabase, SQLiteDatabase
+from tests.support.auth import OPERATOR
 from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.read_models import (
     Backend,
@@ -59,5 +60,5 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 @pytest.fixture
 def client(backend: Backend) -> Iterator[TestClient]:
-    with TestClient(create_app(backend.settings)) as test_client:
+    with TestClient(create_app(backend.settings), headers=OPERATOR) as test_client:
         yield test_client

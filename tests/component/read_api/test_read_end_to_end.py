@@ -15,11 +15,12 @@ from fastapi.testclient import TestClient
 from contexts.settings import Settings
 from embedded.app import create_app
 from tests.support.api import add_line, assert_problem, create_order, register
+from tests.support.auth import OPERATOR
 
 
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(data_dir=tmp_path / "var"))) as client:
+    with TestClient(create_app(Settings(data_dir=tmp_path / "var")), headers=OPERATOR) as client:
         yield client
 
 

@@ -14,12 +14,13 @@ from read_api.problems import install_problem_handlers
 from read_api.routes import include_read_routes
 from readmodels.catalog import USER_PROFILES
 from tests.support.api import assert_problem
+from tests.support.auth import OPERATOR
 from tests.support.read_models import Backend
 
 
 def test_healthz_and_readyz_answer_when_the_stores_do(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+    assert client.get("/readyz").json() == {"status": "ready", "auth": "jwt"}
 
 
 def test_metrics_count_and_time_requests_per_endpoint_template(
@@ -49,8 +50,8 @@ def test_metrics_count_and_time_requests_per_endpoint_template(
 
 def test_two_apps_in_one_process_keep_their_own_metrics(backend: Backend) -> None:
     with (
-        TestClient(create_app(backend.settings)) as first,
-        TestClient(create_app(backend.settings)) as second,
+        TestClient(create_app(backend.settings), headers=OPERATOR) as first,
+        TestClient(create_app(backend.settings), headers=OPERATOR) as second,
     ):
         first.get("/users")
         assert "strata_read_requests_total{" in first.get("/metrics").text
@@ -79,7 +80,7 @@ def test_openapi_documents_every_read_endpoint(client: TestClient) -> None:
 
 def test_without_the_embedded_read_database_reads_are_503_and_not_ready(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "empty")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=OPERATOR) as client:
         read = client.get(f"/users/{uuid.uuid4()}")
         ready = client.get("/readyz")
 
@@ -96,7 +97,7 @@ def test_unreachable_stack_stores_make_reads_503_and_not_ready() -> None:
         db_connect_timeout=1,
         request_timeout=2,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=OPERATOR) as client:
         profile = client.get(f"/users/{uuid.uuid4()}")
         listing = client.get("/orders")
         ready = client.get("/readyz")
@@ -130,7 +131,7 @@ def test_the_read_routes_mount_under_a_prefix_beside_other_routes(backend: Backe
     backend.write.profile(user, "Ada", "ada@example.com")
     backend.write.checkpoint(USER_PROFILES, "users", 4)
 
-    with TestClient(host) as client:
+    with TestClient(host, headers=OPERATOR) as client:
         assert client.get(f"/users/{user}").json() == {"from": "host"}
         read = client.get(f"/read/users/{user}", params={"position": "users:4"})
         assert read.json()["name"] == "Ada"
@@ -139,7 +140,7 @@ def test_the_read_routes_mount_under_a_prefix_beside_other_routes(backend: Backe
         assert_problem(
             client.get(f"/read/users/{user}", params={"position": "users:5", "wait": 0}), 503
         )
-        assert client.get("/read/readyz").json() == {"status": "ready"}
+        assert client.get("/read/readyz").json() == {"status": "ready", "auth": "jwt"}
         assert 'endpoint="/users/{user_id}"' in client.get("/read/metrics").text
         assert "/read/orders/{order_id}" in client.get("/openapi.json").json()["paths"]
         assert host.state.read_side.stores is not None

@@ -23,6 +23,7 @@ from readmodels.catalog import (
 )
 from readmodels.fulfilment_catalog import FULFILMENTS, PAYMENTS, SHIPMENTS
 from tests.support.api import assert_problem
+from tests.support.auth import OPERATOR
 from tests.support.read_models import Backend
 
 USER = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -135,7 +136,7 @@ def test_a_position_of_a_context_no_projection_behind_the_endpoint_reads_answers
 
 def test_without_wait_a_read_waits_the_default_of_the_settings(backend: Backend) -> None:
     settings = backend.settings.model_copy(update={"read_wait_default_seconds": 0.2})
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=OPERATOR) as client:
         started = time.perf_counter()
         response = client.get("/orders", params={"position": "orders:1"})
 

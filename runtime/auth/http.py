@@ -1,0 +1,129 @@
+"""The FastAPI side of authentication: who calls (`Caller`), and 401/403 as problem details.
+
+`install_auth(app, authenticator)` puts the process's `Authenticator` on the app and answers
+`Unauthenticated` with a 401 (`WWW-Authenticate: Bearer …`, RFC 6750 §3) and `Forbidden` with
+a 403. An endpoint takes `caller: Caller` and asks `runtime.auth.policy.require(caller, …)`;
+the routes that take no `Caller` (/healthz, /readyz, /metrics, /docs, /openapi.json) stay open.
+"""
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry, Gauge
+
+from runtime.auth.jwks import JwksCache, KeySource
+from runtime.auth.policy import Forbidden
+from runtime.auth.principal import INSECURE_OPERATOR, Principal
+from runtime.auth.settings import AuthSettings
+from runtime.auth.verifier import InvalidToken, TokenVerifier
+from runtime.http.problem_types import FORBIDDEN, UNAUTHENTICATED
+from runtime.http.problems import problem
+
+log = logging.getLogger("strata.auth")
+REALM = "strata"
+
+
+class Unauthenticated(Exception):
+    """No token, or one that proves nothing: a 401."""
+
+    def __init__(self, reason: str, *, token_sent: bool) -> None:
+        super().__init__(reason)
+        self.token_sent = token_sent
+
+    @property
+    def challenge(self) -> str:
+        if not self.token_sent:  # RFC 6750 §3.1: no error code when no credentials were sent
+            return f'Bearer realm="{REALM}"'
+        description = str(self).replace('"', "'")
+        return f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+
+
+class Authenticator:
+    """The principal of a request's bearer token; `verifier=None` is the insecure mode."""
+
+    def __init__(self, verifier: TokenVerifier | None) -> None:
+        self.verifier = verifier
+
+    @property
+    def insecure(self) -> bool:
+        return self.verifier is None
+
+    async def principal(self, token: str | None) -> Principal:
+        if self.verifier is None:
+            return INSECURE_OPERATOR
+        if token is None:
+            raise Unauthenticated("this endpoint needs a bearer token", token_sent=False)
+        try:
+            return await self.verifier.verify(token)
+        except InvalidToken as error:
+            raise Unauthenticated(str(error), token_sent=True) from None
+
+
+def authenticator(settings: AuthSettings, keys: KeySource | None = None) -> Authenticator:
+    """The authenticator the settings ask for; `keys` replaces the JWKS of the settings (the
+    embedded default's development key). Builds no connection: the JWKS is fetched on the
+    first token."""
+    if settings.auth == "insecure":
+        return Authenticator(None)
+    if keys is None:
+        keys = JwksCache(
+            settings.effective_jwks_url(),
+            min_interval=settings.jwks_refetch_seconds,
+            max_age=settings.jwks_max_age_seconds,
+        )
+    verifier = TokenVerifier(keys, settings.identity_issuer, leeway=settings.token_leeway_seconds)
+    return Authenticator(verifier)
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An access token of the identity service (ES256 JWT).",
+)
+
+
+async def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.principal(credentials.credentials if credentials else None)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+"""An endpoint's parameter `caller: Caller` is the verified principal of the request."""
+
+
+async def _on_unauthenticated(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, Unauthenticated)
+    headers = {"WWW-Authenticate": error.challenge}
+    return problem(request, UNAUTHENTICATED, str(error), headers=headers)
+
+
+async def _on_forbidden(request: Request, error: Exception) -> JSONResponse:
+    return problem(request, FORBIDDEN, str(error))
+
+
+def install_auth(app: FastAPI, authenticator: Authenticator) -> None:
+    """Authenticate the requests of `app` with `authenticator`; warns loudly when insecure."""
+    app.state.authenticator = authenticator
+    app.add_exception_handler(Unauthenticated, _on_unauthenticated)
+    app.add_exception_handler(Forbidden, _on_forbidden)
+    if authenticator.insecure:
+        log.warning(
+            "STRATA_AUTH=insecure: %s authenticates NO request; every caller acts as an"
+            " operator. Never run this where anyone else can reach it.",
+            app.title,
+        )
+
+
+def register_auth_mode(registry: CollectorRegistry, insecure: bool) -> None:
+    """`strata_auth_insecure` on /metrics: 1 while requests go unauthenticated."""
+    gauge = Gauge(
+        "strata_auth_insecure",
+        "1 when this process authenticates no request (STRATA_AUTH=insecure), else 0.",
+        registry=registry,
+    )
+    gauge.set(1 if insecure else 0)

@@ -1,0 +1,94 @@
+"""A bearer token in, a `Principal` out, or `InvalidToken` saying why not.
+
+Only ES256 is accepted (`alg: none`, HS256 with the public key as secret and every other
+algorithm are refused before any key is looked at); the header must name a `kid` the key source
+knows; the signature must verify; `iss` and `aud` must be the configured ones; `exp` must be in
+the future and `nbf`/`iat` not in it, with `leeway` seconds for clock skew.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+
+from runtime.auth.jwks import KeySource
+from runtime.auth.principal import Principal, Role
+
+ALGORITHM = "ES256"
+AUDIENCE = "strata"
+MAX_TOKEN_BYTES = 8 * 1024
+KNOWN_ROLES = frozenset(Role)
+
+
+class InvalidToken(Exception):
+    """A token that proves nothing: a 401."""
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        keys: KeySource,
+        issuer: str,
+        *,
+        audience: str = AUDIENCE,
+        leeway: int = 30,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._keys = keys
+        self._now = now
+        self._claims = jwt.JWTClaimsRegistry(
+            now=lambda: int(self._now()),
+            leeway=leeway,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+
+    async def verify(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidToken("the token is too long")
+        header = _header(token)
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken(f"the token's alg must be {ALGORITHM}")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("the token names no kid")
+        key = await self._keys.key(kid)
+        if key is None:
+            raise InvalidToken(f"the token's kid {kid!r} is not a key of the identity service")
+        try:
+            claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
+            self._claims.validate(claims)
+        except JoseError as error:
+            raise InvalidToken(_reason(error)) from None
+        return principal_of(claims)
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        return dict(jws.extract_compact(token.encode("ascii")).protected)
+    except (JoseError, ValueError) as error:
+        raise InvalidToken(f"the token is not a compact JWS: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "description", None) or str(error) or type(error).__name__
+
+
+def principal_of(claims: dict[str, Any]) -> Principal:
+    """The principal of verified claims: `sub`, `roles` (unknown ones are ignored) and the
+    space-separated `scope`."""
+    subject = claims["sub"]
+    roles = claims.get("roles", [])
+    scope = claims.get("scope", "")
+    if not isinstance(subject, str) or not subject:
+        raise InvalidToken("the token's sub must be a non-empty string")
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise InvalidToken("the token's roles must be a list of strings")
+    if not isinstance(scope, str):
+        raise InvalidToken("the token's scope must be a space-separated string")
+    known = frozenset(Role(role) for role in roles if role in KNOWN_ROLES)
+    return Principal(subject, known, frozenset(scope.split()))

@@ -1,0 +1,216 @@
+"""The token verifier and the JWKS cache against a real JWKS served over HTTP."""
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey
+
+from contexts.settings import Settings
+from runtime.auth.jwks import JwksCache
+from runtime.auth.principal import Role
+from runtime.auth.tokens import service_tokens
+from runtime.auth.verifier import InvalidToken, TokenVerifier
+from tests.support.auth import ISSUER, SAGA_SCOPE, Identity, JwksServer, new_key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def identity() -> Identity:
+    return Identity(new_key("k1"))
+
+
+@pytest.fixture
+def jwks(identity: Identity) -> Iterator[JwksServer]:
+    with JwksServer(identity.key, identity=identity).serving() as server:
+        yield server
+
+
+def verify(server: JwksServer, *tokens: str, clock: Clock | None = None) -> list[object]:
+    """Verify each token in turn with one verifier; each result a principal or an error."""
+
+    async def run() -> list[object]:
+        cache = JwksCache(server.url, min_interval=10, max_age=300, clock=clock or Clock())
+        verifier = TokenVerifier(cache, ISSUER, leeway=30)
+        results: list[object] = []
+        for token in tokens:
+            try:
+                results.append(await verifier.verify(token))
+            except InvalidToken as error:
+                results.append(error)
+        return results
+
+    return asyncio.run(run())
+
+
+def refused(result: object, fragment: str) -> bool:
+    return isinstance(result, InvalidToken) and fragment in str(result)
+
+
+def unsigned(header: dict[str, str], claims: dict[str, object]) -> str:
+    def part(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}."
+
+
+def test_a_valid_token_gives_its_subject_roles_and_scopes(
+    identity: Identity, jwks: JwksServer
+) -> None:
+    token = identity.token("svc-saga", ["service"], "payments:write orders:write")
+    [principal] = verify(jwks, token)
+    assert principal.subject == "svc-saga"  # type: ignore[attr-defined]
+    assert principal.roles == {Role.SERVICE}  # type: ignore[attr-defined]
+    assert principal.scopes == {"payments:write", "orders:write"}  # type: ignore[attr-defined]
+
+
+def test_expired_forged_and_misaddressed_tokens_are_refused(
+    identity: Identity, jwks: JwksServer
+) -> None:
+    forger = Identity(new_key("k1"))  # the same kid, another key
+    results = verify(
+        jwks,
+        identity.token(seconds=-31),  # past the 30 s leeway
+        forger.token(),
+        identity.token(iss="http://elsewhere"),
+        identity.token(aud="another-audience"),
+        identity.token(nbf=2**40),
+    )
+    expired, forged, other_issuer, other_audience, not_yet = results
+    assert refused(expired, "expired")
+    assert refused(forged, "signature")
+    assert refused(other_issuer, "iss")
+    assert refused(other_audience, "aud")
+    assert refused(not_yet, "not yet valid")
+
+
+def test_a_token_within_the_leeway_is_still_valid(identity: Identity, jwks: JwksServer) -> None:
+    [principal] = verify(jwks, identity.token(seconds=-5))
+    assert not isinstance(principal, InvalidToken)
+
+
+def test_only_es256_is_accepted(identity: Identity, jwks: JwksServer) -> None:
+    claims = {"iss": ISSUER, "aud": "strata", "sub": "x", "exp": 2**40, "roles": ["operator"]}
+    none = unsigned({"alg": "none", "kid": "k1"}, claims)
+    secret = OctKey.import_key(json.dumps(jwks.keys[0].as_dict(private=False)))
+    hs256 = jwt.encode({"alg": "HS256", "kid": "k1"}, claims, secret)
+    results = verify(jwks, none, hs256, "not-a-token", "")
+    assert all(refused(result, "") for result in results)
+    assert refused(results[0], "ES256") and refused(results[1], "ES256")
+
+
+def test_an_unknown_kid_refetches_once_per_interval(identity: Identity, jwks: JwksServer) -> None:
+    clock = Clock()
+    stranger = Identity(new_key("k-unknown"))
+
+    async def run() -> list[int]:
+        cache = JwksCache(jwks.url, min_interval=10, max_age=300, clock=clock)
+        verifier = TokenVerifier(cache, ISSUER)
+        await verifier.verify(identity.token())
+        fetches = [jwks.fetches]
+        clock.now += 10
+        for _ in range(3):
+            with pytest.raises(InvalidToken, match="kid"):
+                await verifier.verify(stranger.token())
+        fetches.append(jwks.fetches)
+        clock.now += 10
+        with pytest.raises(InvalidToken, match="kid"):
+            await verifier.verify(stranger.token())
+        return [*fetches, jwks.fetches]
+
+    assert asyncio.run(run()) == [1, 2, 3]
+
+
+def test_a_rotated_key_is_fetched_when_its_first_token_arrives(
+    identity: Identity, jwks: JwksServer
+) -> None:
+    clock = Clock()
+    rotated = Identity(new_key("k2"))
+
+    async def run() -> list[object]:
+        cache = JwksCache(jwks.url, min_interval=10, max_age=300, clock=clock)
+        verifier = TokenVerifier(cache, ISSUER)
+        first = await verifier.verify(identity.token())
+        jwks.keys.append(rotated.key)
+        clock.now += 10
+        second = await verifier.verify(rotated.token())
+        return [first, second, await verifier.verify(identity.token())]
+
+    results = asyncio.run(run())
+    assert not any(isinstance(result, InvalidToken) for result in results)
+    assert jwks.fetches == 2
+
+
+def test_the_held_keys_answer_while_the_jwks_is_down(identity: Identity, jwks: JwksServer) -> None:
+    clock = Clock()
+
+    async def run() -> list[object]:
+        cache = JwksCache(jwks.url, min_interval=10, max_age=60, clock=clock)
+        verifier = TokenVerifier(cache, ISSUER)
+        results: list[object] = [await verifier.verify(identity.token())]
+        jwks.down = True
+        clock.now += 3600  # far past max_age: a background refresh is attempted, and fails
+        results.append(await verifier.verify(identity.token()))
+        await cache.settled()
+        results.append(await verifier.verify(identity.token()))
+        return results
+
+    results = asyncio.run(run())
+    assert not any(isinstance(result, InvalidToken) for result in results)
+    assert jwks.fetches == 2  # the identity was asked again, and its outage changed nothing
+
+
+def test_no_key_at_all_while_the_jwks_is_down_refuses(identity: Identity, jwks: JwksServer) -> None:
+    jwks.down = True
+    [result] = verify(jwks, identity.token())
+    assert refused(result, "kid")
+
+
+def test_client_credentials_keep_a_service_token(jwks: JwksServer) -> None:
+    settings = Settings(
+        **{k.removeprefix("STRATA_").lower(): v for k, v in jwks.settings().items()}
+    )
+
+    async def run() -> object:
+        async with service_tokens(settings) as source:
+            for _ in range(200):  # the first fetch is a loopback round trip
+                if source.token() is not None:
+                    break
+                await asyncio.sleep(0.01)
+            token = source.token()
+        assert token is not None
+        return await TokenVerifier(
+            JwksCache(jwks.url, min_interval=10, max_age=300), ISSUER
+        ).verify(token)
+
+    principal = asyncio.run(run())
+    assert principal.roles == {Role.SERVICE}  # type: ignore[attr-defined]
+    assert principal.scopes == set(SAGA_SCOPE.split())  # type: ignore[attr-defined]
+
+
+def test_no_credentials_no_token() -> None:
+    async def run() -> str | None:
+        async with service_tokens(Settings()) as source:
+            return source.token()
+
+    assert asyncio.run(run()) is None
+
+
+def test_concurrent_first_tokens_share_one_fetch(identity: Identity, jwks: JwksServer) -> None:
+    async def run() -> list[object]:
+        verifier = TokenVerifier(JwksCache(jwks.url, min_interval=10, max_age=300), ISSUER)
+        tokens = [identity.token() for _ in range(16)]
+        return await asyncio.gather(*(verifier.verify(token) for token in tokens))
+
+    assert len(asyncio.run(run())) == 16  # none refused while the first fetch was in flight
+    assert jwks.fetches == 1
