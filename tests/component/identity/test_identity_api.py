@@ -21,12 +21,13 @@ from tests.support.servers import wait_until
 
 
 def test_a_user_signs_up_then_signs_in_with_a_token_of_their_profile(
-    identity_client: TestClient, users_url: str
+    identity_client: TestClient, users_url: str, operator_token: str
 ) -> None:
     signed_up = sign_up(identity_client, email="Grace@Example.org")
     assert signed_up.status_code == 201, signed_up.text
     user_id = signed_up.json()["user_id"]
-    profile = httpx.get(f"{users_url}/users/{user_id}")
+    operator = {"Authorization": f"Bearer {operator_token}"}
+    profile = httpx.get(f"{users_url}/users/{user_id}", headers=operator)
     assert profile.json()["email"] == "Grace@example.org"
 
     answer = sign_in(identity_client, "grace@example.org")
@@ -168,13 +169,14 @@ def test_an_operator_gives_an_existing_profile_an_account(
     identity_client: TestClient, operator_token: str, users_url: str
 ) -> None:
     email = f"direct-{uuid.uuid4().hex[:8]}@example.org"
-    created = httpx.post(f"{users_url}/users", json={"name": "Direct", "email": email})
+    operator = {"Authorization": f"Bearer {operator_token}"}
+    body = {"name": "Direct", "email": email}
+    created = httpx.post(f"{users_url}/users", json=body, headers=operator)
     user_id = created.json()["id"]
     body = {"user_id": user_id.upper(), "password": PASSWORD}
     as_nobody = identity_client.post("/accounts", json=body)
     assert_problem(as_nobody, 401)
 
-    operator = {"Authorization": f"Bearer {operator_token}"}
     attached = identity_client.post("/accounts", json=body, headers=operator)
     assert attached.status_code == 201, attached.text
     assert attached.json() == {"user_id": user_id, "email": email}
@@ -210,10 +212,11 @@ def test_health_readiness_and_metrics(identity_client: TestClient) -> None:
 
 
 def test_an_address_of_a_profile_without_account_is_the_users_service_refusal(
-    identity_client: TestClient, users_url: str
+    identity_client: TestClient, users_url: str, operator_token: str
 ) -> None:
     email = f"taken-{uuid.uuid4().hex[:8]}@example.org"
-    httpx.post(f"{users_url}/users", json={"name": "Taken", "email": email})
+    operator = {"Authorization": f"Bearer {operator_token}"}
+    httpx.post(f"{users_url}/users", json={"name": "Taken", "email": email}, headers=operator)
     counts = row_counts(identity_of(identity_client))
     refused = sign_up(identity_client, email=email)
     assert assert_problem(refused, 409)["type"] == "/problems/value-taken"
