@@ -16,7 +16,7 @@ from joserfc.jwk import KeySet
 
 from tests.support.identity import PASSWORD, kid_of, sign_in, sign_up
 from tests.support.postgres import require_postgres, scratch_databases
-from tests.support.processes import entry_point, running_service
+from tests.support.processes import entry_point, free_port, running_service
 from tests.support.servers import wait_until
 
 IDENTITY = entry_point("strata-identity")
@@ -27,12 +27,17 @@ WRITE_API = entry_point("strata-write-api")
 def identity_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A users write service running, and the environment of identity processes using it."""
     data = tmp_path_factory.mktemp("identity")
-    users_env = {"STRATA_DATA_DIR": str(data / "var")}
+    identity_port = free_port()  # the users service trusts the keys of the identity to come
+    users_env = {
+        "STRATA_DATA_DIR": str(data / "var"),
+        "STRATA_JWKS_URL": f"http://127.0.0.1:{identity_port}/jwks.json",
+    }
     with (
         running_service(WRITE_API, users_env, "STRATA_PORT") as (users_url, _),
         scratch_databases(require_postgres(), "identity") as urls,
     ):
         yield {
+            "STRATA_IDENTITY_PORT": str(identity_port),
             "STRATA_IDENTITY_DATABASE_URL": urls["identity"],
             "STRATA_WRITE_URLS": f"users={users_url}",
             "STRATA_IDENTITY_PASSWORD_PROFILE": "CHEAPEST",
@@ -42,10 +47,10 @@ def identity_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 @pytest.fixture(scope="module")
 def identity_url(identity_env: dict[str, str]) -> Iterator[str]:
-    with running_service(IDENTITY, identity_env, "STRATA_IDENTITY_PORT", args=["serve"]) as (
-        base,
-        _,
-    ):
+    port = int(identity_env["STRATA_IDENTITY_PORT"])
+    with running_service(
+        IDENTITY, identity_env, "STRATA_IDENTITY_PORT", port=port, args=["serve"]
+    ) as (base, _):
         yield base
 
 

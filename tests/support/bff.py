@@ -10,22 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from joserfc import jwt
-from joserfc.jwk import ECKey
-
 from bff.settings import BffSettings
 from readmodels.sql import SQLiteDatabase
+from tests.support.auth import IDENTITY
 from tests.support.processes import entry_point, running_service
 from tests.support.read_models import ReadModelWriter
 
-SIGNING_KEY = ECKey.generate_key("P-256", parameters={"kid": "bff-test"})
-
 
 def token(subject: str | uuid.UUID, roles: Sequence[str] = ("user",)) -> str:
-    """An ES256 access token of the edge contract's shape (signed by a test key)."""
-    claims = {"iss": "http://127.0.0.1:8200", "aud": "strata", "sub": str(subject)}
-    claims |= {"roles": list(roles), "exp": 4_000_000_000, "iat": 1_700_000_000}
-    return jwt.encode({"alg": "ES256", "kid": "bff-test"}, claims, SIGNING_KEY)
+    """An access token of the session's test identity, which every service trusts."""
+    return IDENTITY.token(str(subject), roles, seconds=3600)
 
 
 def bearer(subject: str | uuid.UUID, roles: Sequence[str] = ("user",)) -> dict[str, str]:
