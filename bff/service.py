@@ -16,11 +16,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bff.downstream import Breakers, ReadApi, Refused
-from bff.principal import Forbidden, Unauthenticated, rate_limit_key
+from bff.principal import rate_limit_key
 from bff.settings import BffSettings
+from runtime.auth.http import authenticator, install_auth
 from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
-from runtime.http.problems import install_problem_handlers, problem
+from runtime.http.problems import install_problem_handlers
 from runtime.rate_limits import install_rate_limits
 
 log = logging.getLogger("strata.bff")
@@ -75,24 +76,13 @@ def create_bff(
     app = FastAPI(title=f"strata {name} BFF", description=description, lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app, log)
-    app.add_exception_handler(Unauthenticated, _on_unauthenticated)
-    app.add_exception_handler(Forbidden, _on_forbidden)
+    install_auth(app, authenticator(settings))
     app.add_exception_handler(Refused, _on_refused)
     install_rate_limits(app, settings, rate_limit_key)
     for router in routers:
         app.include_router(router)
     app.include_router(ops)
     return app
-
-
-async def _on_unauthenticated(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, Unauthenticated)
-    headers = {"WWW-Authenticate": error.challenge}
-    return problem(request, UNAUTHENTICATED, str(error), headers=headers)
-
-
-async def _on_forbidden(request: Request, error: Exception) -> JSONResponse:
-    return problem(request, FORBIDDEN, str(error))
 
 
 async def _on_refused(request: Request, error: Exception) -> JSONResponse:

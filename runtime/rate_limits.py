@@ -24,7 +24,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -53,7 +53,7 @@ log = logging.getLogger("strata.rate_limits")
 
 KEY_PREFIX = "strata:rate-limits"
 BREAKER = "rate-limits"
-Caller = Callable[[Request], str]
+Caller = Callable[[Request], Awaitable[str]]
 """Who a request counts against: such as `sub:<uuid>`, or `ip:<address>` when anonymous."""
 
 
@@ -194,6 +194,11 @@ def client_address(request: Request) -> str:
     return f"ip:{host}"
 
 
+async def by_address(request: Request) -> str:
+    """The `Caller` that counts every request against its address."""
+    return client_address(request)
+
+
 @dataclass(frozen=True)
 class _Installed:
     limits: RateLimits
@@ -201,7 +206,7 @@ class _Installed:
 
 
 def install_rate_limits(
-    app: FastAPI, settings: CommonSettings, caller: Caller = client_address
+    app: FastAPI, settings: CommonSettings, caller: Caller = by_address
 ) -> None:
     """Count the requests to `app`'s `RateLimitedRoute`s, each against `caller(request)`, in
     the storage of the settings, open while the app runs (its lifespan); over a limit the
@@ -244,7 +249,7 @@ class RateLimitedRoute(APIRoute):
             installed: _Installed | None = getattr(request.app.state, "rate_limits", None)
             if installed is None:
                 raise RuntimeError("a RateLimitedRoute in an app without install_rate_limits")
-            await installed.limits.hit(route, installed.caller(request))
+            await installed.limits.hit(route, await installed.caller(request))
 
         kwargs["dependencies"] = [Depends(count_hit), *(kwargs.get("dependencies") or [])]
         extra = dict(kwargs.get("openapi_extra") or {})

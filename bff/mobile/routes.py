@@ -10,9 +10,10 @@ from bff.downstream import Forwarded, ReadApi
 from bff.mobile import schemas
 from bff.mobile.etags import RESPONSES, tagged
 from bff.params import CursorParam, Forwarding, invalid_query
-from bff.principal import Caller, Forbidden
+from bff.principal import Caller
 from bff.sections import concurrently, section
 from bff.service import CALLER_PROBLEMS, USER_PROBLEMS, read_api
+from runtime.auth.policy import Forbidden
 from runtime.rate_limits import RateLimitedRoute
 
 PAGE_DEFAULT = 10

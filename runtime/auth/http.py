@@ -86,10 +86,23 @@ _bearer = HTTPBearer(
 
 async def caller(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    return await verified_principal(request)
+
+
+async def verified_principal(request: Request) -> Principal:
+    """The principal of the request's bearer token, verified once per request (a rate limit
+    and the endpoint may both ask); `Unauthenticated` if it proves nothing."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.principal(credentials.credentials if credentials else None)
+    principal = await authenticator.principal(bearer)
+    request.state.principal = principal
+    return principal
 
 
 Caller = Annotated[Principal, Depends(caller)]

@@ -16,6 +16,7 @@ from bff.mobile.app import create_app as create_mobile_app
 from bff.web.app import create_app as create_web_app
 from contexts.registered import REGISTRY
 from tests.support.api import assert_problem
+from tests.support.auth import Identity, new_key
 from tests.support.bff import (
     ReadApiProcess,
     bearer,
@@ -101,12 +102,15 @@ def test_the_caller_needs_a_token_and_only_an_operator_reads_another_user(shop: 
         operator = web.get(
             "/web/dashboard", params={"user_id": str(ADA)}, headers=bearer(BOB, ["operator"])
         )
+        forger = Identity(key=new_key("test-key-1"))  # the trusted kid, another key
+        forged = web.get("/web/dashboard", headers=forger.user(str(ADA)))
         unknown = web.get("/web/dashboard", headers=bearer(uuid.uuid4()))
 
-    assert_problem(anonymous, 401, "Authorization: Bearer")
-    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
-    assert_problem(garbled, 401, "not a readable JWT")
-    assert garbled.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert_problem(anonymous, 401, "needs a bearer token")
+    assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="strata"'
+    for refused in (garbled, forged):
+        assert_problem(refused, 401)
+        assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
     assert_problem(other, 403, "only an operator")
     assert operator.status_code == 200 and operator.json()["profile"]["name"] == "Ada"
     body = assert_problem(unknown, 404, "in the read model")

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from bff.web.app import create_app as create_web_app
 from runtime.settings import CommonSettings
 from tests.support.api import assert_problem
+from tests.support.auth import Identity, new_key
 from tests.support.bff import bearer, bff_settings, breaker_state
 from tests.support.processes import free_port
 from tests.support.read_models import require_redis, scratch_redis_database
@@ -67,6 +68,18 @@ def test_anonymous_callers_count_by_address(redis_url: str) -> None:
         statuses = [web.get(DASHBOARD).status_code for _ in range(3)]
 
     assert statuses == [401, 401, 429]  # counted before the token is looked at
+
+
+def test_forged_tokens_naming_a_user_do_not_spend_that_users_count(redis_url: str) -> None:
+    settings = bff_settings(NOTHING_THERE, redis_url=redis_url, rate_limit_default="2/minute")
+    ada = uuid.uuid4()
+    forger = Identity(key=new_key("test-key-1"))  # the trusted kid, another key
+    with TestClient(create_web_app(settings)) as web:
+        forged = [web.get(DASHBOARD, headers=forger.user(str(ada))).status_code for _ in range(3)]
+        real = [web.get(DASHBOARD, headers=bearer(ada)).status_code for _ in range(2)]
+
+    assert forged == [401, 401, 429]  # counted against the sender's address
+    assert real == [200, 200]
 
 
 def test_a_redis_down_lets_requests_through_and_its_return_brings_the_limits_back(
