@@ -41,10 +41,14 @@ sys.path.insert(0, str(ROOT))
 
 from contexts.registered import REGISTRY  # noqa: E402
 from contexts.settings import Settings  # noqa: E402
+from runtime.auth.jwks import StaticKeys  # noqa: E402
+from tests.support.auth import IDENTITY, OPERATOR  # noqa: E402
 from tests.support.processes import entry_point, running_service  # noqa: E402
 from write_api.app import create_app  # noqa: E402
 
 TARGET_RATIO = 0.5
+TRUSTED = StaticKeys({IDENTITY.key.kid: IDENTITY.key})
+"""Requests carry tokens of the tests' identity; the app verifies them as in production."""
 
 
 @contextmanager
@@ -130,7 +134,7 @@ def main() -> None:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir, simulators() as providers:
         settings = Settings(**stores(arguments.postgres, Path(data_dir)), **providers)
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings, keys=TRUSTED), headers=OPERATOR) as client:
             plain = plain_rate(client, arguments.plain)
             run = fulfil(client, arguments.orders)
             shipped = latencies(client, run["orders"])

@@ -1,6 +1,7 @@
 """Fulfilment on the stack: every context's write service, its relay, the projectors, the read
 API and the two simulators (no latency) as real processes under the supervisor, on throwaway
-PostgreSQL, NATS and Redis servers (`tests/support/stack.py`, as the e2e tests run it). In one run:
+PostgreSQL, NATS and Redis servers (`tests/support/stack.py`, as the e2e tests run it), every
+request with a token of the tests' identity, which the services verify. In one run:
 
 (a) plain: `--plain` renames of one user through the users' write service, one after the other:
     the write path's commands per second across processes here.
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from contexts.registered import REGISTRY  # noqa: E402
+from tests.support.auth import IDENTITY, OPERATOR, JwksServer  # noqa: E402
 from tests.support.shop import Shop  # noqa: E402
 from tests.support.stack import Stack, running_stack  # noqa: E402
 
@@ -110,7 +112,7 @@ def measure(stack: Stack, arguments: argparse.Namespace) -> dict[str, Any]:
         stack.url("write-fulfilment"),
         stack.url("payment-provider"),
     )
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, headers=OPERATOR) as client:
         plain = plain_rate(client, shop.users, arguments.plain)
         alone = [placed_to_shipped(client, shop) for _ in range(arguments.alone)]
         run = many_at_once(client, stack, shop, arguments.orders)
@@ -137,7 +139,11 @@ def main() -> None:
     parser.add_argument("--plain", type=int, default=300)
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as logs, running_stack(Path(logs)) as stack:
+    with (
+        tempfile.TemporaryDirectory() as logs,
+        JwksServer(IDENTITY.key).serving() as identity,
+        running_stack(Path(logs), identity) as stack,
+    ):
         figures = measure(stack, arguments)
     if arguments.json:
         print(json.dumps(figures))
