@@ -39,7 +39,10 @@ def envoy(
     tmp_path_factory: pytest.TempPathFactory, orders: RecordingServer
 ) -> Iterator[RunningGateway]:
     keys = RecordingServer({"/jwks.json": SIGNER.jwks()})
-    data = {"STRATA_DATA_DIR": str(tmp_path_factory.mktemp("embedded"))}
+    data = {  # the backend checks the tokens again, against the same keys
+        "STRATA_DATA_DIR": str(tmp_path_factory.mktemp("embedded")),
+        "STRATA_JWKS_URL": f"http://127.0.0.1:{keys.port}/jwks.json",
+    }
     try:
         with running_service(entry_point("strata"), data, "STRATA_PORT") as (users, _):
             ports = {"write-users": int(users.rsplit(":", 1)[1]), "write-orders": orders.port}
@@ -102,7 +105,8 @@ def test_a_valid_token_reaches_the_service_and_the_access_log_has_the_correlatio
 ) -> None:
     sub = str(uuid.uuid4())
     correlation = f"gateway-test-{uuid.uuid4()}"
-    headers = {**bearer(SIGNER.token(sub=sub)), "X-Correlation-Id": correlation}
+    operator = SIGNER.token(sub=sub, roles=["operator"])
+    headers = {**bearer(operator), "X-Correlation-Id": correlation}
     email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
 
     created = client.post("/users", json={"name": "Ada", "email": email}, headers=headers)
