@@ -12,26 +12,32 @@ theirs (payment provider 8100, carrier 8101).
 
 Wiring (`write_service_environment`): payments' write service gets STRATA_PAYMENT_PROVIDER_URL,
 shipping's STRATA_CARRIER_URL (`SIMULATORS`); a context that sends commands to the others gets
-STRATA_WRITE_URLS with every other context's write service (`sends_commands`).
+STRATA_WRITE_URLS with every other context's write service, and its service account's
+credentials (`contexts.service_accounts`).
 
 `python -m contexts.deployment COMMAND` prints, one per line, what scripts/stack needs:
 
 - `event-stores POSTGRES_URL`: `STRATA_<NAME>_DATABASE_URL=<url>` for each context, the variable's
   value when it is set, else `POSTGRES_URL/strata_<name>`;
-- `processes BIN_DIR`: the supervisor's `NAME=COMMAND` arguments of the simulators, then of each
-  context's write service, relay and config sidecar, on ports counted from `STRATA_PORT`,
-  `STRATA_RELAY_PORT` and `STRATA_CONFIG_SIDECAR_PORT` (8000, 8001 and 8005 unset), the simulators
-  on STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT;
+- `processes BIN_DIR SECRET_FILE`: the supervisor's `NAME=COMMAND` arguments of the simulators,
+  the identity service (the accounts' secrets derived from the deployment secret in SECRET_FILE),
+  then of each context's write service, relay and config sidecar, on ports counted from
+  `STRATA_PORT`, `STRATA_RELAY_PORT` and `STRATA_CONFIG_SIDECAR_PORT` (8000, 8001 and 8005
+  unset), the simulators on STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT;
 - `endpoints`: where each context's write API and each simulator is (their OpenAPI docs).
 """
 
 import os
+import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 from contexts.registered import REGISTRY
 from contexts.registry import BoundedContext, Registry
+from contexts.service_accounts import accounts, bootstrap_clients, client_secret, service_account
 from runtime.settings import CommonSettings, load_settings
 
 PORT_STEP = 10
@@ -41,7 +47,10 @@ CONFIG_SIDECAR_PORT = 8005
 LIVE_SETTINGS_FOLDER = "var/stack/live"
 """scripts/stack: where each write service's config sidecar writes its live settings file."""
 PROG = "python -m contexts.deployment"
-USAGE = f"usage: {PROG} event-stores POSTGRES_URL | processes BIN_DIR | endpoints"
+USAGE = f"usage: {PROG} event-stores POSTGRES_URL | processes BIN_DIR SECRET_FILE | endpoints"
+USERS = "users"
+"""The context whose write service identity creates profiles in."""
+IDENTITY_KEY_PUBLISH_AHEAD = 90
 
 
 @dataclass(frozen=True)
@@ -121,25 +130,26 @@ def simulators(registry: Registry = REGISTRY) -> list[Simulator]:
     return [s for s in SIMULATORS if s.caller in registry.names]
 
 
-def sends_commands(context: BoundedContext) -> bool:
-    """Whether a context sends commands to other contexts' write services: a process manager,
-    which reacts to other contexts' events and leaves durable jobs (the fulfilment saga). Such a
-    context is told every other context's write service."""
-    return bool(context.reactions) and bool(context.workers)
-
-
 def write_service_environment(
-    d: ContextDeployment, urls: Mapping[str, str], registry: Registry = REGISTRY
+    d: ContextDeployment,
+    urls: Mapping[str, str],
+    registry: Registry = REGISTRY,
+    secret_of: Callable[[str], str] | None = None,
 ) -> dict[str, str]:
     """What a context's write service is told of the services it calls, `urls` giving each
-    service's base URL by its name (`write-orders`, `payment-provider`)."""
+    service's base URL by its name (`write-orders`, `payment-provider`), and, when it sends
+    commands, the credentials of its service account (`secret_of(client_id)`)."""
     environment = {
         s.url_variable: urls[s.service] for s in simulators(registry) if s.caller == d.name
     }
-    if sends_commands(d.context):
+    account = service_account(d.context, registry)
+    if account is not None:
         others = [other for other in deployments(registry) if other.name != d.name]
         write_urls = ",".join(f"{o.name}={urls[o.write_service]}" for o in others)
         environment["STRATA_WRITE_URLS"] = write_urls
+        if secret_of is not None:
+            environment["STRATA_SERVICE_CLIENT_ID"] = account.client_id
+            environment["STRATA_SERVICE_CLIENT_SECRET"] = secret_of(account.client_id)
     return environment
 
 
@@ -163,17 +173,20 @@ def event_store_urls(
 
 
 def stack_processes(
-    bin_dir: str, settings: CommonSettings, registry: Registry = REGISTRY
+    bin_dir: str, settings: CommonSettings, secret: str, registry: Registry = REGISTRY
 ) -> list[str]:
-    """The supervisor's `NAME=COMMAND` arguments: the simulators, then each context's write
+    """The supervisor's `NAME=COMMAND` arguments: the simulators, the identity service (with
+    the deployment's accounts, their secrets derived from `secret`), then each context's write
     service, its relay and its config sidecar (both following one live settings file)."""
     bin_dir = bin_dir.rstrip("/")
     urls = stack_urls(settings, registry)
     processes = [
         f"{s.service}={bin_dir}/{s.script} --port {s.port(settings)}" for s in simulators(registry)
     ]
+    processes.append(_identity_process(bin_dir, urls, secret, registry))
     for d in deployments(registry):
-        wiring = write_service_environment(d, urls, registry)
+        secret_of = partial(client_secret, secret)
+        wiring = write_service_environment(d, urls, registry, secret_of)
         variables = "".join(f" {name}={value}" for name, value in wiring.items())
         live = f"STRATA_LIVE_SETTINGS_FILE={d.live_settings_file(LIVE_SETTINGS_FOLDER)}"
         sidecar_port = d.config_sidecar_port(settings.config_sidecar_port)
@@ -186,6 +199,29 @@ def stack_processes(
             f" {bin_dir}/strata-config-sidecar --service {d.write_service}",
         ]
     return processes
+
+
+def identity_environment(
+    urls: Mapping[str, str], secret_of: Callable[[str], str], registry: Registry = REGISTRY
+) -> dict[str, str]:
+    """What the identity service is told: the deployment's accounts to create (their secrets
+    `secret_of(client_id)`), where the users' write service is (sign-up creates profiles
+    there), and to publish a new signing key `IDENTITY_KEY_PUBLISH_AHEAD` seconds before it
+    signs (the gateway rereads the JWKS every minute: docs/gateway.md)."""
+    users = [d for d in deployments(registry) if d.name == USERS]
+    return {
+        "STRATA_IDENTITY_BOOTSTRAP_CLIENTS": bootstrap_clients(secret_of, accounts(registry)),
+        "STRATA_IDENTITY_KEY_PUBLISH_AHEAD_SECONDS": str(IDENTITY_KEY_PUBLISH_AHEAD),
+        "STRATA_WRITE_URLS": ",".join(f"{d.name}={urls[d.write_service]}" for d in users),
+    }
+
+
+def _identity_process(
+    bin_dir: str, urls: Mapping[str, str], secret: str, registry: Registry
+) -> str:
+    environment = identity_environment(urls, partial(client_secret, secret), registry)
+    variables = " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
+    return f"identity=env {variables} {bin_dir}/strata-identity serve"
 
 
 def write_endpoints(settings: CommonSettings, registry: Registry = REGISTRY) -> list[str]:
@@ -203,8 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     match arguments:
         case ["event-stores", postgres]:
             lines = event_store_urls(postgres, os.environ)
-        case ["processes", bin_dir]:
-            lines = stack_processes(bin_dir, load_settings(PROG, CommonSettings))
+        case ["processes", bin_dir, secret_file]:
+            secret = Path(secret_file).read_text(encoding="utf-8").strip()
+            lines = stack_processes(bin_dir, load_settings(PROG, CommonSettings), secret)
         case ["endpoints"]:
             lines = write_endpoints(load_settings(PROG, CommonSettings))
         case _:

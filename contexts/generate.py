@@ -13,6 +13,7 @@ Only the lines between the markers are written; the rest of the file is hand-wri
 `contexts.deployment`; scripts/stack asks that module at run time and is not generated.
 """
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,11 +23,13 @@ from contexts.deployment import (
     ContextDeployment,
     Simulator,
     deployments,
+    identity_environment,
     simulators,
     write_service_environment,
 )
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
+from contexts.service_accounts import compose_secret
 from runtime.generated_files import run_generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +80,32 @@ def _compose_simulator(s: Simulator) -> list[str]:
 
 
 def _compose_wiring(d: ContextDeployment, registry: Registry) -> list[str]:
-    wiring = write_service_environment(d, _compose_urls(registry), registry)
+    wiring = write_service_environment(d, _compose_urls(registry), registry, compose_secret)
     return [f"      {variable}: {url}" for variable, url in wiring.items()]
+
+
+def _compose_identity(registry: Registry) -> list[str]:
+    environment = identity_environment(_compose_urls(registry), compose_secret, registry)
+    health = "urllib.request.urlopen('http://127.0.0.1:8200/healthz', timeout=2)"
+    return [
+        "  identity:",
+        "    restart: unless-stopped",
+        "    build: .",
+        '    command: ["strata-identity", "serve"]',
+        "    environment:",
+        "      STRATA_IDENTITY_DATABASE_URL: " + f"{COMPOSE_POSTGRES}/strata_identity",
+        "      STRATA_IDENTITY_HOST: 0.0.0.0",
+        *(f"      {name}: {json.dumps(value)}" for name, value in environment.items()),
+        "    ports:",
+        '      - "8200:8200"',
+        "    depends_on:",
+        "      provision:",
+        "        condition: service_completed_successfully",
+        "    healthcheck:",
+        "      <<: *service-health",
+        f'      test: ["CMD", "python", "-c", "import urllib.request; {health}"]',
+        "",
+    ]
 
 
 def _compose_callees(d: ContextDeployment, registry: Registry) -> list[str]:
@@ -100,7 +127,7 @@ def _compose_write_service(d: ContextDeployment, registry: Registry) -> list[str
         f'    command: ["strata-write-api", "--context", "{d.name}"]',
         "    environment:",
         f"      {_compose_event_store(d)}",
-        "      <<: *nats",
+        "      <<: [*nats, *auth]",
         "      STRATA_HOST: 0.0.0.0",
         f'      STRATA_PORT: "{port}"',
         f"      STRATA_LIVE_SETTINGS_FILE: {d.live_settings_file(COMPOSE_LIVE_SETTINGS)}",
@@ -170,7 +197,7 @@ def _compose_config_sidecar(d: ContextDeployment) -> list[str]:
 
 def _compose_services(registry: Registry) -> list[str]:
     providers = [line for s in simulators(registry) for line in _compose_simulator(s)]
-    return providers + [
+    return providers + _compose_identity(registry) + [
         line
         for d in deployments(registry)
         for line in [

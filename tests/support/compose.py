@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
+from bff.settings import BffSettings
 from contexts import generate
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
+from identity.settings import IdentitySettings
 from runtime.settings import CommonSettings, settings_model
 from tests.support.notes_context import NOTES
 
@@ -25,8 +27,17 @@ REGISTRIES = {"registered": REGISTRY, "with notes": REGISTRY.with_(NOTES)}
 """The registered contexts, and one more declared in the test tree."""
 
 
-def settings_variables(model: type[CommonSettings] = Settings) -> set[str]:
-    return {ENV_PREFIX + name.upper() for name in model.model_fields}
+SERVICE_SETTINGS: tuple[type[CommonSettings], ...] = (Settings, IdentitySettings, BffSettings)
+"""The settings models of the processes the project runs: the write services and the others
+(contexts' settings), identity's and the BFFs'."""
+
+
+def settings_variables(*models: type[CommonSettings]) -> set[str]:
+    return {
+        ENV_PREFIX + name.upper()
+        for model in models or SERVICE_SETTINGS
+        for name in model.model_fields
+    }
 
 
 def clear_settings(monkeypatch: pytest.MonkeyPatch) -> None:

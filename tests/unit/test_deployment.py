@@ -3,6 +3,10 @@ more context yields that context's write service and relay on the next ports, an
 The registry here is fixed (users, orders, notes), so registering a context changes no test; the
 providers' simulators and the wiring of the write services are checked on the registered one."""
 
+import json
+from pathlib import Path
+from shlex import split
+
 import pytest
 
 from contexts import deployment
@@ -16,6 +20,15 @@ from tests.support.notes_context import NOTES
 
 WITH_NOTES = Registry(USERS, ORDERS, NOTES)
 DEFAULTS = CommonSettings(host="127.0.0.1", port=8000, relay_port=8001)
+SECRET = "deployment-secret-for-tests"
+
+
+def processes_of(
+    bin_dir: str, settings: CommonSettings, registry: Registry = REGISTRY
+) -> list[str]:
+    """The per-context processes (not the identity service's, checked on its own)."""
+    lines = stack_processes(bin_dir, settings, SECRET, registry)
+    return [line for line in lines if not line.startswith("identity=")]
 
 
 def _live(service: str) -> str:
@@ -24,7 +37,7 @@ def _live(service: str) -> str:
 
 def test_each_context_runs_a_write_service_a_relay_and_a_config_sidecar_on_its_ports() -> None:
     bin_dir = ".venv/bin"
-    assert stack_processes(f"{bin_dir}/", DEFAULTS, WITH_NOTES) == [
+    assert processes_of(f"{bin_dir}/", DEFAULTS, WITH_NOTES) == [
         line
         for index, name in enumerate(("users", "orders", "notes"))
         for line in (
@@ -41,7 +54,7 @@ def test_each_context_runs_a_write_service_a_relay_and_a_config_sidecar_on_its_p
 def test_the_ports_count_from_the_configured_ones() -> None:
     moved = CommonSettings(host="127.0.0.1", port=9000, relay_port=9101)
 
-    assert stack_processes("bin", moved, WITH_NOTES)[-3:-1] == [
+    assert processes_of("bin", moved, WITH_NOTES)[-3:-1] == [
         f"write-notes=env STRATA_PORT=9020 {_live('write-notes')}"
         " bin/strata-write-api --context notes",
         "relay-notes=env STRATA_RELAY_PORT=9121 bin/strata-relay --context notes",
@@ -64,17 +77,23 @@ def test_each_event_store_defaults_to_its_database_unless_its_variable_is_set() 
 
 
 def test_the_command_prints_one_line_each(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for variable in ("STRATA_HOST", "STRATA_PORT", "STRATA_RELAY_PORT"):
         monkeypatch.delenv(variable, raising=False)
 
-    deployment.main(["processes", ".venv/bin"])
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(f"{SECRET}\n")
 
-    assert capsys.readouterr().out.splitlines() == stack_processes(".venv/bin", DEFAULTS)
+    deployment.main(["processes", ".venv/bin", str(secret_file)])
+
+    expected = stack_processes(".venv/bin", DEFAULTS, SECRET)
+    assert capsys.readouterr().out.splitlines() == expected
 
 
-@pytest.mark.parametrize("argv", [[], ["processes"], ["event-stores"], ["endpoints", "x"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["processes"], ["processes", "bin"], ["event-stores"], ["endpoints", "x"]]
+)
 def test_bad_arguments_print_the_usage(argv: list[str]) -> None:
     with pytest.raises(SystemExit, match=r"^usage: python -m contexts\.deployment event-stores"):
         deployment.main(argv)
@@ -82,7 +101,7 @@ def test_bad_arguments_print_the_usage(argv: list[str]) -> None:
 
 def test_the_providers_simulators_run_and_each_write_service_is_told_whom_it_calls() -> None:
     moved = CommonSettings(host="127.0.0.1", port=9000, payment_provider_port=9100)
-    processes = dict(line.split("=", 1) for line in stack_processes("bin", moved, REGISTRY))
+    processes = dict(line.split("=", 1) for line in processes_of("bin", moved))
 
     assert processes["payment-provider"] == "bin/strata-payment-provider --port 9100"
     assert processes["carrier"] == "bin/strata-carrier --port 8101"
@@ -99,3 +118,21 @@ def test_the_providers_simulators_run_and_each_write_service_is_told_whom_it_cal
         "payment-provider simulator: http://127.0.0.1:9100/docs",
         "carrier simulator:          http://127.0.0.1:8101/docs",
     ]
+
+
+def test_identity_creates_the_accounts_whose_secrets_the_saga_signs_in_with() -> None:
+    processes = dict(line.split("=", 1) for line in stack_processes("bin", DEFAULTS, SECRET))
+    identity = dict(word.split("=", 1) for word in split(processes["identity"])[1:-2])
+    clients = {c["client_id"]: c for c in json.loads(identity["STRATA_IDENTITY_BOOTSTRAP_CLIENTS"])}
+
+    assert identity["STRATA_WRITE_URLS"] == "users=http://127.0.0.1:8000"
+    assert (
+        clients["fulfilment"]["scope"] == "users:write orders:write payments:write shipping:write"
+    )
+    assert (clients["fulfilment"]["role"], clients["operator"]["role"]) == ("service", "operator")
+    saga = dict(word.split("=", 1) for word in split(processes["write-fulfilment"])[1:-3])
+    assert saga["STRATA_SERVICE_CLIENT_ID"] == "fulfilment"
+    assert saga["STRATA_SERVICE_CLIENT_SECRET"] == clients["fulfilment"]["secret"]
+    assert clients["fulfilment"]["secret"] != clients["operator"]["secret"]
+    for name in ("write-users", "write-orders", "write-payments", "write-shipping"):
+        assert "STRATA_SERVICE_CLIENT" not in processes[name], name
