@@ -197,15 +197,19 @@ def _compose_config_sidecar(d: ContextDeployment) -> list[str]:
 
 def _compose_services(registry: Registry) -> list[str]:
     providers = [line for s in simulators(registry) for line in _compose_simulator(s)]
-    return providers + _compose_identity(registry) + [
-        line
-        for d in deployments(registry)
-        for line in [
-            *_compose_write_service(d, registry),
-            *_compose_relay(d),
-            *_compose_config_sidecar(d),
+    return (
+        providers
+        + _compose_identity(registry)
+        + [
+            line
+            for d in deployments(registry)
+            for line in [
+                *_compose_write_service(d, registry),
+                *_compose_relay(d),
+                *_compose_config_sidecar(d),
+            ]
         ]
-    ]
+    )
 
 
 FILES = (
