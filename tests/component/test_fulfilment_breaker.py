@@ -14,15 +14,14 @@ from fastapi.testclient import TestClient
 from contexts.fulfilment import ids
 from contexts.fulfilment.definition import FulfilmentPolicy
 from contexts.settings import Settings
-from tests.support.api import add_line, create_order, register
 from tests.support.breaker_flow import (
     BreakerWatch,
     check_outage_bounds_calls,
     check_recovery_closes,
 )
+from tests.support.fulfilment_shop import place_order, shop_client
 from tests.support.servers import wait_until
 from tests.support.simulators import CARRIER, PAYMENT_PROVIDER, RunningSimulator, process_fixture
-from write_api.app import create_app
 
 provider = process_fixture(PAYMENT_PROVIDER)
 carrier = process_fixture(CARRIER)
@@ -34,30 +33,15 @@ ORDERS = 5
 def shop(
     settings: Settings, provider: RunningSimulator, carrier: RunningSimulator
 ) -> Iterator[TestClient]:
-    provider.reset()
-    carrier.reset()
-    wired = settings.model_copy(
-        update={
-            "payment_provider_url": provider.base,
-            "carrier_url": carrier.base,
-            "breaker_failure_threshold": THRESHOLD,
-            "breaker_recovery_seconds": 0.3,
-            "provider_retries": 0,
-        }
-    )
-    with TestClient(create_app(wired)) as client:
-        # The outage must not outlast an authorization's deadline: no compensation here.
-        client.app.state.services["fulfilment"].policy = FulfilmentPolicy(  # type: ignore[attr-defined]
-            authorize_timeout=timedelta(days=1)
-        )
+    # The outage must not outlast an authorization's deadline: no compensation here.
+    policy = FulfilmentPolicy(authorize_timeout=timedelta(days=1))
+    wiring = {
+        "breaker_failure_threshold": THRESHOLD,
+        "breaker_recovery_seconds": 0.3,
+        "provider_retries": 0,
+    }
+    with shop_client(settings, provider, carrier, policy, **wiring) as client:
         yield client
-
-
-def _place(client: TestClient) -> str:
-    order = create_order(client, register(client))
-    add_line(client, order, "A", 1, "12.00")
-    assert client.post(f"/orders/{order}/place").status_code == 200
-    return order
 
 
 def test_an_outage_opens_the_breaker_bounds_the_calls_and_recovery_closes_it(
@@ -66,7 +50,7 @@ def test_an_outage_opens_the_breaker_bounds_the_calls_and_recovery_closes_it(
     watch = BreakerWatch(lambda: shop.get("/metrics").text, provider.requests)
     before = watch.counts()
     provider.control(outage=True)
-    orders = [_place(shop) for _ in range(ORDERS)]
+    orders = [place_order(shop, "12.00") for _ in range(ORDERS)]
 
     outage_end = check_outage_bounds_calls(watch, before, THRESHOLD, probes=3)
     provider.control()

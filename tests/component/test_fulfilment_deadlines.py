@@ -13,12 +13,10 @@ from fastapi.testclient import TestClient
 from contexts.fulfilment import ids
 from contexts.fulfilment.definition import FulfilmentPolicy
 from contexts.settings import Settings
-from tests.support.api import add_line, create_order, register
-from tests.support.auth import OPERATOR
 from tests.support.clocks import JumpingClock
+from tests.support.fulfilment_shop import place_order, shop_client
 from tests.support.servers import wait_until
 from tests.support.simulators import CARRIER, PAYMENT_PROVIDER, RunningSimulator, process_fixture
-from write_api.app import create_app
 
 provider = process_fixture(PAYMENT_PROVIDER)
 carrier = process_fixture(CARRIER)
@@ -34,30 +32,16 @@ def clock() -> JumpingClock:
 def shop(
     settings: Settings, provider: RunningSimulator, carrier: RunningSimulator, clock: JumpingClock
 ) -> Iterator[TestClient]:
-    provider.reset()
-    carrier.reset()
-    wired = settings.model_copy(
-        update={
-            "payment_provider_url": provider.base,
-            "carrier_url": carrier.base,
-            "breaker_recovery_seconds": 0.2,
-            "provider_retries": 0,
-        }
-    )
-    with TestClient(create_app(wired, clock=clock), headers=OPERATOR) as client:
-        # Compensations here wait for the providers to come back, across the clock's jumps:
-        # none may time out meanwhile (parking has tests of its own).
-        client.app.state.services["fulfilment"].policy = FulfilmentPolicy(  # type: ignore[attr-defined]
-            compensation_timeout=timedelta(days=7)
-        )
+    # Compensations here wait for the providers to come back, across the clock's jumps: none
+    # may time out meanwhile (parking has tests of its own).
+    policy = FulfilmentPolicy(compensation_timeout=timedelta(days=7))
+    wiring = {"breaker_recovery_seconds": 0.2, "provider_retries": 0}
+    with shop_client(settings, provider, carrier, policy, clock, **wiring) as client:
         yield client
 
 
 def _place(client: TestClient) -> str:
-    order = create_order(client, register(client))
-    add_line(client, order, "A", 2, "7.50")
-    assert client.post(f"/orders/{order}/place").status_code == 200
-    return order
+    return place_order(client, "7.50", quantity=2)
 
 
 def _saga(client: TestClient, order: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from embedded.app import create_app as create_embedded_app
 from eventlog.jobs import ManualClock
 from read_api.params import MAX_LIMIT
 from tests.support.api import add_line, create_order, register
+from tests.support.auth import OPERATOR
 from tests.support.fulfilment_outcomes import Outcome, broken_promises, outcome
 from tests.support.simulated_network import (
     CARRIER,
@@ -209,7 +210,8 @@ class FaultSchedule(RuleBasedStateMachine):
         """The orders the read API lists as parked, once its read models reflect every saga."""
         head = self.system.fulfilment.recorder.max_notification_id()
         self.system.stop()
-        with TestClient(create_embedded_app(self.settings, contexts=QUIET)) as reader:
+        reading = create_embedded_app(self.settings, contexts=QUIET)
+        with TestClient(reading, headers=OPERATOR) as reader:
             response = reader.get(
                 "/read/fulfilments",
                 params={

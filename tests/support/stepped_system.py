@@ -50,8 +50,10 @@ from eventlog.jobs import JobPoller, JobStore, ManualClock
 from eventlog.reactions import Reaction
 from eventlog.replica_feeds import StoreTail
 from eventlog.stores import Services, react_to_log
+from runtime.auth.tokens import NoToken
 from runtime.live_settings import LiveSettings
 from runtime.resilience import BreakerMetrics
+from tests.support.auth import OPERATOR
 from tests.support.simulated_network import Crash, SimulatedNetwork
 from write_api.app import create_app
 
@@ -88,7 +90,7 @@ class SteppedSystem:
 
     def _start(self) -> None:
         self.client = self._process.enter_context(
-            TestClient(create_app(self.settings, contexts=QUIET))
+            TestClient(create_app(self.settings, contexts=QUIET), headers=OPERATOR)
         )
         self.services: Services = self.client.app.state.services  # type: ignore[attr-defined]
         self._intake = {
@@ -119,7 +121,8 @@ class SteppedSystem:
     def _job_handlers(self) -> dict[str, JobHandler]:
         served = {service.name: service for service in self.services.all()}
         metrics = BreakerMetrics(CollectorRegistry())
-        environment = WorkerEnvironment(served, self.settings, metrics, LiveSettings(self.settings))
+        live = LiveSettings(self.settings)
+        environment = WorkerEnvironment(served, self.settings, metrics, live, NoToken())
         handlers = {
             COMMAND_JOB: dispatcher(InProcessParticipants(served)),  # every participant is here
             DEADLINE_JOB: fire_deadlines(self.fulfilment, environment),
