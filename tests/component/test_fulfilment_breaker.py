@@ -48,8 +48,8 @@ def test_an_outage_opens_the_breaker_bounds_the_calls_and_recovery_closes_it(
     shop: TestClient, provider: RunningSimulator
 ) -> None:
     watch = BreakerWatch(lambda: shop.get("/metrics").text, provider.requests)
-    before = watch.counts()
     provider.control(outage=True)
+    before = watch.counts()
     orders = [place_order(shop, "12.00") for _ in range(ORDERS)]
 
     outage_end = check_outage_bounds_calls(watch, before, THRESHOLD, probes=3)

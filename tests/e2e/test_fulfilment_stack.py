@@ -57,9 +57,9 @@ def test_a_provider_outage_opens_the_payments_breaker_and_recovery_closes_it(sta
     shop, provider = _shop(stack), RunningSimulator(stack.url("payment-provider"))
     metrics = f"{stack.url('write-payments')}/metrics"
     watch = BreakerWatch(lambda: httpx.get(metrics, timeout=5).text, provider.requests)
-    before = watch.counts()
     provider.control(outage=True)
     try:
+        before = watch.counts()
         orders = [shop.place("21.00") for _ in range(4)]
         outage_end = check_outage_bounds_calls(watch, before, threshold=5, probes=2)
     finally:
