@@ -34,11 +34,13 @@ def take_event(fulfilment: CommandService, event: EventEnvelope) -> None:
 
 def send_commands(fulfilment: CommandService, environment: WorkerEnvironment) -> JobHandler:
     served = environment.served
+    local = InProcessParticipants(served)
     remote_names = [name for name in FOLLOWED if name not in served]
+    if not remote_names:  # every participant is served here: no HTTP client to build
+        return dispatcher(local)
     urls = {name: url for name in remote_names if (url := environment.settings.write_url(name))}
     client = httpx.Client(timeout=PARTICIPANT_TIMEOUT)
     remote = HttpParticipants(urls, client, environment.tokens)
-    local = InProcessParticipants(served)
     return dispatcher(RoutedParticipants(local, set(served), remote))
 
 
