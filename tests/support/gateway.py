@@ -153,13 +153,20 @@ class RunningGateway:
         raise AssertionError(f"no access log line with {fields}: {self.log_lines()}")
 
 
-def loopback_gateway(jwks_port: int, ports: Mapping[str, int], bucket: TokenBucket) -> Gateway:
+def loopback_gateway(
+    jwks_port: int,
+    ports: Mapping[str, int],
+    bucket: TokenBucket,
+    jwks_cache_seconds: float = 60,
+) -> Gateway:
     """A gateway on free loopback ports, whose upstreams are at `ports` (by name; the others on
-    a closed port) and whose keys are served on `jwks_port` (the identity upstream's place)."""
+    a closed port) and whose keys are served on `jwks_port` (the identity upstream's place),
+    reread every `jwks_cache_seconds`."""
     closed = free_port()
     every = {upstream.name: closed for upstream in gateway_upstreams()}
     placement = Placement("127.0.0.1", {**every, **ports, IDENTITY.name: jwks_port})
-    issuer = TokenIssuer(ISSUER, f"http://127.0.0.1:{jwks_port}/jwks.json", 60)
+    jwks = f"http://127.0.0.1:{jwks_port}/jwks.json"
+    issuer = TokenIssuer(ISSUER, jwks, jwks_cache_seconds)
     return Gateway("127.0.0.1", free_port(), "127.0.0.1", free_port(), placement, issuer, bucket)
 
 
