@@ -61,9 +61,9 @@ def test_an_outage_opens_the_breaker_bounds_the_calls_and_recovery_closes_it(
 
     wait_until(lambda: all(status(o) == "shipped" for o in orders), 60, "every order ships")
     ledger = provider.ledger()
-    for order in orders:
+    for order in orders:  # (payments of earlier tests in a shared store may be in the ledger)
         prefix = f"{ids.payment_id(UUID(order))}:"
-        kinds = [op["kind"] for op in ledger["operations"] if op["key"].startswith(prefix)]
-        assert kinds == ["authorize", "capture"], order
-    captured = [a for a in ledger["authorizations"].values() if Decimal(a["net_charge"])]
-    assert len(captured) == ORDERS
+        operations = [op for op in ledger["operations"] if op["key"].startswith(prefix)]
+        assert [op["kind"] for op in operations] == ["authorize", "capture"], order
+        [reference] = {op["reference"] for op in operations if op.get("reference")}
+        assert Decimal(ledger["authorizations"][reference]["net_charge"]) == Decimal("12.00")
