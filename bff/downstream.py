@@ -87,6 +87,13 @@ class Breakers:
             self._made[name] = breaker_from_settings(name, self.settings)
         return self._made[name]
 
+    def follow(self, settings: CommonSettings) -> None:
+        """A live-settings hook (`BREAKER_SETTINGS`): the breakers made, and those made from
+        now on, take the thresholds of `settings`."""
+        self.settings = settings
+        for breaker in self._made.values():
+            breaker.follow(settings)
+
 
 class ReadApi:
     def __init__(
@@ -94,7 +101,7 @@ class ReadApi:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._client = client
-        self._breakers = breakers
+        self.breakers = breakers
         self._timeout = timeout
 
     async def get(
@@ -104,7 +111,7 @@ class ReadApi:
         url = self._base_url + path
         query = {**(params or {}), **forwarded.params()}
         deadline = self._timeout + (forwarded.wait or 0)
-        call = self._breakers.of(section).call_async
+        call = self.breakers.of(section).call_async
         return await call(lambda: self._fetch(url, query, forwarded.headers(), deadline))
 
     async def _fetch(

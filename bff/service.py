@@ -1,6 +1,9 @@
 """What both BFF apps are made of: a lifespan holding an `httpx.AsyncClient` to the read API,
-rate limits per caller and route, problem answers (their own 401 and 403, and the read API's
-refusals relayed), and /healthz, /readyz and /metrics.
+rate limits per caller and route, live settings, problem answers (their own 401 and 403, and
+the read API's refusals relayed), and /healthz, /readyz and /metrics.
+
+Breaker thresholds, rate limits, the log level and feature flags change while it runs, in every
+worker (`install_live_settings`: the config sidecar's file, docs/config.md).
 
 A BFF is ready while it runs: a downstream that is down makes sections unavailable, not the
 BFF, so /readyz reports the read API's reachability without failing on it.
@@ -13,7 +16,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from bff.downstream import Breakers, ReadApi, Refused
 from bff.principal import rate_limit_key
@@ -22,7 +25,10 @@ from runtime.auth.http import authenticator, install_auth
 from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 from runtime.http.problems import install_problem_handlers
+from runtime.live_reload import install_live_settings
+from runtime.live_settings import LiveSettings
 from runtime.rate_limits import install_rate_limits
+from runtime.resilience import BREAKER_SETTINGS
 
 log = logging.getLogger("strata.bff")
 
@@ -59,6 +65,17 @@ def read_api(request: Request) -> ReadApi:
     return found
 
 
+def feature_on(request: Request, flag: str, *, default: bool = True) -> bool:
+    """Whether the feature flag is on in the live settings in force (docs/config.md)."""
+    live: LiveSettings = request.app.state.live
+    return live.current.feature_flags.get(flag, default)
+
+
+def _follow_breakers(app: FastAPI, live: LiveSettings) -> None:
+    read_api: ReadApi = app.state.read_api
+    live.on_change(BREAKER_SETTINGS, read_api.breakers.follow)
+
+
 def create_bff(
     name: str, description: str, settings: BffSettings, routers: Iterable[APIRouter]
 ) -> FastAPI:
@@ -82,6 +99,7 @@ def create_bff(
     for router in routers:
         app.include_router(router)
     app.include_router(ops)
+    install_live_settings(app, settings, lambda _: REGISTRY, _follow_breakers)
     return app
 
 

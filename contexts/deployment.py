@@ -6,9 +6,10 @@ neither is edited by hand when a context is added.
 
 Ports: the context at registration index i (from 0) serves its write API on 8000 + 10 i, its relay's
 /healthz, /readyz and /metrics on 8001 + 10 i (users 8000/8001, orders 8010/8011, a third context
-8020/8021) and its config sidecar's on 8005 + 10 i (`config-<context>`, beside `write-<context>`:
-docs/config.md). The projector (8002) and the read API (8003) keep their ports, the simulators
-theirs (payment provider 8100, carrier 8101).
+8020/8021). The projector (8002), the read API (8003), identity (8200) and the BFFs (8210, 8220)
+keep their ports, the simulators theirs (payment provider 8100, carrier 8101). Beside each
+service but the simulators runs its config sidecar, `config-<service>` on the service's port + 5
+(contexts/live_services.py, docs/config.md).
 
 Wiring (`write_service_environment`): payments' write service gets STRATA_PAYMENT_PROVIDER_URL,
 shipping's STRATA_CARRIER_URL (`SIMULATORS`); a context that sends commands to the others gets
@@ -21,9 +22,11 @@ credentials (`contexts.service_accounts`).
   value when it is set, else `POSTGRES_URL/strata_<name>`;
 - `processes BIN_DIR SECRET_FILE`: the supervisor's `NAME=COMMAND` arguments of the simulators,
   the identity service (the accounts' secrets derived from the deployment secret in SECRET_FILE),
-  then of each context's write service, relay and config sidecar, on ports counted from
-  `STRATA_PORT`, `STRATA_RELAY_PORT` and `STRATA_CONFIG_SIDECAR_PORT` (8000, 8001 and 8005
-  unset), the simulators on STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT;
+  each context's write service and relay, on ports counted from `STRATA_PORT` and
+  `STRATA_RELAY_PORT` (8000 and 8001 unset), the projector, the read API and the BFFs; each but
+  the simulators followed by its config sidecar (ports moved by `STRATA_CONFIG_SIDECAR_PORT`,
+  8005 unset) and told its live settings file in var/stack/live/; the simulators on
+  STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT;
 - `endpoints`: where each context's write API and each simulator is (their OpenAPI docs).
 """
 
@@ -35,6 +38,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from contexts.live_services import (
+    IDENTITY,
+    SHARED_SERVICES,
+    SIDECAR_SCRIPT,
+    LiveService,
+)
 from contexts.registered import REGISTRY
 from contexts.registry import BoundedContext, Registry
 from contexts.service_accounts import accounts, bootstrap_clients, client_secret, service_account
@@ -43,9 +52,8 @@ from runtime.settings import CommonSettings, load_settings
 PORT_STEP = 10
 WRITE_PORT = 8000
 RELAY_PORT = 8001
-CONFIG_SIDECAR_PORT = 8005
 LIVE_SETTINGS_FOLDER = "var/stack/live"
-"""scripts/stack: where each write service's config sidecar writes its live settings file."""
+"""scripts/stack: where each service's config sidecar writes its live settings file."""
 PROG = "python -m contexts.deployment"
 USAGE = f"usage: {PROG} event-stores POSTGRES_URL | processes BIN_DIR SECRET_FILE | endpoints"
 USERS = "users"
@@ -73,15 +81,13 @@ class ContextDeployment:
         return f"relay-{self.name}"
 
     @property
-    def config_sidecar(self) -> str:
-        return f"config-{self.name}"
+    def write(self) -> LiveService:
+        """The write service, as the config sidecar beside it sees it."""
+        return LiveService(self.write_service, self.write_port())
 
-    def live_settings_file(self, folder: str) -> str:
-        """The file the write service follows and its config sidecar writes."""
-        return f"{folder.rstrip('/')}/{self.write_service}.json"
-
-    def config_sidecar_port(self, first: int = CONFIG_SIDECAR_PORT) -> int:
-        return first + PORT_STEP * self.index
+    @property
+    def relay(self) -> LiveService:
+        return LiveService(self.relay_service, self.relay_port())
 
     def write_port(self, first: int = WRITE_PORT) -> int:
         return first + PORT_STEP * self.index
@@ -92,6 +98,12 @@ class ContextDeployment:
 
 def deployments(registry: Registry = REGISTRY) -> list[ContextDeployment]:
     return [ContextDeployment(context, index) for index, context in enumerate(registry)]
+
+
+def live_services(registry: Registry = REGISTRY) -> list[LiveService]:
+    """Every service that follows live settings, each with a config sidecar beside it."""
+    per_context = [service for d in deployments(registry) for service in (d.write, d.relay)]
+    return [IDENTITY, *per_context, *SHARED_SERVICES]
 
 
 @dataclass(frozen=True)
@@ -176,29 +188,48 @@ def stack_processes(
     bin_dir: str, settings: CommonSettings, secret: str, registry: Registry = REGISTRY
 ) -> list[str]:
     """The supervisor's `NAME=COMMAND` arguments: the simulators, the identity service (with
-    the deployment's accounts, their secrets derived from `secret`), then each context's write
-    service, its relay and its config sidecar (both following one live settings file)."""
+    the deployment's accounts, their secrets derived from `secret`), each context's write
+    service and relay, the projector, the read API and the BFFs; each service but the
+    simulators followed by its config sidecar (the two share one live settings file)."""
     bin_dir = bin_dir.rstrip("/")
     urls = stack_urls(settings, registry)
     processes = [
         f"{s.service}={bin_dir}/{s.script} --port {s.port(settings)}" for s in simulators(registry)
     ]
-    processes.append(_identity_process(bin_dir, urls, secret, registry))
+    beside = partial(_with_config_sidecar, bin_dir, settings.config_sidecar_port)
+    identity = identity_environment(urls, partial(client_secret, secret), registry)
+    processes += beside(IDENTITY, identity, f"{bin_dir}/strata-identity serve")
     for d in deployments(registry):
-        secret_of = partial(client_secret, secret)
-        wiring = write_service_environment(d, urls, registry, secret_of)
-        variables = "".join(f" {name}={value}" for name, value in wiring.items())
-        live = f"STRATA_LIVE_SETTINGS_FILE={d.live_settings_file(LIVE_SETTINGS_FOLDER)}"
-        sidecar_port = d.config_sidecar_port(settings.config_sidecar_port)
-        processes += [
-            f"{d.write_service}=env STRATA_PORT={d.write_port(settings.port)} {live}{variables}"
-            f" {bin_dir}/strata-write-api --context {d.name}",
-            f"{d.relay_service}=env STRATA_RELAY_PORT={d.relay_port(settings.relay_port)}"
-            f" {bin_dir}/strata-relay --context {d.name}",
-            f"{d.config_sidecar}=env STRATA_CONFIG_SIDECAR_PORT={sidecar_port} {live}"
-            f" {bin_dir}/strata-config-sidecar --service {d.write_service}",
-        ]
+        wiring = write_service_environment(d, urls, registry, partial(client_secret, secret))
+        write_port = {"STRATA_PORT": str(d.write_port(settings.port))}
+        write = f"{bin_dir}/strata-write-api --context {d.name}"
+        processes += beside(d.write, write_port | wiring, write)
+        relay_port = {"STRATA_RELAY_PORT": str(d.relay_port(settings.relay_port))}
+        processes += beside(d.relay, relay_port, f"{bin_dir}/strata-relay --context {d.name}")
+    for service in SHARED_SERVICES:
+        processes += beside(service, {}, f"{bin_dir}/{service.script}")
     return processes
+
+
+def _with_config_sidecar(
+    bin_dir: str,
+    first_sidecar_port: int,
+    service: LiveService,
+    environment: Mapping[str, str],
+    command: str,
+) -> list[str]:
+    """The service's `NAME=COMMAND` with `environment`, then its config sidecar's."""
+    live = {"STRATA_LIVE_SETTINGS_FILE": service.live_settings_file(LIVE_SETTINGS_FOLDER)}
+    sidecar = {"STRATA_CONFIG_SIDECAR_PORT": str(service.config_sidecar_port(first_sidecar_port))}
+    return [
+        f"{service.name}=env {_variables({**environment, **live})} {command}",
+        f"{service.config_sidecar}=env {_variables(sidecar | live)}"
+        f" {bin_dir}/{SIDECAR_SCRIPT} --service {service.name}",
+    ]
+
+
+def _variables(environment: Mapping[str, str]) -> str:
+    return " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
 
 
 def identity_environment(
@@ -214,14 +245,6 @@ def identity_environment(
         "STRATA_IDENTITY_KEY_PUBLISH_AHEAD_SECONDS": str(IDENTITY_KEY_PUBLISH_AHEAD),
         "STRATA_WRITE_URLS": ",".join(f"{d.name}={urls[d.write_service]}" for d in users),
     }
-
-
-def _identity_process(
-    bin_dir: str, urls: Mapping[str, str], secret: str, registry: Registry
-) -> str:
-    environment = identity_environment(urls, partial(client_secret, secret), registry)
-    variables = " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
-    return f"identity=env {variables} {bin_dir}/strata-identity serve"
 
 
 def write_endpoints(settings: CommonSettings, registry: Registry = REGISTRY) -> list[str]:

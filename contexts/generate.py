@@ -27,6 +27,7 @@ from contexts.deployment import (
     simulators,
     write_service_environment,
 )
+from contexts.live_services import IDENTITY, SHARED_SERVICES, SIDECAR_SCRIPT, LiveService
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.service_accounts import compose_secret
@@ -35,7 +36,7 @@ from runtime.generated_files import run_generator
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_POSTGRES = "postgresql://strata:strata@postgres:5432"
 COMPOSE_LIVE_SETTINGS = "/var/lib/strata/live"
-"""Where the `live-settings` volume is mounted: each write service's live settings file."""
+"""Where the `live-settings` volume is mounted: each service's live settings file."""
 
 Render = Callable[[Registry], list[str]]
 
@@ -96,6 +97,7 @@ def _compose_identity(registry: Registry) -> list[str]:
         "      STRATA_IDENTITY_DATABASE_URL: " + f"{COMPOSE_POSTGRES}/strata_identity",
         "      STRATA_IDENTITY_HOST: 0.0.0.0",
         *(f"      {name}: {json.dumps(value)}" for name, value in environment.items()),
+        *_compose_live_settings(IDENTITY),
         "    ports:",
         '      - "8200:8200"',
         "    depends_on:",
@@ -130,10 +132,8 @@ def _compose_write_service(d: ContextDeployment, registry: Registry) -> list[str
         "      <<: [*nats, *auth]",
         "      STRATA_HOST: 0.0.0.0",
         f'      STRATA_PORT: "{port}"',
-        f"      STRATA_LIVE_SETTINGS_FILE: {d.live_settings_file(COMPOSE_LIVE_SETTINGS)}",
         *_compose_wiring(d, registry),
-        "    volumes:",
-        f"      - live-settings:{COMPOSE_LIVE_SETTINGS}",
+        *_compose_live_settings(d.write),
         "    ports:",
         f'      - "{port}:{port}"',
         "    depends_on:",
@@ -148,26 +148,35 @@ def _compose_write_service(d: ContextDeployment, registry: Registry) -> list[str
 
 
 def _compose_sidecar(
-    d: ContextDeployment, service: str, command: str, lines: list[str], health: str
+    beside: str, service: str, command: str, lines: list[str], health: str
 ) -> list[str]:
-    """A process beside a context's write service, in its network namespace: `lines` are its
+    """A process beside the service `beside`, in its network namespace: `lines` are its
     environment (and volumes), after the command."""
     return [
         f"  {service}:",
         "    restart: unless-stopped",
         "    build: .",
         f"    command: {command}",
-        f'    network_mode: "service:{d.write_service}"',
+        f'    network_mode: "service:{beside}"',
         *lines,
         "    depends_on:",
         "      provision:",
         "        condition: service_completed_successfully",
-        f"      {d.write_service}:",
+        f"      {beside}:",
         "        condition: service_healthy",
         "      nats:",
         "        condition: service_healthy",
         f"    healthcheck: *{health}",
         "",
+    ]
+
+
+def _compose_live_settings(service: LiveService) -> list[str]:
+    """A service's live settings file (environment) on the shared volume (volumes)."""
+    return [
+        f"      STRATA_LIVE_SETTINGS_FILE: {service.live_settings_file(COMPOSE_LIVE_SETTINGS)}",
+        "    volumes:",
+        f"      - live-settings:{COMPOSE_LIVE_SETTINGS}",
     ]
 
 
@@ -177,22 +186,25 @@ def _compose_relay(d: ContextDeployment) -> list[str]:
         f"      {_compose_event_store(d)}",
         "      <<: *nats",
         f'      STRATA_RELAY_PORT: "{d.relay_port()}"',
+        *_compose_live_settings(d.relay),
     ]
     command = f'["strata-relay", "--context", "{d.name}"]'
-    return _compose_sidecar(d, d.relay_service, command, environment, "relay-health")
+    return _compose_sidecar(d.write_service, d.relay_service, command, environment, "relay-health")
 
 
-def _compose_config_sidecar(d: ContextDeployment) -> list[str]:
+def _compose_config_sidecar(service: LiveService, beside: str | None = None) -> list[str]:
+    """The config sidecar of `service`, in the network namespace of `beside` (the service's
+    own unless it shares another's: the relays share their write service's)."""
     lines = [
         "    environment:",
         "      <<: *nats",
-        f'      STRATA_CONFIG_SIDECAR_PORT: "{d.config_sidecar_port()}"',
-        f"      STRATA_LIVE_SETTINGS_FILE: {d.live_settings_file(COMPOSE_LIVE_SETTINGS)}",
-        "    volumes:",
-        f"      - live-settings:{COMPOSE_LIVE_SETTINGS}",
+        f'      STRATA_CONFIG_SIDECAR_PORT: "{service.config_sidecar_port()}"',
+        *_compose_live_settings(service),
     ]
-    command = f'["strata-config-sidecar", "--service", "{d.write_service}"]'
-    return _compose_sidecar(d, d.config_sidecar, command, lines, "config-sidecar-health")
+    command = f'["{SIDECAR_SCRIPT}", "--service", "{service.name}"]'
+    return _compose_sidecar(
+        beside or service.name, service.config_sidecar, command, lines, "config-sidecar-health"
+    )
 
 
 def _compose_services(registry: Registry) -> list[str]:
@@ -205,18 +217,29 @@ def _compose_services(registry: Registry) -> list[str]:
             for d in deployments(registry)
             for line in [
                 *_compose_write_service(d, registry),
+                *_compose_config_sidecar(d.write),
                 *_compose_relay(d),
-                *_compose_config_sidecar(d),
+                *_compose_config_sidecar(d.relay, beside=d.write_service),
             ]
         ]
     )
+
+
+def _compose_shared_config_sidecars(_registry: Registry) -> list[str]:
+    """The config sidecars of the services that serve every context (written by hand above
+    the region, each with the live settings file of `_compose_live_settings`)."""
+    return [line for s in (IDENTITY, *SHARED_SERVICES) for line in _compose_config_sidecar(s)]
 
 
 FILES = (
     GeneratedFile(
         "compose.yaml",
         "#",
-        {"event-stores": _compose_event_stores, "services": _compose_services},
+        {
+            "event-stores": _compose_event_stores,
+            "services": _compose_services,
+            "config-sidecars": _compose_shared_config_sidecars,
+        },
     ),
 )
 

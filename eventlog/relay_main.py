@@ -2,7 +2,8 @@
 
 Composition root: settings -> event store recorder -> NATS and the context's stream -> relay,
 with /healthz, /readyz and /metrics on ``STRATA_RELAY_HOST:STRATA_RELAY_PORT``. Logs are JSON
-lines on stderr. SIGTERM or SIGINT stops it after the page in flight is acknowledged.
+lines on stderr; with `STRATA_LIVE_SETTINGS_FILE` their level follows the live settings
+(docs/config.md). SIGTERM or SIGINT stops it after the page in flight is acknowledged.
 
 Exit codes: 0 stopped by a signal; 1 invalid settings, embedded mode, or a failure (NATS or the
 event store unreachable at start, the port taken, an unreadable stream); 2 bad arguments.
@@ -35,6 +36,7 @@ from eventlog.stores import event_store_env
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.side_server import side_server
+from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
 
 log = logging.getLogger("strata.relay")
@@ -162,7 +164,8 @@ async def _serve_connected(
     server = side_server(app)
     relay_task = asyncio.create_task(relay.run(stop))
     server_task = asyncio.create_task(server.serve(sockets=[listener]))
-    await asyncio.wait({relay_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
+    async with live_settings_followed(settings, registry):
+        await asyncio.wait({relay_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     server.should_exit = True
     await asyncio.wait({relay_task, server_task})

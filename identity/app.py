@@ -1,5 +1,6 @@
 """The identity service's composition root: settings -> database, issuer, grants, accounts,
-the users service's client -> FastAPI app. Nothing connects before the app starts.
+the users service's client -> FastAPI app, following its live settings (log level, feature
+flags; runtime/live_reload.py). Nothing connects before the app starts.
 
 `create_app(settings)` is also how another process mounts identity in-process (the embedded
 default, tests); `profiles` replaces the HTTP client of the users service there.
@@ -24,6 +25,7 @@ from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
 from runtime.http.request_metrics import RequestMetrics, metrics_endpoint
+from runtime.live_reload import install_live_settings
 from runtime.logs import configure as configure_logging
 
 DESCRIPTION = """Sign-up, sign-in and the tokens every strata service verifies: ES256 JWTs with
@@ -70,6 +72,7 @@ def create_app(
     app.include_router(endpoints.router)
     app.include_router(discovery.router)
     _add_health(app)
+    install_live_settings(app, settings, lambda _: identity.metrics.registry)
     return app
 
 

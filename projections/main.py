@@ -1,7 +1,9 @@
 """`strata-projector`: fold the JetStream streams into the read models (stack mode).
 
 Serves `/healthz`, `/readyz` and `/metrics` on STRATA_PROJECTOR_HOST:STRATA_PROJECTOR_PORT.
-SIGTERM or SIGINT: stop fetching, commit and ack the batches in hand, close, exit 0.
+With `STRATA_LIVE_SETTINGS_FILE` it follows its live settings (log level, feature flags:
+docs/config.md). SIGTERM or SIGINT: stop fetching, commit and ack the batches in hand, close,
+exit 0.
 An outage of PostgreSQL, NATS or Redis never ends the process: it waits (not ready), losing the
 leader lock makes it a standby again, and a start that fails is retried with growing pauses.
 Exit codes: 0 stopped by a signal, 1 invalid settings or the HTTP port taken.
@@ -26,6 +28,7 @@ from projections.stack import StackProjector, stack_problem
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.side_server import side_server
+from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
 
 PROG = "strata-projector"
@@ -67,6 +70,14 @@ async def serve(settings: Settings) -> int:
         logger.error("cannot listen on port %d: %s", settings.projector_port, error)
         return 1
     projector = StackProjector(settings)
+    async with live_settings_followed(settings, projector.metrics.registry):
+        await _serve_projecting(projector, listener, stop)
+    return 0
+
+
+async def _serve_projecting(
+    projector: StackProjector, listener: socket.socket, stop: asyncio.Event
+) -> None:
     server = side_server(create_http_app(projector))
     server_task = asyncio.create_task(server.serve(sockets=[listener]))
     failed_starts = 0
@@ -85,7 +96,6 @@ async def serve(settings: Settings) -> int:
     server.should_exit = True
     await server_task
     listener.close()
-    return 0
 
 
 async def _project(projector: StackProjector, stop: asyncio.Event) -> bool:

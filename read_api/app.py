@@ -1,4 +1,5 @@
-"""The read API's composition root: settings -> read stores -> FastAPI app."""
+"""The read API's composition root: settings -> read stores -> FastAPI app, following its live
+settings (log level, feature flags; runtime/live_reload.py)."""
 
 from fastapi import FastAPI
 
@@ -6,8 +7,10 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
 from read_api.problems import install_problem_handlers
+from read_api.resources import ReadSide
 from read_api.routes import include_read_routes
 from runtime.auth.http import authenticator, install_auth
+from runtime.live_reload import install_live_settings
 from runtime.logs import configure as configure_logging
 
 DESCRIPTION = """Queries over the read models that projectors build from the event log.
@@ -33,4 +36,10 @@ def create_app(
     install_problem_handlers(app)
     install_auth(app, authenticator(settings))
     include_read_routes(app, settings, prefix, contexts=contexts)
+    install_live_settings(app, settings, lambda app: read_side_of(app).metrics.registry)
     return app
+
+
+def read_side_of(app: FastAPI) -> ReadSide:
+    side: ReadSide = app.state.read_side
+    return side

@@ -1,10 +1,13 @@
 """A service following its live settings file (hot reload), in every process that serves it.
 
-A write service may run several uvicorn workers, each a process of its own: each one follows the
-file by itself (`following`, in its lifespan), so each one takes every change. The file is watched
-with `watchfiles` (inotify where the kernel has it, polling elsewhere); a change is applied within
-a fraction of a second. A document that is unreadable or holds a bad value is logged and counted
-(`strata_live_settings_rejected_total`) and the settings stay as they were.
+A service may run several uvicorn workers, each a process of its own: each one follows the
+file by itself (`following`, in its lifespan), so each one takes every change.
+`install_live_settings(app, ...)` does it for a FastAPI app (`app.state.live`, the settings in
+force; the log level, the rate limits when the app counts them, and the hooks it is given);
+`live_settings_followed` for a process that is no app (the relay, the projector). The file is
+watched with `watchfiles` (inotify where the kernel has it, polling elsewhere); a change is
+applied within a fraction of a second. A document that is unreadable or holds a bad value is
+logged and counted (`strata_live_settings_rejected_total`) and the settings stay as they were.
 
 Metrics, on the service's /metrics: `strata_live_settings_revision` (the bucket revision of the
 document applied last, 0 before any), `strata_live_settings_rejected_total`, and
@@ -14,15 +17,22 @@ document applied last, 0 before any), `strata_live_settings_rejected_total`, and
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cache, partial
 from pathlib import Path
 
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from watchfiles import Change, awatch
 
 from runtime.live_settings import LiveSettings, LiveSettingsFile, NotLive
+from runtime.rate_limits import RateLimitRules, rate_limits_of
 from runtime.settings import CommonSettings
+
+RATE_LIMIT_SETTINGS = frozenset({"rate_limit_default", "rate_limit_routes"})
+Follow = Callable[[FastAPI, LiveSettings], None]
+"""Registers the hooks of a running app's parts (`live.on_change`)."""
 
 log = logging.getLogger("strata.live_settings")
 
@@ -50,6 +60,12 @@ class LiveReloadMetrics:
         self.feature_flags.clear()
         for flag, on in settings.feature_flags.items():
             self.feature_flags.labels(flag).set(int(on))
+
+
+@cache
+def live_reload_metrics(registry: CollectorRegistry) -> LiveReloadMetrics:
+    """The metrics in `registry`, made once (apps of one process may share a registry)."""
+    return LiveReloadMetrics(registry)
 
 
 def set_log_level(settings: CommonSettings) -> None:
@@ -106,3 +122,52 @@ async def _watch(
         file.path.parent, watch_filter=ours, stop_event=stop, recursive=False, step=50
     ):
         load(file, live, metrics)
+
+
+@asynccontextmanager
+async def live_settings_followed(
+    settings: CommonSettings,
+    registry: CollectorRegistry,
+    *hooked: Callable[[LiveSettings], None],
+) -> AsyncIterator[LiveSettings]:
+    """The process's live settings, following `settings.live_settings_file` (when set) for the
+    block's duration, the log level hooked, and each of `hooked` called to hook more before
+    the file is first read; metrics in `registry`."""
+    live = LiveSettings(settings)
+    live.on_change({"log_level"}, set_log_level)
+    for hook in hooked:
+        hook(live)
+    if settings.live_settings_file is None:
+        yield live
+        return
+    async with following(settings.live_settings_file, live, live_reload_metrics(registry)):
+        yield live
+
+
+def follow_rate_limits(app: FastAPI, live: LiveSettings) -> None:
+    """A `Follow`: the app's rate limits, if it counts any, take new rules at once."""
+    if getattr(app.state, "rate_limits", None) is None:
+        return
+    limits = rate_limits_of(app)
+    live.on_change(RATE_LIMIT_SETTINGS, lambda s: limits.replace(RateLimitRules.from_settings(s)))
+
+
+def install_live_settings(
+    app: FastAPI,
+    settings: CommonSettings,
+    registry: Callable[[FastAPI], CollectorRegistry],
+    *follows: Follow,
+) -> None:
+    """Follow the live settings while `app` runs (`app.state.live`): the log level, the rate
+    limits (`follow_rate_limits`) and `follows`, each called once the app's other parts run.
+    Install it last: its lifespan then starts after those of the app and its other routers.
+    The metrics go to `registry(app)`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hooked = [partial(follow, app) for follow in (follow_rate_limits, *follows)]
+        async with live_settings_followed(settings, registry(app), *hooked) as live:
+            app.state.live = live
+            yield
+
+    app.include_router(APIRouter(lifespan=lifespan))

@@ -60,23 +60,36 @@ def live_model(model: type[CommonSettings]) -> type[BaseModel]:
     return create_model(f"Live{model.__name__}", __config__=config, **fields)
 
 
-def check_live(model: type[CommonSettings], name: str) -> None:
-    """Raise `NotLive` unless `name` is a live field of the model."""
-    if name in live_fields(model):
+def check_live(
+    model: type[CommonSettings], name: str, taken: Collection[str] | None = None
+) -> None:
+    """Raise `NotLive` unless `name` is a live field of the model that the service takes
+    (`taken`: a service with no use for some live fields names those it has; default: all)."""
+    live = live_fields(model) if taken is None else tuple(taken)
+    if name in live:
         return
-    live = ", ".join(live_fields(model))
+    listed = ", ".join(live)
+    if name in live_fields(model):
+        raise NotLive(
+            f"{name} is not taken live by this service (nothing in it uses it); live: {listed}"
+        )
     if name in model.model_fields:
-        raise NotLive(f"{name} is read at start only (a restart takes it); live: {live}")
-    raise NotLive(f"no setting {name!r}; live settings: {live}")
+        raise NotLive(f"{name} is read at start only (a restart takes it); live: {listed}")
+    raise NotLive(f"no setting {name!r}; live settings: {listed}")
 
 
-def validate_live(model: type[CommonSettings], values: Mapping[str, Any]) -> dict[str, Any]:
+def validate_live(
+    model: type[CommonSettings],
+    values: Mapping[str, Any],
+    taken: Collection[str] | None = None,
+) -> dict[str, Any]:
     """The values, validated against the model's live fields (only those given are returned).
 
-    Raises `NotLive` for a key that is not a live field, `ValueError` naming the first bad value.
+    Raises `NotLive` for a key that is not a live field (of those `taken`), `ValueError` naming
+    the first bad value.
     """
     for name in values:
-        check_live(model, name)
+        check_live(model, name, taken)
     try:
         valid = live_model(model).model_validate(dict(values))
     except ValidationError as error:

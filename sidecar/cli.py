@@ -1,4 +1,5 @@
-"""`strata-config get|set|unset|history`: the live settings in the configuration bucket.
+"""`strata-config get|set|unset|history` (also `strata config ...`): the live settings in the
+configuration bucket.
 
     strata-config get write-payments                                 # every setting set
     strata-config get write-payments breaker_failure_threshold
@@ -74,7 +75,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def _live(service: str, setting: str) -> ConfigKey:
     try:
-        check_live(service_settings(service), setting)
+        settings = service_settings(service)
+        check_live(settings.model, setting, settings.live)
     except NotLive as error:
         raise typer.BadParameter(str(error), param_hint="SETTING") from None
     return ConfigKey(service, setting)
@@ -189,7 +191,8 @@ def set_(service: Service, setting: Setting, value: str, as_json: AsJson = False
     key = _live(service, setting)
     try:
         valid = _parsed(value)
-        validate_live(service_settings(service), {setting: valid})
+        settings = service_settings(service)
+        validate_live(settings.model, {setting: valid}, settings.live)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="VALUE") from None
     revision = _on_bucket(lambda kv: kv.put(str(key), encode(valid)))
@@ -220,8 +223,10 @@ def history(service: Service, setting: Setting, as_json: AsJson = False) -> None
     _print(rows, as_json, ("revision", "time", "operation", "value"))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog: str = PROG) -> None:
+    """Run the command of `argv` (else sys.argv), its messages headed `prog` (`strata config`
+    when the `strata` entry point runs it)."""
     try:
-        run(cli, PROG, argv)
+        run(cli, prog, argv)
     except Failed as error:
-        raise SystemExit(f"{PROG}: {error}") from None
+        raise SystemExit(f"{prog}: {error}") from None

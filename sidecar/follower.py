@@ -1,7 +1,8 @@
 """Following one service's keys in the configuration bucket, and handing the good values on.
 
 `ServiceConfig` keeps the last good value of each live setting: an update is validated against
-the service's settings model (`runtime.live_settings.validate_live`); a bad one (not JSON, out of
+the service's settings model and the live settings it takes
+(`runtime.live_settings.validate_live`, sidecar/services.py); a bad one (not JSON, out of
 bounds, a setting that is not live or does not exist) is logged, counted and not handed on, and
 the setting keeps its last good value. A deleted key drops the setting, so the service returns to
 the value it started with.
@@ -29,8 +30,8 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from runtime.live_settings import LiveDocument, LiveSettingsFile, NotLive, validate_live
-from runtime.settings import CommonSettings
 from sidecar.bucket import ConfigKey, decode, service_keys, stop_watching
+from sidecar.services import ServiceSettings
 
 log = logging.getLogger("strata.config_sidecar")
 
@@ -63,11 +64,11 @@ class SidecarMetrics:
 class ServiceConfig:
     """The last good value of each live setting of one service, from the bucket's entries."""
 
-    def __init__(self, service: str, model: type[CommonSettings], metrics: SidecarMetrics) -> None:
+    def __init__(self, service: str, settings: ServiceSettings, metrics: SidecarMetrics) -> None:
         self.service = service
         self.values: dict[str, Any] = {}
         self.revision = 0
-        self._model = model
+        self._settings = settings
         self._metrics = metrics
         self._seen: dict[str, int] = {}
 
@@ -83,7 +84,7 @@ class ServiceConfig:
         else:
             try:
                 value = decode(entry.value)
-                validate_live(self._model, {setting: value})
+                validate_live(self._settings.model, {setting: value}, self._settings.live)
             except (NotLive, ValueError) as error:
                 self._metrics.updates(self.service, setting, "rejected").inc()
                 log.error(

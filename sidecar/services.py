@@ -1,8 +1,33 @@
-"""The services a config sidecar may stand beside, and the settings model each one validates
-against: each context's write service (`write-<context>`, contexts/deployment.py)."""
+"""The services a config sidecar may stand beside (`contexts.deployment.live_services`), the
+settings model each one validates against, and the live settings each one takes.
 
-from contexts.deployment import deployments
+Every process takes `log_level` and `feature_flags`. The breaker thresholds go to the services
+with circuit breakers (the write services' provider and participant calls, the BFFs' read API
+sections), the rate limits to those that count them (the BFFs). A live setting a service has no
+use for is refused for it (`strata-config` exit 2), as a setting read at start only is.
+"""
+
+from dataclasses import dataclass
+
+from bff.settings import BffSettings
+from contexts.deployment import deployments, live_services
+from contexts.live_services import BFF_MOBILE, BFF_WEB, IDENTITY, PROJECTOR, READ_API
+from contexts.settings import Settings
+from identity.settings import IdentitySettings
+from runtime.resilience import BREAKER_SETTINGS
 from runtime.settings import CommonSettings, settings_model
+
+EVERY_PROCESS = ("log_level", "feature_flags")
+BREAKERS = tuple(sorted(BREAKER_SETTINGS))
+RATE_LIMITS = ("rate_limit_default", "rate_limit_routes")
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """A service's settings model, and the live fields of it the service takes."""
+
+    model: type[CommonSettings]
+    live: tuple[str, ...]
 
 
 class UnknownService(KeyError):
@@ -14,17 +39,29 @@ class UnknownService(KeyError):
         return f"no service {self.service!r}; services: {', '.join(services())}"
 
 
-def _models() -> dict[str, type[CommonSettings]]:
-    return {d.write_service: settings_model((d.name,)) for d in deployments()}
+def _catalogue() -> dict[str, ServiceSettings]:
+    catalogue = {
+        IDENTITY.name: ServiceSettings(IdentitySettings, EVERY_PROCESS),
+        PROJECTOR.name: ServiceSettings(Settings, EVERY_PROCESS),
+        READ_API.name: ServiceSettings(Settings, EVERY_PROCESS),
+        BFF_WEB.name: ServiceSettings(BffSettings, EVERY_PROCESS + BREAKERS + RATE_LIMITS),
+        BFF_MOBILE.name: ServiceSettings(BffSettings, EVERY_PROCESS + BREAKERS + RATE_LIMITS),
+    }
+    for d in deployments():
+        model = settings_model((d.name,))
+        catalogue[d.write_service] = ServiceSettings(model, EVERY_PROCESS + BREAKERS)
+        catalogue[d.relay_service] = ServiceSettings(model, EVERY_PROCESS)
+    return catalogue
 
 
 def services() -> tuple[str, ...]:
-    return tuple(_models())
+    """In the order of the deployment."""
+    return tuple(service.name for service in live_services())
 
 
-def service_settings(service: str) -> type[CommonSettings]:
-    """The settings model of the service; raises `UnknownService`."""
+def service_settings(service: str) -> ServiceSettings:
+    """The settings of the service; raises `UnknownService`."""
     try:
-        return _models()[service]
+        return _catalogue()[service]
     except KeyError:
         raise UnknownService(service) from None

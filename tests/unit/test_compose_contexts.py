@@ -4,11 +4,12 @@ with only its own event store, its relay as a sidecar, ports by registration ord
 the file generated for a registry with one more context (`tests/support/notes_context.py`)."""
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from contexts.deployment import SIMULATORS, ContextDeployment, deployments
+from contexts.deployment import SIMULATORS, ContextDeployment, deployments, live_services
 from contexts.orders import ORDERS
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
@@ -179,3 +180,26 @@ def test_the_simulators_run_and_the_write_services_reach_them_and_each_other_by_
         for d in deployments()
         if d.name != "fulfilment"
     }
+
+
+def test_beside_every_service_a_config_sidecar_writes_the_file_it_follows(
+    registry: Registry,
+) -> None:
+    services = compose_for(registry)["services"]
+    for live in live_services(registry):
+        service, sidecar = services[live.name], services[live.config_sidecar]
+        followed = environment_of(service)["STRATA_LIVE_SETTINGS_FILE"]
+
+        assert words_of(sidecar["command"]) == ["strata-config-sidecar", "--service", live.name]
+        assert environment_of(sidecar)["STRATA_LIVE_SETTINGS_FILE"] == followed
+        assert (
+            service["volumes"] == sidecar["volumes"] == [f"live-settings:{Path(followed).parent}"]
+        )
+        assert int(environment_of(sidecar)["STRATA_CONFIG_SIDECAR_PORT"]) == live.port + 5
+        # in its service's network namespace (the relay's is its write service's)
+        beside = sidecar["network_mode"].removeprefix("service:")
+        assert beside == live.name or services[live.name]["network_mode"] == f"service:{beside}"
+    simulators = {s.service for s in SIMULATORS}
+    followers = {name for name, s in services.items() if "STRATA_LIVE_SETTINGS_FILE" in str(s)}
+    project = {n for n, s in services.items() if "build" in s} - {"provision", *simulators}
+    assert project == followers

@@ -1,5 +1,6 @@
 """What scripts/stack runs per context comes from the registry at run time: a registry with one
-more context yields that context's write service and relay on the next ports, and its store.
+more context yields that context's write service and relay on the next ports, and its store;
+beside every service but the simulators runs its config sidecar.
 The registry here is fixed (users, orders, notes), so registering a context changes no test; the
 providers' simulators and the wiring of the write services are checked on the registered one."""
 
@@ -10,7 +11,13 @@ from shlex import split
 import pytest
 
 from contexts import deployment
-from contexts.deployment import event_store_urls, stack_processes, write_endpoints
+from contexts.deployment import (
+    event_store_urls,
+    live_services,
+    stack_processes,
+    write_endpoints,
+)
+from contexts.live_services import IDENTITY, SHARED_SERVICES
 from contexts.orders import ORDERS
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
@@ -26,16 +33,24 @@ SECRET = "deployment-secret-for-tests"
 def processes_of(
     bin_dir: str, settings: CommonSettings, registry: Registry = REGISTRY
 ) -> list[str]:
-    """The per-context processes (not the identity service's, checked on its own)."""
+    """The per-context processes (not identity's, checked on its own, nor the shared ones')."""
     lines = stack_processes(bin_dir, settings, SECRET, registry)
-    return [line for line in lines if not line.startswith("identity=")]
+    shared = {s.name for s in (IDENTITY, *SHARED_SERVICES)}
+    return [line for line in lines if line.split("=", 1)[0].removeprefix("config-") not in shared]
 
 
 def _live(service: str) -> str:
     return f"STRATA_LIVE_SETTINGS_FILE=var/stack/live/{service}.json"
 
 
-def test_each_context_runs_a_write_service_a_relay_and_a_config_sidecar_on_its_ports() -> None:
+def _sidecar(bin_dir: str, service: str, port: int) -> str:
+    return (
+        f"config-{service}=env STRATA_CONFIG_SIDECAR_PORT={port} {_live(service)}"
+        f" {bin_dir}/strata-config-sidecar --service {service}"
+    )
+
+
+def test_each_context_runs_a_write_service_and_a_relay_each_with_a_config_sidecar() -> None:
     bin_dir = ".venv/bin"
     assert processes_of(f"{bin_dir}/", DEFAULTS, WITH_NOTES) == [
         line
@@ -43,21 +58,41 @@ def test_each_context_runs_a_write_service_a_relay_and_a_config_sidecar_on_its_p
         for line in (
             f"write-{name}=env STRATA_PORT={8000 + 10 * index} {_live(f'write-{name}')}"
             f" {bin_dir}/strata-write-api --context {name}",
-            f"relay-{name}=env STRATA_RELAY_PORT={8001 + 10 * index}"
+            _sidecar(bin_dir, f"write-{name}", 8005 + 10 * index),
+            f"relay-{name}=env STRATA_RELAY_PORT={8001 + 10 * index} {_live(f'relay-{name}')}"
             f" {bin_dir}/strata-relay --context {name}",
-            f"config-{name}=env STRATA_CONFIG_SIDECAR_PORT={8005 + 10 * index}"
-            f" {_live(f'write-{name}')} {bin_dir}/strata-config-sidecar --service write-{name}",
+            _sidecar(bin_dir, f"relay-{name}", 8006 + 10 * index),
         )
     ]
 
 
-def test_the_ports_count_from_the_configured_ones() -> None:
-    moved = CommonSettings(host="127.0.0.1", port=9000, relay_port=9101)
+def test_every_other_service_runs_with_its_config_sidecar_on_its_port_plus_5() -> None:
+    lines = stack_processes("bin", DEFAULTS, SECRET)
+    for service, port in [
+        ("identity", 8205),
+        ("projector", 8007),
+        ("read-api", 8008),
+        ("bff-web", 8215),
+        ("bff-mobile", 8225),
+    ]:
+        command = next(line for line in lines if line.startswith(f"{service}="))
+        assert _live(service) in split(command), service
+        assert lines[lines.index(command) + 1] == _sidecar("bin", service, port)
+    assert [s.name for s in live_services()] == [
+        line.removeprefix("config-").split("=")[0] for line in lines if line.startswith("config-")
+    ]
 
-    assert processes_of("bin", moved, WITH_NOTES)[-3:-1] == [
+
+def test_the_ports_count_from_the_configured_ones() -> None:
+    moved = CommonSettings(host="127.0.0.1", port=9000, relay_port=9101, config_sidecar_port=7005)
+
+    assert processes_of("bin", moved, WITH_NOTES)[-4:] == [
         f"write-notes=env STRATA_PORT=9020 {_live('write-notes')}"
         " bin/strata-write-api --context notes",
-        "relay-notes=env STRATA_RELAY_PORT=9121 bin/strata-relay --context notes",
+        _sidecar("bin", "write-notes", 7025),
+        f"relay-notes=env STRATA_RELAY_PORT=9121 {_live('relay-notes')}"
+        " bin/strata-relay --context notes",
+        _sidecar("bin", "relay-notes", 7026),
     ]
     assert write_endpoints(moved, WITH_NOTES) == [
         "users write API:  http://127.0.0.1:9000/docs",

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from contexts.deployment import live_services
+from runtime.live_reload import RATE_LIMIT_SETTINGS
 from runtime.live_settings import (
     LiveDocument,
     LiveSettings,
@@ -22,6 +24,7 @@ from runtime.resilience import (
     breaker_metrics,
 )
 from runtime.settings import CommonSettings
+from sidecar.services import UnknownService, service_settings
 
 
 def test_the_live_fields_are_the_marked_ones() -> None:
@@ -29,6 +32,7 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         "log_level",
         "feature_flags",
         *BREAKER_SETTINGS,
+        *RATE_LIMIT_SETTINGS,
     }
 
 
@@ -40,11 +44,31 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         ({"breaker_failure_threshold": 0}, ValueError, "greater than or equal to 1"),
         ({"log_level": "loud"}, ValueError, "log_level"),
         ({"feature_flags": {"x": "maybe"}}, ValueError, "feature_flags.x"),
+        ({"rate_limit_default": "lots"}, ValueError, "'lots' is not a rate limit"),
+        ({"rate_limit_routes": {"/web": "1/minute"}}, ValueError, "<METHOD> /"),
     ],
 )
 def test_a_bad_value_is_named(values: dict[str, object], error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         validate_live(CommonSettings, values)
+
+
+def test_a_service_takes_only_the_live_settings_it_uses() -> None:
+    relay = service_settings("relay-payments")
+    assert validate_live(relay.model, {"log_level": "debug"}, relay.live) == {"log_level": "debug"}
+    with pytest.raises(NotLive, match="breaker_failure_threshold is not taken live"):
+        validate_live(relay.model, {"breaker_failure_threshold": 2}, relay.live)
+    bff = service_settings("bff-web")
+    assert validate_live(bff.model, {"rate_limit_default": "5/second"}, bff.live)
+
+
+def test_every_service_with_a_sidecar_has_settings_and_takes_only_live_fields() -> None:
+    for service in live_services():
+        settings = service_settings(service.name)
+        assert {"log_level", "feature_flags"} <= set(settings.live), service.name
+        assert set(settings.live) <= set(live_fields(settings.model)), service.name
+    with pytest.raises(UnknownService, match="no service 'nowhere'; services: identity, "):
+        service_settings("nowhere")
 
 
 def test_apply_calls_the_hooks_of_the_changed_fields_only() -> None:
