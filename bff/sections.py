@@ -20,7 +20,9 @@ from runtime.resilience import BreakerOpen, DownstreamProtocolError, DownstreamU
 log = logging.getLogger("strata.bff")
 
 T = TypeVar("T")
-Reason = Literal["breaker-open", "unreachable", "behind", "unreadable", "needs-another"]
+Reason = Literal[
+    "breaker-open", "unreachable", "behind", "unreadable", "needs-another", "switched-off"
+]
 
 
 class Unavailable(BaseModel):
@@ -31,7 +33,8 @@ class Unavailable(BaseModel):
         description="`breaker-open`: its downstream failed lately and is not called for now;"
         " `unreachable`: it failed or timed out now; `behind`: it has not reached `position`"
         " within `wait`; `unreadable`: it answered what the BFF cannot read (logged);"
-        " `needs-another`: it is made from a section that is unavailable."
+        " `needs-another`: it is made from a section that is unavailable; `switched-off`: an"
+        " operator turned it off (a feature flag, docs/config.md) and it is not fetched."
     )
     detail: str
 

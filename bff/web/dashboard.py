@@ -5,6 +5,10 @@ the leaderboards of the user's currencies, and the recent orders then each one's
 Recent orders are those placed in the last `RECENT_DAYS` days, the latest `RECENT_ORDERS` of
 them: the read API lists orders oldest first, so the dashboard follows the pages (at most
 `MAX_PAGES`) and keeps the end.
+
+The leaderboard standing is the costliest section (a page of `LEADERBOARD_DEPTH` spenders per
+currency, from Redis): an operator may switch it off while the BFF runs, with the feature flag
+`LEADERBOARD_FLAG` set to false (docs/config.md); it is then `switched-off` and not fetched.
 """
 
 import asyncio
@@ -19,7 +23,7 @@ from bff.downstream import Forwarded, ReadApi
 from bff.params import Forwarding, UserIdParam
 from bff.principal import Caller
 from bff.sections import Unavailable, concurrently, section
-from bff.service import USER_PROBLEMS, read_api
+from bff.service import USER_PROBLEMS, feature_on, read_api
 from bff.web import schemas
 from runtime.rate_limits import RateLimitedRoute
 
@@ -29,6 +33,11 @@ PAGE = 200
 MAX_PAGES = 5
 LEADERBOARD_DEPTH = 200
 """The read API's largest page: a rank below it is not known."""
+LEADERBOARD_FLAG = "web-dashboard-leaderboard"
+"""On unless set false."""
+SWITCHED_OFF = Unavailable(
+    reason="switched-off", detail=f"switched off by the feature flag {LEADERBOARD_FLAG}"
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class DashboardReads:
     read_api: ReadApi
     forwarded: Forwarded
     user_id: UUID
+    with_leaderboard: bool = True
 
     async def dashboard(self) -> schemas.Dashboard:
         async with concurrently() as group:
@@ -63,6 +73,8 @@ class DashboardReads:
         self,
     ) -> tuple[schemas.Stats | Unavailable, schemas.Leaderboard | Unavailable]:
         stats = await section(self.stats())
+        if not self.with_leaderboard:
+            return stats, SWITCHED_OFF
         if isinstance(stats, Unavailable):
             return stats, Unavailable(reason="needs-another", detail="it needs the stats")
         return stats, await section(self.leaderboard(stats))
@@ -125,8 +137,10 @@ async def dashboard(
     user_id: UserIdParam = None,
 ) -> schemas.Dashboard:
     """The caller's dashboard (an operator's: any user's, with `user_id`). Each section
-    is `{"unavailable": true, ...}` when the read API could not give it in time; the
+    is `{"unavailable": true, ...}` when the read API could not give it in time, the
+    leaderboard also while the feature flag `web-dashboard-leaderboard` is false; the
     answer is a 200 all the same. A user unknown to the read model is a 404."""
     whose = caller.user_id(UUID(user_id) if user_id else None)
-    reads = DashboardReads(read_api(request), forwarded, whose)
+    with_leaderboard = feature_on(request, LEADERBOARD_FLAG)
+    reads = DashboardReads(read_api(request), forwarded, whose, with_leaderboard)
     return await reads.dashboard()
