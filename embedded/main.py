@@ -1,4 +1,10 @@
-"""`strata`: the whole system in one process on the embedded default (SQLite files)."""
+"""`strata`: the whole system in one process on the embedded default (SQLite files).
+
+    strata                                    # serve, as printed at start
+    strata config get|set|unset|history ...   # the live settings (sidecar/cli.py, docs/config.md)
+
+Exit codes: 2 bad arguments (one line on stderr); `strata config` has its own (docs/config.md).
+"""
 
 import sys
 
@@ -7,11 +13,28 @@ import uvicorn
 from contexts.settings import Settings, load_settings
 from embedded import simulators
 from runtime.auth.dev import write_dev_token
+from sidecar import cli as config_cli
 
 PROG = "strata"
+USAGE = f"usage: {PROG} [config get|set|unset|history ...]"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    arguments = sys.argv[1:] if argv is None else argv
+    match arguments:
+        case []:
+            serve()
+        case ["config", *rest]:
+            config_cli.main(rest, prog=f"{PROG} config")
+        case ["-h" | "--help"]:
+            print(USAGE)
+        case [first, *_]:
+            print(f"{PROG}: no command {first!r}; {USAGE}", file=sys.stderr)
+            sys.exit(2)
+
+
+def serve() -> None:
+    """The embedded system, until Ctrl-C."""
     settings = load_settings(PROG)
     if settings.mode != "embedded":
         sys.exit(

@@ -1,9 +1,14 @@
-"""`strata-config` as an operator meets it: a real process on the real NATS bucket."""
+"""`strata-config` (and `strata config`) as an operator meets it: a real process on the real
+NATS bucket."""
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
+from embedded.main import main as strata
 from sidecar.cli import main
 from tests.support.config import (
     bucket_environment,
@@ -12,9 +17,10 @@ from tests.support.config import (
     strata_config_json,
 )
 from tests.support.nats import require_nats
-from tests.support.processes import free_port
+from tests.support.processes import entry_point, free_port
 
 SERVICE = "write-payments"
+STRATA = entry_point("strata")
 
 
 @pytest.fixture
@@ -95,3 +101,40 @@ def test_nats_unreachable_is_one_line_exit_1() -> None:
     assert failed.returncode == 1
     assert failed.stderr.startswith("strata-config: NATS at ")
     assert failed.stderr.count("\n") == 1
+
+
+def test_strata_config_is_the_same_command(env: dict[str, str]) -> None:
+    """`strata config ...` (the `strata` entry point) writes what `strata-config` reads."""
+    assert STRATA, "strata is not installed"
+    done = subprocess.run(
+        [STRATA, "config", "set", SERVICE, "log_level", "debug", "--json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["key"] == f"{SERVICE}.log_level"
+    values = strata_config_json(env, "get", SERVICE, "log_level")
+    assert [row["value"] for row in values] == ["debug"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve"], "strata: no command 'serve'; usage: strata [config "),
+        (["config", "set", "write-nowhere", "log_level", "x"], "strata config: Invalid value"),
+        (["config", "set", "relay-users", "breaker_failure_threshold", "2"], "not taken live"),
+        (["config", "sett"], "strata config: No such command 'sett'"),
+    ],
+)
+def test_strata_refuses_bad_arguments_in_one_line_with_exit_code_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        strata(argv)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert message in error
