@@ -58,11 +58,14 @@ class Reader:
                 positions.get((p.name, position.context), 0) >= position.value for p in behind
             )
 
-        outcome = await self.side.watch.wait_until(reached, timeout)
+        with self.side.metrics.waiting.track_inprogress():
+            outcome = await self.side.watch.wait_until(reached, timeout)
         self.side.metrics.waits.labels("reached" if outcome.reached else "timeout").inc()
         if not outcome.reached:
             header = position_header(outcome.positions, self._projections, self.side.contexts)
-            raise PositionNotReached(str(position), header, timeout)
+            replica = await self.side.replica_status()
+            why = f"the read replica {replica.describe()}" if replica else ""
+            raise PositionNotReached(str(position), header, timeout, why)
 
     async def read(self, query: Callable[[ReadStores], T]) -> T:
         if self._awaited is not None:

@@ -188,6 +188,19 @@ class CommonSettings(AuthSettings):
     read_database_url: str | None = Field(
         None, description="Stack mode: PostgreSQL URL of the read-model database."
     )
+    read_replica_url: str | None = Field(
+        None,
+        description="Stack mode: PostgreSQL URL of a streaming replica of the read-model database;"
+        " the read API then reads the relational models, their checkpoints and the active"
+        " versions there, never on the primary (docs/scaling.md).",
+    )
+    read_replica_max_lag_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="The read API is not ready (/readyz 503) while its replica's replay lags more"
+        " than this many seconds.",
+    )
     redis_url: str | None = Field(None, description="Stack mode: Redis URL of the read models.")
     read_api_port: int = Field(
         8003, ge=1, le=65535, description="Port the read API listens on (run on its own)."
