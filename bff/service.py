@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bff.downstream import Breakers, ReadApi, Refused
-from bff.principal import rate_limit_key
 from bff.settings import BffSettings
 from runtime.auth.http import authenticator, install_auth
 from runtime.http.openapi import PROBLEM_JSON
@@ -78,7 +77,7 @@ def create_bff(
     install_problem_handlers(app, log)
     install_auth(app, authenticator(settings))
     app.add_exception_handler(Refused, _on_refused)
-    install_rate_limits(app, settings, rate_limit_key)
+    install_rate_limits(app, settings)
     for router in routers:
         app.include_router(router)
     app.include_router(ops)

@@ -6,6 +6,10 @@ with `watchfiles` (inotify where the kernel has it, polling elsewhere); a change
 a fraction of a second. A document that is unreadable or holds a bad value is logged and counted
 (`strata_live_settings_rejected_total`) and the settings stay as they were.
 
+A service attaches its `LiveSettings` to its app (`attach_live_settings`, in its lifespan) so that
+parts installed on the app find them (`live_settings_of`) and hook themselves: the rate limits do
+(runtime/rate_limits.py).
+
 Metrics, on the service's /metrics: `strata_live_settings_revision` (the bucket revision of the
 document applied last, 0 before any), `strata_live_settings_rejected_total`, and
 `strata_feature_flag{flag}` (1 on, 0 off, for each flag set).
@@ -18,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from watchfiles import Change, awatch
 
@@ -50,6 +55,18 @@ class LiveReloadMetrics:
         self.feature_flags.clear()
         for flag, on in settings.feature_flags.items():
             self.feature_flags.labels(flag).set(int(on))
+
+
+def attach_live_settings(app: FastAPI, live: LiveSettings) -> None:
+    """Make `live` the app's live settings, for the parts that follow them (before they start:
+    the app's own lifespan runs before those of the routers it includes)."""
+    app.state.live_settings = live
+
+
+def live_settings_of(app: FastAPI) -> LiveSettings | None:
+    """The live settings attached to the app, if any."""
+    live: LiveSettings | None = getattr(app.state, "live_settings", None)
+    return live
 
 
 def set_log_level(settings: CommonSettings) -> None:

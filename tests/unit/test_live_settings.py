@@ -14,6 +14,7 @@ from runtime.live_settings import (
     live_fields,
     validate_live,
 )
+from runtime.rate_limits import RATE_LIMIT_SETTINGS
 from runtime.resilience import (
     BREAKER_SETTINGS,
     BreakerOpen,
@@ -29,6 +30,7 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         "log_level",
         "feature_flags",
         *BREAKER_SETTINGS,
+        *RATE_LIMIT_SETTINGS,
     }
 
 
@@ -40,6 +42,11 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         ({"breaker_failure_threshold": 0}, ValueError, "greater than or equal to 1"),
         ({"log_level": "loud"}, ValueError, "log_level"),
         ({"feature_flags": {"x": "maybe"}}, ValueError, "feature_flags.x"),
+        ({"rate_limit_default": "lots"}, ValueError, "'lots' is not a rate limit"),
+        ({"rate_limit_routes": {"/x": "1/minute"}}, ValueError, "<METHOD> /"),
+        ({"rate_limit_roles": {"operator": "1/fortnight"}}, ValueError, "of role operator"),
+        ({"rate_limit_roles": {"admin": "1/second"}}, ValueError, "'operator' or 'service'"),
+        ({"rate_limit_strategy": "fixed-window"}, NotLive, "read at start only"),
     ],
 )
 def test_a_bad_value_is_named(values: dict[str, object], error: type, message: str) -> None:
