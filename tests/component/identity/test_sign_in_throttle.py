@@ -1,7 +1,7 @@
 """Identity's hardening over HTTP, in-process, with a clock the test moves: an account's password
 sign-ins locked after a few failures (429 with `Retry-After`, a backoff that doubles up to a cap,
-the right password refused too while it lasts), and the signed-in user's password change, which
-signs their sessions out."""
+the right password refused too while it lasts), sign-ups and token requests limited per address
+(in a real Redis), and the signed-in user's password change, which signs their sessions out."""
 
 import time
 from collections.abc import Iterator
@@ -16,6 +16,7 @@ from identity.settings import IdentitySettings
 from tests.component.identity.conftest import CurrentIdentityKeys, identity_of
 from tests.support.api import assert_problem
 from tests.support.identity import PASSWORD, sign_in, sign_up
+from tests.support.read_models import require_redis, scratch_redis_database
 
 WRONG = "not the password at all"
 NEW_PASSWORD = "a new and longer passphrase"
@@ -164,3 +165,28 @@ def test_only_a_signed_in_user_changes_a_password(client: TestClient, operator_t
     too_short = _change(client, token, PASSWORD, new="short")
     assert_problem(too_short, 422, "body.new_password")
     assert sign_in(client, email).status_code == 200  # nothing changed
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    with scratch_redis_database(require_redis()) as url:
+        yield url
+
+
+def test_identity_limits_sign_ups_and_token_requests_per_address(
+    identity_settings: IdentitySettings, identity_keys: CurrentIdentityKeys, redis_url: str
+) -> None:
+    limits = {"POST /sign-up": "2/minute", "POST /token": "3/minute"}
+    settings = identity_settings.model_copy(
+        update={"redis_url": redis_url, "rate_limit_routes": limits}
+    )
+    with TestClient(create_app(settings)) as client:
+        identity_keys.identity = identity_of(client)
+        sign_ups = [sign_up(client) for _ in range(3)]
+        emails = [answer.json()["email"] for answer in sign_ups[:2]]
+        sign_ins = [sign_in(client, email).status_code for email in [*emails, *emails]]
+        identity_keys.identity = None
+
+    assert [answer.status_code for answer in sign_ups[:2]] == [201, 201]
+    assert_problem(sign_ups[2], 429, "POST /sign-up")
+    assert sign_ins == [200, 200, 200, 429]  # whichever account: the address's count
