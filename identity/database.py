@@ -48,6 +48,16 @@ SCHEMA = (
         revoked_at BIGINT)""",
     """CREATE INDEX IF NOT EXISTS identity_refresh_tokens_family
         ON identity_refresh_tokens (family_id)""",
+    """CREATE INDEX IF NOT EXISTS identity_refresh_tokens_subject
+        ON identity_refresh_tokens (subject)""",
+    """CREATE TABLE IF NOT EXISTS identity_sign_in_attempts (
+        email_key TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        lockouts INTEGER NOT NULL,
+        locked_until BIGINT NOT NULL,
+        last_attempt_at BIGINT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS identity_sign_in_attempts_last
+        ON identity_sign_in_attempts (last_attempt_at)""",
     """CREATE TABLE IF NOT EXISTS identity_signing_keys (
         kid TEXT PRIMARY KEY,
         private_pem TEXT NOT NULL,

@@ -24,13 +24,14 @@ from read_api.resources import ReadSide, read_side
 from read_api.stores import ReadStores
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
+from runtime.rate_limits import RateLimitedRoute
 
 T = TypeVar("T")
 
 
-class ReadRoute(MeteredRoute, QueryCheckedRoute):
+class ReadRoute(MeteredRoute, QueryCheckedRoute, RateLimitedRoute):
     """The route class of every read endpoint: metered, query string checked (in that order, so
-    the metrics count the 422s of the check too)."""
+    the metrics count the 422s of the check too), and rate limited per caller."""
 
 
 class Reader:

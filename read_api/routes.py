@@ -26,6 +26,7 @@ from read_api.resources import attach_read_side, read_side
 from runtime.auth.http import authenticator, install_auth
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
+from runtime.rate_limits import install_rate_limits
 from runtime.settings import CommonSettings
 
 ops = APIRouter(tags=["health"])
@@ -101,5 +102,6 @@ def include_read_routes(
     install_read_problem_handlers(app)
     if not hasattr(app.state, "authenticator"):  # a host without its own: the settings' one
         install_auth(app, authenticator(settings))
+    install_rate_limits(app, settings)  # a host that has its own keeps them
     routes = read_routes(settings, with_ops=with_ops, registry=registry, contexts=contexts)
     app.include_router(routes, prefix=prefix)
