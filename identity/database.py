@@ -15,6 +15,8 @@ from typing import Any, Protocol
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from runtime.sqlite_wal import use_wal
+
 Row = tuple[Any, ...]
 SQLITE_FILE = "identity.sqlite3"
 EXCLUSIVE_LOCK = 0x1DE7171E  # an advisory-lock number of identity's own
@@ -137,7 +139,7 @@ class SqliteDatabase:
     def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(self._path, timeout=self._busy_timeout) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+            use_wal(connection, self._busy_timeout)
 
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[Transaction]:
