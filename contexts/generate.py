@@ -1,7 +1,7 @@
-"""`python -m contexts.generate [--check]`: write the context lists of compose.yaml (which cannot
-import Python) from the registry.
+"""`python -m contexts.generate [--check]`: write the context lists of compose.yaml and
+compose.cluster.yaml (which cannot import Python) from the registry.
 
-The file holds regions between two marker lines::
+Each file holds regions between two marker lines::
 
     # BEGIN contexts: services (python -m contexts.generate)
     ...generated...
@@ -212,12 +212,23 @@ def _compose_services(registry: Registry) -> list[str]:
     )
 
 
+def _compose_cluster_clients(registry: Registry) -> list[str]:
+    """compose.cluster.yaml: each per-context service that uses NATS, given the cluster."""
+    return [
+        line
+        for d in deployments(registry)
+        for service in (d.write_service, d.relay_service, d.config_sidecar)
+        for line in (f"  {service}:", "    environment: *nats-cluster")
+    ]
+
+
 FILES = (
     GeneratedFile(
         "compose.yaml",
         "#",
         {"event-stores": _compose_event_stores, "services": _compose_services},
     ),
+    GeneratedFile("compose.cluster.yaml", "#", {"services": _compose_cluster_clients}),
 )
 
 

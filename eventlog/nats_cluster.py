@@ -94,10 +94,18 @@ def loopback_cluster(ports: Sequence[tuple[int, int, int]]) -> NatsCluster:
 def stack_cluster() -> NatsCluster:
     """The cluster of scripts/stack, its ports counted from STRATA_STACK_NATS_PORT, …"""
     client, route, monitor = (
-        int(os.environ.get(f"STRATA_STACK_NATS_{kind}PORT", default))
+        _first_port(f"STRATA_STACK_NATS_{kind}PORT", default)
         for kind, default in (("", CLIENT_PORT), ("ROUTE_", ROUTE_PORT), ("MONITOR_", MONITOR_PORT))
     )
     return loopback_cluster([(client + i, route + i, monitor + i) for i in range(NODES)])
+
+
+def _first_port(variable: str, default: int) -> int:
+    """The variable's port, the first of NODES; raises ValueError naming it if it is none."""
+    value = os.environ.get(variable, str(default))
+    if not value.isdecimal() or not 0 < int(value) <= 65536 - NODES:
+        raise ValueError(f"{variable}={value!r} is not a port")
+    return int(value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cluster = stack_cluster()
     except ValueError as error:
-        sys.exit(f"{PROG}: bad port: {error}")
+        sys.exit(f"{PROG}: {error}")
     match arguments:
         case ["processes", data_dir]:
             for node in cluster.nodes:
