@@ -2,9 +2,11 @@
 leader. Users' write service, its relay and the projector run as real processes under the
 supervisor against R3 streams, every node's URL given to each; commands flow; the node leading
 the users' stream (which also serves the projector's connection) is killed with SIGKILL. Then,
-with no action by a person: no process exited, the relay published again once a new leader was
-elected, the projector reconnected, the stream holds every event of the store once, and the read
-models equal a clean projection of the store: no event lost, none applied twice.
+with no action by a person: no process exited; the relay sent its page again with the same
+message ids until a new leader was elected, without re-syncing; the projector reconnected; the
+stream holds every event of the store once; and the read models equal a clean projection of the
+store: no event lost, none applied twice. The stream's duplicate window is far longer than the
+failover took.
 """
 
 import json
@@ -23,6 +25,7 @@ from pathlib import Path
 import httpx
 import nats.errors
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from contexts.settings import CONTEXTS, Settings
@@ -181,6 +184,9 @@ def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     )
 
     assert new_leader != leader
+    relayed = _relay_counters(stack)  # rode the election out by sending again, not re-syncing
+    assert relayed["strata_relay_publish_retries"] > 0, relayed
+    assert relayed["strata_relay_resyncs"] == 0, relayed
     assert set(load.answers) <= {200, 201}, load.answers  # the write side never needs NATS
     assert stack.supervisor.poll() is None
     assert " exited " not in (stack.logs / "supervisor.log").read_text()
@@ -197,6 +203,18 @@ def _projector_node(cluster: RunningCluster) -> str:
         if "strata-projector" in cluster.client_names(node.name):
             return node.name
     raise AssertionError("the projector is connected to no node")
+
+
+def _relay_counters(stack: Fanout) -> dict[str, float]:
+    """The users' relay's counters, by name (without `_total`)."""
+    text = httpx.get(f"{stack.url('relay-users')}/metrics", timeout=5).text
+    return {
+        family.name: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.type == "counter"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
 
 
 def _last_seq(cluster: RunningCluster) -> int:
