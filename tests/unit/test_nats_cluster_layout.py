@@ -3,6 +3,8 @@ nodes, each routing to the two others, on ports of their own, with stores of the
 clients' URL list naming every node. The cluster itself runs in
 tests/e2e/test_nats_cluster_failover.py."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ import pytest
 from eventlog import nats_cluster
 from eventlog.nats_cluster import loopback_cluster, stack_cluster
 from runtime.supervisor import Program
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def option(command: list[str], name: str) -> str:
@@ -86,3 +90,24 @@ def test_a_bad_port_is_one_line_naming_the_variable(
     assert exit_.value.code == (
         f"python -m eventlog.nats_cluster: STRATA_STACK_NATS_PORT={value!r} is not a port"
     )
+
+
+def test_scripts_stack_refuses_another_cluster_switch_in_one_line_before_starting_anything() -> (
+    None
+):
+    env = {**os.environ, "STRATA_STACK_NATS_CLUSTER": "yes"}
+
+    finished = subprocess.run(
+        [str(ROOT / "scripts" / "stack")],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 2
+    assert finished.stderr == (
+        "scripts/stack: STRATA_STACK_NATS_CLUSTER must be 0 or 1, not 'yes'\n"
+    )
+    assert finished.stdout == ""
