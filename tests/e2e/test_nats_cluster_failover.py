@@ -6,7 +6,7 @@ with no action by a person: no process exited; the relay sent its page again wit
 message ids until a new leader was elected, without re-syncing; the projector reconnected; the
 stream holds every event of the store once; and the read models equal a clean projection of the
 store: no event lost, none applied twice. The stream's duplicate window is far longer than the
-failover took.
+failover took. The killed node, started again, catches up with the stream.
 """
 
 import json
@@ -158,6 +158,7 @@ def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     fanout: tuple[Fanout, RunningCluster],
 ) -> None:
     stack, cluster = fanout
+    assert cluster.replicated(STREAM)  # R3: a leader and two current followers
     leader = _projector_node(cluster)
     cluster.lead_on(STREAM, leader)
     load = Registrations(stack.url("write-users"))
@@ -195,6 +196,8 @@ def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     head = _assert_the_stream_holds_each_event_once(stack, cluster)
     _assert_the_projector_reconnected(stack, cluster, leader)
     _assert_read_models_equal_a_clean_projection(stack, head)
+    cluster.restart(leader)
+    wait_until(lambda: cluster.replicated(STREAM), SECONDS, f"{leader} is current again")
 
 
 def _projector_node(cluster: RunningCluster) -> str:

@@ -83,6 +83,16 @@ class RunningCluster:
         leader = self.stream_info(stream).get("cluster", {}).get("leader")
         return str(leader) if leader else None
 
+    def replicated(self, stream: str) -> bool:
+        """Every node holds the stream and is current with its leader."""
+        try:
+            cluster = self.stream_info(stream).get("cluster", {})
+        except (TimeoutError, OSError, nats.errors.Error):
+            return False
+        replicas = cluster.get("replicas") or []
+        followers_current = all(r.get("current") and not r.get("offline") for r in replicas)
+        return bool(cluster.get("leader")) and len(replicas) == NODES - 1 and followers_current
+
     def step_down(self, stream: str) -> None:
         """Ask the stream's leader to hand over to another node."""
         self._request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}")
