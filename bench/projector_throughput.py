@@ -63,7 +63,7 @@ import write_throughput as wt
 from contexts.settings import Settings
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import PublishWindow, context_stream, ensure_stream
-from eventlog.relay import relay_headers
+from eventlog.relay_publish import relay_headers
 
 STARTED = time.time()
 TARGET_RATIO = 0.5

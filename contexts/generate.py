@@ -1,7 +1,7 @@
-"""`python -m contexts.generate [--check]`: write the context lists of compose.yaml (which cannot
-import Python) from the registry.
+"""`python -m contexts.generate [--check]`: write the context lists of compose.yaml and
+compose.cluster.yaml (which cannot import Python) from the registry.
 
-The file holds regions between two marker lines::
+Each file holds regions between two marker lines::
 
     # BEGIN contexts: services (python -m contexts.generate)
     ...generated...
@@ -24,6 +24,7 @@ from contexts.deployment import (
     Simulator,
     deployments,
     identity_environment,
+    live_services,
     simulators,
     write_service_environment,
 )
@@ -231,6 +232,18 @@ def _compose_shared_config_sidecars(_registry: Registry) -> list[str]:
     return [line for s in (IDENTITY, *SHARED_SERVICES) for line in _compose_config_sidecar(s)]
 
 
+def _compose_cluster_clients(registry: Registry) -> list[str]:
+    """compose.cluster.yaml: each per-context service that uses NATS and every config sidecar
+    (the configuration bucket), given the cluster."""
+    per_context = [s for d in deployments(registry) for s in (d.write_service, d.relay_service)]
+    sidecars = [service.config_sidecar for service in live_services(registry)]
+    return [
+        line
+        for service in (*per_context, *sidecars)
+        for line in (f"  {service}:", "    environment: *nats-cluster")
+    ]
+
+
 FILES = (
     GeneratedFile(
         "compose.yaml",
@@ -241,6 +254,7 @@ FILES = (
             "config-sidecars": _compose_shared_config_sidecars,
         },
     ),
+    GeneratedFile("compose.cluster.yaml", "#", {"services": _compose_cluster_clients}),
 )
 
 

@@ -44,6 +44,9 @@ STREAM_NAME_IN_USE = 10058
 WRONG_LAST_MSG_ID = 10070
 """JetStream API error: ``Nats-Expected-Last-Msg-Id`` is not the stream's last message id."""
 
+NO_RESPONDERS = 503
+"""Status of the reply to a publish that no stream received (nats-py's NoStreamResponseError)."""
+
 SECONDS_PER_DAY = 86_400
 
 
@@ -169,12 +172,26 @@ async def last_message(js: JetStreamContext, stream_name: str) -> RawStreamMsg |
 
 
 class PublishFailed(Exception):
-    """A publish was rejected or not acknowledged in time; the ones after it may be lost too."""
+    """A publish was rejected or not acknowledged in time; the ones after it may be lost too.
 
-    def __init__(self, message_id: str, reason: str, err_code: int | None = None) -> None:
+    `unavailable` when no stream answered: no responders (the stream has no leader, as during
+    an election after its leader died, or no stream listens on the subject) or no ack in time
+    (the server is unreachable or slow). Whether the message was stored is then unknown, so a
+    re-publish with the same ``Nats-Msg-Id`` is the way to find out.
+    """
+
+    def __init__(
+        self,
+        message_id: str,
+        reason: str,
+        err_code: int | None = None,
+        *,
+        unavailable: bool = False,
+    ) -> None:
         super().__init__(f"publish of {message_id} failed: {reason}")
         self.message_id = message_id
         self.err_code = err_code
+        self.unavailable = unavailable
 
 
 @dataclass(frozen=True)
@@ -276,11 +293,16 @@ class PublishWindow:
                 ack = await asyncio.wait_for(entry.ack, timeout=max(0, remaining))
         except TimeoutError:
             raise PublishFailed(
-                entry.message_id, f"no acknowledgement within {self._ack_timeout:g} s"
+                entry.message_id,
+                f"no acknowledgement within {self._ack_timeout:g} s",
+                unavailable=True,
             ) from None
         except APIError as error:
             raise PublishFailed(
-                entry.message_id, error.description or str(error), error.err_code
+                entry.message_id,
+                error.description or str(error),
+                error.err_code,
+                unavailable=error.code == NO_RESPONDERS,
             ) from error
         finally:
             self._in_flight.popleft()
@@ -298,8 +320,11 @@ class PublishWindow:
 
 
 def _parse_ack(msg: Msg) -> PubAck | APIError:
-    if msg.headers and msg.headers.get("Status") == "503":
-        return APIError(code=503, description="no stream listens on this subject")
+    if msg.headers and msg.headers.get("Status") == str(NO_RESPONDERS):
+        return APIError(
+            code=NO_RESPONDERS,
+            description="no stream answered: it has no leader, or none listens on the subject",
+        )
     try:
         body = json.loads(msg.data)
     except ValueError:

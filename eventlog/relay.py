@@ -12,6 +12,9 @@ exactly once and in position order.
   stream drops a re-publish inside its duplicate window) and ``Nats-Expected-Last-Msg-Id`` of the
   message before it (the stream rejects a publish whose predecessor is missing, error 10070,
   instead of storing it out of order; this also fences off a relay that lost the lock).
+- **No stream answering is not a failure.** While publishes get no responders (the stream has
+  no leader, as during an election) or no ack in time, the page is sent again with the same
+  ids and expectations (`eventlog.relay_publish.PagePublisher`), after bounded pauses.
 - **Resume point.** On start and after any failure it resumes after the stream's last message,
   which is what is really stored; only when the stream holds no message does it fall back to the
   ``<context>_relay_checkpoint`` table, advanced once per acknowledged page.
@@ -26,13 +29,9 @@ import nats.errors
 import psycopg
 from eventsourcing.persistence import PersistenceError
 from nats.aio.client import Client as NatsClient
-from nats.js.api import RawStreamMsg
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from contexts.settings import Settings
-from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import (
-    MSG_ID,
     WRONG_LAST_MSG_ID,
     ContextStream,
     PublishFailed,
@@ -40,74 +39,17 @@ from eventlog.jetstream import (
     last_message,
 )
 from eventlog.postgres_recorder import PostgresSideRecordRecorder
+from eventlog.relay_metrics import RelayMetrics
+from eventlog.relay_publish import ForeignMessage, PagePublisher, Tip, pause, tip_of
 from eventlog.relay_store import PageReader, StoreSession
 
 log = logging.getLogger(__name__)
 
-EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
-EXPECTED_STREAM = "Nats-Expected-Stream"
-POSITION = "Strata-Position"
 LAG_OBSERVE_INTERVAL = 1.0
 """Seconds between two `SELECT max(notification_id)` of the lag metric."""
-AGGREGATE_TYPE = "Strata-Aggregate-Type"
-AGGREGATE_ID = "Strata-Aggregate-Id"
-AGGREGATE_VERSION = "Strata-Aggregate-Version"
-EVENT_TYPE = "Strata-Event-Type"
-SCHEMA_VERSION = "Strata-Schema-Version"
-CORRELATION_ID = "Strata-Correlation-Id"
-CAUSATION_ID = "Strata-Causation-Id"
 
 NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
 """What a NATS request raises while the server is unreachable or slow."""
-
-
-def relay_headers(
-    envelope: EventEnvelope, stream_name: str, previous_message_id: str | None
-) -> dict[str, str]:
-    """The headers of one event's message. No custom header ends in ``Nats-Msg-Id``: old
-    servers matched that header by suffix (nats-server#3645)."""
-    headers = {
-        MSG_ID: envelope.message_id,
-        EXPECTED_STREAM: stream_name,
-        POSITION: str(envelope.position),
-        AGGREGATE_TYPE: envelope.aggregate_type,
-        AGGREGATE_ID: str(envelope.aggregate_id),
-        AGGREGATE_VERSION: str(envelope.aggregate_version),
-        EVENT_TYPE: envelope.event_type,
-        SCHEMA_VERSION: str(envelope.schema_version),
-    }
-    if previous_message_id is not None:
-        headers[EXPECTED_LAST_MSG_ID] = previous_message_id
-    for name, value in (
-        (CORRELATION_ID, envelope.correlation_id),
-        (CAUSATION_ID, envelope.causation_id),
-    ):
-        if value and value.isascii() and value.isprintable():  # else only in the body
-            headers[name] = value
-    return headers
-
-
-@dataclass(frozen=True)
-class Tip:
-    """Where publishing resumes: the last position relayed and its message id (None when the
-    stream holds no message, so the next publish carries no expectation)."""
-
-    position: int
-    message_id: str | None
-
-
-class ForeignMessage(Exception):
-    """The stream's last message was not written by a relay: there is no safe resume point."""
-
-
-def tip_of(message: RawStreamMsg) -> Tip:
-    headers = message.headers or {}
-    position, message_id = headers.get(POSITION), headers.get(MSG_ID)
-    if position is None or message_id is None or not str(position).isdigit():
-        raise ForeignMessage(
-            f"message {message.seq} on {message.subject} has no {POSITION} and {MSG_ID} headers"
-        )
-    return Tip(int(position), str(message_id))
 
 
 @dataclass(frozen=True)
@@ -120,6 +62,9 @@ class RelayConfig:
     retry_interval: float = 1.0
     retry_pauses: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
     """Pauses before reconnecting after consecutive failed sessions (the last one repeats)."""
+    publish_retry_pauses: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0)
+    """Pauses before sending a page again while no stream answers (the last one repeats): a
+    stream leader election takes about 5 s."""
     connect_timeout: int = 2
 
     @classmethod
@@ -130,58 +75,6 @@ class RelayConfig:
             ack_timeout=settings.relay_ack_timeout_seconds,
             connect_timeout=settings.db_connect_timeout,
         )
-
-
-class RelayMetrics:
-    """The relay's Prometheus series, registered on the registry it is given."""
-
-    def __init__(self, registry: CollectorRegistry, context: str) -> None:
-        labels = ["context"]
-        self.relayed = Counter(
-            "strata_relay_events_relayed",
-            "Events the relay stored in the stream (re-publishes the stream dropped excluded).",
-            labels,
-            registry=registry,
-        ).labels(context)
-        self.duplicates = Counter(
-            "strata_relay_duplicates",
-            "Re-published events the stream acknowledged as duplicates.",
-            labels,
-            registry=registry,
-        ).labels(context)
-        self.resyncs = Counter(
-            "strata_relay_resyncs",
-            "Times publishing failed and the relay re-read its resume point from the stream.",
-            labels,
-            registry=registry,
-        ).labels(context)
-        self.lag = Gauge(
-            "strata_relay_lag_events",
-            "Event store's last position minus the last position relayed.",
-            labels,
-            registry=registry,
-        ).labels(context)
-        self.last_publish = Gauge(
-            "strata_relay_last_publish_timestamp_seconds",
-            "Unix time of the relay's last acknowledged page.",
-            labels,
-            registry=registry,
-        ).labels(context)
-        self.active = Gauge(
-            "strata_relay_active",
-            "1 while this relay holds the store's relay lock and publishes, else 0.",
-            labels,
-            registry=registry,
-        ).labels(context)
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True if `stop` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 class Relay:
@@ -205,7 +98,6 @@ class Relay:
         self._metrics = metrics
         self._config = config or RelayConfig()
         self._log_extra: dict[str, object] = {"context": context, "stream": stream.name}
-        self._last_correlation_id: str | None = None
         self._store_max = 0
         self._store_max_at: float | None = None
         self.active = False
@@ -218,11 +110,18 @@ class Relay:
             ack_timeout=self._config.ack_timeout,
         )
         await window.open()
+        publisher = PagePublisher(
+            window,
+            self._stream,
+            self._metrics,
+            retry_pauses=self._config.publish_retry_pauses,
+            log_extra=self._log_extra,
+        )
         failures = 0
         try:
             while not stop.is_set():
                 try:
-                    published = await self._session(stop, window)
+                    published = await self._session(stop, publisher)
                 except ForeignMessage:
                     raise  # no safe resume point: a person must look
                 except Exception as error:  # an outage, whatever it raises: wait and retry
@@ -237,7 +136,7 @@ class Relay:
                     self._set_active(False)
                 failures = 0 if published else failures + 1
                 pauses = self._config.retry_pauses
-                await _pause(stop, pauses[min(failures, len(pauses) - 1)])
+                await pause(stop, pauses[min(failures, len(pauses) - 1)])
         finally:
             await window.close()
             log.info("relay stopped", extra=self._log_extra)
@@ -246,7 +145,7 @@ class Relay:
         self.active = active
         self._metrics.active.set(1 if active else 0)
 
-    async def _session(self, stop: asyncio.Event, window: PublishWindow) -> bool:
+    async def _session(self, stop: asyncio.Event, publisher: PagePublisher) -> bool:
         """Connect, win the lock, relay; True if it got as far as relaying."""
         async with await psycopg.AsyncConnection.connect(
             self._database_url,
@@ -263,30 +162,34 @@ class Relay:
             if not await session.try_lock():
                 log.info("another relay holds the lock: standing by", extra=self._log_extra)
                 while not await session.try_lock():
-                    if await _pause(stop, self._config.lock_retry_interval):
+                    if await pause(stop, self._config.lock_retry_interval):
                         return False
             self._set_active(True)
             log.info("holding the relay lock: publishing", extra=self._log_extra)
             await session.prepare()
-            await self._relay(session, window, stop)
+            await self._relay(session, publisher, stop)
             return True
 
     async def _relay(
-        self, session: StoreSession, window: PublishWindow, stop: asyncio.Event
+        self, session: StoreSession, publisher: PagePublisher, stop: asyncio.Event
     ) -> None:
         reader = PageReader(self._recorder, self._context, self._config.page_size)
         try:
-            await self._relay_pages(session, window, reader, stop)
+            await self._relay_pages(session, publisher, reader, stop)
         finally:
             reader.discard()
 
     async def _relay_pages(
-        self, session: StoreSession, window: PublishWindow, reader: PageReader, stop: asyncio.Event
+        self,
+        session: StoreSession,
+        publisher: PagePublisher,
+        reader: PageReader,
+        stop: asyncio.Event,
     ) -> None:
         tip = await self._resume(session, stop)
         while tip is not None and not stop.is_set():
             try:
-                tip = await self._step(session, window, reader, tip, stop)
+                tip = await self._step(session, publisher, reader, tip, stop)
             except (PublishFailed, PersistenceError, *NATS_ERRORS) as error:
                 reader.discard()
                 self._metrics.resyncs.inc()
@@ -294,15 +197,11 @@ class Relay:
                     "publishing after position %d failed: %s; re-syncing from the stream",
                     tip.position,
                     error,
-                    extra={
-                        **self._log_extra,
-                        "position": tip.position,
-                        "correlation_id": self._last_correlation_id,
-                    },
+                    extra={**self._log_extra, "position": tip.position},
                 )
-                await window.abandon()
+                await publisher.abandon()
                 fenced = isinstance(error, PublishFailed) and error.err_code == WRONG_LAST_MSG_ID
-                if not fenced and await _pause(stop, self._config.retry_interval):
+                if not fenced and await pause(stop, self._config.retry_interval):
                     return
                 tip = await self._resume(session, stop)
 
@@ -313,7 +212,7 @@ class Relay:
                 message = await last_message(self._js, self._stream.name)
             except NATS_ERRORS as error:
                 log.warning("cannot read the stream: %s", error, extra=self._log_extra)
-                await _pause(stop, self._config.retry_interval)
+                await pause(stop, self._config.retry_interval)
                 continue
             checkpoint = await session.checkpoint()
             tip = tip_of(message) if message else Tip(checkpoint, None)
@@ -334,7 +233,7 @@ class Relay:
     async def _step(
         self,
         session: StoreSession,
-        window: PublishWindow,
+        publisher: PagePublisher,
         reader: PageReader,
         tip: Tip,
         stop: asyncio.Event,
@@ -345,39 +244,16 @@ class Relay:
             await self._observe_lag(session, tip)
             await session.wait_for_commit(self._config.poll_interval, stop)
             return tip
-        tip = await self._publish(window, reader, page, tip)
+        after = page[-1].position
+        # A full page means a backlog: the next page is read while this one's acks come in.
+        read_ahead = (lambda: reader.read_ahead(after)) if len(page) == reader.page_size else None
+        published = await publisher.publish(page, tip, stop, sent=read_ahead)
+        if published is None:  # stopped while the stream did not answer
+            return tip
+        tip = published
         await session.save_checkpoint(tip.position)
         await self._observe_lag(session, tip)
         return tip
-
-    async def _publish(
-        self, window: PublishWindow, reader: PageReader, page: list[EventEnvelope], tip: Tip
-    ) -> Tip:
-        previous = tip.message_id
-        for envelope in page:
-            headers = relay_headers(envelope, self._stream.name, previous)
-            await window.publish(self._stream.subject_of(envelope), envelope.to_json(), headers)
-            previous = envelope.message_id
-        if len(page) == reader.page_size:  # a backlog: read on while the acks come in
-            reader.read_ahead(page[-1].position)
-        acks = await window.flush()
-        stored = sum(1 for ack in acks if not ack.duplicate)
-        self._metrics.relayed.inc(stored)
-        self._metrics.duplicates.inc(len(acks) - stored)
-        self._metrics.last_publish.set_to_current_time()
-        last = page[-1]
-        self._last_correlation_id = last.correlation_id
-        log.debug(
-            "relayed %d events up to position %d",
-            len(page),
-            last.position,
-            extra={
-                **self._log_extra,
-                "position": last.position,
-                "correlation_id": last.correlation_id,
-            },
-        )
-        return Tip(last.position, last.message_id)
 
     async def _observe_lag(self, session: StoreSession, tip: Tip) -> None:
         """Lag = the store's last position - the tip; the store is asked at most about once per

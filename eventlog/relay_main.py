@@ -31,7 +31,8 @@ from contexts.registered import REGISTRY
 from contexts.settings import Settings, load_settings
 from eventlog.jetstream import connect, context_stream, ensure_stream
 from eventlog.postgres_recorder import PostgresSideRecordRecorder
-from eventlog.relay import Relay, RelayConfig, RelayMetrics
+from eventlog.relay import Relay, RelayConfig
+from eventlog.relay_metrics import RelayMetrics
 from eventlog.stores import event_store_env
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem

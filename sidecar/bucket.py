@@ -1,7 +1,8 @@
 """The configuration bucket: a NATS JetStream key-value bucket, one key per live setting.
 
 - Name: `strata_config` (with `STRATA_STREAM_NAMESPACE=ns`: `ns_strata_config`), file storage,
-  `HISTORY` revisions kept per key (`strata-config history`).
+  `HISTORY` revisions kept per key (`strata-config history`), replicated like the event streams
+  (`STRATA_STREAM_REPLICAS`: 3 on a cluster, so it outlives the loss of a node).
 - Keys: `<service>.<setting>`, for example `write-payments.breaker_failure_threshold`.
 - Values: the setting's value as JSON (`3`, `2.5`, `"debug"`, `{"new-checkout": true}`).
   Deleting a key returns the service to the value it started with.
@@ -43,6 +44,7 @@ async def open_bucket(js: JetStreamContext, settings: CommonSettings) -> KeyValu
             description="Live settings of the strata services: <service>.<setting> = JSON.",
             history=HISTORY,
             storage=StorageType.FILE,
+            replicas=settings.stream_replicas,
         )
         return await js.create_key_value(config)
 

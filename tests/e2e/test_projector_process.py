@@ -19,7 +19,7 @@ from redis import Redis
 
 from contexts.settings import CONTEXTS, Settings
 from eventlog.jetstream import ContextStream
-from eventlog.relay import relay_headers
+from eventlog.relay_publish import relay_headers
 from eventlog.stores import build_services
 from projections.models import all_projections
 from projections.targets import stack_targets

@@ -25,8 +25,9 @@ from domain.service import CommandContext
 from domain.users.service import UsersService
 from eventlog.envelope import envelope_source
 from eventlog.jetstream import connect, context_stream, ensure_stream
-from eventlog.relay import Relay, RelayConfig, RelayMetrics
+from eventlog.relay import Relay, RelayConfig
 from eventlog.relay_main import open_event_store
+from eventlog.relay_metrics import RelayMetrics
 from eventlog.replica_stream import StreamFeed
 from eventlog.replicas import ReplicaChange, ReplicaCheckpoint, ReplicaIntake, ReplicaStore
 from eventlog.stores import build_services

@@ -1,6 +1,7 @@
 """Reading compose.yaml in tests: the document as it is, or as generated for another registry,
 and a service's command, environment and dependencies in one shape whichever form they take."""
 
+import copy
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,14 +53,32 @@ def load_compose() -> dict[str, Any]:
     return document
 
 
-def compose_for(registry: Registry) -> dict[str, Any]:
-    """compose.yaml as it is for the registered contexts, as generated for another registry."""
-    if registry is REGISTRY:
-        return load_compose()
-    text = (ROOT / "compose.yaml").read_text(encoding="utf-8")
-    document = yaml.safe_load(generate.regenerate(generate.FILES[0], text, registry))
+def compose_for(registry: Registry, path: str = "compose.yaml") -> dict[str, Any]:
+    """A compose file (compose.yaml, or the override compose.cluster.yaml) as it is for the
+    registered contexts, as generated for another registry."""
+    text = (ROOT / path).read_text(encoding="utf-8")
+    if registry is not REGISTRY:
+        file = next(file for file in generate.FILES if file.path == path)
+        text = generate.regenerate(file, text, registry)
+    document = yaml.safe_load(text)
     assert isinstance(document, dict)
     return document
+
+
+def with_override(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`docker compose -f base -f override` as far as our files go: a service's `environment`
+    merged variable by variable, its other keys replaced; new services and volumes added."""
+    merged = copy.deepcopy(dict(base))
+    services = merged.setdefault("services", {})
+    for name, service in (override.get("services") or {}).items():
+        target = services.setdefault(name, {})
+        before = dict(target)
+        for key, value in service.items():
+            target[key] = copy.deepcopy(value)
+        if "environment" in service:
+            target["environment"] = {**environment_of(before), **environment_of(service)}
+    merged["volumes"] = {**(base.get("volumes") or {}), **(override.get("volumes") or {})}
+    return merged
 
 
 def environment_of(service: Mapping[str, Any]) -> dict[str, str]:

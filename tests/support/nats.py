@@ -23,7 +23,7 @@ from nats.js.errors import NotFoundError
 
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import ContextStream
-from eventlog.relay import relay_headers
+from eventlog.relay_publish import relay_headers
 from tests.support.postgres import services_required
 
 DEFAULT_URL = "nats://127.0.0.1:4222"

@@ -46,9 +46,10 @@ def _binaries() -> dict[str, str | None]:
     }
 
 
-def require_server_binaries() -> dict[str, str]:
-    """The server binaries' paths; fail (CI) or skip (laptop) if one is missing."""
-    found = _binaries()
+def require_server_binaries(*names: str) -> dict[str, str]:
+    """The server binaries' paths (`names`, else all); fail (CI) or skip (laptop) if one is
+    missing."""
+    found = {name: path for name, path in _binaries().items() if name in names or not names}
     missing = sorted(name for name, path in found.items() if path is None)
     if missing:
         message = f"cannot run throwaway servers: {', '.join(missing)} not found"
@@ -100,8 +101,15 @@ class ProcessServer(Server):
     def answers(self) -> bool: ...
 
     def start(self) -> None:
+        self.launch()
+        self.wait_up()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer."""
         log = (self.folder / "server.log").open("ab")
         self._process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_up(self) -> None:
         wait_until(self._up, START_SECONDS, f"{self.command()[0]} on port {self.port} answers")
 
     def _up(self) -> bool:

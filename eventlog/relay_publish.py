@@ -1,0 +1,191 @@
+"""What the relay writes to its context's stream and how: each event's message headers, the tip
+publishing resumes after, and the publishing of a page, sent again with the same message ids
+while no stream answers (see :mod:`eventlog.relay`)."""
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from nats.js.api import PubAck, RawStreamMsg
+
+from eventlog.envelope import EventEnvelope
+from eventlog.jetstream import MSG_ID, ContextStream, PublishFailed, PublishWindow
+from eventlog.relay_metrics import RelayMetrics
+
+log = logging.getLogger(__name__)
+
+EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+EXPECTED_STREAM = "Nats-Expected-Stream"
+POSITION = "Strata-Position"
+AGGREGATE_TYPE = "Strata-Aggregate-Type"
+AGGREGATE_ID = "Strata-Aggregate-Id"
+AGGREGATE_VERSION = "Strata-Aggregate-Version"
+EVENT_TYPE = "Strata-Event-Type"
+SCHEMA_VERSION = "Strata-Schema-Version"
+CORRELATION_ID = "Strata-Correlation-Id"
+CAUSATION_ID = "Strata-Causation-Id"
+
+
+def relay_headers(
+    envelope: EventEnvelope, stream_name: str, previous_message_id: str | None
+) -> dict[str, str]:
+    """The headers of one event's message. No custom header ends in ``Nats-Msg-Id``: old
+    servers matched that header by suffix (nats-server#3645)."""
+    headers = {
+        MSG_ID: envelope.message_id,
+        EXPECTED_STREAM: stream_name,
+        POSITION: str(envelope.position),
+        AGGREGATE_TYPE: envelope.aggregate_type,
+        AGGREGATE_ID: str(envelope.aggregate_id),
+        AGGREGATE_VERSION: str(envelope.aggregate_version),
+        EVENT_TYPE: envelope.event_type,
+        SCHEMA_VERSION: str(envelope.schema_version),
+    }
+    if previous_message_id is not None:
+        headers[EXPECTED_LAST_MSG_ID] = previous_message_id
+    for name, value in (
+        (CORRELATION_ID, envelope.correlation_id),
+        (CAUSATION_ID, envelope.causation_id),
+    ):
+        if value and value.isascii() and value.isprintable():  # else only in the body
+            headers[name] = value
+    return headers
+
+
+@dataclass(frozen=True)
+class Tip:
+    """Where publishing resumes: the last position relayed and its message id (None when the
+    stream holds no message, so the next publish carries no expectation)."""
+
+    position: int
+    message_id: str | None
+
+
+class ForeignMessage(Exception):
+    """The stream's last message was not written by a relay: there is no safe resume point."""
+
+
+def tip_of(message: RawStreamMsg) -> Tip:
+    headers = message.headers or {}
+    position, message_id = headers.get(POSITION), headers.get(MSG_ID)
+    if position is None or message_id is None or not str(position).isdigit():
+        raise ForeignMessage(
+            f"message {message.seq} on {message.subject} has no {POSITION} and {MSG_ID} headers"
+        )
+    return Tip(int(position), str(message_id))
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True if `stop` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+class PagePublisher:
+    """Publishes pages of envelopes through one window, each message chained to the one before
+    it (``Nats-Expected-Last-Msg-Id``).
+
+    When no stream answers (no responders: the stream has no leader, as for the few seconds of
+    an election after its leader died, which nats-py does not retry; or no ack in time) it
+    pauses, then sends the whole page again with the same ids and expectations, until a stream
+    answers or `stop` is set. A message an earlier attempt stored comes back as a duplicate; a
+    message whose predecessor was not stored is rejected (10070), never stored out of order.
+    Every other failure is raised.
+    """
+
+    def __init__(
+        self,
+        window: PublishWindow,
+        stream: ContextStream,
+        metrics: RelayMetrics,
+        *,
+        retry_pauses: Sequence[float],
+        log_extra: dict[str, object],
+    ) -> None:
+        self._window = window
+        self._stream = stream
+        self._metrics = metrics
+        self._retry_pauses = tuple(retry_pauses)
+        self._log_extra = log_extra
+
+    async def publish(
+        self,
+        page: Sequence[EventEnvelope],
+        tip: Tip,
+        stop: asyncio.Event,
+        sent: Callable[[], None] | None = None,
+    ) -> Tip | None:
+        """Publish `page`, which follows `tip`, and wait for its acks; call `sent()` each time
+        the page is on its way. The tip of its last message, or None if `stop` was set while
+        waiting to send it again."""
+        attempt, first_failure = 0, 0.0
+        while True:
+            try:
+                acks = await self._send(page, tip.message_id, sent)
+            except PublishFailed as error:
+                if not error.unavailable:
+                    raise
+                await self._window.abandon()
+                now = asyncio.get_running_loop().time()
+                first_failure = first_failure or now
+                if await self._before_retry(error, attempt, now - first_failure, stop):
+                    return None
+                attempt += 1
+                continue
+            self._count(acks, page[-1], attempt)
+            return Tip(page[-1].position, page[-1].message_id)
+
+    async def _send(
+        self,
+        page: Sequence[EventEnvelope],
+        previous: str | None,
+        sent: Callable[[], None] | None,
+    ) -> list[PubAck]:
+        for envelope in page:
+            headers = relay_headers(envelope, self._stream.name, previous)
+            await self._window.publish(
+                self._stream.subject_of(envelope), envelope.to_json(), headers
+            )
+            previous = envelope.message_id
+        if sent is not None:
+            sent()
+        return await self._window.flush()
+
+    async def abandon(self) -> None:
+        """After a failure: forget the publishes in flight (see `PublishWindow.abandon`)."""
+        await self._window.abandon()
+
+    async def _before_retry(
+        self, error: PublishFailed, attempt: int, failing_for: float, stop: asyncio.Event
+    ) -> bool:
+        """Count, log and pause before the next attempt; True if `stop` was set meanwhile."""
+        seconds = self._retry_pauses[min(attempt, len(self._retry_pauses) - 1)]
+        self._metrics.publish_retries.inc()
+        log.warning(
+            "%s; sending the page again with the same message ids in %g s"
+            " (retry %d, failing for %.1f s)",
+            error,
+            seconds,
+            attempt + 1,
+            failing_for,
+            extra={**self._log_extra, "message_id": error.message_id, "retry": attempt + 1},
+        )
+        return await pause(stop, seconds)
+
+    def _count(self, acks: list[PubAck], last: EventEnvelope, retries: int) -> None:
+        stored = sum(1 for ack in acks if not ack.duplicate)
+        self._metrics.relayed.inc(stored)
+        self._metrics.duplicates.inc(len(acks) - stored)
+        self._metrics.last_publish.set_to_current_time()
+        extra = {
+            **self._log_extra,
+            "position": last.position,
+            "correlation_id": last.correlation_id,
+        }
+        if retries:
+            log.info("the stream answered again after %d retries", retries, extra=extra)
+        log.debug("relayed %d events up to position %d", len(acks), last.position, extra=extra)
