@@ -210,3 +210,31 @@ def test_the_bffs_answer_in_part_while_the_read_api_is_killed_and_whole_once_bac
     healed = httpx.get(f"{edge.processes.url('bff-web')}/metrics").text
     assert breaker_state(healed, "read-api:profile") == 0
     assert me().headers["etag"]
+
+
+def test_the_bffs_answer_whole_while_their_rate_limit_store_is_down(
+    gateway: httpx.Client, edge: Edge, ada: User
+) -> None:
+    """The BFFs' other backend: the Redis of their rate limits. Down, the limits fail open
+    (authentication still keeps strangers out); back, the BFF counts its callers there again."""
+
+    def me() -> httpx.Response:
+        return gateway.get("/mobile/me", headers=ada.headers)
+
+    def counted() -> bool:
+        assert me().status_code == 200
+        with edge.rate_limits.client() as redis:
+            return any(ada.id in key.decode() for key in redis.scan_iter("strata:rate-limits*"))
+
+    edge.rate_limits.crash()
+    answers = [me() for _ in range(3)]
+    metrics = httpx.get(f"{edge.processes.url('bff-mobile')}/metrics").text
+
+    assert [answer.status_code for answer in answers] == [200] * 3
+    assert unavailable(answers[-1].json(), ("profile", "totals")) == {}
+    assert breaker_state(metrics, "rate-limits") == 2
+
+    edge.rate_limits.start()
+    with edge.rate_limits.client() as redis:
+        redis.flushall()
+    wait_until(counted, 30, "the mobile BFF counts its callers in Redis again")
