@@ -34,7 +34,9 @@ TEST_IDENTITY_SETTINGS = (
 )
 """What the stack's environment holds of the test identity (`JwksServer.settings`)."""
 BREAKER_FAILURES = 2
-"""A BFF's breaker opens after this many failed calls of a section (the stack probes after 1 s)."""
+BREAKER_RECOVERY_SECONDS = 5
+"""A BFF's breakers open after 2 failed calls and probe again 5 s later: long enough for a test
+to see one open on a busy machine, short beside a process's restart."""
 READY_SECONDS = 90
 """A busy machine takes long to start a Python process."""
 
@@ -60,6 +62,8 @@ class Processes:
 
     services: dict[str, Service]
     exits: ExitStack
+    logs: Path
+    """Each process's output, `<name>.log`."""
     running: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
@@ -75,6 +79,7 @@ class Processes:
             port=service.port,
             args=service.args,
             ready_seconds=READY_SECONDS,
+            log=self.logs / f"{name}.log",
         )
         self.running[name] = self.exits.enter_context(started)[1]
 
@@ -117,6 +122,7 @@ def _services(stack: Stack, identity_database: str, rate_limits: str) -> dict[st
         "STRATA_READ_API_URL": services["read-api"].url,
         "STRATA_REDIS_URL": rate_limits,
         "STRATA_BREAKER_FAILURE_THRESHOLD": str(BREAKER_FAILURES),
+        "STRATA_BREAKER_RECOVERY_SECONDS": str(BREAKER_RECOVERY_SECONDS),
     }
     services["bff-web"] = Service("strata-bff-web", "STRATA_BFF_WEB_PORT", bff)
     services["bff-mobile"] = Service("strata-bff-mobile", "STRATA_BFF_MOBILE_PORT", bff)
@@ -150,7 +156,7 @@ def running_edge(stack: Stack, folder: Path) -> Iterator[Edge]:
         exits.callback(rate_limits.close)
         rate_limits.start()
         services = _services(stack, database["strata_identity_edge"], rate_limits.url)
-        processes = Processes(services, exits)
+        processes = Processes(services, exits, folder)
         for name in services:
             processes.start(name)
         ports = {name: s.port for name, s in services.items() if name != "identity"}
