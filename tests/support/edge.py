@@ -11,7 +11,8 @@ count their rate limits in a Redis of their own (`rate_limits`), so that it can 
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,10 +70,22 @@ class Processes:
     def url(self, name: str) -> str:
         return self.services[name].url
 
-    def start(self, name: str) -> None:
-        """Start `name` on its port; return once it is ready."""
+    def start(self, *names: str) -> None:
+        """Start each of `names` on its port, all at once; return once every one is ready."""
+        starting = {name: self._started(name) for name in names}
+        with ThreadPoolExecutor(len(starting)) as pool:
+            entered = {name: pool.submit(started.__enter__) for name, started in starting.items()}
+        failures = [future.exception() for future in entered.values()]
+        for name, future in entered.items():
+            if future.exception() is None:
+                self.running[name] = future.result()[1]
+                self.exits.push(starting[name].__exit__)
+        for failure in filter(None, failures):
+            raise failure
+
+    def _started(self, name: str) -> AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
         service = self.services[name]
-        started = running_service(
+        return running_service(
             entry_point(service.script),
             service.env,
             service.port_variable,
@@ -81,7 +94,6 @@ class Processes:
             ready_seconds=READY_SECONDS,
             log=self.logs / f"{name}.log",
         )
-        self.running[name] = self.exits.enter_context(started)[1]
 
     def kill(self, name: str) -> None:
         """SIGKILL `name`: no shutdown work, as a crash."""
@@ -157,8 +169,7 @@ def running_edge(stack: Stack, folder: Path) -> Iterator[Edge]:
         rate_limits.start()
         services = _services(stack, database["strata_identity_edge"], rate_limits.url)
         processes = Processes(services, exits, folder)
-        for name in services:
-            processes.start(name)
+        processes.start(*services)
         ports = {name: s.port for name, s in services.items() if name != "identity"}
         gateway = loopback_gateway(services["identity"].port, ports, BUCKET)
         running = exits.enter_context(running_gateway(gateway, folder))
