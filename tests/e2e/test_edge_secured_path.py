@@ -5,7 +5,8 @@ API and the BFFs checking each token themselves against identity's JWKS.
 The edge's refusals of missing, expired, forged or unknown-`kid` tokens are
 tests/e2e/test_gateway_envoy.py's; here are the services' own refusals of tokens Envoy lets
 through (another user's resources, a service account without the scope), and the BFFs
-answering in part while the read API is killed, then whole again once it is back."""
+answering in part while the read API is killed, then whole again once it is back, and whole
+while the Redis of their rate limits is down (tests/support/edge.py runs the processes)."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ def test_another_users_profile_and_orders_are_refused_by_the_services(
 
     for upstream, answer in refused.items():
         assert_problem(answer, 403, "another user")
-        line = edge.gateway.logged(path=str(answer.request.url.raw_path.decode()), status=403)
+        line = edge.gateway.logged(path=answer.request.url.raw_path.decode(), status=403)
         assert (line["upstream"], line["details"]) == (upstream, "via_upstream")
     assert_problem(profile, 403)
     assert_problem(orders, 403)
