@@ -18,6 +18,7 @@ from runtime.http import problem_types
 from runtime.http.openapi import PROBLEM_JSON, PROBLEM_SCHEMAS
 from runtime.http.problem_types import PROBLEM_TYPES, ProblemType, problem_table
 from tests.support.api import assert_problem, register
+from tests.support.openapi import document_only_data_dir
 from write_api.app import create_app as create_write_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,8 @@ APPS = {"write": create_write_app, "read": create_read_app, "embedded": create_e
 
 
 def document(name: str) -> dict[str, Any]:
-    app: FastAPI = APPS[name](Settings(data_dir=Path("unused")))  # opens nothing until started
+    settings = Settings(data_dir=document_only_data_dir())
+    app: FastAPI = APPS[name](settings)  # opens nothing until started
     return app.openapi()
 
 

@@ -8,7 +8,6 @@ bounded (`BOUNDED`) and derandomized: the same examples every time.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
 from runtime.http.problem_types import POSITION_NOT_REACHED
 from tests.support.auth import OPERATOR
+from tests.support.openapi import document_only_data_dir
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 from write_api.app import create_app as create_write_app
@@ -89,7 +89,7 @@ def _document(app: FastAPI) -> schemathesis.BaseSchema:
 
 
 # Building an app opens no store (its lifespan does): the documents are read at collection.
-_UNUSED = Settings(data_dir=Path("unused"))
+_UNUSED = Settings(data_dir=document_only_data_dir())
 embedded_schema = _document(create_embedded_app(_UNUSED))
 write_schema = _document(create_write_app(_UNUSED))
 read_schema = _document(create_read_app(_UNUSED))

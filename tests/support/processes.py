@@ -37,19 +37,24 @@ def running_service(
     ready_seconds: float = 20,
     port: int | None = None,
     args: Sequence[str] = (),
+    log: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Start `script` (with `args`) on `port` or a free one (given in `port_variable`), wait for
-    /readyz, and SIGTERM it at the end. Yields the base URL and the process (stdout and stderr
-    merged)."""
+    /readyz, and SIGTERM it at the end. Yields the base URL and the process, whose stdout and
+    stderr go, merged, to its `stdout` pipe, or appended to `log` (a process living long enough
+    to fill a pipe no one reads would block)."""
     assert script, "the console script is not installed"
     port = port or free_port()
+    sink = None if log is None else log.open("a")
     process = subprocess.Popen(
         [script, *args],
         env={**os.environ, **env, port_variable: str(port)},
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE if sink is None else sink,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    if sink is not None:
+        sink.close()  # the child holds its own copy
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_seconds
@@ -62,7 +67,8 @@ def running_service(
             time.sleep(0.1)
         else:
             process.kill()
-            pytest.fail(f"{script} did not become ready: {process.communicate()[0]}")
+            said = process.communicate()[0] if log is None else log.read_text(encoding="utf-8")
+            pytest.fail(f"{script} did not become ready: {said}")
         yield base, process
     finally:
         if process.poll() is None:

@@ -4,7 +4,6 @@ no server error, of a documented status, with the documented body and content ty
 derandomized, as the write and read APIs' run (tests/component/test_schemathesis.py)."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -16,6 +15,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from identity.app import create_app
 from identity.settings import IdentitySettings
+from tests.support.openapi import document_only_data_dir
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 BOUNDED = settings(
@@ -26,7 +26,7 @@ BOUNDED = settings(
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-_UNUSED = IdentitySettings(data_dir=Path("unused"), identity_password_profile="CHEAPEST")
+_UNUSED = IdentitySettings(data_dir=document_only_data_dir(), identity_password_profile="CHEAPEST")
 identity_schema = schemathesis.openapi.from_dict(
     create_app(_UNUSED).openapi(), config=schemathesis.Config.from_dict({"seed": 20260703})
 )
