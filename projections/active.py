@@ -17,8 +17,9 @@ from projections.engine import Target
 from projections.model import Projection, Step
 from projections.sql_target import SqlTarget
 from readmodels.checkpoints import Checkpoint
+from readmodels.pipeline import run_batch
 from readmodels.schema import create_tables
-from readmodels.sql import SqlDatabase
+from readmodels.sql import SqlDatabase, Tx
 from readmodels.versions import VERSION_TABLES, active_version, ensure_pointer
 
 TargetAt = Callable[[int], Target]
@@ -70,13 +71,19 @@ class ActiveTarget:
         return self.current.parked_heads(context)
 
     def commit(self, context: str, steps: Sequence[Step]) -> None:
-        with self._db.transaction() as tx:
-            self._version = active_version(tx, self._name, lock="share")
+        """Commit to the active version, under its pointer row. A row a swap holds raises
+        (LockNotAvailable) instead of waiting: the projector's feed goes on without this
+        projection meanwhile, which catches up on its own (projections.feed)."""
+
+        def batch(tx: Tx) -> None:
+            self._version = active_version(tx, self._name, lock="share", nowait=True)
             target = self.current
             if isinstance(target, SqlTarget) and target.db is self._db:
                 target.commit_in(tx, context, steps)
             else:
                 target.commit(context, steps)
+
+        run_batch(self._db, batch)
 
     def reapply(self, letter: DeadLetter) -> None:
         self._at(letter.version).reapply(letter)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -51,6 +52,9 @@ class ConsumerOptions:
     idle_check: float = 5.0
     """Seconds between reads of the checkpoint while no message comes, so that a store that
     lost data is noticed without waiting for the next event."""
+    join_lag: int = 5_000
+    """Positions a projection may trail its context's feed and still be fed by it; one further
+    behind catches up on its own consumer first (projections.feed)."""
 
 
 def consumer_name(projection: Projection, context: str) -> str:
@@ -60,7 +64,25 @@ def consumer_name(projection: Projection, context: str) -> str:
 Backfill = Callable[[Engine, str], int]
 """Catch a read model up from the event store (blocking); returns the events read."""
 
-BatchObserver = Callable[["ConsumerRunner", Outcome, float], None]
+
+class Consumer(Protocol):
+    """What is observed of a projection's consumption (a runner, or a member of a feed)."""
+
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def context(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def attached(self) -> bool: ...
+    @property
+    def checkpoint(self) -> Checkpoint: ...
+    @property
+    def last_event_time(self) -> datetime | None: ...
+
+
+BatchObserver = Callable[[Consumer, Outcome, float], None]
 
 
 class SequenceGap(RuntimeError):
@@ -105,9 +127,17 @@ class ConsumerRunner:
     def context(self) -> str:
         return self.stream.context
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Attach and consume until `stopping` is set; re-attach after any failure."""
-        failures, rewind = 0, False
+    async def run(
+        self,
+        stopping: asyncio.Event,
+        *,
+        rewind: bool = False,
+        done: Callable[[], bool] | None = None,
+    ) -> None:
+        """Attach and consume until `stopping` is set (or, if given, `done()` is true after a
+        batch: a feed takes over); re-attach after any failure. `rewind`: first accept the
+        checkpoint the store holds (it lost data)."""
+        failures = 0
         while not stopping.is_set():
             subscription: JetStreamContext.PullSubscription | None = None
             try:
@@ -115,6 +145,8 @@ class ConsumerRunner:
                 failures, rewind = 0, False
                 while not stopping.is_set():
                     await self.step(subscription)
+                    if done is not None and done():
+                        return
                     if self._reconnects() != self._attached_after:
                         raise Reconnected
             except Reconnected:
@@ -260,37 +292,59 @@ class ConsumerRunner:
             self._observe(self, outcome, time.monotonic() - started)
 
     async def _decode(self, fetched: Sequence[Msg]) -> tuple[list[Message], list[Msg]]:
-        messages: list[Message] = []
-        readable: list[Msg] = []
-        for msg in fetched:
-            seq = msg.metadata.sequence.stream
-            if self._contiguous and seq > self._next_seq:
-                raise SequenceGap(f"{self.name}: expected sequence {self._next_seq}, got {seq}")
-            self._next_seq = max(self._next_seq, seq + 1)
-            try:
-                envelope = EventEnvelope.from_json(msg.data)
-            except (ValueError, TypeError, KeyError) as error:
-                logger.error(
-                    "%s: stream sequence %d is not an event envelope (%s); terminated",
-                    self.name,
-                    seq,
-                    error,
-                    extra={"projection": self.engine.projection.label, "context": self.context},
-                )
-                await msg.term()
-                continue
-            messages.append(Message(envelope, seq))
-            readable.append(msg)
-        return messages, readable
+        messages, self._next_seq = await decode_batch(
+            fetched, self.name, self._next_seq, contiguous=self._contiguous, term=True
+        )
+        seqs = {message.stream_seq for message in messages}
+        return messages, [msg for msg in fetched if msg.metadata.sequence.stream in seqs]
 
     async def _apply(self, messages: list[Message], fetched: Sequence[Msg]) -> Outcome:
-        """Run the engine in a thread; tell the server we are still at it while it runs."""
         if not messages:
             return Outcome()
-        work = asyncio.ensure_future(asyncio.to_thread(self.engine.handle, self.context, messages))
-        while True:
-            done, _ = await asyncio.wait({work}, timeout=self.options.ack_wait / 3)
-            if done:
-                return work.result()
-            for msg in fetched:
-                await msg.in_progress()
+        return await run_reporting_progress(
+            lambda: self.engine.handle(self.context, messages),
+            fetched,
+            self.options.ack_wait / 3,
+        )
+
+
+async def decode_batch(
+    fetched: Sequence[Msg], name: str, next_seq: int, *, contiguous: bool, term: bool = False
+) -> tuple[list[Message], int]:
+    """The envelopes of a fetched batch and the stream sequence expected next. A message that
+    is not an envelope is logged and left out (`term`: terminated; else the ack of a later one
+    covers it). With `contiguous` (the consumer reads every subject of its stream), a skipped
+    sequence raises SequenceGap."""
+    messages: list[Message] = []
+    for msg in fetched:
+        seq = msg.metadata.sequence.stream
+        if contiguous and seq > next_seq:
+            raise SequenceGap(f"{name}: expected sequence {next_seq}, got {seq}")
+        next_seq = max(next_seq, seq + 1)
+        try:
+            envelope = EventEnvelope.from_json(msg.data)
+        except (ValueError, TypeError, KeyError) as error:
+            logger.error(
+                "%s: stream sequence %d is not an event envelope (%s); left out",
+                name,
+                seq,
+                error,
+            )
+            if term:
+                await msg.term()
+            continue
+        messages.append(Message(envelope, seq))
+    return messages, next_seq
+
+
+async def run_reporting_progress(
+    work: Callable[[], Outcome], fetched: Sequence[Msg], every: float
+) -> Outcome:
+    """Run `work` in a thread; tell the server we are still at the batch while it runs."""
+    task = asyncio.ensure_future(asyncio.to_thread(work))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every)
+        if done:
+            return task.result()
+        for msg in fetched:
+            await msg.in_progress()

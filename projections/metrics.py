@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from projections.consumers import ConsumerRunner
+from projections.consumers import Consumer
 from projections.engine import Outcome
 from projections.model import Projection
 
@@ -87,7 +87,7 @@ class ProjectorMetrics:
     def _consumer_gauges(self) -> tuple[Gauge, ...]:
         return (self.checkpoint, self.lag_events, self.lag_seconds, self.attached)
 
-    def _labels(self, runner: ConsumerRunner) -> tuple[str, str, str]:
+    def _labels(self, runner: Consumer) -> tuple[str, str, str]:
         p = runner.engine.projection
         labels = (p.name, str(p.version), runner.context)
         previous = self._consumer_labels.get((p.name, runner.context))
@@ -108,7 +108,7 @@ class ProjectorMetrics:
             _remove(self._consumer_gauges, labels)
         self._consumer_labels.clear()
 
-    def observe_batch(self, runner: ConsumerRunner, outcome: Outcome, seconds: float) -> None:
+    def observe_batch(self, runner: Consumer, outcome: Outcome, seconds: float) -> None:
         labels = self._labels(runner)
         self.applied.labels(*labels).inc(outcome.applied)
         self.parked.labels(*labels).inc(outcome.parked)
@@ -117,7 +117,7 @@ class ProjectorMetrics:
         self.checkpoint.labels(*labels).set(runner.checkpoint.position)
 
     def observe_lag(
-        self, runner: ConsumerRunner, last_position: int, now: datetime | None = None
+        self, runner: Consumer, last_position: int, now: datetime | None = None
     ) -> None:
         labels = self._labels(runner)
         behind = max(0, last_position - runner.checkpoint.position)

@@ -1,10 +1,11 @@
-"""Document-shaped read models in Redis: one Lua call per event, pipelined per batch.
+"""Document-shaped read models in Redis: one Lua call per batch.
 
-Each call compares the event's position with the checkpoint and, in the same atomic step,
-applies the event's operations and moves the checkpoint (key `rm:{<proj>:v<k>}:ckpt:<context>`,
-its stream sequence beside it in `…:seq:<context>`). Calls are chained: each names the
-checkpoint it expects, so once an event fails no later event of the pipeline moves the
-checkpoint past it. The `{…}` hash tag keeps a projection's keys in one cluster slot, which the
+The call compares each event's position with the checkpoint and, in the same atomic step,
+applies the new events' operations in order and moves the checkpoint to the last one applied
+(key `rm:{<proj>:v<k>}:ckpt:<context>`, its stream sequence beside it in `…:seq:<context>`).
+It names the checkpoint it expects (a mismatch means another writer: nothing is written), and
+it stops before an event that fails, with the checkpoint after the ones before it. The `{…}`
+hash tag keeps a projection's keys in one cluster slot, which the
 script relies on: it reads and writes keys derived from the operations.
 
 Dead letters live in the SQL read database: parked events are recorded there first
@@ -17,7 +18,7 @@ checkpoint Redis showed it per context; a read behind it raises CheckpointLost, 
 projector re-projects from what Redis holds (`rewind`, then the consumer is recreated there).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from redis import Redis, ResponseError
@@ -41,31 +42,21 @@ from readmodels.schema import SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase
 
 LUA = r"""
--- KEYS[1]: checkpoint key (mode 'cas') or retry marker (mode 'once'); KEYS[2]: stream-seq key
--- ARGV: mode, position, stream seq, expected checkpoint, key prefix, operations (JSON),
---   optionally a channel and a payload to PUBLISH once the checkpoint moved (a batch's last call)
--- Returns {1, ''} applied, {0, ''} duplicate, {-1, ''} checkpoint not as expected,
--- {-2, reason} a bind found nothing (nothing written).
-local mode, position = ARGV[1], tonumber(ARGV[2])
-if mode == 'cas' then
-  local ckpt = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if position <= ckpt then return {0, ''} end
-  if ckpt ~= tonumber(ARGV[4]) then return {-1, ''} end
-elseif redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0, ''}
-end
-local prefix = ARGV[5]
-local ops = cjson.decode(ARGV[6])
-local vars = {}
-for _, op in ipairs(ops) do
-  if op[1] == 'bind' then
-    for i = 3, #op do
-      local found = redis.call('HGET', prefix .. op[2], op[i])
-      if not found then return {-2, op[2] .. ' has no ' .. op[i]} end
-      vars[op[i]] = found
-    end
-  end
-end
+-- Mode 'cas' (a batch): KEYS[1] checkpoint key, KEYS[2] stream-seq key;
+--   ARGV: 'cas', expected checkpoint, key prefix, channel ('' for none), payload head, then
+--   (position, stream seq, operations JSON) per event, positions increasing.
+--   Events at or below the checkpoint are skipped (duplicates); the others are applied in
+--   order. The checkpoint moves to the last applied one, and the payload head .. position ..
+--   '}' is PUBLISHed on the channel, once per call.
+--   Returns {n, 1, ''}: done (n events applied); {0, -1, ''}: the checkpoint is not as expected
+--   (nothing written); {n, -2, reason}: the (n+1)-th new event's bind found nothing (the n
+--   before it applied, the checkpoint after them, nothing of it written); {n, -3, error}: a
+--   command of that event failed (its commands before the failing one stay written, as they
+--   would in a call of their own).
+-- Mode 'once' (a retried dead letter): KEYS[1] retry marker; ARGV: 'once', '', key prefix, '',
+--   '', position, '', operations JSON. Applies once, whatever the checkpoint.
+local mode, prefix = ARGV[1], ARGV[3]
+local vars
 local function text(x)
   if type(x) == 'table' then return (string.gsub(x.t, '{([%w_]+)}', vars)) end
   return x
@@ -89,44 +80,81 @@ local function encode_list(items)
   -- cjson writes '/' as '\/'; plain '/' keeps the text equal to the SQL executor's JSON
   return (string.gsub(cjson.encode(items), '\\/', '/'))
 end
-for _, op in ipairs(ops) do
-  local kind = op[1]
-  if kind == 'set' and #op > 2 then
-    local args = {}
-    for i = 3, #op, 2 do
-      args[#args + 1] = op[i]
-      args[#args + 1] = value(op[i + 1])
-    end
-    redis.call('HSET', prefix .. text(op[2]), unpack(args))
-  elseif kind == 'incr' then
-    redis.call('HINCRBY', prefix .. text(op[2]), text(op[3]), value(op[4]))
-  elseif kind == 'zincr' then
-    redis.call('ZINCRBY', prefix .. text(op[2]), value(op[4]), text(op[3]))
-  elseif kind == 'push' then
-    local key = prefix .. text(op[2])
-    local items = list_of(key, op[3])
-    items[#items + 1] = op[4]
-    redis.call('HSET', key, op[3], encode_list(items))
-  elseif kind == 'pull' then
-    local key = prefix .. text(op[2])
-    local items = list_of(key, op[3])
-    for i, item in ipairs(items) do
-      if item == op[4] then
-        table.remove(items, i)
-        break
+local function apply(ops)
+  vars = {}
+  for _, op in ipairs(ops) do
+    if op[1] == 'bind' then
+      for i = 3, #op do
+        local found = redis.call('HGET', prefix .. op[2], op[i])
+        if not found then return op[2] .. ' has no ' .. op[i] end
+        vars[op[i]] = found
       end
     end
-    redis.call('HSET', key, op[3], encode_list(items))
+  end
+  for _, op in ipairs(ops) do
+    local kind = op[1]
+    if kind == 'set' and #op > 2 then
+      local args = {}
+      for i = 3, #op, 2 do
+        args[#args + 1] = op[i]
+        args[#args + 1] = value(op[i + 1])
+      end
+      redis.call('HSET', prefix .. text(op[2]), unpack(args))
+    elseif kind == 'incr' then
+      redis.call('HINCRBY', prefix .. text(op[2]), text(op[3]), value(op[4]))
+    elseif kind == 'zincr' then
+      redis.call('ZINCRBY', prefix .. text(op[2]), value(op[4]), text(op[3]))
+    elseif kind == 'push' then
+      local key = prefix .. text(op[2])
+      local items = list_of(key, op[3])
+      items[#items + 1] = op[4]
+      redis.call('HSET', key, op[3], encode_list(items))
+    elseif kind == 'pull' then
+      local key = prefix .. text(op[2])
+      local items = list_of(key, op[3])
+      for i, item in ipairs(items) do
+        if item == op[4] then
+          table.remove(items, i)
+          break
+        end
+      end
+      redis.call('HSET', key, op[3], encode_list(items))
+    end
+  end
+  return nil
+end
+if mode == 'once' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 1, ''} end
+  local failed = apply(cjson.decode(ARGV[8]))
+  if failed then return {0, -2, failed} end
+  redis.call('SET', KEYS[1], '1')
+  return {1, 1, ''}
+end
+local ckpt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local applied, last, last_seq = 0, nil, nil
+local outcome, reason = 1, ''
+for i = 6, #ARGV, 3 do
+  local position = tonumber(ARGV[i])
+  if position > ckpt then
+    if applied == 0 and ckpt ~= tonumber(ARGV[2]) then return {0, -1, ''} end
+    local ok, failed = pcall(apply, cjson.decode(ARGV[i + 2]))
+    if not ok then
+      -- a command failed: stop before this event (the ones before it stay applied)
+      outcome, reason = -3, type(failed) == 'table' and failed.err or tostring(failed)
+      break
+    elseif failed then
+      outcome, reason = -2, failed
+      break
+    end
+    applied, ckpt, last, last_seq = applied + 1, position, ARGV[i], ARGV[i + 1]
   end
 end
-if mode == 'cas' then
-  redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('SET', KEYS[2], ARGV[3])
-  if ARGV[7] then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
-else
-  redis.call('SET', KEYS[1], '1')
+if last then
+  redis.call('SET', KEYS[1], last)
+  redis.call('SET', KEYS[2], last_seq)
+  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5] .. last .. '}') end
 end
-return {1, ''}
+return {applied, outcome, reason}
 """
 
 
@@ -143,6 +171,17 @@ INFRASTRUCTURE_REPLIES = (
 """Error replies about the server's state, not the event: retried like a lost connection."""
 INFRASTRUCTURE_PREFIXES = ("MISCONF", "BUSY")
 """The same, for replies redis-py reports as a plain ResponseError."""
+INFRASTRUCTURE_WORDS = (
+    *INFRASTRUCTURE_PREFIXES,
+    "OOM",
+    "READONLY",
+    "LOADING",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOPERM",
+)
+"""The same, as the first word of an error a command of the script reported to it."""
 
 
 def is_infrastructure_reply(error: ResponseError) -> bool:
@@ -231,6 +270,7 @@ class RedisDocumentTarget:
             self._commit(context, steps, self.checkpoint(context))
 
     def _commit(self, context: str, steps: Sequence[Step], checkpoint: Checkpoint) -> None:
+        """One script call for the whole batch (see LUA)."""
         p = self._projection
         todo: list[Step] = []
         for step in steps:
@@ -240,77 +280,95 @@ class RedisDocumentTarget:
         if not todo:
             self._known[context] = checkpoint
             return
-        payloads = [self._payload(step) for step in todo]
+        payloads = self._payloads(todo)
         parks = [step for step in todo if isinstance(step, Park)]
         if parks:
             with self._dead_letter_db.transaction() as tx:
                 dead_letters.insert(tx, p.name, p.version, context, parks)
-        pipe = self.redis.pipeline(transaction=False)
-        expected = checkpoint.position
-        prefix = self.layout.prefix(p.name, p.version)
-        keys = self._keys(context)
-        last = todo[-1].message
+        head = checkpoint_payload(p.name, p.version, context, Checkpoint(0)).removesuffix("0}")
+        args: list[str | int] = [
+            "cas",
+            checkpoint.position,
+            self.layout.prefix(p.name, p.version),
+            self._channel,
+            head,
+        ]
         for step, payload in zip(todo, payloads, strict=True):
-            message = step.message
-            args: list[str | int] = [
-                "cas",
-                message.position,
-                message.stream_seq,
-                expected,
-                prefix,
-                payload,
-            ]
-            if message is last:  # the checkpoint move is published by the script that makes it
-                args += [
-                    self._channel,
-                    checkpoint_payload(p.name, p.version, context, Checkpoint(last.position)),
-                ]
-            self._script(keys=keys, args=args, client=pipe)
-            expected = message.position
-        results = pipe.execute(raise_on_error=False)
-        for step, result in zip(todo, results, strict=True):
-            self._check(step.message, result)
-        self._known[context] = Checkpoint(last.position, last.stream_seq)
-        self._acknowledged[context] = max(self._acknowledged.get(context, 0), last.position)
+            args += [step.message.position, step.message.stream_seq, payload]
+        result = self._script(keys=self._keys(context), args=args)
+        applied, failure = self._check(todo, result)
+        if applied:
+            last = todo[applied - 1].message
+            self._known[context] = Checkpoint(last.position, last.stream_seq)
+            self._acknowledged[context] = max(self._acknowledged.get(context, 0), last.position)
+        else:
+            self._known[context] = checkpoint
+        if failure is not None:
+            raise failure(todo[applied].message.position)
 
     def reapply(self, letter: DeadLetter) -> None:
         p = self._projection
         message = Message(letter.envelope, letter.stream_seq or 0)
-        payload = self._payload(Apply(message))
+        [payload] = self._payloads([Apply(message)])
         result = self._script(
-            keys=[
-                self.layout.retried_key(p.name, p.version, letter.context, letter.position),
-                self.layout.stream_seq_key(p.name, p.version, letter.context),
+            keys=[self.layout.retried_key(p.name, p.version, letter.context, letter.position)],
+            args=[
+                "once",
+                "",
+                self.layout.prefix(p.name, p.version),
+                "",
+                "",
+                letter.position,
+                "",
+                payload,
             ],
-            args=["once", letter.position, 0, 0, self.layout.prefix(p.name, p.version), payload],
         )
-        self._check(message, result)
+        _, failure = self._check([Apply(message)], result)
+        if failure is not None:
+            raise failure(message.position)
         with self._dead_letter_db.transaction() as tx:
             dead_letters.mark(tx, letter.id, "retried")
 
-    def _payload(self, step: Step) -> str:
-        if isinstance(step, Park):
-            return "[]"
-        try:
-            ops = list(self._projection.operations(step.message.envelope))
-            check(ops)
-        except Exception as error:
-            raise ProjectionFailed(step.message.position, error) from error
-        return encode(ops)
+    def _payloads(self, steps: Sequence[Step]) -> list[str]:
+        """Each step's operations as the script reads them (none for a parked event)."""
+        payloads: list[str] = []
+        for step in steps:
+            if isinstance(step, Park):
+                payloads.append("[]")
+                continue
+            try:
+                ops = list(self._projection.operations(step.message.envelope))
+                check(ops)
+            except Exception as error:
+                raise ProjectionFailed(step.message.position, error) from error
+            payloads.append(encode(ops))
+        return payloads
 
-    def _check(self, message: Message, result: object) -> None:
+    def _check(
+        self, steps: Sequence[Step], result: object
+    ) -> tuple[int, Callable[[int], Exception] | None]:
+        """The number of new events the script applied, and if it stopped short, the error
+        of the next one (given its position)."""
         if isinstance(result, ResponseError) and not is_infrastructure_reply(result):
-            raise ProjectionFailed(message.position, result)
+            raise ProjectionFailed(steps[0].message.position, result)
         if isinstance(result, Exception):
             raise result
-        if not isinstance(result, list | tuple) or len(result) != 2:
+        if not isinstance(result, list | tuple) or len(result) != 3:
             raise TypeError(f"unexpected script result {result!r}")
-        code, reason = int(result[0]), result[1]
-        if code == -2:
-            text = reason.decode() if isinstance(reason, bytes) else str(reason)
-            raise ProjectionFailed(message.position, f"UnresolvedReference: {text}")
+        applied, code, raw = int(result[0]), int(result[1]), result[2]
+        reason = raw.decode() if isinstance(raw, bytes) else str(raw)
         if code == -1:
             raise CheckpointMoved(
                 f"{self._projection.label}: the checkpoint moved during the batch"
-                f" (at position {message.position})"
+                f" (at position {steps[0].message.position})"
             )
+        if code == -2:
+            return applied, lambda position: ProjectionFailed(
+                position, f"UnresolvedReference: {reason}"
+            )
+        if code == -3:
+            error = ResponseError(reason)
+            if reason.startswith(INFRASTRUCTURE_WORDS):
+                return applied, lambda _: error
+            return applied, lambda position: ProjectionFailed(position, error)
+        return applied, None

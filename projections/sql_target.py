@@ -3,7 +3,8 @@
 One transaction per batch: lock the checkpoint row (`FOR UPDATE`; SQLite's `BEGIN IMMEDIATE`
 holds the write lock already), skip what it covers, apply the rest in order, record parked
 events, move the checkpoint, notify `rm_ckpt`, commit. Dead letters live in the same database,
-so parking is atomic with the checkpoint too.
+so parking is atomic with the checkpoint too. On PostgreSQL the batch's statements are
+pipelined (readmodels.pipeline): a batch costs a few round trips, not one per statement.
 """
 
 import json
@@ -39,6 +40,7 @@ from projections.model import (
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Checkpoint, ensure_checkpoint, read_checkpoint, write_checkpoint
 from readmodels.documents import DocumentTables
+from readmodels.pipeline import run_batch
 from readmodels.schema import DOCUMENT_TABLES, SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase, Table, Tx
 from readmodels.versions import RenamingTx
@@ -88,8 +90,7 @@ class SqlTarget(ABC):
             return dead_letters.parked_heads(tx, p.name, p.version, context)
 
     def commit(self, context: str, steps: Sequence[Step]) -> None:
-        with self.db.transaction() as tx:
-            self.commit_in(tx, context, steps)
+        run_batch(self.db, lambda tx: self.commit_in(tx, context, steps))
 
     def commit_in(self, tx: Tx, context: str, steps: Sequence[Step]) -> None:
         """`commit` inside a transaction of this target's database the caller holds."""
@@ -121,8 +122,11 @@ class SqlTarget(ABC):
             try:
                 self._apply(tx, envelope)
             except Exception as error:
-                if self.db.dialect.is_infrastructure_error(error):
+                dialect = self.db.dialect
+                if dialect.is_infrastructure_error(error):
                     raise
+                if tx.pipelined and dialect.is_driver_error(error):
+                    raise  # maybe an earlier statement's: the plain run finds out
                 raise ProjectionFailed(envelope.position, error) from error
 
 

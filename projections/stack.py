@@ -1,5 +1,6 @@
-"""The projector of the stack mode, composed: settings → read stores → NATS → one consumer per
-(projection, context), plus the lag and dead-letter watch behind /metrics. The projections are
+"""The projector of the stack mode, composed: settings → read stores → NATS → one feed per
+(context, partition set) serving every projection of the context (projections.feed), plus the
+lag and dead-letter watch behind /metrics. The projections are
 those the registered contexts declare (or another registry's, given as `contexts`).
 
 A projector is a hot standby until it holds the leader lock (projections/leader.py); then it
@@ -31,8 +32,9 @@ from eventlog.jetstream import connect, context_stream, ensure_stream, last_mess
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.catchup import catch_up
-from projections.consumers import ConsumerOptions, ConsumerRunner
+from projections.consumers import ConsumerOptions
 from projections.engine import Engine, RetryPolicy, Target
+from projections.feed import ALL_PARTITIONS, ContextFeed, Member, Partitions
 from projections.leader import LeaderLock
 from projections.metrics import ProjectorMetrics
 from projections.targets import following_targets
@@ -88,7 +90,16 @@ class StackProjector:
         layout: RedisLayout | None = None,
         metrics: ProjectorMetrics | None = None,
         contexts: Registry = REGISTRY,
+        partitions: Partitions = ALL_PARTITIONS,
     ) -> None:
+        """`partitions`: the partitions of every context's subjects this process consumes.
+        Checkpoints are kept per context, so only all of them can be consumed by one process
+        for now (a partition set per worker needs per-partition checkpoints)."""
+        if partitions != ALL_PARTITIONS:
+            raise ValueError(
+                "a projector consumes all partitions for now"
+                " (per-partition checkpoints and leases are not built yet)"
+            )
         problem = stack_problem(settings, contexts)
         if problem is not None:
             raise ValueError(problem)
@@ -109,7 +120,8 @@ class StackProjector:
         self.policy = policy
         self.layout = layout or RedisLayout()
         self.metrics = metrics or ProjectorMetrics()
-        self.runners: list[ConsumerRunner] = []
+        self.partitions = partitions
+        self.feeds: list[ContextFeed] = []
         self.targets: list[Target] = []
         self._term_over = asyncio.Event()
         """Set when this term as the leader ends: a signal, or the lock was lost."""
@@ -162,27 +174,33 @@ class StackProjector:
         js = nc.jetstream()
         for context in self.contexts.names:
             await ensure_stream(js, context, settings)
-        self.runners = [
-            ConsumerRunner(
+        self.feeds = [
+            ContextFeed(
                 js,
-                Engine(target, self.policy),
+                [Engine(t, self.policy) for t in self.targets if context in t.projection.contexts],
                 context_stream(context, settings),
                 self.options,
+                partitions=self.partitions,
                 backfill=self._backfill,
                 observe=self.metrics.observe_batch,
                 reconnects=lambda: int(nc.stats["reconnects"]),
             )
-            for target in self.targets
-            for context in target.projection.contexts
+            for context in self.contexts.names
         ]
         if self._executor is None:
-            # Every consumer runs its batches in a thread; leave room for checks and metrics.
+            # Batches run in threads (a feed's, and those of projections catching up on their
+            # own); leave room for checks and metrics.
             self._executor = ThreadPoolExecutor(
-                len(self.runners) + 4, thread_name_prefix="projector"
+                len(self.targets) + len(self.feeds) + 4, thread_name_prefix="projector"
             )
             asyncio.get_running_loop().set_default_executor(self._executor)
-        self._tasks = [asyncio.create_task(runner.run(self._term_over)) for runner in self.runners]
+        self._tasks = [asyncio.create_task(feed.run(self._term_over)) for feed in self.feeds]
         self._tasks.append(asyncio.create_task(self._watch()))
+
+    @property
+    def runners(self) -> list[Member]:
+        """Every projection's consumption, per context: on its feed or catching up alone."""
+        return [member for feed in self.feeds for member in feed.members]
 
     async def term_over(self) -> None:
         """Returns once this term as the leader ends (the lock was lost, or it was stopped)."""
@@ -197,7 +215,7 @@ class StackProjector:
             for task in pending:
                 task.cancel()
         self._tasks = []
-        self.runners = []
+        self.feeds = []
         if self._nc is not None:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await asyncio.wait_for(self._nc.drain(), 5)
@@ -223,9 +241,9 @@ class StackProjector:
             return found
         if self._nc is None or not self._nc.is_connected:
             found["nats"] = "not connected"
-        for runner in self.runners:
-            if not runner.attached:
-                found[runner.name] = "consumer not attached"
+        for consumer in self.runners:
+            if not consumer.attached:
+                found[consumer.name] = "consumer not attached"
         checks: dict[str, Callable[[], Any]] = {
             "redis": self.redis.ping,
             "read_database": self.read_db.ping,

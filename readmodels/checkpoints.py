@@ -85,7 +85,7 @@ def read_checkpoint(
 def write_checkpoint(
     tx: Tx, projection: str, version: int, context: str, checkpoint: Checkpoint
 ) -> None:
-    changed = tx.execute(
+    tx.expect(
         "UPDATE rm_checkpoints SET position = ?, stream_seq = ?, updated_at = ?"
         " WHERE projection = ? AND version = ? AND context = ?",
         [
@@ -96,9 +96,9 @@ def write_checkpoint(
             version,
             context,
         ],
+        1,
+        lambda: LookupError(f"no checkpoint row for {projection}:v{version}:{context}"),
     )
-    if changed != 1:
-        raise LookupError(f"no checkpoint row for {projection}:v{version}:{context}")
     tx.dialect.notify(
         tx, CHECKPOINT_CHANNEL, checkpoint_payload(projection, version, context, checkpoint)
     )

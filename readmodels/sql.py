@@ -9,7 +9,7 @@ Statements are written once with `?` placeholders and portable SQL (upserts with
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -82,6 +82,10 @@ class Dialect(ABC):
         """True for a failure of the database (connection, lock, deadlock), which says nothing
         about the event being applied; False for an error the statement itself caused."""
 
+    def is_driver_error(self, error: BaseException) -> bool:
+        """True for any error the database reported (a statement's, or the server's)."""
+        return isinstance(error, psycopg.Error | sqlite3.Error)
+
     def create_table(self, table: Table) -> list[str]:
         columns = [
             f"{c.name} {self.types[c.type]}{'' if c.nullable else ' NOT NULL'}"
@@ -139,7 +143,7 @@ class PostgresDialect(Dialect):
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('strata read models schema'))")
 
     def notify(self, tx: "Tx", channel: str, payload: str) -> None:
-        tx.query("SELECT pg_notify(?, ?)", [channel, payload])
+        tx.execute("SELECT pg_notify(?, ?)", [channel, payload])
 
 
 class SQLiteDialect(Dialect):
@@ -181,6 +185,9 @@ class SQLiteDialect(Dialect):
 class Tx:
     """One transaction: statements with `?` placeholders, parameters adapted by the dialect."""
 
+    pipelined = False
+    """Statements are sent without waiting for their results (`PipelinedTx`)."""
+
     def __init__(self, dialect: Dialect, cursor: Any) -> None:
         self.dialect = dialect
         self._cursor: Any = cursor
@@ -189,6 +196,21 @@ class Tx:
         """Run a statement; the number of rows it changed."""
         self._run(statement, params)
         return int(self._cursor.rowcount)
+
+    def expect(
+        self,
+        statement: str,
+        params: Sequence[object],
+        rows: int,
+        failure: Callable[[], Exception],
+    ) -> None:
+        """Run a statement that must change `rows` rows, else raise `failure()` (here at once;
+        in a pipelined transaction when it is flushed)."""
+        if self.execute(statement, params) != rows:
+            raise failure()
+
+    def flush(self) -> None:
+        """Wait for the statements sent so far (a no-op unless pipelined)."""
 
     def query(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
         self._run(statement, params)
@@ -282,6 +304,10 @@ class PostgresDatabase(SqlDatabase):
     def transaction(self, *, write: bool = True) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield Tx(self.dialect, cursor)
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Row]]:
+        """A connection of the pool, for a caller that drives it itself (pipelines)."""
+        return self._pool.connection()
 
     def close(self) -> None:
         self._pool.close()

@@ -113,10 +113,13 @@ def ensure_pointer(tx: Tx, projection: str) -> None:
     )
 
 
-def active_version(tx: Tx, projection: str, *, lock: Lock = None) -> int:
+def active_version(tx: Tx, projection: str, *, lock: Lock = None, nowait: bool = False) -> int:
+    """The active version; with `lock`, the pointer row stays locked until the transaction
+    ends (`nowait`: a row another transaction holds raises instead of waiting)."""
     suffix = ""
     if lock is not None and tx.dialect.for_update:
         suffix = " FOR SHARE" if lock == "share" else " FOR UPDATE"
+        suffix += " NOWAIT" if nowait else ""
     row = tx.query_one(
         f"SELECT version FROM rm_active WHERE projection = ?{suffix}",  # noqa: S608
         [projection],

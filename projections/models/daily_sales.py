@@ -8,19 +8,24 @@ order's currency and amount paid, which those events do not carry.
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.models.attribution import is_refund
-from projections.models.rows import change_one, fetch_one
+from projections.models.rows import change_one
 from readmodels import catalog
 from readmodels.formats import cents, utc_day
 from readmodels.sql import Tx
 
 _ADD = (
     "INSERT INTO daily_sales (day, currency, orders_paid, paid_cents, orders_refunded,"
-    " refunded_cents) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, currency) DO UPDATE SET"
+    " refunded_cents) SELECT ?, currency, {paid} FROM daily_sales_orders WHERE order_id = ?"
+    " ON CONFLICT (day, currency) DO UPDATE SET"
     " orders_paid = daily_sales.orders_paid + excluded.orders_paid,"
     " paid_cents = daily_sales.paid_cents + excluded.paid_cents,"
     " orders_refunded = daily_sales.orders_refunded + excluded.orders_refunded,"
     " refunded_cents = daily_sales.refunded_cents + excluded.refunded_cents"
 )
+"""Count into the day an order's payment or refund, in the currency the order was created in
+(read by the statement itself: no round trip of its own)."""
+_ADD_PAYMENT = _ADD.format(paid="1, ?, 0, 0")
+_ADD_REFUND = _ADD.format(paid="0, 0, 1, paid_cents")
 
 
 class DailySales(SqlProjection):
@@ -40,23 +45,11 @@ class DailySales(SqlProjection):
                 )
             case "Paid":
                 amount = cents(event.data["amount"])
-                (currency,) = fetch_one(
-                    tx,
-                    "SELECT currency FROM daily_sales_orders WHERE order_id = ?",
-                    [order],
-                    f"order {order} in daily_sales_orders",
-                )
+                change_one(tx, _ADD_PAYMENT, [day, amount, order], _order_row(event))
                 self._remember(tx, event, amount)
-                tx.execute(_ADD, [day, currency, 1, amount, 0, 0])
             case "Cancelled" if is_refund(event):
-                currency, paid = fetch_one(
-                    tx,
-                    "SELECT currency, paid_cents FROM daily_sales_orders WHERE order_id = ?",
-                    [order],
-                    f"order {order} in daily_sales_orders",
-                )
+                change_one(tx, _ADD_REFUND, [day, order], _order_row(event))
                 self._remember(tx, event, 0)
-                tx.execute(_ADD, [day, currency, 0, 0, 1, int(paid)])
 
     @staticmethod
     def _remember(tx: Tx, event: EventEnvelope, paid_cents: int) -> None:
@@ -64,5 +57,9 @@ class DailySales(SqlProjection):
             tx,
             "UPDATE daily_sales_orders SET paid_cents = ? WHERE order_id = ?",
             [paid_cents, event.aggregate_id],
-            f"order {event.aggregate_id} in daily_sales_orders",
+            _order_row(event),
         )
+
+
+def _order_row(event: EventEnvelope) -> str:
+    return f"order {event.aggregate_id} in daily_sales_orders"

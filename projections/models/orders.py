@@ -4,7 +4,7 @@ from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
-from projections.models.rows import change_one, fetch_one
+from projections.models.rows import change_one
 from readmodels import catalog
 from readmodels.formats import cents
 from readmodels.sql import Tx
@@ -45,19 +45,23 @@ class Orders(SqlProjection):
                     " VALUES (?, ?, ?, ?)",
                     [order, data["sku"], data["quantity"], unit_price],
                 )
-                self._change_lines(tx, event, +1, data["quantity"] * unit_price)
+                self._change_lines(tx, event, +1, "?", [data["quantity"] * unit_price])
             case "LineRemoved":
-                quantity, unit_price = fetch_one(
+                # The line's amount is read by the statement itself: no round trip of its own.
+                self._change_lines(
                     tx,
-                    "SELECT quantity, unit_price_cents FROM order_lines"
-                    " WHERE order_id = ? AND sku = ?",
+                    event,
+                    -1,
+                    "-COALESCE((SELECT quantity * unit_price_cents FROM order_lines"
+                    " WHERE order_id = ? AND sku = ?), 0)",
+                    [order, data["sku"]],
+                )
+                change_one(
+                    tx,
+                    "DELETE FROM order_lines WHERE order_id = ? AND sku = ?",
                     [order, data["sku"]],
                     f"line {data['sku']!r} of order {order}",
                 )
-                tx.execute(
-                    "DELETE FROM order_lines WHERE order_id = ? AND sku = ?", [order, data["sku"]]
-                )
-                self._change_lines(tx, event, -1, -int(quantity) * int(unit_price))
             case "Placed":
                 self._change_status(tx, event, total_cents=cents(data["total"]))
             case "Cancelled":
@@ -66,12 +70,15 @@ class Orders(SqlProjection):
                 self._change_status(tx, event)
 
     @staticmethod
-    def _change_lines(tx: Tx, event: EventEnvelope, count: int, amount: int) -> None:
+    def _change_lines(
+        tx: Tx, event: EventEnvelope, count: int, amount: str, amount_params: list[object]
+    ) -> None:
+        """Add `count` lines and the SQL expression `amount` to the order's total."""
         change_one(
             tx,
-            "UPDATE orders SET line_count = line_count + ?, total_cents = total_cents + ?,"
+            f"UPDATE orders SET line_count = line_count + ?, total_cents = total_cents + {amount},"  # noqa: S608
             " version = ? WHERE id = ?",
-            [count, amount, event.aggregate_version, event.aggregate_id],
+            [count, *amount_params, event.aggregate_version, event.aggregate_id],
             f"order {event.aggregate_id}",
         )
 

@@ -10,9 +10,9 @@ class MissingRow(LookupError):
 
 
 def change_one(tx: Tx, statement: str, params: Sequence[object], what: str) -> None:
-    """Run an UPDATE or DELETE that must change exactly one row."""
-    if tx.execute(statement, params) != 1:
-        raise MissingRow(f"no {what}")
+    """Run a statement that must change exactly one row (checked when a pipelined
+    transaction is flushed)."""
+    tx.expect(statement, params, 1, lambda: MissingRow(f"no {what}"))
 
 
 def fetch_one(tx: Tx, statement: str, params: Sequence[object], what: str) -> Row:

@@ -167,7 +167,7 @@ def test_stack_a_test_context_is_relayed_projected_read_and_replayed(
     assert message.subject.startswith(f"{stack_settings.stream_namespace}.es.notes.Note.")
 
     consumers = asyncio.run(project(stack_settings, message.position))
-    assert "proj_notes_v1_notes" in consumers
+    assert "proj_notes_all:notes:v1" in consumers  # the notes feed, serving notes:v1
     with TestClient(
         create_read_app(stack_settings, contexts=WITH_NOTES), headers=OPERATOR
     ) as client:
