@@ -1,32 +1,19 @@
 """Relay CPU per event against the raw cost of the same reads and publishes, in one run.
 
-`strata-relay --context users` runs as a subprocess on a fresh database
-`strata_bench_relaycpu_<context>` (one per registered context) and a stream namespace of its
-own; its CPU is read from `/proc/<pid>/stat` over each phase:
-
-- **paced**: `--rate` registrations per second (one event per transaction, as commands append)
-  for `--seconds`; the window ends when the stream holds the last one;
-- **backlog**: `--events` events appended at once, in transactions of 500; the window ends when
-  the stream holds them all.
-
-Then the raw cost of the same work, from a bare client in this process (CPU from
-`time.process_time`, nothing else running): the same rows read with the relay's query (one
-query per page of ≤ 500) and the same messages (subjects, headers, bodies built beforehand)
-published with `publish_async` (≤ 256 in flight) into a stream of its own, awaiting every ack:
-
-- **raw paced**: at each moment an event arrived in the paced phase, one query for what arrived
-  and its publishes, awaiting their acks;
-- **raw backlog**: pages of 500, all published, then every ack awaited.
-
-Prints the CPU per event of each and the ratio relay ÷ raw.
+`strata-relay --context users` on fresh databases; its CPU (`/proc/<pid>/stat`) over a
+**paced** phase (`--rate` registrations/s, one event per transaction, for `--seconds`) and a
+**backlog** (`--events` appended at once), each until the stream holds the last event. Then
+the raw cost of the same work from a bare client here (`time.process_time`): the same rows
+read with the relay's query (one per page of <= 500) and the same messages, built beforehand,
+published with `publish_async` (<= 256 in flight) into a stream of their own, every ack
+awaited; paced at the moments the events arrived, or all at once. Prints CPU per event and
+relay / raw. Details: bench/README.md.
 
     .venv/bin/python bench/relay_cpu.py                         # 100/s for 20 s, 20,000 events
-    .venv/bin/python bench/relay_cpu.py --rate 100 --seconds 10 --events 10000 --profile DIR
+    .venv/bin/python bench/relay_cpu.py --rate 100 --seconds 10 --events 5000 --profile DIR
 
-`--profile DIR` samples the relay with py-spy (`.venv/bin/pip install py-spy`; not a project
-dependency) during each phase into DIR/relay-<phase>.txt (collapsed stacks of CPU time only).
-Sampling costs the relay some CPU: read figures from runs without it. Needs PostgreSQL (`--pg`) and
-NATS (`--nats`).
+`--profile DIR`: py-spy samples of the relay per phase in DIR/relay-<phase>.txt (collapsed
+stacks; `.venv/bin/pip install py-spy`). Needs PostgreSQL (`--pg`) and NATS (`--nats`).
 """
 
 import argparse
@@ -50,7 +37,7 @@ from typing import Any
 import nats
 import psycopg
 from nats.js.errors import NotFoundError
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -69,13 +56,6 @@ CONTEXT = "users"
 PAGE = 500
 IN_FLIGHT = 256
 TICK = os.sysconf("SC_CLK_TCK")
-ROWS = (
-    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state,"
-    " m.correlation_id, m.causation_id FROM users_events e"
-    " LEFT JOIN users_event_metadata m USING (originator_id, originator_version)"
-    " WHERE e.notification_id > %s AND e.notification_id <= %s"
-    " ORDER BY e.notification_id LIMIT %s"
-)
 
 
 def log(message: str) -> None:
@@ -246,13 +226,15 @@ def stream_messages(services: Services, settings: Settings, upto: int) -> list[M
 
 async def raw_run(
     pg_url: str,
+    query: Composed,
     settings: Settings,
     messages: list[Message],
     steps: list[tuple[float, int]],
     after: int,
 ) -> Phase:
-    """Read rows up to each step's position (one query per page) and publish that many of the
-    prebuilt messages, awaiting their acks; paced by the steps' moments (all at 0: a backlog)."""
+    """Read the rows up to each step's position with the relay's query (one per page; positions
+    have no holes here) and publish that many of the prebuilt messages, awaiting their acks;
+    paced by the steps' moments (all at 0: a backlog)."""
     nc = await nats.connect(settings.nats_url)
     js = nc.jetstream(publish_async_max_pending=IN_FLIGHT)
     await ensure_stream(js, CONTEXT, settings)
@@ -262,7 +244,7 @@ async def raw_run(
         for moment, upto in steps:
             await asyncio.sleep(max(0.0, started + moment - time.monotonic()))
             while after < upto:
-                await cursor.execute(ROWS, [after, upto, PAGE], prepare=True)
+                await cursor.execute(query, [after, min(PAGE, upto - after)], prepare=True)
                 rows = await cursor.fetchall()
                 after = rows[-1][0]
                 for message in messages[sent : sent + len(rows)]:
@@ -328,7 +310,8 @@ class Bench:
         ]
         for message in rebuilt:
             message.headers["Nats-Expected-Stream"] = stream.name
-        return asyncio.run(raw_run(self.urls[CONTEXT], settings, rebuilt, steps, after))
+        query = self.services.users.recorder.envelope_page_statement()
+        return asyncio.run(raw_run(self.urls[CONTEXT], query, settings, rebuilt, steps, after))
 
 
 def measure(bench: Bench, rate: float, seconds: float, events: int) -> dict[str, Any]:
