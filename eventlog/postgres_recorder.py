@@ -19,7 +19,7 @@ advisory lock, so replicas starting together on a fresh database cannot collide 
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any, Final, LiteralString
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -38,6 +38,9 @@ from eventlog.jobs import RecorderJobs
 from eventlog.postgres_jobs import PostgresJobs
 from eventlog.postgres_replicas import PostgresReplicas
 from eventlog.replicas import RecorderReplicas
+
+_PAGE_AFTER: Final = "e.notification_id > %s ORDER BY e.notification_id LIMIT %s"
+"""The condition of a page of the log: parameters (after, limit)."""
 
 
 def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
@@ -242,9 +245,7 @@ class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplica
 
     def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
         """The events after a position, in position order, with their metadata, as envelopes."""
-        return self._select_envelopes(
-            context, "e.notification_id > %s ORDER BY e.notification_id LIMIT %s", [after, limit]
-        )
+        return self._select_envelopes(context, _PAGE_AFTER, [after, limit])
 
     def select_aggregate_envelopes(
         self, context: str, originator_id: UUID, after_version: int, up_to_version: int
@@ -257,11 +258,14 @@ class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplica
             [originator_id, after_version, up_to_version],
         )
 
-    def _select_envelopes(
-        self, context: str, condition: LiteralString, params: Sequence[Any]
-    ) -> list[EventEnvelope]:
+    def envelope_page_statement(self) -> Composed:
+        """`select_envelopes`'s statement, for a reader on a connection of its own: parameters
+        (after, limit); each row is read by `envelope_from_row`."""
+        return self._envelopes_statement(_PAGE_AFTER)
+
+    def _envelopes_statement(self, condition: LiteralString) -> Composed:
         # `condition` is a literal of this class; values are parameters.
-        statement = SQL(
+        return SQL(
             "SELECT e.notification_id AS position, e.originator_id, e.originator_version,"  # noqa: S608
             " e.topic, e.state, m.correlation_id, m.causation_id FROM {schema}.{events} e"
             " LEFT JOIN {schema}.{metadata} m USING (originator_id, originator_version)"
@@ -271,8 +275,12 @@ class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplica
             events=Identifier(self.events_table_name),
             metadata=self._event_metadata,
         )
+
+    def _select_envelopes(
+        self, context: str, condition: LiteralString, params: Sequence[Any]
+    ) -> list[EventEnvelope]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, params, prepare=True)
+            curs.execute(self._envelopes_statement(condition), params, prepare=True)
             return [envelope_from_row(context, row) for row in curs.fetchall()]
 
     def ping(self) -> None:

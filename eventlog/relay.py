@@ -3,11 +3,12 @@ exactly once and in position order.
 
 - **One active relay per store.** The relay holds a PostgreSQL session-level advisory lock on a
   connection of its own; without it, it is a hot standby that retries every half second. If that
-  connection fails it stops publishing at once (the next checkpoint write or wait fails) and
-  competes for the lock again.
-- **Never skips.** It reads pages with `select_envelopes(context, after, limit)`. Appends take
-  the events table lock, so commit order is position order: no position at or below one already
-  read can commit later. Holes left by rolled-back appends are permanent and need no waiting.
+  connection fails it stops publishing at once (the next read or wait fails) and competes for
+  the lock again.
+- **Never skips.** It reads pages of the log on that connection (`StoreSession.read_page`,
+  the query of `select_envelopes`). Appends take the events table lock, so commit order is
+  position order: no position at or below one already read can commit later. Holes left by
+  rolled-back appends are permanent and need no waiting.
 - **Exactly once, in order.** Each message carries ``Nats-Msg-Id: <context>-<position>`` (the
   stream drops a re-publish inside its duplicate window) and ``Nats-Expected-Last-Msg-Id`` of the
   message before it (the stream rejects a publish whose predecessor is missing, error 10070,
@@ -17,8 +18,10 @@ exactly once and in position order.
   ids and expectations (`eventlog.relay_publish.PagePublisher`), after bounded pauses.
 - **Resume point.** On start and after any failure it resumes after the stream's last message,
   which is what is really stored; only when the stream holds no message does it fall back to the
-  ``<context>_relay_checkpoint`` table, advanced once per acknowledged page.
+  ``<context>_relay_checkpoint`` table: the last acknowledged position, saved by the statement
+  of the next page read (on the next commit, or by the poll, at the latest a second later).
 - **Wake-ups.** LISTEN on the recorder's NOTIFY channel, with a poll every second as backstop.
+  A page short of full is the end of the log as it was read: the relay then waits for a commit.
 """
 
 import asyncio
@@ -173,11 +176,12 @@ class Relay:
     async def _relay(
         self, session: StoreSession, publisher: PagePublisher, stop: asyncio.Event
     ) -> None:
-        reader = PageReader(self._recorder, self._context, self._config.page_size)
+        reader = PageReader(session, self._config.page_size)
         try:
             await self._relay_pages(session, publisher, reader, stop)
         finally:
             reader.discard()
+        await session.save_checkpoint()  # of the last page, when stopped
 
     async def _relay_pages(
         self,
@@ -214,6 +218,7 @@ class Relay:
                 log.warning("cannot read the stream: %s", error, extra=self._log_extra)
                 await pause(stop, self._config.retry_interval)
                 continue
+            await session.save_checkpoint()
             checkpoint = await session.checkpoint()
             tip = tip_of(message) if message else Tip(checkpoint, None)
             top = await session.max_position()
@@ -238,21 +243,23 @@ class Relay:
         tip: Tip,
         stop: asyncio.Event,
     ) -> Tip:
-        """Publish the next page, or wait for a commit if there is none."""
+        """Publish the next page; at the end of the log (a page short of full: nothing more had
+        committed when it was read) wait for a commit. The checkpoint of a published page is
+        saved by the next read: at once, on the next commit, or by the poll after a second."""
         page = await reader.read(tip.position)
-        if not page:
-            await self._observe_lag(session, tip)
-            await session.wait_for_commit(self._config.poll_interval, stop)
-            return tip
-        after = page[-1].position
-        # A full page means a backlog: the next page is read while this one's acks come in.
-        read_ahead = (lambda: reader.read_ahead(after)) if len(page) == reader.page_size else None
-        published = await publisher.publish(page, tip, stop, sent=read_ahead)
-        if published is None:  # stopped while the stream did not answer
-            return tip
-        tip = published
-        await session.save_checkpoint(tip.position)
+        if page:
+            after = page[-1].position
+            # A full page means a backlog: the next page is read while this one's acks come in.
+            full = len(page) == reader.page_size
+            read_ahead = (lambda: reader.read_ahead(after)) if full else None
+            published = await publisher.publish(page, tip, stop, sent=read_ahead)
+            if published is None:  # stopped while the stream did not answer
+                return tip
+            tip = published
+            session.checkpoint_later(tip.position)
         await self._observe_lag(session, tip)
+        if len(page) < reader.page_size:
+            await session.wait_for_commit(self._config.poll_interval, stop)
         return tip
 
     async def _observe_lag(self, session: StoreSession, tip: Tip) -> None:

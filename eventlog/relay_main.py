@@ -48,7 +48,8 @@ PROG = "strata-relay"
 def open_event_store(
     settings: Settings, context: str
 ) -> tuple[InfrastructureFactory[Any], PostgresSideRecordRecorder]:
-    """The context's recorder alone (no application): the relay reads, it never decides.
+    """The context's recorder alone (no application): the relay reads, it never decides. The
+    relay reads the log on a connection of its own; the recorder's pool only answers /readyz.
 
     It does not create the store's tables: that is the write API's job, and creating indexes
     (even `IF NOT EXISTS`) takes SHARE locks that can deadlock with appends in flight. Until the
@@ -57,7 +58,7 @@ def open_event_store(
     lean = settings.model_copy(update={"worker_threads": 2})  # a small pool is plenty
     prefix = context.upper()
     # Check pooled connections on checkout: after a database restart they are all dead, and
-    # each would otherwise fail a page read and cost a re-sync.
+    # /readyz would otherwise report the first one's failure after the database is back.
     env = event_store_env(lean, context) | {
         f"{prefix}_CREATE_TABLE": "n",
         f"{prefix}_POSTGRES_PRE_PING": "y",

@@ -1,14 +1,21 @@
 """The relay's side of its event store: its own session (the relay lock, LISTEN for commits, the
-checkpoint) and the reader of pages of envelopes (see :mod:`eventlog.relay`)."""
+pages of the log, the checkpoint) and the reader of pages ahead (see :mod:`eventlog.relay`).
+
+Everything runs on that one connection, in the event loop: no pool, no thread hand-off, no
+transaction around a read, and the checkpoint of the last acknowledged page rides along with
+the next read (one statement), so an event at a low rate costs one round trip to PostgreSQL
+besides its wake-up.
+"""
 
 import asyncio
 import hashlib
 from typing import Any
 
 import psycopg
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.rows import dict_row
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
-from eventlog.envelope import EventEnvelope
+from eventlog.envelope import EventEnvelope, envelope_from_row
 from eventlog.jetstream import ContextStream
 from eventlog.postgres_recorder import PostgresSideRecordRecorder
 
@@ -29,7 +36,7 @@ def lock_key(stream: ContextStream) -> int:
 
 class StoreSession:
     """The relay's own connection to its event store (not from the library's pool): it holds
-    the relay lock, listens for commits and keeps the checkpoint."""
+    the relay lock, listens for commits, reads the log and keeps the checkpoint."""
 
     def __init__(
         self,
@@ -39,6 +46,8 @@ class StoreSession:
         stream: ContextStream,
     ) -> None:
         self._conn = conn
+        self._context = context
+        self._unsaved: int | None = None
         self._channel = Identifier(recorder.channel_name)
         self._key = lock_key(stream)
         self._stream_name = stream.name
@@ -57,6 +66,10 @@ class StoreSession:
             " DO UPDATE SET position = excluded.position, updated_at = now()"
         ).format(schema, checkpoints)
         self._max_position = SQL("SELECT max(notification_id) FROM {}.{}").format(schema, events)
+        self._page = recorder.envelope_page_statement()
+        self._saved_and_page: Composed = SQL("WITH saved AS ({}) {}").format(
+            self._upsert_checkpoint, self._page
+        )
 
     async def keep_alive_both_ways(self) -> None:
         """Have the server notice a vanished relay within seconds too (the operating system's
@@ -78,8 +91,29 @@ class StoreSession:
         row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    async def save_checkpoint(self, position: int) -> None:
-        await self._conn.execute(self._upsert_checkpoint, [self._stream_name, position])
+    def checkpoint_later(self, position: int) -> None:
+        """Save `position` (acknowledged by the stream) as the checkpoint with the next read,
+        which follows at once, or `save_checkpoint()`."""
+        self._unsaved = position
+
+    async def save_checkpoint(self) -> None:
+        """Save the checkpoint left for later now, if any."""
+        if self._unsaved is not None:
+            await self._conn.execute(self._upsert_checkpoint, [self._stream_name, self._unsaved])
+            self._unsaved = None
+
+    async def read_page(self, after: int, limit: int) -> list[EventEnvelope]:
+        """The events after a position, in position order, as envelopes (one statement, which
+        also saves the checkpoint left for later)."""
+        saving, self._unsaved = self._unsaved, None
+        async with self._conn.cursor(row_factory=dict_row) as cursor:
+            if saving is None:
+                await cursor.execute(self._page, [after, limit], prepare=True)
+            else:
+                parameters = [self._stream_name, saving, after, limit]
+                await cursor.execute(self._saved_and_page, parameters, prepare=True)
+            rows = await cursor.fetchall()
+        return [envelope_from_row(self._context, row) for row in rows]
 
     async def max_position(self) -> int:
         cursor = await self._conn.execute(self._max_position)
@@ -106,32 +140,29 @@ class StoreSession:
 
 
 class PageReader:
-    """Reads pages of envelopes in a worker thread. While a full page is being acknowledged,
-    the page after it is already read (a page read early is still complete: under the table
-    lock, anything that commits later has a higher position)."""
+    """Reads pages of the log on the session. While a full page is being acknowledged, the page
+    after it is already read (a page read early is still complete: under the table lock,
+    anything that commits later has a higher position)."""
 
-    def __init__(self, recorder: PostgresSideRecordRecorder, context: str, page_size: int) -> None:
-        self._recorder = recorder
-        self._context = context
+    def __init__(self, session: StoreSession, page_size: int) -> None:
+        self._session = session
         self.page_size = page_size
-        self._ahead: tuple[int, asyncio.Future[list[EventEnvelope]]] | None = None
+        self._ahead: tuple[int, asyncio.Task[list[EventEnvelope]]] | None = None
 
     async def read(self, after: int) -> list[EventEnvelope]:
         if self._ahead is not None and self._ahead[0] == after:
             page, self._ahead = self._ahead[1], None
             return await page
         self.discard()
-        return await asyncio.to_thread(self._select, after)
+        return await self._session.read_page(after, self.page_size)
 
     def read_ahead(self, after: int) -> None:
         self.discard()
-        self._ahead = (after, asyncio.ensure_future(asyncio.to_thread(self._select, after)))
+        self._ahead = (after, asyncio.create_task(self._session.read_page(after, self.page_size)))
 
     def discard(self) -> None:
+        """Forget the page read ahead. Its read is left to finish, not cancelled: cancelling a
+        query midway can leave the connection unusable."""
         if self._ahead is not None:
             page, self._ahead = self._ahead[1], None
             page.add_done_callback(lambda done: done.cancelled() or done.exception())
-            page.cancel()
-
-    def _select(self, after: int) -> list[EventEnvelope]:
-        return self._recorder.select_envelopes(self._context, after, self.page_size)
