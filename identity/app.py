@@ -1,6 +1,7 @@
 """The identity service's composition root: settings -> database, issuer, grants, accounts,
-the users service's client -> FastAPI app, following its live settings (log level, feature
-flags; runtime/live_reload.py). Nothing connects before the app starts.
+the users service's client, the feed of the users' address changes (`identity.following`) ->
+FastAPI app, following its live settings (log level, feature flags; runtime/live_reload.py).
+Nothing connects before the app starts.
 
 `create_app(settings)` is also how another process mounts identity in-process (the embedded
 default, tests); `profiles` replaces the HTTP client of the users service there.
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from identity import discovery, endpoints
 from identity.callers import rate_limit_caller
+from identity.following import FollowedPosition, following_users
 from identity.issuer import Clock, system_clock
 from identity.problems import install_problem_handlers
 from identity.profiles import SERVICE_SUBJECT, USERS_SCOPE, HttpProfiles, NoProfiles
@@ -49,6 +51,7 @@ def create_app(
         configure_logging(settings.log_level)
     chosen = profiles or NoProfiles()
     identity = build_identity(settings, chosen, clock)
+    followed = FollowedPosition()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +59,9 @@ def create_app(
             # no request deadline: replicas starting together wait for each other's schema
             await asyncio.to_thread(identity.prepare)
             running.callback(identity.store.database.close)
+            followed.feed = await running.enter_async_context(
+                following_users(settings, identity.store.database)
+            )
             users_url = settings.write_url("users")
             if profiles is None and users_url is not None:
                 client = httpx.AsyncClient(timeout=settings.request_timeout)
@@ -69,6 +75,7 @@ def create_app(
         JsonBodies, max_bytes=settings.max_body_bytes, form_paths=frozenset({"/token"})
     )
     app.add_middleware(RequestMetrics, registry=identity.metrics.registry)
+    identity.metrics.registry.register(followed)
     app.add_route("/metrics", metrics_endpoint(identity.metrics.registry), include_in_schema=False)
     install_problem_handlers(app)
     install_rate_limits(app, settings, rate_limit_caller, identity.metrics.registry)

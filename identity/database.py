@@ -60,6 +60,10 @@ SCHEMA = (
         last_attempt_at BIGINT NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS identity_sign_in_attempts_last
         ON identity_sign_in_attempts (last_attempt_at)""",
+    """CREATE TABLE IF NOT EXISTS identity_followed_logs (
+        upstream TEXT PRIMARY KEY,
+        position BIGINT NOT NULL,
+        stream_seq BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS identity_signing_keys (
         kid TEXT PRIMARY KEY,
         private_pem TEXT NOT NULL,

@@ -4,6 +4,7 @@
     strata-identity clients create NAME --role operator|service [--scope "payments:write ..."]
     strata-identity keys rotate
     strata-identity dev-token [--seconds N]
+    strata-identity sign-ins unlock ADDRESS
 
 Exit codes: 0 done, 1 refused (a client of that name exists), 2 bad arguments or settings.
 """
@@ -18,6 +19,8 @@ import typer
 import uvicorn
 from pydantic import TypeAdapter, ValidationError
 
+from domain.errors import InvalidValue
+from domain.values import email_claim_key, normalized_email
 from identity.accounts import ClientExists
 from identity.profiles import NoProfiles
 from identity.service import Identity, build_identity
@@ -31,8 +34,10 @@ DEV_SUBJECT = "dev-operator"
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
 clients = typer.Typer(help="Service accounts and operators.", no_args_is_help=True)
 keys = typer.Typer(help="Signing keys.", no_args_is_help=True)
+sign_ins = typer.Typer(help="Throttled password sign-ins.", no_args_is_help=True)
 cli.add_typer(clients, name="clients")
 cli.add_typer(keys, name="keys")
+cli.add_typer(sign_ins, name="sign-ins")
 
 
 def _settings() -> IdentitySettings:
@@ -107,6 +112,20 @@ def rotate_keys() -> None:
     with _prepared() as identity:
         key = identity.issuer.rotate()
     print(f"kid: {key.kid}\nsigns from: {key.active_from} (epoch seconds)")
+
+
+@sign_ins.command("unlock")
+def unlock(
+    address: Annotated[str, typer.Argument(help="The account's email address.")],
+) -> None:
+    """End the sign-in lockout of an address now, and its count of failed attempts."""
+    try:
+        email_key = email_claim_key(normalized_email(address))
+    except InvalidValue as error:
+        raise typer.BadParameter(str(error)) from None
+    with _prepared() as identity:
+        cleared = identity.throttle.clear(email_key)
+    print("unlocked" if cleared else "nothing to unlock: no attempts counted for this address")
 
 
 @cli.command("dev-token")

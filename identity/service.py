@@ -49,6 +49,7 @@ class Identity:
     runner: Runner
     metrics: IdentityMetrics
     profiles: Profiles
+    throttle: SignInThrottle
 
     def prepare(self) -> None:
         """Open the database, create its schema, the first key and the bootstrap clients."""
@@ -100,6 +101,7 @@ def build_identity(
         runner=Runner(settings.worker_threads, settings.request_timeout),
         metrics=IdentityMetrics(CollectorRegistry()),
         profiles=profiles,
+        throttle=throttle,
     )
 
 

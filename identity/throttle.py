@@ -105,3 +105,15 @@ class SignInThrottle:
         """The account's password was right: its count starts over."""
         with self._database.transaction() as tx:
             tx.execute("DELETE FROM identity_sign_in_attempts WHERE email_key = %s", (email_key,))
+
+    def clear(self, email_key: str) -> bool:
+        """An operator's act: the account's lockout and count end now; False if there was
+        none to end."""
+        with self._database.transaction() as tx:
+            return bool(
+                tx.execute(
+                    "DELETE FROM identity_sign_in_attempts WHERE email_key = %s"
+                    " RETURNING email_key",
+                    (email_key,),
+                )
+            )
