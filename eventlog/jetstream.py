@@ -171,6 +171,20 @@ async def last_message(js: JetStreamContext, stream_name: str) -> RawStreamMsg |
     raise RuntimeError(f"the last message of stream {stream_name} keeps vanishing")
 
 
+async def message_after(js: JetStreamContext, stream_name: str, seq: int) -> RawStreamMsg | None:
+    """The stream's first message after sequence `seq` still held, or None when none follows."""
+    wanted = seq + 1
+    for _ in range(5):
+        try:
+            return await js.get_msg(stream_name, seq=wanted)
+        except NotFoundError:
+            state = (await js.stream_info(stream_name)).state
+            if wanted > state.last_seq:
+                return None
+            wanted = max(wanted + 1, state.first_seq)  # aged out, or never stored (a gap)
+    return None
+
+
 class PublishFailed(Exception):
     """A publish was rejected or not acknowledged in time; the ones after it may be lost too.
 

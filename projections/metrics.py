@@ -61,9 +61,21 @@ class ProjectorMetrics:
         )
         self.lag_seconds = Gauge(
             "strata_projection_lag_seconds",
-            "While behind: now minus the time of the last applied event (0 when caught up;"
-            " NaN when behind with nothing applied yet).",
+            "Age of the oldest event not applied yet: now minus the commit time of the first"
+            " event after the checkpoint (0 when caught up).",
             _LABELS,
+            registry=r,
+        )
+        self.feed_lag_events = Gauge(
+            "strata_projection_feed_lag_events",
+            "The most events any projection of a context's feed is behind.",
+            ("feed", "context"),
+            registry=r,
+        )
+        self.feed_lag_seconds = Gauge(
+            "strata_projection_feed_lag_seconds",
+            "The oldest event not yet applied by every projection of a context's feed, in seconds.",
+            ("feed", "context"),
             registry=r,
         )
         self.dead_letters = Gauge(
@@ -82,6 +94,7 @@ class ProjectorMetrics:
         self._consumer_labels: dict[tuple[str, str], tuple[str, str, str]] = {}
         """(projection, context) → the labels last exported for it (its version may change)."""
         self._dead_letter_labels: set[tuple[str, str]] = set()
+        self._feeds: set[tuple[str, str]] = set()
 
     @property
     def _consumer_gauges(self) -> tuple[Gauge, ...]:
@@ -107,6 +120,8 @@ class ProjectorMetrics:
         for labels in self._consumer_labels.values():
             _remove(self._consumer_gauges, labels)
         self._consumer_labels.clear()
+        _remove((self.feed_lag_events, self.feed_lag_seconds), *self._feeds)
+        self._feeds.clear()
 
     def observe_batch(self, runner: Consumer, outcome: Outcome, seconds: float) -> None:
         labels = self._labels(runner)
@@ -117,21 +132,36 @@ class ProjectorMetrics:
         self.checkpoint.labels(*labels).set(runner.checkpoint.position)
 
     def observe_lag(
-        self, runner: Consumer, last_position: int, now: datetime | None = None
-    ) -> None:
+        self,
+        runner: Consumer,
+        last_position: int,
+        oldest_unapplied: datetime | None = None,
+        now: datetime | None = None,
+    ) -> tuple[int, float]:
+        """Export how far `runner` is behind the stream's last position, in events and in
+        seconds: the age of `oldest_unapplied`, the commit time of the first event after its
+        checkpoint. Without that time (a checkpoint backfilled from the event store carries no
+        stream sequence) the age of the last applied event stands in, an upper bound; NaN when
+        nothing was applied either. Returns (events, seconds)."""
         labels = self._labels(runner)
         behind = max(0, last_position - runner.checkpoint.position)
         self.lag_events.labels(*labels).set(behind)
         self.checkpoint.labels(*labels).set(runner.checkpoint.position)
         self.attached.labels(*labels).set(1 if runner.attached else 0)
+        since = oldest_unapplied or runner.last_event_time
         if behind == 0:
             seconds = 0.0
-        elif runner.last_event_time is None:
+        elif since is None:
             seconds = float("nan")
         else:
-            moment = now or datetime.now(UTC)
-            seconds = max(0.0, (moment - runner.last_event_time).total_seconds())
+            seconds = max(0.0, ((now or datetime.now(UTC)) - since).total_seconds())
         self.lag_seconds.labels(*labels).set(seconds)
+        return behind, seconds
+
+    def observe_feed_lag(self, feed: str, context: str, events: int, seconds: float) -> None:
+        self._feeds.add((feed, context))
+        self.feed_lag_events.labels(feed, context).set(events)
+        self.feed_lag_seconds.labels(feed, context).set(seconds)
 
     def observe_dead_letters(
         self, projections: Iterable[Projection], depth: Mapping[tuple[str, int], int]

@@ -16,11 +16,13 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import nats.errors
 import psycopg
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 from psycopg.conninfo import conninfo_to_dict
 from redis import Redis
 
@@ -28,11 +30,17 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
 from eventlog.envelope import EventEnvelope, envelope_source
-from eventlog.jetstream import connect, context_stream, ensure_stream, last_message
+from eventlog.jetstream import (
+    connect,
+    context_stream,
+    ensure_stream,
+    last_message,
+    message_after,
+)
 from eventlog.stores import Services, build_services
 from projections import dead_letters
 from projections.catchup import catch_up
-from projections.consumers import ConsumerOptions
+from projections.consumers import Consumer, ConsumerOptions
 from projections.engine import Engine, RetryPolicy, Target
 from projections.feed import ALL_PARTITIONS, ContextFeed, Member, Partitions
 from projections.leader import LeaderLock
@@ -287,14 +295,34 @@ class StackProjector:
     async def _observe(self) -> None:
         assert self._nc is not None
         js = self._nc.jetstream()
-        for context in self.contexts.names:
-            message = await last_message(js, context_stream(context, self.settings).name)
+        for feed in self.feeds:
+            stream = feed.stream.name
+            message = await last_message(js, stream)
             position = 0 if message is None else _position_of(message.headers, message.data)
-            for runner in self.runners:
-                if runner.context == context:
-                    self.metrics.observe_lag(runner, position)
+            lags = [
+                self.metrics.observe_lag(
+                    runner, position, await self._oldest_unapplied(js, stream, runner, position)
+                )
+                for runner in (member.solo or member for member in feed.members)
+            ]
+            events = max((lag[0] for lag in lags), default=0)
+            seconds = max((lag[1] for lag in lags), default=0.0)
+            self.metrics.observe_feed_lag(feed.name, feed.stream.context, events, seconds)
         depth = await asyncio.to_thread(self._dead_letter_depth)
         self.metrics.observe_dead_letters([t.projection for t in self.targets], depth)
+
+    async def _oldest_unapplied(
+        self, js: JetStreamContext, stream: str, runner: Consumer, last_position: int
+    ) -> datetime | None:
+        """The commit time of the first event after the runner's checkpoint (None when caught
+        up, or when its checkpoint carries no stream sequence)."""
+        checkpoint = runner.checkpoint
+        if checkpoint.position >= last_position or not checkpoint.stream_seq:
+            return None
+        message = await message_after(js, stream, checkpoint.stream_seq)
+        if message is None:
+            return None
+        return EventEnvelope.from_json(message.data or b"{}").timestamp
 
     def _dead_letter_depth(self) -> dict[tuple[str, int], int]:
         with self.read_db.transaction(write=False) as tx:

@@ -39,7 +39,7 @@ class ReadMetrics:
         )
         self.waits = Counter(
             "strata_read_waits",
-            "Read-your-writes waits by outcome (reached or timeout).",
+            "Read-your-writes waits by outcome (reached, timeout, or refused: too many waiting).",
             ["outcome"],
             registry=self.registry,
         )

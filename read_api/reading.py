@@ -59,13 +59,21 @@ class Reader:
                 positions.get((p.name, position.context), 0) >= position.value for p in behind
             )
 
-        with self.side.metrics.waiting.track_inprogress():
-            outcome = await self.side.watch.wait_until(reached, timeout)
-        self.side.metrics.waits.labels("reached" if outcome.reached else "timeout").inc()
+        side, why = self.side, ""
+        if side.waiters >= side.settings.read_max_waiting:
+            # Overload: no queue of waiters; one look at the checkpoints, then the 503 at once.
+            timeout, why = 0.0, f"{side.waiters} reads wait already, the most allowed"
+        side.waiters += 1
+        try:
+            with side.metrics.waiting.track_inprogress():
+                outcome = await side.watch.wait_until(reached, timeout)
+        finally:
+            side.waiters -= 1
+        side.metrics.waits.labels(_outcome(outcome.reached, why)).inc()
         if not outcome.reached:
-            header = position_header(outcome.positions, self._projections, self.side.contexts)
-            replica = await self.side.replica_status()
-            why = f"the read replica {replica.describe()}" if replica else ""
+            header = position_header(outcome.positions, self._projections, side.contexts)
+            replica = None if why else await side.replica_status()
+            why = why or (f"the read replica {replica.describe()}" if replica else "")
             raise PositionNotReached(str(position), header, timeout, why)
 
     async def read(self, query: Callable[[ReadStores], T]) -> T:
@@ -86,6 +94,12 @@ class Reader:
     def not_found(self, detail: str) -> HTTPException:
         headers = {READ_POSITION: self._header} if self._header else None
         return HTTPException(404, detail, headers=headers)
+
+
+def _outcome(reached: bool, refused: str) -> str:
+    if reached:
+        return "reached"
+    return "refused" if refused else "timeout"
 
 
 def _position(text: str, side: ReadSide) -> Position:

@@ -54,6 +54,8 @@ class ReadSide:
     mode: Mode
     listeners: list[asyncio.Task[None]] = field(default_factory=list)
     redis_listener: RedisListener | None = None
+    waiters: int = 0
+    """Reads waiting now for a `position` (at most `read_max_waiting`)."""
 
     async def unreachable(self) -> dict[str, str]:
         """The read stores that do not answer, with the reason (empty when all are ready); a

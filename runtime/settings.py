@@ -225,6 +225,13 @@ class CommonSettings(AuthSettings):
     read_wait_max_seconds: float = Field(
         10.0, ge=0, le=60, description="Read-your-writes: the most seconds a read may wait."
     )
+    read_max_waiting: int = Field(
+        1000,
+        ge=0,
+        le=100_000,
+        description="Read-your-writes: the most reads waiting at once; a read that would wait"
+        " beyond them gets its 503 at once.",
+    )
     replica_wait_seconds: float = Field(
         2.0,
         ge=0,

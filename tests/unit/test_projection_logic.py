@@ -317,7 +317,7 @@ def test_stack_settings_with_a_read_database_of_its_own_are_fine():
     assert stack_problem(Settings(**STACK)) is None  # type: ignore[arg-type]
 
 
-def test_lag_is_zero_when_caught_up_and_the_age_of_the_last_event_when_behind():
+def test_lag_is_zero_when_caught_up_and_the_age_of_the_first_unapplied_event_when_behind():
     class Runner:
         engine = Engine(FakeTarget({}))
         context = "orders"
@@ -336,6 +336,10 @@ def test_lag_is_zero_when_caught_up_and_the_age_of_the_last_event_when_behind():
     metrics.observe_lag(runner, 45, now=T + timedelta(seconds=30))  # type: ignore[arg-type]
     assert metrics.registry.get_sample_value("strata_projection_lag_events", labels) == 5
     assert metrics.registry.get_sample_value("strata_projection_lag_seconds", labels) == 30
+
+    oldest_unapplied = T + timedelta(seconds=20)
+    metrics.observe_lag(runner, 45, oldest_unapplied, now=T + timedelta(seconds=30))  # type: ignore[arg-type]
+    assert metrics.registry.get_sample_value("strata_projection_lag_seconds", labels) == 10
 
     runner.last_event_time = None
     metrics.observe_lag(runner, 45)  # type: ignore[arg-type]

@@ -218,3 +218,37 @@ def test_a_read_answers_promptly_once_the_checkpoint_reaches_the_position(
         lags.append(answered - later.done_at)
 
     assert statistics.median(lags) < 0.05, f"lags after the checkpoint moved: {lags}"
+
+
+def test_past_the_most_waiting_reads_a_read_that_must_wait_gets_its_503_at_once(
+    known: Backend,
+) -> None:
+    """Overload: waiting reads are bounded in number too, not only in time; one more read
+    neither queues nor waits, while a read whose position is reached still answers."""
+    settings = known.settings.model_copy(update={"read_max_waiting": 1})
+    context, position = ORDERS.contexts[0], CHECKPOINTS[ORDERS]
+    wanted = {"position": f"{context}:{position + 1}"}
+    with TestClient(create_app(settings), headers=OPERATOR) as client:
+        answers: list[Any] = []
+        first = threading.Thread(
+            target=lambda: answers.append(client.get("/orders", params={**wanted, "wait": 5}))
+        )
+        first.start()
+        deadline = time.monotonic() + 5
+        while "strata_read_waiting 1.0" not in client.get("/metrics").text:
+            assert time.monotonic() < deadline, "the first read never waited"
+            time.sleep(0.02)
+
+        started = time.perf_counter()
+        refused = client.get("/orders", params=wanted)
+        elapsed = time.perf_counter() - started
+        reached = client.get("/orders", params={"position": f"{context}:{position}"})
+        known.write.checkpoint(ORDERS, context, position + 1)
+        first.join(10)
+
+    body = assert_problem(refused, 503, "1 reads wait already", "after waiting 0 s")
+    assert refused.headers["Retry-After"] == "1"
+    assert body["reached"] == f"{context}:{position}"
+    assert elapsed < 0.5, "the read beyond the bound must not wait"
+    assert reached.status_code == 200, reached.text
+    assert [answer.status_code for answer in answers] == [200]

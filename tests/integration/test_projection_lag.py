@@ -1,0 +1,156 @@
+"""Overload, issue 11 item 7: a projector held back falls behind; its lag, in events and in
+seconds (the age of the oldest event not applied), grows in its metrics and in `replay
+projections`, and returns to 0 once it catches up.
+
+The projector is held back as a slow database would: a transaction of the test holds
+`rm_checkpoints` locked, so the PostgreSQL read models cannot commit their batches.
+"""
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from contexts.registered import REGISTRY
+from contexts.settings import Settings
+from eventlog.jetstream import context_stream
+from eventlog.stores import Services, build_services
+from projections import stack as projector_stack
+from projections.consumers import ConsumerOptions
+from projections.stack import StackProjector
+from replay.main import app as replay_app
+from tests.support.nats import delete_streams, new_namespace, require_nats
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
+from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.relays import RelayThread, register_users, store_max, wait_until_relayed
+
+CONTEXTS = REGISTRY.names
+DIRECTORY = {"projection": "users_directory", "version": "1", "context": "users"}
+DATABASE_VARIABLES = [(c.name, c.database_url_variable) for c in REGISTRY]
+FEED = {"feed": "proj_users_all", "context": "users"}
+
+
+@pytest.fixture
+def settings() -> Iterator[Settings]:
+    nats = require_nats()
+    with (
+        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
+        scratch_redis_database(require_redis()) as redis_url,
+    ):
+        built = Settings(
+            **url_settings(urls),
+            redis_url=redis_url,
+            nats_url=nats,
+            stream_namespace=new_namespace(),
+            group_commit=False,
+        )
+        yield built
+        delete_streams(nats, *(context_stream(c, built).name for c in CONTEXTS))
+
+
+class ProjectorThread:
+    """The stack's projector on an event loop of its own thread; `sample` reads its metrics."""
+
+    def __init__(self, settings: Settings) -> None:
+        options = ConsumerOptions(batch_size=16, fetch_timeout=0.2, pauses=(0.1,))
+        self.projector = StackProjector(settings, options=options)
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+
+    def __enter__(self) -> "ProjectorThread":
+        self._thread.start()
+        assert self._started.wait(20), "the projector did not start"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the projector did not stop"
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            assert await self.projector.lead(asyncio.Event())
+            await self.projector.start()
+            self._started.set()
+            await self._stop.wait()
+        finally:
+            await self.projector.close()
+
+    def sample(self, name: str, labels: dict[str, str]) -> float | None:
+        return self.projector.metrics.registry.get_sample_value(name, labels)
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.05)
+
+
+def listed_directory(settings: Settings) -> dict[str, Any]:
+    """`replay projections --json`: users_directory's lag in the users context."""
+    env = {
+        **{variable: str(settings.database_url(c)) for c, variable in DATABASE_VARIABLES},
+        "STRATA_READ_DATABASE_URL": str(settings.read_database_url),
+        "STRATA_REDIS_URL": str(settings.redis_url),
+    }
+    result = CliRunner().invoke(replay_app, ["projections", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    [directory] = [
+        p for p in json.loads(result.stdout)["projections"] if p["projection"] == "users_directory"
+    ]
+    [users] = directory["contexts"]
+    return dict(users)
+
+
+@pytest.mark.postgres
+def test_lag_grows_while_the_projector_is_held_back_and_returns_to_zero_after(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projector_stack, "WATCH_INTERVAL", 0.1)
+    services: Services = build_services(settings)
+    register_users(services, 1)
+    with RelayThread(settings, "users"), ProjectorThread(settings) as running:
+
+        def lag() -> tuple[float | None, float | None]:
+            return (
+                running.sample("strata_projection_lag_events", DIRECTORY),
+                running.sample("strata_projection_lag_seconds", DIRECTORY),
+            )
+
+        wait_for(lambda: lag() == (0, 0), "caught up with the first user")
+        applied = store_max(services, "users")
+
+        with psycopg.connect(str(settings.read_database_url)) as held:
+            held.execute("LOCK TABLE rm_checkpoints IN EXCLUSIVE MODE")
+            before = time.time()
+            register_users(services, 3)
+            head = store_max(services, "users")
+            wait_until_relayed(settings, "users", head)
+            wait_for(lambda: lag()[0] == head - applied, "the lag counts the new events")
+            first_seconds = lag()[1]
+            assert first_seconds is not None
+            wait_for(lambda: (lag()[1] or 0) > first_seconds + 0.3, "the lag in seconds grows")
+            seconds, since_before = lag()[1], time.time() - before
+            # the age of the first event not applied, not of the last one applied (older)
+            assert seconds is not None and 0.3 < seconds <= since_before
+            assert (running.sample("strata_projection_feed_lag_events", FEED) or 0) >= 3
+            assert (running.sample("strata_projection_feed_lag_seconds", FEED) or 0) >= seconds
+
+            behind = listed_directory(settings)
+            assert (behind["position"], behind["head"]) == (applied, head)
+            assert behind["lag_events"] == head - applied
+            assert 0.3 < behind["lag_seconds"] <= time.time() - before
+            held.rollback()
+
+        wait_for(lambda: lag() == (0, 0), "caught up again")
+        assert running.sample("strata_projection_feed_lag_events", FEED) == 0
+        caught_up = listed_directory(settings)
+        assert (caught_up["lag_events"], caught_up["lag_seconds"]) == (0, 0)
