@@ -102,11 +102,12 @@ class StackProjector:
     ) -> None:
         """`partitions`: the partitions of every context's subjects this process consumes.
         Checkpoints are kept per context, so only all of them can be consumed by one process
-        for now (a partition set per worker needs per-partition checkpoints)."""
+        for now: a partition set per worker needs the targets to write per-partition
+        checkpoints under a lease (projections.leases; docs/scaling.md)."""
         if partitions != ALL_PARTITIONS:
             raise ValueError(
                 "a projector consumes all partitions for now"
-                " (per-partition checkpoints and leases are not built yet)"
+                " (the worker mode over partition leases is not built yet)"
             )
         problem = stack_problem(settings, contexts)
         if problem is not None:

@@ -2,6 +2,7 @@
 checkpoints, dead letters, the version pointer and registry, the generic document tables."""
 
 from readmodels.checkpoints import CHECKPOINTS
+from readmodels.partition_checkpoints import PARTITION_CHECKPOINTS
 from readmodels.sql import Column, Index, Table, Tx
 from readmodels.versions import VERSION_TABLES
 
@@ -58,7 +59,7 @@ SORTED_SETS = Table(
     indexes=(Index("rm_sorted_sets_by_score", ("projection", "version", "key", "score")),),
 )
 
-SHARED_TABLES = (CHECKPOINTS, DEAD_LETTERS, *VERSION_TABLES)
+SHARED_TABLES = (CHECKPOINTS, PARTITION_CHECKPOINTS, DEAD_LETTERS, *VERSION_TABLES)
 DOCUMENT_TABLES = (HASHES, SORTED_SETS)
 
 
