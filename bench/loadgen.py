@@ -84,8 +84,9 @@ def request_bytes(
     return head.encode() + body
 
 
-def json_request(method: str, path: str, host: str, payload: object) -> bytes:
-    return request_bytes(method, path, host, json.dumps(payload, separators=(",", ":")).encode())
+def json_request(method: str, path: str, host: str, payload: object, extra: str = "") -> bytes:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return request_bytes(method, path, host, body, extra)
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:

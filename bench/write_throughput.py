@@ -48,9 +48,11 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 import loadgen
 
 from contexts.registered import REGISTRY
+from tests.support.auth import IDENTITY, JwksServer
 
 HOST = "127.0.0.1"
 STARTED = time.time()
@@ -399,11 +401,14 @@ class Server:
             return "(no log)"
 
 
-def start_server(base: str, workers: int, log_dir: Path, *, noop: bool = False) -> Server:
+def start_server(
+    base: str, workers: int, log_dir: Path, jwks_url: str, *, noop: bool = False
+) -> Server:
     port = free_port()
     env = dict(os.environ)
     env.update(
         **{variable: f"{base}/{database}" for variable, database in STORE_DBS.items()},
+        STRATA_JWKS_URL=jwks_url,
         STRATA_HOST=HOST,
         STRATA_PORT=str(port),
         STRATA_WEB_WORKERS=str(workers),
@@ -596,10 +601,24 @@ class Profiler:
                 self.process.wait()
 
 
-def register_factory(host_header: str, run_id: str) -> loadgen.RequestFactory:
-    prefix = (
-        f"POST /users HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: application/json\r\n"
-    ).encode()
+def client_tokens(clients: int) -> list[str]:
+    """One operator token per client connection, as each client of the service would hold its
+    own; the server verifies every request's token (ES256) as in production."""
+    return [IDENTITY.token(f"bench-client-{i}", seconds=3600) for i in range(clients)]
+
+
+def authorization(token: str) -> str:
+    return f"Authorization: Bearer {token}\r\n"
+
+
+def register_factory(host_header: str, run_id: str, tokens: list[str]) -> loadgen.RequestFactory:
+    prefixes = [
+        (
+            f"POST /users HTTP/1.1\r\nHost: {host_header}\r\n{authorization(token)}"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        for token in tokens
+    ]
 
     def make(client: int, seq: int) -> bytes:
         body = b'{"name":"Bench User","email":"u%d-%d-%s@bench.example.com"}' % (
@@ -607,23 +626,26 @@ def register_factory(host_header: str, run_id: str) -> loadgen.RequestFactory:
             seq,
             run_id.encode(),
         )
+        prefix = prefixes[client % len(prefixes)]
         return prefix + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
     return make
 
 
-def rename_factory(host_header: str, user_ids: list[str]) -> loadgen.RequestFactory:
+def rename_factory(
+    host_header: str, user_ids: list[str], tokens: list[str]
+) -> loadgen.RequestFactory:
     prefixes = [
         (
             f"PUT /users/{user_id}/name HTTP/1.1\r\nHost: {host_header}\r\n"
-            "Content-Type: application/json\r\n"
+            f"{authorization(token)}Content-Type: application/json\r\n"
         ).encode()
-        for user_id in user_ids
+        for user_id, token in zip(user_ids, tokens, strict=True)
     ]
 
     def make(client: int, seq: int) -> bytes:
         body = b'{"name":"Bench User %d"}' % seq  # a new name each time: one event each
-        return prefixes[client] + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        return prefixes[client % len(prefixes)] + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
     return make
 
@@ -640,6 +662,7 @@ def healthz_factory(host_header: str) -> loadgen.RequestFactory:
 
 def preregister(port: int, count: int, run_id: str) -> list[str]:
     host_header = f"{HOST}:{port}"
+    operator = authorization(IDENTITY.token("bench-setup", seconds=3600))
 
     async def go() -> list[str]:
         ids = []
@@ -649,6 +672,7 @@ def preregister(port: int, count: int, run_id: str) -> list[str]:
                 "/users",
                 host_header,
                 {"name": f"Renamed {i}", "email": f"r{i}-{run_id}@bench.example.com"},
+                extra=operator,
             )
             response = await loadgen.fetch(HOST, port, request)
             if response.status != 201:
@@ -684,20 +708,22 @@ def api_end_to_end(
     profiler: Profiler | None,
     log_dir: Path,
     window: Window,
+    jwks_url: str,
 ) -> tuple[loadgen.LoadResult, Server]:
     for database in STORE_DBS.values():
         recreate_database(base, database)
-    server = start_server(base, workers, log_dir, noop=command == "noop")
+    server = start_server(base, workers, log_dir, jwks_url, noop=command == "noop")
     try:
         wait_ready(server)
         run_id = uuid.uuid4().hex[:8]
         host_header = f"{HOST}:{server.port}"
         if command == "rename":
-            factory = rename_factory(host_header, preregister(server.port, clients, run_id))
+            user_ids = preregister(server.port, clients, run_id)
+            factory = rename_factory(host_header, user_ids, client_tokens(clients))
         elif command == "healthz":
             factory = healthz_factory(host_header)
         else:  # register, and noop: the same request to the storeless framework ceiling
-            factory = register_factory(host_header, run_id)
+            factory = register_factory(host_header, run_id, client_tokens(clients))
         spread: dict[str, int] = {}
 
         def on_window(edge: str) -> None:
@@ -1067,6 +1093,8 @@ def main() -> None:
         sys.exit(2)
     log(f"    {raw.rate:,.0f} ev/s")
 
+    serving_keys = contextlib.ExitStack()  # the identity's JWKS, which the server trusts
+    identity = serving_keys.enter_context(JwksServer(IDENTITY.key).serving())
     log(
         f"(b) write API: {args.command}, {args.clients} connections, {args.workers} worker(s)"
         f"{', under py-spy' if args.profile else ''}, {args.seconds:g} s ..."
@@ -1084,12 +1112,14 @@ def main() -> None:
             profiler=profiler,
             log_dir=out,
             window=api_window,
+            jwks_url=identity.url,
         )
     except RuntimeError as error:
         log(f"write_throughput: FAILED: {error}")
         sys.exit(2)
     api_cpu = api_window.usage(server.process.pid)
     stop_server(server)
+    serving_keys.close()
     log(f"    {api.rate:,.0f} req/s; server log in {server.log_path}")
 
     profile = None

@@ -77,7 +77,11 @@ class CommonSettings(AuthSettings):
     host: str = Field("127.0.0.1", description="Address the write API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the write API listens on.")
     web_workers: int = Field(
-        1, ge=1, le=64, description="Write API processes (uvicorn workers) sharing the port."
+        1,
+        ge=1,
+        le=64,
+        description="Processes (uvicorn workers) of the write and read APIs, each with its own"
+        " share of the connections (a `SO_REUSEPORT` socket per worker).",
     )
     worker_threads: int = Field(
         40, ge=1, le=1000, description="Threads running blocking store calls per process."
