@@ -98,6 +98,13 @@ class CommonSettings(AuthSettings):
     request_timeout: float = Field(
         5.0, gt=0, description="Seconds a request may take before it gets a 503."
     )
+    max_commands_in_flight: int = Field(
+        0,
+        ge=0,
+        description="Commands a write-service process handles at once; one more gets a 503 with"
+        " `Retry-After` at once, and nothing is done for it. 0: `STRATA_WORKER_THREADS`, the"
+        " connections each event store's pool may lend to commands.",
+    )
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest command body accepted."
     )
@@ -293,6 +300,11 @@ class CommonSettings(AuthSettings):
                 "STRATA_READ_WAIT_DEFAULT_SECONDS may not exceed STRATA_READ_WAIT_MAX_SECONDS"
             )
         return self
+
+    @property
+    def commands_in_flight_limit(self) -> int:
+        """`max_commands_in_flight`, or the default it stands for when 0."""
+        return self.max_commands_in_flight or self.worker_threads
 
     @property
     def mode(self) -> Mode:
