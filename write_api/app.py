@@ -81,11 +81,12 @@ def create_app(
         services = build_services(settings, contexts)
         app.state.services = services
         app.state.settings = settings
-        app.state.runner = Runner(settings.worker_threads, settings.request_timeout)
+        app.state.runner = runner = Runner(settings.worker_threads, settings.request_timeout)
         try:
             async with _running_beside(app, settings, contexts, registry, clock, extensions):
                 yield
         finally:
+            runner.close()
             services.close()
 
     app = FastAPI(title="strata write API", description=DESCRIPTION, lifespan=lifespan)
