@@ -421,6 +421,9 @@ def start_server(
         STRATA_PORT=str(port),
         STRATA_WEB_WORKERS=str(workers),
         STRATA_LOG_LEVEL=env.get("STRATA_LOG_LEVEL", "warning"),
+        # the check runs on every request, but one client must not be throttled by it
+        STRATA_RATE_LIMIT_DEFAULT=env.get("STRATA_RATE_LIMIT_DEFAULT", "100000000/minute"),
+        STRATA_RATE_LIMIT_ROLES=env.get("STRATA_RATE_LIMIT_ROLES", "{}"),
     )
     command = [venv_script("strata-write-api")]
     if noop:  # the same framework stack answering without a store

@@ -2,9 +2,9 @@
 
 A BFF checks the token itself, as every service does (`runtime.auth`: signature against the
 identity's JWKS, issuer, audience, expiry), then forwards the same `Authorization` header to the
-read API, which checks it again. Its rate limits count against the verified subject only: a
-forged token naming another user costs that user nothing (it counts against its sender's
-address, and is refused with a 401).
+read API, which checks it again. Its rate limits count against the verified subject only
+(`runtime.rate_limits.by_subject`): a forged token naming another user costs that user nothing
+(it counts against its sender's address, and is refused with a 401).
 """
 
 from dataclasses import dataclass
@@ -15,11 +15,9 @@ from fastapi import Depends, Request
 
 from domain.values import CANONICAL_UUID
 from runtime.auth.http import Caller as Verified
-from runtime.auth.http import Unauthenticated, verified_principal
 from runtime.auth.policy import Forbidden
 from runtime.auth.principal import Principal as VerifiedPrincipal
 from runtime.auth.principal import Role
-from runtime.rate_limits import client_address
 
 
 @dataclass(frozen=True)
@@ -58,12 +56,3 @@ async def caller(request: Request, verified: Verified) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(caller)]
-
-
-async def rate_limit_key(request: Request) -> str:
-    """Whom a request counts against: its verified subject, else its address."""
-    try:
-        principal = await verified_principal(request)
-    except Unauthenticated:
-        return client_address(request)
-    return f"sub:{principal.subject}"

@@ -19,14 +19,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from bff.downstream import Breakers, ReadApi, Refused
-from bff.principal import rate_limit_key
 from bff.settings import BffSettings
 from runtime.auth.http import authenticator, install_auth
 from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 from runtime.http.problems import install_problem_handlers
 from runtime.live_reload import install_live_settings
-from runtime.live_settings import LiveSettings
+from runtime.live_settings import LiveSettings, live_settings_of
 from runtime.rate_limits import install_rate_limits
 from runtime.resilience import BREAKER_SETTINGS
 
@@ -67,7 +66,9 @@ def read_api(request: Request) -> ReadApi:
 
 def feature_on(request: Request, flag: str, *, default: bool = True) -> bool:
     """Whether the feature flag is on in the live settings in force (docs/config.md)."""
-    live: LiveSettings = request.app.state.live
+    live = live_settings_of(request.app)
+    if live is None:
+        raise RuntimeError("the BFF's live settings are not running (install_live_settings)")
     return live.current.feature_flags.get(flag, default)
 
 
@@ -95,7 +96,7 @@ def create_bff(
     install_problem_handlers(app, log)
     install_auth(app, authenticator(settings))
     app.add_exception_handler(Refused, _on_refused)
-    install_rate_limits(app, settings, rate_limit_key)
+    install_rate_limits(app, settings)
     for router in routers:
         app.include_router(router)
     app.include_router(ops)

@@ -11,6 +11,7 @@ from identity.opaque_secrets import digest, new_secret
 from identity.passwords import Passwords
 from identity.settings import BootstrapClient
 from identity.store import Client, IdentityStore
+from identity.throttle import SignInThrottle
 
 
 class AccountExists(Exception):
@@ -23,6 +24,14 @@ class ClientExists(Exception):
 
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key sent again with another sign-up."""
+
+
+class WrongPassword(Exception):
+    """The current password given to change it is not the account's."""
+
+
+class NoAccount(Exception):
+    """The signed-in subject has no password (a service account, or its account is gone)."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +53,15 @@ def bootstrap_client(client: BootstrapClient) -> Client:
 
 class Accounts:
     def __init__(
-        self, store: IdentityStore, passwords: Passwords, clock: Clock = system_clock
+        self,
+        store: IdentityStore,
+        passwords: Passwords,
+        throttle: SignInThrottle,
+        clock: Clock = system_clock,
     ) -> None:
         self._store = store
         self._passwords = passwords
+        self._throttle = throttle
         self._clock = clock
 
     def hash_password(self, password: str) -> str:
@@ -86,6 +100,19 @@ class Accounts:
             user_id, email, email_claim_key(email), password_hash, self._clock()
         ):
             raise AccountExists(f"the profile {user_id} or the address has an account already")
+
+    def change_password(self, user_id: str, current: str, new: str) -> int:
+        """Replace the user's password, `current` being the right one, and sign every session of
+        theirs out (their refresh tokens); how many sign-ins that ended. Guesses of `current`
+        count against the account's sign-in throttle like sign-ins do."""
+        credential = self._store.credential_of_user(user_id)
+        if credential is None:
+            raise NoAccount("this caller has no password to change")
+        self._throttle.attempt(credential.email_key)
+        if not self._passwords.matches(credential.password_hash, current):
+            raise WrongPassword("the current password is wrong")
+        self._throttle.succeeded(credential.email_key)
+        return self._store.change_password(user_id, self._passwords.hash(new), self._clock())
 
     def create_client(self, client_id: str, role: str, scope: str) -> NewClient:
         secret = new_secret()

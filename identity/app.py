@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from identity import discovery, endpoints
+from identity.callers import rate_limit_caller
 from identity.issuer import Clock, system_clock
 from identity.problems import install_problem_handlers
 from identity.profiles import SERVICE_SUBJECT, USERS_SCOPE, HttpProfiles, NoProfiles
@@ -27,6 +28,7 @@ from runtime.http.request_bodies import JsonBodies
 from runtime.http.request_metrics import RequestMetrics, metrics_endpoint
 from runtime.live_reload import install_live_settings
 from runtime.logs import configure as configure_logging
+from runtime.rate_limits import install_rate_limits
 
 DESCRIPTION = """Sign-up, sign-in and the tokens every strata service verifies: ES256 JWTs with
 a `kid`, their keys at `/jwks.json`, discovery at `/.well-known/openid-configuration`. The token
@@ -69,6 +71,7 @@ def create_app(
     app.add_middleware(RequestMetrics, registry=identity.metrics.registry)
     app.add_route("/metrics", metrics_endpoint(identity.metrics.registry), include_in_schema=False)
     install_problem_handlers(app)
+    install_rate_limits(app, settings, rate_limit_caller, identity.metrics.registry)
     app.include_router(endpoints.router)
     app.include_router(discovery.router)
     _add_health(app)

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from runtime.sqlite_wal import use_wal
+
 Row = tuple[Any, ...]
 SQLITE_FILE = "identity.sqlite3"
 EXCLUSIVE_LOCK = 0x1DE7171E  # an advisory-lock number of identity's own
@@ -48,6 +50,16 @@ SCHEMA = (
         revoked_at BIGINT)""",
     """CREATE INDEX IF NOT EXISTS identity_refresh_tokens_family
         ON identity_refresh_tokens (family_id)""",
+    """CREATE INDEX IF NOT EXISTS identity_refresh_tokens_subject
+        ON identity_refresh_tokens (subject)""",
+    """CREATE TABLE IF NOT EXISTS identity_sign_in_attempts (
+        email_key TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        lockouts INTEGER NOT NULL,
+        locked_until BIGINT NOT NULL,
+        last_attempt_at BIGINT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS identity_sign_in_attempts_last
+        ON identity_sign_in_attempts (last_attempt_at)""",
     """CREATE TABLE IF NOT EXISTS identity_signing_keys (
         kid TEXT PRIMARY KEY,
         private_pem TEXT NOT NULL,
@@ -127,7 +139,7 @@ class SqliteDatabase:
     def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(self._path, timeout=self._busy_timeout) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+            use_wal(connection, self._busy_timeout)
 
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[Transaction]:

@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse
 
 from identity.keys import ALGORITHM
 from identity.service import identity_of, run
+from runtime.rate_limits import RateLimitedRoute
 
-router = APIRouter(tags=["discovery"])
+router = APIRouter(tags=["discovery"], route_class=RateLimitedRoute)
 JWKS_PATH = "/jwks.json"
 TOKEN_PATH = "/token"  # noqa: S105 - a path, not a secret
 

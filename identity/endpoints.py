@@ -1,5 +1,6 @@
-"""Identity's HTTP endpoints: sign-up, accounts, the token endpoint and key rotation (the
-discovery documents are `identity.discovery`)."""
+"""Identity's HTTP endpoints: sign-up, accounts, the token endpoint, password change and key
+rotation (the discovery documents are `identity.discovery`). Every one is rate limited per
+caller and route (runtime/rate_limits.py)."""
 
 import base64
 import binascii
@@ -9,49 +10,33 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from identity.accounts import AccountExists, sign_up_fingerprint
+from identity.callers import Operator, SignedInUser
 from identity.forms import MalformedForm, parse_form, required
 from identity.grants import InvalidClient, InvalidGrant, TokenAnswer
-from identity.problems import NotAllowed, NotAuthenticated, UnsupportedGrantType
+from identity.problems import UnsupportedGrantType
 from identity.schemas import (
     FORM_BODY,
     Account,
     AccountRequest,
+    PasswordChange,
+    PasswordChanged,
     RotatedKey,
     SignUpRequest,
     TokenResponse,
 )
 from identity.service import Identity, identity_of, run
-from identity.tokens import Grant, InvalidToken
+from identity.throttle import SignInThrottled
+from runtime.rate_limits import RateLimitedRoute
 
 GrantCall = Callable[[], TokenAnswer]
-router = APIRouter()
+router = APIRouter(route_class=RateLimitedRoute)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 IDEMPOTENCY_KEY_RULE = "Idempotency-Key must be 1 to 200 visible ASCII characters"
-
-
-async def operator(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> Grant:
-    """The bearer token's grant, which must hold the operator role."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("send an operator's token: Authorization: Bearer <token>")
-    identity = identity_of(request)
-    try:
-        grant = await run(request, lambda: identity.issuer.verify(token.strip()))
-    except InvalidToken as error:
-        raise NotAuthenticated(f"the bearer token is not valid: {error}") from None
-    if "operator" not in grant.roles:
-        raise NotAllowed("only an operator may do this")
-    return grant
-
-
-Operator = Annotated[Grant, Depends(operator)]
 
 
 def _sign_up_key(value: str | None) -> str:
@@ -144,6 +129,9 @@ async def token(
     except (InvalidGrant, InvalidClient):
         identity.metrics.tokens.labels(form["grant_type"], "refused").inc()
         raise
+    except SignInThrottled:
+        identity.metrics.tokens.labels(form["grant_type"], "throttled").inc()
+        raise
     identity.metrics.tokens.labels(form["grant_type"], "issued").inc()
     return JSONResponse(answer.body(), headers=NO_STORE)
 
@@ -177,6 +165,21 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
     if not colon:
         raise MalformedForm("the Basic credentials have no ':'")
     return unquote(client_id), unquote(secret)
+
+
+@router.post("/password", response_model=PasswordChanged, tags=["accounts"])
+async def change_password(
+    body: PasswordChange, request: Request, user: SignedInUser
+) -> PasswordChanged:
+    """The signed-in user's new password, given their current one. Every refresh token of the
+    user is revoked: each session signs in again (access tokens already issued stay valid until
+    they expire). Wrong current passwords count against the account's sign-in throttle."""
+    accounts = identity_of(request).accounts
+
+    def change() -> int:
+        return accounts.change_password(user.subject, body.current_password, body.new_password)
+
+    return PasswordChanged(signed_out=await run(request, change))
 
 
 @router.post(

@@ -1,7 +1,8 @@
 """The token endpoint's grants (RFC 6749): password, refresh_token and client_credentials.
 
 Every refusal of credentials is the same `InvalidGrant` (or `InvalidClient`), whatever was wrong:
-an unknown address and a wrong password are told apart by no answer and no timing.
+an unknown address and a wrong password are told apart by no answer and no timing. Password
+sign-ins of an account are throttled (`identity.throttle`): a locked one is `SignInThrottled`.
 """
 
 import uuid
@@ -14,6 +15,7 @@ from identity.issuer import Clock, Issuer, system_clock
 from identity.opaque_secrets import digest, new_secret, same_digest
 from identity.passwords import Passwords
 from identity.store import IdentityStore, RefreshOutcome
+from identity.throttle import SignInThrottle
 from identity.tokens import Grant
 
 DECOY_DIGEST = digest("a secret no client has")
@@ -50,21 +52,27 @@ class Grants:
         store: IdentityStore,
         issuer: Issuer,
         passwords: Passwords,
+        throttle: SignInThrottle,
         refresh_seconds: int,
         clock: Clock = system_clock,
     ) -> None:
         self._store = store
         self._issuer = issuer
         self._passwords = passwords
+        self._throttle = throttle
         self._refresh_seconds = refresh_seconds
         self._clock = clock
 
     def password(self, username: str, password: str) -> TokenAnswer:
         """A user's sign-in: `username` is the email address."""
-        credential = self._store.credential(_email_key(username))
+        email_key = _email_key(username)
+        if email_key:  # no account has an invalid address: nothing to protect
+            self._throttle.attempt(email_key)
+        credential = self._store.credential(email_key)
         stored_hash = credential.password_hash if credential else None
         if credential is None or not self._passwords.matches(stored_hash, password):
             raise InvalidGrant("the username or the password is wrong")
+        self._throttle.succeeded(email_key)
         if self._passwords.needs_rehash(credential.password_hash):
             self._store.rehash(credential.user_id, self._passwords.hash(password))
         grant = Grant(credential.user_id, ("user",))

@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from psycopg import OperationalError as PostgresUnavailable
 from psycopg_pool import PoolTimeout
 
-from identity.accounts import AccountExists, IdempotencyKeyReused
+from identity.accounts import AccountExists, IdempotencyKeyReused, NoAccount, WrongPassword
 from identity.forms import MalformedForm
 from identity.grants import InvalidClient, InvalidGrant
 from identity.passwords import InvalidPassword
 from identity.profiles import ProfileRefused, ProfilesUnavailable
+from identity.throttle import SignInThrottled
 from runtime.http import problems as common
 from runtime.http.deadlines import ServiceUnavailable
 from runtime.http.openapi import PROBLEM_JSON
@@ -37,6 +38,10 @@ def _token_endpoint(operation: Operation) -> bool:
 
 def _creates_accounts(operation: Operation) -> bool:
     return operation.path in ("/sign-up", "/accounts")
+
+
+def _checks_passwords(operation: Operation) -> bool:
+    return operation.path in ("/token", "/password")
 
 
 INVALID_REQUEST = ProblemType(
@@ -64,12 +69,28 @@ INVALID_CLIENT = ProblemType(
 ACCOUNT_EXISTS = ProblemType(
     409, "account-exists", "the address or the profile has an account", _creates_accounts
 )
+SIGN_IN_THROTTLED = ProblemType(
+    429,
+    "sign-in-throttled",
+    "too many password attempts for this account without a success: its password is not"
+    " checked until `Retry-After` (`error`: `slow_down` at /token)",
+    _checks_passwords,
+    retry_after=True,
+)
+WRONG_PASSWORD = ProblemType(
+    403,
+    "wrong-password",
+    "the current password given is not the account's",
+    lambda operation: operation.path == "/password",
+)
 IDENTITY_PROBLEMS = (
     INVALID_REQUEST,
     UNSUPPORTED_GRANT_TYPE,
     INVALID_GRANT,
     INVALID_CLIENT,
     ACCOUNT_EXISTS,
+    SIGN_IN_THROTTLED,
+    WRONG_PASSWORD,
 )
 
 
@@ -110,6 +131,14 @@ async def _on_invalid_password(request: Request, error: Exception) -> JSONRespon
     return common.invalid_input(request, [{"field": "body.password", "message": str(error)}])
 
 
+async def _on_throttled(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, SignInThrottled)
+    headers = {"Retry-After": str(error.retry_after)}
+    if request.url.path == "/token":
+        return problem(request, SIGN_IN_THROTTLED, str(error), headers=headers, error="slow_down")
+    return problem(request, SIGN_IN_THROTTLED, str(error), headers=headers)
+
+
 async def _on_unavailable(request: Request, error: Exception) -> JSONResponse:
     log.warning("unavailable: %s", error, extra={"path": request.url.path})
     return await common.on_unavailable(request, error)
@@ -125,6 +154,9 @@ HANDLERS: Sequence[tuple[type[Exception], Handler]] = (
     ),
     (NotAuthenticated, _answer(UNAUTHENTICATED, None, {"WWW-Authenticate": "Bearer"})),
     (NotAllowed, _answer(FORBIDDEN)),
+    (NoAccount, _answer(FORBIDDEN)),
+    (WrongPassword, _answer(WRONG_PASSWORD)),
+    (SignInThrottled, _on_throttled),
     (AccountExists, _answer(ACCOUNT_EXISTS)),
     (IdempotencyKeyReused, _answer(IDEMPOTENCY_KEY_REUSED)),
     (InvalidPassword, _on_invalid_password),

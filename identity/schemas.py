@@ -63,6 +63,17 @@ class AccountRequest(Body):
     password: Password
 
 
+class PasswordChange(Body):
+    current_password: Annotated[
+        str, Strict(), StringConstraints(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    ]
+    new_password: Password
+
+
+class PasswordChanged(BaseModel):
+    signed_out: int = Field(description="The user's sign-ins (refresh-token families) revoked.")
+
+
 class Account(BaseModel):
     user_id: str
     email: str

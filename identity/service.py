@@ -14,6 +14,7 @@ from identity.issuer import Clock, Issuer, system_clock
 from identity.passwords import Passwords
 from identity.settings import IdentitySettings
 from identity.store import IdentityStore
+from identity.throttle import SignInThrottle, ThrottlePolicy
 from runtime.http.deadlines import Runner
 
 T = TypeVar("T")
@@ -64,6 +65,15 @@ def identity_database(settings: IdentitySettings) -> Database:
     )
 
 
+def throttle_policy(settings: IdentitySettings) -> ThrottlePolicy:
+    return ThrottlePolicy(
+        max_failures=settings.identity_sign_in_max_failures,
+        lockout_seconds=settings.identity_sign_in_lockout_seconds,
+        max_lockout_seconds=settings.identity_sign_in_max_lockout_seconds,
+        quiet_seconds=settings.identity_sign_in_quiet_seconds,
+    )
+
+
 def build_identity(
     settings: IdentitySettings, profiles: Profiles, clock: Clock = system_clock
 ) -> Identity:
@@ -77,13 +87,16 @@ def build_identity(
         settings.identity_key_publish_ahead_seconds,
         clock,
     )
-    grants = Grants(store, issuer, passwords, settings.identity_refresh_token_seconds, clock)
+    throttle = SignInThrottle(store.database, throttle_policy(settings), clock)
+    grants = Grants(
+        store, issuer, passwords, throttle, settings.identity_refresh_token_seconds, clock
+    )
     return Identity(
         settings=settings,
         store=store,
         issuer=issuer,
         grants=grants,
-        accounts=Accounts(store, passwords, clock),
+        accounts=Accounts(store, passwords, throttle, clock),
         runner=Runner(settings.worker_threads, settings.request_timeout),
         metrics=IdentityMetrics(CollectorRegistry()),
         profiles=profiles,

@@ -5,13 +5,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
-from runtime.settings import CommonSettings
+from runtime.settings import LIVE, CommonSettings, RouteLimits
 
 Role = Literal["operator", "service"]
 PasswordProfile = Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 SCOPE_PATTERN = r"^([a-z]+:(read|write)( [a-z]+:(read|write))*)?$"
 Scope = Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]
+IDENTITY_ROUTE_LIMITS = {"POST /sign-up": "5/minute;50/hour", "POST /password": "5/minute;30/hour"}
+"""Per address (sign-up) or per user (password change); `POST /token` has the default, per
+address, and each account its sign-in throttle (identity/throttle.py)."""
 
 
 class BootstrapClient(BaseModel):
@@ -61,6 +64,32 @@ class IdentitySettings(CommonSettings):
         "RFC_9106_LOW_MEMORY",
         description="argon2-cffi's parameter profile of new password hashes (older hashes are"
         " rehashed at the next sign-in); CHEAPEST is for tests only.",
+    )
+    identity_sign_in_max_failures: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Password sign-ins of one account without a success that lock its password"
+        " grant (429) for a backoff.",
+    )
+    identity_sign_in_lockout_seconds: int = Field(
+        30, ge=1, le=3600, description="The first lockout; each next one in a series doubles."
+    )
+    identity_sign_in_max_lockout_seconds: int = Field(
+        900, ge=1, le=86400, description="The longest lockout of an account's password grant."
+    )
+    identity_sign_in_quiet_seconds: int = Field(
+        900,
+        ge=1,
+        le=86400,
+        description="Without a sign-in attempt this long, an account's count and backoff start"
+        " over.",
+    )
+    rate_limit_routes: RouteLimits = Field(
+        default_factory=lambda: dict(IDENTITY_ROUTE_LIMITS),
+        description="Limits of particular routes instead of the default, as JSON (method, space,"
+        " the route's path template); identity's own: " + json.dumps(IDENTITY_ROUTE_LIMITS) + ".",
+        json_schema_extra=LIVE,
     )
     identity_bootstrap_clients: SecretStr = Field(
         SecretStr("[]"),

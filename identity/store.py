@@ -17,6 +17,7 @@ from identity.tokens import Grant
 class Credential:
     user_id: str
     password_hash: str
+    email_key: str
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class IdentityStore:
     def credential(self, email_key: str) -> Credential | None:
         with self.database.transaction() as tx:
             rows = tx.execute(
-                "SELECT user_id, password_hash FROM identity_credentials WHERE email_key = %s",
+                "SELECT user_id, password_hash, email_key FROM identity_credentials"
+                " WHERE email_key = %s",
                 (email_key,),
             )
         return Credential(*rows[0]) if rows else None
@@ -62,7 +64,8 @@ class IdentityStore:
     def credential_of_user(self, user_id: str) -> Credential | None:
         with self.database.transaction() as tx:
             rows = tx.execute(
-                "SELECT user_id, password_hash FROM identity_credentials WHERE user_id = %s",
+                "SELECT user_id, password_hash, email_key FROM identity_credentials"
+                " WHERE user_id = %s",
                 (user_id,),
             )
         return Credential(*rows[0]) if rows else None
@@ -80,6 +83,21 @@ class IdentityStore:
                 "UPDATE identity_credentials SET password_hash = %s WHERE user_id = %s",
                 (password_hash, user_id),
             )
+
+    def change_password(self, user_id: str, password_hash: str, now: int) -> int:
+        """Store the user's new password hash and revoke every refresh token of the user (each
+        sign-in's family), in one transaction; how many sign-ins that revoked."""
+        with self.database.transaction() as tx:
+            tx.execute(
+                "UPDATE identity_credentials SET password_hash = %s WHERE user_id = %s",
+                (password_hash, user_id),
+            )
+            revoked = tx.execute(
+                "UPDATE identity_refresh_tokens SET revoked_at = %s"
+                " WHERE subject = %s AND revoked_at IS NULL RETURNING family_id",
+                (now, user_id),
+            )
+        return len({family for (family,) in revoked})
 
     def sign_up(self, idempotency_key: str) -> SignUp | None:
         with self.database.transaction() as tx:

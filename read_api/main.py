@@ -3,7 +3,7 @@
 import sys
 
 from contexts.settings import load_settings
-from read_api.stores import ReadStoresMisconfigured, read_stores_mode
+from read_api.stores import ReadStoresMisconfigured, read_stores_mode, stack_description
 from readmodels.sql import READ_DATABASE
 from runtime.http.serve import serve
 
@@ -18,7 +18,7 @@ def main() -> None:
     where = (
         (settings.data_dir / READ_DATABASE).resolve()
         if mode == "embedded"
-        else "Redis and PostgreSQL"
+        else stack_description(settings)
     )
     print(f"strata read API ({mode} mode, read models in {where})", flush=True)
     print(f"  API:  {base}\n  docs: {base}/docs", flush=True)

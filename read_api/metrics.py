@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as render
 from starlette.exceptions import HTTPException
 
@@ -41,6 +41,11 @@ class ReadMetrics:
             "strata_read_waits",
             "Read-your-writes waits by outcome (reached or timeout).",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.waiting = Gauge(
+            "strata_read_waiting",
+            "Reads waiting now for the read models to reach their `position`.",
             registry=self.registry,
         )
 

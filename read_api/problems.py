@@ -47,10 +47,12 @@ class InvalidParameter(Exception):
 class PositionNotReached(Exception):
     """Read-your-writes: the read models did not reach the requested position within the wait."""
 
-    def __init__(self, wanted: str, reached: str, waited: float) -> None:
+    def __init__(self, wanted: str, reached: str, waited: float, why: str = "") -> None:
+        """`why`: what holds the models back, if known (a read replica's lag)."""
+        because = f" ({why})" if why else ""
         super().__init__(
             f"the read models behind this endpoint are at {reached or 'nothing'}, not yet at"
-            f" {wanted}, after waiting {waited:g} s; retry later or with a longer wait"
+            f" {wanted}, after waiting {waited:g} s{because}; retry later or with a longer wait"
         )
         self.wanted = wanted
         self.reached = reached

@@ -24,13 +24,14 @@ from read_api.resources import ReadSide, read_side
 from read_api.stores import ReadStores
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
+from runtime.rate_limits import RateLimitedRoute
 
 T = TypeVar("T")
 
 
-class ReadRoute(MeteredRoute, QueryCheckedRoute):
+class ReadRoute(MeteredRoute, QueryCheckedRoute, RateLimitedRoute):
     """The route class of every read endpoint: metered, query string checked (in that order, so
-    the metrics count the 422s of the check too)."""
+    the metrics count the 422s of the check too), and rate limited per caller."""
 
 
 class Reader:
@@ -58,11 +59,14 @@ class Reader:
                 positions.get((p.name, position.context), 0) >= position.value for p in behind
             )
 
-        outcome = await self.side.watch.wait_until(reached, timeout)
+        with self.side.metrics.waiting.track_inprogress():
+            outcome = await self.side.watch.wait_until(reached, timeout)
         self.side.metrics.waits.labels("reached" if outcome.reached else "timeout").inc()
         if not outcome.reached:
             header = position_header(outcome.positions, self._projections, self.side.contexts)
-            raise PositionNotReached(str(position), header, timeout)
+            replica = await self.side.replica_status()
+            why = f"the read replica {replica.describe()}" if replica else ""
+            raise PositionNotReached(str(position), header, timeout, why)
 
     async def read(self, query: Callable[[ReadStores], T]) -> T:
         if self._awaited is not None:

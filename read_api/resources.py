@@ -19,8 +19,10 @@ from read_api.cursors import CursorCodec
 from read_api.listeners import RedisListener, listen_postgres
 from read_api.metrics import ReadMetrics
 from read_api.problems import STORE_ERRORS
+from read_api.replica_gauges import ReplicaGauges
 from read_api.saga_gauges import register_saga_gauges
 from read_api.stores import ReadStores, build_read_stores, read_stores_mode
+from read_api.stores.replica import ReplicaStatus
 from read_api.waiting import CheckpointWatch
 from readmodels.checkpoints import Positions
 from runtime.auth.http import register_auth_mode
@@ -31,6 +33,10 @@ EMBEDDED_POLL_SECONDS = 0.005
 """Embedded mode: how often a waiting read re-reads the checkpoints (no notifications)."""
 STACK_BACKSTOP_SECONDS = 1.0
 """Stack mode: the longest a waiting read trusts the listeners without re-reading."""
+REPLICA_POLL_SECONDS = 0.01
+"""Stack mode on a read replica: how often a waiting read re-reads the checkpoints. A replica
+cannot LISTEN (it is in recovery) and the primary's NOTIFY comes before the replica has replayed
+the commit, so the waits poll the replica; waiting reads share each read (`CheckpointWatch`)."""
 
 
 @dataclass
@@ -50,7 +56,8 @@ class ReadSide:
     redis_listener: RedisListener | None = None
 
     async def unreachable(self) -> dict[str, str]:
-        """The read stores that do not answer, with the reason (empty when all are ready)."""
+        """The read stores that do not answer, with the reason (empty when all are ready); a
+        read replica lagging more than `read_replica_max_lag_seconds` counts as not answering."""
         failures = {}
         stores = self.stores
         for name, store in (("key-value", stores.key_value), ("relational", stores.relational)):
@@ -58,7 +65,21 @@ class ReadSide:
                 await self.runner.run(store.ping)
             except Exception as error:  # noqa: BLE001 - reported, not raised
                 failures[name] = str(error) or type(error).__name__
+        limit = self.settings.read_replica_max_lag_seconds
+        status = await self.replica_status() if "relational" not in failures else None
+        if status is not None and status.lag_seconds > limit:
+            failures["replica"] = f"{status.describe()} (the limit is {limit:g} s)"
         return failures
+
+    async def replica_status(self) -> ReplicaStatus | None:
+        """How far the read replica is behind; None without a replica or if it does not say."""
+        probe = self.stores.replica
+        if probe is None:
+            return None
+        try:
+            return await self.runner.run(probe.status)
+        except Exception:  # noqa: BLE001 - its pings report an unreachable replica
+            return None
 
 
 @asynccontextmanager
@@ -75,8 +96,7 @@ async def open_read_side(
     async def read_checkpoints() -> Positions:
         return await runner.run(lambda: stores.positions(models))
 
-    backstop = EMBEDDED_POLL_SECONDS if mode == "embedded" else STACK_BACKSTOP_SECONDS
-    watch = CheckpointWatch(read_checkpoints, backstop=backstop)
+    watch = CheckpointWatch(read_checkpoints, backstop=_backstop(mode, stores))
     watch.bind(asyncio.get_running_loop())
     side = ReadSide(
         settings=settings,
@@ -89,6 +109,8 @@ async def open_read_side(
         mode=mode,
     )
     register_saga_gauges(side.metrics.registry, stores, models)
+    if stores.replica is not None:
+        side.metrics.registry.register(ReplicaGauges(stores.replica))
     if registry is None:  # a host's registry has the host's own
         register_auth_mode(side.metrics.registry, settings.auth == "insecure")
     try:
@@ -97,12 +119,19 @@ async def open_read_side(
             assert settings.read_database_url
             side.redis_listener = RedisListener(settings.redis_url, watch)
             side.redis_listener.start()
-            side.listeners.append(
-                asyncio.create_task(listen_postgres(settings.read_database_url, watch))
-            )
+            if stores.replica is None:  # a replica cannot LISTEN: its waits poll
+                side.listeners.append(
+                    asyncio.create_task(listen_postgres(settings.read_database_url, watch))
+                )
         yield side
     finally:
         await _close(side)
+
+
+def _backstop(mode: Mode, stores: ReadStores) -> float:
+    if mode == "embedded":
+        return EMBEDDED_POLL_SECONDS
+    return STACK_BACKSTOP_SECONDS if stores.replica is None else REPLICA_POLL_SECONDS
 
 
 async def _close(side: ReadSide) -> None:

@@ -11,6 +11,7 @@ opens the read stores on start and closes them on shutdown. Beside the write API
     include_read_routes(app, settings, prefix="/read")  # GET /read/users/{id}, /read/metrics, ...
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,7 @@ from read_api.resources import attach_read_side, read_side
 from runtime.auth.http import authenticator, install_auth
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
+from runtime.rate_limits import install_rate_limits
 from runtime.settings import CommonSettings
 
 ops = APIRouter(tags=["health"])
@@ -37,20 +39,26 @@ async def healthz() -> dict[str, str]:
 
 
 @ops.get("/readyz", response_model=None)
-async def readyz(request: Request) -> JSONResponse | dict[str, str]:
+async def readyz(request: Request) -> JSONResponse | dict[str, object]:
     """Every read store answers and holds the read models; `auth` says whether requests are
-    authenticated (`jwt`) or not (`insecure`)."""
-    failures = await read_side(request).unreachable()
+    authenticated (`jwt`) or not (`insecure`). Served from a read replica, `replica` says how
+    far behind it is, and a lag over `STRATA_READ_REPLICA_MAX_LAG_SECONDS` is not ready."""
+    side = read_side(request)
+    failures = await side.unreachable()
     if failures:
         detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
         return problem(request, NOT_READY, f"read stores unreachable: {detail}")
-    return {"status": "ready", "auth": read_side(request).settings.auth}
+    ready: dict[str, object] = {"status": "ready", "auth": side.settings.auth}
+    if (status := await side.replica_status()) is not None:
+        ready["replica"] = status.as_json()
+    return ready
 
 
 @ops.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of the read routes (requests, latency, read-your-writes waits)."""
-    return read_side(request).metrics.exposition()
+    """Prometheus metrics of the read routes (requests, latency, read-your-writes waits) and of
+    the read replica, if any (collected off the event loop: they may ask the stores)."""
+    return await asyncio.to_thread(read_side(request).metrics.exposition)
 
 
 def read_routes(
@@ -94,5 +102,6 @@ def include_read_routes(
     install_read_problem_handlers(app)
     if not hasattr(app.state, "authenticator"):  # a host without its own: the settings' one
         install_auth(app, authenticator(settings))
+    install_rate_limits(app, settings)  # a host that has its own keeps them
     routes = read_routes(settings, with_ops=with_ops, registry=registry, contexts=contexts)
     app.include_router(routes, prefix=prefix)

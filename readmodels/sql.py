@@ -22,6 +22,7 @@ from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
 from readmodels.formats import utc_text
+from runtime.sqlite_wal import use_wal
 
 Row = tuple[Any, ...]
 
@@ -328,7 +329,7 @@ class SQLiteDatabase(SqlDatabase):
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(conn, self._busy_timeout)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 

@@ -2,12 +2,16 @@
 
 A service may run several uvicorn workers, each a process of its own: each one follows the
 file by itself (`following`, in its lifespan), so each one takes every change.
-`install_live_settings(app, ...)` does it for a FastAPI app (`app.state.live`, the settings in
-force; the log level, the rate limits when the app counts them, and the hooks it is given);
+`install_live_settings(app, ...)` does it for a FastAPI app (`live_settings_of(app)`, the settings
+in force; the log level, the rate limits when the app counts them, and the hooks it is given);
 `live_settings_followed` for a process that is no app (the relay, the projector). The file is
 watched with `watchfiles` (inotify where the kernel has it, polling elsewhere); a change is
 applied within a fraction of a second. A document that is unreadable or holds a bad value is
 logged and counted (`strata_live_settings_rejected_total`) and the settings stay as they were.
+
+A service attaches its `LiveSettings` to its app (`attach_live_settings`, in its lifespan) so that
+parts installed on the app find them (`live_settings_of`) and hook themselves: the rate limits do
+(runtime/rate_limits.py).
 
 Metrics, on the service's /metrics: `strata_live_settings_revision` (the bucket revision of the
 document applied last, 0 before any), `strata_live_settings_rejected_total`, and
@@ -26,11 +30,10 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from watchfiles import Change, awatch
 
-from runtime.live_settings import LiveSettings, LiveSettingsFile, NotLive
-from runtime.rate_limits import RateLimitRules, rate_limits_of
+from runtime.live_settings import LiveSettings, LiveSettingsFile, NotLive, attach_live_settings
+from runtime.rate_limits import RATE_LIMIT_SETTINGS, rate_limits_of
 from runtime.settings import CommonSettings
 
-RATE_LIMIT_SETTINGS = frozenset({"rate_limit_default", "rate_limit_routes"})
 Follow = Callable[[FastAPI, LiveSettings], None]
 """Registers the hooks of a running app's parts (`live.on_change`)."""
 
@@ -149,7 +152,7 @@ def follow_rate_limits(app: FastAPI, live: LiveSettings) -> None:
     if getattr(app.state, "rate_limits", None) is None:
         return
     limits = rate_limits_of(app)
-    live.on_change(RATE_LIMIT_SETTINGS, lambda s: limits.replace(RateLimitRules.from_settings(s)))
+    live.on_change(RATE_LIMIT_SETTINGS, limits.follow)
 
 
 def install_live_settings(
@@ -158,7 +161,7 @@ def install_live_settings(
     registry: Callable[[FastAPI], CollectorRegistry],
     *follows: Follow,
 ) -> None:
-    """Follow the live settings while `app` runs (`app.state.live`): the log level, the rate
+    """Follow the live settings while `app` runs (`live_settings_of(app)`): the log level, the rate
     limits (`follow_rate_limits`) and `follows`, each called once the app's other parts run.
     Install it last: its lifespan then starts after those of the app and its other routers.
     The metrics go to `registry(app)`."""
@@ -167,7 +170,7 @@ def install_live_settings(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hooked = [partial(follow, app) for follow in (follow_rate_limits, *follows)]
         async with live_settings_followed(settings, registry(app), *hooked) as live:
-            app.state.live = live
+            attach_live_settings(app, live)
             yield
 
     app.include_router(APIRouter(lifespan=lifespan))

@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from runtime.settings import CommonSettings
@@ -184,3 +185,15 @@ class LiveSettingsFile:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def attach_live_settings(app: FastAPI, live: LiveSettings) -> None:
+    """Make `live` the app's live settings, for the parts that follow them (before they start:
+    the app's own lifespan runs before those of the routers it includes)."""
+    app.state.live_settings = live
+
+
+def live_settings_of(app: FastAPI) -> LiveSettings | None:
+    """The live settings attached to the app, if any."""
+    live: LiveSettings | None = getattr(app.state, "live_settings", None)
+    return live

@@ -1,15 +1,16 @@
 """Rate limits per caller and per route, counted in Redis so that every replica shares them.
 
-- `RateLimitRules`: the limits of the settings (`STRATA_RATE_LIMIT_DEFAULT`, `..._ROUTES`), parsed
-  by the `limits` library; `replace` swaps them at once (a live reload hook).
+- `RateLimitRules`: the limits of the settings (`STRATA_RATE_LIMIT_DEFAULT`, `..._ROUTES`,
+  `..._ROLES`), parsed by the `limits` library.
 - `RateLimits`: a hit of one caller on one route against its rules, in a `limits` storage (Redis
   when `STRATA_REDIS_URL` is set, else this process's memory) with the moving or the fixed window.
-  Over a limit: `RateLimited`, with the seconds until the window frees.
+  Over a limit: `RateLimited`, with the seconds until the window frees. `follow(settings)`
+  swaps its rules at once: the hook of the live settings (the config sidecar).
 - `RateLimitedRoute`: the route class of rate-limited endpoints: every request is a hit of its
   caller on `<METHOD> <path template>`, and its OpenAPI operation declares the 429.
 - `install_rate_limits(app, settings, caller)`: the app's `RateLimits` while it runs, how it
-  names a caller, and the 429 answer (problem+json with `Retry-After`); `rate_limits_of(app)`
-  is the running one (to `replace` its rules).
+  names a caller (`by_subject`: the verified token's subject and role, else the address), and
+  the 429 answer (problem+json with `Retry-After`); `rate_limits_of(app)` is the running one.
 
 Redis down fails open: the check is skipped, counted in
 `strata_rate_limit_checks{outcome="skipped"}`, and a circuit breaker
@@ -44,17 +45,34 @@ from limits.aio.strategies import (
 from limits.errors import StorageError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
+from runtime.auth.http import Unauthenticated, verified_principal
+from runtime.auth.principal import INSECURE_OPERATOR, Role
 from runtime.http.problem_types import RATE_LIMITED
 from runtime.http.problems import problem
+from runtime.live_settings import live_settings_of
 from runtime.resilience import BreakerOpen, CircuitBreaker
-from runtime.settings import CommonSettings
+from runtime.settings import CommonSettings, PrivilegedRole
 
 log = logging.getLogger("strata.rate_limits")
 
 KEY_PREFIX = "strata:rate-limits"
 BREAKER = "rate-limits"
-Caller = Callable[[Request], Awaitable[str]]
-"""Who a request counts against: such as `sub:<uuid>`, or `ip:<address>` when anonymous."""
+RATE_LIMIT_SETTINGS = frozenset({"rate_limit_default", "rate_limit_routes", "rate_limit_roles"})
+"""The live settings (runtime/live_settings.py) the running limits follow."""
+PRIVILEGED = (Role.OPERATOR, Role.SERVICE)
+"""The roles that may have limits of their own, first found first."""
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Whom a request counts against: `key` (`sub:<uuid>`, or `ip:<address>` when anonymous),
+    and the role whose limits replace the route's (None: the route's)."""
+
+    key: str
+    role: str | None = None
+
+
+Caller = Callable[[Request], Awaitable[Counted]]
 
 
 class RateLimited(Exception):
@@ -66,18 +84,32 @@ class RateLimited(Exception):
 
 
 class RateLimitRules:
-    """The limits of each route: its own from `routes`, else `default`. Every limit of a route
-    holds (`10/second;500/hour`)."""
+    """The limits of each route: its own from `routes`, else `default`; a caller of a role in
+    `roles` has that role's instead, on every route. Every limit of a rule holds
+    (`10/second;500/hour`)."""
 
-    def __init__(self, default: str, routes: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        default: str,
+        routes: Mapping[str, str],
+        roles: Mapping[PrivilegedRole, str] | None = None,
+    ) -> None:
         self._default = parse_many(default)
         self._routes = {route: parse_many(text) for route, text in routes.items()}
+        self._roles: dict[str, list[RateLimitItem]] = {
+            role: parse_many(text) for role, text in (roles or {}).items()
+        }
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> "RateLimitRules":
-        return cls(settings.rate_limit_default, settings.rate_limit_routes)
+        return cls(
+            settings.rate_limit_default, settings.rate_limit_routes, settings.rate_limit_roles
+        )
 
-    def of(self, route: str) -> list[RateLimitItem]:
+    def of(self, route: str, role: str | None = None) -> list[RateLimitItem]:
+        """A role's limits if it has some, else the route's own, else the default."""
+        if role is not None and role in self._roles:
+            return self._roles[role]
         return self._routes.get(route, self._default)
 
 
@@ -118,10 +150,15 @@ class RateLimits:
         self._metrics = metrics or rate_limit_metrics()
 
     def replace(self, rules: RateLimitRules) -> None:
-        """Apply other rules from the next request on (a live settings reload)."""
+        """Apply other rules from the next request on."""
         self._rules = rules
 
-    async def hit(self, route: str, caller: str) -> None:
+    def follow(self, settings: CommonSettings) -> None:
+        """The rules of new settings: the hook of `RATE_LIMIT_SETTINGS` (a live reload)."""
+        self.replace(RateLimitRules.from_settings(settings))
+        log.info("rate limits replaced", extra={"default": settings.rate_limit_default})
+
+    async def hit(self, route: str, caller: Counted) -> None:
         """Count one request of `caller` on `route`; raise `RateLimited` if it is one too many."""
         try:
             refused = await self._breaker.call_async(lambda: self._over(route, caller))
@@ -134,14 +171,14 @@ class RateLimits:
         if refused:
             raise refused
 
-    async def _over(self, route: str, caller: str) -> RateLimited | None:
+    async def _over(self, route: str, caller: Counted) -> RateLimited | None:
         async with asyncio.timeout(self._timeout):  # inside the breaker: a timeout counts
             return await self._first_exceeded(route, caller)
 
-    async def _first_exceeded(self, route: str, caller: str) -> RateLimited | None:
-        for limit in self._rules.of(route):
-            if not await self._limiter.hit(limit, route, caller):
-                stats = await self._limiter.get_window_stats(limit, route, caller)
+    async def _first_exceeded(self, route: str, caller: Counted) -> RateLimited | None:
+        for limit in self._rules.of(route, caller.role):
+            if not await self._limiter.hit(limit, route, caller.key):
+                stats = await self._limiter.get_window_stats(limit, route, caller.key)
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))
                 return RateLimited(route, limit, retry_after)
         return None
@@ -194,9 +231,24 @@ def client_address(request: Request) -> str:
     return f"ip:{host}"
 
 
-async def by_address(request: Request) -> str:
+async def by_address(request: Request) -> Counted:
     """The `Caller` that counts every request against its address."""
-    return client_address(request)
+    return Counted(client_address(request))
+
+
+async def by_subject(request: Request) -> Counted:
+    """The `Caller` that counts a request against its verified subject, with the limits of its
+    operator or service role if it holds one, else against its address: a forged token naming
+    a user costs that user nothing. In the insecure mode every caller is the same operator, so
+    the address tells them apart."""
+    try:
+        principal = await verified_principal(request)
+    except Unauthenticated:
+        return Counted(client_address(request))
+    role = next((role.value for role in PRIVILEGED if principal.has(role)), None)
+    if principal is INSECURE_OPERATOR:
+        return Counted(client_address(request), role)
+    return Counted(f"sub:{principal.subject}", role)
 
 
 @dataclass(frozen=True)
@@ -206,15 +258,30 @@ class _Installed:
 
 
 def install_rate_limits(
-    app: FastAPI, settings: CommonSettings, caller: Caller = by_address
+    app: FastAPI,
+    settings: CommonSettings,
+    caller: Caller = by_subject,
+    registry: CollectorRegistry = REGISTRY,
 ) -> None:
     """Count the requests to `app`'s `RateLimitedRoute`s, each against `caller(request)`, in
     the storage of the settings, open while the app runs (its lifespan); over a limit the
-    answer is a 429 problem with `Retry-After`."""
+    answer is a 429 problem with `Retry-After`; `registry` gets the checks' metrics. Installing
+    twice (a host that includes another API's routes) keeps the first.
+
+    The rules follow the app's live settings (`runtime.live_reload.live_settings_of`) when its
+    own lifespan has attached some: they start from the current values and take every change."""
+    if getattr(app.state, "rate_limits_installed", False):
+        return
+    app.state.rate_limits_installed = True
+    metrics = rate_limit_metrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with rate_limits_from_settings(settings) as limits:
+        live = live_settings_of(app)
+        started = live.current if live else settings
+        async with rate_limits_from_settings(started, metrics) as limits:
+            if live is not None:
+                live.on_change(RATE_LIMIT_SETTINGS, limits.follow)
             app.state.rate_limits = _Installed(limits, caller)
             yield
 

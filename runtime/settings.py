@@ -35,8 +35,18 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LIVE: dict[str, Any] = {"live": True}
 """The `json_schema_extra` of a field a running service takes a new value of (hot reload)."""
 
+DEFAULT_RATE_LIMIT = "10/second;300/minute"
+"""A person's requests to one route: bursts of 10 a second, 5 a second over a minute."""
+PrivilegedRole = Literal["operator", "service"]
+DEFAULT_ROLE_LIMITS: dict[PrivilegedRole, str] = {
+    "operator": "100/second",
+    "service": "1000/second",
+}
+"""Operators (people with scripts) and service accounts (the system's own traffic, for every
+user at once) get their own limits instead of the route's (docs/rate-limits.md)."""
 
-def _parse_limits(text: str, route: str | None = None) -> None:
+
+def _limits_text(text: str, route: str | None = None) -> str:
     """Refuse what `limits` cannot read as one or more rate limits."""
     where = f" of {route}" if route else ""
     try:
@@ -45,10 +55,6 @@ def _parse_limits(text: str, route: str | None = None) -> None:
         raise ValueError(
             f"{text!r}{where} is not a rate limit such as '60/minute' or '10/second;500/hour'"
         ) from None
-
-
-def _a_limit(text: str) -> str:
-    _parse_limits(text)
     return text
 
 
@@ -56,13 +62,21 @@ def _route_limits(routes: dict[str, str]) -> dict[str, str]:
     for route, text in routes.items():
         if ROUTE_KEY.fullmatch(route) is None:
             raise ValueError(f"{route!r} is not `<METHOD> /<path template>`")
-        _parse_limits(text, route)
+        _limits_text(text, route)
     return routes
 
 
-# Validators in the types, not the model: a live value is checked by them too (live_model).
-RateLimitsText = Annotated[str, AfterValidator(_a_limit)]
-RouteRateLimits = Annotated[dict[str, str], AfterValidator(_route_limits)]
+def _role_limits(roles: dict[PrivilegedRole, str]) -> dict[PrivilegedRole, str]:
+    for role, text in roles.items():
+        _limits_text(text, f"role {role}")
+    return roles
+
+
+# Validators in the types, not the model: a live value (runtime/live_settings.py) is checked
+# against these fields alone, so their checks must travel with them.
+RateLimitText = Annotated[str, AfterValidator(_limits_text)]
+RouteLimits = Annotated[dict[str, str], AfterValidator(_route_limits)]
+RoleLimits = Annotated[dict[PrivilegedRole, str], AfterValidator(_role_limits)]
 
 
 class CommonSettings(AuthSettings):
@@ -199,6 +213,19 @@ class CommonSettings(AuthSettings):
     read_database_url: str | None = Field(
         None, description="Stack mode: PostgreSQL URL of the read-model database."
     )
+    read_replica_url: str | None = Field(
+        None,
+        description="Stack mode: PostgreSQL URL of a streaming replica of the read-model database;"
+        " the read API then reads the relational models, their checkpoints and the active"
+        " versions there, never on the primary (docs/scaling.md).",
+    )
+    read_replica_max_lag_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="The read API is not ready (/readyz 503) while its replica's replay lags more"
+        " than this many seconds.",
+    )
     redis_url: str | None = Field(None, description="Stack mode: Redis URL of the read models.")
     read_api_port: int = Field(
         8003, ge=1, le=65535, description="Port the read API listens on (run on its own)."
@@ -260,16 +287,23 @@ class CommonSettings(AuthSettings):
         json_schema_extra=LIVE,
     )
 
-    rate_limit_default: RateLimitsText = Field(
-        "120/minute",
+    rate_limit_default: RateLimitText = Field(
+        DEFAULT_RATE_LIMIT,
         description="Requests one caller may make to one rate-limited route, such as `60/minute`"
-        " or `10/second;500/hour` (every limit holds).",
+        " or `10/second;300/minute` (every limit holds).",
         json_schema_extra=LIVE,
     )
-    rate_limit_routes: RouteRateLimits = Field(
+    rate_limit_routes: RouteLimits = Field(
         default_factory=dict,
         description="Limits of particular routes instead of the default, as JSON:"
         ' `{"GET /web/dashboard": "30/minute"}` (method, space, the route\'s path template).',
+        json_schema_extra=LIVE,
+    )
+    rate_limit_roles: RoleLimits = Field(
+        default_factory=lambda: dict(DEFAULT_ROLE_LIMITS),
+        description="Limits of the callers holding a role, instead of the route's, as JSON:"
+        ' `{"operator": "100/second", "service": "1000/second"}`; a role left out gets the'
+        " route's limits like a user.",
         json_schema_extra=LIVE,
     )
     rate_limit_strategy: RateLimitStrategy = Field(

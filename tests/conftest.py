@@ -13,6 +13,11 @@ from tests.support.postgres import require_postgres, scratch_databases, url_sett
 from write_api.app import create_app
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+GENEROUS_RATE_LIMITS = {
+    "STRATA_RATE_LIMIT_DEFAULT": "100000/minute",
+    "STRATA_RATE_LIMIT_ROUTES": "{}",
+    "STRATA_RATE_LIMIT_ROLES": "{}",
+}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,6 +26,17 @@ def trusted_identity() -> Iterator[JwksServer]:
     with JwksServer(IDENTITY.key).serving() as server, pytest.MonkeyPatch.context() as patch:
         patch.setenv("STRATA_JWKS_URL", server.url)
         yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def generous_rate_limits() -> Iterator[None]:
+    """Every service of the session, in process or not, has rate limits on, with ceilings no
+    test reaches by accident: the suite sends many requests as one operator or user, within
+    one window. The tests of the limits themselves set their own, low ones."""
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, value in GENEROUS_RATE_LIMITS.items():
+            patch.setenv(variable, value)
+        yield
 
 
 @pytest.fixture(scope="session")

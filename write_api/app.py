@@ -3,7 +3,8 @@
 One process serves every registered context, or the one named by `--context`
 (`STRATA_WRITE_CONTEXT`, how the option reaches uvicorn's worker processes). With
 `STRATA_LIVE_SETTINGS_FILE` each worker process follows that file (hot reload: log level, feature
-flags, breaker thresholds; runtime/live_reload.py).
+flags, breaker thresholds, rate limits; runtime/live_reload.py). Every command and query route is
+rate limited per caller (runtime/rate_limits.py).
 """
 
 import os
@@ -35,8 +36,9 @@ from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
 from runtime.live_reload import LiveReloadMetrics, following, set_log_level
-from runtime.live_settings import LiveSettings
+from runtime.live_settings import LiveSettings, attach_live_settings
 from runtime.logs import configure as configure_logging
+from runtime.rate_limits import install_rate_limits
 from runtime.settings import settings_model
 from write_api.command_http import run_blocking
 from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
@@ -98,6 +100,7 @@ def create_app(
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
     install_problem_handlers(app)
+    install_rate_limits(app, settings, registry=registry)
     for context in contexts:
         app.include_router(context.router)
 
@@ -142,6 +145,7 @@ async def _running_beside(
         running.enter_context(_registered(registry, _committers_collector(services)))
         running.enter_context(_registered(registry, ReplicaCollector(feeds)))
         live = LiveSettings(settings)
+        attach_live_settings(app, live)
         live.on_change({"log_level"}, set_log_level)
         tokens = await running.enter_async_context(service_tokens(settings))
         await running.enter_async_context(

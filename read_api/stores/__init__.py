@@ -1,7 +1,9 @@
 """The read stores: the key-value shaped models and the relational ones, per storage mode.
 
 Stack mode: Redis (`STRATA_REDIS_URL`) and the PostgreSQL read database
-(`STRATA_READ_DATABASE_URL`). Embedded mode: both families in `<data_dir>/read.sqlite`.
+(`STRATA_READ_DATABASE_URL`), or a streaming replica of it (`STRATA_READ_REPLICA_URL`), which then
+serves the relational models, their checkpoints and the active versions. Embedded mode: both
+families in `<data_dir>/read.sqlite`.
 """
 
 from collections.abc import Iterable, Sequence
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from read_api.stores.base import KeyValueModels, RelationalModels
 from read_api.stores.redis_models import RedisKeyValue
 from read_api.stores.relational import RelationalTables
+from read_api.stores.replica import ReplicaProbe
 from read_api.stores.sql_documents import SqlDocuments
 from read_api.stores.version_cache import ActiveVersions
 from readmodels.catalog import ReadModel
@@ -19,7 +22,7 @@ from runtime.settings import CommonSettings, Mode
 
 
 class ReadStoresMisconfigured(ValueError):
-    """The settings name only one of the two stack-mode read stores."""
+    """The settings name only one of the two stack-mode read stores, or a replica without them."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class ReadStores:
     key_value: KeyValueModels
     relational: RelationalModels
     description: str
+    replica: ReplicaProbe | None = None
+    """The relational models are read on a streaming replica: how far behind it is."""
 
     def positions(self, projections: Iterable[ReadModel]) -> Positions:
         chosen = list(projections)
@@ -50,7 +55,15 @@ def read_stores_mode(settings: CommonSettings) -> Mode:
         raise ReadStoresMisconfigured(
             "the read models need both STRATA_READ_DATABASE_URL and STRATA_REDIS_URL, or neither"
         )
+    if settings.read_replica_url:
+        raise ReadStoresMisconfigured(
+            "STRATA_READ_REPLICA_URL needs STRATA_READ_DATABASE_URL and STRATA_REDIS_URL"
+        )
     return "embedded"
+
+
+def stack_description(settings: CommonSettings) -> str:
+    return "Redis and a PostgreSQL replica" if settings.read_replica_url else "Redis and PostgreSQL"
 
 
 def build_read_stores(settings: CommonSettings, models: Sequence[ReadModel]) -> ReadStores:
@@ -62,7 +75,7 @@ def build_read_stores(settings: CommonSettings, models: Sequence[ReadModel]) -> 
         assert settings.read_database_url
         assert settings.redis_url
         database = PostgresDatabase(
-            settings.read_database_url,
+            settings.read_replica_url or settings.read_database_url,
             pool_size=settings.worker_threads,
             min_size=settings.db_pool_size,
             timeout=settings.db_connect_timeout,
@@ -74,7 +87,8 @@ def build_read_stores(settings: CommonSettings, models: Sequence[ReadModel]) -> 
                 settings.redis_url, timeout=settings.request_timeout, versions=versions
             ),
             relational=RelationalTables(database, tables, versions),
-            description="Redis and PostgreSQL",
+            description=stack_description(settings),
+            replica=ReplicaProbe(database) if settings.read_replica_url else None,
         )
     path = settings.data_dir / READ_DATABASE
     sqlite = SQLiteDatabase(path, busy_timeout=settings.db_lock_timeout, read_only=True)

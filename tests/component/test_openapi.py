@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from contexts.settings import Settings
 from embedded.app import create_app as create_embedded_app
+from identity.app import create_app as create_identity_app
+from identity.settings import IdentitySettings
 from read_api.app import create_app as create_read_app
 from runtime.http import problem_types
 from runtime.http.openapi import PROBLEM_JSON, PROBLEM_SCHEMAS
@@ -95,13 +97,30 @@ def test_a_command_documents_each_problem_it_can_answer_and_its_headers() -> Non
             "/problems/invalid-value",
             "/problems/idempotency-key-reused",
         },
+        "429": {"/problems/rate-limited"},
         "500": {"/problems/internal-error"},
         "503": {"/problems/service-unavailable"},
     }
+    assert set(responses["429"]["headers"]) == {"Retry-After"}
     assert set(responses["200"]["headers"]) == {"ETag", "X-Correlation-Id", "Idempotent-Replayed"}
     assert set(responses["503"]["headers"]) == {"Retry-After"}
     created = document("write")["paths"]["/users"]["post"]["responses"]["201"]
     assert {"ETag", "Location"} <= set(created["headers"])
+
+
+@pytest.mark.parametrize("name", [*APPS, "identity"])
+def test_every_operation_but_health_and_metrics_is_rate_limited(name: str) -> None:
+    """A route left out of the limits would be the one a flood goes to: every service clients
+    reach limits all of its routes but the probes (docs/rate-limits.md)."""
+    if name == "identity":
+        doc = create_identity_app(IdentitySettings(data_dir=Path("unused"))).openapi()
+    else:
+        doc = document(name)
+    for method, path, spec in operations(doc):
+        refusals = spec["responses"].get("429")
+        limited = refusals is not None and "/problems/rate-limited" in problem_types_of(refusals)
+        probe = path.rsplit("/", 1)[-1] in ("healthz", "readyz", "metrics")
+        assert limited != probe, f"{method} {path}"
 
 
 def test_a_read_documents_its_position_problems_and_headers() -> None:

@@ -85,11 +85,20 @@ def test_the_stack_process_serves_redis_and_postgres() -> None:
             write.close()
 
 
-def test_half_configured_stack_stores_stop_the_start_with_a_message() -> None:
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("STRATA_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("STRATA_READ_REPLICA_URL", "postgresql://postgres@127.0.0.1:5433/strata_read"),
+    ],
+)
+def test_half_configured_stack_stores_stop_the_start_with_a_message(
+    variable: str, url: str
+) -> None:
     assert ENTRY_POINT
     result = subprocess.run(
         [ENTRY_POINT],
-        env={**os.environ, "STRATA_REDIS_URL": "redis://127.0.0.1:6379/0"},
+        env={**os.environ, variable: url},
         capture_output=True,
         text=True,
         timeout=30,

@@ -8,6 +8,7 @@ from contexts.settings import CONTEXTS, Settings
 from eventlog.jetstream import ContextStream
 from eventlog.stores import Services, build_services
 from tests.support.nats import delete_streams, new_namespace, require_nats
+from tests.support.replica import ReplicatedPostgres, replicated_postgres
 
 
 @pytest.fixture
@@ -27,3 +28,10 @@ def stores(settings: Settings) -> Iterator[Services]:
     built = build_services(settings.model_copy(update={"group_commit": False}))
     yield built
     built.close()
+
+
+@pytest.fixture(scope="session")
+def replicated() -> Iterator[ReplicatedPostgres]:
+    """A PostgreSQL primary of the session's own and its streaming replica."""
+    with replicated_postgres() as pair:
+        yield pair

@@ -1,5 +1,6 @@
 """Identity's store on both engines (a SQLite file, a real PostgreSQL database): preparing it
-twice or at once, refresh-token rotation and reuse under concurrency, key rotation over time."""
+twice or at once, refresh-token rotation and reuse under concurrency, key rotation over time,
+the sign-in throttle under a burst of parallel guesses."""
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from identity.profiles import NoProfiles
 from identity.service import Identity, build_identity
 from identity.settings import IdentitySettings, parse_bootstrap_clients
 from identity.store import RefreshOutcome
+from identity.throttle import SignInThrottled
 from identity.tokens import Grant, InvalidToken
 from tests.support.identity import kid_of
 from tests.support.postgres import require_postgres, scratch_databases
@@ -155,3 +157,26 @@ def test_a_password_hashed_with_an_older_profile_is_rehashed_at_sign_in(
     assert "m=65536" in credential.password_hash
     cheap.store.database.close()
     strong.store.database.close()
+
+
+def test_parallel_wrong_passwords_get_no_more_checks_than_the_throttle_allows(
+    identity: Identity,
+) -> None:
+    """Counted before the hash and under a row lock: a burst of guesses sent at once has its
+    passwords checked `max_failures` times, no more; the rest are throttled."""
+    identity.accounts.attach("u-3", "u3@example.org", identity.accounts.hash_password("p" * 12))
+    allowed = identity.settings.identity_sign_in_max_failures
+
+    def guess(attempt: int) -> str:
+        try:
+            identity.grants.password("u3@example.org", f"wrong guess {attempt:04d}")
+        except (InvalidGrant, SignInThrottled) as refused:
+            return type(refused).__name__
+        return "signed in"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(guess, range(4 * allowed)))
+    assert outcomes.count("InvalidGrant") == allowed
+    assert outcomes.count("SignInThrottled") == 3 * allowed
+    with pytest.raises(SignInThrottled):
+        identity.grants.password("u3@example.org", "p" * 12)

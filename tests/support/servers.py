@@ -206,6 +206,11 @@ class PostgresServer(Server):
             shutil.chown(folder, "postgres")
             self._as_owner = ["runuser", "-u", "postgres", "--"]
         self._data = folder / "data"
+        self._create()
+
+    def _create(self) -> None:
+        """Make the cluster's data folder (trust also admits replication connections, so a
+        streaming replica can be made of it: tests/support/replica.py)."""
         self._run("initdb", "-D", str(self._data), "-U", "postgres", "-A", "trust", "--no-sync")
 
     def _run(self, program: str, *arguments: str) -> None:
@@ -218,7 +223,7 @@ class PostgresServer(Server):
     def start(self) -> None:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
-            " -c fsync=off -c max_connections=200"
+            " -c fsync=off -c max_connections=200 -c wal_level=replica"
         )
         log = str(self.folder / "server.log")
         self._run("pg_ctl", "start", "-D", str(self._data), "-w", "-l", log, "-o", options)

@@ -7,7 +7,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from contexts.deployment import live_services
-from runtime.live_reload import RATE_LIMIT_SETTINGS
 from runtime.live_settings import (
     LiveDocument,
     LiveSettings,
@@ -16,6 +15,7 @@ from runtime.live_settings import (
     live_fields,
     validate_live,
 )
+from runtime.rate_limits import RATE_LIMIT_SETTINGS
 from runtime.resilience import (
     BREAKER_SETTINGS,
     BreakerOpen,
@@ -45,7 +45,10 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         ({"log_level": "loud"}, ValueError, "log_level"),
         ({"feature_flags": {"x": "maybe"}}, ValueError, "feature_flags.x"),
         ({"rate_limit_default": "lots"}, ValueError, "'lots' is not a rate limit"),
-        ({"rate_limit_routes": {"/web": "1/minute"}}, ValueError, "<METHOD> /"),
+        ({"rate_limit_routes": {"/x": "1/minute"}}, ValueError, "<METHOD> /"),
+        ({"rate_limit_roles": {"operator": "1/fortnight"}}, ValueError, "of role operator"),
+        ({"rate_limit_roles": {"admin": "1/second"}}, ValueError, "'operator' or 'service'"),
+        ({"rate_limit_strategy": "fixed-window"}, NotLive, "read at start only"),
     ],
 )
 def test_a_bad_value_is_named(values: dict[str, object], error: type, message: str) -> None:
