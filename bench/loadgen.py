@@ -84,8 +84,9 @@ def request_bytes(
     return head.encode() + body
 
 
-def json_request(method: str, path: str, host: str, payload: object) -> bytes:
-    return request_bytes(method, path, host, json.dumps(payload, separators=(",", ":")).encode())
+def json_request(method: str, path: str, host: str, payload: object, extra: str = "") -> bytes:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return request_bytes(method, path, host, body, extra)
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:
@@ -248,4 +249,92 @@ def run_load(
             warmup=warmup,
             on_window=on_window,
         )
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# open loop: arrivals at a fixed rate, whether or not earlier requests have been answered
+
+
+@dataclass
+class OpenLoopResult:
+    rate: float  # offered arrivals per second
+    seconds: float
+    sent: int = 0
+    ok_latencies: list[float] = field(default_factory=list)  # seconds, 2xx, from arrival
+    refused_latencies: list[float] = field(default_factory=list)  # seconds, 503, from arrival
+    errors: Counter[str] = field(default_factory=Counter)  # any other outcome
+    connections: int = 0  # connections opened: the most requests outstanding at once
+
+    @property
+    def goodput(self) -> float:
+        return len(self.ok_latencies) / self.seconds
+
+
+async def _open_loop_request(
+    host: str,
+    port: int,
+    request: bytes,
+    arrival: float,
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+    result: OpenLoopResult,
+) -> None:
+    """One arrival: on an idle keep-alive connection, or a new one if none is idle."""
+    try:
+        if idle:
+            reader, writer = idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(host, port)
+            result.connections += 1
+        writer.write(request)
+        response, closing = await read_response(reader)
+    except (OSError, EOFError, asyncio.LimitOverrunError, ProtocolError) as error:
+        result.errors[type(error).__name__] += 1
+        return
+    latency = time.perf_counter() - arrival  # from when it was due, not when it was sent
+    if closing:
+        writer.close()
+    else:
+        idle.append((reader, writer))
+    if 200 <= response.status < 300:
+        result.ok_latencies.append(latency)
+    elif response.status == 503:
+        result.refused_latencies.append(latency)
+    else:
+        result.errors[str(response.status)] += 1
+
+
+async def run_open_loop_async(
+    host: str, port: int, make_request: RequestFactory, *, rate: float, seconds: float
+) -> OpenLoopResult:
+    """Send `rate` requests per second for `seconds`, evenly spaced, each at its time whatever
+    the answers so far (an open loop: the clients of a public service do not wait for each
+    other); then wait for every answer. Request n is `make_request(n, n)`."""
+    result = OpenLoopResult(rate=rate, seconds=seconds)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    pending: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    total = int(rate * seconds)
+    for n in range(total):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        request = make_request(n, n)
+        task = asyncio.create_task(_open_loop_request(host, port, request, due, idle, result))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        result.sent += 1
+    if pending:
+        await asyncio.wait(pending)
+    for _, writer in idle:
+        writer.close()
+    return result
+
+
+def run_open_loop(
+    host: str, port: int, make_request: RequestFactory, *, rate: float, seconds: float
+) -> OpenLoopResult:
+    return run(  # type: ignore[return-value]
+        lambda: run_open_loop_async(host, port, make_request, rate=rate, seconds=seconds)
     )

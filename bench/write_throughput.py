@@ -10,15 +10,21 @@
     (`--command register`), or `PUT /users/{id}/name` on one pre-registered user per client
     (`--command rename`).
 
-Prints both rates, the ratio b/a (target >= 0.5), the latencies, and the CPU each party used
-during each measured window. `--profile` attaches `py-spy record` to the server for the measured
-window and prints where its time goes. Exits 0 whether or not the target is met; exits 2 if more
-than 1 % of the API requests failed (the figures would be meaningless) or the server did not
-start.
+(c) with `--overload`: the same server, driven open-loop (arrivals at a fixed rate, each on an
+    idle connection or a new one, whatever the answers) at twice the rate (b) measured, for as
+    long as (b): goodput, p50/p99 of the admitted commands (target p99 <= 50 ms), and the
+    commands refused with 503 (admission control) with their latency (target <= 5 ms).
+
+Prints both rates, the ratio b/a (target >= 0.5), the latencies, the keep-alive connections each
+server process holds, and the CPU each party used during each measured window. `--profile`
+attaches `py-spy record` to the server for the measured window and prints where its time goes.
+Exits 0 whether or not the target is met; exits 2 if more than 1 % of the API requests failed
+(the figures would be meaningless) or the server did not start.
 
     .venv/bin/python bench/write_throughput.py                  # 10 s each, 2 workers, register
     .venv/bin/python bench/write_throughput.py --workers 1 --command rename --json
     .venv/bin/python bench/write_throughput.py --profile        # needs `pip install py-spy`
+    .venv/bin/python bench/write_throughput.py --overload       # then (c) at twice (b)'s rate
 """
 
 from __future__ import annotations
@@ -48,9 +54,11 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 import loadgen
 
 from contexts.registered import REGISTRY
+from tests.support.auth import IDENTITY, JwksServer
 
 HOST = "127.0.0.1"
 STARTED = time.time()
@@ -391,6 +399,8 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    overload_requests: loadgen.RequestFactory | None = None
+    """The requests of the open-loop part (c), once the server is ready."""
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -399,11 +409,14 @@ class Server:
             return "(no log)"
 
 
-def start_server(base: str, workers: int, log_dir: Path, *, noop: bool = False) -> Server:
+def start_server(
+    base: str, workers: int, log_dir: Path, jwks_url: str, *, noop: bool = False
+) -> Server:
     port = free_port()
     env = dict(os.environ)
     env.update(
         **{variable: f"{base}/{database}" for variable, database in STORE_DBS.items()},
+        STRATA_JWKS_URL=jwks_url,
         STRATA_HOST=HOST,
         STRATA_PORT=str(port),
         STRATA_WEB_WORKERS=str(workers),
@@ -599,10 +612,24 @@ class Profiler:
                 self.process.wait()
 
 
-def register_factory(host_header: str, run_id: str) -> loadgen.RequestFactory:
-    prefix = (
-        f"POST /users HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: application/json\r\n"
-    ).encode()
+def client_tokens(clients: int) -> list[str]:
+    """One operator token per client connection, as each client of the service would hold its
+    own; the server verifies every request's token (ES256) as in production."""
+    return [IDENTITY.token(f"bench-client-{i}", seconds=3600) for i in range(clients)]
+
+
+def authorization(token: str) -> str:
+    return f"Authorization: Bearer {token}\r\n"
+
+
+def register_factory(host_header: str, run_id: str, tokens: list[str]) -> loadgen.RequestFactory:
+    prefixes = [
+        (
+            f"POST /users HTTP/1.1\r\nHost: {host_header}\r\n{authorization(token)}"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        for token in tokens
+    ]
 
     def make(client: int, seq: int) -> bytes:
         body = b'{"name":"Bench User","email":"u%d-%d-%s@bench.example.com"}' % (
@@ -610,23 +637,26 @@ def register_factory(host_header: str, run_id: str) -> loadgen.RequestFactory:
             seq,
             run_id.encode(),
         )
+        prefix = prefixes[client % len(prefixes)]
         return prefix + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
     return make
 
 
-def rename_factory(host_header: str, user_ids: list[str]) -> loadgen.RequestFactory:
+def rename_factory(
+    host_header: str, user_ids: list[str], tokens: list[str]
+) -> loadgen.RequestFactory:
     prefixes = [
         (
             f"PUT /users/{user_id}/name HTTP/1.1\r\nHost: {host_header}\r\n"
-            "Content-Type: application/json\r\n"
+            f"{authorization(token)}Content-Type: application/json\r\n"
         ).encode()
-        for user_id in user_ids
+        for user_id, token in zip(user_ids, tokens, strict=True)
     ]
 
     def make(client: int, seq: int) -> bytes:
         body = b'{"name":"Bench User %d"}' % seq  # a new name each time: one event each
-        return prefixes[client] + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        return prefixes[client % len(prefixes)] + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
     return make
 
@@ -643,6 +673,7 @@ def healthz_factory(host_header: str) -> loadgen.RequestFactory:
 
 def preregister(port: int, count: int, run_id: str) -> list[str]:
     host_header = f"{HOST}:{port}"
+    operator = authorization(IDENTITY.token("bench-setup", seconds=3600))
 
     async def go() -> list[str]:
         ids = []
@@ -652,6 +683,7 @@ def preregister(port: int, count: int, run_id: str) -> list[str]:
                 "/users",
                 host_header,
                 {"name": f"Renamed {i}", "email": f"r{i}-{run_id}@bench.example.com"},
+                extra=operator,
             )
             response = await loadgen.fetch(HOST, port, request)
             if response.status != 201:
@@ -687,20 +719,27 @@ def api_end_to_end(
     profiler: Profiler | None,
     log_dir: Path,
     window: Window,
+    jwks_url: str,
 ) -> tuple[loadgen.LoadResult, Server]:
     for database in STORE_DBS.values():
         recreate_database(base, database)
-    server = start_server(base, workers, log_dir, noop=command == "noop")
+    server = start_server(base, workers, log_dir, jwks_url, noop=command == "noop")
     try:
         wait_ready(server)
         run_id = uuid.uuid4().hex[:8]
         host_header = f"{HOST}:{server.port}"
+        tokens = client_tokens(clients)
         if command == "rename":
-            factory = rename_factory(host_header, preregister(server.port, clients, run_id))
+            user_ids = preregister(server.port, clients, run_id)
+            factory = rename_factory(host_header, user_ids, tokens)
+            server.overload_requests = factory
         elif command == "healthz":
             factory = healthz_factory(host_header)
+            server.overload_requests = factory
         else:  # register, and noop: the same request to the storeless framework ceiling
-            factory = register_factory(host_header, run_id)
+            factory = register_factory(host_header, run_id, tokens)
+            # other emails than the closed loop's: request n is (client n, sequence n)
+            server.overload_requests = register_factory(host_header, f"o{run_id}", tokens)
         spread: dict[str, int] = {}
 
         def on_window(edge: str) -> None:
@@ -734,10 +773,62 @@ def api_end_to_end(
     return result, server
 
 
+OVERLOAD_FACTOR = 2.0
+OVERLOAD_P99_TARGET_MS = 50.0
+REFUSAL_TARGET_MS = 5.0
+
+
+def overloaded(server: Server, rate: float, seconds: float) -> dict[str, Any]:
+    """(c) Open-loop arrivals at `rate` (twice the capacity (b) measured): what the admitted
+    commands got, and how fast the refused ones were told."""
+    assert server.overload_requests is not None
+    log(f"(c) open loop at {rate:,.0f} req/s for {seconds:g} s ...")
+    result = loadgen.run_open_loop(
+        HOST, server.port, server.overload_requests, rate=rate, seconds=seconds
+    )
+    ok, refused = result.ok_latencies, result.refused_latencies
+    return {
+        "offered_rate": round(rate, 1),
+        "sent": result.sent,
+        "goodput": round(result.goodput, 1),
+        "admitted": len(ok),
+        "admitted_p50_ms": ms(loadgen.percentile(ok, 50)),
+        "admitted_p99_ms": ms(loadgen.percentile(ok, 99)),
+        "refused": len(refused),
+        "refused_p50_ms": ms(loadgen.percentile(refused, 50)),
+        "refused_p99_ms": ms(loadgen.percentile(refused, 99)),
+        "other_errors": dict(result.errors),
+        "connections_opened": result.connections,
+        "p99_target_ms": OVERLOAD_P99_TARGET_MS,
+        "refusal_target_ms": REFUSAL_TARGET_MS,
+    }
+
+
+def print_overload(report: dict[str, Any]) -> None:
+    o = report["overload"]
+    if not o:
+        return
+    print(
+        f"\n(c) open loop at {o['offered_rate']:,.0f} req/s ({OVERLOAD_FACTOR:g}x (b)), "
+        f"{o['sent']} sent on {o['connections_opened']} connections:"
+    )
+    print(
+        f"  goodput {o['goodput']:,.0f} req/s; admitted {o['admitted']}: "
+        f"p50 {o['admitted_p50_ms']:.2f} ms / p99 {o['admitted_p99_ms']:.2f} ms "
+        f"(target p99 <= {o['p99_target_ms']:g} ms)"
+    )
+    print(
+        f"  refused (503) {o['refused']}: p50 {o['refused_p50_ms']:.2f} ms / "
+        f"p99 {o['refused_p99_ms']:.2f} ms (target <= {o['refusal_target_ms']:g} ms); "
+        f"other errors: {o['other_errors'] or 'none'}"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # profile: py-spy raw (collapsed) stacks -> cumulative and self samples per function
 
 
+REPOSITORY = f"{Path(__file__).resolve().parent.parent}/"
 PROCESS_FRAME = re.compile(r'^process (\d+):"[^"]*"(;|$)')
 
 
@@ -745,7 +836,7 @@ def _frame_key(frame: str) -> str:
     """`func (path/to/file.py:123)` -> `func (to/file.py)`: merge lines of one function."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    for marker in ("site-packages/", "python3.11/", REPOSITORY):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
@@ -754,8 +845,8 @@ def _frame_key(frame: str) -> str:
 
 ROLES = (  # first marker found in a stack names the thread it was sampled on
     ("eventlog/group_commit.py", "group-commit thread (save + commit)"),
-    ("anyio/_backends/_asyncio.py", "anyio worker threads (command handlers)"),
-    ("concurrent/futures/thread.py", "other worker threads"),
+    ("anyio/_backends/_asyncio.py", "anyio worker threads"),
+    ("concurrent/futures/thread.py", "store-call threads (command handlers)"),
 )
 # Frames every stack of a thread passes through; left out of the cumulative listing.
 PLUMBING = re.compile(
@@ -779,20 +870,20 @@ def _area(stack: str, leaf_package: str) -> str:
         if leaf_package.startswith("psycopg"):
             return "commit thread: psycopg (SQL building, adapting, I/O)"
         return "commit thread: eventsourcing save / recorder Python"
-    if "WorkerThread.run " in stack:
+    if "_worker (concurrent/futures/thread.py)" in stack:
         if "Repository.get " in stack:
             return "handler thread: load aggregate (Repository.get)"
         if "GroupCommitter.commit " in stack:
             return "handler thread: hand-off to commit thread, wait"
         if "CommandService." in stack:
             return "handler thread: decide (domain + eventsourcing)"
-        return "handler thread: anyio / threading overhead"
+        return "handler thread: executor / threading overhead"
     if "solve_dependencies " in stack:
         if "ModelField.validate " in stack:
             return "event loop: body validation (pydantic, EmailStr)"
         return "event loop: dependencies, headers, body read"
     if "run_endpoint_function " in stack:
-        return "event loop: endpoint coroutine + thread hop (anyio)"
+        return "event loop: endpoint coroutine + thread hop"
     if "serialize_response " in stack:
         return "event loop: response serialization"
     if "FastAPI.__call__ " in stack:
@@ -1046,6 +1137,11 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="run the server under py-spy")
     parser.add_argument(
+        "--overload",
+        action="store_true",
+        help=f"(c) then drive the same server open-loop at {OVERLOAD_FACTOR:g}x the rate of (b)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help="folder for the server log and profile"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document only")
@@ -1070,6 +1166,8 @@ def main() -> None:
         sys.exit(2)
     log(f"    {raw.rate:,.0f} ev/s")
 
+    serving_keys = contextlib.ExitStack()  # the identity's JWKS, which the server trusts
+    identity = serving_keys.enter_context(JwksServer(IDENTITY.key).serving())
     log(
         f"(b) write API: {args.command}, {args.clients} connections, {args.workers} worker(s)"
         f"{', under py-spy' if args.profile else ''}, {args.seconds:g} s ..."
@@ -1087,12 +1185,17 @@ def main() -> None:
             profiler=profiler,
             log_dir=out,
             window=api_window,
+            jwks_url=identity.url,
         )
     except RuntimeError as error:
         log(f"write_throughput: FAILED: {error}")
         sys.exit(2)
     api_cpu = api_window.usage(server.process.pid)
+    overload = None
+    if args.overload and api.rate > 0 and server.overload_requests is not None:
+        overload = overloaded(server, api.rate * OVERLOAD_FACTOR, args.seconds)
     stop_server(server)
+    serving_keys.close()
     log(f"    {api.rate:,.0f} req/s; server log in {server.log_path}")
 
     profile = None
@@ -1110,10 +1213,12 @@ def main() -> None:
         else {"events": 0, "transactions": 0, "events_per_transaction": None}
     )
     report = build_report(args, raw, raw_window.usage(), api, api_cpu, batches, profile)
+    report["overload"] = overload
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_table(report)
+        print_overload(report)
 
     if api.ok == 0 or api.error_ratio > MAX_ERROR_RATIO:
         log(

@@ -2,11 +2,10 @@
 
 import sys
 
-import uvicorn
-
 from contexts.settings import load_settings
 from read_api.stores import ReadStoresMisconfigured, read_stores_mode, stack_description
 from readmodels.sql import READ_DATABASE
+from runtime.http.serve import serve
 
 
 def main() -> None:
@@ -23,12 +22,10 @@ def main() -> None:
     )
     print(f"strata read API ({mode} mode, read models in {where})", flush=True)
     print(f"  API:  {base}\n  docs: {base}/docs", flush=True)
-    uvicorn.run(
+    serve(
         "read_api.app:create_app",
-        factory=True,
         host=settings.host,
         port=settings.read_api_port,
+        workers=settings.web_workers,
         log_level=settings.log_level,
-        log_config=None,  # the JSON log lines of runtime.logs
-        access_log=False,
     )

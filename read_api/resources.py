@@ -144,6 +144,7 @@ async def _close(side: ReadSide) -> None:
             await task
     if side.redis_listener is not None:
         await asyncio.to_thread(side.redis_listener.stop)
+    side.runner.close()
     await asyncio.to_thread(side.stores.close)
 
 

@@ -91,7 +91,11 @@ class CommonSettings(AuthSettings):
     host: str = Field("127.0.0.1", description="Address the write API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the write API listens on.")
     web_workers: int = Field(
-        1, ge=1, le=64, description="Write API processes (uvicorn workers) sharing the port."
+        1,
+        ge=1,
+        le=64,
+        description="Processes (uvicorn workers) of the write and read APIs, each with its own"
+        " share of the connections (a `SO_REUSEPORT` socket per worker).",
     )
     worker_threads: int = Field(
         40, ge=1, le=1000, description="Threads running blocking store calls per process."
@@ -107,6 +111,13 @@ class CommonSettings(AuthSettings):
     )
     request_timeout: float = Field(
         5.0, gt=0, description="Seconds a request may take before it gets a 503."
+    )
+    max_commands_in_flight: int = Field(
+        0,
+        ge=0,
+        description="Commands a write-service process handles at once; one more gets a 503 with"
+        " `Retry-After` at once, and nothing is done for it. 0: `STRATA_WORKER_THREADS`, the"
+        " connections each event store's pool may lend to commands.",
     )
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest command body accepted."
@@ -330,6 +341,11 @@ class CommonSettings(AuthSettings):
                 "STRATA_READ_WAIT_DEFAULT_SECONDS may not exceed STRATA_READ_WAIT_MAX_SECONDS"
             )
         return self
+
+    @property
+    def commands_in_flight_limit(self) -> int:
+        """`max_commands_in_flight`, or the default it stands for when 0."""
+        return self.max_commands_in_flight or self.worker_threads
 
     @property
     def mode(self) -> Mode:

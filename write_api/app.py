@@ -30,6 +30,7 @@ from eventlog.stores import Services, build_services
 from runtime.auth.http import authenticator, install_auth, register_auth_mode
 from runtime.auth.jwks import KeySource
 from runtime.auth.tokens import service_tokens
+from runtime.http.admission import Admission
 from runtime.http.deadlines import Runner
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
@@ -82,11 +83,12 @@ def create_app(
         services = build_services(settings, contexts)
         app.state.services = services
         app.state.settings = settings
-        app.state.runner = Runner(settings.worker_threads, settings.request_timeout)
+        app.state.runner = runner = Runner(settings.worker_threads, settings.request_timeout)
         try:
             async with _running_beside(app, settings, contexts, registry, clock, extensions):
                 yield
         finally:
+            runner.close()
             services.close()
 
     app = FastAPI(title="strata write API", description=DESCRIPTION, lifespan=lifespan)
@@ -94,6 +96,7 @@ def create_app(
     install_auth(app, auth)
     register_auth_mode(registry, auth.insecure)
     app.add_middleware(JsonBodies, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Admission, limit=settings.commands_in_flight_limit, registry=registry)
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
     install_problem_handlers(app)

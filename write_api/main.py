@@ -5,11 +5,11 @@ import sys
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from contexts.cli import registered_context, run
 from contexts.registered import REGISTRY
 from contexts.settings import load_settings
+from runtime.http.serve import serve
 from write_api.app import SERVED_CONTEXT
 
 PROG = "strata-write-api"
@@ -40,18 +40,15 @@ def write_api(
         flush=True,
     )
     print(f"  API:  {base}\n  docs: {base}/docs", flush=True)
-    uvicorn.run(
+    serve(
         "write_api.app:create_app",
-        factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.web_workers,
+        log_level=settings.log_level,
         # A spawned worker answers the supervisor's pings only once it has imported every
         # context (seconds on a busy host): at uvicorn's 5 s it is killed and respawned forever.
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-        log_level=settings.log_level,
-        log_config=None,  # the JSON log lines of runtime.logs, in every worker
-        access_log=False,
+        worker_healthcheck_seconds=WORKER_HEALTHCHECK_SECONDS,
     )
     sys.exit(0)
 

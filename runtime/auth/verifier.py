@@ -4,14 +4,24 @@ Only ES256 is accepted (`alg: none`, HS256 with the public key as secret and eve
 algorithm are refused before any key is looked at); the header must name a `kid` the key source
 knows; the signature must verify; `iss` and `aud` must be the configured ones; `exp` must be in
 the future and `nbf`/`iat` not in it, with `leeway` seconds for clock skew.
+
+An ES256 signature check costs more than the rest of a command's handling, and a client sends the
+same token with every request until it expires. So a token whose signature held is remembered
+(a bounded LRU keyed by the token string: the same string always has the same signature and
+claims) together with the key it held under; a later request with it skips the signature check
+only while its `kid` still maps to that same key (a rotated or withdrawn key verifies anew).
+The claims (`exp`, `nbf`, `iss`, `aud`, ...) are checked on every request.
 """
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 
 from runtime.auth.jwks import KeySource
 from runtime.auth.principal import Principal, Role
@@ -20,10 +30,20 @@ ALGORITHM = "ES256"
 AUDIENCE = "strata"
 MAX_TOKEN_BYTES = 8 * 1024
 KNOWN_ROLES = frozenset(Role)
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class InvalidToken(Exception):
     """A token that proves nothing: a 401."""
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """A token whose signature verified under `key`, and its (not yet validated) claims."""
+
+    kid: str
+    key: ECKey
+    claims: dict[str, Any]
 
 
 class TokenVerifier:
@@ -35,9 +55,14 @@ class TokenVerifier:
         audience: str = AUDIENCE,
         leeway: int = 30,
         now: Callable[[], float] = time.time,
+        remember: int = VERIFIED_TOKENS_KEPT,
     ) -> None:
         self._keys = keys
         self._now = now
+        self._signed: OrderedDict[str, _Signed] = OrderedDict()
+        self._remember = remember
+        self.signature_checks = 0
+        """Signatures verified so far (the others were remembered)."""
         self._claims = jwt.JWTClaimsRegistry(
             now=lambda: int(self._now()),
             leeway=leeway,
@@ -50,6 +75,25 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("the token is too long")
+        signed = self._signed.get(token)
+        if signed is not None and await self._keys.key(signed.kid) is signed.key:
+            self._signed.move_to_end(token)
+        else:
+            signed = await self._check_signature(token)
+            self._keep(token, signed)
+        try:
+            self._claims.validate(signed.claims)
+        except JoseError as error:
+            raise InvalidToken(_reason(error)) from None
+        return principal_of(signed.claims)
+
+    def _keep(self, token: str, signed: _Signed) -> None:
+        self._signed[token] = signed
+        self._signed.move_to_end(token)
+        while len(self._signed) > self._remember:
+            self._signed.popitem(last=False)
+
+    async def _check_signature(self, token: str) -> _Signed:
         header = _header(token)
         if header.get("alg") != ALGORITHM:
             raise InvalidToken(f"the token's alg must be {ALGORITHM}")
@@ -59,12 +103,12 @@ class TokenVerifier:
         key = await self._keys.key(kid)
         if key is None:
             raise InvalidToken(f"the token's kid {kid!r} is not a key of the identity service")
+        self.signature_checks += 1
         try:
             claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
-            self._claims.validate(claims)
         except JoseError as error:
             raise InvalidToken(_reason(error)) from None
-        return principal_of(claims)
+        return _Signed(kid, key, claims)
 
 
 def _header(token: str) -> dict[str, Any]:

@@ -194,7 +194,9 @@ INTERNAL_ERROR = ProblemType(
 SERVICE_UNAVAILABLE = ProblemType(
     503,
     "service-unavailable",
-    "a store is unreachable or did not answer within `STRATA_REQUEST_TIMEOUT` (`Retry-After`)",
+    "a store is unreachable or did not answer within `STRATA_REQUEST_TIMEOUT`, or a write"
+    " service has `STRATA_MAX_COMMANDS_IN_FLIGHT` commands in flight already (refused at once,"
+    " nothing done) (`Retry-After`)",
     _uses_stores,
     retry_after=True,
 )

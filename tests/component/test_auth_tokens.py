@@ -10,7 +10,7 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 
 from contexts.settings import Settings
-from runtime.auth.jwks import JwksCache
+from runtime.auth.jwks import JwksCache, StaticKeys
 from runtime.auth.principal import Role
 from runtime.auth.tokens import service_tokens
 from runtime.auth.verifier import InvalidToken, TokenVerifier
@@ -214,3 +214,56 @@ def test_concurrent_first_tokens_share_one_fetch(identity: Identity, jwks: JwksS
 
     assert len(asyncio.run(run())) == 16  # none refused while the first fetch was in flight
     assert jwks.fetches == 1
+
+
+def test_a_remembered_token_skips_its_signature_check_not_its_expiry(identity: Identity) -> None:
+    now = [1_000_000.0]
+    keys = StaticKeys({"k1": identity.key})
+    verifier = TokenVerifier(keys, ISSUER, leeway=30, now=lambda: now[0])
+    token = identity.token(iat=int(now[0]), exp=int(now[0]) + 60)
+
+    async def run() -> list[object]:
+        results: list[object] = []
+        for advance in (0, 10, 20, 100):  # the last one is past exp + leeway
+            now[0] += advance
+            try:
+                results.append(await verifier.verify(token))
+            except InvalidToken as error:
+                results.append(error)
+        return results
+
+    *valid, expired = asyncio.run(run())
+    assert all(not isinstance(result, InvalidToken) for result in valid)
+    assert refused(expired, "expired")
+    assert verifier.signature_checks == 1
+
+
+def test_a_remembered_token_is_verified_anew_once_its_key_is_replaced(identity: Identity) -> None:
+    held = {"k1": identity.key}
+    verifier = TokenVerifier(StaticKeys(held), ISSUER)
+    token = identity.token()
+
+    async def run() -> list[object]:
+        first = await verifier.verify(token)
+        held["k1"] = new_key("k1")  # the identity withdrew the key the token was signed with
+        try:
+            return [first, await verifier.verify(token)]
+        except InvalidToken as error:
+            return [first, error]
+
+    first, second = asyncio.run(run())
+    assert not isinstance(first, InvalidToken)
+    assert refused(second, "signature")
+    assert verifier.signature_checks == 2
+
+
+def test_the_remembered_tokens_are_bounded(identity: Identity) -> None:
+    verifier = TokenVerifier(StaticKeys({"k1": identity.key}), ISSUER, remember=2)
+    first, second, third = (identity.token(subject=f"s{i}") for i in range(3))
+
+    async def run() -> None:
+        for token in (first, second, third, third, first):
+            await verifier.verify(token)
+
+    asyncio.run(run())
+    assert verifier.signature_checks == 4  # the first was forgotten when the third came
