@@ -52,6 +52,7 @@ def running_service(
         stdout=subprocess.PIPE if sink is None else sink,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its workers too are killed if it never gets ready
     )
     if sink is not None:
         sink.close()  # the child holds its own copy
@@ -66,7 +67,8 @@ def running_service(
                 pass
             time.sleep(0.1)
         else:
-            process.kill()
+            # the whole group: a worker left alive would hold the pipe open, and reading it hang
+            os.killpg(process.pid, signal.SIGKILL)
             said = process.communicate()[0] if log is None else log.read_text(encoding="utf-8")
             pytest.fail(f"{script} did not become ready: {said}")
         yield base, process
