@@ -67,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import loadgen
 import write_throughput as wt
+from bench_auth import authorization, client_tokens, trusted_identity, unthrottled
 
 from contexts.registered import REGISTRY
 from projections.model import OpsProjection, SqlProjection
@@ -173,6 +174,8 @@ class StackConfig:
     nats_url: str
     namespace: str
     db_prefix: str = DB_PREFIX
+    jwks_url: str = ""
+    """The JWKS the services trust (bench_auth.trusted_identity)."""
     workers: int = 1
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="strata-fan-")))
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -193,7 +196,10 @@ class StackConfig:
             STRATA_STREAM_NAMESPACE=self.namespace,
             STRATA_LOG_LEVEL=env.get("STRATA_LOG_LEVEL", "warning"),
             STRATA_WEB_WORKERS=str(self.workers),
+            **unthrottled(env),
         )
+        if self.jwks_url:
+            env["STRATA_JWKS_URL"] = self.jwks_url
         env.update(self.extra_env)
         return env
 
@@ -513,7 +519,8 @@ class Journey:
     def kind(self) -> str:
         return JOURNEY[self.step]
 
-    def request(self, host: str) -> bytes:
+    def request(self, host: str, auth: str) -> bytes:
+        """The next command; `auth` is its Authorization header line."""
         kind = self.kind
         if kind == "register":
             return loadgen.json_request(
@@ -524,11 +531,12 @@ class Journey:
                     "name": f"Fan Out {self.index}",
                     "email": f"fan{self.index}-{self.run_id}@bench.example.com",
                 },
+                auth,
             )
         if kind == "create":
             currency = CURRENCIES[self.index % len(CURRENCIES)]
             body = {"user_id": self.user_id, "currency": currency}
-            return loadgen.json_request("POST", "/orders", host, body)
+            return loadgen.json_request("POST", "/orders", host, body, auth)
         if kind == "line":
             self.lines += 1
             body = {
@@ -536,8 +544,14 @@ class Journey:
                 "quantity": 1 + self.index % 3,
                 "unit_price": "9.99",
             }
-            return loadgen.json_request("POST", f"/orders/{self.order_id}/lines", host, body)
-        return loadgen.request_bytes("POST", f"/orders/{self.order_id}/{kind}", host)
+            path = f"/orders/{self.order_id}/lines"
+            return loadgen.json_request("POST", path, host, body, auth)
+        return loadgen.request_bytes("POST", f"/orders/{self.order_id}/{kind}", host, extra=auth)
+
+    @property
+    def resource(self) -> str:
+        """The read API path showing this journey's last command."""
+        return f"/orders/{self.order_id}" if self.order_id else f"/users/{self.user_id}"
 
     def answered(self, body: dict[str, Any]) -> None:
         if self.kind == "register":
@@ -561,15 +575,19 @@ class Command:
     status: int = 0
     position: int = 0
     error: str | None = None
+    resource: str = ""
+    """The read API path that shows the command's effect (once answered)."""
 
 
 class Driver:
     """Open loop: command i is sent at t0 + i/rate on an idle keep-alive connection (a new one
     if none is idle). Every 11th slot starts a journey; the others take the next step of a
-    journey whose previous command was answered (a new journey if none is ready)."""
+    journey whose previous command was answered (a new journey if none is ready). Each journey
+    is a client of its own, with one of `clients` tokens."""
 
-    def __init__(self, port: int, rate: float, run_id: str) -> None:
+    def __init__(self, port: int, rate: float, run_id: str, clients: int = 64) -> None:
         self.port = port
+        self.auth = [authorization(token) for token in client_tokens(clients)]
         self.host = f"{HOST}:{port}"
         self.rate = rate
         self.run_id = run_id
@@ -613,7 +631,7 @@ class Driver:
         kind = journey.kind
         command = Command(kind, CONTEXT_OF[kind], due)
         self.commands.append(command)
-        request = journey.request(self.host)
+        request = journey.request(self.host, self.auth[journey.index % len(self.auth)])
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -646,6 +664,7 @@ class Driver:
             _, _, position = body["position"].partition(":")
             command.position = int(position)
             journey.answered(body)
+            command.resource = journey.resource
             if not journey.finished:
                 self.ready.append(journey)
         else:
@@ -1017,6 +1036,17 @@ def analyse(run: StackRun, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cpu_per_command(cpu: dict[str, Any], result: dict[str, Any]) -> str:
+    """Milliseconds of CPU per answered command, whole stack and per strata service."""
+    rate = result["rate_achieved"]
+    if not rate:
+        return "(no commands)"
+    outside = ("bench client", "py-spy", "other", "exited processes")
+    per = {k: 1000 * v / rate for k, v in cpu["cores"].items() if k not in outside}
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+    return f"{sum(per.values()):.2f} ms for the stack ({parts})"
+
+
 def percentiles_value(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * q // 100) - 1))]
@@ -1105,6 +1135,7 @@ def print_report(report: dict[str, Any]) -> None:
     if cpu:
         cores = ", ".join(f"{k} {v:.2f}" for k, v in cpu["cores"].items())
         print(f"  CPU cores used in the window: {cores}; machine busy {cpu['machine_busy_pct']}%")
+        print(f"  CPU per command: {cpu_per_command(cpu, result)}")
     verdicts = []
     for store, target in result["targets"].items():
         s = result["lag"][store]
@@ -1149,7 +1180,9 @@ def main() -> None:
     namespace = f"benchfan{uuid.uuid4().hex[:8]}"
     out = args.out or Path(tempfile.mkdtemp(prefix="strata-fan-"))
     out.mkdir(parents=True, exist_ok=True)
+    serving_keys = contextlib.ExitStack()  # the identity's JWKS, which the services trust
     config = StackConfig(
+        jwks_url=serving_keys.enter_context(trusted_identity()),
         pg=args.pg.rstrip("/"),
         redis_url=f"{args.redis.rstrip('/')}/{args.redis_db}",
         nats_url=args.nats,
@@ -1200,6 +1233,7 @@ def main() -> None:
     finally:
         for service in reversed(list(services.values())):
             stop_service(service)
+        serving_keys.close()
         if not args.keep:
             loadgen.run(lambda: delete_streams(args.nats, stream_names(namespace)))
             drop_databases(config, roles)

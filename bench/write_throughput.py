@@ -56,9 +56,9 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 import loadgen
+from bench_auth import authorization, client_tokens, setup_token, trusted_identity, unthrottled
 
 from contexts.registered import REGISTRY
-from tests.support.auth import IDENTITY, JwksServer
 
 HOST = "127.0.0.1"
 STARTED = time.time()
@@ -421,9 +421,7 @@ def start_server(
         STRATA_PORT=str(port),
         STRATA_WEB_WORKERS=str(workers),
         STRATA_LOG_LEVEL=env.get("STRATA_LOG_LEVEL", "warning"),
-        # the check runs on every request, but one client must not be throttled by it
-        STRATA_RATE_LIMIT_DEFAULT=env.get("STRATA_RATE_LIMIT_DEFAULT", "100000000/minute"),
-        STRATA_RATE_LIMIT_ROLES=env.get("STRATA_RATE_LIMIT_ROLES", "{}"),
+        **unthrottled(env),
     )
     command = [venv_script("strata-write-api")]
     if noop:  # the same framework stack answering without a store
@@ -612,16 +610,6 @@ class Profiler:
                 self.process.wait()
 
 
-def client_tokens(clients: int) -> list[str]:
-    """One operator token per client connection, as each client of the service would hold its
-    own; the server verifies every request's token (ES256) as in production."""
-    return [IDENTITY.token(f"bench-client-{i}", seconds=3600) for i in range(clients)]
-
-
-def authorization(token: str) -> str:
-    return f"Authorization: Bearer {token}\r\n"
-
-
 def register_factory(host_header: str, run_id: str, tokens: list[str]) -> loadgen.RequestFactory:
     prefixes = [
         (
@@ -673,7 +661,7 @@ def healthz_factory(host_header: str) -> loadgen.RequestFactory:
 
 def preregister(port: int, count: int, run_id: str) -> list[str]:
     host_header = f"{HOST}:{port}"
-    operator = authorization(IDENTITY.token("bench-setup", seconds=3600))
+    operator = authorization(setup_token())
 
     async def go() -> list[str]:
         ids = []
@@ -1167,7 +1155,7 @@ def main() -> None:
     log(f"    {raw.rate:,.0f} ev/s")
 
     serving_keys = contextlib.ExitStack()  # the identity's JWKS, which the server trusts
-    identity = serving_keys.enter_context(JwksServer(IDENTITY.key).serving())
+    jwks_url = serving_keys.enter_context(trusted_identity())
     log(
         f"(b) write API: {args.command}, {args.clients} connections, {args.workers} worker(s)"
         f"{', under py-spy' if args.profile else ''}, {args.seconds:g} s ..."
@@ -1185,7 +1173,7 @@ def main() -> None:
             profiler=profiler,
             log_dir=out,
             window=api_window,
-            jwks_url=identity.url,
+            jwks_url=jwks_url,
         )
     except RuntimeError as error:
         log(f"write_throughput: FAILED: {error}")
