@@ -8,61 +8,50 @@ order's currency and amount paid, which those events do not carry.
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.models.attribution import is_refund
-from projections.models.rows import change_one, fetch_one
+from projections.rows import Rows
 from readmodels import catalog
 from readmodels.formats import cents, utc_day
-from readmodels.sql import Tx
-
-_ADD = (
-    "INSERT INTO daily_sales (day, currency, orders_paid, paid_cents, orders_refunded,"
-    " refunded_cents) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, currency) DO UPDATE SET"
-    " orders_paid = daily_sales.orders_paid + excluded.orders_paid,"
-    " paid_cents = daily_sales.paid_cents + excluded.paid_cents,"
-    " orders_refunded = daily_sales.orders_refunded + excluded.orders_refunded,"
-    " refunded_cents = daily_sales.refunded_cents + excluded.refunded_cents"
-)
 
 
 class DailySales(SqlProjection):
     read_model = catalog.DAILY_SALES
 
-    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+    def project(self, rows: Rows, event: EventEnvelope) -> None:
         if event.aggregate_type != "Order":
             return
         self.require_schema(event)
-        order, day = event.aggregate_id, utc_day(event.timestamp)
+        order = {"order_id": event.aggregate_id}
+        what = f"order {event.aggregate_id} in daily_sales_orders"
         match event.event_type:
             case "Created":
-                tx.execute(
-                    "INSERT INTO daily_sales_orders (order_id, currency, paid_cents)"
-                    " VALUES (?, ?, 0)",
-                    [order, event.data["currency"]],
-                )
+                row = {**order, "currency": event.data["currency"], "paid_cents": 0}
+                rows.insert("daily_sales_orders", row)
             case "Paid":
                 amount = cents(event.data["amount"])
-                (currency,) = fetch_one(
-                    tx,
-                    "SELECT currency FROM daily_sales_orders WHERE order_id = ?",
-                    [order],
-                    f"order {order} in daily_sales_orders",
-                )
-                self._remember(tx, event, amount)
-                tx.execute(_ADD, [day, currency, 1, amount, 0, 0])
+                found = rows.one("daily_sales_orders", order, ("currency",), what=what)
+                rows.update("daily_sales_orders", order, set={"paid_cents": amount}, what=what)
+                self._add(rows, event, found["currency"], paid=(1, amount))
             case "Cancelled" if is_refund(event):
-                currency, paid = fetch_one(
-                    tx,
-                    "SELECT currency, paid_cents FROM daily_sales_orders WHERE order_id = ?",
-                    [order],
-                    f"order {order} in daily_sales_orders",
-                )
-                self._remember(tx, event, 0)
-                tx.execute(_ADD, [day, currency, 0, 0, 1, int(paid)])
+                columns = ("currency", "paid_cents")
+                found = rows.one("daily_sales_orders", order, columns, what=what)
+                rows.update("daily_sales_orders", order, set={"paid_cents": 0}, what=what)
+                self._add(rows, event, found["currency"], refunded=(1, int(found["paid_cents"])))
 
     @staticmethod
-    def _remember(tx: Tx, event: EventEnvelope, paid_cents: int) -> None:
-        change_one(
-            tx,
-            "UPDATE daily_sales_orders SET paid_cents = ? WHERE order_id = ?",
-            [paid_cents, event.aggregate_id],
-            f"order {event.aggregate_id} in daily_sales_orders",
+    def _add(
+        rows: Rows,
+        event: EventEnvelope,
+        currency: str,
+        paid: tuple[int, int] = (0, 0),
+        refunded: tuple[int, int] = (0, 0),
+    ) -> None:
+        rows.accumulate(
+            "daily_sales",
+            {"day": utc_day(event.timestamp), "currency": currency},
+            {
+                "orders_paid": paid[0],
+                "paid_cents": paid[1],
+                "orders_refunded": refunded[0],
+                "refunded_cents": refunded[1],
+            },
         )
