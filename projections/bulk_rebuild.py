@@ -118,12 +118,12 @@ class RedisBacking:
 
     def load(self, table: str, key: Hashable) -> dict[str, Any] | None:
         name = self._prefix + str(key)
-        redis: Any = self._redis  # redis-py's types do not say the replies are bytes
+        redis: Any = self._redis  # replies are bytes, or text if the client decodes them
         if table == HASH:
             fields = redis.hgetall(name)
-            return {k.decode(): v.decode() for k, v in fields.items()} or None
+            return {_text(k): _text(v) for k, v in fields.items()} or None
         scored = redis.zrange(name, 0, -1, withscores=True)
-        return {member.decode(): int(score) for member, score in scored} or None
+        return {_text(member): int(score) for member, score in scored} or None
 
     def write(self, spilled: Spilled) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -138,6 +138,10 @@ class RedisBacking:
                 if queued % PIPELINE == 0:
                     pipe.execute()
         pipe.execute()
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode() if isinstance(reply, bytes) else reply
 
 
 def unlink_prefix(redis: Redis, prefix: str) -> None:
