@@ -10,7 +10,7 @@ flushed logical database `--redis-db`, default 8) projected from the log in-proc
 has something to verify against.
 
 Rebuild: `replay rebuild <projection> --json` as a subprocess (stack settings), timed by the
-command itself: the backfill rate (events read / backfill seconds) and the whole run (backfill,
+command itself: the bulk backfill (projections.bulk_rebuild) rate (events read / backfill seconds) and the whole run (backfill,
 catch-up, verify by checksum against live, swap). Peak resident memory is the child's
 `ru_maxrss` (wait4), i.e. its VmHWM.
 
