@@ -10,9 +10,9 @@ flushed logical database `--redis-db`, default 8) projected from the log in-proc
 has something to verify against.
 
 Rebuild: `replay rebuild <projection> --json` as a subprocess (stack settings), timed by the
-command itself: the backfill rate (events read / backfill seconds) and the whole run (backfill,
-catch-up, verify by checksum against live, swap). Peak resident memory is the child's
-`ru_maxrss` (wait4), i.e. its VmHWM.
+command itself: the rate of the bulk backfill (projections.bulk_rebuild; events read / backfill
+seconds) and the whole run (backfill, catch-up, verify by checksum against live, swap). Peak
+resident memory is the child's `ru_maxrss` (wait4), i.e. its VmHWM.
 
 Raw, in the same run, the same end state written without projection logic:
 - PostgreSQL: COPY of the rebuilt model's rows (`orders_v2`, `order_lines_v2`, read back) into

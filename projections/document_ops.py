@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 _HOLE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
@@ -178,3 +178,75 @@ def _encode(op: Op) -> list[Any]:
             return ["push", _text(op.key), op.field, op.value]
         case RemoveFromList():
             return ["pull", _text(op.key), op.field, op.value]
+
+
+class DocumentStore(Protocol):
+    """Where operations run outside Redis: the generic SQL tables (`readmodels.documents`) or
+    documents held in memory by a bulk rebuild (`projections.bulk_memory`)."""
+
+    def hash(self, key: str) -> dict[str, str]: ...
+
+    def field(self, key: str, field: str) -> str | None: ...
+
+    def set_field(self, key: str, field: str, value: str) -> None: ...
+
+    def increment_field(self, key: str, field: str, amount: int) -> None: ...
+
+    def increment_score(self, key: str, member: str, amount: int) -> None: ...
+
+
+class UnresolvedReference(LookupError):
+    """A bind read a document field the projection never wrote."""
+
+
+def execute(ops: Sequence[Op], documents: DocumentStore) -> None:
+    """Run one event's operations on `documents`: binds first, then the writes in order."""
+    check(ops)
+    values: dict[str, str] = {}
+    for op in ops:
+        if isinstance(op, Bind):
+            values |= _bind(documents, op)
+    for op in ops:
+        match op:
+            case SetFields():
+                key = fill(op.key, values)
+                for name, value in op.fields.items():
+                    documents.set_field(key, name, resolve(value, values))
+            case IncrementField():
+                amount = int(resolve(op.amount, values))
+                documents.increment_field(fill(op.key, values), fill(op.field, values), amount)
+            case IncrementScore():
+                amount = int(resolve(op.amount, values))
+                documents.increment_score(fill(op.key, values), fill(op.member, values), amount)
+            case AppendToList():
+                key = fill(op.key, values)
+                items = _list(documents, key, op.field)
+                documents.set_field(key, op.field, _dump([*items, op.value]))
+            case RemoveFromList():
+                key = fill(op.key, values)
+                items = _list(documents, key, op.field)
+                if op.value in items:
+                    items.remove(op.value)
+                documents.set_field(key, op.field, _dump(items))
+            case Bind():
+                pass
+
+
+def _bind(documents: DocumentStore, op: Bind) -> dict[str, str]:
+    found = documents.hash(op.key)
+    missing = [name for name in op.fields if name not in found]
+    if missing:
+        raise UnresolvedReference(f"{op.key} has no {', '.join(missing)}")
+    return {name: found[name] for name in op.fields}
+
+
+def _list(documents: DocumentStore, key: str, field: str) -> list[str]:
+    raw = documents.field(key, field)
+    items = [] if raw is None else json.loads(raw)
+    if not isinstance(items, list):
+        raise TypeError(f"{key} {field} holds {raw!r}, not a JSON list")
+    return [str(item) for item in items]
+
+
+def _dump(items: list[str]) -> str:
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
 from projections.document_ops import Op
+from projections.rows import Rows, SqlRows
 from readmodels.catalog import ReadModel
 from readmodels.sql import Table, Tx
 
@@ -140,6 +141,16 @@ class SqlProjection(Projection):
         """The tables as named at version 1 (statements are written against those names)."""
         return self.read_model.tables
 
-    @abstractmethod
+    @property
+    def row_keys(self) -> dict[str, tuple[str, ...]]:
+        """The key each table's rows are named by in `project`: its primary key, unless
+        overridden here (another unique key)."""
+        return {table.name: table.primary_key for table in self.tables}
+
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         """Apply one event inside the batch's transaction."""
+        self.project(SqlRows(tx), event)
+
+    @abstractmethod
+    def project(self, rows: Rows, event: EventEnvelope) -> None:
+        """The event's effect on the rows (the same code for live projection and bulk folds)."""

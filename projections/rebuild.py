@@ -7,10 +7,11 @@
 2. **Lock** per (projection, version): a PostgreSQL session advisory lock, or an exclusive
    `flock` on `<data_dir>/rebuild-<proj>-v<k>.lock` in the embedded mode. Both die with the
    process, so a killed rebuild can be resumed at once.
-3. **Backfill** the shadow from each context's event store in keyset pages, one commit per page
-   (the shadow's own checkpoints make it resumable); a PostgreSQL or Redis shadow through a
-   staging SQLite file moved in bulk at the end (projections.staging). Then **catch up** until
-   a pass finds fewer than `CATCH_UP_THRESHOLD` new events.
+3. **Backfill** the shadow from each context's event store in large keyset pages, folded per
+   key in memory and written in bulk (projections.bulk_rebuild: `COPY`, Redis pipelines), with
+   the shadow's checkpoints every few pages; a shadow resumed past its start (or a document
+   model in SQLite) goes on event by event, one commit per page. Then **catch up** until a pass
+   finds fewer than `CATCH_UP_THRESHOLD` new events.
 4. **Verify and swap**, in one transaction of the read database that locks the projection's
    pointer row `FOR UPDATE`: the projectors (projections.active) hold it `FOR SHARE` around every
    batch, so the live model stops moving. Both models are caught up to the stores' current heads
@@ -31,9 +32,9 @@ left behind.
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from projections import dead_letters
+from projections.bulk_rebuild import KEYS_IN_MEMORY, BulkBackfill, bulk_capable, unlink_prefix
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection, SqlProjection
 from projections.rebuild_reports import (
@@ -47,18 +48,11 @@ from projections.rebuild_reports import (
 from projections.rebuild_targets import ReadModels
 from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlProjectionTarget
-from projections.staging import (
-    open_staging,
-    remove_staging,
-    stageable,
-    staging_path,
-    transfer,
-)
-from projections.targets import find_projection, target_at
+from projections.targets import find_projection
 from projections.verify import compare, fingerprint
 from readmodels.checkpoints import Checkpoint, write_checkpoint
 from readmodels.schema import SHARED_TABLES, create_tables
-from readmodels.sql import SQLiteDatabase, Tx
+from readmodels.sql import Tx
 from readmodels.versions import (
     VersionRecord,
     active_version,
@@ -72,7 +66,7 @@ from readmodels.versions import (
     set_status,
 )
 
-PAGE_SIZE = 5000
+PAGE_SIZE = 20_000
 CATCH_UP_THRESHOLD = 1000
 """Stop catching up outside the lock once a pass reads fewer new events than this."""
 MAX_CATCH_UP_PASSES = 20
@@ -96,9 +90,11 @@ class Rebuilder:
         page_size: int = PAGE_SIZE,
         policy: RetryPolicy | None = None,
         progress: Progress | None = None,
+        keys_in_memory: int = KEYS_IN_MEMORY,
     ) -> None:
         self.models = models
         self.page_size = page_size
+        self.keys_in_memory = keys_in_memory
         self.policy = policy
         self.progress: Progress = progress or _Quiet()
 
@@ -149,18 +145,8 @@ class Rebuilder:
             return 1, 2, False
 
     def _done(self, projection: Projection, shadow: Target) -> dict[str, int]:
-        """Where an unfinished shadow stands (in its staging file, if it has not moved yet)."""
-        done = {c: self._position(shadow, c) for c in projection.contexts}
-        directory = self.models.staging_dir
-        path = None if directory is None else staging_path(directory, shadow.projection)
-        if any(done.values()) or path is None or not path.is_file():
-            return done
-        staging_db = SQLiteDatabase(path)
-        try:
-            staged = target_at(projection, shadow.projection.version, staging_db)
-            return {c: self._position(staged, c) for c in projection.contexts}
-        finally:
-            staging_db.close()
+        """Where an unfinished shadow stands."""
+        return {c: self._position(shadow, c) for c in projection.contexts}
 
     def _position(self, target: Target, context: str) -> int:
         try:
@@ -198,34 +184,20 @@ class Rebuilder:
     def _backfill(
         self, projection: Projection, shadow: Target, plan: Plan, at: datetime | None
     ) -> int:
-        """Fold the log up to the planned heads into the shadow, through a staging file when
-        the shadow is in PostgreSQL or Redis and has not been moved there yet."""
+        """Fold the log up to the planned heads into the shadow: in bulk (projections.bulk_rebuild)
+        unless the shadow has moved past some of it already (resumed from its checkpoints)."""
         contexts = projection.contexts
-        directory = self.models.staging_dir
-        staged: Target | None = None
-        if (
-            directory is not None
-            and stageable(shadow)
-            and all(shadow.checkpoint(c).position == 0 for c in contexts)
-        ):
-            staging_db = open_staging(directory, shadow.projection)
-            staged = target_at(projection, plan.version, staging_db)
-            staged.prepare()
-            self._carry_skips(plan, staged)
-        engine = Engine(staged or shadow, self.policy)
-        read = 0
+        done = {context: shadow.checkpoint(context).position for context in contexts}
         for context in contexts:
-            done = engine.target.checkpoint(context).position
-            self.progress.start(context, max(0, plan.heads[context] - done))
-            read += self._fold(engine, context, plan.heads[context], at)
-        if staged is not None and directory is not None:
-            transfer(staged, shadow, contexts)
-            staging_db.close()
-            remove_staging(directory, shadow.projection)
-        return read
+            self.progress.start(context, max(0, plan.heads[context] - done[context]))
+        if bulk_capable(shadow) and not any(done.values()):
+            bulk = BulkBackfill(shadow, page_size=self.page_size, limit=self.keys_in_memory)
+            return bulk.run(self.models.sources, plan.heads, at, self.progress)
+        engine = Engine(shadow, self.policy)
+        return sum(self._fold(engine, c, plan.heads[c], at) for c in contexts)
 
     def _carry_skips(self, plan: Plan, into: Target) -> None:
-        """Skip in the shadow (or its staging file) what a person skipped in the live version."""
+        """Skip in the shadow what a person skipped in the live version."""
         with self.models.db.transaction(write=False) as tx:
             skipped = dead_letters.skips(tx, plan.projection, plan.live_version)
         if skipped:
@@ -339,16 +311,7 @@ class Rebuilder:
     def _drop(self, projection: Projection, version: int) -> None:
         target = self.models.target(projection, version)
         if isinstance(target, RedisDocumentTarget):
-            prefix = target.layout.prefix(projection.name, version)
-            batch: list[Any] = []
-            pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
-            for key in target.redis.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    target.redis.unlink(*batch)
-                    batch.clear()
-            if batch:
-                target.redis.unlink(*batch)
+            unlink_prefix(target.redis, target.layout.prefix(projection.name, version))
             return
         with self.models.db.transaction() as tx:
             if isinstance(target, SqlProjectionTarget) and isinstance(

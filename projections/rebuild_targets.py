@@ -37,8 +37,6 @@ class ReadModels:
     layout: RedisLayout | None = None
     lock_dir: Path | None = None
     lock_url: str | None = None
-    staging_dir: Path | None = None
-    """Where PostgreSQL and Redis shadows are backfilled first (projections.staging)."""
     projections: Sequence[Projection] = field(default_factory=all_projections)
     """The projections it knows (the registered contexts', unless another registry's)."""
 
@@ -102,7 +100,6 @@ def open_read_models(settings: Settings, contexts: Registry = REGISTRY) -> Itera
                 heads,
                 redis,
                 lock_url=settings.read_database_url,
-                staging_dir=settings.data_dir / "rebuild",
                 projections=projections,
             )
             return

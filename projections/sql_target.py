@@ -7,7 +7,6 @@ so parking is atomic with the checkpoint too. On PostgreSQL the batch's statemen
 pipelined (readmodels.pipeline): a batch costs a few round trips, not one per statement.
 """
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from uuid import UUID
@@ -16,16 +15,8 @@ from eventlog.envelope import EventEnvelope
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from projections.document_ops import (
-    AppendToList,
-    Bind,
-    IncrementField,
-    IncrementScore,
     Op,
-    RemoveFromList,
-    SetFields,
-    check,
-    fill,
-    resolve,
+    execute,
 )
 from projections.model import (
     Apply,
@@ -45,10 +36,6 @@ from readmodels.schema import DOCUMENT_TABLES, SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase, Table, Tx
 from readmodels.versions import RenamingTx
 from runtime.logs import correlation
-
-
-class UnresolvedReference(LookupError):
-    """A bind read a document field the projection never wrote."""
 
 
 class SqlTarget(ABC):
@@ -127,6 +114,8 @@ class SqlTarget(ABC):
                     raise
                 if tx.pipelined and dialect.is_driver_error(error):
                     raise  # maybe an earlier statement's: the plain run finds out
+                if tx.pipelined:
+                    tx.flush()  # an earlier event's deferred check fails first, if one does
                 raise ProjectionFailed(envelope.position, error) from error
 
 
@@ -172,54 +161,5 @@ class SqlDocumentTarget(SqlTarget):
 
 
 def run_operations(tx: Tx, model: ReadModel, ops: Sequence[Op]) -> None:
-    """Execute document operations on the generic tables: binds first, then writes in order."""
-    check(ops)
-    documents = DocumentTables(tx, model)
-    values: dict[str, str] = {}
-    for op in ops:
-        if isinstance(op, Bind):
-            values |= _bind(documents, op)
-    for op in ops:
-        match op:
-            case SetFields():
-                key = fill(op.key, values)
-                for name, value in op.fields.items():
-                    documents.set_field(key, name, resolve(value, values))
-            case IncrementField():
-                amount = int(resolve(op.amount, values))
-                documents.increment_field(fill(op.key, values), fill(op.field, values), amount)
-            case IncrementScore():
-                amount = int(resolve(op.amount, values))
-                documents.increment_score(fill(op.key, values), fill(op.member, values), amount)
-            case AppendToList():
-                key = fill(op.key, values)
-                items = _list(documents, key, op.field)
-                documents.set_field(key, op.field, _dump([*items, op.value]))
-            case RemoveFromList():
-                key = fill(op.key, values)
-                items = _list(documents, key, op.field)
-                if op.value in items:
-                    items.remove(op.value)
-                documents.set_field(key, op.field, _dump(items))
-            case Bind():
-                pass
-
-
-def _bind(documents: DocumentTables, op: Bind) -> dict[str, str]:
-    found = documents.hash(op.key)
-    missing = [name for name in op.fields if name not in found]
-    if missing:
-        raise UnresolvedReference(f"{op.key} has no {', '.join(missing)}")
-    return {name: found[name] for name in op.fields}
-
-
-def _list(documents: DocumentTables, key: str, field: str) -> list[str]:
-    raw = documents.field(key, field)
-    items = [] if raw is None else json.loads(raw)
-    if not isinstance(items, list):
-        raise TypeError(f"{key} {field} holds {raw!r}, not a JSON list")
-    return [str(item) for item in items]
-
-
-def _dump(items: list[str]) -> str:
-    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+    """Execute document operations on the generic tables."""
+    execute(ops, DocumentTables(tx, model))

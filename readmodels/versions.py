@@ -15,7 +15,7 @@
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -95,7 +95,24 @@ class RenamingTx(Tx):
 
     def __init__(self, tx: Tx, names: dict[str, str]) -> None:
         super().__init__(tx.dialect, tx._cursor)
+        self._tx = tx
         self._names = names
+        self.pipelined = tx.pipelined
+
+    def execute(self, statement: str, params: Sequence[object] = ()) -> int:
+        return self._tx.execute(rename_sql(statement, self._names), params)
+
+    def expect(
+        self,
+        statement: str,
+        params: Sequence[object],
+        rows: int,
+        failure: Callable[[], Exception],
+    ) -> None:
+        self._tx.expect(rename_sql(statement, self._names), params, rows, failure)
+
+    def flush(self) -> None:
+        self._tx.flush()
 
     def _run(self, statement: str, params: Sequence[object]) -> None:
         super()._run(rename_sql(statement, self._names), params)

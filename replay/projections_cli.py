@@ -22,7 +22,7 @@ from contexts.settings import Settings
 from eventlog.stores import sqlite_path
 from projections.admin import DeadLetterAdmin, DeadLetterError, open_admin
 from projections.dead_letters import DeadLetter, Status
-from projections.rebuild import RETIRE_GRACE, Rebuilder
+from projections.rebuild import PAGE_SIZE, RETIRE_GRACE, Rebuilder
 from projections.rebuild_reports import (
     Busy,
     RebuildError,
@@ -127,7 +127,7 @@ def rebuild_command(
         help="With --retire: seconds the swap must be old, so no reader still holds the old"
         " version's pointer.",
     ),
-    page_size: int = typer.Option(5000, "--page-size", min=1, max=100_000),
+    page_size: int = typer.Option(PAGE_SIZE, "--page-size", min=1, max=100_000),
     as_json: bool = JsonOption,
 ) -> None:
     """Rebuild a read model from the event stores into a shadow version, catch up, verify it

@@ -13,9 +13,8 @@ from uuid import UUID
 
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
-from projections.models.rows import change_one, fetch_one
+from projections.rows import Rows
 from readmodels.fulfilment_catalog import FULFILMENTS
-from readmodels.sql import Tx
 
 UNDOES = {
     "cancel_shipment": ("schedule", "dispatch"),
@@ -131,56 +130,41 @@ def _mark(
 class Fulfilments(SqlProjection):
     read_model = FULFILMENTS
 
-    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+    @property
+    def row_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"fulfilments": ("saga_id",)}  # its events name the saga, not the order
+
+    def project(self, rows: Rows, event: EventEnvelope) -> None:
         if event.aggregate_type != "OrderFulfilment":
             return
         self.require_schema(event)
+        saga = {"saga_id": event.aggregate_id}
         if event.event_type == "Started":
-            self._start(tx, event)
+            rows.insert("fulfilments", {**saga, **_started(event)})
             return
-        row = fetch_one(
-            tx,
-            "SELECT status, step, attention, reason, note, steps FROM fulfilments"
-            " WHERE saga_id = ?",
-            [event.aggregate_id],
-            f"fulfilment {event.aggregate_id}",
-        )
-        status, step, attention, reason, note, steps = row
-        before = Saga(status, step, attention, reason, note, json.loads(steps))
+        what = f"fulfilment {event.aggregate_id}"
+        row = rows.one("fulfilments", saga, _CHANGING, what=what)
+        before = Saga(**{**row, "steps": json.loads(row["steps"])})
         after = fold(before, event.event_type, event.data, event.timestamp.isoformat())
-        change_one(
-            tx,
-            "UPDATE fulfilments SET status = ?, step = ?, attention = ?, reason = ?, note = ?,"
-            " steps = ?, updated_at = ?, version = ? WHERE saga_id = ?",
-            [
-                after.status,
-                after.step,
-                after.attention,
-                after.reason,
-                after.note,
-                _json(after.steps),
-                event.timestamp,
-                event.aggregate_version,
-                event.aggregate_id,
-            ],
-            f"fulfilment {event.aggregate_id}",
-        )
+        changed = {**vars(after), "steps": _json(after.steps)}
+        columns = {**changed, "updated_at": event.timestamp, "version": event.aggregate_version}
+        rows.update("fulfilments", saga, set=columns, what=what)
 
-    @staticmethod
-    def _start(tx: Tx, event: EventEnvelope) -> None:
-        tx.execute(
-            "INSERT INTO fulfilments (order_id, saga_id, user_id, status, step, attention,"
-            " reason, note, steps, started_at, updated_at, version)"
-            " VALUES (?, ?, ?, 'running', NULL, NULL, NULL, NULL, '[]', ?, ?, ?)",
-            [
-                UUID(event.data["order_id"]),
-                event.aggregate_id,
-                UUID(event.data["user_id"]),
-                event.timestamp,
-                event.timestamp,
-                event.aggregate_version,
-            ],
-        )
+
+_CHANGING = ("status", "step", "attention", "reason", "note", "steps")
+"""The columns events change (the fields of `Saga`)."""
+
+
+def _started(event: EventEnvelope) -> dict[str, object]:
+    return {
+        "order_id": UUID(event.data["order_id"]),
+        "user_id": UUID(event.data["user_id"]),
+        "status": "running",
+        "steps": "[]",
+        "started_at": event.timestamp,
+        "updated_at": event.timestamp,
+        "version": event.aggregate_version,
+    }
 
 
 def _json(steps: list[Record]) -> str:

@@ -6,9 +6,9 @@ from uuid import UUID
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.models.status_rows import StatusChange, follow_status
+from projections.rows import Rows
 from readmodels.formats import cents
 from readmodels.fulfilment_catalog import PAYMENTS
-from readmodels.sql import Tx
 
 CHANGES: dict[str, StatusChange] = {
     "Authorized": ("authorized", ("reference",)),
@@ -25,26 +25,25 @@ CHANGES: dict[str, StatusChange] = {
 class PaymentsLedger(SqlProjection):
     read_model = PAYMENTS
 
-    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+    def project(self, rows: Rows, event: EventEnvelope) -> None:
         if event.aggregate_type != "Payment":
             return
         self.require_schema(event)
         if event.event_type != "Requested":
-            follow_status(tx, "payments", CHANGES, event)
+            follow_status(rows, "payments", CHANGES, event)
             return
         data = event.data
-        tx.execute(
-            "INSERT INTO payments (id, order_id, user_id, amount_cents, currency, status,"
-            " reference, reason, created_at, updated_at, version)"
-            " VALUES (?, ?, ?, ?, ?, 'requested', NULL, NULL, ?, ?, ?)",
-            [
-                event.aggregate_id,
-                UUID(data["order_id"]),
-                UUID(data["user_id"]),
-                cents(data["amount"]),
-                data["currency"],
-                event.timestamp,
-                event.timestamp,
-                event.aggregate_version,
-            ],
+        rows.insert(
+            "payments",
+            {
+                "id": event.aggregate_id,
+                "order_id": UUID(data["order_id"]),
+                "user_id": UUID(data["user_id"]),
+                "amount_cents": cents(data["amount"]),
+                "currency": data["currency"],
+                "status": "requested",
+                "created_at": event.timestamp,
+                "updated_at": event.timestamp,
+                "version": event.aggregate_version,
+            },
         )

@@ -6,8 +6,8 @@ from uuid import UUID
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.models.status_rows import StatusChange, follow_status
+from projections.rows import Rows
 from readmodels.fulfilment_catalog import SHIPMENTS
-from readmodels.sql import Tx
 
 CHANGES: dict[str, StatusChange] = {
     "Scheduled": ("scheduled", ("carrier", "reference")),
@@ -24,23 +24,22 @@ CHANGES: dict[str, StatusChange] = {
 class ShipmentsBoard(SqlProjection):
     read_model = SHIPMENTS
 
-    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+    def project(self, rows: Rows, event: EventEnvelope) -> None:
         if event.aggregate_type != "Shipment":
             return
         self.require_schema(event)
         if event.event_type != "Requested":
-            follow_status(tx, "shipments", CHANGES, event)
+            follow_status(rows, "shipments", CHANGES, event)
             return
-        tx.execute(
-            "INSERT INTO shipments (id, order_id, user_id, status, carrier, reference, reason,"
-            " created_at, updated_at, version) VALUES (?, ?, ?, 'requested', NULL, NULL, NULL,"
-            " ?, ?, ?)",
-            [
-                event.aggregate_id,
-                UUID(event.data["order_id"]),
-                UUID(event.data["user_id"]),
-                event.timestamp,
-                event.timestamp,
-                event.aggregate_version,
-            ],
+        rows.insert(
+            "shipments",
+            {
+                "id": event.aggregate_id,
+                "order_id": UUID(event.data["order_id"]),
+                "user_id": UUID(event.data["user_id"]),
+                "status": "requested",
+                "created_at": event.timestamp,
+                "updated_at": event.timestamp,
+                "version": event.aggregate_version,
+            },
         )

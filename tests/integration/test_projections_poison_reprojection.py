@@ -158,7 +158,6 @@ def test_a_rebuild_skips_what_was_skipped_live_and_equals_live(
         side.redis,
         side.layout,
         lock_dir=tmp_path / "locks",
-        staging_dir=tmp_path / "staging",
     )
 
     # The rebuild runs the projection's own code, which does not raise on the poison line.

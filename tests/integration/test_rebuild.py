@@ -53,7 +53,6 @@ def models_of(side: ReadSide, scenario: Scenario, tmp_path: Path) -> ReadModels:
         side.redis,
         side.layout,
         lock_dir=tmp_path / "locks",
-        staging_dir=tmp_path / "staging",
     )
 
 

@@ -20,12 +20,13 @@ from domain.values import bounded_text
 from eventlog.envelope import EventEnvelope
 from eventlog.stores import Services
 from projections.model import SqlProjection
+from projections.rows import Rows
 from read_api.params import Uuid
 from read_api.reading import Reader, ReadRoute, reads
 from read_api.stores import ReadStores
 from readmodels.catalog import ReadModel
 from readmodels.formats import stored_time
-from readmodels.sql import Column, Row, Table, Tx
+from readmodels.sql import Column, Row, Table
 from write_api.command_http import Headers, accepted, run_blocking
 from write_api.schemas import Accepted, Command
 
@@ -84,13 +85,18 @@ NOTES_READ_MODEL = ReadModel("notes", ("notes",), "tables", (NOTES_TABLE,))
 class NotesList(SqlProjection):
     read_model = NOTES_READ_MODEL
 
-    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+    def project(self, rows: Rows, event: EventEnvelope) -> None:
         if event.aggregate_type != "Note" or event.event_type != "Written":
             return
         self.require_schema(event)
-        tx.execute(
-            "INSERT INTO notes (id, text, written_at, version) VALUES (?, ?, ?, ?)",
-            [event.aggregate_id, event.data["text"], event.timestamp, event.aggregate_version],
+        rows.insert(
+            "notes",
+            {
+                "id": event.aggregate_id,
+                "text": event.data["text"],
+                "written_at": event.timestamp,
+                "version": event.aggregate_version,
+            },
         )
 
 

@@ -10,7 +10,7 @@ from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope
 from projections.document_ops import Op
 from projections.models import Orders, UserStats
-from readmodels.sql import Tx
+from projections.rows import Rows
 from tests.support.projections import Scenario, event_stores
 
 POISON_SKU = "POISON"
@@ -22,10 +22,10 @@ class PoisonedOrders(Orders):
     def __init__(self) -> None:
         self.poisoned = True
 
-    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+    def project(self, rows: Rows, event: EventEnvelope) -> None:
         if self.poisoned and event.data.get("sku") == POISON_SKU:
             raise ValueError("poisoned line")
-        super().apply(tx, event)
+        super().project(rows, event)
 
 
 class PoisonedUserStats(UserStats):
