@@ -2,11 +2,7 @@
 their profile has now, and no longer with the one it had.
 
 The users context publishes `UserProfile.EmailChanged` (`domain.users.profile`); identity takes
-its log in through an `eventlog.replicas.Intake` of its own, fed as every follower is fed
-(`identity.following`): from the users' JetStream stream in the stack, from the users' SQLite
-file in the embedded mode. Each page of the log is taken in in one transaction of identity's
-database together with the position it reaches (`identity_followed_logs`), and what is at or
-behind that position is skipped: duplicates, redeliveries and replays change nothing.
+it in with the rest of the users' log (`identity.profile_intake`).
 
 For each change of an account's address (a profile without an account is no business of
 identity's), the credential moves to the new address and the account's sign-in throttle
@@ -21,18 +17,14 @@ change is refused, logged, and the log goes on: an account is never handed anoth
 """
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.values import email_claim_key
 from eventlog.envelope import EventEnvelope
-from eventlog.replicas import ReplicaCheckpoint
-from identity.database import Database, Transaction
+from identity.database import Transaction
 
 log = logging.getLogger("strata.identity")
 
-USERS = "users"
-"""The context whose address changes identity follows."""
 EMAIL_CHANGED = ("UserProfile", "EmailChanged")
 
 
@@ -53,59 +45,7 @@ def address_change(envelope: EventEnvelope) -> AddressChange | None:
     return AddressChange(str(envelope.aggregate_id), str(envelope.data["email"]))
 
 
-class AddressIntake:
-    """Takes the users' log in (`eventlog.replicas.Intake`), exactly once in effect."""
-
-    upstream = USERS
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
-    def checkpoint(self) -> ReplicaCheckpoint:
-        with self._database.transaction() as tx:
-            rows = tx.execute(
-                "SELECT position, stream_seq FROM identity_followed_logs WHERE upstream = %s",
-                (self.upstream,),
-            )
-        return ReplicaCheckpoint(*rows[0]) if rows else ReplicaCheckpoint()
-
-    def take_in(
-        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0
-    ) -> ReplicaCheckpoint | None:
-        if not envelopes:
-            return None
-        with self._database.transaction() as tx:
-            held = self._locked_checkpoint(tx)
-            for envelope in envelopes:
-                change = address_change(envelope)
-                if envelope.position > held.position and change is not None:
-                    _apply(tx, change)
-            reached = ReplicaCheckpoint(
-                max(held.position, envelopes[-1].position), max(held.stream_seq, stream_seq)
-            )
-            tx.execute(
-                "UPDATE identity_followed_logs SET position = %s, stream_seq = %s"
-                " WHERE upstream = %s",
-                (reached.position, reached.stream_seq, self.upstream),
-            )
-        return reached
-
-    def _locked_checkpoint(self, tx: Transaction) -> ReplicaCheckpoint:
-        """The checkpoint, its row locked until the transaction ends: two feeds of one
-        identity (replicas, workers) take a page in one after the other."""
-        tx.execute(
-            "INSERT INTO identity_followed_logs VALUES (%s, 0, 0) ON CONFLICT DO NOTHING",
-            (self.upstream,),
-        )
-        [row] = tx.execute(
-            "UPDATE identity_followed_logs SET position = position WHERE upstream = %s"
-            " RETURNING position, stream_seq",
-            (self.upstream,),
-        )
-        return ReplicaCheckpoint(*row)
-
-
-def _apply(tx: Transaction, change: AddressChange) -> None:
+def apply_address_change(tx: Transaction, change: AddressChange) -> None:
     holders = tx.execute(
         "SELECT user_id FROM identity_credentials WHERE email_key = %s AND user_id <> %s",
         (change.email_key, change.user_id),

@@ -64,6 +64,9 @@ SCHEMA = (
         upstream TEXT PRIMARY KEY,
         position BIGINT NOT NULL,
         stream_seq BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS identity_deactivated_users (
+        user_id TEXT PRIMARY KEY,
+        since BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS identity_signing_keys (
         kid TEXT PRIMARY KEY,
         private_pem TEXT NOT NULL,

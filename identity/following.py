@@ -1,4 +1,4 @@
-"""The feed of the users' log into identity (`identity.address_changes`), as every follower is
+"""The feed of the users' log into identity (`identity.profile_intake`), as every follower is
 fed (`eventlog.replica_feeds`):
 
 - the stack (`STRATA_IDENTITY_DATABASE_URL` set): the users' JetStream stream, a pull consumer
@@ -23,8 +23,8 @@ from eventlog.jetstream import connect, context_stream
 from eventlog.replica_feeds import DrivenTail, ReplicaFeed
 from eventlog.replica_stream import StreamFeed
 from eventlog.stores import open_store_for_reading
-from identity.address_changes import USERS, AddressIntake
 from identity.database import Database
+from identity.profile_intake import USERS, ProfileIntake
 from identity.settings import IdentitySettings
 
 FOLLOWER = "identity"
@@ -36,7 +36,7 @@ async def following_users(
 ) -> AsyncIterator[ReplicaFeed]:
     """The users' log followed into identity's database until the block ends."""
     async with AsyncExitStack() as stack:
-        intake = AddressIntake(database)
+        intake = ProfileIntake(database)
         feed: ReplicaFeed
         if settings.identity_mode == "stack":
             name = f"strata-{FOLLOWER}-follows-{USERS}"

@@ -25,6 +25,10 @@ class InvalidGrant(Exception):
     """Wrong credentials, or an unknown, expired, revoked or reused refresh token."""
 
 
+class AccountDeactivated(InvalidGrant):
+    """The password is right, but the user's profile is deactivated."""
+
+
 class InvalidClient(Exception):
     """An unknown client or a wrong client secret."""
 
@@ -73,6 +77,8 @@ class Grants:
         if credential is None or not self._passwords.matches(stored_hash, password):
             raise InvalidGrant("the username or the password is wrong")
         self._throttle.succeeded(email_key)
+        if not credential.active:
+            raise AccountDeactivated("the account's profile is deactivated")
         if self._passwords.needs_rehash(credential.password_hash):
             self._store.rehash(credential.user_id, self._passwords.hash(password))
         grant = Grant(credential.user_id, ("user",))

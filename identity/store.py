@@ -18,6 +18,8 @@ class Credential:
     user_id: str
     password_hash: str
     email_key: str
+    active: bool = True
+    """False while the user's profile is deactivated (`identity.standing`)."""
 
 
 @dataclass(frozen=True)
@@ -48,27 +50,33 @@ class Rotation:
     grant: Grant | None = None
 
 
+CREDENTIAL = (
+    "SELECT c.user_id, c.password_hash, c.email_key, d.user_id IS NULL"
+    " FROM identity_credentials c"
+    " LEFT JOIN identity_deactivated_users d ON d.user_id = c.user_id"
+)
+
+
+def _credential(rows: list[tuple[object, ...]]) -> Credential | None:
+    if not rows:
+        return None
+    user_id, password_hash, email_key, active = rows[0]
+    return Credential(str(user_id), str(password_hash), str(email_key), bool(active))
+
+
 class IdentityStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
     def credential(self, email_key: str) -> Credential | None:
         with self.database.transaction() as tx:
-            rows = tx.execute(
-                "SELECT user_id, password_hash, email_key FROM identity_credentials"
-                " WHERE email_key = %s",
-                (email_key,),
-            )
-        return Credential(*rows[0]) if rows else None
+            rows = tx.execute(CREDENTIAL + " WHERE c.email_key = %s", (email_key,))
+        return _credential(rows)
 
     def credential_of_user(self, user_id: str) -> Credential | None:
         with self.database.transaction() as tx:
-            rows = tx.execute(
-                "SELECT user_id, password_hash, email_key FROM identity_credentials"
-                " WHERE user_id = %s",
-                (user_id,),
-            )
-        return Credential(*rows[0]) if rows else None
+            rows = tx.execute(CREDENTIAL + " WHERE c.user_id = %s", (user_id,))
+        return _credential(rows)
 
     def add_credential(
         self, user_id: str, email: str, email_key: str, password_hash: str, now: int

@@ -1,6 +1,7 @@
-"""The embedded mode end to end: a user changes their address in the users write service (its
-SQLite store in the data directory identity shares) and signs in with the new address, not the
-old; an operator ends an account's lockout with `strata-identity sign-ins unlock`."""
+"""The embedded mode end to end, with the users write service's SQLite store in the data directory
+identity shares: a user changes their address and signs in with the new address, not the old; an
+operator ends an account's lockout with `strata-identity sign-ins unlock`; a deactivated profile
+does not sign in or refresh until it is reactivated."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from contexts.settings import Settings
 from identity.app import create_app
-from identity.main import main
+from identity.main import dev_operator_token, main
 from identity.settings import IdentitySettings
 from tests.component.identity.conftest import CurrentIdentityKeys, identity_of
 from tests.support.identity import claims, sign_in, sign_up
@@ -56,6 +57,19 @@ def change_address(users_url: str, user_id: str, token: str, email: str) -> None
         headers={"Authorization": f"Bearer {token}"},
     )
     assert answer.status_code == 200, answer.text
+
+
+def change_standing(users_url: str, user_id: str, token: str, change: str) -> None:
+    answer = httpx.post(
+        f"{users_url}/users/{user_id}/{change}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def refresh(client: TestClient, refresh_token: str) -> httpx.Response:
+    return client.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )
 
 
 def test_the_new_address_signs_in_and_the_old_one_does_not(
@@ -104,3 +118,29 @@ def test_the_lockout_follows_the_account_and_an_operator_ends_it(
         main(["sign-ins", "unlock", "Robert@example.org"])
     assert exited.value.code == 0
     assert sign_in(client, "robert@example.org").status_code == 200
+
+
+def test_a_deactivated_profile_signs_in_again_only_once_reactivated(
+    client: TestClient, shared_users_url: str
+) -> None:
+    user_id = sign_up(client, email="cleo@example.org").json()["user_id"]
+    signed_in = sign_in(client, "cleo@example.org").json()
+    store = identity_of(client).store
+
+    def active() -> bool:
+        credential = store.credential("cleo@example.org")
+        return credential is not None and credential.active
+
+    change_standing(shared_users_url, user_id, signed_in["access_token"], "deactivate")
+    wait_until(lambda: not active(), 10, "identity takes the deactivation in")
+    refused = sign_in(client, "cleo@example.org")
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "the account's profile is deactivated"
+    assert refresh(client, signed_in["refresh_token"]).status_code == 401
+    assert sign_in(client, "cleo@example.org", WRONG).json()["detail"] != refused.json()["detail"]
+
+    operator = dev_operator_token(identity_of(client))
+    change_standing(shared_users_url, user_id, operator, "reactivate")
+    wait_until(active, 10, "identity takes the reactivation in")
+    assert sign_in(client, "cleo@example.org").status_code == 200
+    assert refresh(client, signed_in["refresh_token"]).status_code == 401  # revoked for good

@@ -1,7 +1,11 @@
-"""Identity following the users' address changes from their JetStream stream into its own
-PostgreSQL database (`identity.following`, stack mode): the credential and the sign-in throttle
-move to the new address; a profile without an account, a replayed or duplicated page, and an
-address another account holds change nothing; a feed started again goes on from the checkpoint.
+"""Identity following the users' profiles from their JetStream stream into its own PostgreSQL
+database (`identity.following`, stack mode):
+
+- address changes: the credential and the sign-in throttle move to the new address; a profile
+  without an account, a replayed or duplicated page, and an address another account holds change
+  nothing; a feed started again goes on from the checkpoint;
+- deactivation: the password no longer signs in and every refresh token is revoked, even for a
+  profile that got its account after it was deactivated; reactivation lets the password in again.
 """
 
 import asyncio
@@ -14,8 +18,9 @@ import pytest
 
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import context_stream
-from identity.address_changes import USERS, AddressIntake
 from identity.following import following_users
+from identity.grants import AccountDeactivated, InvalidGrant
+from identity.profile_intake import USERS, ProfileIntake
 from identity.profiles import NoProfiles
 from identity.service import Identity, build_identity
 from identity.settings import IdentitySettings
@@ -51,9 +56,18 @@ def email_changed(position: int, user: UUID, email: str, version: int = 2) -> Ev
     )  # fmt: skip
 
 
-def account(identity: Identity, email: str) -> UUID:
-    user = uuid4()
-    identity.accounts.attach(str(user), email, identity.accounts.hash_password("x" * 12))
+def standing(position: int, user: UUID, event_type: str, version: int) -> EventEnvelope:
+    return EventEnvelope(
+        position, USERS, "UserProfile", user, version, event_type, 1, datetime.now(UTC), {}
+    )
+
+
+PASSWORD = "x" * 12
+
+
+def account(identity: Identity, email: str, user: UUID | None = None) -> UUID:
+    user = user or uuid4()
+    identity.accounts.attach(str(user), email, identity.accounts.hash_password(PASSWORD))
     return user
 
 
@@ -112,7 +126,7 @@ def test_a_changed_address_moves_the_account_and_its_sign_in_series(identity: Id
 
 def test_a_page_taken_in_again_changes_nothing(identity: Identity) -> None:
     ada = account(identity, "ada@example.org")
-    intake = AddressIntake(identity.store.database)
+    intake = ProfileIntake(identity.store.database)
     first = [email_changed(1, ada, "one@example.org"), email_changed(2, ada, "two@example.org")]
 
     assert intake.take_in(first, stream_seq=2) is not None
@@ -121,3 +135,41 @@ def test_a_page_taken_in_again_changes_nothing(identity: Identity) -> None:
     assert email_of(identity, ada) == "two@example.org"
     assert replayed is not None and (replayed.position, replayed.stream_seq) == (2, 2)
     assert intake.take_in([]) is None
+
+
+def test_a_deactivated_profile_cannot_sign_in_until_reactivated(identity: Identity) -> None:
+    ada = account(identity, "ada@example.org")
+    account(identity, "bob@example.org")
+    signed_in = identity.grants.password("ada@example.org", PASSWORD)
+    assert signed_in.refresh_token is not None
+    late = uuid4()  # deactivated before its account is attached
+
+    run_feed(
+        identity,
+        [standing(1, ada, "Deactivated", 2), standing(2, late, "Deactivated", 2)],
+        reach=2,
+    )
+    account(identity, "late@example.org", late)
+
+    for address in ("ada@example.org", "late@example.org"):
+        with pytest.raises(AccountDeactivated):
+            identity.grants.password(address, PASSWORD)
+    with pytest.raises(InvalidGrant):
+        identity.grants.refresh(signed_in.refresh_token)
+    assert identity.grants.password("bob@example.org", PASSWORD).access_token  # untouched
+
+    run_feed(identity, [standing(3, ada, "Reactivated", 3)], reach=3)
+    assert identity.grants.password("ada@example.org", PASSWORD).access_token
+    with pytest.raises(AccountDeactivated):
+        identity.grants.password("late@example.org", PASSWORD)
+
+
+def test_a_wrong_password_of_a_deactivated_profile_is_a_wrong_password(
+    identity: Identity,
+) -> None:
+    ada = account(identity, "ada@example.org")
+    ProfileIntake(identity.store.database).take_in([standing(1, ada, "Deactivated", 2)])
+
+    with pytest.raises(InvalidGrant) as refused:
+        identity.grants.password("ada@example.org", "not the password")
+    assert not isinstance(refused.value, AccountDeactivated)  # tells nothing without the password
