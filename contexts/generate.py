@@ -95,7 +95,7 @@ def _compose_identity(registry: Registry) -> list[str]:
         "    build: .",
         '    command: ["strata-identity", "serve"]',
         "    environment:",
-        "      <<: *nats  # the users' address changes (docs/identity.md)",
+        "      <<: [*nats, *behind-gateway]  # NATS: the users' profile changes (docs/identity.md)",
         "      STRATA_IDENTITY_DATABASE_URL: " + f"{COMPOSE_POSTGRES}/strata_identity",
         "      STRATA_IDENTITY_HOST: 0.0.0.0",
         *(f"      {name}: {json.dumps(value)}" for name, value in environment.items()),

@@ -8,6 +8,7 @@ The per-context services are checked in tests/unit/test_compose_contexts.py.
 """
 
 import importlib.util
+import ipaddress
 import json
 import shlex
 import tomllib
@@ -234,3 +235,29 @@ def test_a_broken_dockerfile_cmd_is_found() -> None:
 
     assert dockerfile_cmd(text) == ["python", "-m", "x"]
     assert dockerfile_cmd(text)[0] not in console_scripts()
+
+
+def gateway_upstreams() -> set[str]:
+    """The compose services the compose gateway's generated bootstrap sends requests to."""
+    bootstrap = yaml.safe_load((ROOT / "deploy/envoy/envoy.compose.yaml").read_text("utf-8"))
+    return {
+        endpoint["endpoint"]["address"]["socket_address"]["address"]
+        for cluster in bootstrap["static_resources"]["clusters"]
+        for locality in cluster.get("load_assignment", {}).get("endpoints", [])
+        for endpoint in locality["lb_endpoints"]
+    }
+
+
+def test_services_behind_the_gateway_believe_forwarded_addresses_from_it_alone() -> None:
+    compose = load_compose()
+    services = compose["services"]
+    gateway_address = services["gateway"]["networks"]["default"]["ipv4_address"]
+    [subnet] = compose["networks"]["default"]["ipam"]["config"]
+    upstreams = gateway_upstreams() & set(services)
+
+    assert ipaddress.ip_address(gateway_address) in ipaddress.ip_network(subnet["subnet"])
+    assert {"identity", "read-api", "bff-web", "bff-mobile", "write-users"} <= upstreams
+    believed = {
+        name: environment_of(services[name]).get("FORWARDED_ALLOW_IPS") for name in upstreams
+    }
+    assert believed == dict.fromkeys(upstreams, gateway_address)
