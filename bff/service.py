@@ -23,7 +23,7 @@ from bff.settings import BffSettings
 from runtime.auth.http import authenticator, install_auth
 from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
-from runtime.http.problems import install_problem_handlers
+from runtime.http.problems import install_problem_handlers, instance_of
 from runtime.live_reload import install_live_settings
 from runtime.live_settings import LiveSettings, live_settings_of
 from runtime.rate_limits import install_rate_limits
@@ -107,7 +107,7 @@ def create_bff(
 async def _on_refused(request: Request, error: Exception) -> JSONResponse:
     """The read API's refusal, as its answer to this request."""
     assert isinstance(error, Refused)
-    body = {**error.body, "instance": request.url.path}
+    body = {**error.body, "instance": instance_of(request)}
     return JSONResponse(
         body, status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers
     )

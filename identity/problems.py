@@ -27,7 +27,7 @@ from runtime.http.problem_types import (
     Operation,
     ProblemType,
 )
-from runtime.http.problems import problem
+from runtime.http.problems import instance_of, problem
 
 log = logging.getLogger("strata.identity")
 
@@ -123,7 +123,7 @@ def _answer(
 async def _on_profile_refused(request: Request, error: Exception) -> JSONResponse:
     """The users service's problem, as it gave it: it names what was wrong with the input."""
     assert isinstance(error, ProfileRefused)
-    body = {**error.problem, "instance": request.url.path}
+    body = {**error.problem, "instance": instance_of(request)}
     return JSONResponse(body, status_code=error.status, media_type=PROBLEM_JSON)
 
 

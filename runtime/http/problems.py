@@ -42,6 +42,8 @@ TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+ORIGINAL_PATH = "x-envoy-original-path"
+"""Where the gateway keeps the path a client asked for when its route rewrote it."""
 HTTP_ERRORS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
 """The problem type of an `HTTPException` by status; any other status is a `BAD_HEADER`."""
 
@@ -62,10 +64,17 @@ def problem(
         "title": TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance_of(request),
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def instance_of(request: Request) -> str:
+    """The path the client asked for: behind the gateway, the one before its route stripped a
+    prefix (`/read/users/1`, not `/users/1`), as in the gateway's own problems."""
+    original = request.headers.get(ORIGINAL_PATH)
+    return original.partition("?")[0] if original else request.url.path
 
 
 def invalid_input(request: Request, errors: list[dict[str, str]]) -> JSONResponse:

@@ -114,7 +114,7 @@ def test_another_users_profile_and_orders_are_refused_by_the_services(
     orders = gateway.get("/read/orders", params={"user_id": ada.id}, headers=bob.headers)
 
     for upstream, answer in refused.items():
-        assert_problem(answer, 403, "another user")
+        assert assert_problem(answer, 403, "another user")["instance"] == answer.request.url.path
         line = edge.gateway.logged(path=answer.request.url.raw_path.decode(), status=403)
         assert (line["upstream"], line["details"]) == (upstream, "via_upstream")
     assert_problem(profile, 403)
