@@ -8,17 +8,26 @@ import subprocess
 import sys
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import write_throughput as wt
-from fanout_stack import Service, clock
+from fanout_stack import Service, clock, spawn
 
 # --------------------------------------------------------------------------------------------
 # CPU accounting per service (snapshots from bench/write_throughput.py's Window)
 
 
-def cpu_by_service(window: wt.Window, services: list[Service]) -> dict[str, Any] | None:
+PG_OTHERS = "postgres (other sessions)"
+
+
+def cpu_by_service(
+    window: wt.Window, services: list[Service], pg_backends: Collection[int] | None = None
+) -> dict[str, Any] | None:
+    """Cores per service and server over the window. With `pg_backends`, only those PostgreSQL
+    processes count as "postgres"; the rest of the server (other sessions' backends, WAL writer,
+    checkpointer, ...) is PG_OTHERS."""
     start, end = window.snapshot("start"), window.snapshot("end")
     if start is None or end is None:
         return None
@@ -41,7 +50,7 @@ def cpu_by_service(window: wt.Window, services: list[Service]) -> dict[str, Any]
         elif comm == "py-spy":
             group = "py-spy"
         elif comm.startswith(("postgres", "postmaster")):
-            group = "postgres"
+            group = "postgres" if pg_backends is None or pid in pg_backends else PG_OTHERS
         elif comm.startswith("nats-server"):
             group = "nats-server"
         elif comm.startswith("redis-server"):
@@ -164,3 +173,12 @@ class Spy:
         if profile is not None:
             profile.pop("areas", None)  # write-API specific
         return profile
+
+
+BURNER = "cpu burner"
+BURN = "while True:\n    pass\n"
+
+
+def start_burner(log_dir: Path) -> Service:
+    """A busy loop in a process of its own: one core taken from the stack while it runs."""
+    return spawn(BURNER, [sys.executable, "-I", "-S", "-c", BURN], {}, 0, log_dir)

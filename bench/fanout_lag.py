@@ -43,13 +43,14 @@ commands failed, or some commands never became visible.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,8 +60,9 @@ from bench_auth import trusted_identity
 from fanout_cpu import BusySampler, Spy, cpu_by_service
 from fanout_journeys import Command, Driver, Journey
 from fanout_raw import raw_tail_lag
-from fanout_report import MAX_ERROR_RATIO, analyse, code_digest, print_report
-from fanout_run import StackRun, drive
+from fanout_rawops import RAW_ROLE, raw_operations_cpu
+from fanout_report import MAX_ERROR_RATIO, analyse, code_digest, cpu_comparison, print_report
+from fanout_run import Plan, StackRun, drive
 from fanout_stack import (
     CHANNEL_PG,
     CONTEXTS,
@@ -136,14 +138,44 @@ __all__ = [
 ]
 
 STARTED = time.time()
+DEFAULT_RATE = 300.0
+RAW_RATE_WITH_CAPACITY = 100.0
+"""Messages/s of the raw tail-lag run when the stack's rate is not known yet (--capacity)."""
+RAW_OPS_MAX_RATE = 100.0
+"""The raw operations run one after another, at the stack's rate up to this."""
 
 
-def main() -> None:
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
+    return value
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=300.0, help="commands per second")
+    parser.add_argument(
+        "--rate", type=positive, default=None, help="commands/s (300; half the capacity with it)"
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=5.0, help="load before the window")
-    parser.add_argument("--raw-seconds", type=float, default=15.0, help="raw tail-lag run")
+    parser.add_argument("--raw-seconds", type=float, default=15.0, help="each raw run")
+    parser.add_argument(
+        "--raw-ops-rate", type=positive, default=None, help="raw operations/s (the rate, <= 100)"
+    )
+    parser.add_argument("--capacity", action="store_true", help="measure capacity, run at half")
+    parser.add_argument(
+        "--capacity-clients", type=positive_int, default=16, help="closed-loop clients"
+    )
+    parser.add_argument("--capacity-seconds", type=positive, default=10.0, help="closed loop")
+    parser.add_argument("--burner", action="store_true", help="a busy loop on one core")
     parser.add_argument("--workers", type=int, default=1, help="write API processes")
     parser.add_argument("--profile", action="store_true", help="py-spy on projector + relays")
     wt.add_stack_arguments(parser)
@@ -151,99 +183,141 @@ def main() -> None:
     args = parser.parse_args()
     if args.redis_db == 0:
         sys.exit("fanout_lag: use a Redis DB other than 0 (it is flushed)")
+    if args.rate is None and not args.capacity:
+        args.rate = DEFAULT_RATE
+    return args
 
-    namespace = f"benchfan{uuid.uuid4().hex[:8]}"
-    out = args.out or Path(tempfile.mkdtemp(prefix="strata-fan-"))
-    out.mkdir(parents=True, exist_ok=True)
-    serving_keys = contextlib.ExitStack()  # the identity's JWKS, which the services trust
-    config = StackConfig(
-        jwks_url=serving_keys.enter_context(trusted_identity()),
-        pg=args.pg.rstrip("/"),
-        redis_url=f"{args.redis.rstrip('/')}/{args.redis_db}",
-        nats_url=args.nats,
-        namespace=namespace,
-        workers=args.workers,
-        log_dir=out,
-        extra_env=dict(item.split("=", 1) for item in args.env),
-    )
 
-    log(f"(a) raw JetStream tail lag: {args.rate:g} msg/s for {args.raw_seconds:g} s ...")
-    raw = loadgen.run(lambda: raw_tail_lag(args.nats, namespace, args.rate, args.raw_seconds))
+def raw_tail(args: argparse.Namespace, config: StackConfig) -> dict[str, Any]:
+    """(a) the raw JetStream tail lag."""
+    rate = args.rate or RAW_RATE_WITH_CAPACITY
+    log(f"(a) raw JetStream tail lag: {rate:g} msg/s for {args.raw_seconds:g} s ...")
+    raw = loadgen.run(lambda: raw_tail_lag(args.nats, config.namespace, rate, args.raw_seconds))
     log(f"    p50 {raw['tail_lag']['p50_ms']} ms, p99 {raw['tail_lag']['p99_ms']} ms")
+    return raw
 
-    log(f"(b) stack: databases {DB_PREFIX}_*, Redis {config.redis_url}, namespace {namespace}")
+
+def raw_operations(args: argparse.Namespace, config: StackConfig, rate: float) -> dict[str, Any]:
+    """(a') the CPU of the raw operations a command needs, after the stack has stopped."""
+    rate = args.raw_ops_rate or min(rate, RAW_OPS_MAX_RATE)
+    log(f"(a') raw operations of a command: {rate:g}/s for {args.raw_seconds:g} s ...")
+    recreate_databases(config, (RAW_ROLE,))
+    try:
+        operations = loadgen.run(
+            lambda: raw_operations_cpu(
+                config.url(RAW_ROLE),
+                config.redis_url,
+                config.nats_url,
+                config.namespace,
+                rate=rate,
+                seconds=args.raw_seconds,
+            )
+        )
+    finally:
+        drop_databases(config, (RAW_ROLE,))
+    log(f"    {operations.get('total_ms')} ms of CPU per command's raw operations")
+    return operations
+
+
+def start_stack(config: StackConfig, services: dict[str, Service]) -> None:
+    services["write-api"] = start_write_api(config)
+    wait_ready(services["write-api"])
+    for context in CONTEXTS:
+        services[f"relay-{context}"] = start_relay(config, context)
+    services["projector"] = start_projector(config)
+    for name in (*(f"relay-{context}" for context in CONTEXTS), "projector"):
+        wait_ready(services[name])
+    log("    stack ready")
+
+
+def run_stack(args: argparse.Namespace, config: StackConfig) -> tuple[StackRun, list[Service]]:
+    """(b) the stack on fresh databases, streams and Redis DB; all of it removed at the end."""
+    log(f"(b) stack: databases {DB_PREFIX}_*, Redis {config.redis_url}, ns {config.namespace}")
     roles = (*CONTEXTS, "read")
     recreate_databases(config, roles)
     flush_redis(config.redis_url)
     services: dict[str, Service] = {}
-    code = 0
+    plan = Plan(
+        rate=args.rate,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        profile=args.profile,
+        capacity_clients=args.capacity_clients if args.capacity else 0,
+        capacity_seconds=args.capacity_seconds,
+        burner=args.burner,
+    )
     try:
-        services["write-api"] = start_write_api(config)
-        wait_ready(services["write-api"])
-        for context in CONTEXTS:
-            services[f"relay-{context}"] = start_relay(config, context)
-        services["projector"] = start_projector(config)
-        for name in (*(f"relay-{context}" for context in CONTEXTS), "projector"):
-            wait_ready(services[name])
-        log(
-            f"    stack ready; driving {args.rate:g} commands/s for {args.warmup:g} + "
-            f"{args.seconds:g} s ..."
-        )
-        run = loadgen.run(
-            lambda: drive(
-                config,
-                services,
-                rate=args.rate,
-                seconds=args.seconds,
-                warmup=args.warmup,
-                profile=args.profile,
-            )
-        )
+        start_stack(config, services)
+        run = loadgen.run(lambda: drive(config, services, plan))
     except RuntimeError as error:
         log(f"fanout_lag: FAILED: {error}")
-        for service in services.values():
-            log(f"--- {service.name} log (tail) ---\n{service.log_tail()}")
-        code = 2
-        run = None
+        print_logs(services.values())
+        sys.exit(2)
     finally:
         for service in reversed(list(services.values())):
             stop_service(service)
-        serving_keys.close()
         if not args.keep:
-            loadgen.run(lambda: delete_streams(args.nats, stream_names(namespace)))
+            loadgen.run(lambda: delete_streams(args.nats, stream_names(config.namespace)))
             drop_databases(config, roles)
             flush_redis(config.redis_url)
-    if run is None:
-        sys.exit(code)
+    return run, list(services.values())
+
+
+def print_logs(services: Iterable[Service]) -> None:
+    for service in services:
+        log(f"--- {service.name} log (tail) ---\n{service.log_tail()}")
+
+
+def dump(path: Path, rows: list[dict[str, Any]], run: StackRun) -> None:
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    with open(path.with_suffix(".checkpoints.jsonl"), "w") as f:
+        for key, positions in run.obs.positions.items():
+            for position, at in zip(positions, run.obs.times[key], strict=True):
+                line = {"model": key.label, "position": position, "at": at - run.measure_from}
+                f.write(json.dumps(line) + "\n")
+
+
+def main() -> None:
+    args = parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="strata-fan-"))
+    out.mkdir(parents=True, exist_ok=True)
+    with trusted_identity() as jwks_url:  # the identity's JWKS, which the services trust
+        config = StackConfig(
+            jwks_url=jwks_url,
+            pg=args.pg.rstrip("/"),
+            redis_url=f"{args.redis.rstrip('/')}/{args.redis_db}",
+            nats_url=args.nats,
+            namespace=f"benchfan{uuid.uuid4().hex[:8]}",
+            workers=args.workers,
+            log_dir=out,
+            extra_env=dict(item.split("=", 1) for item in args.env),
+        )
+        raw = raw_tail(args, config)
+        run, services = run_stack(args, config)
+        raw["operations"] = raw_operations(args, config, run.rate)
 
     result = analyse(run, raw)
     rows = result.pop("rows")
     if args.dump:
-        with open(args.dump, "w") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-        with open(args.dump.with_suffix(".checkpoints.jsonl"), "w") as f:
-            for key, positions in run.obs.positions.items():
-                for position, at in zip(positions, run.obs.times[key], strict=True):
-                    f.write(
-                        json.dumps(
-                            {"model": key.label, "position": position, "at": at - run.measure_from}
-                        )
-                        + "\n"
-                    )
+        dump(args.dump, rows, run)
     report = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(STARTED)),
         "code": code_digest(),
-        "namespace": namespace,
-        "rate": args.rate,
+        "namespace": config.namespace,
+        "rate": run.rate,
         "seconds": args.seconds,
         "warmup": args.warmup,
         "workers": args.workers,
         "env": args.env,
+        "capacity": run.capacity,
+        "burner": run.burner,
         "raw": raw,
         "result": result,
         "driver": run.driver,
         "cpu": run.cpu,
+        "cpu_per_command": cpu_comparison(run.cpu, result, raw),
         "profiles": run.profiles,
         "logs": str(out),
     }
@@ -263,8 +337,7 @@ def main() -> None:
             f"fanout_lag: FAILED: errors {dict(result['errors'])}, never visible "
             f"{result['never_visible']}"
         )
-        for service in services.values():
-            log(f"--- {service.name} log (tail) ---\n{service.log_tail()}")
+        print_logs(services)
         sys.exit(2)
 
 

@@ -6,6 +6,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from fanout_cpu import BURNER, PG_OTHERS
+from fanout_rawops import IDLE_SECONDS
 from fanout_run import StackRun
 from fanout_stack import ModelKey, ms, percentiles, read_models
 
@@ -128,15 +130,95 @@ def analyse(run: StackRun, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cpu_per_command(cpu: dict[str, Any], result: dict[str, Any]) -> str:
-    """Milliseconds of CPU per answered command, whole stack and per strata service."""
+OUTSIDE_STACK = ("bench client", "py-spy", "other", "exited processes", BURNER, PG_OTHERS)
+TARGET_CPU_RATIO = 5.0
+
+
+def stack_cpu_ms(cpu: dict[str, Any], result: dict[str, Any]) -> dict[str, float]:
+    """Milliseconds of CPU per answered command of each strata service and server."""
     rate = result["rate_achieved"]
     if not rate:
+        return {}
+    return {k: 1000 * v / rate for k, v in cpu["cores"].items() if k not in OUTSIDE_STACK}
+
+
+def cpu_per_command(cpu: dict[str, Any], result: dict[str, Any]) -> str:
+    """Milliseconds of CPU per answered command, whole stack and per strata service."""
+    per = stack_cpu_ms(cpu, result)
+    if not per:
         return "(no commands)"
-    outside = ("bench client", "py-spy", "other", "exited processes")
-    per = {k: 1000 * v / rate for k, v in cpu["cores"].items() if k not in outside}
     parts = ", ".join(f"{k} {v:.2f}" for k, v in per.items())
     return f"{sum(per.values()):.2f} ms for the stack ({parts})"
+
+
+def cpu_comparison(
+    cpu: dict[str, Any] | None, result: dict[str, Any], raw: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The stack's CPU per command against the CPU of the raw operations it needs."""
+    stack = stack_cpu_ms(cpu, result) if cpu else {}
+    raw_ms = (raw.get("operations") or {}).get("total_ms")
+    if not stack or not raw_ms:
+        return None
+    stack_ms = sum(stack.values())
+    ratio = stack_ms / raw_ms
+    return {
+        "stack_ms": round(stack_ms, 3),
+        "raw_ms": raw_ms,
+        "ratio": round(ratio, 1),
+        "target_met": ratio <= TARGET_CPU_RATIO,
+    }
+
+
+def print_capacity(report: dict[str, Any]) -> None:
+    capacity = report.get("capacity")
+    if capacity:
+        h = capacity["http_latency"]
+        print(
+            f"  capacity: {capacity['clients']} closed-loop connections for "
+            f"{capacity['seconds']:g} s: {capacity['commands_ok']} commands ok, errors "
+            f"{capacity['errors'] or 'none'}; written {capacity['write_rate']}/s (HTTP p50 "
+            f"{h['p50_ms']} / p99 {h['p99_ms']} ms), visible in every read model at "
+            f"{capacity['visible_rate']}/s (drained {capacity['drain_s']} s after the last "
+            f"answer) -> capacity {capacity['capacity']}/s, lag run at half: {report['rate']:g}/s"
+        )
+    if report.get("burner"):
+        cores = (report["cpu"] or {}).get("cores", {}).get(BURNER)
+        print(
+            f"  CPU burner: one busy-loop process from the warm-up to the end of the drain, "
+            f"{cores} cores in the measured window"
+        )
+
+
+def print_cpu(report: dict[str, Any]) -> None:
+    cpu, result = report["cpu"], report["result"]
+    operations = report["raw"].get("operations") or {}
+    if operations.get("ms_per_operation"):
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in operations["ms_per_operation"].items())
+        print(
+            f"  (a') raw operations of one command ({operations['operations']} at "
+            f"{operations['achieved_rate']}/s: INSERT+COMMIT, publish+ack, fetch+ack, "
+            f"2 upserts + checkpoint in one transaction, 4 Redis commands in one pipeline): "
+            f"{operations['total_ms']:.3f} ms of CPU ({parts}); machine busy "
+            f"{operations['cpu']['machine_busy_pct']}%"
+        )
+        idle = ", ".join(f"{k} {v:.3f}" for k, v in operations["idle_cores"].items())
+        others_ms = 1000 * sum(operations["idle_cores"].values()) / operations["achieved_rate"]
+        print(
+            f"      shared servers' cores in {IDLE_SECONDS:g} s without our load: {idle} "
+            f"(other sessions' share, ~{others_ms:.3f} ms per operation if it stayed so)"
+        )
+    if cpu:
+        cores = ", ".join(f"{k} {v:.2f}" for k, v in cpu["cores"].items())
+        print(f"  CPU cores used in the window: {cores}; machine busy {cpu['machine_busy_pct']}%")
+        print(f"  CPU per command: {cpu_per_command(cpu, result)}")
+    comparison = report.get("cpu_per_command")
+    if comparison:
+        print(
+            f"  CPU per command, stack / raw operations: {comparison['stack_ms']:.2f} / "
+            f"{comparison['raw_ms']:.3f} ms = {comparison['ratio']} "
+            f"({'<=' if comparison['target_met'] else '>'} {TARGET_CPU_RATIO:g}: target "
+            f"{'met' if comparison['target_met'] else 'missed'})"
+        )
 
 
 def percentiles_value(values: list[float], q: float) -> float:
@@ -168,6 +250,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"fetch(256)): p50 {t['p50_ms']} / p99 {t['p99_ms']} / max {t['max_ms']} ms; "
         f"publish->ack p50 {raw['publish_to_ack']['p50_ms']} ms"
     )
+    print_capacity(report)
     print(
         f"  (b) {result['commands_ok']} commands ok of {result['commands']} "
         f"({result['rate_achieved']}/s), errors {dict(result['errors']) or 'none'}; "
@@ -223,11 +306,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"      notifications received: {result['notifications']}; Redis wake-ups with no "
         f"checkpoint move: {result['redis_wakeups_without_move']}"
     )
-    cpu = report["cpu"]
-    if cpu:
-        cores = ", ".join(f"{k} {v:.2f}" for k, v in cpu["cores"].items())
-        print(f"  CPU cores used in the window: {cores}; machine busy {cpu['machine_busy_pct']}%")
-        print(f"  CPU per command: {cpu_per_command(cpu, result)}")
+    print_cpu(report)
     verdicts = []
     for store, target in result["targets"].items():
         s = result["lag"][store]

@@ -163,6 +163,16 @@ def drop_databases(config: StackConfig, roles: Iterable[str]) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{config.db(role)}" WITH (FORCE)')
 
 
+def backend_pids(config: StackConfig) -> set[int]:
+    """The PostgreSQL backends serving the stack's databases now."""
+    with psycopg.connect(wt.admin_url(config.pg), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname LIKE %s",
+            (config.db_prefix.replace("_", r"\_") + r"\_%",),
+        ).fetchall()
+    return {pid for (pid,) in rows}
+
+
 def flush_redis(url: str) -> None:
     from redis import Redis  # noqa: PLC0415
 

@@ -32,6 +32,8 @@ class Observations:
         # command decided, before its commit), on the perf_counter scale
         self.decided: dict[str, dict[int, float]] = defaultdict(dict)
         self.notifications = Counter[str]()
+        self.backends: set[int] = set()
+        """The PostgreSQL backends of the observers (not the stack's)."""
         self.foreign_redis = 0
 
     def seen(self, key: ModelKey, position: int, at: float) -> None:
@@ -91,6 +93,7 @@ async def watch_redis(url: str, keys: list[ModelKey], obs: Observations) -> None
 async def watch_postgres(url: str, keys: list[ModelKey], obs: Observations) -> None:
     by_name = {(k.projection, k.version, k.context): k for k in keys}
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        obs.backends.add(conn.info.backend_pid)
         await conn.execute(f"LISTEN {CHANNEL_PG}")
         cursor = await conn.execute(
             "SELECT projection, version, context, position FROM rm_checkpoints"
