@@ -7,8 +7,11 @@ with the raw JetStream tail lag it is judged against.
     time from just before the publish to the consumer holding it ("tail lag").
 (b) the stack: fresh databases `strata_bench_fan_users` / `_orders` (event stores) and
     `strata_bench_fan_read` (read models), Redis DB `--redis-db` (FLUSHDB first), streams under a
-    unique `STRATA_STREAM_NAMESPACE`; `strata-write-api`, `strata-relay --context users`,
-    `strata-relay --context orders` and `strata-projector` as subprocesses. An open-loop driver
+    unique `STRATA_STREAM_NAMESPACE`; `strata-write-api`, one `strata-relay --context <c>` per
+    context and `strata-projector` as subprocesses. With `--capacity`, closed-loop clients first
+    measure the stack's capacity (commands/s visible in every read model) and `--rate` defaults
+    to half of it. With `--burner`, a busy-loop process competes for one core from the warm-up
+    to the end of the drain. An open-loop driver
     sends `--rate` commands/s for `--warmup` + `--seconds` s, a mix of customer journeys: register
     a user, then twice: create an order, add two lines, place it, pay it (1 + 2 x 5 = 11 commands,
     each appending one event). For every 2xx command of the measured window:
@@ -29,11 +32,16 @@ with the raw JetStream tail lag it is judged against.
     own response). Prints p50/p99/max per read-model store, per context, per stage, the ratio of
     each to the raw floor, and the CPU each process used. Targets: p50 <= 10 ms, p99 <= 50 ms.
 
+(a') after the stack has stopped: the CPU (/proc) of the raw operations one command needs (an
+    INSERT + COMMIT, a JetStream publish + ack, a fetch + ack, the read-model upserts and Redis
+    commands) per operation, printed beside the stack's CPU per command (target ratio <= 5).
+
 `--profile` attaches `py-spy record --gil --nonblocking` to the projector and both relays for the
 measured window (it costs them CPU, so read lags from unprofiled runs).
 
     .venv/bin/python bench/fanout_lag.py                          # 300 commands/s for 60 s
     .venv/bin/python bench/fanout_lag.py --rate 300 --seconds 10 --raw-seconds 5
+    .venv/bin/python bench/fanout_lag.py --capacity --burner --seconds 20 --raw-seconds 5
     .venv/bin/python bench/fanout_lag.py --json > fanout.json
 
 Exit 0 whether or not the targets are met; 2 if the stack did not start, more than 1 % of the
