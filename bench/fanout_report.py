@@ -184,10 +184,11 @@ def print_capacity(report: dict[str, Any]) -> None:
             f"answer) -> capacity {capacity['capacity']}/s, lag run at half: {report['rate']:g}/s"
         )
     if report.get("burner"):
-        cores = (report["cpu"] or {}).get("cores", {}).get(BURNER)
+        cores = (report["cpu"] or {}).get("cores", {}).get(BURNER) or 0.0
+        short = " (less than a core: the scheduler shared the host)" if cores < 0.9 else ""
         print(
             f"  CPU burner: one busy-loop process from the warm-up to the end of the drain, "
-            f"{cores} cores in the measured window"
+            f"{cores:.2f} cores in the measured window{short}"
         )
 
 
