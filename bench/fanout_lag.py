@@ -58,7 +58,9 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -200,7 +202,10 @@ def raw_tail(args: argparse.Namespace, config: StackConfig) -> dict[str, Any]:
     """(a) the raw JetStream tail lag."""
     rate = args.rate or RAW_RATE_WITH_CAPACITY
     log(f"(a) raw JetStream tail lag: {rate:g} msg/s for {args.raw_seconds:g} s ...")
-    raw = loadgen.run(lambda: raw_tail_lag(args.nats, config.namespace, rate, args.raw_seconds))
+    raw = cast(
+        dict[str, Any],
+        loadgen.run(lambda: raw_tail_lag(args.nats, config.namespace, rate, args.raw_seconds)),
+    )
     log(f"    p50 {raw['tail_lag']['p50_ms']} ms, p99 {raw['tail_lag']['p99_ms']} ms")
     return raw
 
@@ -211,7 +216,7 @@ def raw_operations(args: argparse.Namespace, config: StackConfig, rate: float) -
     log(f"(a') raw operations of a command: {rate:g}/s for {args.raw_seconds:g} s ...")
     recreate_databases(config, (RAW_ROLE,))
     try:
-        operations = loadgen.run(
+        operations: Any = loadgen.run(
             lambda: raw_operations_cpu(
                 config.url(RAW_ROLE),
                 config.redis_url,
@@ -224,7 +229,7 @@ def raw_operations(args: argparse.Namespace, config: StackConfig, rate: float) -
     finally:
         drop_databases(config, (RAW_ROLE,))
     log(f"    {operations.get('total_ms')} ms of CPU per command's raw operations")
-    return operations
+    return cast(dict[str, Any], operations)
 
 
 def start_stack(config: StackConfig, services: dict[str, Service]) -> None:
@@ -256,8 +261,8 @@ def run_stack(args: argparse.Namespace, config: StackConfig) -> tuple[StackRun, 
     )
     try:
         start_stack(config, services)
-        run = loadgen.run(lambda: drive(config, services, plan))
-    except RuntimeError as error:
+        run = cast(StackRun, loadgen.run(lambda: drive(config, services, plan)))
+    except (RuntimeError, OSError, psycopg.Error) as error:
         log(f"fanout_lag: FAILED: {error}")
         print_logs(services.values())
         sys.exit(2)

@@ -171,4 +171,4 @@ def capacity_rate(capacity: dict[str, Any] | None) -> float:
     """Half the measured capacity: the rate the issue's lag target is set at."""
     if capacity is None or not capacity["capacity"]:
         raise RuntimeError(f"no capacity measured to take half of: {capacity}")
-    return round(capacity["capacity"] / 2, 1)
+    return round(float(capacity["capacity"]) / 2, 1)
