@@ -1,0 +1,112 @@
+"""The stack's command capacity, measured on the running stack before the lag run: closed-loop
+clients send customer journeys as fast as the answers come back, and the capacity is the rate at
+which the commands became visible in every read model (so a projector slower than the write API
+bounds it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import loadgen
+from bench_auth import authorization, client_tokens
+from fanout_journeys import Journey
+from fanout_stack import HOST, ModelKey, clock, percentiles
+from fanout_watch import Observations
+
+DRAIN_TIMEOUT = 60.0
+"""Seconds the read models get to catch up with the closed loop's last command."""
+
+
+@dataclass
+class ClosedLoop:
+    """`clients` connections, each sending its next command when the previous one is answered."""
+
+    port: int
+    clients: int
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    answered: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    last_position: Counter[str] = field(default_factory=Counter)
+    journeys: int = 0
+
+    async def run(self, seconds: float) -> tuple[float, float]:
+        """Drive for `seconds`; returns (start, time the last answer arrived)."""
+        auths = [authorization(token) for token in client_tokens(self.clients)]
+        start = clock()
+        await asyncio.gather(*(self._client(auth, start + seconds) for auth in auths))
+        return start, clock()
+
+    def _journey(self) -> Journey:
+        self.journeys += 1
+        return Journey(self.journeys, self.run_id)
+
+    async def _client(self, auth: str, until: float) -> None:
+        host = f"{HOST}:{self.port}"
+        journey = self._journey()
+        while clock() < until:
+            reader, writer = await asyncio.open_connection(HOST, self.port)
+            try:
+                closing = False
+                while clock() < until and not closing:
+                    if journey.finished:
+                        journey = self._journey()
+                    sent = clock()
+                    writer.write(journey.request(host, auth))
+                    response, closing = await loadgen.read_response(reader)
+                    if not self._answered(journey, response, clock() - sent):
+                        journey = self._journey()
+            except (OSError, EOFError, asyncio.LimitOverrunError, loadgen.ProtocolError) as error:
+                self.errors[type(error).__name__] += 1
+                journey = self._journey()
+            finally:
+                writer.close()
+
+    def _answered(self, journey: Journey, response: loadgen.Response, latency: float) -> bool:
+        """Record one answer; False if the journey cannot go on."""
+        if not 200 <= response.status < 300:
+            self.errors[str(response.status)] += 1
+            return False
+        body = json.loads(response.body)
+        context, _, position = body["position"].partition(":")
+        self.last_position[context] = max(self.last_position[context], int(position))
+        self.answered += 1
+        self.latencies.append(latency)
+        journey.answered(body)
+        return True
+
+
+async def measure_capacity(
+    port: int, obs: Observations, keys: list[ModelKey], *, clients: int, seconds: float
+) -> dict[str, Any]:
+    """Closed loop for `seconds`, then wait until every read model shows the last command."""
+    loop = ClosedLoop(port, clients)
+    start, last_answer = await loop.run(seconds)
+    wanted = [k for k in keys if k.context in loop.last_position]
+    deadline = clock() + DRAIN_TIMEOUT
+    while clock() < deadline and any(obs.last(k) < loop.last_position[k.context] for k in wanted):
+        await asyncio.sleep(0.02)
+    reached = [obs.reached_at(k, loop.last_position[k.context]) for k in wanted]
+    drained = bool(reached) and all(at is not None for at in reached)
+    visible_at = max((at for at in reached if at is not None), default=None)
+    write_rate = loop.answered / (last_answer - start)
+    visible_rate = (
+        loop.answered / (max(visible_at, last_answer) - start) if drained and visible_at else None
+    )
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "commands_ok": loop.answered,
+        "errors": dict(loop.errors),
+        "write_rate": round(write_rate, 1),
+        "visible_rate": None if visible_rate is None else round(visible_rate, 1),
+        "capacity": round(visible_rate if visible_rate is not None else 0.0, 1),
+        "drained": drained,
+        "drain_s": None if visible_at is None else round(visible_at - last_answer, 3),
+        "http_latency": percentiles(loop.latencies),
+    }
