@@ -25,7 +25,6 @@ from projections.stack import StackProjector
 from read_api.app import create_app as create_read_app
 from replay.main import app as replay_app
 from runtime.settings import CommonSettings, settings_model
-from tests.integration.test_relay import RelayThread
 from tests.support.auth import OPERATOR
 from tests.support.nats import (
     delete_streams,
@@ -37,6 +36,7 @@ from tests.support.nats import (
 from tests.support.notes_context import NOTES
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.relays import RelayThread
 from write_api.app import create_app as create_write_app
 
 WITH_NOTES = REGISTRY.with_(NOTES)

@@ -1,5 +1,5 @@
 """The relay in a test's process, and checks of what it published: the stream against the
-store it relays (tests/integration/test_relay*.py)."""
+store it relays (tests/integration/relay/, tests/integration/test_relay_retries.py)."""
 
 import asyncio
 import threading

@@ -15,17 +15,9 @@ from domain.orders.service import OrdersService
 from domain.service import CommandService, fast_fold
 from domain.users.profile import UserProfile
 from domain.users.service import UsersService
+from tests.support.as_of import typed_state
 
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
-
-
-def typed_state(aggregate: Any) -> dict[str, tuple[type, Any]]:
-    """Every attribute with its type: a str where an enum member was is a difference."""
-    return {
-        name: (type(value), value)
-        for name, value in vars(aggregate).items()
-        if name != "_pending_events"
-    }
 
 
 def users_service(**kwargs: Any) -> UsersService:
