@@ -70,16 +70,28 @@ class Writer:
             self._error = error
 
 
+RESUMED = "resuming after position"
+"""What a relay logs once it has read its checkpoint, before it publishes anything."""
+
+
 def test_kill_9_at_random_moments_under_writes_loses_and_duplicates_nothing(
     stack: Settings, services: Services, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "relay.log"
     small_pages = {"relay_page_size": 20, "relay_max_in_flight": 8}
     rng = random.Random()
+
+    def resumed(times: int) -> bool:
+        return log_path.read_text().count(RESUMED) >= times
+
     with Writer(services) as writer:
-        for _ in range(4):
+        for started in range(1, 5):
             relay = RelayProcess(stack, "users", log_path, **small_pages)
-            wait_for(lambda: relay.active, 20, f"relay active\n{relay.log()}")  # noqa: B023
+            wait_for(
+                lambda: relay.active and resumed(started),  # noqa: B023
+                20,
+                f"relay active and resumed\n{relay.log()}",
+            )
             time.sleep(rng.uniform(0.0, 0.2))
             relay.kill()
             time.sleep(rng.uniform(0.1, 0.5))  # a backlog builds up while no relay runs
@@ -93,7 +105,7 @@ def test_kill_9_at_random_moments_under_writes_loses_and_duplicates_nothing(
     assert_exactly_the_store(
         read_stream(stack.nats_url, stream_name(stack, "users")), services, "users"
     )
-    assert log_path.read_text().count("resuming after position") >= 5
+    assert resumed(5)
 
 
 def test_the_standby_takes_over_within_seconds_when_the_active_relay_is_killed(
