@@ -1225,7 +1225,8 @@ def main() -> None:
             window=api_window,
             jwks_url=jwks_url,
         )
-    except RuntimeError as error:
+    except (RuntimeError, psycopg.Error) as error:
+        serving_keys.close()  # its server thread would keep this process alive
         log(f"write_throughput: FAILED: {error}")
         sys.exit(2)
     api_cpu = api_window.usage(server.process.pid)

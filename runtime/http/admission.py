@@ -8,12 +8,12 @@ is done for it; the commands admitted keep a short queue, and their latency with
 
 The bound follows Little's law: commands in flight = service rate x time each spends in flight.
 `LatencyBound` measures the rate at which the process completes commands while it has any in
-flight (its service rate at the concurrency it is given, not the rate clients happen to send)
-and keeps the bound at that rate x the latency target, under the hard ceiling. While commands
-finish faster than the target the bound sits above the commands in flight and nobody is refused;
-when they take longer (more arrive than the process serves, or the host slows down) the bound
-falls to what the process finishes within the target. Each process (uvicorn worker) counts its
-own: it runs one event loop, so the counts need no lock.
+flight (what it serves, not the rate clients happen to send) and keeps the bound at its capacity
+x the latency target, between a floor and the hard ceiling. While commands finish faster than
+the target the bound sits above the commands in flight and nobody is refused; when they take
+longer (more arrive than the process serves, or the host slows down) the bound falls to what the
+process finishes within the target. Each process (uvicorn worker) counts its own: it runs one
+event loop, so the counts need no lock.
 """
 
 import math
@@ -29,8 +29,8 @@ from runtime.http.problems import RETRY_AFTER_SECONDS, problem
 from runtime.http.request_bodies import COMMAND_METHODS
 
 WINDOW_SECONDS = 0.1
-"""How often the service rate is re-measured: short enough to follow a surge within a few tens
-of commands, long enough to hold several group commits."""
+"""How often the rate and the time in flight are measured: short enough to follow a surge
+within a few tens of commands, long enough to hold several group commits."""
 
 SMOOTHING = 0.3
 """How far a slow window pulls the capacity estimate towards its own rate."""
@@ -143,15 +143,15 @@ class Admission:
         _gauge(
             registry,
             "strata_commands_in_flight_limit",
-            "Commands this process admits at once now: its service rate x the latency target,"
-            " at most STRATA_MAX_COMMANDS_IN_FLIGHT",
+            "Commands this process admits at once now: its capacity x the latency target, between"
+            " STRATA_MIN_COMMANDS_IN_FLIGHT and STRATA_MAX_COMMANDS_IN_FLIGHT",
             lambda: rule.bound,
         )
         _gauge(
             registry,
             "strata_commands_capacity",
             "Commands per second this process is estimated to complete while it has some in"
-            " flight (its bound / the latency target)",
+            " flight: the best rate measured within the latency target, lowered by slower windows",
             lambda: rule.capacity,
         )
         _gauge(
