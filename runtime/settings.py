@@ -121,7 +121,7 @@ class CommonSettings(AuthSettings):
         " commands.",
     )
     min_commands_in_flight: int = Field(
-        20,
+        24,
         ge=1,
         description="Fewest commands the adaptive bound of a write-service process admits at"
         " once, however slow it measures (at most `STRATA_MAX_COMMANDS_IN_FLIGHT`): a floor for"

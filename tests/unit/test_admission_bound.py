@@ -157,3 +157,12 @@ def test_windows_without_completions_change_nothing() -> None:
     rule.admit(10 * WINDOW_SECONDS)  # in flight for ten windows, none finished yet
     assert rule.bound == CEILING
     assert rule.capacity == CEILING / TARGET
+
+
+def test_the_floor_holds_however_slow_the_process_measures() -> None:
+    rule = LatencyBound(TARGET, CEILING, floor=24)
+    served = open_loop(rule, arrivals_per_second=800, served_per_second=400, seconds=2.0)
+    assert rule.capacity * TARGET < 13  # what Little's law alone would admit
+    assert rule.bound == 24
+    assert served.refused > 0
+    assert LatencyBound(TARGET, ceiling=8, floor=24).bound == 8  # the ceiling wins
