@@ -265,6 +265,8 @@ class OpenLoopResult:
     refused_latencies: list[float] = field(default_factory=list)  # seconds, 503, from arrival
     errors: Counter[str] = field(default_factory=Counter)  # any other outcome
     connections: int = 0  # connections opened: the most requests outstanding at once
+    send_lags: list[float] = field(default_factory=list)  # seconds from arrival to written
+    new_connection_lags: list[float] = field(default_factory=list)  # the same, when connecting
 
     @property
     def goodput(self) -> float:
@@ -279,15 +281,27 @@ async def _open_loop_request(
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
     result: OpenLoopResult,
 ) -> None:
-    """One arrival: on an idle keep-alive connection, or a new one if none is idle."""
+    """One arrival: on an idle keep-alive connection, or a new one if none is idle. A kept
+    connection the server has closed meanwhile (its keep-alive timeout) is dropped, and the
+    request sent again on a new one."""
+    reused = bool(idle)
     try:
-        if idle:
+        if reused:
             reader, writer = idle.pop()
         else:
-            reader, writer = await asyncio.open_connection(host, port)
-            result.connections += 1
+            reader, writer = await _open(host, port, result)
         writer.write(request)
-        response, closing = await read_response(reader)
+        lag = time.perf_counter() - arrival  # the client's own lag, or its connection's
+        (result.send_lags if reused else result.new_connection_lags).append(lag)
+        try:
+            response, closing = await read_response(reader)
+        except (ConnectionResetError, EOFError):
+            if not reused:
+                raise
+            writer.close()
+            reader, writer = await _open(host, port, result)
+            writer.write(request)
+            response, closing = await read_response(reader)
     except (OSError, EOFError, asyncio.LimitOverrunError, ProtocolError) as error:
         result.errors[type(error).__name__] += 1
         return
@@ -302,6 +316,14 @@ async def _open_loop_request(
         result.refused_latencies.append(latency)
     else:
         result.errors[str(response.status)] += 1
+
+
+async def _open(
+    host: str, port: int, result: OpenLoopResult
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    connection = await asyncio.open_connection(host, port)
+    result.connections += 1
+    return connection
 
 
 async def run_open_loop_async(

@@ -4,7 +4,8 @@
     INSERT + COMMIT per event into a plain events-like table in the scratch database
     `strata_bench_raw` (created if missing, truncated first).
 (b) api: the write API in stack mode as a real subprocess (`strata-write-api`) on fresh databases
-    `strata_bench_<context>`, one per registered context (dropped and created), driven by M
+    `strata_bench_<context>` (plus `STRATA_BENCH_DB_SUFFIX`, for runs that share a PostgreSQL),
+    one per registered context (dropped and created), driven by M
     keep-alive HTTP/1.1 connections (default 32) from a cheap asyncio client (bench/loadgen.py).
     Every request is one command that appends one event: `POST /users` with a unique email
     (`--command register`), or `PUT /users/{id}/name` on one pre-registered user per client
@@ -13,7 +14,11 @@
 (c) with `--overload`: the same server, driven open-loop (arrivals at a fixed rate, each on an
     idle connection or a new one, whatever the answers) at twice the rate (b) measured, for as
     long as (b): goodput, p50/p99 of the admitted commands (target p99 <= 50 ms), and the
-    commands refused with 503 (admission control) with their latency (target <= 5 ms).
+    commands refused with 503 (admission control) with their latency (target <= 5 ms). Both are
+    measured from each arrival's due time, so the client's own lag is in them: it is printed
+    (arrival to request written, on a kept connection and on a new one), and the client is
+    scheduled first (nice -10, when permitted) with its startup objects frozen out of the
+    garbage collector (a full collection over them stalled it ~100-140 ms).
 
 Prints both rates, the ratio b/a (target >= 0.5), the latencies, the keep-alive connections each
 server process holds, and the CPU each party used during each measured window. `--profile`
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import hashlib
 import inspect
 import json
@@ -64,8 +70,13 @@ HOST = "127.0.0.1"
 STARTED = time.time()
 TARGET_RATIO = 0.5
 MAX_ERROR_RATIO = 0.01
-RAW_DB = "strata_bench_raw"
-STORE_DBS = {context.database_url_variable: f"strata_bench_{context.name}" for context in REGISTRY}
+# Another run of this bench on the same PostgreSQL drops these databases under this one's feet:
+# concurrent runs (several engineers on one host) each set their own suffix.
+DB_SUFFIX = os.environ.get("STRATA_BENCH_DB_SUFFIX", "")
+RAW_DB = f"strata_bench_raw{DB_SUFFIX}"
+STORE_DBS = {
+    context.database_url_variable: f"strata_bench_{context.name}{DB_SUFFIX}" for context in REGISTRY
+}
 USERS_DB = STORE_DBS[REGISTRY["users"].database_url_variable]
 
 RAW_TABLE = """
@@ -764,6 +775,19 @@ def api_end_to_end(
 OVERLOAD_FACTOR = 2.0
 OVERLOAD_P99_TARGET_MS = 50.0
 REFUSAL_TARGET_MS = 5.0
+CLIENT_NICENESS = -10
+
+
+def raise_priority() -> int | None:
+    """Schedule this process (the open-loop client) before the server on a busy host, when
+    allowed: a client waiting for a core sends late, and the lag would count as the server's
+    latency. The client needs ~0.1 core. Returns the niceness to restore."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, CLIENT_NICENESS)
+    except PermissionError:
+        return None
+    return before
 
 
 def overloaded(server: Server, rate: float, seconds: float) -> dict[str, Any]:
@@ -771,10 +795,19 @@ def overloaded(server: Server, rate: float, seconds: float) -> dict[str, Any]:
     commands got, and how fast the refused ones were told."""
     assert server.overload_requests is not None
     log(f"(c) open loop at {rate:,.0f} req/s for {seconds:g} s ...")
+    raised = raise_priority()
+    gc.freeze()  # a full collection over everything (a) and (b) left would stall the client
+    window = Window()
+    window("start")
     result = loadgen.run_open_loop(
         HOST, server.port, server.overload_requests, rate=rate, seconds=seconds
     )
+    window("end")
+    gc.unfreeze()
+    if raised is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, raised)
     ok, refused = result.ok_latencies, result.refused_latencies
+    lags, connecting = result.send_lags, result.new_connection_lags
     return {
         "offered_rate": round(rate, 1),
         "sent": result.sent,
@@ -787,6 +820,12 @@ def overloaded(server: Server, rate: float, seconds: float) -> dict[str, Any]:
         "refused_p99_ms": ms(loadgen.percentile(refused, 99)),
         "other_errors": dict(result.errors),
         "connections_opened": result.connections,
+        "client_priority_raised": raised is not None,
+        "client_send_lag_p50_ms": ms(loadgen.percentile(lags, 50)),
+        "client_send_lag_p99_ms": ms(loadgen.percentile(lags, 99)),
+        "new_connection_lag_p50_ms": ms(loadgen.percentile(connecting, 50)),
+        "new_connection_lag_p99_ms": ms(loadgen.percentile(connecting, 99)),
+        "cpu": window.usage(server.process.pid),
         "p99_target_ms": OVERLOAD_P99_TARGET_MS,
         "refusal_target_ms": REFUSAL_TARGET_MS,
     }
@@ -810,6 +849,20 @@ def print_overload(report: dict[str, Any]) -> None:
         f"p99 {o['refused_p99_ms']:.2f} ms (target <= {o['refusal_target_ms']:g} ms); "
         f"other errors: {o['other_errors'] or 'none'}"
     )
+    print(
+        f"  arrival to request written (in both latencies): on a kept connection "
+        f"p50 {o['client_send_lag_p50_ms']:.2f} ms / p99 {o['client_send_lag_p99_ms']:.2f} ms, "
+        f"on a new one p50 {o['new_connection_lag_p50_ms']:.2f} ms / "
+        f"p99 {o['new_connection_lag_p99_ms']:.2f} ms; client scheduled first "
+        f"(nice {CLIENT_NICENESS}): {'yes' if o['client_priority_raised'] else 'no, not permitted'}"
+    )
+    print_cpu("(c)", o["cpu"])
+
+
+def print_cpu(part: str, cpu: dict[str, Any] | None) -> None:
+    if cpu:
+        cores = ", ".join(f"{k} {v:.2f}" for k, v in cpu["cores"].items())
+        print(f"  {part} CPU cores used: {cores}; machine busy {cpu['machine_busy_pct']}%")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1052,10 +1105,7 @@ def print_table(report: dict[str, Any]) -> None:
     spread = " / ".join(str(n) for n in api["connections_per_process"].values())
     print(f"  (b) keep-alive connections per server process: {spread or 'unknown'}")
     for name, part in (("(a)", raw), ("(b)", api)):
-        cpu = part["cpu"]
-        if cpu:
-            cores = ", ".join(f"{k} {v:.2f}" for k, v in cpu["cores"].items())
-            print(f"  {name} CPU cores used: {cores}; machine busy {cpu['machine_busy_pct']}%")
+        print_cpu(name, part["cpu"])
     if api["server_cpu_ms_per_request"] is not None:
         print(
             f"  (b) CPU per request: server {api['server_cpu_ms_per_request']:.3f} ms, "
@@ -1175,7 +1225,8 @@ def main() -> None:
             window=api_window,
             jwks_url=jwks_url,
         )
-    except RuntimeError as error:
+    except (RuntimeError, psycopg.Error) as error:
+        serving_keys.close()  # its server thread would keep this process alive
         log(f"write_throughput: FAILED: {error}")
         sys.exit(2)
     api_cpu = api_window.usage(server.process.pid)

@@ -115,9 +115,27 @@ class CommonSettings(AuthSettings):
     max_commands_in_flight: int = Field(
         0,
         ge=0,
-        description="Commands a write-service process handles at once; one more gets a 503 with"
-        " `Retry-After` at once, and nothing is done for it. 0: `STRATA_WORKER_THREADS`, the"
-        " connections each event store's pool may lend to commands.",
+        description="Most commands a write-service process handles at once, whatever its"
+        " measured speed; one more gets a 503 with `Retry-After` at once, and nothing is done for"
+        " it. 0: `STRATA_WORKER_THREADS`, the connections each event store's pool may lend to"
+        " commands.",
+    )
+    min_commands_in_flight: int = Field(
+        24,
+        ge=1,
+        description="Fewest commands the adaptive bound of a write-service process admits at"
+        " once, however slow it measures (at most `STRATA_MAX_COMMANDS_IN_FLIGHT`): a floor for"
+        " clients that retry a 503 at once, whose retries would otherwise slow the process and"
+        " lower its bound further.",
+    )
+    admission_target_ms: float = Field(
+        40.0,
+        gt=0,
+        le=60_000,
+        description="Mean time a command may spend in a write-service process before the process"
+        " admits fewer at once: past it, the bound of commands in flight falls to the service"
+        " rate measured x this target (Little's law), and a command over the bound gets a 503"
+        " with `Retry-After` at once.",
     )
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest command body accepted."

@@ -96,7 +96,13 @@ def create_app(
     install_auth(app, auth)
     register_auth_mode(registry, auth.insecure)
     app.add_middleware(JsonBodies, max_bytes=settings.max_body_bytes)
-    app.add_middleware(Admission, limit=settings.commands_in_flight_limit, registry=registry)
+    app.add_middleware(
+        Admission,
+        ceiling=settings.commands_in_flight_limit,
+        target_seconds=settings.admission_target_ms / 1000,
+        floor=settings.min_commands_in_flight,
+        registry=registry,
+    )
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
     install_problem_handlers(app)

@@ -195,8 +195,8 @@ SERVICE_UNAVAILABLE = ProblemType(
     503,
     "service-unavailable",
     "a store is unreachable or did not answer within `STRATA_REQUEST_TIMEOUT`, or a write"
-    " service has `STRATA_MAX_COMMANDS_IN_FLIGHT` commands in flight already (refused at once,"
-    " nothing done) (`Retry-After`)",
+    " service has its bound of commands in flight already (adaptive, at most"
+    " `STRATA_MAX_COMMANDS_IN_FLIGHT`; refused at once, nothing done) (`Retry-After`)",
     _uses_stores,
     retry_after=True,
 )

@@ -1,6 +1,7 @@
 """Admission control: past its bound of commands in flight, a write service refuses a command at
 once with a 503 and does nothing for it; queries still pass, and the bound frees with the
-commands. A command is held in flight by a store that commits only when the test says so."""
+commands. A command is held in flight by a store that commits only when the test says so. How the
+bound adapts to the measured service rate: tests/unit/test_admission_bound.py."""
 
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import Recording
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from contexts.settings import Settings
 from domain.ports import Committer, UnitOfWork
@@ -42,11 +44,15 @@ def one_at_a_time(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def refused_total(client: TestClient) -> float:
+def metric(client: TestClient, name: str) -> float:
     for line in client.get("/metrics").text.splitlines():
-        if line.startswith("strata_commands_refused_total "):
+        if line.startswith(f"{name} "):
             return float(line.split()[1])
-    raise AssertionError("no strata_commands_refused_total on /metrics")
+    raise AssertionError(f"no {name} on /metrics")
+
+
+def refused_total(client: TestClient) -> float:
+    return metric(client, "strata_commands_refused_total")
 
 
 def test_past_the_bound_a_command_is_refused_at_once_and_changes_nothing(
@@ -72,6 +78,8 @@ def test_past_the_bound_a_command_is_refused_at_once_and_changes_nothing(
             assert client.get(f"/users/{user}").json()["name"] != "Held"  # queries pass
             assert store_state(client) == before
             assert refused_total(client) == 1
+            assert metric(client, "strata_commands_in_flight") == 1
+            assert metric(client, "strata_commands_in_flight_limit") == 1
         finally:
             held.release.set()
             users.committer = held.inner
@@ -84,6 +92,16 @@ def test_past_the_bound_a_command_is_refused_at_once_and_changes_nothing(
     assert refused_total(client) == 1
 
 
-def test_the_default_bound_is_the_worker_threads() -> None:
+def test_the_default_ceiling_is_the_worker_threads() -> None:
     assert Settings(worker_threads=12).commands_in_flight_limit == 12
     assert Settings(worker_threads=12, max_commands_in_flight=3).commands_in_flight_limit == 3
+
+
+def test_the_latency_target_is_positive_and_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STRATA_ADMISSION_TARGET_MS", "12.5")
+    assert Settings().admission_target_ms == 12.5
+    monkeypatch.setenv("STRATA_ADMISSION_TARGET_MS", "0")
+    with pytest.raises(ValidationError, match="admission_target_ms"):
+        Settings()
