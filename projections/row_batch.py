@@ -114,14 +114,17 @@ class RowFold:
         inserted: set[Entry] = set()
         needed: dict[Entry, None] = {}
         for call in calls:
-            for lookup in _lookups(call):
-                needed.setdefault(self.entry(lookup.table, lookup.key), None)
             if call.method == "insert":
                 inserted.add(self._row_entry(call.table, call.key))
-            elif call.method in ("update", "delete"):
+                continue
+            for lookup in _lookups(call):
+                entry = self.entry(lookup.table, lookup.key)
+                if entry not in inserted:
+                    needed[entry] = None
+            if call.method != "accumulate":
                 entry = self.entry(call.table, call.key)
                 if entry not in inserted:
-                    needed.setdefault(entry, None)
+                    needed[entry] = None
         per_table: dict[str, list[tuple[object, ...]]] = {}
         for table, key in needed:
             per_table.setdefault(table, []).append(key)
@@ -177,7 +180,7 @@ class RowFold:
             self._accumulate(call.table, call.key, call.add or {})
 
     def _row_entry(self, table: str, row: Values) -> Entry:
-        return table, tuple(row[column] for column in self._keys[table])
+        return table, tuple([row[column] for column in self._keys[table]])
 
     def _known(self, entry: Entry) -> Row | None:
         if entry not in self._current or entry in self._adds:
@@ -264,5 +267,8 @@ def _plus(value: Any, amount: Any) -> Any:
 
 
 def _lookups(call: Call) -> list[Lookup]:
-    values = [*call.key.values(), *(call.set or {}).values(), *(call.add or {}).values()]
-    return [value for value in values if isinstance(value, Lookup)]
+    found = [value for value in call.key.values() if isinstance(value, Lookup)]
+    for values in (call.set, call.add):
+        if values:
+            found += [value for value in values.values() if isinstance(value, Lookup)]
+    return found

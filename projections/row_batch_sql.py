@@ -118,7 +118,9 @@ def _row_arrays(columns: Sequence[str], rows: list[Row]) -> list[list[object]]:
 
 def _unnest(table: Table, columns: Sequence[str]) -> str:
     types = {column.name: _ARRAY_TYPES[column.type] for column in table.columns}
-    arrays = ", ".join(f"?::{types[column]}[]" for column in columns)
+    # `%b`: psycopg's placeholder for a binary parameter (not `?`: arrays dump at half the CPU
+    # in binary, measured); these statements only ever run on PostgreSQL.
+    arrays = ", ".join(f"%b::{types[column]}[]" for column in columns)
     return f"unnest({arrays}) AS v({', '.join(columns)})"
 
 
