@@ -104,9 +104,11 @@ class RowFold:
         """Rows only accumulated into and never read: key columns and the amounts to add."""
 
     def entry(self, table: str, key: Key) -> Entry:
-        columns = self._keys[table]
-        if tuple(key) != columns:
-            raise TypeError(f"{table} rows are keyed by {columns}, not {tuple(key)}")
+        """NotFoldable for a row named otherwise than by its table's key (the statements
+        take it; the fold does not)."""
+        columns = self._keys.get(table)
+        if columns is None or tuple(key) != columns:
+            raise NotFoldable(f"{table} rows named by {tuple(key)}")
         return table, tuple(key.values())
 
     def reads(self, calls: Iterable[Call]) -> dict[str, list[tuple[object, ...]]]:
@@ -180,7 +182,10 @@ class RowFold:
             self._accumulate(call.table, call.key, call.add or {})
 
     def _row_entry(self, table: str, row: Values) -> Entry:
-        return table, tuple([row[column] for column in self._keys[table]])
+        columns = self._keys.get(table)
+        if columns is None:
+            raise NotFoldable(f"{table} is not the projection's")
+        return table, tuple([row[column] for column in columns])
 
     def _known(self, entry: Entry) -> Row | None:
         if entry not in self._current or entry in self._adds:
