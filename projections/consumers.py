@@ -296,7 +296,7 @@ class ConsumerRunner:
             fetched, self.name, self._next_seq, contiguous=self._contiguous, term=True
         )
         seqs = {message.stream_seq for message in messages}
-        return messages, [msg for msg in fetched if msg.metadata.sequence.stream in seqs]
+        return messages, [msg for msg in fetched if stream_sequence(msg) in seqs]
 
     async def _apply(self, messages: list[Message], fetched: Sequence[Msg]) -> Outcome:
         if not messages:
@@ -317,7 +317,7 @@ async def decode_batch(
     sequence raises SequenceGap."""
     messages: list[Message] = []
     for msg in fetched:
-        seq = msg.metadata.sequence.stream
+        seq = stream_sequence(msg)
         if contiguous and seq > next_seq:
             raise SequenceGap(f"{name}: expected sequence {next_seq}, got {seq}")
         next_seq = max(next_seq, seq + 1)
@@ -335,6 +335,24 @@ async def decode_batch(
             continue
         messages.append(Message(envelope, seq))
     return messages, next_seq
+
+
+_V1_TOKENS = 9
+"""`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`;
+replies of 11 tokens or more carry a domain and an account hash first (nats.aio.msg.Msg.Ack)."""
+_V2_MIN_TOKENS = 11
+
+
+def stream_sequence(msg: Msg) -> int:
+    """`msg.metadata.sequence.stream`, read from the reply subject without building the whole
+    metadata (its time and dataclasses cost more than decoding the envelope)."""
+    tokens = (msg.reply or "").split(".")
+    if tokens[:2] == ["$JS", "ACK"]:
+        if len(tokens) == _V1_TOKENS:
+            return int(tokens[5])
+        if len(tokens) >= _V2_MIN_TOKENS:
+            return int(tokens[Msg.Ack.StreamSeq])
+    return msg.metadata.sequence.stream  # raises NotJSMessageError, as nats does
 
 
 async def run_reporting_progress(

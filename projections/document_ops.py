@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 _HOLE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
 
@@ -150,7 +152,7 @@ def resolve(value: Value | Amount, values: Mapping[str, str]) -> str:
 
 def encode(ops: Sequence[Op]) -> str:
     """The operations as the JSON array the Lua executor reads (see redis_target.LUA)."""
-    return json.dumps([_encode(op) for op in ops], separators=(",", ":"))
+    return msgspec.json.encode([_encode(op) for op in ops]).decode()  # compact, like json's
 
 
 def _text(text: Text) -> Any:

@@ -28,6 +28,8 @@ from projections.model import (
     SqlProjection,
     Step,
 )
+from projections.row_batch import NotFoldable
+from projections.row_batch_sql import apply_batch, foldable
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Checkpoint, ensure_checkpoint, read_checkpoint, write_checkpoint
 from readmodels.documents import DocumentTables
@@ -85,17 +87,19 @@ class SqlTarget(ABC):
         checkpoint = read_checkpoint(tx, p.name, p.version, context, lock=True)
         last: Message | None = None
         parks: list[Park] = []
+        applies: list[EventEnvelope] = []
         for step in steps:
             floor = checkpoint.position if last is None else last.position
             if step.message.position <= floor:
                 continue  # a duplicate, or out of order: positions must increase
             if isinstance(step, Apply):
-                self._apply_one(tx, step.message.envelope)
+                applies.append(step.message.envelope)
             else:
                 parks.append(step)
             last = step.message
         if last is None:
             return
+        self._apply_all(tx, applies)
         dead_letters.insert(tx, p.name, p.version, context, parks)
         write_checkpoint(tx, p.name, p.version, context, Checkpoint(last.position, last.stream_seq))
 
@@ -103,6 +107,11 @@ class SqlTarget(ABC):
         with self.db.transaction() as tx:
             if dead_letters.mark(tx, letter.id, "retried", only_if="parked"):
                 self._apply_one(tx, letter.envelope)  # else another retry did it already
+
+    def _apply_all(self, tx: Tx, envelopes: Sequence[EventEnvelope]) -> None:
+        """Apply a batch's events in order (one by one, unless a target folds them)."""
+        for envelope in envelopes:
+            self._apply_one(tx, envelope)
 
     def _apply_one(self, tx: Tx, envelope: EventEnvelope) -> None:
         with correlation(envelope.correlation_id):
@@ -136,8 +145,24 @@ class SqlProjectionTarget(SqlTarget):
         return self._projection.read_model.versioned_tables
 
     def _apply(self, tx: Tx, envelope: EventEnvelope) -> None:
+        self._projection.apply(self._renaming(tx), envelope)
+
+    def _apply_all(self, tx: Tx, envelopes: Sequence[EventEnvelope]) -> None:
+        """Pipelined (PostgreSQL): one statement per table and change for the whole batch
+        (projections.row_batch_sql); a batch that fails there runs again statement by
+        statement (readmodels.pipeline), which finds the failing event."""
+        if tx.pipelined and envelopes and foldable(self._projection):
+            try:
+                apply_batch(self._renaming(tx), self._projection, envelopes)
+            except NotFoldable:
+                pass  # nothing written: statement by statement
+            else:
+                return
+        super()._apply_all(tx, envelopes)
+
+    def _renaming(self, tx: Tx) -> Tx:
         names = self._projection.read_model.table_renames
-        self._projection.apply(RenamingTx(tx, names) if names else tx, envelope)
+        return RenamingTx(tx, names) if names else tx
 
 
 class SqlDocumentTarget(SqlTarget):
