@@ -77,7 +77,7 @@ class RedisListener:
         client = redis.Redis.from_url(
             self._url, socket_connect_timeout=2, health_check_interval=HEALTH_CHECK_SECONDS
         )
-        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         with client, pubsub:
             pubsub.subscribe(self.channel, self._stop_channel)
             self._watch.notify_threadsafe()
