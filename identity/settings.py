@@ -5,7 +5,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
-from runtime.settings import LIVE, CommonSettings, RouteLimits
+from runtime.live_field import LIVE
+from runtime.rate_limit_settings import RouteLimits
+from runtime.settings import CommonSettings
 
 Role = Literal["operator", "service"]
 PasswordProfile = Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"]

@@ -50,8 +50,9 @@ from runtime.auth.principal import INSECURE_OPERATOR, Role
 from runtime.http.problem_types import RATE_LIMITED
 from runtime.http.problems import problem
 from runtime.live_settings import live_settings_of
+from runtime.rate_limit_settings import PrivilegedRole
 from runtime.resilience import BreakerOpen, CircuitBreaker
-from runtime.settings import CommonSettings, PrivilegedRole
+from runtime.settings import CommonSettings
 
 log = logging.getLogger("strata.rate_limits")
 

@@ -8,15 +8,12 @@ Each bounded context adds one field, ``<context>_database_url`` (``STRATA_USERS_
 contexts is `contexts.settings.Settings`; the runtime itself knows no context.
 """
 
-import re
 import sys
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from limits import parse_many
 from pydantic import (
-    AfterValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -26,62 +23,16 @@ from pydantic import (
 from pydantic_settings import SettingsConfigDict
 
 from runtime.auth.settings import AuthSettings
+from runtime.live_field import LIVE
+from runtime.rate_limit_settings import RateLimitSettings
 
 Mode = Literal["embedded", "stack"]
-RateLimitStrategy = Literal["moving-window", "fixed-window"]
-ROUTE_KEY = re.compile(r"(GET|HEAD|POST|PUT|PATCH|DELETE) /\S*")
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
-LIVE: dict[str, Any] = {"live": True}
-"""The `json_schema_extra` of a field a running service takes a new value of (hot reload)."""
 
-DEFAULT_RATE_LIMIT = "10/second;300/minute"
-"""A person's requests to one route: bursts of 10 a second, 5 a second over a minute."""
-PrivilegedRole = Literal["operator", "service"]
-DEFAULT_ROLE_LIMITS: dict[PrivilegedRole, str] = {
-    "operator": "100/second",
-    "service": "1000/second",
-}
-"""Operators (people with scripts) and service accounts (the system's own traffic, for every
-user at once) get their own limits instead of the route's (docs/rate-limits.md)."""
-
-
-def _limits_text(text: str, route: str | None = None) -> str:
-    """Refuse what `limits` cannot read as one or more rate limits."""
-    where = f" of {route}" if route else ""
-    try:
-        parse_many(text)
-    except ValueError:
-        raise ValueError(
-            f"{text!r}{where} is not a rate limit such as '60/minute' or '10/second;500/hour'"
-        ) from None
-    return text
-
-
-def _route_limits(routes: dict[str, str]) -> dict[str, str]:
-    for route, text in routes.items():
-        if ROUTE_KEY.fullmatch(route) is None:
-            raise ValueError(f"{route!r} is not `<METHOD> /<path template>`")
-        _limits_text(text, route)
-    return routes
-
-
-def _role_limits(roles: dict[PrivilegedRole, str]) -> dict[PrivilegedRole, str]:
-    for role, text in roles.items():
-        _limits_text(text, f"role {role}")
-    return roles
-
-
-# Validators in the types, not the model: a live value (runtime/live_settings.py) is checked
-# against these fields alone, so their checks must travel with them.
-RateLimitText = Annotated[str, AfterValidator(_limits_text)]
-RouteLimits = Annotated[dict[str, str], AfterValidator(_route_limits)]
-RoleLimits = Annotated[dict[PrivilegedRole, str], AfterValidator(_role_limits)]
-
-
-class CommonSettings(AuthSettings):
-    """The settings every deployment has, whatever its contexts (and the authentication
-    settings of `AuthSettings`)."""
+class CommonSettings(AuthSettings, RateLimitSettings):
+    """The settings every deployment has, whatever its contexts (and the authentication and
+    rate-limit settings of their bases)."""
 
     model_config = SettingsConfigDict(env_prefix="STRATA_", extra="ignore", frozen=True)
 
@@ -310,38 +261,6 @@ class CommonSettings(AuthSettings):
         le=3600,
         description="Seconds an open circuit breaker waits before it lets one probe call through.",
         json_schema_extra=LIVE,
-    )
-
-    rate_limit_default: RateLimitText = Field(
-        DEFAULT_RATE_LIMIT,
-        description="Requests one caller may make to one rate-limited route, such as `60/minute`"
-        " or `10/second;300/minute` (every limit holds).",
-        json_schema_extra=LIVE,
-    )
-    rate_limit_routes: RouteLimits = Field(
-        default_factory=dict,
-        description="Limits of particular routes instead of the default, as JSON:"
-        ' `{"GET /web/dashboard": "30/minute"}` (method, space, the route\'s path template).',
-        json_schema_extra=LIVE,
-    )
-    rate_limit_roles: RoleLimits = Field(
-        default_factory=lambda: dict(DEFAULT_ROLE_LIMITS),
-        description="Limits of the callers holding a role, instead of the route's, as JSON:"
-        ' `{"operator": "100/second", "service": "1000/second"}`; a role left out gets the'
-        " route's limits like a user.",
-        json_schema_extra=LIVE,
-    )
-    rate_limit_strategy: RateLimitStrategy = Field(
-        "moving-window",
-        description="`moving-window` (exact, one sorted set per caller and route) or"
-        " `fixed-window` (one counter, allows bursts at window edges).",
-    )
-    rate_limit_timeout_seconds: float = Field(
-        0.25,
-        gt=0,
-        le=10,
-        description="Seconds a rate-limit check may wait for Redis; beyond, or with Redis down,"
-        " the request goes through (fail-open, see docs/rate-limits.md).",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,91 @@
+"""The rate-limit settings, part of every process's settings (`runtime.settings`) and read by
+`runtime.rate_limits` (docs/rate-limits.md)."""
+
+import re
+from typing import Annotated, Literal
+
+from limits import parse_many
+from pydantic import AfterValidator, Field
+from pydantic_settings import BaseSettings
+
+from runtime.live_field import LIVE
+
+RateLimitStrategy = Literal["moving-window", "fixed-window"]
+ROUTE_KEY = re.compile(r"(GET|HEAD|POST|PUT|PATCH|DELETE) /\S*")
+
+DEFAULT_RATE_LIMIT = "10/second;300/minute"
+"""A person's requests to one route: bursts of 10 a second, 5 a second over a minute."""
+PrivilegedRole = Literal["operator", "service"]
+DEFAULT_ROLE_LIMITS: dict[PrivilegedRole, str] = {
+    "operator": "100/second",
+    "service": "1000/second",
+}
+"""Operators (people with scripts) and service accounts (the system's own traffic, for every
+user at once) get their own limits instead of the route's (docs/rate-limits.md)."""
+
+
+def _limits_text(text: str, route: str | None = None) -> str:
+    """Refuse what `limits` cannot read as one or more rate limits."""
+    where = f" of {route}" if route else ""
+    try:
+        parse_many(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r}{where} is not a rate limit such as '60/minute' or '10/second;500/hour'"
+        ) from None
+    return text
+
+
+def _route_limits(routes: dict[str, str]) -> dict[str, str]:
+    for route, text in routes.items():
+        if ROUTE_KEY.fullmatch(route) is None:
+            raise ValueError(f"{route!r} is not `<METHOD> /<path template>`")
+        _limits_text(text, route)
+    return routes
+
+
+def _role_limits(roles: dict[PrivilegedRole, str]) -> dict[PrivilegedRole, str]:
+    for role, text in roles.items():
+        _limits_text(text, f"role {role}")
+    return roles
+
+
+# Validators in the types, not the model: a live value (runtime/live_settings.py) is checked
+# against these fields alone, so their checks must travel with them.
+RateLimitText = Annotated[str, AfterValidator(_limits_text)]
+RouteLimits = Annotated[dict[str, str], AfterValidator(_route_limits)]
+RoleLimits = Annotated[dict[PrivilegedRole, str], AfterValidator(_role_limits)]
+
+
+class RateLimitSettings(BaseSettings):
+    rate_limit_default: RateLimitText = Field(
+        DEFAULT_RATE_LIMIT,
+        description="Requests one caller may make to one rate-limited route, such as `60/minute`"
+        " or `10/second;300/minute` (every limit holds).",
+        json_schema_extra=LIVE,
+    )
+    rate_limit_routes: RouteLimits = Field(
+        default_factory=dict,
+        description="Limits of particular routes instead of the default, as JSON:"
+        ' `{"GET /web/dashboard": "30/minute"}` (method, space, the route\'s path template).',
+        json_schema_extra=LIVE,
+    )
+    rate_limit_roles: RoleLimits = Field(
+        default_factory=lambda: dict(DEFAULT_ROLE_LIMITS),
+        description="Limits of the callers holding a role, instead of the route's, as JSON:"
+        ' `{"operator": "100/second", "service": "1000/second"}`; a role left out gets the'
+        " route's limits like a user.",
+        json_schema_extra=LIVE,
+    )
+    rate_limit_strategy: RateLimitStrategy = Field(
+        "moving-window",
+        description="`moving-window` (exact, one sorted set per caller and route) or"
+        " `fixed-window` (one counter, allows bursts at window edges).",
+    )
+    rate_limit_timeout_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="Seconds a rate-limit check may wait for Redis; beyond, or with Redis down,"
+        " the request goes through (fail-open, see docs/rate-limits.md).",
+    )
