@@ -71,10 +71,11 @@ class LeanRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         fastapi_handler = super().get_route_handler()
-        plan = _plan(_as_configured(self))
+        route = _as_configured(self)
+        plan = _plan(route)
         if plan is None:
             return fastapi_handler
-        overrides = getattr(self.dependency_overrides_provider, "dependency_overrides", None)
+        overrides = getattr(route.dependency_overrides_provider, "dependency_overrides", None)
 
         async def handle(request: Request) -> Response:
             if overrides:  # a test replaced a dependency: FastAPI knows how
