@@ -67,12 +67,16 @@ def served_lean_by(resolver: Resolver) -> Callable[[D], D]:
 
 
 class LeanRoute(APIRoute):
-    """An `APIRoute` whose requests skip FastAPI's dependency solving where a plan covers them."""
+    """An `APIRoute` whose requests skip FastAPI's dependency solving where a plan covers them;
+    `lean` says whether its handler has one."""
+
+    lean = False
 
     def get_route_handler(self) -> Handler:
         fastapi_handler = super().get_route_handler()
         route = _as_configured(self)
         plan = _plan(route)
+        self.lean = plan is not None
         if plan is None:
             return fastapi_handler
         overrides = getattr(route.dependency_overrides_provider, "dependency_overrides", None)
