@@ -5,12 +5,13 @@ strategy), and awaiting a round trip of its own costs each request the connectio
 write, the wake-up and the parse. `PipelinedRedisStorage` is `limits`' own Redis storage with
 its two hits (`acquire_entry` of the moving window, `incr` of the fixed window) queued instead:
 the hits made while the event loop runs one turn of callbacks (the requests that arrived
-together) leave in one pipeline after that turn, each with the script, keys and arguments the
-library gives it, timestamped when it was made. Each caller gets its own script's answer, or its
-error, which the storage wraps in `StorageError` as the library does; so the strategies, their
-keys and their semantics stay the library's, and so does what the caller does on an error
-(fail open, the breaker). A caller that stops waiting (its timeout) leaves its hit in the batch:
-it is counted, as a hit already sent would be.
+together) leave in one pipeline after that turn (a hit alone leaves as the library sends it),
+each with the script, keys and arguments the library gives it, timestamped when it was made.
+Each caller gets its own script's answer, or its error, which the storage wraps in
+`StorageError` as the library does; so the strategies, their keys and their semantics stay the
+library's, and so does what the caller does on an error (fail open, the breaker). A caller that
+stops waiting (its timeout) leaves its hit in the batch: it is counted, as a hit already sent
+would be.
 
 The scripts are called by their SHA; should Redis have lost them (a restart, `SCRIPT FLUSH`),
 the hits that met `NOSCRIPT` are sent again one by one through the library's script call, which
@@ -67,6 +68,9 @@ class ScriptBatch:
     async def _send(self, hits: list[_Hit]) -> None:
         self.pipelines += 1
         self.calls += len(hits)
+        if len(hits) == 1:  # alone: a pipeline would only add its own bookkeeping
+            _settle(hits[0].answer, await _one_by_one(hits[0]))
+            return
         try:
             async with self._client.pipeline(transaction=False) as pipeline:
                 for hit in hits:
@@ -82,7 +86,8 @@ class ScriptBatch:
 
 
 async def _one_by_one(hit: _Hit) -> Any:
-    """The library's own script call, which loads a script Redis does not know."""
+    """The library's own script call (which loads a script Redis does not know): its answer,
+    or its error."""
     try:
         return await hit.script(hit.keys, hit.arguments)
     except Exception as error:  # noqa: BLE001 - handed to the caller
