@@ -75,6 +75,14 @@ def assert_alike(
     return lean
 
 
+def rename_alike(client: TestClient, user: str, body: bytes, **headers: str) -> httpx.Response:
+    """`assert_alike` of a rename of `user` with `body`, sent as JSON."""
+    path = f"/users/{user}/name"
+    return assert_alike(
+        client, "PUT", path, content=body, content_type="application/json", **headers
+    )
+
+
 @contextmanager
 def deferring_to_fastapi(client: TestClient) -> Iterator[None]:
     overrides = client.app.dependency_overrides  # type: ignore[attr-defined]
@@ -117,11 +125,9 @@ ODD_TEXT = [
 @pytest.mark.parametrize("text", ODD_TEXT, ids=ascii)
 def test_odd_unicode_in_a_name(client: TestClient, user: str, text: str) -> None:
     body = json.dumps({"name": text}).encode()  # ASCII, escapes as a client may send them
-    assert_alike(
-        client, "PUT", f"/users/{user}/name", content=body, content_type="application/json"
-    )
+    rename_alike(client, user, body)
     raw = json.dumps({"name": text}, ensure_ascii=False).encode("utf-8", "surrogatepass")
-    assert_alike(client, "PUT", f"/users/{user}/name", content=raw, content_type="application/json")
+    rename_alike(client, user, raw)
 
 
 BAD_BODIES = [
@@ -150,9 +156,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize("body", BAD_BODIES, ids=lambda b: ascii(b[:24]))
 def test_bad_json(client: TestClient, user: str, body: bytes) -> None:
-    response = assert_alike(
-        client, "PUT", f"/users/{user}/name", content=body, content_type="application/json"
-    )
+    response = rename_alike(client, user, body)
     assert response.status_code in (400, 422), response.text
 
 
@@ -171,9 +175,7 @@ def test_strict_numbers(client: TestClient, order: str, quantity: bytes) -> None
 @pytest.mark.parametrize("size", [DEFAULT_MAX_BODY_BYTES - 20, 4 * DEFAULT_MAX_BODY_BYTES])
 def test_huge_bodies(client: TestClient, user: str, size: int) -> None:
     body = b'{"name": "' + b"x" * size + b'"}'
-    response = assert_alike(
-        client, "PUT", f"/users/{user}/name", content=body, content_type="application/json"
-    )
+    response = rename_alike(client, user, body)
     assert response.status_code in (413, 422), response.text
 
 
@@ -183,14 +185,7 @@ def test_huge_bodies(client: TestClient, user: str, size: int) -> None:
 )
 def test_bad_if_match(client: TestClient, user: str, if_match: str) -> None:
     body = b'{"name": "Grace"}'
-    response = assert_alike(
-        client,
-        "PUT",
-        f"/users/{user}/name",
-        content=body,
-        content_type="application/json",
-        if_match=if_match,
-    )
+    response = rename_alike(client, user, body, if_match=if_match)
     assert response.status_code in (400, 412), response.text
 
 
@@ -228,14 +223,7 @@ TOKENS = {
 @pytest.mark.parametrize("authorization", TOKENS.values(), ids=TOKENS.keys())
 def test_missing_and_forged_tokens(client: TestClient, user: str, authorization: str) -> None:
     body = b'{"name": "Grace"}'
-    response = assert_alike(
-        client,
-        "PUT",
-        f"/users/{user}/name",
-        content=body,
-        content_type="application/json",
-        authorization=authorization,
-    )
+    response = rename_alike(client, user, body, authorization=authorization)
     assert response.status_code in (401, 403), response.text
 
 
@@ -260,14 +248,7 @@ def test_bad_paths_and_their_order_with_the_body(
 
 
 def test_bad_json_is_answered_before_a_missing_token(client: TestClient, user: str) -> None:
-    response = assert_alike(
-        client,
-        "PUT",
-        f"/users/{user}/name",
-        content=b"{",
-        content_type="application/json",
-        authorization="",
-    )
+    response = rename_alike(client, user, b"{", authorization="")
     assert response.status_code == 422
 
 
@@ -280,9 +261,7 @@ ODD_BUT_ACCEPTED = [
 
 @pytest.mark.parametrize("body", ODD_BUT_ACCEPTED, ids=lambda b: ascii(b[:12]))
 def test_odd_documents_that_json_accepts(client: TestClient, user: str, body: bytes) -> None:
-    response = assert_alike(
-        client, "PUT", f"/users/{user}/name", content=body, content_type="application/json"
-    )
+    response = rename_alike(client, user, body)
     assert response.status_code == 200, response.text
 
 
