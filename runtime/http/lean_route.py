@@ -9,7 +9,10 @@ request:
 
 1. reads the body and decodes it (msgspec; a document msgspec refuses is decoded again by
    `json`, whose error FastAPI reports: a 422 on `body.<offset>`, or a 400 for bytes that are
-   not UTF-8 or nest too deeply), before any dependency, as FastAPI does;
+   not UTF-8 or nest too deeply), before any dependency, as FastAPI does. (How deep is too deep
+   depends on the stack below, for both decoders: msgspec gives up a few levels deeper than
+   `json`, so a document nested some 990 levels may be refused on `body` as not an object here
+   and as nested too deeply by FastAPI: a 422 on `body` either way.);
 2. awaits the route's dependencies in FastAPI's order, each through its lean equivalent
    (`served_lean_by`) or, for an async dependency taking only the `Request`, itself;
 3. validates the path parameters and the body with FastAPI's own functions
