@@ -155,7 +155,8 @@ def _plan(route: Any) -> _Plan | None:
         if resolver is None:
             return None
         dependencies.append((sub.name, resolver))
-    if len({id(resolve) for _, resolve in dependencies}) < len(dependencies):
+    calls = [id(sub.call) for sub in dependant.dependencies]
+    if len(set(calls)) < len(calls):
         return None  # FastAPI would call a repeated dependency once: not planned
     return _Plan(
         endpoint,
