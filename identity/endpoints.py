@@ -4,7 +4,6 @@ caller and route (runtime/rate_limits.py)."""
 
 import base64
 import binascii
-import re
 import uuid
 from collections.abc import Callable
 from typing import Annotated
@@ -30,20 +29,22 @@ from identity.schemas import (
 )
 from identity.service import Identity, identity_of, run
 from identity.throttle import SignInThrottled
+from runtime.http import header_fields
+from runtime.http.header_fields import MalformedField
 from runtime.rate_limits import RateLimitedRoute
 
 GrantCall = Callable[[], TokenAnswer]
 router = APIRouter(route_class=RateLimitedRoute)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
-IDEMPOTENCY_KEY_RULE = "Idempotency-Key must be 1 to 200 visible ASCII characters"
 
 
 def _sign_up_key(value: str | None) -> str:
     if value is None:
         return str(uuid.uuid4())  # no retry safety asked for
-    if IDEMPOTENCY_KEY.fullmatch(value) is None:
-        raise HTTPException(400, IDEMPOTENCY_KEY_RULE)
+    try:
+        header_fields.idempotency_key(value)
+    except MalformedField as error:
+        raise HTTPException(400, str(error)) from None
     return value
 
 

@@ -36,7 +36,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -50,6 +50,7 @@ from runtime.auth.principal import INSECURE_OPERATOR, Role
 from runtime.http.problem_types import RATE_LIMITED
 from runtime.http.problems import problem
 from runtime.live_settings import live_settings_of
+from runtime.rate_limit_pipeline import PipelinedRedisStorage
 from runtime.rate_limit_settings import PrivilegedRole
 from runtime.resilience import BreakerOpen, CircuitBreaker
 from runtime.settings import CommonSettings
@@ -198,10 +199,9 @@ async def rate_limits_from_settings(
         pool = redis.asyncio.ConnectionPool.from_url(
             settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        storage = RedisStorage(
+        storage = PipelinedRedisStorage(
             "async+" + settings.redis_url,
-            implementation="redispy",
-            connection_pool=pool,  # type: ignore[arg-type]  # documented; typed too narrowly
+            connection_pool=pool,
             wrap_exceptions=True,
             key_prefix=KEY_PREFIX,
         )

@@ -11,8 +11,12 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from domain.service import ANY_EXISTING_VERSION, CommandContext, CommandResult, ExpectedVersions
+from runtime.http import header_fields
 from runtime.http.deadlines import Runner
+from runtime.http.header_fields import MalformedField
+from runtime.http.lean_route import LeanRoute, served_lean_by
 from runtime.logs import set_correlation_id
+from runtime.rate_limits import RateLimitedRoute
 from write_api.schemas import Command
 
 T = TypeVar("T")
@@ -22,21 +26,6 @@ IF_MATCH_HELP = (
     ' `"3", "4"`; `*` means any existing version. Weak tags (`W/"3"`) never match. A malformed'
     " value is a 400."
 )
-
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-TRACE_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
-
-# If-Match = "*" / #entity-tag (RFC 9110 §13.1.1, lists per §5.6.1): entity-tag = [ "W/" ]
-# DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text; empty list elements are allowed.
-# Header values arrive decoded as Latin-1, so obs-text is U+0080..U+00FF. The quantifiers
-# around the separators are possessive: a long run of blanks cannot make matching backtrack.
-_ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
-_IF_MATCH_LIST = re.compile(
-    rf"[ \t]*+(?:{_ENTITY_TAG})?(?:[ \t]*+,[ \t]*+(?:{_ENTITY_TAG})?)*[ \t]*+"
-)
-_TAGS = re.compile(r'(W/)?"([^"]*)"')
-# The entity tags this API issues: a version, in decimal without leading zeros.
-_VERSION = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
 async def run_blocking(request: Request, call: Callable[[], T]) -> T:
@@ -48,7 +37,11 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-class MalformedIfMatch(ValueError):
+# The entity tags this API issues: a version, in decimal without leading zeros.
+_VERSION = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+class MalformedIfMatch(MalformedField):
     """An If-Match value outside RFC 9110's grammar, or naming a tag this API never issues."""
 
 
@@ -59,19 +52,18 @@ def parse_if_match(value: str) -> ExpectedVersions:
     strongly, so it adds no version. A list must name at least one tag; every tag must be one
     this API issues (`"3"`, not `"03"` or `"x"`), else the value is malformed.
     """
-    if value.strip(" \t") == "*":
+    try:
+        tags = header_fields.if_match_tags(value)
+    except MalformedField as error:
+        raise MalformedIfMatch(str(error)) from None
+    if tags is header_fields.ANY_TAG:
         return ANY_EXISTING_VERSION
-    if _IF_MATCH_LIST.fullmatch(value) is None:
-        raise MalformedIfMatch('expected "*" or a comma-separated list of entity tags')
-    tags = _TAGS.findall(value)
-    if not tags:
-        raise MalformedIfMatch("expected at least one entity tag")
     strong: set[int] = set()
-    for weak, opaque in tags:
-        if _VERSION.fullmatch(opaque) is None:
-            raise MalformedIfMatch(f'"{opaque}" is not a version, as in the ETag "3"')
-        if not weak:
-            strong.add(int(opaque))
+    for tag in tags:
+        if _VERSION.fullmatch(tag.opaque) is None:
+            raise MalformedIfMatch(f'"{tag.opaque}" is not a version, as in the ETag "3"')
+        if not tag.weak:
+            strong.add(int(tag.opaque))
     return ExpectedVersions(frozenset(strong))
 
 
@@ -91,12 +83,6 @@ def fingerprint(request: Request, body: Command | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _trace_id(value: str | None, header: str) -> str | None:
-    if value is not None and not TRACE_ID.fullmatch(value):
-        raise HTTPException(400, f"{header} must be 1 to 100 visible ASCII characters")
-    return value
-
-
 class CommandHeaders:
     """The Idempotency-Key, If-Match, X-Correlation-Id and X-Causation-Id headers."""
 
@@ -107,12 +93,14 @@ class CommandHeaders:
         correlation_id: str | None,
         causation_id: str | None,
     ) -> None:
-        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-            raise HTTPException(400, "Idempotency-Key must be 1 to 200 visible ASCII characters")
-        self.idempotency_key = idempotency_key
+        try:
+            self.idempotency_key = header_fields.idempotency_key(idempotency_key)
+            correlation_id = header_fields.trace_id(correlation_id, "X-Correlation-Id")
+            self.causation_id = header_fields.trace_id(causation_id, "X-Causation-Id")
+        except MalformedField as error:
+            raise HTTPException(400, str(error)) from None
         self.expected_versions = expected
-        self.correlation_id = _trace_id(correlation_id, "X-Correlation-Id") or str(uuid.uuid4())
-        self.causation_id = _trace_id(causation_id, "X-Causation-Id")
+        self.correlation_id = correlation_id or str(uuid.uuid4())
 
     def context(self, request: Request, body: Command | None = None) -> CommandContext:
         key = self.idempotency_key
@@ -125,6 +113,27 @@ class CommandHeaders:
         )
 
 
+def read_command_headers(request: Request) -> CommandHeaders:
+    """The request's command headers, checked (a malformed one is a 400); the correlation id
+    becomes the one of the logs."""
+    fields = request.headers
+    # A list may be split over several field lines: If-Match takes them all.
+    if_match = fields.getlist("if-match")
+    headers = CommandHeaders(
+        fields.get("idempotency-key"),
+        expected_versions(if_match) if if_match else None,
+        fields.get("x-correlation-id"),
+        fields.get("x-causation-id"),
+    )
+    set_correlation_id(headers.correlation_id)
+    return headers
+
+
+async def _read_command_headers(request: Request) -> CommandHeaders:
+    return read_command_headers(request)
+
+
+@served_lean_by(_read_command_headers)
 async def command_headers(
     request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
@@ -132,11 +141,9 @@ async def command_headers(
     correlation_id: Annotated[str | None, Header(alias="X-Correlation-Id")] = None,
     causation_id: Annotated[str | None, Header(alias="X-Causation-Id")] = None,
 ) -> CommandHeaders:
-    # Header() gives the first field line only; a list may be split over several.
-    expected = None if if_match is None else expected_versions(request.headers.getlist("if-match"))
-    headers = CommandHeaders(idempotency_key, expected, correlation_id, causation_id)
-    set_correlation_id(headers.correlation_id)
-    return headers
+    """The parameters declare the headers in the OpenAPI document; their values are read from
+    the request as the lean route reads them, so both answer alike."""
+    return read_command_headers(request)
 
 
 # Dependencies are async on purpose: FastAPI runs sync ones on the thread pool.
@@ -161,3 +168,7 @@ def accepted(
         "position": f"{context}:{result.position}",
     }
     return JSONResponse(body, status_code=201 if created else 200, headers=response_headers)
+
+
+class CommandRoute(RateLimitedRoute, LeanRoute):
+    """The route class of command endpoints: rate limited, and answered by a `LeanRoute`."""

@@ -9,10 +9,9 @@ from domain.orders.order import Order
 from domain.orders.service import OrdersService
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
-from runtime.rate_limits import RateLimitedRoute
 from write_api.as_of import AsOf
 from write_api.authz import require_owner
-from write_api.command_http import Headers, accepted, etag, run_blocking
+from write_api.command_http import CommandRoute, Headers, accepted, etag, run_blocking
 from write_api.replicas import AfterPosition, wait_for_replica
 from write_api.schemas import (
     Accepted,
@@ -28,7 +27,7 @@ from write_api.schemas import (
 if TYPE_CHECKING:  # the registry imports this router, and the stores import the registry
     from eventlog.stores import Services
 
-router = APIRouter(prefix="/orders", tags=["orders"], route_class=RateLimitedRoute)
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=CommandRoute)
 """A user may open orders for themselves and command and read their own; paying and shipping
 an order are the fulfilment saga's (scope `orders:write`) and operators'."""
 CONTEXT = "orders"

@@ -9,9 +9,8 @@ from domain.users.profile import UserProfile
 from domain.users.service import UsersService
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
-from runtime.rate_limits import RateLimitedRoute
 from write_api.as_of import AsOf
-from write_api.command_http import Headers, accepted, etag, run_blocking
+from write_api.command_http import CommandRoute, Headers, accepted, etag, run_blocking
 from write_api.schemas import (
     Accepted,
     AddHobby,
@@ -27,7 +26,7 @@ from write_api.schemas import (
 if TYPE_CHECKING:  # the registry imports this router, and the stores import the registry
     from eventlog.stores import Services
 
-router = APIRouter(prefix="/users", tags=["users"], route_class=RateLimitedRoute)
+router = APIRouter(prefix="/users", tags=["users"], route_class=CommandRoute)
 """A user may command and read their own profile only, and may not reactivate it (a
 deactivation may be an operator's). Registering is for operators and the identity service
 (scope `users:write`): a user's token names a profile that exists already."""

@@ -15,15 +15,14 @@ from contexts.fulfilment.domain import OrderFulfilment
 from contexts.fulfilment.service import FulfilmentService
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
-from runtime.rate_limits import RateLimitedRoute
 from write_api.as_of import AsOf
-from write_api.command_http import Headers, accepted, etag, run_blocking
+from write_api.command_http import CommandRoute, Headers, accepted, etag, run_blocking
 from write_api.schemas import Accepted, Command, Id, Reason
 
 if TYPE_CHECKING:  # the registry imports this router, and the stores import the registry
     from eventlog.stores import Services
 
-router = APIRouter(prefix="/fulfilments", tags=["fulfilment"], route_class=RateLimitedRoute)
+router = APIRouter(prefix="/fulfilments", tags=["fulfilment"], route_class=CommandRoute)
 CONTEXT = "fulfilment"
 
 

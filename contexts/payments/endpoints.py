@@ -19,15 +19,14 @@ from contexts.payments.domain import Payment
 from contexts.payments.service import PaymentsService
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
-from runtime.rate_limits import RateLimitedRoute
 from write_api.as_of import AsOf
-from write_api.command_http import Headers, accepted, run_blocking
+from write_api.command_http import CommandRoute, Headers, accepted, run_blocking
 from write_api.schemas import Accepted, Command, Currency, Id, UnitPrice
 
 if TYPE_CHECKING:  # the registry imports this router, and the stores import the registry
     from eventlog.stores import Services
 
-router = APIRouter(prefix="/payments", tags=["payments"], route_class=RateLimitedRoute)
+router = APIRouter(prefix="/payments", tags=["payments"], route_class=CommandRoute)
 CONTEXT = "payments"
 
 Amount = UnitPrice

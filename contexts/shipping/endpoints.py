@@ -18,16 +18,15 @@ from contexts.shipping.domain import Shipment
 from contexts.shipping.service import ShippingService
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
-from runtime.rate_limits import RateLimitedRoute
 from write_api.as_of import AsOf
-from write_api.command_http import Headers, accepted, run_blocking
+from write_api.command_http import CommandRoute, Headers, accepted, run_blocking
 from write_api.schemas import Accepted, Command, Id
 
 if TYPE_CHECKING:  # the registry imports this router, and the stores import the registry
     from eventlog.stores import Services
 
 PREFIX = "/shipments"
-router = APIRouter(prefix=PREFIX, tags=["shipping"], route_class=RateLimitedRoute)
+router = APIRouter(prefix=PREFIX, tags=["shipping"], route_class=CommandRoute)
 CONTEXT = "shipping"
 
 

@@ -7,7 +7,7 @@ the routes that take no `Caller` (/healthz, /readyz, /metrics, /docs, /openapi.j
 """
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -19,6 +19,8 @@ from runtime.auth.policy import Forbidden
 from runtime.auth.principal import INSECURE_OPERATOR, Principal
 from runtime.auth.settings import AuthSettings
 from runtime.auth.verifier import InvalidToken, TokenVerifier
+from runtime.http.header_fields import bearer_token
+from runtime.http.lean_route import served_lean_by
 from runtime.http.problem_types import FORBIDDEN, UNAUTHENTICATED
 from runtime.http.problems import problem
 
@@ -84,25 +86,32 @@ _bearer = HTTPBearer(
 )
 
 
-async def caller(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    return await verified_principal(request)
+PRINCIPAL = "strata.principal"
+"""Where a request's verified principal is kept: its key in the request's state dict."""
 
 
 async def verified_principal(request: Request) -> Principal:
     """The principal of the request's bearer token, verified once per request (a rate limit
     and the endpoint may both ask); `Unauthenticated` if it proves nothing."""
-    known: Principal | None = getattr(request.state, "principal", None)
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    known: Principal | None = state.get(PRINCIPAL)
     if known is not None:
         return known
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
     authenticator: Authenticator = request.app.state.authenticator
-    principal = await authenticator.principal(bearer)
-    request.state.principal = principal
+    token = bearer_token(request.headers.get("authorization"))
+    principal = await authenticator.principal(token)
+    state[PRINCIPAL] = principal
     return principal
+
+
+@served_lean_by(verified_principal)
+async def caller(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """`_` declares the bearer scheme in the OpenAPI document; the token is read from the
+    request as the lean route reads it, so both answer alike."""
+    return await verified_principal(request)
 
 
 Caller = Annotated[Principal, Depends(caller)]
