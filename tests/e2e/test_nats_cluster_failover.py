@@ -158,7 +158,8 @@ def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     fanout: tuple[Fanout, RunningCluster],
 ) -> None:
     stack, cluster = fanout
-    assert cluster.replicated(STREAM)  # R3: a leader and two current followers
+    # R3: a leader and two current followers (followers catch up after the fixture's start)
+    wait_until(lambda: cluster.replicated(STREAM), SECONDS, "every node is current")
     leader = _projector_node(cluster)
     cluster.lead_on(STREAM, leader)
     load = Registrations(stack.url("write-users"))
