@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from projections.leases import PartitionLeases, fair_share
+from readmodels.catalog import ORDERS
 from readmodels.checkpoints import Checkpoint
 from readmodels.partition_checkpoints import (
     LeaseLost,
     ensure_partition_checkpoint,
-    reached,
+    partition_slot,
+    read_all_positions,
     read_partition_checkpoint,
-    read_partition_positions,
     write_partition_checkpoint,
 )
 from readmodels.schema import SHARED_TABLES, create_tables
@@ -171,8 +172,8 @@ def test_a_stale_holder_cannot_commit_after_the_new_one(
         assert not stale.still_held()
         with db.transaction(write=False) as tx:
             assert read_partition_checkpoint(tx, "orders", 1, "orders", 3) == Checkpoint(12, 6)
-            positions = read_partition_positions(tx, [("orders", 1)])
+            positions = read_all_positions(tx, [ORDERS])
     finally:
         db.close()
-    assert reached(positions, "orders", "orders", PARTITIONS, partition=3) == 12
-    assert reached(positions, "orders", "orders", PARTITIONS) == 0  # other partitions: nothing
+    assert positions[("orders", partition_slot("orders", 3))] == 12
+    assert positions[("orders", "orders")] == 0  # the other partitions: nothing yet
