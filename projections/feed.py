@@ -46,6 +46,7 @@ from projections.consumers import (
 from projections.engine import Engine, Outcome
 from projections.model import CheckpointLost, Message
 from readmodels.checkpoints import Checkpoint
+from readmodels.partition_checkpoints import LeaseLost
 
 logger = logging.getLogger("strata.projections.feed")
 
@@ -119,12 +120,18 @@ class ContextFeed:
         backfill: Backfill | None = None,
         observe: BatchObserver | None = None,
         reconnects: Callable[[], int] | None = None,
+        name_suffix: str = "",
     ) -> None:
+        """`name_suffix`: appended to the names of the feed's consumers and of its members' own
+        (a worker's lease epoch, `_eE`: a new holder never shares one with a fenced one)."""
         self._js = js
         self.stream = stream
         self.options = options or ConsumerOptions()
         self.partitions = partitions
-        self.name = f"proj_{stream.context}_{partitions.label}"
+        self.name_suffix = name_suffix
+        self.name = f"proj_{stream.context}_{partitions.label}{name_suffix}"
+        self.lease_lost = False
+        """The feed ended because a newer lease holder wrote one of its partition's checkpoints."""
         self.members = [Member(self, engine) for engine in engines]
         self._backfill = backfill
         self._observe = observe
@@ -138,6 +145,10 @@ class ContextFeed:
         self._idle_check_at = 0.0
         self._rejoin = asyncio.Event()
         self._stopping: asyncio.Event | None = None
+
+    @property
+    def _filter(self) -> str:
+        return self.partitions.filter_subject(self.stream)
 
     @property
     def on_feed(self) -> list[Member]:
@@ -160,6 +171,10 @@ class ContextFeed:
                             raise Reconnected
                 except Reconnected:
                     logger.info("feed %s: NATS reconnected; re-attaching", self.name)
+                except LeaseLost as lost:
+                    logger.warning("feed %s stops: %s", self.name, lost)
+                    self.lease_lost = True
+                    return
                 except Exception:
                     pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
                     failures += 1
@@ -172,7 +187,8 @@ class ContextFeed:
                         with contextlib.suppress(Exception):
                             await subscription.unsubscribe()
         finally:
-            await asyncio.gather(*(self._end_solo(m) for m in self.members if m.solo_task))
+            solos = (self._end_solo(m) for m in self.members if m.solo_task)
+            await asyncio.gather(*solos, return_exceptions=True)
 
     async def attach(self) -> JetStreamContext.PullSubscription | None:
         """(Re)create the consumer after the lowest checkpoint of the members on the feed; those
@@ -278,6 +294,8 @@ class ContextFeed:
                 fetched,
                 self.options.ack_wait / 3,
             )
+        except LeaseLost:
+            raise
         except Exception as error:  # noqa: BLE001 - it catches up on its own
             self._go_solo(member, error)
             return
@@ -317,6 +335,10 @@ class ContextFeed:
             backfill=self._backfill,
             observe=self._observe,
             reconnects=self._reconnects,
+            filter_subject=None if self.partitions.number is None else self._filter,
+            name_suffix=""
+            if self.partitions.number is None
+            else f"_{self.partitions.label}" + self.name_suffix,
         )
         member.solo = solo
         stopping = self._stopping or asyncio.Event()

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import SettingsConfigDict
 
 from runtime.auth.settings import AuthSettings
+from runtime.projector_settings import ProjectorSettings
 
 Mode = Literal["embedded", "stack"]
 RateLimitStrategy = Literal["moving-window", "fixed-window"]
@@ -79,7 +80,7 @@ RouteLimits = Annotated[dict[str, str], AfterValidator(_route_limits)]
 RoleLimits = Annotated[dict[PrivilegedRole, str], AfterValidator(_role_limits)]
 
 
-class CommonSettings(AuthSettings):
+class CommonSettings(ProjectorSettings, AuthSettings):
     """The settings every deployment has, whatever its contexts (and the authentication
     settings of `AuthSettings`)."""
 

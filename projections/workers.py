@@ -1,0 +1,256 @@
+"""The projector's partitioned mode (`STRATA_PROJECTOR_MODE=partitioned`): each projector process
+is a worker that holds leases on a share of the `pNN` partitions (projections/leases.py) and
+consumes only those.
+
+Every `STRATA_PROJECTOR_REBALANCE_SECONDS` a worker runs one round:
+
+1. a partition whose feed ended on LeaseLost (a newer holder wrote its checkpoint) is stopped
+   and released;
+2. the partitions beyond its fair share are stopped, then released (never the other way round:
+   a partition released while still consumed could be written by two holders);
+3. free partitions are taken up to its share, each under a new epoch, and started.
+
+A started partition has one feed per context (`ContextFeed` with `Partitions({p})`) over targets
+bound to the lease (`following_targets(..., lease=...)`): their checkpoints are that partition's,
+written with the lease's epoch, so a holder that lost its lease without noticing cannot commit
+after its heir has. The feed's durable consumer is named with the epoch
+(`proj_<context>_pNN_eE`): a new holder never shares a consumer with a fenced one, and it deletes
+the older epochs' consumers of its partition when it starts.
+
+A lost lease session (the read database restarted, a network split) loses every lease at once:
+the worker stops every partition, closes its NATS connection and joins again, so outages heal
+with no human action. Modes exclude each other: a worker holds the single projector's leader
+lock in shared mode while it is a member (projections/leader.py takes it exclusively).
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import nats.errors
+import psycopg
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from eventlog.jetstream import connect, context_stream, ensure_stream
+from projections.engine import Engine, Target
+from projections.feed import ContextFeed, Member, Partitions
+from projections.leases import Lease, PartitionLeases
+from projections.metrics import ProjectorMetrics
+from projections.stack import STANDBY_PAUSES, StackProjector
+from projections.targets import following_targets
+
+logger = logging.getLogger("strata.projections.workers")
+
+EPOCH_SUFFIX = re.compile(r"_p(\d{2})_e(\d+)$")
+"""The end of a worker's consumer name: its partition and lease epoch."""
+
+
+@dataclass
+class Held:
+    """A partition this worker consumes: its lease, feeds, and what stops them."""
+
+    lease: Lease
+    feeds: list[ContextFeed]
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def lost(self) -> bool:
+        return any(feed.lease_lost for feed in self.feeds)
+
+
+class ProjectorWorker:
+    def __init__(self, projector: StackProjector, name: str | None = None) -> None:
+        """`projector`: its settings, read stores, options and metrics are the worker's."""
+        self.projector = projector
+        settings = projector.settings
+        assert settings.read_database_url is not None
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.leases = PartitionLeases(
+            settings.read_database_url,
+            settings.stream_namespace,
+            self.name,
+            exclusive_of=projector.leader.name,
+        )
+        self.held: dict[int, Held] = {}
+        self._nc: NatsClient | None = None
+
+    @property
+    def metrics(self) -> ProjectorMetrics:
+        return self.projector.metrics
+
+    @property
+    def runners(self) -> list[Member]:
+        return [m for held in self.held.values() for feed in held.feeds for m in feed.members]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Join, rebalance every round, consume what is held; until `stop` is set."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._join()
+                failures = 0
+                await self._rounds(stop)
+            except (psycopg.Error, OSError, nats.errors.Error, TimeoutError) as error:
+                pause = STANDBY_PAUSES[min(failures, len(STANDBY_PAUSES) - 1)]
+                failures += 1
+                logger.warning(
+                    "worker %s: %s; every partition stopped, joining again in %g s",
+                    self.name,
+                    str(error).strip() or type(error).__name__,
+                    pause,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+            finally:
+                await self._leave()
+
+    async def _join(self) -> None:
+        projector = self.projector
+        await asyncio.to_thread(self.leases.join)
+        self._nc = await connect(projector.settings, name=f"strata-projector-{self.name}")
+        js = self._nc.jetstream()
+        for context in projector.contexts.names:
+            await ensure_stream(js, context, projector.settings)
+        projector.use_executor(PARTITION_THREADS)
+        logger.info("worker %s joined", self.name)
+
+    async def _rounds(self, stop: asyncio.Event) -> None:
+        interval = self.projector.settings.projector_rebalance_seconds
+        while not stop.is_set():
+            if not await asyncio.to_thread(self.leases.still_held):
+                raise psycopg.OperationalError("the lease session ended")
+            await self.round()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    async def round(self) -> None:
+        """One rebalancing round (see the module's doc)."""
+        for partition in [p for p, held in self.held.items() if held.lost]:
+            logger.warning("worker %s: p%02d was taken over; releasing it", self.name, partition)
+            await self._stop_partition(partition)
+        for partition in self.leases.surplus():
+            logger.info("worker %s: giving p%02d up", self.name, partition)
+            await self._stop_partition(partition)
+        taken = await asyncio.to_thread(self.leases.rebalance)
+        for lease in taken.acquired:
+            await self._start_partition(lease)
+        if taken.acquired:
+            logger.info(
+                "worker %s holds %s (%d workers)",
+                self.name,
+                ",".join(f"p{p:02d}" for p in sorted(self.held)),
+                taken.members,
+            )
+
+    async def _start_partition(self, lease: Lease) -> None:
+        projector = self.projector
+        assert self._nc is not None
+        nc, js = self._nc, self._nc.jetstream()
+        targets = following_targets(
+            projector.read_db,
+            projector.redis,
+            layout=projector.layout,
+            projections=projector.contexts.projections(),
+            lease=lease,
+        )
+        for target in targets:
+            await asyncio.to_thread(target.prepare)
+        suffix = f"_e{lease.epoch}"
+        held = Held(lease, [])
+        for context in projector.contexts.names:
+            stream = context_stream(context, projector.settings)
+            await _delete_older_consumers(js, stream.name, lease)
+            held.feeds.append(
+                ContextFeed(
+                    js,
+                    [Engine(t, projector.policy) for t in _reading(targets, context)],
+                    stream,
+                    projector.options,
+                    partitions=Partitions(lease.partition),
+                    backfill=_partition_backfill(projector, lease.partition),
+                    observe=projector.metrics.observe_batch,
+                    reconnects=lambda: int(nc.stats["reconnects"]),
+                    name_suffix=suffix,
+                )
+            )
+        held.tasks = [asyncio.create_task(feed.run(held.stopping)) for feed in held.feeds]
+        self.held[lease.partition] = held
+
+    async def _stop_partition(self, partition: int, *, release: bool = True) -> None:
+        """Finish the partition's batches in hand, delete its consumers, then release it."""
+        held = self.held.pop(partition, None)
+        if held is None:
+            return
+        held.stopping.set()
+        if held.tasks:
+            _, pending = await asyncio.wait(held.tasks, timeout=30)
+            for task in pending:
+                task.cancel()
+        if self._nc is not None and self._nc.is_connected:
+            js = self._nc.jetstream()
+            for feed in held.feeds:
+                with contextlib.suppress(Exception):
+                    await _delete_older_consumers(
+                        js, feed.stream.name, Lease(partition, held.lease.epoch + 1)
+                    )
+        if release:
+            await asyncio.to_thread(self.leases.release, partition)
+
+    async def _leave(self) -> None:
+        """Stop every partition, close NATS, end the lease session (every lease goes)."""
+        for partition in list(self.held):
+            await self._stop_partition(partition, release=False)
+        if self._nc is not None:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(self._nc.close(), 5)
+            self._nc = None
+        self.metrics.forget_consumers()
+        await asyncio.to_thread(self.leases.close)
+
+    async def problems(self) -> dict[str, str]:
+        """What keeps the worker from being ready (empty when ready)."""
+        found: dict[str, str] = {}
+        if not self.leases.joined:
+            found["leases"] = "not a member: cannot reach the read database"
+            return found
+        if not self.held:
+            found["leases"] = "holding no partition yet"
+        if self._nc is None or not self._nc.is_connected:
+            found["nats"] = "not connected"
+        for runner in self.runners:
+            if not runner.attached:
+                found[runner.name] = "consumer not attached"
+        return found
+
+
+PARTITION_THREADS = 24
+"""Threads for the batches of every partition's feeds (more than a worker's usual share)."""
+
+
+def _reading(targets: list[Target], context: str) -> list[Target]:
+    return [t for t in targets if context in t.projection.contexts]
+
+
+def _partition_backfill(projector: StackProjector, partition: int) -> Callable[[Engine, str], int]:
+    def backfill(engine: Engine, context: str) -> int:
+        return projector.backfill(engine, context, partition=partition)
+
+    return backfill
+
+
+async def _delete_older_consumers(js: JetStreamContext, stream: str, lease: Lease) -> None:
+    """Delete the consumers of `lease`'s partition named with an older epoch (fenced holders',
+    a killed worker's)."""
+    for info in await js.consumers_info(stream):
+        name = info.name or ""
+        match = EPOCH_SUFFIX.search(name)
+        if match and int(match.group(1)) == lease.partition and int(match.group(2)) < lease.epoch:
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(stream, name)
