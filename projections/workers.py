@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import nats.errors
@@ -132,21 +132,19 @@ class ProjectorWorker:
 
     async def round(self) -> None:
         """One rebalancing round (see the module's doc)."""
-        for partition in [p for p, held in self.held.items() if held.lost]:
+        lost = [p for p, held in self.held.items() if held.lost]
+        for partition in lost:
             logger.warning("worker %s: p%02d was taken over; releasing it", self.name, partition)
-            await self._stop_partition(partition)
-        for partition in self.leases.surplus():
-            logger.info("worker %s: giving p%02d up", self.name, partition)
-            await self._stop_partition(partition)
+        surplus = [p for p in self.leases.surplus() if p not in lost]
+        if surplus:
+            logger.info("worker %s: giving up %s", self.name, _labels(surplus))
+        await self._stop_partitions([*lost, *surplus])
         taken = await asyncio.to_thread(self.leases.rebalance)
         for lease in taken.acquired:
             await self._start_partition(lease)
         if taken.acquired:
             logger.info(
-                "worker %s holds %s (%d workers)",
-                self.name,
-                ",".join(f"p{p:02d}" for p in sorted(self.held)),
-                taken.members,
+                "worker %s holds %s (%d workers)", self.name, _labels(self.held), taken.members
             )
 
     async def _start_partition(self, lease: Lease) -> None:
@@ -183,30 +181,34 @@ class ProjectorWorker:
         held.tasks = [asyncio.create_task(feed.run(held.stopping)) for feed in held.feeds]
         self.held[lease.partition] = held
 
-    async def _stop_partition(self, partition: int, *, release: bool = True) -> None:
-        """Finish the partition's batches in hand, delete its consumers, then release it."""
-        held = self.held.pop(partition, None)
-        if held is None:
-            return
-        held.stopping.set()
-        if held.tasks:
-            _, pending = await asyncio.wait(held.tasks, timeout=30)
+    async def _stop_partitions(self, partitions: list[int], *, release: bool = True) -> None:
+        """Finish the partitions' batches in hand (all at once), delete their consumers, then
+        release them."""
+        stopped = [self.held.pop(p) for p in partitions if p in self.held]
+        for held in stopped:
+            held.stopping.set()
+        tasks = [task for held in stopped for task in held.tasks]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=30)
             for task in pending:
                 task.cancel()
-        if self._nc is not None and self._nc.is_connected:
-            js = self._nc.jetstream()
-            for feed in held.feeds:
-                with contextlib.suppress(Exception):
-                    await _delete_older_consumers(
-                        js, feed.stream.name, Lease(partition, held.lease.epoch + 1)
-                    )
-        if release:
-            await asyncio.to_thread(self.leases.release, partition)
+        for held in stopped:
+            await self._delete_consumers(held)
+            if release:
+                await asyncio.to_thread(self.leases.release, held.lease.partition)
+
+    async def _delete_consumers(self, held: Held) -> None:
+        if self._nc is None or not self._nc.is_connected:
+            return  # a killed worker's are deleted by the partition's next holder
+        js = self._nc.jetstream()
+        after = Lease(held.lease.partition, held.lease.epoch + 1)
+        for feed in held.feeds:
+            with contextlib.suppress(Exception):
+                await _delete_older_consumers(js, feed.stream.name, after)
 
     async def _leave(self) -> None:
         """Stop every partition, close NATS, end the lease session (every lease goes)."""
-        for partition in list(self.held):
-            await self._stop_partition(partition, release=False)
+        await self._stop_partitions(list(self.held), release=False)
         if self._nc is not None:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await asyncio.wait_for(self._nc.close(), 5)
@@ -232,6 +234,10 @@ class ProjectorWorker:
 
 PARTITION_THREADS = 24
 """Threads for the batches of every partition's feeds (more than a worker's usual share)."""
+
+
+def _labels(partitions: Iterable[int]) -> str:
+    return ",".join(f"p{p:02d}" for p in sorted(partitions))
 
 
 def _reading(targets: list[Target], context: str) -> list[Target]:
