@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from eventlog.envelope import PARTITIONS
 
-TOKEN = re.compile(r"([a-z][a-z0-9]*):([0-9]{1,18})(?::p([0-9]{2}))?")
+TOKEN = re.compile(r"^([a-z][a-z0-9]*):([0-9]{1,18})(?::p([0-9]{2}))?$")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from domain.service import ANY_EXISTING_VERSION, CommandContext, CommandResult, ExpectedVersions
+from eventlog.envelope import partition_of
+from eventlog.position_tokens import format_token
 from runtime.http.deadlines import Runner
 from runtime.logs import set_correlation_id
 from write_api.schemas import Command
@@ -158,6 +160,6 @@ def accepted(
     body = {
         "id": str(result.id),
         "version": result.version,
-        "position": f"{context}:{result.position}",
+        "position": format_token(context, result.position, partition_of(result.id)),
     }
     return JSONResponse(body, status_code=201 if created else 200, headers=response_headers)
