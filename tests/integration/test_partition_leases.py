@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from projections.leases import PartitionLeases, fair_share
+from projections.leader import LeaderLock
+from projections.leases import LeaderPresent, PartitionLeases, fair_share
 from readmodels.catalog import ORDERS
 from readmodels.checkpoints import Checkpoint
 from readmodels.partition_checkpoints import (
@@ -87,6 +88,34 @@ def settle(workers: Sequence[PartitionLeases], timeout: float = 10.0) -> None:
 def test_fair_share_covers_every_partition() -> None:
     assert [fair_share(16, n) for n in (0, 1, 2, 3, 5, 16, 20)] == [16, 16, 8, 6, 4, 1, 1]
     assert all(fair_share(p, n) * n >= p for p in range(1, 40) for n in range(1, 40))
+
+
+def test_the_single_projector_and_workers_exclude_each_other(read_url: str) -> None:
+    """A worker holds the single mode's leader lock shared while it is a member: no leader
+    while workers consume, and no worker joins while a leader does."""
+    name = "strata-projector:leasetest"
+    leader = LeaderLock(read_url, name)
+    member = PartitionLeases(read_url, NAMESPACE, "member", exclusive_of=name)
+    try:
+        member.join()
+        assert not leader.try_acquire()
+        member.close()  # its session ends (the server notices within moments)
+        assert _eventually(leader.try_acquire)
+        with pytest.raises(LeaderPresent):
+            member.join()
+        assert not member.joined
+    finally:
+        member.close()
+        leader.release()
+
+
+def _eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_two_workers_split_the_partitions(read_url: str, workers: list[PartitionLeases]) -> None:
