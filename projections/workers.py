@@ -119,6 +119,15 @@ class ProjectorWorker:
         for context in projector.contexts.names:
             await ensure_stream(js, context, projector.settings)
         projector.use_executor(PARTITION_THREADS)
+        # Tables, pointers and checkpoint rows once: a partition's targets then need none (their
+        # partition checkpoints are upserted), so taking over partitions is quick.
+        for target in following_targets(
+            projector.read_db,
+            projector.redis,
+            layout=projector.layout,
+            projections=projector.contexts.projections(),
+        ):
+            await asyncio.to_thread(target.prepare)
         logger.info("worker %s joined", self.name)
 
     async def _rounds(self, stop: asyncio.Event) -> None:
@@ -158,8 +167,6 @@ class ProjectorWorker:
             projections=projector.contexts.projections(),
             lease=lease,
         )
-        for target in targets:
-            await asyncio.to_thread(target.prepare)
         suffix = f"_e{lease.epoch}"
         held = Held(lease, [])
         for context in projector.contexts.names:
