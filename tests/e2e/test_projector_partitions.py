@@ -36,7 +36,7 @@ from readmodels.partition_checkpoints import (
     redis_all_positions,
 )
 from readmodels.sql import PostgresDatabase
-from tests.support.dumps import dump_read_models
+from tests.support.dumps import differences, dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.processes import entry_point, free_port
@@ -91,6 +91,16 @@ def _readiness(port: int) -> tuple[int, str]:
     except httpx.TransportError:
         return 0, ""
     return response.status_code, response.text
+
+
+def _tails(logs: list[Path]) -> str:
+    return "\n".join(f"{log.name}: {log.read_text()[-2000:]}" for log in logs)
+
+
+def _split(ports: list[int]) -> bool:
+    """Each worker runs consumers, none all of them (each holds part of the partitions)."""
+    consumers = [_consumers(port) for port in ports]
+    return all(0 < n < sum(consumers) for n in consumers)
 
 
 def _consumers(port: int) -> int:
@@ -184,8 +194,7 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
         _commands(services, 0, people)
         _publish(stack, services, after)
         # The two split the partitions: each runs some of the consumers, neither all of them.
-        total = _consumers(ports[0]) + _consumers(ports[1])
-        assert 0 < _consumers(ports[0]) < total and 0 < _consumers(ports[1]) < total
+        assert _wait_for(lambda: _split(ports[:2]), 10)
         _commands(services, 1, people)
         workers.append(_worker(stack, ports[2], logs[2]))  # joins: the others give up surplus
         _publish(stack, services, after)
@@ -195,7 +204,7 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
         _commands(services, 2, people)
         _publish(stack, services, after)
         assert _wait_for(lambda: all(_readiness(p)[0] == 200 for p in ports[1:]), 20)
-        assert _wait_for(_caught_up(stack, services), 30), "partitions did not catch up"
+        assert _wait_for(_caught_up(stack, services), 30), _tails(logs)
         with read_side("sqlite", tmp_path, name="expected") as expected:
             project(expected, Scenario(services))
             wanted = dump_read_models(expected.targets)
@@ -206,7 +215,7 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
         finally:
             read_db.close()
             redis.close()
-        assert live == wanted
+        assert live == wanted, (differences(wanted, live), _tails(logs))
     finally:
         for process in workers:
             if process.poll() is None:
