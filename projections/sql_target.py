@@ -36,8 +36,8 @@ from readmodels.checkpoints import Checkpoint, ensure_checkpoint, read_checkpoin
 from readmodels.documents import DocumentTables
 from readmodels.partition_checkpoints import (
     ensure_partition_checkpoint,
+    lock_context,
     lock_partition,
-    partition_floors,
     read_partition_checkpoint,
     write_partition_checkpoint,
 )
@@ -105,8 +105,7 @@ class SqlTarget(ABC):
         """`commit` inside a transaction of this target's database the caller holds."""
         p, lease = self.projection, self.lease
         if lease is None:
-            checkpoint = read_checkpoint(tx, p.name, p.version, context, lock=True)
-            floors = partition_floors(tx, p.name, p.version, context)
+            checkpoint, floors = lock_context(tx, p.name, p.version, context)
         else:
             checkpoint = lock_partition(
                 tx, p.name, p.version, context, lease.partition, lease.epoch

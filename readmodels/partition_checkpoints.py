@@ -116,14 +116,24 @@ def lock_partition(
     return mine
 
 
-def partition_floors(tx: Tx, projection: str, version: int, context: str) -> dict[int, int]:
-    """Each partition's checkpoint (a single projector skips what workers applied before)."""
+def lock_context(
+    tx: Tx, projection: str, version: int, context: str
+) -> tuple[Checkpoint, dict[int, int]]:
+    """Start a single projector's batch, in one round trip: the context's checkpoint with its
+    row locked `FOR UPDATE`, and each partition's checkpoint (what workers applied before, to
+    be skipped)."""
+    lock = " FOR UPDATE OF c" if tx.dialect.for_update else ""
     rows = tx.query(
-        "SELECT partition, position FROM rm_partition_checkpoints"
-        " WHERE projection = ? AND version = ? AND context = ?",
+        "SELECT c.position, c.stream_seq, p.partition, p.position FROM rm_checkpoints c"  # noqa: S608
+        " LEFT JOIN rm_partition_checkpoints p ON p.projection = c.projection"
+        " AND p.version = c.version AND p.context = c.context"
+        f" WHERE c.projection = ? AND c.version = ? AND c.context = ?{lock}",
         [projection, version, context],
     )
-    return {int(partition): int(position) for partition, position in rows}
+    if not rows:
+        return Checkpoint(), {}
+    checkpoint = Checkpoint(int(rows[0][0]), int(rows[0][1]))
+    return checkpoint, {int(row[2]): int(row[3]) for row in rows if row[2] is not None}
 
 
 def _lease_lost(
