@@ -239,8 +239,10 @@ class ProjectorWorker:
         return found
 
 
-PARTITION_THREADS = 24
-"""Threads for the batches of every partition's feeds (more than a worker's usual share)."""
+PARTITION_THREADS = 8
+"""Threads for the batches of all the partitions' feeds. Each batch in flight holds a read
+database connection, and a worker's SQL batches of one projection wait for each other anyway
+(one advisory lock per projection), so a few threads keep every worker's connections few."""
 
 
 def _labels(partitions: Iterable[int]) -> str:
