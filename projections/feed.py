@@ -1,8 +1,9 @@
 """The stack mode's feed: one durable JetStream pull consumer per (context, partition set),
 feeding every projection of that context in one pass.
 
-- Consumer `proj_<context>_<partitions>` (`proj_orders_all`), filter: the subjects of those
-  partitions, acks `all` (one ack per batch, after every projection committed it),
+- Consumer `proj_<context>_<partitions>` (`proj_orders_all`; a projector worker's
+  `proj_orders_p03_e7`, named with its lease epoch), filter: the subjects of those partitions,
+  acks `all` (one ack per batch, after every projection committed it),
   `max_ack_pending` = the fetch size, `ack_wait` well above a batch.
 - Each batch is fetched and decoded once, then applied by each member projection's engine in
   turn: each commits its own checkpoint with its writes, as before; what a projection already
@@ -15,6 +16,8 @@ feeding every projection of that context in one pass.
   (`projections.consumers.ConsumerRunner`, which retries, rewinds and backfills) from its own
   checkpoint. Once it is within `join_lag` positions of the feed it stops there, and the feed
   re-attaches with it (the others see at most that many duplicates).
+- A worker's feed (projections.workers) stops for good on LeaseLost: a newer holder of its
+  partition has committed, so nothing of this one may be.
 - Parked events (dead letters) never stop the feed: the engine parks them per aggregate and
   retries them between batches, as before.
 """
