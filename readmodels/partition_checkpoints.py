@@ -28,7 +28,6 @@ from readmodels.checkpoints import (
     Checkpoint,
     Positions,
     checkpoint_payload,
-    read_positions,
     redis_positions,
 )
 from readmodels.keys import RedisLayout
@@ -183,24 +182,6 @@ def write_partition_checkpoint(
     )
 
 
-def read_partition_positions(tx: Tx, models: Iterable[tuple[str, int]]) -> PartitionPositions:
-    """The partition checkpoints of `models` ((name, version) pairs)."""
-    wanted = set(models)
-    if not wanted:
-        return {}
-    names = sorted({name for name, _ in wanted})
-    rows = tx.query(
-        "SELECT projection, version, context, partition, position"  # noqa: S608
-        f" FROM rm_partition_checkpoints WHERE projection IN ({', '.join('?' * len(names))})",
-        names,
-    )
-    return {
-        (str(name), str(context), int(partition)): int(position)
-        for name, version, context, partition, position in rows
-        if (name, version) in wanted
-    }
-
-
 def partition_slot(context: str, partition: int) -> str:
     """The key of one partition's position in `Positions`: (model, `<context>:pNN`)."""
     return f"{context}:p{partition:02d}"
@@ -230,10 +211,31 @@ def with_partitions(
 
 
 def read_all_positions(tx: Tx, models: Iterable[ReadModel]) -> Positions:
-    """`read_positions` with the partition checkpoints folded in (`with_partitions`)."""
+    """`read_positions` with the partition checkpoints folded in (`with_partitions`), in one
+    query (a read, and a waiting read at each announcement, reads them)."""
     chosen = list(models)
-    partitions = read_partition_positions(tx, [(m.name, m.version) for m in chosen])
-    return with_partitions(read_positions(tx, chosen), partitions, chosen)
+    wanted = {(m.name, m.version) for m in chosen}
+    if not wanted:
+        return {}
+    names = sorted({name for name, _ in wanted})
+    among = ", ".join("?" * len(names))
+    rows = tx.query(
+        "SELECT projection, version, context, -1, position FROM rm_checkpoints"  # noqa: S608
+        f" WHERE projection IN ({among}) UNION ALL"
+        " SELECT projection, version, context, partition, position"
+        f" FROM rm_partition_checkpoints WHERE projection IN ({among})",
+        [*names, *names],
+    )
+    whole: dict[tuple[str, str], int] = {}
+    partitions: dict[tuple[str, str, int], int] = {}
+    for name, version, context, partition, position in rows:
+        if (name, version) not in wanted:
+            continue
+        if partition == -1:
+            whole[(str(name), str(context))] = int(position)
+        else:
+            partitions[(str(name), str(context), int(partition))] = int(position)
+    return with_partitions(whole, partitions, chosen)
 
 
 def redis_all_positions(
