@@ -3,7 +3,8 @@ the partitions under a stream of events, a third joins, and one is killed with S
 the leases rebalance. Afterwards every partition's checkpoint has reached its last event, and
 the read models equal one projector's over the whole log: every event applied exactly once
 (hobby lists and order totals would show a duplicate), in per-aggregate order (the last rename
-wins, hobby lists keep their order)."""
+wins, hobby lists keep their order). A `strata-read-api` process answers reads with the
+partition tokens of the last writes while the killed worker's partitions are taken over."""
 
 import asyncio
 import json
@@ -25,6 +26,7 @@ from contexts.settings import CONTEXTS, Settings
 from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope, envelope_source
 from eventlog.jetstream import ContextStream
+from eventlog.position_tokens import format_token
 from eventlog.relay_publish import relay_headers
 from eventlog.stores import Services, build_services
 from projections.targets import stack_targets
@@ -36,14 +38,16 @@ from readmodels.partition_checkpoints import (
     redis_all_positions,
 )
 from readmodels.sql import PostgresDatabase
+from tests.support.auth import OPERATOR
 from tests.support.dumps import differences, dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases, url_variables
-from tests.support.processes import entry_point, free_port
+from tests.support.processes import entry_point, free_port, running_service
 from tests.support.projections import Scenario, project, read_side
 from tests.support.read_models import require_redis, scratch_redis_database
 
 ENTRY_POINT = entry_point("strata-projector")
+READ_API = entry_point("strata-read-api")
 USERS = 120
 ROUNDS = 3
 
@@ -189,20 +193,23 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
     workers = [_worker(stack, ports[0], logs[0]), _worker(stack, ports[1], logs[1])]
     after = {"users": 0, "orders": 0}
     people: list[uuid.UUID] = []
+    reading = {k: stack[k] for k in ("STRATA_READ_DATABASE_URL", "STRATA_REDIS_URL")}
     try:
-        assert _wait_for(lambda: all(_readiness(p)[0] == 200 for p in ports[:2]), 30)
-        _commands(services, 0, people)
-        _publish(stack, services, after)
-        # The two split the partitions: each runs some of the consumers, neither all of them.
-        assert _wait_for(lambda: _split(ports[:2]), 10)
-        _commands(services, 1, people)
-        workers.append(_worker(stack, ports[2], logs[2]))  # joins: the others give up surplus
-        _publish(stack, services, after)
-        assert _wait_for(lambda: _consumers(ports[2]) > 0, 15)  # it got its share
-        workers[0].kill()  # SIGKILL while the leases still move and events flow
-        workers[0].wait(timeout=10)
-        _commands(services, 2, people)
-        _publish(stack, services, after)
+        with running_service(READ_API, reading, "STRATA_READ_API_PORT") as (read_api, _):
+            assert _wait_for(lambda: all(_readiness(p)[0] == 200 for p in ports[:2]), 30)
+            _commands(services, 0, people)
+            _publish(stack, services, after)
+            # The two split the partitions: each runs some of the consumers, neither all.
+            assert _wait_for(lambda: _split(ports[:2]), 10)
+            _commands(services, 1, people)
+            workers.append(_worker(stack, ports[2], logs[2]))  # joins: the others give up surplus
+            _publish(stack, services, after)
+            assert _wait_for(lambda: _consumers(ports[2]) > 0, 15)  # it got its share
+            workers[0].kill()  # SIGKILL while the leases still move and events flow
+            workers[0].wait(timeout=10)
+            _commands(services, 2, people)
+            _publish(stack, services, after)
+            _read_your_writes(read_api, services, people)
         assert _wait_for(lambda: all(_readiness(p)[0] == 200 for p in ports[1:]), 20)
         assert _wait_for(_caught_up(stack, services), 30), _tails(logs)
         with read_side("sqlite", tmp_path, name="expected") as expected:
@@ -222,3 +229,19 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
                 process.send_signal(signal.SIGTERM)
                 process.communicate(timeout=30)
         services.close()
+
+
+def _read_your_writes(read_api: str, services: Services, people: list[uuid.UUID]) -> None:
+    """Right after the last round, while a killed worker's partitions are taken over: a read
+    with the partition token of a user's last rename sees that rename."""
+    last = {e.aggregate_id: e for e in _envelopes(services, "users", 0)}
+    for n in range(0, USERS, USERS // 8):
+        envelope = last[people[n]]
+        token = format_token("users", envelope.position, envelope.partition)
+        answer = httpx.get(
+            f"{read_api}/users/{people[n]}",
+            params={"position": token, "wait": 10},
+            headers=OPERATOR,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["name"] == f"User {n} round 2"
