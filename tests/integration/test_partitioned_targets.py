@@ -15,6 +15,8 @@ from projections.engine import Engine, Target
 from projections.leases import Lease
 from projections.model import Apply, Message
 from projections.models import all_projections
+from projections.rebuild_targets import ReadModels
+from projections.status import projection_statuses
 from projections.targets import target_at
 from readmodels.catalog import ORDERS, USER_PROFILES
 from readmodels.partition_checkpoints import (
@@ -139,3 +141,43 @@ def test_switching_modes_applies_nothing_twice(
         project_partition(side, scenario, Lease(partition, epoch=1), upto=half * 3 // 2)
     project(side, scenario, batch=4)
     assert dump_read_models(side.targets) == expected_dump(scenario, tmp_path)
+
+
+def test_replay_projections_reports_what_every_partition_applied(
+    side: ReadSide, scenario: Scenario, tmp_path: Path
+) -> None:
+    """`replay projections` with workers: the position is the last one before the first event
+    a partition has not applied, in PostgreSQL and in Redis alike."""
+    recorders = {s.name: s.recorder for s in scenario.services.all()}
+    models = ReadModels(
+        side.db,
+        {name: scenario.source(name) for name in recorders},
+        lambda context: int(recorders[context].max_notification_id() or 0),
+        side.redis,
+        side.layout,
+        lock_dir=tmp_path / "locks",
+    )
+    messages = scenario.messages("orders")
+    held_back = messages[len(messages) // 2]  # its partition stops just before it
+    for partition in range(PARTITIONS):
+        upto = held_back.position - 1 if partition == held_back.envelope.partition else None
+        project_partition(side, scenario, Lease(partition, epoch=1), upto=upto)
+
+    def reported() -> dict[str, tuple[int, int]]:
+        found = {}
+        for status in projection_statuses(models):
+            for lag in status.contexts:
+                if lag.context == "orders":
+                    found[status.name] = (lag.position, lag.lag_events)
+        return found
+
+    head = messages[-1].position
+    wanted = (held_back.position - 1, head - held_back.position + 1)
+    assert reported() == {
+        "user_stats": wanted,
+        "top_spenders": wanted,
+        "orders": wanted,
+        "daily_sales": wanted,
+    }
+    project_partition(side, scenario, Lease(held_back.envelope.partition, epoch=1))
+    assert set(reported().values()) == {(head, 0)}
