@@ -144,7 +144,7 @@ class ProjectorWorker:
         lost = [p for p, held in self.held.items() if held.lost]
         for partition in lost:
             logger.warning("worker %s: p%02d was taken over; releasing it", self.name, partition)
-        surplus = [p for p in self.leases.surplus() if p not in lost]
+        surplus = [p for p in await asyncio.to_thread(self.leases.surplus) if p not in lost]
         if surplus:
             logger.info("worker %s: giving up %s", self.name, _labels(surplus))
         await self._stop_partitions([*lost, *surplus])
