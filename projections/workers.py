@@ -31,17 +31,22 @@ import re
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import nats.errors
 import psycopg
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
+from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import connect, context_stream, ensure_stream
+from projections import stack
 from projections.engine import Engine, Target
 from projections.feed import ContextFeed, Member, Partitions
 from projections.leases import Lease, PartitionLeases
 from projections.metrics import ProjectorMetrics
+from projections.model import Projection
 from projections.stack import STANDBY_PAUSES, StackProjector
 from projections.targets import following_targets
 
@@ -132,12 +137,56 @@ class ProjectorWorker:
 
     async def _rounds(self, stop: asyncio.Event) -> None:
         interval = self.projector.settings.projector_rebalance_seconds
-        while not stop.is_set():
-            if not await asyncio.to_thread(self.leases.still_held):
-                raise psycopg.OperationalError("the lease session ended")
-            await self.round()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+        watch = asyncio.create_task(self._watch())
+        try:
+            while not stop.is_set():
+                if not await asyncio.to_thread(self.leases.still_held):
+                    raise psycopg.OperationalError("the lease session ended")
+                await self.round()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+        finally:
+            watch.cancel()
+
+    async def _watch(self) -> None:
+        """Refresh the lag metrics every WATCH_INTERVAL (see `observe_lag`)."""
+        while True:
+            await asyncio.sleep(stack.WATCH_INTERVAL)
+            try:
+                await self.observe_lag()
+            except Exception as error:  # noqa: BLE001 - metrics only; logged, retried
+                logger.warning("could not refresh the lag metrics: %s", error)
+
+    async def observe_lag(self) -> None:
+        """Per feed of a held partition: the messages of its partition not yet acked (pending
+        in its consumer) and the age of the oldest of them. Per projection and context, the
+        sum and the oldest over the partitions held (a projection catching up on its own
+        consumer: that consumer's)."""
+        if self._nc is None:
+            return
+        js = self._nc.jetstream()
+        lags: dict[tuple[str, int, str], tuple[int, float]] = {}
+        models: dict[tuple[str, int, str], Projection] = {}
+        for held in list(self.held.values()):
+            for feed in held.feeds:
+                stream, subject = feed.stream.name, feed.partitions.filter_subject(feed.stream)
+                on_feed = await _consumer_lag(js, stream, subject, feed.name)
+                self.metrics.observe_feed_lag(feed.name, feed.stream.context, *on_feed)
+                for member in feed.members:
+                    # one catching up on its own consumer: that consumer's lag
+                    solo = member.solo
+                    events, seconds = (
+                        on_feed
+                        if solo is None
+                        else await _consumer_lag(js, stream, subject, solo.name)
+                    )
+                    p = member.engine.projection  # one object per partition: key by name
+                    key = (p.name, p.version, feed.stream.context)
+                    models[key] = p
+                    total, oldest = lags.get(key, (0, 0.0))
+                    lags[key] = (total + events, max(oldest, seconds))
+        for key, (events, seconds) in lags.items():
+            self.metrics.observe_partitions_lag(models[key], key[2], events, seconds)
 
     async def round(self) -> None:
         """One rebalancing round (see the module's doc)."""
@@ -200,6 +249,8 @@ class ProjectorWorker:
             for task in pending:
                 task.cancel()
         for held in stopped:
+            for feed in held.feeds:
+                self.metrics.forget_feed(feed.name, feed.stream.context)
             await self._delete_consumers(held)
             if release:
                 await asyncio.to_thread(self.leases.release, held.lease.partition)
@@ -243,6 +294,27 @@ PARTITION_THREADS = 8
 """Threads for the batches of all the partitions' feeds. Each batch in flight holds a read
 database connection, and a worker's SQL batches of one projection wait for each other anyway
 (one advisory lock per projection), so a few threads keep every worker's connections few."""
+
+
+async def _consumer_lag(
+    js: JetStreamContext, stream: str, subject: str, consumer: str
+) -> tuple[int, float]:
+    """(messages not yet acked, age of the oldest) of a partition's consumer: its pending
+    messages, and the first message of its partition after its ack floor."""
+    try:
+        info = await js.consumer_info(stream, consumer)
+    except NotFoundError:
+        return 0, 0.0  # not attached: nobody on the feed, or not created yet
+    events = (info.num_pending or 0) + (info.num_ack_pending or 0)
+    if not events:
+        return 0, 0.0
+    floor = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+    try:
+        message = await js.get_msg(stream, seq=floor + 1, subject=subject, next=True)
+    except NotFoundError:
+        return events, 0.0
+    committed = EventEnvelope.from_json(message.data or b"{}").timestamp
+    return events, max(0.0, (datetime.now(UTC) - committed).total_seconds())
 
 
 def _labels(partitions: Iterable[int]) -> str:
