@@ -18,6 +18,8 @@ from fanout_journeys import Journey
 from fanout_stack import HOST, ModelKey, clock, percentiles
 from fanout_watch import Observations
 
+from eventlog.position_tokens import parse_token
+
 DRAIN_TIMEOUT = 60.0
 """Seconds the read models get to catch up with the closed loop's last command."""
 
@@ -73,8 +75,9 @@ class ClosedLoop:
             self.errors[str(response.status)] += 1
             return False
         body = json.loads(response.body)
-        context, _, position = body["position"].partition(":")
-        self.last_position[context] = max(self.last_position[context], int(position))
+        token = parse_token(body["position"])
+        context = token.context
+        self.last_position[context] = max(self.last_position[context], token.value)
         self.answered += 1
         self.latencies.append(latency)
         journey.answered(body)

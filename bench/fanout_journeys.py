@@ -11,6 +11,8 @@ import loadgen
 from bench_auth import authorization, client_tokens
 from fanout_stack import HOST, clock
 
+from eventlog.position_tokens import parse_token
+
 # --------------------------------------------------------------------------------------------
 # (b) the load: customer journeys, open loop
 
@@ -180,8 +182,7 @@ class Driver:
             self.in_flight -= 1
         if 200 <= response.status < 300:
             body = json.loads(response.body)
-            _, _, position = body["position"].partition(":")
-            command.position = int(position)
+            command.position = parse_token(body["position"]).value
             journey.answered(body)
             command.resource = journey.resource
             if not journey.finished:

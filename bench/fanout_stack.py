@@ -205,10 +205,10 @@ def start_relay(config: StackConfig, context: str) -> Service:
     return spawn(f"relay-{context}", command, env, port, config.log_dir)
 
 
-def start_projector(config: StackConfig) -> Service:
+def start_projector(config: StackConfig, name: str = "projector") -> Service:
     port = wt.free_port()
     env = config.env() | {"STRATA_PROJECTOR_HOST": HOST, "STRATA_PROJECTOR_PORT": str(port)}
-    return spawn("projector", [wt.venv_script("strata-projector")], env, port, config.log_dir)
+    return spawn(name, [wt.venv_script("strata-projector")], env, port, config.log_dir)
 
 
 def wait_ready(service: Service, timeout: float = 60.0, path: str = "/readyz") -> None:

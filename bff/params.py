@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from bff.downstream import Forwarded
 from bff.principal import Caller
+from eventlog.position_tokens import TOKEN
 from runtime.settings import CommonSettings
 
 CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -16,11 +17,12 @@ CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PositionParam = Annotated[
     str | None,
     Query(
-        pattern=r"^[a-z][a-z0-9]*:[0-9]{1,18}$",
-        description="Read-your-writes: the `position` a command returned (`<context>:<n>`)."
+        pattern=TOKEN.pattern,
+        description="Read-your-writes: the `position` a command returned (`<context>:<n>:p<NN>`"
+        " or `<context>:<n>`)."
         " Every section waits, up to `wait` seconds, until it reflects it; one that does not"
         " is unavailable (`behind`).",
-        examples=["orders:120"],
+        examples=["orders:120:p07"],
     ),
 ]
 WaitParam = Annotated[

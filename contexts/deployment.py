@@ -26,7 +26,9 @@ credentials (`contexts.service_accounts`).
   `STRATA_RELAY_PORT` (8000 and 8001 unset), the projector, the read API and the BFFs; each but
   the simulators followed by its config sidecar (ports moved by `STRATA_CONFIG_SIDECAR_PORT`,
   8005 unset) and told its live settings file in var/stack/live/; the simulators on
-  STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT;
+  STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT. With
+  `STRATA_PROJECTOR_MODE=partitioned`, `STRATA_PROJECTOR_WORKERS` projector workers
+  `projector-1`… on ports 8303, 8304… instead of the one projector, sharing its sidecar;
 - `endpoints`: where each context's write API and each simulator is (their OpenAPI docs).
 """
 
@@ -40,6 +42,7 @@ from pathlib import Path
 
 from contexts.live_services import (
     IDENTITY,
+    PROJECTOR,
     SHARED_SERVICES,
     SIDECAR_SCRIPT,
     LiveService,
@@ -52,6 +55,8 @@ from runtime.settings import CommonSettings, load_settings
 PORT_STEP = 10
 WRITE_PORT = 8000
 RELAY_PORT = 8001
+WORKER_PORT = 8303
+"""scripts/stack's first projector worker in the partitioned mode (the others follow it)."""
 LIVE_SETTINGS_FOLDER = "var/stack/live"
 """scripts/stack: where each service's config sidecar writes its live settings file."""
 PROG = "python -m contexts.deployment"
@@ -207,8 +212,30 @@ def stack_processes(
         relay_port = {"STRATA_RELAY_PORT": str(d.relay_port(settings.relay_port))}
         processes += beside(d.relay, relay_port, f"{bin_dir}/strata-relay --context {d.name}")
     for service in SHARED_SERVICES:
-        processes += beside(service, {}, f"{bin_dir}/{service.script}")
+        if service == PROJECTOR and settings.projector_mode == "partitioned":
+            processes += projector_workers(bin_dir, settings)
+        else:
+            processes += beside(service, {}, f"{bin_dir}/{service.script}")
     return processes
+
+
+def projector_worker_port(index: int) -> int:
+    """The port of the `index`-th projector worker (from 0) of scripts/stack."""
+    return WORKER_PORT + index
+
+
+def projector_workers(bin_dir: str, settings: CommonSettings) -> list[str]:
+    """`STRATA_PROJECTOR_WORKERS` workers `projector-1`… on ports 8303…, all following the
+    projector's live settings file, which its one config sidecar writes."""
+    beside = partial(_with_config_sidecar, bin_dir, settings.config_sidecar_port)
+    command = f"{bin_dir}/{PROJECTOR.script}"
+    workers: list[str] = []
+    for index in range(settings.projector_workers):
+        port = {"STRATA_PROJECTOR_PORT": str(projector_worker_port(index))}
+        worker, _ = beside(PROJECTOR, port, command)
+        workers.append(worker.replace(f"{PROJECTOR.name}=", f"{PROJECTOR.name}-{index + 1}=", 1))
+    _, sidecar = beside(PROJECTOR, {}, command)
+    return [*workers, sidecar]
 
 
 def _with_config_sidecar(

@@ -21,10 +21,12 @@ def catch_up(
     *,
     page_size: int = DEFAULT_PAGE_SIZE,
     until: int | None = None,
+    partition: int | None = None,
 ) -> int:
     """Apply the context's log after the lowest checkpoint of `engines` up to its end (or to
     position `until`), one page at a time; each engine skips what it already has. Parked events
-    whose retry is due are retried first. Returns the number of events read."""
+    whose retry is due are retried first. With `partition` (a worker's engines), only that
+    partition's events. Returns the number of events read."""
     if not engines:
         return 0
     for engine in engines:
@@ -40,6 +42,15 @@ def catch_up(
             page = [envelope for envelope in page if envelope.position <= until]
         if not page:
             return read
+        after = page[-1].position
+        if partition is not None:
+            page = [envelope for envelope in page if envelope.partition == partition]
+            # The others' events are not for these engines: read on after them.
+            positions = {engine: max(p, after) for engine, p in positions.items()}
+            if not page:
+                if last_page:
+                    return read
+                continue
         messages = [Message(envelope) for envelope in page]
         for engine in engines:
             outcome = engine.handle(context, messages)

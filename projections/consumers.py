@@ -37,6 +37,7 @@ from eventlog.jetstream import ContextStream
 from projections.engine import Engine, Outcome
 from projections.model import CheckpointLost, Message, Projection
 from readmodels.checkpoints import Checkpoint
+from readmodels.partition_checkpoints import LeaseLost
 
 logger = logging.getLogger("strata.projections.consumers")
 
@@ -105,7 +106,11 @@ class ConsumerRunner:
         backfill: Backfill | None = None,
         observe: BatchObserver | None = None,
         reconnects: Callable[[], int] | None = None,
+        filter_subject: str | None = None,
+        name_suffix: str = "",
     ) -> None:
+        """`filter_subject` (default: the whole stream) and `name_suffix`: a partition's
+        consumer of a projector worker (`_pNN_eE`, projections.workers)."""
         self._js = js
         self.engine = engine
         self.stream = stream
@@ -115,7 +120,8 @@ class ConsumerRunner:
         self._reconnects = reconnects or (lambda: 0)
         self._attached_after = 0
         """The connection's reconnect count when the consumer attached."""
-        self.name = consumer_name(engine.projection, stream.context)
+        self.name = consumer_name(engine.projection, stream.context) + name_suffix
+        self._filter_subject = filter_subject
         self.attached = False
         self.checkpoint = Checkpoint()
         self.last_event_time: datetime | None = None
@@ -154,6 +160,8 @@ class ConsumerRunner:
             except CheckpointLost as lost:
                 self._report_lost(lost)
                 rewind = True
+            except LeaseLost:
+                raise  # a worker's partition: a newer holder has it, stop
             except Exception:
                 pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
                 failures += 1
@@ -206,7 +214,9 @@ class ConsumerRunner:
             durable=self.name, stream=self.stream.name
         )
         self._next_seq = start
-        self._contiguous = list(info.config.subjects or []) == [self.stream.subjects]
+        self._contiguous = self._filter_subject is None and list(info.config.subjects or []) == [
+            self.stream.subjects
+        ]
         self.checkpoint = checkpoint
         self._idle_check_at = time.monotonic() + self.options.idle_check
         self.attached = True
@@ -229,7 +239,7 @@ class ConsumerRunner:
             ack_wait=self.options.ack_wait,
             max_deliver=self.options.max_deliver,
             max_ack_pending=self.options.batch_size,
-            filter_subject=self.stream.subjects,
+            filter_subject=self._filter_subject or self.stream.subjects,
         )
 
     async def _catch_up_from_store(self, first: int) -> None:

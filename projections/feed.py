@@ -1,8 +1,9 @@
 """The stack mode's feed: one durable JetStream pull consumer per (context, partition set),
 feeding every projection of that context in one pass.
 
-- Consumer `proj_<context>_<partitions>` (`proj_orders_all`), filter: the subjects of those
-  partitions, acks `all` (one ack per batch, after every projection committed it),
+- Consumer `proj_<context>_<partitions>` (`proj_orders_all`; a projector worker's
+  `proj_orders_p03_e7`, named with its lease epoch), filter: the subjects of those partitions,
+  acks `all` (one ack per batch, after every projection committed it),
   `max_ack_pending` = the fetch size, `ack_wait` well above a batch.
 - Each batch is fetched and decoded once, then applied by each member projection's engine in
   turn: each commits its own checkpoint with its writes, as before; what a projection already
@@ -15,6 +16,8 @@ feeding every projection of that context in one pass.
   (`projections.consumers.ConsumerRunner`, which retries, rewinds and backfills) from its own
   checkpoint. Once it is within `join_lag` positions of the feed it stops there, and the feed
   re-attaches with it (the others see at most that many duplicates).
+- A worker's feed (projections.workers) stops for good on LeaseLost: a newer holder of its
+  partition has committed, so nothing of this one may be.
 - Parked events (dead letters) never stop the feed: the engine parks them per aggregate and
   retries them between batches, as before.
 """
@@ -46,6 +49,7 @@ from projections.consumers import (
 from projections.engine import Engine, Outcome
 from projections.model import CheckpointLost, Message
 from readmodels.checkpoints import Checkpoint
+from readmodels.partition_checkpoints import LeaseLost
 
 logger = logging.getLogger("strata.projections.feed")
 
@@ -119,12 +123,18 @@ class ContextFeed:
         backfill: Backfill | None = None,
         observe: BatchObserver | None = None,
         reconnects: Callable[[], int] | None = None,
+        name_suffix: str = "",
     ) -> None:
+        """`name_suffix`: appended to the names of the feed's consumers and of its members' own
+        (a worker's lease epoch, `_eE`: a new holder never shares one with a fenced one)."""
         self._js = js
         self.stream = stream
         self.options = options or ConsumerOptions()
         self.partitions = partitions
-        self.name = f"proj_{stream.context}_{partitions.label}"
+        self.name_suffix = name_suffix
+        self.name = f"proj_{stream.context}_{partitions.label}{name_suffix}"
+        self.lease_lost = False
+        """The feed ended because a newer lease holder wrote one of its partition's checkpoints."""
         self.members = [Member(self, engine) for engine in engines]
         self._backfill = backfill
         self._observe = observe
@@ -138,6 +148,10 @@ class ContextFeed:
         self._idle_check_at = 0.0
         self._rejoin = asyncio.Event()
         self._stopping: asyncio.Event | None = None
+
+    @property
+    def _filter(self) -> str:
+        return self.partitions.filter_subject(self.stream)
 
     @property
     def on_feed(self) -> list[Member]:
@@ -160,6 +174,10 @@ class ContextFeed:
                             raise Reconnected
                 except Reconnected:
                     logger.info("feed %s: NATS reconnected; re-attaching", self.name)
+                except LeaseLost as lost:
+                    logger.warning("feed %s stops: %s", self.name, lost)
+                    self.lease_lost = True
+                    return
                 except Exception:
                     pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
                     failures += 1
@@ -172,7 +190,8 @@ class ContextFeed:
                         with contextlib.suppress(Exception):
                             await subscription.unsubscribe()
         finally:
-            await asyncio.gather(*(self._end_solo(m) for m in self.members if m.solo_task))
+            solos = (self._end_solo(m) for m in self.members if m.solo_task)
+            await asyncio.gather(*solos, return_exceptions=True)
 
     async def attach(self) -> JetStreamContext.PullSubscription | None:
         """(Re)create the consumer after the lowest checkpoint of the members on the feed; those
@@ -278,6 +297,8 @@ class ContextFeed:
                 fetched,
                 self.options.ack_wait / 3,
             )
+        except LeaseLost:
+            raise
         except Exception as error:  # noqa: BLE001 - it catches up on its own
             self._go_solo(member, error)
             return
@@ -317,6 +338,10 @@ class ContextFeed:
             backfill=self._backfill,
             observe=self._observe,
             reconnects=self._reconnects,
+            filter_subject=None if self.partitions.number is None else self._filter,
+            name_suffix=""
+            if self.partitions.number is None
+            else f"_{self.partitions.label}" + self.name_suffix,
         )
         member.solo = solo
         stopping = self._stopping or asyncio.Event()

@@ -14,7 +14,7 @@ from psycopg.conninfo import make_conninfo
 
 class LeaderLock:
     def __init__(self, database_url: str, name: str) -> None:
-        self._name = name
+        self.name = name
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._conninfo = make_conninfo(
             database_url,
@@ -39,7 +39,7 @@ class LeaderLock:
                 # forever.
                 self._conn.execute("SET tcp_keepalives_idle = 5")
             row = self._conn.execute(
-                "SELECT pg_try_advisory_lock(hashtext(%s))", [self._name]
+                "SELECT pg_try_advisory_lock(hashtext(%s))", [self.name]
             ).fetchone()
         except psycopg.Error:
             self.release()

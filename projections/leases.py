@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS projector_leases (
 )"""
 
 
+class LeaderPresent(psycopg.OperationalError):
+    """A projector of the single mode is consuming: workers wait until it is gone."""
+
+
 def fair_share(partitions: int, members: int) -> int:
     """How many partitions one of `members` live workers should hold."""
     return math.ceil(partitions / max(members, 1))
@@ -81,8 +85,12 @@ class PartitionLeases:
         worker: str,
         *,
         partitions: int = PARTITIONS,
+        exclusive_of: str | None = None,
     ) -> None:
+        """`exclusive_of`: the single projector's leader lock name (projections/leader.py); a
+        member holds it shared, so the two modes never consume at once."""
         self.namespace = namespace
+        self._exclusive_of = exclusive_of
         self.worker = worker
         self.partitions = partitions
         self._key = lock_key(namespace)
@@ -113,6 +121,14 @@ class PartitionLeases:
             with conn.transaction():  # CREATE TABLE IF NOT EXISTS races with itself
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", [self._key, MEMBERS + 1])
                 conn.execute(LEASES_TABLE)
+            if self._exclusive_of is not None:
+                row = conn.execute(
+                    "SELECT pg_try_advisory_lock_shared(hashtext(%s))", [self._exclusive_of]
+                ).fetchone()
+                if not (row and row[0]):
+                    raise LeaderPresent(
+                        f"a single-mode projector holds {self._exclusive_of!r}: not joining"
+                    )
             conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", [self._key, MEMBERS])
         except psycopg.Error:
             conn.close()

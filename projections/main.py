@@ -6,6 +6,8 @@ docs/config.md). SIGTERM or SIGINT: stop fetching, commit and ack the batches in
 exit 0.
 An outage of PostgreSQL, NATS or Redis never ends the process: it waits (not ready), losing the
 leader lock makes it a standby again, and a start that fails is retried with growing pauses.
+With `STRATA_PROJECTOR_MODE=partitioned` the process is a worker holding leases on a share of
+the partitions instead (projections/workers.py).
 Exit codes: 0 stopped by a signal, 1 invalid settings or the HTTP port taken.
 """
 
@@ -15,6 +17,7 @@ import logging
 import signal
 import socket
 import sys
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -24,7 +27,10 @@ from starlette.routing import Route
 
 from contexts.settings import Settings
 from contexts.settings import load_settings as load_stack_settings
+from projections.feed import Member
+from projections.metrics import ProjectorMetrics
 from projections.stack import StackProjector, stack_problem
+from projections.workers import ProjectorWorker
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.side_server import side_server
@@ -37,7 +43,19 @@ START_PAUSES = (1.0, 2.0, 5.0, 10.0)
 logger = logging.getLogger("strata.projector")
 
 
-def create_http_app(projector: StackProjector) -> Starlette:
+class Projecting(Protocol):
+    """What the HTTP endpoints read: the single projector's or a worker's."""
+
+    @property
+    def metrics(self) -> ProjectorMetrics: ...
+
+    @property
+    def runners(self) -> list[Member]: ...
+
+    async def problems(self) -> dict[str, str]: ...
+
+
+def create_http_app(projector: Projecting) -> Starlette:
     async def healthz(request: Request) -> Response:
         """The process is alive."""
         return JSONResponse({"status": "ok"})
@@ -71,8 +89,24 @@ async def serve(settings: Settings) -> int:
         return 1
     projector = StackProjector(settings)
     async with live_settings_followed(settings, projector.metrics.registry):
-        await _serve_projecting(projector, listener, stop)
+        if settings.projector_mode == "partitioned":
+            await _serve_as_worker(ProjectorWorker(projector), listener, stop)
+        else:
+            await _serve_projecting(projector, listener, stop)
     return 0
+
+
+async def _serve_as_worker(
+    worker: ProjectorWorker, listener: socket.socket, stop: asyncio.Event
+) -> None:
+    """The partitioned mode: a worker over partition leases (projections/workers.py)."""
+    server = side_server(create_http_app(worker))
+    server_task = asyncio.create_task(server.serve(sockets=[listener]))
+    await worker.run(stop)
+    await worker.projector.close()
+    server.should_exit = True
+    await server_task
+    listener.close()
 
 
 async def _serve_projecting(

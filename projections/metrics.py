@@ -163,6 +163,21 @@ class ProjectorMetrics:
         self.feed_lag_events.labels(feed, context).set(events)
         self.feed_lag_seconds.labels(feed, context).set(seconds)
 
+    def forget_feed(self, feed: str, context: str) -> None:
+        """A worker gave a partition up: drop its feed's series."""
+        self._feeds.discard((feed, context))
+        _remove((self.feed_lag_events, self.feed_lag_seconds), (feed, context))
+
+    def observe_partitions_lag(
+        self, projection: Projection, context: str, events: int, seconds: float
+    ) -> None:
+        """A worker's lag of `projection` over the partitions it holds: the events not yet
+        applied in them, and the age of the oldest (at most)."""
+        labels = (projection.name, str(projection.version), context)
+        self._consumer_labels[(projection.name, context)] = labels
+        self.lag_events.labels(*labels).set(events)
+        self.lag_seconds.labels(*labels).set(seconds)
+
     def observe_dead_letters(
         self, projections: Iterable[Projection], depth: Mapping[tuple[str, int], int]
     ) -> None:

@@ -27,6 +27,7 @@ from redis import exceptions as redis_errors
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from projections.document_ops import check, encode
+from projections.leases import Lease
 from projections.model import (
     Apply,
     CheckpointLost,
@@ -36,127 +37,12 @@ from projections.model import (
     ProjectionFailed,
     Step,
 )
+from projections.redis_script import LUA
 from readmodels.checkpoints import Checkpoint, checkpoint_payload
 from readmodels.keys import RedisLayout
+from readmodels.partition_checkpoints import LeaseLost, partition_slot
 from readmodels.schema import SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase
-
-LUA = r"""
--- Mode 'cas' (a batch): KEYS[1] checkpoint key, KEYS[2] stream-seq key;
---   ARGV: 'cas', expected checkpoint, key prefix, channel ('' for none), payload head, then
---   (position, stream seq, operations JSON) per event, positions increasing.
---   Events at or below the checkpoint are skipped (duplicates); the others are applied in
---   order. The checkpoint moves to the last applied one, and the payload head .. position ..
---   '}' is PUBLISHed on the channel, once per call.
---   Returns {n, 1, ''}: done (n events applied); {0, -1, ''}: the checkpoint is not as expected
---   (nothing written); {n, -2, reason}: the (n+1)-th new event's bind found nothing (the n
---   before it applied, the checkpoint after them, nothing of it written); {n, -3, error}: a
---   command of that event failed (its commands before the failing one stay written, as they
---   would in a call of their own).
--- Mode 'once' (a retried dead letter): KEYS[1] retry marker; ARGV: 'once', '', key prefix, '',
---   '', position, '', operations JSON. Applies once, whatever the checkpoint.
-local mode, prefix = ARGV[1], ARGV[3]
-local vars
-local function text(x)
-  if type(x) == 'table' then return (string.gsub(x.t, '{([%w_]+)}', vars)) end
-  return x
-end
-local function value(x)
-  if type(x) ~= 'table' then return x end
-  local v = vars[x.var]
-  if x.neg and v ~= '0' then
-    if string.sub(v, 1, 1) == '-' then return string.sub(v, 2) end
-    return '-' .. v
-  end
-  return v
-end
-local function list_of(key, field)
-  local raw = redis.call('HGET', key, field)
-  if not raw then return {} end
-  return cjson.decode(raw)
-end
-local function encode_list(items)
-  if #items == 0 then return '[]' end
-  -- cjson writes '/' as '\/'; plain '/' keeps the text equal to the SQL executor's JSON
-  return (string.gsub(cjson.encode(items), '\\/', '/'))
-end
-local function apply(ops)
-  vars = {}
-  for _, op in ipairs(ops) do
-    if op[1] == 'bind' then
-      for i = 3, #op do
-        local found = redis.call('HGET', prefix .. op[2], op[i])
-        if not found then return op[2] .. ' has no ' .. op[i] end
-        vars[op[i]] = found
-      end
-    end
-  end
-  for _, op in ipairs(ops) do
-    local kind = op[1]
-    if kind == 'set' and #op > 2 then
-      local args = {}
-      for i = 3, #op, 2 do
-        args[#args + 1] = op[i]
-        args[#args + 1] = value(op[i + 1])
-      end
-      redis.call('HSET', prefix .. text(op[2]), unpack(args))
-    elseif kind == 'incr' then
-      redis.call('HINCRBY', prefix .. text(op[2]), text(op[3]), value(op[4]))
-    elseif kind == 'zincr' then
-      redis.call('ZINCRBY', prefix .. text(op[2]), value(op[4]), text(op[3]))
-    elseif kind == 'push' then
-      local key = prefix .. text(op[2])
-      local items = list_of(key, op[3])
-      items[#items + 1] = op[4]
-      redis.call('HSET', key, op[3], encode_list(items))
-    elseif kind == 'pull' then
-      local key = prefix .. text(op[2])
-      local items = list_of(key, op[3])
-      for i, item in ipairs(items) do
-        if item == op[4] then
-          table.remove(items, i)
-          break
-        end
-      end
-      redis.call('HSET', key, op[3], encode_list(items))
-    end
-  end
-  return nil
-end
-if mode == 'once' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 1, ''} end
-  local failed = apply(cjson.decode(ARGV[8]))
-  if failed then return {0, -2, failed} end
-  redis.call('SET', KEYS[1], '1')
-  return {1, 1, ''}
-end
-local ckpt = tonumber(redis.call('GET', KEYS[1]) or '0')
-local applied, last, last_seq = 0, nil, nil
-local outcome, reason = 1, ''
-for i = 6, #ARGV, 3 do
-  local position = tonumber(ARGV[i])
-  if position > ckpt then
-    if applied == 0 and ckpt ~= tonumber(ARGV[2]) then return {0, -1, ''} end
-    local ok, failed = pcall(apply, cjson.decode(ARGV[i + 2]))
-    if not ok then
-      -- a command failed: stop before this event (the ones before it stay applied)
-      outcome, reason = -3, type(failed) == 'table' and failed.err or tostring(failed)
-      break
-    elseif failed then
-      outcome, reason = -2, failed
-      break
-    end
-    applied, ckpt, last, last_seq = applied + 1, position, ARGV[i], ARGV[i + 1]
-  end
-end
-if last then
-  redis.call('SET', KEYS[1], last)
-  redis.call('SET', KEYS[2], last_seq)
-  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5] .. last .. '}') end
-end
-return {applied, outcome, reason}
-"""
-
 
 INFRASTRUCTURE_REPLIES = (
     redis_errors.AuthenticationError,
@@ -201,8 +87,12 @@ class RedisDocumentTarget:
         projection: OpsProjection,
         dead_letter_db: SqlDatabase,
         layout: RedisLayout | None = None,
+        lease: Lease | None = None,
     ) -> None:
+        """`lease`: a projector worker's lease on one partition (projections.workers): this
+        target then keeps that partition's checkpoint, fenced by the lease's epoch."""
         self.redis = redis
+        self.lease = lease
         self._projection = projection
         self._dead_letter_db = dead_letter_db
         self.layout = layout or RedisLayout()
@@ -230,15 +120,31 @@ class RedisDocumentTarget:
             create_tables(tx, SHARED_TABLES)
 
     def _keys(self, context: str) -> list[str]:
-        p = self._projection
+        """The script's KEYS (see LUA)."""
+        p, layout = self._projection, self.layout
+        whole = [
+            layout.checkpoint_key(p.name, p.version, context),
+            layout.stream_seq_key(p.name, p.version, context),
+        ]
+        if self.lease is None:
+            return whole
+        n = self.lease.partition
         return [
-            self.layout.checkpoint_key(p.name, p.version, context),
-            self.layout.stream_seq_key(p.name, p.version, context),
+            layout.partition_checkpoint_key(p.name, p.version, context, n),
+            layout.partition_stream_seq_key(p.name, p.version, context, n),
+            layout.partition_epoch_key(p.name, p.version, context, n),
+            whole[0],
+            whole[1],
         ]
 
     def checkpoint(self, context: str) -> Checkpoint:
-        position, stream_seq = self.redis.mget(self._keys(context))
+        keys = self._keys(context)
+        position, stream_seq = self.redis.mget(keys[:2])
         found = Checkpoint(int(position or 0), int(stream_seq or 0))
+        if self.lease is not None:  # the context's checkpoint covers every partition
+            whole, whole_seq = self.redis.mget(keys[3:])
+            if int(whole or 0) > found.position:
+                found = Checkpoint(int(whole or 0), int(whole_seq or 0))
         acknowledged = self._acknowledged.get(context, 0)
         if found.position < acknowledged:
             self._known.pop(context, None)
@@ -285,17 +191,21 @@ class RedisDocumentTarget:
         if parks:
             with self._dead_letter_db.transaction() as tx:
                 dead_letters.insert(tx, p.name, p.version, context, parks)
-        head = checkpoint_payload(p.name, p.version, context, Checkpoint(0)).removesuffix("0}")
+        slot = context if self.lease is None else partition_slot(context, self.lease.partition)
+        head = checkpoint_payload(p.name, p.version, slot, Checkpoint(0)).removesuffix("0}")
         args: list[str | int] = [
             "cas",
             checkpoint.position,
             self.layout.prefix(p.name, p.version),
             self._channel,
             head,
+            "" if self.lease is None else self.lease.epoch,
         ]
         for step, payload in zip(todo, payloads, strict=True):
-            args += [step.message.position, step.message.stream_seq, payload]
-        result = self._script(keys=self._keys(context), args=args)
+            message = step.message
+            partition = f"{message.envelope.partition:02d}"
+            args += [message.position, message.stream_seq, partition, payload]
+        result = self._script(keys=self._keys(context)[:4], args=args)
         applied, failure = self._check(todo, result)
         if applied:
             last = todo[applied - 1].message
@@ -361,6 +271,12 @@ class RedisDocumentTarget:
             raise CheckpointMoved(
                 f"{self._projection.label}: the checkpoint moved during the batch"
                 f" (at position {steps[0].message.position})"
+            )
+        if code == -4:
+            lease = self.lease
+            raise LeaseLost(
+                f"{self._projection.label}: a lease newer than epoch"
+                f" {lease.epoch if lease else 0} has written this partition's checkpoint"
             )
         if code == -2:
             return applied, lambda position: ProjectionFailed(

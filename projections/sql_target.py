@@ -18,6 +18,7 @@ from projections.document_ops import (
     Op,
     execute,
 )
+from projections.leases import Lease
 from projections.model import (
     Apply,
     Message,
@@ -33,6 +34,13 @@ from projections.row_batch_sql import apply_batch, foldable
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Checkpoint, ensure_checkpoint, read_checkpoint, write_checkpoint
 from readmodels.documents import DocumentTables
+from readmodels.partition_checkpoints import (
+    ensure_partition_checkpoint,
+    lock_context,
+    lock_partition,
+    read_partition_checkpoint,
+    write_partition_checkpoint,
+)
 from readmodels.pipeline import run_batch
 from readmodels.schema import DOCUMENT_TABLES, SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase, Table, Tx
@@ -41,8 +49,11 @@ from runtime.logs import correlation
 
 
 class SqlTarget(ABC):
-    def __init__(self, db: SqlDatabase) -> None:
+    def __init__(self, db: SqlDatabase, lease: Lease | None = None) -> None:
+        """`lease`: a projector worker's lease on one partition (projections.workers): this
+        target then keeps that partition's checkpoints, fenced by the lease's epoch."""
         self.db = db
+        self.lease = lease
 
     @property
     @abstractmethod
@@ -65,10 +76,19 @@ class SqlTarget(ABC):
             create_tables(tx, (*SHARED_TABLES, *self.tables))
             for context in p.contexts:
                 ensure_checkpoint(tx, p.name, p.version, context)
+                if self.lease is not None:
+                    ensure_partition_checkpoint(
+                        tx, p.name, p.version, context, self.lease.partition
+                    )
 
     def checkpoint(self, context: str) -> Checkpoint:
+        p = self.projection
         with self.db.transaction(write=False) as tx:
-            return read_checkpoint(tx, self.projection.name, self.projection.version, context)
+            whole = read_checkpoint(tx, p.name, p.version, context)
+            if self.lease is None:
+                return whole
+            mine = read_partition_checkpoint(tx, p.name, p.version, context, self.lease.partition)
+            return max(whole, mine, key=lambda checkpoint: checkpoint.position)
 
     def rewind(self, context: str) -> Checkpoint:
         return self.checkpoint(context)  # read per batch: nothing remembered to forget
@@ -83,8 +103,14 @@ class SqlTarget(ABC):
 
     def commit_in(self, tx: Tx, context: str, steps: Sequence[Step]) -> None:
         """`commit` inside a transaction of this target's database the caller holds."""
-        p = self.projection
-        checkpoint = read_checkpoint(tx, p.name, p.version, context, lock=True)
+        p, lease = self.projection, self.lease
+        if lease is None:
+            checkpoint, floors = lock_context(tx, p.name, p.version, context)
+        else:
+            checkpoint = lock_partition(
+                tx, p.name, p.version, context, lease.partition, lease.epoch
+            )
+            floors = {}
         last: Message | None = None
         parks: list[Park] = []
         applies: list[EventEnvelope] = []
@@ -92,16 +118,24 @@ class SqlTarget(ABC):
             floor = checkpoint.position if last is None else last.position
             if step.message.position <= floor:
                 continue  # a duplicate, or out of order: positions must increase
+            last = step.message
+            if floors and step.message.position <= floors.get(step.message.envelope.partition, 0):
+                continue  # a worker applied it (partitioned before): a duplicate
             if isinstance(step, Apply):
                 applies.append(step.message.envelope)
             else:
                 parks.append(step)
-            last = step.message
         if last is None:
             return
         self._apply_all(tx, applies)
         dead_letters.insert(tx, p.name, p.version, context, parks)
-        write_checkpoint(tx, p.name, p.version, context, Checkpoint(last.position, last.stream_seq))
+        moved = Checkpoint(last.position, last.stream_seq)
+        if lease is None:
+            write_checkpoint(tx, p.name, p.version, context, moved)
+        else:
+            write_partition_checkpoint(
+                tx, p.name, p.version, context, lease.partition, moved, lease.epoch
+            )
 
     def reapply(self, letter: DeadLetter) -> None:
         with self.db.transaction() as tx:
@@ -131,8 +165,10 @@ class SqlTarget(ABC):
 class SqlProjectionTarget(SqlTarget):
     """A relational projection's own tables."""
 
-    def __init__(self, db: SqlDatabase, projection: SqlProjection) -> None:
-        super().__init__(db)
+    def __init__(
+        self, db: SqlDatabase, projection: SqlProjection, lease: Lease | None = None
+    ) -> None:
+        super().__init__(db, lease)
         self._projection = projection
 
     @property
@@ -168,8 +204,10 @@ class SqlProjectionTarget(SqlTarget):
 class SqlDocumentTarget(SqlTarget):
     """A document-shaped projection on the generic `rm_hashes` and `rm_sorted_sets` tables."""
 
-    def __init__(self, db: SqlDatabase, projection: OpsProjection) -> None:
-        super().__init__(db)
+    def __init__(
+        self, db: SqlDatabase, projection: OpsProjection, lease: Lease | None = None
+    ) -> None:
+        super().__init__(db, lease)
         self._projection = projection
 
     @property

@@ -190,19 +190,15 @@ class StackProjector:
                 context_stream(context, settings),
                 self.options,
                 partitions=self.partitions,
-                backfill=self._backfill,
+                backfill=self.backfill,
                 observe=self.metrics.observe_batch,
                 reconnects=lambda: int(nc.stats["reconnects"]),
             )
             for context in self.contexts.names
         ]
-        if self._executor is None:
-            # Batches run in threads (a feed's, and those of projections catching up on their
-            # own); leave room for checks and metrics.
-            self._executor = ThreadPoolExecutor(
-                len(self.targets) + len(self.feeds) + 4, thread_name_prefix="projector"
-            )
-            asyncio.get_running_loop().set_default_executor(self._executor)
+        # Batches run in threads (a feed's, and those of projections catching up on their
+        # own); leave room for checks and metrics.
+        self.use_executor(len(self.targets) + len(self.feeds) + 4)
         self._tasks = [asyncio.create_task(feed.run(self._term_over)) for feed in self.feeds]
         self._tasks.append(asyncio.create_task(self._watch()))
 
@@ -264,8 +260,15 @@ class StackProjector:
                 found[name] = str(error) or type(error).__name__
         return found
 
-    def _backfill(self, engine: Engine, context: str) -> int:
-        """Catch a read model up from the event store (the stream lost what it needs)."""
+    def use_executor(self, threads: int) -> None:
+        """Run the event loop's threads (`asyncio.to_thread`) on a pool of `threads` (once)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(threads, thread_name_prefix="projector")
+            asyncio.get_running_loop().set_default_executor(self._executor)
+
+    def backfill(self, engine: Engine, context: str, *, partition: int | None = None) -> int:
+        """Catch a read model up from the event store (the stream lost what it needs); with
+        `partition`, a worker's engine: only that partition's events."""
         with self._stores_lock:
             if self._stores is None:
                 settings = self.settings.model_copy(update={"group_commit": False})
@@ -276,6 +279,7 @@ class StackProjector:
             context,
             [engine],
             page_size=self.settings.projector_batch_size,
+            partition=partition,
         )
 
     async def _watch(self) -> None:

@@ -7,6 +7,7 @@ from redis import Redis
 
 from projections.active import ActiveTarget
 from projections.engine import Target
+from projections.leases import Lease
 from projections.model import OpsProjection, Projection, SqlProjection
 from projections.models import all_projections
 from projections.redis_target import RedisDocumentTarget
@@ -53,16 +54,18 @@ def target_at(
     read_db: SqlDatabase,
     redis: Redis | None = None,
     layout: RedisLayout | None = None,
+    lease: Lease | None = None,
 ) -> Target:
     """`projection`'s target at `version`: document models in Redis when `redis` is given
-    (the stack), else in the generic tables of `read_db`; SQL models in `read_db`."""
+    (the stack), else in the generic tables of `read_db`; SQL models in `read_db`. With a
+    `lease`, it keeps that partition's checkpoints (a projector worker's)."""
     at = projection.at_version(version)
     if isinstance(at, OpsProjection):
         if redis is not None:
-            return RedisDocumentTarget(redis, at, read_db, layout)
-        return SqlDocumentTarget(read_db, at)
+            return RedisDocumentTarget(redis, at, read_db, layout, lease)
+        return SqlDocumentTarget(read_db, at, lease)
     if isinstance(at, SqlProjection):
-        return SqlProjectionTarget(read_db, at)
+        return SqlProjectionTarget(read_db, at, lease)
     raise TypeError(f"no target for {projection!r}")
 
 
@@ -72,12 +75,14 @@ def following_targets(
     *,
     layout: RedisLayout | None = None,
     projections: Sequence[Projection] | None = None,
+    lease: Lease | None = None,
 ) -> list[Target]:
-    """The projectors' targets: each follows its projection's active version."""
+    """The projectors' targets: each follows its projection's active version (with `lease`,
+    in that one partition)."""
 
     def following(projection: Projection) -> Target:
         def at(version: int) -> Target:
-            return target_at(projection, version, read_db, redis, layout)
+            return target_at(projection, version, read_db, redis, layout, lease)
 
         return ActiveTarget(read_db, projection.name, at)
 

@@ -10,7 +10,6 @@ normalised the way commands normalise the value they match (`domain.values.bound
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -23,6 +22,8 @@ from domain.errors import InvalidValue
 from domain.orders.order import OrderStatus
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
 from domain.values import CANONICAL_UUID, bounded_text, country_code, currency_code, plain_text
+from eventlog.envelope import PARTITIONS
+from eventlog.position_tokens import PositionToken, parse_token
 from read_api.problems import InvalidParameter
 from runtime.settings import CommonSettings
 
@@ -37,7 +38,6 @@ DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 INSTANT = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
-POSITION = re.compile(r"([a-z][a-z0-9]*):([0-9]{1,18})")
 
 
 def strictly(parse: Callable[[str], Any]) -> BeforeValidator:
@@ -96,22 +96,23 @@ def instant(text: str) -> datetime:
         ) from None
 
 
-@dataclass(frozen=True)
-class Position:
-    context: str
-    value: int
-
-    def __str__(self) -> str:
-        return f"{self.context}:{self.value}"
+Position = PositionToken
 
 
 def parse_position(text: str, contexts: Sequence[str] | None = None) -> Position:
-    """`<context>:<n>`; with `contexts` (the read API's, known per app), one of those."""
-    match = POSITION.fullmatch(text)
-    if match is None or (contexts is not None and match.group(1) not in contexts):
+    """`<context>:<n>` or `<context>:<n>:p<NN>` (eventlog.position_tokens); with `contexts` (the
+    read API's, known per app), one of those."""
+    try:
+        token = parse_token(text)
+    except ValueError:
+        token = None
+    if token is None or (contexts is not None and token.context not in contexts):
         among = "" if contexts is None else f" with a context among {', '.join(contexts)}"
-        raise InvalidValue(f"must be <context>:<n>{among} and n in ASCII digits, such as users:120")
-    return Position(match.group(1), int(match.group(2)))
+        raise InvalidValue(
+            f"must be <context>:<n> or <context>:<n>:p<NN>{among}, n in ASCII digits and NN"
+            f" below {PARTITIONS}, such as users:120:p07"
+        )
+    return token
 
 
 def position_text(text: str) -> str:
@@ -186,9 +187,11 @@ Cursor = Annotated[
 PositionQuery = Annotated[
     Annotated[str, strictly(position_text)] | None,
     Query(
-        description="Read-your-writes: the `position` a command returned (`<context>:<n>`). "
-        "The answer waits until the read models behind this endpoint reflect it, or is a 503.",
-        examples=["users:120"],
+        description="Read-your-writes: the `position` a command returned"
+        " (`<context>:<n>:p<NN>`, or a bare `<context>:<n>`). The answer waits until the read"
+        " models behind this endpoint reflect it (in partition NN, or in every partition), or"
+        " is a 503.",
+        examples=["users:120:p07"],
     ),
 ]
 WaitQuery = Annotated[

@@ -24,6 +24,7 @@ from read_api.resources import ReadSide, read_side
 from read_api.stores import ReadStores
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
+from readmodels.partition_checkpoints import partition_slot
 from runtime.rate_limits import RateLimitedRoute
 
 T = TypeVar("T")
@@ -54,10 +55,12 @@ class Reader:
         if not behind:
             return  # nothing behind this endpoint folds that context's events
 
+        slot = position.context
+        if position.partition is not None:
+            slot = partition_slot(position.context, position.partition)
+
         def reached(positions: Positions) -> bool:
-            return all(
-                positions.get((p.name, position.context), 0) >= position.value for p in behind
-            )
+            return all(positions.get((p.name, slot), 0) >= position.value for p in behind)
 
         side, why = self.side, ""
         if side.waiters >= side.settings.read_max_waiting:

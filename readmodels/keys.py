@@ -81,6 +81,21 @@ class RedisLayout:
     def stream_seq_key(self, name: str, version: int, context: str) -> str:
         return f"{self.prefix(name, version)}seq:{context}"
 
+    def partition_checkpoint_key(
+        self, name: str, version: int, context: str, partition: int
+    ) -> str:
+        """A projector worker's checkpoint of one `pNN` partition."""
+        return f"{self.checkpoint_key(name, version, context)}:p{partition:02d}"
+
+    def partition_stream_seq_key(
+        self, name: str, version: int, context: str, partition: int
+    ) -> str:
+        return f"{self.stream_seq_key(name, version, context)}:p{partition:02d}"
+
+    def partition_epoch_key(self, name: str, version: int, context: str, partition: int) -> str:
+        """The lease epoch that last wrote the partition's checkpoint (the fence)."""
+        return f"{self.partition_checkpoint_key(name, version, context, partition)}:epoch"
+
     def retried_key(self, name: str, version: int, context: str, position: int) -> str:
         return f"{self.prefix(name, version)}retried:{context}:{position}"
 

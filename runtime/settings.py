@@ -24,15 +24,16 @@ from pydantic_settings import SettingsConfigDict
 
 from runtime.auth.settings import AuthSettings
 from runtime.live_field import LIVE
+from runtime.projector_settings import ProjectorSettings
 from runtime.rate_limit_settings import RateLimitSettings
 
 Mode = Literal["embedded", "stack"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
-class CommonSettings(AuthSettings, RateLimitSettings):
-    """The settings every deployment has, whatever its contexts (and the authentication and
-    rate-limit settings of their bases)."""
+class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
+    """The settings every deployment has, whatever its contexts (and the projector,
+    authentication and rate-limit settings of their bases)."""
 
     model_config = SettingsConfigDict(env_prefix="STRATA_", extra="ignore", frozen=True)
 

@@ -11,6 +11,8 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from domain.service import ANY_EXISTING_VERSION, CommandContext, CommandResult, ExpectedVersions
+from eventlog.envelope import partition_of
+from eventlog.position_tokens import format_token
 from runtime.http import header_fields
 from runtime.http.deadlines import Runner
 from runtime.http.header_fields import MalformedField
@@ -165,7 +167,7 @@ def accepted(
     body = {
         "id": str(result.id),
         "version": result.version,
-        "position": f"{context}:{result.position}",
+        "position": format_token(context, result.position, partition_of(result.id)),
     }
     return JSONResponse(body, status_code=201 if created else 200, headers=response_headers)
 

@@ -7,17 +7,19 @@ from typing import Annotated
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
 
+from eventlog.position_tokens import TOKEN, parse_token
 from eventlog.replica_feeds import ReplicaFeed
 from runtime.settings import CommonSettings
 
 POSITION_HELP = (
     "Wait (bounded, `STRATA_REPLICA_WAIT_SECONDS`) until this service has taken in the event at"
     " this position of a context it follows, as a command of that context returned it: an order"
-    " for a user registered a moment ago sends the registration's `position` (`users:<n>`)."
+    " for a user registered a moment ago sends the registration's `position` (`users:<n>:p<NN>`;"
+    " a replica follows every partition, so the partition changes nothing here)."
 )
 AfterPosition = Annotated[
     str | None,
-    Query(alias="position", description=POSITION_HELP, pattern=r"^[a-z][a-z0-9]*:[0-9]{1,18}$"),
+    Query(alias="position", description=POSITION_HELP, pattern=TOKEN.pattern),
 ]
 
 
@@ -37,7 +39,8 @@ async def wait_for_replica(request: Request, follower: str, token: str | None) -
     """Return once the follower's replica holds the position `token` names (none: at once)."""
     if token is None:
         return
-    upstream, _, number = token.partition(":")
+    parsed = parse_token(token)
+    upstream = parsed.context
     feeds: dict[tuple[str, str], ReplicaFeed] = request.app.state.replica_feeds
     feed = feeds.get((follower, upstream))
     if feed is None:
@@ -49,7 +52,7 @@ async def wait_for_replica(request: Request, follower: str, token: str | None) -
         )
     settings: CommonSettings = request.app.state.settings
     timeout = settings.replica_wait_seconds
-    wanted = int(number)
+    wanted = parsed.value
     try:
         reached = await feed.reach(wanted, timeout)
     except TimeoutError:

@@ -15,9 +15,10 @@ from read_api.stores.base import Profile, Spender, Stats
 from read_api.stores.version_cache import ActiveVersions
 from readmodels import keys
 from readmodels.catalog import TOP_SPENDERS, USER_PROFILES, USER_STATS, ReadModel
-from readmodels.checkpoints import Positions, redis_positions
+from readmodels.checkpoints import Positions
 from readmodels.formats import stored_time
 from readmodels.keys import RedisLayout
+from readmodels.partition_checkpoints import redis_all_positions
 
 LAYOUT = RedisLayout()
 RECONNECT_ONCE = Retry(NoBackoff(), retries=1, supported_errors=(redis.ConnectionError,))
@@ -79,7 +80,7 @@ class RedisKeyValue:
         return LAYOUT.prefix(active.name, active.version) + key
 
     def positions(self, models: Iterable[ReadModel]) -> Positions:
-        return redis_positions(self._redis, LAYOUT, [self._active(model) for model in models])
+        return redis_all_positions(self._redis, LAYOUT, [self._active(model) for model in models])
 
     def _hash(self, key: str) -> dict[str, str]:
         return {_text(name): _text(value) for name, value in self._redis.hgetall(key).items()}

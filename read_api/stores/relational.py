@@ -25,8 +25,9 @@ from read_api.stores.base import (
 )
 from read_api.stores.version_cache import ActiveVersions
 from readmodels.catalog import ReadModel
-from readmodels.checkpoints import Positions, probe_checkpoints, read_positions
+from readmodels.checkpoints import Positions, probe_checkpoints
 from readmodels.formats import stored_date, stored_time, stored_uuid
+from readmodels.partition_checkpoints import read_all_positions
 from readmodels.sql import Row, SqlDatabase, Tx
 from readmodels.versions import RenamingTx
 
@@ -98,7 +99,7 @@ class RelationalTables:
         if self._versions is not None:
             models = [self._versions.resolve(model) for model in models]
         with self._database.transaction(write=False) as tx:
-            return read_positions(tx, models)
+            return read_all_positions(tx, models)
 
     def ping(self) -> None:
         with self._database.transaction(write=False) as tx:

@@ -1,8 +1,12 @@
 """The users endpoints, on the embedded store and on PostgreSQL."""
 
+from uuid import UUID
+
 import pytest
 from fastapi.testclient import TestClient
 
+from eventlog.envelope import partition_of
+from eventlog.position_tokens import parse_token
 from tests.support.api import assert_problem, register, store_state, unique_email
 
 
@@ -15,8 +19,9 @@ def test_register_answers_id_version_position_and_the_profile_can_be_read(
     assert response.status_code == 201
     body = response.json()
     assert body["version"] == 1
-    context, position = body["position"].split(":")
-    assert context == "users" and int(position) >= 1
+    token = parse_token(body["position"])
+    assert token.context == "users" and token.value >= 1
+    assert token.partition == partition_of(UUID(body["id"]))
     assert response.headers["Location"] == f"/users/{body['id']}"
     assert response.headers["ETag"] == '"1"'
 
@@ -48,7 +53,7 @@ def test_every_user_command_changes_the_profile_and_advances_version_and_positio
         response = client.request(method, path, json=body)
         assert response.status_code == 200, (path, response.text)
         assert response.json()["version"] == expected_version
-        position = int(response.json()["position"].split(":")[1])
+        position = parse_token(response.json()["position"]).value
         assert position > last_position
         last_position = position
 

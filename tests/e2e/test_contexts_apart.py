@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 
+from eventlog.position_tokens import parse_token
 from tests.support.auth import OPERATOR
 from tests.support.servers import wait_until
 from tests.support.stack import REPLICA_WAIT_SECONDS, Stack
@@ -60,7 +61,7 @@ def test_an_order_waits_for_the_registration_it_names_then_is_created(stack: Sta
     user = _register(stack)
     created = _order(stack, user["id"], position=user["position"])
     assert created.status_code == 201, created.text
-    assert _replica_position(stack) >= int(user["position"].removeprefix("users:"))
+    assert _replica_position(stack) >= parse_token(user["position"]).value
 
 
 def test_a_deactivation_reaches_orders_cancels_the_open_ones_and_refuses_the_next(

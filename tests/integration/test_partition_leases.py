@@ -8,19 +8,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from projections.leases import PartitionLeases, fair_share
+from projections.leader import LeaderLock
+from projections.leases import LeaderPresent, PartitionLeases, fair_share
+from readmodels.catalog import ORDERS
 from readmodels.checkpoints import Checkpoint
 from readmodels.partition_checkpoints import (
     LeaseLost,
     ensure_partition_checkpoint,
-    reached,
+    partition_slot,
+    read_all_positions,
     read_partition_checkpoint,
-    read_partition_positions,
     write_partition_checkpoint,
 )
 from readmodels.schema import SHARED_TABLES, create_tables
@@ -86,6 +88,34 @@ def settle(workers: Sequence[PartitionLeases], timeout: float = 10.0) -> None:
 def test_fair_share_covers_every_partition() -> None:
     assert [fair_share(16, n) for n in (0, 1, 2, 3, 5, 16, 20)] == [16, 16, 8, 6, 4, 1, 1]
     assert all(fair_share(p, n) * n >= p for p in range(1, 40) for n in range(1, 40))
+
+
+def test_the_single_projector_and_workers_exclude_each_other(read_url: str) -> None:
+    """A worker holds the single mode's leader lock shared while it is a member: no leader
+    while workers consume, and no worker joins while a leader does."""
+    name = "strata-projector:leasetest"
+    leader = LeaderLock(read_url, name)
+    member = PartitionLeases(read_url, NAMESPACE, "member", exclusive_of=name)
+    try:
+        member.join()
+        assert not leader.try_acquire()
+        member.close()  # its session ends (the server notices within moments)
+        assert _eventually(leader.try_acquire)
+        with pytest.raises(LeaderPresent):
+            member.join()
+        assert not member.joined
+    finally:
+        member.close()
+        leader.release()
+
+
+def _eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_two_workers_split_the_partitions(read_url: str, workers: list[PartitionLeases]) -> None:
@@ -171,8 +201,8 @@ def test_a_stale_holder_cannot_commit_after_the_new_one(
         assert not stale.still_held()
         with db.transaction(write=False) as tx:
             assert read_partition_checkpoint(tx, "orders", 1, "orders", 3) == Checkpoint(12, 6)
-            positions = read_partition_positions(tx, [("orders", 1)])
+            positions = read_all_positions(tx, [ORDERS])
     finally:
         db.close()
-    assert reached(positions, "orders", "orders", PARTITIONS, partition=3) == 12
-    assert reached(positions, "orders", "orders", PARTITIONS) == 0  # other partitions: nothing
+    assert positions[("orders", partition_slot("orders", 3))] == 12
+    assert positions[("orders", "orders")] == 0  # the other partitions: nothing yet

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from contexts.registered import REGISTRY
 from embedded.app import create_app as create_embedded_app
 from eventlog.jetstream import context_stream
+from eventlog.position_tokens import format_token, parse_token
 from projections.consumers import ConsumerOptions
 from projections.stack import StackProjector
 from read_api.app import create_app as create_read_app
@@ -64,7 +65,7 @@ def read_note(client: TestClient, path: str, written: dict[str, Any]) -> dict[st
     """The note from its read endpoint, once the read model reflects the write."""
     answer = client.get(path, params={"position": written["position"], "wait": 10})
     assert answer.status_code == 200, answer.text
-    assert answer.headers["X-Read-Position"] == written["position"]
+    assert answer.headers["X-Read-Position"] == f"notes:{parse_token(written['position']).value}"
     body: dict[str, Any] = answer.json()
     return body
 
@@ -98,7 +99,7 @@ def test_embedded_a_test_context_takes_commands_reaches_the_fanout_and_replays(
     assert missing.status_code == 404
     assert (tmp_path / "var" / "notes.sqlite").is_file()
     assert (envelope.context, envelope.aggregate_type) == ("notes", "Note")
-    assert written["position"] == f"notes:{envelope.position}"
+    assert written["position"] == format_token("notes", envelope.position, envelope.partition)
     assert envelope.data["text"] == "remember the milk"
 
     replayed = replay_state({"STRATA_DATA_DIR": str(tmp_path / "var")}, written["id"])
@@ -163,7 +164,7 @@ def test_stack_a_test_context_is_relayed_projected_read_and_replayed(
     with RelayThread(stack_settings, "notes"):
         wait_until_published(stack_settings.nats_url, stream.name, written["position"])
     [message] = read_stream(stack_settings.nats_url, stream.name)
-    assert written["position"] == f"notes:{message.position}"
+    assert parse_token(written["position"]).value == message.position
     assert message.subject.startswith(f"{stack_settings.stream_namespace}.es.notes.Note.")
 
     consumers = asyncio.run(project(stack_settings, message.position))
@@ -201,7 +202,7 @@ def database_variables() -> list[tuple[str, str]]:
 
 
 def wait_until_published(url: str, stream: str, token: str, timeout: float = 20) -> None:
-    position = int(token.split(":")[1])
+    position = parse_token(token).value
     deadline = time.monotonic() + timeout
     while (seen := last_position(url, stream)) < position:
         assert time.monotonic() < deadline, f"stream at {seen} after {timeout} s, not {position}"

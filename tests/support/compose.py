@@ -2,6 +2,7 @@
 and a service's command, environment and dependencies in one shape whichever form they take."""
 
 import copy
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -82,15 +83,21 @@ def with_override(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[
 
 
 def environment_of(service: Mapping[str, Any]) -> dict[str, str]:
-    """A service's `environment:`, given as a mapping or as a list of KEY=VALUE."""
+    """A service's `environment:`, given as a mapping or as a list of KEY=VALUE; a value that is
+    only `${NAME:-default}` reads as its default (compose with NAME unset)."""
     environment = service.get("environment") or {}
     if isinstance(environment, Mapping):
-        return {str(key): "" if value is None else str(value) for key, value in environment.items()}
-    variables = {}
-    for entry in environment:
-        name, _, value = str(entry).partition("=")
-        variables[name] = value
-    return variables
+        pairs = [
+            (str(key), "" if value is None else str(value)) for key, value in environment.items()
+        ]
+    else:
+        pairs = [(name, value) for name, _, value in (str(e).partition("=") for e in environment)]
+    return {name: _unset_default(value) for name, value in pairs}
+
+
+def _unset_default(value: str) -> str:
+    match = re.fullmatch(r"\$\{[A-Z0-9_]+:-([^}]*)\}", value)
+    return value if match is None else match.group(1)
 
 
 def database_urls_of(service: Mapping[str, Any]) -> dict[str, str]:

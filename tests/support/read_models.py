@@ -30,6 +30,7 @@ from readmodels.checkpoints import (
 )
 from readmodels.formats import utc_text
 from readmodels.keys import RedisLayout, redis_checkpoint_channel
+from readmodels.partition_checkpoints import partition_slot, write_partition_checkpoint
 from readmodels.schema import DOCUMENT_TABLES, SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase
 from tests.support.postgres import services_required
@@ -245,6 +246,26 @@ class ReadModelWriter:
         with self.sql.transaction() as tx:  # NOTIFY rm_ckpt on commit, in PostgreSQL
             write_checkpoint(tx, projection.name, projection.version, context, Checkpoint(position))
 
+    def partition_checkpoint(
+        self, projection: ReadModel, context: str, partition: int, position: int
+    ) -> None:
+        """Move one partition's checkpoint and announce it, as a projector worker does."""
+        if self.redis is not None and projection.shape == "documents":
+            name, version = projection.name, projection.version
+            self.redis.set(
+                LAYOUT.partition_checkpoint_key(name, version, context, partition), position
+            )
+            payload = checkpoint_payload(
+                name, version, partition_slot(context, partition), Checkpoint(position)
+            )
+            db = int(self.redis.connection_pool.connection_kwargs.get("db", 0) or 0)
+            self.redis.publish(redis_checkpoint_channel(db), payload)
+            return
+        with self.sql.transaction() as tx:
+            write_partition_checkpoint(
+                tx, projection.name, projection.version, context, partition, Checkpoint(position), 1
+            )
+
     def checkpoint_all(self, position: int) -> None:
         for projection in ALL:
             for context in projection.contexts:
@@ -256,6 +277,7 @@ class ReadModelWriter:
             for name in (*(t.name for t in RELATIONAL_TABLES), "rm_hashes", "rm_sorted_sets"):
                 tx.execute(f"DELETE FROM {name}")
             tx.execute("UPDATE rm_checkpoints SET position = 0, stream_seq = 0")
+            tx.execute("DELETE FROM rm_partition_checkpoints")
         if self.redis is not None:
             claim = self.redis.get(SCRATCH_CLAIM)
             self.redis.flushdb()

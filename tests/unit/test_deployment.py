@@ -83,6 +83,21 @@ def test_every_other_service_runs_with_its_config_sidecar_on_its_port_plus_5() -
     ]
 
 
+def test_partitioned_the_stack_runs_the_workers_asked_for_sharing_one_config_sidecar() -> None:
+    settings = DEFAULTS.model_copy(update={"projector_mode": "partitioned", "projector_workers": 3})
+    lines = stack_processes("bin", settings, SECRET)
+    projectors = [line for line in lines if "projector" in line.split("=", 1)[0]]
+
+    assert projectors == [
+        *(
+            f"projector-{n}=env STRATA_PROJECTOR_PORT={8302 + n} {_live('projector')}"
+            " bin/strata-projector"
+            for n in (1, 2, 3)
+        ),
+        _sidecar("bin", "projector", 8007),
+    ]
+
+
 def test_the_ports_count_from_the_configured_ones() -> None:
     moved = CommonSettings(host="127.0.0.1", port=9000, relay_port=9101, config_sidecar_port=7005)
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from contexts.settings import Settings
 from embedded.app import create_app
+from eventlog.position_tokens import parse_token
 from tests.support.api import add_line, assert_problem, create_order, register
 from tests.support.auth import OPERATOR
 
@@ -33,9 +34,9 @@ def command(client: TestClient, method: str, path: str, body: Any = None) -> str
 def read(client: TestClient, path: str, position: str, **params: Any) -> Any:
     response = client.get(f"/read{path}", params={"position": position, "wait": 5, **params})
     assert response.status_code == 200, response.text
-    context, wanted = position.split(":")
+    token = parse_token(position)
     reached = dict(part.split(":") for part in response.headers["X-Read-Position"].split(","))
-    assert int(reached[context]) >= int(wanted)
+    assert int(reached[token.context]) >= token.value
     return response.json()
 
 

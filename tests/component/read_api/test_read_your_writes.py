@@ -252,3 +252,32 @@ def test_past_the_most_waiting_reads_a_read_that_must_wait_gets_its_503_at_once(
     assert elapsed < 0.5, "the read beyond the bound must not wait"
     assert reached.status_code == 200, reached.text
     assert [answer.status_code for answer in answers] == [200]
+
+
+@pytest.mark.parametrize(
+    ("path", "projection"),
+    [(f"/users/{USER}", USER_PROFILES), ("/orders", ORDERS)],
+    ids=["key-value", "relational"],
+)
+def test_a_partition_token_waits_for_its_partition_only(
+    client: TestClient, known: Backend, path: str, projection: ReadModel
+) -> None:
+    """Projector workers keep a checkpoint per partition: `<context>:<n>:p<NN>` is reached once
+    partition NN is, a bare `<context>:<n>` once every partition is (the context checkpoint
+    covers every partition), and moving the partition's checkpoint wakes the waiting read."""
+    context, whole = projection.contexts[0], CHECKPOINTS[projection]
+    known.write.partition_checkpoint(projection, context, 3, whole + 50)
+
+    def status(position: str, wait: float = 0) -> int:
+        return client.get(path, params={"position": position, "wait": wait}).status_code
+
+    assert status(f"{context}:{whole + 50}:p03") == 200
+    assert status(f"{context}:{whole}:p04") == 200  # the context checkpoint covers p04
+    assert status(f"{context}:{whole + 1}:p04") == 503
+    assert status(f"{context}:{whole + 1}") == 503  # the other partitions are at `whole`
+    later = Later(lambda: known.write.partition_checkpoint(projection, context, 4, whole + 9), 0.2)
+    later.start()
+    assert status(f"{context}:{whole + 9}:p04", wait=5) == 200
+    later.join()
+    answered = client.get(path)
+    assert answered.headers["X-Read-Position"] == f"{context}:{whole}"  # p00 is still there
