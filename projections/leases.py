@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS projector_leases (
 )"""
 
 
+MEMBERS_QUERY = (
+    "SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 2"
+)
+"""The sessions holding a namespace's members' lock: its live workers."""
+
+
 class LeaderPresent(psycopg.OperationalError):
     """A projector of the single mode is consuming: workers wait until it is gone."""
 
@@ -137,17 +145,7 @@ class PartitionLeases:
 
     def members(self) -> int:
         """The live workers of the namespace (this one included)."""
-        row = (
-            self._session()
-            .execute(
-                "SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 2",
-                [self._key, MEMBERS],
-            )
-            .fetchone()
-        )
-        return int(str(row[0])) if row else 0
+        return _count_members(self._session(), self._key)
 
     def share(self) -> int:
         return fair_share(self.partitions, self.members())
@@ -223,3 +221,14 @@ class PartitionLeases:
         assert row is not None
         lease = self.held[partition] = Lease(partition, int(str(row[0])))
         return lease
+
+
+def live_workers(database_url: str, namespace: str) -> int:
+    """How many partition workers of `namespace` are members now (seen from outside)."""
+    with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
+        return _count_members(conn, lock_key(namespace))
+
+
+def _count_members(conn: "psycopg.Connection[tuple[object, ...]]", key: int) -> int:
+    row = conn.execute(MEMBERS_QUERY, [key, MEMBERS]).fetchone()
+    return int(str(row[0])) if row else 0
