@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
-from runtime.settings import CommonSettings, settings_model
+from runtime.settings import CommonSettings, settings_model, settings_problems
 
 IDENTITY_DATABASE_URL = "STRATA_IDENTITY_DATABASE_URL"
 
@@ -51,7 +51,7 @@ def main() -> None:
     try:
         urls = stack_database_urls()
     except ValidationError as error:
-        sys.exit(f"provision: invalid settings: {error.errors()[0]['msg']}")
+        sys.exit(f"provision: invalid settings: {settings_problems(error)}")
     if not urls:
         sys.exit("provision: no database URL is set (STRATA_*_DATABASE_URL); nothing to do")
     try:

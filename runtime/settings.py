@@ -333,10 +333,12 @@ def load_settings(prog: str, model: type[CommonSettings]) -> CommonSettings:
     try:
         return model()
     except ValidationError as error:
-        problems = "; ".join(
-            f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            if e["loc"]
-            else e["msg"]
-            for e in error.errors()
-        )
-        sys.exit(f"{prog}: invalid settings: {problems}")
+        sys.exit(f"{prog}: invalid settings: {settings_problems(error)}")
+
+
+def settings_problems(error: ValidationError) -> str:
+    """One line naming each bad variable and what is wrong with it."""
+    return "; ".join(
+        f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in error.errors()
+    )

@@ -8,6 +8,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
 
 from eventlog.provision import create_missing_databases
+from eventlog.provision import main as provision_main
 from tests.support.postgres import require_postgres
 
 pytestmark = pytest.mark.postgres
@@ -27,3 +28,14 @@ def test_missing_databases_are_created_once() -> None:
         with psycopg.connect(admin, autocommit=True) as conn:
             for name in names:
                 conn.execute(SQL("DROP DATABASE IF EXISTS {}").format(Identifier(name)))
+
+
+def test_an_invalid_setting_is_one_line_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STRATA_PROJECTOR_WORKERS", "abc")
+    with pytest.raises(SystemExit) as exited:
+        provision_main()
+    message = str(exited.value.code)
+    assert message.startswith("provision: invalid settings: STRATA_PROJECTOR_WORKERS: "), message
+    assert "\n" not in message
