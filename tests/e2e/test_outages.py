@@ -212,13 +212,33 @@ def _quiet_heads(services: Services, live: list[Target]) -> dict[str, int]:
     def quiet() -> bool:
         nonlocal settled
         before = heads()
-        if jobs_left() or not _caught_up(live, before):
+        if jobs_left() or not _followers_caught_up(services, before):
+            return False
+        if not _caught_up(live, before):
             return False
         settled = before
         return heads() == before
 
     wait_until(quiet, RECOVERY_SECONDS, "the fulfilments ended and the read models caught up")
     return settled
+
+
+def _followers_caught_up(services: Services, heads: dict[str, int]) -> bool:
+    """Every context's replicas and reactions have taken in their upstream's head. Between an
+    upstream event and the saga's answer to it (the order marked shipped, then the saga
+    completed) no job is left, so the jobs alone do not tell that the fulfilments ended."""
+    followed = [
+        (context.name, upstream, key)
+        for context in REGISTRY
+        for upstream, key in [
+            *((r.upstream, r.upstream) for r in context.replicas),
+            *((r.upstream, r.checkpoint_key) for r in context.reactions),
+        ]
+    ]
+    return all(
+        services[follower].recorder.replica_checkpoint(key).position >= heads[upstream]
+        for follower, upstream, key in followed
+    )
 
 
 def _caught_up(targets: list[Target], heads: dict[str, int]) -> bool:
