@@ -7,6 +7,7 @@ flags, breaker thresholds, rate limits; runtime/live_reload.py). Every command a
 rate limited per caller (runtime/rate_limits.py).
 """
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import (
@@ -119,12 +120,16 @@ def create_app(
     async def readyz(request: Request) -> JSONResponse | dict[str, str]:
         """Every event store answers; `auth` says whether requests are authenticated (`jwt`) or
         not (`insecure`)."""
-        failures = {}
-        for service in request.app.state.services.all():
-            try:
-                await run_blocking(request, service.side_records.ping)
-            except Exception as error:  # noqa: BLE001 - reported, not raised
-                failures[service.name] = str(error) or type(error).__name__
+        services = request.app.state.services.all()
+        outcomes = await asyncio.gather(  # at once: each unreachable store waits its timeout
+            *(run_blocking(request, service.side_records.ping) for service in services),
+            return_exceptions=True,
+        )
+        failures = {
+            service.name: str(outcome) or type(outcome).__name__
+            for service, outcome in zip(services, outcomes, strict=True)
+            if isinstance(outcome, Exception)
+        }
         if failures:
             detail = "; ".join(f"{name}: {error}" for name, error in failures.items())
             return problem(request, NOT_READY, f"event stores unreachable: {detail}")
