@@ -1,9 +1,10 @@
-"""Overload, issue 11 item 7: a projector held back falls behind; its lag, in events and in
-seconds (the age of the oldest event not applied), grows in its metrics and in `replay
-projections`, and returns to 0 once it catches up.
+"""Overload, issue 11 item 7: a projector (or a worker of the partitioned mode) held back falls
+behind; its lag, in events and in seconds (the age of the oldest event not applied), grows in
+its metrics and in `replay projections`, and returns to 0 once it catches up.
 
-The projector is held back as a slow database would: a transaction of the test holds
-`rm_checkpoints` locked, so the PostgreSQL read models cannot commit their batches.
+The projector is held back as a slow database would: a transaction of the test holds the
+checkpoints locked (`rm_checkpoints`, a worker's `rm_partition_checkpoints`), so the
+PostgreSQL read models cannot commit their batches.
 """
 
 import asyncio
@@ -19,11 +20,13 @@ from typer.testing import CliRunner
 
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
+from eventlog.envelope import PARTITIONS
 from eventlog.jetstream import context_stream
 from eventlog.stores import Services, build_services
 from projections import stack as projector_stack
 from projections.consumers import ConsumerOptions
 from projections.stack import StackProjector
+from projections.workers import ProjectorWorker
 from replay.main import app as replay_app
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
@@ -55,17 +58,22 @@ def settings() -> Iterator[Settings]:
 
 
 class ProjectorThread:
-    """The stack's projector on an event loop of its own thread; `sample` reads its metrics."""
+    """The stack's projector on an event loop of its own thread, or a worker of the partitioned
+    mode when the settings say so; `sample` reads its metrics."""
 
     def __init__(self, settings: Settings) -> None:
         options = ConsumerOptions(batch_size=16, fetch_timeout=0.2, pauses=(0.1,))
         self.projector = StackProjector(settings, options=options)
+        partitioned = settings.projector_mode == "partitioned"
+        self.worker = ProjectorWorker(self.projector, "lagtest") if partitioned else None
         self._started = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
 
     def __enter__(self) -> "ProjectorThread":
         self._thread.start()
         assert self._started.wait(20), "the projector did not start"
+        if (worker := self.worker) is not None:
+            wait_for(lambda: len(worker.held) == PARTITIONS, "the worker holds every partition")
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -76,6 +84,10 @@ class ProjectorThread:
     async def _main(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         try:
+            if self.worker is not None:
+                self._started.set()
+                await self.worker.run(self._stop)
+                return
             assert await self.projector.lead(asyncio.Event())
             await self.projector.start()
             self._started.set()
@@ -85,6 +97,13 @@ class ProjectorThread:
 
     def sample(self, name: str, labels: dict[str, str]) -> float | None:
         return self.projector.metrics.registry.get_sample_value(name, labels)
+
+    def lag(self) -> tuple[float | None, float | None]:
+        """users_directory's lag in the users context: events, seconds."""
+        return (
+            self.sample("strata_projection_lag_events", DIRECTORY),
+            self.sample("strata_projection_lag_seconds", DIRECTORY),
+        )
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
@@ -118,13 +137,7 @@ def test_lag_grows_while_the_projector_is_held_back_and_returns_to_zero_after(
     services: Services = build_services(settings)
     register_users(services, 1)
     with RelayThread(settings, "users"), ProjectorThread(settings) as running:
-
-        def lag() -> tuple[float | None, float | None]:
-            return (
-                running.sample("strata_projection_lag_events", DIRECTORY),
-                running.sample("strata_projection_lag_seconds", DIRECTORY),
-            )
-
+        lag = running.lag
         wait_for(lambda: lag() == (0, 0), "caught up with the first user")
         applied = store_max(services, "users")
 
@@ -154,3 +167,42 @@ def test_lag_grows_while_the_projector_is_held_back_and_returns_to_zero_after(
         assert running.sample("strata_projection_feed_lag_events", FEED) == 0
         caught_up = listed_directory(settings)
         assert (caught_up["lag_events"], caught_up["lag_seconds"]) == (0, 0)
+
+
+@pytest.mark.postgres
+def test_a_held_back_worker_reports_its_lag_per_partition_and_returns_to_zero(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker of the partitioned mode (projections/workers.py), held back by a lock on
+    `rm_partition_checkpoints`: per projection and per partition feed."""
+    monkeypatch.setattr(projector_stack, "WATCH_INTERVAL", 0.1)
+    settings = settings.model_copy(
+        update={"projector_mode": "partitioned", "projector_rebalance_seconds": 0.2}
+    )
+    services: Services = build_services(settings)
+    register_users(services, 1)
+    with RelayThread(settings, "users"), ProjectorThread(settings) as running:
+        lag = running.lag
+        wait_for(lambda: lag() == (0, 0), "caught up with the first user")
+        applied = store_max(services, "users")
+
+        with psycopg.connect(str(settings.read_database_url)) as held:
+            held.execute("LOCK TABLE rm_partition_checkpoints IN EXCLUSIVE MODE")
+            before = time.time()
+            register_users(services, 3)
+            head = store_max(services, "users")
+            wait_until_relayed(settings, "users", head)
+            wait_for(lambda: lag()[0] == head - applied, "the lag counts the new events")
+            wait_for(lambda: (lag()[1] or 0) > 0.3, "the lag in seconds grows")
+            assert (lag()[1] or 0) <= time.time() - before
+            feeds = [
+                sample.value
+                for metric in running.projector.metrics.registry.collect()
+                if metric.name == "strata_projection_feed_lag_events"
+                for sample in metric.samples
+                if sample.labels["context"] == "users"
+            ]
+            assert sum(feeds) == head - applied  # one feed per partition held
+            held.rollback()
+
+        wait_for(lambda: lag() == (0, 0), "caught up again")
