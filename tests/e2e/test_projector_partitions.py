@@ -22,7 +22,7 @@ import nats
 import pytest
 from redis import Redis
 
-from contexts.settings import CONTEXTS, Settings
+from contexts.settings import Settings
 from domain.service import CommandContext
 from eventlog.envelope import EventEnvelope, envelope_source
 from eventlog.jetstream import ContextStream
@@ -40,11 +40,9 @@ from readmodels.partition_checkpoints import (
 from readmodels.sql import PostgresDatabase
 from tests.support.auth import OPERATOR
 from tests.support.dumps import differences, dump_read_models
-from tests.support.nats import delete_streams, new_namespace, require_nats
-from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.processes import entry_point, free_port, running_service
 from tests.support.projections import Scenario, project, read_side
-from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.stack_env import scratch_stack_environment
 
 ENTRY_POINT = entry_point("strata-projector")
 READ_API = entry_point("strata-read-api")
@@ -54,23 +52,13 @@ ROUNDS = 3
 
 @pytest.fixture
 def stack() -> Iterator[dict[str, str]]:
-    nats_url, redis_server = require_nats(), require_redis()
-    namespace = new_namespace()
-    with (
-        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
-        scratch_redis_database(redis_server) as redis_url,
-    ):
-        yield {
-            **url_variables(urls),
-            "STRATA_REDIS_URL": redis_url,
-            "STRATA_NATS_URL": nats_url,
-            "STRATA_STREAM_NAMESPACE": namespace,
-            "STRATA_PROJECTOR_MODE": "partitioned",
-            "STRATA_PROJECTOR_REBALANCE_SECONDS": "0.3",
-            "STRATA_PROJECTOR_BATCH_SIZE": "32",
-            "STRATA_LOG_LEVEL": "warning",
-        }
-        delete_streams(nats_url, *(ContextStream(c, namespace).name for c in CONTEXTS))
+    with scratch_stack_environment(
+        STRATA_PROJECTOR_MODE="partitioned",
+        STRATA_PROJECTOR_REBALANCE_SECONDS="0.3",
+        STRATA_PROJECTOR_BATCH_SIZE="32",
+        STRATA_LOG_LEVEL="warning",
+    ) as environment:
+        yield environment
 
 
 def _environment() -> dict[str, str]:

@@ -17,7 +17,7 @@ import nats
 import pytest
 from redis import Redis
 
-from contexts.settings import CONTEXTS, Settings
+from contexts.settings import Settings
 from eventlog.jetstream import ContextStream
 from eventlog.relay_publish import relay_headers
 from eventlog.stores import build_services
@@ -25,10 +25,8 @@ from projections.models import all_projections
 from projections.targets import stack_targets
 from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
-from tests.support.nats import delete_streams, new_namespace, require_nats
-from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.projections import Scenario, project, read_side, run_scenario
-from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.stack_env import scratch_stack_environment
 
 ENTRY_POINT = shutil.which("strata-projector", path=str(Path(sys.executable).parent))
 
@@ -74,22 +72,12 @@ def test_invalid_settings_name_the_variable() -> None:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Scratch event stores and read database, a Redis database and a stream namespace."""
-    nats_url, redis_server = require_nats(), require_redis()
-    namespace = new_namespace()
-    with (
-        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
-        scratch_redis_database(redis_server) as redis_url,
-    ):
-        yield {
-            **url_variables(urls),
-            "STRATA_REDIS_URL": redis_url,
-            "STRATA_NATS_URL": nats_url,
-            "STRATA_STREAM_NAMESPACE": namespace,
-            "STRATA_PROJECTOR_PORT": str(_free_port()),
-            "STRATA_PROJECTOR_BATCH_SIZE": "16",
-            "STRATA_LOG_LEVEL": "debug",
-        }
-        delete_streams(nats_url, *(ContextStream(c, namespace).name for c in CONTEXTS))
+    with scratch_stack_environment(
+        STRATA_PROJECTOR_PORT=str(_free_port()),
+        STRATA_PROJECTOR_BATCH_SIZE="16",
+        STRATA_LOG_LEVEL="debug",
+    ) as environment:
+        yield environment
 
 
 def _publish(stack: dict[str, str], scenario: Scenario) -> None:
