@@ -3,13 +3,15 @@ the read models they fill, and small helpers shared by the benches."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,25 @@ class StackConfig:
             env["STRATA_JWKS_URL"] = self.jwks_url
         env.update(self.extra_env)
         return env
+
+
+def config_of_arguments(
+    args: argparse.Namespace, name: str, defaults: Mapping[str, str] | None = None
+) -> StackConfig:
+    """The stack of a bench run from the options of `wt.add_stack_arguments` (and `--db-prefix`):
+    a stream namespace of its own (`bench<name>…`), logs in `--out` or a new temporary folder,
+    and the processes' environment `defaults` overridden by `--env`."""
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"strata-{name}-"))
+    out.mkdir(parents=True, exist_ok=True)
+    return StackConfig(
+        pg=args.pg.rstrip("/"),
+        redis_url=f"{args.redis.rstrip('/')}/{args.redis_db}",
+        nats_url=args.nats,
+        namespace=f"bench{name}{uuid.uuid4().hex[:8]}",
+        db_prefix=args.db_prefix,
+        log_dir=out,
+        extra_env={**(defaults or {}), **dict(item.split("=", 1) for item in args.env)},
+    )
 
 
 def recreate_databases(config: StackConfig, roles: Iterable[str]) -> None:

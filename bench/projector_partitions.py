@@ -28,9 +28,7 @@ import argparse
 import bisect
 import json
 import sys
-import tempfile
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,21 +202,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.redis_db == 0:
         sys.exit("projector_partitions: use a Redis DB other than 0 (it is flushed)")
-    namespace = f"benchpart{uuid.uuid4().hex[:8]}"
-    out = args.out or Path(tempfile.mkdtemp(prefix="strata-part-"))
-    out.mkdir(parents=True, exist_ok=True)
-    extra = dict(item.split("=", 1) for item in args.env)
-    extra.setdefault("STRATA_PROJECTOR_MODE", "partitioned")
-    extra.setdefault("STRATA_PROJECTOR_REBALANCE_SECONDS", "0.5")
-    config = fs.StackConfig(
-        pg=args.pg.rstrip("/"),
-        redis_url=f"{args.redis.rstrip('/')}/{args.redis_db}",
-        nats_url=args.nats,
-        namespace=namespace,
-        db_prefix=args.db_prefix,
-        log_dir=out,
-        extra_env=extra,
+    config = fs.config_of_arguments(
+        args,
+        "part",
+        {"STRATA_PROJECTOR_MODE": "partitioned", "STRATA_PROJECTOR_REBALANCE_SECONDS": "0.5"},
     )
+    namespace, out = config.namespace, config.log_dir
     settings = Settings(stream_namespace=namespace, nats_url=args.nats)
     roles = (*fs.CONTEXTS, "read")
     runs: list[WorkersRun] = []

@@ -42,9 +42,7 @@ import contextlib
 import json
 import random
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +57,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fanout_lag as fl
+import fanout_stack as fs
 import loadgen
 import write_throughput as wt
 
@@ -676,21 +675,10 @@ def main() -> None:
         sys.exit("projector_throughput: use a Redis DB other than 0 (it is flushed)")
     events = args.events or (1_000_000 if args.memory else 200_000)
 
-    namespace = f"benchproj{uuid.uuid4().hex[:8]}"
-    out = args.out or Path(tempfile.mkdtemp(prefix="strata-proj-"))
-    out.mkdir(parents=True, exist_ok=True)
-    extra = dict(item.split("=", 1) for item in args.env)
+    config = fs.config_of_arguments(args, "proj")
     if args.batch_size:
-        extra["STRATA_PROJECTOR_BATCH_SIZE"] = str(args.batch_size)
-    config = fl.StackConfig(
-        pg=args.pg.rstrip("/"),
-        redis_url=f"{args.redis.rstrip('/')}/{args.redis_db}",
-        nats_url=args.nats,
-        namespace=namespace,
-        db_prefix=args.db_prefix,
-        log_dir=out,
-        extra_env=extra,
-    )
+        config.extra_env["STRATA_PROJECTOR_BATCH_SIZE"] = str(args.batch_size)
+    namespace, out = config.namespace, config.log_dir
     settings = Settings(stream_namespace=namespace, nats_url=args.nats)
     batch_size = args.batch_size or settings.projector_batch_size
     roles = (*fl.CONTEXTS, "read")
