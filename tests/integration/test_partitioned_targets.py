@@ -15,7 +15,6 @@ from projections.engine import Engine, Target
 from projections.leases import Lease
 from projections.model import Apply, Message
 from projections.models import all_projections
-from projections.rebuild_targets import ReadModels
 from projections.status import projection_statuses
 from projections.targets import target_at
 from readmodels.catalog import ORDERS, USER_PROFILES
@@ -33,6 +32,7 @@ from tests.support.projections import (
     event_stores,
     expected_dump,
     project,
+    read_models_of,
     read_side,
     run_scenario,
 )
@@ -148,15 +148,7 @@ def test_replay_projections_reports_what_every_partition_applied(
 ) -> None:
     """`replay projections` with workers: the position is the last one before the first event
     a partition has not applied, in PostgreSQL and in Redis alike."""
-    recorders = {s.name: s.recorder for s in scenario.services.all()}
-    models = ReadModels(
-        side.db,
-        {name: scenario.source(name) for name in recorders},
-        lambda context: int(recorders[context].max_notification_id() or 0),
-        side.redis,
-        side.layout,
-        lock_dir=tmp_path / "locks",
-    )
+    models = read_models_of(side, scenario, tmp_path)
     messages = scenario.messages("orders")
     held_back = messages[len(messages) // 2]  # its partition stops just before it
     for partition in range(PARTITIONS):

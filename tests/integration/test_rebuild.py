@@ -13,7 +13,6 @@ from projections.catchup import project_log
 from projections.models import all_projections
 from projections.rebuild import Rebuilder
 from projections.rebuild_reports import Busy, UnknownProjection, VerifyFailed
-from projections.rebuild_targets import ReadModels
 from projections.targets import following_targets, sql_targets
 from projections.verify import compare, fingerprint
 from readmodels.sql import SQLiteDatabase
@@ -25,6 +24,7 @@ from tests.support.projections import (
     ReadSide,
     Scenario,
     event_stores,
+    read_models_of,
     read_side,
     run_scenario,
 )
@@ -42,18 +42,6 @@ def scenario(tmp_path: Path) -> Iterator[Scenario]:
 def side(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReadSide]:
     with read_side(request.param, tmp_path) as made:
         yield made
-
-
-def models_of(side: ReadSide, scenario: Scenario, tmp_path: Path) -> ReadModels:
-    recorders = {s.name: s.recorder for s in scenario.services.all()}
-    return ReadModels(
-        side.db,
-        {name: scenario.source(name) for name in recorders},
-        lambda context: int(recorders[context].max_notification_id() or 0),
-        side.redis,
-        side.layout,
-        lock_dir=tmp_path / "locks",
-    )
 
 
 def live_targets(side: ReadSide) -> list:  # type: ignore[type-arg]
@@ -81,7 +69,7 @@ def test_a_rebuild_equals_live_and_becomes_active(
 ) -> None:
     targets = project_live(side, scenario)
     before = checksum(dump_read_models(targets))
-    result = Rebuilder(models_of(side, scenario, tmp_path), policy=FAST).rebuild(name)
+    result = Rebuilder(read_models_of(side, scenario, tmp_path), policy=FAST).rebuild(name)
 
     assert result.swapped
     assert result.plan.version == 2
@@ -93,7 +81,7 @@ def test_a_rebuild_equals_live_and_becomes_active(
     rebuilt = next(t for t in following if t.projection.name == name)
     assert rebuilt.projection.version == 2
     assert result.checksum == fingerprint(rebuilt)
-    old = Rebuilder(models_of(side, scenario, tmp_path)).models.target(rebuilt.projection, 1)
+    old = Rebuilder(read_models_of(side, scenario, tmp_path)).models.target(rebuilt.projection, 1)
     assert compare(old, rebuilt).equal
 
 
@@ -101,7 +89,7 @@ def test_projectors_follow_the_swap_without_a_gap(
     side: ReadSide, scenario: Scenario, tmp_path: Path
 ) -> None:
     targets = project_live(side, scenario)
-    Rebuilder(models_of(side, scenario, tmp_path), policy=FAST).rebuild("orders")
+    Rebuilder(read_models_of(side, scenario, tmp_path), policy=FAST).rebuild("orders")
     more_commands(scenario.services)
     project_log({c: scenario.source(c) for c in ("users", "orders")}, targets, policy=FAST)
 
@@ -126,7 +114,7 @@ def test_a_rebuild_resumes_and_a_second_swap_goes_to_version_3(
     side: ReadSide, scenario: Scenario, tmp_path: Path
 ) -> None:
     project_live(side, scenario)
-    models = models_of(side, scenario, tmp_path)
+    models = read_models_of(side, scenario, tmp_path)
     rebuilder = Rebuilder(models, policy=FAST, page_size=3)
     first = rebuilder.plan("user_profiles")  # registers v2 as building, as a crash would leave
     assert (first.version, first.resumed) == (2, False)
@@ -138,7 +126,7 @@ def test_a_rebuild_resumes_and_a_second_swap_goes_to_version_3(
 
 def test_a_dry_run_changes_nothing(side: ReadSide, scenario: Scenario, tmp_path: Path) -> None:
     project_live(side, scenario)
-    plan = Rebuilder(models_of(side, scenario, tmp_path)).plan("orders", dry_run=True)
+    plan = Rebuilder(read_models_of(side, scenario, tmp_path)).plan("orders", dry_run=True)
     assert (plan.live_version, plan.version, plan.resumed) == (1, 2, False)
     assert plan.heads["orders"] > 0
     assert plan.remaining == plan.heads["orders"]
@@ -152,7 +140,7 @@ def test_an_audit_builds_the_model_as_of_a_time_beside_live(
     project_live(side, scenario)
     users = scenario.envelopes("users")
     cut = users[2].timestamp
-    result = Rebuilder(models_of(side, scenario, tmp_path), policy=FAST).rebuild(
+    result = Rebuilder(read_models_of(side, scenario, tmp_path), policy=FAST).rebuild(
         "users_directory", at=cut
     )
     assert not result.swapped
@@ -171,7 +159,7 @@ def test_a_mismatch_leaves_live_untouched(
     with side.db.transaction() as tx:  # corrupt live: the rebuild must refuse to swap
         tx.execute("UPDATE orders SET status = 'lost'")
     with pytest.raises(VerifyFailed) as failure:
-        Rebuilder(models_of(side, scenario, tmp_path), policy=FAST).rebuild("orders")
+        Rebuilder(read_models_of(side, scenario, tmp_path), policy=FAST).rebuild("orders")
     assert any("status" in path or "lost" in path for path in failure.value.paths)
     with side.db.transaction(write=False) as tx:
         assert active_versions(tx)["orders"][0] == 1
@@ -181,7 +169,7 @@ def test_retire_drops_the_previous_version(
     side: ReadSide, scenario: Scenario, tmp_path: Path
 ) -> None:
     project_live(side, scenario)
-    rebuilder = Rebuilder(models_of(side, scenario, tmp_path), policy=FAST)
+    rebuilder = Rebuilder(read_models_of(side, scenario, tmp_path), policy=FAST)
     rebuilder.rebuild("daily_sales")
     rebuilder.rebuild("user_stats")
     later = datetime(2100, 1, 1, tzinfo=UTC)
@@ -197,7 +185,7 @@ def test_retire_drops_the_previous_version(
 def test_unknown_projections_and_concurrent_rebuilds_are_refused(
     side: ReadSide, scenario: Scenario, tmp_path: Path
 ) -> None:
-    models = models_of(side, scenario, tmp_path)
+    models = read_models_of(side, scenario, tmp_path)
     with pytest.raises(UnknownProjection):
         Rebuilder(models).plan("nope")
     with models.lock("orders", 2), pytest.raises(Busy):
@@ -220,6 +208,6 @@ def test_a_document_mismatch_is_found_too(
                 [f"user:{ada}"],
             )
     with pytest.raises(VerifyFailed) as failure:
-        Rebuilder(models_of(side, scenario, tmp_path), policy=FAST).rebuild("user_profiles")
+        Rebuilder(read_models_of(side, scenario, tmp_path), policy=FAST).rebuild("user_profiles")
     assert failure.value.paths[0].startswith(f"user:{ada}.name: live 'Eve'")
     assert "'Eve'" in failure.value.paths[0]

@@ -22,6 +22,7 @@ from eventlog.envelope import EnvelopeSource, EventEnvelope, envelope_source
 from eventlog.stores import Services, build_services
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection
+from projections.rebuild_targets import ReadModels
 from projections.targets import sql_targets, stack_targets
 from readmodels.keys import RedisLayout
 from readmodels.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
@@ -180,3 +181,16 @@ def expected_dump(scenario: Scenario, tmp_path: Path) -> dict[str, Any]:
     with read_side("sqlite", tmp_path, name="expected") as clean:
         project(clean, scenario)
         return dump_read_models(clean.targets)
+
+
+def read_models_of(side: ReadSide, scenario: Scenario, tmp_path: Path) -> ReadModels:
+    """The read models of `side` as `replay` sees them, over the scenario's event stores."""
+    recorders = {s.name: s.recorder for s in scenario.services.all()}
+    return ReadModels(
+        side.db,
+        {name: scenario.source(name) for name in recorders},
+        lambda context: int(recorders[context].max_notification_id() or 0),
+        side.redis,
+        side.layout,
+        lock_dir=tmp_path / "locks",
+    )
