@@ -12,10 +12,13 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from typer.testing import CliRunner
 
 from contexts.registered import REGISTRY
@@ -129,6 +132,36 @@ def listed_directory(settings: Settings) -> dict[str, Any]:
     return dict(users)
 
 
+@dataclass(frozen=True)
+class HeldBack:
+    applied: int
+    """The users' position the projector had applied when held back."""
+    head: int
+    since: float
+    """`time.time()` when it was held back."""
+
+
+@contextmanager
+def held_back(
+    settings: Settings, services: Services, running: ProjectorThread, table: str
+) -> Iterator[HeldBack]:
+    """Once caught up, hold `table` locked while 3 users register; the block runs once the lag
+    counts them, then the lock goes and the projector catches up again."""
+    lag = running.lag
+    wait_for(lambda: lag() == (0, 0), "caught up with the first user")
+    applied = store_max(services, "users")
+    with psycopg.connect(str(settings.read_database_url)) as held:
+        held.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(table)))
+        since = time.time()
+        register_users(services, 3)
+        head = store_max(services, "users")
+        wait_until_relayed(settings, "users", head)
+        wait_for(lambda: lag()[0] == head - applied, "the lag counts the new events")
+        yield HeldBack(applied, head, since)
+        held.rollback()
+    wait_for(lambda: lag() == (0, 0), "caught up again")
+
+
 @pytest.mark.postgres
 def test_lag_grows_while_the_projector_is_held_back_and_returns_to_zero_after(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
@@ -138,16 +171,8 @@ def test_lag_grows_while_the_projector_is_held_back_and_returns_to_zero_after(
     register_users(services, 1)
     with RelayThread(settings, "users"), ProjectorThread(settings) as running:
         lag = running.lag
-        wait_for(lambda: lag() == (0, 0), "caught up with the first user")
-        applied = store_max(services, "users")
-
-        with psycopg.connect(str(settings.read_database_url)) as held:
-            held.execute("LOCK TABLE rm_checkpoints IN EXCLUSIVE MODE")
-            before = time.time()
-            register_users(services, 3)
-            head = store_max(services, "users")
-            wait_until_relayed(settings, "users", head)
-            wait_for(lambda: lag()[0] == head - applied, "the lag counts the new events")
+        with held_back(settings, services, running, "rm_checkpoints") as behind_by:
+            applied, head, before = behind_by.applied, behind_by.head, behind_by.since
             first_seconds = lag()[1]
             assert first_seconds is not None
             wait_for(lambda: (lag()[1] or 0) > first_seconds + 0.3, "the lag in seconds grows")
@@ -161,9 +186,7 @@ def test_lag_grows_while_the_projector_is_held_back_and_returns_to_zero_after(
             assert (behind["position"], behind["head"]) == (applied, head)
             assert behind["lag_events"] == head - applied
             assert 0.3 < behind["lag_seconds"] <= time.time() - before
-            held.rollback()
 
-        wait_for(lambda: lag() == (0, 0), "caught up again")
         assert running.sample("strata_projection_feed_lag_events", FEED) == 0
         caught_up = listed_directory(settings)
         assert (caught_up["lag_events"], caught_up["lag_seconds"]) == (0, 0)
@@ -183,18 +206,9 @@ def test_a_held_back_worker_reports_its_lag_per_partition_and_returns_to_zero(
     register_users(services, 1)
     with RelayThread(settings, "users"), ProjectorThread(settings) as running:
         lag = running.lag
-        wait_for(lambda: lag() == (0, 0), "caught up with the first user")
-        applied = store_max(services, "users")
-
-        with psycopg.connect(str(settings.read_database_url)) as held:
-            held.execute("LOCK TABLE rm_partition_checkpoints IN EXCLUSIVE MODE")
-            before = time.time()
-            register_users(services, 3)
-            head = store_max(services, "users")
-            wait_until_relayed(settings, "users", head)
-            wait_for(lambda: lag()[0] == head - applied, "the lag counts the new events")
+        with held_back(settings, services, running, "rm_partition_checkpoints") as behind_by:
             wait_for(lambda: (lag()[1] or 0) > 0.3, "the lag in seconds grows")
-            assert (lag()[1] or 0) <= time.time() - before
+            assert (lag()[1] or 0) <= time.time() - behind_by.since
             feeds = [
                 sample.value
                 for metric in running.projector.metrics.registry.collect()
@@ -202,7 +216,4 @@ def test_a_held_back_worker_reports_its_lag_per_partition_and_returns_to_zero(
                 for sample in metric.samples
                 if sample.labels["context"] == "users"
             ]
-            assert sum(feeds) == head - applied  # one feed per partition held
-            held.rollback()
-
-        wait_for(lambda: lag() == (0, 0), "caught up again")
+            assert sum(feeds) == behind_by.head - behind_by.applied  # one feed per partition
