@@ -8,10 +8,8 @@ partition tokens of the last writes while the killed worker's partitions are tak
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -40,11 +38,17 @@ from readmodels.partition_checkpoints import (
 from readmodels.sql import PostgresDatabase
 from tests.support.auth import OPERATOR
 from tests.support.dumps import differences, dump_read_models
-from tests.support.processes import entry_point, free_port, running_service
+from tests.support.processes import (
+    entry_point,
+    free_port,
+    holds_within,
+    readiness,
+    running_service,
+    start_projector,
+)
 from tests.support.projections import Scenario, project, read_side
 from tests.support.stack_env import scratch_stack_environment
 
-ENTRY_POINT = entry_point("strata-projector")
 READ_API = entry_point("strata-read-api")
 USERS = 120
 ROUNDS = 3
@@ -61,28 +65,9 @@ def stack() -> Iterator[dict[str, str]]:
         yield environment
 
 
-def _environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
-
-
 def _worker(stack: dict[str, str], port: int, log: Path) -> subprocess.Popen[str]:
-    assert ENTRY_POINT
     with log.open("w") as out:
-        return subprocess.Popen(
-            [ENTRY_POINT],
-            env={**_environment(), **stack, "STRATA_PROJECTOR_PORT": str(port)},
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-            text=True,
-        )
-
-
-def _readiness(port: int) -> tuple[int, str]:
-    try:
-        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-    except httpx.TransportError:
-        return 0, ""
-    return response.status_code, response.text
+        return start_projector(stack, port, stderr=out)
 
 
 def _tails(logs: list[Path]) -> str:
@@ -97,17 +82,8 @@ def _split(ports: list[int]) -> bool:
 
 def _consumers(port: int) -> int:
     """The consumers a ready worker runs (one per projection, context and partition held)."""
-    status, text = _readiness(port)
+    status, text = readiness(port)
     return int(json.loads(text)["consumers"]) if status == 200 else 0
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _commands(services: Services, round_: int, people: list[uuid.UUID]) -> None:
@@ -184,22 +160,22 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
     reading = {k: stack[k] for k in ("STRATA_READ_DATABASE_URL", "STRATA_REDIS_URL")}
     try:
         with running_service(READ_API, reading, "STRATA_READ_API_PORT") as (read_api, _):
-            assert _wait_for(lambda: all(_readiness(p)[0] == 200 for p in ports[:2]), 30)
+            assert holds_within(lambda: all(readiness(p)[0] == 200 for p in ports[:2]), 30)
             _commands(services, 0, people)
             _publish(stack, services, after)
             # The two split the partitions: each runs some of the consumers, neither all.
-            assert _wait_for(lambda: _split(ports[:2]), 10)
+            assert holds_within(lambda: _split(ports[:2]), 10)
             _commands(services, 1, people)
             workers.append(_worker(stack, ports[2], logs[2]))  # joins: the others give up surplus
             _publish(stack, services, after)
-            assert _wait_for(lambda: _consumers(ports[2]) > 0, 15)  # it got its share
+            assert holds_within(lambda: _consumers(ports[2]) > 0, 15)  # it got its share
             workers[0].kill()  # SIGKILL while the leases still move and events flow
             workers[0].wait(timeout=10)
             _commands(services, 2, people)
             _publish(stack, services, after)
             _read_your_writes(read_api, services, people)
-        assert _wait_for(lambda: all(_readiness(p)[0] == 200 for p in ports[1:]), 20)
-        assert _wait_for(_caught_up(stack, services), 30), _tails(logs)
+        assert holds_within(lambda: all(readiness(p)[0] == 200 for p in ports[1:]), 20)
+        assert holds_within(_caught_up(stack, services), 30), _tails(logs)
         with read_side("sqlite", tmp_path, name="expected") as expected:
             project(expected, Scenario(services))
             wanted = dump_read_models(expected.targets)
