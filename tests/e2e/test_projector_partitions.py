@@ -27,7 +27,6 @@ from eventlog.jetstream import ContextStream
 from eventlog.position_tokens import format_token
 from eventlog.relay_publish import relay_headers
 from eventlog.stores import Services, build_services
-from projections.targets import stack_targets
 from readmodels.catalog import ORDERS, USER_PROFILES, USER_STATS
 from readmodels.keys import RedisLayout
 from readmodels.partition_checkpoints import (
@@ -47,7 +46,7 @@ from tests.support.processes import (
     start_projector,
 )
 from tests.support.projections import Scenario, project, read_side
-from tests.support.stack_env import scratch_stack_environment
+from tests.support.stack_env import scratch_stack_environment, stack_read_targets
 
 READ_API = entry_point("strata-read-api")
 USERS = 120
@@ -179,13 +178,8 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
         with read_side("sqlite", tmp_path, name="expected") as expected:
             project(expected, Scenario(services))
             wanted = dump_read_models(expected.targets)
-        read_db = PostgresDatabase(stack["STRATA_READ_DATABASE_URL"])
-        redis = Redis.from_url(stack["STRATA_REDIS_URL"], decode_responses=True)
-        try:
-            live = dump_read_models(stack_targets(read_db, redis))
-        finally:
-            read_db.close()
-            redis.close()
+        with stack_read_targets(stack) as targets:
+            live = dump_read_models(targets)
         assert live == wanted, (differences(wanted, live), _tails(logs))
     finally:
         for process in workers:

@@ -11,15 +11,12 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
-from redis import Redis
 
 from contexts.settings import Settings
 from eventlog.jetstream import ContextStream
 from eventlog.relay_publish import relay_headers
 from eventlog.stores import build_services
 from projections.models import all_projections
-from projections.targets import stack_targets
-from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
 from tests.support.processes import (
     entry_point,
@@ -30,7 +27,7 @@ from tests.support.processes import (
     without_strata_variables,
 )
 from tests.support.projections import Scenario, project, read_side, run_scenario
-from tests.support.stack_env import scratch_stack_environment
+from tests.support.stack_env import scratch_stack_environment, stack_read_targets
 
 ENTRY_POINT = entry_point("strata-projector")
 
@@ -171,13 +168,8 @@ def test_the_projector_applies_published_events_reports_them_and_stops_on_sigter
     assert any("finishing the batches in hand" in line["message"] for line in lines)
     assert not [line for line in lines if line["level"] in ("warning", "error", "critical")]
 
-    read_db = PostgresDatabase(stack["STRATA_READ_DATABASE_URL"])
-    redis = Redis.from_url(stack["STRATA_REDIS_URL"], decode_responses=True)
-    try:
-        live = dump_read_models(stack_targets(read_db, redis))
-    finally:
-        read_db.close()
-        redis.close()
+    with stack_read_targets(stack) as targets:
+        live = dump_read_models(targets)
     assert live == expected_dump
 
 
@@ -204,14 +196,8 @@ def test_a_second_projector_stands_by_and_takes_over_when_the_first_dies(
         with read_side("sqlite", tmp_path, name="expected") as expected:
             project(expected, scenario)
             expected_dump = dump_read_models(expected.targets)
-        read_db = PostgresDatabase(stack["STRATA_READ_DATABASE_URL"])
-        redis = Redis.from_url(stack["STRATA_REDIS_URL"], decode_responses=True)
-        try:
-            targets = stack_targets(read_db, redis)
+        with stack_read_targets(stack) as targets:
             assert holds_within(lambda: dump_read_models(targets) == expected_dump, 30)
-        finally:
-            read_db.close()
-            redis.close()
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
