@@ -30,7 +30,7 @@ left behind.
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from projections import dead_letters
@@ -241,6 +241,7 @@ class Rebuilder:
         with self.models.db.transaction() as tx:
             if active_version(tx, name, lock="update") != plan.live_version:
                 raise RebuildError(f"{name}: the active version changed during the rebuild")
+            self._skip_what_every_partition_applied(live, projection.contexts)
             engines = [Engine(live, self.policy), Engine(shadow, self.policy)]
             for context in projection.contexts:
                 until = self.models.heads(context)
@@ -253,7 +254,7 @@ class Rebuilder:
             for context, checkpoint in positions.items():
                 if shadow.checkpoint(context).position != checkpoint.position:
                     raise VerifyFailed(name, [f"checkpoint {context}: not at {checkpoint}"])
-            self._adopt_checkpoints(tx, shadow, positions)
+            self._write_checkpoints(tx, shadow, positions)
             set_active(tx, name, plan.version)
             _mark(tx, name, plan.live_version, "previous")
             set_status(tx, name, plan.version, "active")
@@ -261,15 +262,32 @@ class Rebuilder:
             result.positions = {c: p.position for c, p in positions.items()}
             result.swapped = True
 
-    def _adopt_checkpoints(
-        self, tx: Tx, shadow: Target, positions: Mapping[str, Checkpoint]
+    def _skip_what_every_partition_applied(self, live: Target, contexts: Sequence[str]) -> None:
+        """Raise live's context checkpoints to where every partition has applied the log
+        (projector workers move the partitions' checkpoints and leave the context's behind), so
+        that the swap folds live from there rather than from where a single projector last
+        stood. Done while the swap holds the pointer: no worker's batch of this projection runs
+        meanwhile."""
+        raised = {}
+        for context in contexts:
+            applied = self.models.applied_through(live, context)
+            current = live.checkpoint(context)
+            if applied > current.position:  # an earlier stream sequence: a safe start
+                raised[context] = Checkpoint(applied, current.stream_seq)
+        if raised:
+            with self.models.db.transaction() as tx:  # committed before live's batches lock it
+                self._write_checkpoints(tx, live, raised)
+
+    def _write_checkpoints(
+        self, tx: Tx, target: Target, positions: Mapping[str, Checkpoint]
     ) -> None:
-        """The shadow continues the live feed: same positions, the live stream sequences."""
-        p = shadow.projection
+        """Set `target`'s context checkpoints (the shadow continues the live feed: same
+        positions, the live stream sequences)."""
+        p = target.projection
         for context, checkpoint in positions.items():
-            if isinstance(shadow, RedisDocumentTarget):
-                layout = shadow.layout
-                shadow.redis.mset(
+            if isinstance(target, RedisDocumentTarget):
+                layout = target.layout
+                target.redis.mset(
                     {
                         layout.checkpoint_key(p.name, p.version, context): checkpoint.position,
                         layout.stream_seq_key(p.name, p.version, context): checkpoint.stream_seq,

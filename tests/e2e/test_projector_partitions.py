@@ -1,7 +1,8 @@
 """Projector workers (`STRATA_PROJECTOR_MODE=partitioned`) as real processes: two workers split
 the partitions under a stream of events, a third joins, and one is killed with SIGKILL while
-the leases rebalance. Afterwards every partition's checkpoint has reached its last event, and
-the read models equal one projector's over the whole log: every event applied exactly once
+the leases rebalance; `replay rebuild` swaps a PostgreSQL and a Redis model in meanwhile.
+Afterwards every partition's checkpoint has reached its last event, and the read models (the
+rebuilt ones at their new version) equal one projector's over the whole log: every event applied exactly once
 (hobby lists and order totals would show a duplicate), in per-aggregate order (the last rename
 wins, hobby lists keep their order). A `strata-read-api` process answers reads with the
 partition tokens of the last writes while the killed worker's partitions are taken over."""
@@ -35,6 +36,7 @@ from readmodels.partition_checkpoints import (
     redis_all_positions,
 )
 from readmodels.sql import PostgresDatabase
+from readmodels.versions import active_versions
 from tests.support.auth import OPERATOR
 from tests.support.dumps import differences, dump_read_models
 from tests.support.processes import (
@@ -44,11 +46,13 @@ from tests.support.processes import (
     readiness,
     running_service,
     start_projector,
+    without_strata_variables,
 )
 from tests.support.projections import Scenario, project, read_side
 from tests.support.stack_env import scratch_stack_environment, stack_read_targets
 
 READ_API = entry_point("strata-read-api")
+REPLAY = entry_point("replay")
 USERS = 120
 ROUNDS = 3
 
@@ -124,7 +128,8 @@ def _envelopes(services: Services, context: str, after: int) -> list[EventEnvelo
 
 
 def _caught_up(stack: dict[str, str], services: Services) -> Callable[[], bool]:
-    """Every partition's checkpoint of a SQL and two Redis models is at its last event."""
+    """Every partition's checkpoint of a SQL and two Redis models (their active versions) is at
+    its last event."""
     lasts: dict[tuple[str, int], int] = {}
     for context in ("users", "orders"):
         for envelope in _envelopes(services, context, 0):
@@ -134,8 +139,12 @@ def _caught_up(stack: dict[str, str], services: Services) -> Callable[[], bool]:
 
     def check() -> bool:
         with read_db.transaction(write=False) as tx:
-            positions = dict(read_all_positions(tx, [ORDERS]))
-        positions.update(redis_all_positions(redis, RedisLayout(), [USER_PROFILES, USER_STATS]))
+            active = {name: version for name, (version, _) in active_versions(tx).items()}
+            orders, *documents = (
+                model.at(active.get(model.name, 1)) for model in (ORDERS, USER_PROFILES, USER_STATS)
+            )
+            positions = dict(read_all_positions(tx, [orders]))
+        positions.update(redis_all_positions(redis, RedisLayout(), documents))
         models = {"orders": ("orders", "user_stats"), "users": ("user_profiles",)}
         return all(
             positions.get((model, partition_slot(context, p)), 0) >= last
@@ -168,6 +177,8 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
             workers.append(_worker(stack, ports[2], logs[2]))  # joins: the others give up surplus
             _publish(stack, services, after)
             assert holds_within(lambda: _consumers(ports[2]) > 0, 15)  # it got its share
+            for name in ("orders", "user_profiles"):  # PostgreSQL, Redis: swapped under workers
+                _rebuild(stack, name)
             workers[0].kill()  # SIGKILL while the leases still move and events flow
             workers[0].wait(timeout=10)
             _commands(services, 2, people)
@@ -187,6 +198,20 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
                 process.send_signal(signal.SIGTERM)
                 process.communicate(timeout=30)
         services.close()
+
+
+def _rebuild(stack: dict[str, str], projection: str) -> None:
+    assert REPLAY
+    done = subprocess.run(
+        [REPLAY, "rebuild", projection, "--json"],
+        env={**without_strata_variables(), **stack},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["swapped"] is True
 
 
 def _read_your_writes(read_api: str, services: Services, people: list[uuid.UUID]) -> None:

@@ -1,53 +1,118 @@
-"""`replay rebuild` refuses to run while projector workers of the partitioned mode are members:
-it catches the shadow up to the context checkpoints, which workers leave behind
-(docs/scaling.md, Projector partitions)."""
+"""`replay rebuild` while projector workers of the partitioned mode project: the swap waits for
+no worker and stops none. Workers' batches hold the pointer row `FOR SHARE` like the single
+projector's; the swap catches live up past what each partition applied, gives the shadow
+checkpoints from which every partition continues, and the workers' next batches go to the new
+version: nothing applied twice, nothing skipped, on PostgreSQL and Redis models."""
 
+import uuid
 from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
-from contexts.registered import REGISTRY
-from projections.leases import PartitionLeases
-from replay.main import app as replay_app
-from tests.support.postgres import require_postgres, scratch_databases
+from domain.service import CommandContext
+from eventlog.envelope import PARTITIONS
+from projections.engine import Engine, Target
+from projections.leases import Lease
+from projections.rebuild import Rebuilder
+from projections.targets import following_targets
+from tests.support.dumps import dump_read_models
+from tests.support.projections import (
+    FAST,
+    ReadSide,
+    Scenario,
+    event_stores,
+    expected_dump,
+    read_models_of,
+    read_side,
+    run_scenario,
+)
 
-NAMESPACE = "rebuildguard"
+pytestmark = [pytest.mark.postgres]
+
+REBUILT = ("orders", "user_profiles", "user_stats")
+"""A relational model in PostgreSQL and two document models in Redis."""
 
 
 @pytest.fixture
-def read_url() -> Iterator[str]:
-    with scratch_databases(require_postgres(), "read") as urls:
-        yield urls["read"]
+def scenario(tmp_path: Path) -> Iterator[Scenario]:
+    with event_stores(tmp_path) as services:
+        yield run_scenario(services)
 
 
-def _rebuild(read_url: str) -> Result:
-    env = {f"STRATA_{name.upper()}_DATABASE_URL": read_url for name in REGISTRY.names}
-    env |= {"STRATA_READ_DATABASE_URL": read_url, "STRATA_STREAM_NAMESPACE": NAMESPACE}
-    return CliRunner().invoke(replay_app, ["rebuild", "users_directory"], env=env)
+@pytest.fixture
+def side(tmp_path: Path) -> Iterator[ReadSide]:
+    with read_side("stack", tmp_path) as built:
+        yield built
 
 
-def test_a_rebuild_is_refused_in_one_line_while_a_worker_is_a_member(read_url: str) -> None:
-    worker = PartitionLeases(read_url, NAMESPACE, "w1")
-    worker.join()
-    try:
-        refused = _rebuild(read_url)
-    finally:
-        worker.close()
-    assert refused.exit_code != 0
-    assert refused.stderr.count("\n") == 1, refused.stderr
-    assert "1 projector worker(s) of the partitioned mode are running" in refused.stderr
+def workers(side: ReadSide) -> dict[int, list[Target]]:
+    """Each partition's worker targets: following the active version, bound to the lease."""
+    held = {
+        partition: following_targets(
+            side.db, side.redis, layout=side.layout, lease=Lease(partition, 1)
+        )
+        for partition in range(PARTITIONS)
+    }
+    for targets in held.values():
+        for target in targets:
+            target.prepare()
+    return held
 
-    after = _rebuild(read_url)  # the worker left: whatever happens now, not this refusal
-    assert "projector worker" not in after.stderr, after.stderr
+
+def work(held: dict[int, list[Target]], scenario: Scenario, *, hold_back: int = 0) -> None:
+    """Each partition's worker takes in its partition's messages (as its feed delivers them:
+    from the start, what it applied already is skipped by its checkpoints), all but the last
+    `hold_back` of one partition (the last message's)."""
+    lagging = scenario.messages("orders")[-1].envelope.partition
+    for partition, targets in held.items():
+        for target in targets:
+            engine = Engine(target, FAST)
+            for context in target.projection.contexts:
+                messages = [
+                    m for m in scenario.messages(context) if m.envelope.partition == partition
+                ]
+                if partition == lagging:
+                    messages = messages[: len(messages) - hold_back]
+                for start in range(0, len(messages), 4):
+                    engine.handle(context, messages[start : start + 4])
 
 
-def test_a_worker_of_another_namespace_does_not_count(read_url: str) -> None:
-    other = PartitionLeases(read_url, f"{NAMESPACE}-other", "w1")
-    other.join()
-    try:
-        answer = _rebuild(read_url)
-    finally:
-        other.close()
-    assert "projector worker" not in answer.stderr, answer.stderr
+def more_events(scenario: Scenario) -> None:
+    """Events after the swap, in many partitions."""
+    ctx = CommandContext(correlation_id="after the swap")
+    services = scenario.services
+    for n in range(12):
+        email = f"after-{n}-{uuid.uuid4().hex[:8]}@x.io"
+        user = services.users.register(ctx, f"After {n}", email).id
+        order = services.orders.create_order(ctx, user, "EUR").id
+        services.orders.add_line(ctx, order, "A", 1 + n, Decimal("1.25"))
+        services.users.rename(ctx, user, f"After {n} renamed")
+
+
+def test_a_rebuild_swaps_under_workers_and_they_go_on_in_the_new_version(
+    side: ReadSide, scenario: Scenario, tmp_path: Path
+) -> None:
+    held = workers(side)
+    work(held, scenario, hold_back=2)  # one partition has not applied its last 2 orders events
+    lagging = scenario.messages("orders")[-1].envelope.partition
+    behind = [m for m in scenario.messages("orders") if m.envelope.partition == lagging][-2:]
+    rebuilder = Rebuilder(read_models_of(side, scenario, tmp_path), policy=FAST)
+    for name in REBUILT:
+        result = rebuilder.rebuild(name)
+        assert result.swapped
+        if name == "orders":  # live caught up from its lowest partition, not the log's start
+            past_lowest = [
+                m for m in scenario.messages("orders") if m.position >= behind[0].position
+            ]
+            assert result.events - result.backfill_events == len(past_lowest)
+    more_events(scenario)
+    work(held, scenario)
+
+    live = following_targets(side.db, side.redis, layout=side.layout)
+    for target in live:
+        target.prepare()
+    versions = {t.projection.name: t.projection.version for t in live}
+    assert {name: versions[name] for name in REBUILT} == dict.fromkeys(REBUILT, 2)
+    assert dump_read_models(live) == expected_dump(scenario, tmp_path)
