@@ -2,10 +2,11 @@
 the partitions under a stream of events, a third joins, and one is killed with SIGKILL while
 the leases rebalance; `replay rebuild` swaps a PostgreSQL and a Redis model in meanwhile.
 Afterwards every partition's checkpoint has reached its last event, and the read models (the
-rebuilt ones at their new version) equal one projector's over the whole log: every event applied exactly once
-(hobby lists and order totals would show a duplicate), in per-aggregate order (the last rename
-wins, hobby lists keep their order). A `strata-read-api` process answers reads with the
-partition tokens of the last writes while the killed worker's partitions are taken over."""
+rebuilt ones at their new version) equal one projector's over the whole log: every event
+applied exactly once (hobby lists and order totals would show a duplicate), in per-aggregate
+order (the last rename wins, hobby lists keep their order). A `strata-read-api` process answers
+reads with the partition tokens of the last writes while the killed worker's partitions are
+taken over."""
 
 import asyncio
 import json
