@@ -12,18 +12,19 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import write_throughput as wt
 from fanout_stack import Service, clock, spawn
+from proc_cpu import CLK_TCK, Window, cpu_snapshot, descendants, tick_deltas
+from pyspy_stacks import summarize_profile
 
 # --------------------------------------------------------------------------------------------
-# CPU accounting per service (snapshots from bench/write_throughput.py's Window)
+# CPU accounting per service (snapshots from bench/proc_cpu.py's Window)
 
 
 PG_OTHERS = "postgres (other sessions)"
 
 
 def cpu_by_service(
-    window: wt.Window, services: list[Service], pg_backends: Collection[int] | None = None
+    window: Window, services: list[Service], pg_backends: Collection[int] | None = None
 ) -> dict[str, Any] | None:
     """Cores per service and server over the window. With `pg_backends`, only those PostgreSQL
     processes count as "postgres"; the rest of the server (other sessions' backends, WAL writer,
@@ -34,15 +35,11 @@ def cpu_by_service(
     samplers = {child.pid for child in window.children.values()}
     owner: dict[int, str] = {}
     for service in services:
-        for pid in wt._descendants(end.procs, service.process.pid):
+        for pid in descendants(end.procs, service.process.pid):
             owner[pid] = service.name
     me = os.getpid()
     groups: Counter[str] = Counter()
-    for pid, (comm, _, ticks) in end.procs.items():
-        before = start.procs.get(pid)
-        delta = ticks - (before[2] if before and before[0] == comm else 0)
-        if delta <= 0 or pid in samplers:
-            continue
+    for pid, comm, delta in tick_deltas(start, end, samplers):
         if pid == me:
             group = "bench client"
         elif pid in owner:
@@ -60,8 +57,8 @@ def cpu_by_service(
         groups[group] += delta
     wall = end.at - start.at
     total = end.total - start.total
-    cores = {k: round(v / wt.CLK_TCK / wall, 3) for k, v in groups.most_common()}
-    busy_cores = (end.busy - start.busy) / wt.CLK_TCK / wall
+    cores = {k: round(v / CLK_TCK / wall, 3) for k, v in groups.most_common()}
+    busy_cores = (end.busy - start.busy) / CLK_TCK / wall
     # CPU of processes that exited during the window (e.g. other sessions' short-lived tests)
     cores["exited processes"] = round(max(0.0, busy_cores - sum(cores.values())), 3)
     return {
@@ -90,10 +87,10 @@ class BusySampler:
         self._thread.join(5)
 
     def _pids(self) -> list[int]:
-        procs = wt.cpu_snapshot().procs
+        procs = cpu_snapshot().procs
         found: list[int] = []
         for service in self.services:
-            found.extend(wt._descendants(procs, service.process.pid))
+            found.extend(descendants(procs, service.process.pid))
         return found
 
     @staticmethod
@@ -119,7 +116,7 @@ class BusySampler:
             now, (busy2, stack2) = clock(), self._read(pids)
             wall = now - at
             self.samples.append(
-                (now, (busy2 - busy) / wt.CLK_TCK / wall, (stack2 - stack) / wt.CLK_TCK / wall)
+                (now, (busy2 - busy) / CLK_TCK / wall, (stack2 - stack) / CLK_TCK / wall)
             )
             at, busy, stack = now, busy2, stack2
 
@@ -169,7 +166,7 @@ class Spy:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        profile = wt.summarize_profile(self.path, self.RATE, self.seconds, top=25)
+        profile = summarize_profile(self.path, self.RATE, self.seconds, top=25)
         if profile is not None:
             profile.pop("areas", None)  # write-API specific
         return profile

@@ -65,8 +65,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import loadgen
-import write_throughput as wt
 from bench_auth import trusted_identity
+from bench_host import HOST, log, ms
 from fanout_cpu import BusySampler, Spy, cpu_by_service
 from fanout_journeys import Command, Driver, Journey
 from fanout_raw import raw_tail_lag
@@ -77,17 +77,15 @@ from fanout_stack import (
     CHANNEL_PG,
     CONTEXTS,
     DB_PREFIX,
-    HOST,
     WALL_OFFSET,
     ModelKey,
     Service,
     StackConfig,
+    add_stack_arguments,
     clock,
     delete_streams,
     drop_databases,
     flush_redis,
-    log,
-    ms,
     percentiles,
     read_models,
     recreate_databases,
@@ -188,7 +186,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--burner", action="store_true", help="a busy loop on one core")
     parser.add_argument("--workers", type=int, default=1, help="write API processes")
     parser.add_argument("--profile", action="store_true", help="py-spy on projector + relays")
-    wt.add_stack_arguments(parser)
+    add_stack_arguments(parser)
     parser.add_argument("--dump", type=Path, default=None, help="per-command times, JSON lines")
     args = parser.parse_args()
     if args.redis_db == 0:
