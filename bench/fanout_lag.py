@@ -67,17 +67,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import loadgen
 from bench_auth import trusted_identity
 from bench_host import HOST, log, ms
-from fanout_cpu import BusySampler, Spy, cpu_by_service
-from fanout_journeys import Command, Driver, Journey
+from fanout_journeys import Command, Driver
 from fanout_raw import raw_tail_lag
 from fanout_rawops import RAW_ROLE, raw_operations_cpu
 from fanout_report import MAX_ERROR_RATIO, analyse, code_digest, cpu_comparison, print_report
 from fanout_run import Plan, StackRun, drive
 from fanout_stack import (
-    CHANNEL_PG,
     CONTEXTS,
     DB_PREFIX,
-    WALL_OFFSET,
     ModelKey,
     Service,
     StackConfig,
@@ -97,31 +94,24 @@ from fanout_stack import (
     stream_names,
     wait_ready,
 )
-from fanout_watch import Observations, watch_postgres, watch_redis, watch_subjects
+from fanout_watch import Observations, watch_postgres, watch_redis
 
-# The names the other benches use as `fl.<name>` (bench/overload_lag.py,
-# bench/projector_throughput.py).
+# The names bench/overload_lag.py uses as `fl.<name>`.
 __all__ = [
-    "CHANNEL_PG",
     "CONTEXTS",
     "DB_PREFIX",
     "HOST",
     "MAX_ERROR_RATIO",
-    "WALL_OFFSET",
-    "BusySampler",
     "Command",
     "Driver",
-    "Journey",
     "ModelKey",
     "Observations",
     "Service",
-    "Spy",
     "StackConfig",
     "StackRun",
     "analyse",
     "clock",
     "code_digest",
-    "cpu_by_service",
     "delete_streams",
     "drive",
     "drop_databases",
@@ -142,7 +132,6 @@ __all__ = [
     "wait_ready",
     "watch_postgres",
     "watch_redis",
-    "watch_subjects",
 ]
 
 STARTED = time.time()
