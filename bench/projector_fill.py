@@ -22,6 +22,8 @@ from eventlog.relay_publish import relay_headers
 ACTIVE_ORDERS = 64
 CURRENCIES = ("EUR", "USD", "GBP")
 PRICES = tuple(Decimal(p) for p in ("4.99", "9.99", "12.50", "19.90", "49.00"))
+TICK = timedelta(milliseconds=3)
+Data = dict[str, Any]
 
 
 @dataclass
@@ -36,68 +38,82 @@ class _Order:
 
 def synthetic_events(count: int, seed: int = 7) -> Iterator[EventEnvelope]:
     """`count` envelopes, as the relay publishes them, in store order per context."""
-    rng = random.Random(seed)
-    positions = Counter[str]()
-    users: list[UUID] = []
-    active: list[_Order] = []
-    started = 0
-    clock_at = datetime(2026, 11, 1, tzinfo=UTC)
-    tick = timedelta(milliseconds=3)
-    made = 0
+    journeys = Journeys(seed)
+    while journeys.made < count:
+        while len(journeys.active) < ACTIVE_ORDERS and journeys.made < count:
+            yield from journeys.open_order()
+        if journeys.made >= count:
+            return
+        yield journeys.order_step()
 
-    def new_id() -> UUID:
-        return UUID(int=rng.getrandbits(128), version=4)
+
+class Journeys:
+    """Customer journeys interleaved: orders opened (with a registration for every other one)
+    and moved on one event at a time, in a random but seeded order."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.positions = Counter[str]()
+        self.users: list[UUID] = []
+        self.active: list[_Order] = []
+        self.started = 0
+        self.clock_at = datetime(2026, 11, 1, tzinfo=UTC)
+        self.made = 0
+
+    def new_id(self) -> UUID:
+        return UUID(int=self.rng.getrandbits(128), version=4)
 
     def envelope(
-        context: str, kind: str, aggregate: UUID, version: int, event: str, data: dict[str, Any]
+        self,
+        context: str,
+        kind: str,
+        aggregate: UUID,
+        version: int,
+        event: str,
+        data: dict[str, Any],
     ) -> EventEnvelope:
-        nonlocal clock_at, made
-        positions[context] += 1
-        clock_at += tick
-        made += 1
+        self.positions[context] += 1
+        self.clock_at += TICK
+        self.made += 1
         return EventEnvelope(
-            position=positions[context],
+            position=self.positions[context],
             context=context,
             aggregate_type=kind,
             aggregate_id=aggregate,
             aggregate_version=version,
             event_type=event,
             schema_version=1,
-            timestamp=clock_at,
+            timestamp=self.clock_at,
             data=data,
-            correlation_id=str(new_id()),
+            correlation_id=str(self.new_id()),
             causation_id=None,
         )
 
-    while made < count:
-        while len(active) < ACTIVE_ORDERS and made < count:
-            if started % 2 == 0 or not users:  # one registration per two orders
-                user = new_id()
-                users.append(user)
-                n = len(users)
-                yield envelope(
-                    "users",
-                    "UserProfile",
-                    user,
-                    1,
-                    "Registered",
-                    {"name": f"Synthetic User {n}", "email": f"user{n}@bench.example.com"},
-                )
-            else:
-                user = rng.choice(users)
-            started += 1
-            order = _Order(new_id(), user, CURRENCIES[started % 3], rng.randint(1, 3))
-            active.append(order)
-        if made >= count:
-            return
-        order = rng.choice(active)
+    def open_order(self) -> Iterator[EventEnvelope]:
+        """A new order, of a new user (registered here) for every other one."""
+        if self.started % 2 == 0 or not self.users:
+            user = self.new_id()
+            self.users.append(user)
+            n = len(self.users)
+            data = {"name": f"Synthetic User {n}", "email": f"user{n}@bench.example.com"}
+            yield self.envelope("users", "UserProfile", user, 1, "Registered", data)
+        else:
+            user = self.rng.choice(self.users)
+        self.started += 1
+        order = _Order(self.new_id(), user, CURRENCIES[self.started % 3], self.rng.randint(1, 3))
+        self.active.append(order)
+
+    def order_step(self) -> EventEnvelope:
+        """The next event of one open order: created, its lines, placed, paid (then closed)."""
+        order = self.rng.choice(self.active)
         order.version += 1
         v = order.version
+        data: dict[str, Any]
         if v == 1:
             event, data = "Created", {"user_id": str(order.user_id), "currency": order.currency}
         elif v <= 1 + order.lines:
-            price = rng.choice(PRICES)
-            quantity = rng.randint(1, 5)
+            price = self.rng.choice(PRICES)
+            quantity = self.rng.randint(1, 5)
             order.total += price * quantity
             event = "LineAdded"
             data = {"sku": f"SKU-{v - 1}", "quantity": quantity, "unit_price": str(price)}
@@ -105,8 +121,8 @@ def synthetic_events(count: int, seed: int = 7) -> Iterator[EventEnvelope]:
             event, data = "Placed", {"total": str(order.total)}
         else:
             event, data = "Paid", {"amount": str(order.total)}
-            active.remove(order)
-        yield envelope("orders", "Order", order.id, v, event, data)
+            self.active.remove(order)
+        return self.envelope("orders", "Order", order.id, v, event, data)
 
 
 @dataclass

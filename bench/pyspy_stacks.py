@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,51 @@ def _area(stack: str, leaf_package: str) -> str:
     return "event loop: uvicorn HTTP, asyncio/uvloop, other"
 
 
+@dataclass
+class Tally:
+    """Samples of py-spy's raw stacks counted by function, thread role, process, package and
+    part of the request path."""
+
+    inclusive: Counter[str] = field(default_factory=Counter)
+    exclusive: Counter[str] = field(default_factory=Counter)
+    roles: Counter[str] = field(default_factory=Counter)
+    per_process: Counter[str] = field(default_factory=Counter)
+    packages: Counter[str] = field(default_factory=Counter)
+    areas: Counter[str] = field(default_factory=Counter)
+    total: int = 0
+
+    def add(self, line: str) -> None:
+        """One line: `process <pid>:"<cmd>";frame;frame;... <count>`."""
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            return
+        count = int(count_text)
+        pid = "?"
+        while match := PROCESS_FRAME.match(stack):  # nested: supervisor;worker;frames...
+            pid = match.group(1)
+            stack = stack[match.end() :]
+        frames = [_frame_key(f) for f in stack.split(";") if f]
+        self.total += count
+        self.per_process[pid] += count
+        if not frames:
+            self.packages["(native / no Python frame)"] += count
+            return
+        self.packages[_package(frames[-1])] += count
+        self.areas[_area(";".join(frames) + ";", _package(frames[-1]))] += count
+        for key in set(frames):
+            if not PLUMBING.search(key):
+                self.inclusive[key] += count
+        self.exclusive[frames[-1]] += count
+        role = next((label for marker, label in ROLES if marker in stack), "event loop thread")
+        self.roles[role] += count
+
+    def rows(self, counter: Counter[str], limit: int) -> list[dict[str, Any]]:
+        return [
+            {"function": key, "samples": n, "pct": round(100 * n / self.total, 1)}
+            for key, n in counter.most_common(limit)
+        ]
+
+
 def summarize_profile(
     path: Path, rate: int, seconds: float, top: int = 25
 ) -> dict[str, Any] | None:
@@ -79,56 +125,23 @@ def summarize_profile(
         text = path.read_text(errors="replace")
     except OSError:
         return None
-    inclusive: Counter[str] = Counter()
-    exclusive: Counter[str] = Counter()
-    roles: Counter[str] = Counter()
-    per_process: Counter[str] = Counter()
-    packages: Counter[str] = Counter()
-    areas: Counter[str] = Counter()
-    total = 0
+    tally = Tally()
     for line in text.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        pid = "?"
-        while match := PROCESS_FRAME.match(stack):  # nested: supervisor;worker;frames...
-            pid = match.group(1)
-            stack = stack[match.end() :]
-        frames = [_frame_key(f) for f in stack.split(";") if f]
-        total += count
-        per_process[pid] += count
-        if not frames:
-            packages["(native / no Python frame)"] += count
-            continue
-        packages[_package(frames[-1])] += count
-        areas[_area(";".join(frames) + ";", _package(frames[-1]))] += count
-        for key in set(frames):
-            if not PLUMBING.search(key):
-                inclusive[key] += count
-        exclusive[frames[-1]] += count
-        role = next((label for marker, label in ROLES if marker in stack), "event loop thread")
-        roles[role] += count
-    if not total:
+        tally.add(line)
+    if not tally.total:
         return None
-
-    def rows(counter: Counter[str], limit: int) -> list[dict[str, Any]]:
-        return [
-            {"function": key, "samples": n, "pct": round(100 * n / total, 1)}
-            for key, n in counter.most_common(limit)
-        ]
-
     possible = rate * max(1, round(seconds))
+    busy = {pid: round(100 * n / possible, 1) for pid, n in tally.per_process.most_common()}
     return {
         "file": str(path),
-        "samples": total,
+        "samples": tally.total,
         # share of the window in which each process had a thread holding its GIL
-        "gil_busy_pct": {pid: round(100 * n / possible, 1) for pid, n in per_process.most_common()},
-        "threads": rows(roles, 10),
-        "areas": rows(areas, 20),
-        "self_by_package": rows(packages, 15),
-        "cumulative": rows(inclusive, top),
-        "self": rows(exclusive, 15),
+        "gil_busy_pct": busy,
+        "threads": tally.rows(tally.roles, 10),
+        "areas": tally.rows(tally.areas, 20),
+        "self_by_package": tally.rows(tally.packages, 15),
+        "cumulative": tally.rows(tally.inclusive, top),
+        "self": tally.rows(tally.exclusive, 15),
     }
 
 

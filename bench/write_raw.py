@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from bench_host import ensure_database
@@ -16,6 +17,7 @@ from proc_cpu import Window
 from write_server import DB_SUFFIX
 
 RAW_DB = f"strata_bench_raw{DB_SUFFIX}"
+clock = time.perf_counter
 RAW_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_events (
     id bigserial PRIMARY KEY,
@@ -57,71 +59,84 @@ class RawResult:
 def raw_postgres(
     base: str, *, clients: int, seconds: float, warmup: float, window: Window
 ) -> RawResult:
+    url = empty_raw_table(base)
+    writers = RawWriters(url, RawResult(clients=clients, seconds=seconds), warmup)
+    threads = [threading.Thread(target=writers.write, name=f"raw-{i}") for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        writers.ready.wait(60)
+    except threading.BrokenBarrierError:
+        raise RuntimeError("raw PostgreSQL clients could not connect") from None
+    time.sleep(max(0.0, writers.measure_from - clock()))
+    window("start")
+    time.sleep(max(0.0, writers.stop_at - clock()))
+    window("end")
+    window.snapshot("end")
+    writers.finished_all.set()
+    for thread in threads:
+        thread.join()
+    return writers.result
+
+
+def empty_raw_table(base: str) -> str:
+    """The URL of the raw database, its events table created and emptied."""
     ensure_database(base, RAW_DB)
     url = f"{base}/{RAW_DB}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(RAW_TABLE)
         conn.execute("TRUNCATE bench_events RESTART IDENTITY")
-    data = event_payload()
-    result = RawResult(clients=clients, seconds=seconds)
-    clock = time.perf_counter
-    edges: dict[str, float] = {}
-    lock = threading.Lock()
+    return url
 
-    def set_edges() -> None:  # runs once every connection is open, before anyone starts
+
+class RawWriters:
+    """The writer threads of (a): each with its own connection, all starting together once every
+    connection is open, measured from `warmup` s later for `result.seconds`."""
+
+    def __init__(self, url: str, result: RawResult, warmup: float) -> None:
+        self.url = url
+        self.result = result
+        self.warmup = warmup
+        self.data = event_payload()
+        self.measure_from = self.stop_at = 0.0
+        self.lock = threading.Lock()
+        self.ready = threading.Barrier(result.clients + 1, action=self._set_edges)
+        self.finished_all = threading.Event()
+
+    def _set_edges(self) -> None:  # runs once every connection is open, before anyone starts
         now = clock()
-        edges["from"], edges["stop"] = now + warmup, now + warmup + seconds
+        self.measure_from = now + self.warmup
+        self.stop_at = self.measure_from + self.result.seconds
 
-    ready = threading.Barrier(clients + 1, action=set_edges)
-    finished_all = threading.Event()
-
-    def writer() -> None:
-        latencies: list[float] = []
-        events = 0
-        errors: Counter[str] = Counter()
+    def write(self) -> None:
         try:
-            conn = psycopg.connect(url, autocommit=False)
+            conn = psycopg.connect(self.url, autocommit=False)
         except psycopg.Error:
-            ready.abort()  # the main thread then fails instead of waiting forever
+            self.ready.abort()  # the main thread then fails instead of waiting forever
             raise
         with conn:
-            ready.wait(60)
-            measure_from, stop_at = edges["from"], edges["stop"]
-            while True:
-                started = clock()
-                if started >= stop_at:
-                    break
-                try:
-                    conn.execute(RAW_INSERT, (uuid.uuid4(), 1, "UserProfile.Registered", data))
-                    conn.commit()
-                except psycopg.Error as error:
-                    conn.rollback()
-                    if started >= measure_from:
-                        errors[type(error).__name__] += 1
-                    continue
-                finished = clock()
-                if started >= measure_from and finished <= stop_at:
-                    events += 1
-                    latencies.append(finished - started)
-            finished_all.wait(60)  # keep the backend alive until the CPU snapshot has it
-        with lock:
-            result.events += events
-            result.latencies.extend(latencies)
-            result.errors.update(errors)
+            self.ready.wait(60)
+            mine = self._commit_until_stop(conn)
+            self.finished_all.wait(60)  # keep the backend alive until the CPU snapshot has it
+        with self.lock:
+            self.result.events += mine.events
+            self.result.latencies.extend(mine.latencies)
+            self.result.errors.update(mine.errors)
 
-    threads = [threading.Thread(target=writer, name=f"raw-{i}") for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    try:
-        ready.wait(60)
-    except threading.BrokenBarrierError:
-        raise RuntimeError("raw PostgreSQL clients could not connect") from None
-    time.sleep(max(0.0, edges["from"] - clock()))
-    window("start")
-    time.sleep(max(0.0, edges["stop"] - clock()))
-    window("end")
-    window.snapshot("end")
-    finished_all.set()
-    for thread in threads:
-        thread.join()
-    return result
+    def _commit_until_stop(self, conn: psycopg.Connection[Any]) -> RawResult:
+        """One INSERT + COMMIT after another until the window ends; what the window saw."""
+        mine = RawResult(clients=1, seconds=self.result.seconds)
+        while (started := clock()) < self.stop_at:
+            try:
+                conn.execute(RAW_INSERT, (uuid.uuid4(), 1, "UserProfile.Registered", self.data))
+                conn.commit()
+            except psycopg.Error as error:
+                conn.rollback()
+                if started >= self.measure_from:
+                    mine.errors[type(error).__name__] += 1
+                continue
+            finished = clock()
+            if started >= self.measure_from and finished <= self.stop_at:
+                mine.events += 1
+                mine.latencies.append(finished - started)
+        return mine
