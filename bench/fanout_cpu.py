@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from bench_host import SamplerThread
 from fanout_stack import Service, clock, spawn
 from proc_cpu import CLK_TCK, Window, cpu_snapshot, descendants, tick_deltas
 from pyspy_stacks import summarize_profile
@@ -68,23 +68,15 @@ def cpu_by_service(
     }
 
 
-class BusySampler:
+class BusySampler(SamplerThread):
     """Every second: machine-wide busy cores (/proc/stat) and the cores of the stack's own
     processes, so lag spikes can be set against other sessions' load on the shared machine."""
 
     def __init__(self, services: list[Service], interval: float = 1.0) -> None:
+        super().__init__("busy-sampler")
         self.services = services
         self.interval = interval
         self.samples: list[tuple[float, float, float]] = []  # (perf time, busy cores, stack)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="busy-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
     def _pids(self) -> list[int]:
         procs = cpu_snapshot().procs

@@ -6,16 +6,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from bench_host import SamplerThread
 from write_server import USERS_DB
 
 
-class ActivitySampler:
+class ActivitySampler(SamplerThread):
     """Samples pg_stat_activity of the users store every 50 ms during the measured window.
 
     Appends take a lock on the events table, so the store commits one transaction at a time;
@@ -30,20 +30,12 @@ class ActivitySampler:
     """
 
     def __init__(self, base: str) -> None:
+        super().__init__("pg-activity")
         self.url = f"{base}/{USERS_DB}"
         self.samples = 0
         self.busy = 0  # samples with at least one connection inside a transaction
         self.in_tx = 0  # sum over samples of connections inside a transaction
         self.states: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pg-activity", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
     def _run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
