@@ -5,7 +5,6 @@ checkpoints from which every partition continues, and the workers' next batches 
 version: nothing applied twice, nothing skipped, on PostgreSQL and Redis models."""
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,29 +21,14 @@ from tests.support.projections import (
     FAST,
     ReadSide,
     Scenario,
-    event_stores,
     expected_dump,
     read_models_of,
-    read_side,
-    run_scenario,
 )
 
 pytestmark = [pytest.mark.postgres]
 
 REBUILT = ("orders", "user_profiles", "user_stats")
 """A relational model in PostgreSQL and two document models in Redis."""
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    with event_stores(tmp_path) as services:
-        yield run_scenario(services)
-
-
-@pytest.fixture
-def side(tmp_path: Path) -> Iterator[ReadSide]:
-    with read_side("stack", tmp_path) as built:
-        yield built
 
 
 def workers(side: ReadSide) -> dict[int, list[Target]]:
