@@ -23,13 +23,16 @@ from typer.testing import CliRunner
 
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
-from eventlog.envelope import PARTITIONS
+from eventlog.envelope import PARTITIONS, envelope_source
 from eventlog.jetstream import context_stream
 from eventlog.stores import Services, build_services
 from projections import stack as projector_stack
 from projections.consumers import ConsumerOptions
 from projections.stack import StackProjector
 from projections.workers import ProjectorWorker
+from readmodels.catalog import USERS_DIRECTORY
+from readmodels.partition_checkpoints import partition_slot, read_all_positions
+from readmodels.sql import PostgresDatabase
 from replay.main import app as replay_app
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
@@ -132,6 +135,14 @@ def listed_directory(settings: Settings) -> dict[str, Any]:
     return dict(users)
 
 
+def directory_position(read_db: PostgresDatabase, partition: int) -> int:
+    """How far users_directory has applied a partition of the users context, in either
+    projector mode."""
+    with read_db.transaction(write=False) as tx:
+        positions = read_all_positions(tx, [USERS_DIRECTORY])
+    return positions.get(("users_directory", partition_slot("users", partition)), 0)
+
+
 @dataclass(frozen=True)
 class HeldBack:
     applied: int
@@ -148,8 +159,18 @@ def held_back(
     """Once caught up, hold `table` locked while 3 users register; the block runs once the lag
     counts them, then the lock goes and the projector catches up again."""
     lag = running.lag
-    wait_for(lambda: lag() == (0, 0), "caught up with the first user")
     applied = store_max(services, "users")
+    [first] = envelope_source(services.users.recorder).select_envelopes("users", 0, 2)
+    # The metrics read (0, 0) before the first user is even relayed: wait for it to be applied.
+    read_db = PostgresDatabase(str(settings.read_database_url))
+    try:
+        wait_for(
+            lambda: directory_position(read_db, first.partition) == applied,
+            "the first user applied",
+        )
+    finally:
+        read_db.close()
+    wait_for(lambda: lag() == (0, 0), "caught up with the first user")
     with psycopg.connect(str(settings.read_database_url)) as held:
         held.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(table)))
         since = time.time()
