@@ -1,5 +1,6 @@
-"""A rebuild's backfill in bulk: the log read in large pages, folded per key in memory, written
-to the shadow with `COPY` (PostgreSQL, or `executemany` on SQLite) or Redis pipelines.
+"""A rebuild's backfill in bulk: the log read in large pages (`eventlog.bulk_read`), folded per
+key in memory, written to the shadow with `COPY` (PostgreSQL, or `executemany` on SQLite) or
+Redis pipelines.
 
 Each event runs the projection's own code, on memory instead of a store: a relational model's
 `project` on :class:`~projections.bulk_memory.MemoryRows`, a document model's `operations` on
@@ -23,6 +24,7 @@ from uuid import UUID
 
 from redis import Redis
 
+from eventlog.bulk_read import envelope_pages
 from eventlog.envelope import EnvelopeSource, EventEnvelope
 from projections import dead_letters
 from projections.bulk_memory import (
@@ -224,19 +226,13 @@ class BulkBackfill:
         with self.shadow.dead_letter_db.transaction(write=False) as tx:
             skipped = dead_letters.skipped(tx, p.name, p.version, context, 1, until)
         fed, parked = _Fed(), dict[UUID, int]()
-        after = 0
-        while after < until:
-            page = source.select_envelopes(context, after, self.page_size)
-            page = [envelope for envelope in page if envelope.position <= until]
-            if not page:
-                break
+        for page in envelope_pages(source, context, 0, until, self.page_size):
             for envelope in page:
                 if at is not None and envelope.timestamp > at:
                     continue
                 if envelope.position not in skipped:
                     self._one(envelope, parked, fed.parks)
                 fed.last = envelope.position
-            after = page[-1].position
             fed.read += len(page)
             progress.advance(len(page))
             fed.pages += 1
