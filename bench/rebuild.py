@@ -23,6 +23,7 @@ the rows those events produce (target ≥ 0.25), i.e. raw seconds ÷ backfill se
 
     .venv/bin/python bench/rebuild.py                  # 1M events
     .venv/bin/python bench/rebuild.py --events 200000  # a shorter run
+    .venv/bin/python bench/rebuild.py --suffix _me --redis-db 12  # beside another run
 """
 
 from __future__ import annotations
