@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    settings = Settings(**{database_url_field(args.context): args.url})
+    # Stack settings name every context's store; only this context's application is built.
+    settings = Settings(**{database_url_field(name): args.url for name in REGISTRY.names})
     services = build_services(settings, REGISTRY.only(args.context))
     try:
         source = envelope_source(services[args.context].recorder)

@@ -4,9 +4,10 @@ msgspec, the next page read by a second thread while the caller folds this one.
 The envelopes are the same as `eventlog.envelope.envelope_from_record` builds (a test compares
 them over every event type); only the path differs:
 
-- PostgreSQL: raw columns as tuples in binary format (no dict per row, no hex for `state`), a
+- PostgreSQL: raw columns as tuples in binary format (no dict per row, no hex for `state`), and
   the next page queried (and decoded) by a second thread while the caller works on this one, so
   the database's share of a page costs the caller no time (the driver waits without the GIL);
+  other stores are read through `select_envelopes`;
 - the library's JSON `state` decoded by msgspec; only values that are dicts or lists are walked
   for transcoded `{"_type_", "_data_"}` values, and each topic is split once.
 """
@@ -36,17 +37,14 @@ _TOPICS: dict[str, tuple[str, str]] = {}
 """Topic → (aggregate type, event type): a log holds a few dozen topics."""
 
 
-def decode_record(
-    context: str,
-    position: int,
-    originator_id: UUID,
-    originator_version: int,
-    topic: str,
-    state: bytes,
-    correlation_id: str | None = None,
-    causation_id: str | None = None,
-) -> EventEnvelope:
-    """`envelope_from_record`, faster: the same envelope from the same stored event."""
+Record = tuple[int, UUID, int, str, bytes, str | None, str | None]
+"""A stored event's columns as the envelope query gives them: position, originator id and
+version, topic, state, correlation and causation ids (`envelope_from_record`'s arguments)."""
+
+
+def decode_record(context: str, record: Record) -> EventEnvelope:
+    """`envelope_from_record(context, *record)`, faster: the same envelope."""
+    position, originator_id, originator_version, topic, state, correlation_id, causation_id = record
     names = _TOPICS.get(topic)
     if names is None:
         aggregate_type, _, event_type = topic.partition(":")[2].rpartition(".")
@@ -136,11 +134,12 @@ class _PostgresPages:
 
     def read(self, after: int) -> list[EventEnvelope]:
         context = self._context
-        with self._recorder.datastore.get_connection() as conn, conn.transaction():
+        datastore = self._recorder.datastore
+        with datastore.get_connection() as conn, conn.transaction(force_rollback=True):
             cursor = conn.cursor(row_factory=tuple_row)
             rows = cursor.execute(self._statement, [after, self._page_size], binary=True).fetchall()
         until = self._until
-        return [decode_record(context, *row) for row in rows if row[0] <= until]
+        return [decode_record(context, row) for row in rows if row[0] <= until]
 
 
 def _prefetched(pages: _PostgresPages, after: int, until: int) -> Iterator[list[EventEnvelope]]:

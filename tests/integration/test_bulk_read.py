@@ -144,9 +144,8 @@ RAW = (UUID("5b36e1b2-0000-4000-8000-00000000abcd"), 3, "domain.orders.order:Ord
 
 
 def _both(state: bytes) -> tuple[EventEnvelope, EventEnvelope]:
-    return envelope_from_record("orders", 9, *RAW, state, "c", None), decode_record(
-        "orders", 9, *RAW, state, "c", None
-    )
+    record = (9, *RAW, state, "c", None)
+    return envelope_from_record("orders", *record), decode_record("orders", record)
 
 
 def test_decoders_agree_on_what_only_the_json_module_reads_and_on_nested_transcodings() -> None:
