@@ -23,6 +23,7 @@ the rows those events produce (target ≥ 0.25), i.e. raw seconds ÷ backfill se
 
     .venv/bin/python bench/rebuild.py                  # 1M events
     .venv/bin/python bench/rebuild.py --events 200000  # a shorter run
+    .venv/bin/python bench/rebuild.py --suffix _me --redis-db 12  # beside another run
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def databases(admin: str) -> Iterator[dict[str, str]]:
-    names = {name: f"strata_bench_rb_{name}" for name in NAMES}
+def databases(admin: str, suffix: str) -> Iterator[dict[str, str]]:
+    names = {name: f"strata_bench_rb_{name}{suffix}" for name in NAMES}
     with psycopg.connect(admin, autocommit=True) as conn:
         for dbname in names.values():
             conn.execute(SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(dbname)))
@@ -210,6 +211,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--redis-db", type=int, default=8)
     parser.add_argument(
+        "--suffix", default="", help="appended to the database names (runs side by side)"
+    )
+    parser.add_argument(
         "--admin-url", default=os.environ.get("STRATA_TEST_POSTGRES_URL", DEFAULT_ADMIN)
     )
     parser.add_argument(
@@ -220,7 +224,7 @@ def main() -> None:
     redis_url = f"{args.redis_url.rstrip('/')}/{args.redis_db}"
     redis = Redis.from_url(redis_url)
     redis.flushdb()
-    with databases(args.admin_url) as urls:
+    with databases(args.admin_url, args.suffix) as urls:
         settings = Settings(
             **{database_url_field(name): url for name, url in urls.items()},
             redis_url=redis_url,

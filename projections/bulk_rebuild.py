@@ -1,5 +1,6 @@
-"""A rebuild's backfill in bulk: the log read in large pages, folded per key in memory, written
-to the shadow with `COPY` (PostgreSQL, or `executemany` on SQLite) or Redis pipelines.
+"""A rebuild's backfill in bulk: the log read in large pages (`eventlog.bulk_read`), folded per
+key in memory, written to the shadow with `COPY` (PostgreSQL, or `executemany` on SQLite) or
+Redis pipelines.
 
 Each event runs the projection's own code, on memory instead of a store: a relational model's
 `project` on :class:`~projections.bulk_memory.MemoryRows`, a document model's `operations` on
@@ -14,8 +15,10 @@ to it. A rebuild that dies after a checkpoint resumes from it, event by event
 (`Rebuilder._backfill`); one that dies before the first clears the shadow and folds again.
 """
 
+import gc
 import logging
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,6 +26,7 @@ from uuid import UUID
 
 from redis import Redis
 
+from eventlog.bulk_read import envelope_pages
 from eventlog.envelope import EnvelopeSource, EventEnvelope
 from projections import dead_letters
 from projections.bulk_memory import (
@@ -157,6 +161,19 @@ def unlink_prefix(redis: Redis, prefix: str) -> None:
         redis.unlink(*batch)
 
 
+@contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often. The fold makes millions of short-lived,
+    acyclic objects while it holds up to `KEYS_IN_MEMORY` rows: with the default thresholds the
+    collections (which walk those rows) took a fifth of the `orders` fold (docs/benchmarks.md)."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 @dataclass
 class _Fed:
     """One context's fold so far: events read, pages, the last position folded (the checkpoint
@@ -208,8 +225,9 @@ class BulkBackfill:
         the emptied shadow; the events read."""
         self._backing.clear()
         read = 0
-        for context in self.shadow.projection.contexts:
-            read += self._context(sources[context], context, until[context], at, progress)
+        with _rare_collections():
+            for context in self.shadow.projection.contexts:
+                read += self._context(sources[context], context, until[context], at, progress)
         return read
 
     def _context(
@@ -224,19 +242,13 @@ class BulkBackfill:
         with self.shadow.dead_letter_db.transaction(write=False) as tx:
             skipped = dead_letters.skipped(tx, p.name, p.version, context, 1, until)
         fed, parked = _Fed(), dict[UUID, int]()
-        after = 0
-        while after < until:
-            page = source.select_envelopes(context, after, self.page_size)
-            page = [envelope for envelope in page if envelope.position <= until]
-            if not page:
-                break
+        for page in envelope_pages(source, context, 0, until, self.page_size):
             for envelope in page:
                 if at is not None and envelope.timestamp > at:
                     continue
                 if envelope.position not in skipped:
                     self._one(envelope, parked, fed.parks)
                 fed.last = envelope.position
-            after = page[-1].position
             fed.read += len(page)
             progress.advance(len(page))
             fed.pages += 1
