@@ -223,12 +223,6 @@ class PartitionLeases:
         return lease
 
 
-def live_workers(database_url: str, namespace: str) -> int:
-    """How many partition workers of `namespace` are members now (seen from outside)."""
-    with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
-        return _count_members(conn, lock_key(namespace))
-
-
 def _count_members(conn: "psycopg.Connection[tuple[object, ...]]", key: int) -> int:
     row = conn.execute(MEMBERS_QUERY, [key, MEMBERS]).fetchone()
     return int(str(row[0])) if row else 0

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import typer
 from rich import box
 from rich.console import Console
@@ -23,7 +22,6 @@ from contexts.settings import Settings
 from eventlog.stores import sqlite_path
 from projections.admin import DeadLetterAdmin, DeadLetterError, open_admin
 from projections.dead_letters import DeadLetter, Status
-from projections.leases import live_workers
 from projections.rebuild import PAGE_SIZE, RETIRE_GRACE, Rebuilder
 from projections.rebuild_reports import (
     Busy,
@@ -83,22 +81,6 @@ def _check_stores(config: Settings, registry: Registry) -> None:
             )
 
 
-def _check_no_workers(config: Settings) -> None:
-    """A rebuild catches up to the context checkpoints, which partition workers leave behind."""
-    if config.mode != "stack" or config.read_database_url is None:
-        return
-    try:
-        workers = live_workers(config.read_database_url, config.stream_namespace)
-    except psycopg.Error as error:
-        fail(FAILED, f"the read database failed: {_one_line(error)}")
-    if workers:
-        fail(
-            FAILED,
-            f"{workers} projector worker(s) of the partitioned mode are running; a rebuild needs"
-            " the single mode (docs/scaling.md, Projector partitions)",
-        )
-
-
 @contextmanager
 def _read_models(registry: Registry) -> Iterator[ReadModels]:
     config = settings(registry)
@@ -156,8 +138,6 @@ def rebuild_command(
     if retire and (moment is not None or dry_run):
         fail(BAD_ARGUMENTS, "--retire takes no --at or --dry-run")
     out = output(as_json)
-    if not (retire or dry_run):
-        _check_no_workers(settings(registry))
     with _read_models(registry) as models:
         if retire:
             rebuilder = Rebuilder(models)
