@@ -1,53 +1,199 @@
-"""`replay rebuild` refuses to run while projector workers of the partitioned mode are members:
-it catches the shadow up to the context checkpoints, which workers leave behind
-(docs/scaling.md, Projector partitions)."""
+"""`replay rebuild` while projector workers of the partitioned mode run (docs/scaling.md,
+Projector partitions), on real PostgreSQL, Redis and NATS: two workers split the partitions
+and project orders as they are written, a rebuild of a SQL model (`orders`) and of a Redis one
+(`user_stats`) swaps the new version in meanwhile, and orders written after the swap land in
+the new version. Afterwards both equal one projector's from the whole log: nothing applied
+twice (order totals and the per-user counts would show it) or skipped across the swap."""
 
+import json
+import threading
+import uuid
 from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import Result
+from redis import Redis
 from typer.testing import CliRunner
 
 from contexts.registered import REGISTRY
-from projections.leases import PartitionLeases
+from contexts.settings import Settings
+from domain.service import CommandContext
+from eventlog.envelope import PARTITIONS
+from eventlog.jetstream import context_stream
+from eventlog.stores import Services, build_services
+from projections.targets import following_targets
+from readmodels.catalog import ORDERS, USER_STATS
+from readmodels.keys import RedisLayout
+from readmodels.partition_checkpoints import (
+    partition_slot,
+    read_all_positions,
+    redis_all_positions,
+)
+from readmodels.sql import PostgresDatabase
 from replay.main import app as replay_app
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.dumps import Dump, differences, dump_read_models
+from tests.support.nats import delete_streams, new_namespace, require_nats
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
+from tests.support.projections import Scenario, project, read_side
+from tests.support.projector_threads import ProjectorThread, wait_for
+from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.relays import RelayThread
 
-NAMESPACE = "rebuildguard"
+pytestmark = [pytest.mark.postgres]
+
+REBUILT = ("orders", "user_stats")
+ORDERS_ONLY = REGISTRY.only("orders")
+"""The context both models read: its stores, relay and projections only (fewer connections)."""
+CTX = CommandContext(correlation_id="rebuild-with-workers")
 
 
 @pytest.fixture
-def read_url() -> Iterator[str]:
-    with scratch_databases(require_postgres(), "read") as urls:
-        yield urls["read"]
+def settings() -> Iterator[Settings]:
+    nats = require_nats()
+    with (
+        scratch_databases(require_postgres(), *REGISTRY.names, "read") as urls,
+        scratch_redis_database(require_redis()) as redis_url,
+    ):
+        built = Settings(
+            **url_settings(urls),
+            redis_url=redis_url,
+            nats_url=nats,
+            stream_namespace=new_namespace(),
+            group_commit=False,
+            projector_mode="partitioned",
+            projector_rebalance_seconds=0.2,
+        )
+        yield built
+        delete_streams(nats, context_stream("orders", built).name)
 
 
-def _rebuild(read_url: str) -> Result:
-    env = {f"STRATA_{name.upper()}_DATABASE_URL": read_url for name in REGISTRY.names}
-    env |= {"STRATA_READ_DATABASE_URL": read_url, "STRATA_STREAM_NAMESPACE": NAMESPACE}
-    return CliRunner().invoke(replay_app, ["rebuild", "users_directory"], env=env)
+def place_order(services: Services, user: uuid.UUID, amount: int) -> None:
+    order = services.orders.create_order(CTX, user, "EUR").id
+    services.orders.add_line(CTX, order, "A", amount, Decimal("2.50"))
+    services.orders.place(CTX, order)
 
 
-def test_a_rebuild_is_refused_in_one_line_while_a_worker_is_a_member(read_url: str) -> None:
-    worker = PartitionLeases(read_url, NAMESPACE, "w1")
-    worker.join()
+class Writer:
+    """Places orders for a few users on a thread of its own until stopped."""
+
+    def __init__(self, services: Services, users: list[uuid.UUID]) -> None:
+        self.services, self.users, self.placed = services, users, 0
+        self.error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Writer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        assert self.error is None, self.error
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                place_order(self.services, self.users[self.placed % len(self.users)], 1)
+                self.placed += 1
+        except Exception as error:  # noqa: BLE001 - raised in the test's thread
+            self.error = error
+
+
+def replay(settings: Settings, *arguments: str) -> dict[str, Any]:
+    """`replay <arguments> --json` on the test's stores: its JSON answer."""
+    env = {
+        ORDERS_ONLY["orders"].database_url_variable: str(settings.database_url("orders")),
+        "STRATA_READ_DATABASE_URL": str(settings.read_database_url),
+        "STRATA_REDIS_URL": str(settings.redis_url),
+        "STRATA_STREAM_NAMESPACE": settings.stream_namespace,
+    }
+    result = CliRunner().invoke(replay_app, [*arguments, "--json"], env=env, obj=ORDERS_ONLY)
+    assert result.exit_code == 0, result.output
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+def expected(services: Services, tmp_path: Path) -> Dump:
+    with read_side("sqlite", tmp_path, name="expected") as clean:
+        rebuilt = clean.with_projections(
+            [p for p in ORDERS_ONLY.projections() if p.name in REBUILT]
+        )
+        project(rebuilt, Scenario(services))
+        return dump_read_models(rebuilt.targets)
+
+
+def active(settings: Settings) -> Dump:
+    db = PostgresDatabase(str(settings.read_database_url))
+    redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
     try:
-        refused = _rebuild(read_url)
+        targets = [t for t in following_targets(db, redis) if t.projection.name in REBUILT]
+        for target in targets:
+            target.prepare()  # reads which version is active
+        return dump_read_models(targets)
     finally:
-        worker.close()
-    assert refused.exit_code != 0
-    assert refused.stderr.count("\n") == 1, refused.stderr
-    assert "1 projector worker(s) of the partitioned mode are running" in refused.stderr
-
-    after = _rebuild(read_url)  # the worker left: whatever happens now, not this refusal
-    assert "projector worker" not in after.stderr, after.stderr
+        db.close()
+        redis.close()
 
 
-def test_a_worker_of_another_namespace_does_not_count(read_url: str) -> None:
-    other = PartitionLeases(read_url, f"{NAMESPACE}-other", "w1")
-    other.join()
+def partition_positions(settings: Settings, version: int) -> dict[tuple[str, str], int]:
+    """The partition checkpoints of both rebuilt models at `version`, by (model, pNN)."""
+    db = PostgresDatabase(str(settings.read_database_url))
+    redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
     try:
-        answer = _rebuild(read_url)
+        with db.transaction(write=False) as tx:
+            positions = dict(read_all_positions(tx, [ORDERS.at(version)]))
+        positions.update(redis_all_positions(redis, RedisLayout(), [USER_STATS.at(version)]))
     finally:
-        other.close()
-    assert "projector worker" not in answer.stderr, answer.stderr
+        db.close()
+        redis.close()
+    return {
+        (model, f"p{p:02d}"): positions[(model, partition_slot("orders", p))]
+        for model in REBUILT
+        for p in range(PARTITIONS)
+    }
+
+
+def test_a_rebuild_swaps_while_workers_project_and_they_go_on_in_the_new_version(
+    settings: Settings, tmp_path: Path
+) -> None:
+    services = build_services(settings, REGISTRY.only("users", "orders"))
+    tag = uuid.uuid4().hex[:8]
+    users = [services.users.register(CTX, f"U{n}", f"u{n}-{tag}@x.io").id for n in range(12)]
+    try:
+        with (
+            RelayThread(settings, "orders"),
+            ProjectorThread(settings, "w1", contexts=ORDERS_ONLY),
+            ProjectorThread(settings, "w2", holding=1, contexts=ORDERS_ONLY),
+        ):
+            with Writer(services, users) as writer:
+                wait_for(lambda: writer.placed >= 10 or writer.error is not None, "orders placed")
+                swaps = {
+                    name: replay(settings, "rebuild", name, "--page-size", "50") for name in REBUILT
+                }
+                wait_for(lambda: writer.placed >= 20, "orders placed after the swaps")
+            assert {name: (s["swapped"], s["version"]) for name, s in swaps.items()} == {
+                "orders": (True, 2),
+                "user_stats": (True, 2),
+            }
+            for n, user in enumerate(users):  # after the swaps, in every user's partition
+                place_order(services, user, n + 2)
+            wanted = expected(services, tmp_path)
+            try:
+                wait_for(lambda: active(settings) == wanted, "the workers caught up", timeout=30)
+            except AssertionError:
+                raise AssertionError(
+                    differences(wanted, active(settings)), partition_positions(settings, 2)
+                ) from None
+        swapped_at = {name: swap["positions"]["orders"] for name, swap in swaps.items()}
+        moved = {
+            key: position
+            for key, position in partition_positions(settings, 2).items()
+            if position > swapped_at[key[0]]
+        }
+        # The workers applied the later orders to version 2, partition by partition.
+        assert len(moved) >= len(REBUILT) * 4, moved
+    finally:
+        services.close()
