@@ -9,6 +9,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,42 @@ def partition_positions(settings: Settings, version: int) -> dict[tuple[str, str
     }
 
 
+def rebuild_while_writing(settings: Settings, writer: Writer) -> dict[str, dict[str, Any]]:
+    """`replay rebuild` of both models while orders are placed, some before and some after."""
+    with writer:
+        wait_for(lambda: writer.placed >= 10 or writer.error is not None, "orders placed")
+        swaps = {name: replay(settings, "rebuild", name, "--page-size", "50") for name in REBUILT}
+        wait_for(lambda: writer.placed >= 20 or writer.error is not None, "orders placed after")
+    return swaps
+
+
+def assert_caught_up(settings: Settings, services: Services, tmp_path: Path) -> None:
+    """The active versions come to equal one projector's over the whole log."""
+    wanted = expected(services, tmp_path)
+    try:
+        wait_for(lambda: active(settings) == wanted, "the workers caught up", timeout=30)
+    except AssertionError:
+        raise AssertionError(differences(wanted, active(settings))) from None
+
+
+def leftovers(settings: Settings, version: int) -> tuple[int, int]:
+    """Rows of `orders` in rm_partition_checkpoints and keys of `user_stats` at `version`."""
+    db = PostgresDatabase(str(settings.read_database_url))
+    redis = Redis.from_url(str(settings.redis_url))
+    try:
+        with db.transaction(write=False) as tx:
+            row = tx.query_one(
+                "SELECT count(*) FROM rm_partition_checkpoints"
+                " WHERE projection = 'orders' AND version = ?",
+                [version],
+            )
+        keys = list(redis.scan_iter(match=RedisLayout().prefix("user_stats", version) + "*"))
+    finally:
+        db.close()
+        redis.close()
+    return (0 if row is None else int(str(row[0]))), len(keys)
+
+
 def test_a_rebuild_swaps_while_workers_project_and_they_go_on_in_the_new_version(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -165,35 +202,37 @@ def test_a_rebuild_swaps_while_workers_project_and_they_go_on_in_the_new_version
     try:
         with (
             RelayThread(settings, "orders"),
-            ProjectorThread(settings, "w1", contexts=ORDERS_ONLY),
-            ProjectorThread(settings, "w2", holding=1, contexts=ORDERS_ONLY),
+            ProjectorThread(settings, "w1", contexts=ORDERS_ONLY) as first,
         ):
-            with Writer(services, users) as writer:
-                wait_for(lambda: writer.placed >= 10 or writer.error is not None, "orders placed")
-                swaps = {
-                    name: replay(settings, "rebuild", name, "--page-size", "50") for name in REBUILT
-                }
-                wait_for(lambda: writer.placed >= 20, "orders placed after the swaps")
-            assert {name: (s["swapped"], s["version"]) for name, s in swaps.items()} == {
-                "orders": (True, 2),
-                "user_stats": (True, 2),
-            }
-            for n, user in enumerate(users):  # after the swaps, in every user's partition
+            with ProjectorThread(settings, "w2", holding=1, contexts=ORDERS_ONLY):
+                swaps = rebuild_while_writing(settings, Writer(services, users))
+            # w2 left: w1 takes its partitions over, on consumers started from version 2's
+            # checkpoints (the shadow's, where no worker has written since the swap).
+            worker = first.worker
+            assert worker is not None
+            wait_for(lambda: len(worker.held) == PARTITIONS, "w1 holds every partition")
+            for n, user in enumerate(users):
                 place_order(services, user, n + 2)
-            wanted = expected(services, tmp_path)
-            try:
-                wait_for(lambda: active(settings) == wanted, "the workers caught up", timeout=30)
-            except AssertionError:
-                raise AssertionError(
-                    differences(wanted, active(settings)), partition_positions(settings, 2)
-                ) from None
-        swapped_at = {name: swap["positions"]["orders"] for name, swap in swaps.items()}
-        moved = {
-            key: position
-            for key, position in partition_positions(settings, 2).items()
-            if position > swapped_at[key[0]]
-        }
-        # The workers applied the later orders to version 2, partition by partition.
-        assert len(moved) >= len(REBUILT) * 4, moved
+            assert_caught_up(settings, services, tmp_path)
+            moved = partition_positions(settings, 2)
+            v1_before = leftovers(settings, 1)
+            audit = replay(settings, "rebuild", "orders", "--at", datetime.now(UTC).isoformat())
+            retired = {
+                name: replay(settings, "rebuild", name, "--retire", "--grace", "0")["retired"]
+                for name in REBUILT
+            }
+            place_order(services, users[0], 99)  # the workers go on in version 2
+            assert_caught_up(settings, services, tmp_path)
     finally:
         services.close()
+    assert {name: (s["swapped"], s["version"]) for name, s in swaps.items()} == {
+        "orders": (True, 2),
+        "user_stats": (True, 2),
+    }
+    # The workers applied the later orders to version 2, partition by partition.
+    later = [key for key, at in moved.items() if at > swaps[key[0]]["positions"]["orders"]]
+    assert len(later) >= len(REBUILT) * 4, moved
+    assert (audit["kind"], audit["version"], audit["swapped"]) == ("audit", 3, False)
+    assert retired == {"orders": [1], "user_stats": [1]}
+    assert v1_before[0] > 0 and v1_before[1] > 0
+    assert leftovers(settings, 1) == (0, 0)
