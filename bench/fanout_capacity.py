@@ -14,8 +14,9 @@ from typing import Any
 
 import loadgen
 from bench_auth import authorization, client_tokens
+from bench_host import HOST
 from fanout_journeys import Journey
-from fanout_stack import HOST, ModelKey, clock, percentiles
+from fanout_stack import ModelKey, clock, percentiles
 from fanout_watch import Observations
 
 from eventlog.position_tokens import parse_token

@@ -6,24 +6,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import write_throughput as wt
+from bench_host import SamplerThread
 from fanout_stack import Service, clock, spawn
+from proc_cpu import CLK_TCK, Window, cpu_snapshot, descendants, tick_deltas
+from pyspy_stacks import summarize_profile
 
 # --------------------------------------------------------------------------------------------
-# CPU accounting per service (snapshots from bench/write_throughput.py's Window)
+# CPU accounting per service (snapshots from bench/proc_cpu.py's Window)
 
 
 PG_OTHERS = "postgres (other sessions)"
 
 
 def cpu_by_service(
-    window: wt.Window, services: list[Service], pg_backends: Collection[int] | None = None
+    window: Window, services: list[Service], pg_backends: Collection[int] | None = None
 ) -> dict[str, Any] | None:
     """Cores per service and server over the window. With `pg_backends`, only those PostgreSQL
     processes count as "postgres"; the rest of the server (other sessions' backends, WAL writer,
@@ -34,15 +35,11 @@ def cpu_by_service(
     samplers = {child.pid for child in window.children.values()}
     owner: dict[int, str] = {}
     for service in services:
-        for pid in wt._descendants(end.procs, service.process.pid):
+        for pid in descendants(end.procs, service.process.pid):
             owner[pid] = service.name
     me = os.getpid()
     groups: Counter[str] = Counter()
-    for pid, (comm, _, ticks) in end.procs.items():
-        before = start.procs.get(pid)
-        delta = ticks - (before[2] if before and before[0] == comm else 0)
-        if delta <= 0 or pid in samplers:
-            continue
+    for pid, comm, delta in tick_deltas(start, end, samplers):
         if pid == me:
             group = "bench client"
         elif pid in owner:
@@ -60,8 +57,8 @@ def cpu_by_service(
         groups[group] += delta
     wall = end.at - start.at
     total = end.total - start.total
-    cores = {k: round(v / wt.CLK_TCK / wall, 3) for k, v in groups.most_common()}
-    busy_cores = (end.busy - start.busy) / wt.CLK_TCK / wall
+    cores = {k: round(v / CLK_TCK / wall, 3) for k, v in groups.most_common()}
+    busy_cores = (end.busy - start.busy) / CLK_TCK / wall
     # CPU of processes that exited during the window (e.g. other sessions' short-lived tests)
     cores["exited processes"] = round(max(0.0, busy_cores - sum(cores.values())), 3)
     return {
@@ -71,29 +68,21 @@ def cpu_by_service(
     }
 
 
-class BusySampler:
+class BusySampler(SamplerThread):
     """Every second: machine-wide busy cores (/proc/stat) and the cores of the stack's own
     processes, so lag spikes can be set against other sessions' load on the shared machine."""
 
     def __init__(self, services: list[Service], interval: float = 1.0) -> None:
+        super().__init__("busy-sampler")
         self.services = services
         self.interval = interval
         self.samples: list[tuple[float, float, float]] = []  # (perf time, busy cores, stack)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="busy-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
     def _pids(self) -> list[int]:
-        procs = wt.cpu_snapshot().procs
+        procs = cpu_snapshot().procs
         found: list[int] = []
         for service in self.services:
-            found.extend(wt._descendants(procs, service.process.pid))
+            found.extend(descendants(procs, service.process.pid))
         return found
 
     @staticmethod
@@ -119,7 +108,7 @@ class BusySampler:
             now, (busy2, stack2) = clock(), self._read(pids)
             wall = now - at
             self.samples.append(
-                (now, (busy2 - busy) / wt.CLK_TCK / wall, (stack2 - stack) / wt.CLK_TCK / wall)
+                (now, (busy2 - busy) / CLK_TCK / wall, (stack2 - stack) / CLK_TCK / wall)
             )
             at, busy, stack = now, busy2, stack2
 
@@ -169,7 +158,7 @@ class Spy:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        profile = wt.summarize_profile(self.path, self.RATE, self.seconds, top=25)
+        profile = summarize_profile(self.path, self.RATE, self.seconds, top=25)
         if profile is not None:
             profile.pop("areas", None)  # write-API specific
         return profile

@@ -9,7 +9,8 @@ from typing import Any
 
 import loadgen
 from bench_auth import authorization, client_tokens
-from fanout_stack import HOST, clock
+from bench_host import HOST
+from fanout_stack import clock
 
 from eventlog.position_tokens import parse_token
 

@@ -65,29 +65,24 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import loadgen
-import write_throughput as wt
 from bench_auth import trusted_identity
-from fanout_cpu import BusySampler, Spy, cpu_by_service
-from fanout_journeys import Command, Driver, Journey
+from bench_host import HOST, log, ms
+from fanout_journeys import Command, Driver
 from fanout_raw import raw_tail_lag
 from fanout_rawops import RAW_ROLE, raw_operations_cpu
 from fanout_report import MAX_ERROR_RATIO, analyse, code_digest, cpu_comparison, print_report
 from fanout_run import Plan, StackRun, drive
 from fanout_stack import (
-    CHANNEL_PG,
     CONTEXTS,
     DB_PREFIX,
-    HOST,
-    WALL_OFFSET,
     ModelKey,
     Service,
     StackConfig,
+    add_stack_arguments,
     clock,
     delete_streams,
     drop_databases,
     flush_redis,
-    log,
-    ms,
     percentiles,
     read_models,
     recreate_databases,
@@ -99,31 +94,24 @@ from fanout_stack import (
     stream_names,
     wait_ready,
 )
-from fanout_watch import Observations, watch_postgres, watch_redis, watch_subjects
+from fanout_watch import Observations, watch_postgres, watch_redis
 
-# The names the other benches use as `fl.<name>` (bench/overload_lag.py,
-# bench/projector_throughput.py).
+# The names bench/overload_lag.py uses as `fl.<name>`.
 __all__ = [
-    "CHANNEL_PG",
     "CONTEXTS",
     "DB_PREFIX",
     "HOST",
     "MAX_ERROR_RATIO",
-    "WALL_OFFSET",
-    "BusySampler",
     "Command",
     "Driver",
-    "Journey",
     "ModelKey",
     "Observations",
     "Service",
-    "Spy",
     "StackConfig",
     "StackRun",
     "analyse",
     "clock",
     "code_digest",
-    "cpu_by_service",
     "delete_streams",
     "drive",
     "drop_databases",
@@ -144,7 +132,6 @@ __all__ = [
     "wait_ready",
     "watch_postgres",
     "watch_redis",
-    "watch_subjects",
 ]
 
 STARTED = time.time()
@@ -188,7 +175,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--burner", action="store_true", help="a busy loop on one core")
     parser.add_argument("--workers", type=int, default=1, help="write API processes")
     parser.add_argument("--profile", action="store_true", help="py-spy on projector + relays")
-    wt.add_stack_arguments(parser)
+    add_stack_arguments(parser)
     parser.add_argument("--dump", type=Path, default=None, help="per-command times, JSON lines")
     args = parser.parse_args()
     if args.redis_db == 0:

@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
-import write_throughput as wt
 from fanout_cpu import PG_OTHERS, cpu_by_service
 from fanout_stack import clock
+from proc_cpu import Window
+from write_raw import event_payload
 
 RAW_ROLE = "rawops"
 """The database role of `StackConfig.db`: `strata_bench_fan_rawops`."""
@@ -61,7 +62,7 @@ class RawOperations:
         self.nats_url = nats_url
         self.stream = f"{namespace.upper()}_RAWOPS"
         self.subject = f"{namespace}.rawops.x"
-        self.payload = wt.event_payload()
+        self.payload = event_payload()
         self.exit = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> RawOperations:
@@ -127,7 +128,7 @@ async def cpu_window(
     backends: set[int], work: Callable[[], Awaitable[int]]
 ) -> tuple[dict[str, Any] | None, int]:
     """CPU by group while `work` runs; returns it and the count `work` returns."""
-    window = wt.Window()
+    window = Window()
     window("start")
     done = await work()
     window("end")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
+from bench_host import ms, source_digest
 from fanout_cpu import BURNER, PG_OTHERS
 from fanout_rawops import IDLE_SECONDS
 from fanout_run import StackRun
-from fanout_stack import ModelKey, ms, percentiles, read_models
+from fanout_stack import ModelKey, percentiles, read_models
 
 TARGET_P50_MS = 10.0
 TARGET_P99_MS = 50.0
@@ -232,14 +232,7 @@ def percentiles_value(values: list[float], q: float) -> float:
 
 
 def code_digest() -> str:
-    import hashlib  # noqa: PLC0415
-
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for package in ("write_api", "runtime", "eventlog", "domain", "projections"):
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
+    return source_digest(("write_api", "runtime", "eventlog", "domain", "projections"))
 
 
 def print_report(report: dict[str, Any]) -> None:

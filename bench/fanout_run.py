@@ -9,12 +9,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import write_throughput as wt
+from bench_host import log
 from fanout_capacity import measure_capacity
 from fanout_cpu import BusySampler, Spy, cpu_by_service, start_burner
 from fanout_journeys import Command, Driver
-from fanout_stack import Service, StackConfig, backend_pids, clock, log, read_models, stop_service
+from fanout_stack import Service, StackConfig, backend_pids, clock, read_models, stop_service
 from fanout_watch import Observations, watch_postgres, watch_redis, watch_subjects
+from proc_cpu import Window
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ async def drive(config: StackConfig, services: dict[str, Service], plan: Plan) -
     sampler = BusySampler(list(services.values()))
     sampler.start()
     burner = start_burner(config.log_dir) if plan.burner else None
-    window = wt.Window()
+    window = Window()
     spies: dict[str, Spy] = {}
     backends: set[int] = set()
     measure_from = clock() + plan.warmup

@@ -21,14 +21,21 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import loadgen
-import write_throughput as wt
 from bench_auth import unthrottled
+from bench_host import (
+    HOST,
+    admin_url,
+    free_port,
+    ms,
+    recreate_database,
+    stop_process_group,
+    venv_script,
+)
 
 from contexts.registered import REGISTRY
 from projections.model import OpsProjection, SqlProjection
 from projections.models import all_projections
 
-HOST = "127.0.0.1"
 DB_PREFIX = "strata_bench_fan"
 CONTEXTS = REGISTRY.names
 CHANNEL_PG = "rm_ckpt"
@@ -36,14 +43,6 @@ CHANNEL_PG = "rm_ckpt"
 clock = time.perf_counter
 WALL_OFFSET = time.time() - clock()
 """time.time() - perf_counter(): puts the events' wall-clock timestamps on the bench's clock."""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
 
 
 def percentiles(values: list[float]) -> dict[str, Any]:
@@ -154,10 +153,29 @@ class StackConfig:
         return env
 
 
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every fan-out bench shares: servers, isolation, output."""
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis-db", type=int, default=9)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the strata processes (repeatable), e.g. STRATA_..._SIZE=..",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep databases and streams")
+    parser.add_argument("--out", type=Path, default=None, help="folder for logs and profiles")
+    parser.add_argument("--json", action="store_true", help="print one JSON document only")
+    parser.add_argument("--save", type=Path, default=None, help="also write the JSON report here")
+
+
 def config_of_arguments(
     args: argparse.Namespace, name: str, defaults: Mapping[str, str] | None = None
 ) -> StackConfig:
-    """The stack of a bench run from the options of `wt.add_stack_arguments` (and `--db-prefix`):
+    """The stack of a bench run from the options of `add_stack_arguments` (and `--db-prefix`):
     a stream namespace of its own (`bench<name>…`), logs in `--out` or a new temporary folder,
     and the processes' environment `defaults` overridden by `--env`."""
     out = args.out or Path(tempfile.mkdtemp(prefix=f"strata-{name}-"))
@@ -175,18 +193,18 @@ def config_of_arguments(
 
 def recreate_databases(config: StackConfig, roles: Iterable[str]) -> None:
     for role in roles:
-        wt.recreate_database(config.pg, config.db(role))
+        recreate_database(config.pg, config.db(role))
 
 
 def drop_databases(config: StackConfig, roles: Iterable[str]) -> None:
-    with psycopg.connect(wt.admin_url(config.pg), autocommit=True) as conn:
+    with psycopg.connect(admin_url(config.pg), autocommit=True) as conn:
         for role in roles:
             conn.execute(f'DROP DATABASE IF EXISTS "{config.db(role)}" WITH (FORCE)')
 
 
 def backend_pids(config: StackConfig) -> set[int]:
     """The PostgreSQL backends serving the stack's databases now."""
-    with psycopg.connect(wt.admin_url(config.pg), autocommit=True) as conn:
+    with psycopg.connect(admin_url(config.pg), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname LIKE %s",
             (config.db_prefix.replace("_", r"\_") + r"\_%",),
@@ -214,22 +232,22 @@ def spawn(name: str, command: list[str], env: dict[str, str], port: int, log_dir
 
 
 def start_write_api(config: StackConfig) -> Service:
-    port = wt.free_port()
+    port = free_port()
     env = config.env() | {"STRATA_HOST": HOST, "STRATA_PORT": str(port)}
-    return spawn("write-api", [wt.venv_script("strata-write-api")], env, port, config.log_dir)
+    return spawn("write-api", [venv_script("strata-write-api")], env, port, config.log_dir)
 
 
 def start_relay(config: StackConfig, context: str) -> Service:
-    port = wt.free_port()
+    port = free_port()
     env = config.env() | {"STRATA_RELAY_HOST": HOST, "STRATA_RELAY_PORT": str(port)}
-    command = [wt.venv_script("strata-relay"), "--context", context]
+    command = [venv_script("strata-relay"), "--context", context]
     return spawn(f"relay-{context}", command, env, port, config.log_dir)
 
 
 def start_projector(config: StackConfig, name: str = "projector") -> Service:
-    port = wt.free_port()
+    port = free_port()
     env = config.env() | {"STRATA_PROJECTOR_HOST": HOST, "STRATA_PROJECTOR_PORT": str(port)}
-    return spawn(name, [wt.venv_script("strata-projector")], env, port, config.log_dir)
+    return spawn(name, [venv_script("strata-projector")], env, port, config.log_dir)
 
 
 def wait_ready(service: Service, timeout: float = 60.0, path: str = "/readyz") -> None:
@@ -254,7 +272,7 @@ def wait_ready(service: Service, timeout: float = 60.0, path: str = "/readyz") -
 
 
 def stop_service(service: Service, timeout: float = 30.0) -> None:
-    wt.stop_process_group(service.process, service.name, timeout)
+    stop_process_group(service.process, service.name, timeout)
 
 
 async def delete_streams(nats_url: str, names: Iterable[str]) -> None:

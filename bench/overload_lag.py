@@ -42,18 +42,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 import fanout_lag as fl
+import fanout_stack as fs
 import loadgen
-import write_throughput as wt
 from bench_auth import authorization, setup_token, trusted_identity
+from bench_host import free_port, venv_script
 from prometheus_client.parser import text_string_to_metric_families
 
 clock = fl.clock
 
 
 def start_read_api(config: fl.StackConfig) -> fl.Service:
-    port = wt.free_port()
+    port = free_port()
     env = config.env() | {"STRATA_HOST": fl.HOST, "STRATA_READ_API_PORT": str(port)}
-    return fl.spawn("read-api", [wt.venv_script("strata-read-api")], env, port, config.log_dir)
+    return fl.spawn("read-api", [venv_script("strata-read-api")], env, port, config.log_dir)
 
 
 async def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -286,7 +287,7 @@ def main() -> None:
     parser.add_argument("--low-seconds", type=float, default=60.0)
     parser.add_argument("--reads", type=float, default=10.0, help="read-your-writes reads/s")
     parser.add_argument("--caught-up-seconds", type=float, default=1.0, help="lag gauge bound")
-    wt.add_stack_arguments(parser)
+    fs.add_stack_arguments(parser)
     args = parser.parse_args()
     if args.redis_db == 0:
         sys.exit("overload_lag: use a Redis DB other than 0 (it is flushed)")

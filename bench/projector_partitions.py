@@ -42,8 +42,10 @@ import fanout_cpu as fc
 import fanout_report as fr
 import fanout_stack as fs
 import loadgen
-import projector_throughput as pt
-import write_throughput as wt
+from bench_host import HOST, log
+from proc_cpu import Window
+from projector_fill import fill_streams, synthetic_events
+from projector_raw import raw_consume
 
 from contexts.settings import Settings
 from eventlog.envelope import PARTITIONS
@@ -61,7 +63,7 @@ Slot = tuple[str, int]
 def partition_positions(count: int) -> dict[Slot, list[int]]:
     """The positions of each (context, partition) in the fill (the same seed: the same events)."""
     found: dict[Slot, list[int]] = defaultdict(list)
-    for envelope in pt.synthetic_events(count):
+    for envelope in synthetic_events(count):
         found[(envelope.context, envelope.partition)].append(envelope.position)
     return dict(found)
 
@@ -119,9 +121,9 @@ class WorkersRun:
 
 def readiness(service: fs.Service) -> tuple[int, int]:
     """(HTTP status, consumers) of a worker's /readyz (0 when it does not answer)."""
-    request = loadgen.request_bytes("GET", "/readyz", f"{fs.HOST}:{service.port}")
+    request = loadgen.request_bytes("GET", "/readyz", f"{HOST}:{service.port}")
     try:
-        response = loadgen.run(lambda: loadgen.fetch(fs.HOST, service.port, request, 1.0))
+        response = loadgen.run(lambda: loadgen.fetch(HOST, service.port, request, 1.0))
     except (OSError, TimeoutError, EOFError):
         return 0, 0
     if response.status != 200:
@@ -161,7 +163,7 @@ def run_workers(
     pg = psycopg.connect(config.url("read"), autocommit=True)
     spawned = fs.clock()
     services = [fs.start_projector(config, f"worker-{n + 1}") for n in range(count)]
-    window = wt.Window()
+    window = Window()
     balanced: tuple[float, int, list[int]] | None = None
     try:
         while True:
@@ -198,7 +200,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="N, compared with 1")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--db-prefix", default=DB_PREFIX)
-    wt.add_stack_arguments(parser)
+    fs.add_stack_arguments(parser)
     args = parser.parse_args()
     if args.redis_db == 0:
         sys.exit("projector_partitions: use a Redis DB other than 0 (it is flushed)")
@@ -212,22 +214,22 @@ def main() -> None:
     roles = (*fs.CONTEXTS, "read")
     runs: list[WorkersRun] = []
     try:
-        fs.log(f"(a) fill: {args.events:,} envelopes, then a raw consumer, fetch(1000) ...")
-        fill = loadgen.run(lambda: pt.fill_streams(settings, args.events))
+        log(f"(a) fill: {args.events:,} envelopes, then a raw consumer, fetch(1000) ...")
+        fill = loadgen.run(lambda: fill_streams(settings, args.events))
         positions = partition_positions(args.events)
-        raw = loadgen.run(lambda: pt.raw_consume(settings, fill.per_context))
-        fs.log(f"    {raw['rate']:,.0f} ev/s")
+        raw = loadgen.run(lambda: raw_consume(settings, fill.per_context))
+        log(f"    {raw['rate']:,.0f} ev/s")
         for count in (1, args.workers):
-            fs.log(f"(b) {count} worker(s) ...")
+            log(f"(b) {count} worker(s) ...")
             fs.recreate_databases(config, roles)
             fs.flush_redis(config.redis_url)
             run, services = run_workers(config, count, positions, timeout=args.timeout)
             for service in services:
                 fs.stop_service(service)
             runs.append(run)
-            fs.log(f"    {run.rate:,.0f} ev/s (shared out in {run.balance_seconds:.1f} s)")
+            log(f"    {run.rate:,.0f} ev/s (shared out in {run.balance_seconds:.1f} s)")
     except RuntimeError as error:
-        fs.log(f"projector_partitions: FAILED: {error}")
+        log(f"projector_partitions: FAILED: {error}")
         sys.exit(2)
     finally:
         if not args.keep:

@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 from identity.problems import NotAllowed, NotAuthenticated
 from identity.service import identity_of, run
 from identity.tokens import Grant, InvalidToken
+from runtime.http.header_fields import MalformedField, bearer_token, one_authorization
 from runtime.rate_limits import PRIVILEGED, Counted, client_address
 
 
@@ -18,12 +19,15 @@ async def bearer_grant(request: Request) -> Grant:
     known: Grant | None = getattr(request.state, "grant", None)
     if known is not None:
         return known
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    try:
+        token = bearer_token(one_authorization(request.headers.getlist("authorization")))
+    except MalformedField as error:
+        raise NotAuthenticated(str(error)) from None
+    if token is None:
         raise NotAuthenticated("send an access token: Authorization: Bearer <token>")
     identity = identity_of(request)
     try:
-        grant = await run(request, lambda: identity.issuer.verify(token.strip()))
+        grant = await run(request, lambda: identity.issuer.verify(token))
     except InvalidToken as error:
         raise NotAuthenticated(f"the bearer token is not valid: {error}") from None
     request.state.grant = grant

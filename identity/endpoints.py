@@ -30,7 +30,7 @@ from identity.schemas import (
 from identity.service import Identity, identity_of, run
 from identity.throttle import SignInThrottled
 from runtime.http import header_fields
-from runtime.http.header_fields import MalformedField
+from runtime.http.header_fields import MalformedField, one_authorization
 from runtime.rate_limits import RateLimitedRoute
 
 GrantCall = Callable[[], TokenAnswer]
@@ -122,9 +122,14 @@ async def token(
     """The OAuth 2.0 token endpoint (RFC 6749), form-encoded: `grant_type` `password`
     (`username` is the email), `refresh_token`, or `client_credentials` (the client's id and
     secret in the form or in HTTP Basic)."""
+    del authorization  # declared for the OpenAPI document; read below with its repetitions
+    try:
+        basic = one_authorization(request.headers.getlist("authorization"))
+    except MalformedField as error:
+        raise MalformedForm(str(error)) from None
     form = parse_form(await request.body())
     identity = identity_of(request)
-    call = _grant(identity, form, authorization)
+    call = _grant(identity, form, basic)
     try:
         answer = await run(request, call)
     except (InvalidGrant, InvalidClient):

@@ -13,14 +13,12 @@
    model in SQLite) goes on event by event, one commit per page. Then **catch up** until a pass
    finds fewer than `CATCH_UP_THRESHOLD` new events.
 4. **Verify and swap**, in one transaction of the read database that locks the projection's
-   pointer row `FOR UPDATE`: the projectors (projections.active; projector workers' targets
-   too, whatever partitions they hold) hold it `FOR SHARE` around every batch, so the live
-   model stops moving. Both models are caught up to the stores' current heads (the same
-   position; live from the lowest position its partitions have applied, skipping what each has),
-   their contents compared row by row in key order (projections.verify, bounded memory) with a
-   SHA-256 checksum, the shadow given checkpoints at the heads from which the single projector
-   and the workers' partition feeds continue (projections.rebuild_checkpoints), and the pointer
-   flipped. A mismatch rolls back and leaves live untouched (:class:`VerifyFailed`).
+   pointer row `FOR UPDATE`: the projectors (projections.active) hold it `FOR SHARE` around every
+   batch, so the live model stops moving. Both models are caught up to the stores' current heads
+   (the same position), their contents compared row by row in key order
+   (projections.verify, bounded memory) with a SHA-256 checksum, the shadow's checkpoints given the
+   live ones' stream sequences, and the pointer flipped. A mismatch rolls back and leaves live
+   untouched (:class:`VerifyFailed`).
 
 The events a person skipped in the live version are skipped in the shadow too (copied as its own
 `skipped` dead letters before the backfill, again before the swap): a skip is honoured on every
@@ -32,13 +30,13 @@ left behind.
 """
 
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from projections import dead_letters
 from projections.bulk_rebuild import KEYS_IN_MEMORY, BulkBackfill, bulk_capable, unlink_prefix
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection, SqlProjection
-from projections.rebuild_checkpoints import adopt, applied, lowest
 from projections.rebuild_reports import (
     Plan,
     Progress,
@@ -52,7 +50,7 @@ from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlProjectionTarget
 from projections.targets import find_projection
 from projections.verify import compare, fingerprint
-from readmodels.checkpoints import Checkpoint
+from readmodels.checkpoints import Checkpoint, write_checkpoint
 from readmodels.schema import SHARED_TABLES, create_tables
 from readmodels.sql import Tx
 from readmodels.versions import (
@@ -206,21 +204,11 @@ class Rebuilder:
             with into.dead_letter_db.transaction() as tx:
                 dead_letters.record_skips(tx, plan.version, skipped)
 
-    def _fold(
-        self,
-        engine: Engine,
-        context: str,
-        until: int,
-        at: datetime | None,
-        *,
-        after: int | None = None,
-    ) -> int:
-        """Apply the context's log after `after` (default: the target's checkpoint) up to
-        `until`, page by page; with `at`, only events of timestamp ≤ at. Returns the events
-        read."""
+    def _fold(self, engine: Engine, context: str, until: int, at: datetime | None) -> int:
+        """Apply the context's log after the shadow's checkpoint up to `until`, page by page;
+        with `at`, only events of timestamp ≤ at. Returns the events read."""
         source = self.models.sources[context]
-        if after is None:
-            after = engine.target.checkpoint(context).position
+        after = engine.target.checkpoint(context).position
         read = 0
         while after < until:
             page = source.select_envelopes(context, after, self.page_size)
@@ -253,29 +241,60 @@ class Rebuilder:
         with self.models.db.transaction() as tx:
             if active_version(tx, name, lock="update") != plan.live_version:
                 raise RebuildError(f"{name}: the active version changed during the rebuild")
-            reached = {c: lowest(applied(live, c)) for c in projection.contexts}
-            live_engine, shadow_engine = Engine(live, self.policy), Engine(shadow, self.policy)
+            self._skip_what_every_partition_applied(live, projection.contexts)
+            engines = [Engine(live, self.policy), Engine(shadow, self.policy)]
             for context in projection.contexts:
                 until = self.models.heads(context)
-                start = reached[context].position
-                result.events += self._fold(live_engine, context, until, None, after=start)
-                result.events += self._fold(shadow_engine, context, until, None)
+                for engine in engines:
+                    result.events += self._fold(engine, context, until, None)
             comparison = compare(live, shadow)
             if not comparison.equal:
                 raise VerifyFailed(name, comparison.differences)
-            positions = {}
-            for context in projection.contexts:
-                position = lowest(applied(live, context)).position
-                if shadow.checkpoint(context).position != position:
-                    raise VerifyFailed(name, [f"checkpoint {context}: not at {position}"])
-                positions[context] = Checkpoint(position, reached[context].stream_seq)
-            adopt(tx, shadow, positions)
+            positions = {c: live.checkpoint(c) for c in projection.contexts}
+            for context, checkpoint in positions.items():
+                if shadow.checkpoint(context).position != checkpoint.position:
+                    raise VerifyFailed(name, [f"checkpoint {context}: not at {checkpoint}"])
+            self._write_checkpoints(tx, shadow, positions)
             set_active(tx, name, plan.version)
             _mark(tx, name, plan.live_version, "previous")
             set_status(tx, name, plan.version, "active")
             result.checksum = comparison.checksum
             result.positions = {c: p.position for c, p in positions.items()}
             result.swapped = True
+
+    def _skip_what_every_partition_applied(self, live: Target, contexts: Sequence[str]) -> None:
+        """Raise live's context checkpoints to where every partition has applied the log
+        (projector workers move the partitions' checkpoints and leave the context's behind), so
+        that the swap folds live from there rather than from where a single projector last
+        stood. Done while the swap holds the pointer: no worker's batch of this projection runs
+        meanwhile."""
+        raised = {}
+        for context in contexts:
+            applied = self.models.applied_through(live, context)
+            current = live.checkpoint(context)
+            if applied > current.position:  # an earlier stream sequence: a safe start
+                raised[context] = Checkpoint(applied, current.stream_seq)
+        if raised:
+            with self.models.db.transaction() as tx:  # committed before live's batches lock it
+                self._write_checkpoints(tx, live, raised)
+
+    def _write_checkpoints(
+        self, tx: Tx, target: Target, positions: Mapping[str, Checkpoint]
+    ) -> None:
+        """Set `target`'s context checkpoints (the shadow continues the live feed: same
+        positions, the live stream sequences)."""
+        p = target.projection
+        for context, checkpoint in positions.items():
+            if isinstance(target, RedisDocumentTarget):
+                layout = target.layout
+                target.redis.mset(
+                    {
+                        layout.checkpoint_key(p.name, p.version, context): checkpoint.position,
+                        layout.stream_seq_key(p.name, p.version, context): checkpoint.stream_seq,
+                    }
+                )
+            else:
+                write_checkpoint(tx, p.name, p.version, context, checkpoint)
 
     def _finish_audit(self, plan: Plan, shadow: Target, result: Result) -> None:
         with self.models.db.transaction() as tx:

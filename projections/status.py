@@ -5,17 +5,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from eventlog.envelope import PARTITIONS
 from projections import dead_letters
 from projections.rebuild_targets import ReadModels
-from projections.redis_target import RedisDocumentTarget
-from readmodels.partition_checkpoints import partition_slot, read_all_positions, redis_all_positions
 from readmodels.sql import Tx
 from readmodels.versions import VersionRecord, active_versions, records
-
-SCAN_PAGE = 1_000
-SCAN_LIMIT = 50_000
-"""How many events past the lowest partition checkpoint `replay projections` reads at most."""
 
 
 @dataclass(frozen=True)
@@ -114,45 +107,14 @@ def _bookkeeping(
 
 
 def _position(models: ReadModels, target: Any, context: str) -> int:
-    """How far the model has applied every event of the context (see `_applied_through`)."""
+    """How far the model has applied every event of the context (`ReadModels.applied_through`);
+    0 while its tables do not exist yet."""
     try:
-        floors = _partition_floors(models, target, context)
+        return models.applied_through(target, context)
     except Exception as error:
         if models.db.dialect.is_infrastructure_error(error):
             raise
         return 0
-    return _applied_through(models, context, floors)
-
-
-def _partition_floors(models: ReadModels, target: Any, context: str) -> list[int]:
-    """Per partition, how far it has applied (the higher of its checkpoint and the context's)."""
-    model = target.projection.read_model
-    if isinstance(target, RedisDocumentTarget):
-        positions = redis_all_positions(target.redis, target.layout, [model])
-    else:
-        with models.db.transaction(write=False) as tx:
-            positions = read_all_positions(tx, [model])
-    return [positions.get((model.name, partition_slot(context, p)), 0) for p in range(PARTITIONS)]
-
-
-def _applied_through(models: ReadModels, context: str, floors: list[int]) -> int:
-    """The position before the first event not applied yet. With one checkpoint for the whole
-    context (the single projector) that is the checkpoint; with partition workers, the log is
-    read on from the lowest partition's checkpoint to the first event above its partition's
-    (at most SCAN_LIMIT events: past them, the last one read)."""
-    low = min(floors)
-    if low == max(floors):
-        return low
-    source, at, read = models.sources[context], low, 0
-    while read < SCAN_LIMIT:
-        page = source.select_envelopes(context, at, SCAN_PAGE)
-        for envelope in page:
-            if envelope.position > floors[envelope.partition]:
-                return envelope.position - 1
-        if len(page) < SCAN_PAGE:
-            return max(floors)
-        at, read = page[-1].position, read + len(page)
-    return at
 
 
 def _lag_seconds(

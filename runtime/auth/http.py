@@ -19,7 +19,7 @@ from runtime.auth.policy import Forbidden
 from runtime.auth.principal import INSECURE_OPERATOR, Principal
 from runtime.auth.settings import AuthSettings
 from runtime.auth.verifier import InvalidToken, TokenVerifier
-from runtime.http.header_fields import bearer_token
+from runtime.http.header_fields import MalformedField, bearer_token, one_authorization
 from runtime.http.lean_route import served_lean_by
 from runtime.http.problem_types import FORBIDDEN, UNAUTHENTICATED
 from runtime.http.problems import problem
@@ -31,16 +31,19 @@ REALM = "strata"
 class Unauthenticated(Exception):
     """No token, or one that proves nothing: a 401."""
 
-    def __init__(self, reason: str, *, token_sent: bool) -> None:
+    def __init__(self, reason: str, *, token_sent: bool, error: str = "invalid_token") -> None:
         super().__init__(reason)
         self.token_sent = token_sent
+        self.error = error
+        """The RFC 6750 §3.1 error code: `invalid_token`, or `invalid_request` for a request
+        that carries its credentials ambiguously."""
 
     @property
     def challenge(self) -> str:
         if not self.token_sent:  # RFC 6750 §3.1: no error code when no credentials were sent
             return f'Bearer realm="{REALM}"'
         description = str(self).replace('"', "'")
-        return f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+        return f'Bearer realm="{REALM}", error="{self.error}", error_description="{description}"'
 
 
 class Authenticator:
@@ -98,7 +101,11 @@ async def verified_principal(request: Request) -> Principal:
     if known is not None:
         return known
     authenticator: Authenticator = request.app.state.authenticator
-    token = bearer_token(request.headers.get("authorization"))
+    try:
+        authorization = one_authorization(request.headers.getlist("authorization"))
+    except MalformedField as error:
+        raise Unauthenticated(str(error), token_sent=True, error="invalid_request") from None
+    token = bearer_token(authorization)
     principal = await authenticator.principal(token)
     state[PRINCIPAL] = principal
     return principal

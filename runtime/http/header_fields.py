@@ -7,6 +7,7 @@ that into its 400.
 """
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
@@ -63,6 +64,14 @@ def trace_id(value: str | None, field: str) -> str | None:
     if value is not None and TRACE_ID.fullmatch(value) is None:
         raise MalformedField(f"{field} must be 1 to 100 visible ASCII characters")
     return value
+
+
+def one_authorization(fields: Sequence[str]) -> str | None:
+    """The request's Authorization field, given all it sent; `MalformedField` if it sent
+    several, which another hop (a proxy, the gateway) might read differently from this one."""
+    if len(fields) > 1:
+        raise MalformedField(f"send one Authorization field, not {len(fields)}")
+    return fields[0] if fields else None
 
 
 def bearer_token(authorization: str | None) -> str | None:

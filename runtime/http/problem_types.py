@@ -101,8 +101,8 @@ UNAUTHENTICATED = ProblemType(
     401,
     "unauthenticated",
     "no bearer token, or one that proves nothing: malformed, expired, not yet valid, another"
-    " issuer or audience, an unknown `kid`, a bad signature, an algorithm other than ES256"
-    " (`WWW-Authenticate: Bearer`)",
+    " issuer or audience, an unknown `kid`, a bad signature, an algorithm other than ES256,"
+    " or more than one `Authorization` field (`WWW-Authenticate: Bearer`)",
     _needs_token,
 )
 FORBIDDEN = ProblemType(

@@ -48,6 +48,25 @@ def assert_unauthenticated(response: object, fragment: str, *, token_sent: bool 
     assert ('error="invalid_token"' in challenge) is token_sent
 
 
+def test_two_authorization_fields_are_refused_even_when_both_are_valid(
+    app_client: TestClient, ada: str
+) -> None:
+    """A proxy may read the other field than this service: neither is believed."""
+    client = _as(app_client, {})
+    token = OPERATOR["Authorization"]
+    both = [("Authorization", token), ("Authorization", token)]
+    before = client.get(f"/users/{ada}", headers=OPERATOR).json()
+    for request in (
+        lambda: client.get(f"/users/{ada}", headers=both),
+        lambda: client.get(f"/read/users/{ada}", headers=both),
+        lambda: client.put(f"/users/{ada}/name", json={"name": "Twice"}, headers=both),
+    ):
+        response = request()
+        assert_problem(response, 401, "send one Authorization field, not 2")
+        assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+    assert client.get(f"/users/{ada}", headers=OPERATOR).json() == before
+
+
 def test_no_token_is_a_401_with_a_bearer_challenge(app_client: TestClient, ada: str) -> None:
     client = _as(app_client, {})
     assert_unauthenticated(client.get(f"/users/{ada}"), "needs a bearer token", token_sent=False)

@@ -1,17 +1,17 @@
 """Projector workers (`STRATA_PROJECTOR_MODE=partitioned`) as real processes: two workers split
 the partitions under a stream of events, a third joins, and one is killed with SIGKILL while
-the leases rebalance. Afterwards every partition's checkpoint has reached its last event, and
-the read models equal one projector's over the whole log: every event applied exactly once
-(hobby lists and order totals would show a duplicate), in per-aggregate order (the last rename
-wins, hobby lists keep their order). A `strata-read-api` process answers reads with the
-partition tokens of the last writes while the killed worker's partitions are taken over."""
+the leases rebalance; `replay rebuild` swaps a PostgreSQL and a Redis model in meanwhile.
+Afterwards every partition's checkpoint has reached its last event, and the read models (the
+rebuilt ones at their new version) equal one projector's over the whole log: every event
+applied exactly once (hobby lists and order totals would show a duplicate), in per-aggregate
+order (the last rename wins, hobby lists keep their order). A `strata-read-api` process answers
+reads with the partition tokens of the last writes while the killed worker's partitions are
+taken over."""
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -29,7 +29,6 @@ from eventlog.jetstream import ContextStream
 from eventlog.position_tokens import format_token
 from eventlog.relay_publish import relay_headers
 from eventlog.stores import Services, build_services
-from projections.targets import stack_targets
 from readmodels.catalog import ORDERS, USER_PROFILES, USER_STATS
 from readmodels.keys import RedisLayout
 from readmodels.partition_checkpoints import (
@@ -38,14 +37,23 @@ from readmodels.partition_checkpoints import (
     redis_all_positions,
 )
 from readmodels.sql import PostgresDatabase
+from readmodels.versions import active_versions
 from tests.support.auth import OPERATOR
 from tests.support.dumps import differences, dump_read_models
-from tests.support.processes import entry_point, free_port, running_service
+from tests.support.processes import (
+    entry_point,
+    free_port,
+    holds_within,
+    readiness,
+    running_service,
+    start_projector,
+    without_strata_variables,
+)
 from tests.support.projections import Scenario, project, read_side
-from tests.support.stack_env import scratch_stack_environment
+from tests.support.stack_env import scratch_stack_environment, stack_read_targets
 
-ENTRY_POINT = entry_point("strata-projector")
 READ_API = entry_point("strata-read-api")
+REPLAY = entry_point("replay")
 USERS = 120
 ROUNDS = 3
 
@@ -61,28 +69,9 @@ def stack() -> Iterator[dict[str, str]]:
         yield environment
 
 
-def _environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
-
-
 def _worker(stack: dict[str, str], port: int, log: Path) -> subprocess.Popen[str]:
-    assert ENTRY_POINT
     with log.open("w") as out:
-        return subprocess.Popen(
-            [ENTRY_POINT],
-            env={**_environment(), **stack, "STRATA_PROJECTOR_PORT": str(port)},
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-            text=True,
-        )
-
-
-def _readiness(port: int) -> tuple[int, str]:
-    try:
-        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-    except httpx.TransportError:
-        return 0, ""
-    return response.status_code, response.text
+        return start_projector(stack, port, stderr=out)
 
 
 def _tails(logs: list[Path]) -> str:
@@ -97,17 +86,8 @@ def _split(ports: list[int]) -> bool:
 
 def _consumers(port: int) -> int:
     """The consumers a ready worker runs (one per projection, context and partition held)."""
-    status, text = _readiness(port)
+    status, text = readiness(port)
     return int(json.loads(text)["consumers"]) if status == 200 else 0
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _commands(services: Services, round_: int, people: list[uuid.UUID]) -> None:
@@ -149,7 +129,8 @@ def _envelopes(services: Services, context: str, after: int) -> list[EventEnvelo
 
 
 def _caught_up(stack: dict[str, str], services: Services) -> Callable[[], bool]:
-    """Every partition's checkpoint of a SQL and two Redis models is at its last event."""
+    """Every partition's checkpoint of a SQL and two Redis models (their active versions) is at
+    its last event."""
     lasts: dict[tuple[str, int], int] = {}
     for context in ("users", "orders"):
         for envelope in _envelopes(services, context, 0):
@@ -159,8 +140,12 @@ def _caught_up(stack: dict[str, str], services: Services) -> Callable[[], bool]:
 
     def check() -> bool:
         with read_db.transaction(write=False) as tx:
-            positions = dict(read_all_positions(tx, [ORDERS]))
-        positions.update(redis_all_positions(redis, RedisLayout(), [USER_PROFILES, USER_STATS]))
+            active = {name: version for name, (version, _) in active_versions(tx).items()}
+            orders, *documents = (
+                model.at(active.get(model.name, 1)) for model in (ORDERS, USER_PROFILES, USER_STATS)
+            )
+            positions = dict(read_all_positions(tx, [orders]))
+        positions.update(redis_all_positions(redis, RedisLayout(), documents))
         models = {"orders": ("orders", "user_stats"), "users": ("user_profiles",)}
         return all(
             positions.get((model, partition_slot(context, p)), 0) >= last
@@ -184,32 +169,29 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
     reading = {k: stack[k] for k in ("STRATA_READ_DATABASE_URL", "STRATA_REDIS_URL")}
     try:
         with running_service(READ_API, reading, "STRATA_READ_API_PORT") as (read_api, _):
-            assert _wait_for(lambda: all(_readiness(p)[0] == 200 for p in ports[:2]), 30)
+            assert holds_within(lambda: all(readiness(p)[0] == 200 for p in ports[:2]), 30)
             _commands(services, 0, people)
             _publish(stack, services, after)
             # The two split the partitions: each runs some of the consumers, neither all.
-            assert _wait_for(lambda: _split(ports[:2]), 10)
+            assert holds_within(lambda: _split(ports[:2]), 10)
             _commands(services, 1, people)
             workers.append(_worker(stack, ports[2], logs[2]))  # joins: the others give up surplus
             _publish(stack, services, after)
-            assert _wait_for(lambda: _consumers(ports[2]) > 0, 15)  # it got its share
+            assert holds_within(lambda: _consumers(ports[2]) > 0, 15)  # it got its share
+            for name in ("orders", "user_profiles"):  # PostgreSQL, Redis: swapped under workers
+                _rebuild(stack, name)
             workers[0].kill()  # SIGKILL while the leases still move and events flow
             workers[0].wait(timeout=10)
             _commands(services, 2, people)
             _publish(stack, services, after)
             _read_your_writes(read_api, services, people)
-        assert _wait_for(lambda: all(_readiness(p)[0] == 200 for p in ports[1:]), 20)
-        assert _wait_for(_caught_up(stack, services), 30), _tails(logs)
+        assert holds_within(lambda: all(readiness(p)[0] == 200 for p in ports[1:]), 20)
+        assert holds_within(_caught_up(stack, services), 30), _tails(logs)
         with read_side("sqlite", tmp_path, name="expected") as expected:
             project(expected, Scenario(services))
             wanted = dump_read_models(expected.targets)
-        read_db = PostgresDatabase(stack["STRATA_READ_DATABASE_URL"])
-        redis = Redis.from_url(stack["STRATA_REDIS_URL"], decode_responses=True)
-        try:
-            live = dump_read_models(stack_targets(read_db, redis))
-        finally:
-            read_db.close()
-            redis.close()
+        with stack_read_targets(stack) as targets:
+            live = dump_read_models(targets)
         assert live == wanted, (differences(wanted, live), _tails(logs))
     finally:
         for process in workers:
@@ -217,6 +199,20 @@ def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once
                 process.send_signal(signal.SIGTERM)
                 process.communicate(timeout=30)
         services.close()
+
+
+def _rebuild(stack: dict[str, str], projection: str) -> None:
+    assert REPLAY
+    done = subprocess.run(
+        [REPLAY, "rebuild", projection, "--json"],
+        env={**without_strata_variables(), **stack},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["swapped"] is True
 
 
 def _read_your_writes(read_api: str, services: Services, people: list[uuid.UUID]) -> None:

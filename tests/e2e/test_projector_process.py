@@ -2,50 +2,41 @@
 
 import asyncio
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import nats
 import pytest
-from redis import Redis
 
 from contexts.settings import Settings
 from eventlog.jetstream import ContextStream
 from eventlog.relay_publish import relay_headers
 from eventlog.stores import build_services
 from projections.models import all_projections
-from projections.targets import stack_targets
-from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
+from tests.support.processes import (
+    entry_point,
+    free_port,
+    holds_within,
+    readiness,
+    start_projector,
+    without_strata_variables,
+)
 from tests.support.projections import Scenario, project, read_side, run_scenario
-from tests.support.stack_env import scratch_stack_environment
+from tests.support.stack_env import scratch_stack_environment, stack_read_targets
 
-ENTRY_POINT = shutil.which("strata-projector", path=str(Path(sys.executable).parent))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _clean_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+ENTRY_POINT = entry_point("strata-projector")
 
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     assert ENTRY_POINT, "the strata-projector console script is not installed"
     return subprocess.run(
         [ENTRY_POINT],
-        env={**_clean_environment(), **env},
+        env={**without_strata_variables(), **env},
         capture_output=True,
         text=True,
         timeout=30,
@@ -73,7 +64,7 @@ def test_invalid_settings_name_the_variable() -> None:
 def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Scratch event stores and read database, a Redis database and a stream namespace."""
     with scratch_stack_environment(
-        STRATA_PROJECTOR_PORT=str(_free_port()),
+        STRATA_PROJECTOR_PORT=str(free_port()),
         STRATA_PROJECTOR_BATCH_SIZE="16",
         STRATA_LOG_LEVEL="debug",
     ) as environment:
@@ -113,7 +104,7 @@ def test_the_projector_applies_published_events_reports_them_and_stops_on_sigter
         assert ENTRY_POINT
         process = subprocess.Popen(
             [ENTRY_POINT],
-            env={**_clean_environment(), **stack},
+            env={**without_strata_variables(), **stack},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -177,42 +168,9 @@ def test_the_projector_applies_published_events_reports_them_and_stops_on_sigter
     assert any("finishing the batches in hand" in line["message"] for line in lines)
     assert not [line for line in lines if line["level"] in ("warning", "error", "critical")]
 
-    read_db = PostgresDatabase(stack["STRATA_READ_DATABASE_URL"])
-    redis = Redis.from_url(stack["STRATA_REDIS_URL"], decode_responses=True)
-    try:
-        live = dump_read_models(stack_targets(read_db, redis))
-    finally:
-        read_db.close()
-        redis.close()
+    with stack_read_targets(stack) as targets:
+        live = dump_read_models(targets)
     assert live == expected_dump
-
-
-def _start(stack: dict[str, str], port: int) -> subprocess.Popen[str]:
-    assert ENTRY_POINT
-    return subprocess.Popen(
-        [ENTRY_POINT],
-        env={**_clean_environment(), **stack, "STRATA_PROJECTOR_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _readiness(port: int) -> tuple[int, str]:
-    try:
-        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-    except httpx.TransportError:
-        return 0, ""
-    return response.status_code, response.text
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_a_second_projector_stands_by_and_takes_over_when_the_first_dies(
@@ -220,32 +178,26 @@ def test_a_second_projector_stands_by_and_takes_over_when_the_first_dies(
 ) -> None:
     settings = Settings(**{k.removeprefix("STRATA_").lower(): v for k, v in stack.items()})
     services = build_services(settings.model_copy(update={"group_commit": False}))
-    first_port, second_port = _free_port(), _free_port()
-    first = _start(stack, first_port)
+    first_port, second_port = free_port(), free_port()
+    first = start_projector(stack, first_port)
     second = None
     try:
-        assert _wait_for(lambda: _readiness(first_port)[0] == 200, 30)
-        second = _start(stack, second_port)
-        assert _wait_for(lambda: "standby" in _readiness(second_port)[1], 30)
-        assert _readiness(second_port)[0] == 503
+        assert holds_within(lambda: readiness(first_port)[0] == 200, 30)
+        second = start_projector(stack, second_port)
+        assert holds_within(lambda: "standby" in readiness(second_port)[1], 30)
+        assert readiness(second_port)[0] == 503
 
         first.kill()  # kill -9: its session ends, and with it the lock
         first.wait(timeout=10)
-        assert _wait_for(lambda: _readiness(second_port)[0] == 200, 15)
+        assert holds_within(lambda: readiness(second_port)[0] == 200, 15)
 
         scenario = run_scenario(services)
         _publish(stack, scenario)
         with read_side("sqlite", tmp_path, name="expected") as expected:
             project(expected, scenario)
             expected_dump = dump_read_models(expected.targets)
-        read_db = PostgresDatabase(stack["STRATA_READ_DATABASE_URL"])
-        redis = Redis.from_url(stack["STRATA_REDIS_URL"], decode_responses=True)
-        try:
-            targets = stack_targets(read_db, redis)
-            assert _wait_for(lambda: dump_read_models(targets) == expected_dump, 30)
-        finally:
-            read_db.close()
-            redis.close()
+        with stack_read_targets(stack) as targets:
+            assert holds_within(lambda: dump_read_models(targets) == expected_dump, 30)
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:

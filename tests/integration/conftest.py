@@ -1,6 +1,7 @@
 """Fixtures shared by the integration tests."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +9,7 @@ from contexts.settings import CONTEXTS, Settings
 from eventlog.jetstream import ContextStream
 from eventlog.stores import Services, build_services
 from tests.support.nats import delete_streams, new_namespace, require_nats
+from tests.support.projections import ReadSide, Scenario, event_stores, read_side, run_scenario
 from tests.support.replica import ReplicatedPostgres, replicated_postgres
 
 
@@ -35,3 +37,18 @@ def replicated() -> Iterator[ReplicatedPostgres]:
     """A PostgreSQL primary of the session's own and its streaming replica."""
     with replicated_postgres() as pair:
         yield pair
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Iterator[Scenario]:
+    """The projection scenario's commands, run on event stores of the test's own."""
+    with event_stores(tmp_path / "stores") as services:
+        yield run_scenario(services)
+
+
+@pytest.fixture
+def side(tmp_path: Path) -> Iterator[ReadSide]:
+    """The stack's read side (PostgreSQL and Redis) on scratch stores; a module that tries
+    every kind of read side overrides it with its own."""
+    with read_side("stack", tmp_path) as built:
+        yield built

@@ -4,7 +4,6 @@ projector over the whole log; a batch under an older epoch than the partition's 
 is refused and writes nothing; switching between the single projector and workers (either
 way) applies nothing twice; positions name each partition's checkpoint."""
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +28,12 @@ from tests.support.projections import (
     FAST,
     ReadSide,
     Scenario,
-    event_stores,
     expected_dump,
     project,
     read_models_of,
-    read_side,
-    run_scenario,
 )
 
 pytestmark = [pytest.mark.postgres]
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    with event_stores(tmp_path) as services:
-        yield run_scenario(services)
-
-
-@pytest.fixture
-def side(tmp_path: Path) -> Iterator[ReadSide]:
-    with read_side("stack", tmp_path) as built:
-        yield built
 
 
 def leased_targets(side: ReadSide, lease: Lease) -> list[Target]:

@@ -5,7 +5,7 @@ Same streams, scenario and read side as tests/integration/test_projections_jetst
 """
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,28 +24,13 @@ from tests.support.projections import (
     FAST,
     ReadSide,
     Scenario,
-    event_stores,
     expected_dump,
-    read_side,
-    run_scenario,
 )
 
 CONTEXTS = ("users", "orders")
 OPTIONS = ConsumerOptions(
     batch_size=8, fetch_timeout=0.2, ack_wait=5, max_deliver=5, pauses=(0.1,), join_lag=4
 )
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    with event_stores(tmp_path / "stores") as services:
-        yield run_scenario(services)
-
-
-@pytest.fixture
-def side(tmp_path: Path) -> Iterator[ReadSide]:
-    with read_side("stack", tmp_path) as built:
-        yield built
 
 
 class FailingFirst:

@@ -6,7 +6,6 @@ own (tests.support.projections).
 """
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,7 @@ from tests.support.projections import (
     FAST,
     ReadSide,
     Scenario,
-    event_stores,
     expected_dump,
-    read_side,
-    run_scenario,
 )
 
 CONTEXTS = ("users", "orders")
@@ -43,18 +39,6 @@ OPTIONS = ConsumerOptions(batch_size=8, fetch_timeout=0.2, ack_wait=5, max_deliv
 @pytest.fixture
 def nats_url() -> str:
     return require_nats()
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    with event_stores(tmp_path / "stores") as services:
-        yield run_scenario(services)
-
-
-@pytest.fixture
-def side(tmp_path: Path) -> Iterator[ReadSide]:
-    with read_side("stack", tmp_path) as built:
-        yield built
 
 
 async def drain(runner: ConsumerRunner, subscription: Any) -> int:

@@ -40,9 +40,7 @@ from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.projections import (
     FAST,
     Scenario,
-    event_stores,
     expected_dump,
-    run_scenario,
 )
 from tests.support.read_models import SCRATCH_CLAIM, require_redis, scratch_redis_database
 
@@ -53,12 +51,6 @@ OPTIONS = ConsumerOptions(
 )
 CATCH_UP_SECONDS = 30.0
 Snapshot = dict[bytes, bytes]
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    with event_stores(tmp_path / "stores") as services:
-        yield run_scenario(services)
 
 
 @pytest.fixture

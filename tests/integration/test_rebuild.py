@@ -23,19 +23,11 @@ from tests.support.projections import (
     READ_SIDES,
     ReadSide,
     Scenario,
-    event_stores,
     read_models_of,
     read_side,
-    run_scenario,
 )
 
 NAMES = [p.name for p in all_projections()]
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    with event_stores(tmp_path) as services:
-        yield run_scenario(services)
 
 
 @pytest.fixture(params=READ_SIDES)

@@ -7,9 +7,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -26,6 +27,46 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def without_strata_variables() -> dict[str, str]:
+    """This process's environment minus its `STRATA_*` variables, for a child configured by the
+    test alone."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+
+
+def start_projector(
+    stack: dict[str, str], port: int, stderr: int | IO[str] = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """A `strata-projector` process on `stack`'s variables, its status endpoint on `port`."""
+    script = entry_point("strata-projector")
+    assert script, "the strata-projector console script is not installed"
+    return subprocess.Popen(
+        [script],
+        env={**without_strata_variables(), **stack, "STRATA_PROJECTOR_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
+
+
+def readiness(port: int) -> tuple[int, str]:
+    """The status and body of /readyz on `port`; (0, "") while nothing answers."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+    except httpx.TransportError:
+        return 0, ""
+    return response.status_code, response.text
+
+
+def holds_within(condition: Callable[[], bool], seconds: float) -> bool:
+    """Whether `condition` holds at some poll within `seconds` (polled every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Bad input to the identity service: a 4xx problem+json naming what was wrong, and no row
 written (odd Unicode, control characters, huge and malformed bodies, malformed forms)."""
 
+import base64
 from collections.abc import Iterator
 
 import pytest
@@ -88,6 +89,22 @@ def test_a_bad_basic_header_is_a_malformed_request(unchanged: TestClient) -> Non
         headers={"Authorization": "Basic %%%"},
     )
     assert assert_problem(answer, 400, "Basic")["error"] == "invalid_request"
+
+
+def test_two_authorization_fields_are_refused(unchanged: TestClient, operator_token: str) -> None:
+    """A proxy may read the other field than this service: neither is believed."""
+    bearer = f"Bearer {operator_token}"
+    rotate = unchanged.post(
+        "/keys/rotate", headers=[("Authorization", bearer), ("Authorization", bearer)]
+    )
+    assert_problem(rotate, 401, "send one Authorization field, not 2")
+    basic = "Basic " + base64.b64encode(b"client:secret").decode()
+    token = unchanged.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers=[("Authorization", basic), ("Authorization", basic)],
+    )
+    assert assert_problem(token, 400, "not 2")["error"] == "invalid_request"
 
 
 @pytest.mark.parametrize("path", ["/sign-up", "/token", "/accounts"])
