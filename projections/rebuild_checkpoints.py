@@ -1,40 +1,35 @@
-"""The checkpoints a rebuild's swap reads from the live version and gives the new one
-(projections.rebuild), whichever mode the projector runs in.
+"""The stream sequence a rebuild's swap gives the new version (projections.rebuild).
 
-A live version's progress is its context checkpoint (the single projector's) together with
-its partition checkpoints (projector workers', readmodels.partition_checkpoints): partition NN
-has applied up to the higher of the two. The swap catches live up from the lowest of those
-(the target's commit skips what a partition has applied already) to the heads, which moves the
-context checkpoint there. The new version then gets that position, and as stream sequence the
-lowest the partitions had reached before the catch-up: every message of the context stream up
-to it was applied by live, so none is skipped by a consumer started after it, whether it reads
-all partitions or one (JetStream sequences are per stream, shared by its partitions)."""
+The swap gives the new version live's context checkpoints. Their position is right, but live's
+catch-up inside the swap folds events read from the store, which carry no stream sequence, and
+with projector workers the context checkpoint was stale before anyway: the sequence would be 0,
+and every partition consumer started from the new version's checkpoint (a member of a feed
+going on alone after the swap held its batch, a worker taking over a partition) would read its
+partition from the start of the stream, skipping it all as duplicates.
 
-from collections.abc import Mapping
+So the swap reads, before anything moves, the lowest stream sequence every partition has
+reached: per partition the higher (by position) of its checkpoint and the context's. Every
+message of the context's stream up to it has been applied by live, so none is skipped by a
+consumer started after it, whether it reads all partitions or one (JetStream sequences are per
+stream, shared by its partitions)."""
 
 from eventlog.envelope import PARTITIONS
 from projections.engine import Target
 from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlTarget
-from readmodels.checkpoints import Checkpoint, write_checkpoint
+from readmodels.checkpoints import Checkpoint
 from readmodels.partition_checkpoints import read_partition_checkpoints
-from readmodels.sql import Tx
 
 
-def applied(target: Target, context: str) -> list[Checkpoint]:
-    """How far each partition of `context` has been applied in `target` (a version's target
-    without a lease): the higher of the context checkpoint and the partition's."""
+def stream_seq_reached(target: Target, context: str) -> int:
+    """The stream sequence up to which `target` (a version's target, without a lease) has
+    applied every message of `context`'s stream."""
     whole = target.checkpoint(context)
     partitions = _partition_checkpoints(target, context)
-    return [
-        max(whole, partitions.get(p, Checkpoint()), key=lambda c: c.position)
+    return min(
+        max(whole, partitions.get(p, Checkpoint()), key=lambda c: c.position).stream_seq
         for p in range(PARTITIONS)
-    ]
-
-
-def lowest(checkpoints: list[Checkpoint]) -> Checkpoint:
-    """The position and the stream sequence every partition has reached."""
-    return Checkpoint(min(c.position for c in checkpoints), min(c.stream_seq for c in checkpoints))
+    )
 
 
 def _partition_checkpoints(target: Target, context: str) -> dict[int, Checkpoint]:
@@ -56,20 +51,3 @@ def _partition_checkpoints(target: Target, context: str) -> dict[int, Checkpoint
         with target.db.transaction(write=False) as tx:
             return read_partition_checkpoints(tx, p.name, p.version, context)
     return {}
-
-
-def adopt(tx: Tx, shadow: Target, positions: Mapping[str, Checkpoint]) -> None:
-    """Give the shadow these context checkpoints (in `tx` for a SQL model, which commits with
-    the pointer's flip)."""
-    p = shadow.projection
-    for context, checkpoint in positions.items():
-        if isinstance(shadow, RedisDocumentTarget):
-            layout = shadow.layout
-            shadow.redis.mset(
-                {
-                    layout.checkpoint_key(p.name, p.version, context): checkpoint.position,
-                    layout.stream_seq_key(p.name, p.version, context): checkpoint.stream_seq,
-                }
-            )
-        else:
-            write_checkpoint(tx, p.name, p.version, context, checkpoint)
