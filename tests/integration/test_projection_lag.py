@@ -21,17 +21,12 @@ from typer.testing import CliRunner
 
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
-from eventlog.jetstream import context_stream
 from eventlog.stores import Services, build_services
 from projections import stack as projector_stack
 from replay.main import app as replay_app
-from tests.support.nats import delete_streams, new_namespace, require_nats
-from tests.support.postgres import require_postgres, scratch_databases, url_settings
-from tests.support.projector_threads import ProjectorThread, wait_for
-from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.projector_threads import ProjectorThread, stack_settings, wait_for
 from tests.support.relays import RelayThread, register_users, store_max, wait_until_relayed
 
-CONTEXTS = REGISTRY.names
 DIRECTORY = {"projection": "users_directory", "version": "1", "context": "users"}
 DATABASE_VARIABLES = [(c.name, c.database_url_variable) for c in REGISTRY]
 FEED = {"feed": "proj_users_all", "context": "users"}
@@ -39,20 +34,8 @@ FEED = {"feed": "proj_users_all", "context": "users"}
 
 @pytest.fixture
 def settings() -> Iterator[Settings]:
-    nats = require_nats()
-    with (
-        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
-        scratch_redis_database(require_redis()) as redis_url,
-    ):
-        built = Settings(
-            **url_settings(urls),
-            redis_url=redis_url,
-            nats_url=nats,
-            stream_namespace=new_namespace(),
-            group_commit=False,
-        )
+    with stack_settings() as built:
         yield built
-        delete_streams(nats, *(context_stream(c, built).name for c in CONTEXTS))
 
 
 class LagThread(ProjectorThread):
@@ -117,7 +100,7 @@ def test_lag_grows_while_the_projector_is_held_back_and_returns_to_zero_after(
     monkeypatch.setattr(projector_stack, "WATCH_INTERVAL", 0.1)
     services: Services = build_services(settings)
     register_users(services, 1)
-    with RelayThread(settings, "users"), LagThread(settings) as running:
+    with RelayThread(settings, "users"), LagThread(settings, "lagtest") as running:
         lag = running.lag
         with held_back(settings, services, running, "rm_checkpoints") as behind_by:
             applied, head, before = behind_by.applied, behind_by.head, behind_by.since
@@ -152,7 +135,7 @@ def test_a_held_back_worker_reports_its_lag_per_partition_and_returns_to_zero(
     )
     services: Services = build_services(settings)
     register_users(services, 1)
-    with RelayThread(settings, "users"), LagThread(settings) as running:
+    with RelayThread(settings, "users"), LagThread(settings, "lagtest") as running:
         lag = running.lag
         with held_back(settings, services, running, "rm_partition_checkpoints") as behind_by:
             wait_for(lambda: (lag()[1] or 0) > 0.3, "the lag in seconds grows")

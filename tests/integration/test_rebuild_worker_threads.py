@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis import Redis
 from typer.testing import CliRunner
 
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
 from domain.service import CommandContext
 from eventlog.envelope import PARTITIONS
-from eventlog.jetstream import context_stream
 from eventlog.stores import Services, build_services
 from projections.targets import following_targets
 from readmodels.catalog import ORDERS, USER_STATS
@@ -36,14 +34,15 @@ from readmodels.partition_checkpoints import (
     read_all_positions,
     redis_all_positions,
 )
-from readmodels.sql import PostgresDatabase
 from replay.main import app as replay_app
 from tests.support.dumps import Dump, differences, dump_read_models
-from tests.support.nats import delete_streams, new_namespace, require_nats
-from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.projections import Scenario, project, read_side
-from tests.support.projector_threads import ProjectorThread, wait_for
-from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.projector_threads import (
+    ProjectorThread,
+    read_stores,
+    stack_settings,
+    wait_for,
+)
 from tests.support.relays import RelayThread
 
 pytestmark = [pytest.mark.postgres]
@@ -56,22 +55,8 @@ CTX = CommandContext(correlation_id="rebuild-with-workers")
 
 @pytest.fixture
 def settings() -> Iterator[Settings]:
-    nats = require_nats()
-    with (
-        scratch_databases(require_postgres(), *REGISTRY.names, "read") as urls,
-        scratch_redis_database(require_redis()) as redis_url,
-    ):
-        built = Settings(
-            **url_settings(urls),
-            redis_url=redis_url,
-            nats_url=nats,
-            stream_namespace=new_namespace(),
-            group_commit=False,
-            projector_mode="partitioned",
-            projector_rebalance_seconds=0.2,
-        )
+    with stack_settings(projector_mode="partitioned", projector_rebalance_seconds=0.2) as built:
         yield built
-        delete_streams(nats, context_stream("orders", built).name)
 
 
 def place_order(services: Services, user: uuid.UUID, amount: int) -> None:
@@ -131,29 +116,18 @@ def expected(services: Services, tmp_path: Path) -> Dump:
 
 
 def active(settings: Settings) -> Dump:
-    db = PostgresDatabase(str(settings.read_database_url))
-    redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
-    try:
+    with read_stores(settings) as (db, redis):
         targets = [t for t in following_targets(db, redis) if t.projection.name in REBUILT]
         for target in targets:
             target.prepare()  # reads which version is active
         return dump_read_models(targets)
-    finally:
-        db.close()
-        redis.close()
 
 
 def partition_positions(settings: Settings, version: int) -> dict[tuple[str, str], int]:
     """The partition checkpoints of both rebuilt models at `version`, by (model, pNN)."""
-    db = PostgresDatabase(str(settings.read_database_url))
-    redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
-    try:
-        with db.transaction(write=False) as tx:
-            positions = dict(read_all_positions(tx, [ORDERS.at(version)]))
+    with read_stores(settings) as (db, redis), db.transaction(write=False) as tx:
+        positions = dict(read_all_positions(tx, [ORDERS.at(version)]))
         positions.update(redis_all_positions(redis, RedisLayout(), [USER_STATS.at(version)]))
-    finally:
-        db.close()
-        redis.close()
     return {
         (model, f"p{p:02d}"): positions[(model, partition_slot("orders", p))]
         for model in REBUILT
@@ -184,33 +158,21 @@ def assert_caught_up(settings: Settings, services: Services, tmp_path: Path) -> 
 
 def context_stream_seqs(settings: Settings, version: int) -> dict[str, int]:
     """The stream sequence of both models' `orders` context checkpoints at `version`."""
-    db = PostgresDatabase(str(settings.read_database_url))
-    redis = Redis.from_url(str(settings.redis_url))
-    try:
-        with db.transaction(write=False) as tx:
-            orders = read_checkpoint(tx, "orders", version, "orders").stream_seq
+    with read_stores(settings) as (db, redis), db.transaction(write=False) as tx:
+        orders = read_checkpoint(tx, "orders", version, "orders").stream_seq
         user_stats = redis.get(RedisLayout().stream_seq_key("user_stats", version, "orders"))
-    finally:
-        db.close()
-        redis.close()
     return {"orders": orders, "user_stats": int(user_stats or 0)}
 
 
 def leftovers(settings: Settings, version: int) -> tuple[int, int]:
     """Rows of `orders` in rm_partition_checkpoints and keys of `user_stats` at `version`."""
-    db = PostgresDatabase(str(settings.read_database_url))
-    redis = Redis.from_url(str(settings.redis_url))
-    try:
-        with db.transaction(write=False) as tx:
-            row = tx.query_one(
-                "SELECT count(*) FROM rm_partition_checkpoints"
-                " WHERE projection = 'orders' AND version = ?",
-                [version],
-            )
+    with read_stores(settings) as (db, redis), db.transaction(write=False) as tx:
+        row = tx.query_one(
+            "SELECT count(*) FROM rm_partition_checkpoints"
+            " WHERE projection = 'orders' AND version = ?",
+            [version],
+        )
         keys = list(redis.scan_iter(match=RedisLayout().prefix("user_stats", version) + "*"))
-    finally:
-        db.close()
-        redis.close()
     return (0 if row is None else int(str(row[0]))), len(keys)
 
 

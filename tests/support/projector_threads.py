@@ -4,17 +4,59 @@ projector or, when the settings say `partitioned`, as one worker of the partitio
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from redis import Redis
 
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
 from eventlog.envelope import PARTITIONS
+from eventlog.jetstream import context_stream
 from projections.consumers import ConsumerOptions
 from projections.stack import StackProjector
 from projections.workers import ProjectorWorker
+from readmodels.sql import PostgresDatabase
+from tests.support.nats import delete_streams, new_namespace, require_nats
+from tests.support.postgres import require_postgres, scratch_databases, url_settings
+from tests.support.read_models import require_redis, scratch_redis_database
 
 QUICK = ConsumerOptions(batch_size=16, fetch_timeout=0.2, pauses=(0.1,))
+
+
+@contextmanager
+def stack_settings(**updates: Any) -> Iterator[Settings]:
+    """Settings of scratch stores for every context, a scratch Redis database and a NATS
+    namespace of their own (its streams deleted afterwards), with `updates`."""
+    nats = require_nats()
+    with (
+        scratch_databases(require_postgres(), *REGISTRY.names, "read") as urls,
+        scratch_redis_database(require_redis()) as redis_url,
+    ):
+        built = Settings(
+            **url_settings(urls),
+            redis_url=redis_url,
+            nats_url=nats,
+            stream_namespace=new_namespace(),
+            group_commit=False,
+            **updates,
+        )
+        yield built
+        delete_streams(nats, *(context_stream(c, built).name for c in REGISTRY.names))
+
+
+@contextmanager
+def read_stores(settings: Settings) -> Iterator[tuple[PostgresDatabase, Redis]]:
+    """The read database and Redis of `settings`, closed afterwards."""
+    db = PostgresDatabase(str(settings.read_database_url))
+    redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
+    try:
+        yield db, redis
+    finally:
+        db.close()
+        redis.close()
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
