@@ -17,7 +17,8 @@
    batch, so the live model stops moving. Both models are caught up to the stores' current heads
    (the same position), their contents compared row by row in key order
    (projections.verify, bounded memory) with a SHA-256 checksum, the shadow's checkpoints given the
-   live ones' stream sequences, and the pointer flipped. A mismatch rolls back and leaves live
+   live positions and the stream sequence every partition had reached (projections.
+   rebuild_checkpoints), and the pointer flipped. A mismatch rolls back and leaves live
    untouched (:class:`VerifyFailed`).
 
 The events a person skipped in the live version are skipped in the shadow too (copied as its own
@@ -37,6 +38,7 @@ from projections import dead_letters
 from projections.bulk_rebuild import KEYS_IN_MEMORY, BulkBackfill, bulk_capable, unlink_prefix
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection, SqlProjection
+from projections.rebuild_checkpoints import stream_seq_reached
 from projections.rebuild_reports import (
     Plan,
     Progress,
@@ -241,6 +243,7 @@ class Rebuilder:
         with self.models.db.transaction() as tx:
             if active_version(tx, name, lock="update") != plan.live_version:
                 raise RebuildError(f"{name}: the active version changed during the rebuild")
+            reached = {c: stream_seq_reached(live, c) for c in projection.contexts}
             self._skip_what_every_partition_applied(live, projection.contexts)
             engines = [Engine(live, self.policy), Engine(shadow, self.policy)]
             for context in projection.contexts:
@@ -250,7 +253,9 @@ class Rebuilder:
             comparison = compare(live, shadow)
             if not comparison.equal:
                 raise VerifyFailed(name, comparison.differences)
-            positions = {c: live.checkpoint(c) for c in projection.contexts}
+            positions = {
+                c: Checkpoint(live.checkpoint(c).position, reached[c]) for c in projection.contexts
+            }
             for context, checkpoint in positions.items():
                 if shadow.checkpoint(context).position != checkpoint.position:
                     raise VerifyFailed(name, [f"checkpoint {context}: not at {checkpoint}"])
@@ -282,7 +287,7 @@ class Rebuilder:
         self, tx: Tx, target: Target, positions: Mapping[str, Checkpoint]
     ) -> None:
         """Set `target`'s context checkpoints (the shadow continues the live feed: same
-        positions, the live stream sequences)."""
+        positions, stream sequences every partition had reached: rebuild_checkpoints)."""
         p = target.projection
         for context, checkpoint in positions.items():
             if isinstance(target, RedisDocumentTarget):

@@ -80,6 +80,18 @@ def read_partition_checkpoint(
     return Checkpoint() if row is None else Checkpoint(int(row[0]), int(row[1]))
 
 
+def read_partition_checkpoints(
+    tx: Tx, projection: str, version: int, context: str
+) -> dict[int, Checkpoint]:
+    """Every partition's checkpoint of a version's context (missing: nothing applied)."""
+    rows = tx.query(
+        "SELECT partition, position, stream_seq FROM rm_partition_checkpoints"
+        " WHERE projection = ? AND version = ? AND context = ?",
+        [projection, version, context],
+    )
+    return {int(row[0]): Checkpoint(int(row[1]), int(row[2])) for row in rows}
+
+
 def lock_partition(
     tx: Tx, projection: str, version: int, context: str, partition: int, epoch: int
 ) -> Checkpoint:

@@ -209,9 +209,11 @@ def forget(tx: Tx, projection: str, version: int) -> None:
     tx.execute(
         "DELETE FROM rm_versions WHERE projection = ? AND version = ?", [projection, version]
     )
-    tx.execute(
-        "DELETE FROM rm_checkpoints WHERE projection = ? AND version = ?", [projection, version]
-    )
+    for checkpoints in ("rm_checkpoints", "rm_partition_checkpoints"):
+        tx.execute(
+            f"DELETE FROM {checkpoints} WHERE projection = ? AND version = ?",  # noqa: S608
+            [projection, version],
+        )
 
 
 def _record(row: Row) -> VersionRecord:

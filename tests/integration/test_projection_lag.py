@@ -7,11 +7,9 @@ checkpoints locked (`rm_checkpoints`, a worker's `rm_partition_checkpoints`), so
 PostgreSQL read models cannot commit their batches.
 """
 
-import asyncio
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,23 +21,16 @@ from typer.testing import CliRunner
 
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
-from eventlog.envelope import PARTITIONS, envelope_source
-from eventlog.jetstream import context_stream
+from eventlog.envelope import envelope_source
 from eventlog.stores import Services, build_services
 from projections import stack as projector_stack
-from projections.consumers import ConsumerOptions
-from projections.stack import StackProjector
-from projections.workers import ProjectorWorker
 from readmodels.catalog import USERS_DIRECTORY
 from readmodels.partition_checkpoints import partition_slot, read_all_positions
 from readmodels.sql import PostgresDatabase
 from replay.main import app as replay_app
-from tests.support.nats import delete_streams, new_namespace, require_nats
-from tests.support.postgres import require_postgres, scratch_databases, url_settings
-from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.projector_threads import ProjectorThread, stack_settings, wait_for
 from tests.support.relays import RelayThread, register_users, store_max, wait_until_relayed
 
-CONTEXTS = REGISTRY.names
 DIRECTORY = {"projection": "users_directory", "version": "1", "context": "users"}
 DATABASE_VARIABLES = [(c.name, c.database_url_variable) for c in REGISTRY]
 FEED = {"feed": "proj_users_all", "context": "users"}
@@ -47,76 +38,17 @@ FEED = {"feed": "proj_users_all", "context": "users"}
 
 @pytest.fixture
 def settings() -> Iterator[Settings]:
-    nats = require_nats()
-    with (
-        scratch_databases(require_postgres(), *CONTEXTS, "read") as urls,
-        scratch_redis_database(require_redis()) as redis_url,
-    ):
-        built = Settings(
-            **url_settings(urls),
-            redis_url=redis_url,
-            nats_url=nats,
-            stream_namespace=new_namespace(),
-            group_commit=False,
-        )
+    with stack_settings() as built:
         yield built
-        delete_streams(nats, *(context_stream(c, built).name for c in CONTEXTS))
 
 
-class ProjectorThread:
-    """The stack's projector on an event loop of its own thread, or a worker of the partitioned
-    mode when the settings say so; `sample` reads its metrics."""
-
-    def __init__(self, settings: Settings) -> None:
-        options = ConsumerOptions(batch_size=16, fetch_timeout=0.2, pauses=(0.1,))
-        self.projector = StackProjector(settings, options=options)
-        partitioned = settings.projector_mode == "partitioned"
-        self.worker = ProjectorWorker(self.projector, "lagtest") if partitioned else None
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
-
-    def __enter__(self) -> "ProjectorThread":
-        self._thread.start()
-        assert self._started.wait(20), "the projector did not start"
-        if (worker := self.worker) is not None:
-            wait_for(lambda: len(worker.held) == PARTITIONS, "the worker holds every partition")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the projector did not stop"
-
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        try:
-            if self.worker is not None:
-                self._started.set()
-                await self.worker.run(self._stop)
-                return
-            assert await self.projector.lead(asyncio.Event())
-            await self.projector.start()
-            self._started.set()
-            await self._stop.wait()
-        finally:
-            await self.projector.close()
-
-    def sample(self, name: str, labels: dict[str, str]) -> float | None:
-        return self.projector.metrics.registry.get_sample_value(name, labels)
-
+class LagThread(ProjectorThread):
     def lag(self) -> tuple[float | None, float | None]:
         """users_directory's lag in the users context: events, seconds."""
         return (
             self.sample("strata_projection_lag_events", DIRECTORY),
             self.sample("strata_projection_lag_seconds", DIRECTORY),
         )
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.05)
 
 
 def listed_directory(settings: Settings) -> dict[str, Any]:
@@ -154,7 +86,7 @@ class HeldBack:
 
 @contextmanager
 def held_back(
-    settings: Settings, services: Services, running: ProjectorThread, table: str
+    settings: Settings, services: Services, running: LagThread, table: str
 ) -> Iterator[HeldBack]:
     """Once caught up, hold `table` locked while 3 users register; the block runs once the lag
     counts them, then the lock goes and the projector catches up again."""
@@ -190,7 +122,7 @@ def test_lag_grows_while_the_projector_is_held_back_and_returns_to_zero_after(
     monkeypatch.setattr(projector_stack, "WATCH_INTERVAL", 0.1)
     services: Services = build_services(settings)
     register_users(services, 1)
-    with RelayThread(settings, "users"), ProjectorThread(settings) as running:
+    with RelayThread(settings, "users"), LagThread(settings, "lagtest") as running:
         lag = running.lag
         with held_back(settings, services, running, "rm_checkpoints") as behind_by:
             applied, head, before = behind_by.applied, behind_by.head, behind_by.since
@@ -225,7 +157,7 @@ def test_a_held_back_worker_reports_its_lag_per_partition_and_returns_to_zero(
     )
     services: Services = build_services(settings)
     register_users(services, 1)
-    with RelayThread(settings, "users"), ProjectorThread(settings) as running:
+    with RelayThread(settings, "users"), LagThread(settings, "lagtest") as running:
         lag = running.lag
         with held_back(settings, services, running, "rm_partition_checkpoints") as behind_by:
             wait_for(lambda: (lag()[1] or 0) > 0.3, "the lag in seconds grows")
