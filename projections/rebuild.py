@@ -38,7 +38,7 @@ from projections import dead_letters
 from projections.bulk_rebuild import KEYS_IN_MEMORY, BulkBackfill, bulk_capable, unlink_prefix
 from projections.engine import Engine, RetryPolicy, Target
 from projections.model import Message, Projection, SqlProjection
-from projections.rebuild_checkpoints import stream_seq_reached
+from projections.rebuild_checkpoints import partition_floors, stream_seq_reached
 from projections.rebuild_reports import (
     Plan,
     Progress,
@@ -243,8 +243,8 @@ class Rebuilder:
         with self.models.db.transaction() as tx:
             if active_version(tx, name, lock="update") != plan.live_version:
                 raise RebuildError(f"{name}: the active version changed during the rebuild")
-            reached = {c: stream_seq_reached(live, c) for c in projection.contexts}
-            self._skip_what_every_partition_applied(live, projection.contexts)
+            floors = {c: partition_floors(live, c) for c in projection.contexts}
+            self._skip_what_every_partition_applied(live, floors)
             engines = [Engine(live, self.policy), Engine(shadow, self.policy)]
             for context in projection.contexts:
                 until = self.models.heads(context)
@@ -254,7 +254,8 @@ class Rebuilder:
             if not comparison.equal:
                 raise VerifyFailed(name, comparison.differences)
             positions = {
-                c: Checkpoint(live.checkpoint(c).position, reached[c]) for c in projection.contexts
+                c: Checkpoint(live.checkpoint(c).position, stream_seq_reached(floors[c]))
+                for c in projection.contexts
             }
             for context, checkpoint in positions.items():
                 if shadow.checkpoint(context).position != checkpoint.position:
@@ -267,15 +268,17 @@ class Rebuilder:
             result.positions = {c: p.position for c, p in positions.items()}
             result.swapped = True
 
-    def _skip_what_every_partition_applied(self, live: Target, contexts: Sequence[str]) -> None:
+    def _skip_what_every_partition_applied(
+        self, live: Target, floors: Mapping[str, Sequence[Checkpoint]]
+    ) -> None:
         """Raise live's context checkpoints to where every partition has applied the log
         (projector workers move the partitions' checkpoints and leave the context's behind), so
         that the swap folds live from there rather than from where a single projector last
         stood. Done while the swap holds the pointer: no worker's batch of this projection runs
         meanwhile."""
         raised = {}
-        for context in contexts:
-            applied = self.models.applied_through(live, context)
+        for context, partitions in floors.items():
+            applied = self.models.applied_through(context, partitions)
             current = live.checkpoint(context)
             if applied > current.position:  # an earlier stream sequence: a safe start
                 raised[context] = Checkpoint(applied, current.stream_seq)

@@ -1,4 +1,5 @@
-"""The stream sequence a rebuild's swap gives the new version (projections.rebuild).
+"""How far a version has applied each partition (`partition_floors`, for `replay projections`
+and a rebuild's swap), and the stream sequence the swap gives the new version.
 
 The swap gives the new version live's context checkpoints. Their position is right, but live's
 catch-up inside the swap folds events read from the store, which carry no stream sequence, and
@@ -13,6 +14,8 @@ message of the context's stream up to it has been applied by live, so none is sk
 consumer started after it, whether it reads all partitions or one (JetStream sequences are per
 stream, shared by its partitions)."""
 
+from collections.abc import Sequence
+
 from eventlog.envelope import PARTITIONS
 from projections.engine import Target
 from projections.redis_target import RedisDocumentTarget
@@ -21,15 +24,22 @@ from readmodels.checkpoints import Checkpoint
 from readmodels.partition_checkpoints import read_partition_checkpoints
 
 
-def stream_seq_reached(target: Target, context: str) -> int:
-    """The stream sequence up to which `target` (a version's target, without a lease) has
-    applied every message of `context`'s stream."""
+def partition_floors(target: Target, context: str) -> list[Checkpoint]:
+    """Per partition, how far `target` (a version's target, without a lease) has applied the
+    context: the higher (by position) of the partition's checkpoint (a worker's) and the
+    context's (the single projector's)."""
     whole = target.checkpoint(context)
     partitions = _partition_checkpoints(target, context)
-    return min(
-        max(whole, partitions.get(p, Checkpoint()), key=lambda c: c.position).stream_seq
+    return [
+        max(whole, partitions.get(p, Checkpoint()), key=lambda c: c.position)
         for p in range(PARTITIONS)
-    )
+    ]
+
+
+def stream_seq_reached(floors: Sequence[Checkpoint]) -> int:
+    """The stream sequence up to which every message of the context's stream was applied,
+    given the `partition_floors`."""
+    return min(floor.stream_seq for floor in floors)
 
 
 def _partition_checkpoints(target: Target, context: str) -> dict[int, Checkpoint]:

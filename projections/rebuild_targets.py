@@ -13,7 +13,7 @@ from redis import Redis
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
-from eventlog.envelope import PARTITIONS, EnvelopeSource, envelope_source
+from eventlog.envelope import EnvelopeSource, envelope_source
 from eventlog.stores import build_services
 from projections.engine import Target
 from projections.model import Projection
@@ -22,8 +22,8 @@ from projections.rebuild_reports import Busy
 from projections.redis_target import RedisDocumentTarget
 from projections.sql_target import SqlDocumentTarget, SqlProjectionTarget
 from projections.targets import target_at
+from readmodels.checkpoints import Checkpoint
 from readmodels.keys import RedisLayout
-from readmodels.partition_checkpoints import partition_slot, read_all_positions, redis_all_positions
 from readmodels.sql import READ_DATABASE, PostgresDatabase, SqlDatabase, SQLiteDatabase
 
 SCAN_PAGE = 1_000
@@ -58,37 +58,25 @@ class ReadModels:
             return f"rm_hashes/rm_sorted_sets version {p.version}"
         return p.label
 
-    def partition_floors(self, target: Target, context: str) -> list[int]:
-        """Per partition, how far `target` has applied the context: the higher of the
-        partition's checkpoint (a worker's) and the context's (the single projector's)."""
-        model = target.projection.read_model
-        if isinstance(target, RedisDocumentTarget):
-            positions = redis_all_positions(target.redis, target.layout, [model])
-        else:
-            with self.db.transaction(write=False) as tx:
-                positions = read_all_positions(tx, [model])
-        return [
-            positions.get((model.name, partition_slot(context, p)), 0) for p in range(PARTITIONS)
-        ]
-
-    def applied_through(self, target: Target, context: str) -> int:
-        """The position before the first event of the context `target` has not applied. With
-        one checkpoint for the whole context (the single projector) that is the checkpoint;
-        with partition workers, the log is read on from the lowest partition's floor to the
-        first event above its partition's (at most SCAN_LIMIT events: past them, the last one
-        read). An idle partition's floor stays low, so its checkpoint alone would not say."""
-        floors = self.partition_floors(target, context)
-        low = min(floors)
-        if low == max(floors):
+    def applied_through(self, context: str, floors: Sequence[Checkpoint]) -> int:
+        """The position before the first event of the context a version has not applied, given
+        its `partition_floors` (projections.rebuild_checkpoints). With one checkpoint for the
+        whole context (the single projector) that is the checkpoint; with partition workers,
+        the log is read on from the lowest partition's floor to the first event above its
+        partition's (at most SCAN_LIMIT events: past them, the last one read). An idle
+        partition's floor stays low, so its checkpoint alone would not say."""
+        positions = [floor.position for floor in floors]
+        low = min(positions)
+        if low == max(positions):
             return low
         source, at, read = self.sources[context], low, 0
         while read < SCAN_LIMIT:
             page = source.select_envelopes(context, at, SCAN_PAGE)
             for envelope in page:
-                if envelope.position > floors[envelope.partition]:
+                if envelope.position > positions[envelope.partition]:
                     return envelope.position - 1
             if len(page) < SCAN_PAGE:
-                return max(floors)
+                return max(positions)
             at, read = page[-1].position, read + len(page)
         return at
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from projections import dead_letters
+from projections.rebuild_checkpoints import partition_floors
 from projections.rebuild_targets import ReadModels
 from readmodels.sql import Tx
 from readmodels.versions import VersionRecord, active_versions, records
@@ -110,7 +111,7 @@ def _position(models: ReadModels, target: Any, context: str) -> int:
     """How far the model has applied every event of the context (`ReadModels.applied_through`);
     0 while its tables do not exist yet."""
     try:
-        return models.applied_through(target, context)
+        return models.applied_through(context, partition_floors(target, context))
     except Exception as error:
         if models.db.dialect.is_infrastructure_error(error):
             raise
