@@ -1,6 +1,7 @@
 """Validated value types shared by the contexts: text bounds, email, country, currency, money."""
 
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -10,10 +11,12 @@ from email_validator import EmailNotValidError, validate_email
 from domain.errors import InvalidValue
 
 # The one rule for text anywhere in the system (no field is multi-line): no C0 or C1 control
-# character, no DEL, no lone surrogate (JSON can carry one; UTF-8 cannot) and no non-character.
-# PostgreSQL refuses NUL outright; the others would be stored but could not be shown or typed.
+# character, no DEL, no bidirectional embedding, override or isolate control, no lone surrogate
+# (JSON can carry one; UTF-8 cannot) and no non-character. PostgreSQL refuses NUL outright; the
+# others would be stored but could not be shown or typed, and a bidirectional control reorders
+# how the text after it is shown ("Trojan Source"). The marks U+200E and U+200F stay allowed.
 FORBIDDEN_IN_TEXT = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
     + "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(1, 17))
     + "]"
 )
@@ -32,8 +35,16 @@ def text_problem(value: str) -> str | None:
         return None
     return (
         f"must not contain U+{ord(found.group()):04X} (at index {found.start()}):"
-        " control characters, surrogates and non-characters are refused"
+        " control characters, bidirectional controls, surrogates and non-characters are refused"
     )
+
+
+def invisible_problem(text: str) -> str | None:
+    """Why trimmed, non-empty `text` shows nothing (None if it shows something): it holds only
+    whitespace and invisible format characters, such as U+200B ZERO WIDTH SPACE."""
+    if any(not char.isspace() and unicodedata.category(char) != "Cf" for char in text):
+        return None
+    return "must hold a visible character, not only whitespace and invisible format characters"
 
 
 def plain_text(value: str, *, field: str) -> str:
@@ -49,6 +60,9 @@ def bounded_text(value: str, *, field: str, max_length: int) -> str:
     text = plain_text(value, field=field).strip()
     if not 1 <= len(text) <= max_length:
         raise InvalidValue(f"{field} must be 1 to {max_length} characters, got {len(text)}")
+    problem = invisible_problem(text)
+    if problem is not None:
+        raise InvalidValue(f"{field} {problem}")
     return text
 
 

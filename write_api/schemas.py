@@ -26,6 +26,7 @@ from domain.values import (
     CANONICAL_UUID,
     country_code,
     currency_code,
+    invisible_problem,
     normalized_email,
     text_problem,
 )
@@ -65,9 +66,19 @@ def _trimmed(max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
-Name = PlainText[Annotated[str, _trimmed(MAX_NAME_LENGTH)]]
-Hobby = PlainText[Annotated[str, _trimmed(MAX_HOBBY_LENGTH)]]
-City = PlainText[Annotated[str, _trimmed(MAX_CITY_LENGTH)]]
+def _shows_something(value: str) -> str:
+    problem = invisible_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invisible_text", problem)
+    return value
+
+
+_VISIBLE = AfterValidator(_shows_something)
+"""After `_trimmed`: the trimmed text holds a character that shows."""
+
+Name = PlainText[Annotated[str, _trimmed(MAX_NAME_LENGTH), _VISIBLE]]
+Hobby = PlainText[Annotated[str, _trimmed(MAX_HOBBY_LENGTH), _VISIBLE]]
+City = PlainText[Annotated[str, _trimmed(MAX_CITY_LENGTH), _VISIBLE]]
 Country = PlainText[Annotated[str, _domain_check(country_code)]]
 Currency = PlainText[Annotated[str, _domain_check(currency_code)]]
 Email = PlainText[
@@ -79,7 +90,7 @@ Sku = PlainText[
         StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=MAX_SKU_LENGTH),
     ]
 ]
-Reason = PlainText[Annotated[str, _trimmed(MAX_REASON_LENGTH)]]
+Reason = PlainText[Annotated[str, _trimmed(MAX_REASON_LENGTH), _VISIBLE]]
 
 PRICE_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
 UnitPrice = PlainText[

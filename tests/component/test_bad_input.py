@@ -22,8 +22,9 @@ from tests.support.api import (
     unique_email,
 )
 
-# Refused by the text rule; \x1f and \x85 are also whitespace to str.strip.
-FORBIDDEN = ["\x00", "\x1f", "\x7f", "\x85", "\ud800", "\ufffe", "\U0010ffff"]
+# Refused by the text rule; \x1f and \x85 are also whitespace to str.strip; U+202E reverses
+# how the text after it is shown.
+FORBIDDEN = ["\x00", "\x1f", "\x7f", "\x85", "\u202e", "\ud800", "\ufffe", "\U0010ffff"]
 UUID = "2e31a84a-2ade-4076-83c6-62ab586bccdb"
 
 
@@ -79,6 +80,16 @@ TEXT_FIELDS = [
 ]
 
 
+def filled(
+    path: str, valid: dict[str, Any], aggregates: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """The path and body with the aggregates' ids, and an email nobody has taken."""
+    body = {k: v.format(**aggregates) if isinstance(v, str) else v for k, v in valid.items()}
+    if "email" in body:
+        body["email"] = unique_email()
+    return path.format(**aggregates), body
+
+
 def spoiled(text: str, char: str) -> list[str]:
     """`char` inside the value and at its end, where stripping would have removed some."""
     middle = len(text) // 2
@@ -96,14 +107,33 @@ def test_a_forbidden_character_in_any_text_field_is_422_naming_it(
     valid: dict[str, Any],
     field: str,
 ) -> None:
-    path = path.format(**aggregates)
-    valid = {k: v.format(**aggregates) if isinstance(v, str) else v for k, v in valid.items()}
-    if "email" in valid:
-        valid["email"] = unique_email()
+    path, valid = filled(path, valid, aggregates)
     before = store_state(client)
     for value in spoiled(valid[field], char):
         response = send_json(client, method, path, {**valid, field: value})
         assert_refused(client, response, before, f"body.{field}", f"U+{ord(char):04X}")
+
+
+TRIMMED_TEXT_FIELDS = [
+    entry for entry in TEXT_FIELDS if entry[3] in ("name", "hobby", "city", "reason")
+]
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", " \u200b\u2060 ", "\ufeff"], ids=ascii)
+@pytest.mark.parametrize(("method", "path", "valid", "field"), TRIMMED_TEXT_FIELDS)
+def test_text_that_shows_nothing_is_422(
+    client: TestClient,
+    aggregates: dict[str, str],
+    invisible: str,
+    method: str,
+    path: str,
+    valid: dict[str, Any],
+    field: str,
+) -> None:
+    path, valid = filled(path, valid, aggregates)
+    before = store_state(client)
+    response = send_json(client, method, path, {**valid, field: invisible})
+    assert_refused(client, response, before, f"body.{field}", "must hold a visible character")
 
 
 # The forbidden characters as a path carries them: percent-encoded UTF-8 (a lone surrogate has

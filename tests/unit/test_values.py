@@ -35,6 +35,10 @@ REFUSED = [
     "\x7f",
     "\x85",  # NEL, a C1 control and whitespace to str.strip()
     "\x9f",
+    "\u202a",  # LEFT-TO-RIGHT EMBEDDING
+    "\u202e",  # RIGHT-TO-LEFT OVERRIDE: shows the text after it reversed
+    "\u2066",  # LEFT-TO-RIGHT ISOLATE
+    "\u2069",  # POP DIRECTIONAL ISOLATE
     "\ud800",  # a lone surrogate, as JSON's "\\ud800" decodes
     "\udfff",
     "\ufdd0",
@@ -50,6 +54,10 @@ ALLOWED = [
     "\xa0",
     "\u3000",
     "\u200b",
+    "\u200d",  # ZERO WIDTH JOINER, inside emoji sequences
+    "\u200e",  # LEFT-TO-RIGHT MARK, in mixed-direction text
+    "\u200f",
+    "\u2065",
     "\ufdcf",
     "\ufdf0",
     "\ufffd",
@@ -63,8 +71,16 @@ def is_noncharacter(point: int) -> bool:
 
 
 def refused_by_definition(char: str) -> bool:
-    """The rule as Unicode words: controls (Cc), surrogates (Cs) and non-characters."""
-    return unicodedata.category(char) in ("Cc", "Cs") or is_noncharacter(ord(char))
+    """The rule as Unicode words: controls (Cc), bidirectional embedding, override and isolate
+    controls (Bidi_Class LRE RLE PDF LRO RLO LRI RLI FSI PDI), surrogates (Cs), non-characters."""
+    return (
+        unicodedata.category(char) in ("Cc", "Cs")
+        or unicodedata.bidirectional(char) in BIDI_CONTROLS
+        or is_noncharacter(ord(char))
+    )
+
+
+BIDI_CONTROLS = {"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"}
 
 
 @pytest.mark.parametrize("char", REFUSED)
@@ -84,6 +100,7 @@ def test_the_text_rule_allows_other_characters(char: str) -> None:
 
 @given(st.text(st.characters(codec=None, exclude_categories=()), max_size=20))
 def test_the_text_rule_refuses_exactly_controls_surrogates_and_noncharacters(text: str) -> None:
+    """(Bidirectional controls included.)"""
     assert (text_problem(text) is None) == (not any(map(refused_by_definition, text)))
 
 
@@ -128,6 +145,19 @@ def test_bounded_text_length_is_measured_after_stripping() -> None:
 def test_bounded_text_rejects_empty_or_blank(text: str) -> None:
     with pytest.raises(InvalidValue, match=r"^hobby must be 1 to 40 characters, got 0$"):
         bounded_text(text, field="hobby", max_length=40)
+
+
+@pytest.mark.parametrize("text", ["\u200b", " \u200b\u2060 ", "\u200d\ufeff", "\u00ad"])
+def test_bounded_text_rejects_text_that_shows_nothing(text: str) -> None:
+    with pytest.raises(InvalidValue, match=r"^name must hold a visible character"):
+        bounded_text(text, field="name", max_length=40)
+
+
+@pytest.mark.parametrize(
+    "text", ["a\u200b", "\U0001f469\u200d\U0001f4bb", "\u0627\u200f", "\u0301"]
+)
+def test_bounded_text_accepts_text_with_something_to_show(text: str) -> None:
+    assert bounded_text(text, field="name", max_length=40) == text
 
 
 def test_bounded_text_rejects_too_long_and_reports_length() -> None:
