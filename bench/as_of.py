@@ -204,9 +204,7 @@ def run_size(url: str, size: int, args: argparse.Namespace, rng: random.Random) 
             )
         measure(lambda at: raw(key, at), instants(20))  # warm-up: prepare statements, caches
         measure(lambda at: with_snapshots.state_at(UserProfile, key, at=at), instants(20))
-        result = {
-            "events": size,
-            "build_events_per_s": size / seconds,
+        measured = {
             "raw": measure(lambda at: raw(key, at), instants(args.samples)),
             "snapshots": measure(
                 lambda at: with_snapshots.state_at(UserProfile, key, at=at), instants(args.samples)
@@ -220,11 +218,14 @@ def run_size(url: str, size: int, args: argparse.Namespace, rng: random.Random) 
         raw.close()
         with_snapshots.close()
         without.close()
-    result["ratio_snapshots_to_raw"] = result["snapshots"]["p50_ms"] / result["raw"]["p50_ms"]
-    result["ratio_no_snapshots_to_snapshots"] = (
-        result["no_snapshots"]["p50_ms"] / result["snapshots"]["p50_ms"]
-    )
-    return result
+    p50 = {name: times["p50_ms"] for name, times in measured.items()}
+    return {
+        "events": size,
+        "build_events_per_s": size / seconds,
+        **measured,
+        "ratio_snapshots_to_raw": p50["snapshots"] / p50["raw"],
+        "ratio_no_snapshots_to_snapshots": p50["no_snapshots"] / p50["snapshots"],
+    }
 
 
 def report(results: list[dict[str, Any]], interval: int) -> None:

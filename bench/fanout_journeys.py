@@ -57,17 +57,17 @@ class Journey:
             )
         if kind == "create":
             currency = CURRENCIES[self.index % len(CURRENCIES)]
-            body = {"user_id": self.user_id, "currency": currency}
-            return loadgen.json_request("POST", "/orders", host, body, auth)
+            order = {"user_id": self.user_id, "currency": currency}
+            return loadgen.json_request("POST", "/orders", host, order, auth)
         if kind == "line":
             self.lines += 1
-            body = {
+            line = {
                 "sku": f"SKU-{self.lines}",
                 "quantity": 1 + self.index % 3,
                 "unit_price": "9.99",
             }
             path = f"/orders/{self.order_id}/lines"
-            return loadgen.json_request("POST", path, host, body, auth)
+            return loadgen.json_request("POST", path, host, line, auth)
         return loadgen.request_bytes("POST", f"/orders/{self.order_id}/{kind}", host, extra=auth)
 
     @property
@@ -149,6 +149,17 @@ class Driver:
         for _, writer, _ in self.idle:
             writer.close()
 
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The most recently used idle connection, if it has not idled too long; else a new one."""
+        while self.idle:
+            reader, writer, used = self.idle.pop()
+            if clock() - used < IDLE_LIMIT:
+                return reader, writer
+            writer.close()
+        connection = await asyncio.open_connection(HOST, self.port)
+        self.connections += 1
+        return connection
+
     async def _send(self, journey: Journey, due: float) -> None:
         kind = journey.kind
         command = Command(kind, CONTEXT_OF[kind], due)
@@ -157,16 +168,7 @@ class Driver:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            reader = writer = None
-            while self.idle:
-                reader, writer, used = self.idle.pop()  # the most recently used first
-                if clock() - used < IDLE_LIMIT:
-                    break
-                writer.close()
-                reader = writer = None
-            if writer is None:
-                reader, writer = await asyncio.open_connection(HOST, self.port)
-                self.connections += 1
+            reader, writer = await self._connection()
             writer.write(request)
             response, closing = await loadgen.read_response(reader)
             command.answered = clock()

@@ -58,7 +58,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 
@@ -189,10 +189,7 @@ def raw_tail(args: argparse.Namespace, config: StackConfig) -> dict[str, Any]:
     """(a) the raw JetStream tail lag."""
     rate = args.rate or RAW_RATE_WITH_CAPACITY
     log(f"(a) raw JetStream tail lag: {rate:g} msg/s for {args.raw_seconds:g} s ...")
-    raw = cast(
-        dict[str, Any],
-        loadgen.run(lambda: raw_tail_lag(args.nats, config.namespace, rate, args.raw_seconds)),
-    )
+    raw = loadgen.run(lambda: raw_tail_lag(args.nats, config.namespace, rate, args.raw_seconds))
     log(f"    p50 {raw['tail_lag']['p50_ms']} ms, p99 {raw['tail_lag']['p99_ms']} ms")
     return raw
 
@@ -203,7 +200,7 @@ def raw_operations(args: argparse.Namespace, config: StackConfig, rate: float) -
     log(f"(a') raw operations of a command: {rate:g}/s for {args.raw_seconds:g} s ...")
     recreate_databases(config, (RAW_ROLE,))
     try:
-        operations: Any = loadgen.run(
+        operations = loadgen.run(
             lambda: raw_operations_cpu(
                 config.url(RAW_ROLE),
                 config.redis_url,
@@ -216,7 +213,7 @@ def raw_operations(args: argparse.Namespace, config: StackConfig, rate: float) -
     finally:
         drop_databases(config, (RAW_ROLE,))
     log(f"    {operations.get('total_ms')} ms of CPU per command's raw operations")
-    return cast(dict[str, Any], operations)
+    return operations
 
 
 def start_stack(config: StackConfig, services: dict[str, Service]) -> None:
@@ -248,7 +245,7 @@ def run_stack(args: argparse.Namespace, config: StackConfig) -> tuple[StackRun, 
     )
     try:
         start_stack(config, services)
-        run = cast(StackRun, loadgen.run(lambda: drive(config, services, plan)))
+        run = loadgen.run(lambda: drive(config, services, plan))
     except (RuntimeError, OSError, psycopg.Error) as error:
         log(f"fanout_lag: FAILED: {error}")
         print_logs(services.values())

@@ -81,7 +81,8 @@ def analyse(run: StackRun, raw: dict[str, Any]) -> dict[str, Any]:
     def ratio(stats: dict[str, Any], q: str) -> float | None:
         if stats[q] is None or not floor[q]:
             return None
-        return round(stats[q] / floor[q], 1)
+        share: float = stats[q] / floor[q]
+        return round(share, 1)
 
     stores = {}
     for store in ("redis", "postgres", "jetstream"):
@@ -226,7 +227,7 @@ def print_cpu(report: dict[str, Any]) -> None:
         )
 
 
-def percentiles_value(values: list[float], q: float) -> float:
+def percentiles_value(values: list[float], q: int) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * q // 100) - 1))]
 

@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench_host import log
 from fanout_capacity import measure_capacity
@@ -16,6 +16,9 @@ from fanout_journeys import Command, Driver
 from fanout_stack import Service, StackConfig, backend_pids, clock, read_models, stop_service
 from fanout_watch import Observations, watch_postgres, watch_redis, watch_subjects
 from proc_cpu import Window
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NatsClient
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Watchers:
         self.keys = read_models()
         self.obs = Observations()
         self.tasks: list[asyncio.Task[None]] = []
-        self.nc: Any = None
+        self.nc: NatsClient | None = None
 
     async def start(self) -> None:
         config, keys, obs = self.config, self.keys, self.obs
@@ -93,8 +96,9 @@ class Watchers:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.nc.close()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
 
 
 async def drive(config: StackConfig, services: dict[str, Service], plan: Plan) -> StackRun:

@@ -51,7 +51,7 @@ def percentiles(values: list[float]) -> dict[str, Any]:
         return {"n": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
     ordered = sorted(values)
 
-    def rank(q: float) -> float:
+    def rank(q: int) -> float:
         return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * q // 100) - 1))]
 
     return {

@@ -9,12 +9,16 @@ import contextlib
 import json
 from collections import Counter, defaultdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 from fanout_stack import CHANNEL_PG, WALL_OFFSET, ModelKey, clock
 
 from readmodels.keys import redis_channel_for_url
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
 
 # --------------------------------------------------------------------------------------------
 # (b) observers: when did each checkpoint reach each position
@@ -112,14 +116,14 @@ async def watch_postgres(url: str, keys: list[ModelKey], obs: Observations) -> N
                 obs.seen(key, int(payload["position"]), now)
 
 
-async def watch_subjects(nats_url: str, namespace: str, obs: Observations) -> Any:
+async def watch_subjects(nats_url: str, namespace: str, obs: Observations) -> NatsClient:
     """Core NATS subscription on the context subjects: when the relay's message went through."""
     import nats  # noqa: PLC0415
 
     nc = await nats.connect(nats_url)
     prefix = len(namespace) + len(".es.")
 
-    async def on_message(msg: Any) -> None:
+    async def on_message(msg: Msg) -> None:
         now = clock()
         headers = msg.headers or {}
         position = headers.get("Strata-Position")

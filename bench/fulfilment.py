@@ -31,9 +31,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import psycopg
+from eventsourcing.domain import DomainEvent
 from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,25 +42,39 @@ sys.path.insert(0, str(ROOT))
 
 from contexts.registered import REGISTRY  # noqa: E402
 from contexts.settings import Settings  # noqa: E402
+from eventlog.stores import Services  # noqa: E402
 from runtime.auth.jwks import StaticKeys  # noqa: E402
 from tests.support.auth import IDENTITY, OPERATOR  # noqa: E402
 from tests.support.processes import entry_point, running_service  # noqa: E402
 from write_api.app import create_app  # noqa: E402
 
 TARGET_RATIO = 0.5
-TRUSTED = StaticKeys({IDENTITY.key.kid: IDENTITY.key})
-"""Requests carry tokens of the tests' identity; the app verifies them as in production."""
+
+
+def trusted_keys() -> StaticKeys:
+    """Requests carry tokens of the tests' identity; the app verifies them as in production."""
+    kid = IDENTITY.key.kid
+    if kid is None:
+        raise RuntimeError("the tests' identity key has no kid")
+    return StaticKeys({kid: IDENTITY.key})
+
+
+class Providers(TypedDict):
+    """The simulators' URLs, as settings fields."""
+
+    payment_provider_url: str
+    carrier_url: str
 
 
 @contextmanager
-def simulators() -> Iterator[dict[str, str]]:
+def simulators() -> Iterator[Providers]:
     with (
         running_service(
             entry_point("strata-payment-provider"), {}, "STRATA_PAYMENT_PROVIDER_PORT"
         ) as (provider, _),
         running_service(entry_point("strata-carrier"), {}, "STRATA_CARRIER_PORT") as (carrier, _),
     ):
-        yield {"payment_provider_url": provider, "carrier_url": carrier}
+        yield Providers(payment_provider_url=provider, carrier_url=carrier)
 
 
 def stores(postgres: str | None, data_dir: Path) -> dict[str, Any]:
@@ -84,13 +99,12 @@ def plain_rate(client: TestClient, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def appended(client: TestClient) -> int:
-    services = client.app.state.services  # type: ignore[attr-defined]
+def appended(services: Services) -> int:
     names = ("payments", "shipping", "fulfilment")
     return sum(services[name].recorder.max_notification_id() or 0 for name in names)
 
 
-def fulfil(client: TestClient, count: int) -> dict[str, Any]:
+def fulfil(client: TestClient, services: Services, count: int) -> dict[str, Any]:
     user = client.post("/users", json={"name": "Buyer", "email": f"{uuid.uuid4()}@x.org"})
     orders = []
     for _ in range(count):
@@ -99,7 +113,7 @@ def fulfil(client: TestClient, count: int) -> dict[str, Any]:
         line = {"sku": "A", "quantity": 1, "unit_price": "9.99"}
         assert client.post(f"/orders/{order_id}/lines", json=line).status_code == 200
         orders.append(order_id)
-    before = appended(client)
+    before = appended(services)
     started = time.perf_counter()
     for order_id in orders:
         assert client.post(f"/orders/{order_id}/place").status_code == 200
@@ -111,14 +125,15 @@ def fulfil(client: TestClient, count: int) -> dict[str, Any]:
             if status in ("completed", "cancelled", "parked"):
                 pending.discard(order_id)
     elapsed = time.perf_counter() - started
-    return {"orders": orders, "elapsed": elapsed, "commands": appended(client) - before}
+    return {"orders": orders, "elapsed": elapsed, "commands": appended(services) - before}
 
 
-def latencies(client: TestClient, orders: list[str]) -> list[float]:
-    application = client.app.state.services["orders"]  # type: ignore[attr-defined]
+def latencies(services: Services, orders: list[str]) -> list[float]:
+    application = services["orders"]
     result = []
     for order_id in orders:
-        events = {type(e).__name__: e for e in application.events.get(uuid.UUID(order_id))}
+        stored = application.events.get(uuid.UUID(order_id))
+        events = {type(e).__name__: e for e in stored if isinstance(e, DomainEvent)}
         if "Shipped" in events:
             delta = events["Shipped"].timestamp - events["Placed"].timestamp
             result.append(delta.total_seconds() * 1000)
@@ -134,10 +149,12 @@ def main() -> None:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir, simulators() as providers:
         settings = Settings(**stores(arguments.postgres, Path(data_dir)), **providers)
-        with TestClient(create_app(settings, keys=TRUSTED), headers=OPERATOR) as client:
+        app = create_app(settings, keys=trusted_keys())
+        with TestClient(app, headers=OPERATOR) as client:
+            services: Services = app.state.services  # built when the app starts
             plain = plain_rate(client, arguments.plain)
-            run = fulfil(client, arguments.orders)
-            shipped = latencies(client, run["orders"])
+            run = fulfil(client, services, arguments.orders)
+            shipped = latencies(services, run["orders"])
     per_second = run["commands"] / run["elapsed"]
     figures = {
         "mode": "postgres" if arguments.postgres else "sqlite",

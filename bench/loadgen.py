@@ -16,13 +16,18 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 try:  # uvloop is cheaper per request than the default loop; optional
     import uvloop
+
+    HAVE_UVLOOP = True
 except ImportError:  # pragma: no cover - the default loop works too
-    uvloop = None
+    HAVE_UVLOOP = False
+
+T = TypeVar("T")
 
 # client index, sequence number within that client -> full request bytes
 RequestFactory = Callable[[int, int], bytes]
@@ -134,7 +139,7 @@ async def _client(
     result: LoadResult,
 ) -> None:
     clock = time.perf_counter
-    reader = writer = None
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     seq = 0
     latencies = result.latencies
     while True:
@@ -145,14 +150,15 @@ async def _client(
             break
         measured = started >= measure_from
         try:
-            if writer is None:
-                reader, writer = await asyncio.open_connection(host, port)
+            if connection is None:
+                connection = await asyncio.open_connection(host, port)
+            reader, writer = connection
             writer.write(request)
-            response, closing = await read_response(reader)  # type: ignore[arg-type]
+            response, closing = await read_response(reader)
         except (OSError, EOFError, asyncio.LimitOverrunError, ProtocolError) as error:
-            if writer is not None:
-                writer.close()
-            reader = writer = None
+            if connection is not None:
+                connection[1].close()
+            connection = None
             if measured:
                 result.errors[type(error).__name__] += 1
             else:
@@ -164,7 +170,7 @@ async def _client(
         finished = clock()
         if closing:
             writer.close()
-            reader = writer = None
+            connection = None
         if not measured:
             if 200 <= response.status < 300:
                 result.warmup_ok += 1
@@ -181,8 +187,8 @@ async def _client(
             result.errors[str(response.status)] += 1
             if len(result.sample_errors) < 5:
                 result.sample_errors.append(f"{response.status} {response.body[:300]!r}")
-    if writer is not None:
-        writer.close()
+    if connection is not None:
+        connection[1].close()
 
 
 async def run_load_async(
@@ -222,11 +228,11 @@ async def run_load_async(
     return result
 
 
-def run(coro_factory: Callable[[], object]) -> object:
+def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine on uvloop if available, else on the default loop."""
-    if uvloop is not None:
-        return uvloop.run(coro_factory())  # type: ignore[arg-type]
-    return asyncio.run(coro_factory())  # type: ignore[arg-type]
+    if HAVE_UVLOOP:
+        return uvloop.run(coro_factory())
+    return asyncio.run(coro_factory())
 
 
 def run_load(
@@ -239,7 +245,7 @@ def run_load(
     warmup: float = 1.0,
     on_window: Callable[[str], None] | None = None,
 ) -> LoadResult:
-    return run(  # type: ignore[return-value]
+    return run(
         lambda: run_load_async(
             host,
             port,
@@ -357,6 +363,4 @@ async def run_open_loop_async(
 def run_open_loop(
     host: str, port: int, make_request: RequestFactory, *, rate: float, seconds: float
 ) -> OpenLoopResult:
-    return run(  # type: ignore[return-value]
-        lambda: run_open_loop_async(host, port, make_request, rate=rate, seconds=seconds)
-    )
+    return run(lambda: run_open_loop_async(host, port, make_request, rate=rate, seconds=seconds))

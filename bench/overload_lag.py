@@ -333,7 +333,7 @@ def run_stack(config: fl.StackConfig, args: argparse.Namespace) -> dict[str, Any
             f"then {args.low_rate:g}/s ..."
         )
         run = loadgen.run(lambda: overload(services, config, args))
-        return analyse(*run, args)  # type: ignore[misc]
+        return analyse(*run, args)
     except RuntimeError as error:
         fl.log(f"overload_lag: FAILED: {error}")
         for service in services.values():

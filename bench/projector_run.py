@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from fanout_cpu import Spy, cpu_by_service
@@ -195,17 +195,15 @@ def top_spenders_cents(config: StackConfig) -> dict[str, int]:
     from redis import Redis  # noqa: PLC0415
 
     client = Redis.from_url(config.redis_url)
+
+    def scores(currency: str) -> list[tuple[bytes, float]]:
+        # redis-py types zrange's answer as either shape; withscores gives (member, score) pairs
+        key = f"rm:{{top_spenders:v1}}:top:{currency}"
+        return cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))
+
     try:
         return {
-            currency: int(
-                sum(
-                    score
-                    for _, score in client.zrange(
-                        f"rm:{{top_spenders:v1}}:top:{currency}", 0, -1, withscores=True
-                    )
-                )
-            )
-            for currency in CURRENCIES
+            currency: int(sum(score for _, score in scores(currency))) for currency in CURRENCIES
         }
     finally:
         client.close()

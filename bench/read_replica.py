@@ -63,7 +63,7 @@ def api_read(base: str) -> Callable[[int], None]:
     client = httpx.Client(base_url=base, timeout=10)
 
     def until(position: int) -> None:
-        params = {"position": f"users:{position}", "wait": 5, "limit": 1}
+        params: dict[str, str | int] = {"position": f"users:{position}", "wait": 5, "limit": 1}
         response = client.get("/users", params=params)
         assert response.status_code == 200, response.text
 

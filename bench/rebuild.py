@@ -52,7 +52,7 @@ from redis import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contexts.registered import REGISTRY
-from contexts.settings import Settings
+from contexts.settings import Settings, database_url_fields
 from domain.orders.order import Order
 from domain.ports import EventMetadata, SideRecords
 from domain.users.profile import UserProfile
@@ -226,7 +226,7 @@ def main() -> None:
     redis.flushdb()
     with databases(args.admin_url, args.suffix) as urls:
         settings = Settings(
-            **{database_url_field(name): url for name, url in urls.items()},
+            **database_url_fields(urls),
             redis_url=redis_url,
             group_commit=False,
         )

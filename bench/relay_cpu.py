@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,18 +35,20 @@ from typing import Any
 
 import nats
 import psycopg
+from bench_host import free_port
 from nats.js.errors import NotFoundError
 from psycopg.sql import SQL, Composed, Identifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contexts.registered import REGISTRY
-from contexts.settings import Settings
+from contexts.settings import Settings, database_url_fields
 from domain.ports import EventMetadata, SideRecords
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
-from eventlog.envelope import EventEnvelope
+from domain.users.service import UsersService
 from eventlog.jetstream import ContextStream, connect, ensure_stream, last_message
+from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay_publish import relay_headers
 from eventlog.stores import Services, build_services
 
@@ -81,7 +82,7 @@ class Phase:
 
 class RelayProcess:
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         command = [sys.executable, "-m", "eventlog.relay_main", "--context", CONTEXT]
         with log_path.open("ab") as output:
             self.process = subprocess.Popen(
@@ -103,12 +104,6 @@ class RelayProcess:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(condition: Callable[[], bool], what: str, seconds: float = 120) -> None:
@@ -171,22 +166,32 @@ def measured(
         return Phase(last - before, cpu_seconds(relay.process.pid) - cpu, seconds)
 
 
+def users_recorder(services: Services) -> PostgresSideRecordRecorder:
+    """The users store's recorder (the bench's stores are PostgreSQL)."""
+    recorder = services.users.recorder
+    if not isinstance(recorder, PostgresSideRecordRecorder):
+        raise TypeError(f"expected a PostgreSQL store, found {type(recorder).__name__}")
+    return recorder
+
+
 def paced_appends(services: Services, rate: float, seconds: float) -> list[tuple[float, int]]:
     """Register `rate` users per second for `seconds`: (moment, position) of each commit."""
     arrivals: list[tuple[float, int]] = []
+    users, recorder = services.application(UsersService), users_recorder(services)
     start = time.monotonic()
     for number in range(int(rate * seconds)):
         due = start + number / rate
         time.sleep(max(0.0, due - time.monotonic()))
         ctx = CommandContext(correlation_id=f"bench-{number}")
-        services.users.register(ctx, "Bench", f"b{uuid.uuid4().hex[:16]}@example.com")
-        arrivals.append((time.monotonic() - start, services.users.recorder.max_notification_id()))
+        users.register(ctx, "Bench", f"b{uuid.uuid4().hex[:16]}@example.com")
+        arrivals.append((time.monotonic() - start, recorder.max_notification_id() or 0))
     return arrivals
 
 
 def backlog_appends(services: Services, events: int) -> int:
     """Append `events` registrations in transactions of PAGE; the last position."""
     positions: Sequence[int] = []
+    recorder = users_recorder(services)
     for start in range(0, events, PAGE):
         profiles = [
             UserProfile.register("Bench", f"b{uuid.uuid4().hex[:16]}@example.com")
@@ -196,10 +201,10 @@ def backlog_appends(services: Services, events: int) -> int:
             services.users.mapper.to_stored_event(e) for p in profiles for e in p.collect_events()
         ]
         metadata = [
-            EventMetadata(s.originator_id, s.originator_version, p.created_on, f"bench-{start}")
+            EventMetadata(p.id, s.originator_version, p.created_on, f"bench-{start}")
             for s, p in zip(stored, profiles, strict=True)
         ]
-        positions = services.users.recorder.insert_events(
+        positions = recorder.insert_events(
             stored, side_records=SideRecords(event_metadata=metadata)
         )
     return positions[-1]
@@ -215,7 +220,7 @@ class Message:
 def stream_messages(services: Services, settings: Settings, upto: int) -> list[Message]:
     """The messages the relay published for positions 1..upto, built as it builds them."""
     stream = ContextStream(CONTEXT, settings.stream_namespace)
-    envelopes: list[EventEnvelope] = services.users.recorder.select_envelopes(CONTEXT, 0, upto)
+    envelopes = users_recorder(services).select_envelopes(CONTEXT, 0, upto)
     messages, previous = [], None
     for envelope in envelopes:
         headers = relay_headers(envelope, stream.name, previous)
@@ -310,7 +315,7 @@ class Bench:
         ]
         for message in rebuilt:
             message.headers["Nats-Expected-Stream"] = stream.name
-        query = self.services.users.recorder.envelope_page_statement()
+        query = users_recorder(self.services).envelope_page_statement()
         return asyncio.run(raw_run(self.urls[CONTEXT], query, settings, rebuilt, steps, after))
 
 
@@ -349,7 +354,7 @@ def main() -> None:
     urls = {name: f"{arguments.pg}/{DB_PREFIX}_{name}" for name in REGISTRY.names}
     recreate(arguments.pg, [f"{DB_PREFIX}_{name}" for name in REGISTRY.names])
     settings = Settings(
-        **{REGISTRY[name].settings_field: url for name, url in urls.items()},
+        **database_url_fields(urls),
         nats_url=arguments.nats,
         stream_namespace=f"relaycpu{uuid.uuid4().hex[:8]}",
         group_commit=False,

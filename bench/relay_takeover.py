@@ -49,8 +49,9 @@ from psycopg.sql import SQL, Identifier
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contexts.registered import REGISTRY
-from contexts.settings import Settings
+from contexts.settings import Settings, database_url_fields
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.jetstream import ContextStream, connect, last_message
 from eventlog.stores import Services, build_services
 
@@ -152,7 +153,9 @@ async def _delete_streams(settings: Settings) -> None:
 
 def _append(services: Services) -> int:
     ctx = CommandContext()
-    services.users.register(ctx, "Takeover", f"t{uuid.uuid4().hex[:12]}@example.com")
+    services.application(UsersService).register(
+        ctx, "Takeover", f"t{uuid.uuid4().hex[:12]}@example.com"
+    )
     return services.users.recorder.max_notification_id() or 0
 
 
@@ -194,7 +197,7 @@ def main() -> None:
     urls = {name: f"{arguments.pg}/{DB_PREFIX}_{name}" for name in REGISTRY.names}
     _recreate(arguments.pg, [f"{DB_PREFIX}_{name}" for name in REGISTRY.names])
     settings = Settings(
-        **{REGISTRY[name].settings_field: url for name, url in urls.items()},
+        **database_url_fields(urls),
         nats_url=arguments.nats,
         stream_namespace=f"takeover{uuid.uuid4().hex[:8]}",
         group_commit=False,

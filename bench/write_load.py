@@ -96,7 +96,7 @@ def preregister(port: int, count: int, run_id: str) -> list[str]:
             ids.append(json.loads(response.body)["id"])
         return ids
 
-    return loadgen.run(go)  # type: ignore[return-value]
+    return loadgen.run(go)
 
 
 def commit_batches(base: str) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """The settings model of the registered contexts: the runtime's common fields plus one event-store
 URL per context (`STRATA_<CONTEXT>_DATABASE_URL`)."""
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from contexts.registered import REGISTRY
 from runtime import settings as runtime_settings
-from runtime.settings import CommonSettings, Mode, settings_model
+from runtime.settings import CommonSettings, Mode, database_url_field, settings_model
 
 CONTEXTS = REGISTRY.names
 
@@ -15,6 +16,13 @@ else:
     Settings = settings_model(REGISTRY.names)
 
 
+def database_url_fields(urls: Mapping[str, str]) -> dict[str, Any]:
+    """`Settings` keyword arguments naming these event-store URLs, by context. The model makes
+    those fields from the registry at run time and a type checker sees only `CommonSettings`,
+    so the values are typed `Any`."""
+    return {database_url_field(name): url for name, url in urls.items()}
+
+
 def load_settings(prog: str, contexts: tuple[str, ...] | None = None) -> CommonSettings:
     """The settings of the registered contexts (or of those named: a process serving some of
     them needs only their event stores) from the environment, or exit with one line."""
@@ -22,4 +30,4 @@ def load_settings(prog: str, contexts: tuple[str, ...] | None = None) -> CommonS
     return runtime_settings.load_settings(prog, model)
 
 
-__all__ = ["CONTEXTS", "Mode", "Settings", "load_settings"]
+__all__ = ["CONTEXTS", "Mode", "Settings", "database_url_fields", "load_settings"]

@@ -71,8 +71,11 @@ class ReadModelWriter:
 
     def _hash(self, projection: ReadModel, key: str, fields: Mapping[str, str]) -> None:
         if self.redis is not None:
+            # redis-py types `mapping` as Mapping[FieldT, EncodableT]: a Mapping's key type is
+            # invariant, so only a mapping keyed by that whole union fits, never Mapping[str, str]
             self.redis.hset(
-                LAYOUT.prefix(projection.name, projection.version) + key, mapping=fields
+                LAYOUT.prefix(projection.name, projection.version) + key,
+                mapping=fields,  # type: ignore[arg-type]
             )
             return
         with self.sql.transaction() as tx:

@@ -21,8 +21,7 @@ import httpx
 
 from contexts.deployment import deployments, simulators, write_service_environment
 from contexts.registered import REGISTRY
-from contexts.settings import Settings
-from runtime.settings import database_url_field
+from contexts.settings import Settings, database_url_fields
 from tests.support.auth import OPERATOR, JwksServer
 from tests.support.processes import BIN, free_port
 from tests.support.servers import Servers, throwaway_servers, wait_until
@@ -46,8 +45,8 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        urls = {database_url_field(c.name): self.env[c.database_url_variable] for c in REGISTRY}
-        return Settings(**urls, group_commit=False)
+        urls = {c.name: self.env[c.database_url_variable] for c in REGISTRY}
+        return Settings(**database_url_fields(urls), group_commit=False)
 
     def ready(self, name: str) -> bool:
         try:
