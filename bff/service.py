@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from bff.downstream import Breakers, ReadApi, Refused
 from bff.settings import BffSettings
 from runtime.auth.http import authenticator, install_auth
+from runtime.http.head import HeadAsGet
 from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 from runtime.http.problems import install_problem_handlers, instance_of
@@ -94,6 +95,7 @@ def create_bff(
     app = FastAPI(title=f"strata {name} BFF", description=description, lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app, log)
+    app.add_middleware(HeadAsGet)
     install_auth(app, authenticator(settings))
     app.add_exception_handler(Refused, _on_refused)
     install_rate_limits(app, settings)

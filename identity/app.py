@@ -24,6 +24,7 @@ from identity.profiles import SERVICE_SUBJECT, USERS_SCOPE, HttpProfiles, NoProf
 from identity.service import Identity, Profiles, build_identity, identity_of, run
 from identity.settings import IdentitySettings
 from identity.tokens import Grant
+from runtime.http.head import HeadAsGet
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
@@ -78,6 +79,7 @@ def create_app(
     identity.metrics.registry.register(followed)
     app.add_route("/metrics", metrics_endpoint(identity.metrics.registry), include_in_schema=False)
     install_problem_handlers(app)
+    app.add_middleware(HeadAsGet)
     install_rate_limits(app, settings, rate_limit_caller, identity.metrics.registry)
     app.include_router(endpoints.router)
     app.include_router(discovery.router)

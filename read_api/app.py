@@ -10,6 +10,7 @@ from read_api.problems import install_problem_handlers
 from read_api.resources import ReadSide
 from read_api.routes import include_read_routes
 from runtime.auth.http import authenticator, install_auth
+from runtime.http.head import HeadAsGet
 from runtime.live_reload import install_live_settings
 from runtime.logs import configure as configure_logging
 
@@ -34,6 +35,7 @@ def create_app(
         configure_logging(settings.log_level)
     app = FastAPI(title="strata read API", description=DESCRIPTION)
     install_problem_handlers(app)
+    app.add_middleware(HeadAsGet)
     install_auth(app, authenticator(settings))
     include_read_routes(app, settings, prefix, contexts=contexts)
     install_live_settings(app, settings, lambda app: read_side_of(app).metrics.registry)

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from runtime.http.head import HeadAsGet
 from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, SERVICE_UNAVAILABLE, ProblemType
 from runtime.http.problems import install_problem_handlers, problem
 from runtime.logs import configure as configure_logging
@@ -138,6 +139,7 @@ def create_simulator_app(title: str, simulator: Simulator[Any, Any], router: API
     """The app of a simulator: its operations, `/control`, `/healthz` and `/readyz`."""
     app = FastAPI(title=title, description=__doc__)
     install_problem_handlers(app, log)
+    app.add_middleware(HeadAsGet)
 
     async def on_refused(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, SimulatorError)

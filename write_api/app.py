@@ -33,6 +33,7 @@ from runtime.auth.jwks import KeySource
 from runtime.auth.tokens import service_tokens
 from runtime.http.admission import Admission
 from runtime.http.deadlines import Runner
+from runtime.http.head import HeadAsGet
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
@@ -107,6 +108,7 @@ def create_app(
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
     install_problem_handlers(app)
+    app.add_middleware(HeadAsGet)
     install_rate_limits(app, settings, registry=registry)
     for context in contexts:
         app.include_router(context.router)

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from bff.mobile.app import create_app as create_mobile_app
 from bff.web.app import create_app as create_web_app
 from contexts.registered import REGISTRY
-from tests.support.api import assert_problem
+from tests.support.api import assert_head_is_get_without_body, assert_problem
 from tests.support.auth import Identity, new_key
 from tests.support.bff import (
     ReadApiProcess,
@@ -145,6 +146,16 @@ def test_mobile_answers_are_compact_with_an_etag_and_a_304(shop: Shop) -> None:
     assert order.json()["order"]["fulfilment"] == {"status": "running", "step": "payment"}
     assert order.json()["order"]["lines"] == [{"sku": "SKU-1", "quantity": 2, "subtotal": "42.00"}]
     assert_problem(not_hers, 403, "another user")
+
+
+def test_a_read_api_process_and_a_bff_answer_head_like_get(shop: Shop) -> None:
+    path = f"{shop.read_api}/users/{ADA}"
+    get, head = httpx.get(path, headers=bearer(ADA)), httpx.head(path, headers=bearer(ADA))
+    assert_head_is_get_without_body(get, head)
+    with TestClient(create_mobile_app(bff_settings(shop.read_api))) as mobile:
+        get = mobile.get("/mobile/me", headers=bearer(ADA))
+        head = mobile.head("/mobile/me", headers=bearer(ADA))
+    assert_head_is_get_without_body(get, head)
 
 
 def test_the_position_passes_through_to_every_section(shop: Shop) -> None:

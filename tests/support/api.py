@@ -3,6 +3,7 @@
 import uuid
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from eventlog.stores import Services
@@ -55,3 +56,15 @@ def assert_problem(response: Any, status: int, *fragments: str) -> dict[str, Any
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in {text!r}"
     return body
+
+
+HEAD_COMPARED = ("content-type", "content-length", "etag", "cache-control")
+
+
+def assert_head_is_get_without_body(get: httpx.Response, head: httpx.Response) -> None:
+    """HEAD answered as GET was: its status and headers, without the body."""
+    assert get.status_code == 200 and get.content
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in HEAD_COMPARED:
+        assert head.headers.get(name) == get.headers.get(name), name

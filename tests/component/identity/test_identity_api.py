@@ -221,3 +221,11 @@ def test_an_address_of_a_profile_without_account_is_the_users_service_refusal(
     refused = sign_up(identity_client, email=email)
     assert assert_problem(refused, 409)["type"] == "/problems/value-taken"
     assert row_counts(identity_of(identity_client)) == counts
+
+
+def test_head_is_answered_like_get(identity_client: TestClient) -> None:
+    for path in ("/jwks.json", "/.well-known/openid-configuration"):
+        get, head = identity_client.get(path), identity_client.head(path)
+        assert get.status_code == head.status_code == 200 and get.content
+        assert head.content == b""
+        assert head.headers["content-length"] == get.headers["content-length"]
