@@ -31,10 +31,17 @@ from identity.service import Identity, identity_of, run
 from identity.throttle import SignInThrottled
 from runtime.http import header_fields
 from runtime.http.header_fields import MalformedField, one_authorization
+from runtime.http.json_bodies import JsonRoute
 from runtime.rate_limits import RateLimitedRoute
 
 GrantCall = Callable[[], TokenAnswer]
-router = APIRouter(route_class=RateLimitedRoute)
+
+
+class IdentityRoute(RateLimitedRoute, JsonRoute):
+    """Rate limited, and a JSON body with a repeated member name is refused."""
+
+
+router = APIRouter(route_class=IdentityRoute)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from runtime.http.head import HeadAsGet
+from runtime.http.json_bodies import JsonRoute, loads_unique
 from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, SERVICE_UNAVAILABLE, ProblemType
 from runtime.http.problems import install_problem_handlers, problem
 from runtime.logs import configure as configure_logging
@@ -132,7 +133,9 @@ class Simulator(Generic[ControlT, LedgerT]):
 
 def operations_router(simulator: Simulator[Any, Any]) -> APIRouter:
     """The router of a simulator's operations: every request goes through `admit` first."""
-    return APIRouter(dependencies=[Depends(simulator.admit)], tags=["operations"])
+    return APIRouter(
+        dependencies=[Depends(simulator.admit)], tags=["operations"], route_class=JsonRoute
+    )
 
 
 def create_simulator_app(title: str, simulator: Simulator[Any, Any], router: APIRouter) -> FastAPI:
@@ -171,12 +174,14 @@ def _control_router(simulator: Simulator[Any, Any]) -> APIRouter:
     @router.put("")
     async def put_control(request: Request) -> Json:
         """Replace the faults and rules (a field left out takes its default)."""
+        body = await request.body()
         try:
-            control: Faults = simulator.control_type.model_validate_json(await request.body())
+            control: Faults = simulator.control_type.model_validate_json(body)
         except ValidationError as error:
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
             ) from None
+        loads_unique(body)  # JSON, as validated: a repeated member name is refused
         with simulator.lock:
             simulator.control = control
         log.info("control changed", extra={"control": control.model_dump(mode="json")})

@@ -7,9 +7,11 @@ the hot command endpoints that machinery cost more CPU than the command's own wo
 `LeanRoute` plans the same resolution once, when FastAPI builds its handler, and then per
 request:
 
-1. reads the body and decodes it (msgspec; a document msgspec refuses is decoded again by
-   `json`, whose error FastAPI reports: a 422 on `body.<offset>`, or a 400 for bytes that are
-   not UTF-8 or nest too deeply), before any dependency, as FastAPI does. (How deep is too deep
+1. reads the body and decodes it (`runtime.http.json_bodies.loads_unique`, which refuses a
+   repeated member name; a document it cannot decode at once goes to msgspec, and one msgspec
+   refuses is decoded again by `json`, whose error FastAPI reports: a 422 on `body.<offset>`,
+   or a 400 for bytes that are not UTF-8 or nest too deeply), before any dependency, as
+   FastAPI does. (How deep is too deep
    depends on the stack below, for both decoders: msgspec gives up a few levels deeper than
    `json`, so a document nested some 990 levels may be refused on `body` as not an object here
    and as nested too deeply by FastAPI: a 422 on `body` either way.);
@@ -43,11 +45,12 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Form
-from fastapi.routing import APIRoute
 from pydantic_core import PydanticUndefined
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+
+from runtime.http.json_bodies import JsonRoute, loads_unique
 
 Resolver = Callable[[Request], Awaitable[Any]]
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -69,9 +72,10 @@ def served_lean_by(resolver: Resolver) -> Callable[[D], D]:
     return mark
 
 
-class LeanRoute(APIRoute):
+class LeanRoute(JsonRoute):
     """An `APIRoute` whose requests skip FastAPI's dependency solving where a plan covers them;
-    `lean` says whether its handler has one."""
+    `lean` says whether its handler has one. FastAPI's handler, where it answers, reads JSON
+    bodies as the plan does (a `JsonRoute`)."""
 
     lean = False
 
@@ -92,7 +96,7 @@ class LeanRoute(APIRoute):
         return handle
 
 
-def _as_configured(route: APIRoute) -> Any:
+def _as_configured(route: JsonRoute) -> Any:
     """The route as FastAPI builds its handler: the route, or the context of a router including
     it (its prefix, dependencies and settings added), which FastAPI hands to
     `get_route_handler` this way (a context variable) while it builds that handler."""
@@ -227,7 +231,7 @@ async def _body(request: Request) -> Any:
             return PydanticUndefined
         if not _is_json(request.headers.get("content-type")):
             return data
-        return _decode(data)
+        return loads_unique(data, _decode)
     except json.JSONDecodeError as error:
         problem = {
             "type": "json_invalid",

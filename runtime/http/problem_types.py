@@ -157,7 +157,8 @@ VERSION_MISMATCH = ProblemType(
 VALIDATION_ERROR = ProblemType(
     422,
     "validation-error",
-    "malformed or out-of-range input (body, path, query); `errors` lists each field",
+    "malformed or out-of-range input (body, path, query), or a body object naming a member"
+    " twice (`errors` names where: `body.name`); `errors` lists each field",
     _takes_input,
     schema="ValidationProblem",
 )

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from runtime.http.json_bodies import DuplicateMember
 from runtime.http.openapi import PROBLEM_JSON, document_problems
 from runtime.http.problem_types import (
     BAD_HEADER,
@@ -91,27 +92,40 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
     return invalid_input(request, errors)
 
 
-def _unparsable_body(error: HTTPException) -> str | None:
+def _unparsable_body(error: HTTPException) -> dict[str, str] | None:
     """Why FastAPI could not parse a body (it answers 400 from the decoding error), if so."""
     cause = error.__cause__
     if error.status_code != 400 or cause is None:
         return None
+    if isinstance(cause, DuplicateMember):
+        return duplicate_member_error(cause)
     if isinstance(cause, UnicodeDecodeError):
-        return f"not valid UTF-8: byte {cause.start}"
-    if isinstance(cause, RecursionError):
-        return "JSON nested too deeply"
-    return f"not a JSON document: {type(cause).__name__}"
+        message = f"not valid UTF-8: byte {cause.start}"
+    elif isinstance(cause, RecursionError):
+        message = "JSON nested too deeply"
+    else:
+        message = f"not a JSON document: {type(cause).__name__}"
+    return {"field": "body", "message": message}
+
+
+def duplicate_member_error(error: DuplicateMember) -> dict[str, str]:
+    return {"field": error.field, "message": f"{error}: the body is ambiguous"}
 
 
 async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     unparsable = _unparsable_body(error)
     if unparsable is not None:  # the same answer as for a JSON syntax error: the body is input
-        return invalid_input(request, [{"field": "body", "message": unparsable}])
+        return invalid_input(request, [unparsable])
     kind = HTTP_ERRORS.get(error.status_code, BAD_HEADER)
     return problem(
         request, kind, str(error.detail), status=error.status_code, headers=error.headers
     )
+
+
+async def on_duplicate_member(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DuplicateMember)
+    return invalid_input(request, [duplicate_member_error(error)])
 
 
 async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -137,4 +151,5 @@ def install_problem_handlers(
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(DuplicateMember, on_duplicate_member)
     document_problems(app, own_problems)

@@ -2,6 +2,7 @@
 written (odd Unicode, control characters, huge and malformed bodies, malformed forms)."""
 
 import base64
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -130,6 +131,41 @@ def test_a_malformed_sign_up_body_is_refused(unchanged: TestClient, content: byt
         "/sign-up", content=content, headers={"Content-Type": "application/json"}
     )
     assert_problem(answer, 422)
+
+
+SIGN_UP = f'"email": "dup@example.org", "password": "{PASSWORD}"'
+REPEATED_MEMBERS = [
+    ('{"name": "Ada", "name": "Bob", ' + SIGN_UP + "}", "body.name"),
+    ('{"na\\u006de": "Ada", "name": "Bob", ' + SIGN_UP + "}", "body.name"),
+    ('{"name": "Ada", ' + SIGN_UP + ', "extra": {"a": [{"b": 1, "b": 2}]}}', "body.extra.a.0.b"),
+]
+
+
+@pytest.mark.parametrize(("content", "field"), REPEATED_MEMBERS)
+def test_a_sign_up_naming_a_member_twice_is_refused(
+    unchanged: TestClient, content: str, field: str
+) -> None:
+    answer = unchanged.post(
+        "/sign-up", content=content.encode(), headers={"Content-Type": "application/json"}
+    )
+    problem = assert_problem(answer, 422, field)
+    assert problem["type"] == "/problems/validation-error"
+    assert problem["errors"] == [
+        {
+            "field": field,
+            "message": f"the member {field.rsplit('.', 1)[1]!r} appears twice in one object:"
+            " the body is ambiguous",
+        }
+    ]
+
+
+def test_an_account_naming_the_password_twice_is_refused(
+    unchanged: TestClient, operator_token: str
+) -> None:
+    content = f'{{"user_id": "{uuid.uuid4()}", "password": "x", "password": "{PASSWORD}"}}'
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {operator_token}"}
+    answer = unchanged.post("/accounts", content=content.encode(), headers=headers)
+    assert_problem(answer, 422, "body.password")
 
 
 @pytest.mark.parametrize("key", ["", "with space", "é" * 3, "x" * 201])
