@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
 
+import httpx
 import psycopg
 from eventsourcing.domain import DomainEvent
 from fastapi.testclient import TestClient
@@ -145,10 +146,26 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--plain", type=int, default=500)
     parser.add_argument("--postgres", help="a PostgreSQL URL (default: embedded SQLite)")
+    parser.add_argument(
+        "--provider-latency-ms", type=int, default=0, help="each simulator operation's delay"
+    )
+    parser.add_argument(
+        "--job-concurrency", type=int, default=None, help="STRATA_JOB_CONCURRENCY (default: its)"
+    )
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir, simulators() as providers:
-        settings = Settings(**stores(arguments.postgres, Path(data_dir)), **providers)
+        for url in providers.values():
+            faults = {"latency_ms": arguments.provider_latency_ms}
+            httpx.put(f"{url}/control", json=faults, timeout=5).raise_for_status()
+        concurrency = (
+            {}
+            if arguments.job_concurrency is None
+            else {"job_concurrency": arguments.job_concurrency}
+        )
+        settings = Settings(
+            **stores(arguments.postgres, Path(data_dir)), **providers, **concurrency
+        )
         app = create_app(settings, keys=trusted_keys())
         with TestClient(app, headers=OPERATOR) as client:
             services: Services = app.state.services  # built when the app starts
@@ -158,6 +175,8 @@ def main() -> None:
     per_second = run["commands"] / run["elapsed"]
     figures = {
         "mode": "postgres" if arguments.postgres else "sqlite",
+        "provider_latency_ms": arguments.provider_latency_ms,
+        "job_concurrency": settings.job_concurrency,
         "plain_commands_per_second": round(plain, 1),
         "orders": arguments.orders,
         "shipped": len(shipped),

@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -132,7 +133,9 @@ MIN_PAUSE = 0.01
 
 
 class JobPoller:
-    """Runs the due jobs of one kind from one store, in a thread of its own."""
+    """Runs the due jobs of one kind from one store, in a thread of its own: each claimed batch
+    `concurrency` jobs at a time (a job mostly waits on a provider or another service, and jobs
+    are claimed under leases exactly so that several pollers may run them at once)."""
 
     def __init__(
         self,
@@ -142,6 +145,7 @@ class JobPoller:
         *,
         clock: Clock | None = None,
         batch: int = 16,
+        concurrency: int = 1,
         lease: timedelta = timedelta(seconds=30),
         backoff: Backoff = Backoff(),
         max_wait: float = 1.0,
@@ -161,6 +165,11 @@ class JobPoller:
         self._woken = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"jobs-{kind}", daemon=True)
+        self._runners = (
+            ThreadPoolExecutor(concurrency, thread_name_prefix=f"jobs-{kind}")
+            if concurrency > 1
+            else None
+        )
 
     def start(self) -> "JobPoller":
         self._thread.start()
@@ -176,16 +185,25 @@ class JobPoller:
         self._woken.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._runners is not None:
+            self._runners.shutdown(wait=False, cancel_futures=True)
 
     def run_once(self) -> int:
         """Claim the jobs due now (at most a batch) and run them; how many were claimed."""
         jobs = self._store.claim_due_jobs(self.kind, self._clock.now(), self._batch, self._lease)
-        for job in jobs:
-            if self._stopping.is_set():  # hand the rest back rather than hold them a lease long
-                self._store.reschedule_job(job.kind, job.key, job.due_at)
-            else:
-                self._run(job)
+        if self._runners is None or len(jobs) < 2:
+            for job in jobs:
+                self._run_unless_stopping(job)
+        else:
+            for _ in self._runners.map(self._run_unless_stopping, jobs):
+                pass
         return len(jobs)
+
+    def _run_unless_stopping(self, job: Job) -> None:
+        if self._stopping.is_set():  # hand the rest back rather than hold them a lease long
+            self._store.reschedule_job(job.kind, job.key, job.due_at)
+        else:
+            self._run(job)
 
     def _run(self, job: Job) -> None:
         try:

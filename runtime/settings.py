@@ -52,6 +52,13 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
     worker_threads: int = Field(
         40, ge=1, le=1000, description="Threads running blocking store calls per process."
     )
+    job_concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Jobs of one kind (provider calls, the saga's commands, deadlines) a process"
+        " runs at once, from each batch it claims: they mostly wait on another service.",
+    )
     db_pool_size: int = Field(
         2, ge=1, description="Connections each event store keeps open (more open on demand)."
     )

@@ -46,7 +46,9 @@ async def running_workers(
         for worker in context.workers:
             handle = worker.handler(application, environment)
             store = cast(JobStore, application.recorder)
-            poller = JobPoller(store, worker.kind, handle, clock=clock)
+            poller = JobPoller(
+                store, worker.kind, handle, clock=clock, concurrency=live.current.job_concurrency
+            )
             application.commit_listeners.append(_waking(poller))
             pollers.append(poller.start())
     try:

@@ -195,3 +195,42 @@ def test_a_stopping_poller_hands_back_the_jobs_it_has_not_started() -> None:
 
     assert ran == ["a"]
     assert {key: job.due_at for (_, key), job in store.rows.items()} == {"b": T0, "c": T0}
+
+
+@pytest.mark.timeout(20)
+def test_a_poller_runs_a_batch_concurrency_jobs_at_a_time() -> None:
+    """Four jobs that each wait for the other three: they finish only if they run together."""
+    store = InMemoryJobs(*(_job(str(n)) for n in range(4)))
+    together = threading.Barrier(4, timeout=5)
+    ran: list[str] = []
+
+    def meet(job: Job) -> None:
+        together.wait()
+        ran.append(job.key)
+
+    poller = JobPoller(store, "work", meet, clock=ManualClock(T0), concurrency=4)
+    try:
+        assert poller.run_once() == 4
+    finally:
+        poller.stop()
+    assert sorted(ran) == ["0", "1", "2", "3"]
+    assert store.rows == {}
+
+
+def test_one_failing_job_of_a_concurrent_batch_is_rescheduled_alone() -> None:
+    store = InMemoryJobs(*(_job(str(n)) for n in range(6)))
+    clock = ManualClock(T0)
+
+    def fail_on_3(job: Job) -> None:
+        if job.key == "3":
+            raise RuntimeError("provider said no")
+
+    poller = JobPoller(
+        store, "work", fail_on_3, clock=clock, concurrency=3, backoff=Backoff(jitter=0)
+    )
+    try:
+        assert poller.run_once() == 6
+    finally:
+        poller.stop()
+    assert list(store.rows) == [("work", "3")]
+    assert store.rows["work", "3"].due_at > T0
