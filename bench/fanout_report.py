@@ -182,7 +182,10 @@ def print_capacity(report: dict[str, Any]) -> None:
             f"{capacity['errors'] or 'none'}; written {capacity['write_rate']}/s (HTTP p50 "
             f"{h['p50_ms']} / p99 {h['p99_ms']} ms), visible in every read model at "
             f"{capacity['visible_rate']}/s (drained {capacity['drain_s']} s after the last "
-            f"answer) -> capacity {capacity['capacity']}/s, lag run at half: {report['rate']:g}/s"
+            f"answer), the {capacity['orders_placed']} placed orders' fulfilments ended "
+            f"{capacity['sagas_ended_s']} s after it (machine busy "
+            f"{capacity['machine_busy_until_sagas_ended']:.0%}) -> capacity "
+            f"{capacity['capacity']}/s sustained, lag run at half: {report['rate']:g}/s"
         )
     if report.get("burner"):
         cores = (report["cpu"] or {}).get("cores", {}).get(BURNER) or 0.0

@@ -115,10 +115,15 @@ async def drive(config: StackConfig, services: dict[str, Service], plan: Plan) -
             port,
             watchers.obs,
             watchers.keys,
+            config.url("read"),
             clients=plan.capacity_clients,
             seconds=plan.capacity_seconds,
         )
-        log(f"    capacity {capacity['capacity']} commands/s (written {capacity['write_rate']}/s)")
+        log(
+            f"    capacity {capacity['capacity']} commands/s sustained (written"
+            f" {capacity['write_rate']}/s, visible {capacity['visible_rate']}/s, sagas ended"
+            f" {capacity['sagas_ended_s']} s after the last answer)"
+        )
     rate = plan.rate if plan.rate is not None else capacity_rate(capacity)
     log(f"    driving {rate:g} commands/s for {plan.warmup:g} + {plan.seconds:g} s ...")
     driver = Driver(port, rate, uuid.uuid4().hex[:8])
@@ -135,7 +140,7 @@ async def drive(config: StackConfig, services: dict[str, Service], plan: Plan) -
         await asyncio.sleep(max(0.0, measure_from - clock()))
         window("start")
         if plan.profile:
-            for name in ("projector", "relay-users", "relay-orders"):
+            for name in ("write-api", "projector", "relay-users", "relay-orders"):
                 spies[name] = Spy(services[name], config.log_dir, plan.seconds)
         await asyncio.sleep(max(0.0, measure_to - clock()))
         window("end")
