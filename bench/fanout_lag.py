@@ -9,10 +9,10 @@ with the raw JetStream tail lag it is judged against.
     `strata_bench_fan_read` (read models), Redis DB `--redis-db` (FLUSHDB first), streams under a
     unique `STRATA_STREAM_NAMESPACE`; `strata-write-api`, one `strata-relay --context <c>` per
     context and `strata-projector` as subprocesses. With `--capacity`, closed-loop clients first
-    measure the stack's capacity (commands/s visible in every read model) and `--rate` defaults
-    to half of it. With `--burner`, a busy-loop process competes for one core from the warm-up
-    to the end of the drain. An open-loop driver
-    sends `--rate` commands/s for `--warmup` + `--seconds` s, a mix of customer journeys: register
+    measure the stack's capacity (commands/s visible in every read model, with the fulfilments of
+    the orders they placed ended) and `--rate` defaults to half of it. With `--burner`, a
+    busy-loop process competes for one core from the warm-up to the end of the drain. An
+    open-loop driver sends `--rate` commands/s for `--warmup` + `--seconds` s, a mix of customer journeys: register
     a user, then twice: create an order, add two lines, place it, pay it (1 + 2 x 5 = 11 commands,
     each appending one event). For every 2xx command of the measured window:
 
@@ -36,8 +36,8 @@ with the raw JetStream tail lag it is judged against.
     INSERT + COMMIT, a JetStream publish + ack, a fetch + ack, the read-model upserts and Redis
     commands) per operation, printed beside the stack's CPU per command (target ratio <= 5).
 
-`--profile` attaches `py-spy record --gil --nonblocking` to the projector and both relays for the
-measured window (it costs them CPU, so read lags from unprofiled runs).
+`--profile` attaches `py-spy record --gil --nonblocking` to the write API, the projector and both
+relays for the measured window (it costs them CPU, so read lags from unprofiled runs).
 
     .venv/bin/python bench/fanout_lag.py                          # 300 commands/s for 60 s
     .venv/bin/python bench/fanout_lag.py --rate 300 --seconds 10 --raw-seconds 5
@@ -174,7 +174,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--capacity-seconds", type=positive, default=10.0, help="closed loop")
     parser.add_argument("--burner", action="store_true", help="a busy loop on one core")
     parser.add_argument("--workers", type=int, default=1, help="write API processes")
-    parser.add_argument("--profile", action="store_true", help="py-spy on projector + relays")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy on write API, projector, relays"
+    )
     add_stack_arguments(parser)
     parser.add_argument("--dump", type=Path, default=None, help="per-command times, JSON lines")
     args = parser.parse_args()
