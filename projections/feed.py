@@ -284,8 +284,12 @@ class ContextFeed:
             fetched, self.name, self._next_seq, contiguous=contiguous
         )
         if messages:
-            for member in self.on_feed:
-                await self._apply(member, messages, fetched)
+            # Each member applies the batch to its own target, under its own checkpoint: at
+            # once, so a projection's reader waits for its own write only, not for the others'.
+            applied = (self._apply(member, messages, fetched) for member in self.on_feed)
+            for failed in await asyncio.gather(*applied, return_exceptions=True):
+                if isinstance(failed, BaseException):
+                    raise failed
             self.delivered = max(self.delivered, messages[-1].position)
         await fetched[-1].ack()  # acks `all`: every message up to this one
 

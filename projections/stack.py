@@ -196,9 +196,10 @@ class StackProjector:
             )
             for context in self.contexts.names
         ]
-        # Batches run in threads (a feed's, and those of projections catching up on their
-        # own); leave room for checks and metrics.
-        self.use_executor(len(self.targets) + len(self.feeds) + 4)
+        # Batches run in threads (a feed's members' at once, and those of projections catching
+        # up on their own); leave room for checks and metrics.
+        members = sum(len(feed.members) for feed in self.feeds)
+        self.use_executor(members + len(self.targets) + 4)
         self._tasks = [asyncio.create_task(feed.run(self._term_over)) for feed in self.feeds]
         self._tasks.append(asyncio.create_task(self._watch()))
 
