@@ -84,6 +84,11 @@ def _programs(ports: dict[str, int]) -> list[str]:
             f"-u {other.database_url_variable}" for other in REGISTRY if other is not context
         )
         wiring = "".join(f" {k}={v}" for k, v in write_service_environment(d, urls).items())
+        if context.name == "payments":
+            # tests/e2e/test_fulfilment_stack.py counts the breaker's calls exactly, as one
+            # caller makes them: jobs run several at once would add the calls under way when it
+            # opens (docs/config.md).
+            wiring += " STRATA_JOB_CONCURRENCY=1"
         programs += [
             f"write-{context.name}=env {others} STRATA_PORT={ports[f'write-{context.name}']}"
             f"{wiring} {BIN}/strata-write-api --context {context.name}",
