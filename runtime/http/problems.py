@@ -103,8 +103,8 @@ def _unparsable_body(error: HTTPException) -> dict[str, str] | None:
         message = f"not valid UTF-8: byte {cause.start}"
     elif isinstance(cause, RecursionError):
         message = "JSON nested too deeply"
-    else:
-        message = f"not a JSON document: {type(cause).__name__}"
+    else:  # the first clause of the reason: the rest is advice to a Python programmer
+        message = f"not a JSON document: {str(cause).split(';')[0] or type(cause).__name__}"
     return {"field": "body", "message": message}
 
 

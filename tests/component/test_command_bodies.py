@@ -105,6 +105,8 @@ def test_json_is_application_json_or_a_json_suffix() -> None:
     [
         (b'{"name": "\xff", "email": "a@example.com"}', "not valid UTF-8"),
         (b"[" * 20_000 + b"]" * 20_000, "nested too deeply"),
+        # Python reads integers of at most 4300 digits (sys.get_int_max_str_digits)
+        (b'{"name": "x", "email": "a@example.com", "n": ' + b"9" * 5000 + b"}", "4300 digits"),
     ],
 )
 def test_a_body_that_cannot_be_decoded_is_a_422_on_the_body(
