@@ -76,6 +76,7 @@ from fanout_run import Plan, StackRun, drive
 from fanout_stack import (
     CONTEXTS,
     DB_PREFIX,
+    SIMULATORS,
     ModelKey,
     Service,
     StackConfig,
@@ -90,6 +91,7 @@ from fanout_stack import (
     spawn,
     start_projector,
     start_relay,
+    start_simulator,
     start_write_api,
     stop_service,
     stream_names,
@@ -127,6 +129,7 @@ __all__ = [
     "spawn",
     "start_projector",
     "start_relay",
+    "start_simulators",
     "start_write_api",
     "stop_service",
     "stream_names",
@@ -219,7 +222,15 @@ def raw_operations(args: argparse.Namespace, config: StackConfig, rate: float) -
     return operations
 
 
+def start_simulators(config: StackConfig, services: dict[str, Service]) -> None:
+    """The providers, ready, and the stack's settings pointed at them (before its services)."""
+    for name in SIMULATORS:
+        services[name] = start_simulator(config, name)
+        wait_ready(services[name])
+
+
 def start_stack(config: StackConfig, services: dict[str, Service]) -> None:
+    start_simulators(config, services)
     services["write-api"] = start_write_api(config)
     wait_ready(services["write-api"])
     for context in CONTEXTS:

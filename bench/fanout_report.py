@@ -9,7 +9,7 @@ from bench_host import ms, source_digest
 from fanout_cpu import BURNER, PG_OTHERS
 from fanout_rawops import IDLE_SECONDS
 from fanout_run import StackRun
-from fanout_stack import ModelKey, percentiles, read_models
+from fanout_stack import SIMULATORS, ModelKey, percentiles, read_models
 
 TARGET_P50_MS = 10.0
 TARGET_P99_MS = 50.0
@@ -131,7 +131,15 @@ def analyse(run: StackRun, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-OUTSIDE_STACK = ("bench client", "py-spy", "other", "exited processes", BURNER, PG_OTHERS)
+OUTSIDE_STACK = (
+    "bench client",
+    "py-spy",
+    "other",
+    "exited processes",
+    BURNER,
+    PG_OTHERS,
+    *SIMULATORS,
+)
 TARGET_CPU_RATIO = 5.0
 SHARED_SERVERS = ("nats-server", "redis-server")
 """Servers whose CPU the raw figure takes whole (PostgreSQL is counted by backend)."""

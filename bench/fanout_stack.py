@@ -231,6 +231,20 @@ def spawn(name: str, command: list[str], env: dict[str, str], port: int, log_dir
     return Service(name, process, port, log_path)
 
 
+SIMULATORS = {"payment-provider": "STRATA_PAYMENT_PROVIDER_URL", "carrier": "STRATA_CARRIER_URL"}
+"""The providers the sagas of placed orders call: simulators, run beside the stack so that the
+sagas complete (without them every saga waited for its authorization's deadline, then
+cancelled its order, retrying against a refused connection meanwhile)."""
+
+
+def start_simulator(config: StackConfig, name: str) -> Service:
+    port = free_port()
+    command = [venv_script(f"strata-{name}"), "--host", HOST, "--port", str(port)]
+    service = spawn(name, command, config.env(), port, config.log_dir)
+    config.extra_env[SIMULATORS[name]] = f"http://{HOST}:{port}"
+    return service
+
+
 def start_write_api(config: StackConfig) -> Service:
     port = free_port()
     env = config.env() | {"STRATA_HOST": HOST, "STRATA_PORT": str(port)}

@@ -321,6 +321,7 @@ def run_stack(config: fl.StackConfig, args: argparse.Namespace) -> dict[str, Any
     fl.flush_redis(config.redis_url)
     services: dict[str, fl.Service] = {}
     try:
+        fl.start_simulators(config, services)
         services["write-api"] = fl.start_write_api(config)
         for context in fl.CONTEXTS:
             services[f"relay-{context}"] = fl.start_relay(config, context)
