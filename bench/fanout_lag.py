@@ -13,8 +13,9 @@ with the raw JetStream tail lag it is judged against.
     the orders they placed ended) and `--rate` defaults to half of it. With `--burner`, a
     busy-loop process competes for one core from the warm-up to the end of the drain. An
     open-loop driver sends `--rate` commands/s for `--warmup` + `--seconds` s, a mix of
-    customer journeys: register a user, then twice: create an order, add two lines, place it,
-    pay it (1 + 2 x 5 = 11 commands, each appending one event). For every 2xx command of the
+    customer journeys: register a user, then twice: create an order, add two lines, place it
+    (1 + 2 x 4 = 9 commands, each appending one event; each placed order's saga then pays and
+    ships it through the simulators). For every 2xx command of the
     measured window:
 
     - **commit time** = the moment its HTTP response arrives at the client (the write API answers
