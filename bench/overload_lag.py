@@ -294,6 +294,7 @@ def main() -> None:
     if min(args.rate, args.low_rate, args.reads, args.high_seconds, args.low_seconds) <= 0:
         sys.exit("overload_lag: rates and durations must be positive")
     out = args.out or Path(tempfile.mkdtemp(prefix="strata-overload-"))
+    out.mkdir(parents=True, exist_ok=True)
     namespace = f"benchovl{uuid.uuid4().hex[:8]}"
     with trusted_identity() as jwks_url:
         config = fl.StackConfig(
