@@ -124,10 +124,15 @@ class ContextFeed:
         observe: BatchObserver | None = None,
         reconnects: Callable[[], int] | None = None,
         name_suffix: str = "",
+        members_at_once: bool = True,
     ) -> None:
         """`name_suffix`: appended to the names of the feed's consumers and of its members' own
-        (a worker's lease epoch, `_eE`: a new holder never shares one with a fenced one)."""
+        (a worker's lease epoch, `_eE`: a new holder never shares one with a fenced one).
+        `members_at_once`: the members apply a batch each in a thread of their own, so a
+        projection's readers wait for its own write only; otherwise one after the other, for a
+        process whose threads are shared by many feeds (a partition worker's)."""
         self._js = js
+        self._members_at_once = members_at_once
         self.stream = stream
         self.options = options or ConsumerOptions()
         self.partitions = partitions
@@ -284,12 +289,14 @@ class ContextFeed:
             fetched, self.name, self._next_seq, contiguous=contiguous
         )
         if messages:
-            # Each member applies the batch to its own target, under its own checkpoint: at
-            # once, so a projection's reader waits for its own write only, not for the others'.
-            applied = (self._apply(member, messages, fetched) for member in self.on_feed)
-            for failed in await asyncio.gather(*applied, return_exceptions=True):
-                if isinstance(failed, BaseException):
-                    raise failed
+            if self._members_at_once:  # each to its own target, under its own checkpoint
+                applied = (self._apply(member, messages, fetched) for member in self.on_feed)
+                for failed in await asyncio.gather(*applied, return_exceptions=True):
+                    if isinstance(failed, BaseException):
+                        raise failed
+            else:
+                for member in self.on_feed:
+                    await self._apply(member, messages, fetched)
             self.delivered = max(self.delivered, messages[-1].position)
         await fetched[-1].ack()  # acks `all`: every message up to this one
 

@@ -232,6 +232,7 @@ class ProjectorWorker:
                     observe=projector.metrics.observe_batch,
                     reconnects=lambda: int(nc.stats["reconnects"]),
                     name_suffix=suffix,
+                    members_at_once=False,  # PARTITION_THREADS serve every partition's feeds
                 )
             )
         held.tasks = [asyncio.create_task(feed.run(held.stopping)) for feed in held.feeds]
