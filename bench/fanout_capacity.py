@@ -1,10 +1,9 @@
 """The stack's command capacity, measured on the running stack before the lag run: closed-loop
 clients send customer journeys as fast as the answers come back, and the capacity is the rate
 the stack sustains: commands ÷ the time until the commands were visible in every read model
-(so a projector slower than the write API bounds it) and every order they placed had been
-fulfilled (each placed order runs a saga of about 22 commits across five stores, behind the
-answers: counting only the visibility of the answered commands took that work as free, and the
-lag run at "half the capacity" then kept the machine saturated with it)."""
+(so a projector slower than the write API bounds it) and the fulfilments of every order they
+placed had ended (each placed order runs a saga of about 22 commits across five stores behind
+the answers: counting only the answered commands' visibility took that work as free)."""
 
 from __future__ import annotations
 
