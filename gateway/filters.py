@@ -5,10 +5,13 @@ by itself.
    request id), and every answer repeats it;
 2. `local_ratelimit`: one token bucket for the whole listener, the outer guard before anything
    costly (the services' per-user limits are finer); over it, 429 with `Retry-After`;
-3. `jwt_authn`: an ES256 token of the identity service (its JWKS fetched and cached), on every
-   path but the public ones; the `Authorization` header is forwarded, as the services verify the
+3. `lua`: an `Authorization` scheme spelt in any case (`bearer`, RFC 9110 §11.1) is rewritten
+   to `Bearer`, the one spelling `jwt_authn` looks for, as the services take any;
+4. `jwt_authn`: an ES256 token of the identity service (its JWKS fetched and cached), on every
+   path but the public ones, taken from the `Authorization` header only (never the query string,
+   which the access log and proxies keep); the header is forwarded, as the services verify the
    token again;
-4. `router`.
+5. `router`.
 
 Envoy's own answers (401, 429, 404, 503, 504) are RFC 9457 problem+json bodies, as the services'
 are (`local_replies`).
@@ -29,6 +32,8 @@ CORRELATION_HEADER = "x-correlation-id"
 REQUEST_ID = "%REQ(X-REQUEST-ID)%"
 ORIGINAL_PATH = "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
 """The path as the client sent it, before a prefix was stripped."""
+LOGGED_PATH = "%PATH(NQ:ORIG_OR_PATH)%"
+"""The same without its query string, which may hold what must not be logged (a token)."""
 JWT_PAYLOAD = "jwt_payload"
 """The verified token's claims, in the request's dynamic metadata (logged: `sub`)."""
 
@@ -120,9 +125,31 @@ class TokenIssuer:
     jwks_cache_seconds: float
 
 
+BEARER_SCHEME_LUA = """
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local value = headers:get("authorization")
+  if value == nil then
+    return
+  end
+  local scheme, rest = string.match(value, "^(%a+)( .*)$")
+  if scheme ~= nil and scheme ~= "Bearer" and string.lower(scheme) == "bearer" then
+    headers:replace("authorization", "Bearer" .. rest)
+  end
+end
+"""
+
+
+def bearer_scheme_filter() -> Config:
+    kind = "envoy.extensions.filters.http.lua.v3.Lua"
+    config = _typed(kind, default_source_code={"inline_string": BEARER_SCHEME_LUA})
+    return {"name": "envoy.filters.http.lua", "typed_config": config}
+
+
 def jwt_filter(issuer: TokenIssuer) -> Config:
     provider = {
         "issuer": issuer.issuer,
+        "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
         "audiences": [AUDIENCE],
         "forward": True,
         "payload_in_metadata": JWT_PAYLOAD,
@@ -150,14 +177,20 @@ def router_filter() -> Config:
 
 
 def http_filters(bucket: TokenBucket, issuer: TokenIssuer) -> list[Config]:
-    return [correlation_filter(), rate_limit_filter(bucket), jwt_filter(issuer), router_filter()]
+    return [
+        correlation_filter(),
+        rate_limit_filter(bucket),
+        bearer_scheme_filter(),
+        jwt_filter(issuer),
+        router_filter(),
+    ]
 
 
 ACCESS_LOG_FIELDS = {
     "time": "%START_TIME%",
     "logger": "strata.gateway",
     "method": "%REQ(:METHOD)%",
-    "path": ORIGINAL_PATH,
+    "path": LOGGED_PATH,
     "status": "%RESPONSE_CODE%",
     "details": "%RESPONSE_CODE_DETAILS%",
     "flags": "%RESPONSE_FLAGS%",

@@ -5,6 +5,7 @@ Behind it: the embedded all-in-one process as the users write service, a recordi
 the orders write service (scripted to fail), and another as identity, serving the test key's
 JWKS."""
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -132,6 +133,37 @@ def test_the_token_and_a_generated_correlation_id_are_forwarded(
     [forwarded] = orders.received("GET", "/orders/forwarded")
     assert forwarded.headers["authorization"] == f"Bearer {token}"
     assert forwarded.headers["x-correlation-id"] == forwarded.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_the_scheme_is_taken_in_any_case_and_forwarded_as_bearer(
+    client: httpx.Client, orders: RecordingServer, scheme: str
+) -> None:
+    token, path = SIGNER.token(), f"/orders/{uuid.uuid4()}"
+
+    response = client.get(path, headers={"Authorization": f"{scheme} {token}"})
+
+    assert response.status_code == 200, response.text
+    [forwarded] = orders.received("GET", path)
+    assert forwarded.headers["authorization"] == f"Bearer {token}"
+
+
+def test_a_token_in_the_query_string_is_refused_and_kept_out_of_the_access_log(
+    client: httpx.Client, orders: RecordingServer, envoy: RunningGateway
+) -> None:
+    token, path = SIGNER.token(), f"/orders/{uuid.uuid4()}"
+    correlation = f"gateway-test-{uuid.uuid4()}"
+
+    response = client.get(
+        path, params={"access_token": token}, headers={"X-Correlation-Id": correlation}
+    )
+
+    assert_unauthenticated(response)
+    assert response.json()["detail"] == "Jwt is missing"
+    assert orders.received("GET", path) == []
+    line = envoy.logged(correlation_id=correlation)
+    assert line["path"] == path
+    assert token not in json.dumps(envoy.log_lines())
 
 
 def test_a_get_is_retried_on_a_503(client: httpx.Client, orders: RecordingServer) -> None:
