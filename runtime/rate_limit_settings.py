@@ -12,6 +12,7 @@ from runtime.live_field import LIVE
 
 RateLimitStrategy = Literal["moving-window", "fixed-window"]
 ROUTE_KEY = re.compile(r"(GET|HEAD|POST|PUT|PATCH|DELETE) /\S*")
+ZERO_PERIOD = re.compile(r"(/|per)\s*0+\s*[a-z]", re.IGNORECASE)
 
 DEFAULT_RATE_LIMIT = "10/second;300/minute"
 """A person's requests to one route: bursts of 10 a second, 5 a second over a minute."""
@@ -28,11 +29,14 @@ def _limits_text(text: str, route: str | None = None) -> str:
     """Refuse what `limits` cannot read as one or more rate limits."""
     where = f" of {route}" if route else ""
     try:
-        parse_many(text)
+        items = parse_many(text)
     except ValueError:
         raise ValueError(
             f"{text!r}{where} is not a rate limit such as '60/minute' or '10/second;500/hour'"
         ) from None
+    if any(item.amount < 1 for item in items) or ZERO_PERIOD.search(text):
+        # `limits` reads '0/second' as refusing every request and '10 per 0 minute' as a minute
+        raise ValueError(f"{text!r}{where} has a zero: a limit lets 1 or more through per period")
     return text
 
 

@@ -26,6 +26,7 @@ import typer
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 
@@ -190,9 +191,9 @@ def set_(service: Service, setting: Setting, value: str, as_json: AsJson = False
     """Set a live setting: the service takes it within a second, without a restart."""
     key = _live(service, setting)
     try:
-        valid = _parsed(value)
         settings = service_settings(service)
-        validate_live(settings.model, {setting: valid}, settings.live)
+        checked = validate_live(settings.model, {setting: _parsed(value)}, settings.live)
+        valid = to_jsonable_python(checked[setting])  # as the service reads it: 1e3 is 1000
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="VALUE") from None
     revision = _on_bucket(lambda kv: kv.put(str(key), encode(valid)))

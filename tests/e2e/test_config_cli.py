@@ -55,6 +55,14 @@ def test_set_get_unset_and_history(env: dict[str, str]) -> None:
     assert all(row["time"] for row in history)
 
 
+def test_a_value_is_stored_as_the_service_reads_it(env: dict[str, str]) -> None:
+    [stored] = strata_config_json(env, "set", SERVICE, "breaker_failure_threshold", "1e3")
+    assert stored["value"] == 1000
+    assert isinstance(stored["value"], int)
+    [read] = strata_config_json(env, "get", SERVICE, "breaker_failure_threshold")
+    assert (read["value"], isinstance(read["value"], int)) == (1000, True)
+
+
 def test_a_human_gets_a_table(env: dict[str, str]) -> None:
     strata_config_json(env, "set", SERVICE, "feature_flags", '{"new-checkout": true}')
     shown = strata_config({**env, "COLUMNS": "160"}, "get", SERVICE)  # a wide terminal
@@ -69,6 +77,8 @@ def test_a_human_gets_a_table(env: dict[str, str]) -> None:
         ((SERVICE, "port", "9000"), "port is read at start only (a restart takes it)"),
         ((SERVICE, "colour", "1"), "no setting 'colour'"),
         ((SERVICE, "breaker_failure_threshold", "0"), "greater than or equal to 1"),
+        ((SERVICE, "breaker_failure_threshold", "2.5"), "fractional part"),
+        ((SERVICE, "rate_limit_default", "0/second"), "has a zero"),
         ((SERVICE, "breaker_recovery_seconds", "soon"), "valid number"),
         ((SERVICE, "log_level", "loud"), "log_level"),
         (("write-nowhere", "log_level", "debug"), "no service 'write-nowhere'"),
