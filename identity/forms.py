@@ -17,6 +17,9 @@ class MalformedForm(ValueError):
 def parse_form(body: bytes) -> dict[str, str]:
     try:
         text = body.decode("ascii")
+    except UnicodeDecodeError as error:
+        raise MalformedForm(f"not a form body: byte {error.start} is not ASCII") from None
+    try:
         bad_escape = BAD_ESCAPE.search(text)
         if bad_escape is not None:
             raise ValueError(f"'%' at {bad_escape.start()} is not followed by two hex digits")
@@ -27,8 +30,8 @@ def parse_form(body: bytes) -> dict[str, str]:
             errors="strict",
             max_num_fields=MAX_FIELDS,
         )
-    except UnicodeDecodeError as error:
-        raise MalformedForm(f"not a form body: byte {error.start} is not valid here") from None
+    except UnicodeDecodeError:
+        raise MalformedForm("not a form body: a percent-encoded value is not UTF-8") from None
     except ValueError as error:
         raise MalformedForm(f"not a form body: {error}") from None
     form: dict[str, str] = {}

@@ -56,6 +56,18 @@ def test_a_form_is_parsed_strictly() -> None:
             parse_form(malformed)
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"grant_type=password&password=%FF%FE", "a percent-encoded value is not UTF-8"),
+        ("grant_type=password&password=é".encode(), "byte 29 is not ASCII"),
+    ],
+)
+def test_a_malformed_form_is_named_for_what_is_wrong(body: bytes, reason: str) -> None:
+    with pytest.raises(MalformedForm, match=reason):
+        parse_form(body)
+
+
 def test_bootstrap_clients_are_validated() -> None:
     (saga,) = parse_bootstrap_clients(
         '[{"client_id": "saga", "role": "service", "scope": "orders:write", "secret": "'
