@@ -110,6 +110,8 @@ def connection_manager(gateway: Gateway, upstreams: list[Upstream]) -> Config:
         "normalize_path": True,
         "merge_slashes": True,
         "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
+        # HTTP/1.0 clients (ApacheBench, old scripts) are answered, not refused with a 426.
+        "http_protocol_options": {"accept_http_10": True, "default_host_for_http_10": "strata"},
         "access_log": access_log(),
         "local_reply_config": local_replies(),
         "http_filters": http_filters(gateway.bucket, gateway.issuer),

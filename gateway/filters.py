@@ -216,13 +216,16 @@ def access_log() -> list[Config]:
 
 @dataclass(frozen=True)
 class LocalProblem:
-    """A problem+json body for Envoy's own answers of `status` (sent as `send_status`)."""
+    """A problem+json body for Envoy's own answers of `status` (sent as `send_status`); with
+    `details_prefix`, only those whose response code details start with it."""
 
     status: int
     slug: str
     title: str
     send_status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    details_prefix: str | None = None
+    detail: str = "%LOCAL_REPLY_BODY%"
 
     def mapper(self) -> Config:
         status = self.send_status or self.status
@@ -230,21 +233,16 @@ class LocalProblem:
             "type": f"/problems/{self.slug}",
             "title": self.title,
             "status": status,
-            "detail": "%LOCAL_REPLY_BODY%",
+            "detail": self.detail,
             "instance": ORIGINAL_PATH,
         }
-        comparison = {
-            "op": "EQ",
-            "value": {
-                "default_value": self.status,
-                "runtime_key": f"gateway_local_reply.{self.status}",
-            },
-        }
         mapper: Config = {
-            "filter": {"status_code_filter": {"comparison": comparison}},
+            "filter": self._filter(),
             "body_format_override": {
                 "json_format": body,
                 "content_type": "application/problem+json",
+                # no `"instance": null` when the request line could not be read
+                "omit_empty_values": True,
             },
         }
         if self.send_status is not None:
@@ -259,17 +257,54 @@ class LocalProblem:
             ]
         return mapper
 
+    def _filter(self) -> Config:
+        comparison = {
+            "op": "EQ",
+            "value": {
+                "default_value": self.status,
+                "runtime_key": f"gateway_local_reply.{self.status}",
+            },
+        }
+        status: Config = {"status_code_filter": {"comparison": comparison}}
+        if self.details_prefix is None:
+            return status
+        kind = "envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
+        expression = f"response.code_details.startsWith('{self.details_prefix}')"
+        details = {
+            "extension_filter": {
+                "name": "envoy.access_loggers.extension_filters.cel",
+                "typed_config": _typed(kind, expression=expression),
+            }
+        }
+        return {"and_filter": {"filters": [status, details]}}
 
+
+CODE_DETAILS = "%RESPONSE_CODE_DETAILS%"
+"""Envoy's reason for refusing a request it could not parse, such as
+`http1.unexpected_underscore` or `path_normalization_failed` (its body says only "Bad Request")."""
 BEARER = (("www-authenticate", 'Bearer error="invalid_token"'),)
 LOCAL_PROBLEMS = (
+    LocalProblem(400, "bad-request", "Bad request", detail=CODE_DETAILS),
     LocalProblem(401, "unauthenticated", "Unauthenticated"),
     # jwt_authn answers 403 for a token of another audience: to a client, an invalid token.
-    LocalProblem(403, "unauthenticated", "Unauthenticated", send_status=401, headers=BEARER),
+    LocalProblem(
+        403,
+        "unauthenticated",
+        "Unauthenticated",
+        send_status=401,
+        headers=BEARER,
+        details_prefix="jwt_authn",
+    ),
+    LocalProblem(403, "forbidden", "Forbidden", detail=CODE_DETAILS),  # an upgrade, say
     LocalProblem(404, "not-found", "Not found"),
+    LocalProblem(413, "content-too-large", "Content too large"),
+    LocalProblem(426, "upgrade-required", "Upgrade required", detail=CODE_DETAILS),
     LocalProblem(429, "rate-limited", "Too many requests"),
+    LocalProblem(431, "headers-too-large", "Request header fields too large", detail=CODE_DETAILS),
     LocalProblem(503, "service-unavailable", "Service unavailable"),
     LocalProblem(504, "gateway-timeout", "Gateway timeout"),
 )
+"""The first whose filter matches is used."""
 
 
 def local_replies() -> Config:

@@ -6,6 +6,7 @@ the orders write service (scripted to fail), and another as identity, serving th
 JWKS."""
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -205,3 +206,67 @@ def test_an_unrouted_path_and_a_service_that_is_down_are_problems(client: httpx.
     assert down.status_code == 503
     assert down.headers["content-type"] == "application/problem+json"
     assert down.json()["instance"] == "/payments/p1"
+
+
+def raw_exchange(envoy: RunningGateway, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send bytes no HTTP client would, and read Envoy's answer: status line, headers, body."""
+    host, port = envoy.base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return status, headers, body
+
+
+UNREADABLE = {
+    "Content-Length with chunked": (
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+        "http1.content_length_and_chunked_not_allowed",
+    ),
+    "an underscore in a header name": (
+        b"X_Forwarded: 1\r\n\r\n",
+        400,
+        "http1.unexpected_underscore",
+    ),
+    "a control character in a header": (b"X-A: a\x01b\r\n\r\n", 400, "http1.invalid_characters"),
+    "headers of 100 kB": (
+        b"X-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+        431,
+        "http1.headers_too_large",
+    ),
+    "a websocket upgrade": (
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        403,
+        "upgrade_failed",
+    ),
+}
+
+
+@pytest.mark.parametrize(("tail", "status", "detail"), UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_a_request_envoy_refuses_by_itself_gets_a_problem_naming_why(
+    envoy: RunningGateway, tail: bytes, status: int, detail: str
+) -> None:
+    line, headers, body = raw_exchange(
+        envoy, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + tail
+    )
+
+    assert line.split(" ")[1] == str(status), line
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert (problem["status"], problem["detail"]) == (status, detail)
+    assert problem.get("instance") in (None, "/healthz")  # absent when the line was unread
+
+
+def test_an_http_1_0_client_is_answered(envoy: RunningGateway, orders: RecordingServer) -> None:
+    path = f"/orders/{uuid.uuid4()}"
+    request = f"GET {path} HTTP/1.0\r\nAuthorization: Bearer {SIGNER.token()}\r\n\r\n"
+
+    line, _, _ = raw_exchange(envoy, request.encode())
+
+    assert line.startswith("HTTP/1.0 200"), line
+    assert len(orders.received("GET", path)) == 1
