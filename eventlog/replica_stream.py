@@ -58,6 +58,8 @@ class StreamFeed:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.attached = False
+        self._failures = 0
+        """Failures in a row, each pausing longer; an attachment ends the row."""
 
     def position(self) -> int:
         return self._position
@@ -96,7 +98,6 @@ class StreamFeed:
             advanced.set()
 
     async def _run(self) -> None:
-        failures = 0
         nc: NatsClient | None = None
         try:
             while not self._stopping.is_set():
@@ -107,15 +108,15 @@ class StreamFeed:
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # noqa: BLE001 - logged; the feed outlives any failure
-                    pause = PAUSES[min(failures, len(PAUSES) - 1)]
-                    failures += 1
+                    pause = PAUSES[min(self._failures, len(PAUSES) - 1)]
+                    self._failures += 1
                     log.warning(
                         "%s: %s; again in %g s", self, str(error) or type(error).__name__, pause
                     )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), pause)
                 else:
-                    failures = 0
+                    self._failures = 0
         finally:  # `stop` cancels the task: the connection must close then too
             if nc is not None:
                 with contextlib.suppress(Exception):
@@ -163,6 +164,7 @@ class StreamFeed:
             ),
         )
         self.attached = True
+        self._failures = 0
         log.info("%s attached at stream sequence %d", self, start)
         return subscription
 
@@ -170,6 +172,8 @@ class StreamFeed:
         try:
             fetched = await subscription.fetch(BATCH_SIZE, timeout=FETCH_TIMEOUT)
         except TimeoutError:
+            return
+        if not fetched:  # nats-py answers so, not with a timeout, when the server ends a pull (408)
             return
         envelopes: list[EventEnvelope] = []
         for msg in fetched:

@@ -28,7 +28,7 @@ from eventlog.jetstream import connect, context_stream, ensure_stream
 from eventlog.relay import Relay, RelayConfig
 from eventlog.relay_main import open_event_store
 from eventlog.relay_metrics import RelayMetrics
-from eventlog.replica_stream import StreamFeed
+from eventlog.replica_stream import FETCH_TIMEOUT, StreamFeed
 from eventlog.replicas import ReplicaChange, ReplicaCheckpoint, ReplicaIntake, ReplicaStore
 from eventlog.stores import build_services
 from runtime.settings import settings_model
@@ -254,3 +254,24 @@ def test_a_feed_started_before_its_upstream_catches_up_once_the_relay_runs(
     with caplog.at_level(WARNING, logger="strata.replicas"):
         asyncio.run(main())
     assert stack.replica() == expected
+
+
+def test_an_idle_feed_stays_attached_and_takes_a_new_user_in_at_once(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nats-py's fetch returns an empty batch, instead of timing out, when the server's 408
+    ends the pull just before the client's own timeout: idle fetches must not fail the feed."""
+
+    async def main() -> None:
+        async with stack.relay(), stack.feed() as feed:
+            await until(lambda: feed.attached)
+            await asyncio.sleep(IDLE_FETCHES * FETCH_TIMEOUT)
+            stack.users.register(CTX, "Newcomer", unique_email())
+            assert await feed.reach(stack.last_position, timeout=2 * FETCH_TIMEOUT)
+
+    with caplog.at_level(WARNING, logger="strata.replicas"):
+        asyncio.run(main())
+    assert [r.getMessage() for r in caplog.records if r.name == "strata.replicas"] == []
+
+
+IDLE_FETCHES = 8
