@@ -12,6 +12,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from contexts.registry import Registry, UnknownContext
 from domain.errors import AggregateNotFound, InvalidValue
 from domain.service import CommandService
+from domain.values import CANONICAL_UUID
 from eventlog.stores import open_store_for_reading, sqlite_path
 from replay.app import BAD_ARGUMENTS, FAILED, NOT_FOUND, fail, settings
 from runtime.instants import NotAnInstant, parse_instant
@@ -26,10 +27,15 @@ def aggregate_type(registry: Registry, context: str) -> type[Aggregate]:
 
 
 def aggregate_id(text: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        fail(BAD_ARGUMENTS, f"{text!r} is not an aggregate id (a UUID)")
+    return uuid_argument(text, "an aggregate id")
+
+
+def uuid_argument(text: str, what: str) -> UUID:
+    """An id as the APIs take it: the hyphenated 36-character form, in either case (not braced,
+    `urn:uuid:` or without hyphens, which `UUID` would also read)."""
+    if CANONICAL_UUID.fullmatch(text) is None:
+        fail(BAD_ARGUMENTS, f"{text!r} is not {what} (a UUID)")
+    return UUID(text)
 
 
 def instant(option: str, text: str | None, now: datetime) -> datetime | None:

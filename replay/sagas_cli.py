@@ -31,7 +31,7 @@ from readmodels.sql import READ_DATABASE, PostgresDatabase, Row, SqlDatabase, SQ
 from readmodels.versions import RenamingTx, active_version
 from replay.aggregates_cli import LAST_VERSION, AggregateHistory
 from replay.app import BAD_ARGUMENTS, FAILED, JsonOption, app, contexts, fail, output, settings
-from replay.contexts import one_line, opened_store
+from replay.contexts import one_line, opened_store, uuid_argument
 from replay.state_view import describe, state_of
 
 CONTEXT = "fulfilment"
@@ -49,10 +49,7 @@ OrderArgument = typer.Argument(..., metavar="ORDER_ID", help="The order's id (a 
 
 
 def _order_id(text: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        fail(BAD_ARGUMENTS, f"{text!r} is not an order id (a UUID)")
+    return uuid_argument(text, "an order id")
 
 
 # -- list: the read model ----------------------------------------------------------------------

@@ -274,6 +274,8 @@ GOOD_ID = "11111111-1111-1111-1111-111111111111"  # replaced by the real user id
     [
         (["state", "billing", GOOD_ID, "--at", "now"], 2, "unknown context 'billing'"),
         (["state", "users", "not-a-uuid", "--at", "now"], 2, "'not-a-uuid' is not an aggregate"),
+        (["history", "users", "{" + GOOD_ID + "}"], 2, "is not an aggregate id (a UUID)"),
+        (["history", "users", GOOD_ID.replace("-", "")], 2, "is not an aggregate id (a UUID)"),
         (["state", "users", GOOD_ID, "--at", "yesterday"], 2, "--at: 'yesterday' is not a time"),
         (["state", "users", GOOD_ID], 2, "give exactly one of --at and --version"),
         (["state", "users", GOOD_ID, "--at", "now", "--version", "1"], 2, "exactly one"),
