@@ -15,7 +15,7 @@ from nats.js.errors import NotFoundError
 
 from sidecar.bucket import BUCKET
 from tests.support.nats import new_namespace
-from tests.support.processes import entry_point, running_service
+from tests.support.processes import cli_json, entry_point, run_cli, running_service
 
 CLI = entry_point("strata-config")
 SIDECAR = entry_point("strata-config-sidecar")
@@ -57,20 +57,12 @@ def put_raw(env: dict[str, str], key: str, value: bytes) -> int:
 
 def strata_config(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     assert CLI, "strata-config is not installed"
-    return subprocess.run(
-        [CLI, *arguments],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(CLI, {**os.environ, **env}, *arguments, timeout=60)
 
 
 def strata_config_json(env: dict[str, str], *arguments: str) -> Any:
-    done = strata_config(env, *arguments, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    assert CLI, "strata-config is not installed"
+    return cli_json(CLI, {**os.environ, **env}, *arguments)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Running the project's console scripts as real processes, as operators and clients meet them."""
 
+import json
 import os
 import shutil
 import signal
@@ -7,10 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -21,6 +22,27 @@ BIN = str(Path(sys.executable).parent)
 def entry_point(name: str) -> str | None:
     """The installed console script `name` beside this interpreter, if any."""
     return shutil.which(name, path=BIN)
+
+
+def run_cli(
+    program: str, env: Mapping[str, str], *arguments: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A command-line tool run as an operator runs it, in `env` alone; whatever its exit code."""
+    return subprocess.run(
+        [program, *arguments],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cli_json(program: str, env: Mapping[str, str], *arguments: str) -> Any:
+    """What the tool prints with `--json`, once it has succeeded."""
+    done = run_cli(program, env, *arguments, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def free_port() -> int:

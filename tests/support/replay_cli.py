@@ -2,7 +2,6 @@
 its projection commands work on: embedded stores projected by the embedded fan-out, or the
 stack's stores projected into PostgreSQL and Redis."""
 
-import json
 import os
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from projections.engine import Target
 from projections.targets import following_targets
 from readmodels.sql import PostgresDatabase, SqlDatabase, SQLiteDatabase
 from tests.support.postgres import require_postgres, scratch_databases, url_settings, url_variables
+from tests.support.processes import cli_json, run_cli
 from tests.support.projections import run_scenario
 from tests.support.read_models import require_redis, scratch_redis_database
 
@@ -33,20 +33,11 @@ REPLAY = str(Path(sys.executable).parent / "replay")
 
 
 def replay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [REPLAY, *args],
-        env={**env, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(REPLAY, {**env, "COLUMNS": "200"}, *args)
 
 
 def ok_json(env: dict[str, str], *args: str) -> Any:
-    done = replay(env, *args, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return cli_json(REPLAY, {**env, "COLUMNS": "200"}, *args)
 
 
 def listed_projection(env: dict[str, str], name: str) -> dict[str, Any]:
