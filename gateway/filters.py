@@ -13,8 +13,8 @@ by itself.
    token again;
 5. `router`.
 
-Envoy's own answers (401, 429, 404, 503, 504) are RFC 9457 problem+json bodies, as the services'
-are (`local_replies`).
+Envoy's own answers (400 of a request it cannot read, 401, 403, 404, 413, 426, 429, 431, 503,
+504) are RFC 9457 problem+json bodies, as the services' are (`local_replies`).
 """
 
 import math

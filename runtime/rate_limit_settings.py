@@ -26,7 +26,7 @@ user at once) get their own limits instead of the route's (docs/rate-limits.md).
 
 
 def _limits_text(text: str, route: str | None = None) -> str:
-    """Refuse what `limits` cannot read as one or more rate limits."""
+    """Refuse what `limits` cannot read as one or more rate limits, and any limit with a zero."""
     where = f" of {route}" if route else ""
     try:
         items = parse_many(text)
