@@ -56,7 +56,7 @@ def one_line(error: BaseException) -> str:
 def opened_store(registry: Registry, context: str) -> Iterator[CommandService]:
     """The context's event store, opened for reading; every failure inside is one line on stderr
     and an exit code (3 not found, 2 bad argument, 1 anything else), never a traceback."""
-    config = settings(registry)
+    config = settings(registry.only(context))  # its own store's URL is all it needs
     if config.mode == "embedded" and not sqlite_path(config, context).is_file():
         fail(
             FAILED,

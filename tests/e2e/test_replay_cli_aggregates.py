@@ -5,9 +5,7 @@ every instant below is known; the CLI then reads them through the same settings 
 """
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from domain.service import CommandContext
 from domain.users.profile import UserProfile
 from eventlog.stores import build_services
 from tests.support.postgres import require_postgres, scratch_databases, url_settings, url_variables
+from tests.support.processes import run_cli, without_strata_variables
 
 REPLAY = shutil.which("replay", path=str(Path(sys.executable).parent))
 CREATED = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -101,15 +100,7 @@ class Run:
 
 def replay(env: dict[str, str], *args: str) -> Run:
     assert REPLAY, "the `replay` console script is not installed"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
-    done = subprocess.run(
-        [REPLAY, *args],
-        env={**clean, "COLUMNS": "200", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli(REPLAY, {**without_strata_variables(), "COLUMNS": "200", **env}, *args)
     return Run(done.returncode, done.stdout, done.stderr)
 
 
@@ -365,3 +356,13 @@ def test_the_same_commands_work_on_the_stack(stack: Store) -> None:
     assert diff.json()["changes"] == {"name": {"from": "Ada Lovelace", "to": "Ada King"}}
     assert before.code == 3
     assert "did not exist yet" in before.stderr
+
+
+@pytest.mark.postgres
+def test_on_the_stack_the_context_s_own_url_is_enough(stack: Store) -> None:
+    own = {"STRATA_ORDERS_DATABASE_URL": stack.env["STRATA_ORDERS_DATABASE_URL"]}
+
+    state = replay(own, "state", "orders", str(stack.order), "--at", at(125), "--json")
+
+    assert state.code == 0, state.stderr
+    assert state.json()["state"]["total"] == "34.97"
