@@ -11,10 +11,12 @@ from decimal import Decimal
 from typing import Any, Union, get_args, get_origin, get_type_hints
 from uuid import UUID, uuid4
 
+import pytest
 from eventsourcing.domain import CanMutateProtocol, DomainEvent
 from eventsourcing.utils import resolve_topic
 
 from contexts.registered import REGISTRY
+from contexts.settings import Settings
 from domain.service import CommandService
 from eventlog.bulk_read import decode_record, envelope_pages
 from eventlog.envelope import EventEnvelope, envelope_from_record, envelope_source
@@ -26,6 +28,13 @@ ODD_TEXT = (
 """Combining marks, an astral emoji, right-to-left text, JSON's line separators, quotes, escapes,
 NUL and a byte-order mark."""
 PAGE = 7
+
+
+@pytest.fixture
+def settings(own_settings: Settings) -> Settings:
+    """Stores of the test's own: it writes events no command could (a NUL in a text), which a
+    later test's follower of the shared stores would take in (and PostgreSQL's jsonb refuse)."""
+    return own_settings
 
 
 def _event_classes() -> Iterator[type[DomainEvent]]:
