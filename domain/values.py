@@ -66,6 +66,14 @@ def bounded_text(value: str, *, field: str, max_length: int) -> str:
     return text
 
 
+def legible_text(value: str, *, max_length: int, fallback: str) -> str:
+    """What another party wrote (a provider's reason), made to follow the text rule instead of
+    refused: forbidden characters become spaces, it is trimmed and cut to `max_length`, and
+    `fallback` stands in when nothing visible is left."""
+    cleaned = FORBIDDEN_IN_TEXT.sub(" ", value).strip()[:max_length].strip()
+    return cleaned if cleaned and invisible_problem(cleaned) is None else fallback
+
+
 @lru_cache(maxsize=4096)
 def normalized_email(value: str) -> str:
     """Return the address in normal form (domain lower-cased), or raise InvalidValue.

@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple
 from uuid import UUID
 
 from domain.orders.order import MAX_REASON_LENGTH
-from domain.values import FORBIDDEN_IN_TEXT, invisible_problem
+from domain.values import legible_text
 
 DEFINITION_VERSION = 1
 """Recorded by each saga when it starts. Raise it when the steps or their order change, so a saga
@@ -190,5 +190,4 @@ def deadline_id(saga_id: UUID, step: str, generation: int) -> str:
 
 def reason_text(text: str) -> str:
     """A reason the orders context accepts (`Order.cancel`), whatever a provider wrote."""
-    cleaned = FORBIDDEN_IN_TEXT.sub(" ", text).strip()[:MAX_REASON_LENGTH].strip()
-    return cleaned if cleaned and invisible_problem(cleaned) is None else "no reason given"
+    return legible_text(text, max_length=MAX_REASON_LENGTH, fallback="no reason given")

@@ -7,14 +7,17 @@ from typing import ClassVar
 from uuid import UUID
 
 from contexts.participant import OperationJobs, ParticipantService
-from contexts.payments.domain import Payment
+from contexts.payments.domain import MAX_REASON_LENGTH, Payment
 from contexts.payments.ports import Authorization
 from domain.errors import ValueTaken
 from domain.ports import Claim
 from domain.service import ClaimChanges, CommandContext, CommandResult, Decision
+from domain.values import legible_text
 
 LIVE_PAYMENT = "live-payment"
 PAYMENT_PROVIDER_JOBS = "payment-provider"
+DECLINED = "declined by the provider"
+"""The reason of a decline whose own reason shows nothing."""
 
 
 def live_payment_claim(payment: Payment) -> Claim:
@@ -104,7 +107,10 @@ class PaymentsService(ParticipantService):
             if authorization.approved:
                 payment.record_authorization(authorization.reference or "")
             else:
-                payment.record_decline(authorization.reason or "declined by the provider")
+                reason = authorization.reason or ""  # the provider's words: made legible
+                payment.record_decline(
+                    legible_text(reason, max_length=MAX_REASON_LENGTH, fallback=DECLINED)
+                )
 
         return self.complete(Payment, payment_id, "authorize", ending(outcome))
 

@@ -5,11 +5,14 @@ from typing import ClassVar
 from uuid import UUID
 
 from contexts.participant import OperationJobs, ParticipantService
-from contexts.shipping.domain import Shipment
+from contexts.shipping.domain import MAX_REASON_LENGTH, Shipment
 from contexts.shipping.ports import Booking
 from domain.service import CommandContext, CommandResult, Decision
+from domain.values import legible_text
 
 CARRIER_JOBS = "carrier"
+REFUSED = "no carrier could take the shipment"
+"""The reason of a refusal whose own reason shows nothing."""
 
 
 class ShippingService(ParticipantService):
@@ -61,7 +64,10 @@ class ShippingService(ParticipantService):
             if booking.accepted:
                 shipment.record_booking(booking.carrier or "", booking.reference or "")
             else:
-                shipment.record_failure(booking.reason or "no carrier could take the shipment")
+                reason = booking.reason or ""  # the carrier's words: made legible
+                shipment.record_failure(
+                    legible_text(reason, max_length=MAX_REASON_LENGTH, fallback=REFUSED)
+                )
 
         return self.complete(Shipment, shipment_id, "schedule", record)
 

@@ -13,12 +13,17 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
+from contexts.payments.service import DECLINED, PAYMENT_PROVIDER_JOBS, PaymentsService
 from contexts.payments.worker import PaymentsWorker
 from contexts.settings import Settings
 from eventlog.jobs import RetryLater
 from tests.support.api import assert_problem, services
-from tests.support.participants import FakeProvider, ParticipantApi, client_without_workers
+from tests.support.participants import (
+    PROVIDERS_WORDS,
+    FakeProvider,
+    ParticipantApi,
+    client_without_workers,
+)
 
 DECLINED_AMOUNT = Decimal("13.13")
 
@@ -120,6 +125,20 @@ def test_a_decline_ends_the_payment_with_its_reason(payments: Payments) -> None:
     assert (state["status"], state["decline_reason"]) == ("declined", "insufficient funds")
     assert_problem(payments.client.post(f"/payments/{payment}/capture"), 409, "is declined")
     assert payments.authorize(new_id(), order_id=order).status_code == 201
+
+
+@pytest.mark.parametrize(("written", "recorded"), PROVIDERS_WORDS)
+def test_a_decline_s_reason_is_made_legible_not_refused(
+    payments: Payments, written: str, recorded: str | None
+) -> None:
+    payments.provider.reason = written
+    payment = new_id()
+    payments.authorize(payment, amount=str(DECLINED_AMOUNT))
+    payments.run_jobs(payment)
+
+    state = payments.state(payment)
+    assert (state["status"], state["decline_reason"]) == ("declined", recorded or DECLINED)
+    assert payments.jobs.of(UUID(payment)) == []
 
 
 def test_an_order_has_one_live_payment_at_a_time(payments: Payments) -> None:

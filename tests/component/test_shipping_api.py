@@ -13,11 +13,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contexts.settings import Settings
-from contexts.shipping.service import CARRIER_JOBS, ShippingService
+from contexts.shipping.service import CARRIER_JOBS, REFUSED, ShippingService
 from contexts.shipping.worker import ShippingWorker
 from eventlog.jobs import RetryLater
 from tests.support.api import assert_problem, services
-from tests.support.participants import FakeCarrier, ParticipantApi, client_without_workers
+from tests.support.participants import (
+    PROVIDERS_WORDS,
+    FakeCarrier,
+    ParticipantApi,
+    client_without_workers,
+)
 
 
 class Shipments(ParticipantApi):
@@ -89,6 +94,20 @@ def test_no_carrier_for_a_shipment_fails_it_with_the_reason(shipments: Shipments
 
     state = shipments.state(shipment)
     assert (state["status"], state["failure_reason"]) == ("failed", "no carrier serves the address")
+    assert shipments.jobs.of(UUID(shipment)) == []
+
+
+@pytest.mark.parametrize(("written", "recorded"), PROVIDERS_WORDS)
+def test_a_refusal_s_reason_is_made_legible_not_refused(
+    shipments: Shipments, written: str, recorded: str | None
+) -> None:
+    shipments.carrier.refusing, shipments.carrier.reason = True, written
+    shipment = new_id()
+    shipments.schedule(shipment)
+    shipments.run_jobs(shipment)
+
+    state = shipments.state(shipment)
+    assert (state["status"], state["failure_reason"]) == ("failed", recorded or REFUSED)
     assert shipments.jobs.of(UUID(shipment)) == []
 
 

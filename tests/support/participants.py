@@ -57,6 +57,14 @@ class OncePerKey:
         return [key for key in self.answers if key.endswith(f":{operation}")]
 
 
+PROVIDERS_WORDS = [
+    ("card\u0000declined\u202eby the bank", "card declined by the bank"),
+    ("\u200b\u0000 ", None),  # nothing visible: the context's own words
+    ("x" * 2000, "x" * 500),
+]
+"""What a provider may write in a reason, and what is recorded (the text rule would refuse it)."""
+
+
 class FakeProvider(OncePerKey):
     """A payment provider that declines the amounts in `declines`."""
 
@@ -65,11 +73,13 @@ class FakeProvider(OncePerKey):
     def __init__(self, declines: tuple[Decimal, ...] = ()) -> None:
         super().__init__()
         self.declines = declines
+        self.reason = "insufficient funds"
+        """What a decline says: a real provider's may hold anything."""
 
     def authorize(self, key: str, amount: Decimal, currency: str) -> Authorization:
         def answer() -> Authorization:
             if amount in self.declines:
-                return Authorization(approved=False, reason="insufficient funds")
+                return Authorization(approved=False, reason=self.reason)
             return Authorization(approved=True, reference=f"auth-{len(self.answers) + 1}")
 
         result: Authorization = self.once(key, ("authorize", amount, currency), answer)
@@ -93,11 +103,13 @@ class FakeCarrier(OncePerKey):
     def __init__(self) -> None:
         super().__init__()
         self.refusing = False
+        self.reason = "no carrier serves the address"
+        """What a refusal says: a real carrier's may hold anything."""
 
     def schedule(self, key: str, shipment_id: UUID, order_id: UUID) -> Booking:
         def answer() -> Booking:
             if self.refusing:
-                return Booking(accepted=False, reason="no carrier serves the address")
+                return Booking(accepted=False, reason=self.reason)
             return Booking(accepted=True, carrier="Parcelforce", reference=f"PF-{shipment_id}")
 
         result: Booking = self.once(key, ("schedule", shipment_id, order_id), answer)

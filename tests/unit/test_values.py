@@ -14,6 +14,7 @@ from domain.values import (
     country_code,
     currency_code,
     email_claim_key,
+    legible_text,
     money_amount,
     normalized_email,
     plain_text,
@@ -275,3 +276,22 @@ def test_money_amount_rejects_amounts_too_large_to_hold_cents_as_invalid_value(
 def test_negative_zero_is_stored_as_plain_zero() -> None:
     amount = money_amount(Decimal("-0"), field="unit_price")
     assert str(amount) == "0.00"
+
+
+@pytest.mark.parametrize(
+    ("written", "legible"),
+    [
+        ("  card declined  ", "card declined"),
+        ("card\u0000declined\u202eby\tthe bank", "card declined by the bank"),
+        ("\U0001f469\u200d\U0001f4bb busy", "\U0001f469\u200d\U0001f4bb busy"),
+        ("\ud800 \ufffe", "-"),
+        ("\u200b\u2060 \u0007", "-"),
+        ("y" * 30 + "   z", "y" * 30),
+        ("y" * 40, "y" * 30),
+    ],
+)
+def test_another_party_s_text_is_made_to_follow_the_text_rule(written: str, legible: str) -> None:
+    made = legible_text(written, max_length=30, fallback="-")
+
+    assert made == legible
+    assert made == "-" or bounded_text(made, field="reason", max_length=30) == made
