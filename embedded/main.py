@@ -17,6 +17,14 @@ from sidecar import cli as config_cli
 
 PROG = "strata"
 USAGE = f"usage: {PROG} [config get|set|unset|history ...]"
+HELP = f"""{USAGE}
+
+  {PROG}                 serve the whole system on the embedded default (SQLite files in
+                         STRATA_DATA_DIR, ./var), printing where its APIs are
+  {PROG} config ...      the live settings of a stack's services (docs/config.md)
+
+Settings are STRATA_* environment variables, such as STRATA_PORT (8000) and STRATA_HOST
+(127.0.0.1); the README's "Settings" lists them."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         case ["config", *rest]:
             config_cli.main(rest, prog=f"{PROG} config")
         case ["-h" | "--help"]:
-            print(USAGE)
+            print(HELP)
         case [first, *_]:
             print(f"{PROG}: no command {first!r}; {USAGE}", file=sys.stderr)
             sys.exit(2)

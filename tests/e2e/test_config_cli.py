@@ -1,9 +1,7 @@
 """`strata-config` (and `strata config`) as an operator meets it: a real process on the real
 NATS bucket."""
 
-import json
 import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +15,7 @@ from tests.support.config import (
     strata_config_json,
 )
 from tests.support.nats import require_nats
-from tests.support.processes import entry_point, free_port
+from tests.support.processes import cli_json, entry_point, free_port
 
 SERVICE = "write-payments"
 STRATA = entry_point("strata")
@@ -116,16 +114,8 @@ def test_nats_unreachable_is_one_line_exit_1() -> None:
 def test_strata_config_is_the_same_command(env: dict[str, str]) -> None:
     """`strata config ...` (the `strata` entry point) writes what `strata-config` reads."""
     assert STRATA, "strata is not installed"
-    done = subprocess.run(
-        [STRATA, "config", "set", SERVICE, "log_level", "debug", "--json"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)[0]["key"] == f"{SERVICE}.log_level"
+    done = cli_json(STRATA, {**os.environ, **env}, "config", "set", SERVICE, "log_level", "debug")
+    assert done[0]["key"] == f"{SERVICE}.log_level"
     values = strata_config_json(env, "get", SERVICE, "log_level")
     assert [row["value"] for row in values] == ["debug"]
 
@@ -148,3 +138,14 @@ def test_strata_refuses_bad_arguments_in_one_line_with_exit_code_2(
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert message in error
+
+
+def test_strata_help_says_what_it_runs_and_where_its_settings_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    strata(["--help"])
+
+    shown = capsys.readouterr().out
+    assert "serve the whole system on the embedded default" in shown
+    assert "strata config" in shown
+    assert "STRATA_PORT" in shown
