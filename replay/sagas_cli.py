@@ -57,7 +57,7 @@ def _order_id(text: str) -> UUID:
 
 @contextmanager
 def _read_database(registry: Registry) -> Iterator[SqlDatabase]:
-    config = settings(registry)
+    config = settings(registry.only(CONTEXT))  # its URL and the read database's suffice
     if config.read_database_url:
         database: SqlDatabase = PostgresDatabase(config.read_database_url, pool_size=1)
     else:

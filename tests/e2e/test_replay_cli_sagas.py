@@ -26,6 +26,7 @@ from embedded.app import create_app
 from eventlog.stores import Services, build_services
 from tests.e2e.test_replay_cli_aggregates import replay
 from tests.support.auth import OPERATOR
+from tests.support.postgres import require_postgres, scratch_databases
 from tests.support.servers import wait_until
 
 
@@ -122,3 +123,13 @@ def test_unknown_and_malformed_orders(parked: Parked) -> None:
     assert (malformed.code, malformed.stderr) == (2, "replay: 'nope' is not an order id (a UUID)\n")
     bad_status = replay(env, "sagas", "list", "--status", "stuck")
     assert bad_status.code == 2
+
+
+@pytest.mark.postgres
+def test_on_the_stack_the_fulfilment_and_read_databases_are_enough() -> None:
+    with scratch_databases(require_postgres(), "read", "fulfilment") as urls:
+        env = {f"STRATA_{name.upper()}_DATABASE_URL": url for name, url in urls.items()}
+        listed = replay(env, "sagas", "list")
+
+    assert listed.code == 1  # a read database never provisioned: its tables are missing
+    assert listed.stderr.startswith("replay: the read models failed: "), listed.stderr
