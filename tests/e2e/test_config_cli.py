@@ -114,8 +114,9 @@ def test_nats_unreachable_is_one_line_exit_1() -> None:
 def test_strata_config_is_the_same_command(env: dict[str, str]) -> None:
     """`strata config ...` (the `strata` entry point) writes what `strata-config` reads."""
     assert STRATA, "strata is not installed"
-    done = cli_json(STRATA, {**os.environ, **env}, "config", "set", SERVICE, "log_level", "debug")
-    assert done[0]["key"] == f"{SERVICE}.log_level"
+    setting = ("config", "set", SERVICE, "log_level", "debug")
+    written = cli_json(STRATA, {**os.environ, **env}, *setting)
+    assert written[0]["key"] == f"{SERVICE}.log_level"
     values = strata_config_json(env, "get", SERVICE, "log_level")
     assert [row["value"] for row in values] == ["debug"]
 
