@@ -56,17 +56,6 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return Settings(**url_settings(urls))
 
 
-@pytest.fixture(params=BACKENDS)
-def own_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    """As `settings`, but on PostgreSQL databases of the test's own: for a test that stores what
-    no command could, which the tests after it must not find in the session's shared stores."""
-    if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path / "var")
-        return
-    with scratch_databases(require_postgres(), *CONTEXTS) as urls:
-        yield Settings(**url_settings(urls))
-
-
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings), headers=OPERATOR) as test_client:

@@ -16,11 +16,12 @@ from eventsourcing.domain import CanMutateProtocol, DomainEvent
 from eventsourcing.utils import resolve_topic
 
 from contexts.registered import REGISTRY
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS
 from domain.service import CommandService
 from eventlog.bulk_read import decode_record, envelope_pages
 from eventlog.envelope import EventEnvelope, envelope_from_record, envelope_source
 from eventlog.stores import Services
+from tests.support.postgres import require_postgres, scratch_databases
 
 ODD_TEXT = (
     "Zoë \u00e9\u0301 \U0001f355 \u05e9\u05dc\u05d5\u05dd \u2028\u2029 \"'\\ \t\n \u0000 \ufeff"
@@ -31,10 +32,12 @@ PAGE = 7
 
 
 @pytest.fixture
-def settings(own_settings: Settings) -> Settings:
-    """Stores of the test's own: it writes events no command could (a NUL in a text), which a
-    later test's follower of the shared stores would take in (and PostgreSQL's jsonb refuse)."""
-    return own_settings
+def postgres_stores() -> Iterator[dict[str, str]]:
+    """Stores of the test's own, not the session's: it writes events no command could (a NUL in
+    a text), which a later test's follower of the shared stores would take in (and PostgreSQL's
+    jsonb refuse)."""
+    with scratch_databases(require_postgres(), *CONTEXTS) as urls:
+        yield urls
 
 
 def _event_classes() -> Iterator[type[DomainEvent]]:

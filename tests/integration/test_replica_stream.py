@@ -40,6 +40,8 @@ pytestmark = pytest.mark.postgres
 
 CTX = CommandContext(correlation_id="corr-replica-stream-test")
 REPLICA = REGISTRY["orders"].replicas[0]
+IDLE_FETCHES = 8
+"""Fetch timeouts an idle feed waits through in the idle test."""
 CONSUMER = "strata feed of users into orders"
 """The description of a feed's consumer."""
 
@@ -272,6 +274,3 @@ def test_an_idle_feed_stays_attached_and_takes_a_new_user_in_at_once(
     with caplog.at_level(WARNING, logger="strata.replicas"):
         asyncio.run(main())
     assert [r.getMessage() for r in caplog.records if r.name == "strata.replicas"] == []
-
-
-IDLE_FETCHES = 8
