@@ -20,6 +20,10 @@ exactly once and in position order.
   which is what is really stored; only when the stream holds no message does it fall back to the
   ``<context>_relay_checkpoint`` table: the last acknowledged position, saved by the statement
   of the next page read (on the next commit, or by the poll, at the latest a second later).
+- **Halts rather than skip or mix.** The stream's last message must be this store's event at
+  its position (same aggregate and version). When it is another store's (a wrong database URL,
+  a store restored from an older backup) or no relay wrote it, the relay publishes nothing,
+  says why on /readyz, the log and ``strata_relay_halted``, and looks again every few seconds.
 - **Wake-ups.** LISTEN on the recorder's NOTIFY channel, with a poll every second as backstop.
   A page short of full is the end of the log as it was read: the relay then waits for a commit.
 """
@@ -43,7 +47,14 @@ from eventlog.jetstream import (
 )
 from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay_metrics import RelayMetrics
-from eventlog.relay_publish import ForeignMessage, PagePublisher, Tip, pause, tip_of
+from eventlog.relay_publish import (
+    NoSafeResumePoint,
+    PagePublisher,
+    Tip,
+    pause,
+    require_same_event,
+    tip_of,
+)
 from eventlog.relay_store import PageReader, StoreSession
 
 log = logging.getLogger(__name__)
@@ -104,6 +115,8 @@ class Relay:
         self._store_max = 0
         self._store_max_at: float | None = None
         self.active = False
+        self.halted: str | None = None
+        """Why publishing is halted: the stream does not continue this event store."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, as the active relay or as a hot standby."""
@@ -125,8 +138,9 @@ class Relay:
             while not stop.is_set():
                 try:
                     published = await self._session(stop, publisher)
-                except ForeignMessage:
-                    raise  # no safe resume point: a person must look
+                except NoSafeResumePoint as error:
+                    published = False
+                    self._halt(str(error))
                 except Exception as error:  # an outage, whatever it raises: wait and retry
                     published = self.active
                     log.warning(
@@ -143,6 +157,15 @@ class Relay:
         finally:
             await window.close()
             log.info("relay stopped", extra=self._log_extra)
+
+    def _halt(self, reason: str | None) -> None:
+        """Halt publishing for `reason` (logged once), or resume it (None)."""
+        if reason is not None and reason != self.halted:
+            log.error("publishing halted: %s", reason, extra=self._log_extra)
+        elif reason is None and self.halted is not None:
+            log.info("the stream continues this event store again", extra=self._log_extra)
+        self.halted = reason
+        self._metrics.halted.set(0 if reason is None else 1)
 
     def _set_active(self, active: bool) -> None:
         self.active = active
@@ -221,15 +244,10 @@ class Relay:
             await session.save_checkpoint()
             checkpoint = await session.checkpoint()
             tip = tip_of(message) if message else Tip(checkpoint, None)
-            top = await session.max_position()
-            extra = {
-                **self._log_extra,
-                "position": tip.position,
-                "checkpoint": checkpoint,
-                "store_position": top,
-            }
-            if tip.position > top:
-                log.error("the stream is ahead of the event store: wrong database?", extra=extra)
+            if message:
+                require_same_event(message, tip, await session.event_at(tip.position))
+            self._halt(None)
+            extra = {**self._log_extra, "position": tip.position, "checkpoint": checkpoint}
             source = "the stream" if message else "the checkpoint (the stream is empty)"
             log.info("resuming after position %d, from %s", tip.position, source, extra=extra)
             return tip

@@ -87,8 +87,11 @@ def create_http_app(
 
     @app.get("/readyz", response_model=None)
     async def readyz(request: Request) -> JSONResponse | dict[str, object]:
-        """NATS is connected and the event store answers (a standby is ready too)."""
+        """NATS is connected, the event store answers and publishing is not halted (a standby
+        is ready too)."""
         failures = []
+        if relay.halted is not None:
+            failures.append(f"publishing halted: {relay.halted}")
         if not nc.is_connected:
             failures.append("NATS is not connected")
         try:

@@ -51,3 +51,10 @@ class RelayMetrics:
             labels,
             registry=registry,
         ).labels(context)
+        self.halted = Gauge(
+            "strata_relay_halted",
+            "1 while publishing is halted because the stream does not continue this event store"
+            " (another store's stream, or a message no relay wrote), else 0.",
+            labels,
+            registry=registry,
+        ).labels(context)

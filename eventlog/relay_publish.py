@@ -62,8 +62,17 @@ class Tip:
     message_id: str | None
 
 
-class ForeignMessage(Exception):
-    """The stream's last message was not written by a relay: there is no safe resume point."""
+class NoSafeResumePoint(Exception):
+    """The stream's last message does not continue this event store: publishing after it would
+    skip or mix events, so the relay halts until a person resolves it."""
+
+
+class ForeignMessage(NoSafeResumePoint):
+    """The stream's last message was not written by a relay."""
+
+
+class StreamOfAnotherStore(NoSafeResumePoint):
+    """The stream's last message is not this event store's event at its position."""
 
 
 def tip_of(message: RawStreamMsg) -> Tip:
@@ -74,6 +83,22 @@ def tip_of(message: RawStreamMsg) -> Tip:
             f"message {message.seq} on {message.subject} has no {POSITION} and {MSG_ID} headers"
         )
     return Tip(int(position), str(message_id))
+
+
+def require_same_event(message: RawStreamMsg, tip: Tip, stored: EventEnvelope | None) -> None:
+    """Raise `StreamOfAnotherStore` unless `stored`, this store's event at the tip's position, is
+    the event of the stream's last `message`."""
+    headers = message.headers or {}
+    published = (headers.get(AGGREGATE_ID), headers.get(AGGREGATE_VERSION))
+    held = None if stored is None else (str(stored.aggregate_id), str(stored.aggregate_version))
+    if published == held:
+        return
+    what = "no event" if held is None else f"aggregate {held[0]} version {held[1]}"
+    raise StreamOfAnotherStore(
+        f"the stream's last message is position {tip.position} (aggregate {published[0]} version"
+        f" {published[1]}), where this event store holds {what}: the stream follows another"
+        " store (a wrong database URL, or a store restored from an older backup)"
+    )
 
 
 async def pause(stop: asyncio.Event, seconds: float) -> bool:

@@ -115,6 +115,10 @@ class StoreSession:
             rows = await cursor.fetchall()
         return [envelope_from_row(self._context, row) for row in rows]
 
+    async def event_at(self, position: int) -> EventEnvelope | None:
+        page = await self.read_page(position - 1, 1)
+        return page[0] if page and page[0].position == position else None
+
     async def max_position(self) -> int:
         cursor = await self._conn.execute(self._max_position)
         row = await cursor.fetchone()

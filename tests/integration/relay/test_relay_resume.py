@@ -1,18 +1,25 @@
 """Where the relay starts, on real PostgreSQL and NATS JetStream: after its checkpoint, from an
-empty stream or with the checkpoint reset (publishing nothing twice), and, started before the
-write side, once the store's tables exist.
+empty stream or with the checkpoint reset (publishing nothing twice), started before the write
+side, once the store's tables exist; and nowhere while the stream does not continue its store.
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
+from nats.js import JetStreamContext
 from psycopg.sql import SQL, Identifier
 
 from contexts.settings import CONTEXTS, Settings
+from eventlog.jetstream import context_stream, ensure_stream
 from eventlog.stores import Services, build_services
-from tests.support.nats import read_stream
+from tests.support.nats import delete_streams, read_stream, with_js
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
+from tests.support.projector_threads import wait_for
+from tests.support.relay_processes import RelayProcess
 from tests.support.relays import (
     RelayThread,
     assert_exactly_the_store,
@@ -78,6 +85,79 @@ def test_a_relay_started_before_the_write_side_waits_for_its_tables(stack: Setti
                 assert len(positions) == 3
             finally:
                 services.close()
+
+
+@pytest.mark.parametrize("events_of_the_other_store", [2, 5], ids=["behind", "other-events"])
+def test_a_relay_whose_stream_follows_another_store_halts_until_a_person_resolves_it(
+    stack: Settings, tmp_path: Path, events_of_the_other_store: int
+) -> None:
+    """A stream relayed from one store (3 events), then a relay given another store: one
+    holding no event at the stream's tip, or another event there. It publishes nothing and says
+    why; once the stream is deleted and the relay restarted, it publishes its own store."""
+    with stores_of_their_own(stack) as first, stores_of_their_own(stack) as second:
+        register_users(first.services, 3)
+        with RelayThread(first.settings, "users"):
+            wait_until_relayed(stack, "users", 3)
+        register_users(second.services, events_of_the_other_store)
+        relay = RelayProcess(second.settings, "users", tmp_path / "relay.log")
+        try:
+            wait_for(lambda: relay.metric("strata_relay_halted") == 1, "halted")
+            status, problem = relay.get("/readyz")
+            assert status == 503
+            assert "publishing halted" in problem["detail"]
+            assert "the stream follows another store" in problem["detail"]
+            time.sleep(1)  # long enough to publish, were it not halted
+            assert relay.process.poll() is None
+            assert relay.metric("strata_relay_events_relayed_total") == 0
+            assert_exactly_the_store(
+                read_stream(stack.nats_url, stream_name(stack, "users")), first.services, "users"
+            )
+            assert relay.log().count("publishing halted") == 1  # logged once, not per look
+
+            assert relay.stop() == 0
+            delete_streams(stack.nats_url, stream_name(stack, "users"))
+            relay = RelayProcess(second.settings, "users", tmp_path / "relay.log")
+            wait_until_relayed(stack, "users", events_of_the_other_store)
+            assert relay.get("/readyz")[0] == 200
+            assert relay.metric("strata_relay_halted") == 0
+            assert_exactly_the_store(
+                read_stream(stack.nats_url, stream_name(stack, "users")), second.services, "users"
+            )
+        finally:
+            relay.stop()
+
+
+def test_a_message_no_relay_wrote_halts_the_relay(stack: Settings, services: Services) -> None:
+    stream = context_stream("users", stack)
+
+    async def publish_foreign(js: JetStreamContext) -> None:
+        await ensure_stream(js, "users", stack)
+        await js.publish(f"{stream.subjects[:-1]}Someone.Wrote.p00", b"not an event")
+
+    with_js(stack.nats_url, publish_foreign)
+    with RelayThread(stack, "users") as relay:
+        wait_for(lambda: relay.sample("strata_relay_halted") == 1, "halted")
+        register_users(services, 1)
+        time.sleep(1)
+        assert relay.sample("strata_relay_events_relayed_total") == 0
+    assert len(read_stream(stack.nats_url, stream.name)) == 1
+
+
+class OwnStores:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services = build_services(settings)
+
+
+@contextmanager
+def stores_of_their_own(stack: Settings) -> Iterator[OwnStores]:
+    """Event stores in databases of their own, with the stack's streams."""
+    with scratch_databases(require_postgres(), *CONTEXTS) as urls:
+        stores = OwnStores(stack.model_copy(update=url_settings(urls)))
+        try:
+            yield stores
+        finally:
+            stores.services.close()
 
 
 def checkpoint(settings: Settings, context: str) -> int:
