@@ -15,7 +15,15 @@ from contexts.registered import REGISTRY
 from domain.errors import AggregateNotFound
 from domain.service import CommandService
 from eventlog.envelope import EventEnvelope
-from replay.app import BAD_ARGUMENTS, JsonOption, app, contexts, fail, output
+from replay.app import (
+    BAD_ARGUMENTS,
+    LARGEST_NUMBER,
+    JsonOption,
+    app,
+    contexts,
+    fail,
+    output,
+)
 from replay.contexts import aggregate_id, aggregate_type, instant, opened_store
 from replay.state_view import changes, describe, state_of
 
@@ -59,7 +67,9 @@ def state_command(
     context: str = typer.Argument(..., metavar="CONTEXT", help=CONTEXT_HELP),
     aggregate: str = typer.Argument(..., metavar="AGGREGATE_ID", help=ID_HELP),
     at: str | None = typer.Option(None, "--at", help=f"The instant: {TIME_FORMS}"),
-    version: int | None = typer.Option(None, "--version", min=1, help="Or the version."),
+    version: int | None = typer.Option(
+        None, "--version", min=1, max=LARGEST_NUMBER, help="Or the version."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """The aggregate's state as of an instant (the fold of exactly its events with timestamp

@@ -25,6 +25,9 @@ from runtime.settings import load_settings, settings_model
 
 PROG = "replay"
 OK, FAILED, BAD_ARGUMENTS, NOT_FOUND = 0, 1, 2, 3
+LARGEST_NUMBER = 2**63 - 1
+"""The largest version, position or id a store holds (PostgreSQL's bigint, SQLite's INTEGER):
+a larger one is a bad argument, not a question for the store."""
 
 app = typer.Typer(
     name=PROG,

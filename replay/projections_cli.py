@@ -35,6 +35,7 @@ from projections.status import projection_statuses
 from replay.app import (
     BAD_ARGUMENTS,
     FAILED,
+    LARGEST_NUMBER,
     NOT_FOUND,
     JsonOption,
     app,
@@ -261,7 +262,7 @@ def dlq_list(
     ctx: typer.Context,
     projection: str | None = typer.Option(None, "--projection", help="Only this projection."),
     status: str = typer.Option("parked", "--status", help="parked, retried, skipped or all."),
-    after: int = typer.Option(0, "--after", min=0, help="Page after this id."),
+    after: int = typer.Option(0, "--after", min=0, max=LARGEST_NUMBER, help="Page after this id."),
     limit: int = typer.Option(100, "--limit", min=1, max=10_000),
     as_json: bool = JsonOption,
 ) -> None:
@@ -286,7 +287,7 @@ def dlq_list(
 @dlq.command("show")
 def dlq_show(
     ctx: typer.Context,
-    letter_id: int = typer.Argument(..., metavar="ID", min=1),
+    letter_id: int = typer.Argument(..., metavar="ID", min=1, max=LARGEST_NUMBER),
     as_json: bool = JsonOption,
 ) -> None:
     """One dead letter with its error and envelope."""
@@ -298,7 +299,7 @@ def dlq_show(
 @dlq.command("retry")
 def dlq_retry(
     ctx: typer.Context,
-    letter_id: int = typer.Argument(..., metavar="ID", min=1),
+    letter_id: int = typer.Argument(..., metavar="ID", min=1, max=LARGEST_NUMBER),
     as_json: bool = JsonOption,
 ) -> None:
     """Apply a parked event again, then the events parked behind it (exit 1 if one fails)."""
@@ -319,7 +320,7 @@ def dlq_retry(
 @dlq.command("skip")
 def dlq_skip(
     ctx: typer.Context,
-    letter_id: int = typer.Argument(..., metavar="ID", min=1),
+    letter_id: int = typer.Argument(..., metavar="ID", min=1, max=LARGEST_NUMBER),
     as_json: bool = JsonOption,
 ) -> None:
     """Give up on a parked event (the events parked behind it stay parked)."""

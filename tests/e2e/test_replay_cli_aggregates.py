@@ -271,6 +271,7 @@ GOOD_ID = "11111111-1111-1111-1111-111111111111"  # replaced by the real user id
         (["state", "users", GOOD_ID], 2, "give exactly one of --at and --version"),
         (["state", "users", GOOD_ID, "--at", "now", "--version", "1"], 2, "exactly one"),
         (["state", "users", GOOD_ID, "--version", "0"], 2, "Invalid value for '--version'"),
+        (["state", "users", GOOD_ID, "--version", "9" * 23], 2, "Invalid value for '--version'"),
         (["state", "users", GOOD_ID, "--at", at(-1)], 3, "did not exist yet at 2001-02-03T04:05"),
         (["state", "users", GOOD_ID, "--version", "9"], 3, "has no version 9; its latest is 4"),
         (["state", "orders", GOOD_ID, "--at", "now"], 3, "no Order with id"),
