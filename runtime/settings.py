@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import (
     Field,
     SecretStr,
+    StrictBool,
     ValidationError,
     create_model,
     model_validator,
@@ -117,9 +118,10 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
     log_level: LogLevel = Field(
         "info", description="Log level of the services.", json_schema_extra=LIVE
     )
-    feature_flags: dict[str, bool] = Field(
+    feature_flags: dict[str, StrictBool] = Field(
         {},
-        description='Feature flags by name, as JSON: `{"new-checkout": true}`.',
+        description='Feature flags by name, as JSON: `{"new-checkout": true}` (true or false,'
+        ' not "yes" or 1).',
         json_schema_extra=LIVE,
     )
     live_settings_file: Path | None = Field(

@@ -44,6 +44,8 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         ({"breaker_failure_threshold": 0}, ValueError, "greater than or equal to 1"),
         ({"log_level": "loud"}, ValueError, "log_level"),
         ({"feature_flags": {"x": "maybe"}}, ValueError, "feature_flags.x"),
+        ({"feature_flags": {"x": "yes"}}, ValueError, "feature_flags.x"),
+        ({"feature_flags": {"x": 1}}, ValueError, "feature_flags.x"),
         ({"rate_limit_default": "lots"}, ValueError, "'lots' is not a rate limit"),
         ({"rate_limit_default": "0/second"}, ValueError, "'0/second' has a zero"),
         ({"rate_limit_default": "10/second;0/hour"}, ValueError, "has a zero"),
