@@ -1,5 +1,6 @@
 """The UserProfile aggregate and its events."""
 
+import unicodedata
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -137,6 +138,12 @@ class UserProfile(EventSourcedAggregate):
             raise DomainError("profile is deactivated; reactivate it before changing it")
 
     def _find_hobby(self, hobby: str) -> str | None:
-        """Hobbies compare case-insensitively: 'Chess' and 'chess' are one hobby."""
-        wanted = hobby.casefold()
-        return next((h for h in self.hobbies if h.casefold() == wanted), None)
+        """Hobbies compare by Unicode's canonical caseless match: 'Chess' and 'chess' are one
+        hobby, and so are 'é' and 'e' followed by a combining acute accent."""
+        wanted = _caseless(hobby)
+        return next((h for h in self.hobbies if _caseless(h) == wanted), None)
+
+
+def _caseless(text: str) -> str:
+    """Canonical caseless form (Unicode §3.13, D145): NFD(casefold(NFD(text)))."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())

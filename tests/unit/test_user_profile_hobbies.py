@@ -89,6 +89,25 @@ def test_remove_hobby_matches_case_insensitively_and_records_stored_spelling(
     assert events[0].hobby == "Chess"
 
 
+@pytest.mark.parametrize(
+    ("stored", "spelling"),
+    [
+        ("\u00e9checs", "e\u0301checs"),  # é, and e with a combining acute accent
+        ("e\u0301checs", "\u00c9CHECS"),
+        ("Stra\u00dfe", "STRASSE"),  # ß folds to ss
+        ("\u1e9b\u0323", "\u1e61\u0323"),  # long s with dots: equal only after NFD
+    ],
+    ids=ascii,
+)
+def test_hobbies_match_by_canonical_caseless_equality(stored: str, spelling: str) -> None:
+    profile = new_profile()
+    profile.add_hobby(stored)
+    with pytest.raises(DomainError, match="already in the profile"):
+        profile.add_hobby(spelling)
+    profile.remove_hobby(spelling)
+    assert profile.hobbies == []
+
+
 def test_remove_hobby_rejects_absent_hobby() -> None:
     profile = new_profile()
     profile.add_hobby("Go")
