@@ -5,6 +5,7 @@ from collections.abc import Callable
 import uvicorn
 
 from bff.settings import BffSettings
+from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.settings import load_settings
 
 
@@ -21,5 +22,6 @@ def serve(prog: str, factory: str, port_of: Callable[[BffSettings], int]) -> Non
         port=port,
         log_level=loaded.log_level,
         log_config=None,  # the JSON log lines of runtime.logs
+        http=ProblemHttpProtocol,
         access_log=False,
     )

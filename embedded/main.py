@@ -13,6 +13,7 @@ import uvicorn
 from contexts.settings import Settings, load_settings
 from embedded import simulators
 from runtime.auth.dev import write_dev_token
+from runtime.http.unreadable_requests import ProblemHttpProtocol
 from sidecar import cli as config_cli
 
 PROG = "strata"
@@ -64,6 +65,7 @@ def serve() -> None:
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,
+        http=ProblemHttpProtocol,
         access_log=False,
     )
 

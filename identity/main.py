@@ -27,6 +27,7 @@ from identity.service import Identity, build_identity
 from identity.settings import ClientId, IdentitySettings, Role, Scope
 from identity.tokens import Grant
 from runtime.cli import run
+from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.settings import load_settings
 
 PROG = "strata-identity"
@@ -71,6 +72,7 @@ def serve() -> None:
         port=settings.identity_port,
         log_level=settings.log_level,
         log_config=None,  # the JSON log lines of runtime.logs
+        http=ProblemHttpProtocol,
         access_log=False,
     )
 

@@ -28,6 +28,7 @@ from runtime.http.head import HeadAsGet
 from runtime.http.json_bodies import JsonRoute, loads_unique
 from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, SERVICE_UNAVAILABLE, ProblemType
 from runtime.http.problems import install_problem_handlers, problem
+from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.logs import configure as configure_logging
 from runtime.settings import CommonSettings, load_settings
 
@@ -229,7 +230,14 @@ def simulator_main(
         host = host or settings.host
         port = port or port_of(settings)
         print(f"strata {what} simulator on http://{host}:{port} (docs: /docs)", flush=True)
-        uvicorn.run(create_app(), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(
+            create_app(),
+            host=host,
+            port=port,
+            log_config=None,
+            http=ProblemHttpProtocol,
+            access_log=False,
+        )
 
     def main(argv: list[str] | None = None) -> NoReturn:
         command = typer.main.get_command(cli)

@@ -19,6 +19,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from runtime.http.unreadable_requests import ProblemHttpProtocol
+
 log = logging.getLogger("strata.http")
 BACKLOG = 2048
 
@@ -77,6 +79,7 @@ def serve(
         timeout_worker_healthcheck=int(worker_healthcheck_seconds),
         log_level=log_level,
         log_config=None,
+        http=ProblemHttpProtocol,
         access_log=False,
     )
     if workers == 1:

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from runtime.http.unreadable_requests import ProblemHttpProtocol
+
 
 class SideServer(uvicorn.Server):
     @contextmanager
@@ -21,4 +23,8 @@ class SideServer(uvicorn.Server):
 def side_server(app: ASGIApp) -> SideServer:
     """A server of `app` (start it with `serve(sockets=[listener])`): no lifespan, no access
     log, the process's JSON log lines."""
-    return SideServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    return SideServer(
+        uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", http=ProblemHttpProtocol
+        )
+    )

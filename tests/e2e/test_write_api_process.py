@@ -1,7 +1,9 @@
 """The write API as a client meets it: a real `strata-write-api` process over HTTP."""
 
+import json
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,7 +81,39 @@ def _exercise_stack(env: dict[str, str]) -> None:
         )
         assert order.status_code == 201
         assert order.json()["position"].startswith("orders:")
+        for request in UNREADABLE:
+            assert_unreadable_is_a_problem(base, request)
     assert "stack mode" in (process.stdout.read() if process.stdout else "")
+
+
+UNREADABLE = [
+    b"FOO /users HTTP/1.1\r\nHost: x\r\n\r\n",  # no such method
+    b"GET /users HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\x7fb\r\n\r\n",
+    b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+]
+"""Requests uvicorn's parser refuses before the app sees them."""
+
+
+def assert_unreadable_is_a_problem(base: str, request: bytes) -> None:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    assert status == "HTTP/1.1 400 Bad Request", request[:40]
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body) == {
+        "type": "/problems/bad-request",
+        "title": "Bad request",
+        "status": 400,
+        "detail": "the request is not valid HTTP/1.1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -122,6 +156,7 @@ def test_the_all_in_one_process_answers_reads_of_its_own_writes(tmp_path: Path) 
         )
         assert profile.status_code == 200, profile.text
         assert profile.json()["name"] == "Ada"
+        assert_unreadable_is_a_problem(base, UNREADABLE[0])
         assert (
             httpx.get(
                 f"{base}/read/users", params={"position": token}, headers=OPERATOR
