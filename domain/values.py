@@ -39,12 +39,31 @@ def text_problem(value: str) -> str | None:
     )
 
 
+DEFAULT_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+"""Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15): what a
+renderer shows nothing for, such as U+034F COMBINING GRAPHEME JOINER, the variation selectors
+and the Hangul fillers, which are not all format characters (Cf)."""
+
+
 def invisible_problem(text: str) -> str | None:
     """Why trimmed, non-empty `text` shows nothing (None if it shows something): it holds only
-    whitespace and invisible format characters, such as U+200B ZERO WIDTH SPACE."""
-    if any(not char.isspace() and unicodedata.category(char) != "Cf" for char in text):
+    whitespace, format characters (Cf) and default-ignorable characters, such as U+200B ZERO
+    WIDTH SPACE or U+3164 HANGUL FILLER."""
+    if any(_shows(char) for char in text):
         return None
     return "must hold a visible character, not only whitespace and invisible format characters"
+
+
+def _shows(char: str) -> bool:
+    return not (
+        char.isspace()
+        or unicodedata.category(char) == "Cf"
+        or DEFAULT_IGNORABLE.match(char) is not None
+    )
 
 
 def plain_text(value: str, *, field: str) -> str:
