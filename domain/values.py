@@ -128,10 +128,14 @@ def currency_code(value: str) -> str:
 
 
 CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("999999999999.99")
+"""The largest amount the system handles (12 integer digits, as the APIs' grammar and the payment
+provider take them): a unit price, an order's total, a payment."""
 
 
 def money_amount(value: Decimal, *, field: str) -> Decimal:
-    """Require a finite, non-negative amount with at most two decimal places."""
+    """Require a finite, non-negative amount with at most two decimal places, at most
+    MAX_AMOUNT."""
     if not value.is_finite() or value < 0:
         raise InvalidValue(f"{field} must be a non-negative amount, got {value}")
     try:
@@ -140,4 +144,6 @@ def money_amount(value: Decimal, *, field: str) -> Decimal:
         raise InvalidValue(f"{field} is too large, got {value}") from None
     if value != cents:
         raise InvalidValue(f"{field} may have at most 2 decimal places, got {value}")
+    if cents > MAX_AMOUNT:
+        raise InvalidValue(f"{field} must be at most {MAX_AMOUNT}, got {value}")
     return cents.copy_abs()  # -0.00 is 0.00

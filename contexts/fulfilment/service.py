@@ -26,9 +26,10 @@ from eventsourcing.domain import Aggregate
 from contexts.fulfilment import ids
 from contexts.fulfilment.definition import FulfilmentPolicy, FulfilmentStatus
 from contexts.fulfilment.domain import OrderFulfilment
-from domain.errors import AggregateNotFound, DomainError
+from domain.errors import AggregateNotFound, DomainError, InvalidValue
 from domain.ports import Job, JobChanges, ReplicaReader
 from domain.service import CommandContext, CommandResult, CommandService, Decision
+from domain.values import money_amount
 from eventlog.envelope import EventEnvelope
 from eventlog.replicas import ReplicaChange, ReplicaCheckpoint, ReplicaStore
 
@@ -107,6 +108,11 @@ class FulfilmentService(CommandService):
                 "order %s was placed before it was created: not fulfilled", event.aggregate_id
             )
             return
+        try:
+            amount = money_amount(Decimal(str(event.data["total"])), field="total")
+        except InvalidValue as error:  # placed before the orders refused such totals
+            log.error("order %s cannot be paid (%s): not fulfilled", event.aggregate_id, error)
+            return
         saga_id = ids.saga_id(event.aggregate_id)
 
         def start() -> Decision:
@@ -117,7 +123,7 @@ class FulfilmentService(CommandService):
                 OrderFulfilment.start(
                     event.aggregate_id,
                     UUID(str(order["user_id"])),
-                    Decimal(str(event.data["total"])),
+                    amount,
                     str(order["currency"]),
                 )
             )

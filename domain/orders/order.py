@@ -10,7 +10,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.aggregate import EventSourcedAggregate
 from domain.errors import DomainError, InvalidValue
-from domain.values import CENT, bounded_text, currency_code, money_amount
+from domain.values import CENT, MAX_AMOUNT, bounded_text, currency_code, money_amount
 
 MIN_QUANTITY = 1
 MAX_QUANTITY = 1000
@@ -117,6 +117,12 @@ class Order(EventSourcedAggregate):
             raise DomainError(f"the order already has a line for sku {sku!r}; remove it first")
         if len(self.lines) >= MAX_LINES:
             raise DomainError(f"an order holds at most {MAX_LINES} lines")
+        total = self.total + OrderLine(sku, quantity, unit_price).subtotal
+        if total > MAX_AMOUNT:
+            raise DomainError(
+                f"the line would bring the order's total to {total}, above the most an order"
+                f" can total, {MAX_AMOUNT}"
+            )
         self.trigger_event(self.LineAdded, sku=sku, quantity=quantity, unit_price=unit_price)
 
     def remove_line(self, sku: str) -> None:
@@ -129,6 +135,11 @@ class Order(EventSourcedAggregate):
         self._require_status(OrderStatus.DRAFT, action="place it")
         if not self.lines:
             raise DomainError("cannot place an order without lines")
+        if self.total > MAX_AMOUNT:  # only a draft whose lines were added before the limit
+            raise DomainError(
+                f"cannot place an order whose total, {self.total}, is above the most an order"
+                f" can total, {MAX_AMOUNT}; remove lines first"
+            )
         self.trigger_event(self.Placed, total=self.total)
 
     def mark_paid(self) -> None:

@@ -91,6 +91,28 @@ def test_a_placed_order_is_paid_and_shipped(shop: TestClient, provider: RunningS
     assert_problem(shop.post(f"/fulfilments/{order}/retry"), 409, "completed, not parked")
 
 
+def test_an_order_placed_with_a_total_no_payment_can_hold_stalls_no_other_saga(
+    shop: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Such an order, placed before the orders refused its lines, gets no saga and holds no
+    later order up: its `Placed` is not an event the saga's intake retries forever."""
+    unpayable = create_order(shop, register(shop))
+    orders = shop.app.state.services.orders  # type: ignore[attr-defined]
+    draft = orders.repository.get(UUID(unpayable))
+    for sku in ("A", "B"):
+        draft.trigger_event(
+            draft.LineAdded, sku=sku, quantity=1000, unit_price=Decimal("999999999999.99")
+        )
+    draft.trigger_event(draft.Placed, total=draft.total)
+    orders.save(draft)
+
+    later = _place(shop, "20.00")
+    _ends(shop, later, "completed")
+    assert _fulfilment(shop, unpayable) == {}
+    assert shop.get(f"/orders/{unpayable}").json()["status"] == "placed"
+    assert f"order {unpayable} cannot be paid" in caplog.text
+
+
 def test_a_declined_payment_cancels_the_order(shop: TestClient, provider: RunningSimulator) -> None:
     order = _place(shop, "10.13")  # the simulator declines amounts ending in .13
     saga = _ends(shop, order, "cancelled")

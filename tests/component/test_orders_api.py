@@ -99,6 +99,37 @@ def test_lines_change_only_in_a_draft_and_an_empty_order_cannot_be_placed(
     assert_problem(client.delete(f"/orders/{order}/lines/A"), 409, "cannot remove a line")
 
 
+def test_a_line_that_would_bring_the_total_over_what_can_be_paid_is_409_and_writes_nothing(
+    client: TestClient,
+) -> None:
+    order = create_order(client, register(client))
+    add_line(client, order, "A", 1000, "999999999.99")
+    add_line(client, order, "B", 1, "9.99")  # the total is exactly the largest amount
+    state = client.get(f"/orders/{order}").json()
+    before = store_state(client)
+
+    for sku, quantity, price, total in [
+        ("C", 1, "0.01", "1000000000000.00"),
+        ("D", 1000, "999999999999.99", "1000999999999989.99"),  # the API's largest line
+    ]:
+        response = client.post(
+            f"/orders/{order}/lines",
+            json={"sku": sku, "quantity": quantity, "unit_price": price},
+        )
+        problem = assert_problem(
+            response,
+            409,
+            f"the line would bring the order's total to {total},",
+            "above the most an order can total, 999999999999.99",
+        )
+        assert problem["type"] == "/problems/rule-violated"
+
+    assert store_state(client) == before
+    assert client.get(f"/orders/{order}").json() == state
+    assert state["total"] == "999999999999.99"
+    assert client.post(f"/orders/{order}/place").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

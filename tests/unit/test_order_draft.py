@@ -8,6 +8,7 @@ import pytest
 
 from domain.errors import DomainError, InvalidValue
 from domain.orders.order import MAX_LINES, Order, OrderLine, OrderStatus
+from domain.values import MAX_AMOUNT
 from tests.support.aggregates import new_order
 
 # create
@@ -125,6 +126,37 @@ def test_add_line_rejects_more_than_max_lines() -> None:
     with pytest.raises(DomainError, match="at most 100 lines"):
         order.add_line("SKU-extra", 1, Decimal("1.00"))
     assert len(order.lines) == 100
+
+
+def test_add_line_accepts_up_to_exactly_the_limit_and_refuses_a_line_over_it() -> None:
+    order = new_order()
+    order.add_line("A", 1000, Decimal("999999999.99"))
+    order.add_line("B", 1, Decimal("9.99"))  # brings the total to exactly the limit
+    assert order.total == MAX_AMOUNT
+    assert len(order.collect_events()) == 2
+    with pytest.raises(DomainError) as caught:
+        order.add_line("C", 1, Decimal("0.01"))
+    assert not isinstance(caught.value, InvalidValue)  # a rule of the order, not a bad value
+    assert str(caught.value) == (
+        "the line would bring the order's total to 1000000000000.00, above the most an order"
+        " can total, 999999999999.99"
+    )
+    assert list(order.lines) == ["A", "B"]
+    assert order.total == MAX_AMOUNT
+    assert len(order.collect_events()) == 0
+
+
+def test_add_line_refuses_a_single_line_whose_subtotal_is_over_the_limit() -> None:
+    # The largest unit price the API takes, times the largest quantity.
+    order = new_order()
+    with pytest.raises(DomainError) as caught:
+        order.add_line("A", 1000, MAX_AMOUNT)
+    assert str(caught.value) == (
+        "the line would bring the order's total to 999999999999990.00, above the most an order"
+        " can total, 999999999999.99"
+    )
+    assert order.lines == {}
+    assert len(order.collect_events()) == 0
 
 
 def test_remove_line_drops_the_line() -> None:

@@ -12,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from domain.errors import DomainError, InvalidValue
 from domain.orders.order import Order, OrderStatus
+from domain.values import MAX_AMOUNT
 from tests.support.aggregates import new_order
 
 
@@ -74,6 +75,26 @@ def test_place_after_all_lines_were_removed_is_rejected() -> None:
     order.remove_line("A")
     with pytest.raises(DomainError, match="without lines"):
         order.place()
+
+
+def test_place_refuses_a_draft_whose_lines_total_more_than_can_be_paid() -> None:
+    # Such a draft has lines added before add_line refused them: its events are replayed as
+    # they were recorded, so the order is placed only once enough lines are removed.
+    order = new_order()
+    order.trigger_event(Order.LineAdded, sku="A", quantity=1000, unit_price=MAX_AMOUNT)
+    order.trigger_event(Order.LineAdded, sku="B", quantity=1, unit_price=Decimal("1.00"))
+    order.collect_events()
+    with pytest.raises(DomainError) as caught:
+        order.place()
+    assert str(caught.value) == (
+        "cannot place an order whose total, 999999999999991.00, is above the most an order"
+        " can total, 999999999999.99; remove lines first"
+    )
+    assert order.status is OrderStatus.DRAFT
+    assert len(order.collect_events()) == 0
+    order.remove_line("A")
+    order.place()
+    assert order.status is OrderStatus.PLACED
 
 
 @pytest.mark.parametrize("status", [OrderStatus.DRAFT, OrderStatus.PLACED, OrderStatus.PAID])

@@ -1,12 +1,15 @@
 """Unit tests for an Order's total: the exact Decimal sum of its lines' subtotals, with two
-decimal places, as the Placed event records it."""
+decimal places, as the Placed event records it, and never above MAX_AMOUNT."""
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.errors import DomainError
 from domain.orders.order import Order
+from domain.values import MAX_AMOUNT
 from tests.support.aggregates import new_order
 
 # totals
@@ -32,7 +35,7 @@ def test_empty_order_total_is_zero_with_two_places() -> None:
 
 line_strategy = st.tuples(
     st.integers(min_value=1, max_value=1000),  # quantity
-    st.integers(min_value=0, max_value=10**14 - 1),  # unit price in cents (<= 14 digits)
+    st.integers(min_value=0, max_value=10**14 - 1),  # unit price in cents (<= 12 + 2 digits)
     st.booleans(),  # give whole amounts without decimals where possible
 )
 
@@ -49,6 +52,10 @@ def test_total_equals_exact_sum_of_quantity_times_unit_price(
         # Whole amounts sometimes come without decimals ("5"), which the order normalises.
         exact_whole = whole and cents % 100 == 0
         price = Decimal(cents // 100) if exact_whole else Decimal(cents).scaleb(-2)
+        if expected_cents + quantity * cents > MAX_AMOUNT * 100:
+            with pytest.raises(DomainError, match="above the most an order can total"):
+                order.add_line(f"SKU-{i}", quantity, price)
+            continue
         order.add_line(f"SKU-{i}", quantity, price)
         expected += quantity * price
         expected_cents += quantity * cents
@@ -60,7 +67,8 @@ def test_total_equals_exact_sum_of_quantity_times_unit_price(
     # Also in integer cents, independent of any Decimal context rounding.
     assert total * 100 == expected_cents
 
-    if lines:
+    assert total <= MAX_AMOUNT
+    if order.lines:
         order.place()
         placed = order.collect_events()[-1]
         assert isinstance(placed, Order.Placed)

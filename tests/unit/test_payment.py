@@ -77,6 +77,7 @@ def test_a_request_records_the_order_the_user_and_exact_money_at_the_given_id() 
         ("-0.01", "EUR", "amount must be a non-negative amount"),
         ("1.001", "EUR", "amount may have at most 2 decimal places"),
         ("NaN", "EUR", "amount must be a non-negative amount"),
+        ("1000000000000.00", "EUR", "amount must be at most 999999999999.99"),
         ("1.00", "EURO", "currency 'EURO' is not an ISO 4217 code"),
         ("1.00", "XYZ", "currency 'XYZ' is not an ISO 4217 code"),
     ],

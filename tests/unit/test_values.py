@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from domain.errors import DomainError, InvalidValue
 from domain.values import (
+    MAX_AMOUNT,
     bounded_text,
     country_code,
     currency_code,
@@ -148,14 +149,24 @@ def test_bounded_text_rejects_empty_or_blank(text: str) -> None:
         bounded_text(text, field="hobby", max_length=40)
 
 
-@pytest.mark.parametrize("text", ["\u200b", " \u200b\u2060 ", "\u200d\ufeff", "\u00ad"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("\u200b", " \u200b\u2060 ", "\u200d\ufeff", "\u00ad"),
+        *("\u034f", "\ufe0f", "\ufe00", "\U000e0100", "\u180b", "\u17b4"),  # marks (Mn)
+        *("\u3164", "\u115f", "\u1160", "\uffa0", "\u3164\ufe0f "),  # Hangul fillers (Lo)
+    ],
+    ids=ascii,
+)
 def test_bounded_text_rejects_text_that_shows_nothing(text: str) -> None:
     with pytest.raises(InvalidValue, match=r"^name must hold a visible character"):
         bounded_text(text, field="name", max_length=40)
 
 
 @pytest.mark.parametrize(
-    "text", ["a\u200b", "\U0001f469\u200d\U0001f4bb", "\u0627\u200f", "\u0301"]
+    "text",
+    ["a\u200b", "\U0001f469\u200d\U0001f4bb", "\u0627\u200f", "\u0301", "\u2764\ufe0f", "\u2800"],
+    ids=ascii,
 )
 def test_bounded_text_accepts_text_with_something_to_show(text: str) -> None:
     assert bounded_text(text, field="name", max_length=40) == text
@@ -276,6 +287,27 @@ def test_money_amount_rejects_amounts_too_large_to_hold_cents_as_invalid_value(
 def test_negative_zero_is_stored_as_plain_zero() -> None:
     amount = money_amount(Decimal("-0"), field="unit_price")
     assert str(amount) == "0.00"
+
+
+@pytest.mark.parametrize("given", ["999999999999.99", "999999999999.990", "0999999999999.99"])
+def test_money_amount_accepts_exactly_the_largest_amount_and_refuses_a_cent_more(
+    given: str,
+) -> None:
+    assert Decimal("999999999999.99") == MAX_AMOUNT  # the API's 12 integer digits, 2 decimals
+    amount = money_amount(Decimal(given), field="amount")
+    assert amount == MAX_AMOUNT
+    assert str(amount) == "999999999999.99"
+    with pytest.raises(InvalidValue, match=r"^amount must be at most 999999999999\.99, got"):
+        money_amount(Decimal(given) + Decimal("0.01"), field="amount")
+
+
+@pytest.mark.parametrize(
+    "given", ["1000000000000.00", "1000000000000", "999999999999999990.00", "1E+13"]
+)
+def test_money_amount_refuses_more_than_the_largest_amount(given: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        money_amount(Decimal(given), field="amount")
+    assert str(caught.value) == f"amount must be at most 999999999999.99, got {Decimal(given)}"
 
 
 @pytest.mark.parametrize(
