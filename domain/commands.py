@@ -1,6 +1,7 @@
 """What a command says besides its arguments, what it decides, and what it answers: the values
 the command-handling base (`domain.service`) works with."""
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -45,6 +46,19 @@ class CommandContext:
     expected_versions: ExpectedVersions | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    idempotency_scope: str | None = None
+    """Whose `idempotency_key` it is: for a key a client sent, the caller (its token's
+    subject), so that one caller's key never meets another's; None for the keys the system
+    derives itself (from an event, a job, a saga's step), which are stored as they are."""
+
+    @property
+    def recorded_key(self) -> str | None:
+        """The key the command's idempotency record is stored and found under: the key itself,
+        or, in a scope, the JSON array `[scope, key]`. That encoding tells every pair apart,
+        whatever characters either holds, and no key the system derives starts with `[`."""
+        if self.idempotency_key is None or self.idempotency_scope is None:
+            return self.idempotency_key
+        return json.dumps([self.idempotency_scope, self.idempotency_key], separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -318,16 +318,16 @@ class CommandService(Application[UUID]):
 
     @staticmethod
     def _idempotency_records(ctx: CommandContext, aggregate: Aggregate) -> list[IdempotencyRecord]:
-        if ctx.idempotency_key is None:
+        key = ctx.recorded_key
+        if key is None:
             return []
-        return [
-            IdempotencyRecord(ctx.idempotency_key, ctx.fingerprint, aggregate.id, aggregate.version)
-        ]
+        return [IdempotencyRecord(key, ctx.fingerprint, aggregate.id, aggregate.version)]
 
     def _replay(self, ctx: CommandContext) -> CommandResult | None:
-        if ctx.idempotency_key is None:
+        key = ctx.recorded_key
+        if key is None:
             return None
-        record = self.side_records.find_idempotency_record(ctx.idempotency_key)
+        record = self.side_records.find_idempotency_record(key)
         if record is None:
             return None
         if record.fingerprint != ctx.fingerprint:

@@ -19,12 +19,12 @@ from read_api.metrics import MeteredRoute
 from read_api.params import Position, PositionQuery, WaitQuery, parse_position, wait_seconds
 from read_api.positions import position_header
 from read_api.problems import READ_POSITION, InvalidParameter, PositionNotReached
-from read_api.query_string import QueryCheckedRoute
 from read_api.resources import ReadSide, read_side
 from read_api.stores import ReadStores
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
 from readmodels.partition_checkpoints import partition_slot
+from runtime.http.query_string import QueryCheckedRoute
 from runtime.rate_limits import RateLimitedRoute
 
 T = TypeVar("T")

@@ -13,16 +13,20 @@ from fastapi.responses import JSONResponse
 from domain.service import ANY_EXISTING_VERSION, CommandContext, CommandResult, ExpectedVersions
 from eventlog.envelope import partition_of
 from eventlog.position_tokens import format_token
+from runtime.auth.http import principal_of
 from runtime.http import header_fields
 from runtime.http.deadlines import Runner
 from runtime.http.header_fields import MalformedField
 from runtime.http.lean_route import LeanRoute, served_lean_by
+from runtime.http.query_string import QueryCheckedRoute
 from runtime.logs import set_correlation_id
 from runtime.rate_limits import RateLimitedRoute
 from write_api.schemas import Command
 
 T = TypeVar("T")
 
+SINGLE_FIELDS = ("Idempotency-Key", "X-Correlation-Id", "X-Causation-Id")
+"""The command headers holding one value, in the order they are read."""
 IF_MATCH_HELP = (
     'Refuse the command (412) unless the aggregate is at one of these versions: `"3"`, or a list'
     ' `"3", "4"`; `*` means any existing version. Weak tags (`W/"3"`) never match. A malformed'
@@ -85,6 +89,15 @@ def fingerprint(request: Request, body: Command | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def key_owner(request: Request) -> str:
+    """Whose Idempotency-Key a command's is: its caller, the subject of the request's verified
+    token. A key is the caller's own: another caller's same key is another key."""
+    principal = principal_of(request)
+    if principal is None:  # an endpoint's bug, never the client's: it takes `caller: Caller`
+        raise RuntimeError("a command with an Idempotency-Key ran before its caller was verified")
+    return principal.subject
+
+
 class CommandHeaders:
     """The Idempotency-Key, If-Match, X-Correlation-Id and X-Causation-Id headers."""
 
@@ -108,6 +121,7 @@ class CommandHeaders:
         key = self.idempotency_key
         return CommandContext(
             idempotency_key=key,
+            idempotency_scope=key_owner(request) if key else None,
             fingerprint=fingerprint(request, body) if key else "",
             expected_versions=self.expected_versions,
             correlation_id=self.correlation_id,
@@ -119,14 +133,17 @@ def read_command_headers(request: Request) -> CommandHeaders:
     """The request's command headers, checked (a malformed one is a 400); the correlation id
     becomes the one of the logs."""
     fields = request.headers
-    # A list may be split over several field lines: If-Match takes them all.
+    # A list may be split over several field lines: If-Match takes them all. The others hold
+    # one value each: sent on several lines, they are malformed.
     if_match = fields.getlist("if-match")
-    headers = CommandHeaders(
-        fields.get("idempotency-key"),
-        expected_versions(if_match) if if_match else None,
-        fields.get("x-correlation-id"),
-        fields.get("x-causation-id"),
-    )
+    expected = expected_versions(if_match) if if_match else None
+    try:
+        idempotency_key, correlation_id, causation_id = (
+            header_fields.one_field(fields.getlist(name), name) for name in SINGLE_FIELDS
+        )
+    except MalformedField as error:
+        raise HTTPException(400, str(error)) from None
+    headers = CommandHeaders(idempotency_key, expected, correlation_id, causation_id)
     set_correlation_id(headers.correlation_id)
     return headers
 
@@ -172,5 +189,6 @@ def accepted(
     return JSONResponse(body, status_code=201 if created else 200, headers=response_headers)
 
 
-class CommandRoute(RateLimitedRoute, LeanRoute):
-    """The route class of command endpoints: rate limited, and answered by a `LeanRoute`."""
+class CommandRoute(QueryCheckedRoute, RateLimitedRoute, LeanRoute):
+    """The route class of command endpoints: its query parameters checked as the read API's
+    (a parameter given twice is a 422 naming it), rate limited, and answered by a `LeanRoute`."""

@@ -111,6 +111,13 @@ async def verified_principal(request: Request) -> Principal:
     return principal
 
 
+def principal_of(request: Request) -> Principal | None:
+    """The principal `verified_principal` found for this request, if it was asked already."""
+    state: dict[str, Any] = request.scope.get("state") or {}
+    known: Principal | None = state.get(PRINCIPAL)
+    return known
+
+
 @served_lean_by(verified_principal)
 async def caller(
     request: Request,

@@ -1,5 +1,6 @@
 """Request header fields the services read, parsed the same way on every route: `If-Match`,
-`Idempotency-Key`, the trace ids and the bearer token of `Authorization`.
+`Idempotency-Key`, the trace ids and the bearer token of `Authorization`; and the rule that a
+field holding one value is sent once (`one_field`).
 
 Each parser takes the field's text (Starlette hands header values over decoded as Latin-1) and
 either returns its meaning or raises `MalformedField` saying what is wrong; the HTTP layer turns
@@ -66,12 +67,20 @@ def trace_id(value: str | None, field: str) -> str | None:
     return value
 
 
-def one_authorization(fields: Sequence[str]) -> str | None:
-    """The request's Authorization field, given all it sent; `MalformedField` if it sent
-    several, which another hop (a proxy, the gateway) might read differently from this one."""
+def one_field(fields: Sequence[str], name: str) -> str | None:
+    """The value of the field `name`, which holds a single value, given all the lines of it the
+    request sent; `MalformedField` if it sent several. Several lines of a field mean the same as
+    one line of their values joined by commas (RFC 9110 §5.3), which no single value's grammar
+    allows; and another hop (a proxy, the gateway) might read one line where this one reads
+    the other."""
     if len(fields) > 1:
-        raise MalformedField(f"send one Authorization field, not {len(fields)}")
+        raise MalformedField(f"send one {name} field, not {len(fields)}")
     return fields[0] if fields else None
+
+
+def one_authorization(fields: Sequence[str]) -> str | None:
+    """The request's Authorization field, given all it sent (`one_field`)."""
+    return one_field(fields, "Authorization")
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -91,10 +91,19 @@ def _declared_only(_: Operation) -> bool:
     return False
 
 
+BAD_REQUEST = ProblemType(
+    400,
+    "bad-request",
+    "a request the HTTP server cannot parse: an unknown method, a control character in a header,"
+    " `Content-Length` with chunked, a request line over 64 KiB (no `instance`: the request line"
+    " may be what could not be read)",
+    _declared_only,  # refused before any operation is chosen
+)
 BAD_HEADER = ProblemType(
     400,
     "http-error",
-    "a malformed `If-Match`, `Idempotency-Key`, `X-Correlation-Id` or `X-Causation-Id` header",
+    "a malformed `If-Match`, `Idempotency-Key`, `X-Correlation-Id` or `X-Causation-Id` header"
+    " (one of the last three sent in two fields is malformed too)",
     lambda operation: operation.takes_any("header"),
 )
 UNAUTHENTICATED = ProblemType(
@@ -136,7 +145,7 @@ CONTENT_TOO_LARGE = ProblemType(
 UNSUPPORTED_MEDIA_TYPE = ProblemType(
     415,
     "unsupported-media-type",
-    "a command body that is not `application/json`",
+    "a command body that is not `application/json`, or says its type in two `Content-Type` fields",
     lambda operation: operation.has_body,
 )
 RULE_VIOLATED = ProblemType(
@@ -216,6 +225,7 @@ POSITION_NOT_REACHED = ProblemType(
 )
 
 PROBLEM_TYPES: tuple[ProblemType, ...] = (
+    BAD_REQUEST,
     BAD_HEADER,
     UNAUTHENTICATED,
     FORBIDDEN,

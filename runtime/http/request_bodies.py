@@ -8,6 +8,7 @@ dictionary"), and a body of any size is read into memory before anything looks a
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runtime.http.header_fields import MalformedField, one_field
 from runtime.http.problem_types import CONTENT_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE
 from runtime.http.problems import problem
 
@@ -34,8 +35,9 @@ class BodyTooLarge(Exception):
 
 class JsonBodies:
     """ASGI middleware: a command (POST, PUT, PATCH, DELETE) that carries a body must say it is
-    JSON (else 415) and may hold at most `max_bytes` (else 413, from Content-Length or while
-    reading). On `form_paths` it must be a form instead. Queries pass untouched."""
+    JSON, in one Content-Type field (else 415), and may hold at most `max_bytes` (else 413, from
+    Content-Length or while reading). On `form_paths` it must be a form instead. Queries pass
+    untouched."""
 
     def __init__(
         self,
@@ -59,9 +61,15 @@ class JsonBodies:
             await self.app(scope, receive, send)
             return
         form = scope["path"] in self.form_paths
-        if not (is_form if form else is_json)(headers.get("content-type", "")):
-            given = headers.get("content-type", "none")
-            wanted = FORM if form else "application/json"
+        wanted = FORM if form else "application/json"
+        try:
+            content_type = one_field(headers.getlist("content-type"), "Content-Type")
+        except MalformedField as error:  # several types, as if joined by commas: none is right
+            detail = f"a request body must be {wanted}: {error}"
+            await problem(request, UNSUPPORTED_MEDIA_TYPE, detail)(scope, receive, send)
+            return
+        if not (is_form if form else is_json)(content_type or ""):
+            given = content_type or "none"
             detail = f"a request body must be {wanted}, not {given[:100]!r}"
             await problem(request, UNSUPPORTED_MEDIA_TYPE, detail)(scope, receive, send)
             return

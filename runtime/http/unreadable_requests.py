@@ -9,12 +9,14 @@ import json
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from runtime.http.openapi import PROBLEM_JSON
+from runtime.http.problem_types import BAD_REQUEST
+from runtime.http.problems import TITLES
 
 UNREADABLE = json.dumps(
     {
-        "type": "/problems/bad-request",
-        "title": "Bad request",
-        "status": 400,
+        "type": BAD_REQUEST.uri,
+        "title": TITLES[BAD_REQUEST.status],
+        "status": BAD_REQUEST.status,
         "detail": "the request is not valid HTTP/1.1",
     }
 ).encode()

@@ -11,7 +11,7 @@ from contexts.settings import Settings
 from domain.service import CommandService
 from domain.users.profile import UserProfile
 from tests.support.api import assert_problem, register, services, store_state, unique_email
-from tests.support.auth import OPERATOR
+from tests.support.auth import IDENTITY, OPERATOR
 from write_api.app import create_app
 
 
@@ -71,6 +71,44 @@ def test_an_idempotency_key_reused_with_another_body_is_422(client: TestClient) 
     other = client.post("/users", json={"name": "B", "email": unique_email()}, headers=key)
     assert_problem(other, 422, "already used for a different request")
     assert store_state(client) == before
+
+
+def test_an_idempotency_key_is_the_callers_own(client: TestClient) -> None:
+    """Two callers sending one key, each on their own profile, are two commands: neither is
+    refused nor answered the other's outcome; each caller's retry replays their own."""
+    ada, grace = register(client), register(client, name="Grace Hopper")
+    key = f"rename-{uuid.uuid4()}"
+    as_ada = {"Idempotency-Key": key, **IDENTITY.user(ada)}
+    as_grace = {"Idempotency-Key": key, **IDENTITY.user(grace)}
+
+    first = client.put(f"/users/{ada}/name", json={"name": "Ada K."}, headers=as_ada)
+    other = client.put(f"/users/{grace}/name", json={"name": "Grace B."}, headers=as_grace)
+
+    for response, user in ((first, ada), (other, grace)):
+        assert response.status_code == 200, response.text
+        assert "Idempotent-Replayed" not in response.headers
+        assert response.json()["id"] == user and response.json()["version"] == 2
+    assert client.get(f"/users/{ada}").json()["name"] == "Ada K."
+    assert client.get(f"/users/{grace}").json()["name"] == "Grace B."
+
+    before = store_state(client)
+    for headers, user, name, answer in (
+        (as_ada, ada, "Ada K.", first),
+        (as_grace, grace, "Grace B.", other),
+    ):
+        retry = client.put(f"/users/{user}/name", json={"name": name}, headers=headers)
+        assert retry.status_code == 200, retry.text
+        assert retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.json() == answer.json()
+    assert store_state(client) == before
+    # The operator's same key is theirs too: a third command, not a 422.
+    third = client.post(
+        "/users",
+        json={"name": "Alan T.", "email": unique_email()},
+        headers={"Idempotency-Key": key},
+    )
+    assert third.status_code == 201, third.text
+    assert "Idempotent-Replayed" not in third.headers
 
 
 def test_an_idempotency_key_replays_across_a_restart(settings: Settings) -> None:

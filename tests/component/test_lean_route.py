@@ -8,7 +8,7 @@ The HTTP layer is what differs, not the store, so the embedded mode is enough.
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,12 +62,20 @@ def answer(response: httpx.Response) -> dict[str, Any]:
 
 
 def assert_alike(
-    client: TestClient, method: str, path: str, *, content: bytes | None = None, **headers: str
+    client: TestClient,
+    method: str,
+    path: str,
+    *,
+    content: bytes | None = None,
+    lines: Sequence[tuple[str, str]] = (),
+    **headers: str,
 ) -> httpx.Response:
-    """Send the request to the lean route and to FastAPI's handler; the answers must be equal."""
+    """Send the request to the lean route and to FastAPI's handler; the answers must be equal.
+    `lines` are header field lines sent as well, after the others (a name may repeat)."""
     fields = {"authorization": OPERATOR["Authorization"]}
     fields.update((name.replace("_", "-"), value) for name, value in headers.items())
-    sent = {name: value for name, value in fields.items() if value}  # "": not sent
+    sent = [(name, value) for name, value in fields.items() if value]  # "": not sent
+    sent += lines
     lean = client.request(method, path, content=content, headers=sent)
     with deferring_to_fastapi(client):
         fastapi = client.request(method, path, content=content, headers=sent)
@@ -210,6 +218,32 @@ def test_bad_command_headers(client: TestClient, headers: dict[str, str]) -> Non
         client, "POST", "/users", content=body, content_type="application/json", **headers
     )
     assert response.status_code == 400, response.text
+
+
+REPEATED_FIELDS = {
+    "idempotency key": [("Idempotency-Key", "A-1"), ("Idempotency-Key", "B-1")],
+    "same idempotency key": [("Idempotency-Key", "A-1"), ("Idempotency-Key", "A-1")],
+    "correlation id": [("X-Correlation-Id", "c-1"), ("X-Correlation-Id", "c-2")],
+    "causation id": [("X-Causation-Id", "c-1"), ("X-Causation-Id", "c-2")],
+    "content type": [("Content-Type", "application/json"), ("Content-Type", "text/plain")],
+}
+
+
+@pytest.mark.parametrize("lines", REPEATED_FIELDS.values(), ids=REPEATED_FIELDS.keys())
+def test_single_value_headers_sent_twice(
+    client: TestClient, user: str, lines: list[tuple[str, str]]
+) -> None:
+    content_type = "" if lines[0][0] == "Content-Type" else "application/json"
+    response = assert_alike(
+        client,
+        "PUT",
+        f"/users/{user}/name",
+        content=b'{"name": "Twice"}',
+        content_type=content_type,
+        lines=lines,
+    )
+    assert response.status_code in (400, 415), response.text
+    assert f"send one {lines[0][0]} field, not 2" in response.json()["detail"]
 
 
 OTHER_IDENTITY = Identity()

@@ -13,11 +13,14 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from contexts.fulfilment.dispatch import HttpParticipants
 from contexts.payments.service import DECLINED, PAYMENT_PROVIDER_JOBS, PaymentsService
 from contexts.payments.worker import PaymentsWorker
 from contexts.settings import Settings
 from eventlog.jobs import RetryLater
+from runtime.auth.tokens import StaticToken
 from tests.support.api import assert_problem, services
+from tests.support.auth import IDENTITY, SAGA_CLIENT, SAGA_SCOPE
 from tests.support.participants import (
     PROVIDERS_WORDS,
     FakeProvider,
@@ -242,6 +245,36 @@ def test_retried_commands_with_an_idempotency_key_replay_and_if_match_guards(
     assert again.headers["Idempotent-Replayed"] == "true"
     stale = payments.client.post(f"/payments/{payment}/void", headers={"If-Match": '"2"'})
     assert_problem(stale, 412, "is at version 3, not at version 2")
+
+
+def test_the_sagas_command_resent_over_http_is_recognized_whoever_else_used_its_key(
+    payments: Payments,
+) -> None:
+    """The saga's key is its service account's own: resent (after a crash), its command is
+    the same one; the operator's command with that key is another one, on its own payment."""
+    saga = HttpParticipants(
+        {"payments": str(payments.client.base_url)},
+        payments.client,
+        StaticToken(IDENTITY.token(SAGA_CLIENT, ["service"], SAGA_SCOPE)),
+    )
+    payment, other = new_id(), new_id()
+    key = f"{uuid.uuid4()}:authorize:0"
+    body = {"order_id": new_id(), "user_id": new_id(), "amount": "12.30", "currency": "EUR"}
+    saga.send(key, "payments", "authorize", UUID(payment), body)
+    after_first = payments.position()
+
+    another_order = {**body, "order_id": new_id()}
+    operator = payments.client.post(
+        f"/payments/{other}/authorize", json=another_order, headers={"Idempotency-Key": key}
+    )
+    assert operator.status_code == 201, operator.text
+    assert operator.json()["id"] == other and "Idempotent-Replayed" not in operator.headers
+    after_operator = payments.position()
+    assert after_operator > after_first
+
+    saga.send(key, "payments", "authorize", UUID(payment), body)  # no CommandRefused
+    assert payments.position() == after_operator  # nothing appended: the same command
+    assert payments.state(payment)["version"] == payments.state(other)["version"] == 1
 
 
 def test_the_state_as_of_a_time_is_the_fold_of_the_events_until_then(payments: Payments) -> None:

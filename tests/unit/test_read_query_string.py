@@ -2,7 +2,7 @@
 
 import pytest
 
-from read_api.query_string import query_string_problems
+from runtime.http.query_string import query_string_problems
 
 NAMES = frozenset({"hobby", "limit"})
 NOT_UTF8 = "must be UTF-8, with every byte outside ASCII percent-encoded"

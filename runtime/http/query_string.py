@@ -2,9 +2,10 @@
 
 Starlette decodes a query string leniently: invalid UTF-8 after percent-decoding becomes U+FFFD,
 raw non-ASCII bytes are read as Latin-1, and of a repeated parameter only the last value is kept.
-A read route therefore first checks, for each of its own parameters, that the value is
-percent-encoded UTF-8 and that the parameter is given at most once; otherwise the answer is a 422
-naming it. Parameters a route does not know are ignored, as is conventional.
+A read route, and a command route for its few parameters, therefore first checks, for each of
+its own parameters, that the value is percent-encoded UTF-8 and that the parameter is given at
+most once; otherwise the answer is a 422 naming it. Parameters a route does not know are
+ignored, as is conventional.
 """
 
 from collections import Counter
