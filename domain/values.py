@@ -128,9 +128,10 @@ def currency_code(value: str) -> str:
 
 
 CENT = Decimal("0.01")
-MAX_AMOUNT = Decimal("999999999999.99")
-"""The largest amount the system handles (12 integer digits, as the APIs' grammar and the payment
-provider take them): a unit price, an order's total, a payment."""
+AMOUNT_DIGITS = 12
+"""The integer digits of an amount, as the APIs' grammar and the payment provider take them."""
+MAX_AMOUNT = Decimal("9" * AMOUNT_DIGITS + ".99")
+"""The largest amount the system handles: a unit price, an order's total, a payment."""
 
 
 def money_amount(value: Decimal, *, field: str) -> Decimal:

@@ -23,6 +23,7 @@ from domain.errors import InvalidValue
 from domain.orders.order import MAX_QUANTITY, MAX_REASON_LENGTH, MAX_SKU_LENGTH, MIN_QUANTITY
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
 from domain.values import (
+    AMOUNT_DIGITS,
     CANONICAL_UUID,
     country_code,
     currency_code,
@@ -92,7 +93,7 @@ Sku = PlainText[
 ]
 Reason = PlainText[Annotated[str, _trimmed(MAX_REASON_LENGTH), _VISIBLE]]
 
-PRICE_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
+PRICE_PATTERN = rf"^(0|[1-9][0-9]{{0,{AMOUNT_DIGITS - 1}}})(\.[0-9]{{1,2}})?$"
 UnitPrice = PlainText[
     Annotated[
         str,
