@@ -11,7 +11,10 @@ as commands do):
   it, unless the job was replaced meanwhile (a new row of the same key: another attempt count);
 - the handler raises: the job is rescheduled with exponential backoff from its attempts, and
   logged (`RetryLater`: expected, e.g. a breaker open, so without a traceback);
-- the process dies: the lease ends and the job is due again, for any poller.
+- the process dies: the lease ends and the job is due again, for any poller. While a claimed
+  job waits its turn or runs, the poller renews its lease every third of it, so the lease can
+  be short (`LEASE`): a job whose process died is due again seconds later, well inside the
+  deadlines that wait on it (a saga step's), and a long call never loses its claim.
 
 So a job runs at least once, and handlers are idempotent: they load the aggregate, check that
 the job is still wanted, and commit the outcome with the job's removal.
@@ -25,7 +28,7 @@ Time comes from a `Clock`: tests drive due times with a `ManualClock`.
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,6 +86,10 @@ class JobStore(Protocol):
     def next_due(self, kind: str) -> datetime | None:
         """When the earliest job of `kind` is due (claimed ones: when their lease ends)."""
 
+    def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
+        """Hide the claimed jobs (key -> attempts of the claim) from other claims until `until`;
+        a job no longer at that count (done, replaced, claimed again) is left as it is."""
+
 
 class RecorderJobs:
     """The `JobStore` methods of a recorder, answered by its jobs table (`jobs`)."""
@@ -100,6 +107,9 @@ class RecorderJobs:
 
     def next_due(self, kind: str) -> datetime | None:
         return self.jobs.next_due(kind)
+
+    def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
+        self.jobs.extend_leases(kind, claims, until)
 
 
 class RetryLater(Exception):
@@ -128,6 +138,10 @@ class Backoff:
 
 Handler = Callable[[Job], None]
 
+LEASE = timedelta(seconds=10)
+"""How long a claim hides a job from other claims unless renewed: how late a job whose process
+died runs again, at most."""
+
 MIN_PAUSE = 0.01
 """Seconds between claims when a due job could not be claimed (another poller is taking it)."""
 
@@ -146,7 +160,7 @@ class JobPoller:
         clock: Clock | None = None,
         batch: int = 16,
         concurrency: int = 1,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta = LEASE,
         backoff: Backoff = Backoff(),
         max_wait: float = 1.0,
         max_outage_pause: float = 5.0,
@@ -165,6 +179,12 @@ class JobPoller:
         self._woken = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"jobs-{kind}", daemon=True)
+        self._held: dict[str, int] = {}
+        """The claims in hand (key -> attempts), whose leases the renewer extends."""
+        self._held_lock = threading.Lock()
+        self._renewer = threading.Thread(
+            target=self._renew_leases, name=f"jobs-{kind}-leases", daemon=True
+        )
         self._runners = (
             ThreadPoolExecutor(concurrency, thread_name_prefix=f"jobs-{kind}")
             if concurrency > 1
@@ -173,6 +193,7 @@ class JobPoller:
 
     def start(self) -> "JobPoller":
         self._thread.start()
+        self._renewer.start()
         return self
 
     def wake(self) -> None:
@@ -183,14 +204,17 @@ class JobPoller:
         """Stop after the job in hand, if any."""
         self._stopping.set()
         self._woken.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in (self._thread, self._renewer):
+            if thread.is_alive():
+                thread.join(timeout)
         if self._runners is not None:
             self._runners.shutdown(wait=False, cancel_futures=True)
 
     def run_once(self) -> int:
         """Claim the jobs due now (at most a batch) and run them; how many were claimed."""
         jobs = self._store.claim_due_jobs(self.kind, self._clock.now(), self._batch, self._lease)
+        with self._held_lock:
+            self._held.update((job.key, job.attempts) for job in jobs)
         if self._runners is None or len(jobs) < 2:
             for job in jobs:
                 self._run_unless_stopping(job)
@@ -201,6 +225,7 @@ class JobPoller:
 
     def _run_unless_stopping(self, job: Job) -> None:
         if self._stopping.is_set():  # hand the rest back rather than hold them a lease long
+            self._let_go(job)
             self._store.reschedule_job(job.kind, job.key, job.due_at)
         else:
             self._run(job)
@@ -211,15 +236,36 @@ class JobPoller:
         except RetryLater as later:
             delay = later.delay if later.delay is not None else self._delay(job)
             log.warning("job %s %s not done yet: %s; again in %s", job.kind, job.key, later, delay)
+            self._let_go(job)
             self._reschedule(job, delay)
         except Exception:  # logged; the job is tried again later
             delay = self._delay(job)
             log.exception(
                 "job %s %s failed (attempt %d); again in %s", job.kind, job.key, job.attempts, delay
             )
+            self._let_go(job)
             self._reschedule(job, delay)
         else:
+            self._let_go(job)
             self._store.drop_job(job.kind, job.key, attempts=job.attempts)
+
+    def _let_go(self, job: Job) -> None:
+        """Stop renewing the job's lease, before its due time is written: a renewal never
+        comes after that write (the renewer holds the lock while it writes)."""
+        with self._held_lock:
+            if self._held.get(job.key) == job.attempts:
+                del self._held[job.key]
+
+    def _renew_leases(self) -> None:
+        while not self._stopping.wait(self._lease.total_seconds() / 3):
+            with self._held_lock:
+                if not self._held:
+                    continue
+                try:
+                    until = self._clock.now() + self._lease
+                    self._store.extend_leases(self.kind, dict(self._held), until)
+                except Exception as error:  # noqa: BLE001 - logged; the next round tries again
+                    log.warning("jobs %s: cannot renew the leases: %s", self.kind, error)
 
     def _delay(self, job: Job) -> timedelta:
         return self._backoff.delay(job.attempts, self._rng)

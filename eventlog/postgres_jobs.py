@@ -7,7 +7,7 @@ LOCKED``, so concurrent pollers pass each other's rows by instead of waiting or 
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from eventsourcing.postgres import PostgresDatastore
@@ -56,6 +56,9 @@ class PostgresJobs:
             "drop_attempt": "DELETE FROM {schema}.{jobs}"
             " WHERE kind = %s AND key = %s AND attempts = %s",
             "next_due": "SELECT min(due_at) AS due_at FROM {schema}.{jobs} WHERE kind = %s",
+            "extend": "UPDATE {schema}.{jobs} j SET due_at = %s"
+            " FROM unnest(%s::text[], %s::integer[]) AS held(key, attempts)"
+            " WHERE j.kind = %s AND j.key = held.key AND j.attempts = held.attempts",
         }
         self._sql = {name: SQL(text).format(**names) for name, text in statements.items()}
         self.create_statements: list[Composed] = [self._sql["create"], self._sql["create_index"]]
@@ -99,6 +102,9 @@ class PostgresJobs:
             row = curs.execute(self._sql["next_due"], [kind], prepare=True).fetchone()
         due_at = None if row is None else row["due_at"]
         return None if due_at is None else due_at.astimezone(UTC)
+
+    def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
+        self._execute(self._sql["extend"], [until, list(claims), list(claims.values()), kind])
 
     def _execute(self, statement: Composed, params: Sequence[object]) -> None:
         with self._datastore.transaction(commit=True) as curs:

@@ -6,7 +6,7 @@ transaction (it takes the write lock before it reads): no two pollers can claim 
 """
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -93,6 +93,13 @@ class SQLiteJobs:
             c.execute("SELECT min(due_at_us) FROM jobs WHERE kind = ?", [kind])
             row = c.fetchone()
         return None if row[0] is None else instant(row[0])
+
+    def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
+        with self._datastore.transaction(commit=True) as c:
+            c.executemany(
+                "UPDATE jobs SET due_at_us = ? WHERE kind = ? AND key = ? AND attempts = ?",
+                [(microseconds(until), kind, key, attempts) for key, attempts in claims.items()],
+            )
 
     @contextmanager
     def _immediate(self) -> Iterator[SQLiteCursor]:

@@ -1,11 +1,15 @@
 """What the Quickstart starts fulfils orders out of the box (issue 9): `strata` with no provider
-URL runs both simulators in its process, and a placed order ends shipped with one capture."""
+URL runs both simulators in its process, and a placed order ends shipped with one capture, even
+when the process is killed while a provider call is under way."""
 
+import os
+import signal
 from pathlib import Path
 
-from tests.support.processes import entry_point, running_service
+from tests.support.processes import entry_point, free_port, running_service
 from tests.support.servers import wait_until
 from tests.support.shop import Shop
+from tests.support.simulators import PAYMENT_PROVIDER, running_simulator
 
 ALL_IN_ONE = entry_point("strata")
 
@@ -22,3 +26,31 @@ def test_the_all_in_one_process_ships_a_placed_order_on_its_own_simulators(
         assert shop.charges(order) == (1, 20)
     output = process.stdout.read() if process.stdout else ""
     assert f"payment-provider simulator, in this process: {base}/simulators/" in output
+
+
+def test_an_order_whose_authorization_was_under_way_when_the_process_was_killed_still_ships(
+    tmp_path: Path,
+) -> None:
+    """kill -9 while the provider holds the authorize call: the job's lease (10 s) ends after
+    the restart, well inside the step's 30 s deadline, so the job runs again with its key and
+    the order ships with one capture instead of being cancelled as timed out."""
+    with running_simulator(PAYMENT_PROVIDER) as provider:
+        provider.control(latency_ms=3000)
+        env = {
+            "STRATA_DATA_DIR": str(tmp_path / "var"),
+            "STRATA_PAYMENT_PROVIDER_URL": provider.base,
+        }
+        port = free_port()
+        with running_service(ALL_IN_ONE, env, "STRATA_PORT", port=port) as (base, process):
+            order = Shop(base, base, base, provider.base).place("20.00")
+            wait_until(lambda: provider.requests() > 0, 10, "the authorize call is under way")
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        provider.control(latency_ms=0)
+        with running_service(ALL_IN_ONE, env, "STRATA_PORT", port=port) as (base, _):
+            shop = Shop(base, base, base, provider.base)
+            wait_until(
+                lambda: shop.ending(order) is not None, 40, f"{order} ends: {shop.saga(order)}"
+            )
+            assert shop.assert_ended_well(order) == "shipped", shop.saga(order)
+            assert shop.charges(order) == (1, 20)

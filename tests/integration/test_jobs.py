@@ -90,6 +90,51 @@ def test_a_claimed_job_is_hidden_until_its_lease_ends_then_comes_back(stores: Se
     assert (again.key, again.due_at, again.attempts) == ("crashy", T0 + LEASE, 2)
 
 
+def test_an_extended_lease_hides_a_claimed_job_longer_but_not_one_claimed_again(
+    stores: Services,
+) -> None:
+    kind, jobs = _kind(), _jobs(stores)
+    _write(stores, Job(kind, "held", T0), Job(kind, "lost", T0))
+    claims = {job.key: job.attempts for job in jobs.claim_due_jobs(kind, T0, 10, LEASE)}
+    (lost,) = jobs.claim_due_jobs(kind, T0 + LEASE, 1, LEASE)  # another poller's, lease ended
+    assert lost.key in claims
+
+    jobs.extend_leases(kind, claims, T0 + 3 * LEASE)  # only the claims still at their count
+    kept = next(key for key in claims if key != lost.key)
+    assert jobs.claim_due_jobs(kind, T0 + 2 * LEASE, 10, LEASE) == [
+        Job(kind, lost.key, T0 + 2 * LEASE, {}, 3)
+    ]
+    renewed = jobs.claim_due_jobs(kind, T0 + 3 * LEASE, 10, LEASE)
+    assert (kept, 2) in [(job.key, job.attempts) for job in renewed]
+
+
+@pytest.mark.timeout(60)
+def test_a_job_running_past_its_lease_keeps_its_claim(stores: Services) -> None:
+    """The running poller renews the lease, so a second poller never takes the job up while
+    the first still runs it; one that dies mid-job loses it a lease later."""
+    kind, lease = _kind(), timedelta(seconds=0.3)
+    _write(stores, Job(kind, "long", datetime.now(UTC)))
+    runs: list[float] = []
+    finished = threading.Event()
+
+    def handle(job: Job) -> None:
+        runs.append(time.monotonic())
+        time.sleep(lease.total_seconds() * 5)
+        finished.set()
+
+    pollers = [JobPoller(_jobs(stores), kind, handle, lease=lease, max_wait=0.05) for _ in range(2)]
+    for poller in pollers:
+        poller.start()
+    try:
+        assert finished.wait(20)
+        time.sleep(lease.total_seconds())
+    finally:
+        for poller in pollers:
+            poller.stop()
+    assert len(runs) == 1
+    assert _jobs(stores).next_due(kind) is None
+
+
 def test_a_stale_drop_leaves_a_job_claimed_again(stores: Services) -> None:
     kind, jobs = _kind(), _jobs(stores)
     _write(stores, Job(kind, "slow", T0))

@@ -3,6 +3,7 @@ poller's decisions over an in-memory job store."""
 
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -50,6 +51,13 @@ class InMemoryJobs:
     def next_due(self, kind: str) -> datetime | None:
         self._call()
         return min((job.due_at for job in self.rows.values() if job.kind == kind), default=None)
+
+    def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
+        self._call()
+        for key, attempts in claims.items():
+            job = self.rows.get((kind, key))
+            if job is not None and job.attempts == attempts:
+                self.rows[kind, key] = replace(job, due_at=until)
 
 
 def _job(key: str, due_at: datetime = T0, kind: str = "work") -> Job:
