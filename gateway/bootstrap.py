@@ -2,8 +2,10 @@
 clients, a route per upstream path prefix, a cluster per upstream, the admin interface.
 
 Routes: each prefix has two, tried in order. GETs and HEADs, which the services answer without
-changing anything, are retried on a 5xx, a reset or a failed connection; every other method is
-sent once, as a retried command could be applied twice. Each route has its upstream's timeout.
+changing anything, are retried on a reset or a failed connection (a service restarting); every
+other method is sent once, as a retried command could be applied twice. A 5xx is an answer, not
+retried: a read's 503 `position-not-reached` has already waited its `wait`, and a retry would
+wait it again and spend the caller's rate limit. Each route has its upstream's timeout.
 Clusters eject a host that answers 5xx five times in a row (outlier detection) and find their
 hosts by DNS (a compose service's address changes when it restarts).
 """
@@ -23,7 +25,7 @@ from gateway.filters import (
 from gateway.upstreams import Placement, Upstream
 
 IDEMPOTENT_METHODS = "GET|HEAD"
-RETRY_ON = "5xx,reset,connect-failure"
+RETRY_ON = "reset,connect-failure,refused-stream"
 RETRIES = 2
 
 

@@ -30,10 +30,9 @@ AUDIENCE = "strata"
 CORRELATION_HEADER = "x-correlation-id"
 """The services' `X-Correlation-Id` (write_api.command_http), in HTTP/2's lower case."""
 REQUEST_ID = "%REQ(X-REQUEST-ID)%"
-ORIGINAL_PATH = "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
-"""The path as the client sent it, before a prefix was stripped."""
-LOGGED_PATH = "%PATH(NQ:ORIG_OR_PATH)%"
-"""The same without its query string, which may hold what must not be logged (a token)."""
+CLIENT_PATH = "%PATH(NQ:ORIG_OR_PATH)%"
+"""The path as the client sent it, before a prefix was stripped, without its query string,
+which may hold what must be neither logged nor echoed (a token)."""
 JWT_PAYLOAD = "jwt_payload"
 """The verified token's claims, in the request's dynamic metadata (logged: `sub`)."""
 
@@ -190,7 +189,7 @@ ACCESS_LOG_FIELDS = {
     "time": "%START_TIME%",
     "logger": "strata.gateway",
     "method": "%REQ(:METHOD)%",
-    "path": LOGGED_PATH,
+    "path": CLIENT_PATH,
     "status": "%RESPONSE_CODE%",
     "details": "%RESPONSE_CODE_DETAILS%",
     "flags": "%RESPONSE_FLAGS%",
@@ -234,7 +233,7 @@ class LocalProblem:
             "title": self.title,
             "status": status,
             "detail": self.detail,
-            "instance": ORIGINAL_PATH,
+            "instance": CLIENT_PATH,
         }
         mapper: Config = {
             "filter": self._filter(),
@@ -296,7 +295,7 @@ LOCAL_PROBLEMS = (
         details_prefix="jwt_authn",
     ),
     LocalProblem(403, "forbidden", "Forbidden", detail=CODE_DETAILS),  # an upgrade, say
-    LocalProblem(404, "not-found", "Not found"),
+    LocalProblem(404, "not-found", "Not found", detail="no service answers this path"),
     LocalProblem(413, "content-too-large", "Content too large"),
     LocalProblem(426, "upgrade-required", "Upgrade required", detail=CODE_DETAILS),
     LocalProblem(429, "rate-limited", "Too many requests"),

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.generate import BUCKET
 from tests.support.gateway import (
+    RESET,
     RecordingServer,
     RunningGateway,
     Signer,
@@ -161,19 +162,34 @@ def test_a_token_in_the_query_string_is_refused_and_kept_out_of_the_access_log(
 
     assert_unauthenticated(response)
     assert response.json()["detail"] == "Jwt is missing"
+    assert response.json()["instance"] == path  # nor is it echoed
+    assert token not in response.text
     assert orders.received("GET", path) == []
     line = envoy.logged(correlation_id=correlation)
     assert line["path"] == path
     assert token not in json.dumps(envoy.log_lines())
 
 
-def test_a_get_is_retried_on_a_503(client: httpx.Client, orders: RecordingServer) -> None:
-    orders.script("GET", "/orders/flaky", 503)
+def test_a_get_is_retried_when_the_service_drops_it(
+    client: httpx.Client, orders: RecordingServer
+) -> None:
+    orders.script("GET", "/orders/flaky", RESET)
 
     response = client.get("/orders/flaky", headers=bearer(SIGNER.token()))
 
     assert response.status_code == 200
     assert len(orders.received("GET", "/orders/flaky")) == 2
+
+
+def test_a_gets_503_is_an_answer_not_retried(client: httpx.Client, orders: RecordingServer) -> None:
+    """A read's 503 `position-not-reached` has waited its `wait` already: sent again, it would
+    wait it again (three times over, past the route's timeout) and spend the caller's limit."""
+    orders.script("GET", "/orders/behind", 503)
+
+    response = client.get("/orders/behind", headers=bearer(SIGNER.token()))
+
+    assert response.status_code == 503
+    assert len(orders.received("GET", "/orders/behind")) == 1
 
 
 def test_a_post_is_never_retried(client: httpx.Client, orders: RecordingServer) -> None:
@@ -198,11 +214,17 @@ def test_public_paths_need_no_token_and_identity_is_reached_under_its_prefix(
 def test_an_unrouted_path_and_a_service_that_is_down_are_problems(client: httpx.Client) -> None:
     headers = bearer(SIGNER.token())
 
-    missing = client.get("/nowhere", headers=headers)
+    missing = client.get("/nowhere?page=2", headers=headers)
     down = client.get("/payments/p1", headers=headers)
 
     assert missing.status_code == 404
-    assert missing.json()["type"] == "/problems/not-found"
+    assert missing.json() == {
+        "type": "/problems/not-found",
+        "title": "Not found",
+        "status": 404,
+        "detail": "no service answers this path",
+        "instance": "/nowhere",
+    }
     assert down.status_code == 503
     assert down.headers["content-type"] == "application/problem+json"
     assert down.json()["instance"] == "/payments/p1"

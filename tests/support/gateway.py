@@ -11,6 +11,7 @@
 """
 
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -75,9 +76,13 @@ class Recorded:
     headers: Mapping[str, str]
 
 
+RESET = 0
+"""A scripted "status": the connection is closed without an answer, as by a dying service."""
+
+
 class RecordingServer:
     """Serves `documents` (GET path -> JSON); records any other request and answers it with the
-    next status scripted for its method and path, else 200 and `{"ok": true}`."""
+    next status scripted for its method and path (`RESET`: none), else 200 and `{"ok": true}`."""
 
     def __init__(self, documents: Mapping[str, object] | None = None) -> None:
         self.documents = dict(documents or {})
@@ -118,6 +123,10 @@ class RecordingServer:
                 self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, body = server._answer(self.command, self.path, headers)
+                if status == RESET:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
