@@ -78,7 +78,7 @@ def create_http_app(
     relay: Relay,
     registry: CollectorRegistry,
 ) -> FastAPI:
-    app = FastAPI(title=f"strata relay ({context})", openapi_url=None)
+    app = FastAPI(title=f"strata relay ({context})", openapi_url=None, redirect_slashes=False)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -70,7 +70,12 @@ def create_app(
                 identity.profiles = HttpProfiles(users_url, client, _service_token(identity))
             yield
 
-    app = FastAPI(title="strata identity", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="strata identity",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix
+    )
     app.state.identity = identity
     app.add_middleware(
         JsonBodies, max_bytes=settings.max_body_bytes, form_paths=frozenset({"/token"})

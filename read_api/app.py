@@ -33,7 +33,11 @@ def create_app(
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = Settings()
         configure_logging(settings.log_level)
-    app = FastAPI(title="strata read API", description=DESCRIPTION)
+    app = FastAPI(
+        title="strata read API",
+        description=DESCRIPTION,
+        redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix
+    )
     install_problem_handlers(app)
     app.add_middleware(HeadAsGet)
     install_auth(app, authenticator(settings))

@@ -141,7 +141,7 @@ def operations_router(simulator: Simulator[Any, Any]) -> APIRouter:
 
 def create_simulator_app(title: str, simulator: Simulator[Any, Any], router: APIRouter) -> FastAPI:
     """The app of a simulator: its operations, `/control`, `/healthz` and `/readyz`."""
-    app = FastAPI(title=title, description=__doc__)
+    app = FastAPI(title=title, description=__doc__, redirect_slashes=False)
     install_problem_handlers(app, log)
     app.add_middleware(HeadAsGet)
 

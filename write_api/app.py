@@ -93,7 +93,12 @@ def create_app(
             runner.close()
             services.close()
 
-    app = FastAPI(title="strata write API", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="strata write API",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix
+    )
     auth = authenticator(settings, keys)
     install_auth(app, auth)
     register_auth_mode(registry, auth.insecure)

@@ -34,3 +34,13 @@ def test_head_where_get_is_not_served_is_still_405(embedded: TestClient) -> None
     assert response.status_code == 405
     assert response.content == b""
     assert_problem(embedded.get("/users"), 405)
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect(embedded: TestClient) -> None:
+    """Behind the gateway a redirect to the path without its slash would drop the route's
+    prefix (`/read/users/1/` to `/users/1`, the write side), and name the client's `Host`."""
+    created = embedded.post("/users", json={"name": "Ada", "email": "slash@example.com"}).json()
+    for path in (f"/users/{created['id']}/", f"/read/users/{created['id']}/", "/read/orders/"):
+        response = embedded.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert_problem(response, 404)
+        assert "location" not in response.headers
