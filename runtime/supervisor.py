@@ -1,4 +1,5 @@
-"""`python -m runtime.supervisor NAME=COMMAND ...`: run processes, restart the ones that exit.
+"""`python -m runtime.supervisor [--programs-file FILE] NAME=COMMAND ...`: run processes,
+restart the ones that exit.
 
 The local stack's runner (scripts/stack); containers get the same from compose's restart
 policies. Each process:
@@ -12,6 +13,10 @@ policies. Each process:
 - on Linux, gets SIGTERM from the kernel if the supervisor dies without stopping it (SIGKILL),
   so no process is left running unsupervised.
 
+A command may begin with `env NAME=VALUE ...`: those variables are given to the process in its
+environment, not its arguments, so a secret among them shows in no process list (`ps`). Programs
+with secrets come from `--programs-file`, one `NAME=COMMAND` per line, for the same reason.
+
 Every start and exit is logged on stderr. Exit codes: 0 stopped by a signal, 2 bad arguments.
 """
 
@@ -20,32 +25,44 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
+import re
 import shlex
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.logs import configure as configure_logging
 
 log = logging.getLogger("strata.supervisor")
+ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
 
 
 @dataclass(frozen=True)
 class Program:
     name: str
     argv: list[str]
+    environment: dict[str, str] = field(default_factory=dict)
+    """Variables added to the supervisor's environment for this process."""
 
     @classmethod
     def parse(cls, spec: str) -> "Program":
-        """`name=command words`; the command is split like a shell would."""
+        """`name=command words`, the command split like a shell would; the `NAME=VALUE` words
+        after a leading `env` become the process's environment."""
         name, _, command = spec.partition("=")
         argv = shlex.split(command)
+        environment: dict[str, str] = {}
+        if argv[:1] == ["env"]:
+            argv.pop(0)
+            while argv and ASSIGNMENT.fullmatch(argv[0]):
+                variable, _, value = argv.pop(0).partition("=")
+                environment[variable] = value
         if not name.strip() or not argv:
             raise ValueError(f"{spec!r} is not NAME=COMMAND")
-        return cls(name.strip(), argv)
+        return cls(name.strip(), argv, environment)
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,7 @@ class Supervisor:
         with (self.logs / f"{program.name}.log").open("ab") as output:
             process = await asyncio.create_subprocess_exec(
                 *program.argv,
+                env={**os.environ, **program.environment},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=output,
                 stderr=asyncio.subprocess.STDOUT,
@@ -167,7 +185,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         description="Run processes and restart each one that exits, with growing pauses.",
     )
     parser.add_argument(
-        "programs", nargs="+", type=_program, metavar="NAME=COMMAND", help="a process to run"
+        "programs", nargs="*", type=_program, metavar="NAME=COMMAND", help="a process to run"
+    )
+    parser.add_argument(
+        "--programs-file",
+        type=Path,
+        help="a file of more processes to run, one NAME=COMMAND per line",
     )
     parser.add_argument("--logs", type=Path, default=Path("var/stack"), help="log folder")
     parser.add_argument("--first-pause", type=float, default=Backoff.first)
@@ -175,6 +198,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steady", type=float, default=Backoff.steady)
     parser.add_argument("--grace", type=float, default=20.0, help="seconds from SIGTERM to kill")
     arguments = parser.parse_args(argv)
+    if arguments.programs_file is not None:
+        try:
+            lines = arguments.programs_file.read_text(encoding="utf-8").splitlines()
+            arguments.programs += [Program.parse(line) for line in lines if line.strip()]
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            parser.error(f"--programs-file: {error}")
+    if not arguments.programs:
+        parser.error("no process to run")
     names = [program.name for program in arguments.programs]
     if len(set(names)) < len(names):
         parser.error("every process needs a name of its own")

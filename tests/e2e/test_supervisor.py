@@ -3,6 +3,7 @@ process comes back, the others are left alone, and SIGTERM stops them all."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -145,6 +146,27 @@ def test_a_crashing_process_is_restarted_with_doubling_pauses(
     assert "crash exited (code 3)" in log.read_text()
 
 
+SECRET_CHILD = "import os, time; print(os.environ['SECRET'], flush=True); time.sleep(60)"
+
+
+def test_a_secret_given_in_a_programs_file_is_in_no_process_list(
+    supervise: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """`env NAME=VALUE` before a command reaches the process's environment, never its
+    arguments, and the file keeps it out of the supervisor's own."""
+    secret = f"s3cret-{os.getpid()}"
+    programs = tmp_path / "programs"
+    programs.write_text(f'keeper=env SECRET={secret} {sys.executable} -c "{SECRET_CHILD}"\n')
+    supervisor = supervise("--programs-file", str(programs))
+    log = tmp_path / "logs" / "keeper.log"
+    _wait_for(lambda: log.exists() and secret in log.read_text())
+
+    [pid] = re.findall(r"started keeper \(pid (\d+)\)", (tmp_path / "supervisor.log").read_text())
+    for process in (supervisor.pid, int(pid)):
+        assert secret.encode() not in Path(f"/proc/{process}/cmdline").read_bytes()
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode()
+
+
 def test_the_pause_starts_over_after_a_steady_run() -> None:
     backoff = Backoff(first=0.5, cap=30, steady=60)
 
@@ -166,3 +188,18 @@ def test_bad_arguments_exit_2_naming_the_problem(tmp_path: Path) -> None:
 
     assert finished.returncode == 2
     assert "every process needs a name of its own" in finished.stderr
+
+    missing = tmp_path / "missing"
+    for arguments, message in (
+        ([], "no process to run"),
+        (["--programs-file", str(missing)], "--programs-file"),
+    ):
+        finished = subprocess.run(
+            [sys.executable, "-m", "runtime.supervisor", *arguments, "--logs", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert finished.returncode == 2
+        assert message in finished.stderr.splitlines()[-1]
