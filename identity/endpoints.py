@@ -165,11 +165,16 @@ def _grant(identity: Identity, form: dict[str, str], authorization: str | None) 
 
 
 def _client_credentials(form: dict[str, str], authorization: str | None) -> tuple[str, str]:
-    """From HTTP Basic (RFC 6749 §2.3.1, each part form-encoded) or else from the form."""
+    """From HTTP Basic (RFC 6749 §2.3.1, each part form-encoded) or else from the form, never
+    both: a client uses one way of authenticating per request (§2.3)."""
     scheme, _, encoded = (authorization or "").partition(" ")
     if scheme.lower() != "basic":
         client_id, secret = required(form, "client_id", "client_secret")
         return client_id, secret
+    if given := [name for name in ("client_id", "client_secret") if name in form]:
+        raise MalformedForm(
+            f"the client authenticates with Basic credentials: the form must not hold {given[0]}"
+        )
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):

@@ -92,6 +92,21 @@ def test_a_bad_basic_header_is_a_malformed_request(unchanged: TestClient) -> Non
     assert assert_problem(answer, 400, "Basic")["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize("field", ["client_id", "client_secret"])
+def test_basic_credentials_with_a_client_in_the_form_too_are_refused(
+    unchanged: TestClient, field: str
+) -> None:
+    """One way of authenticating per request (RFC 6749 §2.3): with two, which client asked?"""
+    basic = "Basic " + base64.b64encode(b"operator:secret").decode()
+    answer = unchanged.post(
+        "/token",
+        data={"grant_type": "client_credentials", field: "fulfilment"},
+        headers={"Authorization": basic},
+    )
+    problem = assert_problem(answer, 400, f"the form must not hold {field}")
+    assert problem["error"] == "invalid_request"
+
+
 def test_two_authorization_fields_are_refused(unchanged: TestClient, operator_token: str) -> None:
     """A proxy may read the other field than this service: neither is believed."""
     bearer = f"Bearer {operator_token}"
