@@ -3,7 +3,10 @@
 The fields of a settings model marked `LIVE` (runtime/settings.py) are its live settings: log
 level, feature flags, breaker thresholds, and whatever a module adds by marking its own fields (the
 rate limits). `live_model(model)` is the pydantic model of those fields alone; a value is valid
-where it validates there, with the same bounds as at start.
+where it validates there, with the same bounds as at start, and stricter in one way: live values
+arrive as JSON (the CLI, the bucket, the file), where `true` is no number, so a number field
+refuses a boolean there (pydantic's lax mode reads `true` as 1; the environment's strings, read
+at start by the full model, are unaffected).
 
 `LiveSettings` holds a running service's settings: the ones it started with, overridden by the
 live values it was handed since. Parts of the service register a hook for the fields they use
@@ -24,10 +27,11 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
+from pydantic_core import PydanticCustomError
 
 from runtime.settings import CommonSettings
 
@@ -49,12 +53,29 @@ def live_fields(model: type[CommonSettings]) -> tuple[str, ...]:
     )
 
 
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "bool_is_not_a_number",
+            "Input should be a number, not {value}",
+            {"value": json.dumps(value)},
+        )
+    return value
+
+
+def _json_strict(annotation: Any) -> Any:
+    """The annotation of a live field: a number's refuses a boolean."""
+    if annotation in (int, float):
+        return Annotated[annotation, BeforeValidator(_not_a_boolean)]
+    return annotation
+
+
 @cache
 def live_model(model: type[CommonSettings]) -> type[BaseModel]:
-    """The model of `model`'s live fields alone, with their types, bounds and defaults; any other
-    key is refused."""
+    """The model of `model`'s live fields alone, with their types, bounds and defaults (a number
+    refusing a boolean); any other key is refused."""
     fields: dict[str, Any] = {
-        name: (model.model_fields[name].annotation, model.model_fields[name])
+        name: (_json_strict(model.model_fields[name].annotation), model.model_fields[name])
         for name in live_fields(model)
     }
     config = ConfigDict(extra="forbid", frozen=True)

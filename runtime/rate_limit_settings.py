@@ -13,6 +13,17 @@ from runtime.live_field import LIVE
 RateLimitStrategy = Literal["moving-window", "fixed-window"]
 ROUTE_KEY = re.compile(r"(GET|HEAD|POST|PUT|PATCH|DELETE) /\S*")
 ZERO_PERIOD = re.compile(r"(/|per)\s*0+\s*[a-z]", re.IGNORECASE)
+MAX_AMOUNT = 1_000_000_000
+"""The most requests one limit lets through per period (docs/rate-limits.md)."""
+MAX_PERIOD_DAYS = 3650
+MAX_PERIOD_SECONDS = MAX_PERIOD_DAYS * 24 * 60 * 60
+"""The longest period of a limit, 10 years (`limits`' year is 360 days: `10 years` fits).
+
+Past bounds like these the storage refuses the hit, and the check fails open on every request:
+Redis's EXPIRE refuses a period whose milliseconds from now overflow 64 bits (about 9.2e15
+seconds), and the moving window's script, in Lua doubles, sends an amount past 1e17 back to
+Redis as `1e+17`, which is no list index. These bounds are far inside both, and
+tests/component/test_rate_limits.py checks them against a real Redis with both strategies."""
 
 DEFAULT_RATE_LIMIT = "10/second;300/minute"
 """A person's requests to one route: bursts of 10 a second, 5 a second over a minute."""
@@ -26,7 +37,8 @@ user at once) get their own limits instead of the route's (docs/rate-limits.md).
 
 
 def _limits_text(text: str, route: str | None = None) -> str:
-    """Refuse what `limits` cannot read as one or more rate limits, and any limit with a zero."""
+    """Refuse what `limits` cannot read as one or more rate limits, any limit with a zero, and
+    any past `MAX_AMOUNT` or `MAX_PERIOD_SECONDS`."""
     where = f" of {route}" if route else ""
     try:
         items = parse_many(text)
@@ -37,6 +49,13 @@ def _limits_text(text: str, route: str | None = None) -> str:
     if any(item.amount < 1 for item in items) or ZERO_PERIOD.search(text):
         # `limits` reads '0/second' as refusing every request and '10 per 0 minute' as a minute
         raise ValueError(f"{text!r}{where} has a zero: a limit lets 1 or more through per period")
+    if any(item.amount > MAX_AMOUNT for item in items):
+        raise ValueError(f"{text!r}{where} lets too many through: at most {MAX_AMOUNT} per period")
+    if any(item.get_expiry() > MAX_PERIOD_SECONDS for item in items):
+        raise ValueError(
+            f"{text!r}{where} has too long a period: at most {MAX_PERIOD_DAYS} days"
+            f" ({MAX_PERIOD_SECONDS} seconds, 10 years)"
+        )
     return text
 
 

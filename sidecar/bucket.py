@@ -4,8 +4,10 @@
   `HISTORY` revisions kept per key (`strata-config history`), replicated like the event streams
   (`STRATA_STREAM_REPLICAS`: 3 on a cluster, so it outlives the loss of a node).
 - Keys: `<service>.<setting>`, for example `write-payments.breaker_failure_threshold`.
-- Values: the setting's value as JSON (`3`, `2.5`, `"debug"`, `{"new-checkout": true}`).
-  Deleting a key returns the service to the value it started with.
+- Values: the setting's value as JSON (`3`, `2.5`, `"debug"`, `{"new-checkout": true}`); an
+  object naming a member twice is not one (`decode` refuses it, as every JSON body of the
+  system is refused, runtime/http/json_bodies.py). Deleting a key returns the service to the
+  value it started with.
 
 `open_bucket` creates the bucket when it is missing (the sidecar and the CLI both may be first).
 """
@@ -20,6 +22,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
+from runtime.http.json_bodies import loads_unique
 from runtime.settings import CommonSettings
 
 BUCKET = "strata_config"
@@ -78,5 +81,6 @@ def encode(value: Any) -> bytes:
 
 
 def decode(raw: bytes | None) -> Any:
-    """A value of the bucket; raises ValueError when it is not JSON."""
-    return json.loads(raw or b"")
+    """A value of the bucket; raises ValueError when it is not JSON, or names a member of an
+    object twice (`DuplicateMember`)."""
+    return loads_unique(raw or b"")

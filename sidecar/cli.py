@@ -9,10 +9,12 @@ configuration bucket.
     strata-config unset write-payments log_level                     # back to its start value
     strata-config history write-payments breaker_failure_threshold
 
-A value is JSON, or else taken as a string. `set` validates it against the service's settings
-model first and refuses a setting that is not live (read at start only) or unknown. `--json`
-prints JSON for machines. Exit codes: 0 done; 1 NATS unreachable, or nothing set for that key;
-2 bad arguments (an unknown service, a setting that is not live, an invalid value).
+A value is JSON, or else taken as a string; JSON whose object names a member twice is refused.
+`set` validates it against the service's settings model first and refuses a setting that is not
+live (read at start only) or unknown. `unset` of a key that is not set writes nothing. `--json`
+prints JSON for machines. Exit codes: 0 done; 1 NATS unreachable, or nothing set for that key
+(`get`, `unset`); 2 bad arguments (an unknown service, a setting that is not live, an invalid
+value).
 """
 
 import asyncio
@@ -24,7 +26,7 @@ from typing import Annotated, Any, TypeVar
 import nats.errors
 import typer
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import NoKeysError
+from nats.js.errors import APIError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 from pydantic_core import to_jsonable_python
 from rich.console import Console
@@ -32,6 +34,7 @@ from rich.table import Table
 
 from contexts.cli import run
 from eventlog.jetstream import nats_servers
+from runtime.http.json_bodies import DuplicateMember, loads_unique
 from runtime.live_settings import NotLive, check_live, validate_live
 from runtime.settings import CommonSettings, load_settings
 from sidecar.bucket import (
@@ -46,6 +49,8 @@ from sidecar.services import UnknownService, service_settings, services
 
 PROG = "strata-config"
 CONNECT_SECONDS = 10
+WRONG_LAST_REVISION = (10071, 10164)
+"""JetStream's error codes of a write whose expected last revision of the key is not the last."""
 T = TypeVar("T")
 
 cli = typer.Typer(
@@ -84,8 +89,11 @@ def _live(service: str, setting: str) -> ConfigKey:
 
 
 def _parsed(value: str) -> Any:
+    """The value as JSON, else the text itself; raises `DuplicateMember`."""
     try:
-        return json.loads(value)
+        return loads_unique(value.encode())
+    except DuplicateMember:
+        raise
     except ValueError:
         return value
 
@@ -142,8 +150,17 @@ def _row(entry: KeyValue.Entry) -> dict[str, Any]:
         "revision": entry.revision,
         "time": created.isoformat() if isinstance(created, datetime) else None,
         "operation": "unset" if deleted else "set",
-        "value": None if deleted else decode(entry.value),
+        "value": None if deleted else _shown(entry.value),
     }
+
+
+def _shown(raw: bytes | None) -> Any:
+    """A stored value, or its text when it is no value of the bucket (put there by another
+    client; the sidecar refuses it)."""
+    try:
+        return decode(raw)
+    except ValueError:
+        return (raw or b"").decode(errors="replace")
 
 
 async def _last_entries(kv: KeyValue, keys: str) -> list[KeyValue.Entry]:
@@ -194,6 +211,9 @@ def set_(service: Service, setting: Setting, value: str, as_json: AsJson = False
         settings = service_settings(service)
         checked = validate_live(settings.model, {setting: _parsed(value)}, settings.live)
         valid = to_jsonable_python(checked[setting])  # as the service reads it: 1e3 is 1000
+    except DuplicateMember as error:
+        where = ".".join(str(part) for part in (setting, *error.path))
+        raise typer.BadParameter(f"{where}: {error}", param_hint="VALUE") from None
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="VALUE") from None
     revision = _on_bucket(lambda kv: kv.put(str(key), encode(valid)))
@@ -201,11 +221,29 @@ def set_(service: Service, setting: Setting, value: str, as_json: AsJson = False
     _print([row], as_json, ("key", "value", "revision"))
 
 
+async def _delete_set(kv: KeyValue, key: str) -> bool:
+    """Delete the key if it has a value (a delete marker on its last revision); whether it had
+    one. A key deleted already gets no other marker, nor another revision."""
+    while True:
+        try:
+            last = await kv.get(key)
+        except KeyNotFoundError:  # never set, or deleted
+            return False
+        try:
+            await kv.delete(key, last=last.revision)
+        except APIError as error:
+            if error.err_code in WRONG_LAST_REVISION:
+                continue  # set or deleted meanwhile: look again
+            raise
+        return True
+
+
 @cli.command()
 def unset(service: Service, setting: Setting, as_json: AsJson = False) -> None:
     """Remove a setting: the service returns to the value it started with."""
     key = _live(service, setting)
-    _on_bucket(lambda kv: kv.delete(str(key)))
+    if not _on_bucket(lambda kv: _delete_set(kv, str(key))):
+        raise Failed(f"{key} is not set: nothing to unset (the service keeps its start value)")
     _print([{"key": str(key), "value": None}], as_json, ("key", "value"))
 
 

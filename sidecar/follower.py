@@ -5,7 +5,8 @@ the service's settings model and the live settings it takes
 (`runtime.live_settings.validate_live`, sidecar/services.py); a bad one (not JSON, out of
 bounds, a setting that is not live or does not exist) is logged, counted and not handed on, and
 the setting keeps its last good value. A deleted key drops the setting, so the service returns to
-the value it started with.
+the value it started with; a deleted key whose setting had no value handed on (never set, only
+refused values, or deleted already) changes nothing and is counted as `ignored`.
 
 `Follower` watches the keys (a nats-py KV watcher: an ordered push consumer that first delivers
 the last value of each key, then every update) and writes the service's live settings file after
@@ -43,7 +44,8 @@ class SidecarMetrics:
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.updates = Counter(
             "strata_config_updates",
-            "Configuration updates by setting and outcome: applied (handed on) or rejected.",
+            "Configuration updates by setting and outcome: applied (handed on), rejected, or"
+            " ignored (the deletion of a setting that had no value handed on: nothing changed).",
             ("service", "setting", "outcome"),
             registry=registry,
         ).labels
@@ -80,7 +82,10 @@ class ServiceConfig:
             return False  # delivered again by a resync
         self._seen[setting] = revision
         if entry.operation in (KV_DEL, KV_PURGE):
-            self.values.pop(setting, None)
+            if setting not in self.values:  # a refused key's deletion, say: nothing to drop
+                self._metrics.updates(self.service, setting, "ignored").inc()
+                return False
+            del self.values[setting]
         else:
             try:
                 value = decode(entry.value)

@@ -1,16 +1,35 @@
 """Rate limits per caller and per route, counted in a real Redis: 429 problem+json with
-`Retry-After`, callers and routes apart, and a Redis that stops (fail-open) and returns (the
-limits hold again without a restart). The BFFs are the apps under test; no read API is behind
-them (their sections are unavailable, which does not matter here)."""
+`Retry-After`, callers and routes apart, a Redis that stops (fail-open) and returns (the
+limits hold again without a restart), and the largest limits the settings take. The BFFs are the
+apps under test; no read API is behind them (their sections are unavailable, which does not
+matter here)."""
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from limits import parse
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
+from prometheus_client import CollectorRegistry
 
 from bff.web.app import create_app as create_web_app
+from runtime.rate_limit_pipeline import PipelinedRedisStorage
+from runtime.rate_limit_settings import (
+    MAX_AMOUNT,
+    MAX_PERIOD_DAYS,
+    MAX_PERIOD_SECONDS,
+    RateLimitStrategy,
+)
+from runtime.rate_limits import (
+    KEY_PREFIX,
+    Counted,
+    RateLimited,
+    RateLimitMetrics,
+    rate_limits_from_settings,
+)
 from runtime.settings import CommonSettings
 from tests.support.api import assert_problem
 from tests.support.auth import Identity, new_key
@@ -124,6 +143,9 @@ def test_a_redis_down_lets_requests_through_and_its_return_brings_the_limits_bac
         ("STRATA_RATE_LIMIT_ROUTES", '{"/web/dashboard": "1/minute"}', "<METHOD> /"),
         ("STRATA_RATE_LIMIT_ROUTES", '{"GET /x": "1/fortnight"}', "'1/fortnight' of GET /x"),
         ("STRATA_RATE_LIMIT_STRATEGY", "leaky", "moving-window"),
+        ("STRATA_RATE_LIMIT_DEFAULT", "5/99999999999999999 years", "has too long a period"),
+        ("STRATA_RATE_LIMIT_DEFAULT", "99999999999999999999999/second", "lets too many"),
+        ("STRATA_RATE_LIMIT_ROLES", '{"service": "1000000001/second"}', "of role service"),
     ],
 )
 def test_limits_are_checked_when_the_settings_load(
@@ -133,3 +155,68 @@ def test_limits_are_checked_when_the_settings_load(
     with pytest.raises(ValueError, match="rate") as refused:
         CommonSettings()
     assert says in str(refused.value)
+
+
+LARGEST = f"{MAX_AMOUNT}/{MAX_PERIOD_DAYS} days"
+ONCE_IN_THE_LONGEST = f"1/{MAX_PERIOD_DAYS} days"
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "fixed-window"])
+def test_the_largest_limits_the_settings_take_are_counted_in_redis(
+    redis_url: str, strategy: RateLimitStrategy
+) -> None:
+    """At the bounds of runtime/rate_limit_settings.py a hit is counted, not skipped as a
+    storage error (past them Redis refuses it, and every request would go through)."""
+    settings = CommonSettings(
+        redis_url=redis_url,
+        rate_limit_strategy=strategy,
+        rate_limit_default=LARGEST,
+        rate_limit_routes={"GET /once": ONCE_IN_THE_LONGEST},
+    )
+    registry = CollectorRegistry()
+    ada = Counted("sub:ada")
+
+    async def scenario() -> int:
+        async with rate_limits_from_settings(settings, RateLimitMetrics(registry)) as limits:
+            for _ in range(3):
+                await limits.hit("GET /x", ada)
+            await limits.hit("GET /once", ada)
+            with pytest.raises(RateLimited) as refused:
+                await limits.hit("GET /once", ada)
+            return refused.value.retry_after
+
+    retry_after = asyncio.run(scenario())
+
+    def checks(route: str, outcome: str) -> float | None:
+        labels = {"route": route, "outcome": outcome}
+        return registry.get_sample_value("strata_rate_limit_checks_total", labels)
+
+    assert (checks("GET /x", "allowed"), checks("GET /x", "skipped")) == (3, None)
+    assert (checks("GET /once", "allowed"), checks("GET /once", "limited")) == (1, 1)
+    assert checks("GET /once", "skipped") is None
+    assert MAX_PERIOD_SECONDS - 60 <= retry_after <= MAX_PERIOD_SECONDS
+
+
+@pytest.mark.parametrize("strategy", [MovingWindowRateLimiter, FixedWindowRateLimiter])
+def test_the_largest_amount_counts_down_in_redis(
+    redis_url: str, strategy: type[RateLimiter]
+) -> None:
+    limit = parse(LARGEST)
+
+    async def scenario() -> None:
+        storage = PipelinedRedisStorage(
+            f"async+{redis_url}", key_prefix=KEY_PREFIX, wrap_exceptions=True
+        )
+        limiter = strategy(storage)
+        try:
+            assert await limiter.hit(limit, "GET /x", "sub:ada")
+            assert await limiter.hit(limit, "GET /x", "sub:ada")
+            stats = await limiter.get_window_stats(limit, "GET /x", "sub:ada")
+            assert stats.remaining == MAX_AMOUNT - 2
+            if strategy is FixedWindowRateLimiter:  # a counter: cheap to fill to the limit
+                assert await limiter.hit(limit, "GET /x", "sub:ada", cost=MAX_AMOUNT - 2)
+                assert not await limiter.hit(limit, "GET /x", "sub:ada")
+        finally:
+            await storage.bridge.get_connection().aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())

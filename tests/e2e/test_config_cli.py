@@ -79,6 +79,15 @@ def test_a_human_gets_a_table(env: dict[str, str]) -> None:
         ((SERVICE, "rate_limit_default", "0/second"), "has a zero"),
         ((SERVICE, "breaker_recovery_seconds", "soon"), "valid number"),
         ((SERVICE, "log_level", "loud"), "log_level"),
+        ((SERVICE, "breaker_failure_threshold", "true"), "a number, not true"),
+        ((SERVICE, "breaker_recovery_seconds", "true"), "a number, not true"),
+        (("bff-mobile", "rate_limit_default", "5/99999999999999999 years"), "too long a period"),
+        ((SERVICE, "rate_limit_default", "99999999999999999999999/second"), "lets too many"),
+        (
+            (SERVICE, "feature_flags", '{"a": true, "a": false}'),
+            "feature_flags.a: the member 'a' appears twice in one object",
+        ),
+        ((SERVICE, "rate_limit_routes", '{"GET /x": "1/second", "GET /x": "2/second"}'), "twice"),
         (("write-nowhere", "log_level", "debug"), "no service 'write-nowhere'"),
     ],
 )
@@ -101,6 +110,21 @@ def test_a_refused_set_writes_nothing(env: dict[str, str]) -> None:
     nothing = strata_config(env, "history", SERVICE, "port")
     assert nothing.returncode == 2  # not a live setting: no key of it can exist
     assert strata_config(env, "get", SERVICE).stdout.count(SERVICE) == 0
+
+
+def test_unset_of_a_key_not_set_writes_nothing(env: dict[str, str]) -> None:
+    strata_config_json(env, "set", SERVICE, "log_level", "debug")
+    strata_config_json(env, "unset", SERVICE, "log_level")
+    for setting in ("log_level", "breaker_failure_threshold"):  # unset already, never set
+        nothing = strata_config(env, "unset", SERVICE, setting)
+        assert (nothing.returncode, nothing.stderr.count("\n")) == (1, 1)
+        assert f"{SERVICE}.{setting} is not set: nothing to unset" in nothing.stderr
+    history = strata_config_json(env, "history", SERVICE, "log_level")
+    assert [(row["operation"], row["value"]) for row in history] == [
+        ("set", "debug"),
+        ("unset", None),
+    ]
+    assert strata_config(env, "history", SERVICE, "breaker_failure_threshold").returncode == 1
 
 
 def test_nats_unreachable_is_one_line_exit_1() -> None:

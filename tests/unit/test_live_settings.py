@@ -1,9 +1,11 @@
 """Live settings (runtime/live_settings.py): which fields are live, their validation, the hooks,
-the file a sidecar hands them over in, and a breaker taking new thresholds; no network."""
+the file a sidecar hands them over in, what the sidecar takes of the bucket's entries, and a
+breaker taking new thresholds; no network."""
 
 from pathlib import Path
 
 import pytest
+from nats.js.kv import KV_DEL, KeyValue
 from prometheus_client import CollectorRegistry
 
 from contexts.deployment import live_services
@@ -24,7 +26,10 @@ from runtime.resilience import (
     breaker_metrics,
 )
 from runtime.settings import CommonSettings
+from sidecar.follower import ServiceConfig, SidecarMetrics
 from sidecar.services import UnknownService, service_settings
+
+TOO_LONG = "has too long a period: at most 3650 days"
 
 
 def test_the_live_fields_are_the_marked_ones() -> None:
@@ -55,11 +60,48 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         ({"rate_limit_roles": {"operator": "1/fortnight"}}, ValueError, "of role operator"),
         ({"rate_limit_roles": {"admin": "1/second"}}, ValueError, "'operator' or 'service'"),
         ({"rate_limit_strategy": "fixed-window"}, NotLive, "read at start only"),
+        ({"rate_limit_default": "5/99999999999999999 years"}, ValueError, TOO_LONG),
+        ({"rate_limit_default": "1/3651 days"}, ValueError, TOO_LONG),
+        ({"rate_limit_default": "1/11 years"}, ValueError, TOO_LONG),
+        ({"rate_limit_default": "99999999999999999999999/second"}, ValueError, "too many"),
+        ({"rate_limit_default": "1000000001/day"}, ValueError, "at most 1000000000 per period"),
+        ({"rate_limit_routes": {"GET /x": "1/9999999 days"}}, ValueError, "of GET /x has too"),
+        ({"rate_limit_roles": {"service": "1e12/second"}}, ValueError, "not a rate limit"),
+        ({"rate_limit_roles": {"service": "2000000000/second"}}, ValueError, "of role service"),
+        ({"breaker_failure_threshold": True}, ValueError, "a number, not true"),
+        ({"breaker_failure_threshold": False}, ValueError, "a number, not false"),
+        ({"breaker_recovery_seconds": True}, ValueError, "a number, not true"),
     ],
 )
 def test_a_bad_value_is_named(values: dict[str, object], error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         validate_live(CommonSettings, values)
+
+
+def test_the_largest_limits_are_taken() -> None:
+    """tests/component/test_rate_limits.py counts them in Redis."""
+    for text in ("1000000000/3650 days", "1/10 years", "1000000000/second;5/120 months"):
+        assert validate_live(CommonSettings, {"rate_limit_default": text})
+
+
+def test_no_live_setting_takes_a_boolean_for_anything_else() -> None:
+    """A live value arrives as JSON, where `true` is no number (pydantic's lax mode reads 1)."""
+    for name in live_fields(CommonSettings):
+        with pytest.raises(ValueError, match=name):
+            validate_live(CommonSettings, {name: True})
+    with pytest.raises(ValueError, match="breaker_failure_threshold"):
+        LiveSettings(CommonSettings()).apply({"breaker_failure_threshold": True})
+
+
+def test_numbers_are_still_read_from_the_environments_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STRATA_BREAKER_FAILURE_THRESHOLD", "3")
+    monkeypatch.setenv("STRATA_BREAKER_RECOVERY_SECONDS", "2.5")
+    settings = CommonSettings()
+    assert (settings.breaker_failure_threshold, settings.breaker_recovery_seconds) == (3, 2.5)
+    valid = validate_live(CommonSettings, {"breaker_failure_threshold": 1e3})
+    assert valid == {"breaker_failure_threshold": 1000}  # a whole number written as 1e3
 
 
 def test_a_service_takes_only_the_live_settings_it_uses() -> None:
@@ -142,3 +184,44 @@ def test_a_breaker_takes_a_lower_threshold_while_it_runs() -> None:
             breaker.call(fail)
     with pytest.raises(BreakerOpen):
         breaker.call(fail)
+
+
+def _entry(key: str, revision: int, value: bytes | None = None) -> KeyValue.Entry:
+    operation = KV_DEL if value is None else None
+    return KeyValue.Entry("strata_config", key, value, revision, None, None, operation)
+
+
+def _updates(registry: CollectorRegistry, setting: str, outcome: str) -> float | None:
+    labels = {"service": "write-payments", "setting": setting, "outcome": outcome}
+    return registry.get_sample_value("strata_config_updates_total", labels)
+
+
+def test_the_sidecar_hands_on_good_values_and_counts_each_entry_as_it_was() -> None:
+    registry = CollectorRegistry()
+    config = ServiceConfig(
+        "write-payments", service_settings("write-payments"), SidecarMetrics(registry, "x")
+    )
+    threshold = "write-payments.breaker_failure_threshold"
+    entries = [
+        (_entry(threshold, 1, b"2"), True),
+        (_entry(threshold, 2, b"true"), False),  # a boolean is no number
+        (_entry("write-payments.breaker_recovery_seconds", 3, b"true"), False),
+        (_entry("write-payments.feature_flags", 4, b'{"a": true, "a": false}'), False),
+        (_entry("write-payments.port", 5, b"9000"), False),  # read at start only
+        (_entry("write-payments.port", 6), False),  # its deletion changes nothing
+        (_entry("write-payments.nosuch", 7), False),
+        (_entry("write-payments.log_level", 8), False),  # never set
+        (_entry(threshold, 9), True),  # back to the start value
+    ]
+    assert [config.take(entry) for entry, _ in entries] == [taken for _, taken in entries]
+    assert config.document().settings == {}
+    assert config.revision == 9
+    assert _updates(registry, "breaker_failure_threshold", "applied") == 2
+    assert _updates(registry, "breaker_failure_threshold", "rejected") == 1
+    assert _updates(registry, "breaker_recovery_seconds", "rejected") == 1
+    assert _updates(registry, "feature_flags", "rejected") == 1
+    assert _updates(registry, "port", "rejected") == 1
+    assert _updates(registry, "port", "applied") is None
+    assert _updates(registry, "port", "ignored") == 1
+    assert _updates(registry, "nosuch", "ignored") == 1
+    assert _updates(registry, "log_level", "ignored") == 1
