@@ -7,11 +7,21 @@ API (`strata_breaker_state{downstream="read-api:<section>"}`), so a read store t
 
 - 2xx: the JSON body.
 - 401, 403, 404, 422: the caller's own problem; `Refused` carries it, the BFF answers it as is.
+- 429: the caller is over its own rate limit at the read API: `RateLimited` (with the read API's
+  `Retry-After`), not a failure of the read API: one caller's reloads must not open a breaker
+  every caller shares.
 - 503 `position-not-reached`: the read model is behind the caller's `position`: `Behind`, not a
   failure of the read API.
-- no answer within the deadline, a transport error, 5xx or 429: `DownstreamUnavailable`, a
-  failure the breaker counts; an open breaker is `BreakerOpen` at once.
-- anything else (another 4xx, a body that is not JSON): `DownstreamProtocolError`, a bug.
+- no answer within the deadline, a transport error or 5xx: `DownstreamUnavailable`, a failure
+  the breaker counts; an open breaker is `BreakerOpen` at once.
+- anything else (another 4xx, a body that is not JSON): `DownstreamProtocolError`, a bug; the
+  breaker does not count it either (no 4xx says the read API is unwell).
+
+The deadline of a call is `timeout` plus the read-your-writes wait it asks for (its `wait`, or the
+read API's default wait when it sends a `position` without one); it bounds the whole call, and
+the HTTP client's own timeouts follow it (only connecting keeps the bare `timeout`).
+
+What the errors say names the read API and the path, never its address.
 """
 
 import asyncio
@@ -42,6 +52,15 @@ class Refused(Exception):
         self.status = status
         self.body = body
         self.headers = dict(headers)
+
+
+class RateLimited(Exception):
+    """The read API refused the caller's call for its rate limit (429): the caller's own limit,
+    so not a failure of the read API; `retry_after` is its `Retry-After` in seconds, if given."""
+
+    def __init__(self, message: str, retry_after: int | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Behind(Exception):
@@ -97,34 +116,57 @@ class Breakers:
 
 class ReadApi:
     def __init__(
-        self, base_url: str, client: httpx.AsyncClient, breakers: Breakers, timeout: float
+        self,
+        base_url: str,
+        client: httpx.AsyncClient,
+        breakers: Breakers,
+        timeout: float,
+        default_wait: float = 0.0,
     ) -> None:
+        """`timeout`: what a call may take besides its wait; `default_wait`: how long the read
+        API waits for a `position` sent without a `wait` (`STRATA_READ_WAIT_DEFAULT_SECONDS`)."""
         self._base_url = base_url.rstrip("/")
         self._client = client
         self.breakers = breakers
         self._timeout = timeout
+        self._default_wait = default_wait
+
+    def deadline(self, forwarded: Forwarded) -> float:
+        """Seconds one call for `forwarded` may take in all: the timeout plus its wait."""
+        if forwarded.wait is not None:
+            return self._timeout + forwarded.wait
+        return self._timeout + (self._default_wait if forwarded.position is not None else 0.0)
 
     async def get(
         self, section: str, path: str, forwarded: Forwarded, params: Params | None = None
     ) -> Any:
         """The JSON answer to `GET path` for `section` (see the module for the errors)."""
-        url = self._base_url + path
         query = {**(params or {}), **forwarded.params()}
-        deadline = self._timeout + (forwarded.wait or 0)
+        deadline = self.deadline(forwarded)
         call = self.breakers.of(section).call_async
-        return await call(lambda: self._fetch(url, query, forwarded.headers(), deadline))
+        return await call(lambda: self._fetch(path, query, forwarded.headers(), deadline))
 
     async def _fetch(
-        self, url: str, query: Params, headers: dict[str, str], deadline: float
+        self, path: str, query: Params, headers: dict[str, str], deadline: float
     ) -> Any:
+        what = f"read API GET {path}"
+        # The client's own timeouts (read, write, pool) would cut a long wait short: they
+        # follow the deadline; connecting gets the bare timeout.
+        timeout = httpx.Timeout(deadline, connect=min(self._timeout, deadline))
         try:
             async with asyncio.timeout(deadline):
-                response = await self._client.get(url, params=query, headers=headers)
+                response = await self._client.get(
+                    self._base_url + path, params=query, headers=headers, timeout=timeout
+                )
         except TimeoutError:
-            raise DownstreamUnavailable(f"GET {url}: no answer within {deadline:g} s") from None
+            raise DownstreamUnavailable(f"{what}: no answer within {deadline:g} s") from None
+        except httpx.TimeoutException as error:
+            reason = f"{type(error).__name__} within {deadline:g} s"
+            raise DownstreamUnavailable(f"{what}: {reason}") from None
         except httpx.TransportError as error:
-            raise DownstreamUnavailable(f"GET {url}: {error or type(error).__name__}") from None
-        return _answer(url, response)
+            # its text may hold the read API's address: the type says enough
+            raise DownstreamUnavailable(f"{what}: {type(error).__name__}") from None
+        return _answer(what, response)
 
     async def reachable(self) -> bool:
         try:
@@ -134,7 +176,7 @@ class ReadApi:
         return response.status_code == 200
 
 
-def _answer(url: str, response: httpx.Response) -> Any:
+def _answer(what: str, response: httpx.Response) -> Any:
     status = response.status_code
     body = _json(response)
     if status in RELAYED and isinstance(body, dict):
@@ -142,10 +184,14 @@ def _answer(url: str, response: httpx.Response) -> Any:
         raise Refused(status, body, kept)
     if status == 503 and isinstance(body, dict) and body.get("type") == POSITION_NOT_REACHED.uri:
         raise Behind(str(body.get("detail", "position not reached")))
-    if status >= 500 or status == 429:
-        raise DownstreamUnavailable(f"GET {url}: {status}")
+    if status == 429:
+        retry_after = response.headers.get("retry-after", "")
+        seconds = int(retry_after) if retry_after.isascii() and retry_after.isdigit() else None
+        raise RateLimited(f"{what}: over the caller's rate limit (429)", seconds)
+    if status >= 500:
+        raise DownstreamUnavailable(f"{what}: {status}")
     if status >= 300 or body is None:
-        raise DownstreamProtocolError(f"GET {url}: unexpected answer {status}")
+        raise DownstreamProtocolError(f"{what}: unexpected answer {status}")
     return body
 
 

@@ -1,14 +1,17 @@
 """Query parameters the BFF routes share, parsed strictly (patterns on the text, not Pydantic's
-lax coercions), and `Forwarding`: what each downstream call of a request carries."""
+lax coercions), `Forwarding`: what each downstream call of a request carries, and `Whose`: the
+user a route's answer is about (the caller, or the `user_id` an operator names)."""
 
 import re
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from bff.downstream import Forwarded
 from bff.principal import Caller
+from domain.values import CANONICAL_UUID
 from eventlog.position_tokens import TOKEN
 from runtime.settings import CommonSettings
 
@@ -37,8 +40,9 @@ WaitParam = Annotated[
 UserIdParam = Annotated[
     str | None,
     Query(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-        description="Operators: whose data; the caller's own (its token's `sub`) by default.",
+        pattern=CANONICAL_UUID.pattern,
+        description="Operators: whose data; the caller's own (its token's `sub`) by default."
+        " Anyone else naming another user gets a 403.",
     ),
 ]
 CursorParam = Annotated[
@@ -74,4 +78,11 @@ def settings_of(request: Request) -> CommonSettings:
     return settings
 
 
+async def whose(caller: Caller, user_id: UserIdParam = None) -> UUID:
+    """The user the answer is about: the caller's own, or `user_id` (the caller's own, or any
+    user for an operator; anyone else gets a 403 for it)."""
+    return caller.user_id(None if user_id is None else UUID(user_id))
+
+
 Forwarding = Annotated[Forwarded, Depends(forwarded)]
+Whose = Annotated[UUID, Depends(whose)]

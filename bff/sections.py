@@ -14,14 +14,20 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from bff.downstream import Behind, Refused
+from bff.downstream import Behind, RateLimited, Refused
 from runtime.resilience import BreakerOpen, DownstreamProtocolError, DownstreamUnavailable
 
 log = logging.getLogger("strata.bff")
 
 T = TypeVar("T")
 Reason = Literal[
-    "breaker-open", "unreachable", "behind", "unreadable", "needs-another", "switched-off"
+    "breaker-open",
+    "unreachable",
+    "rate-limited",
+    "behind",
+    "unreadable",
+    "needs-another",
+    "switched-off",
 ]
 
 
@@ -31,12 +37,20 @@ class Unavailable(BaseModel):
     unavailable: Literal[True] = True
     reason: Reason = Field(
         description="`breaker-open`: its downstream failed lately and is not called for now;"
-        " `unreachable`: it failed or timed out now; `behind`: it has not reached `position`"
+        " `unreachable`: it failed or timed out now; `rate-limited`: the caller is over its own"
+        " rate limit at the downstream (try again after `retry_after` seconds); `behind`: it"
+        " has not reached `position`"
         " within `wait`; `unreadable`: it answered what the BFF cannot read (logged);"
         " `needs-another`: it is made from a section that is unavailable; `switched-off`: an"
         " operator turned it off (a feature flag, docs/config.md) and it is not fetched."
     )
     detail: str
+    retry_after: int | None = Field(
+        None,
+        exclude_if=lambda seconds: seconds is None,
+        description="`rate-limited`: seconds after which the downstream takes the caller's"
+        " calls again (its `Retry-After`); absent otherwise.",
+    )
 
 
 async def section(fetch: Awaitable[T]) -> T | Unavailable:
@@ -47,6 +61,8 @@ async def section(fetch: Awaitable[T]) -> T | Unavailable:
         return Unavailable(reason="breaker-open", detail=str(error))
     except DownstreamUnavailable as error:
         return Unavailable(reason="unreachable", detail=str(error))
+    except RateLimited as error:
+        return Unavailable(reason="rate-limited", detail=str(error), retry_after=error.retry_after)
     except Behind as error:
         return Unavailable(reason="behind", detail=str(error))
     except (DownstreamProtocolError, ValidationError) as error:

@@ -25,9 +25,10 @@ from runtime.http.head import HeadAsGet
 from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 from runtime.http.problems import install_problem_handlers, instance_of
+from runtime.http.query_string import QueryCheckedRoute
 from runtime.live_reload import install_live_settings
 from runtime.live_settings import LiveSettings, live_settings_of
-from runtime.rate_limits import install_rate_limits
+from runtime.rate_limits import RateLimitedRoute, install_rate_limits
 from runtime.resilience import BREAKER_SETTINGS
 
 log = logging.getLogger("strata.bff")
@@ -36,6 +37,13 @@ CALLER_PROBLEMS = {"x-problems": [UNAUTHENTICATED.slug, FORBIDDEN.slug]}
 """The `openapi_extra` of a route taking the `Caller`."""
 USER_PROBLEMS = {"x-problems": [UNAUTHENTICATED.slug, FORBIDDEN.slug, NOT_FOUND.slug]}
 """... of a route about a user, who may be unknown to the read model (404)."""
+
+
+class BffRoute(QueryCheckedRoute, RateLimitedRoute):
+    """The route class of every BFF route, as the read API's: its query parameters checked on
+    the raw query string (undecodable or repeated: a 422 naming it), and rate limited per
+    caller."""
+
 
 ops = APIRouter(tags=["health"])
 
@@ -89,10 +97,21 @@ def create_bff(
         async with httpx.AsyncClient(timeout=timeout) as client:
             breakers = Breakers(settings, prefix="read-api")
             base_url = str(settings.read_api_url)
-            app.state.read_api = ReadApi(base_url, client, breakers, settings.bff_timeout_seconds)
+            app.state.read_api = ReadApi(
+                base_url,
+                client,
+                breakers,
+                settings.bff_timeout_seconds,
+                default_wait=settings.read_wait_default_seconds,
+            )
             yield
 
-    app = FastAPI(title=f"strata {name} BFF", description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=f"strata {name} BFF",
+        description=description,
+        lifespan=lifespan,
+        redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix
+    )
     app.state.settings = settings
     install_problem_handlers(app, log)
     app.add_middleware(HeadAsGet)

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from bff.downstream import Forwarded, ReadApi
 from bff.mobile import schemas
 from bff.mobile.etags import RESPONSES, tagged
-from bff.params import CursorParam, Forwarding, invalid_query
+from bff.params import CursorParam, Forwarding, Whose, invalid_query
 from bff.principal import Caller
 from bff.sections import concurrently, section
-from bff.service import CALLER_PROBLEMS, USER_PROBLEMS, read_api
+from bff.service import CALLER_PROBLEMS, USER_PROBLEMS, BffRoute, read_api
+from domain.values import CANONICAL_UUID
 from runtime.auth.policy import Forbidden
-from runtime.rate_limits import RateLimitedRoute
 
 PAGE_DEFAULT = 10
 PAGE_MAX = 25
@@ -29,10 +29,7 @@ PageLimit = Annotated[
 ]
 OrderId = Annotated[
     str,
-    Path(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-        description="The order's id.",
-    ),
+    Path(pattern=CANONICAL_UUID.pattern, description="The order's id (either case)."),
 ]
 
 
@@ -68,38 +65,37 @@ async def _orders(
 async def _order(
     api: ReadApi, forwarded: Forwarded, caller: Caller, order_id: str
 ) -> schemas.OrderDetail:
-    found = await api.get("order", f"/orders/{order_id}", forwarded)
+    found = await api.get("order", f"/orders/{UUID(order_id)}", forwarded)
     order = schemas.OrderDetail.model_validate(found)
     if not caller.may_read(order.user_id):
         raise Forbidden("the order is another user's")
     return order
 
 
-router = APIRouter(
-    prefix="/mobile", tags=["mobile"], route_class=RateLimitedRoute, responses=RESPONSES
-)
+router = APIRouter(prefix="/mobile", tags=["mobile"], route_class=BffRoute, responses=RESPONSES)
 
 
 @router.get("/me", response_model=schemas.MeAnswer, openapi_extra=USER_PROBLEMS)
 async def me(
-    request: Request, caller: Caller, forwarded: Forwarding, if_none_match: IfNoneMatch = None
+    request: Request, forwarded: Forwarding, whose: Whose, if_none_match: IfNoneMatch = None
 ) -> Response:
-    """The caller's name and order totals."""
-    answer = await _me(read_api(request), forwarded, caller.user_id())
+    """The caller's name and order totals (an operator's: any user's, with `user_id`)."""
+    answer = await _me(read_api(request), forwarded, whose)
     return tagged(answer, if_none_match)
 
 
 @router.get("/orders", response_model=schemas.OrdersAnswer, openapi_extra=CALLER_PROBLEMS)
 async def orders(
     request: Request,
-    caller: Caller,
     forwarded: Forwarding,
+    whose: Whose,
     cursor: CursorParam = None,
     limit: PageLimit = str(PAGE_DEFAULT),
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    """The caller's orders, oldest first, a small page at a time."""
-    page = _orders(read_api(request), forwarded, caller.user_id(), cursor, _limit(limit))
+    """The caller's orders (an operator's: any user's, with `user_id`), oldest first, a small
+    page at a time."""
+    page = _orders(read_api(request), forwarded, whose, cursor, _limit(limit))
     return tagged(schemas.OrdersAnswer(orders=await section(page)), if_none_match)
 
 

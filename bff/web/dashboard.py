@@ -20,12 +20,10 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 
 from bff.downstream import Forwarded, ReadApi
-from bff.params import Forwarding, UserIdParam
-from bff.principal import Caller
+from bff.params import Forwarding, Whose
 from bff.sections import Unavailable, concurrently, section
-from bff.service import USER_PROBLEMS, feature_on, read_api
+from bff.service import USER_PROBLEMS, BffRoute, feature_on, read_api
 from bff.web import schemas
-from runtime.rate_limits import RateLimitedRoute
 
 RECENT_ORDERS = 5
 RECENT_DAYS = 30
@@ -126,21 +124,15 @@ class DashboardReads:
         return None if found is None else schemas.FulfilmentStatus.model_validate(found)
 
 
-router = APIRouter(prefix="/web", tags=["web"], route_class=RateLimitedRoute)
+router = APIRouter(prefix="/web", tags=["web"], route_class=BffRoute)
 
 
 @router.get("/dashboard", response_model=schemas.Dashboard, openapi_extra=USER_PROBLEMS)
-async def dashboard(
-    request: Request,
-    caller: Caller,
-    forwarded: Forwarding,
-    user_id: UserIdParam = None,
-) -> schemas.Dashboard:
+async def dashboard(request: Request, forwarded: Forwarding, whose: Whose) -> schemas.Dashboard:
     """The caller's dashboard (an operator's: any user's, with `user_id`). Each section
     is `{"unavailable": true, ...}` when the read API could not give it in time, the
     leaderboard also while the feature flag `web-dashboard-leaderboard` is false; the
     answer is a 200 all the same. A user unknown to the read model is a 404."""
-    whose = caller.user_id(UUID(user_id) if user_id else None)
     with_leaderboard = feature_on(request, LEADERBOARD_FLAG)
     reads = DashboardReads(read_api(request), forwarded, whose, with_leaderboard)
     return await reads.dashboard()

@@ -2,7 +2,9 @@
 mobile answers with ETag and 304, `position` passed through, and a read API stopped for real:
 200 with the sections unavailable, the breakers open, and back once it returns."""
 
+import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -204,6 +206,7 @@ def test_a_stopped_read_api_leaves_a_200_with_sections_unavailable_and_opens_the
         "unreachable", "unreachable", "unreachable", "needs-another",
     ]  # fmt: skip
     assert down[-1].json()["profile"]["reason"] == "breaker-open"
+    assert set(down[0].json()["profile"]) == {"unavailable", "reason", "detail"}  # no retry_after
     assert breaker_state(metrics, "read-api:profile") == 2
     assert breaker_state(metrics, "read-api:orders") == 2
     assert breaker_state(healed, "read-api:profile") == 0
@@ -218,6 +221,8 @@ def test_a_read_api_down_leaves_mobile_sections_unavailable_without_an_etag() ->
     assert me.status_code == orders.status_code == 200
     assert me.json()["profile"]["unavailable"] is True
     assert orders.json()["orders"]["reason"] == "unreachable"
+    detail = orders.json()["orders"]["detail"]  # what failed, not where the read API is
+    assert detail.startswith("read API GET /orders: ") and "127.0.0.1" not in detail
     assert "ETag" not in me.headers and me.headers["Cache-Control"] == "no-store"
 
 
@@ -232,3 +237,124 @@ def test_a_slow_read_api_is_cut_at_the_deadline() -> None:
 
     assert answer.status_code == 200
     assert "within 0.3 s" in answer.json()["orders"]["detail"]
+
+
+def test_the_read_apis_429_is_the_callers_own_limit_and_opens_no_breaker(shop: Shop) -> None:
+    """Ada's reloads spend her own rate limit at the read API (`GET /orders/{order_id}`, 3 a
+    minute here): her order details are `rate-limited`, with the read API's `Retry-After`; the
+    breakers every caller shares stay closed, and another caller's dashboard is whole."""
+    limits = {"GET /orders/{order_id}": "3/minute"}
+    env = {
+        "STRATA_RATE_LIMIT_ROUTES": json.dumps(limits),
+        "STRATA_RATE_LIMIT_DEFAULT": "1000/second",
+    }
+    process = ReadApiProcess(shop.data_dir, free_port(), env)
+    settings = bff_settings(process.url)  # breakers open after 2 failures
+    with (
+        process.running(),
+        TestClient(create_web_app(settings)) as web,
+        TestClient(create_mobile_app(settings)) as mobile,
+    ):
+        reloads = [web.get("/web/dashboard", headers=bearer(ADA)) for _ in range(3)]
+        order = mobile.get(f"/mobile/orders/{shop.orders[-1]}", headers=bearer(ADA))
+        metrics = web.get("/metrics").text
+        operator = bearer(BOB, ["operator"])  # a caller with a count of its own
+        others = web.get("/web/dashboard", params={"user_id": str(ADA)}, headers=operator)
+
+    fulfilments = [[o["fulfilment"] for o in r.json()["recent_orders"]["items"]] for r in reloads]
+    limited = [[f for f in each if f and f.get("reason") == "rate-limited"] for each in fulfilments]
+    assert [len(each) for each in limited] == [2, 5, 5]
+    assert all(f["unavailable"] is True and 1 <= f["retry_after"] <= 60 for f in limited[-1])
+    detail = limited[-1][0]["detail"]
+    assert detail.startswith("read API GET /orders/") and "127.0.0.1" not in detail
+    assert order.json()["order"]["reason"] == "rate-limited"
+    assert "ETag" not in order.headers and order.headers["Cache-Control"] == "no-store"
+    assert breaker_state(metrics, "read-api:fulfilment") == 0
+    assert breaker_state(metrics, "read-api:order") == 0
+    assert others.json()["recent_orders"]["items"][0]["fulfilment"] == {
+        "status": "running",
+        "step": "payment",
+        "attention": None,
+    }
+
+
+def test_a_wait_beyond_the_timeout_is_waited_for_and_behind_opens_no_breaker(shop: Shop) -> None:
+    """`wait` (and the read API's default wait, for a `position` without one) adds to the
+    timeout: the sections are `behind` once the read API says so, not cut at the timeout, and a
+    read model behind is no failure of the read API."""
+    settings = bff_settings(shop.read_api, bff_timeout_seconds=0.5)  # default wait: 2 s
+    ahead = {"position": "users:99", "wait": "1.5"}
+    with (
+        TestClient(create_web_app(settings)) as web,
+        TestClient(create_mobile_app(settings)) as mobile,
+    ):
+        started = time.monotonic()
+        waited = [web.get("/web/dashboard", params=ahead, headers=bearer(ADA)) for _ in range(2)]
+        took = time.monotonic() - started
+        by_default = web.get("/web/dashboard", params={"position": "users:99"}, headers=bearer(ADA))
+        orders = mobile.get(
+            "/mobile/orders", params={"position": "orders:99", "wait": "1.5"}, headers=bearer(ADA)
+        )
+        metrics = web.get("/metrics").text
+
+    for answer in (*waited, by_default):
+        assert answer.json()["profile"]["reason"] == "behind", answer.text
+        assert answer.json()["stats"]["reason"] == "behind"
+    assert took >= 3
+    assert orders.json()["orders"]["reason"] == "behind", orders.text
+    assert breaker_state(metrics, "read-api:profile") == 0
+    assert breaker_state(metrics, "read-api:stats") == 0
+    assert breaker_state(metrics, "read-api:orders") == 0
+
+
+def test_mobile_lets_an_operator_name_the_user_and_no_one_else(shop: Shop) -> None:
+    operator = bearer("operator-1", ["operator"])  # a subject that is not a user
+    with TestClient(create_mobile_app(bff_settings(shop.read_api))) as mobile:
+        me = mobile.get("/mobile/me", params={"user_id": str(ADA)}, headers=operator)
+        orders = mobile.get(
+            "/mobile/orders", params={"user_id": str(ADA), "limit": 2}, headers=operator
+        )
+        nobody = mobile.get("/mobile/me", headers=operator)
+        own = mobile.get("/mobile/me", params={"user_id": str(ADA)}, headers=bearer(ADA))
+        other = mobile.get("/mobile/me", params={"user_id": str(BOB)}, headers=bearer(ADA))
+        others_orders = mobile.get(
+            "/mobile/orders", params={"user_id": str(BOB)}, headers=bearer(ADA)
+        )
+
+    assert me.status_code == 200 and me.json()["profile"] == {"id": str(ADA), "name": "Ada"}
+    assert [o["id"] for o in orders.json()["orders"]["items"]] == [str(o) for o in shop.orders[:2]]
+    assert_problem(nobody, 403, "pass user_id")
+    assert own.status_code == 200 and own.json()["profile"]["name"] == "Ada"
+    assert_problem(other, 403, "only an operator")
+    assert_problem(others_orders, 403, "only an operator")
+
+
+def test_the_bffs_refuse_a_repeated_parameter_and_take_ids_in_either_case(shop: Shop) -> None:
+    """As the read API does: a parameter given twice is a 422 naming it; a UUID may be upper
+    case (`domain.values.CANONICAL_UUID`)."""
+    twice = "position=orders:1&position=orders:2"
+    order_id = str(shop.orders[-1])
+    with (
+        TestClient(create_web_app(bff_settings(shop.read_api))) as web,
+        TestClient(create_mobile_app(bff_settings(shop.read_api))) as mobile,
+    ):
+        dashboard_twice = web.get(f"/web/dashboard?{twice}", headers=bearer(ADA))
+        orders_twice = mobile.get("/mobile/orders?limit=1&limit=2", headers=bearer(ADA))
+        upper = mobile.get(f"/mobile/orders/{order_id.upper()}", headers=bearer(ADA))
+        lower = mobile.get(f"/mobile/orders/{order_id}", headers=bearer(ADA))
+        operator = bearer(BOB, ["operator"])
+        named = mobile.get("/mobile/me", params={"user_id": str(ADA).upper()}, headers=operator)
+        dashboard = web.get(
+            "/web/dashboard", params={"user_id": str(ADA).upper()}, headers=operator
+        )
+
+    for refused, name in ((dashboard_twice, "position"), (orders_twice, "limit")):
+        body = assert_problem(refused, 422, f"query.{name}")
+        assert {"field": f"query.{name}", "message": "was given 2 times; give it once"} in body[
+            "errors"
+        ]
+    assert order_id.upper() != order_id
+    assert upper.status_code == 200, upper.text
+    assert upper.json() == lower.json() and upper.headers["ETag"] == lower.headers["ETag"]
+    assert named.json()["profile"] == {"id": str(ADA), "name": "Ada"}
+    assert dashboard.status_code == 200 and dashboard.json()["user_id"] == str(ADA)
