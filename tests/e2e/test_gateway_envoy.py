@@ -6,7 +6,6 @@ the orders write service (scripted to fail), and another as identity, serving th
 JWKS."""
 
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from tests.support.gateway import (
     running_gateway,
 )
 from tests.support.processes import entry_point, running_service
+from tests.support.raw_http import raw_exchange
 
 SIGNER = Signer("gateway-test-1")
 STRANGER = Signer(SIGNER.kid)
@@ -230,20 +230,6 @@ def test_an_unrouted_path_and_a_service_that_is_down_are_problems(client: httpx.
     assert down.json()["instance"] == "/payments/p1"
 
 
-def raw_exchange(envoy: RunningGateway, request: bytes) -> tuple[str, dict[str, str], bytes]:
-    """Send bytes no HTTP client would, and read Envoy's answer: status line, headers, body."""
-    host, port = envoy.base.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(request)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status, *lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines)
-    return status, headers, body
-
-
 UNREADABLE = {
     "Content-Length with chunked": (
         b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -274,7 +260,7 @@ def test_a_request_envoy_refuses_by_itself_gets_a_problem_naming_why(
     envoy: RunningGateway, tail: bytes, status: int, detail: str
 ) -> None:
     line, headers, body = raw_exchange(
-        envoy, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + tail
+        envoy.base, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + tail
     )
 
     assert line.split(" ")[1] == str(status), line
@@ -288,7 +274,7 @@ def test_an_http_1_0_client_is_answered(envoy: RunningGateway, orders: Recording
     path = f"/orders/{uuid.uuid4()}"
     request = f"GET {path} HTTP/1.0\r\nAuthorization: Bearer {SIGNER.token()}\r\n\r\n"
 
-    line, _, _ = raw_exchange(envoy, request.encode())
+    line, _, _ = raw_exchange(envoy.base, request.encode())
 
     assert line.startswith("HTTP/1.0 200"), line
     assert len(orders.received("GET", path)) == 1

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from tests.support.api import unique_email
 from tests.support.auth import OPERATOR
 from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.processes import entry_point, running_service
+from tests.support.raw_http import raw_exchange
 
 ENTRY_POINT = entry_point("strata-write-api")
 ALL_IN_ONE = entry_point("strata")
@@ -97,15 +97,7 @@ UNREADABLE = [
 
 
 def assert_unreadable_is_a_problem(base: str, request: bytes) -> None:
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(request)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status, *lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines)
+    status, headers, body = raw_exchange(base, request)
     assert status == "HTTP/1.1 400 Bad Request", request[:40]
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body) == {
