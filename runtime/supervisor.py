@@ -51,11 +51,12 @@ class Program:
     @classmethod
     def parse(cls, spec: str) -> "Program":
         """`name=command words`, the command split like a shell would; the `NAME=VALUE` words
-        after a leading `env` become the process's environment."""
+        right after a leading `env` become the process's environment (an `env` given options,
+        such as `-u NAME`, is run as it is)."""
         name, _, command = spec.partition("=")
         argv = shlex.split(command)
         environment: dict[str, str] = {}
-        if argv[:1] == ["env"]:
+        if argv[:1] == ["env"] and len(argv) > 1 and ASSIGNMENT.fullmatch(argv[1]):
             argv.pop(0)
             while argv and ASSIGNMENT.fullmatch(argv[0]):
                 variable, _, value = argv.pop(0).partition("=")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.supervisor import Backoff
+from runtime.supervisor import Backoff, Program
 
 CHILD = """
 import os, signal, sys, time
@@ -165,6 +165,13 @@ def test_a_secret_given_in_a_programs_file_is_in_no_process_list(
     for process in (supervisor.pid, int(pid)):
         assert secret.encode() not in Path(f"/proc/{process}/cmdline").read_bytes()
     assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode()
+
+
+def test_env_assignments_become_the_environment_and_env_with_options_runs_as_it_is() -> None:
+    plain = Program.parse("w=env A=1 B='x y' /bin/cmd --flag")
+    assert (plain.argv, plain.environment) == (["/bin/cmd", "--flag"], {"A": "1", "B": "x y"})
+    unsetting = Program.parse("w=env -u A B=1 /bin/cmd")
+    assert (unsetting.argv, unsetting.environment) == (["env", "-u", "A", "B=1", "/bin/cmd"], {})
 
 
 def test_the_pause_starts_over_after_a_steady_run() -> None:
