@@ -23,11 +23,11 @@ from read_api.stores.base import (
     OrdersQuery,
     SalesQuery,
 )
+from read_api.stores.missing_tables import checkpoint_positions
 from read_api.stores.version_cache import ActiveVersions
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions, probe_checkpoints
 from readmodels.formats import stored_date, stored_time, stored_uuid
-from readmodels.partition_checkpoints import read_all_positions
 from readmodels.sql import Row, SqlDatabase, Tx
 from readmodels.versions import RenamingTx
 
@@ -98,8 +98,7 @@ class RelationalTables:
     def positions(self, models: Iterable[ReadModel]) -> Positions:
         if self._versions is not None:
             models = [self._versions.resolve(model) for model in models]
-        with self._database.transaction(write=False) as tx:
-            return read_all_positions(tx, models)
+        return checkpoint_positions(self._database, models)
 
     def ping(self) -> None:
         with self._database.transaction(write=False) as tx:

@@ -5,13 +5,13 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from read_api.stores.base import Profile, Spender, Stats
+from read_api.stores.missing_tables import checkpoint_positions
 from read_api.stores.redis_models import profile_from_hash, stats_from_hash
 from read_api.stores.version_cache import ActiveVersions
 from readmodels import keys
 from readmodels.catalog import TOP_SPENDERS, USER_PROFILES, USER_STATS, ReadModel
 from readmodels.checkpoints import Positions, probe_checkpoints
 from readmodels.documents import DocumentTables
-from readmodels.partition_checkpoints import read_all_positions
 from readmodels.sql import SqlDatabase
 
 
@@ -27,8 +27,7 @@ class SqlDocuments:
 
     def positions(self, models: Iterable[ReadModel]) -> Positions:
         chosen = [self._active(model) for model in models]
-        with self._db.transaction(write=False) as tx:
-            return read_all_positions(tx, chosen)
+        return checkpoint_positions(self._db, chosen)
 
     def _hash(self, model: ReadModel, key: str) -> dict[str, str]:
         with self._db.transaction(write=False) as tx:

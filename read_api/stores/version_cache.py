@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from read_api.stores.missing_tables import missing_table
 from readmodels.catalog import ReadModel
 from readmodels.sql import SqlDatabase
 from readmodels.versions import active_versions
@@ -49,12 +50,7 @@ class ActiveVersions:
             with self._db.transaction(write=False) as tx:
                 pointers = active_versions(tx)
         except Exception as error:
-            if _missing_table(error):
+            if missing_table(error, "rm_active"):
                 return {}
             raise
         return {name: version for name, (version, _swapped_at) in pointers.items()}
-
-
-def _missing_table(error: Exception) -> bool:
-    text = str(error)
-    return "rm_active" in text and ("does not exist" in text or "no such table" in text)
