@@ -14,7 +14,8 @@ by itself.
 5. `router`.
 
 Envoy's own answers (400 of a request it cannot read, 401, 403, 404, 413, 426, 429, 431, 503,
-504) are RFC 9457 problem+json bodies, as the services' are (`local_replies`).
+504) are RFC 9457 problem+json bodies, as the services' are (`local_replies`), of the same
+catalog (`runtime.http.problem_types`) and titles.
 """
 
 import math
@@ -22,6 +23,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.upstreams import IDENTITY
+from runtime.http.problem_types import (
+    BAD_REQUEST,
+    CONTENT_TOO_LARGE,
+    FORBIDDEN,
+    GATEWAY_TIMEOUT,
+    HEADERS_TOO_LARGE,
+    NOT_FOUND,
+    RATE_LIMITED,
+    SERVICE_UNAVAILABLE,
+    UNAUTHENTICATED,
+    UPGRADE_REQUIRED,
+    ProblemType,
+    title_of,
+)
 
 Config = dict[str, Any]
 
@@ -215,22 +230,25 @@ def access_log() -> list[Config]:
 
 @dataclass(frozen=True)
 class LocalProblem:
-    """A problem+json body for Envoy's own answers of `status` (sent as `send_status`); with
-    `details_prefix`, only those whose response code details start with it."""
+    """A problem+json body of type `kind` for Envoy's own answers of `envoy_status` (by default
+    the kind's status, which is the one sent); with `details_prefix`, only those whose response
+    code details start with it."""
 
-    status: int
-    slug: str
-    title: str
-    send_status: int | None = None
+    kind: ProblemType
+    envoy_status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()
     details_prefix: str | None = None
     detail: str = "%LOCAL_REPLY_BODY%"
 
+    @property
+    def status(self) -> int:
+        return self.envoy_status or self.kind.status
+
     def mapper(self) -> Config:
-        status = self.send_status or self.status
+        status = self.kind.status
         body = {
-            "type": f"/problems/{self.slug}",
-            "title": self.title,
+            "type": self.kind.uri,
+            "title": title_of(status),
             "status": status,
             "detail": self.detail,
             "instance": CLIENT_PATH,
@@ -244,8 +262,8 @@ class LocalProblem:
                 "omit_empty_values": True,
             },
         }
-        if self.send_status is not None:
-            mapper["status_code"] = self.send_status
+        if status != self.status:
+            mapper["status_code"] = status
         if self.headers:
             mapper["headers_to_add"] = [
                 {
@@ -283,25 +301,18 @@ CODE_DETAILS = "%RESPONSE_CODE_DETAILS%"
 `http1.unexpected_underscore` or `path_normalization_failed` (its body says only "Bad Request")."""
 BEARER = (("www-authenticate", 'Bearer error="invalid_token"'),)
 LOCAL_PROBLEMS = (
-    LocalProblem(400, "bad-request", "Bad request", detail=CODE_DETAILS),
-    LocalProblem(401, "unauthenticated", "Unauthenticated"),
+    LocalProblem(BAD_REQUEST, detail=CODE_DETAILS),
+    LocalProblem(UNAUTHENTICATED),
     # jwt_authn answers 403 for a token of another audience: to a client, an invalid token.
-    LocalProblem(
-        403,
-        "unauthenticated",
-        "Unauthenticated",
-        send_status=401,
-        headers=BEARER,
-        details_prefix="jwt_authn",
-    ),
-    LocalProblem(403, "forbidden", "Forbidden", detail=CODE_DETAILS),  # an upgrade, say
-    LocalProblem(404, "not-found", "Not found", detail="no service answers this path"),
-    LocalProblem(413, "content-too-large", "Content too large"),
-    LocalProblem(426, "upgrade-required", "Upgrade required", detail=CODE_DETAILS),
-    LocalProblem(429, "rate-limited", "Too many requests"),
-    LocalProblem(431, "headers-too-large", "Request header fields too large", detail=CODE_DETAILS),
-    LocalProblem(503, "service-unavailable", "Service unavailable"),
-    LocalProblem(504, "gateway-timeout", "Gateway timeout"),
+    LocalProblem(UNAUTHENTICATED, envoy_status=403, headers=BEARER, details_prefix="jwt_authn"),
+    LocalProblem(FORBIDDEN, detail=CODE_DETAILS),  # an upgrade, say
+    LocalProblem(NOT_FOUND, detail="no service answers this path"),
+    LocalProblem(CONTENT_TOO_LARGE),
+    LocalProblem(UPGRADE_REQUIRED, detail=CODE_DETAILS),
+    LocalProblem(RATE_LIMITED),
+    LocalProblem(HEADERS_TOO_LARGE, detail=CODE_DETAILS),
+    LocalProblem(SERVICE_UNAVAILABLE),
+    LocalProblem(GATEWAY_TIMEOUT),
 )
 """The first whose filter matches is used."""
 

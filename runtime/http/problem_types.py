@@ -55,8 +55,37 @@ class ProblemType:
     def uri(self) -> str:
         return f"/problems/{self.slug}"
 
+    @property
+    def title(self) -> str:
+        return title_of(self.status)
+
     def answered_by(self, operation: Operation) -> bool:
         return self.slug in operation.declared or self.answers(operation)
+
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    426: "Upgrade required",
+    429: "Too many requests",
+    431: "Request header fields too large",
+    500: "Internal server error",
+    503: "Service unavailable",
+    504: "Gateway timeout",
+}
+"""The `title` of a problem by its status, the same from the services and the gateway."""
+
+
+def title_of(status: int) -> str:
+    return TITLES.get(status, "Error")
 
 
 def _header(name: str) -> Answers:
@@ -224,6 +253,25 @@ POSITION_NOT_REACHED = ProblemType(
     retry_after=True,
 )
 
+UPGRADE_REQUIRED = ProblemType(
+    426,
+    "upgrade-required",
+    "the gateway: a request in a protocol it does not serve (the detail is Envoy's reason)",
+    _declared_only,
+)
+HEADERS_TOO_LARGE = ProblemType(
+    431,
+    "headers-too-large",
+    "the gateway: request header fields over 60 KiB in all",
+    _declared_only,
+)
+GATEWAY_TIMEOUT = ProblemType(
+    504,
+    "gateway-timeout",
+    "the gateway: the service did not answer within the route's timeout",
+    _declared_only,
+)
+
 PROBLEM_TYPES: tuple[ProblemType, ...] = (
     BAD_REQUEST,
     BAD_HEADER,
@@ -241,11 +289,14 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     INVALID_VALUE,
     UNKNOWN_REFERENCE,
     IDEMPOTENCY_KEY_REUSED,
+    UPGRADE_REQUIRED,
     RATE_LIMITED,
+    HEADERS_TOO_LARGE,
     INTERNAL_ERROR,
     SERVICE_UNAVAILABLE,
     NOT_READY,
     POSITION_NOT_REACHED,
+    GATEWAY_TIMEOUT,
 )
 
 

@@ -24,25 +24,11 @@ from runtime.http.problem_types import (
     SERVICE_UNAVAILABLE,
     VALIDATION_ERROR,
     ProblemType,
+    title_of,
 )
 
 RETRY_AFTER_SECONDS = "1"
 
-TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    412: "Precondition failed",
-    413: "Content too large",
-    415: "Unsupported media type",
-    422: "Unprocessable content",
-    429: "Too many requests",
-    500: "Internal server error",
-    503: "Service unavailable",
-}
 ORIGINAL_PATH = "x-envoy-original-path"
 """Where the gateway keeps the path a client asked for when its route rewrote it."""
 HTTP_ERRORS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
@@ -62,7 +48,7 @@ def problem(
     status = status or kind.status
     body = {
         "type": kind.uri,
-        "title": TITLES.get(status, "Error"),
+        "title": title_of(status),
         "status": status,
         "detail": detail,
         "instance": instance_of(request),

@@ -10,12 +10,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.problem_types import BAD_REQUEST
-from runtime.http.problems import TITLES
 
 UNREADABLE = json.dumps(
     {
         "type": BAD_REQUEST.uri,
-        "title": TITLES[BAD_REQUEST.status],
+        "title": BAD_REQUEST.title,
         "status": BAD_REQUEST.status,
         "detail": "the request is not valid HTTP/1.1",
     }

@@ -31,6 +31,7 @@ SOURCES = [
     "projections",
     "replay",
     "embedded",
+    "gateway",
 ]
 CATALOG = ROOT / "runtime" / "http" / "problem_types.py"
 STATUSES = {p.uri: p.status for p in PROBLEM_TYPES}

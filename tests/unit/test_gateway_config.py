@@ -12,6 +12,7 @@ import yaml
 from contexts.registered import REGISTRY
 from gateway import generate
 from gateway.upstreams import Upstream, gateway_upstreams, router_prefixes, write_upstreams
+from runtime.http.problem_types import PROBLEM_TYPES, title_of
 from tests.support.gateway import ENVOY
 from tests.support.notes_context import NOTES
 
@@ -61,6 +62,26 @@ def test_only_gets_and_heads_are_retried() -> None:
         assert method["name"] == ":method"
         assert method["string_match"]["safe_regex"]["regex"] == "GET|HEAD"
     assert len(retried) == len([p for upstream in gateway_upstreams() for p in upstream.prefixes])
+
+
+def test_the_gateway_answers_with_the_services_problem_types_and_titles() -> None:
+    """A client sees one `type` and `title` for one kind of error, whoever answered it."""
+    stack = loaded(generate.ROOT / "deploy/envoy/envoy.yaml")
+    [manager] = [
+        f["typed_config"]
+        for listener in stack["static_resources"]["listeners"]
+        for chain in listener["filter_chains"]
+        for f in chain["filters"]
+    ]
+    catalog = {p.uri: p for p in PROBLEM_TYPES}
+    bodies = [
+        m["body_format_override"]["json_format"] for m in manager["local_reply_config"]["mappers"]
+    ]
+
+    assert {body["status"] for body in bodies} >= {400, 401, 403, 404, 413, 429, 503, 504}
+    for body in bodies:
+        assert catalog[body["type"]].status == body["status"]
+        assert body["title"] == title_of(body["status"])
 
 
 def test_an_upstream_strips_one_prefix_only() -> None:
