@@ -3,7 +3,11 @@ a streaming replica that has not replayed the projector's first statements. A re
 checkpoints then finds none reached, so a read-your-writes read waits (and, if they never come,
 answers `position-not-reached`) instead of failing as if the store were down."""
 
+import re
+import sqlite3
 from collections.abc import Iterable
+
+import psycopg.errors
 
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
@@ -14,10 +18,15 @@ CHECKPOINT_TABLES = ("rm_checkpoints", "rm_partition_checkpoints")
 
 
 def missing_table(error: Exception, *tables: str) -> bool:
-    """Whether `error` (PostgreSQL's or SQLite's) says one of `tables` does not exist."""
-    text = str(error)
-    named = any(f'"{table}"' in text or f"table: {table}" in text for table in tables)
-    return named and ("does not exist" in text or "no such table" in text)
+    """Whether `error` (PostgreSQL's or SQLite's) says one of `tables` does not exist: by
+    PostgreSQL's error code (its text follows the server's `lc_messages`), by SQLite's text."""
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        text = error.diag.message_primary or str(error)
+    elif isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table"):
+        text = str(error)
+    else:
+        return False
+    return any(re.search(rf"\b{re.escape(table)}\b", text) for table in tables)
 
 
 def checkpoint_positions(database: SqlDatabase, models: Iterable[ReadModel]) -> Positions:
