@@ -93,6 +93,13 @@ def legible_text(value: str, *, max_length: int, fallback: str) -> str:
     return cleaned if cleaned and invisible_problem(cleaned) is None else fallback
 
 
+def caseless(text: str) -> str:
+    """The key shared by texts that differ only in letter case or Unicode normalization
+    (canonical caseless match, Unicode §3.13 D145), in NFC: "Straße", "STRASSE" and "strasse"
+    have one, and so do "é" and "e" followed by U+0301."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
+
+
 @lru_cache(maxsize=4096)
 def normalized_email(value: str) -> str:
     """Return the address in normal form (domain lower-cased), or raise InvalidValue.

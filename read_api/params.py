@@ -21,7 +21,14 @@ from pydantic_core import PydanticCustomError
 from domain.errors import InvalidValue
 from domain.orders.order import OrderStatus
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
-from domain.values import CANONICAL_UUID, bounded_text, country_code, currency_code, plain_text
+from domain.values import (
+    CANONICAL_UUID,
+    bounded_text,
+    caseless,
+    country_code,
+    currency_code,
+    plain_text,
+)
 from eventlog.envelope import PARTITIONS
 from eventlog.position_tokens import PositionToken, parse_token
 from read_api.problems import InvalidParameter
@@ -121,8 +128,8 @@ def position_text(text: str) -> str:
 
 
 def search_key(text: str) -> str:
-    """A filter in the case the projections index (`name_lower`, `hobby_lower` hold lower())."""
-    return text.lower()
+    """A filter keyed as the projections index (`name_lower`, `hobby_lower` hold caseless keys)."""
+    return caseless(text)
 
 
 def city(text: str) -> str:
@@ -131,12 +138,12 @@ def city(text: str) -> str:
 
 
 def hobby(text: str) -> str:
-    """Matches a hobby as `UserProfile.add_hobby` stored it, in any case."""
+    """Matches a hobby as `UserProfile.add_hobby` stored it, in any case or normalization."""
     return search_key(bounded_text(text, field="hobby", max_length=MAX_HOBBY_LENGTH))
 
 
 def name_prefix(text: str) -> str:
-    """The start of a name, lower-cased like `name_lower`. Names are stored stripped, so leading
+    """The start of a name, keyed like `name_lower`. Names are stored stripped, so leading
     whitespace is dropped; trailing whitespace is kept: `Ada ` finds "Ada Lovelace", not "Adam"."""
     prefix = plain_text(text, field="name_prefix").lstrip()
     if not 1 <= len(prefix) <= MAX_NAME_LENGTH:

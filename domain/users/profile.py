@@ -1,13 +1,12 @@
 """The UserProfile aggregate and its events."""
 
-import unicodedata
 from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 from domain.aggregate import EventSourcedAggregate
 from domain.errors import DomainError
-from domain.values import bounded_text, country_code, normalized_email
+from domain.values import bounded_text, caseless, country_code, normalized_email
 
 MAX_NAME_LENGTH = 100
 MAX_HOBBY_LENGTH = 40
@@ -140,10 +139,5 @@ class UserProfile(EventSourcedAggregate):
     def _find_hobby(self, hobby: str) -> str | None:
         """Hobbies compare by Unicode's canonical caseless match: 'Chess' and 'chess' are one
         hobby, and so are 'é' and 'e' followed by a combining acute accent."""
-        wanted = _caseless(hobby)
-        return next((h for h in self.hobbies if _caseless(h) == wanted), None)
-
-
-def _caseless(text: str) -> str:
-    """Canonical caseless form (Unicode §3.13, D145): NFD(casefold(NFD(text)))."""
-    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())
+        wanted = caseless(hobby)
+        return next((h for h in self.hobbies if caseless(h) == wanted), None)

@@ -1,8 +1,10 @@
 """`users_directory` and `user_hobbies`: searchable user rows (see docs/read-models.md).
 
-`name_lower` and `hobby_lower` hold `str.lower()` (the read API lower-cases queries the same way).
+`name_lower` and `hobby_lower` hold the caseless keys of the name and hobby
+(`domain.values.caseless`, as the domain compares hobbies); the read API keys queries the same way.
 """
 
+from domain.values import caseless
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.rows import Rows
@@ -24,7 +26,7 @@ class UsersDirectory(SqlProjection):
                     {
                         "id": user,
                         "name": data["name"],
-                        "name_lower": data["name"].lower(),
+                        "name_lower": caseless(data["name"]),
                         "email": data["email"],
                         "active": True,
                         "version": event.aggregate_version,
@@ -33,7 +35,7 @@ class UsersDirectory(SqlProjection):
                     },
                 )
             case "Renamed":
-                self._update(rows, event, name=data["name"], name_lower=data["name"].lower())
+                self._update(rows, event, name=data["name"], name_lower=caseless(data["name"]))
             case "EmailChanged":
                 self._update(rows, event, email=data["email"])
             case "LocationChanged":
@@ -41,11 +43,11 @@ class UsersDirectory(SqlProjection):
             case "Deactivated" | "Reactivated":
                 self._update(rows, event, active=event.event_type == "Reactivated")
             case "HobbyAdded":
-                hobby = {"user_id": user, "hobby_lower": data["hobby"].lower()}
+                hobby = {"user_id": user, "hobby_lower": caseless(data["hobby"])}
                 rows.insert("user_hobbies", {**hobby, "hobby": data["hobby"]})
                 self._update(rows, event)
             case "HobbyRemoved":
-                hobby = {"user_id": user, "hobby_lower": data["hobby"].lower()}
+                hobby = {"user_id": user, "hobby_lower": caseless(data["hobby"])}
                 rows.delete("user_hobbies", hobby, what=f"hobby {data['hobby']!r} of user {user}")
                 self._update(rows, event)
 

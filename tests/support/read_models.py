@@ -19,6 +19,7 @@ import redis
 
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
+from domain.values import caseless
 from readmodels import keys
 from readmodels.catalog import TOP_SPENDERS as TOP
 from readmodels.catalog import USER_PROFILES, USER_STATS, ReadModel
@@ -154,7 +155,7 @@ class ReadModelWriter:
                 [
                     user_id,
                     name,
-                    name.lower(),
+                    caseless(name),
                     email or f"{user_id.hex[:8]}@example.com",
                     city,
                     country,
@@ -167,7 +168,7 @@ class ReadModelWriter:
             for hobby in hobbies:
                 tx.execute(
                     "INSERT INTO user_hobbies (user_id, hobby_lower, hobby) VALUES (?, ?, ?)",
-                    [user_id, hobby.lower(), hobby],
+                    [user_id, caseless(hobby), hobby],
                 )
 
     def order(

@@ -113,6 +113,28 @@ def test_values_commands_stored_trimmed_are_found_by_padded_queries(system: Test
     assert read(system, f"/users/{user}", position)["hobbies"] == ["lead"]
 
 
+def test_a_hobby_or_name_is_found_by_any_spelling_the_commands_take_for_it(
+    system: TestClient,
+) -> None:
+    """The commands hold "Straße" and "STRASSE", "é" and "e" + U+0301, as one hobby; so do the
+    filters."""
+    user = register(system, name="Straße Zoë")
+    command(system, "post", f"/users/{user}/hobbies", {"hobby": "Straße"})
+    position = command(system, "post", f"/users/{user}/hobbies", {"hobby": "cafe\u0301"})
+
+    for query in (
+        {"hobby": "STRASSE"},
+        {"hobby": "strasse"},
+        {"hobby": "Caf\u00e9"},
+        {"hobby": "CAFE\u0301"},
+        {"name_prefix": "STRASSE"},
+        {"name_prefix": "strasse zoe\u0308"},
+    ):
+        listed = read(system, "/users", position, **query)
+        assert [entry["id"] for entry in listed["items"]] == [user], query
+    assert read(system, "/users", position, hobby="cafe")["items"] == []
+
+
 @pytest.mark.parametrize(
     ("url", "field"),
     [
