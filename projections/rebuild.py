@@ -160,7 +160,10 @@ class Rebuilder:
 
     # -- building ---------------------------------------------------------------------------
 
-    def rebuild(self, name: str, *, at: datetime | None = None) -> Result:
+    def rebuild(self, name: str, *, at: datetime | None = None, changed: bool = False) -> Result:
+        """Build `name` into a shadow version and swap it in once it equals live; with `changed`
+        (the projection's code changed on purpose), swap it in though it differs, the first
+        differences kept in the result. With `at`, an audit version (never swapped)."""
         plan = self.plan(name, at=at)
         projection = self.projection(name)
         result = Result(plan)
@@ -179,7 +182,7 @@ class Rebuilder:
             else:
                 result.events += self._catch_up(engine, projection)
                 self._carry_skips(plan, shadow)  # those made during the rebuild
-                self._swap(plan, projection, shadow, result)
+                self._swap(plan, projection, shadow, result, changed=changed)
         result.seconds = time.monotonic() - started
         return result
 
@@ -237,7 +240,9 @@ class Rebuilder:
                 break
         return total
 
-    def _swap(self, plan: Plan, projection: Projection, shadow: Target, result: Result) -> None:
+    def _swap(
+        self, plan: Plan, projection: Projection, shadow: Target, result: Result, *, changed: bool
+    ) -> None:
         name = plan.projection
         live = self.models.target(projection, plan.live_version)
         with self.models.db.transaction() as tx:
@@ -251,8 +256,9 @@ class Rebuilder:
                 for engine in engines:
                     result.events += self._fold(engine, context, until, None)
             comparison = compare(live, shadow)
-            if not comparison.equal:
+            if not comparison.equal and not changed:
                 raise VerifyFailed(name, comparison.differences)
+            result.differences = comparison.differences
             positions = {
                 c: Checkpoint(live.checkpoint(c).position, stream_seq_reached(floors[c]))
                 for c in projection.contexts

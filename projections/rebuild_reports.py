@@ -23,7 +23,10 @@ class VerifyFailed(RebuildError):
     def __init__(self, projection: str, paths: list[str]) -> None:
         self.paths = paths
         shown = "; ".join(paths[:3]) + ("; …" if len(paths) > 3 else "")
-        super().__init__(f"{projection}: the rebuilt model differs from live (kept): {shown}")
+        super().__init__(
+            f"{projection}: the rebuilt model differs from live (kept): {shown}"
+            " (if the projection's code changed on purpose, rebuild it with --changed)"
+        )
 
 
 class Progress(Protocol):
@@ -72,6 +75,8 @@ class Result:
     swapped: bool = False
     checksum: str | None = None
     positions: dict[str, int] = field(default_factory=dict)
+    differences: list[str] = field(default_factory=list)
+    """The first ways the swapped-in version differed from live (a rebuild of changed code)."""
 
     def as_json(self) -> dict[str, Any]:
         rate = self.events / self.seconds if self.seconds > 0 else None
@@ -87,4 +92,5 @@ class Result:
             "swapped": self.swapped,
             "checksum": self.checksum,
             "positions": self.positions,
+            "differences": self.differences,
         }

@@ -128,6 +128,12 @@ def rebuild_command(
         help="With --retire: seconds the swap must be old, so no reader still holds the old"
         " version's pointer.",
     ),
+    changed: bool = typer.Option(
+        False,
+        "--changed",
+        help="The projection's code changed on purpose: swap the rebuilt model in even though"
+        " it differs from live, and list the first differences.",
+    ),
     page_size: int = typer.Option(PAGE_SIZE, "--page-size", min=1, max=100_000),
     as_json: bool = JsonOption,
 ) -> None:
@@ -136,8 +142,10 @@ def rebuild_command(
     registry = contexts(ctx)
     _check_projection(projection, registry)
     moment = _instant(at)
-    if retire and (moment is not None or dry_run):
-        fail(BAD_ARGUMENTS, "--retire takes no --at or --dry-run")
+    if retire and (moment is not None or dry_run or changed):
+        fail(BAD_ARGUMENTS, "--retire takes no --at, --dry-run or --changed")
+    if changed and moment is not None:
+        fail(BAD_ARGUMENTS, "--changed takes no --at: an audit version is never swapped in")
     out = output(as_json)
     with _read_models(registry) as models:
         if retire:
@@ -156,7 +164,7 @@ def rebuild_command(
         progress = None if as_json or not console.is_terminal else RebuildProgress(console)
         rebuilder = Rebuilder(models, page_size=page_size, progress=progress)
         try:
-            result = rebuilder.rebuild(projection, at=moment)
+            result = rebuilder.rebuild(projection, at=moment, changed=changed)
         finally:
             if progress is not None:
                 progress.stop()
@@ -201,12 +209,16 @@ def _result_view(result: Result) -> str:
     )
     positions = ", ".join(f"{c}:{p}" for c, p in document["positions"].items())
     rate = document["events_per_second"]
-    return (
-        f"{document['projection']}: {what}\n"
+    lines = [
+        f"{document['projection']}: {what}",
         f"  {document['events']} events in {document['seconds']} s"
         f"{f' ({rate:.0f} events/s)' if rate else ''}; verified at {positions};"
-        f" checksum {(document['checksum'] or '')[:16]}"
-    )
+        f" checksum {(document['checksum'] or '')[:16]}",
+    ]
+    if result.differences:
+        lines.append("  differed from live (--changed):")
+        lines += [f"    {difference}" for difference in result.differences]
+    return "\n".join(lines)
 
 
 # -- projections -----------------------------------------------------------------------------

@@ -75,12 +75,34 @@ def test_projections_rebuild_and_retire(embedded: dict[str, str]) -> None:
     assert [v["label"].startswith("at_") for v in directory["versions"]] == [True]
 
 
+def test_a_projection_whose_code_changed_is_rebuilt_with_changed(
+    embedded: dict[str, str],
+) -> None:
+    db = SQLiteDatabase(Path(embedded["STRATA_DATA_DIR"]) / "read.sqlite")
+    try:
+        with db.transaction() as tx:  # as an earlier projection code keyed names
+            tx.execute("UPDATE users_directory SET name_lower = upper(name)")
+    finally:
+        db.close()
+
+    refused = replay(embedded, "rebuild", "users_directory")
+    assert_one_line_error(refused, 1, "rebuild it with --changed")
+    done = ok_json(embedded, "rebuild", "users_directory", "--changed")
+    assert done["swapped"] and done["differences"]
+    assert all(d.startswith("users_directory[") for d in done["differences"])
+    assert listed_projection(embedded, "users_directory")["active_version"] == done["version"]
+    again = replay(embedded, "rebuild", "users_directory")
+    assert again.returncode == 0 and "differed" not in again.stdout
+
+
 def test_bad_arguments_are_one_line_errors(embedded: dict[str, str], tmp_path: Path) -> None:
     cases = [
         (("rebuild", "nope"), 2, "unknown projection 'nope'"),
         (("rebuild", "orders", "--at", "yesterday-ish"), 2, "--at:"),
         (("rebuild", "orders", "--at", "2999-01-01"), 2, "in the future"),
         (("rebuild", "orders", "--retire", "--dry-run"), 2, "--retire takes no"),
+        (("rebuild", "orders", "--retire", "--changed"), 2, "--retire takes no"),
+        (("rebuild", "orders", "--changed", "--at", "-1s"), 2, "--changed takes no --at"),
         (("rebuild", "orders", "--page-size", "0"), 2, "page-size"),
         (("rebuild",), 2, "Missing argument"),
         (("dlq", "list", "--status", "lost"), 2, "--status"),

@@ -157,6 +157,28 @@ def test_a_mismatch_leaves_live_untouched(
         assert active_versions(tx)["orders"][0] == 1
 
 
+def test_a_projection_whose_code_changed_is_swapped_in_with_its_differences_listed(
+    side: ReadSide, scenario: Scenario, tmp_path: Path
+) -> None:
+    project_live(side, scenario)
+    with side.db.transaction() as tx:  # as an earlier projection code keyed hobbies
+        tx.execute("UPDATE user_hobbies SET hobby_lower = upper(hobby)")
+    rebuilder = Rebuilder(read_models_of(side, scenario, tmp_path), policy=FAST)
+    with pytest.raises(VerifyFailed, match="--changed"):
+        rebuilder.rebuild("users_directory")
+
+    result = rebuilder.rebuild("users_directory", changed=True)
+
+    version = result.plan.version
+    assert result.swapped and version > 1
+    assert result.differences and all(d.startswith("user_hobbies[") for d in result.differences)
+    assert result.as_json()["differences"] == result.differences
+    with side.db.transaction(write=False) as tx:
+        assert active_versions(tx)["users_directory"][0] == version
+        keys = [row[0] for row in tx.query(f"SELECT hobby_lower FROM user_hobbies_v{version}")]
+    assert keys and all(key == key.casefold() for key in keys)
+
+
 def test_retire_drops_the_previous_version(
     side: ReadSide, scenario: Scenario, tmp_path: Path
 ) -> None:
