@@ -43,6 +43,8 @@ STREAM_NAME_IN_USE = 10058
 """JetStream API error: a stream of this name exists with another configuration."""
 WRONG_LAST_MSG_ID = 10070
 """JetStream API error: ``Nats-Expected-Last-Msg-Id`` is not the stream's last message id."""
+WRONG_LAST_SEQUENCE = 10071
+"""JetStream API error: ``Nats-Expected-Last-Sequence`` is not the stream's last sequence."""
 
 NO_RESPONDERS = 503
 """Status of the reply to a publish that no stream received (nats-py's NoStreamResponseError)."""

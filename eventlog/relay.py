@@ -12,7 +12,10 @@ exactly once and in position order.
 - **Exactly once, in order.** Each message carries ``Nats-Msg-Id: <context>-<position>`` (the
   stream drops a re-publish inside its duplicate window) and ``Nats-Expected-Last-Msg-Id`` of the
   message before it (the stream rejects a publish whose predecessor is missing, error 10070,
-  instead of storing it out of order; this also fences off a relay that lost the lock).
+  instead of storing it out of order; this also fences off a relay that lost the lock). The
+  first message after a resume expects the stream's last sequence instead
+  (``Nats-Expected-Last-Sequence``, error 10071): a restarted server has forgotten the id of a
+  last message older than its duplicate window, and would refuse every chained publish.
 - **No stream answering is not a failure.** While publishes get no responders (the stream has
   no leader, as during an election) or no ack in time, the page is sent again with the same
   ids and expectations (`eventlog.relay_publish.PagePublisher`), after bounded pauses.
@@ -40,6 +43,7 @@ from nats.aio.client import Client as NatsClient
 from contexts.settings import Settings
 from eventlog.jetstream import (
     WRONG_LAST_MSG_ID,
+    WRONG_LAST_SEQUENCE,
     ContextStream,
     PublishFailed,
     PublishWindow,
@@ -62,6 +66,8 @@ log = logging.getLogger(__name__)
 LAG_OBSERVE_INTERVAL = 1.0
 """Seconds between two `SELECT max(notification_id)` of the lag metric."""
 
+FENCED = (WRONG_LAST_MSG_ID, WRONG_LAST_SEQUENCE)
+"""The stream refused a publish whose predecessor is not its last message."""
 NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
 """What a NATS request raises while the server is unreachable or slow."""
 
@@ -214,9 +220,11 @@ class Relay:
         stop: asyncio.Event,
     ) -> None:
         tip = await self._resume(session, stop)
+        fenced_in_a_row = 0
         while tip is not None and not stop.is_set():
             try:
                 tip = await self._step(session, publisher, reader, tip, stop)
+                fenced_in_a_row = 0
             except (PublishFailed, PersistenceError, *NATS_ERRORS) as error:
                 reader.discard()
                 self._metrics.resyncs.inc()
@@ -227,8 +235,10 @@ class Relay:
                     extra={**self._log_extra, "position": tip.position},
                 )
                 await publisher.abandon()
-                fenced = isinstance(error, PublishFailed) and error.err_code == WRONG_LAST_MSG_ID
-                if not fenced and await pause(stop, self._config.retry_interval):
+                fenced = isinstance(error, PublishFailed) and error.err_code in FENCED
+                fenced_in_a_row = fenced_in_a_row + 1 if fenced else 0
+                # fenced: the stream moved on without us; re-read it at once, but only once
+                if fenced_in_a_row != 1 and await pause(stop, self._config.retry_interval):
                     return
                 tip = await self._resume(session, stop)
 

@@ -16,6 +16,7 @@ from eventlog.relay_metrics import RelayMetrics
 log = logging.getLogger(__name__)
 
 EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
 EXPECTED_STREAM = "Nats-Expected-Stream"
 POSITION = "Strata-Position"
 AGGREGATE_TYPE = "Strata-Aggregate-Type"
@@ -28,10 +29,16 @@ CAUSATION_ID = "Strata-Causation-Id"
 
 
 def relay_headers(
-    envelope: EventEnvelope, stream_name: str, previous_message_id: str | None
+    envelope: EventEnvelope,
+    stream_name: str,
+    previous_message_id: str | None,
+    *,
+    previous_seq: int | None = None,
 ) -> dict[str, str]:
-    """The headers of one event's message. No custom header ends in ``Nats-Msg-Id``: old
-    servers matched that header by suffix (nats-server#3645)."""
+    """The headers of one event's message, expecting the stream's last message to be the one
+    before it: by its stream sequence when known (`previous_seq`), else by its id. No custom
+    header ends in ``Nats-Msg-Id``: old servers matched that header by suffix
+    (nats-server#3645)."""
     headers = {
         MSG_ID: envelope.message_id,
         EXPECTED_STREAM: stream_name,
@@ -42,7 +49,9 @@ def relay_headers(
         EVENT_TYPE: envelope.event_type,
         SCHEMA_VERSION: str(envelope.schema_version),
     }
-    if previous_message_id is not None:
+    if previous_seq is not None:
+        headers[EXPECTED_LAST_SEQUENCE] = str(previous_seq)
+    elif previous_message_id is not None:
         headers[EXPECTED_LAST_MSG_ID] = previous_message_id
     for name, value in (
         (CORRELATION_ID, envelope.correlation_id),
@@ -60,6 +69,11 @@ class Tip:
 
     position: int
     message_id: str | None
+    stream_seq: int | None = None
+    """The message's stream sequence, when the tip was read from the stream: the message after
+    it then expects that sequence rather than the id. A server keeps its last sequence across a
+    restart, but forgets the last message id once that message is older than the duplicate
+    window, and then refuses every publish expecting an id (10070, with an empty last id)."""
 
 
 class NoSafeResumePoint(Exception):
@@ -82,7 +96,7 @@ def tip_of(message: RawStreamMsg) -> Tip:
         raise ForeignMessage(
             f"message {message.seq} on {message.subject} has no {POSITION} and {MSG_ID} headers"
         )
-    return Tip(int(position), str(message_id))
+    return Tip(int(position), str(message_id), message.seq)
 
 
 def require_same_event(message: RawStreamMsg, tip: Tip, stored: EventEnvelope | None) -> None:
@@ -112,7 +126,7 @@ async def pause(stop: asyncio.Event, seconds: float) -> bool:
 
 class PagePublisher:
     """Publishes pages of envelopes through one window, each message chained to the one before
-    it (``Nats-Expected-Last-Msg-Id``).
+    it (``Nats-Expected-Last-Msg-Id``; the first after a resume, ``Nats-Expected-Last-Sequence``).
 
     When no stream answers (no responders: the stream has no leader, as for the few seconds of
     an election after its leader died, which nats-py does not retry; or no ack in time) it
@@ -150,7 +164,7 @@ class PagePublisher:
         attempt, first_failure = 0, 0.0
         while True:
             try:
-                acks = await self._send(page, tip.message_id, sent)
+                acks = await self._send(page, tip, sent)
             except PublishFailed as error:
                 if not error.unavailable:
                     raise
@@ -165,17 +179,17 @@ class PagePublisher:
             return Tip(page[-1].position, page[-1].message_id)
 
     async def _send(
-        self,
-        page: Sequence[EventEnvelope],
-        previous: str | None,
-        sent: Callable[[], None] | None,
+        self, page: Sequence[EventEnvelope], tip: Tip, sent: Callable[[], None] | None
     ) -> list[PubAck]:
+        previous, previous_seq = tip.message_id, tip.stream_seq
         for envelope in page:
-            headers = relay_headers(envelope, self._stream.name, previous)
+            headers = relay_headers(
+                envelope, self._stream.name, previous, previous_seq=previous_seq
+            )
             await self._window.publish(
                 self._stream.subject_of(envelope), envelope.to_json(), headers
             )
-            previous = envelope.message_id
+            previous, previous_seq = envelope.message_id, None
         if sent is not None:
             sent()
         return await self._window.flush()
