@@ -24,6 +24,11 @@ logger = logging.getLogger("strata.projections")
 
 MAX_ROUNDS = 10
 """Rounds of a chain retry: events parked while it runs join the chain and get the next round."""
+RELOAD_SECONDS = 30.0
+"""How often a schedule reads the parked heads again. A batch decides to park an event behind
+its aggregate's parked head before it commits; a retry finishing in between (a person's, or
+another partition's engine) leaves that event the head, blocked by nothing and with no attempt
+made. Read again, such a head is retried at once."""
 
 
 class Reapplier(Protocol):
@@ -91,8 +96,9 @@ def read_chain(db: SqlDatabase, letter: DeadLetter) -> list[DeadLetter]:
 class RetrySchedule:
     """When to retry the parked head of each aggregate of one (projection, context).
 
-    Kept in memory; a new schedule starts from the dead letters (heads with attempts left are
-    due one pause after they start), so a restart loses no retry."""
+    Kept in memory and read again from the dead letters every `RELOAD_SECONDS` (heads with
+    attempts left are due one pause after they are read, heads with no attempt made at once),
+    so a restart loses no retry."""
 
     def __init__(
         self,
@@ -109,7 +115,7 @@ class RetrySchedule:
         self._clock = clock
         self._due: dict[UUID, tuple[float, int]] = {}
         """Aggregate → (when, position of its parked head)."""
-        self._loaded = False
+        self._loaded_at: float | None = None
 
     def set_aside(self, aggregate_id: UUID, position: int) -> None:
         """A first attempt failed in a batch (the event is parked now): retry it later."""
@@ -119,13 +125,13 @@ class RetrySchedule:
 
     def has_due(self) -> bool:
         now = self._clock()
-        return not self._loaded or any(when <= now for when, _ in self._due.values())
+        return self._reload_due(now) or any(when <= now for when, _ in self._due.values())
 
     def run_due(self) -> int:
         """Retry the chains whose time has come; the number of events applied."""
-        if not self._loaded:
-            self._load()
         now = self._clock()
+        if self._reload_due(now):
+            self._load()
         applied = 0
         for aggregate_id, (when, position) in list(self._due.items()):
             if when <= now:
@@ -139,10 +145,13 @@ class RetrySchedule:
             heads = dead_letters.heads(tx, p.name, p.version, self._context)
         start = self._clock()
         for head in heads:
-            delay = self._policy.delay_after(head.attempts)
+            delay = 0.0 if head.attempts == 0 else self._policy.delay_after(head.attempts)
             if delay is not None:
                 self._due.setdefault(head.aggregate_id, (start + delay, head.position))
-        self._loaded = True
+        self._loaded_at = start
+
+    def _reload_due(self, now: float) -> bool:
+        return self._loaded_at is None or now - self._loaded_at >= RELOAD_SECONDS
 
     def _retry(self, position: int) -> int:
         p = self._projection

@@ -13,6 +13,7 @@ from projections.admin import DeadLetterAdmin, DeadLetterError
 from projections.engine import Engine, RetryPolicy
 from projections.model import Message
 from projections.models import Orders, UserStats
+from projections.retrying import RELOAD_SECONDS
 from tests.support.dumps import dump_read_models
 from tests.support.poison import POISON_SKU, PoisonedOrders, PoisonedUserStats, poison_scenario
 from tests.support.projections import (
@@ -188,6 +189,44 @@ def test_a_failing_event_holds_back_only_its_aggregate_and_is_retried_on_schedul
     assert dump_read_models(side.targets) == _clean_dump(side.kind, scenario, tmp_path)
     for engine in engines:
         assert engine.target.checkpoint("orders").position == messages[-1].position
+
+
+def test_an_event_parked_behind_a_head_retried_meanwhile_is_retried_at_the_next_reading(
+    side: ReadSide, scenario: Scenario, tmp_path: Path
+):
+    """A batch reads the parked heads, then a retry of the head (a person's, or another
+    partition's engine) applies the chain, then the batch commits the aggregate's new event as
+    blocked by that head: nothing parks it any more, and no attempt was made. The engine's
+    next reading of the dead letters retries it."""
+    bad = scenario.orders["bad"]
+    clock = Clock()
+    engine = Engine(next(t for t in side.targets if t.projection.name == "orders"), FAST, clock)
+    engine.handle("orders", scenario.messages("orders"))
+    for _ in range(FAST.attempts - 1):
+        engine.retry_due("orders")
+    admin = DeadLetterAdmin(side.db, side.targets)
+    [head, *_] = admin.listing(projection="orders")
+    engine.target.projection.poisoned = False  # type: ignore[attr-defined]
+    scenario.services.orders.mark_paid(CommandContext(), bad)
+    target, read_heads = engine.target, engine.target.parked_heads
+
+    def heads_then_a_retry(context: str) -> dict[uuid.UUID, int]:
+        heads = read_heads(context)
+        assert admin.retry(head.id).failed is None
+        return heads
+
+    target.parked_heads = heads_then_a_retry  # type: ignore[method-assign]
+    assert engine.handle("orders", scenario.messages("orders")[-1:]).parked == 1
+    target.parked_heads = read_heads  # type: ignore[method-assign]
+    [orphan] = admin.listing(projection="orders")
+    assert orphan.attempts == 0
+
+    clock.now += RELOAD_SECONDS
+    assert engine.retry_due("orders") == 1
+
+    assert admin.listing(projection="orders") == []
+    rows = {row[0]: row for row in dump_read_models([target])["orders"]["orders"]}
+    assert rows[str(bad)][3] == "paid"
 
 
 def test_skipping_the_poison_lets_the_next_event_be_retried(side: ReadSide, scenario: Scenario):
