@@ -77,7 +77,9 @@ class JobStore(Protocol):
         """Up to `limit` jobs of `kind` due at `now`, earliest first, each with its attempts
         counted and hidden from other claims until `now + lease`."""
 
-    def reschedule_job(self, kind: str, key: str, due_at: datetime) -> None: ...
+    def reschedule_job(self, kind: str, key: str, due_at: datetime, attempts: int) -> None:
+        """Make the job due at `due_at`, only if it is still at `attempts` (this claim's count:
+        a poller whose lease lapsed must not move the due time of another's claim)."""
 
     def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
         """Delete the job; with `attempts`, only if it is still at that count (not replaced,
@@ -99,8 +101,8 @@ class RecorderJobs:
     def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
         return self.jobs.claim_due_jobs(kind, now, limit, lease)
 
-    def reschedule_job(self, kind: str, key: str, due_at: datetime) -> None:
-        self.jobs.reschedule_job(kind, key, due_at)
+    def reschedule_job(self, kind: str, key: str, due_at: datetime, attempts: int) -> None:
+        self.jobs.reschedule_job(kind, key, due_at, attempts)
 
     def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
         self.jobs.drop_job(kind, key, attempts)
@@ -226,7 +228,7 @@ class JobPoller:
     def _run_unless_stopping(self, job: Job) -> None:
         if self._stopping.is_set():  # hand the rest back rather than hold them a lease long
             self._let_go(job)
-            self._store.reschedule_job(job.kind, job.key, job.due_at)
+            self._store.reschedule_job(job.kind, job.key, job.due_at, job.attempts)
         else:
             self._run(job)
 
@@ -271,7 +273,7 @@ class JobPoller:
         return self._backoff.delay(job.attempts, self._rng)
 
     def _reschedule(self, job: Job, delay: timedelta) -> None:
-        self._store.reschedule_job(job.kind, job.key, self._clock.now() + delay)
+        self._store.reschedule_job(job.kind, job.key, self._clock.now() + delay, job.attempts)
 
     def _loop(self) -> None:
         failures = 0

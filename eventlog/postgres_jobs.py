@@ -51,7 +51,8 @@ class PostgresJobs:
             " SET due_at = %(now)s + %(lease)s, attempts = j.attempts + 1 FROM due"
             " WHERE j.kind = due.kind AND j.key = due.key"
             " RETURNING j.kind, j.key, due.due_at, j.payload, j.attempts",
-            "reschedule": "UPDATE {schema}.{jobs} SET due_at = %s WHERE kind = %s AND key = %s",
+            "reschedule": "UPDATE {schema}.{jobs} SET due_at = %s"
+            " WHERE kind = %s AND key = %s AND attempts = %s",
             "drop": "DELETE FROM {schema}.{jobs} WHERE kind = %s AND key = %s",
             "drop_attempt": "DELETE FROM {schema}.{jobs}"
             " WHERE kind = %s AND key = %s AND attempts = %s",
@@ -88,8 +89,8 @@ class PostgresJobs:
             rows = curs.fetchall()
         return sorted((_job(row) for row in rows), key=lambda job: job.due_at)
 
-    def reschedule_job(self, kind: str, key: str, due_at: datetime) -> None:
-        self._execute(self._sql["reschedule"], [due_at, kind, key])
+    def reschedule_job(self, kind: str, key: str, due_at: datetime, attempts: int) -> None:
+        self._execute(self._sql["reschedule"], [due_at, kind, key, attempts])
 
     def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
         if attempts is None:

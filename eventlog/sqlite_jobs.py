@@ -74,11 +74,11 @@ class SQLiteJobs:
             for row in rows
         ]
 
-    def reschedule_job(self, kind: str, key: str, due_at: datetime) -> None:
+    def reschedule_job(self, kind: str, key: str, due_at: datetime, attempts: int) -> None:
         with self._datastore.transaction(commit=True) as c:
             c.execute(
-                "UPDATE jobs SET due_at_us = ? WHERE kind = ? AND key = ?",
-                [microseconds(due_at), kind, key],
+                "UPDATE jobs SET due_at_us = ? WHERE kind = ? AND key = ? AND attempts = ?",
+                [microseconds(due_at), kind, key, attempts],
             )
 
     def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:

@@ -147,6 +147,20 @@ def test_a_stale_drop_leaves_a_job_claimed_again(stores: Services) -> None:
     assert jobs.next_due(kind) is None
 
 
+def test_a_stale_reschedule_leaves_a_job_claimed_again(stores: Services) -> None:
+    """A poller whose lease lapsed and whose handler then failed must not shorten the lease of
+    the poller that claimed the job since."""
+    kind, jobs = _kind(), _jobs(stores)
+    _write(stores, Job(kind, "slow", T0))
+    (first,) = jobs.claim_due_jobs(kind, T0, 10, LEASE)
+    (second,) = jobs.claim_due_jobs(kind, T0 + LEASE, 10, LEASE)
+
+    jobs.reschedule_job(kind, "slow", T0 + LEASE, first.attempts)
+    assert jobs.next_due(kind) == T0 + 2 * LEASE
+    jobs.reschedule_job(kind, "slow", T0 + LEASE, second.attempts)
+    assert jobs.next_due(kind) == T0 + LEASE
+
+
 def test_a_manual_clock_decides_when_a_poller_runs_a_job(stores: Services) -> None:
     kind, clock = _kind(), ManualClock(T0)
     _write(stores, Job(kind, "deadline", T0 + timedelta(minutes=15), {"step": "authorize"}))

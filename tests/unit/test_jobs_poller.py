@@ -38,9 +38,11 @@ class InMemoryJobs:
             self.rows[kind, job.key] = replace(job, due_at=now + lease, attempts=job.attempts + 1)
         return [replace(job, attempts=job.attempts + 1) for job in due]
 
-    def reschedule_job(self, kind: str, key: str, due_at: datetime) -> None:
+    def reschedule_job(self, kind: str, key: str, due_at: datetime, attempts: int) -> None:
         self._call()
-        self.rows[kind, key] = replace(self.rows[kind, key], due_at=due_at)
+        job = self.rows.get((kind, key))
+        if job is not None and job.attempts == attempts:
+            self.rows[kind, key] = replace(job, due_at=due_at)
 
     def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
         self._call()
