@@ -256,6 +256,9 @@ class Relay:
             tip = tip_of(message) if message else Tip(checkpoint, None)
             if message:
                 require_same_event(message, tip, await session.event_at(tip.position))
+                session.checkpoint_later(
+                    tip.position
+                )  # what the stream holds: saved by the next read
             self._halt(None)
             extra = {**self._log_extra, "position": tip.position, "checkpoint": checkpoint}
             source = "the stream" if message else "the checkpoint (the stream is empty)"

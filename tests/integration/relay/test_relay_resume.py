@@ -53,6 +53,22 @@ def test_a_relay_restarted_with_its_checkpoint_reset_publishes_nothing_twice(
     assert checkpoint(stack, "users") == store_max(services, "users")
 
 
+def test_a_relay_resuming_from_the_stream_brings_its_checkpoint_up_to_the_stream(
+    stack: Settings, services: Services
+) -> None:
+    """With nothing new to publish, the checkpoint left behind (a relay killed before it saved
+    its last page's) still reaches the stream's tip: were the stream to age out, the relay
+    would otherwise publish again what it holds, past the duplicate window."""
+    register_users(services, 3)
+    with RelayThread(stack, "users"):
+        wait_until_relayed(stack, "users", store_max(services, "users"))
+    set_checkpoint(stack, "users", 0)
+
+    with RelayThread(stack, "users"):
+        top = store_max(services, "users")
+        wait_for(lambda: checkpoint(stack, "users") == top, "the checkpoint at the stream's tip")
+
+
 def test_an_empty_stream_resumes_after_the_checkpoint(stack: Settings, services: Services) -> None:
     register_users(services, 5)
     top = store_max(services, "users")
