@@ -120,6 +120,8 @@ class Relay:
         self._log_extra: dict[str, object] = {"context": context, "stream": stream.name}
         self._store_max = 0
         self._store_max_at: float | None = None
+        self._relayed = 0
+        """The last position the stream acknowledged (or held when the relay resumed)."""
         self.active = False
         self.halted: str | None = None
         """Why publishing is halted: the stream does not continue this event store."""
@@ -249,6 +251,7 @@ class Relay:
                 message = await last_message(self._js, self._stream.name)
             except NATS_ERRORS as error:
                 log.warning("cannot read the stream: %s", error, extra=self._log_extra)
+                await self._observe_lag(session)
                 await pause(stop, self._config.retry_interval)
                 continue
             await session.save_checkpoint()
@@ -260,6 +263,7 @@ class Relay:
                     tip.position
                 )  # what the stream holds: saved by the next read
             self._halt(None)
+            self._relayed = tip.position
             extra = {**self._log_extra, "position": tip.position, "checkpoint": checkpoint}
             source = "the stream" if message else "the checkpoint (the stream is empty)"
             log.info("resuming after position %d, from %s", tip.position, source, extra=extra)
@@ -283,21 +287,25 @@ class Relay:
             # A full page means a backlog: the next page is read while this one's acks come in.
             full = len(page) == reader.page_size
             read_ahead = (lambda: reader.read_ahead(after)) if full else None
-            published = await publisher.publish(page, tip, stop, sent=read_ahead)
+            published = await publisher.publish(
+                page, tip, stop, sent=read_ahead, waiting=lambda: self._observe_lag(session)
+            )
             if published is None:  # stopped while the stream did not answer
                 return tip
             tip = published
+            self._relayed = tip.position
             session.checkpoint_later(tip.position)
-        await self._observe_lag(session, tip)
+        await self._observe_lag(session)
         if len(page) < reader.page_size:
             await session.wait_for_commit(self._config.poll_interval, stop)
         return tip
 
-    async def _observe_lag(self, session: StoreSession, tip: Tip) -> None:
-        """Lag = the store's last position - the tip; the store is asked at most about once per
-        LAG_OBSERVE_INTERVAL (between asks, the last answer stands: the lag can only shrink)."""
+    async def _observe_lag(self, session: StoreSession) -> None:
+        """Lag = the store's last position - the last position relayed; the store is asked at
+        most about once per LAG_OBSERVE_INTERVAL (between asks, the last answer stands: the lag
+        can only shrink). Observed after each page, and while the stream does not answer."""
         now = asyncio.get_running_loop().time()
         if self._store_max_at is None or now - self._store_max_at >= LAG_OBSERVE_INTERVAL:
             self._store_max = await session.max_position()
             self._store_max_at = now
-        self._metrics.lag.set(max(0, self._store_max - tip.position))
+        self._metrics.lag.set(max(0, self._store_max - self._relayed))

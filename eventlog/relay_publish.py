@@ -4,7 +4,7 @@ while no stream answers (see :mod:`eventlog.relay`)."""
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from nats.js.api import PubAck, RawStreamMsg
@@ -157,10 +157,12 @@ class PagePublisher:
         tip: Tip,
         stop: asyncio.Event,
         sent: Callable[[], None] | None = None,
+        waiting: Callable[[], Awaitable[None]] | None = None,
     ) -> Tip | None:
         """Publish `page`, which follows `tip`, and wait for its acks; call `sent()` each time
-        the page is on its way. The tip of its last message, or None if `stop` was set while
-        waiting to send it again."""
+        the page is on its way, and await `waiting()` before each pause while no stream
+        answers. The tip of its last message, or None if `stop` was set while waiting to send
+        it again."""
         attempt, first_failure = 0, 0.0
         while True:
             try:
@@ -169,6 +171,8 @@ class PagePublisher:
                 if not error.unavailable:
                     raise
                 await self._window.abandon()
+                if waiting is not None:
+                    await waiting()
                 now = asyncio.get_running_loop().time()
                 first_failure = first_failure or now
                 if await self._before_retry(error, attempt, now - first_failure, stop):

@@ -40,6 +40,7 @@ QUICK_RETRIES = RelayConfig(
 )
 RETRIED = "strata_relay_publish_retries_total"
 RESYNCED = "strata_relay_resyncs_total"
+LAG = "strata_relay_lag_events"
 
 
 @pytest.fixture
@@ -115,6 +116,7 @@ def test_across_a_nats_server_restart_the_relay_sends_the_same_page_again_and_st
             own_nats.crash()
             register_users(services, 5)
             wait_until(lambda: relay.sample(RETRIED) >= 1, 10, "an ack timed out: a retry")
+            wait_until(lambda: relay.sample(LAG) == 5, 10, "the lag while NATS is down")
             own_nats.start()
             register_users(services, 2)
             wait_until_relayed(settings, "users", store_max(services, "users"))
