@@ -6,10 +6,12 @@
     strata-identity dev-token [--seconds N]
     strata-identity sign-ins unlock ADDRESS
 
-Exit codes: 0 done, 1 refused (a client of that name exists), 2 bad arguments or settings.
+Exit codes: 0 done, 1 refused (a client of that name exists) or failed (the database does not
+answer), 2 bad arguments or settings.
 """
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ from identity.profiles import NoProfiles
 from identity.service import Identity, build_identity
 from identity.settings import ClientId, IdentitySettings, Role, Scope
 from identity.tokens import Grant
-from runtime.cli import run
+from runtime.cli import CommandFailed, run
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.settings import load_settings
 
@@ -47,10 +49,21 @@ def _settings() -> IdentitySettings:
     return settings
 
 
+class DatabaseUnavailable(CommandFailed):
+    pass
+
+
 @contextmanager
 def _prepared() -> Iterator[Identity]:
-    identity = build_identity(_settings(), NoProfiles())
-    identity.prepare()
+    settings = _settings()
+    # the pool warns at each attempt to reach a database that does not answer: one line will say
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    identity = build_identity(settings, NoProfiles())
+    try:
+        identity.prepare()
+    except Exception as error:
+        where = "its SQLite file" if settings.identity_mode == "embedded" else "PostgreSQL"
+        raise DatabaseUnavailable(f"the identity database ({where}) failed: {error}") from error
     try:
         yield identity
     finally:

@@ -1,9 +1,15 @@
-"""What every console script shares: usage errors as one line with exit code 2."""
+"""What every console script shares: usage errors as one line with exit code 2, and a command
+that could not be done (`CommandFailed`: a database that does not answer, say) as one line with
+exit code 1."""
 
 import sys
 from typing import NoReturn
 
 import typer
+
+
+class CommandFailed(Exception):
+    """The command could not be done: its message is the line shown (exit code 1)."""
 
 
 def run(cli: typer.Typer, prog: str, argv: list[str] | None = None) -> NoReturn:
@@ -14,5 +20,8 @@ def run(cli: typer.Typer, prog: str, argv: list[str] | None = None) -> NoReturn:
         print(f"{prog}: {' '.join(error.format_message().split())}", file=sys.stderr)
         sys.exit(error.exit_code)
     except typer.Abort:
+        sys.exit(1)
+    except CommandFailed as error:
+        print(f"{prog}: {error}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

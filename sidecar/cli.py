@@ -34,6 +34,7 @@ from rich.table import Table
 
 from contexts.cli import run
 from eventlog.jetstream import nats_servers
+from runtime.cli import CommandFailed
 from runtime.http.json_bodies import DuplicateMember, loads_unique
 from runtime.live_settings import NotLive, check_live, validate_live
 from runtime.settings import CommonSettings, load_settings
@@ -60,7 +61,7 @@ cli = typer.Typer(
 )
 
 
-class Failed(Exception):
+class Failed(CommandFailed):
     """The command could not be done (exit code 1)."""
 
 
@@ -265,7 +266,4 @@ def history(service: Service, setting: Setting, as_json: AsJson = False) -> None
 def main(argv: list[str] | None = None, prog: str = PROG) -> None:
     """Run the command of `argv` (else sys.argv), its messages headed `prog` (`strata config`
     when the `strata` entry point runs it)."""
-    try:
-        run(cli, prog, argv)
-    except Failed as error:
-        raise SystemExit(f"{prog}: {error}") from None
+    run(cli, prog, argv)

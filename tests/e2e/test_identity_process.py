@@ -174,3 +174,17 @@ def test_bad_settings_stop_the_process_with_one_line(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "STRATA_IDENTITY_BOOTSTRAP_CLIENTS" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("keys", "rotate"), ("clients", "create", "a-client", "--role", "service"), ("dev-token",)],
+)
+def test_a_database_that_does_not_answer_fails_a_command_with_one_line(
+    args: tuple[str, ...],
+) -> None:
+    down = {"STRATA_IDENTITY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/strata_identity"}
+    failed = cli(down, *args)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.startswith("strata-identity: the identity database (PostgreSQL) failed")
+    assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
