@@ -78,7 +78,7 @@ def live_model(model: type[CommonSettings]) -> type[BaseModel]:
         name: (_json_strict(model.model_fields[name].annotation), model.model_fields[name])
         for name in live_fields(model)
     }
-    config = ConfigDict(extra="forbid", frozen=True)
+    config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     return create_model(f"Live{model.__name__}", __config__=config, **fields)
 
 

@@ -36,7 +36,9 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
     """The settings every deployment has, whatever its contexts (and the projector,
     authentication and rate-limit settings of their bases)."""
 
-    model_config = SettingsConfigDict(env_prefix="STRATA_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="STRATA_", extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     data_dir: Path = Field(
         Path("var"), description="Embedded mode: folder of the SQLite event stores."

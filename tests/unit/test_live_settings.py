@@ -71,6 +71,8 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         ({"breaker_failure_threshold": True}, ValueError, "a number, not true"),
         ({"breaker_failure_threshold": False}, ValueError, "a number, not false"),
         ({"breaker_recovery_seconds": True}, ValueError, "a number, not true"),
+        ({"breaker_recovery_seconds": "nan"}, ValueError, "finite number"),
+        ({"breaker_recovery_seconds": float("inf")}, ValueError, "finite number"),
     ],
 )
 def test_a_bad_value_is_named(values: dict[str, object], error: type, message: str) -> None:
