@@ -21,6 +21,7 @@ import typer
 import uvicorn
 from pydantic import TypeAdapter, ValidationError
 
+from contexts.registered import REGISTRY
 from domain.errors import InvalidValue
 from domain.values import email_claim_key, normalized_email
 from identity.accounts import ClientExists
@@ -97,6 +98,17 @@ def _checked(value: str, kind: Any, what: str) -> str:
         raise typer.BadParameter(f"{value!r} is not a valid {what}") from None
 
 
+def _known_contexts(scope: str) -> str:
+    named = {item.partition(":")[0] for item in scope.split()}
+    unknown = sorted(named - set(REGISTRY.names))
+    if unknown:
+        raise typer.BadParameter(
+            f"no context {', '.join(map(repr, unknown))}: a scope names one of"
+            f" {', '.join(REGISTRY.names)}"
+        )
+    return scope
+
+
 @clients.command("create")
 def create_client(
     name: Annotated[str, typer.Argument(help="The client id: lowercase letters, digits, '-'.")],
@@ -107,7 +119,7 @@ def create_client(
     """Create a client and print its secret, once: it is stored only as a digest."""
     client_id = _checked(name, ClientId, "client id (lowercase letters, digits and '-')")
     checked_role = _checked(role, Role, "role (operator or service)")
-    checked_scope = _checked(scope, Scope, 'scope (such as "payments:write orders:read")')
+    checked_scope = _known_contexts(_checked(scope, Scope, 'scope (such as "payments:write")'))
     with _prepared() as identity:
         try:
             created = identity.accounts.create_client(client_id, checked_role, checked_scope)

@@ -188,3 +188,10 @@ def test_a_database_that_does_not_answer_fails_a_command_with_one_line(
     assert failed.returncode == 1, failed.stderr
     assert failed.stderr.startswith("strata-identity: the identity database (PostgreSQL) failed")
     assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+
+
+def test_a_client_scoped_to_no_registered_context_is_refused_with_one_line() -> None:
+    refused = cli({}, "clients", "create", "typo", "--role", "service", "--scope", "paymnets:write")
+    assert refused.returncode == 2
+    assert "no context 'paymnets'" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
