@@ -259,9 +259,7 @@ class Relay:
             tip = tip_of(message) if message else Tip(checkpoint, None)
             if message:
                 require_same_event(message, tip, await session.event_at(tip.position))
-                session.checkpoint_later(
-                    tip.position
-                )  # what the stream holds: saved by the next read
+                session.checkpoint_later(tip.position)  # what the stream really holds
             self._halt(None)
             self._relayed = tip.position
             extra = {**self._log_extra, "position": tip.position, "checkpoint": checkpoint}
