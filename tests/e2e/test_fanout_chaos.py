@@ -5,7 +5,6 @@ while commands keep coming; after recovery the read models equal a clean re-proj
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from readmodels.sql import PostgresDatabase
 from tests.support.dumps import dump_read_models
 from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases, url_variables
+from tests.support.processes import free_port
 from tests.support.read_models import require_redis, scratch_redis_database
 
 BIN = Path(sys.executable).parent
@@ -55,12 +55,6 @@ def stack_env() -> Iterator[dict[str, str]]:
             "ORACLE_DATABASE_URL": urls["oracle"],
         }
         delete_streams(nats_url, *(ContextStream(c, namespace).name for c in CONTEXTS))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Supervised:
@@ -133,14 +127,14 @@ def test_read_models_equal_a_clean_reprojection_after_kill_9_of_relays_and_proje
     processes = {
         "relay-users": Supervised(
             [str(BIN / "strata-relay"), "--context", "users"],
-            {**env, "STRATA_RELAY_PORT": str(_free_port())},
+            {**env, "STRATA_RELAY_PORT": str(free_port())},
         ),
         "relay-orders": Supervised(
             [str(BIN / "strata-relay"), "--context", "orders"],
-            {**env, "STRATA_RELAY_PORT": str(_free_port())},
+            {**env, "STRATA_RELAY_PORT": str(free_port())},
         ),
         "projector": Supervised(
-            [str(BIN / "strata-projector")], {**env, "STRATA_PROJECTOR_PORT": str(_free_port())}
+            [str(BIN / "strata-projector")], {**env, "STRATA_PROJECTOR_PORT": str(free_port())}
         ),
     }
     stop = threading.Event()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -45,10 +46,39 @@ def cli_json(program: str, env: Mapping[str, str], *arguments: str) -> Any:
     return json.loads(done.stdout)
 
 
+LOWEST_PORT = 10_000
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_given: set[int] = set()
+
+
 def free_port() -> int:
+    """A loopback port free now and not given before, below the kernel's ephemeral range: a
+    port the kernel hands out (binding port 0) can be taken by any outgoing connection's
+    ephemeral end before the server meant for it binds it, which on a busy machine kills a
+    server at start (seen as a JetStream cluster node exiting in CI)."""
+    below = _ephemeral_start()
+    for _ in range(1000):
+        port = random.randrange(LOWEST_PORT, below)
+        if port not in _given and _bindable(port):
+            _given.add(port)
+            return port
+    raise RuntimeError(f"no free loopback port between {LOWEST_PORT} and {below}")
+
+
+def _ephemeral_start() -> int:
+    try:
+        return max(int(EPHEMERAL_PORTS.read_text().split()[0]), LOWEST_PORT + 1000)
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def without_strata_variables() -> dict[str, str]:
