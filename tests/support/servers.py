@@ -114,7 +114,9 @@ class ProcessServer(Server):
 
     def _up(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
-            pytest.fail(f"{self.command()[0]} exited: see {self.folder / 'server.log'}")
+            log = self.folder / "server.log"
+            last = log.read_text(errors="replace").strip().splitlines()[-5:]
+            pytest.fail(f"{self.command()[0]} exited; the end of {log}:\n" + "\n".join(last))
         return self.answers()
 
     def crash(self) -> None:
