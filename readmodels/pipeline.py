@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import Pipeline
 
-from readmodels.sql import Dialect, PostgresDatabase, Row, SqlDatabase, Tx
+from readmodels.dialects import Dialect
+from readmodels.sql import PostgresDatabase, Row, SqlDatabase, Tx
 
 
 class PipelineFailed(Exception):

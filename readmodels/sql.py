@@ -9,19 +9,17 @@ Statements are written once with `?` placeholders and portable SQL (upserts with
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
-from uuid import UUID
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
-from readmodels.formats import utc_text
+from readmodels.dialects import Dialect, PostgresDialect, SQLiteDialect
 from runtime.sqlite_wal import use_wal
 
 Row = tuple[Any, ...]
@@ -62,124 +60,6 @@ class _Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
     def fetchone(self) -> Any: ...
-
-
-class Dialect(ABC):
-    name: ClassVar[str]
-    placeholder: ClassVar[str]
-    types: ClassVar[Mapping[str, str]]
-    for_update: ClassVar[str]
-
-    def sql(self, statement: str) -> str:
-        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
-
-    @abstractmethod
-    def adapt(self, value: object) -> object:
-        """A parameter as this driver takes it."""
-
-    @abstractmethod
-    def is_infrastructure_error(self, error: BaseException) -> bool:
-        """True for a failure of the database (connection, lock, deadlock), which says nothing
-        about the event being applied; False for an error the statement itself caused."""
-
-    def is_driver_error(self, error: BaseException) -> bool:
-        """True for any error the database reported (a statement's, or the server's)."""
-        return isinstance(error, psycopg.Error | sqlite3.Error)
-
-    def create_table(self, table: Table) -> list[str]:
-        columns = [
-            f"{c.name} {self.types[c.type]}{'' if c.nullable else ' NOT NULL'}"
-            for c in table.columns
-        ]
-        if table.primary_key:
-            columns.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
-        columns += [f"UNIQUE ({', '.join(unique)})" for unique in table.unique]
-        statements = [f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(columns)})"]
-        for index in table.indexes:
-            names = [f"{name}{self._pattern_ops(index)}" for name in index.columns]
-            where = f" WHERE {index.where}" if index.where else ""
-            statements.append(
-                f"CREATE INDEX IF NOT EXISTS {index.name} ON {table.name}"
-                f" ({', '.join(names)}){where}"
-            )
-        return statements
-
-    def _pattern_ops(self, index: Index) -> str:
-        return ""
-
-    def schema_lock(self, tx: "Tx") -> None:  # noqa: B027 - a no-op unless the dialect needs it
-        """Serialise schema creation across processes."""
-
-    def notify(self, tx: "Tx", channel: str, payload: str) -> None:  # noqa: B027 - optional
-        """Send a notification on commit, if the database has them."""
-
-
-class PostgresDialect(Dialect):
-    name = "postgresql"
-    placeholder = "%s"
-    types: ClassVar[Mapping[str, str]] = {
-        "uuid": "uuid",
-        "text": "text",
-        "int": "integer",
-        "bigint": "bigint",
-        "bool": "boolean",
-        "timestamptz": "timestamptz",
-        "date": "date",
-        "json": "json",
-        "serial": "bigserial",
-    }
-    for_update = " FOR UPDATE"
-
-    def adapt(self, value: object) -> object:
-        return value
-
-    def is_infrastructure_error(self, error: BaseException) -> bool:
-        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
-
-    def _pattern_ops(self, index: Index) -> str:
-        return " text_pattern_ops" if index.prefix_search else ""
-
-    def schema_lock(self, tx: "Tx") -> None:
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext('strata read models schema'))")
-
-    def notify(self, tx: "Tx", channel: str, payload: str) -> None:
-        tx.execute("SELECT pg_notify(?, ?)", [channel, payload])
-
-
-class SQLiteDialect(Dialect):
-    name = "sqlite"
-    placeholder = "?"
-    types: ClassVar[Mapping[str, str]] = {
-        "uuid": "TEXT",
-        "text": "TEXT",
-        "int": "INTEGER",
-        "bigint": "INTEGER",
-        "bool": "INTEGER",
-        "timestamptz": "TEXT",
-        "date": "TEXT",
-        "json": "TEXT",
-        "serial": "INTEGER",
-    }
-    for_update = ""  # BEGIN IMMEDIATE already holds the database's write lock
-
-    _INFRASTRUCTURE = ("locked", "busy", "disk", "unable to open", "readonly")
-
-    def adapt(self, value: object) -> object:
-        if isinstance(value, UUID):
-            return str(value)
-        if isinstance(value, datetime):
-            return utc_text(value)
-        if isinstance(value, date):
-            return value.isoformat()
-        if isinstance(value, bool):
-            return int(value)
-        return value
-
-    def is_infrastructure_error(self, error: BaseException) -> bool:
-        if not isinstance(error, sqlite3.OperationalError):
-            return False
-        text = str(error).lower()
-        return any(word in text for word in self._INFRASTRUCTURE)
 
 
 class Tx:

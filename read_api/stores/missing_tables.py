@@ -3,11 +3,7 @@ a streaming replica that has not replayed the projector's first statements. A re
 checkpoints then finds none reached, so a read-your-writes read waits (and, if they never come,
 answers `position-not-reached`) instead of failing as if the store were down."""
 
-import re
-import sqlite3
 from collections.abc import Iterable
-
-import psycopg.errors
 
 from readmodels.catalog import ReadModel
 from readmodels.checkpoints import Positions
@@ -17,18 +13,6 @@ from readmodels.sql import SqlDatabase
 CHECKPOINT_TABLES = ("rm_checkpoints", "rm_partition_checkpoints")
 
 
-def missing_table(error: Exception, *tables: str) -> bool:
-    """Whether `error` (PostgreSQL's or SQLite's) says one of `tables` does not exist: by
-    PostgreSQL's error code (its text follows the server's `lc_messages`), by SQLite's text."""
-    if isinstance(error, psycopg.errors.UndefinedTable):
-        text = error.diag.message_primary or str(error)
-    elif isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table"):
-        text = str(error)
-    else:
-        return False
-    return any(re.search(rf"\b{re.escape(table)}\b", text) for table in tables)
-
-
 def checkpoint_positions(database: SqlDatabase, models: Iterable[ReadModel]) -> Positions:
     """`read_all_positions` in a read transaction of its own; none reached while the checkpoint
     tables do not exist."""
@@ -36,6 +20,6 @@ def checkpoint_positions(database: SqlDatabase, models: Iterable[ReadModel]) -> 
         with database.transaction(write=False) as tx:
             return read_all_positions(tx, models)
     except Exception as error:
-        if missing_table(error, *CHECKPOINT_TABLES):
+        if database.dialect.missing_table(error, *CHECKPOINT_TABLES):
             return {}
         raise

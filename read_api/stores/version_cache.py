@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from read_api.stores.missing_tables import missing_table
 from readmodels.catalog import ReadModel
 from readmodels.sql import SqlDatabase
 from readmodels.versions import active_versions
@@ -50,7 +49,7 @@ class ActiveVersions:
             with self._db.transaction(write=False) as tx:
                 pointers = active_versions(tx)
         except Exception as error:
-            if missing_table(error, "rm_active"):
+            if self._db.dialect.missing_table(error, "rm_active"):
                 return {}
             raise
         return {name: version for name, (version, _swapped_at) in pointers.items()}

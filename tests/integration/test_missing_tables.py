@@ -1,12 +1,12 @@
-"""A missing read-model table is told apart from any other failure by what each engine says:
-PostgreSQL's error code, SQLite's message."""
+"""A missing read-model table (`Dialect.missing_table`) is told apart from any other failure
+by what each engine says: PostgreSQL's error code, SQLite's message."""
 
 import sqlite3
 
 import psycopg
 import pytest
 
-from read_api.stores.missing_tables import missing_table
+from readmodels.dialects import PostgresDialect, SQLiteDialect
 from tests.support.postgres import require_postgres
 
 
@@ -31,6 +31,7 @@ def postgres_error(statement: str) -> Exception:
 
 
 def test_sqlite_s_missing_table_is_named() -> None:
+    missing_table = SQLiteDialect().missing_table
     error = sqlite_error("SELECT * FROM rm_partition_checkpoints")
 
     assert missing_table(error, "rm_checkpoints", "rm_partition_checkpoints")
@@ -40,6 +41,7 @@ def test_sqlite_s_missing_table_is_named() -> None:
 
 @pytest.mark.postgres
 def test_postgres_s_missing_table_is_named() -> None:
+    missing_table = PostgresDialect().missing_table
     error = postgres_error("SELECT * FROM rm_partition_checkpoints")
 
     assert missing_table(error, "rm_checkpoints", "rm_partition_checkpoints")
