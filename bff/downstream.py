@@ -27,7 +27,7 @@ What the errors say names the read API and the path, never its address.
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -42,6 +42,7 @@ from runtime.settings import CommonSettings
 
 RELAYED = frozenset({401, 403, 404, 422})
 Params = Mapping[str, str | int]
+Readiness = Literal["ready", "not-ready", "unreachable"]
 
 
 class Refused(Exception):
@@ -168,12 +169,14 @@ class ReadApi:
             raise DownstreamUnavailable(f"{what}: {type(error).__name__}") from None
         return _answer(what, response)
 
-    async def reachable(self) -> bool:
+    async def readiness(self) -> Readiness:
+        """Whether the read API can serve now: `ready`, `not-ready` (it answers, but its
+        /readyz does not: a read store is down) or `unreachable`."""
         try:
-            response = await self._client.get(self._base_url + "/healthz", timeout=self._timeout)
+            response = await self._client.get(self._base_url + "/readyz", timeout=self._timeout)
         except httpx.TransportError:
-            return False
-        return response.status_code == 200
+            return "unreachable"
+        return "ready" if response.status_code == 200 else "not-ready"
 
 
 def _answer(what: str, response: httpx.Response) -> Any:

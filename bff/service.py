@@ -6,7 +6,7 @@ Breaker thresholds, rate limits, the log level and feature flags change while it
 worker (`install_live_settings`: the config sidecar's file, docs/config.md).
 
 A BFF is ready while it runs: a downstream that is down makes sections unavailable, not the
-BFF, so /readyz reports the read API's reachability without failing on it.
+BFF, so /readyz reports the read API's readiness without failing on it.
 """
 
 import logging
@@ -56,10 +56,10 @@ async def healthz() -> dict[str, str]:
 
 @ops.get("/readyz")
 async def readyz(request: Request) -> dict[str, str]:
-    """Ready to answer; `read_api` says whether the read API answers now (its sections are
-    unavailable while it does not)."""
-    reachable = await read_api(request).reachable()
-    return {"status": "ready", "read_api": "reachable" if reachable else "unreachable"}
+    """Ready to answer; `read_api` says whether the read API can serve now: `ready`,
+    `not-ready` (it answers, but a read store of its is down) or `unreachable`. Its sections
+    are unavailable while it cannot."""
+    return {"status": "ready", "read_api": await read_api(request).readiness()}
 
 
 @ops.get("/metrics", response_class=Response)
