@@ -3,7 +3,10 @@
 Only ES256 is accepted (`alg: none`, HS256 with the public key as secret and every other
 algorithm are refused before any key is looked at); the header must name a `kid` the key source
 knows; the signature must verify; `iss` and `aud` must be the configured ones; `exp` must be in
-the future and `nbf`/`iat` not in it, with `leeway` seconds for clock skew.
+the future and `nbf`/`iat` not in it, with `leeway` seconds for clock skew. A header or claims
+set naming a member twice is refused (JSON parsers disagree on which one counts: the gateway's
+Envoy refuses it), and so is an `exp`, `nbf` or `iat` that is not an instant a `datetime` can
+hold (years 1970 to 9999).
 
 An ES256 signature check costs more than the rest of a command's handling, and a client sends the
 same token with every request until it expires. So a token whose signature held is remembered
@@ -13,6 +16,7 @@ only while its `kid` still maps to that same key (a rotated or withdrawn key ver
 The claims (`exp`, `nbf`, `iss`, `aud`, ...) are checked on every request.
 """
 
+import base64
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,12 +29,16 @@ from joserfc.jwk import ECKey
 
 from runtime.auth.jwks import KeySource
 from runtime.auth.principal import Principal, Role
+from runtime.http.json_bodies import DuplicateMember, loads_unique
 
 ALGORITHM = "ES256"
 AUDIENCE = "strata"
 MAX_TOKEN_BYTES = 8 * 1024
 KNOWN_ROLES = frozenset(Role)
 VERIFIED_TOKENS_KEPT = 4096
+LAST_INSTANT = 253_402_300_799
+"""9999-12-31T23:59:59Z, the last second a `datetime` holds: the latest NumericDate accepted."""
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 class InvalidToken(Exception):
@@ -108,6 +116,8 @@ class TokenVerifier:
             claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
         except JoseError as error:
             raise InvalidToken(_reason(error)) from None
+        _refuse_repeated_members(token)
+        _refuse_impossible_instants(claims)
         return _Signed(kid, key, claims)
 
 
@@ -116,6 +126,27 @@ def _header(token: str) -> dict[str, Any]:
         return dict(jws.extract_compact(token.encode("ascii")).protected)
     except (JoseError, ValueError) as error:
         raise InvalidToken(f"the token is not a compact JWS: {_reason(error)}") from None
+
+
+def _refuse_repeated_members(token: str) -> None:
+    """A signed token's header and claims are JSON already decoded once: scan them again for a
+    repeated member name."""
+    for part, name in zip(token.split(".")[:2], ("header", "claims"), strict=True):
+        try:
+            loads_unique(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        except DuplicateMember as error:
+            raise InvalidToken(f"the token's {name} name {error.path[-1]!r} twice") from None
+
+
+def _refuse_impossible_instants(claims: dict[str, Any]) -> None:
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidToken(f"the token's {name} must be a number of seconds since 1970")
+        if not 0 <= value <= LAST_INSTANT:
+            raise InvalidToken(f"the token's {name} {value!r} is not an instant before year 10000")
 
 
 def _reason(error: Exception) -> str:

@@ -3,11 +3,13 @@
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
+from joserfc.jws import JWSRegistry
 
 from contexts.settings import Settings
 from runtime.auth.jwks import JwksCache, StaticKeys
@@ -84,7 +86,7 @@ def test_expired_forged_and_misaddressed_tokens_are_refused(
         forger.token(),
         identity.token(iss="http://elsewhere"),
         identity.token(aud="another-audience"),
-        identity.token(nbf=2**40),
+        identity.token(nbf=int(time.time()) + 3600),
     )
     expired, forged, other_issuer, other_audience, not_yet = results
     assert refused(expired, "expired")
@@ -267,3 +269,43 @@ def test_the_remembered_tokens_are_bounded(identity: Identity) -> None:
 
     asyncio.run(run())
     assert verifier.signature_checks == 4  # the first was forgotten when the third came
+
+
+def signed_text(identity: Identity, header: str, claims: str) -> str:
+    """A token over these exact JSON texts, signed with the identity's own key."""
+
+    def part(text: bytes) -> bytes:
+        return base64.urlsafe_b64encode(text).rstrip(b"=")
+
+    signing_input = part(header.encode()) + b"." + part(claims.encode())
+    signature = JWSRegistry.algorithms["ES256"].sign(signing_input, identity.key)
+    return (signing_input + b"." + part(signature)).decode()
+
+
+def test_repeated_members_and_impossible_instants_are_refused_even_when_signed(
+    identity: Identity, jwks: JwksServer
+) -> None:
+    now = int(time.time())
+    claims = (
+        f'"iss": "{ISSUER}", "aud": "strata", "iat": {now}, "exp": {now + 300},'
+        ' "roles": ["operator"]'
+    )
+    header = '{"alg": "ES256", "kid": "k1"}'
+    results = verify(
+        jwks,
+        signed_text(identity, header, f'{{{claims}, "sub": "ada", "sub": "root"}}'),
+        signed_text(identity, '{"alg": "ES256", "kid": "k1", "kid": "k1"}', f"{{{claims}}}"),
+        identity.token(exp=10**30),
+        identity.token(iat=-1),
+        identity.token(nbf="soon"),
+        identity.token(exp=True),
+        signed_text(identity, header, f'{{{claims}, "sub": "ada"}}'),
+    )
+    repeated_sub, repeated_kid, far_exp, negative_iat, text_nbf, boolean_exp, fine = results
+    assert refused(repeated_sub, "claims name 'sub' twice")
+    assert refused(repeated_kid, "header name 'kid' twice")
+    assert refused(far_exp, "exp 1000000000000000000000000000000 is not an instant")
+    assert refused(negative_iat, "iat -1 is not an instant")
+    assert refused(text_nbf, "nbf must be a number")
+    assert refused(boolean_exp, "exp must be a number")
+    assert getattr(fine, "subject", None) == "ada"
