@@ -93,10 +93,15 @@ class Engine:
         target: Target,
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        partition: int | None = None,
     ) -> None:
+        """`partition`: the one partition whose events this engine is fed (a projector
+        worker's), and so the only one whose parked events it retries; None: all of them."""
         self.target = target
         self.policy = policy or RetryPolicy()
         self._clock = clock
+        self._partition = partition
         self._checkpoints: dict[str, Checkpoint] = {}
         """The checkpoint per context as this engine last committed it (a lower bound: another
         writer can only have moved it further, which the target's commit catches)."""
@@ -211,6 +216,7 @@ class Engine:
                 context,
                 self.policy,
                 self._clock,
+                self._partition,
             )
         return schedule
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
-from eventlog.envelope import EventEnvelope
+from eventlog.envelope import EventEnvelope, partition_of
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from projections.model import Projection, ProjectionFailed
@@ -28,7 +28,8 @@ RELOAD_SECONDS = 30.0
 """How often a schedule reads the parked heads again. A batch decides to park an event behind
 its aggregate's parked head before it commits; a retry finishing in between (a person's, or
 another partition's engine) leaves that event the head, blocked by nothing and with no attempt
-made. Read again, such a head is retried at once."""
+made. Read again, such a head is retried at once. A projector worker's engine reads only the
+heads of its own partition: another worker holds the others."""
 
 
 class Reapplier(Protocol):
@@ -107,8 +108,11 @@ class RetrySchedule:
         context: str,
         policy: RetryPolicy,
         clock: Callable[[], float],
+        partition: int | None = None,
     ) -> None:
+        """`partition`: retry only the heads of aggregates in it (None: every head)."""
         self._target = target
+        self._partition = partition
         self._projection = projection
         self._context = context
         self._policy = policy
@@ -131,7 +135,7 @@ class RetrySchedule:
         """Retry the chains whose time has come; the number of events applied."""
         now = self._clock()
         if self._reload_due(now):
-            self._load()
+            self._load(now)
         applied = 0
         for aggregate_id, (when, position) in list(self._due.items()):
             if when <= now:
@@ -139,11 +143,12 @@ class RetrySchedule:
                 applied += self._retry(position)
         return applied
 
-    def _load(self) -> None:
+    def _load(self, start: float) -> None:
         p = self._projection
         with self._target.dead_letter_db.transaction(write=False) as tx:
             heads = dead_letters.heads(tx, p.name, p.version, self._context)
-        start = self._clock()
+        if self._partition is not None:
+            heads = [head for head in heads if partition_of(head.aggregate_id) == self._partition]
         for head in heads:
             delay = 0.0 if head.attempts == 0 else self._policy.delay_after(head.attempts)
             if delay is not None:

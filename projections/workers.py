@@ -224,7 +224,10 @@ class ProjectorWorker:
             held.feeds.append(
                 ContextFeed(
                     js,
-                    [Engine(t, projector.policy) for t in _reading(targets, context)],
+                    [
+                        Engine(t, projector.policy, partition=lease.partition)
+                        for t in _reading(targets, context)
+                    ],
                     stream,
                     projector.options,
                     partitions=Partitions(lease.partition),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from domain.service import CommandContext
+from eventlog.envelope import PARTITIONS, partition_of
 from projections.admin import DeadLetterAdmin, DeadLetterError
 from projections.engine import Engine, RetryPolicy
 from projections.model import Message
@@ -227,6 +228,25 @@ def test_an_event_parked_behind_a_head_retried_meanwhile_is_retried_at_the_next_
     assert admin.listing(projection="orders") == []
     rows = {row[0]: row for row in dump_read_models([target])["orders"]["orders"]}
     assert rows[str(bad)][3] == "paid"
+
+
+def test_a_partition_engine_retries_only_the_parked_heads_of_its_partition(
+    side: ReadSide, scenario: Scenario
+):
+    """A projector worker's engine is fed one partition's events: the heads of the other
+    partitions are another worker's to retry."""
+    bad = scenario.orders["bad"]
+    target = next(t for t in side.targets if t.projection.name == "orders")
+    Engine(target, FAST).handle("orders", scenario.messages("orders"))
+    target.projection.poisoned = False  # type: ignore[attr-defined]
+    admin = DeadLetterAdmin(side.db, side.targets)
+    parked = len(admin.listing(projection="orders"))
+
+    elsewhere = (partition_of(bad) + 1) % PARTITIONS
+    assert Engine(target, FAST, partition=elsewhere).retry_due("orders") == 0
+    assert len(admin.listing(projection="orders")) == parked
+    assert Engine(target, FAST, partition=partition_of(bad)).retry_due("orders") == parked
+    assert admin.listing(projection="orders") == []
 
 
 def test_skipping_the_poison_lets_the_next_event_be_retried(side: ReadSide, scenario: Scenario):
