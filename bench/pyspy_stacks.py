@@ -24,10 +24,12 @@ def _frame_key(frame: str) -> str:
     return f"{name} ({path})" if path else name
 
 
+STORE_CALL_THREAD = "Runner._serve (runtime/http/deadlines.py)"
 ROLES = (  # first marker found in a stack names the thread it was sampled on
     ("eventlog/group_commit.py", "group-commit thread (save + commit)"),
     ("anyio/_backends/_asyncio.py", "anyio worker threads"),
     ("concurrent/futures/thread.py", "store-call threads (command handlers)"),
+    (STORE_CALL_THREAD, "store-call threads (command handlers)"),
 )
 # Frames every stack of a thread passes through; left out of the cumulative listing.
 PLUMBING = re.compile(
@@ -51,7 +53,7 @@ def _area(stack: str, leaf_package: str) -> str:
         if leaf_package.startswith("psycopg"):
             return "commit thread: psycopg (SQL building, adapting, I/O)"
         return "commit thread: eventsourcing save / recorder Python"
-    if "_worker (concurrent/futures/thread.py)" in stack:
+    if "_worker (concurrent/futures/thread.py)" in stack or STORE_CALL_THREAD in stack:
         if "Repository.get " in stack:
             return "handler thread: load aggregate (Repository.get)"
         if "GroupCommitter.commit " in stack:
