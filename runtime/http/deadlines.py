@@ -63,8 +63,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[T] = loop.create_future()
         self._busy += 1
-        if self._busy > len(self._threads) < self._max_threads:
-            self._start_thread()
+        if self._busy > len(self._threads) and len(self._threads) < self._max_threads:
+            self._start_thread()  # every thread has a call: one more, up to the bound
         self._calls.put(_Call(loop, answer, call, contextvars.copy_context()))  # correlation ids
         deadline = loop.call_later(self._timeout, _expire, answer)
         try:
