@@ -135,7 +135,7 @@ def _refuse_repeated_members(token: str) -> None:
         try:
             loads_unique(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
         except DuplicateMember as error:
-            raise InvalidToken(f"the token's {name} name {error.path[-1]!r} twice") from None
+            raise InvalidToken(f"the token's {name} names {error.path[-1]!r} twice") from None
 
 
 def _refuse_impossible_instants(claims: dict[str, Any]) -> None:

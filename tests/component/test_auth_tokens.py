@@ -302,8 +302,8 @@ def test_repeated_members_and_impossible_instants_are_refused_even_when_signed(
         signed_text(identity, header, f'{{{claims}, "sub": "ada"}}'),
     )
     repeated_sub, repeated_kid, far_exp, negative_iat, text_nbf, boolean_exp, fine = results
-    assert refused(repeated_sub, "claims name 'sub' twice")
-    assert refused(repeated_kid, "header name 'kid' twice")
+    assert refused(repeated_sub, "claims names 'sub' twice")
+    assert refused(repeated_kid, "header names 'kid' twice")
     assert refused(far_exp, "exp 1000000000000000000000000000000 is not an instant")
     assert refused(negative_iat, "iat -1 is not an instant")
     assert refused(text_nbf, "nbf must be a number")
