@@ -23,8 +23,13 @@ from domain.aggregate import EventSourcedAggregate
 from domain.errors import AggregateNotFound, DomainError
 from domain.ports import Job, JobChanges
 from domain.service import ClaimChanges, CommandContext, CommandResult, CommandService, Decision
-from eventlog.jobs import RetryLater
-from runtime.resilience import BREAKER_SETTINGS, DownstreamClient, http_client
+from eventlog.jobs import JobFailed, RetryLater
+from runtime.resilience import (
+    BREAKER_SETTINGS,
+    DownstreamClient,
+    DownstreamProtocolError,
+    http_client,
+)
 
 log = logging.getLogger("strata.participants")
 
@@ -185,7 +190,10 @@ class ParticipantWorker(Generic[P]):
     The outcome's commit finishes the job in its transaction. A stale job (its aggregate gone or
     no longer awaiting it) is answered by returning: the poller then drops it. A provider that
     is unavailable raises (`ProviderUnavailable`, `CarrierUnavailable`): the poller reschedules
-    the job with backoff, and the retry sends the same idempotency key.
+    the job with backoff, and the retry sends the same idempotency key. A provider that refuses
+    the request (a 4xx: `DownstreamProtocolError`), or a job the worker cannot read, raises
+    `JobFailed`: no retry mends that, so the poller parks the job for an operator
+    (`replay jobs`); the aggregate keeps waiting, and the saga's deadline for the step decides.
     """
 
     unavailable: ClassVar[type[Exception]] = Exception
@@ -199,10 +207,13 @@ class ParticipantWorker(Generic[P]):
         self._operations = operations
 
     def handle(self, job: Job) -> None:
-        aggregate_id, operation = parse_operation_key(job.key)
+        try:
+            aggregate_id, operation = parse_operation_key(job.key)
+        except ValueError as error:
+            raise JobFailed(str(error)) from error
         call = self._operations.get(operation)
         if call is None:
-            raise ValueError(f"job {job.key!r}: {self.kind} has no operation {operation!r}")
+            raise JobFailed(f"job {job.key!r}: {self.kind} has no operation {operation!r}")
         try:
             aggregate = self._load(aggregate_id)
         except AggregateNotFound:
@@ -215,6 +226,8 @@ class ParticipantWorker(Generic[P]):
             done = call(job.key, aggregate)
         except self.unavailable as error:
             raise RetryLater(str(error)) from error
+        except DownstreamProtocolError as error:
+            raise JobFailed(f"the provider refused it: {error}") from error
         if not done:
             _stale(job, "its aggregate moved on during the call")
 

@@ -9,8 +9,12 @@ as commands do):
 - the handler returns: the job is done. A handler that commits an outcome removes the job in
   the same transaction (`SideRecords.done_jobs`); otherwise (a stale job, say) the poller drops
   it, unless the job was replaced meanwhile (a new row of the same key: another attempt count);
-- the handler raises: the job is rescheduled with exponential backoff from its attempts, and
-  logged (`RetryLater`: expected, e.g. a breaker open, so without a traceback);
+- the handler raises `RetryLater` (expected: a breaker open, a provider down) or its store is
+  unreachable: the job is rescheduled with backoff, logged in one line, for as long as it takes;
+- the handler raises `JobFailed` (no retry can help: a provider refusing the request): the job
+  is parked, kept with its reason but never claimed again, until an operator retries it;
+- the handler raises anything else: rescheduled with backoff, up to `max_attempts`, then parked
+  (logged once at ERROR, with the last traceback);
 - the process dies: the lease ends and the job is due again, for any poller. While a claimed
   job waits its turn or runs, the poller renews its lease every third of it, so the lease can
   be short (`LEASE`): a job whose process died is due again seconds later, well inside the
@@ -34,7 +38,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from domain.ports import Job
+from eventlog.parked_jobs import ParkedJob, ParkedJobs
 
 log = logging.getLogger("strata.jobs")
 
@@ -92,11 +99,20 @@ class JobStore(Protocol):
         """Hide the claimed jobs (key -> attempts of the claim) from other claims until `until`;
         a job no longer at that count (done, replaced, claimed again) is left as it is."""
 
+    def park_job(self, kind: str, key: str, attempts: int, reason: str, at: datetime) -> bool:
+        """Keep the job, never to be claimed again, with why and when; only if it is still at
+        `attempts` (this claim's count). Whether it was parked. Writing a job of the same key
+        replaces it (unparked); `eventlog.parked_jobs` lists and retries parked jobs."""
+
+
+class JobTable(JobStore, ParkedJobs, Protocol):
+    """A recorder's jobs table: the pollers' side and the operators'."""
+
 
 class RecorderJobs:
-    """The `JobStore` methods of a recorder, answered by its jobs table (`jobs`)."""
+    """The `JobStore` and `ParkedJobs` methods of a recorder, answered by its jobs table."""
 
-    jobs: JobStore
+    jobs: JobTable
 
     def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
         return self.jobs.claim_due_jobs(kind, now, limit, lease)
@@ -113,6 +129,18 @@ class RecorderJobs:
     def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
         self.jobs.extend_leases(kind, claims, until)
 
+    def park_job(self, kind: str, key: str, attempts: int, reason: str, at: datetime) -> bool:
+        return self.jobs.park_job(kind, key, attempts, reason, at)
+
+    def parked_jobs(self, kind: str | None = None, limit: int = 100) -> list[ParkedJob]:
+        return self.jobs.parked_jobs(kind, limit)
+
+    def retry_parked_jobs(self, kind: str, key: str | None, now: datetime) -> list[str]:
+        return self.jobs.retry_parked_jobs(kind, key, now)
+
+    def parked_job_counts(self) -> dict[str, int]:
+        return self.jobs.parked_job_counts()
+
 
 class RetryLater(Exception):
     """Raised by a handler whose job cannot be done yet: rescheduled, logged without a
@@ -121,6 +149,17 @@ class RetryLater(Exception):
     def __init__(self, reason: str, delay: timedelta | None = None) -> None:
         super().__init__(reason)
         self.delay = delay
+
+
+class JobFailed(Exception):
+    """Raised by a handler whose job no retry can do (a provider refused the request as
+    malformed or impossible): the job is parked at once with `reason`, without a traceback."""
+
+
+OUTAGES: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+"""A store that cannot be reached or answer now (the event store's library's errors): an
+outage, which heals without anyone, so a job failing with one is retried however long it
+lasts, like `RetryLater`, and never parked."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +183,15 @@ LEASE = timedelta(seconds=10)
 """How long a claim hides a job from other claims unless renewed: how late a job whose process
 died runs again, at most."""
 
+MAX_ATTEMPTS = 10
+"""Attempts of a job whose handler keeps raising an unexpected error before it is parked. With
+the default backoff the tenth comes 4 to 8 minutes after the first: far past a blip (the
+expected transient failures, `RetryLater` and store outages, are never counted against it),
+while a bug that fails every attempt stops being run and logged every 5 minutes forever."""
+
+REASON_LENGTH = 500
+"""The most characters of an error kept as a parked job's reason."""
+
 MIN_PAUSE = 0.01
 """Seconds between claims when a due job could not be claimed (another poller is taking it)."""
 
@@ -164,6 +212,7 @@ class JobPoller:
         concurrency: int = 1,
         lease: timedelta = LEASE,
         backoff: Backoff = Backoff(),
+        max_attempts: int = MAX_ATTEMPTS,
         max_wait: float = 1.0,
         max_outage_pause: float = 5.0,
         rng: random.Random | None = None,
@@ -175,6 +224,7 @@ class JobPoller:
         self._batch = batch
         self._lease = lease
         self._backoff = backoff
+        self._max_attempts = max_attempts
         self._max_wait = max_wait
         self._max_outage_pause = max_outage_pause
         self._rng = rng or random.Random()
@@ -236,20 +286,56 @@ class JobPoller:
         try:
             self._handle(job)
         except RetryLater as later:
-            delay = later.delay if later.delay is not None else self._delay(job)
-            log.warning("job %s %s not done yet: %s; again in %s", job.kind, job.key, later, delay)
-            self._let_go(job)
-            self._reschedule(job, delay)
-        except Exception:  # logged; the job is tried again later
-            delay = self._delay(job)
-            log.exception(
-                "job %s %s failed (attempt %d); again in %s", job.kind, job.key, job.attempts, delay
-            )
-            self._let_go(job)
-            self._reschedule(job, delay)
+            self._retry_later(job, str(later), later.delay)
+        except OUTAGES as outage:
+            self._retry_later(job, f"store unavailable: {reason_of(outage)}", None)
+        except JobFailed as failed:
+            self._park(job, reason_of(failed))
+        except Exception as error:  # noqa: BLE001 - a bug, or unforeseen: counted, then parked
+            self._failed(job, error)
         else:
             self._let_go(job)
             self._store.drop_job(job.kind, job.key, attempts=job.attempts)
+
+    def _retry_later(self, job: Job, reason: str, delay: timedelta | None) -> None:
+        delay = delay if delay is not None else self._delay(job)
+        log.warning("job %s %s not done yet: %s; again in %s", job.kind, job.key, reason, delay)
+        self._let_go(job)
+        self._reschedule(job, delay)
+
+    def _failed(self, job: Job, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {reason_of(error)}"
+        if job.attempts >= self._max_attempts:
+            self._park(job, reason, error)
+            return
+        delay = self._delay(job)
+        log.warning(
+            "job %s %s failed (attempt %d of %d): %s; again in %s",
+            job.kind,
+            job.key,
+            job.attempts,
+            self._max_attempts,
+            reason,
+            delay,
+        )
+        self._let_go(job)
+        self._reschedule(job, delay)
+
+    def _park(self, job: Job, reason: str, error: Exception | None = None) -> None:
+        """Park the job and say so once, at ERROR (with the traceback of an unexpected error)."""
+        self._let_go(job)
+        if self._store.park_job(job.kind, job.key, job.attempts, reason, self._clock.now()):
+            log.error(
+                "job %s %s parked after %d attempts: %s",
+                job.kind,
+                job.key,
+                job.attempts,
+                reason,
+                exc_info=error,
+                extra={"job_kind": job.kind, "job_key": job.key, "reason": reason},
+            )
+        else:
+            log.warning("job %s %s not parked: replaced or claimed again", job.kind, job.key)
 
     def _let_go(self, job: Job) -> None:
         """Stop renewing the job's lease, before its due time is written: a renewal never
@@ -295,3 +381,9 @@ class JobPoller:
             return self._max_wait
         seconds = (due - self._clock.now()).total_seconds()
         return min(self._max_wait, max(MIN_PAUSE, seconds))
+
+
+def reason_of(error: BaseException) -> str:
+    """The error's first line (its type if it has no text), at most `REASON_LENGTH` long."""
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:REASON_LENGTH]

@@ -1,9 +1,15 @@
 """The jobs of `eventlog.jobs` in a PostgreSQL event store's database.
 
 ``*_jobs``: (kind, key) -> when it is due, its JSON payload and how often it was claimed, with
-an index by (kind, due time). Jobs are written and deleted in the transaction of the events
+an index by (kind, due time), and when and why it was parked (`eventlog.parked_jobs`; null
+while it is not). Jobs are written and deleted in the transaction of the events
 (`SideRecords.jobs`, `SideRecords.done_jobs`); pollers claim due ones with ``FOR UPDATE SKIP
 LOCKED``, so concurrent pollers pass each other's rows by instead of waiting or sharing them.
+
+A table made before jobs could be parked gets the two columns when the store opens
+(`upgrade`). Parked rows stay in the (kind, due time) index: claims step over them, which
+costs as many index entries as there are parked jobs of the kind, few by design (each one is
+a person's to look at).
 """
 
 import json
@@ -11,16 +17,30 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ports import Job, JobKey
+from eventlog.parked_jobs import ParkedJob
+
+PARKED_COLUMNS = ("parked_at", "parked_reason")
 
 
 def _job(row: DictRow) -> Job:
     return Job(
         row["kind"], row["key"], row["due_at"].astimezone(UTC), row["payload"], row["attempts"]
+    )
+
+
+def _parked(row: DictRow) -> ParkedJob:
+    return ParkedJob(
+        row["kind"],
+        row["key"],
+        row["attempts"],
+        row["parked_at"].astimezone(UTC),
+        row["parked_reason"],
+        row["payload"],
     )
 
 
@@ -36,17 +56,22 @@ class PostgresJobs:
         statements = {
             "create": "CREATE TABLE IF NOT EXISTS {schema}.{jobs} (kind text NOT NULL,"
             " key text NOT NULL, due_at timestamptz NOT NULL, payload jsonb NOT NULL,"
-            " attempts integer NOT NULL, PRIMARY KEY (kind, key))",
+            " attempts integer NOT NULL, parked_at timestamptz, parked_reason text,"
+            " PRIMARY KEY (kind, key))",
+            "upgrade": "ALTER TABLE {schema}.{jobs} ADD COLUMN IF NOT EXISTS parked_at timestamptz,"
+            " ADD COLUMN IF NOT EXISTS parked_reason text",
             "create_index": "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{jobs} (kind, due_at)",
             "insert": "INSERT INTO {schema}.{jobs} AS j (kind, key, due_at, payload, attempts)"
             " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::jsonb[],"
             " %s::integer[]) ON CONFLICT (kind, key) DO UPDATE SET due_at = excluded.due_at,"
-            " payload = excluded.payload, attempts = excluded.attempts",
+            " payload = excluded.payload, attempts = excluded.attempts,"
+            " parked_at = NULL, parked_reason = NULL",
             "delete": "DELETE FROM {schema}.{jobs} WHERE (kind, key) IN"
             " (SELECT * FROM unnest(%s::text[], %s::text[]))",
             # The claimed rows are locked by the CTE; the job is handed out with its own due time.
             "claim": "WITH due AS (SELECT kind, key, due_at FROM {schema}.{jobs}"
-            " WHERE kind = %(kind)s AND due_at <= %(now)s ORDER BY due_at LIMIT %(limit)s"
+            " WHERE kind = %(kind)s AND due_at <= %(now)s AND parked_at IS NULL"
+            " ORDER BY due_at LIMIT %(limit)s"
             " FOR UPDATE SKIP LOCKED) UPDATE {schema}.{jobs} j"
             " SET due_at = %(now)s + %(lease)s, attempts = j.attempts + 1 FROM due"
             " WHERE j.kind = due.kind AND j.key = due.key"
@@ -56,13 +81,37 @@ class PostgresJobs:
             "drop": "DELETE FROM {schema}.{jobs} WHERE kind = %s AND key = %s",
             "drop_attempt": "DELETE FROM {schema}.{jobs}"
             " WHERE kind = %s AND key = %s AND attempts = %s",
-            "next_due": "SELECT min(due_at) AS due_at FROM {schema}.{jobs} WHERE kind = %s",
+            "next_due": "SELECT min(due_at) AS due_at FROM {schema}.{jobs}"
+            " WHERE kind = %s AND parked_at IS NULL",
             "extend": "UPDATE {schema}.{jobs} j SET due_at = %s"
             " FROM unnest(%s::text[], %s::integer[]) AS held(key, attempts)"
             " WHERE j.kind = %s AND j.key = held.key AND j.attempts = held.attempts",
+            "park": "UPDATE {schema}.{jobs} SET parked_at = %s, parked_reason = %s"
+            " WHERE kind = %s AND key = %s AND attempts = %s AND parked_at IS NULL RETURNING key",
+            "parked": "SELECT kind, key, attempts, parked_at, parked_reason, payload"
+            " FROM {schema}.{jobs} WHERE parked_at IS NOT NULL"
+            " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
+            " ORDER BY parked_at, kind, key LIMIT %(limit)s",
+            "retry": "UPDATE {schema}.{jobs} SET parked_at = NULL, parked_reason = NULL,"
+            " attempts = 0, due_at = %(now)s WHERE parked_at IS NOT NULL AND kind = %(kind)s"
+            " AND (%(key)s::text IS NULL OR key = %(key)s) RETURNING key",
+            "counts": "SELECT kind, count(*) AS parked FROM {schema}.{jobs}"
+            " WHERE parked_at IS NOT NULL GROUP BY kind",
         }
         self._sql = {name: SQL(text).format(**names) for name, text in statements.items()}
         self.create_statements: list[Composed] = [self._sql["create"], self._sql["create_index"]]
+        self._table = f"{datastore.schema}.{self.relations[0]}"
+
+    def upgrade(self, conn: Connection[DictRow]) -> None:
+        """Add the columns of parked jobs to a table made without them. Only then: ALTER TABLE
+        takes the table's strongest lock even when it has nothing to do."""
+        present = conn.execute(
+            "SELECT count(*) AS n FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attname = ANY(%s) AND NOT attisdropped",
+            [self._table, list(PARKED_COLUMNS)],
+        ).fetchone()
+        if present is not None and present["n"] < len(PARKED_COLUMNS):
+            conn.execute(self._sql["upgrade"])
 
     def write(self, curs: Cursor[DictRow], jobs: Sequence[Job], done: Sequence[JobKey]) -> None:
         """In the caller's transaction: delete the done jobs, then write the others."""
@@ -106,6 +155,26 @@ class PostgresJobs:
 
     def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
         self._execute(self._sql["extend"], [until, list(claims), list(claims.values()), kind])
+
+    def park_job(self, kind: str, key: str, attempts: int, reason: str, at: datetime) -> bool:
+        with self._datastore.transaction(commit=True) as curs:
+            curs.execute(self._sql["park"], [at, reason, kind, key, attempts])
+            return curs.fetchone() is not None
+
+    def parked_jobs(self, kind: str | None = None, limit: int = 100) -> list[ParkedJob]:
+        with self._datastore.transaction(commit=False) as curs:
+            rows = curs.execute(self._sql["parked"], {"kind": kind, "limit": limit}).fetchall()
+        return [_parked(row) for row in rows]
+
+    def retry_parked_jobs(self, kind: str, key: str | None, now: datetime) -> list[str]:
+        with self._datastore.transaction(commit=True) as curs:
+            curs.execute(self._sql["retry"], {"kind": kind, "key": key, "now": now})
+            return sorted(row["key"] for row in curs.fetchall())
+
+    def parked_job_counts(self) -> dict[str, int]:
+        with self._datastore.transaction(commit=False) as curs:
+            rows = curs.execute(self._sql["counts"]).fetchall()
+        return {row["kind"]: row["parked"] for row in rows}
 
     def _execute(self, statement: Composed, params: Sequence[object]) -> None:
         with self._datastore.transaction(commit=True) as curs:

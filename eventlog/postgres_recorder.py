@@ -140,6 +140,7 @@ class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplica
             try:
                 if not self._all_relations_exist(conn):
                     super().create_table()
+                self.jobs.upgrade(conn)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
 

@@ -3,6 +3,7 @@
 
 SQLite has one writer at a time, so a claim is a select and an update in one IMMEDIATE
 transaction (it takes the write lock before it reads): no two pollers can claim one job.
+A table made before jobs could be parked gets their columns when the store opens (`upgrade`).
 """
 
 import json
@@ -13,15 +14,17 @@ from datetime import UTC, datetime, timedelta
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from domain.ports import Job, JobKey
+from eventlog.parked_jobs import ParkedJob
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 CREATE_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS jobs (kind TEXT NOT NULL, key TEXT NOT NULL,"
     " due_at_us INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL,"
-    " PRIMARY KEY (kind, key))",
+    " parked_at_us INTEGER, parked_reason TEXT, PRIMARY KEY (kind, key))",
     "CREATE INDEX IF NOT EXISTS jobs_by_due ON jobs (kind, due_at_us)",
 )
+PARKED_COLUMNS = {"parked_at_us": "INTEGER", "parked_reason": "TEXT"}
 
 
 def microseconds(instant: datetime) -> int:
@@ -39,7 +42,8 @@ def write_jobs(c: SQLiteCursor, jobs: Sequence[Job], done: Sequence[JobKey]) -> 
     c.executemany(
         "INSERT INTO jobs (kind, key, due_at_us, payload, attempts) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (kind, key) DO UPDATE SET due_at_us = excluded.due_at_us,"
-        " payload = excluded.payload, attempts = excluded.attempts",
+        " payload = excluded.payload, attempts = excluded.attempts,"
+        " parked_at_us = NULL, parked_reason = NULL",
         [
             (job.kind, job.key, microseconds(job.due_at), json.dumps(job.payload), job.attempts)
             for job in jobs
@@ -51,11 +55,22 @@ class SQLiteJobs:
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self._datastore = datastore
 
+    def upgrade(self) -> None:
+        """Add the columns of parked jobs to a table made without them (SQLite has no ADD
+        COLUMN IF NOT EXISTS: the check and the change share the write lock)."""
+        with self._immediate() as c:
+            c.execute("PRAGMA table_info(jobs)")
+            present = {row["name"] for row in c.fetchall()}
+            for column, kind in PARKED_COLUMNS.items():
+                if column not in present:
+                    c.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+
     def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
         with self._immediate() as c:
             c.execute(
                 "SELECT key, due_at_us, payload, attempts FROM jobs"
-                " WHERE kind = ? AND due_at_us <= ? ORDER BY due_at_us LIMIT ?",
+                " WHERE kind = ? AND due_at_us <= ? AND parked_at_us IS NULL"
+                " ORDER BY due_at_us LIMIT ?",
                 [kind, microseconds(now), limit],
             )
             rows = c.fetchall()
@@ -90,7 +105,9 @@ class SQLiteJobs:
 
     def next_due(self, kind: str) -> datetime | None:
         with self._datastore.transaction(commit=False) as c:
-            c.execute("SELECT min(due_at_us) FROM jobs WHERE kind = ?", [kind])
+            c.execute(
+                "SELECT min(due_at_us) FROM jobs WHERE kind = ? AND parked_at_us IS NULL", [kind]
+            )
             row = c.fetchone()
         return None if row[0] is None else instant(row[0])
 
@@ -100,6 +117,60 @@ class SQLiteJobs:
                 "UPDATE jobs SET due_at_us = ? WHERE kind = ? AND key = ? AND attempts = ?",
                 [(microseconds(until), kind, key, attempts) for key, attempts in claims.items()],
             )
+
+    def park_job(self, kind: str, key: str, attempts: int, reason: str, at: datetime) -> bool:
+        with self._datastore.transaction(commit=True) as c:
+            c.execute(
+                "UPDATE jobs SET parked_at_us = ?, parked_reason = ?"
+                " WHERE kind = ? AND key = ? AND attempts = ? AND parked_at_us IS NULL",
+                [microseconds(at), reason, kind, key, attempts],
+            )
+            c.execute("SELECT changes()")
+            return bool(c.fetchone()[0])
+
+    def parked_jobs(self, kind: str | None = None, limit: int = 100) -> list[ParkedJob]:
+        with self._datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT kind, key, attempts, parked_at_us, parked_reason, payload FROM jobs"
+                " WHERE parked_at_us IS NOT NULL AND (? IS NULL OR kind = ?)"
+                " ORDER BY parked_at_us, kind, key LIMIT ?",
+                [kind, kind, limit],
+            )
+            rows = c.fetchall()
+        return [
+            ParkedJob(
+                row["kind"],
+                row["key"],
+                row["attempts"],
+                instant(row["parked_at_us"]),
+                row["parked_reason"],
+                json.loads(row["payload"]),
+            )
+            for row in rows
+        ]
+
+    def retry_parked_jobs(self, kind: str, key: str | None, now: datetime) -> list[str]:
+        with self._immediate() as c:
+            c.execute(
+                "SELECT key FROM jobs WHERE parked_at_us IS NOT NULL AND kind = ?"
+                " AND (? IS NULL OR key = ?)",
+                [kind, key, key],
+            )
+            keys = sorted(row["key"] for row in c.fetchall())
+            c.execute(
+                "UPDATE jobs SET parked_at_us = NULL, parked_reason = NULL, attempts = 0,"
+                " due_at_us = ? WHERE parked_at_us IS NOT NULL AND kind = ?"
+                " AND (? IS NULL OR key = ?)",
+                [microseconds(now), kind, key, key],
+            )
+        return keys
+
+    def parked_job_counts(self) -> dict[str, int]:
+        with self._datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT kind, count(*) FROM jobs WHERE parked_at_us IS NOT NULL GROUP BY kind"
+            )
+            return {row[0]: row[1] for row in c.fetchall()}
 
     @contextmanager
     def _immediate(self) -> Iterator[SQLiteCursor]:

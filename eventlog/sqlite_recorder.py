@@ -24,12 +24,18 @@ from eventlog.sqlite_replicas import SQLiteReplicas, move_tracked
 
 
 class SQLiteSideRecordRecorder(RecorderJobs, RecorderReplicas, SQLiteApplicationRecorder):
+    jobs: SQLiteJobs
+
     def __init__(
         self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name)
         self._replicas = SQLiteReplicas(datastore)
         self.jobs = SQLiteJobs(datastore)
+
+    def create_table(self) -> None:
+        super().create_table()
+        self.jobs.upgrade()
 
     def construct_create_table_statements(self) -> list[str]:
         return [

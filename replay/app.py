@@ -7,7 +7,8 @@ Exit codes:
     0  done
     1  the operation failed (e.g. a rebuild did not verify, a store is unreachable)
     2  bad arguments (unknown context, malformed id or time, unknown projection, ...)
-    3  not found (no such aggregate, no state at that time, no such dead letter)
+    3  not found (no such aggregate, no state at that time, no such dead letter, no such
+       parked job)
 """
 
 import json
@@ -31,7 +32,8 @@ a larger one is a bad argument, not a question for the store."""
 
 app = typer.Typer(
     name=PROG,
-    help="Point-in-time replay, history, diffs, projection rebuilds and dead letters.",
+    help="Point-in-time replay, history, diffs, projection rebuilds, dead letters, sagas and"
+    " parked jobs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

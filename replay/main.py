@@ -7,6 +7,7 @@ import typer
 
 # Each module registers its commands on the app when imported.
 import replay.aggregates_cli
+import replay.jobs_cli
 import replay.projections_cli
 import replay.sagas_cli  # noqa: F401
 from replay.app import BAD_ARGUMENTS, PROG, app

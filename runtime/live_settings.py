@@ -128,6 +128,7 @@ class LiveSettings:
         self._started = started
         self._current = started
         self._hooks: list[tuple[frozenset[str], Hook]] = []
+        self._checks: list[Hook] = []
 
     @property
     def current(self) -> CommonSettings:
@@ -141,6 +142,12 @@ class LiveSettings:
             raise NotLive(f"not live settings: {', '.join(sorted(unknown))}")
         self._hooks.append((frozenset(fields), hook))
 
+    def add_check(self, check: Hook) -> None:
+        """Have `check(settings)` judge every new set of live values before it is taken: what
+        the model alone cannot (a rate limit of a route this service does not have). A
+        `ValueError` from it refuses the whole set, like a bad value."""
+        self._checks.append(check)
+
     def apply(self, overrides: Mapping[str, Any]) -> frozenset[str]:
         """Take `overrides` over the settings the service started with (a live field missing
         from them returns to its start value); the names of the fields that changed.
@@ -149,6 +156,8 @@ class LiveSettings:
         """
         valid = validate_live(type(self._started), overrides)
         settings = self._started.model_copy(update=valid)
+        for check in self._checks:
+            check(settings)
         changed = frozenset(
             name
             for name in live_fields(type(settings))

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +44,7 @@ from limits.aio.strategies import (
 )
 from limits.errors import StorageError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from starlette.routing import BaseRoute, Mount
 
 from runtime.auth.http import Unauthenticated, verified_principal
 from runtime.auth.principal import INSECURE_OPERATOR, Role
@@ -280,8 +281,11 @@ def install_rate_limits(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live = live_settings_of(app)
         started = live.current if live else settings
+        known = limited_routes(app.routes)  # every router is included by the time it starts
+        check_route_limits(started, known)
         async with rate_limits_from_settings(started, metrics) as limits:
             if live is not None:
+                live.add_check(lambda candidate: check_route_limits(candidate, known))
                 live.on_change(RATE_LIMIT_SETTINGS, limits.follow)
             app.state.rate_limits = _Installed(limits, caller)
             yield
@@ -324,3 +328,36 @@ class RateLimitedRoute(APIRoute):
         extra["x-problems"] = [*extra.get("x-problems", []), RATE_LIMITED.slug]
         kwargs["openapi_extra"] = extra
         super().__init__(path, endpoint, **kwargs)
+        self.rate_limit_key = route
+        """What `STRATA_RATE_LIMIT_ROUTES` names it by."""
+
+
+class UnknownRoutes(ValueError):
+    """Limits set for routes the service does not have: a typo would limit nothing, silently."""
+
+
+def limited_routes(routes: Iterable[BaseRoute]) -> set[str]:
+    """The keys of the rate-limited routes among `routes`, those of included routers and
+    mounted apps too."""
+    found: set[str] = set()
+    for route in routes:
+        if isinstance(route, RateLimitedRoute):
+            found.add(route.rate_limit_key)
+        # FastAPI keeps an included router's own routes behind a branch of its own (0.16x).
+        included = getattr(route, "original_router", None)
+        if isinstance(included, APIRouter):
+            found |= limited_routes(included.routes)
+        if isinstance(route, Mount):
+            found |= limited_routes(route.routes)
+    return found
+
+
+def check_route_limits(settings: CommonSettings, known: Collection[str]) -> None:
+    """Raise `UnknownRoutes` naming the routes of `rate_limit_routes` not among `known`."""
+    unknown = sorted(set(settings.rate_limit_routes) - set(known))
+    if unknown:
+        raise UnknownRoutes(
+            f"rate_limit_routes (STRATA_RATE_LIMIT_ROUTES): no rate-limited route"
+            f" {', '.join(map(repr, unknown))} in this service; its routes:"
+            f" {', '.join(sorted(known)) or 'none'}"
+        )

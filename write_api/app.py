@@ -16,6 +16,7 @@ from contextlib import (
     asynccontextmanager,
     contextmanager,
 )
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -27,6 +28,7 @@ from contexts.registry import Registry
 from contexts.settings import Settings
 from eventlog.group_commit import GroupCommitter
 from eventlog.jobs import Clock
+from eventlog.parked_jobs import ParkedJobs
 from eventlog.stores import Services, build_services
 from runtime.auth.http import authenticator, install_auth, register_auth_mode
 from runtime.auth.jwks import KeySource
@@ -43,7 +45,12 @@ from runtime.logs import configure as configure_logging
 from runtime.rate_limits import install_rate_limits
 from runtime.settings import settings_model
 from write_api.command_http import run_blocking
-from write_api.metrics import GroupCommitCollector, RequestMetrics, metrics_endpoint
+from write_api.metrics import (
+    GroupCommitCollector,
+    ParkedJobsCollector,
+    RequestMetrics,
+    metrics_endpoint,
+)
 from write_api.problems import install_problem_handlers
 from write_api.replica_feeds import ReplicaCollector, running_feeds
 from write_api.workers import running_workers
@@ -162,6 +169,7 @@ async def _running_beside(
         app.state.replica_feeds = feeds
         running.enter_context(_registered(registry, _committers_collector(services)))
         running.enter_context(_registered(registry, ReplicaCollector(feeds)))
+        running.enter_context(_registered(registry, _parked_jobs_collector(services, contexts)))
         live = LiveSettings(settings)
         attach_live_settings(app, live)
         live.on_change({"log_level"}, set_log_level)
@@ -181,6 +189,12 @@ def _committers_collector(services: Services) -> GroupCommitCollector:
     return GroupCommitCollector(
         {s.name: s.committer for s in services.all() if isinstance(s.committer, GroupCommitter)}
     )
+
+
+def _parked_jobs_collector(services: Services, contexts: Registry) -> ParkedJobsCollector:
+    kinds = {c.name: [w.kind for w in c.workers] for c in contexts if c.workers}
+    stores = {name: cast(ParkedJobs, services[name].recorder) for name in kinds}
+    return ParkedJobsCollector(stores, kinds)
 
 
 @contextmanager

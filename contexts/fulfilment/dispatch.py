@@ -4,9 +4,11 @@ A command goes to the participant's write service, over HTTP when it runs elsewh
 or to its application when it is served in this process, always with the command's key as the
 `Idempotency-Key`: a command resent after a crash, a timeout or a lost answer is applied once.
 A participant that cannot be reached raises `ParticipantUnavailable`: the job poller sends the
-command again later, with backoff. A participant that refuses the command (a 4xx: the payment was
-captured already, the order is shipped) is not asked again; the saga's deadline for that step
-decides what follows (it parks the saga where a person must look).
+command again later, with backoff, for as long as the outage lasts (`RetryLater`). A participant
+that refuses the command (a 4xx: the payment was captured already, the order is shipped) is not
+asked again; the saga's deadline for that step decides what follows (it parks the saga where a
+person must look). Any other failure is retried a few times, then the job is parked
+(`eventlog.jobs.MAX_ATTEMPTS`, `replay jobs`), and again the step's deadline decides.
 
 Over HTTP a command carries the process's service token (`runtime.auth.tokens.TokenSource`; the
 saga's account has the scopes `payments:write shipping:write orders:write`). Without a token
@@ -25,6 +27,7 @@ import httpx
 from domain.errors import DomainError
 from domain.ports import Job
 from domain.service import CommandContext, CommandService
+from eventlog.jobs import RetryLater
 from runtime.auth.tokens import TokenSource
 
 log = logging.getLogger("strata.fulfilment.dispatch")
@@ -53,6 +56,8 @@ def dispatcher(participants: Participants) -> Callable[[Job], None]:
                 UUID(str(payload["aggregate_id"])),
                 payload["body"],
             )
+        except ParticipantUnavailable as unavailable:
+            raise RetryLater(str(unavailable)) from unavailable
         except CommandRefused as refused:
             log.warning("%s refused %s: %s", payload["target"], job.key, refused)
 

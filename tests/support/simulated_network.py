@@ -73,6 +73,10 @@ class SimulatedNetwork(httpx.BaseTransport):
         ledger: dict[str, Any] = self._control("GET", host, path="/ledger").json()
         return ledger
 
+    def forget(self, host: str) -> None:
+        """The simulator forgets every record, as a provider that lost its data would."""
+        self._control("POST", host, path="/reset")
+
     def heal(self, host: str) -> None:
         self.control(host)
         self.losing_answers.discard(host)

@@ -1,16 +1,18 @@
 """Jobs without a database: how saves combine them, the backoff, the manual clock, and the
 poller's decisions over an in-memory job store."""
 
+import logging
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from domain.ports import Job, SideRecords, Tracking
-from eventlog.jobs import Backoff, JobPoller, ManualClock, RetryLater
+from eventlog.jobs import MAX_ATTEMPTS, Backoff, JobFailed, JobPoller, ManualClock, RetryLater
 
 T0 = datetime.fromisoformat("2030-01-01T00:00:00+00:00")
 
@@ -20,6 +22,8 @@ class InMemoryJobs:
 
     def __init__(self, *jobs: Job) -> None:
         self.rows = {(job.kind, job.key): job for job in jobs}
+        self.parked: dict[tuple[str, str], tuple[datetime, str]] = {}
+        """(kind, key) -> when and why, of the parked rows."""
         self.down = 0
         """How many of the next calls fail."""
 
@@ -31,7 +35,7 @@ class InMemoryJobs:
     def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
         self._call()
         due = sorted(
-            (job for job in self.rows.values() if job.kind == kind and job.due_at <= now),
+            (job for job in self._unparked() if job.kind == kind and job.due_at <= now),
             key=lambda job: job.due_at,
         )[:limit]
         for job in due:
@@ -52,7 +56,7 @@ class InMemoryJobs:
 
     def next_due(self, kind: str) -> datetime | None:
         self._call()
-        return min((job.due_at for job in self.rows.values() if job.kind == kind), default=None)
+        return min((job.due_at for job in self._unparked() if job.kind == kind), default=None)
 
     def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
         self._call()
@@ -60,6 +64,17 @@ class InMemoryJobs:
             job = self.rows.get((kind, key))
             if job is not None and job.attempts == attempts:
                 self.rows[kind, key] = replace(job, due_at=until)
+
+    def park_job(self, kind: str, key: str, attempts: int, reason: str, at: datetime) -> bool:
+        self._call()
+        job = self.rows.get((kind, key))
+        if job is None or job.attempts != attempts or (kind, key) in self.parked:
+            return False
+        self.parked[kind, key] = (at, reason)
+        return True
+
+    def _unparked(self) -> list[Job]:
+        return [job for job in self.rows.values() if (job.kind, job.key) not in self.parked]
 
 
 def _job(key: str, due_at: datetime = T0, kind: str = "work") -> Job:
@@ -244,3 +259,96 @@ def test_one_failing_job_of_a_concurrent_batch_is_rescheduled_alone() -> None:
         poller.stop()
     assert list(store.rows) == [("work", "3")]
     assert store.rows["work", "3"].due_at > T0
+
+
+def _failing(error: Exception) -> Callable[[Job], None]:
+    def fail(job: Job) -> None:
+        raise error
+
+    return fail
+
+
+def _run_while_due(poller: JobPoller, clock: ManualClock, rounds: int) -> int:
+    """Run the poller `rounds` times, each a day later (past any backoff); how many claimed."""
+    claimed = 0
+    for _ in range(rounds):
+        claimed += poller.run_once()
+        clock.advance(timedelta(days=1))
+    return claimed
+
+
+def test_a_job_that_failed_for_good_is_parked_at_once_with_one_error_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(T0)
+    store = InMemoryJobs(_job("refused"))
+    refused = JobFailed("POST /capture: 404 no authorization 'auth-1'\nsecond line")
+    poller = JobPoller(store, "work", _failing(refused), clock=clock)
+
+    with caplog.at_level(logging.INFO, logger="strata.jobs"):
+        assert _run_while_due(poller, clock, 3) == 1
+
+    assert store.parked == {
+        ("work", "refused"): (T0, "POST /capture: 404 no authorization 'auth-1'")
+    }
+    assert store.next_due("work") is None
+    (line,) = caplog.records
+    assert line.levelno == logging.ERROR and line.exc_info is None
+    assert line.getMessage() == (
+        "job work refused parked after 1 attempts: POST /capture: 404 no authorization 'auth-1'"
+    )
+
+
+def test_an_unexpected_error_is_retried_a_bounded_number_of_times_then_parked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(T0)
+    store = InMemoryJobs(_job("buggy"))
+    poller = JobPoller(store, "work", _failing(KeyError("amount")), clock=clock, max_attempts=4)
+
+    with caplog.at_level(logging.INFO, logger="strata.jobs"):
+        assert _run_while_due(poller, clock, 10) == 4
+
+    (at, reason) = store.parked["work", "buggy"]
+    assert (at, reason) == (T0 + timedelta(days=3), "KeyError: 'amount'")
+    assert store.rows["work", "buggy"].attempts == 4
+    levels = [(r.levelno, r.exc_info is not None) for r in caplog.records]
+    assert levels == [(logging.WARNING, False)] * 3 + [(logging.ERROR, True)]
+    assert "failed (attempt 1 of 4): KeyError: 'amount'" in caplog.records[0].getMessage()
+
+
+def test_the_default_bound_parks_a_job_failing_forever() -> None:
+    clock = ManualClock(T0)
+    store = InMemoryJobs(_job("buggy"))
+    poller = JobPoller(store, "work", _failing(RuntimeError("bug")), clock=clock)
+    assert _run_while_due(poller, clock, MAX_ATTEMPTS + 5) == MAX_ATTEMPTS
+    assert ("work", "buggy") in store.parked
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RetryLater("provider down"), OperationalError("connection refused")],
+    ids=["retry later", "store outage"],
+)
+def test_expected_failures_are_retried_however_long_they_last(error: Exception) -> None:
+    clock = ManualClock(T0)
+    store = InMemoryJobs(_job("patient"))
+    poller = JobPoller(store, "work", _failing(error), clock=clock, max_attempts=3)
+    assert _run_while_due(poller, clock, 12) == 12
+    assert store.parked == {}
+    assert store.next_due("work") is not None
+
+
+def test_a_job_replaced_while_its_handler_failed_is_not_parked() -> None:
+    """The park is fenced like a reschedule: the new intent of the key runs."""
+    clock = ManualClock(T0)
+    store = InMemoryJobs(_job("deadline"))
+    renewed = _job("deadline", T0 + timedelta(minutes=1))
+
+    def renew_then_fail(job: Job) -> None:
+        store.rows["work", "deadline"] = renewed
+        raise JobFailed("gave up")
+
+    JobPoller(store, "work", renew_then_fail, clock=clock).run_once()
+    assert store.parked == {}
+    assert store.rows == {("work", "deadline"): renewed}
