@@ -3,10 +3,8 @@
 The process that runs it (intake of the participants' events, jobs, dispatcher) lives elsewhere;
 this module only decides. Each input is a method named after what happened in a participant;
 it records events, and `outbox_after(events)` turns those events into the commands to send, the
-deadlines to set and the deadlines to drop. The outputs are a function of the events and of the
-saga's immutable facts (ids, amount, currency, the compensation's reason), so a crash between
-commit and send, or a redelivered input, yields identical commands with identical keys
-(`definition.command_key`: saga id, step, generation).
+deadlines to set and the deadlines to drop (`outbox`: a function of the events and of the saga's
+immutable facts, so a redelivered input yields identical commands with identical keys).
 
 The rules it follows (steps, compensation, operators' `pay`/`ship`, late replies, parking) are
 written out in docs/fulfilment.md.
@@ -19,7 +17,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from contexts.fulfilment import events, ids
+from contexts.fulfilment import events, ids, outbox
 from contexts.fulfilment.definition import (
     AUTHORIZE,
     CANCEL_ORDER,
@@ -34,15 +32,12 @@ from contexts.fulfilment.definition import (
     SCHEDULE,
     STEPS,
     VOID_PAYMENT,
-    Deadline,
     FulfilmentPolicy,
     FulfilmentStatus,
     Outbox,
-    ParticipantCommand,
     Step,
     StepRecord,
     StepState,
-    command_key,
     deadline_id,
     reason_text,
 )
@@ -244,39 +239,7 @@ class OrderFulfilment(EventSourcedAggregate):
         self, events: Iterable[Aggregate.Event], policy: FulfilmentPolicy = DEFAULT_POLICY
     ) -> Outbox:
         """The commands to send, deadlines to set and deadlines to drop after `events`."""
-        outbox = Outbox([], [], [])
-        for event in events:
-            if isinstance(event, self.StepRequested):
-                spec = STEPS[event.step]
-                outbox.commands.append(self._command(spec, event.generation))
-                due_in = policy.timeout_of(spec)
-                if due_in is not None:
-                    deadline = deadline_id(self.id, spec.name, event.generation)
-                    outbox.deadlines.append(Deadline(spec.name, due_in, deadline))
-            elif isinstance(event, self.StepSucceeded | self.StepFailed | self.StepAbandoned):
-                outbox.cancelled_deadlines.extend(self._deadlines_settled_by(event))
-        return outbox
-
-    def _deadlines_settled_by(self, event: Any) -> list[str]:
-        if STEPS[event.step].timeout is None or getattr(event, "late", False):
-            return []
-        return [deadline_id(self.id, event.step, event.generation)]
-
-    def _command(self, step: Step, generation: int) -> ParticipantCommand:
-        aggregate_id = {
-            "payments": ids.payment_id(self.order_id),
-            "shipping": ids.shipment_id(self.order_id),
-            "orders": self.order_id,
-        }[step.target]
-        body: dict[str, str] = {}
-        if step.name in ("authorize", "schedule"):
-            body = {"order_id": str(self.order_id), "user_id": str(self.user_id)}
-        if step.name == "authorize":
-            body |= {"amount": str(self.amount), "currency": self.currency}
-        if step is CANCEL_ORDER:
-            body = {"reason": self.reason or "fulfilment cancelled"}
-        key = command_key(self.id, step.name, generation)
-        return ParticipantCommand(step.name, step.target, step.action, aggregate_id, body, key)
+        return outbox.outbox_after(self, events, policy)
 
     # decisions
 
