@@ -10,8 +10,9 @@ decides what follows (it parks the saga where a person must look).
 
 Over HTTP a command carries the process's service token (`runtime.auth.tokens.TokenSource`; the
 saga's account has the scopes `payments:write shipping:write orders:write`). Without a token
-yet, or answered 401 (a token the participant cannot verify yet, as during a key rotation), the
-command is sent again later, like one that found the participant down.
+yet, or answered 401 (a token the participant cannot verify yet, as during a key rotation), 408
+or 429 (a rate limit), the command is sent again later, like one that found the participant
+down. Any other 4xx is a refusal, in the words of the problem's `detail`.
 """
 
 import logging
@@ -73,6 +74,11 @@ PATHS: Mapping[tuple[str, str], str] = {
 }
 
 
+NOT_NOW = frozenset({401, 408, 429})
+"""4xx answers that say "not now" rather than "no": a token the participant cannot verify yet,
+a request that took too long, a rate limit. The command is sent again later."""
+
+
 class HttpParticipants:
     """The participants' write services, by context name -> base URL."""
 
@@ -99,10 +105,22 @@ class HttpParticipants:
             response = self._client.post(url, json=body or None, headers=self._headers(key))
         except httpx.HTTPError as error:
             raise ParticipantUnavailable(f"{target}: {error}") from error
-        if response.status_code >= 500 or response.status_code == 401:
+        if response.status_code >= 500 or response.status_code in NOT_NOW:
             raise ParticipantUnavailable(f"{target} answered {response.status_code}")
         if response.status_code >= 400:
-            raise CommandRefused(f"{response.status_code} {response.text[:300]}")
+            raise CommandRefused(_refusal_reason(response))
+
+
+def _refusal_reason(response: httpx.Response) -> str:
+    """The participant's words: its problem's `detail`, else the start of what it answered."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    detail = problem.get("detail") if isinstance(problem, dict) else None
+    if isinstance(detail, str) and detail.strip():
+        return detail
+    return f"{response.status_code} {response.text[:300]}"
 
 
 Call = Callable[[Any, CommandContext, UUID, Mapping[str, str]], object]
