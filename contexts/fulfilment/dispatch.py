@@ -5,8 +5,10 @@ or to its application when it is served in this process, always with the command
 `Idempotency-Key`: a command resent after a crash, a timeout or a lost answer is applied once.
 A participant that cannot be reached raises `ParticipantUnavailable`: the job poller sends the
 command again later, with backoff. A participant that refuses the command (a 4xx: the payment was
-captured already, the order is shipped) is not asked again; the saga's deadline for that step
-decides what follows (it parks the saga where a person must look).
+captured already, the shipment is being dispatched) is not asked again: the refusal, in the
+participant's words, goes to the saga at once (`FulfilmentService.record_refusal`), which decides
+on it as its deadline for that step would, without waiting for it: it compensates a forward step
+and parks a compensation for a person (docs/fulfilment.md).
 
 Over HTTP a command carries the process's service token (`runtime.auth.tokens.TokenSource`; the
 saga's account has the scopes `payments:write shipping:write orders:write`). Without a token
@@ -43,7 +45,11 @@ class Participants(Protocol):
     def send(self, key: str, target: str, action: str, aggregate_id: UUID, body: Any) -> None: ...
 
 
-def dispatcher(participants: Participants) -> Callable[[Job], None]:
+Refusals = Callable[[str, str], None]
+"""Where a refusal goes: called with the command's key and the participant's reason."""
+
+
+def dispatcher(participants: Participants, refusals: Refusals) -> Callable[[Job], None]:
     def handle(job: Job) -> None:
         payload = job.payload
         try:
@@ -56,6 +62,7 @@ def dispatcher(participants: Participants) -> Callable[[Job], None]:
             )
         except CommandRefused as refused:
             log.warning("%s refused %s: %s", payload["target"], job.key, refused)
+            refusals(job.key, str(refused))
 
     return handle
 

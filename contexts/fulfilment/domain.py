@@ -63,6 +63,7 @@ class OrderFulfilment(EventSourcedAggregate):
     StepFailed = events.StepFailed
     StepAbandoned = events.StepAbandoned
     StepTimedOut = events.StepTimedOut
+    StepRefused = events.StepRefused
     OrderMarkedByHand = events.OrderMarkedByHand
     StepDoneByHand = events.StepDoneByHand
     OrderCancelled = events.OrderCancelled
@@ -203,19 +204,29 @@ class OrderFulfilment(EventSourcedAggregate):
 
     def timed_out(self, step: str, deadline_id: str) -> None:
         spec = STEPS.get(step)
-        if spec is None or spec.timeout is None or self.step != step:
+        if spec is None or spec.timeout is None or not self._waits_for(spec):
             return
-        if self.status is Status.PARKED or deadline_id != self._deadline_id(spec):
+        if deadline_id != self._deadline_id(spec):
             return
         generation = self._generation_of(spec)
         self.trigger_event(
             self.StepTimedOut, step=step, generation=generation, deadline_id=deadline_id
         )
-        if self.status is Status.RUNNING:
-            self._compensate(f"{step} timed out")
-        else:
-            reason = f"{step} was not confirmed before its deadline"
-            self.trigger_event(self.Parked, step=step, reason=reason)
+        self._give_up(spec, f"{step} timed out", f"{step} was not confirmed before its deadline")
+
+    def command_refused(self, step: str, generation: int, reason: str) -> None:
+        """The participant refused the command of `step` at `generation`: decided at once, as
+        the step's deadline would decide it. A step without a deadline (the order's, retried
+        until done) is decided by the order's own events, which come after such a refusal (the
+        order was paid, shipped or cancelled by hand meanwhile): its refusal is only recorded."""
+        spec = STEPS.get(step)
+        if spec is None or not self._waits_for(spec) or generation != self._generation_of(spec):
+            return
+        reason = reason_text(reason)
+        self.trigger_event(self.StepRefused, step=step, generation=generation, reason=reason)
+        if spec.timeout is not None:
+            why = reason_text(f"{spec.target} refused {spec.action}: {reason}")
+            self._give_up(spec, why, why)
 
     # inputs: an operator's, for a parked saga
 
@@ -258,6 +269,19 @@ class OrderFulfilment(EventSourcedAggregate):
         )
         self._advance(step)
         return True
+
+    def _waits_for(self, step: Step) -> bool:
+        """Whether the saga waits for the confirmation of `step`: asked for, and neither timed
+        out nor refused since (a saga parked on it waits for a person)."""
+        return self.step == step.name and self.records[step.name]["state"] == StepState.PENDING
+
+    def _give_up(self, step: Step, why: str, attention: str) -> None:
+        """Stop waiting for `step`: a running saga compensates `why`; one compensating (or
+        undoing a late reply) parks on it for a person."""
+        if self.status is Status.RUNNING:
+            self._compensate(why)
+        else:
+            self.trigger_event(self.Parked, step=step.name, reason=attention)
 
     def _refuse(self, step: Step, reason: str, *, cause: str) -> bool:
         if self.status is not Status.RUNNING or self.step != step.name:

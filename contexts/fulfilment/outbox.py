@@ -29,8 +29,13 @@ from contexts.fulfilment.definition import (
     deadline_id,
 )
 
-SETTLING = (saga_events.StepSucceeded, saga_events.StepFailed, saga_events.StepAbandoned)
-"""The events after which the saga waits no longer for their step: its deadline may go."""
+SETTLING = (
+    saga_events.StepSucceeded,
+    saga_events.StepFailed,
+    saga_events.StepAbandoned,
+    saga_events.StepRefused,
+)
+"""The events after which a step's deadline has nothing left to decide: it may be dropped."""
 
 
 class SagaFacts(Protocol):
