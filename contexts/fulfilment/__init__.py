@@ -3,7 +3,8 @@ payment and shipping, compensating in reverse when a step fails or times out.
 
 It follows the orders', payments' and shipping's events (`reactions`: one saga input per event,
 once), and leaves two kinds of durable jobs (`workers`): the commands it sends the participants
-(the dispatcher) and its deadlines (which time a step out).
+(the dispatcher, which hands their refusals back to the saga) and its deadlines (which time a
+step out).
 """
 
 import httpx
@@ -33,15 +34,16 @@ def take_event(fulfilment: CommandService, event: EventEnvelope) -> None:
 
 
 def send_commands(fulfilment: CommandService, environment: WorkerEnvironment) -> JobHandler:
+    assert isinstance(fulfilment, FulfilmentService)
     served = environment.served
     local = InProcessParticipants(served)
     remote_names = [name for name in FOLLOWED if name not in served]
     if not remote_names:  # every participant is served here: no HTTP client to build
-        return dispatcher(local)
+        return dispatcher(local, fulfilment.record_refusal)
     urls = {name: url for name in remote_names if (url := environment.settings.write_url(name))}
     client = httpx.Client(timeout=PARTICIPANT_TIMEOUT)
     remote = HttpParticipants(urls, client, environment.tokens)
-    return dispatcher(RoutedParticipants(local, set(served), remote))
+    return dispatcher(RoutedParticipants(local, set(served), remote), fulfilment.record_refusal)
 
 
 def fire_deadlines(fulfilment: CommandService, environment: WorkerEnvironment) -> JobHandler:

@@ -184,6 +184,12 @@ def command_key(saga_id: UUID, step: str, generation: int) -> str:
     return f"{saga_id}:{step}:{generation}"
 
 
+def parse_command_key(key: str) -> tuple[UUID, str, int]:
+    """The saga id, step and generation a command's key names (`command_key`)."""
+    saga_id, step, generation = key.split(":")
+    return UUID(saga_id), step, int(generation)
+
+
 def deadline_id(saga_id: UUID, step: str, generation: int) -> str:
     return f"{saga_id}:{step}:{generation}:deadline"
 

@@ -5,15 +5,18 @@ or to its application when it is served in this process, always with the command
 `Idempotency-Key`: a command resent after a crash, a timeout or a lost answer is applied once.
 A participant that cannot be reached raises `ParticipantUnavailable`: the job poller sends the
 command again later, with backoff, for as long as the outage lasts (`RetryLater`). A participant
-that refuses the command (a 4xx: the payment was captured already, the order is shipped) is not
-asked again; the saga's deadline for that step decides what follows (it parks the saga where a
-person must look). Any other failure is retried a few times, then the job is parked
-(`eventlog.jobs.MAX_ATTEMPTS`, `replay jobs`), and again the step's deadline decides.
+that refuses the command (a 4xx: the payment was captured already, the shipment is being
+dispatched) is not asked again: the refusal, in the participant's words, goes to the saga at
+once (`FulfilmentService.record_refusal`), which decides on it as its deadline for that step
+would, without waiting for it: it compensates a forward step and parks a compensation for a
+person (docs/fulfilment.md). Any other failure is retried a few times, then the job is parked
+(`eventlog.jobs.MAX_ATTEMPTS`, `replay jobs`), and the step's deadline decides.
 
 Over HTTP a command carries the process's service token (`runtime.auth.tokens.TokenSource`; the
 saga's account has the scopes `payments:write shipping:write orders:write`). Without a token
-yet, or answered 401 (a token the participant cannot verify yet, as during a key rotation), the
-command is sent again later, like one that found the participant down.
+yet, or answered 401 (a token the participant cannot verify yet, as during a key rotation), 408
+or 429 (a rate limit), the command is sent again later, like one that found the participant
+down. Any other 4xx is a refusal, in the words of the problem's `detail`.
 """
 
 import logging
@@ -45,7 +48,11 @@ class Participants(Protocol):
     def send(self, key: str, target: str, action: str, aggregate_id: UUID, body: Any) -> None: ...
 
 
-def dispatcher(participants: Participants) -> Callable[[Job], None]:
+Refusals = Callable[[str, str], None]
+"""Where a refusal goes: called with the command's key and the participant's reason."""
+
+
+def dispatcher(participants: Participants, refusals: Refusals) -> Callable[[Job], None]:
     def handle(job: Job) -> None:
         payload = job.payload
         try:
@@ -60,6 +67,7 @@ def dispatcher(participants: Participants) -> Callable[[Job], None]:
             raise RetryLater(str(unavailable)) from unavailable
         except CommandRefused as refused:
             log.warning("%s refused %s: %s", payload["target"], job.key, refused)
+            refusals(job.key, str(refused))
 
     return handle
 
@@ -76,6 +84,11 @@ PATHS: Mapping[tuple[str, str], str] = {
     ("orders", "ship"): "/orders/{id}/ship",
     ("orders", "cancel"): "/orders/{id}/cancel",
 }
+
+
+NOT_NOW = frozenset({401, 408, 429})
+"""4xx answers that say "not now" rather than "no": a token the participant cannot verify yet,
+a request that took too long, a rate limit. The command is sent again later."""
 
 
 class HttpParticipants:
@@ -104,10 +117,22 @@ class HttpParticipants:
             response = self._client.post(url, json=body or None, headers=self._headers(key))
         except httpx.HTTPError as error:
             raise ParticipantUnavailable(f"{target}: {error}") from error
-        if response.status_code >= 500 or response.status_code == 401:
+        if response.status_code >= 500 or response.status_code in NOT_NOW:
             raise ParticipantUnavailable(f"{target} answered {response.status_code}")
         if response.status_code >= 400:
-            raise CommandRefused(f"{response.status_code} {response.text[:300]}")
+            raise CommandRefused(_refusal_reason(response))
+
+
+def _refusal_reason(response: httpx.Response) -> str:
+    """The participant's words: its problem's `detail`, else the start of what it answered."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    detail = problem.get("detail") if isinstance(problem, dict) else None
+    if isinstance(detail, str) and detail.strip():
+        return detail
+    return f"{response.status_code} {response.text[:300]}"
 
 
 Call = Callable[[Any, CommandContext, UUID, Mapping[str, str]], object]

@@ -3,10 +3,8 @@
 The process that runs it (intake of the participants' events, jobs, dispatcher) lives elsewhere;
 this module only decides. Each input is a method named after what happened in a participant;
 it records events, and `outbox_after(events)` turns those events into the commands to send, the
-deadlines to set and the deadlines to drop. The outputs are a function of the events and of the
-saga's immutable facts (ids, amount, currency, the compensation's reason), so a crash between
-commit and send, or a redelivered input, yields identical commands with identical keys
-(`definition.command_key`: saga id, step, generation).
+deadlines to set and the deadlines to drop (`outbox`: a function of the events and of the saga's
+immutable facts, so a redelivered input yields identical commands with identical keys).
 
 The rules it follows (steps, compensation, operators' `pay`/`ship`, late replies, parking) are
 written out in docs/fulfilment.md.
@@ -19,7 +17,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from contexts.fulfilment import events, ids
+from contexts.fulfilment import events, ids, outbox
 from contexts.fulfilment.definition import (
     AUTHORIZE,
     CANCEL_ORDER,
@@ -34,15 +32,12 @@ from contexts.fulfilment.definition import (
     SCHEDULE,
     STEPS,
     VOID_PAYMENT,
-    Deadline,
     FulfilmentPolicy,
     FulfilmentStatus,
     Outbox,
-    ParticipantCommand,
     Step,
     StepRecord,
     StepState,
-    command_key,
     deadline_id,
     reason_text,
 )
@@ -68,6 +63,7 @@ class OrderFulfilment(EventSourcedAggregate):
     StepFailed = events.StepFailed
     StepAbandoned = events.StepAbandoned
     StepTimedOut = events.StepTimedOut
+    StepRefused = events.StepRefused
     OrderMarkedByHand = events.OrderMarkedByHand
     StepDoneByHand = events.StepDoneByHand
     OrderCancelled = events.OrderCancelled
@@ -208,19 +204,29 @@ class OrderFulfilment(EventSourcedAggregate):
 
     def timed_out(self, step: str, deadline_id: str) -> None:
         spec = STEPS.get(step)
-        if spec is None or spec.timeout is None or self.step != step:
+        if spec is None or spec.timeout is None or not self._waits_for(spec):
             return
-        if self.status is Status.PARKED or deadline_id != self._deadline_id(spec):
+        if deadline_id != self._deadline_id(spec):
             return
         generation = self._generation_of(spec)
         self.trigger_event(
             self.StepTimedOut, step=step, generation=generation, deadline_id=deadline_id
         )
-        if self.status is Status.RUNNING:
-            self._compensate(f"{step} timed out")
-        else:
-            reason = f"{step} was not confirmed before its deadline"
-            self.trigger_event(self.Parked, step=step, reason=reason)
+        self._give_up(spec, f"{step} timed out", f"{step} was not confirmed before its deadline")
+
+    def command_refused(self, step: str, generation: int, reason: str) -> None:
+        """The participant refused the command of `step` at `generation`: decided at once, as
+        the step's deadline would decide it. A step without a deadline (the order's, retried
+        until done) is decided by the order's own events, which come after such a refusal (the
+        order was paid, shipped or cancelled by hand meanwhile): its refusal is only recorded."""
+        spec = STEPS.get(step)
+        if spec is None or not self._waits_for(spec) or generation != self._generation_of(spec):
+            return
+        reason = reason_text(reason)
+        self.trigger_event(self.StepRefused, step=step, generation=generation, reason=reason)
+        if spec.timeout is not None:
+            why = reason_text(f"{spec.target} refused {spec.action}: {reason}")
+            self._give_up(spec, why, why)
 
     # inputs: an operator's, for a parked saga
 
@@ -244,39 +250,7 @@ class OrderFulfilment(EventSourcedAggregate):
         self, events: Iterable[Aggregate.Event], policy: FulfilmentPolicy = DEFAULT_POLICY
     ) -> Outbox:
         """The commands to send, deadlines to set and deadlines to drop after `events`."""
-        outbox = Outbox([], [], [])
-        for event in events:
-            if isinstance(event, self.StepRequested):
-                spec = STEPS[event.step]
-                outbox.commands.append(self._command(spec, event.generation))
-                due_in = policy.timeout_of(spec)
-                if due_in is not None:
-                    deadline = deadline_id(self.id, spec.name, event.generation)
-                    outbox.deadlines.append(Deadline(spec.name, due_in, deadline))
-            elif isinstance(event, self.StepSucceeded | self.StepFailed | self.StepAbandoned):
-                outbox.cancelled_deadlines.extend(self._deadlines_settled_by(event))
-        return outbox
-
-    def _deadlines_settled_by(self, event: Any) -> list[str]:
-        if STEPS[event.step].timeout is None or getattr(event, "late", False):
-            return []
-        return [deadline_id(self.id, event.step, event.generation)]
-
-    def _command(self, step: Step, generation: int) -> ParticipantCommand:
-        aggregate_id = {
-            "payments": ids.payment_id(self.order_id),
-            "shipping": ids.shipment_id(self.order_id),
-            "orders": self.order_id,
-        }[step.target]
-        body: dict[str, str] = {}
-        if step.name in ("authorize", "schedule"):
-            body = {"order_id": str(self.order_id), "user_id": str(self.user_id)}
-        if step.name == "authorize":
-            body |= {"amount": str(self.amount), "currency": self.currency}
-        if step is CANCEL_ORDER:
-            body = {"reason": self.reason or "fulfilment cancelled"}
-        key = command_key(self.id, step.name, generation)
-        return ParticipantCommand(step.name, step.target, step.action, aggregate_id, body, key)
+        return outbox.outbox_after(self, events, policy)
 
     # decisions
 
@@ -295,6 +269,19 @@ class OrderFulfilment(EventSourcedAggregate):
         )
         self._advance(step)
         return True
+
+    def _waits_for(self, step: Step) -> bool:
+        """Whether the saga waits for the confirmation of `step`: asked for, and neither timed
+        out nor refused since (a saga parked on it waits for a person)."""
+        return self.step == step.name and self.records[step.name]["state"] == StepState.PENDING
+
+    def _give_up(self, step: Step, why: str, attention: str) -> None:
+        """Stop waiting for `step`: a running saga compensates `why`; one compensating (or
+        undoing a late reply) parks on it for a person."""
+        if self.status is Status.RUNNING:
+            self._compensate(why)
+        else:
+            self.trigger_event(self.Parked, step=step.name, reason=attention)
 
     def _refuse(self, step: Step, reason: str, *, cause: str) -> bool:
         if self.status is not Status.RUNNING or self.step != step.name:

@@ -111,6 +111,20 @@ class StepTimedOut(Aggregate.Event):
         record(saga, self.step, StepState.FAILED, self.timestamp, reason="timed out")
 
 
+class StepRefused(Aggregate.Event):
+    """The participant would not take the step's command at all (its state does not allow it:
+    a 4xx, a `DomainError`), unlike `StepFailed`, an outcome the participant recorded (a
+    decline). Asking again would not change that. `reason` is the participant's words."""
+
+    class_version = 1
+    step: str
+    generation: int
+    reason: str
+
+    def apply(self, saga: Any) -> None:
+        record(saga, self.step, StepState.FAILED, self.timestamp, reason=self.reason)
+
+
 class OrderCancelled(Aggregate.Event):
     """The order was cancelled by someone other than this saga."""
 

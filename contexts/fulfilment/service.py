@@ -7,7 +7,8 @@ the input's tracking: each incoming event, with the saga events it causes, is co
 
 What the saga asks of the participants, and its deadlines, become durable jobs written with its
 events (`job_changes`): `fulfilment-command` jobs, sent by the dispatcher
-(`contexts.fulfilment.dispatch`), and `fulfilment-deadline` jobs, which fire `timed_out`.
+(`contexts.fulfilment.dispatch`), which hands a participant's refusal back (`record_refusal`),
+and `fulfilment-deadline` jobs, which fire `timed_out`.
 
 The saga needs a few facts the events that reach it do not carry: who placed an order and in
 which currency (the orders' `Created`), and which order a payment or shipment is for (their
@@ -24,7 +25,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from contexts.fulfilment import ids
-from contexts.fulfilment.definition import FulfilmentPolicy, FulfilmentStatus
+from contexts.fulfilment.definition import FulfilmentPolicy, FulfilmentStatus, parse_command_key
 from contexts.fulfilment.domain import OrderFulfilment
 from domain.errors import AggregateNotFound, DomainError, InvalidValue
 from domain.ports import Job, JobChanges, ReplicaReader
@@ -166,6 +167,19 @@ class FulfilmentService(CommandService):
         saga_id, step = UUID(str(job.payload["saga_id"])), str(job.payload["step"])
         ctx = CommandContext(idempotency_key=f"deadline:{job.key}", fingerprint=job.key)
         self.update(ctx, OrderFulfilment, saga_id, lambda saga: saga.timed_out(step, job.key))
+
+    def record_refusal(self, command_key: str, reason: str) -> None:
+        """A participant refused the saga's command of this key: the saga decides at once. The
+        dispatcher's job may run again after a crash; the refusal's own key makes that a no-op."""
+        saga_id, step, generation = parse_command_key(command_key)
+        key = f"refused:{command_key}"
+        ctx = CommandContext(idempotency_key=key, fingerprint=command_key, causation_id=command_key)
+        self.update(
+            ctx,
+            OrderFulfilment,
+            saga_id,
+            lambda saga: saga.command_refused(step, generation, reason),
+        )
 
     def retry(self, ctx: CommandContext, saga_id: UUID) -> CommandResult:
         """Ask a parked saga's participant again; a saga that is not parked is refused."""

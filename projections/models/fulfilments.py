@@ -52,9 +52,9 @@ def _refused(saga: Saga, data: dict[str, Any], at: str) -> Saga:
     return replace(saga, step=None, steps=steps)
 
 
-def _timed_out(saga: Saga, data: dict[str, Any], at: str) -> Saga:
-    steps = _mark(saga.steps, data["step"], "failed", at, {"reason": "timed out"})
-    return replace(saga, steps=steps)
+def _given_up(saga: Saga, step: str, reason: str, at: str) -> Saga:
+    """Timed out or refused: failed, but still the step the saga is on until it decides."""
+    return replace(saga, steps=_mark(saga.steps, step, "failed", at, {"reason": reason}))
 
 
 def _done_by_hand(saga: Saga, data: dict[str, Any], at: str) -> Saga:
@@ -68,7 +68,8 @@ FOLDS: dict[str, Fold] = {
     "StepSucceeded": lambda saga, data, at: _succeeded(saga, data["step"], data["detail"], at),
     "StepFailed": _refused,
     "StepAbandoned": _refused,
-    "StepTimedOut": _timed_out,
+    "StepTimedOut": lambda saga, data, at: _given_up(saga, data["step"], "timed out", at),
+    "StepRefused": lambda saga, data, at: _given_up(saga, data["step"], data["reason"], at),
     "StepDoneByHand": _done_by_hand,
     "CompensationStarted": lambda saga, data, _: replace(
         saga, status="compensating", reason=data["reason"], step=None

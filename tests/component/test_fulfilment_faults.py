@@ -30,12 +30,13 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
-from contexts.fulfilment.service import FOLLOWED
+from contexts.fulfilment import ids
+from contexts.fulfilment.service import COMMAND_JOB, FOLLOWED
 from contexts.payments.service import PAYMENT_PROVIDER_JOBS
 from contexts.settings import Settings
 from contexts.shipping.service import CARRIER_JOBS
 from embedded.app import create_app as create_embedded_app
-from eventlog.jobs import ManualClock
+from eventlog.jobs import LEASE, ManualClock
 from read_api.params import MAX_LIMIT
 from tests.support.api import add_line, create_order, register
 from tests.support.auth import OPERATOR
@@ -50,6 +51,7 @@ from tests.support.stepped_system import (
     JOB_KINDS,
     PARTS,
     QUIET,
+    STEP_TIME,
     SteppedSystem,
     the_process_clock,
 )
@@ -197,6 +199,14 @@ class FaultSchedule(RuleBasedStateMachine):
             assert self._listed_as_parked() == parked
         return outcomes
 
+    def run_until_the_saga_waits_for(self, order: UUID, step: str) -> None:
+        """Step every part in turn, with no fault set, until the order's saga asks for `step`."""
+        for part in PARTS * 20:
+            if self.saga(order).get("step") == step:
+                return
+            self.system.step(part)
+        raise AssertionError(f"the saga of {order} never asked for {step}: {self.saga(order)}")
+
     def saga(self, order: UUID) -> dict[str, Any]:
         """The order's saga as the write API shows it ({} if it has not started)."""
         response = self.client.get(f"/fulfilments/{order}")
@@ -244,10 +254,7 @@ def test_a_dispatch_answered_after_its_deadline_parks_the_saga_for_good() -> Non
     try:
         machine.place_orders(["20.00"])
         (order,) = machine.orders
-        for part in PARTS * 20:
-            if machine.saga(order).get("step") == "dispatch":
-                break
-            machine.system.step(part)
+        machine.run_until_the_saga_waits_for(order, "dispatch")
         machine.network.losing_answers.add(CARRIER)
         machine.system.let_time_pass(20)
         assert machine.saga(order)["status"] == "parked"
@@ -256,6 +263,57 @@ def test_a_dispatch_answered_after_its_deadline_parks_the_saga_for_good() -> Non
         assert (ended.saga, ended.order, ended.captures, ended.bookings) == (
             "parked",
             "paid",
+            1,
+            ("dispatched",),
+        )
+    finally:
+        machine.close()
+
+
+def test_an_order_cancelled_while_its_shipment_is_dispatching_parks_at_once_on_the_refusal() -> (
+    None
+):
+    """An operator cancels the order while the carrier holds the dispatch: shipping refuses to
+    cancel a shipment being dispatched, and the saga parks on that refusal at once, in
+    shipping's words, not a compensation deadline later. The process dies after the refusal is
+    recorded but before the command's job is removed: run again, the job changes nothing."""
+    machine = FaultSchedule()
+    try:
+        machine.place_orders(["20.00"])
+        (order,) = machine.orders
+        machine.run_until_the_saga_waits_for(order, "dispatch")
+        machine.network.control(CARRIER, outage=True)
+        machine.system.run_until_idle()
+        shipment = f"/shipments/{ids.shipment_id(order)}"
+        assert machine.client.get(shipment).json()["status"] == "dispatching"
+
+        cancel = {"reason": "customer called"}
+        assert machine.client.post(f"/orders/{order}/cancel", json=cancel).status_code == 200
+        machine.system.step("saga<-orders")
+        assert machine.saga(order)["step"] == "cancel_shipment"
+        machine.clock.advance(STEP_TIME)  # its command is due just after the saga's events
+        assert machine.system.crash_in_job(COMMAND_JOB, after_handling=True)
+        machine.clock.advance(LEASE + timedelta(seconds=1))  # the dead process's claim ends
+        machine.system.run_until_idle()
+
+        saga = machine.saga(order)
+        assert (saga["status"], saga["step"], saga["reason"]) == (
+            "parked",
+            "cancel_shipment",
+            "customer called",
+        )
+        assert saga["attention"].startswith(
+            "shipping refused cancel: cannot cancel: the shipment is dispatching"
+        )
+        history = machine.system.fulfilment.events.get(ids.saga_id(order))
+        assert [type(event).__name__ for event in history][-2:] == ["StepRefused", "Parked"]
+        payment = machine.client.get(f"/payments/{ids.payment_id(order)}").json()
+        assert payment["status"] == "captured", "for a person to refund or ship"
+
+        (ended,) = machine.every_order_ended()
+        assert (ended.saga, ended.order, ended.captures, ended.bookings) == (
+            "parked",
+            "cancelled",
             1,
             ("dispatched",),
         )

@@ -3,7 +3,8 @@ on the embedded store and on PostgreSQL.
 
 Sent in process, it skips the HTTP grammar of `POST /payments/{id}/authorize`: the domain refuses
 it, so no payment is stored and no provider job opened (the provider would refuse the amount, and
-the job would be tried again for good), and the dispatcher's job ends, as for any refusal.
+the job would be tried again for good), and the dispatcher hands the refusal to the saga and its
+job ends, as for any refusal.
 """
 
 import logging
@@ -60,9 +61,13 @@ def test_an_authorize_command_for_more_than_can_be_paid_is_refused_and_stores_no
 
     with pytest.raises(CommandRefused, match=REFUSAL):
         participants.send(job.key, "payments", "authorize", payment_id, job.payload["body"])
+    refusals: list[tuple[str, str]] = []
+    send = dispatcher(participants, lambda key, reason: refusals.append((key, reason)))
     with caplog.at_level(logging.WARNING, logger="strata.fulfilment.dispatch"):
-        dispatcher(participants)(job)  # returns: the poller drops the job, it is not sent again
+        send(job)  # returns: the poller drops the job, it is not sent again
     assert REFUSAL in caplog.text
+    [(key, reason)] = refusals
+    assert key == job.key and REFUSAL in reason
 
     assert (payments.recorder.max_notification_id() or 0) == before
     assert client.get(f"/payments/{payment_id}").status_code == 404
@@ -70,7 +75,8 @@ def test_an_authorize_command_for_more_than_can_be_paid_is_refused_and_stores_no
 
     # A cent less, the largest amount, is requested as usual.
     payment_id = uuid4()
-    dispatcher(participants)(authorize_job(payment_id, "999999999999.99"))
+    send(authorize_job(payment_id, "999999999999.99"))
+    assert len(refusals) == 1
     state = client.get(f"/payments/{payment_id}").json()
     assert (state["status"], state["amount"]) == ("requested", "999999999999.99")
     assert Jobs(payments).keys(payment_id) == [f"{payment_id}:authorize"]

@@ -12,11 +12,14 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from contexts.fulfilment.dispatch import CommandRefused, HttpParticipants
 from contexts.settings import Settings
 from contexts.shipping.service import CARRIER_JOBS, REFUSED, ShippingService
 from contexts.shipping.worker import ShippingWorker
 from eventlog.jobs import RetryLater
+from runtime.auth.tokens import StaticToken
 from tests.support.api import assert_problem, services
+from tests.support.auth import IDENTITY, SAGA_CLIENT, SAGA_SCOPE
 from tests.support.participants import (
     PROVIDERS_WORDS,
     FakeCarrier,
@@ -140,6 +143,24 @@ def test_invalid_intents_are_409_and_write_nothing(
 
     assert_problem(shipments.client.post(f"/shipments/{shipment}/{action}"), 409, message)
     assert shipments.position() == before
+
+
+def test_the_sagas_cancellation_of_a_shipment_on_its_way_is_refused_in_shippings_words(
+    shipments: Shipments,
+) -> None:
+    saga = HttpParticipants(
+        {"shipping": str(shipments.client.base_url)},
+        shipments.client,
+        StaticToken(IDENTITY.token(SAGA_CLIENT, ["service"], SAGA_SCOPE)),
+    )
+    shipment = shipments.scheduled()
+    shipments.ask(shipment, "dispatch")
+    with pytest.raises(CommandRefused) as refused:
+        saga.send(f"{uuid.uuid4()}:cancel_shipment:0", "shipping", "cancel", UUID(shipment), None)
+    assert str(refused.value) == (
+        "cannot cancel: the shipment is dispatching, it must be scheduled;"
+        " a shipment on its way cannot be called back"
+    )
 
 
 def test_asked_again_a_schedule_answers_the_shipment_as_it_is(shipments: Shipments) -> None:

@@ -31,8 +31,7 @@ import purgatory.domain.model
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from contexts.fulfilment import FULFILMENT, fire_deadlines
-from contexts.fulfilment.dispatch import InProcessParticipants, dispatcher
+from contexts.fulfilment import FULFILMENT, fire_deadlines, send_commands
 from contexts.fulfilment.service import COMMAND_JOB, DEADLINE_JOB, FulfilmentService
 from contexts.payments.provider import HttpPaymentProvider
 from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
@@ -124,7 +123,7 @@ class SteppedSystem:
         live = LiveSettings(self.settings)
         environment = WorkerEnvironment(served, self.settings, metrics, live, NoToken())
         handlers = {
-            COMMAND_JOB: dispatcher(InProcessParticipants(served)),  # every participant is here
+            COMMAND_JOB: send_commands(self.fulfilment, environment),  # all in process here
             DEADLINE_JOB: fire_deadlines(self.fulfilment, environment),
         }
         http = httpx.Client(transport=self.network)

@@ -385,7 +385,7 @@ def test_its_events_are_its_own_nested_classes_as_the_registry_lists_them() -> N
     del nested["Event"], nested["Created"]  # the library's bases, nested in every aggregate
     assert set(nested) == {
         "Started", "StepRequested", "StepSucceeded", "StepFailed", "StepAbandoned",
-        "StepTimedOut", "OrderCancelled", "OrderMarkedByHand", "StepDoneByHand",
+        "StepTimedOut", "StepRefused", "OrderCancelled", "OrderMarkedByHand", "StepDoneByHand",
         "CompensationStarted", "PlanRevised", "Completed", "Cancelled", "Parked", "Retried",
         "Resolved",
     }  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 
 from contexts.fulfilment.definition import FulfilmentStatus, StepState
 from domain.errors import InvalidValue
-from tests.unit.test_fulfilment import HAPPY_PATH, SAGA_ID, Run
+from tests.unit.test_fulfilment import FORWARD, HAPPY_PATH, SAGA_ID, Run
 
 # late replies
 
@@ -256,6 +256,7 @@ ALL_INPUTS: list[tuple[str, tuple[Any, ...]]] = [
     ("order_cancelled", ("late",)),
     ("retry", ()),
     ("resolve", ("note",)),
+    *[("command_refused", (step, 0, "no")) for step in [*FORWARD, "cancel_order"]],
 ]
 
 

@@ -1,7 +1,8 @@
 """A hypothesis state machine feeding one OrderFulfilment random inputs in random order, with
-duplicates, stale deadlines and restarts, and checking the saga invariant (DESIGN.md, "Sagas end"):
-never two captures; a cancelled saga voided or refunded every authorization and capture it saw; a
-completed one shipped after exactly one capture; never waiting on anything without a deadline."""
+duplicates, stale deadlines, participants' refusals and restarts, and checking the saga invariant
+(DESIGN.md, "Sagas end"): never two captures; a cancelled saga voided or refunded every
+authorization and capture it saw; a completed one shipped after exactly one capture; never
+waiting on anything without a deadline."""
 
 from typing import Any
 
@@ -111,6 +112,14 @@ class FulfilmentMachine(RuleBasedStateMachine):
     def a_made_up_deadline_passes(self, step: str, generation: int) -> None:
         self.saga.timed_out(step, f"{self.saga.id}:{step}:{generation}")
         assert self.run.take() == []
+
+    # refusals: of the command waited for, of stale and made-up ones
+
+    @rule(data=st.data(), generation=st.integers(0, 2), reason=TEXT)
+    def a_participant_refuses(self, data: st.DataObject, generation: int, reason: str) -> None:
+        waited_for = [self.saga.step] if self.saga.step else []
+        step = data.draw(st.sampled_from(waited_for + sorted(STEPS)))
+        self.feed("command_refused", step, generation, reason)
 
     @rule()
     def restart(self) -> None:

@@ -6,6 +6,10 @@ from contexts.payments.domain import PaymentStatus
 from contexts.shipping.domain import ShipmentStatus
 from projections.models import fulfilments
 from read_api import fulfilment_endpoints, payment_endpoints, shipment_endpoints
+from tests.unit.test_fulfilment import Run
+
+ENVELOPE = ("originator_id", "originator_version", "timestamp")
+"""What the envelope carries beside an event's data."""
 
 
 def test_the_fold_knows_what_each_compensation_undoes() -> None:
@@ -42,3 +46,22 @@ def test_a_retried_step_keeps_its_place_and_resumes_a_parked_saga() -> None:
     saga = fulfilments.fold(saga, "StepSucceeded", {"step": "void_payment", "detail": {}}, at)
     assert [s["state"] for s in saga.steps] == ["compensated", "done"]
     assert saga.step is None
+
+
+def test_a_refused_compensation_is_shown_as_the_saga_holds_it() -> None:
+    run = Run().run_to("dispatch")
+    run.feed("order_cancelled", "customer called")
+    run.feed("command_refused", "cancel_shipment", 0, "the shipment is dispatching")
+    saga = fulfilments.Saga("running")
+    for event in run.events[1:]:  # `Started` inserts the row
+        data = {name: value for name, value in vars(event).items() if name not in ENVELOPE}
+        saga = fulfilments.fold(saga, type(event).__name__, data, event.timestamp.isoformat())
+    held = run.saga
+    assert (saga.status, saga.step, saga.attention, saga.reason) == (
+        held.status,
+        held.step,
+        held.attention,
+        held.reason,
+    )
+    shown = [(step["name"], step["state"], step["detail"]) for step in saga.steps]
+    assert shown == [(step.name, step.state, step.detail) for step in held.steps]
