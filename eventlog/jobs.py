@@ -38,9 +38,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from eventsourcing.persistence import InterfaceError, OperationalError
-
 from domain.ports import Job
+from eventlog.outages import STORE_OUTAGES
 from eventlog.parked_jobs import ParkedJob, ParkedJobs
 
 log = logging.getLogger("strata.jobs")
@@ -154,12 +153,6 @@ class RetryLater(Exception):
 class JobFailed(Exception):
     """Raised by a handler whose job no retry can do (a provider refused the request as
     malformed or impossible): the job is parked at once with `reason`, without a traceback."""
-
-
-OUTAGES: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
-"""A store that cannot be reached or answer now (the event store's library's errors): an
-outage, which heals without anyone, so a job failing with one is retried however long it
-lasts, like `RetryLater`, and never parked."""
 
 
 @dataclass(frozen=True)
@@ -287,7 +280,7 @@ class JobPoller:
             self._handle(job)
         except RetryLater as later:
             self._retry_later(job, str(later), later.delay)
-        except OUTAGES as outage:
+        except STORE_OUTAGES as outage:  # retried however long it lasts, never parked
             self._retry_later(job, f"store unavailable: {reason_of(outage)}", None)
         except JobFailed as failed:
             self._park(job, reason_of(failed))

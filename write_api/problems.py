@@ -3,10 +3,8 @@
 import logging
 from collections.abc import Sequence
 
-from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from psycopg_pool import PoolTimeout
 
 from domain.errors import (
     AggregateNotFound,
@@ -18,6 +16,7 @@ from domain.errors import (
     UnknownReference,
     ValueTaken,
 )
+from eventlog.outages import STORE_OUTAGES
 from runtime.http import problems as common
 from runtime.http.deadlines import ServiceUnavailable
 from runtime.http.problem_types import (
@@ -77,5 +76,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     common.install_problem_handlers(app, log)
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(ReplicaBehind, _on_replica_behind)
-    for unavailable in (ServiceUnavailable, OperationalError, InterfaceError, PoolTimeout):
+    unavailable_errors: tuple[type[Exception], ...] = (ServiceUnavailable, *STORE_OUTAGES)
+    for unavailable in unavailable_errors:
         app.add_exception_handler(unavailable, _on_unavailable)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from eventsourcing.persistence import OperationalError
+from psycopg_pool import PoolTimeout
 
 from domain.ports import Job, SideRecords, Tracking
 from eventlog.jobs import MAX_ATTEMPTS, Backoff, JobFailed, JobPoller, ManualClock, RetryLater
@@ -327,8 +328,12 @@ def test_the_default_bound_parks_a_job_failing_forever() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [RetryLater("provider down"), OperationalError("connection refused")],
-    ids=["retry later", "store outage"],
+    [
+        RetryLater("provider down"),
+        OperationalError("connection refused"),
+        PoolTimeout("no connection within 5 s"),
+    ],
+    ids=["retry later", "store outage", "no pooled connection"],
 )
 def test_expected_failures_are_retried_however_long_they_last(error: Exception) -> None:
     clock = ManualClock(T0)
