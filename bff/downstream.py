@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import httpx
 
+from runtime.http.header_fields import retry_after_seconds
 from runtime.http.problem_types import POSITION_NOT_REACHED
 from runtime.resilience import (
     CircuitBreaker,
@@ -188,8 +189,7 @@ def _answer(what: str, response: httpx.Response) -> Any:
     if status == 503 and isinstance(body, dict) and body.get("type") == POSITION_NOT_REACHED.uri:
         raise Behind(str(body.get("detail", "position not reached")))
     if status == 429:
-        retry_after = response.headers.get("retry-after", "")
-        seconds = int(retry_after) if retry_after.isascii() and retry_after.isdigit() else None
+        seconds = retry_after_seconds(response.headers.get("retry-after"))
         raise RateLimited(f"{what}: over the caller's rate limit (429)", seconds)
     if status >= 500:
         raise DownstreamUnavailable(f"{what}: {status}")

@@ -16,11 +16,13 @@ Over HTTP a command carries the process's service token (`runtime.auth.tokens.To
 saga's account has the scopes `payments:write shipping:write orders:write`). Without a token
 yet, or answered 401 (a token the participant cannot verify yet, as during a key rotation), 408
 or 429 (a rate limit), the command is sent again later, like one that found the participant
-down. Any other 4xx is a refusal, in the words of the problem's `detail`.
+down, after its `Retry-After` if it gives one (at most a minute). Any other 4xx is a refusal, in
+the words of the problem's `detail`.
 """
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
@@ -32,12 +34,18 @@ from domain.ports import Job
 from domain.service import CommandContext, CommandService
 from eventlog.jobs import RetryLater
 from runtime.auth.tokens import TokenSource
+from runtime.http.header_fields import retry_after_seconds
 
 log = logging.getLogger("strata.fulfilment.dispatch")
 
 
 class ParticipantUnavailable(Exception):
-    """The participant did not answer (or answered 5xx): send the command again later."""
+    """The participant did not answer (or answered 5xx, or "not now"): send the command again
+    later, after `retry_after` if it said when."""
+
+    def __init__(self, reason: str, retry_after: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class CommandRefused(Exception):
@@ -64,7 +72,7 @@ def dispatcher(participants: Participants, refusals: Refusals) -> Callable[[Job]
                 payload["body"],
             )
         except ParticipantUnavailable as unavailable:
-            raise RetryLater(str(unavailable)) from unavailable
+            raise RetryLater(str(unavailable), unavailable.retry_after) from unavailable
         except CommandRefused as refused:
             log.warning("%s refused %s: %s", payload["target"], job.key, refused)
             refusals(job.key, str(refused))
@@ -86,6 +94,7 @@ PATHS: Mapping[tuple[str, str], str] = {
 }
 
 
+MAX_RETRY_AFTER = timedelta(seconds=60)
 NOT_NOW = frozenset({401, 408, 429})
 """4xx answers that say "not now" rather than "no": a token the participant cannot verify yet,
 a request that took too long, a rate limit. The command is sent again later."""
@@ -118,9 +127,18 @@ class HttpParticipants:
         except httpx.HTTPError as error:
             raise ParticipantUnavailable(f"{target}: {error}") from error
         if response.status_code >= 500 or response.status_code in NOT_NOW:
-            raise ParticipantUnavailable(f"{target} answered {response.status_code}")
+            raise ParticipantUnavailable(
+                f"{target} answered {response.status_code}", _retry_after(response)
+            )
         if response.status_code >= 400:
             raise CommandRefused(_refusal_reason(response))
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    """When the participant asked to be called again (a rate limit's or an overload's 429 or
+    503), at most `MAX_RETRY_AFTER` away: a deadline of the saga's own may come sooner."""
+    seconds = retry_after_seconds(response.headers.get("retry-after"))
+    return None if seconds is None else min(timedelta(seconds=seconds), MAX_RETRY_AFTER)
 
 
 def _refusal_reason(response: httpx.Response) -> str:

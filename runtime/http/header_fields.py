@@ -89,3 +89,14 @@ def bearer_token(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     return token if token and scheme.lower() == "bearer" else None
+
+
+_DELTA_SECONDS = re.compile(r"[0-9]{1,9}")
+
+
+def retry_after_seconds(value: str | None) -> int | None:
+    """A `Retry-After` in delta-seconds (RFC 9110 §10.2.3), as this system's services send it;
+    None for none, an HTTP date or anything malformed (the caller's own backoff then applies)."""
+    if value is None or _DELTA_SECONDS.fullmatch(value.strip()) is None:
+        return None
+    return int(value)

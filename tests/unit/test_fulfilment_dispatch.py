@@ -1,12 +1,21 @@
 """The saga's dispatcher over HTTP: which answers of a participant are a refusal (in whose words)
 and which only say "not now", so that the command is sent again later."""
 
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import httpx
 import pytest
 
-from contexts.fulfilment.dispatch import CommandRefused, HttpParticipants, ParticipantUnavailable
+from contexts.fulfilment.dispatch import (
+    MAX_RETRY_AFTER,
+    CommandRefused,
+    HttpParticipants,
+    ParticipantUnavailable,
+    dispatcher,
+)
+from domain.ports import Job
+from eventlog.jobs import RetryLater
 from runtime.auth.tokens import NoToken
 
 PROBLEM = "application/problem+json"
@@ -45,3 +54,27 @@ def test_a_refusal_without_a_detail_is_told_by_its_status_and_body(
 def test_answers_that_say_not_now_are_sent_again_later(status: int) -> None:
     with pytest.raises(ParticipantUnavailable):
         send(answering(httpx.Response(status, json={"detail": "slow down"})))
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "delay"),
+    [
+        ("7", timedelta(seconds=7)),
+        (" 30 ", timedelta(seconds=30)),
+        ("86400", MAX_RETRY_AFTER),  # the saga's own deadlines come first
+        ("Fri, 31 Dec 1999 23:59:59 GMT", None),
+        ("-1", None),
+        ("1e3", None),
+        ("+5", None),
+    ],
+)
+def test_a_not_now_is_sent_again_after_its_retry_after_at_most_a_minute(
+    retry_after: str, delay: timedelta | None
+) -> None:
+    response = httpx.Response(429, json={"detail": "over the limit"})
+    response.headers["Retry-After"] = retry_after
+    handle = dispatcher(answering(response), lambda key, reason: None)
+    payload = {"target": "shipping", "action": "cancel", "aggregate_id": str(uuid4()), "body": {}}
+    with pytest.raises(RetryLater) as later:
+        handle(Job("fulfilment-command", "saga:cancel_shipment:0", datetime.now(UTC), payload))
+    assert later.value.delay == delay
