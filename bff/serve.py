@@ -5,6 +5,7 @@ from collections.abc import Callable
 import uvicorn
 
 from bff.settings import BffSettings
+from runtime.http.preflight import preflight
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.settings import load_settings
 
@@ -14,6 +15,7 @@ def serve(prog: str, factory: str, port_of: Callable[[BffSettings], int]) -> Non
     loaded = load_settings(prog, BffSettings)
     assert isinstance(loaded, BffSettings)
     port = port_of(loaded)
+    preflight(prog, factory)
     print(f"{prog} on http://{loaded.host}:{port} (read API {loaded.read_api_url})", flush=True)
     uvicorn.run(
         factory,

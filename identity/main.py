@@ -30,10 +30,12 @@ from identity.service import Identity, build_identity
 from identity.settings import ClientId, IdentitySettings, Role, Scope
 from identity.tokens import Grant
 from runtime.cli import CommandFailed, run
+from runtime.http.preflight import preflight
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.settings import load_settings
 
 PROG = "strata-identity"
+FACTORY = "identity.app:create_app"
 DEV_SUBJECT = "dev-operator"
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
 clients = typer.Typer(help="Service accounts and operators.", no_args_is_help=True)
@@ -75,12 +77,13 @@ def _prepared() -> Iterator[Identity]:
 def serve() -> None:
     """Serve sign-up, the token endpoint, the JWKS and discovery."""
     settings = _settings()
+    preflight(PROG, FACTORY)
     base = f"http://{settings.identity_host}:{settings.identity_port}"
     where = settings.data_dir.resolve() if settings.identity_mode == "embedded" else "PostgreSQL"
     print(f"strata identity ({settings.identity_mode} mode, database in {where})", flush=True)
     print(f"  issuer: {settings.identity_issuer}\n  docs:   {base}/docs", flush=True)
     uvicorn.run(
-        "identity.app:create_app",
+        FACTORY,
         factory=True,
         host=settings.identity_host,
         port=settings.identity_port,

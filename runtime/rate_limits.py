@@ -48,6 +48,7 @@ from starlette.routing import BaseRoute, Mount
 
 from runtime.auth.http import Unauthenticated, verified_principal
 from runtime.auth.principal import INSECURE_OPERATOR, Role
+from runtime.http.preflight import add_start_check
 from runtime.http.problem_types import RATE_LIMITED
 from runtime.http.problems import problem
 from runtime.live_settings import live_settings_of
@@ -275,6 +276,7 @@ def install_rate_limits(
     if getattr(app.state, "rate_limits_installed", False):
         return
     app.state.rate_limits_installed = True
+    add_start_check(app, lambda: check_route_limits(settings, limited_routes(app.routes)))
     metrics = rate_limit_metrics(registry)
 
     @asynccontextmanager

@@ -9,10 +9,12 @@ import typer
 from contexts.cli import registered_context, run
 from contexts.registered import REGISTRY
 from contexts.settings import load_settings
+from runtime.http.preflight import preflight
 from runtime.http.serve import serve
 from write_api.app import SERVED_CONTEXT
 
 PROG = "strata-write-api"
+FACTORY = "write_api.app:create_app"
 WORKER_HEALTHCHECK_SECONDS = 30
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -33,6 +35,7 @@ def write_api(
     served = REGISTRY.names if context is None else (context,)
     settings = load_settings(PROG, served)
     os.environ[SERVED_CONTEXT] = context or ""
+    preflight(PROG, FACTORY)
     base = f"http://{settings.host}:{settings.port}"
     where = settings.data_dir.resolve() if settings.mode == "embedded" else "PostgreSQL"
     print(
@@ -41,7 +44,7 @@ def write_api(
     )
     print(f"  API:  {base}\n  docs: {base}/docs", flush=True)
     serve(
-        "write_api.app:create_app",
+        FACTORY,
         host=settings.host,
         port=settings.port,
         workers=settings.web_workers,

@@ -1,6 +1,8 @@
 """A rate limit set for a route the service does not have (a typo) is refused, naming it and
 the service's routes: at start, and in a live settings document (which is then refused whole)."""
 
+import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -15,9 +17,11 @@ from runtime.rate_limits import UnknownRoutes
 from tests.component.test_service_rate_limits import PROFILE, statuses, write_api
 from tests.support.auth import IDENTITY
 from tests.support.bff import read_database
+from tests.support.processes import entry_point, free_port, run_cli
 from tests.support.servers import wait_until
 
 TYPO = "GET /user/{user_id}"
+PORTS = ("STRATA_PORT", "STRATA_READ_API_PORT", "STRATA_BFF_WEB_PORT")
 
 
 def test_a_write_service_refuses_to_start_with_a_limit_of_an_unknown_route(
@@ -60,3 +64,23 @@ def test_a_live_document_with_an_unknown_route_is_refused_whole(tmp_path: Path) 
 
         wait_until(refused, 10, "the write API refuses the live settings")
         assert statuses(client, path, headers, 3) == [404] * 3
+
+
+@pytest.mark.parametrize("script", ["strata-write-api", "strata-read-api", "strata-bff-web"])
+def test_the_console_scripts_refuse_an_unknown_route_in_one_line_before_serving(
+    script: str, tmp_path: Path
+) -> None:
+    program = entry_point(script)
+    assert program, f"{script} is not installed"
+    env = {
+        "PATH": os.environ["PATH"],
+        "STRATA_DATA_DIR": str(tmp_path),
+        "STRATA_RATE_LIMIT_ROUTES": json.dumps({TYPO: "2/minute"}),
+        **{variable: str(free_port()) for variable in PORTS},
+    }
+    done = run_cli(program, env)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"{script}: invalid settings: rate_limit_routes")
+    assert f"'{TYPO}' in this service; its routes: " in line
+    assert "Traceback" not in done.stdout + done.stderr
