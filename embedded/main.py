@@ -13,10 +13,12 @@ import uvicorn
 from contexts.settings import Settings, load_settings
 from embedded import simulators
 from runtime.auth.dev import write_dev_token
+from runtime.http.preflight import preflight
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from sidecar import cli as config_cli
 
 PROG = "strata"
+FACTORY = "embedded.app:create_app"
 USAGE = f"usage: {PROG} [config get|set|unset|history ...]"
 HELP = f"""{USAGE}
 
@@ -50,6 +52,7 @@ def serve() -> None:
             f"{PROG}: runs the embedded default; for the stack run one process per service"
             " (scripts/stack), or unset STRATA_USERS_DATABASE_URL and STRATA_ORDERS_DATABASE_URL"
         )
+    preflight(PROG, FACTORY)
     base = f"http://{settings.host}:{settings.port}"
     print(f"strata, embedded: event stores and read models in {settings.data_dir.resolve()}")
     print(f"  write API: {base}          docs: {base}/docs")
@@ -59,7 +62,7 @@ def serve() -> None:
     print(_auth(settings))
     sys.stdout.flush()
     uvicorn.run(
-        "embedded.app:create_app",
+        FACTORY,
         factory=True,
         host=settings.host,
         port=settings.port,

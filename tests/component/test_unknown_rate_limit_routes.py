@@ -66,7 +66,9 @@ def test_a_live_document_with_an_unknown_route_is_refused_whole(tmp_path: Path) 
         assert statuses(client, path, headers, 3) == [404] * 3
 
 
-@pytest.mark.parametrize("script", ["strata-write-api", "strata-read-api", "strata-bff-web"])
+@pytest.mark.parametrize(
+    "script", ["strata", "strata-write-api", "strata-read-api", "strata-bff-web"]
+)
 def test_the_console_scripts_refuse_an_unknown_route_in_one_line_before_serving(
     script: str, tmp_path: Path
 ) -> None:
