@@ -30,7 +30,13 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from watchfiles import Change, awatch
 
-from runtime.live_settings import LiveSettings, LiveSettingsFile, NotLive, attach_live_settings
+from runtime.live_settings import (
+    LiveSettings,
+    LiveSettingsFile,
+    NotLive,
+    adopt_live_checks,
+    attach_live_settings,
+)
 from runtime.rate_limits import RATE_LIMIT_SETTINGS, rate_limits_of
 from runtime.settings import CommonSettings
 
@@ -168,7 +174,9 @@ def install_live_settings(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hooked = [partial(follow, app) for follow in (follow_rate_limits, *follows)]
+        hooked = [
+            partial(follow, app) for follow in (adopt_live_checks, follow_rate_limits, *follows)
+        ]
         async with live_settings_followed(settings, registry(app), *hooked) as live:
             attach_live_settings(app, live)
             yield

@@ -223,6 +223,18 @@ def attach_live_settings(app: FastAPI, live: LiveSettings) -> None:
     app.state.live_settings = live
 
 
+def add_live_check(app: FastAPI, check: Hook) -> None:
+    """Have the app's live settings judge every set of live values with `check` (see
+    `LiveSettings.add_check`), the first one, read when the service starts, included."""
+    app.state.live_checks = [*getattr(app.state, "live_checks", []), check]
+
+
+def adopt_live_checks(app: FastAPI, live: LiveSettings) -> None:
+    """Give `live` the app's checks: call it before the first live values are applied."""
+    for check in getattr(app.state, "live_checks", []):
+        live.add_check(check)
+
+
 def live_settings_of(app: FastAPI) -> LiveSettings | None:
     """The live settings attached to the app, if any."""
     live: LiveSettings | None = getattr(app.state, "live_settings", None)

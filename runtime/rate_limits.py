@@ -51,7 +51,7 @@ from runtime.auth.principal import INSECURE_OPERATOR, Role
 from runtime.http.preflight import add_start_check
 from runtime.http.problem_types import RATE_LIMITED
 from runtime.http.problems import problem
-from runtime.live_settings import live_settings_of
+from runtime.live_settings import add_live_check, live_settings_of
 from runtime.rate_limit_pipeline import PipelinedRedisStorage
 from runtime.rate_limit_settings import PrivilegedRole
 from runtime.resilience import BreakerOpen, CircuitBreaker
@@ -277,17 +277,16 @@ def install_rate_limits(
         return
     app.state.rate_limits_installed = True
     add_start_check(app, lambda: check_route_limits(settings, limited_routes(app.routes)))
+    add_live_check(app, lambda live: check_route_limits(live, limited_routes(app.routes)))
     metrics = rate_limit_metrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live = live_settings_of(app)
         started = live.current if live else settings
-        known = limited_routes(app.routes)  # every router is included by the time it starts
-        check_route_limits(started, known)
+        check_route_limits(started, limited_routes(app.routes))  # all included by now
         async with rate_limits_from_settings(started, metrics) as limits:
             if live is not None:
-                live.add_check(lambda candidate: check_route_limits(candidate, known))
                 live.on_change(RATE_LIMIT_SETTINGS, limits.follow)
             app.state.rate_limits = _Installed(limits, caller)
             yield

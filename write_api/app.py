@@ -40,7 +40,7 @@ from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
 from runtime.live_reload import LiveReloadMetrics, following, set_log_level
-from runtime.live_settings import LiveSettings, attach_live_settings
+from runtime.live_settings import LiveSettings, adopt_live_checks, attach_live_settings
 from runtime.logs import configure as configure_logging
 from runtime.rate_limits import install_rate_limits
 from runtime.settings import settings_model
@@ -171,6 +171,7 @@ async def _running_beside(
         running.enter_context(_registered(registry, ReplicaCollector(feeds)))
         running.enter_context(_registered(registry, _parked_jobs_collector(services, contexts)))
         live = LiveSettings(settings)
+        adopt_live_checks(app, live)
         attach_live_settings(app, live)
         live.on_change({"log_level"}, set_log_level)
         tokens = await running.enter_async_context(service_tokens(settings))

@@ -5,6 +5,8 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,37 @@ def test_a_live_document_with_an_unknown_route_is_refused_whole(tmp_path: Path) 
 
         wait_until(refused, 10, "the write API refuses the live settings")
         assert statuses(client, path, headers, 3) == [404] * 3
+
+
+@contextmanager
+def started_with_live_file(kind: str, tmp_path: Path, live_file: Path) -> Iterator[TestClient]:
+    """A write API or a read API following `live_file`."""
+    if kind == "write":
+        with write_api(tmp_path, live_settings_file=live_file) as client:
+            yield client
+        return
+    with read_database(tmp_path) as (data_dir, _):
+        settings = Settings(data_dir=data_dir, live_settings_file=live_file)
+        with TestClient(create_read_app(settings)) as client:
+            yield client
+
+
+@pytest.mark.parametrize("kind", ["write", "read"])
+def test_a_service_restarted_over_a_live_document_with_an_unknown_route_starts_on_its_own(
+    kind: str, tmp_path: Path
+) -> None:
+    """The sidecar hands on what the bucket holds: a service that refused a document while it
+    ran meets it again when it starts, and refuses it again rather than stopping."""
+    live_file = LiveSettingsFile(tmp_path / "live" / f"{kind}.json")
+    document = {"rate_limit_routes": {TYPO: "2/minute"}, "log_level": "warning"}
+    live_file.write(LiveDocument(kind, 4, document))
+    with started_with_live_file(kind, tmp_path, live_file.path) as client:
+        live = live_settings_of(client.app)  # type: ignore[arg-type]
+        assert live is not None
+        assert live.current.rate_limit_routes == {} and live.current.log_level == "info"
+        assert "strata_live_settings_rejected_total 1.0" in client.get("/metrics").text
+        with pytest.raises(UnknownRoutes, match=re.escape(repr(TYPO))):
+            live.apply(document)  # and while it runs
 
 
 @pytest.mark.parametrize(
