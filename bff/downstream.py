@@ -172,7 +172,7 @@ class ReadApi:
 
     async def readiness(self) -> Readiness:
         """Whether the read API can serve now: `ready`, `not-ready` (it answers, but its
-        /readyz does not: a read store is down) or `unreachable`."""
+        /readyz does not: a read store is down) or `unreachable` (no answer in time)."""
         try:
             response = await self._client.get(self._base_url + "/readyz", timeout=self._timeout)
         except httpx.TransportError:

@@ -97,6 +97,8 @@ def retry_command(
 ) -> None:
     """Run a parked job again (or `--all` of its kind): due now, attempts reset (exit 3 if
     none of them is parked)."""
+    if key is not None and not key.strip():
+        fail(BAD_ARGUMENTS, "the job's KEY is empty")
     if key is not None and every:
         fail(BAD_ARGUMENTS, "a KEY and --all: give one of them")
     if key is None and not every:

@@ -122,6 +122,8 @@ class TokenVerifier:
 
 
 def _header(token: str) -> dict[str, Any]:
+    if not token.isascii():
+        raise InvalidToken("the token is not a compact JWS: it holds characters outside ASCII")
     try:
         return dict(jws.extract_compact(token.encode("ascii")).protected)
     except (JoseError, ValueError) as error:
@@ -146,11 +148,15 @@ def _refuse_impossible_instants(claims: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidToken(f"the token's {name} must be a number of seconds since 1970")
         if not 0 <= value <= LAST_INSTANT:
-            raise InvalidToken(f"the token's {name} {value!r} is not an instant before year 10000")
+            shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:20]}…"
+            raise InvalidToken(f"the token's {name} {shown} is not an instant before year 10000")
 
 
 def _reason(error: Exception) -> str:
-    return getattr(error, "description", None) or str(error) or type(error).__name__
+    """joserfc's description, else its error code in words ("bad_signature: " -> "bad
+    signature")."""
+    text = getattr(error, "description", None) or str(error).rstrip(": ").replace("_", " ")
+    return text or type(error).__name__
 
 
 def principal_of(claims: dict[str, Any]) -> Principal:

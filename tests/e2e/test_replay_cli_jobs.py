@@ -96,6 +96,7 @@ def test_retry_one_then_all_makes_them_due_again_with_attempts_reset(parked: Par
         (["retry", "no-such-kind", "k"], "unknown kind of job 'no-such-kind'; use one of "),
         (["retry", COMMAND_JOB], "give the job's KEY, or --all"),
         (["retry", COMMAND_JOB, "cmd-1", "--all"], "a KEY and --all: give one of them"),
+        (["retry", COMMAND_JOB, " "], "the job's KEY is empty"),
         (["list", "--context", "users"], "no jobs in context 'users'; use one of "),
         (["list", "--context", "payments", "--kind", COMMAND_JOB], "in the fulfilment context"),
         (["list", "--limit", "0"], "--limit"),
