@@ -16,17 +16,12 @@ from functools import cache, lru_cache
 from eventlog.envelope import EventEnvelope
 from projections.model import SqlProjection
 from projections.row_batch import BatchFailed, Call, Changes, RecordingRows, Row, RowFold
+from readmodels.dialects import PostgresDialect
 from readmodels.pipeline import PipelineFailed
 from readmodels.sql import Table, Tx
 
 _ARRAY_TYPES = {
-    "uuid": "uuid",
-    "text": "text",
-    "int": "integer",
-    "bigint": "bigint",
-    "bool": "boolean",
-    "timestamptz": "timestamptz",
-    "date": "date",
+    kind: name for kind, name in PostgresDialect.types.items() if kind not in ("json", "serial")
 }
 """Column types a batch writes as arrays (a table with another type runs per statement)."""
 
