@@ -57,12 +57,7 @@ def open_event_store(
     """
     lean = settings.model_copy(update={"worker_threads": 2})  # a small pool is plenty
     prefix = context.upper()
-    # Check pooled connections on checkout: after a database restart they are all dead, and
-    # /readyz would otherwise report the first one's failure after the database is back.
-    env = event_store_env(lean, context) | {
-        f"{prefix}_CREATE_TABLE": "n",
-        f"{prefix}_POSTGRES_PRE_PING": "y",
-    }
+    env = event_store_env(lean, context) | {f"{prefix}_CREATE_TABLE": "n"}
     factory = InfrastructureFactory.construct(Environment(context, env))
     recorder = factory.application_recorder()
     if not isinstance(recorder, PostgresSideRecordRecorder):

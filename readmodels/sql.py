@@ -19,6 +19,7 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
+from eventlog.dropped_connections import check_for_drop
 from readmodels.dialects import Dialect, PostgresDialect, SQLiteDialect
 from runtime.sqlite_wal import use_wal
 
@@ -170,15 +171,9 @@ class PostgresDatabase(SqlDatabase):
         self._pool.open(wait=False)
 
     def _check(self, conn: psycopg.Connection[Row]) -> None:
-        """Check a connection on checkout (one round trip), so that one the server dropped (a
-        restart) is replaced instead of failing the transaction that draws it. A dropped one
-        means the server most likely dropped them all: the pool checks every idle connection
-        at once, rather than finding them out one checkout at a time, with growing pauses."""
-        try:
-            ConnectionPool.check_connection(conn)
-        except psycopg.Error:
-            self._pool.check()
-            raise
+        """Find a connection the server dropped (a restart) before a read draws it, with no
+        round trip for one in good order."""
+        check_for_drop(self._pool, conn)
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Tx]:
