@@ -7,6 +7,19 @@ from typing import NoReturn
 
 import typer
 
+LINE_CHARACTERS = 1_000
+"""At most about this much of an error message is shown: it may quote an argument of any size."""
+
+
+def one_line(message: str) -> str:
+    """`message` on one line; past `LINE_CHARACTERS`, its middle is left out (the end often
+    says what to do)."""
+    line = " ".join(message.splitlines())
+    if len(line) <= LINE_CHARACTERS:
+        return line
+    head, tail = line[: LINE_CHARACTERS * 2 // 3], line[-LINE_CHARACTERS // 3 :]
+    return f"{head} … ({len(line) - len(head) - len(tail):,} characters left out) … {tail}"
+
 
 class CommandFailed(Exception):
     """The command could not be done: its message is the line shown (exit code 1)."""
@@ -17,11 +30,11 @@ def run(cli: typer.Typer, prog: str, argv: list[str] | None = None) -> NoReturn:
     try:
         code = command.main(args=argv, prog_name=prog, standalone_mode=False)
     except typer.TyperException as error:  # bad arguments: exit code 2
-        print(f"{prog}: {' '.join(error.format_message().split())}", file=sys.stderr)
+        print(f"{prog}: {one_line(error.format_message())}", file=sys.stderr)
         sys.exit(error.exit_code)
     except typer.Abort:
         sys.exit(1)
     except CommandFailed as error:
-        print(f"{prog}: {error}", file=sys.stderr)
+        print(f"{prog}: {one_line(str(error))}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

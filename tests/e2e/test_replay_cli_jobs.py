@@ -109,3 +109,12 @@ def test_bad_arguments_are_one_line_and_exit_2(
     assert done.code == 2, (done.stdout, done.stderr)
     assert done.stderr.startswith("replay: ") and message in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_a_huge_key_is_not_echoed_whole(parked: Parked) -> None:
+    huge = "k" * 100_000
+    done = replay(parked.env, "jobs", "retry", PAYMENT_PROVIDER_JOBS, huge)
+    assert done.code == 3
+    assert done.stderr.startswith(f"replay: no parked {PAYMENT_PROVIDER_JOBS} job 'kkk")
+    assert "characters left out)" in done.stderr and done.stderr.endswith("kkk'\n")
+    assert len(done.stderr) < 1_100
