@@ -28,6 +28,7 @@ from contexts.fulfilment.definition import (
     MARK_PAID,
     MARK_SHIPPED,
     NEXT_STEP,
+    PAYMENT_UNDOING,
     REFUND_PAYMENT,
     SCHEDULE,
     STEPS,
@@ -40,6 +41,7 @@ from contexts.fulfilment.definition import (
     StepState,
     deadline_id,
     reason_text,
+    undoing_due,
 )
 from domain.aggregate import EventSourcedAggregate
 from domain.orders.order import MAX_REASON_LENGTH
@@ -322,23 +324,11 @@ class OrderFulfilment(EventSourcedAggregate):
         ) >= ORDER_PROGRESS.index(step.succeeded)
 
     def _compensate(self, reason: str) -> None:
-        plan = []
-        if self.shipment in (SCHEDULE.requested, SCHEDULE.succeeded):
-            plan.append(CANCEL_SHIPMENT.name)
-        payment_step = self._payment_compensation()
-        if payment_step is not None:
-            plan.append(payment_step.name)
+        plan = [step.name for step in undoing_due(self.payment, self.shipment)]
         if self.order != CANCEL_ORDER.succeeded:
             plan.append(CANCEL_ORDER.name)
         self.trigger_event(self.CompensationStarted, reason=reason, plan=plan)
         self._advance(None)
-
-    def _payment_compensation(self) -> Step | None:
-        if self.payment == CAPTURE.succeeded:
-            return REFUND_PAYMENT
-        if self.payment == AUTHORIZE.succeeded:
-            return VOID_PAYMENT
-        return None
 
     def _record_late(self, step: Step, **detail: str) -> None:
         """Record a payment's late authorization or capture, and make sure it is undone."""
@@ -346,8 +336,7 @@ class OrderFulfilment(EventSourcedAggregate):
         self.trigger_event(
             self.StepSucceeded, step=step.name, generation=generation, detail=detail, late=True
         )
-        needed = self._payment_compensation()
-        assert needed is not None  # the payment was just authorized or captured
+        needed = PAYMENT_UNDOING[self.payment]  # the payment was just authorized or captured
         other = VOID_PAYMENT if needed is REFUND_PAYMENT else REFUND_PAYMENT
         if self.step == other.name:
             self._abandon(other, f"the payment was {self.payment}; {needed.name} instead")
