@@ -68,6 +68,7 @@ class OrderFulfilment(EventSourcedAggregate):
     StepRefused = events.StepRefused
     OrderMarkedByHand = events.OrderMarkedByHand
     StepDoneByHand = events.StepDoneByHand
+    UndoneElsewhere = events.UndoneElsewhere
     OrderCancelled = events.OrderCancelled
     CompensationStarted = events.CompensationStarted
     PlanRevised = events.PlanRevised
@@ -178,13 +179,16 @@ class OrderFulfilment(EventSourcedAggregate):
             self._remember_done_by_hand(MARK_SHIPPED)
 
     def payment_voided(self) -> None:
-        self._confirm(VOID_PAYMENT)
+        if not self._confirm(VOID_PAYMENT):
+            self._remember_undone(VOID_PAYMENT)
 
     def payment_refunded(self) -> None:
-        self._confirm(REFUND_PAYMENT)
+        if not self._confirm(REFUND_PAYMENT):
+            self._remember_undone(REFUND_PAYMENT)
 
     def shipment_cancelled(self) -> None:
-        self._confirm(CANCEL_SHIPMENT)
+        if not self._confirm(CANCEL_SHIPMENT):
+            self._remember_undone(CANCEL_SHIPMENT)
 
     def order_cancelled(self, reason: str) -> None:
         """The order was cancelled: by this saga's own compensation, or by an operator."""
@@ -322,6 +326,13 @@ class OrderFulfilment(EventSourcedAggregate):
         return self.order in ORDER_PROGRESS and ORDER_PROGRESS.index(
             self.order
         ) >= ORDER_PROGRESS.index(step.succeeded)
+
+    def _remember_undone(self, compensation: Step) -> None:
+        """Someone else did what `compensation` would do: never ask for it (its participant
+        would answer with nothing new, and the saga would wait for a confirmation in vain)."""
+        live = self.status in (Status.RUNNING, Status.COMPENSATING, Status.PARKED)
+        if live and compensation in undoing_due(self.payment, self.shipment):
+            self.trigger_event(self.UndoneElsewhere, step=compensation.name)
 
     def _compensate(self, reason: str) -> None:
         plan = [step.name for step in undoing_due(self.payment, self.shipment)]

@@ -48,20 +48,32 @@ def test_a_retried_step_keeps_its_place_and_resumes_a_parked_saga() -> None:
     assert saga.step is None
 
 
-def test_a_refused_compensation_is_shown_as_the_saga_holds_it() -> None:
-    run = Run().run_to("dispatch")
-    run.feed("order_cancelled", "customer called")
-    run.feed("command_refused", "cancel_shipment", 0, "the shipment is dispatching")
+def assert_shown_as_the_saga_holds_it(run: Run) -> None:
     saga = fulfilments.Saga("running")
     for event in run.events[1:]:  # `Started` inserts the row
         data = {name: value for name, value in vars(event).items() if name not in ENVELOPE}
         saga = fulfilments.fold(saga, type(event).__name__, data, event.timestamp.isoformat())
     held = run.saga
-    assert (saga.status, saga.step, saga.attention, saga.reason) == (
+    assert (saga.status, saga.step, saga.attention, saga.reason, saga.note) == (
         held.status,
         held.step,
         held.attention,
         held.reason,
+        held.note,
     )
     shown = [(step["name"], step["state"], step["detail"]) for step in saga.steps]
     assert shown == [(step.name, step.state, step.detail) for step in held.steps]
+
+
+def test_a_refused_compensation_is_shown_as_the_saga_holds_it() -> None:
+    run = Run().run_to("dispatch")
+    run.feed("order_cancelled", "customer called")
+    run.feed("command_refused", "cancel_shipment", 0, "the shipment is dispatching")
+    assert_shown_as_the_saga_holds_it(run)
+
+
+def test_a_payment_refunded_by_someone_else_is_shown_as_the_saga_holds_it() -> None:
+    run = Run().run_to("dispatch")
+    run.feed("payment_refunded")
+    run.fire("dispatch")
+    assert_shown_as_the_saga_holds_it(run)
