@@ -40,7 +40,8 @@ class FulfilmentStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     PARKED = "parked"
-    """Needs attention: a compensation was not confirmed in time (`retry` or `resolve` it)."""
+    """Needs attention: a compensation was not confirmed in time, or was refused (`retry`,
+    `skip` or `resolve` it)."""
     RESOLVED = "resolved"
     """Ended by an operator who put things right by hand."""
 
@@ -50,6 +51,8 @@ class StepState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     COMPENSATED = "compensated"
+    SKIPPED = "skipped"
+    """A compensation an operator went on past (`skip`), saying why."""
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ class OrderFulfilment(EventSourcedAggregate):
     Cancelled = events.Cancelled
     Parked = events.Parked
     Retried = events.Retried
+    StepSkipped = events.StepSkipped
     Resolved = events.Resolved
 
     def __init__(
@@ -242,6 +243,16 @@ class OrderFulfilment(EventSourcedAggregate):
             return
         self.trigger_event(self.Retried, generation=self.generation + 1)
         self._request(STEPS[self.step])
+
+    def skip(self, note: str) -> None:
+        """Go on past the step a parked saga is parked on (a compensation: a saga parks on no
+        other) with the rest of its compensation: an operator saw to it by hand, or judged it
+        not to be done, and says which in `note`."""
+        note = bounded_text(note, field="note", max_length=MAX_REASON_LENGTH)
+        if self.status is not Status.PARKED or self.step is None:
+            return
+        self.trigger_event(self.StepSkipped, step=self.step, note=note)
+        self._advance(None)
 
     def resolve(self, note: str) -> None:
         """End a parked saga: an operator has put things right by hand."""

@@ -236,6 +236,21 @@ class Retried(Aggregate.Event):
         saga.attention = None
 
 
+class StepSkipped(Aggregate.Event):
+    """An operator went on past the compensation step the saga was parked on, saying why in
+    `note` (seen to by hand, or not to be done): the compensation resumes with its plan."""
+
+    class_version = 1
+    step: str
+    note: str
+
+    def apply(self, saga: Any) -> None:
+        record(saga, self.step, StepState.SKIPPED, self.timestamp, note=self.note)
+        saga.status = Status.COMPENSATING
+        saga.attention = None
+        saga.step = None
+
+
 class Resolved(Aggregate.Event):
     class_version = 1
     note: str

@@ -63,6 +63,12 @@ def _done_by_hand(saga: Saga, data: dict[str, Any], at: str) -> Saga:
     return replace(saga, steps=steps)
 
 
+def _skipped(saga: Saga, data: dict[str, Any], at: str) -> Saga:
+    """An operator went on past the step the saga was parked on: its compensation resumes."""
+    steps = _mark(saga.steps, data["step"], "skipped", at, {"note": data["note"]})
+    return replace(saga, status="compensating", attention=None, step=None, steps=steps)
+
+
 FOLDS: dict[str, Fold] = {
     "StepRequested": _requested,
     "StepSucceeded": lambda saga, data, at: _succeeded(saga, data["step"], data["detail"], at),
@@ -81,6 +87,7 @@ FOLDS: dict[str, Fold] = {
     "Cancelled": lambda saga, _, __: replace(saga, status="cancelled"),
     "Parked": lambda saga, data, _: replace(saga, status="parked", attention=data["reason"]),
     "Retried": lambda saga, _, __: replace(saga, attention=None),
+    "StepSkipped": _skipped,
     "Resolved": lambda saga, data, _: replace(
         saga, status="resolved", note=data["note"], attention=None, step=None
     ),

@@ -7,7 +7,12 @@ from uuid import UUID
 
 from contexts.fulfilment import ids
 from tests.component.test_fulfilment_faults import FaultSchedule
-from tests.support.simulated_network import CARRIER
+from tests.support.api import assert_problem
+from tests.support.auth import IDENTITY
+from tests.support.fulfilment_outcomes import outcome
+from tests.support.simulated_network import CARRIER, PAYMENT_PROVIDER
+
+NOTE = "the parcel was handed back at the depot"
 
 
 def payment_status(machine: FaultSchedule, order: UUID) -> str:
@@ -44,5 +49,55 @@ def test_a_payment_voided_by_hand_while_the_saga_runs_is_not_waited_for() -> Non
             0,
             ("voided",),
         )
+    finally:
+        machine.close()
+
+
+def test_a_refused_shipment_cancellation_skipped_by_an_operator_refunds_the_payment() -> None:
+    """An operator cancels the order while the carrier holds the dispatch: shipping refuses to
+    cancel the shipment and the saga parks, the payment captured. The operator skips that step
+    (over the write API, with a note), and the saga refunds the payment and ends cancelled."""
+    machine = FaultSchedule()
+    try:
+        machine.place_orders(["20.00"])
+        (order,) = machine.orders
+        machine.run_until_the_saga_waits_for(order, "dispatch")
+        machine.network.control(CARRIER, outage=True)
+        machine.system.run_until_idle()
+        cancel = {"reason": "customer called"}
+        assert machine.client.post(f"/orders/{order}/cancel", json=cancel).status_code == 200
+        machine.system.run_until_idle()
+        saga = machine.saga(order)
+        assert (saga["status"], saga["step"]) == ("parked", "cancel_shipment")
+        assert payment_status(machine, order) == "captured"
+
+        skip = f"/fulfilments/{order}/skip"
+        owner = IDENTITY.user(machine.user)
+        assert_problem(machine.client.post(skip, json={"note": NOTE}, headers=owner), 403)
+        assert_problem(machine.client.post(skip, json={"note": " "}), 422, "note")
+        assert machine.client.post(skip, json={"note": NOTE}).status_code == 200
+        machine.system.run_until_idle()
+
+        saga = machine.saga(order)
+        assert (saga["status"], saga["attention"], saga["reason"]) == (
+            "cancelled",
+            None,
+            "customer called",
+        )
+        states = {
+            step["name"]: (step["state"], step["detail"].get("note")) for step in saga["steps"]
+        }
+        assert states["cancel_shipment"] == ("skipped", NOTE)
+        assert states["refund_payment"] == ("done", None)
+        assert payment_status(machine, order) == "refunded"
+        ended = outcome(
+            order,
+            machine.orders[order],
+            ("cancelled", "cancelled"),
+            machine.network.ledger(PAYMENT_PROVIDER),
+            machine.network.ledger(CARRIER),
+        )
+        assert (ended.captures, ended.net_charge, ended.authorizations) == (1, 0, ("refunded",))
+        assert_problem(machine.client.post(skip, json={"note": NOTE}), 409, "cancelled, not parked")
     finally:
         machine.close()

@@ -256,6 +256,7 @@ ALL_INPUTS: list[tuple[str, tuple[Any, ...]]] = [
     ("order_cancelled", ("late",)),
     ("retry", ()),
     ("resolve", ("note",)),
+    ("skip", ("note",)),
     *[("command_refused", (step, 0, "no")) for step in [*FORWARD, "cancel_order"]],
 ]
 

@@ -1,8 +1,9 @@
 """A hypothesis state machine feeding one OrderFulfilment random inputs in random order, with
-duplicates, stale deadlines, participants' refusals and restarts, and checking the saga invariant
-(DESIGN.md, "Sagas end"): never two captures; a cancelled saga voided or refunded every
-authorization and capture it saw; a completed one shipped after exactly one capture; never
-waiting on anything without a deadline."""
+duplicates, stale deadlines, participants' refusals, operators' retry, skip and resolve, and
+restarts, and checking the saga invariant (DESIGN.md, "Sagas end"): never two captures; a
+cancelled saga voided or refunded every authorization and capture it saw (or was told someone
+else did); a completed one shipped after exactly one capture; never waiting on anything without
+a deadline."""
 
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from contexts.fulfilment.definition import STEPS, FulfilmentStatus
+from contexts.fulfilment.definition import STEPS, FulfilmentStatus, StepState
 from contexts.fulfilment.domain import OrderFulfilment
 from tests.unit.test_fulfilment import Run, replayed
 
@@ -97,6 +98,15 @@ class FulfilmentMachine(RuleBasedStateMachine):
     @rule(note=st.sampled_from(["fixed by hand", "refunded manually"]))
     def resolve(self, note: str) -> None:
         self.feed("resolve", note)
+
+    @rule(note=st.sampled_from(["handed back at the depot", "voided at the console"]))
+    def skip(self, note: str) -> None:
+        parked_on = self.saga.step if self.saga.status is FulfilmentStatus.PARKED else None
+        new = self.run.feed("skip", note)
+        if parked_on is None:
+            assert new == [], "only a parked saga is skipped on"
+        else:
+            assert self.saga.records[parked_on]["state"] == StepState.SKIPPED
 
     # deadlines: the current one, stale ones, made-up ones
 

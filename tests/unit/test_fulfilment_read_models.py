@@ -77,3 +77,11 @@ def test_a_payment_refunded_by_someone_else_is_shown_as_the_saga_holds_it() -> N
     run.feed("payment_refunded")
     run.fire("dispatch")
     assert_shown_as_the_saga_holds_it(run)
+
+
+def test_a_skipped_compensation_is_shown_as_the_saga_holds_it() -> None:
+    run = Run().run_to("dispatch")
+    run.feed("order_cancelled", "customer called")
+    run.feed("command_refused", "cancel_shipment", 0, "the shipment is dispatching")
+    run.feed("skip", "handed back at the depot")
+    assert_shown_as_the_saga_holds_it(run)
