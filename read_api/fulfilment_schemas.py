@@ -20,7 +20,7 @@ COLUMNS = (
 
 class FulfilmentStep(BaseModel):
     name: str
-    state: str = Field(description="pending, done, failed or compensated.")
+    state: str = Field(description="pending, done, failed, compensated or skipped.")
     at: datetime = Field(description="Since when it is in that state.")
     detail: dict[str, str] = Field(
         description="What is known of it: the provider's reference, the carrier, why it failed."

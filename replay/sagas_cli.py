@@ -1,14 +1,15 @@
-"""`replay sagas list | show | retry | resolve`: the order fulfilments, and the parked ones that
-need a person.
+"""`replay sagas list | show | retry | skip | resolve`: the order fulfilments, and the parked
+ones that need a person.
 
 `list` reads the `fulfilments` read model (the stack's PostgreSQL read database, or the embedded
 `<data_dir>/read.sqlite`); `show` reads the saga from the fulfilment event store: its state and
-its events. `retry` and `resolve` run the fulfilment's commands on its store directly, with an
-idempotency key (`--key`, one of their own by default); the running fulfilment process sends
-what they ask for. A saga that is not parked is refused with exit code 1.
+its events. `retry`, `skip` and `resolve` run the fulfilment's commands on its store directly,
+with an idempotency key (`--key`, one of their own by default); the running fulfilment process
+sends what they ask for. A saga that is not parked is refused with exit code 1, a `--note` the
+saga would not take with exit code 2.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -23,8 +24,10 @@ from contexts.fulfilment import ids
 from contexts.fulfilment.definition import FulfilmentStatus
 from contexts.fulfilment.service import FulfilmentService
 from contexts.registry import Registry
-from domain.errors import AggregateNotFound, DomainError
-from domain.service import CommandContext
+from domain.errors import AggregateNotFound, DomainError, InvalidValue
+from domain.orders.order import MAX_REASON_LENGTH
+from domain.service import CommandContext, CommandResult
+from domain.values import bounded_text
 from eventlog.envelope import EventEnvelope
 from readmodels.fulfilment_catalog import FULFILMENTS
 from readmodels.sql import READ_DATABASE, PostgresDatabase, Row, SqlDatabase, SQLiteDatabase
@@ -40,7 +43,7 @@ LISTED = ("order_id", "status", "step", "attention", "reason", "updated_at")
 
 sagas = typer.Typer(
     name="sagas",
-    help="Order fulfilments: list them, show one, retry or resolve a parked one.",
+    help="Order fulfilments: list them, show one, retry, skip or resolve a parked one.",
     no_args_is_help=True,
 )
 app.add_typer(sagas)
@@ -168,11 +171,25 @@ def _show_view(document: dict[str, Any]) -> Group:
     return Group(heading, fields, events)
 
 
-# -- retry and resolve: commands on the fulfilment store ----------------------------------------
+# -- retry, skip and resolve: commands on the fulfilment store -----------------------------------
 
 KeyOption = typer.Option(
     None, "--key", help="The command's idempotency key (again: nothing is done twice)."
 )
+Operation = Callable[[FulfilmentService, CommandContext, UUID, str], CommandResult]
+OPERATIONS: dict[str, Operation] = {
+    "retry": lambda fulfilment, ctx, saga_id, _: fulfilment.retry(ctx, saga_id),
+    "skip": lambda fulfilment, ctx, saga_id, note: fulfilment.skip(ctx, saga_id, note),
+    "resolve": lambda fulfilment, ctx, saga_id, note: fulfilment.resolve(ctx, saga_id, note),
+}
+
+
+def _note(text: str) -> str:
+    """The note as the saga takes it (trimmed); one it would not take is a bad argument."""
+    try:
+        return bounded_text(text, field="--note", max_length=MAX_REASON_LENGTH)
+    except InvalidValue as bad:
+        fail(BAD_ARGUMENTS, str(bad))
 
 
 def _on_parked(
@@ -188,10 +205,7 @@ def _on_parked(
     with opened_store(registry, CONTEXT) as store:
         fulfilment = cast(FulfilmentService, store)
         try:
-            if action == "retry":
-                result = fulfilment.retry(ctx, saga_id)
-            else:
-                result = fulfilment.resolve(ctx, saga_id, note)
+            result = OPERATIONS[action](fulfilment, ctx, saga_id, note)
         except DomainError as refused:  # not parked; no such saga is AggregateNotFound, below
             if isinstance(refused, AggregateNotFound):
                 raise
@@ -225,6 +239,21 @@ def retry_command(
     _done(_on_parked(contexts(ctx), order, "retry", key), as_json)
 
 
+@sagas.command("skip")
+def skip_command(
+    ctx: typer.Context,
+    order: str = OrderArgument,
+    note: str = typer.Option(
+        ..., "--note", help="Why: the step was seen to by hand, or is not to be done."
+    ),
+    key: str | None = KeyOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Go on past the compensation step a parked saga is parked on, with the rest of its
+    compensation (the refund of a captured payment, the order's cancellation)."""
+    _done(_on_parked(contexts(ctx), order, "skip", key, _note(note)), as_json)
+
+
 @sagas.command("resolve")
 def resolve_command(
     ctx: typer.Context,
@@ -234,4 +263,4 @@ def resolve_command(
     as_json: bool = JsonOption,
 ) -> None:
     """End a parked saga as resolved: a person settled it by hand (say how in --note)."""
-    _done(_on_parked(contexts(ctx), order, "resolve", key, note), as_json)
+    _done(_on_parked(contexts(ctx), order, "resolve", key, _note(note)), as_json)

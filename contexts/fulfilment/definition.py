@@ -40,7 +40,8 @@ class FulfilmentStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     PARKED = "parked"
-    """Needs attention: a compensation was not confirmed in time (`retry` or `resolve` it)."""
+    """Needs attention: a compensation was not confirmed in time, or was refused (`retry`,
+    `skip` or `resolve` it)."""
     RESOLVED = "resolved"
     """Ended by an operator who put things right by hand."""
 
@@ -50,6 +51,8 @@ class StepState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     COMPENSATED = "compensated"
+    SKIPPED = "skipped"
+    """A compensation an operator went on past (`skip`), saying why."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,17 @@ FORWARD_STEPS = (AUTHORIZE, SCHEDULE, CAPTURE, MARK_PAID, DISPATCH, MARK_SHIPPED
 COMPENSATION_STEPS = (CANCEL_SHIPMENT, VOID_PAYMENT, REFUND_PAYMENT, CANCEL_ORDER)
 STEPS = {step.name: step for step in FORWARD_STEPS + COMPENSATION_STEPS}
 NEXT_STEP = {step.name: following.name for step, following in pairwise(FORWARD_STEPS)}
+PAYMENT_UNDOING = {AUTHORIZE.succeeded: VOID_PAYMENT, CAPTURE.succeeded: REFUND_PAYMENT}
+"""The payment's states that a compensation undoes, and which: a captured payment is refunded."""
+SHIPMENT_UNDOING = {SCHEDULE.requested: CANCEL_SHIPMENT, SCHEDULE.succeeded: CANCEL_SHIPMENT}
+"""The shipment's states that a compensation undoes: requested or scheduled, not dispatched."""
+
+
+def undoing_due(payment: str, shipment: str) -> list[Step]:
+    """The compensations the payment's and the shipment's states call for, in the order they are
+    asked for: the shipment's cancellation, then the payment's void or refund."""
+    due = [SHIPMENT_UNDOING.get(shipment), PAYMENT_UNDOING.get(payment)]
+    return [step for step in due if step is not None]
 
 
 @dataclass(frozen=True)

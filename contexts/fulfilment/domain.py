@@ -28,6 +28,7 @@ from contexts.fulfilment.definition import (
     MARK_PAID,
     MARK_SHIPPED,
     NEXT_STEP,
+    PAYMENT_UNDOING,
     REFUND_PAYMENT,
     SCHEDULE,
     STEPS,
@@ -40,6 +41,7 @@ from contexts.fulfilment.definition import (
     StepState,
     deadline_id,
     reason_text,
+    undoing_due,
 )
 from domain.aggregate import EventSourcedAggregate
 from domain.orders.order import MAX_REASON_LENGTH
@@ -66,6 +68,7 @@ class OrderFulfilment(EventSourcedAggregate):
     StepRefused = events.StepRefused
     OrderMarkedByHand = events.OrderMarkedByHand
     StepDoneByHand = events.StepDoneByHand
+    UndoneElsewhere = events.UndoneElsewhere
     OrderCancelled = events.OrderCancelled
     CompensationStarted = events.CompensationStarted
     PlanRevised = events.PlanRevised
@@ -73,6 +76,7 @@ class OrderFulfilment(EventSourcedAggregate):
     Cancelled = events.Cancelled
     Parked = events.Parked
     Retried = events.Retried
+    StepSkipped = events.StepSkipped
     Resolved = events.Resolved
 
     def __init__(
@@ -176,13 +180,16 @@ class OrderFulfilment(EventSourcedAggregate):
             self._remember_done_by_hand(MARK_SHIPPED)
 
     def payment_voided(self) -> None:
-        self._confirm(VOID_PAYMENT)
+        if not self._confirm(VOID_PAYMENT):
+            self._remember_undone(VOID_PAYMENT)
 
     def payment_refunded(self) -> None:
-        self._confirm(REFUND_PAYMENT)
+        if not self._confirm(REFUND_PAYMENT):
+            self._remember_undone(REFUND_PAYMENT)
 
     def shipment_cancelled(self) -> None:
-        self._confirm(CANCEL_SHIPMENT)
+        if not self._confirm(CANCEL_SHIPMENT):
+            self._remember_undone(CANCEL_SHIPMENT)
 
     def order_cancelled(self, reason: str) -> None:
         """The order was cancelled: by this saga's own compensation, or by an operator."""
@@ -236,6 +243,16 @@ class OrderFulfilment(EventSourcedAggregate):
             return
         self.trigger_event(self.Retried, generation=self.generation + 1)
         self._request(STEPS[self.step])
+
+    def skip(self, note: str) -> None:
+        """Go on past the step a parked saga is parked on (a compensation: a saga parks on no
+        other) with the rest of its compensation: an operator saw to it by hand, or judged it
+        not to be done, and says which in `note`."""
+        note = bounded_text(note, field="note", max_length=MAX_REASON_LENGTH)
+        if self.status is not Status.PARKED or self.step is None:
+            return
+        self.trigger_event(self.StepSkipped, step=self.step, note=note)
+        self._advance(None)
 
     def resolve(self, note: str) -> None:
         """End a parked saga: an operator has put things right by hand."""
@@ -321,24 +338,19 @@ class OrderFulfilment(EventSourcedAggregate):
             self.order
         ) >= ORDER_PROGRESS.index(step.succeeded)
 
+    def _remember_undone(self, compensation: Step) -> None:
+        """Someone else did what `compensation` would do: never ask for it (its participant
+        would answer with nothing new, and the saga would wait for a confirmation in vain)."""
+        live = self.status in (Status.RUNNING, Status.COMPENSATING, Status.PARKED)
+        if live and compensation in undoing_due(self.payment, self.shipment):
+            self.trigger_event(self.UndoneElsewhere, step=compensation.name)
+
     def _compensate(self, reason: str) -> None:
-        plan = []
-        if self.shipment in (SCHEDULE.requested, SCHEDULE.succeeded):
-            plan.append(CANCEL_SHIPMENT.name)
-        payment_step = self._payment_compensation()
-        if payment_step is not None:
-            plan.append(payment_step.name)
+        plan = [step.name for step in undoing_due(self.payment, self.shipment)]
         if self.order != CANCEL_ORDER.succeeded:
             plan.append(CANCEL_ORDER.name)
         self.trigger_event(self.CompensationStarted, reason=reason, plan=plan)
         self._advance(None)
-
-    def _payment_compensation(self) -> Step | None:
-        if self.payment == CAPTURE.succeeded:
-            return REFUND_PAYMENT
-        if self.payment == AUTHORIZE.succeeded:
-            return VOID_PAYMENT
-        return None
 
     def _record_late(self, step: Step, **detail: str) -> None:
         """Record a payment's late authorization or capture, and make sure it is undone."""
@@ -346,8 +358,7 @@ class OrderFulfilment(EventSourcedAggregate):
         self.trigger_event(
             self.StepSucceeded, step=step.name, generation=generation, detail=detail, late=True
         )
-        needed = self._payment_compensation()
-        assert needed is not None  # the payment was just authorized or captured
+        needed = PAYMENT_UNDOING[self.payment]  # the payment was just authorized or captured
         other = VOID_PAYMENT if needed is REFUND_PAYMENT else REFUND_PAYMENT
         if self.step == other.name:
             self._abandon(other, f"the payment was {self.payment}; {needed.name} instead")

@@ -1,8 +1,9 @@
 """The fulfilment's operator endpoints: a saga's state now or as of T, and, for a parked saga,
-retry (ask the participant again, with a new key) or resolve (a person settled it by hand).
+retry (ask the participant again, with a new key), skip (go on past the step parked on, with the
+rest of the compensation) or resolve (a person settled it by hand).
 
-Retry and resolve are for operators (or the scope `fulfilment:write`); the order's owner may
-read its fulfilment's state."""
+Retry, skip and resolve are for operators (or the scope `fulfilment:write`); the order's owner
+may read its fulfilment's state."""
 
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,10 @@ class FulfilmentState(BaseModel):
     payment: str
     shipment: str
     steps: list[StepState]
+
+
+class Skip(Command):
+    note: Reason
 
 
 class Resolve(Command):
@@ -104,6 +109,19 @@ async def retry(caller: Caller, order_id: Id, request: Request, headers: Headers
     ctx = headers.context(request)
     saga_id = ids.saga_id(order_id)
     result = await run_blocking(request, lambda: fulfilment(request).retry(ctx, saga_id))
+    return accepted(CONTEXT, result, headers)
+
+
+@router.post("/{order_id}/skip", response_model=Accepted)
+async def skip(
+    caller: Caller, order_id: Id, body: Skip, request: Request, headers: Headers
+) -> JSONResponse:
+    """A parked saga goes on past the compensation step it is parked on, with the rest of its
+    compensation: a person saw to that step, or judged it not to be done (say which in `note`)."""
+    require(caller, CONTEXT, Access.WRITE)
+    ctx = headers.context(request, body)
+    saga_id = ids.saga_id(order_id)
+    result = await run_blocking(request, lambda: fulfilment(request).skip(ctx, saga_id, body.note))
     return accepted(CONTEXT, result, headers)
 
 

@@ -23,6 +23,13 @@ def record(saga: Any, step: str, state: StepState, at: Any, **detail: Any) -> No
     entry["detail"].update(detail)
 
 
+def record_undone(saga: Any, compensation: str, at: Any) -> None:
+    """Mark the steps done that `compensation` reverses as compensated."""
+    for undone in STEPS[compensation].undoes:
+        if undone in saga.records and saga.records[undone]["state"] == StepState.DONE:
+            record(saga, undone, StepState.COMPENSATED, at)
+
+
 class Started(Aggregate.Created):
     class_version = 1
     order_id: UUID
@@ -63,9 +70,7 @@ class StepSucceeded(Aggregate.Event):
         spec = STEPS[self.step]
         setattr(saga, spec.participant, spec.succeeded)
         record(saga, self.step, StepState.DONE, self.timestamp, **self.detail)
-        for undone in spec.undoes:
-            if undone in saga.records and saga.records[undone]["state"] == StepState.DONE:
-                record(saga, undone, StepState.COMPENSATED, self.timestamp)
+        record_undone(saga, self.step, self.timestamp)
         if saga.step == self.step:
             saga.step = None
             if saga.status is Status.PARKED:  # confirmed at last: the compensation resumes
@@ -159,6 +164,22 @@ class StepDoneByHand(Aggregate.Event):
         record(saga, self.step, StepState.DONE, self.timestamp, by="operator")
 
 
+class UndoneElsewhere(Aggregate.Event):
+    """The payment was voided or refunded, or the shipment cancelled, while the saga did not wait
+    for it (an operator did it): `step`, the compensation that would have done it, is not asked
+    for. Asked, the participant would record nothing new, and no confirmation would come."""
+
+    class_version = 1
+    step: str
+
+    def apply(self, saga: Any) -> None:
+        spec = STEPS[self.step]
+        setattr(saga, spec.participant, spec.succeeded)
+        record_undone(saga, self.step, self.timestamp)
+        if self.step in saga.plan:
+            saga.plan.remove(self.step)
+
+
 class CompensationStarted(Aggregate.Event):
     class_version = 1
     reason: str
@@ -213,6 +234,21 @@ class Retried(Aggregate.Event):
     def apply(self, saga: Any) -> None:
         saga.generation = self.generation
         saga.attention = None
+
+
+class StepSkipped(Aggregate.Event):
+    """An operator went on past the compensation step the saga was parked on, saying why in
+    `note` (seen to by hand, or not to be done): the compensation resumes with its plan."""
+
+    class_version = 1
+    step: str
+    note: str
+
+    def apply(self, saga: Any) -> None:
+        record(saga, self.step, StepState.SKIPPED, self.timestamp, note=self.note)
+        saga.status = Status.COMPENSATING
+        saga.attention = None
+        saga.step = None
 
 
 class Resolved(Aggregate.Event):

@@ -183,21 +183,25 @@ class FulfilmentService(CommandService):
 
     def retry(self, ctx: CommandContext, saga_id: UUID) -> CommandResult:
         """Ask a parked saga's participant again; a saga that is not parked is refused."""
+        return self._on_parked(ctx, saga_id, lambda saga: saga.retry())
 
-        def retry(saga: OrderFulfilment) -> None:
-            _require_parked(saga)
-            saga.retry()
-
-        return self.update(ctx, OrderFulfilment, saga_id, retry)
+    def skip(self, ctx: CommandContext, saga_id: UUID, note: str) -> CommandResult:
+        """Go on past a parked saga's step with the rest of its compensation; a saga that is
+        not parked is refused."""
+        return self._on_parked(ctx, saga_id, lambda saga: saga.skip(note))
 
     def resolve(self, ctx: CommandContext, saga_id: UUID, note: str) -> CommandResult:
         """End a parked saga that a person settled; a saga that is not parked is refused."""
+        return self._on_parked(ctx, saga_id, lambda saga: saga.resolve(note))
 
-        def resolve(saga: OrderFulfilment) -> None:
+    def _on_parked(
+        self, ctx: CommandContext, saga_id: UUID, act: Callable[[OrderFulfilment], None]
+    ) -> CommandResult:
+        def on_parked(saga: OrderFulfilment) -> None:
             _require_parked(saga)
-            saga.resolve(note)
+            act(saga)
 
-        return self.update(ctx, OrderFulfilment, saga_id, resolve)
+        return self.update(ctx, OrderFulfilment, saga_id, on_parked)
 
     def saga(self, saga_id: UUID) -> OrderFulfilment:
         return self.load(OrderFulfilment, saga_id)
@@ -239,6 +243,7 @@ class FulfilmentService(CommandService):
 
 
 def _require_parked(saga: OrderFulfilment) -> None:
-    """Only a parked saga waits for a person: retry and resolve are refused on any other."""
+    """Only a parked saga waits for a person: retry, skip and resolve are refused on any
+    other."""
     if saga.status is not FulfilmentStatus.PARKED:
         raise DomainError(f"the fulfilment of order {saga.order_id} is {saga.status}, not parked")

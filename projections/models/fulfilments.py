@@ -63,6 +63,12 @@ def _done_by_hand(saga: Saga, data: dict[str, Any], at: str) -> Saga:
     return replace(saga, steps=steps)
 
 
+def _skipped(saga: Saga, data: dict[str, Any], at: str) -> Saga:
+    """An operator went on past the step the saga was parked on: its compensation resumes."""
+    steps = _mark(saga.steps, data["step"], "skipped", at, {"note": data["note"]})
+    return replace(saga, status="compensating", attention=None, step=None, steps=steps)
+
+
 FOLDS: dict[str, Fold] = {
     "StepRequested": _requested,
     "StepSucceeded": lambda saga, data, at: _succeeded(saga, data["step"], data["detail"], at),
@@ -71,6 +77,9 @@ FOLDS: dict[str, Fold] = {
     "StepTimedOut": lambda saga, data, at: _given_up(saga, data["step"], "timed out", at),
     "StepRefused": lambda saga, data, at: _given_up(saga, data["step"], data["reason"], at),
     "StepDoneByHand": _done_by_hand,
+    "UndoneElsewhere": lambda saga, data, at: replace(
+        saga, steps=_compensated(saga.steps, data["step"], at)
+    ),
     "CompensationStarted": lambda saga, data, _: replace(
         saga, status="compensating", reason=data["reason"], step=None
     ),
@@ -78,6 +87,7 @@ FOLDS: dict[str, Fold] = {
     "Cancelled": lambda saga, _, __: replace(saga, status="cancelled"),
     "Parked": lambda saga, data, _: replace(saga, status="parked", attention=data["reason"]),
     "Retried": lambda saga, _, __: replace(saga, attention=None),
+    "StepSkipped": _skipped,
     "Resolved": lambda saga, data, _: replace(
         saga, status="resolved", note=data["note"], attention=None, step=None
     ),
@@ -98,13 +108,18 @@ def _resumed(status: str) -> str:
 
 
 def _succeeded(saga: Saga, step: str, detail: dict[str, str], at: str) -> Saga:
-    steps = _mark(saga.steps, step, "done", at, detail)
-    for undone in UNDOES.get(step, ()):
-        if any(r["name"] == undone and r["state"] == "done" for r in steps):
-            steps = _mark(steps, undone, "compensated", at)
+    steps = _compensated(_mark(saga.steps, step, "done", at, detail), step, at)
     if saga.step != step:
         return replace(saga, steps=steps)
     return replace(saga, step=None, status=_resumed(saga.status), steps=steps)
+
+
+def _compensated(steps: list[Record], compensation: str, at: str) -> list[Record]:
+    """The steps done that `compensation` reverses, marked compensated."""
+    for undone in UNDOES.get(compensation, ()):
+        if any(r["name"] == undone and r["state"] == "done" for r in steps):
+            steps = _mark(steps, undone, "compensated", at)
+    return steps
 
 
 def _put(steps: list[Record], record: Record) -> list[Record]:

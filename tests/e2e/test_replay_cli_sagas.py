@@ -1,5 +1,5 @@
-"""`replay sagas list | show | retry | resolve` as an operator runs them: the console script, in a
-subprocess, on the embedded stores.
+"""`replay sagas list | show | retry | skip | resolve` as an operator runs them: the console
+script, in a subprocess, on the embedded stores.
 
 A saga is parked in this process first: started, its authorization timed out, and the
 compensation (cancelling the order) timed out too; the embedded fan-out projects it into the
@@ -113,6 +113,29 @@ def test_retry_then_resolve_with_one_line_refusals(parked: Parked) -> None:
         stores.close()
     resolved = replay(env, "sagas", "resolve", str(order), "--note", "refunded by hand", "--json")
     assert resolved.json()["status"] == "resolved"
+
+
+def test_skip_goes_on_past_the_parked_step_with_one_line_refusals(parked: Parked) -> None:
+    env, order = parked.env, uuid4()
+    stores = build_services(Settings(data_dir=Path(env["STRATA_DATA_DIR"])))
+    try:
+        park(stores.application(FulfilmentService), order)  # on cancel_order, its last step
+    finally:
+        stores.close()
+
+    no_note = replay(env, "sagas", "skip", str(order), "--note", " ")
+    assert (no_note.code, no_note.stderr) == (
+        2,
+        "replay: --note must be 1 to 500 characters, got 0\n",
+    )
+    skipped = replay(env, "sagas", "skip", str(order), "--note", "cancelled by hand", "--json")
+    assert (skipped.json()["action"], skipped.json()["status"]) == ("skip", "cancelled")
+    shown = replay(env, "sagas", "show", str(order), "--json").json()
+    assert [event["type"] for event in shown["events"]][-2:] == ["StepSkipped", "Cancelled"]
+
+    again = replay(env, "sagas", "skip", str(order), "--note", "cancelled by hand")
+    assert again.code == 1
+    assert again.stderr == f"replay: the fulfilment of order {order} is cancelled, not parked\n"
 
 
 def test_unknown_and_malformed_orders(parked: Parked) -> None:

@@ -386,8 +386,8 @@ def test_its_events_are_its_own_nested_classes_as_the_registry_lists_them() -> N
     assert set(nested) == {
         "Started", "StepRequested", "StepSucceeded", "StepFailed", "StepAbandoned",
         "StepTimedOut", "StepRefused", "OrderCancelled", "OrderMarkedByHand", "StepDoneByHand",
-        "CompensationStarted", "PlanRevised", "Completed", "Cancelled", "Parked", "Retried",
-        "Resolved",
+        "UndoneElsewhere", "CompensationStarted", "PlanRevised", "Completed", "Cancelled",
+        "Parked", "Retried", "StepSkipped", "Resolved",
     }  # fmt: skip
     for name, event in nested.items():
         assert event.__qualname__ == f"OrderFulfilment.{name}"

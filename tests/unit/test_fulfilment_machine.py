@@ -1,8 +1,9 @@
 """A hypothesis state machine feeding one OrderFulfilment random inputs in random order, with
-duplicates, stale deadlines, participants' refusals and restarts, and checking the saga invariant
-(DESIGN.md, "Sagas end"): never two captures; a cancelled saga voided or refunded every
-authorization and capture it saw; a completed one shipped after exactly one capture; never
-waiting on anything without a deadline."""
+duplicates, stale deadlines, participants' refusals, operators' retry, skip and resolve, and
+restarts, and checking the saga invariant (DESIGN.md, "Sagas end"): never two captures; a
+cancelled saga voided or refunded every authorization and capture it saw (or was told someone
+else did); a completed one shipped after exactly one capture; never waiting on anything without
+a deadline."""
 
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from contexts.fulfilment.definition import STEPS, FulfilmentStatus
+from contexts.fulfilment.definition import STEPS, FulfilmentStatus, StepState
 from contexts.fulfilment.domain import OrderFulfilment
 from tests.unit.test_fulfilment import Run, replayed
 
@@ -98,6 +99,15 @@ class FulfilmentMachine(RuleBasedStateMachine):
     def resolve(self, note: str) -> None:
         self.feed("resolve", note)
 
+    @rule(note=st.sampled_from(["handed back at the depot", "voided at the console"]))
+    def skip(self, note: str) -> None:
+        parked_on = self.saga.step if self.saga.status is FulfilmentStatus.PARKED else None
+        new = self.run.feed("skip", note)
+        if parked_on is None:
+            assert new == [], "only a parked saga is skipped on"
+        else:
+            assert self.saga.records[parked_on]["state"] == StepState.SKIPPED
+
     # deadlines: the current one, stale ones, made-up ones
 
     @precondition(lambda self: bool(self.run.deadlines))
@@ -147,11 +157,11 @@ class FulfilmentMachine(RuleBasedStateMachine):
     def a_cancelled_saga_returned_every_payment_it_saw(self) -> None:
         if self.saga.status is not FulfilmentStatus.CANCELLED:
             return
-        seen = self.seen()
+        seen, returned = self.seen(), set(self.run.issued) | set(self.undone_elsewhere())
         if "authorize" in seen:
-            assert {"void_payment", "refund_payment"} & set(self.run.issued)
+            assert {"void_payment", "refund_payment"} & returned
         if "capture" in seen:
-            assert "refund_payment" in self.run.issued
+            assert "refund_payment" in returned
 
     @invariant()
     def a_completed_saga_shipped_after_one_capture(self) -> None:
@@ -184,18 +194,17 @@ class FulfilmentMachine(RuleBasedStateMachine):
         assert vars(replayed(self.run.events)) == vars(self.saga)
 
     def seen(self) -> list[str]:
-        return [
-            event.step
-            for event in self.run.events
-            if isinstance(event, OrderFulfilment.StepSucceeded)
-        ]
+        return self.steps_of(OrderFulfilment.StepSucceeded)
 
     def done_by_hand(self) -> list[str]:
-        return [
-            event.step
-            for event in self.run.events
-            if isinstance(event, OrderFulfilment.StepDoneByHand)
-        ]
+        return self.steps_of(OrderFulfilment.StepDoneByHand)
+
+    def undone_elsewhere(self) -> list[str]:
+        """What someone other than the saga voided, refunded or cancelled, as it was told."""
+        return self.steps_of(OrderFulfilment.UndoneElsewhere)
+
+    def steps_of(self, event_class: type[OrderFulfilment.Event]) -> list[str]:
+        return [event.step for event in self.run.events if isinstance(event, event_class)]
 
 
 FulfilmentMachine.TestCase.settings = settings(

@@ -48,20 +48,48 @@ def test_a_retried_step_keeps_its_place_and_resumes_a_parked_saga() -> None:
     assert saga.step is None
 
 
-def test_a_refused_compensation_is_shown_as_the_saga_holds_it() -> None:
-    run = Run().run_to("dispatch")
-    run.feed("order_cancelled", "customer called")
-    run.feed("command_refused", "cancel_shipment", 0, "the shipment is dispatching")
+def assert_shown_as_the_saga_holds_it(run: Run) -> list[tuple[str, str, dict[str, str]]]:
+    """The fold of the saga's events shows what the saga holds; the steps it shows."""
     saga = fulfilments.Saga("running")
     for event in run.events[1:]:  # `Started` inserts the row
         data = {name: value for name, value in vars(event).items() if name not in ENVELOPE}
         saga = fulfilments.fold(saga, type(event).__name__, data, event.timestamp.isoformat())
     held = run.saga
-    assert (saga.status, saga.step, saga.attention, saga.reason) == (
+    assert (saga.status, saga.step, saga.attention, saga.reason, saga.note) == (
         held.status,
         held.step,
         held.attention,
         held.reason,
+        held.note,
     )
     shown = [(step["name"], step["state"], step["detail"]) for step in saga.steps]
     assert shown == [(step.name, step.state, step.detail) for step in held.steps]
+    return shown
+
+
+def test_a_refused_compensation_is_shown_as_the_saga_holds_it() -> None:
+    run = Run().run_to("dispatch")
+    run.feed("order_cancelled", "customer called")
+    run.feed("command_refused", "cancel_shipment", 0, "the shipment is dispatching")
+    assert_shown_as_the_saga_holds_it(run)
+
+
+def test_a_payment_refunded_by_someone_else_is_shown_as_the_saga_holds_it() -> None:
+    run = Run().run_to("dispatch")
+    run.feed("payment_refunded")
+    run.fire("dispatch")
+    shown = assert_shown_as_the_saga_holds_it(run)
+    assert [(name, state) for name, state, _ in shown][:3] == [
+        ("authorize", "compensated"),
+        ("schedule", "done"),
+        ("capture", "compensated"),
+    ]
+
+
+def test_a_skipped_compensation_is_shown_as_the_saga_holds_it() -> None:
+    run = Run().run_to("dispatch")
+    run.feed("order_cancelled", "customer called")
+    run.feed("command_refused", "cancel_shipment", 0, "the shipment is dispatching")
+    run.feed("skip", "handed back at the depot")
+    shown = assert_shown_as_the_saga_holds_it(run)
+    assert ("cancel_shipment", "skipped") in [(name, state) for name, state, _ in shown]
