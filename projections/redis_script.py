@@ -45,7 +45,8 @@ end
 -- key -> 'hash' or 'zset': what it holds, or will once the writes planned so far are made (a
 -- batch stops at a refused event, so what that one planned is never relied on)
 local kinds = {}
--- key -> field -> the value the event's writes planned so far leave there
+-- key -> the event's writes to it planned so far, in order (an increment's with the field's
+-- new value as `total`)
 local pending
 local function not_a(key, wanted)
   return 'WRONGTYPE ' .. key .. ' is not a ' .. wanted
@@ -61,24 +62,40 @@ local function check_type(key, wanted, first)
   end
   if held ~= wanted then return not_a(key, wanted) end
 end
+local function planned(key, field)
+  -- what the last planned write of `field` writes there, or nil
+  local writes = pending[key]
+  if not writes then return nil end
+  for i = #writes, 1, -1 do
+    local write = writes[i]
+    if write.total then
+      if write[3] == field then return write.total end
+    else
+      for j = #write - 1, 3, -2 do
+        if write[j] == field then return write[j + 1] end
+      end
+    end
+  end
+end
 local function field_of(key, field)
   -- the field's value once the writes planned so far are made (false: none), or nil and why
   -- `key` holds no fields; the read checks the type of a key not met before
-  local fields = pending[key]
-  if fields and fields[field] then return fields[field] end
+  local held = planned(key, field)
+  if held then return held end
   if kinds[key] and kinds[key] ~= 'hash' then return nil, not_a(key, 'hash') end
   local found = redis.pcall('HGET', key, field)
   if type(found) == 'table' then return nil, not_a(key, 'hash') end
   kinds[key] = 'hash'
   return found
 end
-local function fields_of(key)
-  local fields = pending[key]
-  if not fields then
-    fields = {}
-    pending[key] = fields
+local function remember(key, write)
+  local writes = pending[key]
+  if writes then
+    writes[#writes + 1] = write
+  else
+    pending[key] = {write}
   end
-  return fields
+  return write
 end
 -- A 64-bit integer as two exact doubles, hi * 1e9 + lo, each with its sign: a double holds
 -- an integer exactly only up to 2^53.
@@ -141,14 +158,12 @@ local function plan_set(op, first)
   local key = prefix .. text(op[2])
   local refused = check_type(key, 'hash', first)
   if refused then return nil, refused end
-  local write, fields = {'HSET', key}, fields_of(key)
+  local write = {'HSET', key}
   for i = 3, #op, 2 do
-    local field, held = op[i], value(op[i + 1])
-    write[#write + 1] = field
-    write[#write + 1] = held
-    fields[field] = held
+    write[#write + 1] = op[i]
+    write[#write + 1] = value(op[i + 1])
   end
-  return write
+  return remember(key, write)
 end
 local function plan_incr(op)
   local key, field, amount = prefix .. text(op[2]), text(op[3]), value(op[4])
@@ -162,8 +177,7 @@ local function plan_incr(op)
   if not total then
     return nil, 'ERR ' .. key .. ' field ' .. field .. ' would overflow 64 bits'
   end
-  fields_of(key)[field] = total
-  return {'HINCRBY', key, field, amount}
+  return remember(key, {'HINCRBY', key, field, amount, total = total})
 end
 local function plan_zincr(op, first)
   -- a finite increment leaves a score a number (only inf - inf is NaN)
@@ -181,8 +195,7 @@ local function plan_list(op)
   if refused then return nil, refused end
   local ok, edited = pcall(edit_list, raw, op[1], op[4])
   if not ok then return nil, 'ERR ' .. key .. ' field ' .. field .. ' is not a JSON list' end
-  fields_of(key)[field] = edited
-  return {'HSET', key, field, edited}
+  return remember(key, {'HSET', key, field, edited})
 end
 local planners = {
   set = plan_set, incr = plan_incr, zincr = plan_zincr, push = plan_list, pull = plan_list,
