@@ -4,7 +4,8 @@ The call compares each event's position with the checkpoint and, in the same ato
 applies the new events' operations in order and moves the checkpoint to the last one applied
 (key `rm:{<proj>:v<k>}:ckpt:<context>`, its stream sequence beside it in `…:seq:<context>`).
 It names the checkpoint it expects (a mismatch means another writer: nothing is written), and
-it stops before an event that fails, with the checkpoint after the ones before it. The `{…}`
+it stops before an event that fails, with the checkpoint after the ones before it; an event is
+written whole or not at all (a write Redis would refuse is found before the first). The `{…}`
 hash tag keeps a projection's keys in one cluster slot, which the
 script relies on: it reads and writes keys derived from the operations.
 
