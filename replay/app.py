@@ -22,7 +22,7 @@ from rich.console import Console
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
-from runtime.cli import one_line
+from runtime.cli import error_line
 from runtime.settings import load_settings, settings_model
 
 PROG = "replay"
@@ -62,7 +62,7 @@ def output(as_json: bool) -> Output:
 
 def fail(code: int, message: str) -> NoReturn:
     """One line on stderr, then exit with `code`: never a traceback."""
-    sys.stderr.write(f"{PROG}: {one_line(message)}\n")
+    sys.stderr.write(f"{PROG}: {error_line(message)}\n")
     raise typer.Exit(code)
 
 

@@ -11,7 +11,7 @@ import replay.jobs_cli
 import replay.projections_cli
 import replay.sagas_cli  # noqa: F401
 from replay.app import BAD_ARGUMENTS, PROG, app
-from runtime.cli import one_line
+from runtime.cli import error_line
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
         if "\n" in message:  # `replay` alone, or a group without its command: the help text
             sys.stderr.write(message + "\n")
         else:
-            sys.stderr.write(f"{PROG}: {one_line(message)}\n")
+            sys.stderr.write(f"{PROG}: {error_line(message)}\n")
         sys.exit(BAD_ARGUMENTS if error.exit_code in (1, 2) else error.exit_code)
     except (typer.Abort, click.Abort):
         sys.exit(1)

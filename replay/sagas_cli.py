@@ -36,6 +36,8 @@ from replay.aggregates_cli import LAST_VERSION, AggregateHistory
 from replay.app import BAD_ARGUMENTS, FAILED, JsonOption, app, contexts, fail, output, settings
 from replay.contexts import one_line, opened_store, uuid_argument
 from replay.state_view import describe, state_of
+from runtime.http import header_fields
+from runtime.http.header_fields import MalformedField
 
 CONTEXT = "fulfilment"
 STATUSES = tuple(status.value for status in FulfilmentStatus)
@@ -192,10 +194,19 @@ def _note(text: str) -> str:
         fail(BAD_ARGUMENTS, str(bad))
 
 
+def _key(key: str | None) -> str | None:
+    """The --key as given, if the write API would take it as an Idempotency-Key."""
+    try:
+        return header_fields.idempotency_key(key)
+    except MalformedField as bad:
+        fail(BAD_ARGUMENTS, f"--key: {bad}")
+
+
 def _on_parked(
     registry: Registry, order: str, action: str, key: str | None, note: str = ""
 ) -> dict[str, str | int]:
     """Run `action` on the order's parked saga; what it did, as a document."""
+    key = _key(key)
     order_id = _order_id(order)
     saga_id = ids.saga_id(order_id)
     ctx = CommandContext(

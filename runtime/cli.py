@@ -11,7 +11,7 @@ LINE_CHARACTERS = 1_000
 """At most about this much of an error message is shown: it may quote an argument of any size."""
 
 
-def one_line(message: str) -> str:
+def error_line(message: str) -> str:
     """`message` on one line; past `LINE_CHARACTERS`, its middle is left out (the end often
     says what to do)."""
     line = " ".join(message.splitlines())
@@ -30,11 +30,11 @@ def run(cli: typer.Typer, prog: str, argv: list[str] | None = None) -> NoReturn:
     try:
         code = command.main(args=argv, prog_name=prog, standalone_mode=False)
     except typer.TyperException as error:  # bad arguments: exit code 2
-        print(f"{prog}: {one_line(error.format_message())}", file=sys.stderr)
+        print(f"{prog}: {error_line(error.format_message())}", file=sys.stderr)
         sys.exit(error.exit_code)
     except typer.Abort:
         sys.exit(1)
     except CommandFailed as error:
-        print(f"{prog}: {one_line(str(error))}", file=sys.stderr)
+        print(f"{prog}: {error_line(str(error))}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -148,6 +148,22 @@ def test_unknown_and_malformed_orders(parked: Parked) -> None:
     assert bad_status.code == 2
 
 
+@pytest.mark.parametrize("key", ["", "a\nb", "k" * 201, "clé"])
+def test_a_key_the_write_api_would_refuse_is_a_bad_argument(parked: Parked, key: str) -> None:
+    def events() -> int:
+        return len(
+            replay(parked.env, "sagas", "show", str(parked.shown), "--json").json()["events"]
+        )
+
+    before = events()
+    done = replay(parked.env, "sagas", "retry", str(parked.shown), "--key", key)
+    assert (done.code, done.stderr) == (
+        2,
+        "replay: --key: Idempotency-Key must be 1 to 200 visible ASCII characters\n",
+    )
+    assert events() == before
+
+
 @pytest.mark.postgres
 def test_on_the_stack_the_fulfilment_and_read_databases_are_enough() -> None:
     with scratch_databases(require_postgres(), "read", "fulfilment") as urls:
