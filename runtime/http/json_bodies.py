@@ -7,8 +7,9 @@ repeated member is (`body.lines.0.sku`), with names compared as decoded (`"na\\u
 `"name"`). Every other document decodes to the same value as before.
 
 The hot path is one pass: jiter decodes and detects duplicates together. A document jiter
-refuses (a lone surrogate, a byte-order mark, UTF-16, deep nesting, malformed JSON) is decoded by
-the caller's own decoder, which decides as it always did, and then scanned for duplicates.
+refuses (a lone surrogate, a byte-order mark, deep nesting, malformed JSON, bytes that are not
+UTF-8) is decoded by the caller's own decoder from its UTF-8 text, and then scanned for
+duplicates.
 `JsonRoute` puts this decoding under FastAPI's own handler, for routes that do not decode
 their bodies themselves (`runtime.http.lean_route` does).
 """
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 Path = tuple[str | int, ...]
-Loads = Callable[[bytes], Any]
+Loads = Callable[[str], Any]
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],]|[^\s"{}\[\],]+|\s+', re.DOTALL)
@@ -45,12 +46,16 @@ class DuplicateMember(ValueError):
 
 
 def loads_unique(data: bytes, fallback: Loads = json.loads) -> Any:
-    """The document `data`, decoded as `fallback` decodes it; `DuplicateMember` if one of its
-    objects names a member twice. `fallback`'s errors for what is not JSON are its own."""
+    """The document `data`, decoded as `fallback` decodes its text; `DuplicateMember` if one of
+    its objects names a member twice. `fallback`'s errors for what is not JSON are its own.
+
+    The text is UTF-8, as JSON between systems must be (RFC 8259 §8.1; a leading byte-order mark
+    is ignored, as it allows): bytes that are not raise `UnicodeDecodeError`. (`json` would
+    also read UTF-16 and UTF-32, which a proxy on the way may read otherwise.)"""
     try:
         return jiter.from_json(data, catch_duplicate_keys=True)
     except ValueError:
-        document = fallback(data)
+        document = fallback(data.decode("utf-8-sig"))
         path = first_duplicate(data)
         if path is not None:
             raise DuplicateMember(path) from None

@@ -247,9 +247,9 @@ async def _body(request: Request) -> Any:
         raise HTTPException(400, "There was an error parsing the body") from error
 
 
-def _decode(data: bytes) -> Any:
+def _decode(data: str) -> Any:
     """msgspec decodes a subset of what `json` does, to the same values; for the rest (lone
-    surrogates, NaN, a byte-order mark, UTF-16, malformed documents) `json` decides."""
+    surrogates, NaN, malformed documents) `json` decides."""
     try:
         return _DECODER.decode(data)
     except (msgspec.DecodeError, RecursionError):

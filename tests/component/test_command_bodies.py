@@ -118,3 +118,16 @@ def test_a_body_that_cannot_be_decoded_is_a_422_on_the_body(
     assert problem["errors"][0]["field"] == "body"
     assert message in problem["errors"][0]["message"]
     assert store_state(client) == before
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le"])
+def test_a_body_in_another_encoding_than_utf_8_is_refused(
+    client: TestClient, encoding: str
+) -> None:
+    """JSON between systems is UTF-8 (RFC 8259); Python's `json` would read these."""
+    before = store_state(client)
+    body = '{"name": "Ada", "email": "ada@example.com"}'.encode(encoding)
+    response = client.post("/users", content=body, headers={"Content-Type": "application/json"})
+    problem = assert_problem(response, 422, "body")
+    assert problem["errors"][0]["field"].startswith("body")
+    assert store_state(client) == before
