@@ -33,9 +33,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
-from eventlog.dropped_connections import watch_for_dropped_connections
 from eventlog.envelope import EventEnvelope, envelope_from_row
 from eventlog.jobs import RecorderJobs
+from eventlog.pool_recovery import recover_promptly
 from eventlog.postgres_jobs import PostgresJobs
 from eventlog.postgres_replicas import PostgresReplicas
 from eventlog.replicas import RecorderReplicas
@@ -65,7 +65,7 @@ class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplica
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        watch_for_dropped_connections(datastore.pool)
+        recover_promptly(datastore.pool)
         prefix = events_table_name.removesuffix("_events")
         self._schema = Identifier(datastore.schema)
         self._idempotency = Identifier(f"{prefix}_idempotency")

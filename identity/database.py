@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
 
+from eventlog.pool_recovery import recovering_pool
 from runtime.sqlite_wal import use_wal
 
 Row = tuple[Any, ...]
@@ -104,7 +104,7 @@ class _PostgresTransaction:
 
 class PostgresDatabase:
     def __init__(self, url: str, pool_size: int, connect_timeout: float) -> None:
-        self._pool = ConnectionPool(
+        self._pool = recovering_pool(
             url, min_size=1, max_size=max(pool_size, 1), timeout=connect_timeout, open=False
         )
 

@@ -36,6 +36,7 @@ from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import ContextStream
 from projections.engine import Engine, Outcome
 from projections.model import CheckpointLost, Message, Projection
+from projections.outages import log_reattaching
 from readmodels.checkpoints import Checkpoint
 from readmodels.partition_checkpoints import LeaseLost
 
@@ -162,14 +163,16 @@ class ConsumerRunner:
                 rewind = True
             except LeaseLost:
                 raise  # a worker's partition: a newer holder has it, stop
-            except Exception:
+            except Exception as error:  # noqa: BLE001 - logged; re-attached after a pause
                 pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
                 failures += 1
-                logger.exception(
-                    "consumer %s failed; re-attaching in %g s",
-                    self.name,
+                log_reattaching(
+                    logger,
+                    error,
+                    f"consumer {self.name}",
                     pause,
-                    extra={"projection": self.engine.projection.label, "context": self.context},
+                    projection=self.engine.projection.label,
+                    context=self.context,
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), pause)

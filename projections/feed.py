@@ -48,6 +48,7 @@ from projections.consumers import (
 )
 from projections.engine import Engine, Outcome
 from projections.model import CheckpointLost, Message
+from projections.outages import log_reattaching
 from readmodels.checkpoints import Checkpoint
 from readmodels.partition_checkpoints import LeaseLost
 
@@ -183,10 +184,10 @@ class ContextFeed:
                     logger.warning("feed %s stops: %s", self.name, lost)
                     self.lease_lost = True
                     return
-                except Exception:
+                except Exception as error:  # noqa: BLE001 - logged; re-attached after a pause
                     pause = self.options.pauses[min(failures, len(self.options.pauses) - 1)]
                     failures += 1
-                    logger.exception("feed %s failed; re-attaching in %g s", self.name, pause)
+                    log_reattaching(logger, error, f"feed {self.name}", pause)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), pause)
                 finally:

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
-from eventlog.dropped_connections import check_for_drop
+from eventlog.pool_recovery import recovering_pool
 from readmodels.dialects import Dialect, PostgresDialect, SQLiteDialect
 from runtime.sqlite_wal import use_wal
 
@@ -157,23 +157,17 @@ class PostgresDatabase(SqlDatabase):
         timeout: float = 5.0,
         read_only: bool = False,
     ) -> None:
-        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+        self._pool: ConnectionPool[psycopg.Connection[Row]] = recovering_pool(
             url,
             min_size=min(min_size, pool_size),
             max_size=pool_size,
             timeout=timeout,
             kwargs={"connect_timeout": max(1, round(timeout))},
             configure=_read_only_snapshots if read_only else None,
-            check=self._check,
             open=False,
             name="read-models",
         )
         self._pool.open(wait=False)
-
-    def _check(self, conn: psycopg.Connection[Row]) -> None:
-        """Find a connection the server dropped (a restart) before a read draws it, with no
-        round trip for one in good order."""
-        check_for_drop(self._pool, conn)
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Tx]:

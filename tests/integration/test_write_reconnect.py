@@ -1,14 +1,21 @@
-"""A write service's commands succeed at once after PostgreSQL dropped every pooled connection.
+"""A write service's commands succeed at once after PostgreSQL dropped every pooled connection,
+and soon after a long outage ends (eventlog/pool_recovery.py).
 
 A restart of PostgreSQL leaves every idle connection of the event store's pool dead. Here the
-server stays up (it is shared) and drops the connections itself, as a restart does:
+shared server stays up and drops the connections itself, as a restart does:
 `pg_terminate_backend` for every connection to the scratch event-store databases. Before the
 pool looked for dropped connections, each dead one failed the command that drew it with a 503.
+The long outage needs a server of its own, stopped and started again.
 """
 
+import os
+import shutil
+import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,15 +23,20 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from contexts.settings import CONTEXTS, Settings
-from eventlog.dropped_connections import watch_for_dropped_connections
-from tests.support.api import register
+from eventlog.pool_recovery import recover_promptly
+from tests.support.api import register, unique_email
 from tests.support.auth import OPERATOR
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
+from tests.support.servers import PostgresServer, require_server_binaries
 from write_api.app import create_app
 
 pytestmark = pytest.mark.postgres
 
 POOL_SIZE = 4
+OUTAGE_SECONDS = 16.0
+"""Long enough for the pool's doubling pauses (1, 2, 4, 8 s) to put its next try some 14 s
+after the server is back."""
+BACK_WITHIN_SECONDS = 5.0
 TERMINATE_OTHERS = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -83,7 +95,7 @@ def test_a_connection_that_was_only_sent_a_notification_is_kept() -> None:
     the check asks the server, and keeps the connection, which is in good order."""
     url = require_postgres()
     with ConnectionPool(url, min_size=1, max_size=1, kwargs={"autocommit": True}) as pool:
-        watch_for_dropped_connections(pool)
+        recover_promptly(pool)
         with pool.connection() as listener:
             listener.execute("LISTEN strata_test_dropped_connections")
             backend = listener.info.backend_pid
@@ -93,3 +105,38 @@ def test_a_connection_that_was_only_sent_a_notification_is_kept() -> None:
             assert conn.info.backend_pid == backend
             assert conn.execute("SELECT 1").fetchone() == (1,)
         assert pool.get_stats().get("connections_lost", 0) == 0
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    require_server_binaries()
+    root = Path(tempfile.mkdtemp(prefix="strata-pg-"))
+    os.chmod(root, 0o755)  # the postgres user must reach its folder
+    (root / "postgres").mkdir()
+    server = PostgresServer(root / "postgres")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_commands_succeed_soon_after_a_long_outage_ends(own_server: PostgresServer) -> None:
+    urls = own_server.create_databases(*CONTEXTS)
+    settings = Settings(**url_settings(urls), db_pool_size=POOL_SIZE, db_connect_timeout=1)
+    with TestClient(create_app(settings), headers=OPERATOR) as client:
+        fill_the_pool(client)
+        own_server.crash()
+        outage_ends = time.monotonic() + OUTAGE_SECONDS
+        while time.monotonic() < outage_ends:  # the pool loses its connections, tries again
+            response = client.post("/users", json={"name": "Ada", "email": unique_email()})
+            assert response.status_code == 503, response.text
+        own_server.start()
+        back = time.monotonic()
+        while (
+            client.post("/users", json={"name": "Ada", "email": unique_email()}).status_code != 201
+        ):
+            assert time.monotonic() - back < BACK_WITHIN_SECONDS, "still 503 after the outage"
+        for _ in range(POOL_SIZE):
+            register(client)
