@@ -1,11 +1,13 @@
-"""Checks on the raw query string, for what parsed parameters can no longer tell.
+"""Checks on the raw query string and path, for what parsed parameters can no longer tell.
 
 Starlette decodes a query string leniently: invalid UTF-8 after percent-decoding becomes U+FFFD,
 raw non-ASCII bytes are read as Latin-1, and of a repeated parameter only the last value is kept.
 A read route, and a command route for its few parameters, therefore first checks, for each of
 its own parameters, that the value is percent-encoded UTF-8 and that the parameter is given at
 most once; otherwise the answer is a 422 naming it. Parameters a route does not know are
-ignored, as is conventional.
+ignored, as is conventional. The server decodes the path as leniently (`a%FFb` would be the
+hobby `a\ufffdb`), so a path that is not percent-encoded UTF-8 is a 422 on its text parameters
+too.
 """
 
 from collections import Counter
@@ -20,6 +22,7 @@ from fastapi.routing import APIRoute
 
 Problem = tuple[str, str]
 """(parameter name, what is wrong with it)."""
+NOT_UTF_8 = "must be UTF-8, with every byte outside ASCII percent-encoded"
 
 
 def _decoded(raw: bytes) -> str | None:
@@ -43,15 +46,24 @@ def query_string_problems(raw: bytes, names: Collection[str]) -> list[Problem]:
             continue  # an unknown parameter: ignored
         seen[name] += 1
         if _decoded(raw_value) is None:
-            problems.append((name, "must be UTF-8, with every byte outside ASCII percent-encoded"))
+            problems.append((name, NOT_UTF_8))
     problems += [(name, f"was given {n} times; give it once") for name, n in seen.items() if n > 1]
     return problems
 
 
-def _rejection(problems: list[Problem]) -> RequestValidationError:
+def path_problems(raw_path: bytes | None, values: dict[str, Any]) -> list[Problem]:
+    """The path parameters among `values` that a path `raw_path` not in percent-encoded UTF-8
+    made up (their text holds the U+FFFD its bad bytes were decoded to); none if it is."""
+    if raw_path is None or _decoded(raw_path) is not None:
+        return []
+    made_up = [name for name, value in values.items() if "\ufffd" in str(value)]
+    return [(name, NOT_UTF_8) for name in made_up] or [("", NOT_UTF_8)]
+
+
+def _rejection(problems: list[Problem], where: str = "query") -> RequestValidationError:
     return RequestValidationError(
         [
-            {"loc": ("query", name), "msg": message, "type": "query_string"}
+            {"loc": (where, name) if name else (where,), "msg": message, "type": f"{where}_string"}
             for name, message in problems
         ]
     )
@@ -71,7 +83,11 @@ class QueryCheckedRoute(APIRoute):
         names = query_names(self.dependant)
 
         async def checked(request: Request) -> Response:
-            problems = query_string_problems(request.scope.get("query_string", b""), names)
+            scope = request.scope
+            bad_path = path_problems(scope.get("raw_path"), scope.get("path_params", {}))
+            if bad_path:
+                raise _rejection(bad_path, "path")
+            problems = query_string_problems(scope.get("query_string", b""), names)
             if problems:
                 raise _rejection(problems)
             return await handler(request)

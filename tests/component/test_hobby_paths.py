@@ -56,3 +56,16 @@ def test_a_hobby_out_of_bounds_in_the_path_is_422(client: TestClient, segment: s
     before = store_state(client)
     assert_problem(client.delete(f"/users/{user}/hobbies/{segment}"), 422, "path.hobby")
     assert store_state(client) == before
+
+
+def test_a_path_that_is_not_percent_encoded_utf_8_is_422(client: TestClient) -> None:
+    """The server decodes `%FF` leniently, to U+FFFD: the path would name `a\ufffdb`."""
+    user = register(client)
+    assert client.post(f"/users/{user}/hobbies", json={"hobby": "a\ufffdb"}).status_code == 200
+    before = store_state(client)
+
+    problem = assert_problem(client.delete(f"/users/{user}/hobbies/a%FFb"), 422, "path.hobby")
+
+    assert "UTF-8" in problem["errors"][0]["message"]
+    assert store_state(client) == before
+    assert client.delete(hobby_path(user, "a\ufffdb")).status_code == 200  # %EF%BF%BD

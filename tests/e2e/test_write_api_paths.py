@@ -62,11 +62,14 @@ def test_every_hobby_added_is_removed_by_its_encoded_name(api: httpx.Client) -> 
     assert api.get(f"/users/{user}").json()["hobbies"] == []
 
 
-def test_invalid_utf8_in_a_hobby_path_names_no_hobby(api: httpx.Client) -> None:
+@pytest.mark.parametrize("segment", ["%ED%A0%80", "a%FFb"])  # a surrogate UTF-8 encoded; Latin-1
+def test_invalid_utf8_in_a_hobby_path_is_422(api: httpx.Client, segment: str) -> None:
+    """The server decodes the bytes leniently, to U+FFFD, which the path did not name."""
     user = api.post("/users", json={"name": "Ada", "email": unique_email()}).json()["id"]
-    response = api.delete(f"/users/{user}/hobbies/%ED%A0%80")  # a surrogate, UTF-8 encoded
-    assert response.status_code == 409
+    response = api.delete(f"/users/{user}/hobbies/{segment}")
+    assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "path.hobby"
 
 
 @pytest.mark.parametrize(("field", "value"), [("name", "\ud800"), ("name", "Ada\x00Lovelace")])
