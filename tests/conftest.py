@@ -9,7 +9,12 @@ from fastapi.testclient import TestClient
 
 from contexts.settings import CONTEXTS, Settings
 from tests.support.auth import IDENTITY, OPERATOR, JwksServer
-from tests.support.postgres import require_postgres, scratch_databases, url_settings
+from tests.support.postgres import (
+    forget_pending_jobs,
+    require_postgres,
+    scratch_databases,
+    url_settings,
+)
 from write_api.app import create_app
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -58,5 +63,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
+    # the session's shared stores hold the pending jobs of earlier tests' sagas
+    forget_pending_jobs({context: url for context, url in settings.database_urls().items() if url})
     with TestClient(create_app(settings), headers=OPERATOR) as test_client:
         yield test_client

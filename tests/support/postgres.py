@@ -67,3 +67,14 @@ def scratch_databases(url: str, *names: str) -> Iterator[dict[str, str]]:
                 conn.execute(
                     SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(dbname))
                 )
+
+
+def forget_pending_jobs(urls: Mapping[str, str]) -> None:
+    """Delete the jobs in these event stores (by context): the deadlines and provider calls of
+    sagas an earlier test started on the session's shared stores, which would otherwise come
+    due while a later test runs and append to its stores."""
+    for context, url in urls.items():
+        with psycopg.connect(url, autocommit=True) as conn:
+            table = conn.execute("SELECT to_regclass(%s)", (f"{context}_jobs",)).fetchone()
+            if table is not None and table[0] is not None:
+                conn.execute(SQL("DELETE FROM {}").format(Identifier(f"{context}_jobs")))
