@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -20,15 +19,10 @@ from read_api.app import create_app
 from readmodels.catalog import USER_PROFILES, USERS_DIRECTORY
 from readmodels.sql import PostgresDatabase
 from tests.support.auth import OPERATOR
-from tests.support.postgres import require_postgres, scratch_databases
+from tests.support.postgres import drop_postgres_connections, require_postgres, scratch_databases
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 
 pytestmark = pytest.mark.postgres
-
-TERMINATE_OTHERS = (
-    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
 
 
 @dataclass(frozen=True)
@@ -57,13 +51,6 @@ def stack() -> Iterator[Stack]:
         settings = Settings(read_database_url=urls["read"], redis_url=redis_url, db_pool_size=4)
         with TestClient(create_app(settings), headers=OPERATOR) as client:
             yield Stack(client, urls["read"], redis_url, user)
-
-
-def drop_postgres_connections(database_url: str) -> int:
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        row = admin.execute(TERMINATE_OTHERS).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def drop_redis_connections(redis_url: str) -> int:

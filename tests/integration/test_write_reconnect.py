@@ -26,7 +26,12 @@ from contexts.settings import CONTEXTS, Settings
 from eventlog.pool_recovery import recover_promptly
 from tests.support.api import register, unique_email
 from tests.support.auth import OPERATOR
-from tests.support.postgres import require_postgres, scratch_databases, url_settings
+from tests.support.postgres import (
+    drop_postgres_connections,
+    require_postgres,
+    scratch_databases,
+    url_settings,
+)
 from tests.support.servers import PostgresServer, require_server_binaries
 from write_api.app import create_app
 
@@ -37,10 +42,6 @@ OUTAGE_SECONDS = 16.0
 """Long enough for the pool's doubling pauses (1, 2, 4, 8 s) to put its next try some 14 s
 after the server is back."""
 BACK_WITHIN_SECONDS = 5.0
-TERMINATE_OTHERS = (
-    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,6 @@ def service() -> Iterator[WriteService]:
             yield WriteService(client, urls["users"])
 
 
-def drop_connections(database_url: str) -> int:
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        row = admin.execute(TERMINATE_OTHERS).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def fill_the_pool(client: TestClient) -> None:
     """Commands at once, so that the pool holds several connections, all used."""
     with ThreadPoolExecutor(POOL_SIZE * 2) as pool:
@@ -75,7 +69,7 @@ def test_commands_succeed_at_once_after_postgresql_dropped_every_pooled_connecti
     service: WriteService,
 ) -> None:
     fill_the_pool(service.client)
-    assert drop_connections(service.users_database_url) >= 2
+    assert drop_postgres_connections(service.users_database_url) >= 2
 
     for _ in range(POOL_SIZE * 2):
         register(service.client)  # asserts the 201
@@ -85,7 +79,7 @@ def test_commands_succeed_at_once_after_postgresql_dropped_every_pooled_connecti
 def test_commands_succeed_again_and_again_after_repeated_drops(service: WriteService) -> None:
     for _ in range(3):
         fill_the_pool(service.client)
-        drop_connections(service.users_database_url)
+        drop_postgres_connections(service.users_database_url)
     for _ in range(POOL_SIZE):
         register(service.client)
 

@@ -78,3 +78,18 @@ def forget_pending_jobs(urls: Mapping[str, str]) -> None:
             table = conn.execute("SELECT to_regclass(%s)", (f"{context}_jobs",)).fetchone()
             if table is not None and table[0] is not None:
                 conn.execute(SQL("DELETE FROM {}").format(Identifier(f"{context}_jobs")))
+
+
+TERMINATE_OTHERS = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+def drop_postgres_connections(database_url: str) -> int:
+    """Have the server drop every other connection to this database, as a restart does; how
+    many it dropped."""
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        row = admin.execute(TERMINATE_OTHERS).fetchone()
+    assert row is not None
+    return int(row[0])
