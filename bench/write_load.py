@@ -20,6 +20,7 @@ from write_profile import Profiler
 from write_server import (
     SERVER_LOG_LINES,
     STORE_DBS,
+    STORELESS,
     USERS_DB,
     start_server,
     stop_server,
@@ -135,8 +136,8 @@ def request_factories(
     if command == "healthz":
         factory = healthz_factory(host_header)
         return factory, factory
-    # register, and noop: the same request to the storeless framework ceiling; the open loop
-    # registers other emails than the closed loop's: request n is (client n, sequence n)
+    # register, noop and floor: the same request (a storeless app answers the last two); the open
+    # loop registers other emails than the closed loop's: request n is (client n, sequence n)
     return (
         register_factory(host_header, run_id, tokens),
         register_factory(host_header, f"o{run_id}", tokens),
@@ -158,7 +159,8 @@ def api_end_to_end(
 ) -> ApiRun:
     for database in STORE_DBS.values():
         recreate_database(base, database)
-    server = start_server(base, workers, log_dir, jwks_url, noop=command == "noop")
+    storeless = command if command in STORELESS else None
+    server = start_server(base, workers, log_dir, jwks_url, storeless=storeless)
     try:
         wait_ready(server)
         factory, overload_requests = request_factories(command, server.port, clients)

@@ -23,13 +23,17 @@ STORE_DBS = {
 }
 USERS_DB = STORE_DBS[REGISTRY["users"].database_url_variable]
 
+STORELESS = ("noop", "floor")
+"""The commands answered without a store, by bench/framework_ceiling.py."""
 SERVER_LOG_LINES = 30
 """How much of the server's log a failure prints."""
 
 
 def start_server(
-    base: str, workers: int, log_dir: Path, jwks_url: str, *, noop: bool = False
+    base: str, workers: int, log_dir: Path, jwks_url: str, *, storeless: str | None = None
 ) -> Service:
+    """The write API, or with `storeless` ("noop" or "floor") the same request answered by
+    bench/framework_ceiling.py's FastAPI app or bare ASGI app."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -42,9 +46,10 @@ def start_server(
         **unthrottled(env),
     )
     command = [venv_script("strata-write-api")]
-    if noop:  # the same framework stack answering without a store
+    if storeless is not None:
+        factory = f"framework_ceiling:create_{'floor' if storeless == 'floor' else 'app'}"
         command = [
-            *(sys.executable, "-m", "uvicorn", "framework_ceiling:create_app", "--factory"),
+            *(sys.executable, "-m", "uvicorn", factory, "--factory"),
             *("--app-dir", str(Path(__file__).parent), "--host", HOST, "--port", str(port)),
             *("--workers", str(workers), "--log-level", "warning", "--no-access-log"),
         ]

@@ -69,11 +69,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="(b) STRATA_WEB_WORKERS")
     parser.add_argument(
         "--command",
-        choices=("register", "rename", "noop", "healthz"),
+        choices=("register", "rename", "noop", "floor", "healthz"),
         default="register",
         help=(
             "noop: the register request answered by the same FastAPI stack without a store"
-            " (bench/framework_ceiling.py); healthz: GET /healthz of the write API"
+            " (bench/framework_ceiling.py); floor: answered by uvicorn and a bare ASGI app"
+            " (the same file); healthz: GET /healthz of the write API"
         ),
     )
     parser.add_argument(
@@ -164,7 +165,7 @@ def profile_summary(profiler: Profiler, seconds: float) -> dict[str, Any] | None
 def store_batches(command: str, base: str) -> dict[str, Any]:
     if command in ("register", "rename"):
         return commit_batches(base)
-    # noop and healthz write nothing
+    # noop, floor and healthz write nothing
     return {"events": 0, "transactions": 0, "events_per_transaction": None}
 
 
