@@ -1,5 +1,7 @@
 """A thread that runs one step now and then: at once when woken, else every `interval`; after a
-failure, after a pause that doubles up to `max_pause`. How the embedded mode follows a log."""
+failure, after a pause that doubles up to `max_pause`. With a `spacing`, a step starts at least
+that long after the last one ended, however often it is woken meanwhile: wakes that come while
+it waits are served by one step. How the embedded mode follows a log."""
 
 import logging
 import threading
@@ -14,10 +16,12 @@ class PollingThread:
         *,
         interval: float,
         max_pause: float = 5.0,
+        spacing: float = 0.0,
         log: logging.Logger,
     ) -> None:
         self._step = step
         self._interval = interval
+        self._spacing = spacing
         self._max_pause = max_pause
         self._log = log
         self._wake = threading.Event()
@@ -46,4 +50,6 @@ class PollingThread:
                 pause = min(self._max_pause, pause * 2)
             else:
                 pause = self._interval
-            self._wake.wait(pause)
+            if self._spacing and self._stopping.wait(self._spacing):
+                return
+            self._wake.wait(max(0.0, pause - self._spacing))
