@@ -36,7 +36,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import Storage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -52,6 +52,7 @@ from runtime.http.preflight import add_start_check
 from runtime.http.problem_types import RATE_LIMITED
 from runtime.http.problems import problem
 from runtime.live_settings import add_live_check, live_settings_of
+from runtime.rate_limit_memory import PacedMemoryStorage
 from runtime.rate_limit_pipeline import PipelinedRedisStorage
 from runtime.rate_limit_settings import PrivilegedRole
 from runtime.resilience import BreakerOpen, CircuitBreaker
@@ -208,7 +209,7 @@ async def rate_limits_from_settings(
             key_prefix=KEY_PREFIX,
         )
     else:
-        storage = MemoryStorage()
+        storage = PacedMemoryStorage()
     window = MovingWindowRateLimiter if settings.rate_limit_strategy == "moving-window" else None
     limiter = (window or FixedWindowRateLimiter)(storage)
     breaker = CircuitBreaker(
