@@ -2,7 +2,7 @@
 
 ``*_jobs``: (kind, key) -> when it is due, its JSON payload, how often it was claimed, when
 and why it was parked (`eventlog.parked_jobs`; null while it is not) and its fence, with an
-index by (kind, due time). Jobs are written and deleted in the
+index by (kind, due time) of the jobs not parked. Jobs are written and deleted in the
 transaction of the events (`SideRecords.jobs`, `SideRecords.done_jobs`); pollers claim due
 ones with ``FOR UPDATE SKIP LOCKED``, so concurrent pollers pass each other's rows by instead
 of waiting or sharing them.
@@ -12,10 +12,8 @@ next value of the table's sequence, so a claim's fence is held by no other claim
 poller's conditional writes (`reschedule_job`, `drop_job`, `park_job`, `extend_leases`) match
 only while nothing happened to the job since its claim; the attempts can restart at 0.
 
-A table made by an earlier version gets the missing columns when the store opens (`upgrade`).
-Parked rows stay in the (kind, due time) index: claims step over them, which costs as many
-index entries as there are parked jobs of the kind, few by design (each one is a person's to
-look at).
+A table made by an earlier version gets the missing columns and the partial index when the
+store opens (`upgrade`), and loses the index that held the parked rows too.
 """
 
 import json
@@ -59,18 +57,25 @@ def _parked(row: DictRow) -> ParkedJob:
 class PostgresJobs:
     def __init__(self, datastore: PostgresDatastore, prefix: str) -> None:
         self._datastore = datastore
-        self.relations = (f"{prefix}_jobs", f"{prefix}_jobs_by_due")
+        self.relations = (f"{prefix}_jobs",)
+        """Made with the tables; the index is made by `upgrade` (it needs columns an earlier
+        version's table may lack)."""
+        self._index_names = (f"{prefix}_jobs_unparked_by_due", f"{prefix}_jobs_by_due")
         names = {
             "schema": Identifier(datastore.schema),
             "jobs": Identifier(self.relations[0]),
-            "index": Identifier(self.relations[1]),
+            "index": Identifier(self._index_names[0]),
+            "old_index": Identifier(self._index_names[1]),
         }
         statements = {
             "create": "CREATE TABLE IF NOT EXISTS {schema}.{jobs} (kind text NOT NULL,"
             " key text NOT NULL, due_at timestamptz NOT NULL, payload jsonb NOT NULL,"
             " attempts integer NOT NULL, parked_at timestamptz, parked_reason text,"
             " fence bigserial, PRIMARY KEY (kind, key))",
-            "create_index": "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{jobs} (kind, due_at)",
+            # Claims and next_due say `parked_at IS NULL`, which implies the index's predicate.
+            "create_index": "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{jobs} (kind, due_at)"
+            " WHERE parked_at IS NULL",
+            "drop_old_index": "DROP INDEX IF EXISTS {schema}.{old_index}",
             "insert": "INSERT INTO {schema}.{jobs} AS j (kind, key, due_at, payload, attempts)"
             " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::jsonb[],"
             " %s::integer[]) ON CONFLICT (kind, key) DO UPDATE SET due_at = excluded.due_at,"
@@ -110,22 +115,31 @@ class PostgresJobs:
             " WHERE parked_at IS NOT NULL GROUP BY kind",
         }
         self._sql = {name: SQL(text).format(**names) for name, text in statements.items()}
-        self.create_statements: list[Composed] = [self._sql["create"], self._sql["create_index"]]
+        self.create_statements: list[Composed] = [self._sql["create"]]
         self._names = names
-        self._table = f"{datastore.schema}.{self.relations[0]}"
+        self._qualified = [
+            f"{datastore.schema}.{name}" for name in (*self.relations, *self._index_names)
+        ]
 
     def upgrade(self, conn: Connection[DictRow]) -> None:
-        """Add the columns a table made by an earlier version lacks. Only then: ALTER TABLE
-        takes the table's strongest lock even when it has nothing to do."""
+        """Bring the table to this version's layout: add the columns it lacks, make the index
+        of the jobs not parked and drop the one of every job. Only what is missing: ALTER
+        TABLE and DROP INDEX take the table's strongest lock, CREATE INDEX one that stops
+        writes, even with nothing to do. The caller holds the store's DDL advisory lock."""
         found = conn.execute(
             "SELECT array(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(%s)"
-            " AND NOT attisdropped) AS columns",
-            [self._table],
+            " AND NOT attisdropped) AS columns, to_regclass(%s) IS NOT NULL AS index,"
+            " to_regclass(%s) IS NOT NULL AS old_index",
+            self._qualified,
         ).fetchone()
         assert found is not None  # a SELECT without FROM returns one row
         missing = [column for column in ADDED_COLUMNS if column not in found["columns"]]
         if missing:
             conn.execute(self._add_columns(missing))
+        if not found["index"]:
+            conn.execute(self._sql["create_index"])
+        if found["old_index"]:
+            conn.execute(self._sql["drop_old_index"])
 
     def _add_columns(self, columns: Sequence[str]) -> Composed:
         added = SQL(", ").join(
@@ -133,6 +147,10 @@ class PostgresJobs:
             for column in columns
         )
         return SQL("ALTER TABLE {}.{} {}").format(self._names["schema"], self._names["jobs"], added)
+
+    def statement(self, name: str) -> Composed:
+        """A statement by name (``claim``, ``next_due``, ...), to EXPLAIN it."""
+        return self._sql[name]
 
     def write(self, curs: Cursor[DictRow], jobs: Sequence[Job], done: Sequence[JobKey]) -> None:
         """In the caller's transaction: delete the done jobs, then write the others."""

@@ -8,7 +8,8 @@ SQLite has no sequences: the fences come from the one row of ``job_fences``, mov
 write lock by every write, claim and retry of jobs (`next_fence`), so like PostgreSQL's they
 only grow and no two claims share one.
 
-A table made by an earlier version gets the missing columns when the store opens (`upgrade`).
+A table made by an earlier version gets the missing columns and the partial index when the
+store opens (`upgrade`), and loses the index that held the parked rows too.
 """
 
 import json
@@ -28,16 +29,24 @@ CREATE_STATEMENTS = (
     " due_at_us INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL,"
     " parked_at_us INTEGER, parked_reason TEXT, fence INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (kind, key))",
-    "CREATE INDEX IF NOT EXISTS jobs_by_due ON jobs (kind, due_at_us)",
     "CREATE TABLE IF NOT EXISTS job_fences (last INTEGER NOT NULL)",
     "INSERT INTO job_fences (last) SELECT 0 WHERE NOT EXISTS (SELECT * FROM job_fences)",
 )
+"""The tables; the index is made by `SQLiteJobs.upgrade` (it needs columns an earlier version's
+table may lack)."""
 ADDED_COLUMNS = {
     "parked_at_us": "INTEGER",
     "parked_reason": "TEXT",
     "fence": "INTEGER NOT NULL DEFAULT 0",
 }
 """The columns a table made by an earlier version may lack, with their types."""
+# Claims and next_due say `parked_at_us IS NULL`: SQLite uses a partial index for a query
+# whose WHERE clause has its predicate's terms.
+CREATE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS jobs_unparked_by_due ON jobs (kind, due_at_us)"
+    " WHERE parked_at_us IS NULL"
+)
+OLD_INDEX = "jobs_by_due"
 CLAIM = (
     "SELECT key, due_at_us, payload, attempts FROM jobs"
     " WHERE kind = ? AND due_at_us <= ? AND parked_at_us IS NULL ORDER BY due_at_us LIMIT ?"
@@ -92,14 +101,17 @@ class SQLiteJobs:
         self._datastore = datastore
 
     def upgrade(self) -> None:
-        """Add the columns a table made by an earlier version lacks (SQLite has no ADD COLUMN IF
-        NOT EXISTS: the check and the change share the write lock)."""
+        """Bring the table to this version's layout: add the columns it lacks, make the index
+        of the jobs not parked and drop the one of every job (SQLite has no ADD COLUMN IF NOT
+        EXISTS: the checks and the changes share the write lock)."""
         with self._immediate() as c:
             c.execute("PRAGMA table_info(jobs)")
             present = {row["name"] for row in c.fetchall()}
             for column, kind in ADDED_COLUMNS.items():
                 if column not in present:
                     c.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            c.execute(CREATE_INDEX)
+            c.execute(f"DROP INDEX IF EXISTS {OLD_INDEX}")
 
     def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
         with self._immediate() as c:

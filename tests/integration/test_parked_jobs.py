@@ -136,6 +136,7 @@ def test_a_poller_parks_a_job_that_failed_for_good(stores: Services) -> None:
 def _drop_parked_columns(settings: Settings, postgres_stores: dict[str, str]) -> None:
     if settings.mode == "embedded":
         with sqlite3.connect(sqlite_path(settings, "users")) as conn:
+            conn.execute("DROP INDEX jobs_unparked_by_due")  # SQLite keeps its columns
             conn.execute("ALTER TABLE jobs DROP COLUMN parked_at_us")
             conn.execute("ALTER TABLE jobs DROP COLUMN parked_reason")
         return
