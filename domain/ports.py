@@ -60,6 +60,9 @@ class Job:
     payload: Mapping[str, Any] = field(default_factory=dict)
     """JSON: strings, numbers, booleans, None, lists and mappings of them."""
     attempts: int = 0
+    fence: int = 0
+    """Set by the store on a claimed job: the claim's token. A poller may move, drop or park
+    the job only while the store's row still holds it (no claim, retry or rewrite since)."""
 
 
 JobKey = tuple[str, str]

@@ -2,13 +2,13 @@
 transaction of the events that make it due (`SideRecords.jobs`), run by a `JobPoller`.
 
 A poller claims due jobs of one kind: the claim moves each job's due time to the end of a
-lease and counts the attempt, so no other poller takes it meanwhile (PostgreSQL: ``FOR UPDATE
-SKIP LOCKED``; SQLite: one writer). Then it runs the handler, one job at a time (handlers block,
-as commands do):
+lease, counts the attempt and gives the job a new fence, so no other poller takes it meanwhile
+(PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: one writer). Then it runs the handler, one job
+at a time (handlers block, as commands do):
 
 - the handler returns: the job is done. A handler that commits an outcome removes the job in
   the same transaction (`SideRecords.done_jobs`); otherwise (a stale job, say) the poller drops
-  it, unless the job was replaced meanwhile (a new row of the same key: another attempt count);
+  it, unless the job was replaced meanwhile (a new row of the same key: another fence);
 - the handler raises `RetryLater` (expected: a breaker open, a provider down) or its store is
   unreachable: the job is rescheduled with backoff, logged in one line, for as long as it takes;
 - the handler raises `JobFailed` (no retry can help: a provider refusing the request): the job
@@ -22,6 +22,11 @@ as commands do):
 
 So a job runs at least once, and handlers are idempotent: they load the aggregate, check that
 the job is still wanted, and commit the outcome with the job's removal.
+
+What the poller does with a claimed job (reschedule, drop, park, renew the lease) applies only
+while the job still has the fence of the claim (`Job.fence`). A job's fence only grows, on
+every claim, retry and rewrite, so a poller whose lease lapsed cannot touch a job it no longer
+holds, even when a retry or a rewrite has brought the attempts back to the count of its claim.
 
 Between claims the poller sleeps until the next due job, at most `max_wait` (jobs written by
 other processes are seen that late at worst), or until woken (`wake`, after a local commit).
@@ -81,27 +86,27 @@ class JobStore(Protocol):
 
     def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
         """Up to `limit` jobs of `kind` due at `now`, earliest first, each with its attempts
-        counted and hidden from other claims until `now + lease`."""
+        counted, a new fence, and hidden from other claims until `now + lease`."""
 
-    def reschedule_job(self, kind: str, key: str, due_at: datetime, attempts: int) -> None:
-        """Make the job due at `due_at`, only if it is still at `attempts` (this claim's count:
-        a poller whose lease lapsed must not move the due time of another's claim)."""
+    def reschedule_job(self, kind: str, key: str, due_at: datetime, fence: int) -> None:
+        """Make the job due at `due_at`, only if it still has `fence` (this claim's: a poller
+        whose lease lapsed must not move the due time of another's claim)."""
 
-    def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
-        """Delete the job; with `attempts`, only if it is still at that count (not replaced,
-        not claimed again)."""
+    def drop_job(self, kind: str, key: str, fence: int | None = None) -> None:
+        """Delete the job; with `fence`, only if it still has it (not replaced, retried or
+        claimed again)."""
 
     def next_due(self, kind: str) -> datetime | None:
         """When the earliest job of `kind` is due (claimed ones: when their lease ends)."""
 
     def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
-        """Hide the claimed jobs (key -> attempts of the claim) from other claims until `until`;
-        a job no longer at that count (done, replaced, claimed again) is left as it is."""
+        """Hide the claimed jobs (key -> fence of the claim) from other claims until `until`;
+        a job without that fence any more (done, replaced, claimed again) is left as it is."""
 
-    def park_job(self, kind: str, key: str, attempts: int, reason: str, at: datetime) -> bool:
-        """Keep the job, never to be claimed again, with why and when; only if it is still at
-        `attempts` (this claim's count). Whether it was parked. Writing a job of the same key
-        replaces it (unparked); `eventlog.parked_jobs` lists and retries parked jobs."""
+    def park_job(self, kind: str, key: str, fence: int, reason: str, at: datetime) -> bool:
+        """Keep the job, never to be claimed again, with why and when; only if it still has
+        `fence` (this claim's). Whether it was parked. Writing a job of the same key replaces
+        it (unparked); `eventlog.parked_jobs` lists and retries parked jobs."""
 
 
 class JobTable(JobStore, ParkedJobs, Protocol):
@@ -116,11 +121,11 @@ class RecorderJobs:
     def claim_due_jobs(self, kind: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
         return self.jobs.claim_due_jobs(kind, now, limit, lease)
 
-    def reschedule_job(self, kind: str, key: str, due_at: datetime, attempts: int) -> None:
-        self.jobs.reschedule_job(kind, key, due_at, attempts)
+    def reschedule_job(self, kind: str, key: str, due_at: datetime, fence: int) -> None:
+        self.jobs.reschedule_job(kind, key, due_at, fence)
 
-    def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
-        self.jobs.drop_job(kind, key, attempts)
+    def drop_job(self, kind: str, key: str, fence: int | None = None) -> None:
+        self.jobs.drop_job(kind, key, fence)
 
     def next_due(self, kind: str) -> datetime | None:
         return self.jobs.next_due(kind)
@@ -128,8 +133,8 @@ class RecorderJobs:
     def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
         self.jobs.extend_leases(kind, claims, until)
 
-    def park_job(self, kind: str, key: str, attempts: int, reason: str, at: datetime) -> bool:
-        return self.jobs.park_job(kind, key, attempts, reason, at)
+    def park_job(self, kind: str, key: str, fence: int, reason: str, at: datetime) -> bool:
+        return self.jobs.park_job(kind, key, fence, reason, at)
 
     def parked_jobs(self, kind: str | None = None, limit: int = 100) -> list[ParkedJob]:
         return self.jobs.parked_jobs(kind, limit)
@@ -225,7 +230,7 @@ class JobPoller:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"jobs-{kind}", daemon=True)
         self._held: dict[str, int] = {}
-        """The claims in hand (key -> attempts), whose leases the renewer extends."""
+        """The claims in hand (key -> fence), whose leases the renewer extends."""
         self._held_lock = threading.Lock()
         self._renewer = threading.Thread(
             target=self._renew_leases, name=f"jobs-{kind}-leases", daemon=True
@@ -259,7 +264,7 @@ class JobPoller:
         """Claim the jobs due now (at most a batch) and run them; how many were claimed."""
         jobs = self._store.claim_due_jobs(self.kind, self._clock.now(), self._batch, self._lease)
         with self._held_lock:
-            self._held.update((job.key, job.attempts) for job in jobs)
+            self._held.update((job.key, job.fence) for job in jobs)
         if self._runners is None or len(jobs) < 2:
             for job in jobs:
                 self._run_unless_stopping(job)
@@ -271,7 +276,7 @@ class JobPoller:
     def _run_unless_stopping(self, job: Job) -> None:
         if self._stopping.is_set():  # hand the rest back rather than hold them a lease long
             self._let_go(job)
-            self._store.reschedule_job(job.kind, job.key, job.due_at, job.attempts)
+            self._store.reschedule_job(job.kind, job.key, job.due_at, job.fence)
         else:
             self._run(job)
 
@@ -288,7 +293,7 @@ class JobPoller:
             self._failed(job, error)
         else:
             self._let_go(job)
-            self._store.drop_job(job.kind, job.key, attempts=job.attempts)
+            self._store.drop_job(job.kind, job.key, fence=job.fence)
 
     def _retry_later(self, job: Job, reason: str, delay: timedelta | None) -> None:
         delay = delay if delay is not None else self._delay(job)
@@ -317,7 +322,7 @@ class JobPoller:
     def _park(self, job: Job, reason: str, error: Exception | None = None) -> None:
         """Park the job and say so once, at ERROR (with the traceback of an unexpected error)."""
         self._let_go(job)
-        if self._store.park_job(job.kind, job.key, job.attempts, reason, self._clock.now()):
+        if self._store.park_job(job.kind, job.key, job.fence, reason, self._clock.now()):
             log.error(
                 "job %s %s parked after %d attempts: %s",
                 job.kind,
@@ -334,7 +339,7 @@ class JobPoller:
         """Stop renewing the job's lease, before its due time is written: a renewal never
         comes after that write (the renewer holds the lock while it writes)."""
         with self._held_lock:
-            if self._held.get(job.key) == job.attempts:
+            if self._held.get(job.key) == job.fence:
                 del self._held[job.key]
 
     def _renew_leases(self) -> None:
@@ -352,7 +357,7 @@ class JobPoller:
         return self._backoff.delay(job.attempts, self._rng)
 
     def _reschedule(self, job: Job, delay: timedelta) -> None:
-        self._store.reschedule_job(job.kind, job.key, self._clock.now() + delay, job.attempts)
+        self._store.reschedule_job(job.kind, job.key, self._clock.now() + delay, job.fence)
 
     def _loop(self) -> None:
         failures = 0

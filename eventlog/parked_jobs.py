@@ -3,9 +3,10 @@ failures), kept in the jobs table with why and when, never claimed again until a
 retries them (`replay jobs list | retry`).
 
 A retry makes the job due at once with its attempts back at 0, as writing the job anew would:
-it gets the poller's whole budget of attempts again. A commit that writes a job of the same key
-replaces a parked one (a new intent), and one that finishes it (`SideRecords.done_jobs`)
-deletes it, parked or not.
+it gets the poller's whole budget of attempts again. Its fence (`domain.ports.Job.fence`) moves
+on, as at every claim and rewrite, so no poller that held the job before can touch it. A
+commit that writes a job of the same key replaces a parked one (a new intent), and one that
+finishes it (`SideRecords.done_jobs`) deletes it, parked or not.
 """
 
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class ParkedJobs(Protocol):
 
     def retry_parked_jobs(self, kind: str, key: str | None, now: datetime) -> list[str]:
         """Unpark the job of `kind` and `key` (every parked one of `kind` if `key` is None):
-        due at `now`, attempts back at 0. The keys of those unparked."""
+        due at `now`, attempts back at 0, a new fence. The keys of those unparked."""
 
     def parked_job_counts(self) -> dict[str, int]:
         """Kind -> how many jobs of it are parked (kinds with none are left out)."""

@@ -4,7 +4,8 @@ up on: a provider refused it, or it failed unexpectedly too many times.
 Jobs live in the event store of the context whose workers run them; a kind of job belongs to
 one context (`contexts.registry.Worker`), so a kind names its store. `list` reads every such
 store (or one: `--context`, `--kind`); `retry` makes a parked job due again at once with its
-attempts reset, and the running pollers take it within a second.
+attempts reset and a new fence (no poller that held it before the park can touch it), and the
+running pollers take it within a second.
 """
 
 from collections.abc import Iterator

@@ -84,5 +84,5 @@ def test_the_parked_jobs_are_a_gauge_on_metrics(tmp_path: Path) -> None:
         metric = 'strata_jobs_parked{context="payments",kind="payment-provider"}'
         assert f"{metric} 0.0" in client.get("/metrics").text
         (claimed,) = jobs.claim_due_jobs(PAYMENT_PROVIDER_JOBS, due, 1, timedelta(hours=1))
-        assert jobs.park_job(PAYMENT_PROVIDER_JOBS, "x:y", claimed.attempts, "refused", due)
+        assert jobs.park_job(PAYMENT_PROVIDER_JOBS, "x:y", claimed.fence, "refused", due)
         assert f"{metric} 1.0" in client.get("/metrics").text

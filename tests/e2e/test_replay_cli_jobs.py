@@ -30,7 +30,7 @@ def _park(services: Services, context: str, kind: str, key: str, reason: str) ->
     store = cast(JobTable, services[context].recorder)
     services[context].save(side_records=SideRecords(jobs=[Job(kind, key, PARKED_AT)]))
     (claimed,) = store.claim_due_jobs(kind, PARKED_AT, 1, timedelta(seconds=10))
-    assert store.park_job(kind, key, claimed.attempts, reason, PARKED_AT)
+    assert store.park_job(kind, key, claimed.fence, reason, PARKED_AT)
 
 
 def _store(data_dir: Path, context: str) -> tuple[Services, JobTable]:

@@ -74,7 +74,13 @@ def test_done_jobs_are_deleted_before_new_ones_are_written(stores: Services) -> 
     again = Job(kind, "b", T0 + timedelta(minutes=1), {"again": True})
     _save(stores, SideRecords(jobs=[again], done_jobs=[(kind, "a"), (kind, "b")]))
 
-    assert _all_due(stores, kind) == [Job(kind, "b", again.due_at, {"again": True}, 1)]
+    (claimed,) = _all_due(stores, kind)
+    assert (claimed.key, claimed.due_at, claimed.payload, claimed.attempts) == (
+        "b",
+        again.due_at,
+        {"again": True},
+        1,
+    )
 
 
 def test_a_claimed_job_is_hidden_until_its_lease_ends_then_comes_back(stores: Services) -> None:
@@ -95,15 +101,16 @@ def test_an_extended_lease_hides_a_claimed_job_longer_but_not_one_claimed_again(
 ) -> None:
     kind, jobs = _kind(), _jobs(stores)
     _write(stores, Job(kind, "held", T0), Job(kind, "lost", T0))
-    claims = {job.key: job.attempts for job in jobs.claim_due_jobs(kind, T0, 10, LEASE)}
+    claims = {job.key: job.fence for job in jobs.claim_due_jobs(kind, T0, 10, LEASE)}
     (lost,) = jobs.claim_due_jobs(kind, T0 + LEASE, 1, LEASE)  # another poller's, lease ended
     assert lost.key in claims
 
-    jobs.extend_leases(kind, claims, T0 + 3 * LEASE)  # only the claims still at their count
+    jobs.extend_leases(kind, claims, T0 + 3 * LEASE)  # only the claims still at their fence
     kept = next(key for key in claims if key != lost.key)
-    assert jobs.claim_due_jobs(kind, T0 + 2 * LEASE, 10, LEASE) == [
-        Job(kind, lost.key, T0 + 2 * LEASE, {}, 3)
-    ]
+    assert [
+        (job.key, job.due_at, job.attempts)
+        for job in jobs.claim_due_jobs(kind, T0 + 2 * LEASE, 10, LEASE)
+    ] == [(lost.key, T0 + 2 * LEASE, 3)]
     renewed = jobs.claim_due_jobs(kind, T0 + 3 * LEASE, 10, LEASE)
     assert (kept, 2) in [(job.key, job.attempts) for job in renewed]
 
@@ -141,9 +148,9 @@ def test_a_stale_drop_leaves_a_job_claimed_again(stores: Services) -> None:
     (first,) = jobs.claim_due_jobs(kind, T0, 10, LEASE)
     (second,) = jobs.claim_due_jobs(kind, T0 + LEASE, 10, LEASE)
 
-    jobs.drop_job(kind, "slow", attempts=first.attempts)  # the first poller, finishing late
+    jobs.drop_job(kind, "slow", fence=first.fence)  # the first poller, finishing late
     assert jobs.next_due(kind) is not None
-    jobs.drop_job(kind, "slow", attempts=second.attempts)
+    jobs.drop_job(kind, "slow", fence=second.fence)
     assert jobs.next_due(kind) is None
 
 
@@ -155,9 +162,9 @@ def test_a_stale_reschedule_leaves_a_job_claimed_again(stores: Services) -> None
     (first,) = jobs.claim_due_jobs(kind, T0, 10, LEASE)
     (second,) = jobs.claim_due_jobs(kind, T0 + LEASE, 10, LEASE)
 
-    jobs.reschedule_job(kind, "slow", T0 + LEASE, first.attempts)
+    jobs.reschedule_job(kind, "slow", T0 + LEASE, first.fence)
     assert jobs.next_due(kind) == T0 + 2 * LEASE
-    jobs.reschedule_job(kind, "slow", T0 + LEASE, second.attempts)
+    jobs.reschedule_job(kind, "slow", T0 + LEASE, second.fence)
     assert jobs.next_due(kind) == T0 + LEASE
 
 

@@ -27,6 +27,8 @@ class InMemoryJobs:
         """(kind, key) -> when and why, of the parked rows."""
         self.down = 0
         """How many of the next calls fail."""
+        self.fences = 0
+        """The last fence given."""
 
     def _call(self) -> None:
         if self.down:
@@ -39,20 +41,23 @@ class InMemoryJobs:
             (job for job in self._unparked() if job.kind == kind and job.due_at <= now),
             key=lambda job: job.due_at,
         )[:limit]
+        claimed = []
         for job in due:
-            self.rows[kind, job.key] = replace(job, due_at=now + lease, attempts=job.attempts + 1)
-        return [replace(job, attempts=job.attempts + 1) for job in due]
+            self.fences += 1
+            claimed.append(replace(job, attempts=job.attempts + 1, fence=self.fences))
+            self.rows[kind, job.key] = replace(claimed[-1], due_at=now + lease)
+        return claimed
 
-    def reschedule_job(self, kind: str, key: str, due_at: datetime, attempts: int) -> None:
+    def reschedule_job(self, kind: str, key: str, due_at: datetime, fence: int) -> None:
         self._call()
         job = self.rows.get((kind, key))
-        if job is not None and job.attempts == attempts:
+        if job is not None and job.fence == fence:
             self.rows[kind, key] = replace(job, due_at=due_at)
 
-    def drop_job(self, kind: str, key: str, attempts: int | None = None) -> None:
+    def drop_job(self, kind: str, key: str, fence: int | None = None) -> None:
         self._call()
         job = self.rows.get((kind, key))
-        if job is not None and attempts in (None, job.attempts):
+        if job is not None and fence in (None, job.fence):
             del self.rows[kind, key]
 
     def next_due(self, kind: str) -> datetime | None:
@@ -61,15 +66,15 @@ class InMemoryJobs:
 
     def extend_leases(self, kind: str, claims: Mapping[str, int], until: datetime) -> None:
         self._call()
-        for key, attempts in claims.items():
+        for key, fence in claims.items():
             job = self.rows.get((kind, key))
-            if job is not None and job.attempts == attempts:
+            if job is not None and job.fence == fence:
                 self.rows[kind, key] = replace(job, due_at=until)
 
-    def park_job(self, kind: str, key: str, attempts: int, reason: str, at: datetime) -> bool:
+    def park_job(self, kind: str, key: str, fence: int, reason: str, at: datetime) -> bool:
         self._call()
         job = self.rows.get((kind, key))
-        if job is None or job.attempts != attempts or (kind, key) in self.parked:
+        if job is None or job.fence != fence or (kind, key) in self.parked:
             return False
         self.parked[kind, key] = (at, reason)
         return True
