@@ -9,7 +9,8 @@ Ports: the context at registration index i (from 0) serves its write API on 8000
 8020/8021). The projector (8002), the read API (8003), identity (8200) and the BFFs (8210, 8220)
 keep their ports, the simulators theirs (payment provider 8100, carrier 8101). Beside each
 service but the simulators runs its config sidecar, `config-<service>` on the service's port + 5
-(contexts/live_services.py, docs/config.md).
+(contexts/live_services.py, docs/config.md). `STRATA_PORT_OFFSET` moves them all in scripts/stack
+(contexts/stack_ports.py sets the port variables it reads here).
 
 Wiring (`write_service_environment`): payments' write service gets STRATA_PAYMENT_PROVIDER_URL,
 shipping's STRATA_CARRIER_URL (`SIMULATORS`); a context that sends commands to the others gets
@@ -20,15 +21,16 @@ credentials (`contexts.service_accounts`).
 
 - `event-stores POSTGRES_URL`: `STRATA_<NAME>_DATABASE_URL=<url>` for each context, the variable's
   value when it is set, else `POSTGRES_URL/strata_<name>`;
-- `processes BIN_DIR SECRET_FILE`: the supervisor's `NAME=COMMAND` arguments of the simulators,
-  the identity service (the accounts' secrets derived from the deployment secret in SECRET_FILE),
-  each context's write service and relay, on ports counted from `STRATA_PORT` and
-  `STRATA_RELAY_PORT` (8000 and 8001 unset), the projector, the read API and the BFFs; each but
-  the simulators followed by its config sidecar (ports moved by `STRATA_CONFIG_SIDECAR_PORT`,
-  8005 unset) and told its live settings file in var/stack/live/; the simulators on
-  STRATA_PAYMENT_PROVIDER_PORT and STRATA_CARRIER_PORT. With
-  `STRATA_PROJECTOR_MODE=partitioned`, `STRATA_PROJECTOR_WORKERS` projector workers
-  `projector-1`… on ports 8303, 8304… instead of the one projector, sharing its sidecar;
+- `processes BIN_DIR SECRET_FILE [LIVE_FOLDER]`: the supervisor's `NAME=COMMAND` arguments of
+  the simulators, the identity service (the accounts' secrets derived from the deployment secret
+  in SECRET_FILE), each context's write service and relay, on ports counted from `STRATA_PORT`
+  and `STRATA_RELAY_PORT` (8000 and 8001 unset), the projector, the read API and the BFFs; each
+  but the simulators followed by its config sidecar (ports moved by
+  `STRATA_CONFIG_SIDECAR_PORT`, 8005 unset) and told its live settings file in LIVE_FOLDER
+  (var/stack/live unset); the simulators on STRATA_PAYMENT_PROVIDER_PORT and
+  STRATA_CARRIER_PORT. With `STRATA_PROJECTOR_MODE=partitioned`, `STRATA_PROJECTOR_WORKERS`
+  projector workers `projector-1`… on ports 8303, 8304… (moved by `STRATA_PORT_OFFSET`) instead
+  of the one projector, sharing its sidecar;
 - `endpoints`: where each context's write API and each simulator is (their OpenAPI docs).
 """
 
@@ -50,6 +52,8 @@ from contexts.live_services import (
 from contexts.registered import REGISTRY
 from contexts.registry import BoundedContext, Registry
 from contexts.service_accounts import accounts, bootstrap_clients, client_secret, service_account
+from runtime.port_offset import VARIABLE as OFFSET_VARIABLE
+from runtime.port_offset import PortOffsetError, port_offset, shifted
 from runtime.settings import CommonSettings, load_settings
 
 PORT_STEP = 10
@@ -60,10 +64,22 @@ WORKER_PORT = 8303
 LIVE_SETTINGS_FOLDER = "var/stack/live"
 """scripts/stack: where each service's config sidecar writes its live settings file."""
 PROG = "python -m contexts.deployment"
-USAGE = f"usage: {PROG} event-stores POSTGRES_URL | processes BIN_DIR SECRET_FILE | endpoints"
+USAGE = (
+    f"usage: {PROG} event-stores POSTGRES_URL | processes BIN_DIR SECRET_FILE [LIVE_FOLDER]"
+    " | endpoints"
+)
 USERS = "users"
 """The context whose write service identity creates profiles in."""
 IDENTITY_KEY_PUBLISH_AHEAD = 90
+
+
+@dataclass(frozen=True)
+class StackRun:
+    """What sets one scripts/stack run apart from another beside it: the folder of its live
+    settings files, and how far `STRATA_PORT_OFFSET` moves the ports no setting names."""
+
+    live_folder: str = LIVE_SETTINGS_FOLDER
+    port_offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -190,7 +206,11 @@ def event_store_urls(
 
 
 def stack_processes(
-    bin_dir: str, settings: CommonSettings, secret: str, registry: Registry = REGISTRY
+    bin_dir: str,
+    settings: CommonSettings,
+    secret: str,
+    registry: Registry = REGISTRY,
+    run: StackRun = StackRun(),
 ) -> list[str]:
     """The supervisor's `NAME=COMMAND` arguments: the simulators, the identity service (with
     the deployment's accounts, their secrets derived from `secret`), each context's write
@@ -201,7 +221,7 @@ def stack_processes(
     processes = [
         f"{s.service}={bin_dir}/{s.script} --port {s.port(settings)}" for s in simulators(registry)
     ]
-    beside = partial(_with_config_sidecar, bin_dir, settings.config_sidecar_port)
+    beside = partial(_with_config_sidecar, bin_dir, settings.config_sidecar_port, run.live_folder)
     identity = identity_environment(urls, partial(client_secret, secret), registry)
     processes += beside(IDENTITY, identity, f"{bin_dir}/strata-identity serve")
     for d in deployments(registry):
@@ -213,25 +233,28 @@ def stack_processes(
         processes += beside(d.relay, relay_port, f"{bin_dir}/strata-relay --context {d.name}")
     for service in SHARED_SERVICES:
         if service == PROJECTOR and settings.projector_mode == "partitioned":
-            processes += projector_workers(bin_dir, settings)
+            processes += projector_workers(bin_dir, settings, run)
         else:
             processes += beside(service, {}, f"{bin_dir}/{service.script}")
     return processes
 
 
-def projector_worker_port(index: int) -> int:
+def projector_worker_port(index: int, offset: int = 0) -> int:
     """The port of the `index`-th projector worker (from 0) of scripts/stack."""
-    return WORKER_PORT + index
+    return shifted(WORKER_PORT + index, offset)
 
 
-def projector_workers(bin_dir: str, settings: CommonSettings) -> list[str]:
-    """`STRATA_PROJECTOR_WORKERS` workers `projector-1`… on ports 8303…, all following the
-    projector's live settings file, which its one config sidecar writes."""
-    beside = partial(_with_config_sidecar, bin_dir, settings.config_sidecar_port)
+def projector_workers(
+    bin_dir: str, settings: CommonSettings, run: StackRun = StackRun()
+) -> list[str]:
+    """`STRATA_PROJECTOR_WORKERS` workers `projector-1`… on ports 8303… (moved by the run's
+    offset), all following the projector's live settings file, which its one config sidecar
+    writes."""
+    beside = partial(_with_config_sidecar, bin_dir, settings.config_sidecar_port, run.live_folder)
     command = f"{bin_dir}/{PROJECTOR.script}"
     workers: list[str] = []
     for index in range(settings.projector_workers):
-        port = {"STRATA_PROJECTOR_PORT": str(projector_worker_port(index))}
+        port = {"STRATA_PROJECTOR_PORT": str(projector_worker_port(index, run.port_offset))}
         worker, _ = beside(PROJECTOR, port, command)
         workers.append(worker.replace(f"{PROJECTOR.name}=", f"{PROJECTOR.name}-{index + 1}=", 1))
     _, sidecar = beside(PROJECTOR, {}, command)
@@ -241,12 +264,13 @@ def projector_workers(bin_dir: str, settings: CommonSettings) -> list[str]:
 def _with_config_sidecar(
     bin_dir: str,
     first_sidecar_port: int,
+    live_folder: str,
     service: LiveService,
     environment: Mapping[str, str],
     command: str,
 ) -> list[str]:
     """The service's `NAME=COMMAND` with `environment`, then its config sidecar's."""
-    live = {"STRATA_LIVE_SETTINGS_FILE": service.live_settings_file(LIVE_SETTINGS_FOLDER)}
+    live = {"STRATA_LIVE_SETTINGS_FILE": service.live_settings_file(live_folder)}
     sidecar = {"STRATA_CONFIG_SIDECAR_PORT": str(service.config_sidecar_port(first_sidecar_port))}
     return [
         f"{service.name}=env {_variables({**environment, **live})} {command}",
@@ -284,14 +308,24 @@ def write_endpoints(settings: CommonSettings, registry: Registry = REGISTRY) -> 
     return [f"{label:<{width}} http://{settings.host}:{port}/docs" for label, port in places]
 
 
+def stack_run(live_folder: str = LIVE_SETTINGS_FOLDER) -> StackRun:
+    """The run of these live settings and the environment's `STRATA_PORT_OFFSET`, or exit
+    with one line."""
+    try:
+        return StackRun(live_folder, port_offset())
+    except PortOffsetError as error:
+        sys.exit(f"{PROG}: {OFFSET_VARIABLE} {error}")
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = sys.argv[1:] if argv is None else argv
     match arguments:
         case ["event-stores", postgres]:
             lines = event_store_urls(postgres, os.environ)
-        case ["processes", bin_dir, secret_file]:
+        case ["processes", bin_dir, secret_file, *live] if len(live) <= 1:
             secret = Path(secret_file).read_text(encoding="utf-8").strip()
-            lines = stack_processes(bin_dir, load_settings(PROG, CommonSettings), secret)
+            settings = load_settings(PROG, CommonSettings)
+            lines = stack_processes(bin_dir, settings, secret, run=stack_run(*live))
         case ["endpoints"]:
             lines = write_endpoints(load_settings(PROG, CommonSettings))
         case _:

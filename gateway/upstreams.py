@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 from contexts.deployment import deployments
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
+from runtime.port_offset import shifted
 
 READ_API_PORT = 8003
 IDENTITY_PORT = 8200
@@ -115,3 +116,10 @@ LOOPBACK = Placement("127.0.0.1")
 """scripts/stack: every service on this machine, on its default port."""
 BY_NAME = Placement(None)
 """compose.yaml: each service reached by its service name."""
+
+
+def loopback(port_offset: int, registry: Registry = REGISTRY) -> Placement:
+    """scripts/stack with `STRATA_PORT_OFFSET`: every service on this machine, on its default
+    port moved by `port_offset`."""
+    upstreams = gateway_upstreams(registry)
+    return Placement(LOOPBACK.host, {u.name: shifted(u.port, port_offset) for u in upstreams})

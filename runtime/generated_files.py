@@ -11,11 +11,13 @@ def run_generator(
     stale_files: Callable[[], list[str]],
     write_files: Callable[[], list[str]],
     argv: list[str] | None = None,
+    usage: str | None = None,
 ) -> None:
-    """Check or write, as `python -m <module> [--check]` was asked (`argv`, else sys.argv)."""
+    """Check or write, as `python -m <module> [--check]` was asked (`argv`, else sys.argv);
+    other arguments exit with `usage`."""
     arguments = sys.argv[1:] if argv is None else argv
     if arguments not in ([], ["--check"]):
-        sys.exit(f"usage: python -m {module} [--check]")
+        sys.exit(usage or f"usage: python -m {module} [--check]")
     if arguments:
         stale = stale_files()
         if stale:

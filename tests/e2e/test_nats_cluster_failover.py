@@ -11,7 +11,6 @@ failover took. The killed node, started again, catches up with the stream.
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -41,7 +40,7 @@ from tests.support.dumps import differences, dump_read_models
 from tests.support.nats import last_position, read_stream
 from tests.support.nats_cluster import RunningCluster, nats_cluster
 from tests.support.postgres import require_postgres, scratch_databases, url_variables
-from tests.support.processes import BIN, free_port
+from tests.support.processes import BIN, free_port, stop_process
 from tests.support.read_models import require_redis, scratch_redis_database
 from tests.support.servers import wait_until
 
@@ -112,11 +111,7 @@ def fanout(tmp_path: Path, trusted_identity: JwksServer) -> Iterator[tuple[Fanou
                 wait_until(lambda name=name: running.ready(name), SECONDS, f"{name} is ready")
             yield running, cluster
         finally:
-            supervisor.send_signal(signal.SIGTERM)
-            try:
-                supervisor.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                supervisor.kill()
+            stop_process(supervisor)
 
 
 class Registrations(threading.Thread):

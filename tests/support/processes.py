@@ -59,7 +59,7 @@ def free_port() -> int:
     below = _ephemeral_start()
     for _ in range(1000):
         port = random.randrange(LOWEST_PORT, below)
-        if port not in _given and _bindable(port):
+        if port not in _given and bindable(port):
             _given.add(port)
             return port
     raise RuntimeError(f"no free loopback port between {LOWEST_PORT} and {below}")
@@ -72,13 +72,23 @@ def _ephemeral_start() -> int:
         return 32_768  # Linux's default
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """Whether a server could listen on this loopback port now."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True
+
+
+def stop_process(process: subprocess.Popen[Any], seconds: float = 60) -> None:
+    """SIGTERM `process` (a supervisor stops its children so) and wait; kill it past `seconds`."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def without_strata_variables() -> dict[str, str]:

@@ -7,7 +7,6 @@ import itertools
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from contexts.deployment import deployments, simulators, write_service_environme
 from contexts.registered import REGISTRY
 from contexts.settings import Settings, database_url_fields
 from tests.support.auth import OPERATOR, JwksServer
-from tests.support.processes import BIN, free_port
+from tests.support.processes import BIN, free_port, stop_process
 from tests.support.servers import Servers, throwaway_servers, wait_until
 
 PROJECTORS = ("projector", "standby")
@@ -134,11 +133,7 @@ def running_stack(logs: Path, identity: JwksServer) -> Iterator[Stack]:
             wait_until(stack.all_ready, 60, "every process is ready, one projector leading")
             yield stack
         finally:
-            supervisor.send_signal(signal.SIGTERM)
-            try:
-                supervisor.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                supervisor.kill()
+            stop_process(supervisor)
 
 
 class Commands(threading.Thread):
