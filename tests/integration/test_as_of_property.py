@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from contexts.settings import Settings
 from domain.errors import DomainError
 from domain.orders.order import Order
+from domain.orders.service import OrdersService
 from domain.service import CommandService
 from domain.users.profile import UserProfile
+from domain.users.service import UsersService
 from eventlog.stores import Services, build_services
 from tests.support.as_of import NO_CONTEXT, ONE_MICROSECOND, assert_state_as_of, fake_clock
 
@@ -38,13 +40,17 @@ def sqlite_stores(
     stores = build_services(
         Settings(data_dir=folder, group_commit=False, snapshot_interval=request.param)
     )
-    buyer = stores.users.register(NO_CONTEXT, "Buyer", f"{uuid4().hex}@example.com").id
+    buyer = (
+        stores.application(UsersService)
+        .register(NO_CONTEXT, "Buyer", f"{uuid4().hex}@example.com")
+        .id
+    )
     yield stores, buyer
     stores.close()
 
 
 def user_command(services: Services, user: UUID, name: str, word: str) -> None:
-    users = services.users
+    users = services.application(UsersService)
     commands: dict[str, Callable[[], object]] = {
         "rename": lambda: users.rename(NO_CONTEXT, user, f"Ada {word}"),
         "add_hobby": lambda: users.add_hobby(NO_CONTEXT, user, word),
@@ -58,7 +64,7 @@ def user_command(services: Services, user: UUID, name: str, word: str) -> None:
 
 
 def order_command(services: Services, order: UUID, name: str, word: str) -> None:
-    orders = services.orders
+    orders = services.application(OrdersService)
     commands: dict[str, Callable[[], object]] = {
         "add_line": lambda: orders.add_line(NO_CONTEXT, order, word, len(word), Decimal("1.25")),
         "remove_line": lambda: orders.remove_line(NO_CONTEXT, order, word),
@@ -116,7 +122,11 @@ def test_a_profile_as_of_any_time_is_the_fold_of_its_events_up_to_that_time(
 ) -> None:
     stores, _ = sqlite_stores
     with fake_clock() as clock:
-        user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
+        user = (
+            stores.application(UsersService)
+            .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+            .id
+        )
         for name, word, step in commands:
             clock.step(step)
             with suppress(DomainError):  # a refused command appends nothing
@@ -143,7 +153,7 @@ def test_an_order_as_of_any_time_is_the_fold_of_its_events_up_to_that_time(
 ) -> None:
     stores, buyer = sqlite_stores
     with fake_clock() as clock:
-        order = stores.orders.create_order(NO_CONTEXT, buyer, "EUR").id
+        order = stores.application(OrdersService).create_order(NO_CONTEXT, buyer, "EUR").id
         for name, word, step in commands:
             clock.step(step)
             with suppress(DomainError):

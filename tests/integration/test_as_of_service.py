@@ -20,8 +20,10 @@ from eventsourcing.persistence import OperationalError
 from contexts.settings import Settings
 from domain.errors import AggregateNotFound, InvalidValue, NoSuchVersion, NotFoundAtTime
 from domain.orders.order import Order
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
+from domain.users.service import UsersService
 from eventlog.envelope import EventEnvelope
 from eventlog.stores import Services, build_services
 from tests.support.as_of import (
@@ -46,10 +48,14 @@ def stores(settings: Settings) -> Iterator[Services]:
 def profile_with_history(stores: Services) -> tuple[UUID, list[Any]]:
     """Ten events, 10 s apart on a clock in 2001 that twice steps back a minute."""
     with fake_clock() as clock:
-        user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
+        user = (
+            stores.application(UsersService)
+            .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+            .id
+        )
         for n in range(1, 10):
             clock.step(-60_000_000 if n in (4, 7) else 10_000_000)
-            stores.users.rename(NO_CONTEXT, user, f"Ada {n}")
+            stores.application(UsersService).rename(NO_CONTEXT, user, f"Ada {n}")
     return user, list(stores.users.events.get(user))
 
 
@@ -134,14 +140,18 @@ def test_version_queries_and_their_errors(stores: Services) -> None:
 
 
 def test_an_order_with_snapshots_keeps_its_types(stores: Services) -> None:
-    buyer = stores.users.register(NO_CONTEXT, "Buyer", f"{uuid4().hex}@example.com").id
-    order = stores.orders.create_order(NO_CONTEXT, buyer, "EUR").id
+    buyer = (
+        stores.application(UsersService)
+        .register(NO_CONTEXT, "Buyer", f"{uuid4().hex}@example.com")
+        .id
+    )
+    order = stores.application(OrdersService).create_order(NO_CONTEXT, buyer, "EUR").id
     for sku in ("A", "B", "C", "D"):
-        stores.orders.add_line(NO_CONTEXT, order, sku, 2, Decimal("3.50"))
-    stores.orders.place(NO_CONTEXT, order)  # version 6: a snapshot
+        stores.application(OrdersService).add_line(NO_CONTEXT, order, sku, 2, Decimal("3.50"))
+    stores.application(OrdersService).place(NO_CONTEXT, order)  # version 6: a snapshot
 
     now = stores.orders.state_at(Order, order, at=datetime.now(UTC))
-    current = stores.orders.order(order)
+    current = stores.application(OrdersService).order(order)
 
     assert now.version == 6
     assert typed_state(now) == typed_state(current)
@@ -151,8 +161,12 @@ def test_an_order_with_snapshots_keeps_its_types(stores: Services) -> None:
 def test_a_failed_snapshot_does_not_fail_the_committed_command(
     stores: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
-    stores.users.rename(NO_CONTEXT, user, "Ada 2")
+    user = (
+        stores.application(UsersService)
+        .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+        .id
+    )
+    stores.application(UsersService).rename(NO_CONTEXT, user, "Ada 2")
     assert stores.users.snapshots is not None
 
     def broken(*_: Any, **__: Any) -> None:
@@ -160,7 +174,9 @@ def test_a_failed_snapshot_does_not_fail_the_committed_command(
 
     monkeypatch.setattr(stores.users.snapshots, "put", broken)
     with caplog.at_level(logging.ERROR, logger="strata.domain"):
-        result = stores.users.rename(NO_CONTEXT, user, "Ada 3")  # version 3: due
+        result = stores.application(UsersService).rename(
+            NO_CONTEXT, user, "Ada 3"
+        )  # version 3: due
 
     assert result.version == 3
     assert "snapshot of" in caplog.text
@@ -171,11 +187,15 @@ def test_a_failed_snapshot_does_not_fail_the_committed_command(
 def test_an_aggregates_events_come_with_their_metadata_in_version_order(
     stores: Services,
 ) -> None:
-    user = stores.users.register(
-        CommandContext(correlation_id="req-1"), "Ada", f"{uuid4().hex}@example.com"
-    ).id
-    stores.users.add_hobby(CommandContext(correlation_id="req-2", causation_id="c-2"), user, "Go")
-    stores.users.rename(NO_CONTEXT, user, "Ada King")
+    user = (
+        stores.application(UsersService)
+        .register(CommandContext(correlation_id="req-1"), "Ada", f"{uuid4().hex}@example.com")
+        .id
+    )
+    stores.application(UsersService).add_hobby(
+        CommandContext(correlation_id="req-2", causation_id="c-2"), user, "Go"
+    )
+    stores.application(UsersService).rename(NO_CONTEXT, user, "Ada King")
     recorder: Any = stores.users.recorder
 
     every: list[EventEnvelope] = recorder.select_aggregate_envelopes("users", user, 0, 99)

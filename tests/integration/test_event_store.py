@@ -14,7 +14,7 @@ from contexts.settings import Settings
 from domain.ports import SideRecords, UnitOfWork
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
-from domain.users.service import email_claim
+from domain.users.service import UsersService, email_claim
 from eventlog.group_commit import GroupCommitter
 from eventlog.stores import Services, build_services
 from tests.support.postgres import url_settings
@@ -40,7 +40,7 @@ def test_a_rejected_side_record_rolls_back_the_events_of_its_transaction(
     stores: Services,
 ) -> None:
     email = f"{uuid4().hex}@example.com"
-    stores.users.register(NO_CONTEXT, "First", email)
+    stores.application(UsersService).register(NO_CONTEXT, "First", email)
     before = stores.users.recorder.max_notification_id()
 
     duplicate = _registration(email)
@@ -53,10 +53,14 @@ def test_a_rejected_side_record_rolls_back_the_events_of_its_transaction(
 def test_the_time_index_resolves_any_instant_to_the_version_then_current(
     stores: Services,
 ) -> None:
-    user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
+    user = (
+        stores.application(UsersService)
+        .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+        .id
+    )
     for name in ("B", "C", "D"):
         time.sleep(0.002)
-        stores.users.rename(NO_CONTEXT, user, name)
+        stores.application(UsersService).rename(NO_CONTEXT, user, name)
     events = list(stores.users.events.get(user))
     index = stores.users.side_records
 
@@ -72,7 +76,9 @@ def test_the_time_index_resolves_any_instant_to_the_version_then_current(
 def test_positions_of_recorded_events_are_found_and_unknown_ones_are_none(
     stores: Services,
 ) -> None:
-    result = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+    result = stores.application(UsersService).register(
+        NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com"
+    )
     assert stores.users.side_records.position_of(result.id, 1) == result.position
     assert stores.users.side_records.position_of(result.id, 2) is None
 
