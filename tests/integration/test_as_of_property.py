@@ -26,6 +26,7 @@ from domain.service import CommandService
 from domain.users.profile import UserProfile
 from domain.users.service import UsersService
 from eventlog.stores import Services, build_services
+from tests.support.aggregates import stored_events
 from tests.support.as_of import NO_CONTEXT, ONE_MICROSECOND, assert_state_as_of, fake_clock
 
 STEP = st.integers(min_value=-3_000_000, max_value=4_000_000)  # µs; negative: the clock goes back
@@ -87,7 +88,7 @@ def instants_around(events: Sequence[Any]) -> st.SearchStrategy[datetime]:
 def check_random_instants(
     service: CommandService, kind: type[Aggregate], key: UUID, data: st.DataObject
 ) -> None:
-    events = list(service.events.get(key))
+    events = stored_events(service, key)
     stamps = [event.timestamp for event in events]
     assert stamps == sorted(set(stamps)), "timestamps must strictly increase with the version"
     for at in data.draw(st.lists(instants_around(events), min_size=1, max_size=8)):

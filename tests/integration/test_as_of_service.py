@@ -11,10 +11,11 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import OperationalError
 
 from contexts.settings import Settings
@@ -26,6 +27,7 @@ from domain.users.profile import UserProfile
 from domain.users.service import UsersService
 from eventlog.envelope import EventEnvelope
 from eventlog.stores import Services, build_services
+from tests.support.aggregates import stored_events
 from tests.support.as_of import (
     NO_CONTEXT,
     ONE_MICROSECOND,
@@ -56,7 +58,7 @@ def profile_with_history(stores: Services) -> tuple[UUID, list[Any]]:
         for n in range(1, 10):
             clock.step(-60_000_000 if n in (4, 7) else 10_000_000)
             stores.application(UsersService).rename(NO_CONTEXT, user, f"Ada {n}")
-    return user, list(stores.users.events.get(user))
+    return user, stored_events(stores.users, user)
 
 
 def test_every_instant_between_events_resolves_to_the_version_then_current(
@@ -81,7 +83,7 @@ def test_snapshots_are_taken_at_multiples_of_the_interval_and_only_then(
     user, events = profile_with_history(stores)
     assert stores.users.snapshots is not None
 
-    snapshots = list(stores.users.snapshots.get(user))
+    snapshots = cast("list[Snapshot]", list(stores.users.snapshots.get(user)))
 
     assert [s.originator_version for s in snapshots] == [3, 6, 9]
     # a snapshot's own timestamp is when it was taken (now), long after the 2001 events it

@@ -17,6 +17,7 @@ from domain.users.profile import UserProfile
 from domain.users.service import UsersService, email_claim
 from eventlog.group_commit import GroupCommitter
 from eventlog.stores import Services, build_services
+from tests.support.aggregates import collected, stored_events
 from tests.support.postgres import url_settings
 
 NO_CONTEXT = CommandContext()
@@ -32,7 +33,7 @@ def stores(settings: Settings) -> Iterator[Services]:
 def _registration(email: str) -> UnitOfWork:
     profile = UserProfile.register("Someone", email)
     return UnitOfWork(
-        profile.collect_events(), SideRecords(claims=[email_claim(profile.email, profile.id)])
+        collected(profile), SideRecords(claims=[email_claim(profile.email, profile.id)])
     )
 
 
@@ -61,7 +62,7 @@ def test_the_time_index_resolves_any_instant_to_the_version_then_current(
     for name in ("B", "C", "D"):
         time.sleep(0.002)
         stores.application(UsersService).rename(NO_CONTEXT, user, name)
-    events = list(stores.users.events.get(user))
+    events = stored_events(stores.users, user)
     index = stores.users.side_records
 
     assert index.version_at(user, events[0].timestamp - timedelta(microseconds=1)) is None

@@ -154,7 +154,8 @@ class Model:
 
     def run(self, commands: Sequence[Command]) -> None:
         for name, key, *args in commands:
-            self.redis.execute_command(name, self.prefix + key, *args)
+            # redis-py leaves execute_command unannotated
+            self.redis.execute_command(name, self.prefix + key, *args)  # type: ignore[no-untyped-call]
 
     def documents(self) -> dict[str, Any]:
         return dump_redis_documents(self.redis, self.prefix)
