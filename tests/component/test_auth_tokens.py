@@ -17,6 +17,7 @@ from runtime.auth.principal import Role
 from runtime.auth.tokens import service_tokens
 from runtime.auth.verifier import InvalidToken, TokenVerifier
 from tests.support.auth import ISSUER, SAGA_SCOPE, Identity, JwksServer, new_key
+from tests.support.settings import settings_of
 
 
 class Clock:
@@ -179,9 +180,7 @@ def test_no_key_at_all_while_the_jwks_is_down_refuses(identity: Identity, jwks: 
 
 
 def test_client_credentials_keep_a_service_token(jwks: JwksServer) -> None:
-    settings = Settings(
-        **{k.removeprefix("STRATA_").lower(): v for k, v in jwks.settings().items()}
-    )
+    settings = settings_of(jwks.settings())
 
     async def run() -> object:
         async with service_tokens(settings) as source:

@@ -3,9 +3,10 @@
 metrics and docs, and the explicit insecure mode."""
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -56,11 +57,12 @@ def test_two_authorization_fields_are_refused_even_when_both_are_valid(
     token = OPERATOR["Authorization"]
     both = [("Authorization", token), ("Authorization", token)]
     before = client.get(f"/users/{ada}", headers=OPERATOR).json()
-    for request in (
+    requests: tuple[Callable[[], httpx.Response], ...] = (
         lambda: client.get(f"/users/{ada}", headers=both),
         lambda: client.get(f"/read/users/{ada}", headers=both),
         lambda: client.put(f"/users/{ada}/name", json={"name": "Twice"}, headers=both),
-    ):
+    )
+    for request in requests:
         response = request()
         assert_problem(response, 401, "send one Authorization field, not 2")
         assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]

@@ -31,7 +31,8 @@ UUID = "2e31a84a-2ade-4076-83c6-62ab586bccdb"
 def send(client: TestClient, method: str, path: str, body: str | None = None) -> httpx.Response:
     """Send `body`, already JSON text, as it is."""
     headers = {"Content-Type": "application/json"} if body is not None else {}
-    return client.request(method, path, content=body, headers=headers)
+    response: httpx.Response = client.request(method, path, content=body, headers=headers)
+    return response
 
 
 def send_json(client: TestClient, method: str, path: str, body: Any) -> httpx.Response:

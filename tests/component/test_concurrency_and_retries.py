@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from contexts.settings import Settings
 from domain.service import CommandService
 from domain.users.profile import UserProfile
+from tests.support.aggregates import stored_events
 from tests.support.api import assert_problem, register, services, store_state, unique_email
 from tests.support.auth import IDENTITY, OPERATOR
 from write_api.app import create_app
@@ -133,7 +134,8 @@ def test_concurrent_commands_on_one_aggregate_lose_no_update(
     names = [f"name {n}" for n in range(80)]
 
     def rename(name: str) -> int:
-        return client.put(f"/users/{user}/name", json={"name": name}).status_code
+        status: int = client.put(f"/users/{user}/name", json={"name": name}).status_code
+        return status
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(rename, names))
@@ -149,7 +151,8 @@ def test_concurrent_registrations_with_one_address_admit_exactly_one(client: Tes
     email = unique_email("race")
 
     def attempt(n: int) -> int:
-        return client.post("/users", json={"name": f"racer {n}", "email": email}).status_code
+        status: int = client.post("/users", json={"name": f"racer {n}", "email": email}).status_code
+        return status
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = Counter(pool.map(attempt, range(16)))
@@ -191,7 +194,7 @@ def test_the_correlation_id_of_a_command_is_stored_with_its_events_and_echoed(
         trace["X-Correlation-Id"],
         "cause-1",
     )
-    event = next(iter(services(client).users.events.get(user)))
+    event = stored_events(services(client).users, user)[0]
     assert metadata.timestamp == event.timestamp
 
     untraced = client.put(f"/users/{user}/name", json={"name": "B"})

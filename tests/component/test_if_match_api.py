@@ -9,7 +9,10 @@ from tests.support.api import assert_problem, create_order, register, store_stat
 
 def rename(client: TestClient, user: str, *if_match: str) -> httpx.Response:
     headers = [("If-Match", value) for value in if_match]
-    return client.put(f"/users/{user}/name", json={"name": "Renamed"}, headers=headers)
+    response: httpx.Response = client.put(
+        f"/users/{user}/name", json={"name": "Renamed"}, headers=headers
+    )
+    return response
 
 
 @pytest.mark.parametrize("if_match", ['"1"', '"7", "1"', '"1",,"2"', "*", " * ", 'W/"3", "1"'])

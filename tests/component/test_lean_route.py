@@ -65,9 +65,10 @@ def assert_alike(
     client: TestClient,
     method: str,
     path: str,
+    lines: Sequence[tuple[str, str]] = (),
+    /,
     *,
     content: bytes | None = None,
-    lines: Sequence[tuple[str, str]] = (),
     **headers: str,
 ) -> httpx.Response:
     """Send the request to the lean route and to FastAPI's handler; the answers must be equal.
@@ -76,7 +77,7 @@ def assert_alike(
     fields.update((name.replace("_", "-"), value) for name, value in headers.items())
     sent = [(name, value) for name, value in fields.items() if value]  # "": not sent
     sent += lines
-    lean = client.request(method, path, content=content, headers=sent)
+    lean: httpx.Response = client.request(method, path, content=content, headers=sent)
     with deferring_to_fastapi(client):
         fastapi = client.request(method, path, content=content, headers=sent)
     assert answer(lean) == answer(fastapi)
@@ -240,9 +241,9 @@ def test_single_value_headers_sent_twice(
         client,
         "PUT",
         f"/users/{user}/name",
+        lines,
         content=b'{"name": "Twice"}',
         content_type=content_type,
-        lines=lines,
     )
     assert response.status_code in (400, 415), response.text
     assert f"send one {lines[0][0]} field, not 2" in response.json()["detail"]

@@ -2,6 +2,7 @@
 
 import ast
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,11 @@ SOURCES = [
 ]
 CATALOG = ROOT / "runtime" / "http" / "problem_types.py"
 STATUSES = {p.uri: p.status for p in PROBLEM_TYPES}
-APPS = {"write": create_write_app, "read": create_read_app, "embedded": create_embedded_app}
+APPS: dict[str, Callable[[Settings], FastAPI]] = {
+    "write": create_write_app,
+    "read": create_read_app,
+    "embedded": create_embedded_app,
+}
 
 
 def document(name: str) -> dict[str, Any]:

@@ -122,7 +122,8 @@ def test_a_redis_down_lets_requests_through_and_its_return_brings_the_limits_bac
             redis_server.start()
 
             def limited_again() -> bool:
-                return web.get(DASHBOARD, headers=ada).status_code == 429
+                status: int = web.get(DASHBOARD, headers=ada).status_code
+                return status == 429
 
             wait_until(limited_again, 15, "the limit holds again once Redis is back")
             skipped = web.get("/metrics").text

@@ -20,7 +20,10 @@ SINGLE_VALUE_HEADERS = {
 
 def rename(client: TestClient, user: str, fields: list[tuple[str, str]]) -> httpx.Response:
     """A rename of `user` with these header fields (the client's operator token aside)."""
-    return client.put(f"/users/{user}/name", content=b'{"name": "Twice"}', headers=fields)
+    response: httpx.Response = client.put(
+        f"/users/{user}/name", content=b'{"name": "Twice"}', headers=fields
+    )
+    return response
 
 
 @pytest.mark.parametrize("name", SINGLE_VALUE_HEADERS)

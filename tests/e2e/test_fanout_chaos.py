@@ -17,9 +17,11 @@ from uuid import UUID
 import pytest
 from redis import Redis
 
-from contexts.settings import CONTEXTS, Settings
+from contexts.settings import CONTEXTS
 from domain.errors import DomainError
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import envelope_source
 from eventlog.jetstream import ContextStream
 from eventlog.stores import Services, build_services
@@ -33,6 +35,7 @@ from tests.support.nats import delete_streams, new_namespace, require_nats
 from tests.support.postgres import require_postgres, scratch_databases, url_variables
 from tests.support.processes import free_port
 from tests.support.read_models import require_redis, scratch_redis_database
+from tests.support.settings import settings_of
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.postgres
@@ -88,6 +91,10 @@ class Supervised:
 def _commands(services: Services, stop: threading.Event, rng: random.Random) -> None:
     """A stream of commands of every kind, each appending one event."""
     ctx = CommandContext()
+    user_service, order_service = (
+        services.application(UsersService),
+        services.application(OrdersService),
+    )
     users: list[UUID] = []
     orders: list[UUID] = []
     while not stop.is_set():
@@ -95,21 +102,21 @@ def _commands(services: Services, stop: threading.Event, rng: random.Random) -> 
             roll = rng.random()
             if roll < 0.2 or not users:
                 email = f"u{rng.getrandbits(48):x}@example.com"
-                users.append(services.users.register(ctx, "Chaos", email).id)
+                users.append(user_service.register(ctx, "Chaos", email).id)
             elif roll < 0.35:
-                orders.append(services.orders.create_order(ctx, rng.choice(users), "EUR").id)
+                orders.append(order_service.create_order(ctx, rng.choice(users), "EUR").id)
             elif roll < 0.5 and orders:
                 sku = f"S{rng.randrange(1000)}"
                 price = Decimal(rng.randrange(1, 10_000)) / 100
-                services.orders.add_line(ctx, rng.choice(orders), sku, rng.randrange(1, 5), price)
+                order_service.add_line(ctx, rng.choice(orders), sku, rng.randrange(1, 5), price)
             elif roll < 0.6 and orders:
-                services.orders.place(ctx, rng.choice(orders))
+                order_service.place(ctx, rng.choice(orders))
             elif roll < 0.7 and orders:
-                services.orders.mark_paid(ctx, rng.choice(orders))
+                order_service.mark_paid(ctx, rng.choice(orders))
             elif roll < 0.75 and orders:
-                services.orders.cancel(ctx, rng.choice(orders), "chaos")
+                order_service.cancel(ctx, rng.choice(orders), "chaos")
             else:
-                services.users.rename(ctx, rng.choice(users), f"name {rng.randrange(10**6)}")
+                user_service.rename(ctx, rng.choice(users), f"name {rng.randrange(10**6)}")
         except DomainError:
             pass  # an invalid transition picked at random: rejected, nothing written
         time.sleep(0.002)
@@ -119,9 +126,7 @@ def test_read_models_equal_a_clean_reprojection_after_kill_9_of_relays_and_proje
     stack_env: dict[str, str],
 ) -> None:
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "7")))
-    settings = Settings(
-        **{k.removeprefix("STRATA_").lower(): v for k, v in stack_env.items() if "STRATA" in k}
-    )
+    settings = settings_of(stack_env)
     services = build_services(settings)  # creates the event stores' tables
     env = {**os.environ, **stack_env}
     processes = {

@@ -71,7 +71,7 @@ def test_a_provider_outage_opens_the_payments_breaker_and_recovery_closes_it(sta
 
 
 def _kill_at_random(stack: Stack, rng: random.Random, stop: threading.Event) -> list[str]:
-    killed = []
+    killed: list[str] = []
     while len(killed) < KILLS and not stop.wait(rng.uniform(0.3, 1.5)):
         victim = rng.choice(VICTIMS)
         try:

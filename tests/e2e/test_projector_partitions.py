@@ -22,8 +22,9 @@ import nats
 import pytest
 from redis import Redis
 
-from contexts.settings import Settings
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import EventEnvelope, envelope_source
 from eventlog.jetstream import ContextStream
 from eventlog.position_tokens import format_token
@@ -50,6 +51,7 @@ from tests.support.processes import (
     without_strata_variables,
 )
 from tests.support.projections import Scenario, project, read_side
+from tests.support.settings import settings_of
 from tests.support.stack_env import scratch_stack_environment, stack_read_targets
 
 READ_API = entry_point("strata-read-api")
@@ -96,15 +98,17 @@ def _commands(services: Services, round_: int, people: list[uuid.UUID]) -> None:
     if round_ == 0:
         tag = uuid.uuid4().hex[:8]
         for n in range(USERS):
-            people.append(services.users.register(ctx, f"User {n}", f"u{n}-{tag}@x.io").id)
+            people.append(
+                services.application(UsersService).register(ctx, f"User {n}", f"u{n}-{tag}@x.io").id
+            )
         return
     for n, user in enumerate(people):
-        services.users.rename(ctx, user, f"User {n} round {round_}")
-        services.users.add_hobby(ctx, user, f"Hobby {round_}")
+        services.application(UsersService).rename(ctx, user, f"User {n} round {round_}")
+        services.application(UsersService).add_hobby(ctx, user, f"Hobby {round_}")
         if n % 4 == round_:
-            order = services.orders.create_order(ctx, user, "EUR").id
-            services.orders.add_line(ctx, order, "A", round_, Decimal("2.50"))
-            services.orders.place(ctx, order)
+            order = services.application(OrdersService).create_order(ctx, user, "EUR").id
+            services.application(OrdersService).add_line(ctx, order, "A", round_, Decimal("2.50"))
+            services.application(OrdersService).place(ctx, order)
 
 
 def _publish(stack: dict[str, str], services: Services, after: dict[str, int]) -> None:
@@ -159,7 +163,7 @@ def _caught_up(stack: dict[str, str], services: Services) -> Callable[[], bool]:
 def test_workers_split_partitions_survive_kill_and_join_applying_each_event_once(
     stack: dict[str, str], tmp_path: Path
 ) -> None:
-    settings = Settings(**{k.removeprefix("STRATA_").lower(): v for k, v in stack.items()})
+    settings = settings_of(stack)
     services = build_services(settings.model_copy(update={"group_commit": False}))
     ports = [free_port() for _ in range(3)]
     logs = [tmp_path / f"worker{n}.log" for n in range(3)]

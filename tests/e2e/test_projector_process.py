@@ -12,7 +12,6 @@ import httpx
 import nats
 import pytest
 
-from contexts.settings import Settings
 from eventlog.jetstream import ContextStream
 from eventlog.relay_publish import relay_headers
 from eventlog.stores import build_services
@@ -27,6 +26,7 @@ from tests.support.processes import (
     without_strata_variables,
 )
 from tests.support.projections import Scenario, project, read_side, run_scenario
+from tests.support.settings import settings_of
 from tests.support.stack_env import scratch_stack_environment, stack_read_targets
 
 ENTRY_POINT = entry_point("strata-projector")
@@ -97,7 +97,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 def test_the_projector_applies_published_events_reports_them_and_stops_on_sigterm(
     stack: dict[str, str], tmp_path: Path
 ) -> None:
-    settings = Settings(**{k.removeprefix("STRATA_").lower(): v for k, v in stack.items()})
+    settings = settings_of(stack)
     services = build_services(settings.model_copy(update={"group_commit": False}))
     try:
         scenario = run_scenario(services)
@@ -176,7 +176,7 @@ def test_the_projector_applies_published_events_reports_them_and_stops_on_sigter
 def test_a_second_projector_stands_by_and_takes_over_when_the_first_dies(
     stack: dict[str, str], tmp_path: Path
 ) -> None:
-    settings = Settings(**{k.removeprefix("STRATA_").lower(): v for k, v in stack.items()})
+    settings = settings_of(stack)
     services = build_services(settings.model_copy(update={"group_commit": False}))
     first_port, second_port = free_port(), free_port()
     first = start_projector(stack, first_port)

@@ -20,8 +20,10 @@ import pytest
 
 from contexts.settings import CONTEXTS, Settings
 from domain.orders.order import Order
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
+from domain.users.service import UsersService
 from eventlog.stores import build_services
 from tests.support.postgres import require_postgres, scratch_databases, url_settings, url_variables
 from tests.support.processes import run_cli, without_strata_variables
@@ -61,20 +63,21 @@ def write_history(settings: Settings) -> tuple[UUID, UUID]:
             patch.object(Order.Event, "create_timestamp", staticmethod(clock)),
         ):
             ctx = CommandContext(correlation_id="req-1")
-            user = stores.users.register(ctx, "Ada Lovelace", f"{uuid4().hex}@example.com").id
+            users, orders = stores.application(UsersService), stores.application(OrdersService)
+            user = users.register(ctx, "Ada Lovelace", f"{uuid4().hex}@example.com").id
             clock.now += 10 * SECOND
-            stores.users.rename(ctx, user, "Ada King")
+            users.rename(ctx, user, "Ada King")
             clock.now += 10 * SECOND
-            stores.users.add_hobby(CommandContext(correlation_id="req-2"), user, "Chess")
+            users.add_hobby(CommandContext(correlation_id="req-2"), user, "Chess")
             clock.now += 10 * SECOND
-            stores.users.change_location(ctx, user, "London", "GB")
+            users.change_location(ctx, user, "London", "GB")
             clock.now = CREATED + 100 * SECOND
-            order = stores.orders.create_order(ctx, user, "EUR").id
+            order = orders.create_order(ctx, user, "EUR").id
             for sku, quantity, price in (("A-1", 3, "9.99"), ("B-2", 1, "5")):
                 clock.now += 10 * SECOND
-                stores.orders.add_line(ctx, order, sku, quantity, Decimal(price))
+                orders.add_line(ctx, order, sku, quantity, Decimal(price))
             clock.now += 10 * SECOND
-            stores.orders.place(ctx, order)
+            orders.place(ctx, order)
     finally:
         stores.close()
     return user, order

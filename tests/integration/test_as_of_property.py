@@ -21,9 +21,12 @@ from hypothesis import strategies as st
 from contexts.settings import Settings
 from domain.errors import DomainError
 from domain.orders.order import Order
+from domain.orders.service import OrdersService
 from domain.service import CommandService
 from domain.users.profile import UserProfile
+from domain.users.service import UsersService
 from eventlog.stores import Services, build_services
+from tests.support.aggregates import stored_events
 from tests.support.as_of import NO_CONTEXT, ONE_MICROSECOND, assert_state_as_of, fake_clock
 
 STEP = st.integers(min_value=-3_000_000, max_value=4_000_000)  # µs; negative: the clock goes back
@@ -38,13 +41,17 @@ def sqlite_stores(
     stores = build_services(
         Settings(data_dir=folder, group_commit=False, snapshot_interval=request.param)
     )
-    buyer = stores.users.register(NO_CONTEXT, "Buyer", f"{uuid4().hex}@example.com").id
+    buyer = (
+        stores.application(UsersService)
+        .register(NO_CONTEXT, "Buyer", f"{uuid4().hex}@example.com")
+        .id
+    )
     yield stores, buyer
     stores.close()
 
 
 def user_command(services: Services, user: UUID, name: str, word: str) -> None:
-    users = services.users
+    users = services.application(UsersService)
     commands: dict[str, Callable[[], object]] = {
         "rename": lambda: users.rename(NO_CONTEXT, user, f"Ada {word}"),
         "add_hobby": lambda: users.add_hobby(NO_CONTEXT, user, word),
@@ -58,7 +65,7 @@ def user_command(services: Services, user: UUID, name: str, word: str) -> None:
 
 
 def order_command(services: Services, order: UUID, name: str, word: str) -> None:
-    orders = services.orders
+    orders = services.application(OrdersService)
     commands: dict[str, Callable[[], object]] = {
         "add_line": lambda: orders.add_line(NO_CONTEXT, order, word, len(word), Decimal("1.25")),
         "remove_line": lambda: orders.remove_line(NO_CONTEXT, order, word),
@@ -81,7 +88,7 @@ def instants_around(events: Sequence[Any]) -> st.SearchStrategy[datetime]:
 def check_random_instants(
     service: CommandService, kind: type[Aggregate], key: UUID, data: st.DataObject
 ) -> None:
-    events = list(service.events.get(key))
+    events = stored_events(service, key)
     stamps = [event.timestamp for event in events]
     assert stamps == sorted(set(stamps)), "timestamps must strictly increase with the version"
     for at in data.draw(st.lists(instants_around(events), min_size=1, max_size=8)):
@@ -116,7 +123,11 @@ def test_a_profile_as_of_any_time_is_the_fold_of_its_events_up_to_that_time(
 ) -> None:
     stores, _ = sqlite_stores
     with fake_clock() as clock:
-        user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
+        user = (
+            stores.application(UsersService)
+            .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+            .id
+        )
         for name, word, step in commands:
             clock.step(step)
             with suppress(DomainError):  # a refused command appends nothing
@@ -143,7 +154,7 @@ def test_an_order_as_of_any_time_is_the_fold_of_its_events_up_to_that_time(
 ) -> None:
     stores, buyer = sqlite_stores
     with fake_clock() as clock:
-        order = stores.orders.create_order(NO_CONTEXT, buyer, "EUR").id
+        order = stores.application(OrdersService).create_order(NO_CONTEXT, buyer, "EUR").id
         for name, word, step in commands:
             clock.step(step)
             with suppress(DomainError):

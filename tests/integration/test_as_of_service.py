@@ -11,19 +11,23 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import OperationalError
 
 from contexts.settings import Settings
 from domain.errors import AggregateNotFound, InvalidValue, NoSuchVersion, NotFoundAtTime
 from domain.orders.order import Order
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
+from domain.users.service import UsersService
 from eventlog.envelope import EventEnvelope
 from eventlog.stores import Services, build_services
+from tests.support.aggregates import stored_events
 from tests.support.as_of import (
     NO_CONTEXT,
     ONE_MICROSECOND,
@@ -46,11 +50,15 @@ def stores(settings: Settings) -> Iterator[Services]:
 def profile_with_history(stores: Services) -> tuple[UUID, list[Any]]:
     """Ten events, 10 s apart on a clock in 2001 that twice steps back a minute."""
     with fake_clock() as clock:
-        user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
+        user = (
+            stores.application(UsersService)
+            .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+            .id
+        )
         for n in range(1, 10):
             clock.step(-60_000_000 if n in (4, 7) else 10_000_000)
-            stores.users.rename(NO_CONTEXT, user, f"Ada {n}")
-    return user, list(stores.users.events.get(user))
+            stores.application(UsersService).rename(NO_CONTEXT, user, f"Ada {n}")
+    return user, stored_events(stores.users, user)
 
 
 def test_every_instant_between_events_resolves_to_the_version_then_current(
@@ -75,7 +83,7 @@ def test_snapshots_are_taken_at_multiples_of_the_interval_and_only_then(
     user, events = profile_with_history(stores)
     assert stores.users.snapshots is not None
 
-    snapshots = list(stores.users.snapshots.get(user))
+    snapshots = cast("list[Snapshot]", list(stores.users.snapshots.get(user)))
 
     assert [s.originator_version for s in snapshots] == [3, 6, 9]
     # a snapshot's own timestamp is when it was taken (now), long after the 2001 events it
@@ -134,14 +142,18 @@ def test_version_queries_and_their_errors(stores: Services) -> None:
 
 
 def test_an_order_with_snapshots_keeps_its_types(stores: Services) -> None:
-    buyer = stores.users.register(NO_CONTEXT, "Buyer", f"{uuid4().hex}@example.com").id
-    order = stores.orders.create_order(NO_CONTEXT, buyer, "EUR").id
+    buyer = (
+        stores.application(UsersService)
+        .register(NO_CONTEXT, "Buyer", f"{uuid4().hex}@example.com")
+        .id
+    )
+    order = stores.application(OrdersService).create_order(NO_CONTEXT, buyer, "EUR").id
     for sku in ("A", "B", "C", "D"):
-        stores.orders.add_line(NO_CONTEXT, order, sku, 2, Decimal("3.50"))
-    stores.orders.place(NO_CONTEXT, order)  # version 6: a snapshot
+        stores.application(OrdersService).add_line(NO_CONTEXT, order, sku, 2, Decimal("3.50"))
+    stores.application(OrdersService).place(NO_CONTEXT, order)  # version 6: a snapshot
 
     now = stores.orders.state_at(Order, order, at=datetime.now(UTC))
-    current = stores.orders.order(order)
+    current = stores.application(OrdersService).order(order)
 
     assert now.version == 6
     assert typed_state(now) == typed_state(current)
@@ -151,8 +163,12 @@ def test_an_order_with_snapshots_keeps_its_types(stores: Services) -> None:
 def test_a_failed_snapshot_does_not_fail_the_committed_command(
     stores: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
-    stores.users.rename(NO_CONTEXT, user, "Ada 2")
+    user = (
+        stores.application(UsersService)
+        .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+        .id
+    )
+    stores.application(UsersService).rename(NO_CONTEXT, user, "Ada 2")
     assert stores.users.snapshots is not None
 
     def broken(*_: Any, **__: Any) -> None:
@@ -160,7 +176,9 @@ def test_a_failed_snapshot_does_not_fail_the_committed_command(
 
     monkeypatch.setattr(stores.users.snapshots, "put", broken)
     with caplog.at_level(logging.ERROR, logger="strata.domain"):
-        result = stores.users.rename(NO_CONTEXT, user, "Ada 3")  # version 3: due
+        result = stores.application(UsersService).rename(
+            NO_CONTEXT, user, "Ada 3"
+        )  # version 3: due
 
     assert result.version == 3
     assert "snapshot of" in caplog.text
@@ -171,11 +189,15 @@ def test_a_failed_snapshot_does_not_fail_the_committed_command(
 def test_an_aggregates_events_come_with_their_metadata_in_version_order(
     stores: Services,
 ) -> None:
-    user = stores.users.register(
-        CommandContext(correlation_id="req-1"), "Ada", f"{uuid4().hex}@example.com"
-    ).id
-    stores.users.add_hobby(CommandContext(correlation_id="req-2", causation_id="c-2"), user, "Go")
-    stores.users.rename(NO_CONTEXT, user, "Ada King")
+    user = (
+        stores.application(UsersService)
+        .register(CommandContext(correlation_id="req-1"), "Ada", f"{uuid4().hex}@example.com")
+        .id
+    )
+    stores.application(UsersService).add_hobby(
+        CommandContext(correlation_id="req-2", causation_id="c-2"), user, "Go"
+    )
+    stores.application(UsersService).rename(NO_CONTEXT, user, "Ada King")
     recorder: Any = stores.users.recorder
 
     every: list[EventEnvelope] = recorder.select_aggregate_envelopes("users", user, 0, 99)

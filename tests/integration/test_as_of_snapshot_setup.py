@@ -10,6 +10,7 @@ import pytest
 
 from contexts.settings import CONTEXTS, Settings
 from domain.users.profile import UserProfile
+from domain.users.service import UsersService
 from eventlog.stores import build_services
 from tests.support.as_of import NO_CONTEXT
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
@@ -45,9 +46,13 @@ def test_replicas_starting_together_on_fresh_databases_all_start() -> None:
 def test_zero_interval_takes_no_snapshots(tmp_path: Path) -> None:
     stores = build_services(Settings(data_dir=tmp_path, group_commit=False, snapshot_interval=0))
     try:
-        user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
+        user = (
+            stores.application(UsersService)
+            .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+            .id
+        )
         for n in range(5):
-            stores.users.rename(NO_CONTEXT, user, f"Ada {n}")
+            stores.application(UsersService).rename(NO_CONTEXT, user, f"Ada {n}")
         assert stores.users.snapshots is None
         assert stores.users.state_at(UserProfile, user, version=4).name == "Ada 2"
     finally:

@@ -41,8 +41,8 @@ def postgres_stores() -> Iterator[dict[str, str]]:
 
 
 def _event_classes() -> Iterator[type[DomainEvent]]:
-    seen: set[type] = set()
-    stack: list[type] = [DomainEvent]
+    seen: set[type[DomainEvent]] = set()
+    stack: list[type[DomainEvent]] = [DomainEvent]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():

@@ -8,7 +8,9 @@ from uuid import UUID
 import pytest
 
 from contexts.settings import Settings
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import PARTITIONS, EventEnvelope
 from eventlog.stores import Services, build_services
 
@@ -29,9 +31,13 @@ def test_events_read_back_as_plain_json_envelopes_in_position_order(stores: Serv
     ctx = CommandContext(correlation_id="corr-1", causation_id="cause-1")
     users_start = stores.users.recorder.max_notification_id() or 0
     orders_start = stores.orders.recorder.max_notification_id() or 0
-    user = stores.users.register(ctx, "Ada", f"{UUID(int=users_start + 1).hex}@example.com").id
-    order = stores.orders.create_order(ctx, user, "EUR").id
-    stores.orders.add_line(ctx, order, "SKU-1", 2, Decimal("9.99"))
+    user = (
+        stores.application(UsersService)
+        .register(ctx, "Ada", f"{UUID(int=users_start + 1).hex}@example.com")
+        .id
+    )
+    order = stores.application(OrdersService).create_order(ctx, user, "EUR").id
+    stores.application(OrdersService).add_line(ctx, order, "SKU-1", 2, Decimal("9.99"))
 
     [registered] = _envelopes(stores.users.recorder, "users", users_start)
     assert registered.event_type == "Registered"

@@ -14,9 +14,10 @@ from contexts.settings import Settings
 from domain.ports import SideRecords, UnitOfWork
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
-from domain.users.service import email_claim
+from domain.users.service import UsersService, email_claim
 from eventlog.group_commit import GroupCommitter
 from eventlog.stores import Services, build_services
+from tests.support.aggregates import collected, stored_events
 from tests.support.postgres import url_settings
 
 NO_CONTEXT = CommandContext()
@@ -32,7 +33,7 @@ def stores(settings: Settings) -> Iterator[Services]:
 def _registration(email: str) -> UnitOfWork:
     profile = UserProfile.register("Someone", email)
     return UnitOfWork(
-        profile.collect_events(), SideRecords(claims=[email_claim(profile.email, profile.id)])
+        collected(profile), SideRecords(claims=[email_claim(profile.email, profile.id)])
     )
 
 
@@ -40,7 +41,7 @@ def test_a_rejected_side_record_rolls_back_the_events_of_its_transaction(
     stores: Services,
 ) -> None:
     email = f"{uuid4().hex}@example.com"
-    stores.users.register(NO_CONTEXT, "First", email)
+    stores.application(UsersService).register(NO_CONTEXT, "First", email)
     before = stores.users.recorder.max_notification_id()
 
     duplicate = _registration(email)
@@ -53,11 +54,15 @@ def test_a_rejected_side_record_rolls_back_the_events_of_its_transaction(
 def test_the_time_index_resolves_any_instant_to_the_version_then_current(
     stores: Services,
 ) -> None:
-    user = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com").id
+    user = (
+        stores.application(UsersService)
+        .register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+        .id
+    )
     for name in ("B", "C", "D"):
         time.sleep(0.002)
-        stores.users.rename(NO_CONTEXT, user, name)
-    events = list(stores.users.events.get(user))
+        stores.application(UsersService).rename(NO_CONTEXT, user, name)
+    events = stored_events(stores.users, user)
     index = stores.users.side_records
 
     assert index.version_at(user, events[0].timestamp - timedelta(microseconds=1)) is None
@@ -72,7 +77,9 @@ def test_the_time_index_resolves_any_instant_to_the_version_then_current(
 def test_positions_of_recorded_events_are_found_and_unknown_ones_are_none(
     stores: Services,
 ) -> None:
-    result = stores.users.register(NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com")
+    result = stores.application(UsersService).register(
+        NO_CONTEXT, "Ada", f"{uuid4().hex}@example.com"
+    )
     assert stores.users.side_records.position_of(result.id, 1) == result.position
     assert stores.users.side_records.position_of(result.id, 2) is None
 

@@ -1,8 +1,9 @@
 """A PostgreSQL outage gets a prompt 503 problem, not a hung request."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -25,7 +26,7 @@ def _through(proxy: CuttableProxy, url: str) -> str:
 @pytest.fixture
 def proxied_client(postgres_stores: dict[str, str]) -> Iterator[tuple[TestClient, CuttableProxy]]:
     target = conninfo_to_dict(postgres_stores["users"])
-    proxy = CuttableProxy(str(target.get("host", "127.0.0.1")), int(target.get("port", 5432)))
+    proxy = CuttableProxy(str(target.get("host", "127.0.0.1")), int(target.get("port") or 5432))
     settings = Settings(
         **url_settings({c: _through(proxy, url) for c, url in postgres_stores.items()}),
         request_timeout=3,
@@ -44,11 +45,12 @@ def test_commands_and_readiness_answer_503_promptly_while_the_database_is_down(
     assert client.get("/readyz").status_code == 200
 
     proxy.cut()
-    for request in (
+    requests: tuple[Callable[[], httpx.Response], ...] = (
         lambda: client.post("/users", json={"name": "Down", "email": unique_email()}),
         lambda: client.put(f"/users/{user}/name", json={"name": "Down"}),
         lambda: client.get("/readyz"),
-    ):
+    )
+    for request in requests:
         started = time.monotonic()
         response = request()
         elapsed = time.monotonic() - started

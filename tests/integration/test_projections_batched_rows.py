@@ -128,7 +128,7 @@ def _parked(engine: Engine) -> list[DeadLetter]:
 
 def test_a_batch_folds_to_what_the_statements_make(
     sides: tuple[ReadSide, ReadSide], statements: list[str]
-):
+) -> None:
     pg, lite = sides
     log = Log()
     a, b = uuid.uuid4(), uuid.uuid4()
@@ -153,7 +153,7 @@ def test_a_batch_folds_to_what_the_statements_make(
 
 def test_adds_to_rows_the_batch_never_read_and_to_rows_it_did_all_count(
     sides: tuple[ReadSide, ReadSide], statements: list[str]
-):
+) -> None:
     pg, lite = sides
     log = Log()
     orders = [uuid.uuid4() for _ in range(6)]
@@ -178,7 +178,7 @@ def test_adds_to_rows_the_batch_never_read_and_to_rows_it_did_all_count(
 
 def test_a_failing_event_parks_only_its_aggregate_with_the_statements_error(
     sides: tuple[ReadSide, ReadSide],
-):
+) -> None:
     pg, lite = sides
     log = Log()
     good, bad, dup, late, ghost = (uuid.uuid4() for _ in range(5))
@@ -217,7 +217,9 @@ def test_a_failing_event_parks_only_its_aggregate_with_the_statements_error(
     assert orders == {str(good): 1, str(bad): 0, str(dup): 0, str(late): 1}  # line counts
 
 
-def test_a_versioned_model_is_written_under_its_own_names(tmp_path: Path, statements: list[str]):
+def test_a_versioned_model_is_written_under_its_own_names(
+    tmp_path: Path, statements: list[str]
+) -> None:
     log = Log()
     order = uuid.uuid4()
     log.created(order)
@@ -263,7 +265,7 @@ def _random_log(rng: random.Random, events: int) -> Log:
 @pytest.mark.parametrize("seed", range(4))
 def test_random_batches_fold_to_what_the_statements_make(
     seed: int, tmp_path: Path, statements: list[str]
-):
+) -> None:
     rng = random.Random(seed)
     log = _random_log(rng, 80)
     projections = [Orders(), DailySales()]

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from contexts.settings import Settings
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import envelope_source
 from eventlog.stores import Services, build_services
 from projections import dead_letters
@@ -54,15 +56,17 @@ def _caught_up(fanout: EmbeddedFanout, services: Services) -> Callable[[], bool]
     )
 
 
-def test_a_command_reaches_every_read_model_after_a_wake(settings: Settings, services: Services):
+def test_a_command_reaches_every_read_model_after_a_wake(
+    settings: Settings, services: Services
+) -> None:
     fanout = start_embedded_fanout(settings, services, poll_interval=30)  # only wake() helps
     try:
         ctx = CommandContext(correlation_id="embedded")
-        user = services.users.register(ctx, "Grace", "grace@example.com").id
-        order = services.orders.create_order(ctx, user, "USD").id
-        services.orders.add_line(ctx, order, "COBOL", 3, Decimal("2.50"))
-        services.orders.place(ctx, order)
-        services.orders.mark_paid(ctx, order)
+        user = services.application(UsersService).register(ctx, "Grace", "grace@example.com").id
+        order = services.application(OrdersService).create_order(ctx, user, "USD").id
+        services.application(OrdersService).add_line(ctx, order, "COBOL", 3, Decimal("2.50"))
+        services.application(OrdersService).place(ctx, order)
+        services.application(OrdersService).mark_paid(ctx, order)
         fanout.wake()
 
         assert _wait_for(_caught_up(fanout, services), 5) < 5
@@ -100,10 +104,10 @@ def test_a_command_reaches_every_read_model_after_a_wake(settings: Settings, ser
         fanout.stop()
 
 
-def test_the_poll_picks_up_commits_nobody_announced(settings: Settings, services: Services):
+def test_the_poll_picks_up_commits_nobody_announced(settings: Settings, services: Services) -> None:
     fanout = start_embedded_fanout(settings, services, poll_interval=0.05)
     try:
-        services.users.register(CommandContext(), "Linus", "linus@example.com")
+        services.application(UsersService).register(CommandContext(), "Linus", "linus@example.com")
         _wait_for(_caught_up(fanout, services), 5)
     finally:
         fanout.stop()
@@ -111,18 +115,18 @@ def test_the_poll_picks_up_commits_nobody_announced(settings: Settings, services
 
 def test_a_restarted_fanout_resumes_and_equals_a_clean_projection(
     settings: Settings, services: Services, tmp_path: Path
-):
+) -> None:
     ctx = CommandContext()
     fanout = start_embedded_fanout(settings, services, poll_interval=0.05)
-    user = services.users.register(ctx, "Ada", "ada@example.com").id
-    order = services.orders.create_order(ctx, user, "EUR").id
-    services.orders.add_line(ctx, order, "X", 1, Decimal("1.00"))
+    user = services.application(UsersService).register(ctx, "Ada", "ada@example.com").id
+    order = services.application(OrdersService).create_order(ctx, user, "EUR").id
+    services.application(OrdersService).add_line(ctx, order, "X", 1, Decimal("1.00"))
     _wait_for(_caught_up(fanout, services), 5)
     fanout.stop()
 
-    services.users.rename(ctx, user, "Ada King")  # while no fan-out runs
-    services.orders.place(ctx, order)
-    services.orders.mark_paid(ctx, order)
+    services.application(UsersService).rename(ctx, user, "Ada King")  # while no fan-out runs
+    services.application(OrdersService).place(ctx, order)
+    services.application(OrdersService).mark_paid(ctx, order)
     fanout = start_embedded_fanout(settings, services, poll_interval=0.05)
     try:
         _wait_for(_caught_up(fanout, services), 5)
@@ -143,9 +147,11 @@ def test_a_restarted_fanout_resumes_and_equals_a_clean_projection(
 
 def test_the_dead_letters_of_the_embedded_read_models_open_from_the_settings(
     settings: Settings, services: Services
-):
+) -> None:
     fanout = start_embedded_fanout(settings, services, poll_interval=0.05)
-    user = services.users.register(CommandContext(), "Ada", "ada@example.com").id
+    user = (
+        services.application(UsersService).register(CommandContext(), "Ada", "ada@example.com").id
+    )
     _wait_for(_caught_up(fanout, services), 5)
     fanout.stop()
     [registered] = envelope_source(services.users.recorder).select_envelopes("users", 0, 10)

@@ -44,7 +44,9 @@ def _checkpoints(side: ReadSide) -> dict[tuple[str, str], Any]:
     }
 
 
-def test_a_replayed_log_and_duplicate_batches_change_nothing(side: ReadSide, scenario: Scenario):
+def test_a_replayed_log_and_duplicate_batches_change_nothing(
+    side: ReadSide, scenario: Scenario
+) -> None:
     project(side, scenario)
     before, checkpoints = dump_read_models(side.targets), _checkpoints(side)
 
@@ -63,7 +65,7 @@ def test_a_replayed_log_and_duplicate_batches_change_nothing(side: ReadSide, sce
 @pytest.mark.parametrize("seed", [1, 2])
 def test_overlapping_shuffled_redeliveries_equal_one_clean_pass(
     side: ReadSide, scenario: Scenario, tmp_path: Path, seed: int
-):
+) -> None:
     """Batches that re-deliver part of the previous one, in any order inside a batch."""
     rng = random.Random(seed)
     for engine in side.engines():
@@ -84,7 +86,7 @@ def test_overlapping_shuffled_redeliveries_equal_one_clean_pass(
 
 def test_the_checkpoint_keeps_the_stream_sequence_of_the_last_message(
     side: ReadSide, scenario: Scenario
-):
+) -> None:
     target = side.target("orders")
     messages = [
         Message(m.envelope, stream_seq=100 + i) for i, m in enumerate(scenario.messages("orders"))
@@ -100,7 +102,7 @@ def test_the_checkpoint_keeps_the_stream_sequence_of_the_last_message(
 
 def test_a_clean_reprojection_from_the_log_equals_the_live_read_models(
     side: ReadSide, scenario: Scenario, tmp_path: Path
-):
+) -> None:
     """The kill -9 oracle: fold the log into empty stores and compare canonical dumps."""
     rng = random.Random(7)
     for engine in side.engines():  # live: small batches with redeliveries
@@ -133,7 +135,7 @@ def test_a_clean_reprojection_from_the_log_equals_the_live_read_models(
 
 def test_a_reprojection_stopped_short_differs_from_live(
     side: ReadSide, scenario: Scenario, tmp_path: Path
-):
+) -> None:
     """The oracle can fail: one event fewer gives another checksum."""
     project(side, scenario)
     until = {c: scenario.envelopes(c)[-1].position for c in ("users", "orders")}
@@ -145,7 +147,7 @@ def test_a_reprojection_stopped_short_differs_from_live(
 
 
 @pytest.mark.postgres
-def test_every_store_holds_the_same_read_models(scenario: Scenario, tmp_path: Path):
+def test_every_store_holds_the_same_read_models(scenario: Scenario, tmp_path: Path) -> None:
     """Redis (Lua) and the SQL executor, PostgreSQL and SQLite agree, value for value."""
     dumps = []
     for kind in ("sqlite", "postgres", "stack"):

@@ -13,7 +13,9 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, DeliverPolicy
 
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.jetstream import ContextStream
 from projections.catchup import catch_up
 from projections.consumers import ConsumerOptions, ConsumerRunner, SequenceGap, consumer_name
@@ -75,7 +77,9 @@ async def run_until_caught_up(
         await asyncio.gather(*tasks)
 
 
-async def setup(js: JetStreamContext, streams: dict[str, ContextStream], scenario: Scenario):
+async def setup(
+    js: JetStreamContext, streams: dict[str, ContextStream], scenario: Scenario
+) -> None:
     for context, stream in streams.items():
         await create_stream(js, stream)
         await publish(js, stream, scenario.envelopes(context))
@@ -87,7 +91,7 @@ def test_consumers_fold_the_streams_into_the_read_models_and_ack_after_commit(
     scenario: Scenario,
     side: ReadSide,
     tmp_path: Path,
-):
+) -> None:
     async def work(js: JetStreamContext) -> None:
         await setup(js, streams, scenario)
         consumers = runners(js, side, streams)
@@ -120,7 +124,7 @@ def test_a_restart_recreates_each_consumer_after_its_checkpoint_and_new_events_f
     scenario: Scenario,
     side: ReadSide,
     tmp_path: Path,
-):
+) -> None:
     async def work(js: JetStreamContext) -> None:
         await setup(js, streams, scenario)
         await run_until_caught_up(runners(js, side, streams), scenario)
@@ -128,8 +132,8 @@ def test_a_restart_recreates_each_consumer_after_its_checkpoint_and_new_events_f
 
         ctx = CommandContext()
         ada = scenario.users["ada"]
-        scenario.services.users.rename(ctx, ada, "Countess Lovelace")
-        order = scenario.services.orders.create_order(ctx, ada, "EUR").id
+        scenario.services.application(UsersService).rename(ctx, ada, "Countess Lovelace")
+        order = scenario.services.application(OrdersService).create_order(ctx, ada, "EUR").id
         for context in CONTEXTS:
             await publish(
                 js, streams[context], scenario.envelopes(context, after=_head(side, context))
@@ -162,7 +166,7 @@ def test_redelivery_from_an_older_sequence_and_naks_change_nothing(
     scenario: Scenario,
     side: ReadSide,
     tmp_path: Path,
-):
+) -> None:
     async def work(js: JetStreamContext) -> None:
         await setup(js, streams, scenario)
         consumers = runners(js, side, streams)
@@ -193,7 +197,7 @@ def test_a_message_dropped_after_max_deliver_makes_the_consumer_reattach(
     scenario: Scenario,
     side: ReadSide,
     tmp_path: Path,
-):
+) -> None:
     """A batch held past ack_wait with max_deliver=1 is never redelivered: the next fetch starts
     after a hole, which the runner must not skip over."""
     options = ConsumerOptions(
@@ -234,7 +238,7 @@ def test_when_the_stream_lost_old_messages_the_read_model_catches_up_from_the_st
     scenario: Scenario,
     side: ReadSide,
     tmp_path: Path,
-):
+) -> None:
     async def work(js: JetStreamContext) -> None:
         for context, stream in streams.items():
             await create_stream(js, stream, max_msgs=5)  # keeps only the last five
@@ -265,7 +269,7 @@ def test_an_unreadable_message_is_terminated_and_the_rest_flows(
     scenario: Scenario,
     side: ReadSide,
     tmp_path: Path,
-):
+) -> None:
     async def work(js: JetStreamContext) -> None:
         stream = streams["users"]
         await create_stream(js, stream)

@@ -52,7 +52,9 @@ def _time(event: EventEnvelope) -> str:
     return utc_text(event.timestamp)
 
 
-def test_user_profiles_hold_each_users_latest_state(scenario: Scenario, dump: dict[str, Any]):
+def test_user_profiles_hold_each_users_latest_state(
+    scenario: Scenario, dump: dict[str, Any]
+) -> None:
     ada, bob = scenario.users["ada"], scenario.users["bob"]
     ada_events, bob_events = scenario.of(ada), scenario.of(bob)
     [ada_registered] = scenario.of(ada, "Registered")
@@ -78,7 +80,7 @@ def test_user_profiles_hold_each_users_latest_state(scenario: Scenario, dump: di
     assert bob_profile["version"] == str(len(bob_events))
 
 
-def test_user_stats_count_orders_and_net_spending(scenario: Scenario, dump: dict[str, Any]):
+def test_user_stats_count_orders_and_net_spending(scenario: Scenario, dump: dict[str, Any]) -> None:
     ada, bob = scenario.users["ada"], scenario.users["bob"]
     stats = dump["user_stats"]
 
@@ -97,7 +99,7 @@ def test_user_stats_count_orders_and_net_spending(scenario: Scenario, dump: dict
     assert stats[f"order:{o['o4']}"]["paid_cents"] == "2000"
 
 
-def test_top_spenders_rank_users_per_currency(scenario: Scenario, dump: dict[str, Any]):
+def test_top_spenders_rank_users_per_currency(scenario: Scenario, dump: dict[str, Any]) -> None:
     ada, bob = scenario.users["ada"], scenario.users["bob"]
     top = dump["top_spenders"]
 
@@ -108,7 +110,7 @@ def test_top_spenders_rank_users_per_currency(scenario: Scenario, dump: dict[str
     }
 
 
-def test_users_directory_rows_and_hobbies(scenario: Scenario, dump: dict[str, Any]):
+def test_users_directory_rows_and_hobbies(scenario: Scenario, dump: dict[str, Any]) -> None:
     ada, bob = scenario.users["ada"], scenario.users["bob"]
     [ada_registered] = scenario.of(ada, "Registered")
     [bob_registered] = scenario.of(bob, "Registered")
@@ -149,7 +151,7 @@ def test_users_directory_rows_and_hobbies(scenario: Scenario, dump: dict[str, An
     )
 
 
-def test_orders_and_their_lines(scenario: Scenario, dump: dict[str, Any]):
+def test_orders_and_their_lines(scenario: Scenario, dump: dict[str, Any]) -> None:
     ada, bob = str(scenario.users["ada"]), str(scenario.users["bob"])
     o = scenario.orders
     rows = {row[0]: row for row in dump["orders"]["orders"]}
@@ -234,7 +236,9 @@ def test_orders_and_their_lines(scenario: Scenario, dump: dict[str, Any]):
     )
 
 
-def test_daily_sales_count_payments_and_refunds_per_day(scenario: Scenario, dump: dict[str, Any]):
+def test_daily_sales_count_payments_and_refunds_per_day(
+    scenario: Scenario, dump: dict[str, Any]
+) -> None:
     o = scenario.orders
     expected: dict[tuple[str, str], list[int]] = {}
 
@@ -256,7 +260,7 @@ def test_daily_sales_count_payments_and_refunds_per_day(scenario: Scenario, dump
 
 def test_checkpoints_reach_the_last_position_of_each_context(
     side: ReadSide, scenario: Scenario, dump: dict[str, Any]
-):
+) -> None:
     for target in side.targets:
         for context in target.projection.contexts:
             envelopes = scenario.envelopes(context)  # none of the contexts the scenario leaves

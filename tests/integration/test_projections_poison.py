@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
 from eventlog.envelope import PARTITIONS, partition_of
 from projections.admin import DeadLetterAdmin, DeadLetterError
@@ -67,7 +68,7 @@ def _clean_dump(kind: str, scenario: Scenario, tmp_path: Path) -> dict[str, obje
 
 def test_a_poison_event_is_parked_with_the_rest_of_its_aggregate(
     side: ReadSide, scenario: Scenario
-):
+) -> None:
     messages = scenario.messages("orders")
     bad, good = scenario.orders["bad"], scenario.orders["good"]
     [poison] = [m for m in messages if m.envelope.data.get("sku") == POISON_SKU]
@@ -109,14 +110,14 @@ def test_a_poison_event_is_parked_with_the_rest_of_its_aggregate(
 
 def test_later_batches_keep_parking_the_aggregate_until_it_is_retried(
     side: ReadSide, scenario: Scenario, tmp_path: Path
-):
+) -> None:
     ctx = CommandContext()
     bad = scenario.orders["bad"]
     engines = _engines(side)
     for engine in engines:
         engine.handle("orders", scenario.messages("orders"))
     _spend_the_retries(engines)
-    scenario.services.orders.mark_paid(ctx, bad)
+    scenario.services.application(OrdersService).mark_paid(ctx, bad)
     later = scenario.messages("orders")[-1:]
     for engine in engines:
         assert engine.handle("orders", later).parked == 1
@@ -152,7 +153,7 @@ def test_later_batches_keep_parking_the_aggregate_until_it_is_retried(
 
 def test_a_failing_event_holds_back_only_its_aggregate_and_is_retried_on_schedule(
     side: ReadSide, scenario: Scenario, tmp_path: Path
-):
+) -> None:
     """Issue 7, item 1: while a poison event waits for its next attempt, the other aggregates'
     events apply in the same batch and in later ones; the poisoned aggregate's later events
     wait behind it, and once the projection recovers the scheduled retry applies them in order."""
@@ -194,7 +195,7 @@ def test_a_failing_event_holds_back_only_its_aggregate_and_is_retried_on_schedul
 
 def test_an_event_parked_behind_a_head_retried_meanwhile_is_retried_at_the_next_reading(
     side: ReadSide, scenario: Scenario, tmp_path: Path
-):
+) -> None:
     """A batch reads the parked heads, then a retry of the head (a person's, or another
     partition's engine) applies the chain, then the batch commits the aggregate's new event as
     blocked by that head: nothing parks it any more, and no attempt was made. The engine's
@@ -208,7 +209,7 @@ def test_an_event_parked_behind_a_head_retried_meanwhile_is_retried_at_the_next_
     admin = DeadLetterAdmin(side.db, side.targets)
     [head, *_] = admin.listing(projection="orders")
     engine.target.projection.poisoned = False  # type: ignore[attr-defined]
-    scenario.services.orders.mark_paid(CommandContext(), bad)
+    scenario.services.application(OrdersService).mark_paid(CommandContext(), bad)
     target, read_heads = engine.target, engine.target.parked_heads
 
     def heads_then_a_retry(context: str) -> dict[uuid.UUID, int]:
@@ -232,7 +233,7 @@ def test_an_event_parked_behind_a_head_retried_meanwhile_is_retried_at_the_next_
 
 def test_a_partition_engine_retries_only_the_parked_heads_of_its_partition(
     side: ReadSide, scenario: Scenario
-):
+) -> None:
     """A projector worker's engine is fed one partition's events: the heads of the other
     partitions are another worker's to retry."""
     bad = scenario.orders["bad"]
@@ -249,7 +250,9 @@ def test_a_partition_engine_retries_only_the_parked_heads_of_its_partition(
     assert admin.listing(projection="orders") == []
 
 
-def test_skipping_the_poison_lets_the_next_event_be_retried(side: ReadSide, scenario: Scenario):
+def test_skipping_the_poison_lets_the_next_event_be_retried(
+    side: ReadSide, scenario: Scenario
+) -> None:
     engines = _engines(side)
     for engine in engines:
         engine.handle("orders", scenario.messages("orders"))
@@ -271,7 +274,7 @@ def test_skipping_the_poison_lets_the_next_event_be_retried(side: ReadSide, scen
 
 def test_an_unresolvable_reference_is_parked_and_later_events_still_apply(
     side: ReadSide, scenario: Scenario
-):
+) -> None:
     """A payment of an order the projection never saw: the bind finds nothing. In Redis the
     failing Lua call sits mid-pipeline; the chain keeps the calls after it from moving the
     checkpoint past it, so it is retried alone and parked, and the rest still applies."""

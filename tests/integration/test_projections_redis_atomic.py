@@ -154,7 +154,8 @@ class Model:
 
     def run(self, commands: Sequence[Command]) -> None:
         for name, key, *args in commands:
-            self.redis.execute_command(name, self.prefix + key, *args)
+            # redis-py leaves execute_command unannotated
+            self.redis.execute_command(name, self.prefix + key, *args)  # type: ignore[no-untyped-call]
 
     def documents(self) -> dict[str, Any]:
         return dump_redis_documents(self.redis, self.prefix)
@@ -185,7 +186,7 @@ def _messages(count: int) -> list[Message]:
 @pytest.mark.parametrize("refusal", REFUSALS.values(), ids=REFUSALS.keys())
 def test_an_event_redis_would_refuse_in_part_writes_nothing_and_its_retry_counts_once(
     models: OpenModel, refusal: Refusal
-):
+) -> None:
     """Event 2 counts itself, then does what Redis refuses: the batch parks it with nothing of
     it written (its count neither), and so does a retry before the data is repaired; the
     retry after the repair applies it once, as if the data had never been broken."""
@@ -217,7 +218,7 @@ def test_an_event_redis_would_refuse_in_part_writes_nothing_and_its_retry_counts
     assert model.documents()["tally"] == {"events": "3"}
 
 
-def test_an_event_is_checked_against_what_its_own_earlier_writes_leave(models: OpenModel):
+def test_an_event_is_checked_against_what_its_own_earlier_writes_leave(models: OpenModel) -> None:
     """The checks of an event's operations see the values its operations before them write:
     a field it sets holds an integer for its increment, increments of one field add up exactly
     to the 64-bit limits (doubles could not tell them from an overflow), a list it pushes to is
@@ -262,7 +263,9 @@ def test_an_event_is_checked_against_what_its_own_earlier_writes_leave(models: O
     }
 
 
-def test_an_event_writing_one_key_as_a_hash_and_a_sorted_set_writes_neither(models: OpenModel):
+def test_an_event_writing_one_key_as_a_hash_and_a_sorted_set_writes_neither(
+    models: OpenModel,
+) -> None:
     model = models(
         {1: [COUNT, SetFields("top:EUR", {"a": "1"}), IncrementScore("top:EUR", "ada", 1)]},
         "both",

@@ -21,7 +21,9 @@ from nats.js import JetStreamContext
 from redis import Redis
 
 from contexts.registered import REGISTRY
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.jetstream import ContextStream
 from projections.catchup import catch_up
 from projections.consumers import ConsumerOptions, ConsumerRunner
@@ -162,18 +164,19 @@ def redis_checkpoints(projector: Projector) -> dict[str, int]:
 
 def more_users_events(scenario: Scenario) -> None:
     ctx = CommandContext(correlation_id="after")
-    scenario.services.users.rename(ctx, scenario.users["ada"], "Ada, after the restart")
-    scenario.services.users.add_hobby(ctx, scenario.users["bob"], "Sailing")
+    users = scenario.services.application(UsersService)
+    users.rename(ctx, scenario.users["ada"], "Ada, after the restart")
+    users.add_hobby(ctx, scenario.users["bob"], "Sailing")
 
 
 def more_of_everything(scenario: Scenario, city: str) -> None:
     ctx = CommandContext(correlation_id="later")
-    orders, bob = scenario.services.orders, scenario.users["bob"]
+    orders, bob = scenario.services.application(OrdersService), scenario.users["bob"]
     order = orders.create_order(ctx, bob, "EUR").id
     orders.add_line(ctx, order, "F", 2, Decimal("12.50"))
     orders.place(ctx, order)
     orders.mark_paid(ctx, order)
-    scenario.services.users.change_location(ctx, bob, city, "FR")
+    scenario.services.application(UsersService).change_location(ctx, bob, city, "FR")
 
 
 def test_a_redis_restarted_empty_is_re_projected_from_the_start(

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -169,7 +170,7 @@ def test_a_read_waits_for_a_replica_that_has_not_replayed_the_read_models_tables
 
 
 def metrics(client: TestClient) -> str:
-    response = client.get("/metrics")
+    response: httpx.Response = client.get("/metrics")
     assert response.status_code == 200
     return response.text
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.stores import Services
 from projections.catchup import project_log
 from projections.models import all_projections
@@ -51,8 +53,12 @@ def project_live(side: ReadSide, scenario: Scenario) -> list:  # type: ignore[ty
 
 def more_commands(services: Services) -> None:
     ctx = CommandContext(correlation_id="more")
-    cid = services.users.register(ctx, "Cy", f"cy-{datetime.now(UTC).timestamp()}@x.io").id
-    services.orders.create_order(ctx, cid, "EUR")
+    cid = (
+        services.application(UsersService)
+        .register(ctx, "Cy", f"cy-{datetime.now(UTC).timestamp()}@x.io")
+        .id
+    )
+    services.application(OrdersService).create_order(ctx, cid, "EUR")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -15,7 +15,9 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from contexts.settings import CONTEXTS, Settings
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from embedded.app import create_app
 from eventlog.envelope import envelope_source
 from eventlog.stores import build_services
@@ -153,9 +155,9 @@ def test_stack_rebuild_and_swap_with_no_read_downtime(tmp_path: Path) -> None:
             tailer.start()
         try:
             ctx = CommandContext(correlation_id="live")
-            user = services.users.register(ctx, "Ada", "ada@example.com").id
+            user = services.application(UsersService).register(ctx, "Ada", "ada@example.com").id
             for _ in range(30):
-                services.orders.create_order(ctx, user, "EUR")
+                services.application(OrdersService).create_order(ctx, user, "EUR")
             with TestClient(create_read_app(settings), headers=OPERATOR) as client:
                 reads = [
                     f"/users/{user}",
@@ -183,7 +185,7 @@ def test_stack_rebuild_and_swap_with_no_read_downtime(tmp_path: Path) -> None:
 
                 def writer() -> None:
                     while not stop.is_set():
-                        services.orders.create_order(ctx, user, "EUR")
+                        services.application(OrdersService).create_order(ctx, user, "EUR")
                         counts["writes"] += 1
 
                 threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
@@ -200,7 +202,7 @@ def test_stack_rebuild_and_swap_with_no_read_downtime(tmp_path: Path) -> None:
                         thread.join(30)
                 assert failures == []
                 assert counts["reads"] > 20 and counts["writes"] > 3
-                placed = services.orders.create_order(ctx, user, "EUR")
+                placed = services.application(OrdersService).create_order(ctx, user, "EUR")
                 position = f"orders:{placed.position}"
                 stats = client.get(f"/users/{user}/stats", params={"position": position})
                 assert stats.status_code == 200, stats.text

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import PARTITIONS
 from projections.engine import Engine, Target
 from projections.leases import Lease
@@ -69,10 +71,10 @@ def more_events(scenario: Scenario) -> None:
     services = scenario.services
     for n in range(12):
         email = f"after-{n}-{uuid.uuid4().hex[:8]}@x.io"
-        user = services.users.register(ctx, f"After {n}", email).id
-        order = services.orders.create_order(ctx, user, "EUR").id
-        services.orders.add_line(ctx, order, "A", 1 + n, Decimal("1.25"))
-        services.users.rename(ctx, user, f"After {n} renamed")
+        user = services.application(UsersService).register(ctx, f"After {n}", email).id
+        order = services.application(OrdersService).create_order(ctx, user, "EUR").id
+        services.application(OrdersService).add_line(ctx, order, "A", 1 + n, Decimal("1.25"))
+        services.application(UsersService).rename(ctx, user, f"After {n} renamed")
 
 
 def test_a_rebuild_swaps_under_workers_and_they_go_on_in_the_new_version(

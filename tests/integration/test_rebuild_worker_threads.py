@@ -22,7 +22,9 @@ from typer.testing import CliRunner
 
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import PARTITIONS
 from eventlog.stores import Services, build_services
 from projections.targets import following_targets
@@ -60,9 +62,9 @@ def settings() -> Iterator[Settings]:
 
 
 def place_order(services: Services, user: uuid.UUID, amount: int) -> None:
-    order = services.orders.create_order(CTX, user, "EUR").id
-    services.orders.add_line(CTX, order, "A", amount, Decimal("2.50"))
-    services.orders.place(CTX, order)
+    order = services.application(OrdersService).create_order(CTX, user, "EUR").id
+    services.application(OrdersService).add_line(CTX, order, "A", amount, Decimal("2.50"))
+    services.application(OrdersService).place(CTX, order)
 
 
 class Writer:
@@ -181,7 +183,10 @@ def test_a_rebuild_swaps_while_workers_project_and_they_go_on_in_the_new_version
 ) -> None:
     services = build_services(settings, REGISTRY.only("users", "orders"))
     tag = uuid.uuid4().hex[:8]
-    users = [services.users.register(CTX, f"U{n}", f"u{n}-{tag}@x.io").id for n in range(12)]
+    users = [
+        services.application(UsersService).register(CTX, f"U{n}", f"u{n}-{tag}@x.io").id
+        for n in range(12)
+    ]
     try:
         with (
             RelayThread(settings, "orders"),

@@ -1,9 +1,13 @@
 """Fresh aggregates for the domain unit tests: created, with their first event already
 collected, so a test sees only the events its own commands append."""
 
-from uuid import uuid4
+from typing import cast
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
 
 from domain.orders.order import Order
+from domain.service import CommandService
 from domain.users.profile import UserProfile
 
 
@@ -19,3 +23,16 @@ def new_order(currency: str = "EUR") -> Order:
     order = Order.create(uuid4(), currency)
     order.collect_events()
     return order
+
+
+def collected(aggregate: Aggregate) -> list[Aggregate.Event]:
+    """`aggregate.collect_events()`, typed as the domain's events (the library types them by its
+    `CanMutateAggregate` protocol; every aggregate here is an `Aggregate`, whose events are
+    `Aggregate.Event`s)."""
+    return cast("list[Aggregate.Event]", aggregate.collect_events())
+
+
+def stored_events(service: CommandService, aggregate_id: UUID) -> list[Aggregate.Event]:
+    """The stored events of an aggregate, typed as the domain's events (the library types them by
+    its `DomainEventProtocol`)."""
+    return cast("list[Aggregate.Event]", list(service.events.get(aggregate_id)))

@@ -16,6 +16,7 @@ from domain.errors import NotFoundAtTime
 from domain.orders.order import Order
 from domain.service import CommandContext, CommandService
 from domain.users.profile import UserProfile
+from tests.support.aggregates import stored_events
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 EPOCH = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -64,7 +65,7 @@ def assert_state_as_of(
     service: CommandService, kind: type[Aggregate], key: UUID, at: datetime
 ) -> None:
     """The oracle: fold exactly the stored events stamped at or before `at`."""
-    events = list(service.events.get(key))
+    events = stored_events(service, key)
     upto = [event for event in events if event.timestamp <= at]
     if not upto:
         with pytest.raises(NotFoundAtTime):

@@ -14,20 +14,17 @@ import pytest
 from eventsourcing.domain import Aggregate
 from fastapi.testclient import TestClient
 
-from contexts.participant import (
-    AwaitingProvider,
-    Job,
-    JobChanges,
-    ParticipantService,
-    ParticipantWorker,
-)
+from contexts.participant import AwaitingProvider, ParticipantService, ParticipantWorker
 from contexts.payments.ports import Authorization, ProviderUnavailable
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.shipping.ports import Booking, CarrierUnavailable
 from domain.errors import DomainError
+from domain.ports import Job, JobChanges
+from tests.support.aggregates import stored_events
+from tests.support.as_of import typed_state
 from tests.support.auth import OPERATOR
-from tests.unit.test_as_of_snapshots import through_the_store, typed_state
+from tests.unit.test_as_of_snapshots import through_the_store
 from write_api.app import create_app
 
 A = TypeVar("A", bound=AwaitingProvider)
@@ -147,7 +144,7 @@ class Jobs:
 
     def of(self, aggregate_id: UUID) -> list[Job]:
         table = open_jobs(
-            self.service.operation_jobs.changes, self.service.events.get(aggregate_id)
+            self.service.operation_jobs.changes, stored_events(self.service, aggregate_id)
         )
         return [job for done, job in table.items() if done not in self.dropped]
 

@@ -6,7 +6,9 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import EventEnvelope
 from projections.document_ops import Op
 from projections.models import Orders, UserStats
@@ -46,8 +48,10 @@ def poison_scenario(tmp_path: Path) -> Iterator[Scenario]:
     with event_stores(tmp_path) as services:
         s = Scenario(services)
         ctx = CommandContext(correlation_id="poison-test")
-        user = s.users["ada"] = services.users.register(ctx, "Ada", "ada@x.io").id
-        orders = services.orders
+        user = s.users["ada"] = (
+            services.application(UsersService).register(ctx, "Ada", "ada@x.io").id
+        )
+        orders = services.application(OrdersService)
         bad = s.orders["bad"] = orders.create_order(ctx, user, "EUR").id
         good = s.orders["good"] = orders.create_order(ctx, user, "EUR").id
         orders.add_line(ctx, bad, POISON_SKU, 1, Decimal("5.00"))

@@ -4,13 +4,14 @@ import os
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
 
-from runtime.settings import database_url_field
+from contexts.settings import database_url_fields
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -37,9 +38,11 @@ def require_postgres() -> str:
     return url
 
 
-def url_settings(urls: Mapping[str, str]) -> dict[str, str]:
-    """Settings fields of these databases' URLs, by context (or `read`): `users_database_url`..."""
-    return {database_url_field(name): url for name, url in urls.items()}
+def url_settings(urls: Mapping[str, str]) -> dict[str, Any]:
+    """`Settings` keyword arguments of these databases' URLs, by context (or `read`):
+    `users_database_url`... (typed `Any`, as by `database_url_fields`: the model makes the
+    context fields at run time)."""
+    return database_url_fields(urls)
 
 
 def url_variables(urls: Mapping[str, str]) -> dict[str, str]:

@@ -17,7 +17,9 @@ import pytest
 from redis import Redis
 
 from contexts.settings import Settings
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import EnvelopeSource, EventEnvelope, envelope_source
 from eventlog.stores import Services, build_services
 from projections.engine import Engine, RetryPolicy, Target
@@ -71,7 +73,7 @@ def run_scenario(services: Services) -> Scenario:
     """Two users and four orders touching every event type (see test_projections_models)."""
     s = Scenario(services)
     ctx = CommandContext(correlation_id="scenario")
-    users, orders = services.users, services.orders
+    users, orders = services.application(UsersService), services.application(OrdersService)
     tag = uuid.uuid4().hex[:8]
     ada = s.users["ada"] = users.register(ctx, "Ada Lovelace", f"ada-{tag}@x.io").id
     bob = s.users["bob"] = users.register(ctx, "Bob", f"bob-{tag}@x.io").id

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from contexts.settings import Settings
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import connect, context_stream, ensure_stream
 from eventlog.relay import Relay, RelayConfig
@@ -55,7 +56,7 @@ def assert_exactly_the_store(messages: list[StoredMessage], services: Services, 
 
 def register_users(services: Services, count: int) -> None:
     for _ in range(count):
-        services.users.register(CTX, "Someone", unique_email())
+        services.application(UsersService).register(CTX, "Someone", unique_email())
 
 
 class RelayThread:

@@ -16,7 +16,9 @@ from typing import Any
 from redis import Redis
 
 from contexts.settings import CONTEXTS, Settings
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
+from domain.users.service import UsersService
 from eventlog.envelope import envelope_source
 from eventlog.stores import Services, build_services
 from projections.catchup import project_log
@@ -54,9 +56,9 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, tex
 
 def many_orders(services: Services, count: int) -> None:
     ctx = CommandContext(correlation_id="bulk")
-    user = services.users.register(ctx, "Bulk", "bulk@example.com").id
+    user = services.application(UsersService).register(ctx, "Bulk", "bulk@example.com").id
     for _ in range(count):
-        services.orders.create_order(ctx, user, "EUR")
+        services.application(OrdersService).create_order(ctx, user, "EUR")
 
 
 def embedded_data(data_dir: Path, orders: int = 0) -> None:

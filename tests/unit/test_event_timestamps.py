@@ -213,7 +213,9 @@ def test_round_trip_preserves_clamped_timestamps(monkeypatch: pytest.MonkeyPatch
 
 def declared_event_classes(aggregate: type[Any]) -> list[str]:
     """Names of the classes nested in the aggregate's class statement, read from the source."""
-    module = ast.parse(inspect.getsource(inspect.getmodule(aggregate)))
+    source = inspect.getmodule(aggregate)
+    assert source is not None
+    module = ast.parse(inspect.getsource(source))
     (class_def,) = [
         node
         for node in module.body
@@ -229,7 +231,7 @@ def as_declared(aggregate: type[Any], name: str) -> type[Any]:
     aggregate's own Event base), so the written class is the last of that name in the MRO.
     """
     qualname = f"{aggregate.__qualname__}.{name}"
-    same_name = [
+    same_name: list[type[Any]] = [
         c
         for c in getattr(aggregate, name).__mro__
         if c.__qualname__ == qualname and c.__module__ == aggregate.__module__

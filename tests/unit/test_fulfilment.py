@@ -23,6 +23,7 @@ from contexts.fulfilment.domain import DEFAULT_POLICY, OrderFulfilment
 from domain.aggregate import AggregateSnapshot
 from domain.errors import InvalidValue
 from domain.service import CommandService
+from tests.support.aggregates import collected
 
 ORDER_ID = UUID("0b6c1f52-8d5e-4a55-9a7e-2f0c4c3e9d01")
 USER_ID = UUID("5d0e2b7a-3c4f-4e8a-b1d2-9f8e7d6c5b4a")
@@ -54,7 +55,7 @@ class Run:
         self.take()
 
     def take(self) -> list[Aggregate.Event]:
-        new = list(self.saga.collect_events())
+        new = collected(self.saga)
         commands, deadlines, cancelled = self.saga.outbox_after(new, self.policy)
         self.events += new
         self.commands += commands
@@ -339,7 +340,7 @@ def test_a_redelivered_input_after_a_crash_yields_the_same_commands_and_keys() -
 
     again = replayed(committed)  # the process died before committing; it reloads and redoes
     again.timed_out("capture", f"{SAGA_ID}:capture:0:deadline")
-    second = again.outbox_after(again.collect_events())
+    second = again.outbox_after(collected(again))
     assert second == first
     assert [c.key for c in second.commands] == [f"{SAGA_ID}:cancel_shipment:0"]
 
@@ -392,4 +393,4 @@ def test_its_events_are_its_own_nested_classes_as_the_registry_lists_them() -> N
     for name, event in nested.items():
         assert event.__qualname__ == f"OrderFulfilment.{name}"
         assert event.__module__ == "contexts.fulfilment.domain"
-        assert event.class_version == 1
+        assert getattr(event, "class_version", None) == 1

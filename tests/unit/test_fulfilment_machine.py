@@ -11,6 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from contexts.fulfilment import events
 from contexts.fulfilment.definition import STEPS, FulfilmentStatus, StepState
 from contexts.fulfilment.domain import OrderFulfilment
 from tests.unit.test_fulfilment import Run, replayed
@@ -203,7 +204,10 @@ class FulfilmentMachine(RuleBasedStateMachine):
         """What someone other than the saga voided, refunded or cancelled, as it was told."""
         return self.steps_of(OrderFulfilment.UndoneElsewhere)
 
-    def steps_of(self, event_class: type[OrderFulfilment.Event]) -> list[str]:
+    def steps_of(
+        self,
+        event_class: type[events.StepSucceeded | events.StepDoneByHand | events.UndoneElsewhere],
+    ) -> list[str]:
         return [event.step for event in self.run.events if isinstance(event, event_class)]
 
 

@@ -9,7 +9,7 @@ import pytest
 from domain.errors import DomainError, InvalidValue
 from domain.orders.order import MAX_LINES, Order, OrderLine, OrderStatus
 from domain.values import MAX_AMOUNT
-from tests.support.aggregates import new_order
+from tests.support.aggregates import collected, new_order
 
 # create
 
@@ -33,7 +33,9 @@ def test_create_records_user_and_currency_and_starts_as_draft() -> None:
 def test_create_normalises_currency(given: str, expected: str) -> None:
     order = Order.create(uuid4(), given)
     assert order.currency == expected
-    assert order.collect_events()[0].currency == expected
+    created = collected(order)[0]
+    assert isinstance(created, Order.Created)
+    assert created.currency == expected
 
 
 @pytest.mark.parametrize("currency", ["ABC", "EURO", "EU", "", "€€€"])

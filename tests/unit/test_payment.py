@@ -13,6 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from contexts.payments.domain import ENDED, Payment, PaymentStatus
 from contexts.payments.service import PAYMENT_PROVIDER_JOBS, PaymentsService
 from domain.errors import DomainError, InvalidValue
+from tests.support.aggregates import collected
 from tests.support.participants import (
     assert_restored_from_snapshot,
     brought_to,
@@ -178,7 +179,7 @@ def key(payment: Payment, operation: str) -> tuple[str, str]:
 def test_an_intent_starts_a_job_due_at_its_event_and_its_outcome_finishes_it() -> None:
     jobs = PaymentsService.operation_jobs
     payment = new_payment()
-    [requested] = payment.collect_events()
+    [requested] = collected(payment)
 
     started = jobs.changes([requested])
     assert [(j.kind, j.key) for j in started.start] == [key(payment, "authorize")]
@@ -187,7 +188,7 @@ def test_an_intent_starts_a_job_due_at_its_event_and_its_outcome_finishes_it() -
 
     payment.record_authorization("auth-1")
     payment.request_capture()
-    authorized, capture_requested = payment.collect_events()
+    authorized, capture_requested = collected(payment)
     assert jobs.changes([authorized]).finish == [key(payment, "authorize")]
     assert [(j.kind, j.key) for j in jobs.changes([capture_requested]).start] == [
         key(payment, "capture")
@@ -200,9 +201,7 @@ def test_the_open_jobs_of_a_payment_are_exactly_its_pending_operation(
 ) -> None:
     payment = brought_to(new_payment(), STEPS[status])
     operation = payment.pending_operation
-    assert open_job_keys(payment.collect_events()) == (
-        {key(payment, operation)} if operation else set()
-    )
+    assert open_job_keys(collected(payment)) == ({key(payment, operation)} if operation else set())
 
 
 def open_job_keys(events: list[Payment.Event]) -> set[tuple[str, str]]:
@@ -226,7 +225,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.payment = new_payment("10.00")
-        self.events = list(self.payment.collect_events())
+        self.events = collected(self.payment)
 
     def attempt(self, command: Command) -> None:
         before = (self.payment.status, self.payment.version)
@@ -234,7 +233,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
             command(self.payment)
         except DomainError:
             assert (self.payment.status, self.payment.version) == before
-        self.events += self.payment.collect_events()
+        self.events += collected(self.payment)
 
     @rule(approved=st.booleans())
     def provider_answers_the_authorization(self, approved: bool) -> None:

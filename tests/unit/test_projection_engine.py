@@ -11,7 +11,7 @@ from readmodels.checkpoints import Checkpoint
 from tests.support.projection_doubles import FakeTarget, paid_messages
 
 
-def test_a_failing_event_is_set_aside_at_once_with_its_aggregate_and_the_batch_commits():
+def test_a_failing_event_is_set_aside_at_once_with_its_aggregate_and_the_batch_commits() -> None:
     target = FakeTarget(failing={11: 99, 13: 99})
     engine = Engine(target, RetryPolicy(delays=(60.0,)))
 
@@ -29,14 +29,14 @@ def test_a_failing_event_is_set_aside_at_once_with_its_aggregate_and_the_batch_c
     assert (outcome.applied, outcome.parked, outcome.checkpoint) == (2, 4, Checkpoint(31))
 
 
-def test_the_retry_policy_spaces_the_attempts_then_gives_up():
+def test_the_retry_policy_spaces_the_attempts_then_gives_up() -> None:
     policy = RetryPolicy(delays=(0.5, 2.0, 10.0))
 
     assert policy.attempts == 4
     assert [policy.delay_after(n) for n in range(5)] == [None, 0.5, 2.0, 10.0, None]
 
 
-def test_duplicates_and_disorder_inside_a_batch_are_sorted_out():
+def test_duplicates_and_disorder_inside_a_batch_are_sorted_out() -> None:
     target = FakeTarget(failing={})
     engine = Engine(target)
     engine.handle("orders", paid_messages(1, 2))

@@ -34,7 +34,7 @@ def test_a_failure_of_the_code_is_an_error_with_its_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     try:
-        {}["missing"]
+        {"present": 1}["missing"]
     except KeyError as bug:
         with caplog.at_level(logging.WARNING, LOGGER.name):
             log_reattaching(LOGGER, bug, "feed f", 2.0)

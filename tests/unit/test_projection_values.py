@@ -43,7 +43,7 @@ def test_times_are_fixed_width_utc_text_that_sorts_like_time() -> None:
         utc_text(datetime(2026, 3, 1))
 
 
-def test_dump_differences_name_the_path_of_each_mismatch():
+def test_dump_differences_name_the_path_of_each_mismatch() -> None:
     live = {"orders": {"orders": [["a", 1], ["b", 2]]}, "top": {"top:EUR": [["u", 5]]}}
     rebuilt = {"orders": {"orders": [["a", 1], ["b", 3]]}, "top": {}}
 

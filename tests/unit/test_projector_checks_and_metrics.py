@@ -34,17 +34,17 @@ STACK = {
         ({"read_database_url": "postgresql://x@db/strata_orders"}, "orders event store"),
     ],
 )
-def test_settings_the_projector_cannot_run_with(changes: dict[str, object], problem: str):
+def test_settings_the_projector_cannot_run_with(changes: dict[str, object], problem: str) -> None:
     found = stack_problem(Settings(**{**STACK, **changes}))  # type: ignore[arg-type]
     assert found is not None and problem in found
     assert "\n" not in found
 
 
-def test_stack_settings_with_a_read_database_of_its_own_are_fine():
+def test_stack_settings_with_a_read_database_of_its_own_are_fine() -> None:
     assert stack_problem(Settings(**STACK)) is None  # type: ignore[arg-type]
 
 
-def test_lag_is_zero_when_caught_up_and_the_age_of_the_first_unapplied_event_when_behind():
+def test_lag_is_zero_when_caught_up_and_the_age_of_the_first_unapplied_event_when_behind() -> None:
     class Runner:
         engine = Engine(FakeTarget({}))
         context = "orders"
@@ -73,7 +73,7 @@ def test_lag_is_zero_when_caught_up_and_the_age_of_the_first_unapplied_event_whe
     assert math.isnan(metrics.registry.get_sample_value("strata_projection_lag_seconds", labels))
 
 
-def test_a_retired_versions_series_go_and_a_standby_exports_no_consumer_gauges():
+def test_a_retired_versions_series_go_and_a_standby_exports_no_consumer_gauges() -> None:
     """Issue 7, item 10: after a rebuild's swap to v2, nothing is exported for v1 any more."""
     v1 = UserStats()
     v2 = v1.at_version(2)

@@ -1,6 +1,7 @@
 """The fold of a batch's `Rows` calls (projections.row_batch): per table and key, in call order,
 with the statements' semantics; and the cheap read of a JetStream message's stream sequence."""
 
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -45,7 +46,7 @@ def _order(order: str, total: int = 0, status: str = "draft") -> dict[str, objec
     return {"id": order, "status": status, "total": total, "count": 0}
 
 
-def test_rows_of_different_keys_stay_apart_and_each_table_is_written_once():
+def test_rows_of_different_keys_stay_apart_and_each_table_is_written_once() -> None:
     rows = RecordingRows()
     for order in ("a", "b"):
         rows.insert("orders", _order(order))
@@ -60,7 +61,7 @@ def test_rows_of_different_keys_stay_apart_and_each_table_is_written_once():
     assert not changes["orders"].updates and not changes["orders"].deletes
 
 
-def test_every_add_counts_on_rows_read_and_on_rows_only_added_to():
+def test_every_add_counts_on_rows_read_and_on_rows_only_added_to() -> None:
     rows = RecordingRows()
     for amount in (1, 2, 3):
         rows.update("orders", {"id": "a"}, add={"total": amount, "count": 1})
@@ -74,7 +75,7 @@ def test_every_add_counts_on_rows_read_and_on_rows_only_added_to():
     }
 
 
-def test_a_lookup_reads_the_row_as_the_calls_before_it_left_it():
+def test_a_lookup_reads_the_row_as_the_calls_before_it_left_it() -> None:
     rows = RecordingRows()
     memory = {"order_id": "a"}
     paid = Lookup("memory", memory, ("paid",))
@@ -88,7 +89,7 @@ def test_a_lookup_reads_the_row_as_the_calls_before_it_left_it():
     assert "memory" not in changes  # set to 625, then back to what it held
 
 
-def test_a_row_deleted_and_inserted_again_is_updated_and_one_inserted_and_deleted_is_not_written():
+def test_a_row_deleted_and_inserted_again_is_updated_one_inserted_and_deleted_unwritten() -> None:
     rows = RecordingRows()
     line = {"order_id": "a", "sku": "S"}
     amount = Lookup("lines", line, ("amount",), sign=-1)
@@ -104,7 +105,7 @@ def test_a_row_deleted_and_inserted_again_is_updated_and_one_inserted_and_delete
     assert changes["orders"].updates[0]["total"] == 0
 
 
-def test_a_lookup_of_a_missing_row_reads_null_as_its_subquery_does():
+def test_a_lookup_of_a_missing_row_reads_null_as_its_subquery_does() -> None:
     rows = RecordingRows()
     missing = Lookup("lines", {"order_id": "a", "sku": "X"}, ("amount",), sign=-1)
     rows.update("orders", {"id": "a"}, add={"total": missing})
@@ -125,14 +126,16 @@ def test_a_lookup_of_a_missing_row_reads_null_as_its_subquery_does():
     ],
     ids=["update-missing", "delete-missing", "insert-existing", "unknown-column"],
 )
-def test_a_failing_call_fails_the_whole_fold(call, held):
+def test_a_failing_call_fails_the_whole_fold(
+    call: Callable[[RecordingRows], object], held: dict[str, list[dict[str, object]]]
+) -> None:
     rows = RecordingRows()
     call(rows)
     with pytest.raises(BatchFailed):
         _fold(rows, held)
 
 
-def test_what_the_fold_cannot_know_without_reading_is_not_folded():
+def test_what_the_fold_cannot_know_without_reading_is_not_folded() -> None:
     reads = RecordingRows()
     with pytest.raises(NotFoldable):
         reads.get("orders", {"id": "a"}, ["status"])
@@ -150,7 +153,7 @@ def test_what_the_fold_cannot_know_without_reading_is_not_folded():
         _fold(rekey, {"orders": [_order("a")]})
 
 
-def test_only_rows_not_inserted_first_are_read():
+def test_only_rows_not_inserted_first_are_read() -> None:
     rows = RecordingRows()
     rows.insert("orders", _order("new"))
     rows.update("orders", {"id": "new"}, set={"status": "placed"})
@@ -167,6 +170,6 @@ def test_only_rows_not_inserted_first_are_read():
     ],
     ids=["v1", "v2"],
 )
-def test_the_stream_sequence_is_read_as_nats_reads_it(reply: str):
+def test_the_stream_sequence_is_read_as_nats_reads_it(reply: str) -> None:
     msg = Msg(None, subject="es.orders", reply=reply)  # type: ignore[arg-type]
     assert stream_sequence(msg) == msg.metadata.sequence.stream == 4711

@@ -9,6 +9,7 @@ import pytest
 from contexts.shipping.domain import Shipment, ShipmentStatus
 from contexts.shipping.service import CARRIER_JOBS, ShippingService
 from domain.errors import DomainError, InvalidValue
+from tests.support.aggregates import collected
 from tests.support.participants import (
     assert_restored_from_snapshot,
     brought_to,
@@ -172,7 +173,7 @@ def test_the_open_jobs_of_a_shipment_are_exactly_its_pending_operation(
     status: ShipmentStatus,
 ) -> None:
     shipment = brought_to(new_shipment(), STEPS[status])
-    table = open_jobs(ShippingService.operation_jobs.changes, shipment.collect_events())
+    table = open_jobs(ShippingService.operation_jobs.changes, collected(shipment))
 
     operation = shipment.pending_operation
     assert set(table) == ({(CARRIER_JOBS, f"{shipment.id}:{operation}")} if operation else set())

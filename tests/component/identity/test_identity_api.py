@@ -90,7 +90,8 @@ def test_a_refresh_token_rotates_and_its_reuse_revokes_the_sign_in(
 
     def refresh(token: str) -> httpx.Response:
         form = {"grant_type": "refresh_token", "refresh_token": token}
-        return identity_client.post("/token", data=form)
+        response: httpx.Response = identity_client.post("/token", data=form)
+        return response
 
     second = refresh(first["refresh_token"])
     assert second.status_code == 200, second.text
@@ -160,7 +161,8 @@ def test_only_an_operator_rotates_keys_and_old_tokens_stay_verifiable(
     assert claims(identity_client, user_token)["sub"]  # still verifiable
 
     def signs_with_the_new_key() -> bool:  # from the next second, when rotated in the first
-        return kid_of(sign_in(identity_client, email).json()["access_token"]) == new_kid
+        token: str = sign_in(identity_client, email).json()["access_token"]
+        return kid_of(token) == new_kid
 
     wait_until(signs_with_the_new_key, 5, "a token signed by the new key")
 

@@ -67,9 +67,9 @@ def change_standing(users_url: str, user_id: str, token: str, change: str) -> No
 
 
 def refresh(client: TestClient, refresh_token: str) -> httpx.Response:
-    return client.post(
-        "/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
-    )
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    response: httpx.Response = client.post("/token", data=form)
+    return response
 
 
 def test_the_new_address_signs_in_and_the_old_one_does_not(

@@ -121,7 +121,8 @@ def _change(
     client: TestClient, token: str, current: str, new: str = NEW_PASSWORD
 ) -> httpx.Response:
     body = {"current_password": current, "new_password": new}
-    return client.post("/password", json=body, headers=_bearer(token))
+    response: httpx.Response = client.post("/password", json=body, headers=_bearer(token))
+    return response
 
 
 def test_a_password_change_needs_the_current_one_and_signs_every_session_out(

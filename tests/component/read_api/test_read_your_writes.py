@@ -269,7 +269,8 @@ def test_a_partition_token_waits_for_its_partition_only(
     known.write.partition_checkpoint(projection, context, 3, whole + 50)
 
     def status(position: str, wait: float = 0) -> int:
-        return client.get(path, params={"position": position, "wait": wait}).status_code
+        status: int = client.get(path, params={"position": position, "wait": wait}).status_code
+        return status
 
     assert status(f"{context}:{whole + 50}:p03") == 200
     assert status(f"{context}:{whole}:p04") == 200  # the context checkpoint covers p04

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from contexts.settings import Settings
+from domain.users.service import UsersService
 from eventlog.stores import Services
 from tests.support.api import unique_email
 from tests.support.nats import read_stream
@@ -63,7 +64,7 @@ class Writer:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._services.users.register(CTX, "Writer", unique_email())
+                self._services.application(UsersService).register(CTX, "Writer", unique_email())
                 self.count += 1
                 time.sleep(0.002)
         except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread

@@ -21,8 +21,10 @@ from psycopg.sql import SQL, Identifier
 
 from contexts.settings import Settings
 from domain.errors import ValueTaken
+from domain.orders.service import OrdersService
 from domain.service import CommandContext
 from domain.users.profile import UserProfile
+from domain.users.service import UsersService
 from eventlog.envelope import EventEnvelope
 from eventlog.jetstream import (
     WRONG_LAST_MSG_ID,
@@ -55,17 +57,19 @@ pytestmark = pytest.mark.postgres
 def test_every_committed_event_reaches_the_stream_once_in_order_with_headers_and_envelope(
     stack: Settings, services: Services
 ) -> None:
-    user = services.users.register(CTX, "Ada", unique_email()).id
+    user = services.application(UsersService).register(CTX, "Ada", unique_email()).id
     for _ in range(3):
-        order = services.orders.create_order(CTX, user, "EUR").id
+        order = services.application(OrdersService).create_order(CTX, user, "EUR").id
         for line in range(40):
-            services.orders.add_line(CommandContext(), order, f"SKU-{line}", 1, Decimal("1"))
+            services.application(OrdersService).add_line(
+                CommandContext(), order, f"SKU-{line}", 1, Decimal("1")
+            )
     # The poll backstop is 30 s here: only the NOTIFY of a commit can wake the relay in time.
     with RelayThread(stack, "orders", RelayConfig(page_size=50, poll_interval=30)) as relay:
         wait_until_relayed(stack, "orders", store_max(services, "orders"))
         time.sleep(0.3)  # idle, waiting on LISTEN
         started = time.monotonic()
-        late = services.orders.place(CTX, order)
+        late = services.application(OrdersService).place(CTX, order)
         wait_until_relayed(stack, "orders", late.position, timeout=3)
         woken_in = time.monotonic() - started
         assert relay.sample("strata_relay_active") == 1
@@ -205,14 +209,14 @@ def test_concurrent_writers_rollbacks_and_a_slow_committer_leave_no_gap_behind_t
     rolled_back: list[int] = []
     slow: list[int] = []
     taken = unique_email()
-    services.users.register(CTX, "Taken", taken)
+    services.application(UsersService).register(CTX, "Taken", taken)
     stop = threading.Event()
 
     def registrations() -> None:
         while not stop.is_set():
             try:
                 email = taken if random.random() < 0.3 else unique_email()
-                services.users.register(CTX, "Writer", email)
+                services.application(UsersService).register(CTX, "Writer", email)
             except ValueTaken:
                 pass  # rolled back before any position was taken
 
