@@ -11,12 +11,18 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.resilience import BreakerState
+from runtime.resilience import BreakerState, CircuitBreaker
 from tests.support.servers import wait_until
 
 PROVIDER = "payment-provider"
 TO = ("open", "half_open", "closed")
 """The `to` labels of `strata_breaker_transitions_total`: the state entered."""
+
+
+def state_of(breaker: CircuitBreaker) -> BreakerState:
+    """The breaker's state now: a call, so a type checker keeps no earlier check of
+    `breaker.state` across the calls through it in between."""
+    return breaker.state
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from projections.document_ops import (
     Bind,
     IncrementField,
     IncrementScore,
+    Op,
     SetFields,
     Template,
     UnboundName,
@@ -41,7 +42,7 @@ def test_negated_variables_keep_integer_syntax(value: str, negated: str) -> None
 
 
 def test_operations_encode_as_the_json_the_lua_executor_reads() -> None:
-    ops = [
+    ops: list[Op] = [
         Bind("order:1", ("user_id", "currency")),
         SetFields("order:1", {"paid_cents": "5", "by": Var("user_id")}),
         IncrementField(Template("stats:{user_id}"), Template("spent:{currency}"), 5),

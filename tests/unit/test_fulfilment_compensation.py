@@ -64,7 +64,7 @@ def test_an_unconfirmed_late_void_parks_the_cancelled_saga() -> None:
     assert run.saga.status is FulfilmentStatus.PARKED
     run.feed("retry")
     run.feed("payment_voided")
-    assert run.saga.status is FulfilmentStatus.CANCELLED
+    assert run.status() is FulfilmentStatus.CANCELLED
 
 
 def test_a_late_capture_turns_the_planned_void_into_a_refund() -> None:
@@ -203,7 +203,7 @@ def test_retry_asks_again_with_a_new_key_and_a_new_deadline() -> None:
     run.feed("payment_voided")
     assert run.commands[-1].key == f"{SAGA_ID}:cancel_order:1"
     run.feed("order_cancelled", "shipment failed: no carrier")
-    assert run.saga.status is FulfilmentStatus.CANCELLED
+    assert run.status() is FulfilmentStatus.CANCELLED
 
 
 def test_a_retried_compensation_that_fails_again_parks_again() -> None:

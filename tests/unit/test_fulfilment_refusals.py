@@ -68,7 +68,7 @@ def test_a_refused_step_parked_on_resumes_when_confirmed_after_all() -> None:
     run.feed("command_refused", "cancel_order", 0, "cannot cancel an order that is cancelled")
     assert run.saga.status is FulfilmentStatus.PARKED
     run.feed("order_cancelled", "customer called")
-    assert run.saga.status is FulfilmentStatus.CANCELLED
+    assert run.status() is FulfilmentStatus.CANCELLED
 
 
 def test_a_refused_late_void_parks_the_cancelled_saga() -> None:

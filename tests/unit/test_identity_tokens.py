@@ -49,6 +49,7 @@ def test_a_token_expired_or_of_another_issuer_is_refused(
 
 def test_a_forged_or_unknown_kid_token_is_refused() -> None:
     genuine, forger = parsed(new_key(0)), parsed(new_key(0))
+    assert genuine.kid is not None  # a stored key's JWK carries its kid
     impostor = ECKey.import_key(forger.as_dict(private=True), parameters={"kid": genuine.kid})
     forged = mint(SAGA, impostor, ISSUER, now=1_000, lifetime=TTL).token
     unknown = mint(SAGA, forger, ISSUER, now=1_000, lifetime=TTL).token

@@ -44,7 +44,7 @@ def test_a_pass_forgets_what_expired_and_keeps_the_rest(monkeypatch: pytest.Monk
         assert await storage.acquire_entry("kept", limit=5, expiry=10)
         await storage.incr("count-kept", expiry=10)
         now[0] += 4  # the first three expired, the last two not
-        await storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+        await storage._MemoryStorage__expire_events()
 
     asyncio.run(hits_then_a_pass())
     assert set(storage.events) == {"kept"}
@@ -91,7 +91,7 @@ def test_a_pass_lets_other_tasks_in_between_batches_of_keys(
         counter = asyncio.create_task(count_turns())
         await asyncio.sleep(0)
         started = turns
-        await storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+        await storage._MemoryStorage__expire_events()
         counter.cancel()
         assert turns - started >= 3  # 35 keys, 10 a turn
 
