@@ -13,6 +13,8 @@ import replay.sagas_cli  # noqa: F401
 from replay.app import BAD_ARGUMENTS, PROG, app
 from runtime.cli import error_line
 
+__all__ = ["app", "main"]
+
 
 def main() -> None:
     """Usage errors (unknown command or option, bad value) print one line and exit 2."""

@@ -34,17 +34,20 @@ class Clock:
 
 @pytest.fixture(params=BACKENDS)
 def identity_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdentitySettings]:
-    common = {
-        "data_dir": tmp_path,
-        "identity_password_profile": "CHEAPEST",
-        "identity_bootstrap_clients": CLIENTS,
-        "db_pool_size": 4,
-    }
+    def settings(database_url: str | None = None) -> IdentitySettings:
+        return IdentitySettings(
+            data_dir=tmp_path,
+            identity_password_profile="CHEAPEST",
+            identity_bootstrap_clients=CLIENTS,
+            db_pool_size=4,
+            identity_database_url=database_url,
+        )
+
     if request.param == "sqlite":
-        yield IdentitySettings(**common)
+        yield settings()
         return
     with scratch_databases(require_postgres(), "identity") as urls:
-        yield IdentitySettings(identity_database_url=urls["identity"], **common)
+        yield settings(urls["identity"])
 
 
 @pytest.fixture

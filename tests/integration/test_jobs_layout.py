@@ -78,15 +78,17 @@ def _layout(settings: Settings) -> tuple[set[str], dict[str, str]]:
                 " WHERE type = 'index' AND tbl_name = 'jobs'"
             )
             return columns, dict(indexes.fetchall())
-    with psycopg.connect(_postgres_url(settings)) as conn:
-        columns = conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'users_jobs'"
-        )
-        names = {row[0] for row in columns.fetchall()}
-        indexes = conn.execute(
+    with psycopg.connect(_postgres_url(settings)) as pg:
+        names = {
+            row[0]
+            for row in pg.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'users_jobs'"
+            )
+        }
+        definitions = pg.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'users_jobs'"
         )
-        return names, dict(indexes.fetchall())
+        return names, dict(definitions.fetchall())
 
 
 def test_a_table_of_the_previous_version_gets_the_fence_and_the_partial_index(
@@ -153,10 +155,11 @@ def test_postgres_claims_and_next_due_read_the_index_of_the_jobs_not_parked(
 def test_sqlite_claims_and_next_due_read_the_index_of_the_jobs_not_parked(
     stores: Services, settings: Settings
 ) -> None:
+    queries: list[tuple[str, list[str | int]]] = [(CLAIM, [KIND, 0, 16]), (NEXT_DUE, [KIND])]
     with sqlite3.connect(sqlite_path(settings, "users")) as conn:
         claim, next_due = (
             " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params))
-            for query, params in [(CLAIM, [KIND, 0, 16]), (NEXT_DUE, [KIND])]
+            for query, params in queries
         )
 
     assert claim == "SEARCH jobs USING INDEX jobs_unparked_by_due (kind=? AND due_at_us<?)"

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 
 from redis import Redis
 
@@ -87,7 +87,7 @@ class ProjectorThread:
         self._started = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
 
-    def __enter__(self) -> "ProjectorThread":
+    def __enter__(self) -> Self:
         self._thread.start()
         assert self._started.wait(20), "the projector did not start"
         if (worker := self.worker) is not None:

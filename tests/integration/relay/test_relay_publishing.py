@@ -224,7 +224,7 @@ def test_concurrent_writers_rollbacks_and_a_slow_committer_leave_no_gap_behind_t
         """An append by hand, under the table lock, held open `hold` seconds."""
         [event] = UserProfile.register("Raw", unique_email()).collect_events()
         stored = services.users.mapper.to_stored_event(event)
-        with psycopg.connect(str(stack.users_database_url)) as conn:
+        with psycopg.connect(str(stack.database_url("users"))) as conn:
             conn.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(Identifier("users_events")))
             row = conn.execute(
                 "INSERT INTO users_events (originator_id, originator_version, topic, state)"
