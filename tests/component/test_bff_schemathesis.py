@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from bff.mobile.app import create_app as create_mobile_app
 from bff.web.app import create_app as create_web_app
 from tests.support.bff import ReadApiProcess, bearer, bff_settings, read_database
+from tests.support.openapi import OpenApiCase
 from tests.support.processes import free_port
 
 ADA = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
@@ -63,18 +64,18 @@ def mobile_app(read_api: str) -> Iterator[FastAPI]:
         shutdown_lifespans()
 
 
-def check_answer(case: schemathesis.Case, app: FastAPI) -> None:
+def check_answer(case: OpenApiCase, app: FastAPI) -> None:
     response = case.call(app=app, headers=bearer(ADA))
     case.validate_response(response, checks=CHECKS)
 
 
 @web_schema.parametrize()
 @BOUNDED
-def test_web_bff(case: schemathesis.Case, web_app: FastAPI) -> None:
+def test_web_bff(case: OpenApiCase, web_app: FastAPI) -> None:
     check_answer(case, web_app)
 
 
 @mobile_schema.parametrize()
 @BOUNDED
-def test_mobile_bff(case: schemathesis.Case, mobile_app: FastAPI) -> None:
+def test_mobile_bff(case: OpenApiCase, mobile_app: FastAPI) -> None:
     check_answer(case, mobile_app)

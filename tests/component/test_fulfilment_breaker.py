@@ -35,15 +35,18 @@ def shop(
 ) -> Iterator[TestClient]:
     # The outage must not outlast an authorization's deadline: no compensation here.
     policy = FulfilmentPolicy(authorize_timeout=timedelta(days=1))
-    wiring = {
-        "breaker_failure_threshold": THRESHOLD,
-        "breaker_recovery_seconds": 0.3,
-        "provider_retries": 0,
+    with shop_client(
+        settings,
+        provider,
+        carrier,
+        policy,
+        breaker_failure_threshold=THRESHOLD,
+        breaker_recovery_seconds=0.3,
+        provider_retries=0,
         # The calls are counted exactly, as one caller makes them: with jobs run several at once,
         # the calls already under way when the breaker opens fail too (docs/config.md).
-        "job_concurrency": 1,
-    }
-    with shop_client(settings, provider, carrier, policy, **wiring) as client:
+        job_concurrency=1,
+    ) as client:
         yield client
 
 

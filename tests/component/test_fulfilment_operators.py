@@ -3,6 +3,7 @@ by hand (`FaultSchedule` of test_fulfilment_faults: the write API, the saga's in
 poller, the provider simulators over HTTP): a payment voided by hand while the saga runs is not
 waited for when the saga compensates, and a parked saga's refused step can be skipped."""
 
+from decimal import Decimal
 from uuid import UUID
 
 from contexts.fulfilment import ids
@@ -46,7 +47,7 @@ def test_a_payment_voided_by_hand_while_the_saga_runs_is_not_waited_for() -> Non
         assert (ended.saga, ended.order, ended.net_charge, ended.authorizations) == (
             "cancelled",
             "cancelled",
-            0,
+            Decimal(0),
             ("voided",),
         )
     finally:
@@ -97,7 +98,11 @@ def test_a_refused_shipment_cancellation_skipped_by_an_operator_refunds_the_paym
             machine.network.ledger(PAYMENT_PROVIDER),
             machine.network.ledger(CARRIER),
         )
-        assert (ended.captures, ended.net_charge, ended.authorizations) == (1, 0, ("refunded",))
+        assert (ended.captures, ended.net_charge, ended.authorizations) == (
+            1,
+            Decimal(0),
+            ("refunded",),
+        )
         assert_problem(machine.client.post(skip, json={"note": NOTE}), 409, "cancelled, not parked")
     finally:
         machine.close()

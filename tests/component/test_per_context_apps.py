@@ -9,14 +9,17 @@ moves when a test says so (tests/e2e/test_contexts_apart.py runs the whole path)
 
 import uuid
 from collections.abc import Iterator
+from typing import cast
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from contexts.registered import REGISTRY
 from contexts.settings import Settings
-from eventlog.replicas import take_in
-from tests.support.api import assert_problem, register
+from eventlog.envelope import envelope_source
+from eventlog.replicas import ReplicaStore, take_in
+from tests.support.api import assert_problem, register, services
 from tests.support.auth import OPERATOR
 from write_api.app import create_app
 
@@ -42,8 +45,11 @@ def orders(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def _order(orders: TestClient, user: str, **params: str) -> object:
-    return orders.post("/orders", params=params, json={"user_id": user, "currency": "EUR"})
+def _order(orders: TestClient, user: str, **params: str) -> httpx.Response:
+    response: httpx.Response = orders.post(
+        "/orders", params=params, json={"user_id": user, "currency": "EUR"}
+    )
+    return response
 
 
 def test_each_app_serves_its_own_context_and_store(users: TestClient, orders: TestClient) -> None:
@@ -51,14 +57,14 @@ def test_each_app_serves_its_own_context_and_store(users: TestClient, orders: Te
     assert orders.get("/readyz").status_code == 200
     assert orders.post("/users", json={"name": "A", "email": "a@example.com"}).status_code == 404
     assert users.post("/orders", json={"user_id": str(uuid.uuid4())}).status_code == 404
-    assert [service.name for service in orders.app.state.services.all()] == ["orders"]
+    assert [service.name for service in services(orders).all()] == ["orders"]
 
 
 def test_an_unknown_user_is_a_422_that_changes_nothing(orders: TestClient) -> None:
-    before = orders.app.state.services["orders"].recorder.max_notification_id()
+    before = services(orders)["orders"].recorder.max_notification_id()
     response = _order(orders, str(uuid.uuid4()))
     assert_problem(response, 422, "has not heard of a user")
-    assert orders.app.state.services["orders"].recorder.max_notification_id() == before
+    assert services(orders)["orders"].recorder.max_notification_id() == before
 
 
 def test_a_position_of_a_context_orders_does_not_follow_is_a_422(orders: TestClient) -> None:
@@ -86,12 +92,12 @@ def test_embedded_orders_sees_every_registration_at_once(
 
 
 def test_a_registration_reaches_orders_through_its_events(
-    users: TestClient, orders: TestClient
+    users: TestClient, orders: TestClient, settings: Settings
 ) -> None:
     """Whatever feeds it, once the replica has the registration's position the order is taken."""
     registered = users.post("/users", json={"name": "Ada", "email": f"{uuid.uuid4()}@x.org"})
     position = registered.json()["position"]
-    if orders.app.state.settings.mode == "stack":
+    if settings.mode == "stack":  # the orders app's mode: its settings differ in no URL
         _take_in_users_log(users, orders)
     response = _order(orders, registered.json()["id"], position=position)
     assert response.status_code == 201, response.text
@@ -100,5 +106,5 @@ def test_a_registration_reaches_orders_through_its_events(
 def _take_in_users_log(users: TestClient, orders: TestClient) -> None:
     """What the users' relay and the orders' stream feed do in the stack, without NATS."""
     (replica,) = REGISTRY["orders"].replicas
-    log = users.app.state.services["users"].recorder.select_envelopes("users", 0, 10_000)
-    take_in(orders.app.state.services["orders"].recorder, replica, log)
+    log = envelope_source(services(users)["users"].recorder).select_envelopes("users", 0, 10_000)
+    take_in(cast(ReplicaStore, services(orders)["orders"].recorder), replica, log)

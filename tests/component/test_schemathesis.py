@@ -16,6 +16,7 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.internal.conjecture import providers
+from hypothesis.internal.constants_ast import Constants
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
@@ -26,7 +27,7 @@ from read_api.app import create_app as create_read_app
 from readmodels.sql import PostgresDatabase
 from runtime.http.problem_types import POSITION_NOT_REACHED
 from tests.support.auth import OPERATOR
-from tests.support.openapi import document_only_data_dir
+from tests.support.openapi import OpenApiCase, document_only_data_dir
 from tests.support.postgres import require_postgres, scratch_databases, url_settings
 from tests.support.read_models import ReadModelWriter, require_redis, scratch_redis_database
 from write_api.app import create_app as create_write_app
@@ -95,7 +96,7 @@ write_schema = _document(create_write_app(_UNUSED))
 read_schema = _document(create_read_app(_UNUSED))
 
 
-def check_answer(case: schemathesis.Case, app: FastAPI) -> None:
+def check_answer(case: OpenApiCase, app: FastAPI) -> None:
     response = case.call(app=app, headers=OPERATOR)
     checks = CHECKS
     if _position_not_reached(response):
@@ -116,7 +117,7 @@ def same_examples_whatever_else_is_imported() -> Iterator[None]:
     """Hypothesis mixes into its draws constants found in the local modules imported so far,
     which depend on the tests collected with these: without them, a run draws the same examples
     alone or within the whole suite (Hypothesis has no setting for this)."""
-    no_constants = providers.Constants()
+    no_constants = Constants()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(providers, "_get_local_constants", lambda: no_constants)
         providers.CONSTANTS_CACHE.cache.clear()
@@ -164,19 +165,19 @@ def stack_read_app() -> Iterator[FastAPI]:
 
 @embedded_schema.parametrize()
 @BOUNDED
-def test_embedded_process(case: schemathesis.Case, embedded_app: FastAPI) -> None:
+def test_embedded_process(case: OpenApiCase, embedded_app: FastAPI) -> None:
     check_answer(case, embedded_app)
 
 
 @pytest.mark.postgres
 @write_schema.parametrize()
 @BOUNDED
-def test_write_api_on_stack(case: schemathesis.Case, stack_write_app: FastAPI) -> None:
+def test_write_api_on_stack(case: OpenApiCase, stack_write_app: FastAPI) -> None:
     check_answer(case, stack_write_app)
 
 
 @pytest.mark.postgres
 @read_schema.parametrize()
 @BOUNDED
-def test_read_api_on_stack(case: schemathesis.Case, stack_read_app: FastAPI) -> None:
+def test_read_api_on_stack(case: OpenApiCase, stack_read_app: FastAPI) -> None:
     check_answer(case, stack_read_app)

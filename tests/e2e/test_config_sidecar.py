@@ -120,4 +120,5 @@ def test_after_a_nats_restart_an_update_arrives_within_the_bound(tmp_path: Path)
 
 
 def _handed_on(live_file: Path, level: str) -> bool:
-    return live_document(live_file).get("settings", {}).get("log_level") == level
+    handed_on: object = live_document(live_file).get("settings", {}).get("log_level")
+    return handed_on == level

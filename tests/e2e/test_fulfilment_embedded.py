@@ -4,6 +4,7 @@ when the process is killed while a provider call is under way."""
 
 import os
 import signal
+from decimal import Decimal
 from pathlib import Path
 
 from tests.support.processes import entry_point, free_port, running_service
@@ -23,7 +24,7 @@ def test_the_all_in_one_process_ships_a_placed_order_on_its_own_simulators(
         order = shop.place("20.00")
         wait_until(lambda: shop.ending(order) is not None, 30, f"{order} ends: {shop.saga(order)}")
         assert shop.assert_ended_well(order) == "shipped"
-        assert shop.charges(order) == (1, 20)
+        assert shop.charges(order) == (1, Decimal(20))
     output = process.stdout.read() if process.stdout else ""
     assert f"payment-provider simulator, in this process: {base}/simulators/" in output
 
@@ -53,4 +54,4 @@ def test_an_order_whose_authorization_was_under_way_when_the_process_was_killed_
                 lambda: shop.ending(order) is not None, 40, f"{order} ends: {shop.saga(order)}"
             )
             assert shop.assert_ended_well(order) == "shipped", shop.saga(order)
-            assert shop.charges(order) == (1, 20)
+            assert shop.charges(order) == (1, Decimal(20))

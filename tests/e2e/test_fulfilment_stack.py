@@ -8,6 +8,8 @@ import random
 import signal
 import threading
 import time
+from decimal import Decimal
+from functools import partial
 
 import httpx
 
@@ -47,7 +49,7 @@ def test_a_placed_order_ends_shipped_with_one_capture(stack: Stack) -> None:
     order = shop.place("42.00")
     wait_until(lambda: shop.ending(order) is not None, 60, f"{order} ends: {shop.saga(order)}")
     assert shop.assert_ended_well(order) == "shipped"
-    assert shop.charges(order) == (1, 42)
+    assert shop.charges(order) == (1, Decimal(42))
 
 
 def test_a_provider_outage_opens_the_payments_breaker_and_recovery_closes_it(stack: Stack) -> None:
@@ -65,8 +67,12 @@ def test_a_provider_outage_opens_the_payments_breaker_and_recovery_closes_it(sta
     finally:
         provider.control()
     check_recovery_closes(watch, outage_end)
+
+    def ended(order: str) -> bool:
+        return shop.ending(order) is not None
+
     for order in orders:
-        wait_until(lambda o=order: shop.ending(o) is not None, 60, f"{order} ends")
+        wait_until(partial(ended, order), 60, f"{order} ends")
         assert shop.assert_ended_well(order) == "shipped"
 
 

@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -39,7 +40,7 @@ from tests.support.auth import OPERATOR, JwksServer
 from tests.support.dumps import differences, dump_read_models
 from tests.support.nats import last_position, read_stream
 from tests.support.nats_cluster import RunningCluster, nats_cluster
-from tests.support.postgres import require_postgres, scratch_databases, url_variables
+from tests.support.postgres import require_postgres, scratch_databases, url_settings, url_variables
 from tests.support.processes import BIN, free_port, stop_process
 from tests.support.read_models import require_redis, scratch_redis_database
 from tests.support.servers import wait_until
@@ -108,7 +109,7 @@ def fanout(tmp_path: Path, trusted_identity: JwksServer) -> Iterator[tuple[Fanou
         running = Fanout(env, ports, tmp_path, supervisor)
         try:
             for name in PROCESSES:
-                wait_until(lambda name=name: running.ready(name), SECONDS, f"{name} is ready")
+                wait_until(partial(running.ready, name), SECONDS, f"{name} is ready")
             yield running, cluster
         finally:
             stop_process(supervisor)
@@ -225,8 +226,8 @@ def _last_seq(cluster: RunningCluster) -> int:
 
 
 def _settings(stack: Fanout) -> Settings:
-    urls = {f"{c}_database_url": stack.env[f"STRATA_{c.upper()}_DATABASE_URL"] for c in CONTEXTS}
-    return Settings(**urls, group_commit=False)
+    urls = {c: stack.env[f"STRATA_{c.upper()}_DATABASE_URL"] for c in CONTEXTS}
+    return Settings(**url_settings(urls), group_commit=False)
 
 
 def _assert_the_stream_holds_each_event_once(stack: Fanout, cluster: RunningCluster) -> int:

@@ -18,6 +18,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
+from typing import cast
 
 import httpx
 import psycopg
@@ -27,6 +29,8 @@ from redis import Redis
 from contexts.registered import REGISTRY
 from contexts.settings import CONTEXTS
 from eventlog.envelope import envelope_source
+from eventlog.jobs import JobStore
+from eventlog.replicas import ReplicaStore
 from eventlog.stores import Services, build_services
 from projections.catchup import project_log
 from projections.engine import Target
@@ -155,12 +159,16 @@ def _lost_checkpoint_warnings(stack: Stack) -> Counter[str]:
 def _outage(stack: Stack, server: str) -> None:
     """Take `server` down hard; bring it back once the outage lasted OUTAGE_SECONDS and every
     process that needs it reported not ready."""
+
+    def not_ready(name: str) -> bool:
+        return not stack.ready(name)
+
     down = stack.servers.by_name(server)
     down.crash()
     started = time.monotonic()
     try:
         for name in sorted(NEEDS[server]):
-            wait_until(lambda name=name: not stack.ready(name), 30, f"{name} reports not ready")
+            wait_until(partial(not_ready, name), 30, f"{name} reports not ready")
         remaining = OUTAGE_SECONDS - (time.monotonic() - started)
         if remaining > 0:
             time.sleep(remaining)  # the outage's length, not a wait for a result
@@ -199,7 +207,7 @@ def _quiet_heads(services: Services, live: list[Target]) -> dict[str, int]:
 
     def jobs_left() -> bool:
         return any(
-            services[context.name].recorder.next_due(worker.kind) is not None
+            cast(JobStore, services[context.name].recorder).next_due(worker.kind) is not None
             for context in REGISTRY
             for worker in context.workers
         )
@@ -236,7 +244,8 @@ def _followers_caught_up(services: Services, heads: dict[str, int]) -> bool:
         ]
     ]
     return all(
-        services[follower].recorder.replica_checkpoint(key).position >= heads[upstream]
+        cast(ReplicaStore, services[follower].recorder).replica_checkpoint(key).position
+        >= heads[upstream]
         for follower, upstream, key in followed
     )
 

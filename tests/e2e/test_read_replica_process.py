@@ -42,7 +42,7 @@ def register(stack: Stack, name: str) -> str:
 
 
 def directory(base: str, prefix: str, position: str, wait: float) -> httpx.Response:
-    params = {"name_prefix": prefix, "position": position, "wait": wait}
+    params: dict[str, str | float] = {"name_prefix": prefix, "position": position, "wait": wait}
     return httpx.get(f"{base}/users", params=params, headers=OPERATOR, timeout=wait + 10)
 
 

@@ -4,13 +4,18 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from eventlog.stores import Services
 
 
 def services(client: TestClient) -> Services:
-    return client.app.state.services  # type: ignore[attr-defined,no-any-return]
+    """The stores of the app the client drives (a FastAPI app, kept by the client as given)."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    held: Services = app.state.services
+    return held
 
 
 def unique_email(prefix: str = "user") -> str:

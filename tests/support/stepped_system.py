@@ -48,10 +48,11 @@ from eventlog.envelope import EventEnvelope
 from eventlog.jobs import JobPoller, JobStore, ManualClock
 from eventlog.reactions import Reaction
 from eventlog.replica_feeds import StoreTail
-from eventlog.stores import Services, react_to_log
+from eventlog.stores import react_to_log
 from runtime.auth.tokens import NoToken
 from runtime.live_settings import LiveSettings
 from runtime.resilience import BreakerMetrics
+from tests.support.api import services
 from tests.support.auth import OPERATOR
 from tests.support.simulated_network import Crash, SimulatedNetwork
 from write_api.app import create_app
@@ -91,7 +92,7 @@ class SteppedSystem:
         self.client = self._process.enter_context(
             TestClient(create_app(self.settings, contexts=QUIET), headers=OPERATOR)
         )
-        self.services: Services = self.client.app.state.services  # type: ignore[attr-defined]
+        self.services = services(self.client)
         self._intake = {
             f"saga<-{reaction.upstream}": self._saga_intake(reaction)
             for reaction in FULFILMENT.reactions

@@ -155,7 +155,7 @@ def test_only_an_operator_rotates_keys_and_old_tokens_stay_verifiable(
         "/keys/rotate", headers={"Authorization": f"Bearer {operator_token}"}
     )
     assert rotated.status_code == 201, rotated.text
-    new_kid = rotated.json()["kid"]
+    new_kid: str = rotated.json()["kid"]
     published = [key["kid"] for key in identity_client.get("/jwks.json").json()["keys"]]
     assert published == [new_kid, kid_of(user_token)]
     assert claims(identity_client, user_token)["sub"]  # still verifiable

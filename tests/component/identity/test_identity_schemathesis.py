@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from identity.app import create_app
 from identity.settings import IdentitySettings
-from tests.support.openapi import document_only_data_dir
+from tests.support.openapi import OpenApiCase, document_only_data_dir
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 BOUNDED = settings(
@@ -48,5 +48,5 @@ def identity_app(tmp_path_factory: pytest.TempPathFactory, users_url: str) -> It
 
 @identity_schema.parametrize()
 @BOUNDED
-def test_identity_api(case: schemathesis.Case, identity_app: FastAPI) -> None:
+def test_identity_api(case: OpenApiCase, identity_app: FastAPI) -> None:
     case.validate_response(case.call(app=identity_app), checks=CHECKS)
