@@ -30,10 +30,10 @@ CREATE_STATEMENTS = (
     " parked_at_us INTEGER, parked_reason TEXT, fence INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (kind, key))",
     "CREATE TABLE IF NOT EXISTS job_fences (last INTEGER NOT NULL)",
-    "INSERT INTO job_fences (last) SELECT 0 WHERE NOT EXISTS (SELECT * FROM job_fences)",
 )
-"""The tables; the index is made by `SQLiteJobs.upgrade` (it needs columns an earlier version's
-table may lack)."""
+"""The tables; their index and the row of `job_fences` are made by `SQLiteJobs.upgrade` (the
+index needs columns an earlier version's table may lack, and the row a write, which must take
+the write lock first: see `upgrade`)."""
 ADDED_COLUMNS = {
     "parked_at_us": "INTEGER",
     "parked_reason": "TEXT",
@@ -102,9 +102,15 @@ class SQLiteJobs:
 
     def upgrade(self) -> None:
         """Bring the table to this version's layout: add the columns it lacks, make the index
-        of the jobs not parked and drop the one of every job (SQLite has no ADD COLUMN IF NOT
-        EXISTS: the checks and the changes share the write lock)."""
+        of the jobs not parked, drop the one of every job, and give `job_fences` its row. The
+        checks and the changes share the write lock, taken before the first read (SQLite has
+        no ADD COLUMN IF NOT EXISTS; and in WAL mode a transaction that read before its first
+        write fails at once, "database is locked", when another commit came in between, as a
+        busy store's writer does)."""
         with self._immediate() as c:
+            c.execute(
+                "INSERT INTO job_fences (last) SELECT 0 WHERE NOT EXISTS (SELECT * FROM job_fences)"
+            )
             c.execute("PRAGMA table_info(jobs)")
             present = {row["name"] for row in c.fetchall()}
             for column, kind in ADDED_COLUMNS.items():
