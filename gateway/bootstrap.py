@@ -8,12 +8,18 @@ retried: a read's 503 `position-not-reached` has already waited its `wait`, and 
 wait it again and spend the caller's rate limit. Each route has its upstream's timeout.
 Clusters eject a host that answers 5xx five times in a row (outlier detection) and find their
 hosts by DNS (a compose service's address changes when it restarts).
+
+The client's address reaches the services in `X-Forwarded-For`, and the gateway is its only
+source: the header is replaced by the address of the connection's peer, never appended to, so
+a client cannot name another address by sending the header itself (the services believe the
+header from the gateway's address: docs/rate-limits.md).
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.filters import (
+    CLIENT_ADDRESS,
     Config,
     TokenBucket,
     TokenIssuer,
@@ -21,6 +27,7 @@ from gateway.filters import (
     duration,
     http_filters,
     local_replies,
+    overwritten,
 )
 from gateway.upstreams import Placement, Upstream
 
@@ -87,19 +94,23 @@ def health_route() -> Config:
     return {
         "match": {"path": "/healthz"},
         "direct_response": {"status": 200, "body": {"inline_string": '{"status":"ok"}'}},
-        "response_headers_to_add": [
-            {
-                "header": {"key": "content-type", "value": "application/json"},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }
-        ],
+        "response_headers_to_add": [overwritten("content-type", "application/json")],
     }
+
+
+FORWARDED_FOR = overwritten("x-forwarded-for", CLIENT_ADDRESS)
+"""The peer's address alone: Envoy's own would append it to what the client sent, and the
+services, which believe the gateway's hops, would read the client's value past it."""
 
 
 def route_config(upstreams: list[Upstream]) -> Config:
     routes = [health_route(), *(r for upstream in upstreams for r in upstream_routes(upstream))]
     virtual_host = {"name": "strata", "domains": ["*"], "routes": routes}
-    return {"name": "strata", "virtual_hosts": [virtual_host]}
+    return {
+        "name": "strata",
+        "virtual_hosts": [virtual_host],
+        "request_headers_to_add": [FORWARDED_FOR],
+    }
 
 
 def connection_manager(gateway: Gateway, upstreams: list[Upstream]) -> Config:

@@ -48,6 +48,8 @@ REQUEST_ID = "%REQ(X-REQUEST-ID)%"
 CLIENT_PATH = "%PATH(NQ:ORIG_OR_PATH)%"
 """The path as the client sent it, before a prefix was stripped, without its query string,
 which may hold what must be neither logged nor echoed (a token)."""
+CLIENT_ADDRESS = "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
+"""The address of the connection's peer (with `use_remote_address`, never read from a header)."""
 JWT_PAYLOAD = "jwt_payload"
 """The verified token's claims, in the request's dynamic metadata (logged: `sub`)."""
 
@@ -104,6 +106,14 @@ def correlation_filter() -> Config:
     }
 
 
+def overwritten(header: str, value: str) -> Config:
+    """A header set to `value`, replacing any the message had."""
+    return {
+        "header": {"key": header, "value": value},
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+    }
+
+
 def _add_if_absent(header: str, value: str) -> Config:
     return {"append": {"header": {"key": header, "value": value}, "append_action": "ADD_IF_ABSENT"}}
 
@@ -120,12 +130,7 @@ def rate_limit_filter(bucket: TokenBucket) -> Config:
         },
         filter_enabled=_always("gateway_rate_limit.enabled"),
         filter_enforced=_always("gateway_rate_limit.enforced"),
-        response_headers_to_add=[
-            {
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                "header": {"key": "retry-after", "value": bucket.retry_after},
-            }
-        ],
+        response_headers_to_add=[overwritten("retry-after", bucket.retry_after)],
     )
     return {"name": "envoy.filters.http.local_ratelimit", "typed_config": config}
 
@@ -215,7 +220,7 @@ ACCESS_LOG_FIELDS = {
     "request_id": REQUEST_ID,
     "correlation_id": "%REQ(X-CORRELATION-ID)%",
     "subject": f"%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:{JWT_PAYLOAD}:sub)%",
-    "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+    "client": CLIENT_ADDRESS,
     "bytes_received": "%BYTES_RECEIVED%",
     "bytes_sent": "%BYTES_SENT%",
 }
@@ -265,13 +270,7 @@ class LocalProblem:
         if status != self.status:
             mapper["status_code"] = status
         if self.headers:
-            mapper["headers_to_add"] = [
-                {
-                    "header": {"key": key, "value": value},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                }
-                for key, value in self.headers
-            ]
+            mapper["headers_to_add"] = [overwritten(key, value) for key, value in self.headers]
         return mapper
 
     def _filter(self) -> Config:

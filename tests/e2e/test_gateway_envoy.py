@@ -137,6 +137,26 @@ def test_the_token_and_a_generated_correlation_id_are_forwarded(
     assert forwarded.headers["x-correlation-id"] == forwarded.headers["x-request-id"]
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [[], ["203.0.113.7"], ["203.0.113.7, 198.51.100.2"], ["203.0.113.7", "198.51.100.2"]],
+    ids=["none", "one", "a chain", "twice"],
+)
+def test_the_forwarded_address_is_the_peers_alone(
+    client: httpx.Client, orders: RecordingServer, sent: list[str]
+) -> None:
+    """Never the client's `X-Forwarded-For` with the peer appended: the services believe the
+    gateway's hops, and would read the client's own value past it."""
+    path = f"/orders/{uuid.uuid4()}"
+    headers = [("Authorization", f"Bearer {SIGNER.token()}")]
+
+    response = client.get(path, headers=[*headers, *(("X-Forwarded-For", a) for a in sent)])
+
+    assert response.status_code == 200, response.text
+    [forwarded] = orders.received("GET", path)
+    assert forwarded.headers["x-forwarded-for"] == "127.0.0.1"
+
+
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
 def test_the_scheme_is_taken_in_any_case_and_forwarded_as_bearer(
     client: httpx.Client, orders: RecordingServer, scheme: str
