@@ -21,7 +21,12 @@ from pydantic_core import PydanticCustomError
 
 from domain.errors import InvalidValue
 from domain.orders.order import MAX_QUANTITY, MAX_REASON_LENGTH, MAX_SKU_LENGTH, MIN_QUANTITY
-from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
+from domain.users.profile import (
+    MAX_CITY_LENGTH,
+    MAX_HOBBY_LENGTH,
+    MAX_NAME_LENGTH,
+    addable_hobby,
+)
 from domain.values import (
     AMOUNT_DIGITS,
     CANONICAL_UUID,
@@ -79,6 +84,12 @@ _VISIBLE = AfterValidator(_shows_something)
 
 Name = PlainText[Annotated[str, _trimmed(MAX_NAME_LENGTH), _VISIBLE]]
 Hobby = PlainText[Annotated[str, _trimmed(MAX_HOBBY_LENGTH), _VISIBLE]]
+"""A hobby as it names one already in a profile (a path: `.` and `..` too, added before they
+were refused)."""
+AddedHobby = PlainText[
+    Annotated[str, _trimmed(MAX_HOBBY_LENGTH), _VISIBLE, _domain_check(addable_hobby)]
+]
+"""A hobby a profile may take: also not `.` or `..`, which no URL path can carry."""
 City = PlainText[Annotated[str, _trimmed(MAX_CITY_LENGTH), _VISIBLE]]
 Country = PlainText[Annotated[str, _domain_check(country_code)]]
 Currency = PlainText[Annotated[str, _domain_check(currency_code)]]
@@ -147,7 +158,7 @@ class ChangeEmail(Command):
 
 
 class AddHobby(Command):
-    hobby: Hobby
+    hobby: AddedHobby
 
 
 class ChangeLocation(Command):

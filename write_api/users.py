@@ -34,9 +34,11 @@ CONTEXT = "users"
 HobbyInPath = Annotated[
     Hobby,
     Path(
-        description="The hobby as it was added, percent-encoded: `/` as `%2F`, `.` and `..`"
-        " as `%2E` and `%2E%2E`, `%`, `?`, `#` and spaces as `%25`, `%3F`, `%23`, `%20`."
-        " Compared like an added hobby: trimmed, ignoring letter case."
+        description="The hobby as it was added, percent-encoded: `/` as `%2F`, `%`, `?`, `#`"
+        " and spaces as `%25`, `%3F`, `%23`, `%20`. Compared like an added hobby: trimmed,"
+        " ignoring letter case. `.` and `..` are no longer added (no URL path can name them:"
+        " proxies remove dot-segments, `%2E` included); one added before is named with a space"
+        " beside it, `%20%2E%2E`, which is trimmed."
     ),
 ]
 

@@ -5,13 +5,25 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain.aggregate import EventSourcedAggregate
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidValue
 from domain.values import bounded_text, caseless, country_code, normalized_email
 
 MAX_NAME_LENGTH = 100
 MAX_HOBBY_LENGTH = 40
 MAX_HOBBIES = 20
 MAX_CITY_LENGTH = 100
+DOT_SEGMENTS = (".", "..")
+"""Hobbies no URL path can name: a client or proxy following RFC 3986 removes the segment (and
+`%2E` is `.` to it), so such a hobby could be added but never removed by `DELETE .../{hobby}`."""
+
+
+def addable_hobby(hobby: str) -> str:
+    """`hobby` (trimmed) if a profile may take it: not `.` or `..`."""
+    if hobby in DOT_SEGMENTS:
+        raise InvalidValue(
+            f"hobby may not be {hobby!r}: a URL path cannot name it, so it could not be removed"
+        )
+    return hobby
 
 
 class UserProfile(EventSourcedAggregate):
@@ -99,7 +111,7 @@ class UserProfile(EventSourcedAggregate):
 
     def add_hobby(self, hobby: str) -> None:
         self._require_active()
-        hobby = bounded_text(hobby, field="hobby", max_length=MAX_HOBBY_LENGTH)
+        hobby = addable_hobby(bounded_text(hobby, field="hobby", max_length=MAX_HOBBY_LENGTH))
         if self._find_hobby(hobby) is not None:
             raise DomainError(f"hobby {hobby!r} is already in the profile")
         if len(self.hobbies) >= MAX_HOBBIES:
@@ -107,7 +119,8 @@ class UserProfile(EventSourcedAggregate):
         self.trigger_event(self.HobbyAdded, hobby=hobby)
 
     def remove_hobby(self, hobby: str) -> None:
-        """Remove the hobby named as it would be added: trimmed, in any letter case."""
+        """Remove the hobby named as it would be added: trimmed, in any letter case (also `.` or
+        `..`, which profiles took before `addable_hobby` refused them)."""
         self._require_active()
         hobby = bounded_text(hobby, field="hobby", max_length=MAX_HOBBY_LENGTH)
         present = self._find_hobby(hobby)

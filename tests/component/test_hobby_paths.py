@@ -6,11 +6,14 @@ covered by tests/e2e/test_write_api_paths.py, against a real server.)
 """
 
 from urllib.parse import quote
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.api import assert_problem, register, store_state
+from domain.service import CommandContext
+from domain.users.profile import UserProfile
+from tests.support.api import assert_problem, register, services, store_state
 
 
 def hobby_path(user: str, hobby: str) -> str:
@@ -18,7 +21,20 @@ def hobby_path(user: str, hobby: str) -> str:
     return f"/users/{user}/hobbies/" + quote(hobby, safe="").replace(".", "%2E")
 
 
-EDGE_HOBBIES = ["a/b", "/", "//", "a/", "..", ".", "a?b", "a#b", "a+b", "100%", "Ünï ☃", "x" * 40]
+EDGE_HOBBIES = [
+    "a/b",
+    "/",
+    "//",
+    "a/",
+    "a?b",
+    "a#b",
+    "a+b",
+    "100%",
+    "Ünï ☃",
+    "x" * 40,
+    "...",
+    ". .",
+]
 
 
 @pytest.mark.parametrize("hobby", EDGE_HOBBIES)
@@ -32,6 +48,43 @@ def test_a_hobby_added_can_be_removed_by_its_encoded_name(client: TestClient, ho
     assert removed.status_code == 200, removed.text
     assert removed.json()["version"] == 4
     assert client.get(f"/users/{user}").json()["hobbies"] == ["kept"]
+
+
+@pytest.mark.parametrize("hobby", [".", "..", " .. ", "\u3000."])
+def test_a_dot_segment_is_refused_as_a_hobby(client: TestClient, hobby: str) -> None:
+    """No URL path can name `.` or `..` (RFC 3986 removes them, `%2E` is `.`): a hobby so
+    named could be added, never removed through the gateway."""
+    user = register(client)
+    before = store_state(client)
+
+    problem = assert_problem(
+        client.post(f"/users/{user}/hobbies", json={"hobby": hobby}), 422, "body.hobby"
+    )
+
+    assert "URL path" in problem["errors"][0]["message"]
+    assert store_state(client) == before
+    assert client.get(f"/users/{user}").json()["hobbies"] == []
+
+
+@pytest.mark.parametrize(
+    ("hobby", "segment"), [(".", "%2E"), ("..", "%2E%2E"), ("..", "%20%2E%2E"), (".", "%2E%20")]
+)
+def test_a_dot_segment_hobby_stored_before_the_rule_is_still_removed(
+    client: TestClient, hobby: str, segment: str
+) -> None:
+    """Directly at the write service by `%2E`/`%2E%2E`; through the gateway, which removes dot
+    segments, with a space beside it (trimmed, as in any removal)."""
+    user = register(client)
+    services(client).users.update(
+        CommandContext(),
+        UserProfile,
+        UUID(user),
+        lambda profile: profile.trigger_event(UserProfile.HobbyAdded, hobby=hobby),
+    )
+    assert client.get(f"/users/{user}").json()["hobbies"] == [hobby]
+
+    assert client.delete(f"/users/{user}/hobbies/{segment}").status_code == 200
+    assert client.get(f"/users/{user}").json()["hobbies"] == []
 
 
 @pytest.mark.parametrize("spelling", [" lead ", "LEAD", "\u3000Lead"])

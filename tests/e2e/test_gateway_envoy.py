@@ -157,6 +157,28 @@ def test_the_forwarded_address_is_the_peers_alone(
     assert forwarded.headers["x-forwarded-for"] == "127.0.0.1"
 
 
+def test_a_dot_segment_hobby_is_refused_and_one_stored_before_is_named_with_a_space(
+    client: httpx.Client,
+) -> None:
+    """Envoy normalizes paths (`%2E%2E` is `..`, removed with the segment before it), so a
+    hobby `..` could never be removed through it: it is refused when added. One stored before
+    is named as ` ..` (`%20%2E%2E`, trimmed by the service): the service's 409 names it."""
+    headers = bearer(SIGNER.token(roles=["operator"]))
+    email = f"dots-{uuid.uuid4().hex[:8]}@example.com"
+    user = client.post("/users", json={"name": "Ada", "email": email}, headers=headers).json()["id"]
+
+    added = client.post(f"/users/{user}/hobbies", json={"hobby": ".."}, headers=headers)
+    removed = client.delete(f"/users/{user}/hobbies/%20%2E%2E", headers=headers)
+
+    assert added.status_code == 422, added.text
+    assert [e["field"] for e in added.json()["errors"]] == ["body.hobby"]
+    assert client.get(f"/users/{user}", headers=headers).json()["version"] == 1
+    assert (removed.status_code, removed.json()["detail"]) == (
+        409,
+        "hobby '..' is not in the profile",
+    )
+
+
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
 def test_the_scheme_is_taken_in_any_case_and_forwarded_as_bearer(
     client: httpx.Client, orders: RecordingServer, scheme: str

@@ -39,6 +39,31 @@ def test_add_hobby_rejects_length_out_of_bounds(hobby: str, length: int) -> None
     assert profile.hobbies == []
 
 
+@pytest.mark.parametrize("hobby", [".", "..", "  ..  ", "\u3000."])
+def test_add_hobby_rejects_a_dot_segment(hobby: str) -> None:
+    """`.` and `..` cannot be named in a URL path, so they could not be removed."""
+    profile = new_profile()
+    with pytest.raises(InvalidValue, match=r"^hobby may not be '\.{1,2}': a URL path cannot"):
+        profile.add_hobby(hobby)
+    assert profile.hobbies == []
+    assert collected(profile) == []
+
+
+@pytest.mark.parametrize("hobby", ["...", ". .", ".a", "a..", "%2E%2E"])
+def test_add_hobby_accepts_dots_that_are_not_a_dot_segment(hobby: str) -> None:
+    profile = new_profile()
+    profile.add_hobby(hobby)
+    assert profile.hobbies == [hobby]
+
+
+@pytest.mark.parametrize("hobby", [".", ".."])
+def test_remove_hobby_removes_a_dot_segment_stored_before_the_rule(hobby: str) -> None:
+    profile = new_profile()
+    profile.trigger_event(UserProfile.HobbyAdded, hobby=hobby)
+    profile.remove_hobby(f" {hobby}")
+    assert profile.hobbies == []
+
+
 @pytest.mark.parametrize("duplicate", ["Chess", "chess", "CHESS", "  cHeSs "])
 def test_add_hobby_rejects_case_insensitive_duplicates(duplicate: str) -> None:
     profile = new_profile()
