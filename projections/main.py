@@ -31,6 +31,7 @@ from projections.feed import Member
 from projections.metrics import ProjectorMetrics
 from projections.stack import StackProjector, stack_problem
 from projections.workers import ProjectorWorker
+from runtime.cli import run_without_arguments
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.side_server import side_server
@@ -162,7 +163,13 @@ def load_settings() -> Settings:
     return settings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    run_without_arguments(start, PROG, argv)
+
+
+def start() -> None:
+    """Fold the JetStream streams into the read models (settings: STRATA_* environment
+    variables, README "Settings"; the stack mode)."""
     settings = load_settings()
     configure_logging(settings.log_level)
     sys.exit(asyncio.run(serve(settings)))
