@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from contexts.settings import Settings
 from contexts.settings import load_settings as load_stack_settings
@@ -34,7 +35,7 @@ from projections.workers import ProjectorWorker
 from runtime.cli import run_without_arguments
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
-from runtime.http.side_server import side_server
+from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
 
@@ -56,7 +57,7 @@ class Projecting(Protocol):
     async def problems(self) -> dict[str, str]: ...
 
 
-def create_http_app(projector: Projecting) -> Starlette:
+def create_http_app(projector: Projecting) -> ASGIApp:
     async def healthz(request: Request) -> Response:
         """The process is alive."""
         return JSONResponse({"status": "ok"})
@@ -72,8 +73,14 @@ def create_http_app(projector: Projecting) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(projector.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+    return side_app(
+        Starlette(
+            routes=[
+                Route("/healthz", healthz),
+                Route("/readyz", readyz),
+                Route("/metrics", metrics),
+            ]
+        )
     )
 
 
