@@ -5,9 +5,24 @@ from collections.abc import Callable
 import uvicorn
 
 from bff.settings import BffSettings
+from runtime.cli import run_without_arguments
 from runtime.http.preflight import preflight
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.settings import load_settings
+
+
+def bff_main(prog: str, factory: str, port_of: Callable[[BffSettings], int]) -> Callable[..., None]:
+    """The console script of a BFF: no arguments (any is refused: one line, exit code 2),
+    settings from the environment."""
+
+    def start() -> None:
+        """Serve the BFF (settings: STRATA_* environment variables, README "Settings")."""
+        serve(prog, factory, port_of)
+
+    def main(argv: list[str] | None = None) -> None:
+        run_without_arguments(start, prog, argv)
+
+    return main
 
 
 def serve(prog: str, factory: str, port_of: Callable[[BffSettings], int]) -> None:

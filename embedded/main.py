@@ -10,7 +10,7 @@ import sys
 
 import uvicorn
 
-from contexts.settings import Settings, load_settings
+from contexts.settings import Settings, database_url_variables, load_settings
 from embedded import simulators
 from runtime.auth.dev import write_dev_token
 from runtime.http.preflight import preflight
@@ -50,7 +50,7 @@ def serve() -> None:
     if settings.mode != "embedded":
         sys.exit(
             f"{PROG}: runs the embedded default; for the stack run one process per service"
-            " (scripts/stack), or unset STRATA_USERS_DATABASE_URL and STRATA_ORDERS_DATABASE_URL"
+            f" (scripts/stack), or unset {database_url_variables()}"
         )
     preflight(PROG, FACTORY)
     base = f"http://{settings.host}:{settings.port}"

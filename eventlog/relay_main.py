@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.types import ASGIApp
 
 from contexts.cli import registered_context, run
 from contexts.registered import REGISTRY
@@ -36,7 +37,7 @@ from eventlog.relay_metrics import RelayMetrics
 from eventlog.stores import event_store_env
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
-from runtime.http.side_server import side_server
+from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
 
@@ -72,8 +73,8 @@ def create_http_app(
     recorder: PostgresSideRecordRecorder,
     relay: Relay,
     registry: CollectorRegistry,
-) -> FastAPI:
-    app = FastAPI(title=f"strata relay ({context})", openapi_url=None, redirect_slashes=False)
+) -> ASGIApp:
+    app = FastAPI(title=f"strata relay ({context})", openapi_url=None)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -102,7 +103,7 @@ def create_http_app(
         """Prometheus metrics of this relay."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return side_app(app)
 
 
 async def serve(settings: Settings, context: str) -> int:

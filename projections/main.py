@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from contexts.settings import Settings
 from contexts.settings import load_settings as load_stack_settings
@@ -31,9 +32,10 @@ from projections.feed import Member
 from projections.metrics import ProjectorMetrics
 from projections.stack import StackProjector, stack_problem
 from projections.workers import ProjectorWorker
+from runtime.cli import run_without_arguments
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
-from runtime.http.side_server import side_server
+from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
 
@@ -55,7 +57,7 @@ class Projecting(Protocol):
     async def problems(self) -> dict[str, str]: ...
 
 
-def create_http_app(projector: Projecting) -> Starlette:
+def create_http_app(projector: Projecting) -> ASGIApp:
     async def healthz(request: Request) -> Response:
         """The process is alive."""
         return JSONResponse({"status": "ok"})
@@ -71,8 +73,14 @@ def create_http_app(projector: Projecting) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(projector.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+    return side_app(
+        Starlette(
+            routes=[
+                Route("/healthz", healthz),
+                Route("/readyz", readyz),
+                Route("/metrics", metrics),
+            ]
+        )
     )
 
 
@@ -162,7 +170,13 @@ def load_settings() -> Settings:
     return settings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    run_without_arguments(start, PROG, argv)
+
+
+def start() -> None:
+    """Fold the JetStream streams into the read models (settings: STRATA_* environment
+    variables, README "Settings"; the stack mode)."""
     settings = load_settings()
     configure_logging(settings.log_level)
     sys.exit(asyncio.run(serve(settings)))

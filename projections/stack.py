@@ -28,7 +28,7 @@ from redis import Redis
 
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
-from contexts.settings import Settings
+from contexts.settings import Settings, database_url_variables
 from eventlog.envelope import EventEnvelope, envelope_source
 from eventlog.jetstream import (
     connect,
@@ -62,8 +62,8 @@ def stack_problem(settings: Settings, contexts: Registry = REGISTRY) -> str | No
     """Why these settings cannot run the projector, in one sentence (None if they can)."""
     if settings.mode != "stack":
         return (
-            "the projector runs in the stack mode (set STRATA_USERS_DATABASE_URL and"
-            " STRATA_ORDERS_DATABASE_URL); in the embedded mode the write API runs the fan-out"
+            f"the projector runs in the stack mode (set {database_url_variables(contexts)});"
+            " in the embedded mode the write API runs the fan-out"
         )
     if not settings.read_database_url:
         return "the stack mode needs STRATA_READ_DATABASE_URL (the read-model database)"

@@ -5,19 +5,26 @@ import sys
 from contexts.settings import load_settings
 from read_api.stores import ReadStoresMisconfigured, read_stores_mode, stack_description
 from readmodels.sql import READ_DATABASE
+from runtime.cli import run_without_arguments
 from runtime.http.preflight import preflight
 from runtime.http.serve import serve
 
+PROG = "strata-read-api"
 FACTORY = "read_api.app:create_app"
 
 
-def main() -> None:
-    settings = load_settings("strata-read-api")
+def main(argv: list[str] | None = None) -> None:
+    run_without_arguments(start, PROG, argv)
+
+
+def start() -> None:
+    """Serve the read API (settings: STRATA_* environment variables, README "Settings")."""
+    settings = load_settings(PROG)
     try:
         mode = read_stores_mode(settings)
     except ReadStoresMisconfigured as error:
-        sys.exit(f"strata-read-api: invalid settings: {error}")
-    preflight("strata-read-api", FACTORY)
+        sys.exit(f"{PROG}: invalid settings: {error}")
+    preflight(PROG, FACTORY)
     base = f"http://{settings.host}:{settings.read_api_port}"
     where = (
         (settings.data_dir / READ_DATABASE).resolve()

@@ -3,6 +3,7 @@ that could not be done (`CommandFailed`: a database that does not answer, say) a
 exit code 1."""
 
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import typer
@@ -38,3 +39,14 @@ def run(cli: typer.Typer, prog: str, argv: list[str] | None = None) -> NoReturn:
         print(f"{prog}: {error_line(str(error))}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def run_without_arguments(
+    start: Callable[[], object], prog: str, argv: list[str] | None = None
+) -> NoReturn:
+    """The console script of a server whose settings all come from the environment: `--help`
+    shows `start`'s docstring, any other argument is refused (one line, exit code 2) before
+    anything starts."""
+    cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    cli.command(name=prog)(start)
+    run(cli, prog, argv)

@@ -4,9 +4,10 @@ The fields of a settings model marked `LIVE` (runtime/settings.py) are its live 
 level, feature flags, breaker thresholds, and whatever a module adds by marking its own fields (the
 rate limits). `live_model(model)` is the pydantic model of those fields alone; a value is valid
 where it validates there, with the same bounds as at start, and stricter in one way: live values
-arrive as JSON (the CLI, the bucket, the file), where `true` is no number, so a number field
-refuses a boolean there (pydantic's lax mode reads `true` as 1; the environment's strings, read
-at start by the full model, are unaffected).
+arrive as JSON (the CLI, the bucket, the file), so a number field takes a JSON number of its
+type alone there: an integer field refuses `"3"`, `1e3` and `3.0`, and any number field a string
+or a boolean (pydantic's lax mode reads `"3"` as 3 and `true` as 1; the environment's strings,
+read at start by the full model, are unaffected).
 
 `LiveSettings` holds a running service's settings: the ones it started with, overridden by the
 live values it was handed since. Parts of the service register a hook for the fields they use
@@ -30,7 +31,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    ValidationError,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from runtime.settings import CommonSettings
@@ -53,20 +61,22 @@ def live_fields(model: type[CommonSettings]) -> tuple[str, ...]:
     )
 
 
-def _not_a_boolean(value: Any) -> Any:
-    if isinstance(value, bool):
+def _json_number(value: Any) -> Any:
+    """`value` unless it is a boolean or a string, which JSON does not read as numbers."""
+    if isinstance(value, bool | str):
         raise PydanticCustomError(
-            "bool_is_not_a_number",
+            "json_is_not_a_number",
             "Input should be a number, not {value}",
-            {"value": json.dumps(value)},
+            {"value": json.dumps(value)[:40]},
         )
     return value
 
 
 def _json_strict(annotation: Any) -> Any:
-    """The annotation of a live field: a number's refuses a boolean."""
+    """The annotation of a live field: a number's takes a JSON number only, as the field
+    declares it (strict: an integer's no `1e3` nor `3.0`, neither a string nor a boolean)."""
     if annotation in (int, float):
-        return Annotated[annotation, BeforeValidator(_not_a_boolean)]
+        return Annotated[annotation, BeforeValidator(_json_number), Strict()]
     return annotation
 
 

@@ -8,12 +8,14 @@ Each bounded context adds one field, ``<context>_database_url`` (``STRATA_USERS_
 contexts is `contexts.settings.Settings`; the runtime itself knows no context.
 """
 
+import re
 import sys
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     SecretStr,
     StrictBool,
@@ -21,15 +23,63 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from pydantic_settings import SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from runtime.auth.settings import AuthSettings
+from runtime.http.json_bodies import DuplicateMember, loads_unique
 from runtime.live_field import LIVE
 from runtime.projector_settings import ProjectorSettings
 from runtime.rate_limit_settings import RateLimitSettings
 
 Mode = Literal["embedded", "stack"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+FLAG_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+"""A feature flag's name (docs/config.md): a lowercase letter, then lowercase letters, digits,
+'_', '.' or '-', 64 characters at most; what /metrics shows as `strata_feature_flag{flag}`."""
+SHOWN_NAME = 40
+"""At most this much of a bad flag name is quoted in its error."""
+
+
+def _flag_names(flags: dict[str, bool]) -> dict[str, bool]:
+    for name in flags:
+        if FLAG_NAME.fullmatch(name) is None:
+            shown = name if len(name) <= SHOWN_NAME else f"{name[:SHOWN_NAME]}…"
+            raise ValueError(
+                f"{shown!r} ({len(name)} characters) is not a flag name: a lowercase letter,"
+                " then lowercase letters, digits, '_', '.' or '-', 64 characters at most"
+            )
+    return flags
+
+
+# The check in the type, not the model: a live value (runtime/live_settings.py) is checked
+# against the field alone.
+FeatureFlags = Annotated[dict[str, StrictBool], AfterValidator(_flag_names)]
+
+
+class UnreadableSetting(ValueError):
+    """A JSON setting in the environment that is not JSON, or names a member twice; the message
+    names its variable."""
+
+
+class UniqueJsonEnvironment(EnvSettingsSource):
+    """The environment, its JSON values (objects, lists) read as every JSON input of the system:
+    an object naming a member twice is refused rather than its last value kept."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        variable = f"{self.env_prefix}{field_name}".upper()
+        try:
+            return loads_unique(value.encode() if isinstance(value, str) else value)
+        except DuplicateMember as error:
+            raise UnreadableSetting(f"{variable}: {error}: the value is ambiguous") from None
+        except ValueError as error:
+            raise UnreadableSetting(f"{variable}: not JSON ({error})") from None
 
 
 class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
@@ -39,6 +89,18 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
     model_config = SettingsConfigDict(
         env_prefix="STRATA_", extra="ignore", frozen=True, allow_inf_nan=False
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environment = UniqueJsonEnvironment(settings_cls)
+        return init_settings, environment, dotenv_settings, file_secret_settings
 
     data_dir: Path = Field(
         Path("var"), description="Embedded mode: folder of the SQLite event stores."
@@ -120,10 +182,11 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
     log_level: LogLevel = Field(
         "info", description="Log level of the services.", json_schema_extra=LIVE
     )
-    feature_flags: dict[str, StrictBool] = Field(
+    feature_flags: FeatureFlags = Field(
         {},
         description='Feature flags by name, as JSON: `{"new-checkout": true}` (true or false,'
-        ' not "yes" or 1).',
+        ' not "yes" or 1; a name is a lowercase letter, then lowercase letters, digits, `_`, `.`'
+        " or `-`, 64 characters at most).",
         json_schema_extra=LIVE,
     )
     live_settings_file: Path | None = Field(
@@ -345,11 +408,21 @@ def load_settings(prog: str, model: type[CommonSettings]) -> CommonSettings:
         return model()
     except ValidationError as error:
         sys.exit(f"{prog}: invalid settings: {settings_problems(error)}")
+    except SettingsError as error:  # a JSON variable that cannot be read
+        cause = error.__cause__
+        why = cause if isinstance(cause, UnreadableSetting) else error
+        sys.exit(f"{prog}: invalid settings: {why}")
 
 
 def settings_problems(error: ValidationError) -> str:
-    """One line naming each bad variable and what is wrong with it."""
-    return "; ".join(
-        f"STRATA_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" if e["loc"] else e["msg"]
-        for e in error.errors()
-    )
+    """One line naming each bad variable and what is wrong with it (within a JSON value: where,
+    after the variable's name)."""
+    return "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    if not loc:
+        return message
+    field, *within = loc
+    where = f" (at {'.'.join(str(part) for part in within)})" if within else ""
+    return f"STRATA_{str(field).upper()}{where}: {message}"

@@ -204,14 +204,14 @@ def get(
     _print(rows, as_json, ("key", "value", "revision", "time"))
 
 
-@cli.command("set")
+@cli.command("set", context_settings={"ignore_unknown_options": True})
 def set_(service: Service, setting: Setting, value: str, as_json: AsJson = False) -> None:
     """Set a live setting: the service takes it within a second, without a restart."""
     key = _live(service, setting)
     try:
         settings = service_settings(service)
         checked = validate_live(settings.model, {setting: _parsed(value)}, settings.live)
-        valid = to_jsonable_python(checked[setting])  # as the service reads it: 1e3 is 1000
+        valid = to_jsonable_python(checked[setting])  # as the service reads it: 2 is 2.0
     except DuplicateMember as error:
         where = ".".join(str(part) for part in (setting, *error.path))
         raise typer.BadParameter(f"{where}: {error}", param_hint="VALUE") from None

@@ -25,12 +25,13 @@ from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.types import ASGIApp
 
 from contexts.cli import run
 from eventlog.jetstream import connect
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
-from runtime.http.side_server import side_server
+from runtime.http.side_server import side_app, side_server
 from runtime.live_settings import LiveSettingsFile
 from runtime.logs import configure as configure_logging
 from runtime.settings import CommonSettings, load_settings
@@ -45,7 +46,7 @@ PROG = "strata-config-sidecar"
 
 def create_http_app(
     service: str, nc: NatsClient, follower: Follower, registry: CollectorRegistry
-) -> FastAPI:
+) -> ASGIApp:
     app = FastAPI(title=f"strata config sidecar ({service})", openapi_url=None)
 
     @app.get("/healthz")
@@ -67,7 +68,7 @@ def create_http_app(
         """Prometheus metrics of this sidecar."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return side_app(app)
 
 
 async def serve(settings: CommonSettings, service: str, file: Path) -> int:

@@ -12,7 +12,6 @@ State lives in memory, behind one lock.
 import asyncio
 import logging
 import random
-import sys
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, NoReturn, TypeVar
@@ -24,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from runtime.cli import run
 from runtime.http.head import HeadAsGet
 from runtime.http.json_bodies import JsonRoute, loads_unique
 from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, SERVICE_UNAVAILABLE, ProblemType
@@ -240,14 +240,6 @@ def simulator_main(
         )
 
     def main(argv: list[str] | None = None) -> NoReturn:
-        command = typer.main.get_command(cli)
-        try:
-            command.main(args=argv, prog_name=prog, standalone_mode=False)
-        except typer.TyperException as error:  # bad arguments: one line, exit code 2
-            print(f"{prog}: {' '.join(error.format_message().split())}", file=sys.stderr)
-            sys.exit(error.exit_code)
-        except typer.Abort:
-            sys.exit(1)
-        sys.exit(0)
+        run(cli, prog, argv)
 
     return main

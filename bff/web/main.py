@@ -1,7 +1,5 @@
 """`strata-bff-web`: start the web BFF with settings from the environment."""
 
-from bff.serve import serve
+from bff.serve import bff_main
 
-
-def main() -> None:
-    serve("strata-bff-web", "bff.web.app:create_app", lambda settings: settings.bff_web_port)
+main = bff_main("strata-bff-web", "bff.web.app:create_app", lambda s: s.bff_web_port)

@@ -1,6 +1,9 @@
 """The HTTP server of a process that is not an API (the relay, the projector, the config sidecar):
 its /healthz, /readyz and /metrics beside its work, in the same event loop.
 
+`side_app` makes such an app answer as the APIs do: HEAD wherever GET (without the body), and a
+path or method it does not serve as a 404 or 405 in problem details.
+
 Uvicorn's own signal handling is off: the process's stop event owns SIGTERM and SIGINT, and stops
 the server (`should_exit`) once its work has ended.
 """
@@ -9,9 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
+from runtime.http.head import HeadAsGet
+from runtime.http.problems import on_http_error
 from runtime.http.unreadable_requests import ProblemHttpProtocol
+
+
+def side_app(app: Starlette) -> ASGIApp:
+    """`app` (its routes GET only) as a side server serves it: HEAD answered as GET without the
+    body, 404 and 405 as problem details, and a trailing slash a 404 rather than a redirect."""
+    app.router.redirect_slashes = False
+    app.add_exception_handler(HTTPException, on_http_error)
+    return HeadAsGet(app)
 
 
 class SideServer(uvicorn.Server):

@@ -54,11 +54,11 @@ def test_set_get_unset_and_history(env: dict[str, str]) -> None:
 
 
 def test_a_value_is_stored_as_the_service_reads_it(env: dict[str, str]) -> None:
-    [stored] = strata_config_json(env, "set", SERVICE, "breaker_failure_threshold", "1e3")
-    assert stored["value"] == 1000
-    assert isinstance(stored["value"], int)
-    [read] = strata_config_json(env, "get", SERVICE, "breaker_failure_threshold")
-    assert (read["value"], isinstance(read["value"], int)) == (1000, True)
+    [stored] = strata_config_json(env, "set", SERVICE, "breaker_recovery_seconds", "2")
+    assert stored["value"] == 2.0
+    assert isinstance(stored["value"], float)
+    [read] = strata_config_json(env, "get", SERVICE, "breaker_recovery_seconds")
+    assert (read["value"], isinstance(read["value"], float)) == (2.0, True)
 
 
 def test_a_human_gets_a_table(env: dict[str, str]) -> None:
@@ -75,9 +75,16 @@ def test_a_human_gets_a_table(env: dict[str, str]) -> None:
         ((SERVICE, "port", "9000"), "port is read at start only (a restart takes it)"),
         ((SERVICE, "colour", "1"), "no setting 'colour'"),
         ((SERVICE, "breaker_failure_threshold", "0"), "greater than or equal to 1"),
-        ((SERVICE, "breaker_failure_threshold", "2.5"), "fractional part"),
+        ((SERVICE, "breaker_failure_threshold", "2.5"), "a valid integer"),
+        ((SERVICE, "breaker_failure_threshold", "1e3"), "a valid integer"),
+        ((SERVICE, "breaker_failure_threshold", '"3"'), 'a number, not "3"'),
+        ((SERVICE, "breaker_failure_threshold", "-1"), "greater than or equal to 1"),
+        ((SERVICE, "breaker_recovery_seconds", "-0.5"), "greater than 0"),
+        ((SERVICE, "breaker_recovery_seconds", '"2.5"'), 'a number, not "2.5"'),
+        ((SERVICE, "feature_flags", '{"\\u0000": true}'), "is not a flag name"),
+        ((SERVICE, "feature_flags", '{"' + "f" * 5000 + '": true}'), "(5000 characters)"),
         ((SERVICE, "rate_limit_default", "0/second"), "has a zero"),
-        ((SERVICE, "breaker_recovery_seconds", "soon"), "valid number"),
+        ((SERVICE, "breaker_recovery_seconds", "soon"), 'a number, not "soon"'),
         ((SERVICE, "log_level", "loud"), "log_level"),
         ((SERVICE, "breaker_failure_threshold", "true"), "a number, not true"),
         ((SERVICE, "breaker_recovery_seconds", "true"), "a number, not true"),
@@ -107,6 +114,12 @@ def test_a_refused_set_is_one_line_with_exit_code_2(
 def test_a_refused_set_writes_nothing(env: dict[str, str]) -> None:
     refused = strata_config(env, "set", SERVICE, "port", "9000")
     assert (refused.returncode, refused.stderr.count("\n")) == (2, 1)
+    for value in ("-1", '"3"', "1e3"):
+        bad = strata_config(env, "set", SERVICE, "breaker_failure_threshold", value)
+        assert (bad.returncode, bad.stderr.count("\n")) == (2, 1), bad.stderr
+        assert "Invalid value for VALUE: breaker_failure_threshold: " in bad.stderr
+    never = strata_config(env, "history", SERVICE, "breaker_failure_threshold")
+    assert never.returncode == 1, never.stdout
     nothing = strata_config(env, "history", SERVICE, "port")
     assert nothing.returncode == 2  # not a live setting: no key of it can exist
     assert strata_config(env, "get", SERVICE).stdout.count(SERVICE) == 0

@@ -71,7 +71,24 @@ def test_the_live_fields_are_the_marked_ones() -> None:
         ({"breaker_failure_threshold": True}, ValueError, "a number, not true"),
         ({"breaker_failure_threshold": False}, ValueError, "a number, not false"),
         ({"breaker_recovery_seconds": True}, ValueError, "a number, not true"),
-        ({"breaker_recovery_seconds": "nan"}, ValueError, "finite number"),
+        ({"breaker_failure_threshold": "3"}, ValueError, 'a number, not "3"'),
+        ({"breaker_recovery_seconds": "2.5"}, ValueError, 'a number, not "2.5"'),
+        ({"breaker_failure_threshold": 1e3}, ValueError, "a valid integer"),
+        ({"breaker_failure_threshold": 3.0}, ValueError, "a valid integer"),
+        ({"breaker_failure_threshold": -1}, ValueError, "greater than or equal to 1"),
+        (
+            {"feature_flags": {"\u0000": True}},
+            ValueError,
+            r"'\\x00' \(1 characters\) is not a flag name",
+        ),
+        ({"feature_flags": {"x" * 5000: True}}, ValueError, "5000 characters"),
+        ({"feature_flags": {"x" * 65: True}}, ValueError, "64 characters at most"),
+        ({"feature_flags": {"New-checkout": True}}, ValueError, "not a flag name"),
+        ({"feature_flags": {"1st": True}}, ValueError, "not a flag name"),
+        ({"feature_flags": {"": True}}, ValueError, "not a flag name"),
+        ({"feature_flags": {"a b": True}}, ValueError, "not a flag name"),
+        ({"breaker_recovery_seconds": "nan"}, ValueError, 'a number, not "nan"'),
+        ({"breaker_recovery_seconds": float("nan")}, ValueError, "finite number"),
         ({"breaker_recovery_seconds": float("inf")}, ValueError, "finite number"),
     ],
 )
@@ -102,8 +119,14 @@ def test_numbers_are_still_read_from_the_environments_text(
     monkeypatch.setenv("STRATA_BREAKER_RECOVERY_SECONDS", "2.5")
     settings = CommonSettings()
     assert (settings.breaker_failure_threshold, settings.breaker_recovery_seconds) == (3, 2.5)
-    valid = validate_live(CommonSettings, {"breaker_failure_threshold": 1e3})
-    assert valid == {"breaker_failure_threshold": 1000}  # a whole number written as 1e3
+    valid = validate_live(CommonSettings, {"breaker_recovery_seconds": 2})
+    assert valid == {"breaker_recovery_seconds": 2.0}  # a JSON integer is a number
+
+
+def test_the_flag_names_in_use_are_flag_names() -> None:
+    flags = {"web-dashboard-leaderboard": False, "new-checkout": True, "a.b_c-1": True}
+    assert validate_live(CommonSettings, {"feature_flags": flags}) == {"feature_flags": flags}
+    assert validate_live(CommonSettings, {"feature_flags": {"x" * 64: True}})
 
 
 def test_a_service_takes_only_the_live_settings_it_uses() -> None:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from contexts.registered import REGISTRY
 from contexts.settings import CONTEXTS, Settings
 from projections.engine import Engine, Outcome
 from projections.metrics import ProjectorMetrics
@@ -38,6 +39,13 @@ def test_settings_the_projector_cannot_run_with(changes: dict[str, object], prob
     found = stack_problem(Settings(**{**STACK, **changes}))  # type: ignore[arg-type]
     assert found is not None and problem in found
     assert "\n" not in found
+
+
+def test_in_the_embedded_mode_the_projector_names_every_event_store_url_it_needs() -> None:
+    found = stack_problem(Settings(**{**STACK, **dict.fromkeys(EVENT_STORES)}))  # type: ignore[arg-type]
+    assert found is not None
+    for context in REGISTRY:
+        assert context.database_url_variable in found
 
 
 def test_stack_settings_with_a_read_database_of_its_own_are_fine() -> None:

@@ -1,0 +1,46 @@
+"""The JSON settings in the environment, read at start: a bad one stops the process with one
+line naming its variable (`runtime.settings.load_settings`), as strict as a live value."""
+
+import pytest
+
+from runtime.settings import CommonSettings, load_settings
+
+
+def _refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stopped:
+        load_settings("strata-test", CommonSettings)
+    message = str(stopped.value.code)
+    assert message.startswith("strata-test: invalid settings: ")
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ('{"a": 1}', "STRATA_FEATURE_FLAGS (at a): Input should be a valid boolean"),
+        ('{"a": true, "a": false}', "STRATA_FEATURE_FLAGS: the member 'a' appears twice"),
+        ('{"\\u0000": true}', "STRATA_FEATURE_FLAGS: Value error, '\\x00' (1 characters)"),
+        ('{"' + "x" * 5000 + '": true}', "(5000 characters) is not a flag name"),
+        ('{"Checkout": true}', "is not a flag name"),
+        ("{not json", "STRATA_FEATURE_FLAGS: not JSON"),
+    ],
+)
+def test_a_bad_feature_flags_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, value: str, named: str
+) -> None:
+    message = _refused(monkeypatch, "STRATA_FEATURE_FLAGS", value)
+    assert named in message
+    assert "STRATA_FEATURE_FLAGS_" not in message  # no such variable
+
+
+def test_every_json_variable_refuses_a_repeated_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    routes = '{"GET /x": "1/second", "GET /x": "2/second"}'
+    message = _refused(monkeypatch, "STRATA_RATE_LIMIT_ROUTES", routes)
+    assert "STRATA_RATE_LIMIT_ROUTES: the member 'GET /x' appears twice" in message
+
+
+def test_the_flags_in_use_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRATA_FEATURE_FLAGS", '{"web-dashboard-leaderboard": false}')
+    assert CommonSettings().feature_flags == {"web-dashboard-leaderboard": False}
