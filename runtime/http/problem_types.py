@@ -174,7 +174,9 @@ CONTENT_TOO_LARGE = ProblemType(
 UNSUPPORTED_MEDIA_TYPE = ProblemType(
     415,
     "unsupported-media-type",
-    "a command body that is not `application/json`, or says its type in two `Content-Type` fields",
+    "a command body that is not `application/json`, says its type in two `Content-Type` fields,"
+    " names a `charset` other than `utf-8`, or is content-coded (a `Content-Encoding` other than"
+    " `identity`; the answer says `Accept-Encoding: identity`)",
     lambda operation: operation.has_body,
 )
 RULE_VIOLATED = ProblemType(

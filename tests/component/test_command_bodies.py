@@ -45,6 +45,52 @@ def test_json_media_types_are_accepted(client: TestClient, content_type: str) ->
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-16",
+        "application/json; charset=latin-1",
+        'application/json; charset="iso-8859-1"',
+        "application/json; charset=utf-8; charset=utf-16",
+        "application/merge-patch+json; Charset=UTF-32",
+    ],
+)
+def test_a_json_body_in_another_charset_is_415_and_changes_nothing(
+    client: TestClient, content_type: str
+) -> None:
+    before = store_state(client)
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    response = client.post("/users", content=body, headers={"Content-Type": content_type})
+    assert_problem(response, 415, "UTF-8", "charset=")
+    assert response.json()["type"] == "/problems/unsupported-media-type"
+    assert store_state(client) == before
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", '"utf-8"', "Utf-8"])
+def test_a_utf_8_charset_in_any_case_is_accepted(client: TestClient, charset: str) -> None:
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    headers = {"Content-Type": f"application/json; charset={charset}"}
+    assert client.post("/users", content=body, headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "identity, gzip", "x-unknown"])
+def test_a_content_coded_body_is_415_and_changes_nothing(client: TestClient, coding: str) -> None:
+    """A body said to be gzip is not read as plain: refused, with the codings taken (none)."""
+    before = store_state(client)
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+    response = client.post("/users", content=body, headers=headers)
+    assert_problem(response, 415, "content-coded")
+    assert response.headers["accept-encoding"] == "identity"
+    assert store_state(client) == before
+
+
+def test_an_identity_content_coding_is_accepted(client: TestClient) -> None:
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    headers = {"Content-Type": "application/json", "Content-Encoding": "Identity"}
+    assert client.post("/users", content=body, headers=headers).status_code == 201
+
+
 def test_a_command_without_a_body_needs_no_content_type(client: TestClient) -> None:
     user = register(client)
     assert client.post(f"/users/{user}/deactivate").status_code == 200

@@ -131,6 +131,21 @@ def test_a_huge_body_is_refused_before_it_is_read(unchanged: TestClient, path: s
     assert_problem(answer, 413, "at most")
 
 
+@pytest.mark.parametrize("path", ["/sign-up", "/token"])
+@pytest.mark.parametrize(
+    ("coding", "charset"), [("gzip", None), (None, "latin-1"), (None, "UTF-16")]
+)
+def test_a_body_coded_or_in_another_charset_is_415(
+    unchanged: TestClient, path: str, coding: str | None, charset: str | None
+) -> None:
+    kind = "application/x-www-form-urlencoded" if path == "/token" else "application/json"
+    headers = {"Content-Type": f"{kind}; charset={charset}" if charset else kind}
+    if coding:
+        headers["Content-Encoding"] = coding
+    content = b"grant_type=client_credentials" if path == "/token" else b"{}"
+    assert_problem(unchanged.post(path, content=content, headers=headers), 415)
+
+
 NOT_SIGN_UPS = [
     b"{",
     b'"a string"',
