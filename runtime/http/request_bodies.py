@@ -10,11 +10,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.http.header_fields import MalformedField, one_field
+from runtime.http.json_bodies import COMMAND_METHODS
 from runtime.http.problem_types import CONTENT_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE
 from runtime.http.problems import problem
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
-COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM = "application/x-www-form-urlencoded"
 
 

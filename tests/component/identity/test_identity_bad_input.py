@@ -198,6 +198,27 @@ def test_an_account_naming_the_password_twice_is_refused(
     assert_problem(answer, 422, "body.password")
 
 
+@pytest.mark.parametrize("content", [b"xx", b'{"a": 1, "a": 2}', b'{"x": 1}', b"[]", b"null"])
+def test_a_body_sent_to_key_rotation_is_refused(
+    unchanged: TestClient, operator_token: str, content: bytes
+) -> None:
+    """Rotation takes no body: none or `{}`, and anything else is a 422 that rotates nothing."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {operator_token}"}
+    answer = unchanged.post("/keys/rotate", content=content, headers=headers)
+    errors = assert_problem(answer, 422, "body")["errors"]
+    assert errors == [{"field": "body", "message": errors[0]["message"]}]
+    assert "takes no body" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("content", [b"", b"{}", b" { } "])
+def test_key_rotation_takes_no_body_or_an_empty_object(
+    identity_client: TestClient, operator_token: str, content: bytes
+) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {operator_token}"}
+    answer = identity_client.post("/keys/rotate", content=content, headers=headers)
+    assert answer.status_code == 201, answer.text
+
+
 @pytest.mark.parametrize("key", ["", "with space", "é" * 3, "x" * 201])
 def test_a_malformed_idempotency_key_is_refused(unchanged: TestClient, key: str) -> None:
     headers = {"Idempotency-Key": key.encode()}
