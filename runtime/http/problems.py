@@ -1,7 +1,8 @@
 """What every HTTP service here shares: RFC 9457 problem details.
 
 Every error response is `application/problem+json` with `type`, `title`, `status`, `detail`
-and `instance`; validation errors add `errors`, one `{field, message}` per bad field. The types
+and `instance`; validation errors add `errors`, one `{field, message}` per bad field (the first
+`MAX_LISTED_ERRORS`; `errors_omitted` counts the rest). The types
 are the catalog in `runtime.http.problem_types`.
 """
 
@@ -31,6 +32,8 @@ RETRY_AFTER_SECONDS = "1"
 
 ORIGINAL_PATH = "x-envoy-original-path"
 """Where the gateway keeps the path a client asked for when its route rewrote it."""
+MAX_LISTED_ERRORS = 20
+"""The most bad fields a validation problem lists; it counts the others."""
 HTTP_ERRORS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
 """The problem type of an `HTTPException` by status; any other status is a `BAD_HEADER`."""
 
@@ -65,8 +68,16 @@ def instance_of(request: Request) -> str:
 
 
 def invalid_input(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
-    fields = ", ".join(e["field"] for e in errors)
-    return problem(request, VALIDATION_ERROR, f"invalid input: {fields}", errors=errors)
+    """A validation problem listing the first `MAX_LISTED_ERRORS` of `errors` (in `detail` and
+    `errors`), and how many more there are (`errors_omitted`), so that the answer to a body of
+    thousands of bad members stays small."""
+    listed = errors[:MAX_LISTED_ERRORS]
+    omitted = len(errors) - len(listed)
+    detail = "invalid input: " + ", ".join(e["field"] for e in listed)
+    if not omitted:
+        return problem(request, VALIDATION_ERROR, detail, errors=listed)
+    detail += f" and {omitted} more"
+    return problem(request, VALIDATION_ERROR, detail, errors=listed, errors_omitted=omitted)
 
 
 async def on_validation_error(request: Request, error: Exception) -> JSONResponse:

@@ -310,3 +310,26 @@ def test_a_lone_surrogate_as_a_json_key_is_422_not_500(client: TestClient) -> No
     body = '{"name": "Ada", "email": "ada@example.com", "\\ud800": 1}'
     assert_problem(send(client, "post", "/users", body), 422, "body")
     assert store_state(client) == before
+
+
+@pytest.mark.parametrize("unknown", [21, 5_500])
+def test_a_validation_problem_lists_the_first_20_errors_and_counts_the_rest(
+    client: TestClient, unknown: int
+) -> None:
+    """A 54 KB body of 5,500 unknown members is not answered with a 427 KB problem."""
+    before = store_state(client)
+    members = {f"x{n}": 1 for n in range(unknown)}
+    body = json.dumps({"name": "Ada", "email": unique_email(), **members})
+    response = send(client, "POST", "/users", body)
+    problem = assert_problem(response, 422, "body.x0", "body.x19", f"and {unknown - 20} more")
+    assert [error["field"] for error in problem["errors"]] == [f"body.x{n}" for n in range(20)]
+    assert problem["errors_omitted"] == unknown - 20
+    assert len(response.content) < 4_000
+    assert store_state(client) == before
+
+
+def test_a_validation_problem_of_20_errors_lists_them_all(client: TestClient) -> None:
+    body = json.dumps({"name": "Ada", "email": unique_email(), **{f"x{n}": 1 for n in range(20)}})
+    problem = assert_problem(send(client, "POST", "/users", body), 422, "body.x19")
+    assert len(problem["errors"]) == 20
+    assert "errors_omitted" not in problem and "more" not in problem["detail"]

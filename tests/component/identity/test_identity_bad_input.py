@@ -2,6 +2,7 @@
 written (odd Unicode, control characters, huge and malformed bodies, malformed forms)."""
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -144,6 +145,16 @@ def test_a_body_coded_or_in_another_charset_is_415(
         headers["Content-Encoding"] = coding
     content = b"grant_type=client_credentials" if path == "/token" else b"{}"
     assert_problem(unchanged.post(path, content=content, headers=headers), 415)
+
+
+def test_a_sign_up_of_many_bad_members_lists_20(unchanged: TestClient) -> None:
+    members = {f"x{n}": 1 for n in range(1_000)}
+    sign_up = {"name": "Ada", "email": "many@example.org", "password": PASSWORD}
+    content = json.dumps({**sign_up, **members})
+    headers = {"Content-Type": "application/json"}
+    answer = unchanged.post("/sign-up", content=content.encode(), headers=headers)
+    problem = assert_problem(answer, 422, "body.x0", "and 980 more")
+    assert len(problem["errors"]) == 20 and problem["errors_omitted"] == 980
 
 
 NOT_SIGN_UPS = [
