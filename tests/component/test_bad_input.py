@@ -333,3 +333,17 @@ def test_a_validation_problem_of_20_errors_lists_them_all(client: TestClient) ->
     problem = assert_problem(send(client, "POST", "/users", body), 422, "body.x19")
     assert len(problem["errors"]) == 20
     assert "errors_omitted" not in problem and "more" not in problem["detail"]
+
+
+@pytest.mark.parametrize("escape", ["%zz", "%2", "%", "a%g1", "%%41"])
+def test_a_malformed_percent_escape_in_a_path_is_422_on_its_parameter(
+    client: TestClient, escape: str
+) -> None:
+    """`%zz` is no escape: the server would keep it as it is and look for the hobby `%zz`."""
+    user = register(client)
+    hobby = escape.replace("%%41", "%A")  # as a lenient decoder reads the path
+    assert send_json(client, "POST", f"/users/{user}/hobbies", {"hobby": hobby}).status_code == 200
+    before = store_state(client)
+    response = client.delete(f"/users/{user}/hobbies/{escape}")
+    assert_refused(client, response, before, "path.hobby", "two hex digits")
+    assert client.delete(f"/users/{user}/hobbies/{quote(hobby, safe='')}").status_code == 200
