@@ -22,9 +22,20 @@ from tests.support.api import (
     unique_email,
 )
 
-# Refused by the text rule; \x1f and \x85 are also whitespace to str.strip; U+202E reverses
-# how the text after it is shown.
-FORBIDDEN = ["\x00", "\x1f", "\x7f", "\x85", "\u202e", "\ud800", "\ufffe", "\U0010ffff"]
+# Refused by the text rule; \x1f, \x85 (NEXT LINE), U+2028 and U+2029 (line and paragraph
+# separators) are also whitespace to str.strip; U+202E reverses how the text after it is shown.
+FORBIDDEN = [
+    "\x00",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\u202e",
+    "\ud800",
+    "\ufffe",
+    "\U0010ffff",
+]
 UUID = "2e31a84a-2ade-4076-83c6-62ab586bccdb"
 
 
