@@ -131,8 +131,9 @@ BAD_REQUEST = ProblemType(
 BAD_HEADER = ProblemType(
     400,
     "http-error",
-    "a malformed `If-Match`, `Idempotency-Key`, `X-Correlation-Id` or `X-Causation-Id` header"
-    " (one of the last three sent in two fields is malformed too)",
+    "a malformed `If-Match` or `Idempotency-Key` header on a command, or `X-Correlation-Id` or"
+    " `X-Causation-Id` on any request (one of the last three sent in two fields is malformed"
+    " too)",
     lambda operation: operation.takes_any("header"),
 )
 UNAUTHENTICATED = ProblemType(

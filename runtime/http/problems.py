@@ -27,6 +27,7 @@ from runtime.http.problem_types import (
     ProblemType,
     title_of,
 )
+from runtime.http.trace_headers import TraceHeaders
 
 RETRY_AFTER_SECONDS = "1"
 
@@ -125,6 +126,10 @@ async def on_duplicate_member(request: Request, error: Exception) -> JSONRespons
     return invalid_input(request, [duplicate_member_error(error)])
 
 
+def malformed_header(request: Request, why: str) -> JSONResponse:
+    return problem(request, BAD_HEADER, why)
+
+
 async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
     return problem(
         request,
@@ -137,9 +142,9 @@ async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
 def install_problem_handlers(
     app: FastAPI, log: logging.Logger, own_problems: Sequence[ProblemType] = ()
 ) -> None:
-    """What every API answers in problem details: malformed requests, HTTP errors, and the
-    unexpected (logged to `log`); and the OpenAPI document of its problems (the catalog's and
-    `own_problems`) and headers."""
+    """What every API answers in problem details: malformed requests (a malformed trace header
+    on any route too), HTTP errors, and the unexpected (logged to `log`); and the OpenAPI
+    document of its problems (the catalog's and `own_problems`) and headers."""
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", extra={"path": request.url.path})
@@ -149,4 +154,5 @@ def install_problem_handlers(
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(DuplicateMember, on_duplicate_member)
+    app.add_middleware(TraceHeaders, refuse=malformed_header)
     document_problems(app, own_problems)

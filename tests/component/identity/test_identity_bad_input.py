@@ -247,3 +247,9 @@ def test_a_sign_up_without_the_users_service_is_a_503(
         assert_problem(answer, 503, "users service")
         assert answer.headers["retry-after"] == "1"
         assert row_counts(identity_of(client)) == before
+
+
+@pytest.mark.parametrize("path", ["/jwks.json", "/healthz"])
+def test_a_malformed_correlation_id_is_400_on_a_query(unchanged: TestClient, path: str) -> None:
+    assert_problem(unchanged.get(path, headers={"X-Correlation-Id": "x" * 150}), 400)
+    assert unchanged.get(path).status_code == 200
