@@ -11,12 +11,13 @@ from email_validator import EmailNotValidError, validate_email
 from domain.errors import InvalidValue
 
 # The one rule for text anywhere in the system (no field is multi-line): no C0 or C1 control
-# character, no DEL, no bidirectional embedding, override or isolate control, no lone surrogate
+# character, no DEL, no LINE SEPARATOR or PARAGRAPH SEPARATOR (U+2028, U+2029: line breaks, as
+# newline and NEL are), no bidirectional embedding, override or isolate control, no lone surrogate
 # (JSON can carry one; UTF-8 cannot) and no non-character. PostgreSQL refuses NUL outright; the
 # others would be stored but could not be shown or typed, and a bidirectional control reorders
 # how the text after it is shown ("Trojan Source"). The marks U+200E and U+200F stay allowed.
 FORBIDDEN_IN_TEXT = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    "[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
     + "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(1, 17))
     + "]"
 )
@@ -35,7 +36,8 @@ def text_problem(value: str) -> str | None:
         return None
     return (
         f"must not contain U+{ord(found.group()):04X} (at index {found.start()}):"
-        " control characters, bidirectional controls, surrogates and non-characters are refused"
+        " control characters, line and paragraph separators, bidirectional controls, surrogates"
+        " and non-characters are refused"
     )
 
 

@@ -61,8 +61,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class WithoutQuery(logging.Filter):
+    """Request lines written without the query string: a query may hold what must not be
+    written down (a token, a secret), and the gateway's access log leaves it out too
+    (docs/gateway.md). `position` is where the path or URL is among the record's arguments:
+    uvicorn's access lines (`client - "GET /path?query HTTP/1.1" 200`) and httpx's request
+    lines (`HTTP Request: GET http://…/path?query "HTTP/1.1 200 OK"`) both have five."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__()
+        self.position = position
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == REQUEST_LINE_ARGUMENTS:
+            at = self.position
+            record.args = (*args[:at], str(args[at]).partition("?")[0], *args[at + 1 :])
+        return True
+
+
+REQUEST_LINE_ARGUMENTS = 5
+WITHOUT_QUERY = {"uvicorn.access": 2, "httpx": 1}
+"""The loggers of request lines, and where the path or URL is among a line's arguments."""
+
+
 def configure(level: str) -> None:
-    """Send every logger (uvicorn's too) to stderr as JSON lines."""
+    """Send every logger (uvicorn's too) to stderr as JSON lines; request lines (uvicorn's
+    access lines, httpx's) without the query string."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -71,3 +96,7 @@ def configure(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "nats"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    for name, position in WITHOUT_QUERY.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(kept, WithoutQuery) for kept in logger.filters):
+            logger.addFilter(WithoutQuery(position))

@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from runtime.http.json_bodies import COMMAND_METHODS
 from runtime.http.problem_types import SERVICE_UNAVAILABLE
 from runtime.http.problems import RETRY_AFTER_SECONDS, problem
-from runtime.http.request_bodies import COMMAND_METHODS
 
 WINDOW_SECONDS = 0.1
 """How often the rate and the time in flight are measured: short enough to follow a surge

@@ -12,6 +12,10 @@ UTF-8) is decoded by the caller's own decoder from its UTF-8 text, and then scan
 duplicates.
 `JsonRoute` puts this decoding under FastAPI's own handler, for routes that do not decode
 their bodies themselves (`runtime.http.lean_route` does).
+
+A command that takes no body takes none, or the empty object `{}` that clients often send
+(`refuse_stray_body`): anything else (a malformed document, a repeated member, any member, an
+array or a string) is a 422 on `body`, before the command runs, rather than ignored.
 """
 
 import json
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jiter
+from fastapi.exceptions import RequestValidationError
 from fastapi.params import Form
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -30,6 +35,8 @@ Path = tuple[str | int, ...]
 Loads = Callable[[str], Any]
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
+COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NO_BODY = "this command takes no body: send none, or {}"
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],]|[^\s"{}\[\],]+|\s+', re.DOTALL)
 
 
@@ -99,6 +106,34 @@ def first_duplicate(data: bytes) -> Path | None:
     return None
 
 
+async def refuse_stray_body(request: Request) -> None:
+    """Raise a `RequestValidationError` on `body` unless the command `request`, of a route that
+    takes no body, has none or the empty object `{}`."""
+    if request.method not in COMMAND_METHODS:
+        return
+    data = await request.body()
+    if not data:
+        return
+    try:
+        document = loads_unique(data)
+    except DuplicateMember as error:
+        why = f"{error}"
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        why = "not a JSON document"
+    else:
+        if document == {}:
+            return
+        why = "an object with members" if isinstance(document, dict) else "not an object"
+    refusal = {"loc": ("body",), "msg": f"{NO_BODY}, not {why}", "type": "no_body"}
+    raise RequestValidationError([refusal])
+
+
+def reads_own_body(route: APIRoute) -> bool:
+    """Whether the endpoint of a route without a body parameter reads the body itself (as a
+    form), as its OpenAPI operation then declares (`openapi_extra`'s `requestBody`)."""
+    return "requestBody" in (route.openapi_extra or {})
+
+
 class JsonRequest(Request):
     """A request whose `json()` is `loads_unique` of its body."""
 
@@ -111,11 +146,19 @@ class JsonRequest(Request):
 class JsonRoute(APIRoute):
     """An APIRoute whose JSON body FastAPI reads through `JsonRequest`: a repeated member name
     fails as an unparsable body does (FastAPI's 400 from the error, `runtime.http.problems`
-    answers it as a 422 naming the member)."""
+    answers it as a 422 naming the member). A command route without a body parameter refuses
+    a body other than `{}` (`refuse_stray_body`)."""
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         body = self.body_field
+        if body is None and not reads_own_body(self):
+
+            async def without_body(request: Request) -> Response:
+                await refuse_stray_body(request)
+                return await handler(request)
+
+            return without_body
         if body is None or isinstance(body.field_info, Form):
             return handler
 

@@ -11,7 +11,8 @@ request:
    repeated member name; a document it cannot decode at once goes to msgspec, and one msgspec
    refuses is decoded again by `json`, whose error FastAPI reports: a 422 on `body.<offset>`,
    or a 400 for bytes that are not UTF-8 or nest too deeply), before any dependency, as
-   FastAPI does. (How deep is too deep
+   FastAPI does; a route without a body parameter refuses any body but `{}` instead
+   (`runtime.http.json_bodies.refuse_stray_body`, a 422 on `body`). (How deep is too deep
    depends on the stack below, for both decoders: msgspec gives up a few levels deeper than
    `json`, so a document nested some 990 levels may be refused on `body` as not an object here
    and as nested too deeply by FastAPI: a 422 on `body` either way.);
@@ -50,7 +51,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtime.http.json_bodies import JsonRoute, loads_unique
+from runtime.http.json_bodies import JsonRoute, loads_unique, refuse_stray_body
 
 Resolver = Callable[[Request], Awaitable[Any]]
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -116,7 +117,11 @@ class _Plan:
 
     async def answer(self, request: Request) -> Response:
         dependant = self.dependant
-        body = await _body(request) if dependant.body_params else PydanticUndefined
+        if dependant.body_params:
+            body = await _body(request)
+        else:  # a command that takes no body: none, or {}
+            body = PydanticUndefined
+            await refuse_stray_body(request)
         values: dict[str, Any] = {}
         if self.request_name is not None:
             values[self.request_name] = request

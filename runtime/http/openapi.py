@@ -50,18 +50,31 @@ def _ref(schema: str) -> JSONSchema:
     return {"$ref": f"#/components/schemas/{schema}"}
 
 
-def _problem_with(properties: dict[str, JSONSchema]) -> JSONSchema:
+def _problem_with(
+    properties: dict[str, JSONSchema], optional: dict[str, JSONSchema] | None = None
+) -> JSONSchema:
+    """A problem with the members `properties`, and those `optional` where they apply."""
+    every = {**properties, **(optional or {})}
     return {
         "allOf": [
             _ref("Problem"),
-            {"type": "object", "required": list(properties), "properties": properties},
+            {"type": "object", "required": list(properties), "properties": every},
         ]
     }
 
 
 PROBLEM_SCHEMAS: dict[str, JSONSchema] = {
     "Problem": _PROBLEM,
-    "ValidationProblem": _problem_with({"errors": {"type": "array", "items": _FIELD_ERROR}}),
+    "ValidationProblem": _problem_with(
+        {"errors": {"type": "array", "items": _FIELD_ERROR}},
+        optional={
+            "errors_omitted": {
+                "type": "integer",
+                "description": "How many bad fields `errors` leaves out (it lists the first"
+                " 20); absent when it lists them all.",
+            }
+        },
+    ),
     "PositionProblem": _problem_with(
         {
             "position": {"type": "string", "description": "The position asked for."},

@@ -131,8 +131,9 @@ BAD_REQUEST = ProblemType(
 BAD_HEADER = ProblemType(
     400,
     "http-error",
-    "a malformed `If-Match`, `Idempotency-Key`, `X-Correlation-Id` or `X-Causation-Id` header"
-    " (one of the last three sent in two fields is malformed too)",
+    "a malformed `If-Match` or `Idempotency-Key` header on a command, or `X-Correlation-Id` or"
+    " `X-Causation-Id` on any request (one of the last three sent in two fields is malformed"
+    " too)",
     lambda operation: operation.takes_any("header"),
 )
 UNAUTHENTICATED = ProblemType(
@@ -174,7 +175,9 @@ CONTENT_TOO_LARGE = ProblemType(
 UNSUPPORTED_MEDIA_TYPE = ProblemType(
     415,
     "unsupported-media-type",
-    "a command body that is not `application/json`, or says its type in two `Content-Type` fields",
+    "a command body that is not `application/json`, says its type in two `Content-Type` fields,"
+    " names a `charset` other than `utf-8`, or is content-coded (a `Content-Encoding` other than"
+    " `identity`; the answer says `Accept-Encoding: identity`)",
     lambda operation: operation.has_body,
 )
 RULE_VIOLATED = ProblemType(

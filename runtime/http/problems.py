@@ -1,7 +1,8 @@
 """What every HTTP service here shares: RFC 9457 problem details.
 
 Every error response is `application/problem+json` with `type`, `title`, `status`, `detail`
-and `instance`; validation errors add `errors`, one `{field, message}` per bad field. The types
+and `instance`; validation errors add `errors`, one `{field, message}` per bad field (the first
+`MAX_LISTED_ERRORS`; `errors_omitted` counts the rest). The types
 are the catalog in `runtime.http.problem_types`.
 """
 
@@ -26,11 +27,14 @@ from runtime.http.problem_types import (
     ProblemType,
     title_of,
 )
+from runtime.http.trace_headers import TraceHeaders
 
 RETRY_AFTER_SECONDS = "1"
 
 ORIGINAL_PATH = "x-envoy-original-path"
 """Where the gateway keeps the path a client asked for when its route rewrote it."""
+MAX_LISTED_ERRORS = 20
+"""The most bad fields a validation problem lists; it counts the others."""
 HTTP_ERRORS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
 """The problem type of an `HTTPException` by status; any other status is a `BAD_HEADER`."""
 
@@ -65,8 +69,16 @@ def instance_of(request: Request) -> str:
 
 
 def invalid_input(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
-    fields = ", ".join(e["field"] for e in errors)
-    return problem(request, VALIDATION_ERROR, f"invalid input: {fields}", errors=errors)
+    """A validation problem listing the first `MAX_LISTED_ERRORS` of `errors` (in `detail` and
+    `errors`), and how many more there are (`errors_omitted`), so that the answer to a body of
+    thousands of bad members stays small."""
+    listed = errors[:MAX_LISTED_ERRORS]
+    omitted = len(errors) - len(listed)
+    detail = "invalid input: " + ", ".join(e["field"] for e in listed)
+    if not omitted:
+        return problem(request, VALIDATION_ERROR, detail, errors=listed)
+    detail += f" and {omitted} more"
+    return problem(request, VALIDATION_ERROR, detail, errors=listed, errors_omitted=omitted)
 
 
 async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -114,6 +126,10 @@ async def on_duplicate_member(request: Request, error: Exception) -> JSONRespons
     return invalid_input(request, [duplicate_member_error(error)])
 
 
+def malformed_header(request: Request, why: str) -> JSONResponse:
+    return problem(request, BAD_HEADER, why)
+
+
 async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
     return problem(
         request,
@@ -126,9 +142,9 @@ async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
 def install_problem_handlers(
     app: FastAPI, log: logging.Logger, own_problems: Sequence[ProblemType] = ()
 ) -> None:
-    """What every API answers in problem details: malformed requests, HTTP errors, and the
-    unexpected (logged to `log`); and the OpenAPI document of its problems (the catalog's and
-    `own_problems`) and headers."""
+    """What every API answers in problem details: malformed requests (a malformed trace header
+    on any route too), HTTP errors, and the unexpected (logged to `log`); and the OpenAPI
+    document of its problems (the catalog's and `own_problems`) and headers."""
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", extra={"path": request.url.path})
@@ -138,4 +154,5 @@ def install_problem_handlers(
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(DuplicateMember, on_duplicate_member)
+    app.add_middleware(TraceHeaders, refuse=malformed_header)
     document_problems(app, own_problems)

@@ -7,9 +7,12 @@ its own parameters, that the value is percent-encoded UTF-8 and that the paramet
 most once; otherwise the answer is a 422 naming it. Parameters a route does not know are
 ignored, as is conventional. The server decodes the path as leniently (`a%FFb` would be the
 hobby `a\ufffdb`), so a path that is not percent-encoded UTF-8 is a 422 on its text parameters
-too.
+too. A `%` not followed by two hex digits (`%zz`, `%2`, a trailing `%`) is no escape: decoders
+keep it as it is (`%zz` would be the hobby `%zz`), where `%25` is the one way to write `%`, so it
+is refused alike, in the path and in a route's own query parameters.
 """
 
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
@@ -23,6 +26,8 @@ from fastapi.routing import APIRoute
 Problem = tuple[str, str]
 """(parameter name, what is wrong with it)."""
 NOT_UTF_8 = "must be UTF-8, with every byte outside ASCII percent-encoded"
+BAD_ESCAPE = "has a `%` not followed by two hex digits: write `%25` for `%`"
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def _decoded(raw: bytes) -> str | None:
@@ -35,6 +40,13 @@ def _decoded(raw: bytes) -> str | None:
         return None
 
 
+def encoding_problem(raw: bytes) -> str | None:
+    """What is wrong with the percent-encoding of a raw name, value or path (None if nothing)."""
+    if _BAD_ESCAPE.search(raw) is not None:
+        return BAD_ESCAPE
+    return NOT_UTF_8 if _decoded(raw) is None else None
+
+
 def query_string_problems(raw: bytes, names: Collection[str]) -> list[Problem]:
     """What is wrong in `raw` with the parameters called `names` (empty when nothing is)."""
     problems: list[Problem] = []
@@ -45,19 +57,23 @@ def query_string_problems(raw: bytes, names: Collection[str]) -> list[Problem]:
         if name is None or name not in names:
             continue  # an unknown parameter: ignored
         seen[name] += 1
-        if _decoded(raw_value) is None:
-            problems.append((name, NOT_UTF_8))
+        problem = encoding_problem(raw_value)
+        if problem is not None:
+            problems.append((name, problem))
     problems += [(name, f"was given {n} times; give it once") for name, n in seen.items() if n > 1]
     return problems
 
 
 def path_problems(raw_path: bytes | None, values: dict[str, Any]) -> list[Problem]:
     """The path parameters among `values` that a path `raw_path` not in percent-encoded UTF-8
-    made up (their text holds the U+FFFD its bad bytes were decoded to); none if it is."""
-    if raw_path is None or _decoded(raw_path) is not None:
+    made up (their text holds the U+FFFD its bad bytes were decoded to, or the `%` of a
+    malformed escape kept as it is); none if it is."""
+    problem = None if raw_path is None else encoding_problem(raw_path)
+    if problem is None:
         return []
-    made_up = [name for name, value in values.items() if "\ufffd" in str(value)]
-    return [(name, NOT_UTF_8) for name in made_up] or [("", NOT_UTF_8)]
+    mark = "%" if problem == BAD_ESCAPE else "\ufffd"
+    made_up = [name for name, value in values.items() if mark in str(value)]
+    return [(name, problem) for name in made_up] or [("", problem)]
 
 
 def _rejection(problems: list[Problem], where: str = "query") -> RequestValidationError:

@@ -22,9 +22,20 @@ from tests.support.api import (
     unique_email,
 )
 
-# Refused by the text rule; \x1f and \x85 are also whitespace to str.strip; U+202E reverses
-# how the text after it is shown.
-FORBIDDEN = ["\x00", "\x1f", "\x7f", "\x85", "\u202e", "\ud800", "\ufffe", "\U0010ffff"]
+# Refused by the text rule; \x1f, \x85 (NEXT LINE), U+2028 and U+2029 (line and paragraph
+# separators) are also whitespace to str.strip; U+202E reverses how the text after it is shown.
+FORBIDDEN = [
+    "\x00",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\u202e",
+    "\ud800",
+    "\ufffe",
+    "\U0010ffff",
+]
 UUID = "2e31a84a-2ade-4076-83c6-62ab586bccdb"
 
 
@@ -310,3 +321,40 @@ def test_a_lone_surrogate_as_a_json_key_is_422_not_500(client: TestClient) -> No
     body = '{"name": "Ada", "email": "ada@example.com", "\\ud800": 1}'
     assert_problem(send(client, "post", "/users", body), 422, "body")
     assert store_state(client) == before
+
+
+@pytest.mark.parametrize("unknown", [21, 5_500])
+def test_a_validation_problem_lists_the_first_20_errors_and_counts_the_rest(
+    client: TestClient, unknown: int
+) -> None:
+    """A 54 KB body of 5,500 unknown members is not answered with a 427 KB problem."""
+    before = store_state(client)
+    members = {f"x{n}": 1 for n in range(unknown)}
+    body = json.dumps({"name": "Ada", "email": unique_email(), **members})
+    response = send(client, "POST", "/users", body)
+    problem = assert_problem(response, 422, "body.x0", "body.x19", f"and {unknown - 20} more")
+    assert [error["field"] for error in problem["errors"]] == [f"body.x{n}" for n in range(20)]
+    assert problem["errors_omitted"] == unknown - 20
+    assert len(response.content) < 4_000
+    assert store_state(client) == before
+
+
+def test_a_validation_problem_of_20_errors_lists_them_all(client: TestClient) -> None:
+    body = json.dumps({"name": "Ada", "email": unique_email(), **{f"x{n}": 1 for n in range(20)}})
+    problem = assert_problem(send(client, "POST", "/users", body), 422, "body.x19")
+    assert len(problem["errors"]) == 20
+    assert "errors_omitted" not in problem and "more" not in problem["detail"]
+
+
+@pytest.mark.parametrize("escape", ["%zz", "%2", "%", "a%g1", "%%41"])
+def test_a_malformed_percent_escape_in_a_path_is_422_on_its_parameter(
+    client: TestClient, escape: str
+) -> None:
+    """`%zz` is no escape: the server would keep it as it is and look for the hobby `%zz`."""
+    user = register(client)
+    hobby = escape.replace("%%41", "%A")  # as a lenient decoder reads the path
+    assert send_json(client, "POST", f"/users/{user}/hobbies", {"hobby": hobby}).status_code == 200
+    before = store_state(client)
+    response = client.delete(f"/users/{user}/hobbies/{escape}")
+    assert_refused(client, response, before, "path.hobby", "two hex digits")
+    assert client.delete(f"/users/{user}/hobbies/{quote(hobby, safe='')}").status_code == 200

@@ -1,10 +1,17 @@
 """Command bodies: JSON only (415 otherwise) and bounded in size (413), before any store call."""
 
+import re
+import uuid
+
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
+from runtime.http.lean_route import LeanRoute
 from runtime.http.request_bodies import DEFAULT_MAX_BODY_BYTES, is_json
 from tests.support.api import assert_problem, register, store_state, unique_email
+
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize(
@@ -45,9 +52,115 @@ def test_json_media_types_are_accepted(client: TestClient, content_type: str) ->
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-16",
+        "application/json; charset=latin-1",
+        'application/json; charset="iso-8859-1"',
+        "application/json; charset=utf-8; charset=utf-16",
+        "application/merge-patch+json; Charset=UTF-32",
+    ],
+)
+def test_a_json_body_in_another_charset_is_415_and_changes_nothing(
+    client: TestClient, content_type: str
+) -> None:
+    before = store_state(client)
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    response = client.post("/users", content=body, headers={"Content-Type": content_type})
+    assert_problem(response, 415, "UTF-8", "charset=")
+    assert response.json()["type"] == "/problems/unsupported-media-type"
+    assert store_state(client) == before
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", '"utf-8"', "Utf-8"])
+def test_a_utf_8_charset_in_any_case_is_accepted(client: TestClient, charset: str) -> None:
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    headers = {"Content-Type": f"application/json; charset={charset}"}
+    assert client.post("/users", content=body, headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "identity, gzip", "x-unknown"])
+def test_a_content_coded_body_is_415_and_changes_nothing(client: TestClient, coding: str) -> None:
+    """A body said to be gzip is not read as plain: refused, with the codings taken (none)."""
+    before = store_state(client)
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+    response = client.post("/users", content=body, headers=headers)
+    assert_problem(response, 415, "content-coded")
+    assert response.headers["accept-encoding"] == "identity"
+    assert store_state(client) == before
+
+
+def test_an_identity_content_coding_is_accepted(client: TestClient) -> None:
+    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
+    headers = {"Content-Type": "application/json", "Content-Encoding": "Identity"}
+    assert client.post("/users", content=body, headers=headers).status_code == 201
+
+
 def test_a_command_without_a_body_needs_no_content_type(client: TestClient) -> None:
     user = register(client)
     assert client.post(f"/users/{user}/deactivate").status_code == 200
+
+
+STRAY_BODIES = [
+    b"xx",
+    b'{"a": 1, "a": 2}',
+    b'{"x": 1}',
+    b"[]",
+    b'"x"',
+    b"null",
+    b"0",
+    b"{} x",
+    b"{",
+    b" ",
+    b"\xff",
+]
+
+
+def bodiless_command_paths(client: TestClient) -> list[tuple[str, str]]:
+    """(method, path) of every command route of the app that takes no body, ids filled in."""
+    found = []
+    for context in iter_route_contexts(client.app.routes):  # type: ignore[attr-defined]
+        route = context.original_route
+        if not isinstance(route, LeanRoute) or route.body_field is not None:
+            continue
+        path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), context.path or "")
+        found += [(method, path) for method in sorted(context.methods or ()) if method != "GET"]
+    return found
+
+
+@pytest.mark.parametrize("body", STRAY_BODIES, ids=ascii)
+def test_every_command_that_takes_no_body_refuses_one(client: TestClient, body: bytes) -> None:
+    """A body other than `{}` sent to a command without one is a 422 on `body`, before the
+    command runs (the ids name nothing: it is refused before they are looked up)."""
+    commands = bodiless_command_paths(client)
+    paths = {re.sub(r"[0-9a-f-]{36}", "{id}", path) for _, path in commands}
+    assert {"/users/{id}/deactivate", "/payments/{id}/capture", "/orders/{id}/place"} <= paths
+    before = store_state(client)
+    for method, path in commands:
+        response = client.request(method, path, content=body, headers=JSON)
+        errors = assert_problem(response, 422, "body")["errors"]
+        assert [error["field"] for error in errors] == ["body"], (method, path)
+        assert "takes no body" in errors[0]["message"]
+    assert store_state(client) == before
+
+
+@pytest.mark.parametrize("body", [b'{"a":1,"a":2}', b"xx", b'{"active": false}'], ids=ascii)
+def test_a_deactivation_with_a_body_deactivates_nothing(client: TestClient, body: bytes) -> None:
+    user = register(client)
+    response = client.post(f"/users/{user}/deactivate", content=body, headers=JSON)
+    assert_problem(response, 422, "body")
+    assert client.get(f"/users/{user}").json()["active"] is True
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b" {\n} "], ids=ascii)
+def test_a_command_that_takes_no_body_takes_an_empty_object(
+    client: TestClient, body: bytes
+) -> None:
+    user = register(client)
+    response = client.post(f"/users/{user}/deactivate", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
 
 
 def test_a_body_over_the_limit_is_413_and_changes_nothing(client: TestClient) -> None:

@@ -176,6 +176,13 @@ def test_bad_json(client: TestClient, user: str, body: bytes) -> None:
     assert response.status_code in (400, 422), response.text
 
 
+@pytest.mark.parametrize("body", [b"xx", b'{"a": 1, "a": 2}', b'{"x": 1}', b"[]", b"{}", b""])
+def test_a_body_sent_to_a_command_without_one(client: TestClient, user: str, body: bytes) -> None:
+    path = f"/users/{user}/reactivate"  # the user is active: a 409 when the command runs
+    response = assert_alike(client, "POST", path, content=body, content_type="application/json")
+    assert response.status_code == (422 if body.strip(b"{}") else 409), response.text
+
+
 QUANTITIES = [b"1.0", b"true", b'"1"', b"1e3", b"0", b"-1", b"10" * 20, b"null", b"[]"]
 
 

@@ -37,6 +37,8 @@ REFUSED = [
     "\x7f",
     "\x85",  # NEL, a C1 control and whitespace to str.strip()
     "\x9f",
+    "\u2028",  # LINE SEPARATOR: a line break, as newline is
+    "\u2029",  # PARAGRAPH SEPARATOR
     "\u202a",  # LEFT-TO-RIGHT EMBEDDING
     "\u202e",  # RIGHT-TO-LEFT OVERRIDE: shows the text after it reversed
     "\u2066",  # LEFT-TO-RIGHT ISOLATE
@@ -59,6 +61,7 @@ ALLOWED = [
     "\u200d",  # ZERO WIDTH JOINER, inside emoji sequences
     "\u200e",  # LEFT-TO-RIGHT MARK, in mixed-direction text
     "\u200f",
+    "\u2027",
     "\u2065",
     "\ufdcf",
     "\ufdf0",

@@ -2,6 +2,7 @@
 written (odd Unicode, control characters, huge and malformed bodies, malformed forms)."""
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -131,6 +132,31 @@ def test_a_huge_body_is_refused_before_it_is_read(unchanged: TestClient, path: s
     assert_problem(answer, 413, "at most")
 
 
+@pytest.mark.parametrize("path", ["/sign-up", "/token"])
+@pytest.mark.parametrize(
+    ("coding", "charset"), [("gzip", None), (None, "latin-1"), (None, "UTF-16")]
+)
+def test_a_body_coded_or_in_another_charset_is_415(
+    unchanged: TestClient, path: str, coding: str | None, charset: str | None
+) -> None:
+    kind = "application/x-www-form-urlencoded" if path == "/token" else "application/json"
+    headers = {"Content-Type": f"{kind}; charset={charset}" if charset else kind}
+    if coding:
+        headers["Content-Encoding"] = coding
+    content = b"grant_type=client_credentials" if path == "/token" else b"{}"
+    assert_problem(unchanged.post(path, content=content, headers=headers), 415)
+
+
+def test_a_sign_up_of_many_bad_members_lists_20(unchanged: TestClient) -> None:
+    members = {f"x{n}": 1 for n in range(1_000)}
+    sign_up = {"name": "Ada", "email": "many@example.org", "password": PASSWORD}
+    content = json.dumps({**sign_up, **members})
+    headers = {"Content-Type": "application/json"}
+    answer = unchanged.post("/sign-up", content=content.encode(), headers=headers)
+    problem = assert_problem(answer, 422, "body.x0", "and 980 more")
+    assert len(problem["errors"]) == 20 and problem["errors_omitted"] == 980
+
+
 NOT_SIGN_UPS = [
     b"{",
     b'"a string"',
@@ -183,6 +209,27 @@ def test_an_account_naming_the_password_twice_is_refused(
     assert_problem(answer, 422, "body.password")
 
 
+@pytest.mark.parametrize("content", [b"xx", b'{"a": 1, "a": 2}', b'{"x": 1}', b"[]", b"null"])
+def test_a_body_sent_to_key_rotation_is_refused(
+    unchanged: TestClient, operator_token: str, content: bytes
+) -> None:
+    """Rotation takes no body: none or `{}`, and anything else is a 422 that rotates nothing."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {operator_token}"}
+    answer = unchanged.post("/keys/rotate", content=content, headers=headers)
+    errors = assert_problem(answer, 422, "body")["errors"]
+    assert errors == [{"field": "body", "message": errors[0]["message"]}]
+    assert "takes no body" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("content", [b"", b"{}", b" { } "])
+def test_key_rotation_takes_no_body_or_an_empty_object(
+    identity_client: TestClient, operator_token: str, content: bytes
+) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {operator_token}"}
+    answer = identity_client.post("/keys/rotate", content=content, headers=headers)
+    assert answer.status_code == 201, answer.text
+
+
 @pytest.mark.parametrize("key", ["", "with space", "é" * 3, "x" * 201])
 def test_a_malformed_idempotency_key_is_refused(unchanged: TestClient, key: str) -> None:
     headers = {"Idempotency-Key": key.encode()}
@@ -200,3 +247,9 @@ def test_a_sign_up_without_the_users_service_is_a_503(
         assert_problem(answer, 503, "users service")
         assert answer.headers["retry-after"] == "1"
         assert row_counts(identity_of(client)) == before
+
+
+@pytest.mark.parametrize("path", ["/jwks.json", "/healthz"])
+def test_a_malformed_correlation_id_is_400_on_a_query(unchanged: TestClient, path: str) -> None:
+    assert_problem(unchanged.get(path, headers={"X-Correlation-Id": "x" * 150}), 400)
+    assert unchanged.get(path).status_code == 200

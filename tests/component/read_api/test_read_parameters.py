@@ -258,3 +258,10 @@ def test_a_read_with_a_bad_parameter_does_not_wait_for_its_position(
     assert_refused(client, "/users?position=users:999&wait=5&cursor=x", "query.cursor")
 
     assert "strata_read_waits_total{" not in client.get("/metrics").text
+
+
+@pytest.mark.parametrize("value", ["x" * 150, "caf\u00e9"])
+def test_a_malformed_correlation_id_is_400(client: TestClient, value: str) -> None:
+    response = client.get("/users", headers={"X-Correlation-Id": value.encode()})
+    assert_problem(response, 400, "X-Correlation-Id")
+    assert client.get("/users", headers={"X-Correlation-Id": "ok-1"}).status_code == 200
