@@ -6,12 +6,27 @@ import uuid
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from runtime.http.lean_route import LeanRoute
 from runtime.http.request_bodies import DEFAULT_MAX_BODY_BYTES, is_json
 from tests.support.api import assert_problem, register, store_state, unique_email
 
 JSON = {"Content-Type": "application/json"}
+
+
+def register_body() -> str:
+    return f'{{"name": "Ada", "email": "{unique_email()}"}}'
+
+
+def assert_unsupported(client: TestClient, headers: dict[str, str], *fragments: str) -> Response:
+    """A valid registration sent with `headers` is a 415 naming `fragments`; nothing stored."""
+    before = store_state(client)
+    response: Response = client.post("/users", content=register_body(), headers=headers)
+    assert_problem(response, 415, *fragments)
+    assert response.json()["type"] == "/problems/unsupported-media-type"
+    assert store_state(client) == before
+    return response
 
 
 @pytest.mark.parametrize(
@@ -28,13 +43,8 @@ JSON = {"Content-Type": "application/json"}
 def test_a_command_body_that_is_not_json_is_415_and_changes_nothing(
     client: TestClient, content_type: str
 ) -> None:
-    before = store_state(client)
-    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
     headers = {"Content-Type": content_type} if content_type else {}
-    response = client.post("/users", content=body, headers=headers)
-    assert_problem(response, 415, "application/json")
-    assert response.json()["type"] == "/problems/unsupported-media-type"
-    assert store_state(client) == before
+    assert_unsupported(client, headers, "application/json")
 
 
 @pytest.mark.parametrize(
@@ -47,8 +57,9 @@ def test_a_command_body_that_is_not_json_is_415_and_changes_nothing(
     ],
 )
 def test_json_media_types_are_accepted(client: TestClient, content_type: str) -> None:
-    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
-    response = client.post("/users", content=body, headers={"Content-Type": content_type})
+    response = client.post(
+        "/users", content=register_body(), headers={"Content-Type": content_type}
+    )
     assert response.status_code == 201, response.text
 
 
@@ -65,37 +76,25 @@ def test_json_media_types_are_accepted(client: TestClient, content_type: str) ->
 def test_a_json_body_in_another_charset_is_415_and_changes_nothing(
     client: TestClient, content_type: str
 ) -> None:
-    before = store_state(client)
-    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
-    response = client.post("/users", content=body, headers={"Content-Type": content_type})
-    assert_problem(response, 415, "UTF-8", "charset=")
-    assert response.json()["type"] == "/problems/unsupported-media-type"
-    assert store_state(client) == before
+    assert_unsupported(client, {"Content-Type": content_type}, "UTF-8", "charset=")
 
 
 @pytest.mark.parametrize("charset", ["utf-8", "UTF-8", '"utf-8"', "Utf-8"])
 def test_a_utf_8_charset_in_any_case_is_accepted(client: TestClient, charset: str) -> None:
-    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
     headers = {"Content-Type": f"application/json; charset={charset}"}
-    assert client.post("/users", content=body, headers=headers).status_code == 201
+    assert client.post("/users", content=register_body(), headers=headers).status_code == 201
 
 
 @pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "identity, gzip", "x-unknown"])
 def test_a_content_coded_body_is_415_and_changes_nothing(client: TestClient, coding: str) -> None:
     """A body said to be gzip is not read as plain: refused, with the codings taken (none)."""
-    before = store_state(client)
-    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
-    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
-    response = client.post("/users", content=body, headers=headers)
-    assert_problem(response, 415, "content-coded")
+    response = assert_unsupported(client, {**JSON, "Content-Encoding": coding}, "content-coded")
     assert response.headers["accept-encoding"] == "identity"
-    assert store_state(client) == before
 
 
 def test_an_identity_content_coding_is_accepted(client: TestClient) -> None:
-    body = f'{{"name": "Ada", "email": "{unique_email()}"}}'
-    headers = {"Content-Type": "application/json", "Content-Encoding": "Identity"}
-    assert client.post("/users", content=body, headers=headers).status_code == 201
+    headers = {**JSON, "Content-Encoding": "Identity"}
+    assert client.post("/users", content=register_body(), headers=headers).status_code == 201
 
 
 def test_a_command_without_a_body_needs_no_content_type(client: TestClient) -> None:
