@@ -36,7 +36,7 @@ Loads = Callable[[str], Any]
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-NO_BODY = "this command takes no body: send none, or {}"
+NO_BODY = "this command takes no body (send none, or {})"
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],]|[^\s"{}\[\],]+|\s+', re.DOTALL)
 
 
@@ -119,12 +119,13 @@ async def refuse_stray_body(request: Request) -> None:
     except DuplicateMember as error:
         why = f"{error}"
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        why = "not a JSON document"
+        why = "this one is not JSON"
     else:
         if document == {}:
             return
-        why = "an object with members" if isinstance(document, dict) else "not an object"
-    refusal = {"loc": ("body",), "msg": f"{NO_BODY}, not {why}", "type": "no_body"}
+        what = "an object with members" if isinstance(document, dict) else "not an object"
+        why = f"this one is {what}"
+    refusal = {"loc": ("body",), "msg": f"{NO_BODY}, and {why}", "type": "no_body"}
     raise RequestValidationError([refusal])
 
 
