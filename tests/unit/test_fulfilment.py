@@ -86,8 +86,7 @@ class Run:
         return self
 
     def status(self) -> FulfilmentStatus:
-        """The saga's status now: a call, so a type checker keeps no earlier check of
-        `run.saga.status` across the inputs fed in between."""
+        """The saga's status now: a call, which no earlier check of it narrows for mypy."""
         return self.saga.status
 
     @property
