@@ -16,8 +16,12 @@ Over HTTP a command carries the process's service token (`runtime.auth.tokens.To
 saga's account has the scopes `payments:write shipping:write orders:write`). Without a token
 yet, or answered 401 (a token the participant cannot verify yet, as during a key rotation), 408
 or 429 (a rate limit), the command is sent again later, like one that found the participant
-down, after its `Retry-After` if it gives one (at most a minute). Any other 4xx is a refusal, in
-the words of the problem's `detail`.
+down, after its `Retry-After` if it gives one (at most a minute). Any other 4xx in problem
+details is a refusal, in the words of the problem's `detail`, except a 403: the saga's account
+lacks a scope, which is the deployment's fault, not the participant's "no". That, and a 4xx that
+is not problem details (a proxy's page: the URL does not lead to the participant), raise
+`ParticipantMisconfigured`: retried, then parked for a person (`replay jobs retry` once the
+deployment is mended), never taken as a refusal that would compensate the order.
 """
 
 import logging
@@ -35,6 +39,7 @@ from domain.service import CommandContext, CommandService
 from eventlog.jobs import RetryLater
 from runtime.auth.tokens import TokenSource
 from runtime.http.header_fields import retry_after_seconds
+from runtime.http.openapi import PROBLEM_JSON
 
 log = logging.getLogger("strata.fulfilment.dispatch")
 
@@ -50,6 +55,11 @@ class ParticipantUnavailable(Exception):
 
 class CommandRefused(Exception):
     """The participant refused the command: sending it again would not change that."""
+
+
+class ParticipantMisconfigured(Exception):
+    """The participant's answer says the deployment is wrong (a scope the saga's account lacks,
+    a URL that does not lead to the participant), not that the command was refused."""
 
 
 class Participants(Protocol):
@@ -95,6 +105,7 @@ PATHS: Mapping[tuple[str, str], str] = {
 
 
 MAX_RETRY_AFTER = timedelta(seconds=60)
+FORBIDDEN = 403
 NOT_NOW = frozenset({401, 408, 429})
 """4xx answers that say "not now" rather than "no": a token the participant cannot verify yet,
 a request that took too long, a rate limit. The command is sent again later."""
@@ -130,8 +141,14 @@ class HttpParticipants:
             raise ParticipantUnavailable(
                 f"{target} answered {response.status_code}", _retry_after(response)
             )
-        if response.status_code >= 400:
-            raise CommandRefused(_refusal_reason(response))
+        if response.is_success:
+            return
+        if response.status_code == FORBIDDEN or not _is_problem(response):
+            raise ParticipantMisconfigured(
+                f"{target} answered {_answer(response)} to {action}: check the saga's scopes"
+                " and STRATA_WRITE_URLS"
+            )
+        raise CommandRefused(_refusal_reason(response))
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:
@@ -139,6 +156,15 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
     503), at most `MAX_RETRY_AFTER` away: a deadline of the saga's own may come sooner."""
     seconds = retry_after_seconds(response.headers.get("retry-after"))
     return None if seconds is None else min(timedelta(seconds=seconds), MAX_RETRY_AFTER)
+
+
+def _is_problem(response: httpx.Response) -> bool:
+    media_type: str = response.headers.get("content-type", "").partition(";")[0]
+    return media_type.strip().lower() == PROBLEM_JSON
+
+
+def _answer(response: httpx.Response) -> str:
+    return f"{response.status_code} {response.text[:300]}"
 
 
 def _refusal_reason(response: httpx.Response) -> str:
@@ -150,7 +176,7 @@ def _refusal_reason(response: httpx.Response) -> str:
     detail = problem.get("detail") if isinstance(problem, dict) else None
     if isinstance(detail, str) and detail.strip():
         return detail
-    return f"{response.status_code} {response.text[:300]}"
+    return _answer(response)
 
 
 Call = Callable[[Any, CommandContext, UUID, Mapping[str, str]], object]

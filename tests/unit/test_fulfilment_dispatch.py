@@ -11,6 +11,7 @@ from contexts.fulfilment.dispatch import (
     MAX_RETRY_AFTER,
     CommandRefused,
     HttpParticipants,
+    ParticipantMisconfigured,
     ParticipantUnavailable,
     dispatcher,
 )
@@ -38,16 +39,37 @@ def test_a_refusal_is_told_in_the_problems_detail() -> None:
     assert str(refused.value) == detail
 
 
-@pytest.mark.parametrize(
-    "response",
-    [httpx.Response(404, text="Not Found"), httpx.Response(422, json=["no detail"])],
-)
-def test_a_refusal_without_a_detail_is_told_by_its_status_and_body(
-    response: httpx.Response,
-) -> None:
+def test_a_refusal_without_a_detail_is_told_by_its_status_and_body() -> None:
+    response = httpx.Response(404, json={"status": 404}, headers={"Content-Type": PROBLEM})
     with pytest.raises(CommandRefused) as refused:
         send(answering(response))
-    assert str(refused.value) == f"{response.status_code} {response.text}"
+    assert str(refused.value) == f"404 {response.text}"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(
+            403, json={"detail": "needs shipping:write"}, headers={"Content-Type": PROBLEM}
+        ),
+        httpx.Response(404, text="Not Found"),
+        httpx.Response(405, json={"detail": "Method Not Allowed"}),
+        httpx.Response(302, headers={"Location": "/login"}),
+    ],
+)
+def test_a_misconfigured_deployment_is_no_refusal(response: httpx.Response) -> None:
+    """A scope the saga's account lacks, or an answer that is not the participant's: the job
+    fails (retried, then parked), and the saga is never told the command was refused."""
+    refusals: list[str] = []
+    handle = dispatcher(answering(response), lambda key, reason: refusals.append(reason))
+    payload = {"target": "shipping", "action": "cancel", "aggregate_id": str(uuid4()), "body": {}}
+    with pytest.raises(ParticipantMisconfigured, match=f"shipping answered {response.status_code}"):
+        handle(Job("fulfilment-command", "saga:cancel_shipment:0", datetime.now(UTC), payload))
+    assert refusals == []
+
+
+def test_an_accepted_command_is_neither_refused_nor_retried() -> None:
+    send(answering(httpx.Response(202, json={"id": str(uuid4()), "version": 2, "position": 9})))
 
 
 @pytest.mark.parametrize("status", [401, 408, 429, 500, 503])
