@@ -340,10 +340,18 @@ class OrderFulfilment(EventSourcedAggregate):
 
     def _remember_undone(self, compensation: Step) -> None:
         """Someone else did what `compensation` would do: never ask for it (its participant
-        would answer with nothing new, and the saga would wait for a confirmation in vain)."""
+        would answer with nothing new, and the saga would wait for a confirmation in vain). A
+        running saga cannot go on without it (a shipment dispatched for a refunded payment):
+        it stops waiting for its step and compensates the rest at once."""
         live = self.status in (Status.RUNNING, Status.COMPENSATING, Status.PARKED)
-        if live and compensation in undoing_due(self.payment, self.shipment):
-            self.trigger_event(self.UndoneElsewhere, step=compensation.name)
+        if not live or compensation not in undoing_due(self.payment, self.shipment):
+            return
+        self.trigger_event(self.UndoneElsewhere, step=compensation.name)
+        if self.status is Status.RUNNING:
+            reason = f"the {compensation.participant} was {compensation.succeeded} outside the saga"
+            if self.step is not None:
+                self._abandon(STEPS[self.step], reason)
+            self._compensate(reason)
 
     def _compensate(self, reason: str) -> None:
         plan = [step.name for step in undoing_due(self.payment, self.shipment)]

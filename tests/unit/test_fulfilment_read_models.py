@@ -85,7 +85,6 @@ def test_a_refused_compensation_is_shown_as_the_saga_holds_it() -> None:
 def test_a_payment_refunded_by_someone_else_is_shown_as_the_saga_holds_it() -> None:
     run = Run().run_to("dispatch")
     run.feed("payment_refunded")
-    run.fire("dispatch")
     shown = assert_shown_as_the_saga_holds_it(run)
     assert [(name, state) for name, state, _ in shown][:3] == [
         ("authorize", "compensated"),
