@@ -28,9 +28,11 @@ credentials (`contexts.service_accounts`).
   but the simulators followed by its config sidecar (ports moved by
   `STRATA_CONFIG_SIDECAR_PORT`, 8005 unset) and told its live settings file in LIVE_FOLDER
   (var/stack/live unset); the simulators on STRATA_PAYMENT_PROVIDER_PORT and
-  STRATA_CARRIER_PORT. With `STRATA_PROJECTOR_MODE=partitioned`, `STRATA_PROJECTOR_WORKERS`
-  projector workers `projector-1`… on ports 8303, 8304… (moved by `STRATA_PORT_OFFSET`) instead
-  of the one projector, sharing its sidecar;
+  STRATA_CARRIER_PORT, each with its ledger in the run folder (LIVE_FOLDER's parent:
+  `var/stack/payment-provider.sqlite`) unless its STRATA_*_LEDGER is set. With
+  `STRATA_PROJECTOR_MODE=partitioned`, `STRATA_PROJECTOR_WORKERS` projector workers
+  `projector-1`… on ports 8303, 8304… (moved by `STRATA_PORT_OFFSET`) instead of the one
+  projector, sharing its sidecar;
 - `endpoints`: where each context's write API and each simulator is (their OpenAPI docs).
 """
 
@@ -40,7 +42,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from contexts.live_services import (
     IDENTITY,
@@ -80,6 +82,11 @@ class StackRun:
 
     live_folder: str = LIVE_SETTINGS_FOLDER
     port_offset: int = 0
+
+    @property
+    def folder(self) -> str:
+        """The run folder (var/stack, var/stack-N): the live settings folder's parent."""
+        return str(PurePosixPath(self.live_folder).parent)
 
 
 @dataclass(frozen=True)
@@ -129,14 +136,20 @@ def live_services(registry: Registry = REGISTRY) -> list[LiveService]:
 
 @dataclass(frozen=True)
 class Simulator:
-    """A provider simulator (a process of its own) on the port of its setting `port_field`, and
-    the context whose write service calls it, told where by `url_variable`."""
+    """A provider simulator (a process of its own) on the port of its setting `port_field`, its
+    ledger in the file of `ledger_field`, and the context whose write service calls it, told
+    where by `url_variable`."""
 
     service: str
     script: str
     port_field: str
+    ledger_field: str
     url_variable: str
     caller: str
+
+    @property
+    def ledger_variable(self) -> str:
+        return f"STRATA_{self.ledger_field.upper()}"
 
     def port(self, settings: CommonSettings | None = None) -> int:
         """Its port in these settings; its default port without."""
@@ -151,10 +164,18 @@ SIMULATORS = (
         "payment-provider",
         "strata-payment-provider",
         "payment_provider_port",
+        "payment_provider_ledger",
         "STRATA_PAYMENT_PROVIDER_URL",
         "payments",
     ),
-    Simulator("carrier", "strata-carrier", "carrier_port", "STRATA_CARRIER_URL", "shipping"),
+    Simulator(
+        "carrier",
+        "strata-carrier",
+        "carrier_port",
+        "carrier_ledger",
+        "STRATA_CARRIER_URL",
+        "shipping",
+    ),
 )
 
 
@@ -218,9 +239,7 @@ def stack_processes(
     simulators followed by its config sidecar (the two share one live settings file)."""
     bin_dir = bin_dir.rstrip("/")
     urls = stack_urls(settings, registry)
-    processes = [
-        f"{s.service}={bin_dir}/{s.script} --port {s.port(settings)}" for s in simulators(registry)
-    ]
+    processes = [simulator_process(bin_dir, s, settings, run) for s in simulators(registry)]
     beside = partial(_with_config_sidecar, bin_dir, settings.config_sidecar_port, run.live_folder)
     identity = identity_environment(urls, partial(client_secret, secret), registry)
     processes += beside(IDENTITY, identity, f"{bin_dir}/strata-identity serve")
@@ -237,6 +256,16 @@ def stack_processes(
         else:
             processes += beside(service, {}, f"{bin_dir}/{service.script}")
     return processes
+
+
+def simulator_process(bin_dir: str, s: Simulator, settings: CommonSettings, run: StackRun) -> str:
+    """The simulator's `NAME=COMMAND`, its ledger in the run folder unless its setting is set
+    (a second stack beside the first keeps its own)."""
+    command = f"{bin_dir}/{s.script} --port {s.port(settings)}"
+    if s.ledger_field in settings.model_fields_set:
+        return f"{s.service}={command}"
+    ledger = {s.ledger_variable: f"{run.folder}/{s.service}.sqlite"}
+    return f"{s.service}=env {_variables(ledger)} {command}"
 
 
 def projector_worker_port(index: int, offset: int = 0) -> int:

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) 
     )
     app.title = "strata (embedded)"
     include_read_routes(app, settings, prefix=READ_PREFIX, contexts=contexts)
-    simulators.mount(app, mounted)
+    simulators.mount(app, mounted, settings.data_dir)
     return app
 
 

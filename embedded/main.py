@@ -54,7 +54,8 @@ def serve() -> None:
         )
     preflight(PROG, FACTORY)
     base = f"http://{settings.host}:{settings.port}"
-    print(f"strata, embedded: event stores and read models in {settings.data_dir.resolve()}")
+    data = settings.data_dir.resolve()
+    print(f"strata, embedded: event stores, read models and simulators' ledgers in {data}")
     print(f"  write API: {base}          docs: {base}/docs")
     print(f"  read API:  {base}/read     (same docs)")
     for simulator in simulators.SIMULATORS:

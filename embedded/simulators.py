@@ -1,10 +1,12 @@
 """The provider simulators inside the all-in-one process: with no provider URL configured, the
 payment-provider and carrier simulators are mounted on the embedded app (under /simulators) and
 the participants are pointed at them, so the embedded default fulfils orders out of the box. A URL
-set explicitly (STRATA_PAYMENT_PROVIDER_URL, STRATA_CARRIER_URL) is used instead."""
+set explicitly (STRATA_PAYMENT_PROVIDER_URL, STRATA_CARRIER_URL) is used instead. Their ledgers
+are SQLite files in the data directory, beside the event stores: `simulators/<name>.sqlite`."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -19,11 +21,14 @@ ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not b
 class EmbeddedSimulator:
     name: str
     url_field: str
-    create_app: Callable[[], FastAPI]
+    create_app: Callable[[Path], FastAPI]
 
     @property
     def path(self) -> str:
         return f"{PREFIX}/{self.name}"
+
+    def ledger(self, data_dir: Path) -> Path:
+        return data_dir / "simulators" / f"{self.name}.sqlite"
 
 
 SIMULATORS = (
@@ -50,6 +55,6 @@ def pointed_at_them(settings: Settings) -> Settings:
     return settings.model_copy(update=urls)
 
 
-def mount(app: FastAPI, simulators: list[EmbeddedSimulator]) -> None:
+def mount(app: FastAPI, simulators: list[EmbeddedSimulator], data_dir: Path) -> None:
     for simulator in simulators:
-        app.mount(simulator.path, simulator.create_app())
+        app.mount(simulator.path, simulator.create_app(simulator.ledger(data_dir)))

@@ -32,14 +32,15 @@ from runtime.live_field import LIVE
 from runtime.projector_settings import ProjectorSettings
 from runtime.rate_limit_settings import RateLimitSettings
 from runtime.setting_values import FeatureFlags, UniqueJsonEnvironment, UnreadableSetting
+from runtime.simulator_settings import SimulatorSettings
 
 Mode = Literal["embedded", "stack"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
-class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
+class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings, SimulatorSettings):
     """The settings every deployment has, whatever its contexts (and the projector,
-    authentication and rate-limit settings of their bases)."""
+    authentication, rate-limit and simulator settings of their bases)."""
 
     model_config = SettingsConfigDict(
         env_prefix="STRATA_", extra="ignore", frozen=True, allow_inf_nan=False
@@ -58,7 +59,9 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
         return init_settings, environment, dotenv_settings, file_secret_settings
 
     data_dir: Path = Field(
-        Path("var"), description="Embedded mode: folder of the SQLite event stores."
+        Path("var"),
+        description="Embedded mode: folder of the SQLite event stores, read models and"
+        " simulators' ledgers.",
     )
     host: str = Field("127.0.0.1", description="Address the write API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the write API listens on.")
@@ -263,12 +266,6 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings):
         "http://127.0.0.1:8100", description="Base URL of the payment provider."
     )
     carrier_url: str = Field("http://127.0.0.1:8101", description="Base URL of the carrier.")
-    payment_provider_port: int = Field(
-        8100, ge=1, le=65535, description="Port the payment-provider simulator listens on."
-    )
-    carrier_port: int = Field(
-        8101, ge=1, le=65535, description="Port the carrier simulator listens on."
-    )
     provider_timeout_seconds: float = Field(
         2.0,
         gt=0,

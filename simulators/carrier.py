@@ -10,7 +10,8 @@ others. `GET /control/ledger` lists every operation and each booking's state.
 
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from uuid import UUID
 
 from fastapi import FastAPI
@@ -20,14 +21,12 @@ from runtime.http.problem_types import NOT_FOUND, RULE_VIOLATED
 from simulators.control import (
     Faults,
     IdempotencyKey,
-    Json,
-    Ledger,
     Simulator,
-    SimulatorError,
     create_simulator_app,
     operations_router,
     simulator_main,
 )
+from simulators.ledger import Json, Ledger, SimulatorError
 
 CARRIERS = ("Swiftpost", "Northline", "Cargo Owl")
 
@@ -53,23 +52,10 @@ class Booking:
     carrier: str
     state: str = "booked"  # then dispatched or cancelled
 
-    def summary(self) -> Json:
-        return {
-            "shipment_id": self.shipment_id,
-            "order_id": self.order_id,
-            "carrier": self.carrier,
-            "state": self.state,
-        }
-
 
 class CarrierLedger(Ledger):
-    def __init__(self) -> None:
-        super().__init__()
-        self.bookings: dict[str, Booking] = {}
-
     def summary(self) -> Json:
-        records = {ref: booking.summary() for ref, booking in self.bookings.items()}
-        return {**super().summary(), "bookings": records}
+        return {**super().summary(), "bookings": self.records()}
 
     def book(self, shipment: Shipment, control: CarrierControl) -> Json:
         refused = shipment.order_id in control.refuse_orders
@@ -77,39 +63,41 @@ class CarrierLedger(Ledger):
             return {"state": "refused", "reason": "no carrier can take the shipment"}
         carrier = CARRIERS[shipment.shipment_id.int % len(CARRIERS)]
         reference = f"bk_{uuid.uuid4().hex}"
-        self.bookings[reference] = Booking(
-            str(shipment.shipment_id), str(shipment.order_id), carrier
-        )
+        booking = Booking(str(shipment.shipment_id), str(shipment.order_id), carrier)
+        self.keep(reference, asdict(booking))
         return {"state": "accepted", "carrier": carrier, "reference": reference}
 
     def move(self, reference: str, operation: str, to: str) -> Json:
         """Dispatch or cancel a booking: only a booking that is still just booked."""
-        booking = self.bookings.get(reference)
-        if booking is None:
+        record = self.find(reference)
+        if record is None:
             raise SimulatorError(NOT_FOUND, f"no booking {reference!r}")
+        booking = Booking(**record)
         if booking.state != "booked":
             raise SimulatorError(
                 RULE_VIOLATED, f"cannot {operation} a booking that is {booking.state}"
             )
         booking.state = to
+        self.keep(reference, asdict(booking))
         return {"reference": reference, "state": to}
 
 
-def create_app() -> FastAPI:
-    simulator = Simulator(CarrierControl, CarrierLedger)
+def create_app(ledger: Path | str) -> FastAPI:
+    """The app, its ledger in the SQLite file `ledger` (opened at the first request)."""
+    simulator = Simulator(CarrierControl, CarrierLedger(ledger))
     router = operations_router(simulator)
 
     @router.post("/bookings")
     async def book(body: Shipment, key: IdempotencyKey) -> Json:
         """Book: `{state: accepted, carrier, reference}` or `{state: refused, reason}`."""
         request = {"kind": "book", **body.model_dump(mode="json")}
-        return simulator.perform(key, request, lambda ledger, c: ledger.book(body, c))
+        return await simulator.perform(key, request, lambda ledger, c: ledger.book(body, c))
 
     @router.post("/bookings/{reference}/dispatch")
     async def dispatch(reference: str, key: IdempotencyKey) -> Json:
         """Hand the shipment over; 409 unless the booking is still just booked."""
         request = {"kind": "dispatch", "reference": reference}
-        return simulator.perform(
+        return await simulator.perform(
             key, request, lambda ledger, _: ledger.move(reference, "dispatch", "dispatched")
         )
 
@@ -117,7 +105,7 @@ def create_app() -> FastAPI:
     async def cancel(reference: str, key: IdempotencyKey) -> Json:
         """Cancel the booking; 409 once dispatched or cancelled."""
         request = {"kind": "cancel", "reference": reference}
-        return simulator.perform(
+        return await simulator.perform(
             key, request, lambda ledger, _: ledger.move(reference, "cancel", "cancelled")
         )
 
@@ -125,5 +113,9 @@ def create_app() -> FastAPI:
 
 
 main = simulator_main(
-    "strata-carrier", "carrier", create_app, lambda settings: settings.carrier_port
+    "strata-carrier",
+    "carrier",
+    create_app,
+    lambda settings: settings.carrier_port,
+    lambda settings: settings.carrier_ledger,
 )

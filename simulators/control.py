@@ -6,7 +6,8 @@ outage answers 503 at once; otherwise the request waits `latency_ms`, then fails
 `error_rate` (before anything is recorded). An operation then runs once per `Idempotency-Key`:
 the key again with the same request returns the first answer, with another request a 422.
 Refusals of the rules (409, 404, 422) are not recorded, so a corrected request may reuse the key.
-State lives in memory, behind one lock.
+The ledger is a SQLite file (`simulators.ledger`), used off the event loop by one thread at a
+time; the control, and the count of requests, are the process's, in memory.
 """
 
 import asyncio
@@ -14,6 +15,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Generic, NoReturn, TypeVar
 
 import typer
@@ -26,11 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from runtime.cli import run
 from runtime.http.head import HeadAsGet
 from runtime.http.json_bodies import JsonRoute, loads_unique
-from runtime.http.problem_types import IDEMPOTENCY_KEY_REUSED, SERVICE_UNAVAILABLE, ProblemType
+from runtime.http.problem_types import SERVICE_UNAVAILABLE
 from runtime.http.problems import install_problem_handlers, problem
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.logs import configure as configure_logging
 from runtime.settings import CommonSettings, load_settings
+from simulators.ledger import Json, Ledger, SimulatorError
 
 log = logging.getLogger("strata.simulator")
 
@@ -40,7 +43,6 @@ Amount = Annotated[str, StringConstraints(pattern=AMOUNT_PATTERN)]
 IdempotencyKey = Annotated[
     str, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[!-~]+$")
 ]
-Json = dict[str, Any]
 
 
 class Faults(BaseModel):
@@ -55,68 +57,31 @@ class Faults(BaseModel):
     outage: bool = Field(False, description="Answer every operation 503 at once.")
 
 
-class SimulatorError(Exception):
-    """An operation refused by the simulator's rules: answered as a problem, not recorded."""
-
-    def __init__(self, kind: ProblemType, detail: str, *, status: int | None = None) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.status = status
-
-
-class Ledger:
-    """What a simulator recorded: every operation once per key, and every request received."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.operations: list[Json] = []
-        self._answers: dict[str, tuple[Json, Json]] = {}
-
-    def once(self, key: str, request: Json, perform: Callable[[], Json]) -> Json:
-        """The answer of `perform`, run only the first time `key` comes with `request`."""
-        seen = self._answers.get(key)
-        if seen is not None:
-            first, answer = seen
-            if first != request:
-                raise SimulatorError(
-                    IDEMPOTENCY_KEY_REUSED,
-                    f"Idempotency-Key {key!r} was first used with another request: {first}",
-                )
-            return answer
-        answer = perform()
-        self._answers[key] = (request, answer)
-        self.operations.append({"key": key, **request, **answer})
-        return answer
-
-    def summary(self) -> Json:
-        """`GET /control/ledger`: a simulator adds its own records to these."""
-        return {"requests": self.requests, "operations": list(self.operations)}
-
-
 ControlT = TypeVar("ControlT", bound=Faults)
 LedgerT = TypeVar("LedgerT", bound=Ledger)
+T = TypeVar("T")
 
 
 class Simulator(Generic[ControlT, LedgerT]):
-    """A simulator's state: its control and its ledger, behind one lock."""
+    """A simulator's state: its control and the requests it counted (on the event loop), and
+    its ledger (in worker threads, one at a time)."""
 
-    def __init__(self, control_type: type[ControlT], ledger_type: type[LedgerT]) -> None:
+    def __init__(self, control_type: type[ControlT], ledger: LedgerT) -> None:
         self.control_type = control_type
-        self._ledger_type = ledger_type
-        self.lock = threading.Lock()
         self.control = control_type()
-        self.ledger = ledger_type()
+        self.requests = 0
+        self.ledger = ledger
+        self._lock = threading.Lock()
 
-    def reset(self) -> None:
-        with self.lock:
-            self.control = self.control_type()
-            self.ledger = self._ledger_type()
+    async def reset(self) -> None:
+        self.control = self.control_type()
+        self.requests = 0
+        await self._locked(lambda ledger: ledger.forget())
 
     async def admit(self) -> None:
         """A dependency of every operation: count it, then apply the faults."""
-        with self.lock:
-            self.ledger.requests += 1
-            faults = self.control
+        self.requests += 1
+        faults = self.control
         if faults.outage:
             raise SimulatorError(SERVICE_UNAVAILABLE, "outage (simulated)")
         if faults.latency_ms:
@@ -124,12 +89,25 @@ class Simulator(Generic[ControlT, LedgerT]):
         if random.random() < faults.error_rate:
             raise SimulatorError(SERVICE_UNAVAILABLE, "failure (simulated)")
 
-    def perform(
+    async def perform(
         self, key: str, request: Json, operation: Callable[[LedgerT, ControlT], Json]
     ) -> Json:
-        with self.lock:
-            ledger, control = self.ledger, self.control
-            return ledger.once(key, request, lambda: operation(ledger, control))
+        """The operation's answer, once it and its key are committed to the ledger."""
+        control = self.control
+        return await self._locked(
+            lambda ledger: ledger.once(key, request, lambda: operation(ledger, control))
+        )
+
+    async def summary(self) -> Json:
+        recorded = await self._locked(lambda ledger: ledger.summary())
+        return {"requests": self.requests, **recorded}
+
+    async def _locked(self, use: Callable[[LedgerT], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return use(self.ledger)
+
+        return await asyncio.to_thread(locked)
 
 
 def operations_router(simulator: Simulator[Any, Any]) -> APIRouter:
@@ -168,8 +146,7 @@ def _control_router(simulator: Simulator[Any, Any]) -> APIRouter:
     @router.get("")
     async def get_control() -> Json:
         """The faults and rules in force."""
-        with simulator.lock:
-            control: Faults = simulator.control
+        control: Faults = simulator.control
         return control.model_dump(mode="json")
 
     @router.put("")
@@ -183,22 +160,19 @@ def _control_router(simulator: Simulator[Any, Any]) -> APIRouter:
                 [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
             ) from None
         loads_unique(body)  # JSON, as validated: a repeated member name is refused
-        with simulator.lock:
-            simulator.control = control
+        simulator.control = control
         log.info("control changed", extra={"control": control.model_dump(mode="json")})
         return control.model_dump(mode="json")
 
     @router.get("/ledger")
     async def get_ledger() -> Json:
         """Requests received, operations recorded (once per key), and each record's state."""
-        with simulator.lock:
-            ledger: Ledger = simulator.ledger
-            return ledger.summary()
+        return await simulator.summary()
 
     @router.post("/reset")
     async def reset() -> Json:
         """Forget every record and request, and go back to the default control."""
-        simulator.reset()
+        await simulator.reset()
         log.info("reset")
         return {"status": "reset"}
 
@@ -208,10 +182,12 @@ def _control_router(simulator: Simulator[Any, Any]) -> APIRouter:
 def simulator_main(
     prog: str,
     what: str,
-    create_app: Callable[[], FastAPI],
+    create_app: Callable[[Path], FastAPI],
     port_of: Callable[[CommonSettings], int],
+    ledger_of: Callable[[CommonSettings], Path],
 ) -> Callable[[list[str] | None], NoReturn]:
-    """The console script of a simulator: `prog [--host HOST] [--port PORT]`.
+    """The console script of a simulator: `prog [--host HOST] [--port PORT]`, its ledger in the
+    file of `ledger_of(settings)`.
 
     Exit codes: 0 stopped by a signal; 1 invalid settings; 2 bad arguments (one line)."""
     cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -229,9 +205,11 @@ def simulator_main(
         configure_logging(settings.log_level)
         host = host or settings.host
         port = port or port_of(settings)
+        ledger = ledger_of(settings)
         print(f"strata {what} simulator on http://{host}:{port} (docs: /docs)", flush=True)
+        print(f"  ledger: {ledger.resolve()}", flush=True)
         uvicorn.run(
-            create_app(),
+            create_app(ledger),
             host=host,
             port=port,
             log_config=None,

@@ -14,6 +14,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI
@@ -24,14 +25,12 @@ from simulators.control import (
     Amount,
     Faults,
     IdempotencyKey,
-    Json,
-    Ledger,
     Simulator,
-    SimulatorError,
     create_simulator_app,
     operations_router,
     simulator_main,
 )
+from simulators.ledger import Json, Ledger, SimulatorError
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -67,24 +66,27 @@ class Authorization:
     captured: Decimal = ZERO
     refunded: Decimal = ZERO
 
-    def summary(self) -> Json:
+    @classmethod
+    def load(cls, record: Json) -> "Authorization":
+        amounts = {name: Decimal(record[name]) for name in ("amount", "captured", "refunded")}
+        return cls(currency=record["currency"], state=record["state"], **amounts)
+
+    def dump(self) -> Json:
         return {
             "amount": str(self.amount),
             "currency": self.currency,
             "state": self.state,
             "captured": str(self.captured),
             "refunded": str(self.refunded),
-            "net_charge": str(self.captured - self.refunded),
         }
+
+    def summary(self) -> Json:
+        return {**self.dump(), "net_charge": str(self.captured - self.refunded)}
 
 
 class PaymentLedger(Ledger):
-    def __init__(self) -> None:
-        super().__init__()
-        self.authorizations: dict[str, Authorization] = {}
-
     def summary(self) -> Json:
-        records = {ref: auth.summary() for ref, auth in self.authorizations.items()}
+        records = {ref: Authorization.load(r).summary() for ref, r in self.records().items()}
         return {**super().summary(), "authorizations": records}
 
     def authorize(self, money: Json, control: PaymentControl) -> Json:
@@ -92,7 +94,7 @@ class PaymentLedger(Ledger):
         if reason is not None:
             return {"state": "declined", "reason": reason}
         reference = f"auth_{uuid.uuid4().hex}"
-        self.authorizations[reference] = Authorization(Decimal(money["amount"]), money["currency"])
+        self.keep(reference, Authorization(Decimal(money["amount"]), money["currency"]).dump())
         return {"state": "approved", "reference": reference}
 
     def capture(self, reference: str, money: Json) -> Json:
@@ -101,12 +103,12 @@ class PaymentLedger(Ledger):
         if amount > auth.amount:
             raise SimulatorError(INVALID_VALUE, f"capture of {amount} exceeds {auth.amount} held")
         auth.state, auth.captured = "captured", amount
-        return {"reference": reference, "state": auth.state}
+        return self._keep(reference, auth)
 
     def void(self, reference: str) -> Json:
         auth = self._in_state(reference, "authorized", "void")
         auth.state = "voided"
-        return {"reference": reference, "state": auth.state}
+        return self._keep(reference, auth)
 
     def refund(self, reference: str, money: Json) -> Json:
         auth = self._in_state(reference, "captured", "refund")
@@ -117,12 +119,18 @@ class PaymentLedger(Ledger):
         auth.refunded += amount
         if auth.refunded == auth.captured:
             auth.state = "refunded"
+        return self._keep(reference, auth)
+
+    def _keep(self, reference: str, auth: Authorization) -> Json:
+        """Keep the authorization as changed, and answer its state."""
+        self.keep(reference, auth.dump())
         return {"reference": reference, "state": auth.state}
 
     def _in_state(self, reference: str, state: str, operation: str) -> Authorization:
-        auth = self.authorizations.get(reference)
-        if auth is None:
+        record = self.find(reference)
+        if record is None:
             raise SimulatorError(NOT_FOUND, f"no authorization {reference!r}")
+        auth = Authorization.load(record)
         if auth.state != state:
             raise SimulatorError(
                 RULE_VIOLATED, f"cannot {operation} an authorization that is {auth.state}"
@@ -148,8 +156,9 @@ def _same_currency(auth: Authorization, money: Json) -> Decimal:
     return Decimal(money["amount"])
 
 
-def create_app() -> FastAPI:
-    simulator = Simulator(PaymentControl, PaymentLedger)
+def create_app(ledger: Path | str) -> FastAPI:
+    """The app, its ledger in the SQLite file `ledger` (opened at the first request)."""
+    simulator = Simulator(PaymentControl, PaymentLedger(ledger))
     router = operations_router(simulator)
 
     @router.post("/authorizations")
@@ -157,27 +166,31 @@ def create_app() -> FastAPI:
         """Hold an amount: `{state: approved, reference}` or `{state: declined, reason}`."""
         money = body.wire()
         request = {"kind": "authorize", **money}
-        return simulator.perform(key, request, lambda ledger, c: ledger.authorize(money, c))
+        return await simulator.perform(key, request, lambda ledger, c: ledger.authorize(money, c))
 
     @router.post("/authorizations/{reference}/capture")
     async def capture(reference: str, body: Money, key: IdempotencyKey) -> Json:
         """Take (at most) the amount held; 409 unless the authorization is only authorized."""
         money = body.wire()
         request = {"kind": "capture", "reference": reference, **money}
-        return simulator.perform(key, request, lambda ledger, _: ledger.capture(reference, money))
+        return await simulator.perform(
+            key, request, lambda ledger, _: ledger.capture(reference, money)
+        )
 
     @router.post("/authorizations/{reference}/void")
     async def void(reference: str, key: IdempotencyKey) -> Json:
         """Release the amount held; 409 once captured (refund it instead) or voided."""
         request = {"kind": "void", "reference": reference}
-        return simulator.perform(key, request, lambda ledger, _: ledger.void(reference))
+        return await simulator.perform(key, request, lambda ledger, _: ledger.void(reference))
 
     @router.post("/authorizations/{reference}/refund")
     async def refund(reference: str, body: Money, key: IdempotencyKey) -> Json:
         """Give back (part of) what was captured; 409 unless captured."""
         money = body.wire()
         request = {"kind": "refund", "reference": reference, **money}
-        return simulator.perform(key, request, lambda ledger, _: ledger.refund(reference, money))
+        return await simulator.perform(
+            key, request, lambda ledger, _: ledger.refund(reference, money)
+        )
 
     return create_simulator_app("strata payment-provider simulator", simulator, router)
 
@@ -187,4 +200,5 @@ main = simulator_main(
     "payment-provider",
     create_app,
     lambda settings: settings.payment_provider_port,
+    lambda settings: settings.payment_provider_ledger,
 )

@@ -3,6 +3,7 @@ a 422 naming the member, before the request is counted, recorded or its control 
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,14 +15,14 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def provider() -> Iterator[TestClient]:
-    with TestClient(payment_provider.create_app()) as client:
+def provider(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(payment_provider.create_app(tmp_path / "ledger.sqlite")) as client:
         yield client
 
 
 @pytest.fixture
-def carrier_client() -> Iterator[TestClient]:
-    with TestClient(carrier.create_app()) as client:
+def carrier_client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(carrier.create_app(tmp_path / "ledger.sqlite")) as client:
         yield client
 
 

@@ -1,6 +1,7 @@
 """What the Quickstart starts fulfils orders out of the box (issue 9): `strata` with no provider
 URL runs both simulators in its process, and a placed order ends shipped with one capture, even
-when the process is killed while a provider call is under way."""
+when the process is killed while a provider call is under way; killed, its simulators still know
+what they answered."""
 
 import os
 import signal
@@ -10,7 +11,7 @@ from pathlib import Path
 from tests.support.processes import entry_point, free_port, running_service
 from tests.support.servers import wait_until
 from tests.support.shop import Shop
-from tests.support.simulators import PAYMENT_PROVIDER, running_simulator
+from tests.support.simulators import PAYMENT_PROVIDER, RunningSimulator, running_simulator
 
 ALL_IN_ONE = entry_point("strata")
 
@@ -55,3 +56,20 @@ def test_an_order_whose_authorization_was_under_way_when_the_process_was_killed_
             )
             assert shop.assert_ended_well(order) == "shipped", shop.saga(order)
             assert shop.charges(order) == (1, Decimal(20))
+
+
+def test_its_provider_knows_an_authorization_after_a_kill(tmp_path: Path) -> None:
+    """The outsider's case: an authorization answered, `kill -9`, a restart: the void of it is
+    performed, not a 404 parking the saga."""
+    env, port = {"STRATA_DATA_DIR": str(tmp_path / "var")}, free_port()
+    body = {"amount": "20.00", "currency": "EUR"}
+    with running_service(ALL_IN_ONE, env, "STRATA_PORT", port=port) as (base, process):
+        provider = RunningSimulator(f"{base}/simulators/payment-provider")
+        held = provider.post("/authorizations", "a1", body).json()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    with running_service(ALL_IN_ONE, env, "STRATA_PORT", port=port) as (base, _):
+        provider = RunningSimulator(f"{base}/simulators/payment-provider")
+        assert provider.post("/authorizations", "a1", body).json() == held
+        void = provider.post(f"/authorizations/{held['reference']}/void", "v1")
+        assert void.json() == {"reference": held["reference"], "state": "voided"}

@@ -6,7 +6,9 @@ host name of its own; its faults (outage, error rate, refusals) are set through 
 endpoint, and its ledger read there. The transport adds what a simulator cannot show without a
 wall clock: an answer lost after the operation was performed (a latency beyond the caller's
 timeout looks so to the caller: it cannot tell whether the operation happened), and the caller
-killed during the call, once the operation was performed (`Crash`).
+killed during the call, once the operation was performed (`Crash`). Their ledgers are in memory
+(`:memory:`): the network lives as long as one test's example, and no test of it restarts a
+simulator.
 """
 
 import asyncio
@@ -18,10 +20,11 @@ import httpx
 from fastapi import FastAPI
 
 from simulators import carrier, payment_provider
+from simulators.ledger import IN_MEMORY
 
 PAYMENT_PROVIDER = "payment-provider.test"
 CARRIER = "carrier.test"
-APPS: dict[str, Callable[[], FastAPI]] = {
+APPS: dict[str, Callable[[str], FastAPI]] = {
     PAYMENT_PROVIDER: payment_provider.create_app,
     CARRIER: carrier.create_app,
 }
@@ -42,7 +45,9 @@ class SimulatedNetwork(httpx.BaseTransport):
 
     def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._simulators = {host: httpx.ASGITransport(create()) for host, create in APPS.items()}
+        self._simulators = {
+            host: httpx.ASGITransport(create(IN_MEMORY)) for host, create in APPS.items()
+        }
         self.losing_answers: set[str] = set()
         """Hosts whose answers are lost once the operation is performed."""
         self.crash_in_call: set[str] = set()

@@ -1,18 +1,29 @@
 """The provider simulators as real processes (`strata-payment-provider`, `strata-carrier`) and
 their control endpoints, as the tests drive them."""
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 
 from tests.support.processes import entry_point, running_service
 
-PAYMENT_PROVIDER = ("strata-payment-provider", "STRATA_PAYMENT_PROVIDER_PORT")
-CARRIER = ("strata-carrier", "STRATA_CARRIER_PORT")
+
+class SimulatorScript(NamedTuple):
+    script: str
+    port_variable: str
+    ledger_variable: str
+
+
+PAYMENT_PROVIDER = SimulatorScript(
+    "strata-payment-provider", "STRATA_PAYMENT_PROVIDER_PORT", "STRATA_PAYMENT_PROVIDER_LEDGER"
+)
+CARRIER = SimulatorScript("strata-carrier", "STRATA_CARRIER_PORT", "STRATA_CARRIER_LEDGER")
 
 
 @dataclass(frozen=True)
@@ -41,13 +52,18 @@ class RunningSimulator:
 
 
 @contextmanager
-def running_simulator(which: tuple[str, str]) -> Iterator[RunningSimulator]:
-    script, port_variable = which
-    with running_service(entry_point(script), {}, port_variable) as (base, _process):
-        yield RunningSimulator(base)
+def running_simulator(
+    which: SimulatorScript, ledger: Path | None = None
+) -> Iterator[RunningSimulator]:
+    """The simulator process, its ledger in the file `ledger` (default: one of its own, in a
+    temporary folder removed after it stops)."""
+    with tempfile.TemporaryDirectory() as folder:
+        env = {which.ledger_variable: str(ledger or Path(folder) / "ledger.sqlite")}
+        with running_service(entry_point(which.script), env, which.port_variable) as (base, _):
+            yield RunningSimulator(base)
 
 
-def process_fixture(which: tuple[str, str]) -> Any:
+def process_fixture(which: SimulatorScript) -> Any:
     """A module-scoped fixture running one simulator: `provider_process =
     process_fixture(PAYMENT_PROVIDER)` in a test module."""
 

@@ -72,11 +72,15 @@ class Stack:
         return int(started[-1])
 
 
-def _programs(ports: dict[str, int]) -> list[str]:
-    """The simulators; each write service with its own store's URL only, its own port, and the
-    URLs of the services it calls."""
+def _programs(ports: dict[str, int], logs: Path) -> list[str]:
+    """The simulators, their ledgers beside the logs; each write service with its own store's URL
+    only, its own port, and the URLs of the services it calls."""
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    programs = [f"{s.service}={BIN}/{s.script} --port {ports[s.service]}" for s in simulators()]
+    programs = [
+        f"{s.service}=env {s.ledger_variable}={logs}/{s.service}.sqlite"
+        f" {BIN}/{s.script} --port {ports[s.service]}"
+        for s in simulators()
+    ]
     for d in deployments():
         context = d.context
         others = " ".join(
@@ -124,7 +128,14 @@ def running_stack(logs: Path, identity: JwksServer) -> Iterator[Stack]:
             **identity.settings(),
         }
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "runtime.supervisor", "--logs", str(logs), *_programs(ports)],
+            [
+                sys.executable,
+                "-m",
+                "runtime.supervisor",
+                "--logs",
+                str(logs),
+                *_programs(ports, logs),
+            ],
             env=env,
             stderr=(logs / "supervisor.log").open("wb"),
         )

@@ -153,8 +153,15 @@ def test_the_providers_simulators_run_and_each_write_service_is_told_whom_it_cal
     moved = CommonSettings(host="127.0.0.1", port=9000, payment_provider_port=9100)
     processes = dict(line.split("=", 1) for line in processes_of("bin", moved))
 
-    assert processes["payment-provider"] == "bin/strata-payment-provider --port 9100"
-    assert processes["carrier"] == "bin/strata-carrier --port 8101"
+    assert processes["payment-provider"] == (
+        "env STRATA_PAYMENT_PROVIDER_LEDGER=var/stack/payment-provider.sqlite"
+        " bin/strata-payment-provider --port 9100"
+    )
+    assert processes["carrier"] == (
+        "env STRATA_CARRIER_LEDGER=var/stack/carrier.sqlite bin/strata-carrier --port 8101"
+    )
+    kept = CommonSettings(carrier_ledger=Path("/data/carrier.sqlite"))  # set: left as it is
+    assert "carrier=bin/strata-carrier --port 8101" in processes_of("bin", kept)
     assert "STRATA_PAYMENT_PROVIDER_URL=http://127.0.0.1:9100 " in processes["write-payments"]
     assert "STRATA_CARRIER_URL=http://127.0.0.1:8101 " in processes["write-shipping"]
     write_urls = (
