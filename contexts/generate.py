@@ -36,7 +36,9 @@ from runtime.generated_files import run_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_POSTGRES = "postgresql://strata:strata@postgres:5432"
-COMPOSE_LIVE_SETTINGS = "/var/lib/strata/live"
+COMPOSE_DATA_DIR = "/var/lib/strata"
+"""The image's data folder (STRATA_DATA_DIR), owned by its user: a volume mounted there is too."""
+COMPOSE_LIVE_SETTINGS = f"{COMPOSE_DATA_DIR}/live"
 """Where the `live-settings` volume is mounted: each service's live settings file."""
 
 Render = Callable[[Registry], list[str]]
@@ -64,7 +66,13 @@ def _compose_urls(registry: Registry) -> dict[str, str]:
     return {service: f"http://{service}:{port}" for service, port in ports.items()}
 
 
+def _ledger_volume(s: Simulator) -> str:
+    return f"{s.service}-ledger"
+
+
 def _compose_simulator(s: Simulator) -> list[str]:
+    """A simulator, its ledger on a volume of its own: a provider's books outlive its container
+    (the image's /var/lib/strata, owned by its user, seeds the volume)."""
     port = s.port()
     health = f"urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)"
     return [
@@ -72,6 +80,10 @@ def _compose_simulator(s: Simulator) -> list[str]:
         "    restart: unless-stopped",
         "    build: .",
         f'    command: ["{s.script}", "--host", "0.0.0.0", "--port", "{port}"]',
+        "    environment:",
+        f"      {s.ledger_variable}: {COMPOSE_DATA_DIR}/{s.service}.sqlite",
+        "    volumes:",
+        f"      - {_ledger_volume(s)}:{COMPOSE_DATA_DIR}",
         "    ports:",
         f'      - "{port}:{port}"',
         "    healthcheck:",
@@ -227,6 +239,10 @@ def _compose_services(registry: Registry) -> list[str]:
     )
 
 
+def _compose_volumes(registry: Registry) -> list[str]:
+    return [f"  {_ledger_volume(s)}:" for s in simulators(registry)]
+
+
 def _compose_shared_config_sidecars(_registry: Registry) -> list[str]:
     """The config sidecars of the services that serve every context (written by hand above
     the region, each with the live settings file of `_compose_live_settings`)."""
@@ -253,6 +269,7 @@ FILES = (
             "event-stores": _compose_event_stores,
             "services": _compose_services,
             "config-sidecars": _compose_shared_config_sidecars,
+            "volumes": _compose_volumes,
         },
     ),
     GeneratedFile("compose.cluster.yaml", "#", {"services": _compose_cluster_clients}),

@@ -3,6 +3,7 @@ with only its own event store, its relay as a sidecar, ports by registration ord
 `provision` job creating every database before any project service starts. The same checks run on
 the file generated for a registry with one more context (`tests/support/notes_context.py`)."""
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,27 @@ def test_the_simulators_run_and_the_write_services_reach_them_and_each_other_by_
         for d in deployments()
         if d.name != "fulfilment"
     }
+
+
+def test_each_simulator_keeps_its_ledger_on_a_volume_of_its_own() -> None:
+    """A provider's books outlive its container: recreated, it still knows each authorization.
+    The volume is mounted on the image's data folder, which its user owns (Dockerfile)."""
+    compose = load_compose()
+    dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text(encoding="utf-8")
+    data_dir = re.search(r"STRATA_DATA_DIR=(\S+)", dockerfile)
+    assert data_dir is not None
+    assert f"install -d -o strata -g strata {data_dir[1]}" in dockerfile
+    mounts = []
+    for simulator in SIMULATORS:
+        service = compose["services"][simulator.service]
+        [mount] = service["volumes"]
+        volume, _, mounted_at = mount.partition(":")
+        assert mounted_at == data_dir[1]
+        ledger = environment_of(service)[simulator.ledger_variable]
+        assert Path(ledger).parent == Path(mounted_at)
+        assert volume in compose["volumes"]
+        mounts.append(volume)
+    assert len(set(mounts)) == len(SIMULATORS)
 
 
 def test_beside_every_service_a_config_sidecar_writes_the_file_it_follows(
