@@ -83,11 +83,18 @@ def invalid_input(request: Request, errors: list[dict[str, str]]) -> JSONRespons
 
 async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    errors = [
-        {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
-        for e in error.errors()
-    ]
+    errors = [_field_error(e) for e in error.errors()]
     return invalid_input(request, errors)
+
+
+def _field_error(error: Mapping[str, Any]) -> dict[str, str]:
+    """One validation error as `{field, message}`; a JSON syntax error is the body's, at the
+    character where reading stopped (its location names that offset, not a field)."""
+    if error["type"] == "json_invalid":
+        why = error.get("ctx", {}).get("error", "JSON decode error")
+        where = [f"at character {part}" for part in error["loc"][1:]]
+        return {"field": "body", "message": " ".join([f"not a JSON document: {why}", *where])}
+    return {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
 
 
 def _unparsable_body(error: HTTPException) -> dict[str, str] | None:

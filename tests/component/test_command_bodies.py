@@ -219,6 +219,9 @@ def test_json_is_application_json_or_a_json_suffix() -> None:
         (b"[" * 20_000 + b"]" * 20_000, "nested too deeply"),
         # Python reads integers of at most 4300 digits (sys.get_int_max_str_digits)
         (b'{"name": "x", "email": "a@example.com", "n": ' + b"9" * 5000 + b"}", "4300 digits"),
+        # a syntax error names where reading stopped, not a field "body.41"
+        (b'{"name": "x", "email": "a@example.com"} and more', "Extra data at character 40"),
+        (b'{"name": ', "not a JSON document: Expecting value at character 9"),
     ],
 )
 def test_a_body_that_cannot_be_decoded_is_a_422_on_the_body(
