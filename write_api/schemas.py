@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.currencies import payment_currency
 from domain.errors import InvalidValue
 from domain.orders.order import MAX_QUANTITY, MAX_REASON_LENGTH, MAX_SKU_LENGTH, MIN_QUANTITY
 from domain.users.profile import (
@@ -31,7 +32,6 @@ from domain.values import (
     AMOUNT_DIGITS,
     CANONICAL_UUID,
     country_code,
-    currency_code,
     invisible_problem,
     normalized_email,
     text_problem,
@@ -92,7 +92,8 @@ AddedHobby = PlainText[
 """A hobby a profile may take: also not `.` or `..`, which no URL path can carry."""
 City = PlainText[Annotated[str, _trimmed(MAX_CITY_LENGTH), _VISIBLE]]
 Country = PlainText[Annotated[str, _domain_check(country_code)]]
-Currency = PlainText[Annotated[str, _domain_check(currency_code)]]
+Currency = PlainText[Annotated[str, _domain_check(payment_currency)]]
+"""A currency an order or a payment may be in (not XXX, XTS, metals, units or funds)."""
 Email = PlainText[
     Annotated[str, StringConstraints(max_length=320), _domain_check(normalized_email)]
 ]
@@ -111,7 +112,8 @@ UnitPrice = PlainText[
         StringConstraints(pattern=PRICE_PATTERN),
         Field(
             description="A non-negative amount as a JSON string of ASCII digits with at most 2"
-            " decimals: no sign, exponent, digit separator or surrounding space.",
+            " decimals, and none in a currency without minor unit (JPY, KRW, ...): no sign,"
+            " exponent, digit separator or surrounding space.",
             examples=["12.50", "3", "0.99"],
         ),
     ]
