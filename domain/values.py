@@ -68,6 +68,20 @@ def _shows(char: str) -> bool:
     )
 
 
+def baseless_problem(text: str) -> str | None:
+    """Why trimmed `text` has no base character (None if it has one): in NFC, every character
+    that shows is a combining mark (category M*), such as a lone U+0301 COMBINING ACUTE ACCENT,
+    which has nothing to combine with. "Zoe" + U+0308, Devanagari, Thai and Hangul jamo have
+    letters to carry their marks."""
+    if any(_is_base(char) for char in unicodedata.normalize("NFC", text)):
+        return None
+    return "must hold a base character (a letter, digit or symbol), not only combining marks"
+
+
+def _is_base(char: str) -> bool:
+    return _shows(char) and not unicodedata.category(char).startswith("M")
+
+
 def plain_text(value: str, *, field: str) -> str:
     """Return `value` unchanged if it follows the text rule, else raise InvalidValue."""
     problem = text_problem(value)
@@ -77,7 +91,18 @@ def plain_text(value: str, *, field: str) -> str:
 
 
 def bounded_text(value: str, *, field: str, max_length: int) -> str:
-    """Refuse forbidden characters, strip surrounding whitespace, require 1..max_length chars."""
+    """Refuse forbidden characters, strip surrounding whitespace, require 1..max_length chars
+    with a visible base character: the rule for text a command brings."""
+    text = named_text(value, field=field, max_length=max_length)
+    problem = baseless_problem(text)
+    if problem is not None:
+        raise InvalidValue(f"{field} {problem}")
+    return text
+
+
+def named_text(value: str, *, field: str, max_length: int) -> str:
+    """`bounded_text` less its base-character rule, for text that names something which may
+    have been stored before that rule (a hobby to remove, a city searched for)."""
     text = plain_text(value, field=field).strip()
     if not 1 <= len(text) <= max_length:
         raise InvalidValue(f"{field} must be 1 to {max_length} characters, got {len(text)}")
@@ -92,7 +117,8 @@ def legible_text(value: str, *, max_length: int, fallback: str) -> str:
     refused: forbidden characters become spaces, it is trimmed and cut to `max_length`, and
     `fallback` stands in when nothing visible is left."""
     cleaned = FORBIDDEN_IN_TEXT.sub(" ", value).strip()[:max_length].strip()
-    return cleaned if cleaned and invisible_problem(cleaned) is None else fallback
+    shows = cleaned and invisible_problem(cleaned) is None and baseless_problem(cleaned) is None
+    return cleaned if shows else fallback
 
 
 def caseless(text: str) -> str:

@@ -5,7 +5,8 @@ read `1.0`, ` 5` and `1_000` as integers, `nan` as a number of seconds, a Unix t
 a UUID without hyphens), so each parameter's text goes through a parser here first; the declared
 type only documents it. A parser refuses with a message and the 422 names the parameter
 (`query.<name>` or `path.<name>`). Text filters obey the system's one text rule and are
-normalised the way commands normalise the value they match (`domain.values.bounded_text`).
+normalised the way commands normalise the value they match (`domain.values.named_text`:
+`bounded_text` less its base-character rule, so that values stored before it can be found).
 """
 
 import re
@@ -23,10 +24,10 @@ from domain.orders.order import OrderStatus
 from domain.users.profile import MAX_CITY_LENGTH, MAX_HOBBY_LENGTH, MAX_NAME_LENGTH
 from domain.values import (
     CANONICAL_UUID,
-    bounded_text,
     caseless,
     country_code,
     currency_code,
+    named_text,
     plain_text,
 )
 from eventlog.envelope import PARTITIONS
@@ -134,12 +135,12 @@ def search_key(text: str) -> str:
 
 def city(text: str) -> str:
     """Matches the city exactly as `UserProfile.change_location` stored it."""
-    return bounded_text(text, field="city", max_length=MAX_CITY_LENGTH)
+    return named_text(text, field="city", max_length=MAX_CITY_LENGTH)
 
 
 def hobby(text: str) -> str:
     """Matches a hobby as `UserProfile.add_hobby` stored it, in any case or normalization."""
-    return search_key(bounded_text(text, field="hobby", max_length=MAX_HOBBY_LENGTH))
+    return search_key(named_text(text, field="hobby", max_length=MAX_HOBBY_LENGTH))
 
 
 def name_prefix(text: str) -> str:

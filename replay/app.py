@@ -12,6 +12,7 @@ Exit codes:
 """
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -57,7 +58,20 @@ class Output:
 
 
 def output(as_json: bool) -> Output:
-    return Output(as_json, Console(highlight=False))
+    return Output(as_json, console())
+
+
+PIPED_WIDTH = 1_000_000
+"""The width of the lines printed when stdout is not a terminal: wider than any line."""
+
+
+def console() -> Console:
+    """A console for people. On a terminal it fits the terminal; piped (to a file, `grep`,
+    `less -S`) it wraps nothing, as rich would at 80 columns, unless `COLUMNS` names a width."""
+    for_terminal = Console(highlight=False)
+    if for_terminal.is_terminal or "COLUMNS" in os.environ:
+        return for_terminal
+    return Console(highlight=False, width=PIPED_WIDTH, soft_wrap=True)
 
 
 def fail(code: int, message: str) -> NoReturn:

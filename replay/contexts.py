@@ -47,9 +47,13 @@ def instant(option: str, text: str | None, now: datetime) -> datetime | None:
         fail(BAD_ARGUMENTS, f"{option}: {error}")
 
 
-def one_line(error: BaseException) -> str:
+def one_line(error: BaseException, *, with_type: bool = False) -> str:
+    """The first line of `error`'s message (its type's name if it has none), after that name
+    `with_type`: what an operator reads of an unexpected failure on stderr."""
     lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    if not lines:
+        return type(error).__name__
+    return f"{type(error).__name__}: {lines[0]}" if with_type else lines[0]
 
 
 @contextmanager
@@ -84,4 +88,4 @@ def _exit_codes(context: str) -> Iterator[None]:
     except (OperationalError, InterfaceError) as error:
         fail(FAILED, f"the {context} event store is unreachable: {one_line(error)}")
     except Exception as error:  # noqa: BLE001 - an operator gets one line, not a traceback
-        fail(FAILED, f"the {context} event store failed: {type(error).__name__}: {one_line(error)}")
+        fail(FAILED, f"the {context} event store failed: {one_line(error, with_type=True)}")

@@ -44,6 +44,7 @@ from replay.app import (
     output,
     settings,
 )
+from replay.contexts import one_line
 from replay.progress import RebuildProgress
 from runtime.instants import FORMS, NotAnInstant, parse_instant
 
@@ -56,11 +57,6 @@ app.add_typer(dlq)
 
 STATUSES: tuple[Status, ...] = ("parked", "retried", "skipped")
 PROJECTION_NAMES = ", ".join(model.name for model in REGISTRY.read_models)
-
-
-def _one_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _check_projection(name: str, registry: Registry) -> None:
@@ -104,7 +100,7 @@ def _exit_codes() -> Iterator[None]:
     except (Busy, VerifyFailed, RebuildError) as error:
         fail(FAILED, str(error))
     except Exception as error:  # noqa: BLE001 - an operator gets one line, not a traceback
-        fail(FAILED, f"the read models failed: {_one_line(error)}")
+        fail(FAILED, f"the read models failed: {one_line(error, with_type=True)}")
 
 
 # -- rebuild ---------------------------------------------------------------------------------
@@ -230,6 +226,10 @@ def projections_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     with _read_models(contexts(ctx)) as models:
         statuses = projection_statuses(models)
     documents = [status.as_json() for status in statuses]
+    output(as_json).result({"projections": documents}, _projections_table(documents))
+
+
+def _projections_table(documents: list[dict[str, Any]]) -> Table:
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("projection", "active", "positions", "lag (events)", "lag (s)", "DLQ"):
         table.add_column(column, overflow="fold")
@@ -244,7 +244,7 @@ def projections_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             str(doc["dead_letters"]),
             ", ".join(f"{v['label']} {v['status']}" for v in doc["versions"]) or "-",
         )
-    output(as_json).result({"projections": documents}, table)
+    return table
 
 
 # -- dlq -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.currencies import payment_currency
 from domain.errors import InvalidValue
 from domain.orders.order import MAX_QUANTITY, MAX_REASON_LENGTH, MAX_SKU_LENGTH, MIN_QUANTITY
 from domain.users.profile import (
@@ -30,8 +31,8 @@ from domain.users.profile import (
 from domain.values import (
     AMOUNT_DIGITS,
     CANONICAL_UUID,
+    baseless_problem,
     country_code,
-    currency_code,
     invisible_problem,
     normalized_email,
     text_problem,
@@ -72,27 +73,36 @@ def _trimmed(max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
-def _shows_something(value: str) -> str:
-    problem = invisible_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("invisible_text", problem)
-    return value
+def _refusing(kind: str, problem_of: Callable[[str], str | None]) -> AfterValidator:
+    """A check of trimmed text: the domain's `problem_of` it, as an error of type `kind`."""
+
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem is not None:
+            raise PydanticCustomError(kind, problem)
+        return value
+
+    return AfterValidator(check)
 
 
-_VISIBLE = AfterValidator(_shows_something)
+_VISIBLE = _refusing("invisible_text", invisible_problem)
 """After `_trimmed`: the trimmed text holds a character that shows."""
+_BASED = _refusing("no_base_character", baseless_problem)
+"""After `_VISIBLE`, for text a command brings: not only combining marks (a path naming a hobby
+takes those, which profiles took before this rule)."""
 
-Name = PlainText[Annotated[str, _trimmed(MAX_NAME_LENGTH), _VISIBLE]]
+Name = PlainText[Annotated[str, _trimmed(MAX_NAME_LENGTH), _VISIBLE, _BASED]]
 Hobby = PlainText[Annotated[str, _trimmed(MAX_HOBBY_LENGTH), _VISIBLE]]
 """A hobby as it names one already in a profile (a path: `.` and `..` too, added before they
 were refused)."""
 AddedHobby = PlainText[
-    Annotated[str, _trimmed(MAX_HOBBY_LENGTH), _VISIBLE, _domain_check(addable_hobby)]
+    Annotated[str, _trimmed(MAX_HOBBY_LENGTH), _VISIBLE, _BASED, _domain_check(addable_hobby)]
 ]
 """A hobby a profile may take: also not `.` or `..`, which no URL path can carry."""
-City = PlainText[Annotated[str, _trimmed(MAX_CITY_LENGTH), _VISIBLE]]
+City = PlainText[Annotated[str, _trimmed(MAX_CITY_LENGTH), _VISIBLE, _BASED]]
 Country = PlainText[Annotated[str, _domain_check(country_code)]]
-Currency = PlainText[Annotated[str, _domain_check(currency_code)]]
+Currency = PlainText[Annotated[str, _domain_check(payment_currency)]]
+"""A currency an order or a payment may be in (not XXX, XTS, metals, units or funds)."""
 Email = PlainText[
     Annotated[str, StringConstraints(max_length=320), _domain_check(normalized_email)]
 ]
@@ -102,7 +112,7 @@ Sku = PlainText[
         StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=MAX_SKU_LENGTH),
     ]
 ]
-Reason = PlainText[Annotated[str, _trimmed(MAX_REASON_LENGTH), _VISIBLE]]
+Reason = PlainText[Annotated[str, _trimmed(MAX_REASON_LENGTH), _VISIBLE, _BASED]]
 
 PRICE_PATTERN = rf"^(0|[1-9][0-9]{{0,{AMOUNT_DIGITS - 1}}})(\.[0-9]{{1,2}})?$"
 UnitPrice = PlainText[
@@ -111,7 +121,8 @@ UnitPrice = PlainText[
         StringConstraints(pattern=PRICE_PATTERN),
         Field(
             description="A non-negative amount as a JSON string of ASCII digits with at most 2"
-            " decimals: no sign, exponent, digit separator or surrounding space.",
+            " decimals, and none in a currency without minor unit (JPY, KRW, ...): no sign,"
+            " exponent, digit separator or surrounding space.",
             examples=["12.50", "3", "0.99"],
         ),
     ]

@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from contexts.participant import AwaitingProvider
+from domain.currencies import payment_currency, price_in
 from domain.errors import DomainError
 from domain.values import bounded_text, currency_code, money_amount
 
@@ -123,13 +124,14 @@ class Payment(AwaitingProvider):
     def request(
         cls, payment_id: UUID, order_id: UUID, user_id: UUID, amount: Decimal, currency: str
     ) -> "Payment":
+        currency = payment_currency(currency)
         return cls._create(
             cls.Requested,
             id=payment_id,
             order_id=order_id,
             user_id=user_id,
-            amount=money_amount(amount, field="amount"),
-            currency=currency_code(currency),
+            amount=price_in(amount, currency, field="amount"),
+            currency=currency,
         )
 
     def restore_types(self) -> None:

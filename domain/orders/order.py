@@ -9,8 +9,9 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.aggregate import EventSourcedAggregate
+from domain.currencies import payment_currency, price_in
 from domain.errors import DomainError, InvalidValue
-from domain.values import CENT, MAX_AMOUNT, bounded_text, currency_code, money_amount
+from domain.values import CENT, MAX_AMOUNT, bounded_text
 
 MIN_QUANTITY = 1
 MAX_QUANTITY = 1000
@@ -98,7 +99,7 @@ class Order(EventSourcedAggregate):
 
     @classmethod
     def create(cls, user_id: UUID, currency: str) -> "Order":
-        return cls._create(cls.Created, user_id=user_id, currency=currency_code(currency))
+        return cls._create(cls.Created, user_id=user_id, currency=payment_currency(currency))
 
     def restore_types(self) -> None:
         self.status = OrderStatus(self.status)  # a StrEnum is stored as its plain string
@@ -112,7 +113,7 @@ class Order(EventSourcedAggregate):
         sku = bounded_text(sku, field="sku", max_length=MAX_SKU_LENGTH)
         if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
             raise InvalidValue(f"quantity must be {MIN_QUANTITY} to {MAX_QUANTITY}, got {quantity}")
-        unit_price = money_amount(unit_price, field="unit_price")
+        unit_price = price_in(unit_price, self.currency, field="unit_price")
         if sku in self.lines:
             raise DomainError(f"the order already has a line for sku {sku!r}; remove it first")
         if len(self.lines) >= MAX_LINES:

@@ -6,7 +6,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.aggregate import EventSourcedAggregate
 from domain.errors import DomainError, InvalidValue
-from domain.values import bounded_text, caseless, country_code, normalized_email
+from domain.values import bounded_text, caseless, country_code, named_text, normalized_email
 
 MAX_NAME_LENGTH = 100
 MAX_HOBBY_LENGTH = 40
@@ -120,9 +120,10 @@ class UserProfile(EventSourcedAggregate):
 
     def remove_hobby(self, hobby: str) -> None:
         """Remove the hobby named as it would be added: trimmed, in any letter case (also `.` or
-        `..`, which profiles took before `addable_hobby` refused them)."""
+        `..`, which profiles took before `addable_hobby` refused them, and combining marks alone,
+        taken before `bounded_text` refused them)."""
         self._require_active()
-        hobby = bounded_text(hobby, field="hobby", max_length=MAX_HOBBY_LENGTH)
+        hobby = named_text(hobby, field="hobby", max_length=MAX_HOBBY_LENGTH)
         present = self._find_hobby(hobby)
         if present is None:
             raise DomainError(f"hobby {hobby!r} is not in the profile")

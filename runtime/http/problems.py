@@ -7,7 +7,7 @@ are the catalog in `runtime.http.problem_types`.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -146,6 +146,17 @@ async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def on_unexpected(log: logging.Logger) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """The handler of an unexpected error: logged to `log` with its traceback, answered as a 500
+    problem that tells nothing of it (its text may hold what a client must not see)."""
+
+    async def handle(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return problem(request, INTERNAL_ERROR, "an unexpected error occurred; it was logged")
+
+    return handle
+
+
 def install_problem_handlers(
     app: FastAPI, log: logging.Logger, own_problems: Sequence[ProblemType] = ()
 ) -> None:
@@ -153,11 +164,7 @@ def install_problem_handlers(
     on any route too), HTTP errors, and the unexpected (logged to `log`); and the OpenAPI
     document of its problems (the catalog's and `own_problems`) and headers."""
 
-    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error", extra={"path": request.url.path})
-        return problem(request, INTERNAL_ERROR, "an unexpected error occurred; it was logged")
-
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(Exception, on_unexpected(log))
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(DuplicateMember, on_duplicate_member)

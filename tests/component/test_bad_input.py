@@ -143,14 +143,19 @@ TRIMMED_TEXT_FIELDS = [
 
 
 @pytest.mark.parametrize(
-    "invisible", ["\u200b", " \u200b\u2060 ", "\ufeff", "\u3164", "\u034f\ufe0f"], ids=ascii
+    ("text", "fragment"),
+    [
+        *((t, "must hold a visible character") for t in ("\u200b", " \u200b\u2060 ", "\ufeff")),
+        *((t, "must hold a visible character") for t in ("\u3164", "\u034f\ufe0f")),
+        *((t, "must hold a base character") for t in ("\u0301", "\u0301\u0308", " \u0301 \u0301 ")),
+    ],
+    ids=ascii,
 )
 @pytest.mark.parametrize("text_field", TRIMMED_TEXT_FIELDS)
-def test_text_that_shows_nothing_is_422(
-    client: TestClient, aggregates: dict[str, str], invisible: str, text_field: TextField
+def test_text_that_shows_nothing_or_only_combining_marks_is_422(
+    client: TestClient, aggregates: dict[str, str], text: str, fragment: str, text_field: TextField
 ) -> None:
-    fragment = "must hold a visible character"
-    assert_each_refused(client, aggregates, text_field, [invisible], fragment)
+    assert_each_refused(client, aggregates, text_field, [text], fragment)
 
 
 # The forbidden characters as a path carries them: percent-encoded UTF-8 (a lone surrogate has

@@ -1,4 +1,5 @@
-"""The OpenAPI documents of both APIs, and README's table of problem types, against the code."""
+"""The OpenAPI documents of the services, and README's table of problem types, against the
+code."""
 
 import ast
 import re
@@ -10,6 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from bff.mobile.app import create_app as create_mobile_app
+from bff.web.app import create_app as create_web_app
 from contexts.settings import Settings
 from embedded.app import create_app as create_embedded_app
 from identity.app import create_app as create_identity_app
@@ -19,6 +22,7 @@ from runtime.http import problem_types
 from runtime.http.openapi import PROBLEM_JSON, PROBLEM_SCHEMAS
 from runtime.http.problem_types import PROBLEM_TYPES, ProblemType, problem_table
 from tests.support.api import assert_problem, register
+from tests.support.bff import bff_settings
 from tests.support.openapi import document_only_data_dir
 from write_api.app import create_app as create_write_app
 
@@ -44,6 +48,12 @@ APPS: dict[str, Callable[[Settings], FastAPI]] = {
 
 
 def document(name: str) -> dict[str, Any]:
+    """The OpenAPI document of a service: of APPS, `identity`, `bff-web` or `bff-mobile`."""
+    if name == "identity":
+        return create_identity_app(IdentitySettings(data_dir=Path("unused"))).openapi()
+    if name.startswith("bff-"):
+        create_bff = create_web_app if name == "bff-web" else create_mobile_app
+        return create_bff(bff_settings("http://127.0.0.1:1")).openapi()
     settings = Settings(data_dir=document_only_data_dir())
     app: FastAPI = APPS[name](settings)  # opens nothing until started
     return app.openapi()
@@ -120,15 +130,30 @@ def test_a_command_documents_each_problem_it_can_answer_and_its_headers() -> Non
 def test_every_operation_but_health_and_metrics_is_rate_limited(name: str) -> None:
     """A route left out of the limits would be the one a flood goes to: every service clients
     reach limits all of its routes but the probes (docs/rate-limits.md)."""
-    if name == "identity":
-        doc = create_identity_app(IdentitySettings(data_dir=Path("unused"))).openapi()
-    else:
-        doc = document(name)
-    for method, path, spec in operations(doc):
+    for method, path, spec in operations(document(name)):
         refusals = spec["responses"].get("429")
         limited = refusals is not None and "/problems/rate-limited" in problem_types_of(refusals)
         probe = path.rsplit("/", 1)[-1] in ("healthz", "readyz", "metrics")
         assert limited != probe, f"{method} {path}"
+
+
+@pytest.mark.parametrize("name", [*APPS, "identity", "bff-web", "bff-mobile"])
+def test_every_operation_documents_the_400_of_a_malformed_trace_header(name: str) -> None:
+    """`X-Correlation-Id` and `X-Causation-Id` are checked on every request, queries and probes
+    too (runtime.http.trace_headers), not only on the commands that declare them."""
+    for method, path, spec in operations(document(name)):
+        refusals = spec["responses"].get("400")
+        assert refusals is not None, f"{method} {path}"
+        assert "/problems/http-error" in problem_types_of(refusals), f"{method} {path}"
+
+
+def test_the_400_of_a_malformed_trace_header_on_a_query_is_the_one_documented(
+    client: TestClient,
+) -> None:
+    response = client.get("/healthz", headers={"X-Correlation-Id": "x" * 101})
+    body = assert_problem(response, 400, "X-Correlation-Id")
+    documented = client.get("/openapi.json").json()["paths"]["/healthz"]["get"]["responses"]
+    assert body["type"] in problem_types_of(documented["400"])
 
 
 def test_a_read_documents_its_position_problems_and_headers() -> None:

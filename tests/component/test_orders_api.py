@@ -191,3 +191,31 @@ def test_cancel_needs_a_reason_and_unknown_orders_are_404(client: TestClient) ->
     missing = "00000000-0000-4000-8000-000000000000"
     assert_problem(client.get(f"/orders/{missing}"), 404, "no Order")
     assert_problem(client.post(f"/orders/{missing}/place"), 404, "no Order")
+
+
+@pytest.mark.parametrize("currency", ["XXX", "XTS", "XAU", "XDR", "CLF", "UYW"])
+def test_an_order_in_a_code_that_is_not_a_currency_of_payment_is_422_on_the_currency(
+    client: TestClient, currency: str
+) -> None:
+    user = register(client)
+    before = store_state(client)
+    response = client.post("/orders", json={"user_id": user, "currency": currency})
+    body = assert_problem(response, 422, "body.currency")
+    assert f"{currency} is not a currency of payment" in body["errors"][0]["message"]
+    assert store_state(client) == before
+
+
+@pytest.mark.parametrize(("currency", "price"), [("JPY", "1500.50"), ("KRW", "0.1")])
+def test_a_price_in_a_currency_without_minor_unit_is_a_whole_number(
+    client: TestClient, currency: str, price: str
+) -> None:
+    order = create_order(client, register(client), currency)
+    add_line(client, order, "WHOLE", 1, "1500")
+    before = store_state(client)
+    response = client.post(
+        f"/orders/{order}/lines", json={"sku": "PART", "quantity": 1, "unit_price": price}
+    )
+    assert_problem(
+        response, 422, f"unit_price {price}: {currency} has no minor unit: a price in {currency}"
+    )
+    assert store_state(client) == before

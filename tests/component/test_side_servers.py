@@ -1,6 +1,7 @@
 """The HTTP endpoints of the processes that are not APIs (the relay, the config sidecar, the
 projector: runtime/http/side_server.py) answer as the APIs do: HEAD wherever GET, without the
-body (RFC 9110 §9.3.2), and a path or method they do not serve in problem details."""
+body (RFC 9110 §9.3.2), and a path or method they do not serve and an unexpected error in
+problem details."""
 
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -84,3 +85,44 @@ def test_a_path_not_served_is_a_404_problem(client: TestClient) -> None:
         assert head.status_code == 404
         assert head.headers["content-type"] == "application/problem+json"
         assert head.content == b""
+
+
+SECRET = "token=s3cr3t in a failing dependency's message"
+
+
+class _Broken:
+    """A stand-in whose every member raises: an error no endpoint expects."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(SECRET)
+
+
+def _broken() -> Any:
+    return _Broken()
+
+
+async def _no_problems_but_broken() -> dict[str, str]:
+    raise RuntimeError(SECRET)
+
+
+BROKEN: dict[str, Callable[[], ASGIApp]] = {
+    "relay": lambda: relay_app("orders", _broken(), _double(), _double(halted=None), _registry()),
+    "config sidecar": lambda: sidecar_app("write-orders", _broken(), _double(), _registry()),
+    "projector": lambda: projector_app(
+        _double(metrics=None, runners=[], problems=_no_problems_but_broken)
+    ),
+}
+
+
+@pytest.mark.parametrize("app", sorted(BROKEN))
+def test_an_unexpected_error_is_a_500_problem_that_does_not_show_it(
+    app: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = TestClient(BROKEN[app](), raise_server_exceptions=False)
+
+    response = client.get("/readyz")
+
+    body = assert_problem(response, 500, "an unexpected error occurred")
+    assert body["type"] == "/problems/internal-error"
+    assert SECRET not in response.text
+    assert SECRET in caplog.text  # logged, with its traceback

@@ -20,7 +20,9 @@ from projections.targets import following_targets
 from projections.verify import fingerprint
 from readmodels.sql import SqlDatabase, SQLiteDatabase
 from tests.support.postgres import url_variables
+from tests.support.processes import run_cli
 from tests.support.replay_cli import (
+    REPLAY,
     assert_one_line_error,
     embedded_data,
     embedded_env,
@@ -125,6 +127,19 @@ def test_bad_arguments_are_one_line_errors(embedded: dict[str, str], tmp_path: P
         **url_variables({c: f"postgresql://nobody@127.0.0.1:1/{c}" for c in CONTEXTS}),
     }
     assert_one_line_error(replay(down, "projections"), 1, "failed")
+
+
+def test_projections_piped_are_a_line_each_not_folded_at_80_columns(
+    embedded: dict[str, str],
+) -> None:
+    piped = run_cli(REPLAY, {k: v for k, v in embedded.items() if k != "COLUMNS"}, "projections")
+
+    assert piped.returncode == 0, piped.stderr
+    rows = {line.split()[0]: line for line in piped.stdout.splitlines() if line.strip()}
+    for listed in ok_json(embedded, "projections")["projections"]:
+        contexts = [f"{c['context']}:{c['position']}/{c['head']}" for c in listed["contexts"]]
+        assert ", ".join(contexts) in rows[listed["projection"]], piped.stdout
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80
 
 
 def park(db: SqlDatabase, projection: str, version: int, envelope: Any) -> None:

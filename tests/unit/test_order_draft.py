@@ -193,3 +193,31 @@ def test_a_removed_sku_can_be_added_again_with_new_terms() -> None:
     order.add_line("A", 4, Decimal("0.25"))
     assert order.lines["A"] == OrderLine("A", 4, Decimal("0.25"))
     assert order.total == Decimal("1.00")
+
+
+# currencies of payment and their minor units (domain.currencies)
+
+
+@pytest.mark.parametrize("currency", ["XXX", "XTS", "XAU", "XDR", "CLF"])
+def test_create_refuses_a_code_that_is_not_a_currency_of_payment(currency: str) -> None:
+    with pytest.raises(InvalidValue, match=f"currency {currency} is not a currency of payment"):
+        Order.create(uuid4(), currency)
+
+
+def test_a_price_in_yen_is_a_whole_number() -> None:
+    order = new_order("JPY")
+    order.add_line("A", 1, Decimal("1500"))
+    with pytest.raises(InvalidValue, match="JPY has no minor unit: a price in JPY is a whole"):
+        order.add_line("B", 1, Decimal("1500.50"))
+    assert list(order.lines) == ["A"]
+
+
+def test_an_order_stored_before_the_rule_still_folds_from_its_events() -> None:
+    """Validation is at the command boundary: stored events are taken as they are."""
+    written_then = Order._create(Order.Created, user_id=uuid4(), currency="XXX")
+    written_then.trigger_event(Order.LineAdded, sku="A", quantity=1, unit_price=Decimal("1500.5"))
+    order: Order | None = None
+    for event in written_then.collect_events():
+        order = event.mutate(order)
+    assert order is not None
+    assert (order.currency, order.total) == ("XXX", Decimal("1500.50"))

@@ -81,6 +81,11 @@ def test_a_request_records_the_order_the_user_and_exact_money_at_the_given_id() 
         ("1000000000000.00", "EUR", "amount must be at most 999999999999.99"),
         ("1.00", "EURO", "currency 'EURO' is not an ISO 4217 code"),
         ("1.00", "XYZ", "currency 'XYZ' is not an ISO 4217 code"),
+        ("1.00", "XTS", "currency XTS is not a currency of payment"),
+        ("1.00", "XAU", "currency XAU is not a currency of payment"),
+        ("1.00", "CHW", "currency CHW is not a currency of payment"),
+        ("10.50", "JPY", "amount 10.50: JPY has no minor unit: a price in JPY is a whole number"),
+        ("10.5", "KRW", "KRW has no minor unit"),
     ],
 )
 def test_a_request_refuses_bad_money(amount: str, currency: str, message: str) -> None:

@@ -93,6 +93,23 @@ def test_rename_rejects_name_out_of_bounds(name: str, length: int) -> None:
     assert len(profile.collect_events()) == 0
 
 
+@pytest.mark.parametrize("name", ["\u0301", "\u0301\u0308", " \u0301 \u0301 "], ids=ascii)
+def test_a_name_of_combining_marks_alone_is_refused(name: str) -> None:
+    with pytest.raises(InvalidValue, match=r"^name must hold a base character"):
+        UserProfile.register(name, "a@example.com")
+    profile = new_profile()
+    with pytest.raises(InvalidValue, match=r"^name must hold a base character"):
+        profile.rename(name)
+    with pytest.raises(InvalidValue, match=r"^city must hold a base character"):
+        profile.change_location(name, "FR")
+    assert len(profile.collect_events()) == 0
+
+
+@pytest.mark.parametrize("name", ["Zoe\u0308", "\u0926\u0947\u0935", "\u1100\u1161"], ids=ascii)
+def test_a_name_with_combining_marks_on_a_base_is_kept(name: str) -> None:
+    assert UserProfile.register(name, "a@example.com").name == name
+
+
 # change_email
 
 

@@ -64,6 +64,19 @@ def test_remove_hobby_removes_a_dot_segment_stored_before_the_rule(hobby: str) -
     assert profile.hobbies == []
 
 
+def test_add_hobby_rejects_combining_marks_alone() -> None:
+    profile = new_profile()
+    with pytest.raises(InvalidValue, match="hobby must hold a base character"):
+        profile.add_hobby(" \u0301\u0302 ")
+
+
+def test_remove_hobby_removes_combining_marks_stored_before_the_rule() -> None:
+    profile = new_profile()
+    profile.trigger_event(UserProfile.HobbyAdded, hobby="\u0301")
+    profile.remove_hobby("\u0301 ")
+    assert profile.hobbies == []
+
+
 @pytest.mark.parametrize("duplicate", ["Chess", "chess", "CHESS", "  cHeSs "])
 def test_add_hobby_rejects_case_insensitive_duplicates(duplicate: str) -> None:
     profile = new_profile()

@@ -17,6 +17,7 @@ from domain.values import (
     email_claim_key,
     legible_text,
     money_amount,
+    named_text,
     normalized_email,
     plain_text,
     text_problem,
@@ -152,27 +153,57 @@ def test_bounded_text_rejects_empty_or_blank(text: str) -> None:
         bounded_text(text, field="hobby", max_length=40)
 
 
+SHOWS_NOTHING = [
+    *("\u200b", " \u200b\u2060 ", "\u200d\ufeff", "\u00ad"),
+    *("\u034f", "\ufe0f", "\ufe00", "\U000e0100", "\u180b", "\u17b4"),  # marks (Mn)
+    *("\u3164", "\u115f", "\u1160", "\uffa0", "\u3164\ufe0f "),  # Hangul fillers (Lo)
+]
+BASELESS = [
+    *("\u0301", "\u0301\u0302\u0303", " \u0301 \u0308 ", "\u200b\u0301"),
+    *("\u20dd", "\u0e31", "\u093f\u094d", "\U0001d167"),  # enclosing, Thai, Devanagari, music
+]
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "problem"),
     [
-        *("\u200b", " \u200b\u2060 ", "\u200d\ufeff", "\u00ad"),
-        *("\u034f", "\ufe0f", "\ufe00", "\U000e0100", "\u180b", "\u17b4"),  # marks (Mn)
-        *("\u3164", "\u115f", "\u1160", "\uffa0", "\u3164\ufe0f "),  # Hangul fillers (Lo)
+        *((text, "a visible character") for text in SHOWS_NOTHING),
+        *((text, "a base character") for text in BASELESS),  # combining marks alone
     ],
     ids=ascii,
 )
-def test_bounded_text_rejects_text_that_shows_nothing(text: str) -> None:
-    with pytest.raises(InvalidValue, match=r"^name must hold a visible character"):
+def test_bounded_text_rejects_text_that_shows_nothing_or_has_no_base(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(InvalidValue, match=f"^name must hold {problem}"):
         bounded_text(text, field="name", max_length=40)
 
 
 @pytest.mark.parametrize(
     "text",
-    ["a\u200b", "\U0001f469\u200d\U0001f4bb", "\u0627\u200f", "\u0301", "\u2764\ufe0f", "\u2800"],
+    ["a\u200b", "\U0001f469\u200d\U0001f4bb", "\u0627\u200f", "\u2764\ufe0f", "\u2800"],
     ids=ascii,
 )
 def test_bounded_text_accepts_text_with_something_to_show(text: str) -> None:
     assert bounded_text(text, field="name", max_length=40) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("Zoe\u0308", "e\u0301", "\u0301a", "Ren\u00e9e"),
+        *("\u0926\u0947\u0935\u0928\u093e\u0917\u0930\u0940", "\u0e2a\u0e21\u0e31\u0e22"),
+        *("\u1100\u1161\u11a8", "\u3164\u1161"),  # Hangul jamo, one after a filler
+    ],
+    ids=ascii,
+)
+def test_bounded_text_keeps_combining_marks_that_have_a_base(text: str) -> None:
+    assert bounded_text(text, field="name", max_length=40) == text
+
+
+@pytest.mark.parametrize("text", BASELESS, ids=ascii)
+def test_named_text_finds_what_was_stored_before_the_base_character_rule(text: str) -> None:
+    assert named_text(text, field="hobby", max_length=40) == text.strip()
 
 
 def test_bounded_text_rejects_too_long_and_reports_length() -> None:
@@ -321,6 +352,7 @@ def test_money_amount_refuses_more_than_the_largest_amount(given: str) -> None:
         ("\U0001f469\u200d\U0001f4bb busy", "\U0001f469\u200d\U0001f4bb busy"),
         ("\ud800 \ufffe", "-"),
         ("\u200b\u2060 \u0007", "-"),
+        ("\u0301 \u0308", "-"),
         ("y" * 30 + "   z", "y" * 30),
         ("y" * 40, "y" * 30),
     ],

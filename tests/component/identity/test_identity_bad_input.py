@@ -40,6 +40,7 @@ def unchanged(identity_client: TestClient) -> Iterator[TestClient]:
         ({"password": "lone surrogate \ud800 here"}, "body.password"),
         ({"name": "Ada\u0007"}, "body.name"),
         ({"name": "   "}, "body.name"),
+        ({"name": "\u0301\u0308 "}, "body.name"),
         ({"email": "not an address"}, "body.email"),
         ({"email": "ada@example.org\u0000"}, "body.email"),
         ({"unknown": "field"}, "body.unknown"),
