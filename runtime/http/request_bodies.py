@@ -5,9 +5,10 @@ Without it, a `text/plain` body reaches validation as a string ("Input should be
 dictionary"), and a body of any size is read into memory before anything looks at it.
 
 The gate answers when the body is first read, not when the request arrives: a request that
-routing refuses (404, 405) gets that answer whatever its body. The refusal is an
-`HTTPException` (415 or 413) raised by the request's `receive`, which the problem handlers
-answer (`runtime.http.problems.HTTP_ERRORS`).
+routing refuses (404, 405) or authentication refuses (401: `runtime.http.before_body`) gets
+that answer whatever its body, so nothing about the body is told to a caller who may not send
+one. The refusal is an `HTTPException` (415 or 413) raised by the request's `receive`, which
+the problem handlers answer (`runtime.http.problems.HTTP_ERRORS`).
 """
 
 from starlette.exceptions import HTTPException

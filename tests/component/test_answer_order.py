@@ -1,6 +1,7 @@
 """The order of the answers to a request wrong in several ways, in every service with command
 bodies (the write API, identity): an unknown path is a 404 and a wrong method a 405 whatever
-the body; only then is the body judged (415, 413, 422), as before."""
+the body; then a caller without a valid token gets a 401 before anything is read of its body;
+only then is the body judged (415, 413, 422), as before."""
 
 import json
 import uuid
@@ -98,6 +99,26 @@ def answer_unread(
     client.portal.call(client.app, scope, receive, send)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], json.loads(body), bool(asked)
+
+
+@pytest.mark.parametrize(
+    ("where", "headers", "length"),
+    [
+        ("with_body", TEXT, 5),  # not JSON
+        ("with_body", JSON, HUGE),  # over the limit
+        ("with_body", {"Content-Type": "application/json; charset=latin-1"}, 5),
+        ("without_body", JSON, 8),  # a stray body
+        ("without_body", TEXT, 8),
+    ],
+)
+@pytest.mark.parametrize("token", [None, "not-a-token"], ids=["no token", "bad token"])
+def test_a_caller_without_a_valid_token_is_401_before_its_body_is_read(
+    service: Service, where: str, headers: dict[str, str], length: int, token: str | None
+) -> None:
+    sent = {**headers, **(bearer(token) if token else {})}
+    status, problem, read = answer_unread(service.client, getattr(service, where), sent, length)
+    assert (status, problem["type"]) == (401, "/problems/unauthenticated"), problem
+    assert not read
 
 
 @pytest.mark.parametrize("token", [False, True], ids=["no token", "token"])
