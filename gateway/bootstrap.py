@@ -1,7 +1,8 @@
 """The Envoy bootstrap of the gateway, as a document ready for YAML: one listener for the
 clients, a route per upstream path prefix, a cluster per upstream, the admin interface.
 
-Routes: each prefix has two, tried in order. GETs and HEADs, which the services answer without
+Routes: first, a request with two `Host` fields is refused (`joined_hosts_route`). Then each
+prefix has two, tried in order. GETs and HEADs, which the services answer without
 changing anything, are retried on a reset or a failed connection (a service restarting); every
 other method is sent once, as a retried command could be applied twice. A 5xx is an answer, not
 retried: a read's 503 `position-not-reached` has already waited its `wait`, and a retry would
@@ -103,8 +104,20 @@ FORWARDED_FOR = overwritten("x-forwarded-for", CLIENT_ADDRESS)
 services, which believe the gateway's hops, would read the client's value past it."""
 
 
+def joined_hosts_route() -> Config:
+    """A request with two Host fields, which Envoy takes and joins with a comma into one
+    authority (no setting of its refuses them): a 400, as the services answer it (RFC 9112
+    §3.2; no host name holds a comma). Its problem body is `filters.TWO_HOSTS_PROBLEM`'s."""
+    joined = {"name": ":authority", "string_match": {"contains": ","}}
+    return {"match": {"prefix": "/", "headers": [joined]}, "direct_response": {"status": 400}}
+
+
 def route_config(upstreams: list[Upstream]) -> Config:
-    routes = [health_route(), *(r for upstream in upstreams for r in upstream_routes(upstream))]
+    routes = [
+        joined_hosts_route(),
+        health_route(),
+        *(r for upstream in upstreams for r in upstream_routes(upstream)),
+    ]
     virtual_host = {"name": "strata", "domains": ["*"], "routes": routes}
     return {
         "name": "strata",

@@ -37,6 +37,7 @@ from runtime.http.problem_types import (
     ProblemType,
     title_of,
 )
+from runtime.http.request_heads import TWO_HOSTS
 
 Config = dict[str, Any]
 
@@ -299,7 +300,12 @@ CODE_DETAILS = "%RESPONSE_CODE_DETAILS%"
 """Envoy's reason for refusing a request it could not parse, such as
 `http1.unexpected_underscore` or `path_normalization_failed` (its body says only "Bad Request")."""
 BEARER = (("www-authenticate", 'Bearer error="invalid_token"'),)
+TWO_HOSTS_PROBLEM = LocalProblem(
+    BAD_REQUEST, details_prefix="direct_response", detail=TWO_HOSTS.detail
+)
+"""The body of `bootstrap.joined_hosts_route`'s 400, the one direct response that is one."""
 LOCAL_PROBLEMS = (
+    TWO_HOSTS_PROBLEM,
     LocalProblem(BAD_REQUEST, detail=CODE_DETAILS),
     LocalProblem(UNAUTHENTICATED),
     # jwt_authn answers 403 for a token of another audience: to a client, an invalid token.

@@ -1,6 +1,7 @@
 """Who calls identity: the grant of a bearer token identity issued itself (verified once per
 request), the dependencies of the operator's and the signed-in user's endpoints, and whom a
-request counts against for the rate limits."""
+request counts against for the rate limits. The token is verified before the body is read
+(`runtime.http.before_body`): without a valid one, the answer is a 401 whatever the body."""
 
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from fastapi import Depends, Header, Request
 from identity.problems import NotAllowed, NotAuthenticated
 from identity.service import identity_of, run
 from identity.tokens import Grant, InvalidToken
+from runtime.http.before_body import before_body
 from runtime.http.header_fields import MalformedField, bearer_token, one_authorization
 from runtime.rate_limits import PRIVILEGED, Counted, client_address
 
@@ -34,6 +36,7 @@ async def bearer_grant(request: Request) -> Grant:
     return grant
 
 
+@before_body(bearer_grant)
 async def operator(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Grant:
@@ -44,6 +47,7 @@ async def operator(
     return grant
 
 
+@before_body(bearer_grant)
 async def signed_in_user(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Grant:

@@ -48,6 +48,7 @@ from starlette.routing import BaseRoute, Mount
 
 from runtime.auth.http import Unauthenticated, verified_principal
 from runtime.auth.principal import INSECURE_OPERATOR, Role
+from runtime.http.before_body import settled_before_body
 from runtime.http.preflight import add_start_check
 from runtime.http.problem_types import RATE_LIMITED
 from runtime.http.problems import problem
@@ -64,6 +65,8 @@ KEY_PREFIX = "strata:rate-limits"
 BREAKER = "rate-limits"
 RATE_LIMIT_SETTINGS = frozenset({"rate_limit_default", "rate_limit_routes", "rate_limit_roles"})
 """The live settings (runtime/live_settings.py) the running limits follow."""
+COUNTED = "strata.rate_limit_counted"
+"""The key, in a request's state, saying its hit is counted (the hit is awaited twice)."""
 PRIVILEGED = (Role.OPERATOR, Role.SERVICE)
 """The roles that may have limits of their own, first found first."""
 
@@ -313,13 +316,19 @@ async def _on_rate_limited(request: Request, error: Exception) -> JSONResponse:
 class RateLimitedRoute(APIRoute):
     """A route whose every request counts against its caller's limit of `<METHOD> <path>`
     (the path template, such as `GET /mobile/orders/{order_id}`), checked before its other
-    dependencies; its OpenAPI operation lists the 429 (`x-problems`)."""
+    dependencies (and, in a `JsonRoute`, before the body is read: `before_body`); its OpenAPI
+    operation lists the 429 (`x-problems`)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         methods = sorted(kwargs.get("methods") or ["GET"])
         route = f"{methods[0]} {path}"
 
+        @settled_before_body
         async def count_hit(request: Request) -> None:
+            state: dict[str, Any] = request.scope.setdefault("state", {})
+            if state.get(COUNTED):  # settled before the body already
+                return
+            state[COUNTED] = True
             installed: _Installed | None = getattr(request.app.state, "rate_limits", None)
             if installed is None:
                 raise RuntimeError("a RateLimitedRoute in an app without install_rate_limits")

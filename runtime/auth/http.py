@@ -4,6 +4,8 @@
 `Unauthenticated` with a 401 (`WWW-Authenticate: Bearer …`, RFC 6750 §3) and `Forbidden` with
 a 403. An endpoint takes `caller: Caller` and asks `runtime.auth.policy.require(caller, …)`;
 the routes that take no `Caller` (/healthz, /readyz, /metrics, /docs, /openapi.json) stay open.
+The token is verified before the body is read (`runtime.http.before_body`): a caller without a
+valid one gets its 401 whatever it sent.
 """
 
 import logging
@@ -19,6 +21,7 @@ from runtime.auth.policy import Forbidden
 from runtime.auth.principal import INSECURE_OPERATOR, Principal
 from runtime.auth.settings import AuthSettings
 from runtime.auth.verifier import InvalidToken, TokenVerifier
+from runtime.http.before_body import before_body
 from runtime.http.header_fields import MalformedField, bearer_token, one_authorization
 from runtime.http.lean_route import served_lean_by
 from runtime.http.problem_types import FORBIDDEN, UNAUTHENTICATED
@@ -118,6 +121,7 @@ def principal_of(request: Request) -> Principal | None:
     return known
 
 
+@before_body(verified_principal)
 @served_lean_by(verified_principal)
 async def caller(
     request: Request,

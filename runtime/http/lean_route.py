@@ -11,11 +11,12 @@ request:
    repeated member name; a document it cannot decode at once goes to msgspec, and one msgspec
    refuses is decoded again by `json`, whose error FastAPI reports: a 422 on `body.<offset>`,
    or a 400 for bytes that are not UTF-8 or nest too deeply), before any dependency, as
-   FastAPI does; a route without a body parameter refuses any body but `{}` instead
-   (`runtime.http.json_bodies.refuse_stray_body`, a 422 on `body`). (How deep is too deep
-   depends on the stack below, for both decoders: msgspec gives up a few levels deeper than
-   `json`, so a document nested some 990 levels may be refused on `body` as not an object here
-   and as nested too deeply by FastAPI: a 422 on `body` either way.);
+   FastAPI does, but for those settled before the body (`runtime.http.before_body`: who
+   calls), as every `JsonRoute` has it; a route without a body parameter refuses any body
+   but `{}` instead (`runtime.http.json_bodies.refuse_stray_body`, a 422 on `body`). (How
+   deep is too deep depends on the stack below, for both decoders: msgspec gives up a few
+   levels deeper than `json`, so a document nested some 990 levels may be refused on `body`
+   as not an object here and as nested too deeply by FastAPI: a 422 on `body` either way.);
 2. awaits the route's dependencies in FastAPI's order, each through its lean equivalent
    (`served_lean_by`) or, for an async dependency taking only the `Request`, itself;
 3. validates the path parameters and the body with FastAPI's own functions
@@ -40,7 +41,6 @@ from functools import lru_cache
 from typing import Any, TypeVar, get_type_hints
 
 import msgspec
-from fastapi import routing as fastapi_routing
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
@@ -51,6 +51,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from runtime.http.before_body import as_configured
 from runtime.http.json_bodies import JsonRoute, loads_unique, refuse_stray_body
 
 Resolver = Callable[[Request], Awaitable[Any]]
@@ -80,9 +81,9 @@ class LeanRoute(JsonRoute):
 
     lean = False
 
-    def get_route_handler(self) -> Handler:
-        fastapi_handler = super().get_route_handler()
-        route = _as_configured(self)
+    def reading_handler(self) -> Handler:
+        fastapi_handler = super().reading_handler()
+        route = as_configured(self)
         plan = _plan(route)
         self.lean = plan is not None
         if plan is None:
@@ -95,16 +96,6 @@ class LeanRoute(JsonRoute):
             return await plan.answer(request)
 
         return handle
-
-
-def _as_configured(route: JsonRoute) -> Any:
-    """The route as FastAPI builds its handler: the route, or the context of a router including
-    it (its prefix, dependencies and settings added), which FastAPI hands to
-    `get_route_handler` this way (a context variable) while it builds that handler."""
-    context = fastapi_routing._effective_route_context_var.get()
-    if context is not None and context.original_route is route:
-        return context
-    return route
 
 
 @dataclass(frozen=True)

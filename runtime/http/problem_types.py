@@ -80,6 +80,7 @@ TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
     504: "Gateway timeout",
+    505: "HTTP version not supported",
 }
 """The `title` of a problem by its status, the same from the services and the gateway."""
 
@@ -124,8 +125,9 @@ BAD_REQUEST = ProblemType(
     400,
     "bad-request",
     "a request the HTTP server cannot parse: an unknown method, a control character in a header,"
-    " `Content-Length` with chunked, a request line over 64 KiB (no `instance`: the request line"
-    " may be what could not be read)",
+    " `Content-Length` with chunked; an HTTP/1.1 request without `Host`, or any with two `Host`"
+    " fields or one joining several with commas (no `instance`: the request line may be what"
+    " could not be read; the connection is closed)",
     _declared_only,  # refused before any operation is chosen
 )
 BAD_HEADER = ProblemType(
@@ -265,7 +267,16 @@ UPGRADE_REQUIRED = ProblemType(
 HEADERS_TOO_LARGE = ProblemType(
     431,
     "headers-too-large",
-    "the gateway: request header fields over 60 KiB in all",
+    "the request line and header fields over 60 KiB in all, or more than 100 fields (the"
+    " gateway, the services), or, in the services, a field line over 8 KiB; the connection is"
+    " closed",
+    _declared_only,
+)
+HTTP_VERSION_NOT_SUPPORTED = ProblemType(
+    505,
+    "http-version-not-supported",
+    "the services: a request line naming a version other than HTTP/1.0 and HTTP/1.1 (such as"
+    " `HTTP/2.0` or `HTTP/0.9`); the connection is closed",
     _declared_only,
 )
 GATEWAY_TIMEOUT = ProblemType(
@@ -300,6 +311,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     NOT_READY,
     POSITION_NOT_REACHED,
     GATEWAY_TIMEOUT,
+    HTTP_VERSION_NOT_SUPPORTED,
 )
 
 

@@ -19,10 +19,12 @@ from runtime.http.json_bodies import DuplicateMember
 from runtime.http.openapi import PROBLEM_JSON, document_problems
 from runtime.http.problem_types import (
     BAD_HEADER,
+    CONTENT_TOO_LARGE,
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     SERVICE_UNAVAILABLE,
+    UNSUPPORTED_MEDIA_TYPE,
     VALIDATION_ERROR,
     ProblemType,
     title_of,
@@ -35,8 +37,12 @@ ORIGINAL_PATH = "x-envoy-original-path"
 """Where the gateway keeps the path a client asked for when its route rewrote it."""
 MAX_LISTED_ERRORS = 20
 """The most bad fields a validation problem lists; it counts the others."""
-HTTP_ERRORS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
-"""The problem type of an `HTTPException` by status; any other status is a `BAD_HEADER`."""
+HTTP_ERRORS = {
+    kind.status: kind
+    for kind in (NOT_FOUND, METHOD_NOT_ALLOWED, CONTENT_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE)
+}
+"""The problem type of an `HTTPException` by status (the body gate raises the 413 and 415:
+`runtime.http.request_bodies`); any other status is a `BAD_HEADER`."""
 
 
 def problem(

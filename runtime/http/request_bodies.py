@@ -1,18 +1,23 @@
-"""The gate every command body passes before routing: JSON only (or a form, on the paths that
-take one, such as an OAuth2 token endpoint), in UTF-8, not content-coded, and bounded in size.
+"""The gate every command body passes: JSON only (or a form, on the paths that take one, such
+as an OAuth2 token endpoint), in UTF-8, not content-coded, and bounded in size.
 
 Without it, a `text/plain` body reaches validation as a string ("Input should be a valid
 dictionary"), and a body of any size is read into memory before anything looks at it.
+
+The gate answers when the body is first read, not when the request arrives: a request that
+routing refuses (404, 405) or authentication refuses (401: `runtime.http.before_body`) gets
+that answer whatever its body, so nothing about the body is told to a caller who may not send
+one. The refusal is an `HTTPException` (415 or 413) raised by the request's `receive`, which
+the problem handlers answer (`runtime.http.problems.HTTP_ERRORS`).
 """
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.http.header_fields import MalformedField, one_field
 from runtime.http.json_bodies import COMMAND_METHODS
 from runtime.http.problem_types import CONTENT_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE
-from runtime.http.problems import problem
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -52,15 +57,12 @@ def coding_problem(fields: list[str]) -> str | None:
     return None
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class JsonBodies:
     """ASGI middleware: a command (POST, PUT, PATCH, DELETE) that carries a body must say it is
     JSON, in one Content-Type field with no charset but UTF-8, and without a content coding
     other than `identity` (else 415), and may hold at most `max_bytes` (else 413, from
-    Content-Length or while reading). On `form_paths` it must be a form instead. Queries pass
+    Content-Length before a byte is read, or from the chunks as they are read). On `form_paths`
+    it must be a form instead. Each refusal is raised when the app reads the body. Queries pass
     untouched."""
 
     def __init__(
@@ -85,24 +87,19 @@ class JsonBodies:
             await self.app(scope, receive, send)
             return
         refusal = self._refusal(request)
+        too_large = HTTPException(
+            CONTENT_TOO_LARGE.status, f"a request body may hold at most {self.max_bytes} bytes"
+        )
+        if refusal is None and declared is not None and declared.isdigit() and not chunked:
+            # the server reads exactly the declared length: judged before a byte is read
+            refusal = too_large if int(declared) > self.max_bytes else None
         if refusal is not None:
-            await refusal(scope, receive, send)
-            return
-        too_large = f"a request body may hold at most {self.max_bytes} bytes"
-        if not chunked:  # the server reads exactly the declared length: check it, stream it
-            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-                await problem(request, CONTENT_TOO_LARGE, too_large)(scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
-            return
-        try:
-            body = await self._read(receive)
-        except BodyTooLarge:
-            await problem(request, CONTENT_TOO_LARGE, too_large)(scope, receive, send)
-            return
-        await self.app(scope, _replay(body), send)
+            receive = _refusing(refusal)
+        elif chunked:
+            receive = _bounded(receive, self.max_bytes, too_large)
+        await self.app(scope, receive, send)
 
-    def _refusal(self, request: Request) -> Response | None:
+    def _refusal(self, request: Request) -> HTTPException | None:
         """The 415 for a body that is not of the path's media type (JSON, or a form), not UTF-8,
         or content-coded; None when it may be read."""
         headers = request.headers
@@ -111,46 +108,41 @@ class JsonBodies:
         try:
             content_type = one_field(headers.getlist("content-type"), "Content-Type")
         except MalformedField as error:  # several types, as if joined by commas: none is right
-            return problem(
-                request, UNSUPPORTED_MEDIA_TYPE, f"a request body must be {wanted}: {error}"
-            )
+            return _unsupported(f"a request body must be {wanted}: {error}")
         if not (is_form if form else is_json)(content_type or ""):
             given = content_type or "none"
-            detail = f"a request body must be {wanted}, not {given[:100]!r}"
-            return problem(request, UNSUPPORTED_MEDIA_TYPE, detail)
+            return _unsupported(f"a request body must be {wanted}, not {given[:100]!r}")
         coded = coding_problem(headers.getlist("content-encoding"))
         if coded:  # RFC 9110 §15.5.16: a 415 for a coding the server does not take
-            return problem(
-                request, UNSUPPORTED_MEDIA_TYPE, coded, headers={"Accept-Encoding": "identity"}
-            )
+            return _unsupported(coded, {"Accept-Encoding": "identity"})
         unreadable = charset_problem(content_type or "")
-        return problem(request, UNSUPPORTED_MEDIA_TYPE, unreadable) if unreadable else None
-
-    async def _read(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return b"".join(chunks)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise BodyTooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        return _unsupported(unreadable) if unreadable else None
 
 
-def _replay(body: bytes) -> Receive:
-    """A `receive` that hands the app the body already read, then waits like the real one."""
-    sent = False
+def _unsupported(detail: str, headers: dict[str, str] | None = None) -> HTTPException:
+    return HTTPException(UNSUPPORTED_MEDIA_TYPE.status, detail, headers)
+
+
+def _refusing(refusal: HTTPException) -> Receive:
+    """A `receive` that raises `refusal` instead of handing over the body."""
 
     async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        raise refusal
 
     return receive
+
+
+def _bounded(receive: Receive, max_bytes: int, too_large: HTTPException) -> Receive:
+    """`receive`, raising `too_large` once the body it has handed over exceeds `max_bytes`."""
+    size = 0
+
+    async def bounded() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > max_bytes:
+                raise too_large
+        return message
+
+    return bounded

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from gateway.generate import BUCKET
+from runtime.http.request_heads import TWO_HOSTS
 from tests.support.gateway import (
     RESET,
     RecordingServer,
@@ -289,6 +290,8 @@ UNREADABLE = {
         431,
         "http1.headers_too_large",
     ),
+    "two Host fields": (b"Host: y\r\n\r\n", 400, TWO_HOSTS.detail),
+    "two Host fields of one value": (b"host: x\r\n\r\n", 400, TWO_HOSTS.detail),
     "a websocket upgrade": (
         b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         403,

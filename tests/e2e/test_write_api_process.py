@@ -91,9 +91,9 @@ UNREADABLE = [
     b"GET /users HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\x7fb\r\n\r\n",
     b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
 ]
-"""Requests uvicorn's parser refuses before the app sees them."""
+"""Requests uvicorn's parser refuses before the app sees them (the heads the protocol refuses
+itself, such as a request line over 60 KiB, are tests/component/test_request_heads.py's)."""
 
 
 def assert_unreadable_is_a_problem(base: str, request: bytes) -> None:

@@ -1,5 +1,6 @@
 """An ASGI app served over real HTTP by uvicorn in a thread of the test process, on a free port."""
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -11,10 +12,20 @@ from tests.support.processes import free_port
 
 
 @contextmanager
-def served(app: object, seconds: float = 20) -> Iterator[str]:
-    """Serve `app` (its lifespan run) for the block; yields its base URL."""
+def served(
+    app: object, seconds: float = 20, http: type[asyncio.Protocol] | str = "auto"
+) -> Iterator[str]:
+    """Serve `app` (its lifespan run) for the block, with the `http` protocol; yields its base
+    URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        http=http,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,0 +1,140 @@
+"""The order of the answers to a request wrong in several ways, in every service with command
+bodies (the write API, identity): an unknown path is a 404 and a wrong method a 405 whatever
+the body; then a caller without a valid token gets a 401 before anything is read of its body;
+only then is the body judged (415, 413, 422), as before."""
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.types import Message
+
+from contexts.settings import Settings
+from identity.app import create_app as create_identity_app
+from identity.main import dev_operator_token
+from identity.settings import IdentitySettings
+from tests.support.api import assert_problem
+from tests.support.auth import OPERATOR, bearer
+from write_api.app import create_app as create_write_app
+
+TEXT = {"Content-Type": "text/plain"}
+JSON = {"Content-Type": "application/json"}
+HUGE = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service's app, where it takes a JSON body, where a command takes none, a path that
+    exists without POST, and the headers of a caller it lets in."""
+
+    client: TestClient
+    with_body: str
+    without_body: str
+    no_post: str
+    credentials: dict[str, str]
+
+
+def _write_api(tmp_path: Path) -> Iterator[Service]:
+    with TestClient(create_write_app(Settings(data_dir=tmp_path))) as client:
+        deactivate = f"/users/{uuid.uuid4()}/deactivate"
+        yield Service(client, "/users", deactivate, "/healthz", OPERATOR)
+
+
+def _identity(tmp_path: Path) -> Iterator[Service]:
+    settings = IdentitySettings(data_dir=tmp_path, identity_password_profile="CHEAPEST")
+    with TestClient(create_identity_app(settings)) as client:
+        token = dev_operator_token(client.app.state.identity)  # type: ignore[attr-defined]
+        yield Service(client, "/accounts", "/keys/rotate", "/jwks.json", bearer(token))
+
+
+SERVICES: dict[str, Callable[[Path], Iterator[Service]]] = {
+    "write_api": _write_api,
+    "identity": _identity,
+}
+
+
+@pytest.fixture(params=sorted(SERVICES), scope="module")
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    yield from SERVICES[request.param](tmp_path_factory.mktemp(request.param))
+
+
+def answer_unread(
+    client: TestClient, path: str, headers: dict[str, str], length: int
+) -> tuple[int, dict[str, Any], bool]:
+    """POST `path` to the app with `headers` and a declared body of `length` bytes, through its
+    ASGI interface: the status, the problem, and whether the app asked for the body."""
+    asked: list[bool] = []
+    sent: list[Message] = []
+    fields = {**headers, "content-length": str(length), "host": "testserver"}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in fields.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+    async def receive() -> Message:
+        asked.append(True)
+        return {"type": "http.request", "body": b"x" * length, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    assert client.portal is not None  # the client's lifespan runs
+    client.portal.call(client.app, scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body), bool(asked)
+
+
+@pytest.mark.parametrize(
+    ("where", "headers", "length"),
+    [
+        ("with_body", TEXT, 5),  # not JSON
+        ("with_body", JSON, HUGE),  # over the limit
+        ("with_body", {"Content-Type": "application/json; charset=latin-1"}, 5),
+        ("without_body", JSON, 8),  # a stray body
+        ("without_body", TEXT, 8),
+    ],
+)
+@pytest.mark.parametrize("token", [None, "not-a-token"], ids=["no token", "bad token"])
+def test_a_caller_without_a_valid_token_is_401_before_its_body_is_read(
+    service: Service, where: str, headers: dict[str, str], length: int, token: str | None
+) -> None:
+    sent = {**headers, **(bearer(token) if token else {})}
+    status, problem, read = answer_unread(service.client, getattr(service, where), sent, length)
+    assert (status, problem["type"]) == (401, "/problems/unauthenticated"), problem
+    assert not read
+
+
+@pytest.mark.parametrize("token", [False, True], ids=["no token", "token"])
+def test_routing_answers_before_the_body_gate(service: Service, token: bool) -> None:
+    headers = {**TEXT, **(service.credentials if token else {})}
+    client = service.client
+    assert_problem(client.post("/no/such/path", content="x", headers=headers), 404)
+    assert_problem(client.post(service.no_post, content="x", headers=headers), 405)
+    assert_problem(client.put(service.with_body, content="x", headers=headers), 405)
+
+
+def test_a_caller_with_a_valid_token_gets_the_body_s_answers(service: Service) -> None:
+    client, credentials = service.client, service.credentials
+    text = client.post(service.with_body, content="x", headers={**TEXT, **credentials})
+    assert_problem(text, 415, "application/json")
+    status, problem, _ = answer_unread(client, service.with_body, {**JSON, **credentials}, HUGE)
+    assert (status, problem["type"]) == (413, "/problems/content-too-large")
+    stray = client.post(service.without_body, content='{"a": 1}', headers={**JSON, **credentials})
+    assert "takes no body" in assert_problem(stray, 422, "body")["errors"][0]["message"]
