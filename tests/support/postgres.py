@@ -84,15 +84,19 @@ def forget_pending_jobs(urls: Mapping[str, str]) -> None:
 
 
 TERMINATE_OTHERS = (
-    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+    "SELECT count(pg_terminate_backend(pid, %s)) FROM pg_stat_activity"
     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
 )
+TERMINATED_WITHIN_MS = 5_000
+"""How long the drop waits for each backend to be gone. Without a wait it returns once the
+signal is sent, and a read at once may draw a connection whose backend has not yet said
+goodbye (a 503 a restart, which closes them all before anyone reads, never gives)."""
 
 
 def drop_postgres_connections(database_url: str) -> int:
     """Have the server drop every other connection to this database, as a restart does; how
     many it dropped."""
     with psycopg.connect(database_url, autocommit=True) as admin:
-        row = admin.execute(TERMINATE_OTHERS).fetchone()
+        row = admin.execute(TERMINATE_OTHERS, [TERMINATED_WITHIN_MS]).fetchone()
     assert row is not None
     return int(row[0])
