@@ -201,7 +201,8 @@ VALIDATION_ERROR = ProblemType(
     422,
     "validation-error",
     "malformed or out-of-range input (body, path, query), or a body object naming a member"
-    " twice (`errors` names where: `body.name`); `errors` lists each field",
+    " twice (`errors` names where: `body.name`; a body that is not JSON is an error on `body`,"
+    ' "not a JSON document: Extra data at character 40"); `errors` lists each field',
     _takes_input,
     schema="ValidationProblem",
 )
