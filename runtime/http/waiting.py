@@ -8,8 +8,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runtime.http.problem_types import SERVICE_UNAVAILABLE
-from runtime.http.problems import RETRY_AFTER_SECONDS, problem
+from runtime.http.problems import unavailable
 
 OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -34,13 +33,7 @@ class WaitingGate:
         if scope["type"] != "http" or reason is None or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
-        refused = problem(
-            Request(scope),
-            SERVICE_UNAVAILABLE,
-            reason,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
-        await refused(scope, receive, send)
+        await unavailable(Request(scope), reason)(scope, receive, send)
 
 
 def install_waiting_gate(app: FastAPI, waiting: Waiting) -> None:

@@ -5,6 +5,8 @@ Real processes (the console scripts), their databases behind a proxy that is cut
 
 import json
 import signal
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,6 +16,7 @@ from tests.support.api import assert_problem, unique_email
 from tests.support.auth import OPERATOR
 from tests.support.postgres import url_variables
 from tests.support.processes import entry_point, free_port
+from tests.support.proxy import CuttableProxy
 from tests.support.servers import wait_until
 from tests.support.waiting import (
     assert_waiting,
@@ -52,22 +55,36 @@ def _identity(url: str, port: int) -> tuple[list[str], dict[str, str]]:
     return [IDENTITY, "serve"], env
 
 
+def _waits_then_serves(
+    base: str,
+    process: subprocess.Popen[bytes],
+    proxy: CuttableProxy,
+    waiting: str,
+    command: Callable[[], httpx.Response],
+) -> httpx.Response:
+    """While the proxy is cut: alive, not ready, `command` refused with a 503 and
+    `Retry-After`. Once restored: ready within `READY_SECONDS`; what `command` answers then."""
+    assert_waiting(base, process, waiting)
+    refused = command()
+    assert_problem(refused, 503, waiting)
+    assert refused.headers["Retry-After"] == "1"
+    proxy.restore()
+    wait_until(lambda: status_of(f"{base}/readyz") == 200, READY_SECONDS, "ready")
+    return command()
+
+
 def test_a_write_service_waits_for_its_event_store_then_takes_commands(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    user = {"name": "Ada", "email": unique_email()}
     with postgres_cut_off("users") as (proxy, urls):
         argv, env = _write_service(urls, port)
         with started(argv, env, tmp_path / "write.log") as process:
-            assert_waiting(base, process, "the users event store is not reachable yet")
-            user = {"name": "Ada", "email": unique_email()}
-            refused = httpx.post(f"{base}/users", json=user, headers=OPERATOR)
-            assert_problem(refused, 503, "the users event store is not reachable yet")
-            assert refused.headers["Retry-After"] == "1"
-
-            proxy.restore()
-            wait_until(lambda: status_of(f"{base}/readyz") == 200, READY_SECONDS, "ready")
-            created = httpx.post(f"{base}/users", json=user, headers=OPERATOR)
-            assert created.status_code == 201, created.text  # the refused one stored nothing
+            created = _waits_then_serves(
+                base, process, proxy, "the users event store is not reachable yet",
+                lambda: httpx.post(f"{base}/users", json=user, headers=OPERATOR),
+            )  # fmt: skip
+    assert created.status_code == 201, created.text  # the refused one stored nothing
 
 
 def test_identity_waits_for_its_database_then_issues_tokens(tmp_path: Path) -> None:
@@ -78,16 +95,12 @@ def test_identity_waits_for_its_database_then_issues_tokens(tmp_path: Path) -> N
     with postgres_cut_off("identity") as (proxy, urls):
         argv, env = _identity(urls["identity"], port)
         with started(argv, env, tmp_path / "identity.log") as process:
-            assert_waiting(base, process, "the identity database is not reachable yet")
-            refused = httpx.post(f"{base}/token", data=form, auth=credentials)
-            assert_problem(refused, 503, "the identity database is not reachable yet")
-            assert refused.headers["Retry-After"] == "1"
-
-            proxy.restore()
-            wait_until(lambda: status_of(f"{base}/readyz") == 200, READY_SECONDS, "ready")
-            issued = httpx.post(f"{base}/token", data=form, auth=credentials)
-            assert issued.status_code == 200, issued.text
-            assert issued.json()["access_token"]
+            issued = _waits_then_serves(
+                base, process, proxy, "the identity database is not reachable yet",
+                lambda: httpx.post(f"{base}/token", data=form, auth=credentials),
+            )  # fmt: skip
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["access_token"]
 
 
 @pytest.mark.parametrize("service", ["write service", "identity"])
