@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from contexts.settings import Settings
+from contexts.settings import CONTEXTS, Settings
 from eventlog.stores import Services
+from tests.support.postgres import url_settings
 from tests.support.proxy import proxy_to_postgres, through
 from tests.support.relay_processes import RelayProcess
 from tests.support.relays import register_users, store_max, wait_until_relayed
@@ -45,13 +46,9 @@ def test_a_relay_waits_for_its_event_store_then_publishes(
         proxy.close()
 
 
-def test_sigterm_stops_a_relay_waiting_for_its_event_store_at_once(
-    stack: Settings, tmp_path: Path
-) -> None:
-    relay = RelayProcess(
-        stack, CONTEXT, tmp_path / "relay.log",
-        users_database_url=nowhere(CONTEXT), db_connect_timeout=1,
-    )  # fmt: skip
+def test_sigterm_stops_a_relay_waiting_for_its_event_store_at_once(tmp_path: Path) -> None:
+    nowhere_settings = Settings(**url_settings({c: nowhere(c) for c in CONTEXTS}))
+    relay = RelayProcess(nowhere_settings, CONTEXT, tmp_path / "relay.log", db_connect_timeout=1)
     try:
         assert_waiting(f"http://127.0.0.1:{relay.port}", relay.process, WAITING)
         assert stop_promptly(relay.process) == 0
