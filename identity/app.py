@@ -96,7 +96,8 @@ def create_app(
 
 def _database_opening(identity: Identity) -> Opening[Identity]:
     """The database prepared (schema, first key, bootstrap clients), waited for while
-    PostgreSQL is down (the embedded mode's SQLite file fails the start instead)."""
+    PostgreSQL is down (the embedded mode's SQLite file fails the start instead). A try has no
+    deadline: replicas starting together wait for each other's schema."""
 
     def prepared() -> Identity:
         identity.prepare()
