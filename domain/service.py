@@ -111,7 +111,12 @@ class CommandService(Application[UUID]):
             raise ValueError(f"snapshot_interval must be 0 (off) or more, got {snapshot_interval}")
         self.snapshot_interval = snapshot_interval
         """Snapshot an aggregate each time its version reaches a multiple of this (0: never)."""
-        super().__init__(env)
+        try:
+            super().__init__(env)
+        except Exception:  # its store unreachable, say: its connections are not left retrying
+            if "factory" in vars(self):
+                self.factory.close()
+            raise
         self.committer: Committer = DirectCommitter(self)
         self.commit_listeners: list[Callable[[str], None]] = []
         """Called with the service's name after each commit (e.g. to wake a log tailer)."""

@@ -5,8 +5,11 @@ with /healthz, /readyz and /metrics on ``STRATA_RELAY_HOST:STRATA_RELAY_PORT``. 
 lines on stderr; with `STRATA_LIVE_SETTINGS_FILE` their level follows the live settings
 (docs/config.md). SIGTERM or SIGINT stops it after the page in flight is acknowledged.
 
-Exit codes: 0 stopped by a signal; 1 invalid settings, embedded mode, or a failure (NATS or the
-event store unreachable at start, the port taken, an unreadable stream); 2 bad arguments.
+The endpoints answer at once; while PostgreSQL is unreachable the relay waits for its event
+store (`runtime.opening`: tries doubling from 0.5 s to 5 s apart), not ready and stoppable.
+
+Exit codes: 0 stopped by a signal; 1 invalid settings, embedded mode, or a failure (NATS
+unreachable at start, the port taken, an unreadable stream); 2 bad arguments.
 """
 
 import asyncio
@@ -14,12 +17,15 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Awaitable
 from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 import nats.errors
 import typer
-from eventsourcing.persistence import InfrastructureFactory, PersistenceError
+from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -31,6 +37,7 @@ from contexts.cli import registered_context, run
 from contexts.registered import REGISTRY
 from contexts.settings import Settings, load_settings
 from eventlog.jetstream import connect, context_stream, ensure_stream
+from eventlog.outages import POOL_LOGGER, STORE_OUTAGES
 from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay import Relay, RelayConfig
 from eventlog.relay_metrics import RelayMetrics
@@ -40,15 +47,17 @@ from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
+from runtime.opening import Opening
 
 log = logging.getLogger("strata.relay")
 
 PROG = "strata-relay"
 
 
-def open_event_store(
-    settings: Settings, context: str
-) -> tuple[InfrastructureFactory[Any], PostgresSideRecordRecorder]:
+OpenStore = tuple[InfrastructureFactory[Any], PostgresSideRecordRecorder]
+
+
+def open_event_store(settings: Settings, context: str) -> OpenStore:
     """The context's recorder alone (no application): the relay reads, it never decides. The
     relay reads the log on a connection of its own; the recorder's pool only answers /readyz.
 
@@ -60,20 +69,41 @@ def open_event_store(
     prefix = context.upper()
     env = event_store_env(lean, context) | {f"{prefix}_CREATE_TABLE": "n"}
     factory = InfrastructureFactory.construct(Environment(context, env))
-    recorder = factory.application_recorder()
-    if not isinstance(recorder, PostgresSideRecordRecorder):
+    try:
+        recorder = factory.application_recorder()
+        if not isinstance(recorder, PostgresSideRecordRecorder):
+            raise TypeError(f"the {context} event store is not on PostgreSQL")
+    except Exception:  # unreachable, say: its pool is not left reconnecting
         factory.close()
-        raise TypeError(f"the {context} event store is not on PostgreSQL")
+        raise
     return factory, recorder
 
 
-def create_http_app(
-    context: str,
-    nc: NatsClient,
-    recorder: PostgresSideRecordRecorder,
-    relay: Relay,
-    registry: CollectorRegistry,
-) -> ASGIApp:
+def _close_store(store: OpenStore) -> None:
+    store[0].close()
+
+
+@dataclass(frozen=True)
+class Running:
+    """The parts of a relay at work, as /readyz checks them."""
+
+    nc: NatsClient
+    recorder: PostgresSideRecordRecorder
+    relay: Relay
+
+
+class Starting:
+    """What the relay waits for until it runs (`running`): its event store, then NATS."""
+
+    def __init__(self, store: Opening[OpenStore]) -> None:
+        self.store = store
+        self.running: Running | None = None
+
+    def waiting_for(self) -> str:
+        return self.store.waiting_for or "NATS and the stream are not ready yet"
+
+
+def create_http_app(context: str, starting: Starting, registry: CollectorRegistry) -> ASGIApp:
     app = FastAPI(title=f"strata relay ({context})", openapi_url=None)
 
     @app.get("/healthz")
@@ -85,18 +115,13 @@ def create_http_app(
     async def readyz(request: Request) -> JSONResponse | dict[str, object]:
         """NATS is connected, the event store answers and publishing is not halted (a standby
         is ready too)."""
-        failures = []
-        if relay.halted is not None:
-            failures.append(f"publishing halted: {relay.halted}")
-        if not nc.is_connected:
-            failures.append("NATS is not connected")
-        try:
-            await asyncio.wait_for(asyncio.to_thread(recorder.ping), 3)
-        except Exception as error:  # noqa: BLE001 - reported, not raised
-            failures.append(f"event store unreachable: {error or type(error).__name__}")
+        running = starting.running
+        if running is None:
+            return problem(request, NOT_READY, starting.waiting_for())
+        failures = await _failures(running)
         if failures:
             return problem(request, NOT_READY, "; ".join(failures))
-        return {"status": "ready", "context": context, "active": relay.active}
+        return {"status": "ready", "context": context, "active": running.relay.active}
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -106,30 +131,122 @@ def create_http_app(
     return side_app(app)
 
 
+async def _failures(running: Running) -> list[str]:
+    failures = []
+    if running.relay.halted is not None:
+        failures.append(f"publishing halted: {running.relay.halted}")
+    if not running.nc.is_connected:
+        failures.append("NATS is not connected")
+    try:
+        await asyncio.wait_for(asyncio.to_thread(running.recorder.ping), 3)
+    except Exception as error:  # noqa: BLE001 - reported, not raised
+        failures.append(f"event store unreachable: {error or type(error).__name__}")
+    return failures
+
+
 async def serve(settings: Settings, context: str) -> int:
-    """Run the relay and its HTTP endpoints until a signal; the process exit code."""
+    """Serve the HTTP endpoints at once, and run the relay once its event store opens, until a
+    signal; the process exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    extra = {"context": context}
     try:
-        factory, recorder = open_event_store(settings, context)
-    except PersistenceError as error:
-        log.error("the event store is unreachable: %s", error, extra=extra)
+        listener = socket.create_server((settings.relay_host, settings.relay_port))
+    except OSError as error:
+        log.error("cannot listen on port %d: %s", settings.relay_port, error, extra=_extra(context))
+        return 1
+    registry = CollectorRegistry()
+    starting = Starting(_store_opening(settings, context))
+    server = side_server(create_http_app(context, starting, registry))
+    server_task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        async with live_settings_followed(settings, registry):
+            work = _relay_once_open(settings, context, starting, registry, stop)
+            return await _until_either(work, server_task, stop)
+    finally:
+        server.should_exit = True
+        await server_task
+        listener.close()
+
+
+def _store_opening(settings: Settings, context: str) -> Opening[OpenStore]:
+    return Opening(
+        f"the {context} event store",
+        partial(open_event_store, settings, context),
+        _close_store,
+        outages=STORE_OUTAGES,
+        quiet=(POOL_LOGGER,),
+    )
+
+
+async def _until_either(
+    work: Awaitable[int], server: "asyncio.Task[None]", stop: asyncio.Event
+) -> int:
+    """`work`'s exit code; it is stopped (`stop`) if the HTTP server ends first."""
+    working = asyncio.ensure_future(work)
+    await asyncio.wait({working, server}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    return await working
+
+
+async def _relay_once_open(
+    settings: Settings,
+    context: str,
+    starting: Starting,
+    registry: CollectorRegistry,
+    stop: asyncio.Event,
+) -> int:
+    """Open the event store (tried until it opens), then relay; 0 if stopped meanwhile."""
+    opening = asyncio.create_task(starting.store.open())
+    if not await _finished_before(opening, stop):
+        return 0
+    try:
+        factory, recorder = opening.result()
+    except Exception as error:  # noqa: BLE001 - not an outage: a bad setting, say
+        log.error("cannot open the event store: %s", error, extra=_extra(context))
         return 1
     try:
-        nc = await connect(settings, name=f"{PROG}-{context}")
-    except (TimeoutError, nats.errors.Error, OSError) as error:
-        log.error("NATS at %s is unreachable: %r", settings.nats_url, error, extra=extra)
+        return await _relay_once_connected(settings, context, recorder, starting, registry, stop)
+    finally:
         factory.close()
+
+
+async def _relay_once_connected(
+    settings: Settings,
+    context: str,
+    recorder: PostgresSideRecordRecorder,
+    starting: Starting,
+    registry: CollectorRegistry,
+    stop: asyncio.Event,
+) -> int:
+    connecting = asyncio.create_task(connect(settings, name=f"{PROG}-{context}"))
+    if not await _finished_before(connecting, stop):
+        return 0
+    try:
+        nc = connecting.result()
+    except (TimeoutError, nats.errors.Error, OSError) as error:
+        where = settings.nats_url
+        log.error("NATS at %s is unreachable: %r", where, error, extra=_extra(context))
         return 1
     try:
-        return await _serve_connected(settings, context, recorder, nc, stop)
+        return await _serve_connected(settings, context, recorder, nc, starting, registry, stop)
     finally:
         with suppress(nats.errors.Error, TimeoutError):
             await asyncio.wait_for(nc.close(), 5)
-        factory.close()
+
+
+async def _finished_before(task: "asyncio.Task[Any]", stop: asyncio.Event) -> bool:
+    """Whether `task` finished before `stop` was set; if not, it is cancelled."""
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return True
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    return False
 
 
 async def _serve_connected(
@@ -137,16 +254,17 @@ async def _serve_connected(
     context: str,
     recorder: PostgresSideRecordRecorder,
     nc: NatsClient,
+    starting: Starting,
+    registry: CollectorRegistry,
     stop: asyncio.Event,
 ) -> int:
-    extra = {"context": context}
+    extra = _extra(context)
     try:
         info = await ensure_stream(nc.jetstream(), context, settings)
     except (nats.errors.Error, TimeoutError) as error:
         log.error("cannot create or update the stream: %s", error, extra=extra)
         return 1
     log.info("stream %s is ready", info.config.name, extra=extra)
-    registry = CollectorRegistry()
     relay = Relay(
         context=context,
         recorder=recorder,
@@ -156,25 +274,17 @@ async def _serve_connected(
         metrics=RelayMetrics(registry, context),
         config=RelayConfig.from_settings(settings),
     )
+    starting.running = Running(nc, recorder, relay)
     try:
-        listener = socket.create_server((settings.relay_host, settings.relay_port))
-    except OSError as error:
-        log.error("cannot listen on port %d: %s", settings.relay_port, error, extra=extra)
-        return 1
-    app = create_http_app(context, nc, recorder, relay, registry)
-    server = side_server(app)
-    relay_task = asyncio.create_task(relay.run(stop))
-    server_task = asyncio.create_task(server.serve(sockets=[listener]))
-    async with live_settings_followed(settings, registry):
-        await asyncio.wait({relay_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
-    stop.set()
-    server.should_exit = True
-    await asyncio.wait({relay_task, server_task})
-    listener.close()
-    if not relay_task.cancelled() and (failure := relay_task.exception()) is not None:
-        log.error("the relay failed", exc_info=failure, extra=extra)
+        await relay.run(stop)
+    except Exception:
+        log.exception("the relay failed", extra=extra)
         return 1
     return 0
+
+
+def _extra(context: str) -> dict[str, object]:
+    return {"context": context}
 
 
 def _load_settings(context: str) -> Settings:

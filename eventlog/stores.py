@@ -101,9 +101,7 @@ class Services:
 
 
 def build_services(settings: Settings, registry: Registry = REGISTRY) -> Services:
-    services = Services(
-        {context.name: _application(settings, context.name, registry) for context in registry}
-    )
+    services = Services(_applications(settings, registry))
     for context in registry:
         for replica in context.replicas:
             if replica.upstream in registry:
@@ -120,6 +118,19 @@ def build_services(settings: Settings, registry: Registry = REGISTRY) -> Service
             committer = GroupCommitter(service, max_batch=settings.group_commit_max_batch)
             service.committer = committer.start()
     return services
+
+
+def _applications(settings: Settings, registry: Registry) -> dict[str, CommandService]:
+    """Every context's application; if one cannot be made, those made before it are closed."""
+    made: dict[str, CommandService] = {}
+    try:
+        for context in registry:
+            made[context.name] = _application(settings, context.name, registry)
+    except Exception:
+        for application in made.values():
+            application.close()
+        raise
+    return made
 
 
 def _application(settings: Settings, context: str, registry: Registry) -> CommandService:

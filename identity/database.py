@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from psycopg import Connection
+from psycopg import Connection, InterfaceError, OperationalError
 
 from eventlog.pool_recovery import recovering_pool
 from runtime.sqlite_wal import use_wal
@@ -20,6 +20,8 @@ from runtime.sqlite_wal import use_wal
 Row = tuple[Any, ...]
 SQLITE_FILE = "identity.sqlite3"
 EXCLUSIVE_LOCK = 0x1DE7171E  # an advisory-lock number of identity's own
+DATABASE_OUTAGES: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+"""What PostgreSQL raises while it is unreachable (the pool's timeout among them)."""
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS identity_credentials (

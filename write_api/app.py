@@ -4,7 +4,8 @@ One process serves every registered context, or the one named by `--context`
 (`STRATA_WRITE_CONTEXT`, how the option reaches uvicorn's worker processes). With
 `STRATA_LIVE_SETTINGS_FILE` each worker process follows that file (hot reload: log level, feature
 flags, breaker thresholds, rate limits; runtime/live_reload.py). Every command and query route is
-rate limited per caller (runtime/rate_limits.py).
+rate limited per caller (runtime/rate_limits.py). It serves at once, PostgreSQL up or not: until
+its event stores open (`runtime.opening`), `/readyz` and every command answer 503.
 """
 
 import asyncio
@@ -16,6 +17,7 @@ from contextlib import (
     asynccontextmanager,
     contextmanager,
 )
+from functools import partial
 from typing import cast
 
 from fastapi import FastAPI, Request
@@ -28,6 +30,7 @@ from contexts.registry import Registry
 from contexts.settings import Settings
 from eventlog.group_commit import GroupCommitter
 from eventlog.jobs import Clock
+from eventlog.outages import POOL_LOGGER, STORE_OUTAGES
 from eventlog.parked_jobs import ParkedJobs
 from eventlog.stores import Services, build_services
 from runtime.auth.http import authenticator, install_auth, register_auth_mode
@@ -39,9 +42,11 @@ from runtime.http.head import HeadAsGet
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
+from runtime.http.waiting import install_waiting_gate
 from runtime.live_reload import LiveReloadMetrics, following, set_log_level
 from runtime.live_settings import LiveSettings, adopt_live_checks, attach_live_settings
 from runtime.logs import configure as configure_logging
+from runtime.opening import Opening
 from runtime.rate_limits import install_rate_limits
 from runtime.settings import settings_model
 from write_api.command_http import run_blocking
@@ -86,19 +91,22 @@ def create_app(
         configure_logging(settings.log_level)
 
     registry = CollectorRegistry()
+    opening = _store_opening(settings, contexts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = build_services(settings, contexts)
-        app.state.services = services
         app.state.settings = settings
         app.state.runner = runner = Runner(settings.worker_threads, settings.request_timeout)
+
+        def serve(services: Services) -> AbstractAsyncContextManager[None]:
+            app.state.services = services
+            return _running_beside(app, settings, contexts, registry, clock, extensions)
+
         try:
-            async with _running_beside(app, settings, contexts, registry, clock, extensions):
+            async with opening.serving(serve):
                 yield
         finally:
             runner.close()
-            services.close()
 
     app = FastAPI(
         title="strata write API",
@@ -106,6 +114,7 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix
     )
+    install_waiting_gate(app, opening)
     auth = authenticator(settings, keys)
     install_auth(app, auth)
     register_auth_mode(registry, auth.insecure)
@@ -134,6 +143,8 @@ def create_app(
     async def readyz(request: Request) -> JSONResponse | dict[str, str]:
         """Every event store answers; `auth` says whether requests are authenticated (`jwt`) or
         not (`insecure`)."""
+        if opening.waiting_for is not None:
+            return problem(request, NOT_READY, opening.waiting_for)
         services = request.app.state.services.all()
         outcomes = await asyncio.gather(  # at once: each unreachable store waits its timeout
             *(run_blocking(request, service.side_records.ping) for service in services),
@@ -150,6 +161,20 @@ def create_app(
         return {"status": "ready", "auth": settings.auth}
 
     return app
+
+
+def _store_opening(settings: Settings, contexts: Registry) -> Opening[Services]:
+    """The event stores of `contexts`, waited for while PostgreSQL is down (the embedded mode's
+    SQLite files fail the start instead, as any other error does)."""
+    names = contexts.names
+    what = f"the {names[0]} event store" if len(names) == 1 else "the event stores"
+    return Opening(
+        what,
+        partial(build_services, settings, contexts),
+        Services.close,
+        outages=STORE_OUTAGES if settings.mode == "stack" else (),
+        quiet=(POOL_LOGGER,),
+    )
 
 
 @asynccontextmanager

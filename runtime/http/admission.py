@@ -25,8 +25,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime.http.json_bodies import COMMAND_METHODS
-from runtime.http.problem_types import SERVICE_UNAVAILABLE
-from runtime.http.problems import RETRY_AFTER_SECONDS, problem
+from runtime.http.problems import unavailable
 
 WINDOW_SECONDS = 0.1
 """How often the rate and the time in flight are measured: short enough to follow a surge
@@ -180,13 +179,7 @@ class Admission:
             f"{self.rule.in_flight} commands are in flight already, this process's bound now;"
             " nothing was done, retry later"
         )
-        refusal = problem(
-            Request(scope),
-            SERVICE_UNAVAILABLE,
-            detail,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
-        await refusal(scope, receive, send)
+        await unavailable(Request(scope), detail)(scope, receive, send)
 
 
 def _gauge(

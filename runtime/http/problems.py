@@ -143,12 +143,16 @@ def malformed_header(request: Request, why: str) -> JSONResponse:
     return problem(request, BAD_HEADER, why)
 
 
-async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
+def unavailable(request: Request, detail: str) -> JSONResponse:
+    """A `service-unavailable` problem: retry after `RETRY_AFTER_SECONDS`."""
     return problem(
-        request,
-        SERVICE_UNAVAILABLE,
-        f"a store is unavailable or too slow: {error or type(error).__name__}",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
+        request, SERVICE_UNAVAILABLE, detail, headers={"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
+async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
+    return unavailable(
+        request, f"a store is unavailable or too slow: {error or type(error).__name__}"
     )
 
 

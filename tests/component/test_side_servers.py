@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
+from eventlog.relay_main import Running, Starting
 from eventlog.relay_main import create_http_app as relay_app
 from projections.main import create_http_app as projector_app
 from projections.metrics import ProjectorMetrics
@@ -37,7 +38,9 @@ def _relay() -> ASGIApp:
     nats = _double(is_connected=True)
     recorder = _double(ping=lambda: None)
     relay = _double(halted=None, active=True)
-    return relay_app("orders", nats, recorder, relay, _registry())
+    starting = Starting(_double(waiting_for=None))
+    starting.running = Running(nats, recorder, relay)
+    return relay_app("orders", starting, _registry())
 
 
 def _sidecar() -> ASGIApp:

@@ -6,6 +6,7 @@ server process)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -46,19 +47,20 @@ def _json_lines(stderr: str) -> list[dict[str, Any]]:
 
 
 def _relay_line() -> dict[str, Any]:
-    env = _environment(
-        **url_settings(dict.fromkeys(CONTEXTS, UNREACHABLE)),
-        nats_url="nats://127.0.0.1:1",
-        db_connect_timeout="1",
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "eventlog.relay_main", "--context", "users"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """The error line of a relay whose port is taken (it waits for an unreachable store)."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        env = _environment(
+            **url_settings(dict.fromkeys(CONTEXTS, UNREACHABLE)),
+            relay_port=str(taken.getsockname()[1]),
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "eventlog.relay_main", "--context", "users"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert done.returncode == 1, done.stderr
     [line] = [line for line in _json_lines(done.stderr) if line["logger"] == "strata.relay"]
     return line

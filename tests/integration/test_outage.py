@@ -6,29 +6,22 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from contexts.settings import Settings
 from tests.support.api import assert_problem, register, unique_email
 from tests.support.auth import OPERATOR
 from tests.support.postgres import url_settings
-from tests.support.proxy import CuttableProxy
+from tests.support.proxy import CuttableProxy, proxy_to_postgres, through
 from write_api.app import create_app
 
 pytestmark = pytest.mark.postgres
 
 
-def _through(proxy: CuttableProxy, url: str) -> str:
-    params = conninfo_to_dict(url)
-    return make_conninfo(url, host="127.0.0.1", port=str(proxy.port), dbname=params["dbname"])
-
-
 @pytest.fixture
 def proxied_client(postgres_stores: dict[str, str]) -> Iterator[tuple[TestClient, CuttableProxy]]:
-    target = conninfo_to_dict(postgres_stores["users"])
-    proxy = CuttableProxy(str(target.get("host", "127.0.0.1")), int(target.get("port") or 5432))
+    proxy = proxy_to_postgres(postgres_stores["users"])
     settings = Settings(
-        **url_settings({c: _through(proxy, url) for c, url in postgres_stores.items()}),
+        **url_settings({c: through(proxy, url) for c, url in postgres_stores.items()}),
         request_timeout=3,
         db_connect_timeout=1,
     )

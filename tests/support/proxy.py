@@ -4,8 +4,12 @@ import socket
 import threading
 from contextlib import suppress
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 
 class CuttableProxy:
+    """Forwards connections to the target until cut."""
+
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -24,6 +28,11 @@ class CuttableProxy:
                     conn.shutdown(socket.SHUT_RDWR)
                     conn.close()
             self._connections.clear()
+
+    def restore(self) -> None:
+        """Let new connections through again (the end of the outage)."""
+        with self._lock:
+            self._cut = False
 
     def close(self) -> None:
         self.cut()
@@ -51,3 +60,15 @@ class CuttableProxy:
                 sink.sendall(data)
         with suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+
+def proxy_to_postgres(url: str) -> CuttableProxy:
+    """A proxy to the PostgreSQL server of `url`."""
+    target = conninfo_to_dict(url)
+    return CuttableProxy(str(target.get("host", "127.0.0.1")), int(target.get("port") or 5432))
+
+
+def through(proxy: CuttableProxy, url: str) -> str:
+    """`url` (PostgreSQL) reached through `proxy`."""
+    params = conninfo_to_dict(url)
+    return make_conninfo(url, host="127.0.0.1", port=str(proxy.port), dbname=params["dbname"])
