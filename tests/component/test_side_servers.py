@@ -34,10 +34,11 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
-def _relay() -> ASGIApp:
+def _relay(relay: Any = None) -> ASGIApp:
     nats = _double(is_connected=True)
     recorder = _double(ping=lambda: None)
-    relay = _double(halted=None, active=True)
+    if relay is None:
+        relay = _double(halted=None, active=True)
     starting = Starting(_double(waiting_for=None))
     starting.running = Running(nats, recorder, relay)
     return relay_app("orders", starting, _registry())
@@ -109,7 +110,7 @@ async def _no_problems_but_broken() -> dict[str, str]:
 
 
 BROKEN: dict[str, Callable[[], ASGIApp]] = {
-    "relay": lambda: relay_app("orders", _broken(), _double(), _double(halted=None), _registry()),
+    "relay": lambda: _relay(relay=_broken()),
     "config sidecar": lambda: sidecar_app("write-orders", _broken(), _double(), _registry()),
     "projector": lambda: projector_app(
         _double(metrics=None, runners=[], problems=_no_problems_but_broken)
