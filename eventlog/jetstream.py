@@ -15,6 +15,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 import nats.errors
@@ -97,11 +98,19 @@ async def connect(
     """Connect, giving up after `timeout` seconds; once connected, reconnect without end, and
     call `reconnected()` each time the connection is back.
 
-    Raises TimeoutError or a `nats.errors.Error` when no server answers in time.
+    Until it connects, nats-py tries the servers every second; their errors are not logged (a
+    caller that tries again logs one line per call). When no server answers in time, the last
+    error is raised (an OSError or a `nats.errors.Error`), else a TimeoutError.
     """
     nc = NatsClient()
+    connected = False
+    last_error: Exception | None = None
 
     async def on_error(error: Exception) -> None:
+        nonlocal last_error
+        if not connected:
+            last_error = error
+            return
         log.warning("NATS error: %s", error, extra={"error": type(error).__name__})
 
     async def on_disconnected() -> None:
@@ -113,21 +122,29 @@ async def connect(
         if reconnected is not None:
             reconnected()
 
-    await asyncio.wait_for(
-        nc.connect(
-            servers=nats_servers(settings),
-            name=name,
-            connect_timeout=2,
-            reconnect_time_wait=1,
-            max_reconnect_attempts=-1,
-            ping_interval=5,
-            max_outstanding_pings=3,
-            error_cb=on_error,
-            disconnected_cb=on_disconnected,
-            reconnected_cb=on_reconnected,
-        ),
-        timeout,
-    )
+    try:
+        await asyncio.wait_for(
+            nc.connect(
+                servers=nats_servers(settings),
+                name=name,
+                connect_timeout=2,
+                reconnect_time_wait=1,
+                max_reconnect_attempts=-1,
+                ping_interval=5,
+                max_outstanding_pings=3,
+                error_cb=on_error,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+            ),
+            timeout,
+        )
+    except Exception as error:
+        with suppress(Exception):  # stop its tries
+            await nc.close()
+        if isinstance(error, TimeoutError):
+            raise last_error or TimeoutError(f"no NATS server answered in {timeout:g} s") from None
+        raise
+    connected = True
     return nc
 
 

@@ -1,7 +1,9 @@
-"""The errors of an event store that cannot be reached or answer now: outages, which heal
-without anyone (a command meets them as a 503, a job is retried for as long as they last)."""
+"""The errors of an event store, or NATS, that cannot be reached or answer now: outages, which
+heal without anyone (a command meets them as a 503, a job is retried for as long as they last)."""
 
+import nats.errors
 from eventsourcing.persistence import InterfaceError, OperationalError
+from nats.js.errors import ServiceUnavailableError
 from psycopg_pool import PoolTimeout
 
 STORE_OUTAGES: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
@@ -10,3 +12,12 @@ connection within its timeout (raised unwrapped by the library)."""
 
 POOL_LOGGER = "psycopg.pool"
 """The logger of the connection pools: a line per failed connection, many per outage."""
+
+NATS_OUTAGES: tuple[type[Exception], ...] = (
+    OSError,  # refused, unreachable, or no answer in time (TimeoutError)
+    nats.errors.NoServersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoRespondersError,  # JetStream not up yet, or a stream without a leader
+    ServiceUnavailableError,
+)
+"""NATS errors of a server that cannot be reached, or whose JetStream cannot answer yet."""

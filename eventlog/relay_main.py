@@ -5,11 +5,12 @@ with /healthz, /readyz and /metrics on ``STRATA_RELAY_HOST:STRATA_RELAY_PORT``. 
 lines on stderr; with `STRATA_LIVE_SETTINGS_FILE` their level follows the live settings
 (docs/config.md). SIGTERM or SIGINT stops it after the page in flight is acknowledged.
 
-The endpoints answer at once; while PostgreSQL is unreachable the relay waits for its event
-store (`runtime.opening`: tries doubling from 0.5 s to 5 s apart), not ready and stoppable.
+The endpoints answer at once; while PostgreSQL, then NATS (and its JetStream, for the stream),
+is unreachable the relay waits for it (`runtime.opening`: tries doubling from 0.5 s to 5 s
+apart, a warning line each), not ready and stoppable.
 
-Exit codes: 0 stopped by a signal; 1 invalid settings, embedded mode, or a failure (NATS
-unreachable at start, the port taken, an unreadable stream); 2 bad arguments.
+Exit codes: 0 stopped by a signal; 1 invalid settings, embedded mode, or a failure (a stream
+NATS refuses, the port taken, an unreadable stream); 2 bad arguments.
 """
 
 import asyncio
@@ -18,12 +19,10 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
-import nats.errors
 import typer
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
@@ -37,6 +36,7 @@ from contexts.cli import registered_context, run
 from contexts.registered import REGISTRY
 from contexts.settings import Settings, load_settings
 from eventlog.jetstream import connect, context_stream, ensure_stream
+from eventlog.nats_opening import CONNECT_TRY_SECONDS, close_nats, nats_opening
 from eventlog.outages import POOL_LOGGER, STORE_OUTAGES
 from eventlog.postgres_recorder import PostgresSideRecordRecorder
 from eventlog.relay import Relay, RelayConfig
@@ -47,7 +47,7 @@ from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
-from runtime.opening import Opening
+from runtime.opening import Opening, finished_before
 
 log = logging.getLogger("strata.relay")
 
@@ -92,15 +92,28 @@ class Running:
     relay: Relay
 
 
+async def open_nats(settings: Settings, context: str) -> NatsClient:
+    """A connection to NATS, once the context's stream is created or brought to the settings."""
+    nc = await connect(settings, name=f"{PROG}-{context}", timeout=CONNECT_TRY_SECONDS)
+    try:
+        info = await ensure_stream(nc.jetstream(), context, settings)
+    except BaseException:
+        await close_nats(nc)
+        raise
+    log.info("stream %s is ready", info.config.name, extra=_extra(context))
+    return nc
+
+
 class Starting:
     """What the relay waits for until it runs (`running`): its event store, then NATS."""
 
-    def __init__(self, store: Opening[OpenStore]) -> None:
+    def __init__(self, store: Opening[OpenStore], nats: Opening[NatsClient]) -> None:
         self.store = store
+        self.nats = nats
         self.running: Running | None = None
 
     def waiting_for(self) -> str:
-        return self.store.waiting_for or "NATS and the stream are not ready yet"
+        return self.store.waiting_for or self.nats.waiting_for or "the relay is starting"
 
 
 def create_http_app(context: str, starting: Starting, registry: CollectorRegistry) -> ASGIApp:
@@ -157,7 +170,8 @@ async def serve(settings: Settings, context: str) -> int:
         log.error("cannot listen on port %d: %s", settings.relay_port, error, extra=_extra(context))
         return 1
     registry = CollectorRegistry()
-    starting = Starting(_store_opening(settings, context))
+    nats = nats_opening(partial(open_nats, settings, context))
+    starting = Starting(_store_opening(settings, context), nats)
     server = side_server(create_http_app(context, starting, registry))
     server_task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
@@ -199,7 +213,7 @@ async def _relay_once_open(
 ) -> int:
     """Open the event store (tried until it opens), then relay; 0 if stopped meanwhile."""
     opening = asyncio.create_task(starting.store.open())
-    if not await _finished_before(opening, stop):
+    if not await finished_before(opening, stop):
         return 0
     try:
         factory, recorder = opening.result()
@@ -220,33 +234,18 @@ async def _relay_once_connected(
     registry: CollectorRegistry,
     stop: asyncio.Event,
 ) -> int:
-    connecting = asyncio.create_task(connect(settings, name=f"{PROG}-{context}"))
-    if not await _finished_before(connecting, stop):
+    connecting = asyncio.create_task(starting.nats.open())
+    if not await finished_before(connecting, stop):
         return 0
     try:
         nc = connecting.result()
-    except (TimeoutError, nats.errors.Error, OSError) as error:
-        where = settings.nats_url
-        log.error("NATS at %s is unreachable: %r", where, error, extra=_extra(context))
+    except Exception as error:  # noqa: BLE001 - not an outage: a stream NATS refuses, say
+        log.error("cannot use NATS at %s: %s", settings.nats_url, error, extra=_extra(context))
         return 1
     try:
         return await _serve_connected(settings, context, recorder, nc, starting, registry, stop)
     finally:
-        with suppress(nats.errors.Error, TimeoutError):
-            await asyncio.wait_for(nc.close(), 5)
-
-
-async def _finished_before(task: "asyncio.Task[Any]", stop: asyncio.Event) -> bool:
-    """Whether `task` finished before `stop` was set; if not, it is cancelled."""
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    if task.done():
-        return True
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
-    return False
+        await close_nats(nc)
 
 
 async def _serve_connected(
@@ -258,13 +257,6 @@ async def _serve_connected(
     registry: CollectorRegistry,
     stop: asyncio.Event,
 ) -> int:
-    extra = _extra(context)
-    try:
-        info = await ensure_stream(nc.jetstream(), context, settings)
-    except (nats.errors.Error, TimeoutError) as error:
-        log.error("cannot create or update the stream: %s", error, extra=extra)
-        return 1
-    log.info("stream %s is ready", info.config.name, extra=extra)
     relay = Relay(
         context=context,
         recorder=recorder,
@@ -278,7 +270,7 @@ async def _serve_connected(
     try:
         await relay.run(stop)
     except Exception:
-        log.exception("the relay failed", extra=extra)
+        log.exception("the relay failed", extra=_extra(context))
         return 1
     return 0
 

@@ -9,14 +9,15 @@ that fails with anything but an outage is raised: a bad setting still fails the 
 
 The tries run on a daemon thread of their own, so a process stopped while it waits stops at
 once, without waiting for a try in flight; what such a try opens after the stop is closed.
+What lives on the event loop (a NATS client) is opened there: `on_loop` and `closed_on`.
 """
 
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
@@ -179,6 +180,40 @@ class Opening(Generic[T]):
     def _quietly_open(self) -> T:
         with _kept_to_errors(self._quiet):
             return self._open()
+
+
+async def finished_before(task: "asyncio.Task[Any]", stop: asyncio.Event) -> bool:
+    """Whether `task` (an `Opening.open`, say) finished before `stop` was set; if not, it is
+    cancelled."""
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return True
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
+def on_loop(
+    loop: asyncio.AbstractEventLoop, open_: Callable[[], Coroutine[Any, Any, T]]
+) -> Callable[[], T]:
+    """An `open_` for `Opening` of what lives on `loop` (an asyncio client): each try runs
+    `open_()` on `loop`, and the thread that tries waits for it."""
+    return lambda: asyncio.run_coroutine_threadsafe(open_(), loop).result()
+
+
+def closed_on(
+    loop: asyncio.AbstractEventLoop, close: Callable[[T], Coroutine[Any, Any, None]]
+) -> Callable[[T], None]:
+    """A `close` for `Opening` of what lives on `loop`: `close(opened)` runs there, unawaited."""
+
+    def closing(opened: T) -> None:
+        with suppress(RuntimeError):  # the loop is closed, and with it what lived on it
+            asyncio.run_coroutine_threadsafe(close(opened), loop)
+
+    return closing
 
 
 def _pauses(stop: threading.Event) -> Callable[[float], None]:

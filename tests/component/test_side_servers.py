@@ -39,7 +39,8 @@ def _relay(relay: Any = None) -> ASGIApp:
     recorder = _double(ping=lambda: None)
     if relay is None:
         relay = _double(halted=None, active=True)
-    starting = Starting(_double(waiting_for=None))
+    opened = _double(waiting_for=None)
+    starting = Starting(opened, opened)
     starting.running = Running(nats, recorder, relay)
     return relay_app("orders", starting, _registry())
 
