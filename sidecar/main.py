@@ -4,10 +4,12 @@ Composition root: settings -> NATS (reconnecting without end; each reconnect res
 -> the configuration bucket -> a `Follower` of the service's keys, writing the service's live
 settings file (`STRATA_LIVE_SETTINGS_FILE`, the same file the service follows). /healthz, /readyz
 (NATS connected and the initial values handed on) and /metrics on
-STRATA_CONFIG_SIDECAR_HOST:STRATA_CONFIG_SIDECAR_PORT. Logs are JSON lines on stderr.
+STRATA_CONFIG_SIDECAR_HOST:STRATA_CONFIG_SIDECAR_PORT, at once: while NATS is unreachable at
+start the sidecar waits for it (`eventlog.nats_opening`), not ready and stoppable. Logs are JSON
+lines on stderr.
 
-Exit codes: 0 stopped by SIGTERM or SIGINT; 1 invalid settings, no live settings file set, NATS
-unreachable at start or the port taken; 2 bad arguments (an unknown service).
+Exit codes: 0 stopped by SIGTERM or SIGINT; 1 invalid settings, no live settings file set, the
+port taken, or a NATS error that is not an outage; 2 bad arguments (an unknown service).
 """
 
 import asyncio
@@ -15,10 +17,10 @@ import logging
 import signal
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
-import nats.errors
 import typer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -29,11 +31,13 @@ from starlette.types import ASGIApp
 
 from contexts.cli import run
 from eventlog.jetstream import connect
+from eventlog.nats_opening import CONNECT_TRY_SECONDS, close_nats, nats_opening
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.live_settings import LiveSettingsFile
 from runtime.logs import configure as configure_logging
+from runtime.opening import Opening, finished_before
 from runtime.settings import CommonSettings, load_settings
 from sidecar.bucket import open_bucket
 from sidecar.follower import Follower, ServiceConfig, SidecarMetrics
@@ -44,8 +48,19 @@ log = logging.getLogger("strata.config_sidecar")
 PROG = "strata-config-sidecar"
 
 
+class Connecting:
+    """NATS as the sidecar waits for it: `nc` once connected."""
+
+    def __init__(self, opening: Opening[NatsClient]) -> None:
+        self.opening = opening
+        self.nc: NatsClient | None = None
+
+    def waiting_for(self) -> str:
+        return self.opening.waiting_for or "NATS is not connected yet"
+
+
 def create_http_app(
-    service: str, nc: NatsClient, follower: Follower, registry: CollectorRegistry
+    service: str, connecting: Connecting, follower: Follower, registry: CollectorRegistry
 ) -> ASGIApp:
     app = FastAPI(title=f"strata config sidecar ({service})", openapi_url=None)
 
@@ -57,6 +72,9 @@ def create_http_app(
     @app.get("/readyz", response_model=None)
     async def readyz(request: Request) -> JSONResponse | dict[str, str]:
         """NATS is connected and the service has been handed the bucket's values."""
+        nc = connecting.nc
+        if nc is None:
+            return problem(request, NOT_READY, connecting.waiting_for())
         if not nc.is_connected:
             return problem(request, NOT_READY, "NATS is not connected")
         if not follower.synced.is_set():
@@ -72,55 +90,65 @@ def create_http_app(
 
 
 async def serve(settings: CommonSettings, service: str, file: Path) -> int:
-    """Follow the service's keys until a signal; the process exit code."""
+    """Serve the HTTP endpoints at once, and follow the service's keys once NATS answers, until
+    a signal; the process exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    registry = CollectorRegistry()
-    metrics = SidecarMetrics(registry, service)
-    config = ServiceConfig(service, service_settings(service), metrics)
-
-    async def bucket() -> KeyValue:
-        return await open_bucket(nc.jetstream(), settings)
-
-    follower = Follower(bucket, config, LiveSettingsFile(file), metrics)
-    try:
-        nc = await connect(settings, name=f"{PROG}-{service}", reconnected=follower.resync)
-    except (TimeoutError, nats.errors.Error, OSError) as error:
-        log.error("NATS at %s is unreachable: %r", settings.nats_url, error)
-        return 1
-    try:
-        return await _serve_connected(settings, service, nc, follower, registry, stop)
-    finally:
-        await nc.close()
-
-
-async def _serve_connected(
-    settings: CommonSettings,
-    service: str,
-    nc: NatsClient,
-    follower: Follower,
-    registry: CollectorRegistry,
-    stop: asyncio.Event,
-) -> int:
     port = settings.config_sidecar_port
     try:
         listener = socket.create_server((settings.config_sidecar_host, port))
     except OSError as error:
         log.error("cannot listen on port %d: %s", port, error)
         return 1
-    server = side_server(create_http_app(service, nc, follower, registry))
-    following = asyncio.create_task(follower.run())
+    registry = CollectorRegistry()
+    metrics = SidecarMetrics(registry, service)
+    config = ServiceConfig(service, service_settings(service), metrics)
+
+    async def bucket() -> KeyValue:
+        assert connecting.nc is not None, "the follower runs once NATS is connected"
+        return await open_bucket(connecting.nc.jetstream(), settings)
+
+    follower = Follower(bucket, config, LiveSettingsFile(file), metrics)
+    name = f"{PROG}-{service}"
+    opening = nats_opening(
+        partial(
+            connect, settings, name=name, timeout=CONNECT_TRY_SECONDS, reconnected=follower.resync
+        )
+    )
+    connecting = Connecting(opening)
+    server = side_server(create_http_app(service, connecting, follower, registry))
     serving = asyncio.create_task(server.serve(sockets=[listener]))
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({following, serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    following.cancel()
-    stopped.cancel()
-    server.should_exit = True
-    await asyncio.wait({following, serving})
-    listener.close()
-    return 0
+    try:
+        return await _follow_once_connected(connecting, follower, serving, stop)
+    finally:
+        server.should_exit = True
+        await serving
+        listener.close()
+
+
+async def _follow_once_connected(
+    connecting: Connecting, follower: Follower, serving: "asyncio.Task[None]", stop: asyncio.Event
+) -> int:
+    opened = asyncio.create_task(connecting.opening.open())
+    if not await finished_before(opened, stop):
+        return 0
+    try:
+        connecting.nc = opened.result()
+    except Exception as error:  # noqa: BLE001 - not an outage: a refused login, say
+        log.error("cannot use NATS: %s", error)
+        return 1
+    try:
+        following = asyncio.create_task(follower.run())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({following, serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        following.cancel()
+        stopped.cancel()
+        await asyncio.wait({following})
+        return 0
+    finally:
+        await close_nats(connecting.nc)
 
 
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

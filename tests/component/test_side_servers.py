@@ -47,7 +47,8 @@ def _relay(relay: Any = None) -> ASGIApp:
 
 def _sidecar() -> ASGIApp:
     follower = _double(synced=_double(is_set=lambda: True))
-    return sidecar_app("write-orders", _double(is_connected=True), follower, _registry())
+    connecting = _double(nc=_double(is_connected=True))
+    return sidecar_app("write-orders", connecting, follower, _registry())
 
 
 def _projector() -> ASGIApp:

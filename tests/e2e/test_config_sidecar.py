@@ -5,9 +5,11 @@
   /metrics) and the service keeps the last good one.
 - After its NATS server restarts, the sidecar hands on an update within two seconds (nats-py
   alone delivers the first one many seconds late: the sidecar recreates its watcher).
+- Started while NATS is down, it waits for it, alive and not ready, and is ready once NATS is.
 """
 
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +27,9 @@ from tests.support.config import (
 )
 from tests.support.nats import require_nats
 from tests.support.postgres import require_postgres, scratch_databases, url_variables
-from tests.support.processes import entry_point, running_service
+from tests.support.processes import entry_point, free_port, running_service
 from tests.support.servers import NatsServer, require_server_binaries, wait_until
+from tests.support.waiting import assert_waiting, started, status_of, stop_promptly
 
 SERVICE = "write-payments"
 THRESHOLD = re.compile(r'^strata_breaker_failure_threshold\{downstream="payment-provider"\} (\S+)$')
@@ -122,3 +125,26 @@ def test_after_a_nats_restart_an_update_arrives_within_the_bound(tmp_path: Path)
 def _handed_on(live_file: Path, level: str) -> bool:
     handed_on: object = live_document(live_file).get("settings", {}).get("log_level")
     return handed_on == level
+
+
+def test_a_sidecar_started_while_nats_is_down_waits_for_it(tmp_path: Path) -> None:
+    require_server_binaries("nats-server")
+    server = NatsServer(tmp_path / "nats")  # its port is free until it starts
+    server.folder.mkdir()
+    env = {
+        **bucket_environment(server.url),
+        "STRATA_LIVE_SETTINGS_FILE": str(tmp_path / "live" / f"{SERVICE}.json"),
+        "STRATA_CONFIG_SIDECAR_PORT": str(port := free_port()),
+    }
+    argv = [sys.executable, "-m", "sidecar.main", "--service", SERVICE]
+    base, log = f"http://127.0.0.1:{port}", tmp_path / "sidecar.log"
+    try:
+        with started(argv, env, log) as process:
+            assert_waiting(base, process, "NATS is not reachable yet")
+            server.start()
+            wait_until(lambda: status_of(f"{base}/readyz") == 200, 30, "the sidecar is ready")
+            assert stop_promptly(process) == 0
+    finally:
+        server.close()
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "NATS error" not in text, text
