@@ -28,6 +28,7 @@ from starlette.types import ASGIApp
 
 from contexts.settings import Settings
 from contexts.settings import load_settings as load_stack_settings
+from eventlog.outages import NATS_OUTAGES
 from projections.feed import Member
 from projections.metrics import ProjectorMetrics
 from projections.stack import StackProjector, stack_problem
@@ -38,6 +39,7 @@ from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
+from runtime.opening import finished_before
 
 PROG = "strata-projector"
 START_PAUSES = (1.0, 2.0, 5.0, 10.0)
@@ -142,13 +144,18 @@ async def _serve_projecting(
 
 async def _project(projector: StackProjector, stop: asyncio.Event) -> bool:
     """Consume until a signal or the loss of the leader lock; False if it could not start."""
+    starting = asyncio.create_task(projector.start())
     try:
-        await projector.start()
+        if not await finished_before(starting, stop):  # stopped while a try was in flight
+            return False
+        starting.result()
     except Exception as error:  # a dependency is down: stand by and try again
-        logger.error(
+        outage = isinstance(error, NATS_OUTAGES)  # a line, not a traceback, per try
+        logger.log(
+            logging.WARNING if outage else logging.ERROR,
             "cannot start consuming: %s; releasing the lock and trying again",
             str(error) or type(error).__name__,
-            exc_info=error,
+            exc_info=None if outage else error,
         )
         return False
     logger.info("projecting with %d consumers", len(projector.runners))

@@ -49,6 +49,7 @@ from projections.metrics import ProjectorMetrics
 from projections.model import Projection
 from projections.stack import STANDBY_PAUSES, StackProjector
 from projections.targets import following_targets
+from runtime.opening import finished_before
 
 logger = logging.getLogger("strata.projections.workers")
 
@@ -99,7 +100,10 @@ class ProjectorWorker:
         failures = 0
         while not stop.is_set():
             try:
-                await self._join()
+                joining = asyncio.create_task(self._join())
+                if not await finished_before(joining, stop):  # stopped while a try was in flight
+                    break
+                joining.result()
                 failures = 0
                 await self._rounds(stop)
             except (psycopg.Error, OSError, nats.errors.Error, TimeoutError) as error:
