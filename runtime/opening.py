@@ -210,8 +210,11 @@ def closed_on(
     """A `close` for `Opening` of what lives on `loop`: `close(opened)` runs there, unawaited."""
 
     def closing(opened: T) -> None:
-        with suppress(RuntimeError):  # the loop is closed, and with it what lived on it
-            asyncio.run_coroutine_threadsafe(close(opened), loop)
+        coroutine = close(opened)
+        try:
+            asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop is closed, and with it what lived on it
+            coroutine.close()
 
     return closing
 
