@@ -1,11 +1,16 @@
-"""What a route settles before it reads a request's body: who calls, and whether they may.
+"""What a route settles before it looks at anything else of a request: who calls, and whether
+they may (their rate limit).
 
-FastAPI reads and decodes a body before it solves any dependency, so a caller without a valid
-token learned from a 415, 413 or 422 what the service thinks of their body. A dependency marked
-`before_body(settle)` is settled first instead: `settled_first` wraps a route's handler so that
-it awaits `settle(request)` of each marked dependency of the route (in FastAPI's order) before
-the handler reads anything. The dependency still runs in its turn, so `settle` must be cheap the
-second time within one request (it keeps what it found on the request).
+FastAPI reads and decodes a body before it solves any dependency, and the route classes here
+check the raw path and query string before FastAPI sees them (`runtime.http.query_string`), so a
+caller without a valid token learned from a 415, 413 or 422 what the service thinks of their
+body, path or query. A dependency marked `before_body(settle)` is settled first instead:
+`settled_first` wraps a route's handler so that it awaits `settle(request)` of each marked
+dependency of the route (in FastAPI's order) before the handler reads anything. The dependency
+still runs in its turn, so `settle` must be cheap the second time within one request (it keeps
+what it found on the request). A `SettledRoute` is a route so wrapped: the route classes that
+look at a request before FastAPI does (its body, its path and query) are `SettledRoute`s and
+add their checks to its `settled_handler`, so that they all come after the marked dependencies.
 
 A dependency a test has overridden (`app.dependency_overrides`) is not settled first: the
 override decides.
@@ -68,6 +73,19 @@ def settled_first(route: Any, handler: Handler) -> Handler:
         return await handler(request)
 
     return settling
+
+
+class SettledRoute(APIRoute):
+    """An APIRoute whose marked dependencies are settled before anything else of a request is
+    looked at: its path and query, its body, its other dependencies."""
+
+    def get_route_handler(self) -> Handler:
+        return settled_first(as_configured(self), self.settled_handler())
+
+    def settled_handler(self) -> Handler:
+        """The handler awaited once the route's marked dependencies are settled: FastAPI's,
+        which route classes wrap (in the order of their bases) with the checks they add."""
+        return super().get_route_handler()
 
 
 def _marked(dependant: Dependant) -> Iterator[tuple[Callable[..., Any], Settle]]:

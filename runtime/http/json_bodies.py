@@ -31,7 +31,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtime.http.before_body import as_configured, settled_first
+from runtime.http.before_body import SettledRoute
 
 Path = tuple[str | int, ...]
 Loads = Callable[[str], Any]
@@ -146,20 +146,17 @@ class JsonRequest(Request):
         return self._unique_json
 
 
-class JsonRoute(APIRoute):
+class JsonRoute(SettledRoute):
     """An APIRoute whose JSON body FastAPI reads through `JsonRequest`: a repeated member name
     fails as an unparsable body does (FastAPI's 400 from the error, `runtime.http.problems`
     answers it as a 422 naming the member). A command route without a body parameter refuses
     a body other than `{}` (`refuse_stray_body`). Its `before_body` dependencies (who calls)
-    are settled before the body is read (`runtime.http.before_body`)."""
+    are settled before the body is read (a `SettledRoute`)."""
 
-    def get_route_handler(self) -> Handler:
-        return settled_first(as_configured(self), self.reading_handler())
-
-    def reading_handler(self) -> Handler:
+    def settled_handler(self) -> Handler:
         """The handler that reads the body, once the route's `before_body` dependencies are
         settled."""
-        handler = super().get_route_handler()
+        handler = super().settled_handler()
         body = self.body_field
         if body is None and not reads_own_body(self):
 

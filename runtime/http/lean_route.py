@@ -81,8 +81,8 @@ class LeanRoute(JsonRoute):
 
     lean = False
 
-    def reading_handler(self) -> Handler:
-        fastapi_handler = super().reading_handler()
+    def settled_handler(self) -> Handler:
+        fastapi_handler = super().settled_handler()
         route = as_configured(self)
         plan = _plan(route)
         self.lean = plan is not None

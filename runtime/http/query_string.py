@@ -10,18 +10,23 @@ hobby `a\ufffdb`), so a path that is not percent-encoded UTF-8 is a 422 on its t
 too. A `%` not followed by two hex digits (`%zz`, `%2`, a trailing `%`) is no escape: decoders
 keep it as it is (`%zz` would be the hobby `%zz`), where `%25` is the one way to write `%`, so it
 is refused alike, in the path and in a route's own query parameters.
+
+These checks come after who calls is settled (a `QueryCheckedRoute` is a `SettledRoute`): a
+request without a valid token is a 401 whatever its path and query, as FastAPI's own checks of
+the parameters' values (a UUID, a limit in range) come after the dependencies that verify it.
 """
 
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+
+from runtime.http.before_body import Handler, SettledRoute
 
 Problem = tuple[str, str]
 """(parameter name, what is wrong with it)."""
@@ -91,11 +96,12 @@ def query_names(dependant: Dependant) -> frozenset[str]:
     return names.union(*(query_names(sub) for sub in dependant.dependencies))
 
 
-class QueryCheckedRoute(APIRoute):
-    """An APIRoute that refuses its own parameters when undecodable or repeated."""
+class QueryCheckedRoute(SettledRoute):
+    """An APIRoute that refuses its own parameters when undecodable or repeated, once who calls
+    is settled."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def settled_handler(self) -> Handler:
+        handler = super().settled_handler()
         names = query_names(self.dependant)
 
         async def checked(request: Request) -> Response:

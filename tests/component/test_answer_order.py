@@ -1,7 +1,9 @@
 """The order of the answers to a request wrong in several ways, in every service with command
 bodies (the write API, identity): an unknown path is a 404 and a wrong method a 405 whatever
 the body; then a caller without a valid token gets a 401 before anything is read of its body;
-only then is the body judged (415, 413, 422), as before."""
+only then is the body judged (415, 413, 422), as before. In every service with path and query
+parameters behind a token (the write and read APIs, the BFFs), that 401 comes before what is
+wrong with them too."""
 
 import json
 import uuid
@@ -14,12 +16,16 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Message
 
+from bff.mobile.app import create_app as create_mobile_app
+from bff.web.app import create_app as create_web_app
 from contexts.settings import Settings
 from identity.app import create_app as create_identity_app
 from identity.main import dev_operator_token
 from identity.settings import IdentitySettings
+from read_api.app import create_app as create_read_app
 from tests.support.api import assert_problem
-from tests.support.auth import OPERATOR, bearer
+from tests.support.auth import IDENTITY, OPERATOR, bearer
+from tests.support.bff import bff_settings
 from write_api.app import create_app as create_write_app
 
 TEXT = {"Content-Type": "text/plain"}
@@ -138,3 +144,59 @@ def test_a_caller_with_a_valid_token_gets_the_body_s_answers(service: Service) -
     assert (status, problem["type"]) == (413, "/problems/content-too-large")
     stray = client.post(service.without_body, content='{"a": 1}', headers={**JSON, **credentials})
     assert "takes no body" in assert_problem(stray, 422, "body")["errors"][0]["message"]
+
+
+USER = {"Authorization": f"Bearer {IDENTITY.token(str(uuid.uuid4()), ['user'], seconds=3600)}"}
+ASKED: dict[str, Callable[[Path], Any]] = {
+    "write_api": lambda folder: create_write_app(Settings(data_dir=folder)),
+    "read_api": lambda folder: create_read_app(Settings(data_dir=folder)),
+    "web_bff": lambda _: create_web_app(bff_settings("http://127.0.0.1:9")),
+    "mobile_bff": lambda _: create_mobile_app(bff_settings("http://127.0.0.1:9")),
+}
+ORDER = f"/orders/{uuid.uuid4()}"
+CHECKED = [  # refused on the raw path and query string (`runtime.http.query_string`)
+    ("write_api", "/users/%zz", "path.user_id"),
+    ("write_api", "/users/%FF", "path.user_id"),
+    ("write_api", f"{ORDER}?as_of=2026-01-01T00:00:00Z&as_of=2026-01-02T00:00:00Z", "query.as_of"),
+    ("write_api", f"{ORDER}?as_of=%zz", "query.as_of"),
+    ("read_api", "/users/%zz", "path.user_id"),
+    ("read_api", "/orders?limit=1&limit=2", "query.limit"),
+    ("read_api", "/orders?limit=%zz", "query.limit"),
+    ("web_bff", "/web/dashboard?position=users:1&position=users:2", "query.position"),
+    ("web_bff", "/web/dashboard?wait=%zz", "query.wait"),
+    ("mobile_bff", "/mobile/orders/%zz", "path.order_id"),
+    ("mobile_bff", "/mobile/orders?limit=1&limit=2", "query.limit"),
+]
+VALIDATED = [  # refused by FastAPI's validation of the parameters' values
+    ("write_api", "/users/not-a-uuid", "path.user_id"),
+    ("read_api", "/orders?limit=0", "query.limit"),
+    ("web_bff", "/web/dashboard?wait=soon", "query.wait"),
+    ("mobile_bff", "/mobile/orders/not-a-uuid", "path.order_id"),
+]
+
+
+@pytest.fixture(scope="module")
+def asked(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """A client of the service `request.param` (indirect)."""
+    with TestClient(ASKED[request.param](tmp_path_factory.mktemp(request.param))) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("asked", "path", "field"), CHECKED, indirect=["asked"])
+@pytest.mark.parametrize("token", [None, "not-a-token"], ids=["no token", "bad token"])
+def test_a_caller_without_a_valid_token_is_401_whatever_its_path_and_query(
+    asked: TestClient, path: str, field: str, token: str | None
+) -> None:
+    answer = asked.get(path, headers=bearer(token) if token else {})
+    assert_problem(answer, 401)
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("asked", "path", "field"), CHECKED + VALIDATED, indirect=["asked"])
+def test_a_caller_with_a_valid_token_gets_the_parameters_422(
+    asked: TestClient, path: str, field: str
+) -> None:
+    bff = path.startswith(("/web/", "/mobile/"))  # about a user (an operator would name one)
+    assert_problem(asked.get(path, headers=USER if bff else OPERATOR), 422, field)

@@ -1,5 +1,6 @@
 """The gateway through a real Envoy: the JWT check at the edge, the public paths, the
-correlation id in the access log, retries of GETs only, Envoy's own answers as problems.
+correlation id in the access log, retries of GETs only, Envoy's own answers as problems, and
+clients' `x-envoy-*` headers steering nothing.
 
 Behind it: the embedded all-in-one process as the users write service, a recording server as
 the orders write service (scripted to fail), and another as identity, serving the test key's
@@ -323,3 +324,35 @@ def test_an_http_1_0_client_is_answered(envoy: RunningGateway, orders: Recording
 
     assert line.startswith("HTTP/1.0 200"), line
     assert len(orders.received("GET", path)) == 1
+
+
+STEERING = {
+    "x-envoy-retry-on": "5xx,reset,retriable-status-codes",
+    "x-envoy-retriable-status-codes": "503",
+    "x-envoy-max-retries": "3",
+    "x-envoy-upstream-rq-timeout-ms": "1",
+    "x-envoy-upstream-rq-per-try-timeout-ms": "1",
+    "x-envoy-hedge-on-per-try-timeout": "true",
+}
+"""Request headers by which Envoy lets an internal client steer its retries and timeouts."""
+
+
+def test_a_clients_x_envoy_headers_steer_nothing_and_reach_no_service(
+    client: httpx.Client, orders: RecordingServer
+) -> None:
+    """To the gateway every client is external (`use_remote_address`, no internal addresses,
+    loopback included): Envoy neither honours its `x-envoy-*` headers nor passes them on. Were
+    they honoured (an `internal_address_config` naming loopback, or an empty one, which Envoy
+    reads as RFC 1918 and loopback), the request would be cut at 1 ms (a 504) or its 503
+    retried."""
+    path = f"/orders/{uuid.uuid4()}"
+    orders.script("GET", path, 503)
+
+    response = client.get(path, headers={**bearer(SIGNER.token()), **STEERING})
+
+    assert response.status_code == 503, response.text
+    [forwarded] = orders.received("GET", path)
+    assert not STEERING.keys() & forwarded.headers.keys()
+    assert forwarded.headers["x-envoy-external-address"] == "127.0.0.1"
+    expected = forwarded.headers["x-envoy-expected-rq-timeout-ms"]  # the route's timeout
+    assert expected != STEERING["x-envoy-upstream-rq-timeout-ms"]
