@@ -9,11 +9,12 @@ request:
 
 1. reads the body and decodes it (`runtime.http.json_bodies.loads_unique`, which refuses a
    repeated member name; a document it cannot decode at once goes to msgspec, and one msgspec
-   refuses is decoded again by `json`, whose error FastAPI reports: a 422 on `body.<offset>`,
-   or a 400 for bytes that are not UTF-8 or nest too deeply), before any dependency, as
-   FastAPI does, but for those settled before the body (`runtime.http.before_body`: who
-   calls), as every `JsonRoute` has it; a route without a body parameter refuses any body
-   but `{}` instead (`runtime.http.json_bodies.refuse_stray_body`, a 422 on `body`). (How
+   refuses is decoded again by `json`, whose error FastAPI reports: a 422 on `body` naming
+   the offset, or a 400 for bytes that are not UTF-8 or nest too deeply), before any
+   dependency, as FastAPI does, but for those settled before the body
+   (`runtime.http.before_body`: who calls), as every `JsonRoute` has it; a route without a
+   body parameter refuses any body but `{}` instead
+   (`runtime.http.json_bodies.refuse_stray_body`, a 422 on `body`). (How
    deep is too deep depends on the stack below, for both decoders: msgspec gives up a few
    levels deeper than `json`, so a document nested some 990 levels may be refused on `body`
    as not an object here and as nested too deeply by FastAPI: a 422 on `body` either way.);
