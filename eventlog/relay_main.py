@@ -47,7 +47,7 @@ from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
-from runtime.opening import Opening, finished_before
+from runtime.opening import Opening
 
 log = logging.getLogger("strata.relay")
 
@@ -212,14 +212,14 @@ async def _relay_once_open(
     stop: asyncio.Event,
 ) -> int:
     """Open the event store (tried until it opens), then relay; 0 if stopped meanwhile."""
-    opening = asyncio.create_task(starting.store.open())
-    if not await finished_before(opening, stop):
-        return 0
     try:
-        factory, recorder = opening.result()
+        store = await starting.store.open_unless(stop)
     except Exception as error:  # noqa: BLE001 - not an outage: a bad setting, say
         log.error("cannot open the event store: %s", error, extra=_extra(context))
         return 1
+    if store is None:
+        return 0
+    factory, recorder = store
     try:
         return await _relay_once_connected(settings, context, recorder, starting, registry, stop)
     finally:
@@ -234,14 +234,13 @@ async def _relay_once_connected(
     registry: CollectorRegistry,
     stop: asyncio.Event,
 ) -> int:
-    connecting = asyncio.create_task(starting.nats.open())
-    if not await finished_before(connecting, stop):
-        return 0
     try:
-        nc = connecting.result()
+        nc = await starting.nats.open_unless(stop)
     except Exception as error:  # noqa: BLE001 - not an outage: a stream NATS refuses, say
         log.error("cannot use NATS at %s: %s", settings.nats_url, error, extra=_extra(context))
         return 1
+    if nc is None:
+        return 0
     try:
         return await _serve_connected(settings, context, recorder, nc, starting, registry, stop)
     finally:

@@ -65,6 +65,13 @@ class Opening(Generic[T]):
         self.waiting_for = None
         return opened
 
+    async def open_unless(self, stop: asyncio.Event) -> T | None:
+        """What `open` opens, or None if `stop` is set first (the tries then stop)."""
+        opening = asyncio.create_task(self.open())
+        if not await finished_before(opening, stop):
+            return None
+        return opening.result()
+
     @asynccontextmanager
     async def serving(
         self, serve: Callable[[T], AbstractAsyncContextManager[None]]

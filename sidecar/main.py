@@ -37,7 +37,7 @@ from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.live_settings import LiveSettingsFile
 from runtime.logs import configure as configure_logging
-from runtime.opening import Opening, finished_before
+from runtime.opening import Opening
 from runtime.settings import CommonSettings, load_settings
 from sidecar.bucket import open_bucket
 from sidecar.follower import Follower, ServiceConfig, SidecarMetrics
@@ -131,14 +131,13 @@ async def serve(settings: CommonSettings, service: str, file: Path) -> int:
 async def _follow_once_connected(
     connecting: Connecting, follower: Follower, serving: "asyncio.Task[None]", stop: asyncio.Event
 ) -> int:
-    opened = asyncio.create_task(connecting.opening.open())
-    if not await finished_before(opened, stop):
-        return 0
     try:
-        connecting.nc = opened.result()
+        connecting.nc = await connecting.opening.open_unless(stop)
     except Exception as error:  # noqa: BLE001 - not an outage: a refused login, say
         log.error("cannot use NATS: %s", error)
         return 1
+    if connecting.nc is None:
+        return 0
     try:
         following = asyncio.create_task(follower.run())
         stopped = asyncio.create_task(stop.wait())
