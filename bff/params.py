@@ -3,6 +3,7 @@ lax coercions), `Forwarding`: what each downstream call of a request carries, an
 user a route's answer is about (the caller, or the `user_id` an operator names)."""
 
 import re
+from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
@@ -10,7 +11,7 @@ from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from bff.downstream import Forwarded
-from bff.principal import Caller
+from bff.principal import Caller, Principal
 from domain.values import CANONICAL_UUID
 from eventlog.position_tokens import TOKEN
 from runtime.settings import CommonSettings
@@ -78,11 +79,24 @@ def settings_of(request: Request) -> CommonSettings:
     return settings
 
 
-async def whose(caller: Caller, user_id: UserIdParam = None) -> UUID:
-    """The user the answer is about: the caller's own, or `user_id` (the caller's own, or any
-    user for an operator; anyone else gets a 403 for it)."""
-    return caller.user_id(None if user_id is None else UUID(user_id))
+@dataclass(frozen=True)
+class Subject:
+    """Whose data a request asks for. The caller may not be allowed it, but that 403 is
+    decided by `user_id()` in the route, once every parameter has passed: a parameter's 422
+    comes first, whoever asks."""
+
+    caller: Principal
+    asked: UUID | None
+
+    def user_id(self) -> UUID:
+        """The caller's own id, or the `user_id` asked (the caller's own, or any user for an
+        operator); raises Forbidden for anyone else."""
+        return self.caller.user_id(self.asked)
+
+
+async def whose(caller: Caller, user_id: UserIdParam = None) -> Subject:
+    return Subject(caller, None if user_id is None else UUID(user_id))
 
 
 Forwarding = Annotated[Forwarded, Depends(forwarded)]
-Whose = Annotated[UUID, Depends(whose)]
+Whose = Annotated[Subject, Depends(whose)]

@@ -80,7 +80,7 @@ async def me(
     request: Request, forwarded: Forwarding, whose: Whose, if_none_match: IfNoneMatch = None
 ) -> Response:
     """The caller's name and order totals (an operator's: any user's, with `user_id`)."""
-    answer = await _me(read_api(request), forwarded, whose)
+    answer = await _me(read_api(request), forwarded, whose.user_id())
     return tagged(answer, if_none_match)
 
 
@@ -95,7 +95,8 @@ async def orders(
 ) -> Response:
     """The caller's orders (an operator's: any user's, with `user_id`), oldest first, a small
     page at a time."""
-    page = _orders(read_api(request), forwarded, whose, cursor, _limit(limit))
+    most = _limit(limit)
+    page = _orders(read_api(request), forwarded, whose.user_id(), cursor, most)
     return tagged(schemas.OrdersAnswer(orders=await section(page)), if_none_match)
 
 

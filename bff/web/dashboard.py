@@ -134,5 +134,5 @@ async def dashboard(request: Request, forwarded: Forwarding, whose: Whose) -> sc
     leaderboard also while the feature flag `web-dashboard-leaderboard` is false; the
     answer is a 200 all the same. A user unknown to the read model is a 404."""
     with_leaderboard = feature_on(request, LEADERBOARD_FLAG)
-    reads = DashboardReads(read_api(request), forwarded, whose, with_leaderboard)
+    reads = DashboardReads(read_api(request), forwarded, whose.user_id(), with_leaderboard)
     return await reads.dashboard()

@@ -172,6 +172,8 @@ VALIDATED = [  # refused by FastAPI's validation of the parameters' values
     ("read_api", "/orders?limit=0", "query.limit"),
     ("web_bff", "/web/dashboard?wait=soon", "query.wait"),
     ("mobile_bff", "/mobile/orders/not-a-uuid", "path.order_id"),
+    ("mobile_bff", "/mobile/orders?limit=99", "query.limit"),  # checked by the route itself
+    ("mobile_bff", "/mobile/me?wait=99", "query.wait"),  # checked by a dependency
 ]
 
 
@@ -195,8 +197,20 @@ def test_a_caller_without_a_valid_token_is_401_whatever_its_path_and_query(
 
 
 @pytest.mark.parametrize(("asked", "path", "field"), CHECKED + VALIDATED, indirect=["asked"])
+@pytest.mark.parametrize("caller", [USER, OPERATOR], ids=["user", "operator"])
 def test_a_caller_with_a_valid_token_gets_the_parameters_422(
-    asked: TestClient, path: str, field: str
+    asked: TestClient, path: str, field: str, caller: dict[str, str]
 ) -> None:
-    bff = path.startswith(("/web/", "/mobile/"))  # about a user (an operator would name one)
-    assert_problem(asked.get(path, headers=USER if bff else OPERATOR), 422, field)
+    """Before the 403 of a BFF's operator who names no user, too."""
+    assert_problem(asked.get(path, headers=caller), 422, field)
+
+
+@pytest.mark.parametrize(
+    ("asked", "path"),
+    [("web_bff", "/web/dashboard"), ("mobile_bff", "/mobile/me"), ("mobile_bff", "/mobile/orders")],
+    indirect=["asked"],
+)
+def test_a_bff_s_operator_who_names_no_user_gets_a_403_once_the_parameters_pass(
+    asked: TestClient, path: str
+) -> None:
+    assert_problem(asked.get(path, headers=OPERATOR), 403)
