@@ -105,7 +105,7 @@ def list_command(
         try:
             rows = _listed(database, status, limit)
         except Exception as error:  # noqa: BLE001 - an operator gets one line, not a traceback
-            fail(FAILED, f"the read models failed: {one_line(error)}")
+            fail(FAILED, f"the read models failed: {one_line(error, with_type=True)}")
     items = [{name: _text(value) for name, value in zip(LISTED, row, strict=True)} for row in rows]
     table = Table(box=box.SIMPLE_HEAD)
     for column in LISTED:

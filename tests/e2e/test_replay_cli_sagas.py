@@ -171,4 +171,6 @@ def test_on_the_stack_the_fulfilment_and_read_databases_are_enough() -> None:
         listed = replay(env, "sagas", "list")
 
     assert listed.code == 1  # a read database never provisioned: its tables are missing
-    assert listed.stderr.startswith("replay: the read models failed: "), listed.stderr
+    assert listed.stderr.startswith("replay: the read models failed: UndefinedTable: "), (
+        listed.stderr
+    )
