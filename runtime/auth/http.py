@@ -98,27 +98,37 @@ PRINCIPAL = "strata.principal"
 
 async def verified_principal(request: Request) -> Principal:
     """The principal of the request's bearer token, verified once per request (a rate limit
-    and the endpoint may both ask); `Unauthenticated` if it proves nothing."""
+    and the endpoint may both ask); `Unauthenticated` if it proves nothing, also kept, so a
+    forged token costs one verification too."""
     state: dict[str, Any] = request.scope.setdefault("state", {})
-    known: Principal | None = state.get(PRINCIPAL)
+    known: Principal | Unauthenticated | None = state.get(PRINCIPAL)
+    if isinstance(known, Unauthenticated):
+        raise known
     if known is not None:
         return known
+    try:
+        principal = await _principal(request)
+    except Unauthenticated as refusal:
+        state[PRINCIPAL] = refusal
+        raise
+    state[PRINCIPAL] = principal
+    return principal
+
+
+async def _principal(request: Request) -> Principal:
     authenticator: Authenticator = request.app.state.authenticator
     try:
         authorization = one_authorization(request.headers.getlist("authorization"))
     except MalformedField as error:
         raise Unauthenticated(str(error), token_sent=True, error="invalid_request") from None
-    token = bearer_token(authorization)
-    principal = await authenticator.principal(token)
-    state[PRINCIPAL] = principal
-    return principal
+    return await authenticator.principal(bearer_token(authorization))
 
 
 def principal_of(request: Request) -> Principal | None:
     """The principal `verified_principal` found for this request, if it was asked already."""
     state: dict[str, Any] = request.scope.get("state") or {}
-    known: Principal | None = state.get(PRINCIPAL)
-    return known
+    known = state.get(PRINCIPAL)
+    return known if isinstance(known, Principal) else None
 
 
 @before_body(verified_principal)

@@ -113,3 +113,26 @@ def test_a_change_of_the_live_settings_file_takes_effect_in_a_running_app(
 
     assert before == [404] * 3
     assert after == [404, 404, 429]
+
+
+def test_a_forged_token_is_verified_once_though_the_limit_and_the_route_both_ask(
+    tmp_path: Path,
+) -> None:
+    ada = str(uuid.uuid4())
+    with write_api(tmp_path, rate_limit_routes=PROFILE_LIMITS) as client:
+        verifier = client.app.state.authenticator.verifier  # type: ignore[attr-defined]
+        verify = verifier.verify
+        verified: list[str] = []
+
+        async def counted(token: str) -> object:
+            verified.append(token)
+            return await verify(token)
+
+        verifier.verify = counted
+        refused = client.get(f"/users/{uuid.uuid4()}", headers={"Authorization": "Bearer x.y.z"})
+        allowed = client.get(f"/users/{ada}", headers=IDENTITY.user(ada))
+
+    assert_problem(refused, 401)
+    assert allowed.status_code == 404
+    assert len(verified) == 2  # once each
+    assert verified[0] == "x.y.z"
