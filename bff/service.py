@@ -26,6 +26,7 @@ from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.problem_types import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 from runtime.http.problems import install_problem_handlers, instance_of
 from runtime.http.query_string import QueryCheckedRoute
+from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_reload import install_live_settings
 from runtime.live_settings import LiveSettings, live_settings_of
 from runtime.rate_limits import RateLimitedRoute, install_rate_limits
@@ -108,6 +109,7 @@ def create_bff(
 
     app = FastAPI(
         title=f"strata {name} BFF",
+        telemetry=NO_NATIVE_TELEMETRY,
         description=description,
         lifespan=lifespan,
         redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix

@@ -45,6 +45,7 @@ from eventlog.stores import event_store_env
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
+from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_reload import live_settings_followed
 from runtime.logs import configure as configure_logging
 from runtime.opening import Opening
@@ -117,7 +118,9 @@ class Starting:
 
 
 def create_http_app(context: str, starting: Starting, registry: CollectorRegistry) -> ASGIApp:
-    app = FastAPI(title=f"strata relay ({context})", openapi_url=None)
+    app = FastAPI(
+        title=f"strata relay ({context})", openapi_url=None, telemetry=NO_NATIVE_TELEMETRY
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -31,6 +31,7 @@ from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
 from runtime.http.request_metrics import RequestMetrics, metrics_endpoint
+from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.http.waiting import install_waiting_gate
 from runtime.live_reload import install_live_settings
 from runtime.logs import configure as configure_logging
@@ -72,6 +73,7 @@ def create_app(
 
     app = FastAPI(
         title="strata identity",
+        telemetry=NO_NATIVE_TELEMETRY,
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix

@@ -11,6 +11,7 @@ from read_api.resources import ReadSide
 from read_api.routes import include_read_routes
 from runtime.auth.http import authenticator, install_auth
 from runtime.http.head import HeadAsGet
+from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_reload import install_live_settings
 from runtime.logs import configure as configure_logging
 
@@ -35,6 +36,7 @@ def create_app(
         configure_logging(settings.log_level)
     app = FastAPI(
         title="strata read API",
+        telemetry=NO_NATIVE_TELEMETRY,
         description=DESCRIPTION,
         redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix
     )

@@ -35,6 +35,7 @@ from eventlog.nats_opening import CONNECT_TRY_SECONDS, close_nats, nats_opening
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
+from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_settings import LiveSettingsFile
 from runtime.logs import configure as configure_logging
 from runtime.opening import Opening
@@ -62,7 +63,11 @@ class Connecting:
 def create_http_app(
     service: str, connecting: Connecting, follower: Follower, registry: CollectorRegistry
 ) -> ASGIApp:
-    app = FastAPI(title=f"strata config sidecar ({service})", openapi_url=None)
+    app = FastAPI(
+        title=f"strata config sidecar ({service})",
+        openapi_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -30,6 +30,7 @@ from runtime.http.head import HeadAsGet
 from runtime.http.json_bodies import JsonRoute, loads_unique
 from runtime.http.problem_types import SERVICE_UNAVAILABLE
 from runtime.http.problems import install_problem_handlers, problem
+from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.logs import configure as configure_logging
 from runtime.settings import CommonSettings, load_settings
@@ -119,7 +120,12 @@ def operations_router(simulator: Simulator[Any, Any]) -> APIRouter:
 
 def create_simulator_app(title: str, simulator: Simulator[Any, Any], router: APIRouter) -> FastAPI:
     """The app of a simulator: its operations, `/control`, `/healthz` and `/readyz`."""
-    app = FastAPI(title=title, description=__doc__, redirect_slashes=False)
+    app = FastAPI(
+        title=title,
+        description=__doc__,
+        redirect_slashes=False,
+        telemetry=NO_NATIVE_TELEMETRY,
+    )
     install_problem_handlers(app, log)
     app.add_middleware(HeadAsGet)
 

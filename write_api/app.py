@@ -42,6 +42,7 @@ from runtime.http.head import HeadAsGet
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
+from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.http.waiting import install_waiting_gate
 from runtime.live_reload import LiveReloadMetrics, following, set_log_level
 from runtime.live_settings import LiveSettings, adopt_live_checks, attach_live_settings
@@ -110,6 +111,7 @@ def create_app(
 
     app = FastAPI(
         title="strata write API",
+        telemetry=NO_NATIVE_TELEMETRY,
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,  # behind the gateway a redirect would drop its route's prefix
