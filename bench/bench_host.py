@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -84,6 +85,18 @@ def ensure_database(base: str, name: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+TESTS_CLAIM = "strata:test:scratch-claim"
+"""The key by which a test claims a Redis database (tests/support/read_models.py): it takes only
+an empty one, so a bench's database that holds this key is left alone."""
+
+
+def flush_redis_database(client: Any) -> None:
+    """Empty a bench's Redis database (a `redis.Redis` on it) and keep the tests out of it: one
+    just flushed looks free to them, and a test flushes the database it claimed when it ends."""
+    client.flushdb()
+    client.set(TESTS_CLAIM, "a bench")
 
 
 def source_digest(packages: Iterable[str]) -> str:

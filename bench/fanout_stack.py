@@ -25,6 +25,7 @@ from bench_auth import unthrottled
 from bench_host import (
     HOST,
     admin_url,
+    flush_redis_database,
     free_port,
     ms,
     recreate_database,
@@ -217,7 +218,7 @@ def flush_redis(url: str) -> None:
 
     client = Redis.from_url(url)
     try:
-        client.flushdb()
+        flush_redis_database(client)
     finally:
         client.close()
 

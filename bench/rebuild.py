@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from bench_host import flush_redis_database
 from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
 from redis import Redis
@@ -223,7 +224,7 @@ def main() -> None:
 
     redis_url = f"{args.redis_url.rstrip('/')}/{args.redis_db}"
     redis = Redis.from_url(redis_url)
-    redis.flushdb()
+    flush_redis_database(redis)
     with databases(args.admin_url, args.suffix) as urls:
         settings = Settings(
             **database_url_fields(urls),
