@@ -14,7 +14,8 @@ import asyncio
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Generic, NoReturn, TypeVar
 
@@ -99,6 +100,9 @@ class Simulator(Generic[ControlT, LedgerT]):
             lambda ledger: ledger.once(key, request, lambda: operation(ledger, control))
         )
 
+    async def close(self) -> None:
+        await self._locked(lambda ledger: ledger.close())
+
     async def summary(self) -> Json:
         recorded = await self._locked(lambda ledger: ledger.summary())
         return {"requests": self.requests, **recorded}
@@ -119,9 +123,17 @@ def operations_router(simulator: Simulator[Any, Any]) -> APIRouter:
 
 
 def create_simulator_app(title: str, simulator: Simulator[Any, Any], router: APIRouter) -> FastAPI:
-    """The app of a simulator: its operations, `/control`, `/healthz` and `/readyz`."""
+    """The app of a simulator: its operations, `/control`, `/healthz` and `/readyz`; its ledger
+    is closed when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await simulator.close()
+
     app = FastAPI(
         title=title,
+        lifespan=lifespan,
         description=__doc__,
         redirect_slashes=False,
         telemetry=NO_NATIVE_TELEMETRY,

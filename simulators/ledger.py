@@ -101,6 +101,12 @@ class Ledger:
             db.execute("DELETE FROM operations")
             db.execute("DELETE FROM records")
 
+    def close(self) -> None:
+        """Close the file (its WAL folded back in); a later call opens it again."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._open()

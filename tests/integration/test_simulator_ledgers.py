@@ -10,6 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fastapi.testclient import TestClient
+
+from simulators.ledger import Ledger
+from simulators.payment_provider import create_app as create_payment_provider
 from tests.support.processes import entry_point, running_service
 from tests.support.simulators import CARRIER, PAYMENT_PROVIDER, RunningSimulator, SimulatorScript
 
@@ -65,3 +69,15 @@ def test_the_carrier_knows_its_bookings_after_a_kill(tmp_path: Path) -> None:
         dispatched = carrier.post(f"/bookings/{booked['reference']}/dispatch", "d1")
         assert dispatched.json() == {"reference": booked["reference"], "state": "dispatched"}
         assert carrier.ledger()["bookings"][booked["reference"]]["state"] == "dispatched"
+
+
+def test_a_simulator_stopped_cleanly_closes_its_ledger(tmp_path: Path) -> None:
+    """Its last connection closed, SQLite folds the write-ahead log back into the file."""
+    ledger = tmp_path / "payment-provider.sqlite"
+    with TestClient(create_payment_provider(ledger)) as provider:
+        held = provider.post("/authorizations", json=EUR_20, headers={"Idempotency-Key": "a1"})
+        assert held.status_code == 200, held.text
+        assert ledger.with_name(f"{ledger.name}-wal").exists()
+
+    assert not ledger.with_name(f"{ledger.name}-wal").exists()
+    assert Ledger(ledger).summary()["operations"][0]["key"] == "a1"
