@@ -18,9 +18,11 @@ from domain.errors import InvalidValue
 from domain.values import currency_code, money_amount
 
 MONEY_DECIMALS = 2
-"""The most decimals any amount carries here: the read models count money in hundredths and
-the APIs and the payment provider take at most 2 decimals. A currency with 3 minor units (BHD,
-KWD, JOD, OMR, TND, IQD, LYD) is priced in hundredths too, until those count in its units."""
+"""The most decimals a price or an amount a command takes may carry: the read models count money
+in hundredths and the payment provider takes at most 2 decimals. A currency with 3 minor units
+(BHD, KWD, JOD, OMR, TND, IQD, LYD) is priced in hundredths too, until those count in its
+units. What the read API answers has the currency's own minor units all the same (hundredths
+are exact in 3 decimals: "1.230"; `readmodels.formats.money_text`)."""
 
 UNITS_OF_ACCOUNT = frozenset({"UYW"})
 """Codes with minor units that are not paid with but ISO 4217 does not mark as funds: UYW,

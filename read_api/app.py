@@ -22,8 +22,9 @@ the projections behind the endpoint, read just before the data (the answer refle
 those positions). Pass the `position` a command returned (`?position=users:120`) to wait,
 bounded by `wait` seconds, until the answer reflects your write; if it does not in time the
 answer is a 503 with `Retry-After`. Listings are keyset pages: follow `next_cursor` with the
-same filters. Money is a decimal string ("12.30"), times are ISO 8601 UTC, and errors are
-RFC 9457 `application/problem+json`."""
+same filters. Money is a decimal string with its currency's ISO 4217 minor units ("12.30"
+dollars, "1500" yen, "1.230" dinars), times are ISO 8601 UTC, and errors are RFC 9457
+`application/problem+json`."""
 
 
 def create_app(

@@ -15,6 +15,7 @@ from read_api.resources import read_side
 from read_api.stores import ReadStores, base
 from read_api.stores.base import OrdersQuery
 from readmodels.catalog import ORDERS
+from readmodels.formats import money_text
 from readmodels.fulfilment_catalog import FULFILMENTS
 from readmodels.sql import Row
 from runtime.auth.http import Caller
@@ -98,8 +99,8 @@ async def get_order(
         schemas.OrderLine(
             sku=line.sku,
             quantity=line.quantity,
-            unit_price=schemas.money(line.unit_price_cents),
-            subtotal=schemas.money(line.unit_price_cents * line.quantity),
+            unit_price=money_text(line.unit_price_cents, found.currency),
+            subtotal=money_text(line.unit_price_cents * line.quantity, found.currency),
         )
         for line in found.lines or []
     ]
@@ -114,7 +115,7 @@ def _summary(order: base.OrderRow) -> schemas.OrderSummary:
         user_id=order.user_id,
         currency=order.currency,
         status=order.status,
-        total=schemas.money(order.total_cents),
+        total=money_text(order.total_cents, order.currency),
         line_count=order.line_count,
         created_at=order.created_at,
         placed_at=order.placed_at,

@@ -11,12 +11,13 @@ from pydantic import BaseModel
 from read_api.keyset_tables import KeysetTable, keyset_page, one_of
 from read_api.params import DEFAULT_LIMIT, Cursor, Limit, Uuid, strictly
 from read_api.reading import Reader, ReadRoute, reads
-from read_api.schemas import Money, NextCursor, money
-from readmodels.formats import stored_time, stored_uuid
+from read_api.schemas import NextCursor
+from readmodels.formats import money_text, stored_time, stored_uuid
 from readmodels.fulfilment_catalog import PAYMENTS
 from readmodels.sql import Row
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
+from runtime.http.money import Money
 
 router = APIRouter(prefix="/payments", tags=["payments"], route_class=ReadRoute)
 CONTEXT = "payments"
@@ -75,7 +76,7 @@ def _payment(row: Row) -> Payment:
         id=stored_uuid(row[0]),
         order_id=stored_uuid(row[1]),
         user_id=stored_uuid(row[2]),
-        amount=money(int(row[3])),
+        amount=money_text(int(row[3]), row[4]),
         currency=row[4],
         status=row[5],
         reference=row[6],

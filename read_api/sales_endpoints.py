@@ -12,6 +12,7 @@ from read_api.reading import Reader, ReadRoute, reads
 from read_api.resources import read_side
 from read_api.stores.base import SalesQuery
 from readmodels.catalog import DAILY_SALES, TOP_SPENDERS
+from readmodels.formats import money_text
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
 
@@ -58,10 +59,10 @@ async def daily_sales(
             day=r.day,
             currency=r.currency,
             orders_paid=r.orders_paid,
-            paid=schemas.money(r.paid_cents),
+            paid=money_text(r.paid_cents, r.currency),
             orders_refunded=r.orders_refunded,
-            refunded=schemas.money(r.refunded_cents),
-            net=schemas.money(r.paid_cents - r.refunded_cents),
+            refunded=money_text(r.refunded_cents, r.currency),
+            net=money_text(r.paid_cents - r.refunded_cents, r.currency),
         )
         for r in page
     ]
@@ -80,7 +81,7 @@ async def top_spenders(
     return schemas.Leaderboard(
         currency=currency,
         items=[
-            schemas.Spender(rank=rank, user_id=s.user_id, spent=schemas.money(s.cents))
+            schemas.Spender(rank=rank, user_id=s.user_id, spent=money_text(s.cents, currency))
             for rank, s in enumerate(spenders, start=1)
         ],
     )

@@ -1,23 +1,19 @@
-"""Response bodies. Money is a decimal string with two places ("12.30"), converted from the
-integer cents the read models hold; times are ISO 8601 in UTC."""
+"""Response bodies. Money is a decimal string with its currency's ISO 4217 minor units ("12.30",
+"1500" yen), from the integer cents the read models hold (`readmodels.formats.money_text`); times
+are ISO 8601 in UTC."""
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from read_api.fulfilment_schemas import FulfilmentProgress
+from runtime.http.money import Money
 
-Money = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["12.30"])]
 NextCursor = Annotated[
     str | None, Field(description="Pass as `cursor` for the next page; null on the last page.")
 ]
-
-
-def money(cents: int) -> str:
-    return f"{Decimal(cents).scaleb(-2):.2f}"
 
 
 class Profile(BaseModel):
@@ -112,7 +108,10 @@ class DailySales(BaseModel):
     paid: Money
     orders_refunded: int
     refunded: Money
-    net: Money = Field(description="paid - refunded")
+    net: Money = Field(
+        description="paid - refunded, with their decimals (negative on a day that refunded more"
+        " than it was paid)."
+    )
 
 
 class SalesPage(BaseModel):

@@ -22,6 +22,7 @@ from read_api.resources import read_side
 from read_api.stores import ReadStores, base
 from read_api.stores.base import DirectoryQuery
 from readmodels.catalog import USER_PROFILES, USER_STATS, USERS_DIRECTORY
+from readmodels.formats import money_text
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
 
@@ -144,5 +145,5 @@ async def stats(
     return schemas.Stats(
         user_id=user_id,
         orders=found.orders,
-        spent={currency: schemas.money(c) for currency, c in found.spent_cents.items()},
+        spent={currency: money_text(c, currency) for currency, c in found.spent_cents.items()},
     )

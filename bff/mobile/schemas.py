@@ -2,14 +2,12 @@
 section may be `Unavailable` instead."""
 
 from datetime import datetime
-from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from bff.sections import Unavailable
-
-Money = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["12.30"])]
+from runtime.http.money import Money
 
 
 class Me(BaseModel):

@@ -34,6 +34,8 @@ from tests.support.servers import wait_until
 
 ADA = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 BOB = uuid.UUID("00000000-0000-4000-8000-00000000000b")
+KEN = uuid.UUID("00000000-0000-4000-8000-00000000000c")
+KENS_ORDER = uuid.UUID(int=0xC0)
 SECTIONS = ("profile", "stats", "recent_orders", "leaderboard")
 
 
@@ -49,12 +51,19 @@ class Shop:
 
 def fill(write: ReadModelWriter) -> list[uuid.UUID]:
     """Ada with seven placed orders (the latest one fulfilling), second of the EUR spenders;
-    every checkpoint at 10. The ids of Ada's orders, oldest first."""
+    Ken with one order in yen, first of the JPY and USD spenders; every checkpoint at 10. The
+    ids of Ada's orders, oldest first."""
     write.profile(ADA, "Ada", "ada@example.com", city="London", country="GB")
     write.stats(ADA, 7, {"EUR": 4200})
     write.top("EUR", BOB, 9900)
     write.top("EUR", ADA, 4200)
     now = datetime.now(UTC)
+    write.profile(KEN, "Ken", "ken@example.com")
+    write.stats(KEN, 1, {"JPY": 150000, "USD": 1230})
+    write.top("JPY", KEN, 150000)
+    write.top("USD", KEN, 1230)
+    yen = [OrderLineRow("SKU-1", 3, 50000)]
+    write.order(KENS_ORDER, KEN, currency="JPY", status="paid", lines=yen, placed_at=now)
     orders = [uuid.UUID(int=0xA0 + n) for n in range(7)]
     for n, order in enumerate(orders):
         placed = now - timedelta(hours=7 - n)
@@ -95,6 +104,29 @@ def test_the_dashboard_is_one_call(shop: Shop) -> None:
     assert recent["items"][0]["total"] == "42.00"
     assert recent["items"][1]["fulfilment"] is None
     assert body["leaderboard"]["standings"] == [{"currency": "EUR", "spent": "42.00", "rank": 2}]
+
+
+def test_both_bffs_pass_amounts_on_with_their_currencys_minor_units(shop: Shop) -> None:
+    """The read API answers yen without decimals ("1500"): the BFFs take it as sent."""
+    with (
+        TestClient(create_web_app(bff_settings(shop.read_api))) as web,
+        TestClient(create_mobile_app(bff_settings(shop.read_api))) as mobile,
+    ):
+        dashboard = web.get("/web/dashboard", headers=bearer(KEN)).json()
+        me = mobile.get("/mobile/me", headers=bearer(KEN)).json()
+        orders = mobile.get("/mobile/orders", headers=bearer(KEN)).json()
+        order = mobile.get(f"/mobile/orders/{KENS_ORDER}", headers=bearer(KEN)).json()
+
+    spent = {"JPY": "1500", "USD": "12.30"}
+    assert dashboard["stats"] == {"orders": 1, "spent": spent}
+    assert [o["total"] for o in dashboard["recent_orders"]["items"]] == ["1500"]
+    assert dashboard["leaderboard"]["standings"] == [
+        {"currency": "JPY", "spent": "1500", "rank": 1},
+        {"currency": "USD", "spent": "12.30", "rank": 1},
+    ]
+    assert me["totals"] == {"orders": 1, "spent": spent}
+    assert [(o["currency"], o["total"]) for o in orders["orders"]["items"]] == [("JPY", "1500")]
+    assert order["order"]["lines"] == [{"sku": "SKU-1", "quantity": 3, "subtotal": "1500"}]
 
 
 def test_the_caller_needs_a_token_and_only_an_operator_reads_another_user(shop: Shop) -> None:

@@ -42,9 +42,9 @@ def system(
         yield client
 
 
-def place(client: TestClient, price: str) -> tuple[str, str]:
+def place(client: TestClient, price: str, currency: str = "EUR") -> tuple[str, str]:
     user = register(client)
-    order = create_order(client, user)
+    order = create_order(client, user, currency)
     add_line(client, order, "A", 1, price)
     assert client.post(f"/orders/{order}/place").status_code == 200
     return user, order
@@ -70,14 +70,18 @@ def timed(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**step, "at": datetime.fromisoformat(step["at"])} for step in steps]
 
 
-def test_a_fulfilled_order_in_every_read_model(system: TestClient) -> None:
-    user, order = place(system, "20.00")
+@pytest.mark.parametrize(("currency", "price"), [("EUR", "20.00"), ("JPY", "2000")])
+def test_a_fulfilled_order_in_every_read_model(
+    system: TestClient, currency: str, price: str
+) -> None:
+    """The payment's amount as the price was written: in yen without decimals."""
+    user, order = place(system, price, currency)
     saga = read_fulfilment(system, order, "completed")
     payment_id, shipment_id = ids.payment_id(UUID(order)), ids.shipment_id(UUID(order))
 
     by_order = read(system, "/payments", order_id=order)["items"]
-    assert [(p["id"], p["status"], p["amount"]) for p in by_order] == [
-        (str(payment_id), "captured", "20.00")
+    assert [(p["id"], p["status"], p["amount"], p["currency"]) for p in by_order] == [
+        (str(payment_id), "captured", price, currency)
     ]
     assert read(system, "/payments", user_id=user)["items"] == by_order
     assert read(system, f"/payments/{payment_id}")["reference"]

@@ -59,11 +59,24 @@ def test_a_user_reads_their_own_writes_in_every_read_model(system: TestClient) -
     assert system.get(f"/users/{user}").json()["name"] == "Augusta Ada King"  # the command side
 
 
-def test_orders_payments_and_refunds_reach_every_order_model(system: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("currency", "prices", "amounts"),
+    [
+        ("EUR", ("10.15", "0.05"), ("20.35", "20.30", "0.05", "0.00")),
+        ("JPY", ("1015", "5"), ("2035", "2030", "5", "0")),
+        ("BHD", ("10.15", "0.05"), ("20.350", "20.300", "0.050", "0.000")),
+    ],
+)
+def test_orders_payments_and_refunds_reach_every_order_model(
+    system: TestClient, currency: str, prices: tuple[str, str], amounts: tuple[str, ...]
+) -> None:
+    """The lines' prices as the command takes them; the amounts read back (total, the subtotals
+    of the two lines, nothing) with the currency's minor units."""
+    total, subtotal, small, nothing = amounts
     user = register(system)
-    order = create_order(system, user, "EUR")
-    add_line(system, order, "A-1", 2, "10.15")
-    add_line(system, order, "B-2", 1, "0.05")
+    order = create_order(system, user, currency)
+    add_line(system, order, "A-1", 2, prices[0])
+    add_line(system, order, "B-2", 1, prices[1])
     command(system, "post", f"/orders/{order}/place")
     paid = command(system, "post", f"/orders/{order}/pay")
     today = datetime.now(UTC).date().isoformat()
@@ -71,29 +84,27 @@ def test_orders_payments_and_refunds_reach_every_order_model(system: TestClient)
     detail = read(system, f"/orders/{order}", paid)
     listing = read(system, "/orders", paid, user_id=user)
     stats = read(system, f"/users/{user}/stats", paid)
-    leaders = read(system, "/leaderboards/EUR/top-spenders", paid)
-    sales = read(system, "/sales/daily", paid, currency="EUR", **{"from": today, "to": today})
+    leaders = read(system, f"/leaderboards/{currency}/top-spenders", paid)
+    sales = read(system, "/sales/daily", paid, currency=currency, **{"from": today, "to": today})
 
-    assert (detail["status"], detail["total"], detail["line_count"]) == ("paid", "20.35", 2)
+    assert (detail["status"], detail["total"], detail["line_count"]) == ("paid", total, 2)
     assert [(line["sku"], line["subtotal"]) for line in detail["lines"]] == [
-        ("A-1", "20.30"),
-        ("B-2", "0.05"),
+        ("A-1", subtotal),
+        ("B-2", small),
     ]
     assert detail["paid_at"] is not None
-    assert [item["id"] for item in listing["items"]] == [order]
-    assert stats == {"user_id": user, "orders": 1, "spent": {"EUR": "20.35"}}
-    assert leaders["items"] == [{"rank": 1, "user_id": user, "spent": "20.35"}]
-    assert [(s["orders_paid"], s["paid"], s["net"]) for s in sales["items"]] == [
-        (1, "20.35", "20.35")
-    ]
+    assert [(item["id"], item["total"]) for item in listing["items"]] == [(order, total)]
+    assert stats == {"user_id": user, "orders": 1, "spent": {currency: total}}
+    assert leaders["items"] == [{"rank": 1, "user_id": user, "spent": total}]
+    assert [(s["orders_paid"], s["paid"], s["net"]) for s in sales["items"]] == [(1, total, total)]
 
     cancelled = command(system, "post", f"/orders/{order}/cancel", {"reason": "too late"})
 
     assert read(system, f"/orders/{order}", cancelled)["status"] == "cancelled"
-    assert read(system, f"/users/{user}/stats", cancelled)["spent"] == {"EUR": "0.00"}
-    refunds = read(system, "/sales/daily", cancelled, currency="EUR")["items"]
+    assert read(system, f"/users/{user}/stats", cancelled)["spent"] == {currency: nothing}
+    refunds = read(system, "/sales/daily", cancelled, currency=currency)["items"]
     assert [(s["orders_refunded"], s["refunded"], s["net"]) for s in refunds] == [
-        (1, "20.35", "0.00")
+        (1, total, nothing)
     ]
 
 

@@ -88,6 +88,39 @@ def test_one_order_with_its_lines_money_and_times(client: TestClient, backend: B
     }
 
 
+@pytest.mark.parametrize(
+    ("currency", "prices", "unit_price", "subtotal", "total"),
+    [
+        ("JPY", (150000, 100), "1500", "4500", "4501"),
+        ("BHD", (1500, 1), "15.000", "45.000", "45.010"),
+        ("HRK", (1500, 1), "15.00", "45.00", "45.01"),  # no longer in ISO 4217: 2 decimals
+    ],
+)
+def test_an_orders_money_has_its_currencys_minor_units(
+    client: TestClient,
+    backend: Backend,
+    currency: str,
+    prices: tuple[int, int],
+    unit_price: str,
+    subtotal: str,
+    total: str,
+) -> None:
+    """`prices` are the stored cents of the two lines' unit prices."""
+    order = uuid.uuid4()
+    lines = [OrderLineRow("B-2", 3, prices[0]), OrderLineRow("A-1", 1, prices[1])]
+    backend.write.order(order, uuid.uuid4(), currency=currency, lines=lines)
+    backend.write.checkpoint(ORDERS, "orders", 12)
+
+    detail = client.get(f"/orders/{order}").json()
+    listed = client.get("/orders").json()["items"]
+
+    assert (detail["currency"], detail["total"]) == (currency, total)
+    assert detail["lines"][1] == {
+        "sku": "B-2", "quantity": 3, "unit_price": unit_price, "subtotal": subtotal
+    }  # fmt: skip
+    assert [item["total"] for item in listed] == [total]
+
+
 def test_unknown_order_is_404(client: TestClient, backend: Backend) -> None:
     backend.write.checkpoint(ORDERS, "orders", 3)
     missing = uuid.uuid4()

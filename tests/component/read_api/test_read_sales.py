@@ -93,6 +93,21 @@ def test_a_daily_sales_row_has_money_as_decimal_strings(
     }
 
 
+def test_daily_sales_have_each_currencys_minor_units(client: TestClient, backend: Backend) -> None:
+    """A day may refund more than it was paid (refunds of earlier days): its net is negative."""
+    for currency, paid, refunded in (("BHD", 1001, 0), ("JPY", 150000, 420000), ("USD", 1230, 0)):
+        backend.write.daily_sales(DAY0, currency, paid_cents=paid, refunded_cents=refunded)
+    backend.write.checkpoint(DAILY_SALES, "orders", 8)
+
+    items = client.get("/sales/daily").json()["items"]
+
+    assert [(s["currency"], s["paid"], s["refunded"], s["net"]) for s in items] == [
+        ("BHD", "10.010", "0.000", "10.010"),
+        ("JPY", "1500", "4200", "-2700"),
+        ("USD", "12.30", "0.00", "12.30"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -142,6 +157,16 @@ def test_top_spenders_most_first_with_ranks_and_limit(client: TestClient, backen
             for rank, (user, cents) in enumerate(expected[:4], start=1)
         ],
     }
+
+
+def test_a_leaderboard_in_yen_has_whole_amounts(client: TestClient, backend: Backend) -> None:
+    user = uuid.uuid4()
+    backend.write.top("JPY", user, 150000)
+    backend.write.checkpoint(TOP_SPENDERS, "orders", 2)
+
+    assert client.get("/leaderboards/JPY/top-spenders").json()["items"] == [
+        {"rank": 1, "user_id": str(user), "spent": "1500"}
+    ]
 
 
 def test_a_currency_nobody_spent_in_has_an_empty_leaderboard(client: TestClient) -> None:

@@ -79,9 +79,11 @@ def test_a_malformed_user_id_is_422_naming_it(client: TestClient, path: str) -> 
 
 
 def test_stats_count_orders_and_money_per_currency(client: TestClient, backend: Backend) -> None:
+    """Each amount with its currency's minor units; HRK, gone from ISO 4217, with 2."""
     user = uuid.uuid4()
     backend.write.profile(user, "Ada", "ada@example.com")
-    backend.write.stats(user, orders=3, spent={"EUR": 1230, "USD": 5, "JPY": 100000})
+    spent = {"EUR": 1230, "USD": 5, "JPY": 100000, "BHD": 1, "HRK": 0}
+    backend.write.stats(user, orders=3, spent=spent)
     backend.write.checkpoint(USER_PROFILES, "users", 2)
     backend.write.checkpoint(USER_STATS, "orders", 9)
 
@@ -92,7 +94,7 @@ def test_stats_count_orders_and_money_per_currency(client: TestClient, backend: 
     assert response.json() == {
         "user_id": str(user),
         "orders": 3,
-        "spent": {"EUR": "12.30", "JPY": "1000.00", "USD": "0.05"},
+        "spent": {"EUR": "12.30", "JPY": "1000", "USD": "0.05", "BHD": "0.010", "HRK": "0.00"},
     }
 
 
