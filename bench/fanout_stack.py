@@ -239,9 +239,15 @@ cancelled its order, retrying against a refused connection meanwhile)."""
 
 
 def start_simulator(config: StackConfig, name: str) -> Service:
+    """The simulator `name`, its ledger a new file beside the run's logs (not the repository's
+    var/simulators/, which `strata` and other runs share)."""
     port = free_port()
     command = [venv_script(f"strata-{name}"), "--host", HOST, "--port", str(port)]
-    service = spawn(name, command, config.env(), port, config.log_dir)
+    ledger = config.log_dir / f"{name}.ledger.sqlite"
+    for stale in (ledger, *(ledger.with_name(f"{ledger.name}{end}") for end in ("-wal", "-shm"))):
+        stale.unlink(missing_ok=True)
+    env = config.env() | {f"STRATA_{name.upper().replace('-', '_')}_LEDGER": str(ledger)}
+    service = spawn(name, command, env, port, config.log_dir)
     config.extra_env[SIMULATORS[name]] = f"http://{HOST}:{port}"
     return service
 
