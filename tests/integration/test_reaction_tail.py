@@ -89,14 +89,23 @@ def events_of(profile: UserProfile) -> list[Any]:
     return cast(list[Any], profile.collect_events())
 
 
+def deactivation_after_a_page(
+    stores: Services, then: int
+) -> tuple[UserProfile, list[EventEnvelope]]:
+    """A page of events no reaction here needs, a user registered and deactivated, and `then`
+    more events not needed, committed at once; the user and the log of them."""
+    user = registered()
+    ignored = renamed(PAGE_SIZE - 1)
+    log = commit(stores, ignored, events_of(user), deactivated(user), renamed(then - 1))
+    return user, log
+
+
 @pytest.mark.timeout(120)
 def test_a_tail_reacts_once_among_a_thousand_ignored_events_and_ends_at_the_last(
     stores: Services,
 ) -> None:
     recording = Recording(stores)
-    user = registered()
-    log = commit(stores, renamed(PAGE_SIZE - 1), events_of(user), renamed(0))
-    log += commit(stores, deactivated(user), renamed(PAGE_SIZE - 3))
+    _, log = deactivation_after_a_page(stores, then=PAGE_SIZE - 1)
     assert len(log) == 1001
     [deactivation] = [e for e in log if e.event_type == "Deactivated"]
 
@@ -129,9 +138,7 @@ def test_a_crash_before_the_checkpoint_moves_reacts_again_to_that_page_only(
     stores: Services,
 ) -> None:
     recording = Recording(stores)
-    user = registered()
-    log = commit(stores, renamed(PAGE_SIZE - 1), events_of(user))
-    log += commit(stores, deactivated(user), renamed(20))
+    user, log = deactivation_after_a_page(stores, then=20)
     recording.crash_at = user.id
 
     with pytest.raises(Crash):
