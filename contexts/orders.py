@@ -8,7 +8,13 @@ reacts to them: a user's deactivation cancels that user's orders not yet paid (c
 """
 
 from contexts.registry import BoundedContext, merged_router
-from domain.orders.known_users import USERS, is_deactivation, user_state_after
+from domain.orders.known_users import (
+    DEACTIVATION,
+    USER_STATE_KINDS,
+    USERS,
+    is_deactivation,
+    user_state_after,
+)
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
 from domain.service import CommandService
@@ -38,8 +44,15 @@ ORDERS = BoundedContext(
     application=OrdersService,
     aggregates=(Order,),
     router=router,
-    replicas=(Replica(USERS, user_state_after),),
-    reactions=(Reaction(USERS, "deactivations", cancel_open_orders_of_deactivated_users),),
+    replicas=(Replica(USERS, user_state_after, USER_STATE_KINDS),),
+    reactions=(
+        Reaction(
+            USERS,
+            "deactivations",
+            cancel_open_orders_of_deactivated_users,
+            frozenset({DEACTIVATION}),
+        ),
+    ),
     projections=(Orders, DailySales, UserStats, TopSpenders),
     read_router=merged_router(order_endpoints.router, sales_endpoints.router),
 )

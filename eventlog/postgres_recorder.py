@@ -35,6 +35,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
 from eventlog.envelope import EventEnvelope, envelope_from_row
 from eventlog.jobs import RecorderJobs
+from eventlog.log_pages import RecorderPages
 from eventlog.pool_recovery import recover_promptly
 from eventlog.postgres_jobs import PostgresJobs
 from eventlog.postgres_replicas import PostgresReplicas
@@ -42,6 +43,19 @@ from eventlog.replicas import RecorderReplicas
 
 _PAGE_AFTER: Final = "e.notification_id > %s ORDER BY e.notification_id LIMIT %s"
 """The condition of a page of the log: parameters (after, limit)."""
+_KINDS_PAGE: Final = (
+    "WITH scanned AS (SELECT notification_id AS position, originator_id, originator_version,"
+    " topic, state FROM {schema}.{events} WHERE notification_id > %s"
+    " ORDER BY notification_id LIMIT %s),"
+    " span AS (SELECT max(position) AS reached, count(*) AS scanned FROM scanned)"
+    " SELECT span.*, s.*, m.correlation_id, m.causation_id FROM span"
+    " LEFT JOIN scanned s ON substr(s.topic, strpos(s.topic, ':') + 1) = ANY(%s)"
+    " LEFT JOIN {schema}.{metadata} m"
+    " ON (m.originator_id, m.originator_version) = (s.originator_id, s.originator_version)"
+    " ORDER BY s.position"
+)
+"""A page of some kinds of events (`eventlog.log_pages.RecorderPages`): parameters (after,
+limit, the kinds' topic names)."""
 
 
 def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
@@ -56,7 +70,9 @@ def _snapshots_table_statement(datastore: PostgresDatastore, prefix: str) -> Any
     return snapshots.sql_create_statements[snapshots.create_table_statement_index]
 
 
-class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplicationRecorder):
+class PostgresSideRecordRecorder(
+    RecorderPages, RecorderJobs, RecorderReplicas, PostgresApplicationRecorder
+):
     _replicas: PostgresReplicas
 
     jobs: PostgresJobs
@@ -97,6 +113,9 @@ class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplica
             " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
             " RETURNING notification_id"
         ).format(self._schema, Identifier(events_table_name))
+        self._kinds_page = SQL(_KINDS_PAGE).format(
+            schema=self._schema, events=Identifier(events_table_name), metadata=self._event_metadata
+        )
         # The lock that makes commit order equal position order, then the wake-up for tailers.
         self._lock_and_notify_statements = [
             *self.lock_table_statements,
@@ -249,6 +268,11 @@ class PostgresSideRecordRecorder(RecorderJobs, RecorderReplicas, PostgresApplica
     def select_envelopes(self, context: str, after: int, limit: int) -> list[EventEnvelope]:
         """The events after a position, in position order, with their metadata, as envelopes."""
         return self._select_envelopes(context, _PAGE_AFTER, [after, limit])
+
+    def _kinds_rows(self, after: int, limit: int, names: list[str]) -> list[DictRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._kinds_page, [after, limit, names], prepare=True)
+            return curs.fetchall()
 
     def select_aggregate_envelopes(
         self, context: str, originator_id: UUID, after_version: int, up_to_version: int

@@ -5,7 +5,8 @@ A feed brings an upstream's log to an `Intake`: a replica's, or a tracked proces
 - `StoreTail`: when this process can read the upstream's event store (both contexts served
   here, or the embedded mode's SQLite files), every lookup first takes in what the log holds
   beyond the checkpoint (`CommandService.replica_refreshers`): a command sees every upstream
-  event committed before it, at the cost of one read of the log when nothing is new.
+  event committed before it, at the cost of one read of the log when nothing is new. It reads
+  the kinds of events the intake needs alone (`eventlog.log_pages`).
 - `DrivenTail`: the same, driven by a thread of its own (woken by the upstream's commits, with
   a short poll as the backstop), for an intake nothing looks up, such as a reaction.
 - `StreamFeed` (`eventlog.replica_stream`): when the upstream runs elsewhere, its JetStream
@@ -18,7 +19,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from eventlog.envelope import EnvelopeSource
+from eventlog.log_pages import PageSource
 from eventlog.replicas import Intake
 from runtime.polling import PollingThread
 
@@ -52,7 +53,7 @@ class StoreTail:
         self,
         follower: str,
         intake: Intake,
-        source: EnvelopeSource,
+        source: PageSource,
         *,
         page_size: int = PAGE_SIZE,
     ) -> None:
@@ -67,14 +68,15 @@ class StoreTail:
 
         Concurrent calls are safe (the intake ignores what it already holds), so none waits
         for another."""
-        upstream = self.intake.upstream
+        upstream, kinds = self.intake.upstream, self.intake.kinds
         position = self.intake.checkpoint().position
         while True:
-            page = self._source.select_envelopes(upstream, position, self._page_size)
-            checkpoint = self.intake.take_in(page)
-            if checkpoint is not None:
-                position = checkpoint.position
-            if len(page) < self._page_size:
+            page = self._source.select_page(upstream, position, self._page_size, kinds)
+            if page.reached > position:
+                checkpoint = self.intake.take_in(page.envelopes, reached=page.reached)
+                if checkpoint is not None:
+                    position = checkpoint.position
+            if not page.full:
                 self._position = max(self._position, position)
                 return position
 
@@ -102,7 +104,7 @@ class DrivenTail(StoreTail):
     """A catch-up costs a few transactions however few events it takes in, and a busy upstream
     commits hundreds of times a second: the commits of 20 ms are taken in together."""
 
-    def __init__(self, follower: str, intake: Intake, source: EnvelopeSource) -> None:
+    def __init__(self, follower: str, intake: Intake, source: PageSource) -> None:
         super().__init__(follower, intake, source)
         self._thread = PollingThread(
             f"{follower}-follows-{intake.upstream}",

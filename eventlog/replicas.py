@@ -13,6 +13,11 @@ Feeds (`eventlog.replica_feeds`) bring the upstream's envelopes in log order: fr
 when the upstream runs elsewhere, from its store when this process can read it. They hand them
 to an `Intake`: a replica's is `ReplicaIntake`; a process that reacts to an upstream's events
 with events of its own has one that commits them with a `Tracking` side record instead.
+
+An intake names the kinds of events it needs (`Intake.kinds`); a feed that reads the upstream's
+store brings it those alone, with the position its read reached beyond them, to which the
+checkpoint moves all the same (`eventlog.log_pages`). A feed may bring others: the intake
+ignores them.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +29,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from domain.ports import Tracking
 from eventlog.envelope import EventEnvelope
+from eventlog.log_pages import Kinds
 
 StateAfter = Callable[[str, str, Mapping[str, Any]], Mapping[str, Any] | None]
 """(aggregate type, event type, data) -> the aggregate's whole replicated state after the
@@ -34,6 +40,8 @@ event, or None for an event that changes nothing the follower keeps."""
 class Replica:
     upstream: str
     state_after: StateAfter
+    kinds: Kinds = None
+    """The kinds of events for which `state_after` may return a state (None: any)."""
 
 
 @dataclass(frozen=True)
@@ -66,15 +74,27 @@ class Intake(Protocol):
     @property
     def upstream(self) -> str: ...
 
+    @property
+    def kinds(self) -> Kinds:
+        """The kinds of the upstream's events it needs (None: every kind)."""
+
     def checkpoint(self) -> ReplicaCheckpoint:
         """The last position (and stream sequence) taken in."""
 
     def take_in(
-        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0
+        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0, *, reached: int = 0
     ) -> ReplicaCheckpoint | None:
-        """Take in a page (in log order; it may repeat what is held); the new checkpoint, or
-        None for an empty page. May raise a RecordConflictError if another processor of the
-        same upstream moved first: the page is then to be read again from the checkpoint."""
+        """Take in a page (in log order; it may repeat what is held) and move the checkpoint
+        to its end (`page_end`: `reached`, the position its read reached, when that is beyond
+        the page's last event); the new checkpoint, or None for an empty page that reached no
+        position. May raise a RecordConflictError if another processor of the same upstream
+        moved first: the page is then to be read again from the checkpoint."""
+
+
+def page_end(envelopes: Sequence[EventEnvelope], reached: int = 0) -> int:
+    """Where a page takes its intake's checkpoint: its last event's position, or the position
+    its read reached beyond it (0: an empty page that reached nothing)."""
+    return max(reached, envelopes[-1].position) if envelopes else reached
 
 
 class ReplicaStore(Protocol):
@@ -115,12 +135,14 @@ def take_in(
     envelopes: Sequence[EventEnvelope],
     *,
     stream_seq: int = 0,
+    reached: int = 0,
 ) -> ReplicaCheckpoint | None:
-    """Apply a page of the upstream's log (in log order) and move the checkpoint to its end;
-    the new checkpoint, or None for an empty page."""
-    if not envelopes:
+    """Apply a page of the upstream's log (in log order) and move the checkpoint to its end
+    (`page_end`); the new checkpoint, or None for an empty page that reached nothing."""
+    end = page_end(envelopes, reached)
+    if not end:
         return None
-    checkpoint = ReplicaCheckpoint(envelopes[-1].position, stream_seq)
+    checkpoint = ReplicaCheckpoint(end, stream_seq)
     store.apply_replica_changes(replica.upstream, changes_of(replica, envelopes), checkpoint)
     return checkpoint
 
@@ -136,13 +158,19 @@ class ReplicaIntake:
     def upstream(self) -> str:
         return self._replica.upstream
 
+    @property
+    def kinds(self) -> Kinds:
+        return self._replica.kinds
+
     def checkpoint(self) -> ReplicaCheckpoint:
         return self._store.replica_checkpoint(self.upstream)
 
     def take_in(
-        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0
+        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0, *, reached: int = 0
     ) -> ReplicaCheckpoint | None:
-        return take_in(self._store, self._replica, envelopes, stream_seq=stream_seq)
+        return take_in(
+            self._store, self._replica, envelopes, stream_seq=stream_seq, reached=reached
+        )
 
 
 class ReplicaTables(Protocol):

@@ -5,6 +5,7 @@ the transaction of the events, and the context's replicas of other contexts
 no timestamp).
 """
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from domain.ports import EventMetadata, IdempotencyRecord, SideRecords
 from eventlog.envelope import EventEnvelope, envelope_from_row
 from eventlog.jobs import RecorderJobs
+from eventlog.log_pages import RecorderPages
 from eventlog.replicas import RecorderReplicas
 from eventlog.sqlite_jobs import CREATE_STATEMENTS as JOB_TABLES
 from eventlog.sqlite_jobs import SQLiteJobs, instant, microseconds, write_jobs
@@ -23,7 +25,9 @@ from eventlog.sqlite_replicas import CREATE_STATEMENTS as REPLICA_TABLES
 from eventlog.sqlite_replicas import SQLiteReplicas, move_tracked
 
 
-class SQLiteSideRecordRecorder(RecorderJobs, RecorderReplicas, SQLiteApplicationRecorder):
+class SQLiteSideRecordRecorder(
+    RecorderPages, RecorderJobs, RecorderReplicas, SQLiteApplicationRecorder
+):
     jobs: SQLiteJobs
 
     def __init__(
@@ -32,6 +36,19 @@ class SQLiteSideRecordRecorder(RecorderJobs, RecorderReplicas, SQLiteApplication
         super().__init__(datastore, events_table_name)
         self._replicas = SQLiteReplicas(datastore)
         self.jobs = SQLiteJobs(datastore)
+        # A page of some kinds of events (`eventlog.log_pages.RecorderPages`): parameters
+        # (after, limit, the kinds' topic names as a JSON array). The table name is ours.
+        self._kinds_page = (
+            "WITH scanned AS (SELECT rowid AS position, originator_id, originator_version,"  # noqa: S608
+            f" topic, state FROM {events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?),"
+            " span AS (SELECT max(position) AS reached, count(*) AS scanned FROM scanned)"
+            " SELECT span.*, s.*, m.correlation_id, m.causation_id FROM span"
+            " LEFT JOIN scanned s ON substr(s.topic, instr(s.topic, ':') + 1)"
+            " IN (SELECT value FROM json_each(?))"
+            " LEFT JOIN event_metadata m"
+            " ON (m.originator_id, m.originator_version) = (s.originator_id, s.originator_version)"
+            " ORDER BY s.position"
+        )
 
     def create_table(self) -> None:
         super().create_table()
@@ -104,6 +121,11 @@ class SQLiteSideRecordRecorder(RecorderJobs, RecorderReplicas, SQLiteApplication
         return self._select_envelopes(
             context, "e.rowid > ? ORDER BY e.rowid LIMIT ?", [after, limit]
         )
+
+    def _kinds_rows(self, after: int, limit: int, names: list[str]) -> list[Any]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self._kinds_page, [after, limit, json.dumps(names)])
+            return list(c.fetchall())
 
     def select_aggregate_envelopes(
         self, context: str, originator_id: UUID, after_version: int, up_to_version: int

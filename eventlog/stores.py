@@ -11,8 +11,8 @@ from contexts.registered import REGISTRY
 from contexts.registry import Registry, sqlite_file
 from contexts.settings import Settings
 from domain.service import CommandService
-from eventlog.envelope import envelope_source
 from eventlog.group_commit import GroupCommitter
+from eventlog.log_pages import page_source
 from eventlog.reactions import Reaction, ReactionIntake
 from eventlog.replica_feeds import DrivenTail, ReplicaFeed, StoreTail
 from eventlog.replicas import Replica, ReplicaIntake, ReplicaStore
@@ -142,7 +142,7 @@ def _application(settings: Settings, context: str, registry: Registry) -> Comman
 def follow_log(follower: CommandService, replica: Replica, upstream: CommandService) -> StoreTail:
     """Feed the follower's replica from the upstream's log, caught up at every lookup."""
     intake = ReplicaIntake(cast(ReplicaStore, follower.recorder), replica)
-    tail = StoreTail(follower.name, intake, envelope_source(upstream.recorder))
+    tail = StoreTail(follower.name, intake, page_source(upstream.recorder))
     follower.replica_refreshers[replica.upstream] = tail.catch_up
     return tail
 
@@ -152,7 +152,7 @@ def react_to_log(
 ) -> DrivenTail:
     """Run the follower's reaction to the upstream's log, on a thread of its own."""
     intake = ReactionIntake(follower, cast(ReplicaStore, follower.recorder), reaction)
-    return DrivenTail(follower.name, intake, envelope_source(upstream.recorder))
+    return DrivenTail(follower.name, intake, page_source(upstream.recorder))
 
 
 def open_store_for_reading(

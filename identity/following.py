@@ -18,8 +18,8 @@ from functools import partial
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from eventlog.envelope import envelope_source
 from eventlog.jetstream import connect, context_stream
+from eventlog.log_pages import page_source
 from eventlog.replica_feeds import DrivenTail, ReplicaFeed
 from eventlog.replica_stream import StreamFeed
 from eventlog.stores import open_store_for_reading
@@ -45,7 +45,7 @@ async def following_users(
         else:
             users = open_store_for_reading(settings, USERS)
             stack.callback(users.close)
-            feed = DrivenTail(FOLLOWER, intake, envelope_source(users.recorder))
+            feed = DrivenTail(FOLLOWER, intake, page_source(users.recorder))
         await feed.start()
         stack.push_async_callback(feed.stop)
         yield feed

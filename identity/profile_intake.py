@@ -5,19 +5,23 @@ The log comes through an `eventlog.replicas.Intake`, fed as every follower is fe
 (`identity.following`): from the users' JetStream stream in the stack, from the users' SQLite
 file in the embedded mode. Each page is taken in in one transaction of identity's database
 together with the position it reaches (`identity_followed_logs`), and what is at or behind that
-position is skipped: duplicates, redeliveries and replays change nothing.
+position is skipped: duplicates, redeliveries and replays change nothing. Of the users' events
+it needs three kinds (`PROFILE_KINDS`): a feed that reads the users' store reads those alone.
 """
 
 from collections.abc import Sequence
 
 from eventlog.envelope import EventEnvelope
-from eventlog.replicas import ReplicaCheckpoint
-from identity.address_changes import address_change, apply_address_change
+from eventlog.log_pages import EventKind
+from eventlog.replicas import ReplicaCheckpoint, page_end
+from identity.address_changes import EMAIL_CHANGED, address_change, apply_address_change
 from identity.database import Database, Transaction
-from identity.standing import apply_standing_change, standing_change
+from identity.standing import DEACTIVATED, REACTIVATED, apply_standing_change, standing_change
 
 USERS = "users"
 """The context whose profiles identity follows."""
+PROFILE_KINDS: frozenset[EventKind] = frozenset({EMAIL_CHANGED, DEACTIVATED, REACTIVATED})
+"""The kinds of the users' events `take_in_event` acts on."""
 
 
 def take_in_event(tx: Transaction, envelope: EventEnvelope) -> None:
@@ -33,6 +37,7 @@ class ProfileIntake:
     """Takes the users' log in (`eventlog.replicas.Intake`), exactly once in effect."""
 
     upstream = USERS
+    kinds = PROFILE_KINDS
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -46,24 +51,23 @@ class ProfileIntake:
         return ReplicaCheckpoint(*rows[0]) if rows else ReplicaCheckpoint()
 
     def take_in(
-        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0
+        self, envelopes: Sequence[EventEnvelope], stream_seq: int = 0, *, reached: int = 0
     ) -> ReplicaCheckpoint | None:
-        if not envelopes:
+        end = page_end(envelopes, reached)
+        if not end:
             return None
         with self._database.transaction() as tx:
             held = self._locked_checkpoint(tx)
             for envelope in envelopes:
                 if envelope.position > held.position:
                     take_in_event(tx, envelope)
-            reached = ReplicaCheckpoint(
-                max(held.position, envelopes[-1].position), max(held.stream_seq, stream_seq)
-            )
+            moved = ReplicaCheckpoint(max(held.position, end), max(held.stream_seq, stream_seq))
             tx.execute(
                 "UPDATE identity_followed_logs SET position = %s, stream_seq = %s"
                 " WHERE upstream = %s",
-                (reached.position, reached.stream_seq, self.upstream),
+                (moved.position, moved.stream_seq, self.upstream),
             )
-        return reached
+        return moved
 
     def _locked_checkpoint(self, tx: Transaction) -> ReplicaCheckpoint:
         """The checkpoint, its row locked until the transaction ends: two feeds of one

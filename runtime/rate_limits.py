@@ -18,7 +18,8 @@ Redis down fails open: the check is skipped, counted in
 its half-open probe brings the limits back when Redis returns. Why open: these limits share
 capacity fairly among callers; they are not what keeps anyone out (authentication is), and the
 gateway's local limit still bounds the load. Closing would turn a Redis outage into an outage
-of every rate-limited route.
+of every rate-limited route. In memory a check can neither fail nor wait on anything, so it runs
+without the breaker and the timeout.
 """
 
 import asyncio
@@ -136,25 +137,32 @@ def rate_limit_metrics(registry: CollectorRegistry = REGISTRY) -> RateLimitMetri
     return RateLimitMetrics(registry)
 
 
-class RateLimits:
-    """Counts the hits of callers on routes in `storage` and refuses those over their rules.
+@dataclass(frozen=True)
+class StorageGuard:
+    """How the checks wait on a storage that can fail or stall (Redis): a storage call that
+    fails or takes over `timeout` seconds lets the request through (fail-open); `breaker` then
+    skips the calls for a while instead of waiting on each."""
 
-    A storage call that fails or takes over `timeout` seconds lets the request through
-    (fail-open); `breaker` then skips the calls for a while instead of waiting on each."""
+    breaker: CircuitBreaker
+    timeout: float
+
+
+class RateLimits:
+    """Counts the hits of callers on routes in the `limiter`'s storage and refuses those over
+    their rules; through `guard` when the storage can fail or stall, else (this process's
+    memory) directly."""
 
     def __init__(
         self,
         rules: RateLimitRules,
         limiter: RateLimiter,
-        breaker: CircuitBreaker,
+        guard: StorageGuard | None = None,
         *,
-        timeout: float,
         metrics: RateLimitMetrics | None = None,
     ) -> None:
         self._rules = rules
         self._limiter = limiter
-        self._breaker = breaker
-        self._timeout = timeout
+        self._guard = guard
         self._metrics = metrics or rate_limit_metrics()
 
     def replace(self, rules: RateLimitRules) -> None:
@@ -168,20 +176,26 @@ class RateLimits:
 
     async def hit(self, route: str, caller: Counted) -> None:
         """Count one request of `caller` on `route`; raise `RateLimited` if it is one too many."""
-        try:
-            refused = await self._breaker.call_async(lambda: self._over(route, caller))
-        except (BreakerOpen, StorageError, TimeoutError) as error:
-            self._metrics.checks.labels(route, "skipped").inc()
-            if not isinstance(error, BreakerOpen):
-                log.warning("rate limit not checked: %s", error or type(error).__name__)
-            return
+        if self._guard is None:
+            refused = await self._first_exceeded(route, caller)
+        else:
+            try:
+                refused = await self._guarded(self._guard, route, caller)
+            except (BreakerOpen, StorageError, TimeoutError) as error:
+                self._metrics.checks.labels(route, "skipped").inc()
+                if not isinstance(error, BreakerOpen):
+                    log.warning("rate limit not checked: %s", error or type(error).__name__)
+                return
         self._metrics.checks.labels(route, "limited" if refused else "allowed").inc()
         if refused:
             raise refused
 
-    async def _over(self, route: str, caller: Counted) -> RateLimited | None:
-        async with asyncio.timeout(self._timeout):  # inside the breaker: a timeout counts
-            return await self._first_exceeded(route, caller)
+    async def _guarded(
+        self, guard: StorageGuard, route: str, caller: Counted
+    ) -> RateLimited | None:
+        with guard.breaker.guard():
+            async with asyncio.timeout(guard.timeout):  # inside the breaker: a timeout counts
+                return await self._first_exceeded(route, caller)
 
     async def _first_exceeded(self, route: str, caller: Counted) -> RateLimited | None:
         for limit in self._rules.of(route, caller.role):
@@ -196,10 +210,11 @@ class RateLimits:
 async def rate_limits_from_settings(
     settings: CommonSettings, metrics: RateLimitMetrics | None = None
 ) -> AsyncIterator[RateLimits]:
-    """`RateLimits` of the settings' rules over Redis (`redis_url`), or over this process's
-    memory without one (the embedded mode); the Redis connections close at the end."""
+    """`RateLimits` of the settings' rules over Redis (`redis_url`), guarded, or over this
+    process's memory without one (the embedded mode); the Redis connections close at the end."""
     pool = None
     storage: Storage
+    guard = None
     if settings.redis_url:
         timeout = settings.rate_limit_timeout_seconds
         pool = redis.asyncio.ConnectionPool.from_url(
@@ -211,21 +226,20 @@ async def rate_limits_from_settings(
             wrap_exceptions=True,
             key_prefix=KEY_PREFIX,
         )
+        breaker = CircuitBreaker(
+            BREAKER,
+            failure_threshold=settings.breaker_failure_threshold,
+            recovery_seconds=settings.breaker_recovery_seconds,
+            failures=(StorageError, TimeoutError),
+        )
+        guard = StorageGuard(breaker, timeout)
     else:
         storage = PacedMemoryStorage()
     window = MovingWindowRateLimiter if settings.rate_limit_strategy == "moving-window" else None
     limiter = (window or FixedWindowRateLimiter)(storage)
-    breaker = CircuitBreaker(
-        BREAKER,
-        failure_threshold=settings.breaker_failure_threshold,
-        recovery_seconds=settings.breaker_recovery_seconds,
-        failures=(StorageError, TimeoutError),
-    )
     rules = RateLimitRules.from_settings(settings)
     try:
-        yield RateLimits(
-            rules, limiter, breaker, timeout=settings.rate_limit_timeout_seconds, metrics=metrics
-        )
+        yield RateLimits(rules, limiter, guard, metrics=metrics)
     finally:
         if pool is not None:
             await pool.disconnect()

@@ -11,11 +11,16 @@ from typing import Any
 USERS = "users"
 """The context orders follows."""
 
+DEACTIVATION = ("UserProfile", "Deactivated")
+"""The kind (aggregate type, event type) of the users' event that deactivates a user."""
+
 _STATE_AFTER: Mapping[tuple[str, str], Mapping[str, Any]] = {
     ("UserProfile", "Registered"): {"active": True},
-    ("UserProfile", "Deactivated"): {"active": False},
+    DEACTIVATION: {"active": False},
     ("UserProfile", "Reactivated"): {"active": True},
 }
+USER_STATE_KINDS = frozenset(_STATE_AFTER)
+"""The kinds of the users' events that set a user's replicated state."""
 
 
 def user_state_after(
@@ -31,4 +36,4 @@ def is_active(state: Mapping[str, Any]) -> bool:
 
 def is_deactivation(aggregate_type: str, event_type: str) -> bool:
     """Whether this users' event deactivates a user (whose open orders orders then cancels)."""
-    return (aggregate_type, event_type) == ("UserProfile", "Deactivated")
+    return (aggregate_type, event_type) == DEACTIVATION

@@ -1,4 +1,5 @@
-"""Stored events read back as the documented envelope, on SQLite and on PostgreSQL."""
+"""Stored events read back as the documented envelope, on SQLite and on PostgreSQL, and in
+pages of some kinds of events (`eventlog.log_pages`)."""
 
 from collections.abc import Iterator
 from decimal import Decimal
@@ -12,6 +13,7 @@ from domain.orders.service import OrdersService
 from domain.service import CommandContext
 from domain.users.service import UsersService
 from eventlog.envelope import PARTITIONS, EventEnvelope
+from eventlog.log_pages import Kinds, LogPage, page_source
 from eventlog.stores import Services, build_services
 
 
@@ -60,3 +62,30 @@ def test_events_read_back_as_plain_json_envelopes_in_position_order(stores: Serv
     assert 0 <= line.partition < PARTITIONS
     assert EventEnvelope.from_json(line.to_json()) == line
     assert _envelopes(stores.orders.recorder, "orders", line.position) == []
+
+
+def test_a_page_of_some_kinds_holds_those_events_and_says_how_far_the_read_went(
+    stores: Services,
+) -> None:
+    users = stores.application(UsersService)
+    start = stores.users.recorder.max_notification_id() or 0
+    ada = users.register(CommandContext(), "Ada", f"{UUID(int=start + 1).hex}@example.com").id
+    users.rename(CommandContext(), ada, "Ada King")
+    users.deactivate(CommandContext(), ada)
+    users.register(CommandContext(), "Bob", f"{UUID(int=start + 2).hex}@example.com")
+    source, log = (
+        page_source(stores.users.recorder),
+        _envelopes(stores.users.recorder, "users", start),
+    )
+    deactivations = frozenset({("UserProfile", "Deactivated")})
+
+    def page(after: int, limit: int, kinds: Kinds) -> LogPage:
+        return source.select_page("users", after, limit, kinds)
+
+    assert page(start, 100, deactivations) == LogPage([log[2]], log[-1].position, full=False)
+    assert page(start, 2, deactivations) == LogPage([], log[1].position, full=True)
+    assert page(start, 3, deactivations) == LogPage([log[2]], log[2].position, full=True)
+    assert page(start, 4, frozenset()) == LogPage([], log[-1].position, full=True)
+    assert page(log[-1].position, 100, deactivations) == LogPage([], log[-1].position, False)
+    assert page(start, 3, None) == LogPage(log[:3], log[2].position, full=True)
+    assert page(start, 100, None) == LogPage(log, log[-1].position, full=False)

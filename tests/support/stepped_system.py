@@ -226,7 +226,7 @@ class SteppedSystem:
             reaction.react(application, event)
             raise Crash(f"killed after the saga took {upstream} event in")
 
-        dying = Reaction(reaction.upstream, reaction.name, react_then_die)
+        dying = replace(reaction, react=react_then_die)
         return self._dies(lambda: self._saga_intake(dying).catch_up())
 
     def _dies(self, run: Callable[[], object]) -> bool:
