@@ -19,6 +19,7 @@ checkpoint Redis showed it per context; a read behind it raises CheckpointLost, 
 projector re-projects from what Redis holds (`rewind`, then the consumer is recreated there).
 """
 
+import logging
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
@@ -44,6 +45,8 @@ from readmodels.keys import RedisLayout
 from readmodels.partition_checkpoints import LeaseLost, partition_slot
 from readmodels.schema import SHARED_TABLES, create_tables
 from readmodels.sql import SqlDatabase
+
+logger = logging.getLogger("strata.projections")
 
 INFRASTRUCTURE_REPLIES = (
     redis_errors.AuthenticationError,
@@ -174,7 +177,29 @@ class RedisDocumentTarget:
                 raise
             # Another writer moved it since our last batch (re-read it and try once more), or
             # Redis lost it: the read raises CheckpointLost.
-            self._commit(context, steps, self.checkpoint(context))
+            found = self.checkpoint(context)
+            self._report_moved(context, known, found, steps)
+            self._commit(context, steps, found)
+
+    def _report_moved(
+        self, context: str, known: Checkpoint, found: Checkpoint, steps: Sequence[Step]
+    ) -> None:
+        """Say that this batch's events up to `found` are taken as another writer's: right for
+        a projector that handed over (same stream), silent loss for a writer of another stream
+        on these keys (two stacks sharing a Redis database)."""
+        covered = [s.message.position for s in steps if known.position < s.message.position]
+        covered = [position for position in covered if position <= found.position]
+        logger.warning(
+            "%s (%s): another writer moved the checkpoint from %d to %d during this batch;"
+            " %d of its events (positions %s) are left to it, not applied here",
+            self._projection.label,
+            context,
+            known.position,
+            found.position,
+            len(covered),
+            f"{covered[0]}..{covered[-1]}" if covered else "none",
+            extra={"projection": self._projection.label, "context": context},
+        )
 
     def _commit(self, context: str, steps: Sequence[Step], checkpoint: Checkpoint) -> None:
         """One script call for the whole batch (see LUA)."""
@@ -208,6 +233,11 @@ class RedisDocumentTarget:
             args += [message.position, message.stream_seq, partition, payload]
         result = self._script(keys=self._keys(context)[:4], args=args)
         applied, failure = self._check(todo, result)
+        if not applied and failure is None:  # every event was at or below Redis's checkpoint,
+            raise CheckpointMoved(  # which is not the one expected: the script compared nothing
+                f"{p.label}: the checkpoint moved past the batch (at position"
+                f" {todo[0].message.position})"
+            )
         if applied:
             last = todo[applied - 1].message
             self._known[context] = Checkpoint(last.position, last.stream_seq)
