@@ -89,14 +89,26 @@ def ensure_database(base: str, name: str) -> None:
 
 TESTS_CLAIM = "strata:test:scratch-claim"
 """The key by which a test claims a Redis database (tests/support/read_models.py): it takes only
-an empty one, so a bench's database that holds this key is left alone."""
+an empty one, and flushes it when it ends."""
+BENCH_CLAIM = "a bench"
 
 
 def flush_redis_database(client: Any) -> None:
-    """Empty a bench's Redis database (a `redis.Redis` on it) and keep the tests out of it: one
-    just flushed looks free to them, and a test flushes the database it claimed when it ends."""
-    client.flushdb()
-    client.set(TESTS_CLAIM, "a bench")
+    """Empty a bench's Redis database (a `redis.Redis` on it) and claim it as the tests do, so
+    none takes it for free; exit if a test holds it (its projector would write there: a bench
+    run once lost events to one). The claim is checked and the database flushed atomically."""
+    from redis.exceptions import WatchError  # noqa: PLC0415
+
+    with client.pipeline() as pipe, contextlib.suppress(WatchError):  # a test claimed it meanwhile
+        pipe.watch(TESTS_CLAIM)
+        if pipe.get(TESTS_CLAIM) in (None, BENCH_CLAIM.encode()):
+            pipe.multi()
+            pipe.flushdb()
+            pipe.set(TESTS_CLAIM, BENCH_CLAIM)
+            pipe.execute()
+            return
+    database = client.connection_pool.connection_kwargs.get("db")
+    sys.exit(f"bench: Redis database {database} is claimed by a test run; pass another --redis-db")
 
 
 def source_digest(packages: Iterable[str]) -> str:
