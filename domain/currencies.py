@@ -17,6 +17,8 @@ from iso4217 import Currency, raw_xml
 from domain.errors import InvalidValue
 from domain.values import currency_code, money_amount
 
+_CENT = Decimal("0.01")
+
 MONEY_DECIMALS = 2
 """The most decimals a price or an amount a command takes may carry: the read models count money
 in hundredths and the payment provider takes at most 2 decimals. A currency with 3 minor units
@@ -78,3 +80,16 @@ def price_in(value: Decimal, currency: str, *, field: str) -> Decimal:
             " number"
         )
     raise InvalidValue(f"{field} {value}: a price in {currency} has at most {decimals} decimals")
+
+
+def amount_text(amount: Decimal, currency: str) -> str:
+    """An amount of `currency` as the APIs answer it, with the currency's ISO 4217 minor units:
+    "1500" yen, "12.30" dollars, "1.230" dinars. A currency the table does not know (any more:
+    a stored event from before), and an amount its minor units cannot hold (yen cents stored
+    before prices in yen were whole), keep 2 decimals: an answer neither fails nor rounds."""
+    cents = amount.quantize(_CENT)
+    units = minor_units(currency)
+    if units is None:
+        return f"{cents:f}"
+    shown = cents.quantize(Decimal(1).scaleb(-units))
+    return f"{shown if shown == cents else cents:f}"

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
-from domain.currencies import minor_units
+from domain.currencies import amount_text
 
 _HUNDRED = Decimal(100)
 
@@ -25,20 +25,9 @@ def cents(amount: str | int | Decimal) -> int:
 
 
 def money_text(stored_cents: int, currency: str) -> str:
-    """Stored cents of `currency` as the decimal text the APIs answer, with the currency's ISO
-    4217 minor units: "1500" yen, "12.30" dollars, "1.230" dinars (hundredths are exact in 3
-    decimals).
-
-    A currency the table does not know (any more: a stored event from before), and an amount
-    its minor units cannot hold (yen cents stored before prices in yen were whole), keep
-    2 decimals: the read neither fails nor rounds.
-    """
-    amount = Decimal(stored_cents).scaleb(-2)
-    units = minor_units(currency)
-    if units is None:
-        return f"{amount:f}"
-    shown = amount.quantize(Decimal(1).scaleb(-units))
-    return f"{shown if shown == amount else amount:f}"
+    """Stored cents of `currency` as the decimal text the APIs answer (`amount_text`: the
+    currency's ISO 4217 minor units; hundredths are exact in 3 decimals)."""
+    return amount_text(Decimal(stored_cents).scaleb(-2), currency)
 
 
 def utc_text(moment: datetime) -> str:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from domain.currencies import amount_text
 from domain.orders.order import Order
 from domain.orders.service import OrdersService
 from runtime.auth.http import Caller
@@ -88,12 +89,12 @@ async def get_order(
             OrderLineState(
                 sku=line.sku,
                 quantity=line.quantity,
-                unit_price=line.unit_price,
-                subtotal=line.subtotal,
+                unit_price=amount_text(line.unit_price, order.currency),
+                subtotal=amount_text(line.subtotal, order.currency),
             )
             for line in order.lines.values()
         ],
-        total=order.total,
+        total=amount_text(order.total, order.currency),
         created_on=order.created_on,
         modified_on=order.modified_on,
     )

@@ -37,6 +37,7 @@ from domain.values import (
     normalized_email,
     text_problem,
 )
+from runtime.http.money import Money
 
 
 def _domain_check(check: Callable[[str], str]) -> AfterValidator:
@@ -220,8 +221,8 @@ class UserProfileState(BaseModel):
 class OrderLineState(BaseModel):
     sku: str
     quantity: int
-    unit_price: Decimal
-    subtotal: Decimal
+    unit_price: Money
+    subtotal: Money
 
 
 class OrderState(BaseModel):
@@ -231,6 +232,6 @@ class OrderState(BaseModel):
     currency: str
     status: str
     lines: list[OrderLineState]
-    total: Decimal
+    total: Money
     created_on: datetime
     modified_on: datetime

@@ -205,6 +205,25 @@ def test_an_order_in_a_code_that_is_not_a_currency_of_payment_is_422_on_the_curr
     assert store_state(client) == before
 
 
+@pytest.mark.parametrize(
+    ("currency", "price", "shown"),
+    [
+        ("JPY", "500", ("500", "1500")),
+        ("BHD", "0.25", ("0.250", "0.750")),
+        ("EUR", "5", ("5.00", "15.00")),
+    ],
+)
+def test_an_order_shows_its_amounts_with_its_currency_s_minor_units(
+    client: TestClient, currency: str, price: str, shown: tuple[str, str]
+) -> None:
+    order = create_order(client, register(client), currency)
+    add_line(client, order, "TEA", 3, price)
+    state = client.get(f"/orders/{order}").json()
+    line = state["lines"][0]
+    assert (line["unit_price"], line["subtotal"]) == shown
+    assert state["total"] == shown[1]
+
+
 @pytest.mark.parametrize(("currency", "price"), [("JPY", "1500.50"), ("KRW", "0.1")])
 def test_a_price_in_a_currency_without_minor_unit_is_a_whole_number(
     client: TestClient, currency: str, price: str
