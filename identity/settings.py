@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints,
 
 from runtime.live_field import LIVE
 from runtime.rate_limit_settings import RouteLimits
+from runtime.setting_values import PostgresUrl
 from runtime.settings import CommonSettings
 
 Role = Literal["operator", "service"]
@@ -34,7 +35,7 @@ class BootstrapClient(BaseModel):
 class IdentitySettings(CommonSettings):
     """`STRATA_IDENTITY_DATABASE_URL` unset: the embedded mode, a SQLite file in the data dir."""
 
-    identity_database_url: str | None = Field(
+    identity_database_url: PostgresUrl | None = Field(
         None, description="Stack mode: PostgreSQL URL of the identity database."
     )
     identity_host: str = Field("127.0.0.1", description="Address the identity service listens on.")

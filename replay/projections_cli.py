@@ -32,6 +32,7 @@ from projections.rebuild_reports import (
 )
 from projections.rebuild_targets import ReadModels, open_read_models
 from projections.status import projection_statuses
+from readmodels.sql import READ_DATABASE
 from replay.app import (
     BAD_ARGUMENTS,
     FAILED,
@@ -253,6 +254,13 @@ def _projections_table(documents: list[dict[str, Any]]) -> Table:
 @contextmanager
 def _admin(registry: Registry) -> Iterator[DeadLetterAdmin]:
     config = settings(registry)
+    read_database = config.data_dir / READ_DATABASE
+    if config.mode == "embedded" and not read_database.is_file():  # open_admin would create it
+        fail(
+            FAILED,
+            f"no read database at {read_database} (set STRATA_DATA_DIR, or the"
+            " STRATA_*_DATABASE_URL settings for the stack)",
+        )
     with _exit_codes(), open_admin(config, registry.projections()) as admin:
         yield admin
 

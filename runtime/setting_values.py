@@ -4,9 +4,12 @@ environment as every JSON input of the system is (runtime/settings.py uses both)
 import re
 from typing import Annotated, Any
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import AfterValidator, StrictBool
 from pydantic.fields import FieldInfo
 from pydantic_settings import EnvSettingsSource
+from redis.connection import parse_url
 
 from runtime.http.json_bodies import DuplicateMember, loads_unique
 
@@ -31,6 +34,30 @@ def _flag_names(flags: dict[str, bool]) -> dict[str, bool]:
 # The check in the type, not the model: a live value (runtime/live_settings.py) is checked
 # against the field alone.
 FeatureFlags = Annotated[dict[str, StrictBool], AfterValidator(_flag_names)]
+
+
+def _postgres_url(url: str) -> str:
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error as error:
+        raise ValueError(f"not a PostgreSQL URL: {str(error).strip()}") from None
+    return url
+
+
+def _redis_url(url: str) -> str:
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as error:
+        raise ValueError(f"not a Redis URL: {error}") from None
+    return url
+
+
+# Checked at start, so a URL no client can use stops the process with the one line naming its
+# variable, not a traceback when the first connection is made.
+PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
+"""A PostgreSQL URL (or libpq's `key=value` connection string) that psycopg can read."""
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+"""A `redis://`, `rediss://` or `unix://` URL that redis-py can read."""
 
 
 class UnreadableSetting(ValueError):

@@ -31,7 +31,13 @@ from runtime.auth.settings import AuthSettings
 from runtime.live_field import LIVE
 from runtime.projector_settings import ProjectorSettings
 from runtime.rate_limit_settings import RateLimitSettings
-from runtime.setting_values import FeatureFlags, UniqueJsonEnvironment, UnreadableSetting
+from runtime.setting_values import (
+    FeatureFlags,
+    PostgresUrl,
+    RedisUrl,
+    UniqueJsonEnvironment,
+    UnreadableSetting,
+)
 from runtime.simulator_settings import SimulatorSettings
 
 Mode = Literal["embedded", "stack"]
@@ -212,10 +218,10 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings, Simulat
         le=10_000,
         description="Events a projector fetches and applies in one transaction or pipeline.",
     )
-    read_database_url: str | None = Field(
+    read_database_url: PostgresUrl | None = Field(
         None, description="Stack mode: PostgreSQL URL of the read-model database."
     )
-    read_replica_url: str | None = Field(
+    read_replica_url: PostgresUrl | None = Field(
         None,
         description="Stack mode: PostgreSQL URL of a streaming replica of the read-model database;"
         " the read API then reads the relational models, their checkpoints and the active"
@@ -228,7 +234,9 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings, Simulat
         description="The read API is not ready (/readyz 503) while its replica's replay lags more"
         " than this many seconds.",
     )
-    redis_url: str | None = Field(None, description="Stack mode: Redis URL of the read models.")
+    redis_url: RedisUrl | None = Field(
+        None, description="Stack mode: Redis URL of the read models."
+    )
     read_api_port: int = Field(
         8003, ge=1, le=65535, description="Port the read API listens on (run on its own)."
     )
@@ -350,7 +358,10 @@ def settings_model(contexts: tuple[str, ...]) -> type[CommonSettings]:
     fields: dict[str, Any] = {}
     for context in contexts:
         description = f"Stack mode: PostgreSQL URL of the {context} event store."
-        fields[database_url_field(context)] = (str | None, Field(None, description=description))
+        fields[database_url_field(context)] = (
+            PostgresUrl | None,
+            Field(None, description=description),
+        )
     return create_model("Settings", __base__=CommonSettings, **fields)
 
 

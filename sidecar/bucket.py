@@ -81,6 +81,10 @@ def encode(value: Any) -> bytes:
 
 
 def decode(raw: bytes | None) -> Any:
-    """A value of the bucket; raises ValueError when it is not JSON, or names a member of an
-    object twice (`DuplicateMember`)."""
-    return loads_unique(raw or b"")
+    """A value of the bucket; raises ValueError when it is not JSON, is nested too deeply to
+    read (Python's `json` raises RecursionError), or names a member of an object twice
+    (`DuplicateMember`)."""
+    try:
+        return loads_unique(raw or b"")
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

@@ -90,11 +90,14 @@ def _live(service: str, setting: str) -> ConfigKey:
 
 
 def _parsed(value: str) -> Any:
-    """The value as JSON, else the text itself; raises `DuplicateMember`."""
+    """The value as JSON, else the text itself; raises `DuplicateMember`, and ValueError for
+    JSON nested too deeply to read."""
     try:
         return loads_unique(value.encode())
     except DuplicateMember:
         raise
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     except ValueError:
         return value
 

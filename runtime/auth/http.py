@@ -45,8 +45,18 @@ class Unauthenticated(Exception):
     def challenge(self) -> str:
         if not self.token_sent:  # RFC 6750 §3.1: no error code when no credentials were sent
             return f'Bearer realm="{REALM}"'
-        description = str(self).replace('"', "'")
+        description = _challenge_text(str(self))
         return f'Bearer realm="{REALM}", error="{self.error}", error_description="{description}"'
+
+
+def _challenge_text(reason: str) -> str:
+    """`reason` as RFC 6750 §3 lets `error_description` be (%x20-21 / %x23-5B / %x5D-7E):
+    `"` becomes `'`, `\\` and every character outside visible ASCII and space become `?`. The
+    reason may quote what the token says (a `kid`, a claim), which no one checked yet: a
+    character a header cannot carry would otherwise fail the answer (a 500, not the 401); the
+    problem's `detail` keeps the reason whole."""
+    quoted = reason.replace('"', "'")
+    return "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in quoted)
 
 
 class Authenticator:

@@ -14,11 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from runtime.http.json_bodies import DuplicateMember
 from runtime.http.openapi import PROBLEM_JSON, document_problems
 from runtime.http.problem_types import (
     BAD_HEADER,
+    BAD_REQUEST,
     CONTENT_TOO_LARGE,
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
@@ -156,6 +158,13 @@ async def on_unavailable(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def on_client_disconnect(request: Request, error: Exception) -> JSONResponse:
+    """The client closed the connection before its body had arrived (a proxy's timeout, a
+    cancelled request): no one reads the answer, and nothing went wrong here, so it is not
+    logged as an unexpected error."""
+    return problem(request, BAD_REQUEST, "the client closed the connection before its body")
+
+
 def on_unexpected(log: logging.Logger) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     """The handler of an unexpected error: logged to `log` with its traceback, answered as a 500
     problem that tells nothing of it (its text may hold what a client must not see)."""
@@ -178,5 +187,6 @@ def install_problem_handlers(
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(DuplicateMember, on_duplicate_member)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_middleware(TraceHeaders, refuse=malformed_header)
     document_problems(app, own_problems)

@@ -2,6 +2,8 @@
 401 without a valid token, 403 for another user's resources or a missing scope, open health,
 metrics and docs, and the explicit insecure mode."""
 
+import base64
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,6 +97,24 @@ def test_tokens_that_prove_nothing_are_401s(app_client: TestClient, ada: str) ->
     for token, fragment in cases.items():
         client = _as(app_client, bearer(token))
         assert_unauthenticated(client.get(f"/users/{ada}"), fragment)
+
+
+def test_a_token_quoting_what_no_header_can_carry_is_still_a_401(
+    app_client: TestClient, ada: str
+) -> None:
+    """The reason quotes the token's unchecked `kid` (or a claim): the challenge must still be
+    a header (RFC 6750 §3: visible ASCII), not a 500 from encoding it."""
+    header = base64.urlsafe_b64encode(
+        json.dumps({"alg": "ES256", "kid": "ключ…\\", "typ": "JWT"}).encode()
+    )
+    token = f"{header.rstrip(b'=').decode()}.e30.AAAA"
+    client = _as(app_client, bearer(token))
+    for path in (f"/users/{ada}", f"/read/users/{ada}"):
+        response = client.get(path)
+        assert_unauthenticated(response, "ключ…")
+        challenge = response.headers["WWW-Authenticate"]
+        assert all(" " <= c <= "~" for c in challenge)
+        assert "error_description=\"the token's kid '????" in challenge
 
 
 def test_health_metrics_and_docs_stay_open(app_client: TestClient) -> None:

@@ -96,6 +96,9 @@ def test_a_human_gets_a_table(env: dict[str, str]) -> None:
         ),
         ((SERVICE, "rate_limit_routes", '{"GET /x": "1/second", "GET /x": "2/second"}'), "twice"),
         (("write-nowhere", "log_level", "debug"), "no service 'write-nowhere'"),
+        pytest.param(
+            (SERVICE, "feature_flags", "[" * 5_000 + "]" * 5_000), "nested too deeply", id="deep"
+        ),
     ],
 )
 def test_a_refused_set_is_one_line_with_exit_code_2(

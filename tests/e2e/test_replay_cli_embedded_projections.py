@@ -122,6 +122,14 @@ def test_bad_arguments_are_one_line_errors(embedded: dict[str, str], tmp_path: P
         assert_one_line_error(replay(embedded, *args), code, text)
     empty = embedded_env(tmp_path / "nothing")
     assert_one_line_error(replay(empty, "rebuild", "orders"), 1, "no users event store")
+    for args in (
+        ("dlq", "list"),
+        ("dlq", "show", "1"),
+        ("dlq", "retry", "1"),
+        ("dlq", "skip", "1"),
+    ):
+        assert_one_line_error(replay(empty, *args), 1, "no read database at")
+    assert not (tmp_path / "nothing").exists()  # a listing creates no folder, no read database
     down = {
         **os.environ,
         **url_variables({c: f"postgresql://nobody@127.0.0.1:1/{c}" for c in CONTEXTS}),

@@ -3,7 +3,7 @@ line naming its variable (`runtime.settings.load_settings`), as strict as a live
 
 import pytest
 
-from runtime.settings import CommonSettings, load_settings
+from runtime.settings import CommonSettings, load_settings, settings_model
 
 
 def _refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
@@ -44,3 +44,30 @@ def test_every_json_variable_refuses_a_repeated_member(monkeypatch: pytest.Monke
 def test_the_flags_in_use_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRATA_FEATURE_FLAGS", '{"web-dashboard-leaderboard": false}')
     assert CommonSettings().feature_flags == {"web-dashboard-leaderboard": False}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("STRATA_READ_DATABASE_URL", "mysql://x", "STRATA_READ_DATABASE_URL: Value error, not a"),
+        ("STRATA_READ_REPLICA_URL", "postgresql://[::1", "STRATA_READ_REPLICA_URL: Value error"),
+        ("STRATA_REDIS_URL", "redis://:99999", "STRATA_REDIS_URL: Value error, not a Redis URL"),
+        ("STRATA_REDIS_URL", "http://127.0.0.1:6379", "STRATA_REDIS_URL: Value error, not a"),
+    ],
+)
+def test_a_url_no_client_can_read_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    """At start, not as a traceback when the first connection is made."""
+    assert named in _refused(monkeypatch, variable, value)
+
+
+def test_an_event_stores_url_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = settings_model(("users",))
+    monkeypatch.setenv("STRATA_USERS_DATABASE_URL", "mysql://x")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings("strata-test", model)
+    assert "STRATA_USERS_DATABASE_URL: Value error, not a PostgreSQL URL" in str(stopped.value)
+    for fine in ("postgresql://postgres@127.0.0.1:5432/x", "host=db dbname=x"):
+        monkeypatch.setenv("STRATA_USERS_DATABASE_URL", fine)
+        assert load_settings("strata-test", model).database_url("users") == fine

@@ -232,6 +232,7 @@ def test_the_sidecar_hands_on_good_values_and_counts_each_entry_as_it_was() -> N
         (_entry(threshold, 2, b"true"), False),  # a boolean is no number
         (_entry("write-payments.breaker_recovery_seconds", 3, b"true"), False),
         (_entry("write-payments.feature_flags", 4, b'{"a": true, "a": false}'), False),
+        (_entry("write-payments.feature_flags", 10, b"[" * 30_000 + b"]" * 30_000), False),
         (_entry("write-payments.port", 5, b"9000"), False),  # read at start only
         (_entry("write-payments.port", 6), False),  # its deletion changes nothing
         (_entry("write-payments.nosuch", 7), False),
@@ -240,11 +241,11 @@ def test_the_sidecar_hands_on_good_values_and_counts_each_entry_as_it_was() -> N
     ]
     assert [config.take(entry) for entry, _ in entries] == [taken for _, taken in entries]
     assert config.document().settings == {}
-    assert config.revision == 9
+    assert config.revision == 9  # the last good entry's
     assert _updates(registry, "breaker_failure_threshold", "applied") == 2
     assert _updates(registry, "breaker_failure_threshold", "rejected") == 1
     assert _updates(registry, "breaker_recovery_seconds", "rejected") == 1
-    assert _updates(registry, "feature_flags", "rejected") == 1
+    assert _updates(registry, "feature_flags", "rejected") == 2  # a duplicate; too deep
     assert _updates(registry, "port", "rejected") == 1
     assert _updates(registry, "port", "applied") is None
     assert _updates(registry, "port", "ignored") == 1

@@ -3,8 +3,10 @@ written (odd Unicode, control characters, huge and malformed bodies, malformed f
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -256,3 +258,45 @@ def test_a_sign_up_without_the_users_service_is_a_503(
 def test_a_malformed_correlation_id_is_400_on_a_query(unchanged: TestClient, path: str) -> None:
     assert_problem(unchanged.get(path, headers={"X-Correlation-Id": "x" * 150}), 400)
     assert unchanged.get(path).status_code == 200
+
+
+def test_a_token_request_whose_client_leaves_mid_body_is_no_unexpected_error(
+    identity_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy that times out, or a client that gives up, closes the connection before the form
+    has arrived: that is logged as no error, and raises nothing out of the app."""
+    headers = [
+        (b"host", b"identity"),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", b"100"),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/token",
+        "raw_path": b"/token",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8200),
+    }
+    arriving = [{"type": "http.request", "body": b"grant_type=pass", "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return arriving.pop(0) if arriving else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def request() -> None:
+        await identity_client.app(scope, receive, send)  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.ERROR):
+        identity_client.portal.call(request)  # type: ignore[union-attr]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sent[0]["status"] == 400
