@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from runtime.cli import run
+from runtime.cli import CommandFailed, run
 from runtime.http.head import HeadAsGet
 from runtime.http.json_bodies import JsonRoute, loads_unique
 from runtime.http.problem_types import SERVICE_UNAVAILABLE
@@ -35,7 +35,7 @@ from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from runtime.logs import configure as configure_logging
 from runtime.settings import CommonSettings, load_settings
-from simulators.ledger import Json, Ledger, SimulatorError
+from simulators.ledger import Json, Ledger, LedgerUnusable, SimulatorError
 
 log = logging.getLogger("strata.simulator")
 
@@ -50,7 +50,7 @@ IdempotencyKey = Annotated[
 class Faults(BaseModel):
     """The faults every simulator can be told to show (`PUT /control`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "yes" is not an outage
 
     latency_ms: int = Field(0, ge=0, le=60_000, description="Delay before each operation.")
     error_rate: float = Field(
@@ -207,7 +207,8 @@ def simulator_main(
     """The console script of a simulator: `prog [--host HOST] [--port PORT]`, its ledger in the
     file of `ledger_of(settings)`.
 
-    Exit codes: 0 stopped by a signal; 1 invalid settings; 2 bad arguments (one line)."""
+    Exit codes: 0 stopped by a signal; 1 invalid settings or a ledger that cannot be opened; 2
+    bad arguments (one line)."""
     cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
     @cli.command(help=f"Run the {what} simulator until stopped.")
@@ -224,6 +225,10 @@ def simulator_main(
         host = host or settings.host
         port = port or port_of(settings)
         ledger = ledger_of(settings)
+        try:
+            Ledger(ledger).check()
+        except LedgerUnusable as error:
+            raise CommandFailed(str(error)) from None
         print(f"strata {what} simulator on http://{host}:{port} (docs: /docs)", flush=True)
         print(f"  ledger: {ledger.resolve()}", flush=True)
         uvicorn.run(

@@ -36,6 +36,10 @@ class SimulatorError(Exception):
         self.status = status
 
 
+class LedgerUnusable(Exception):
+    """The ledger's file cannot be opened or made (its message says why)."""
+
+
 class Ledger:
     """What a simulator recorded: every operation once per key, and the records the operations
     made. The file is opened at first use, not before; the caller serialises the calls."""
@@ -100,6 +104,16 @@ class Ledger:
         with self._transaction() as db:
             db.execute("DELETE FROM operations")
             db.execute("DELETE FROM records")
+
+    def check(self) -> None:
+        """Open the file (made if missing) and close it again: a path that cannot hold a ledger
+        fails here, where a simulator starts, not at its first operation."""
+        try:
+            self._open()
+        except (sqlite3.Error, OSError) as error:
+            raise LedgerUnusable(f"the ledger {self.path} cannot be opened: {error}") from None
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Close the file (its WAL folded back in); a later call opens it again."""

@@ -1,10 +1,12 @@
 """The provider simulators as real processes: their rules, idempotency keys, faults and ledgers."""
 
+import os
 import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -197,7 +199,14 @@ def test_the_control_reads_back_refuses_bad_values_and_resets(
         "decline_amounts": ["3.00"],
         "decline_rate": 0.0,
     }
-    for bad in ({"error_rate": 2}, {"latency_ms": -1}, {"surprise": True}):
+    for bad in (
+        {"error_rate": 2},
+        {"latency_ms": -1},
+        {"surprise": True},
+        {"outage": "yes"},
+        {"latency_ms": "5"},
+        {"decline_cents": 13.0},
+    ):
         response = httpx.put(f"{provider.base}/control", json=bad)
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"].startswith("body.")
@@ -279,6 +288,28 @@ def test_bad_arguments_are_one_line_and_exit_2(script: str, args: list[str]) -> 
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"{script}: ")
+
+
+@pytest.mark.parametrize(
+    ("script", "variable"),
+    [
+        ("strata-payment-provider", "STRATA_PAYMENT_PROVIDER_LEDGER"),
+        ("strata-carrier", "STRATA_CARRIER_LEDGER"),
+    ],
+)
+def test_a_ledger_that_cannot_be_opened_stops_the_start_in_one_line(
+    script: str, variable: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    env = {**os.environ, variable: str(tmp_path / "a-file" / "ledger.sqlite")}
+    path = entry_point(script)
+    assert path
+    done = subprocess.run(
+        [path, "--port", "1"], capture_output=True, text=True, timeout=30, check=False, env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"{script}: the ledger {tmp_path}/a-file/ledger.sqlite cannot")
 
 
 def test_amounts_are_normalised_to_cents_in_the_ledger(provider: RunningSimulator) -> None:
