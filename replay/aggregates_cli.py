@@ -28,8 +28,8 @@ from replay.contexts import aggregate_id, aggregate_type, instant, opened_store
 from replay.state_view import changes, describe, state_of
 
 TIME_FORMS = (
-    "ISO 8601 (2026-11-26T10:42:00Z; without an offset the time is UTC) or relative to now:"
-    " -90s, -30m, -2h, -1d, -1w."
+    "ISO 8601 (2026-11-26T10:42:00Z; without an offset the time is UTC), now, or relative to"
+    " now: -90s, -30m, -2h, -1d, -1w, -1h30m."
 )
 CONTEXT_HELP = "The bounded context: " + " or ".join(REGISTRY.names) + "."
 ID_HELP = "The aggregate's id (a UUID)."

@@ -1,7 +1,8 @@
 """Instants as people type them, shared by the `replay` CLI and the `as_of` query parameter.
 
 - ISO 8601: `2026-11-26T10:42:00Z`, `2026-11-26T11:42:00+01:00`, `2026-11-26 10:42`,
-  `2026-11-26`. Without an offset the time is UTC.
+  `2026-11-26`; `t` and `z` in lower case too, as RFC 3339 allows. Without an offset the time
+  is UTC.
 - Relative to now, into the past: `-90s`, `-30m`, `-2h`, `-1d`, `-1w`, combined as `-1h30m`.
 - `now`.
 
@@ -14,7 +15,10 @@ from datetime import UTC, datetime, timedelta
 UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 RELATIVE = re.compile(r"-(?:\d{1,9}[wdhms])+")
 PART = re.compile(r"(\d+)([wdhms])")
-FORMS = "ISO 8601 (e.g. 2026-11-26T10:42:00Z; no offset means UTC) or -90s, -30m, -2h, -1d, -1w"
+FORMS = (
+    "ISO 8601 (e.g. 2026-11-26T10:42:00Z; no offset means UTC), now, or a time ago:"
+    " -90s, -30m, -2h, -1d, -1w, -1h30m"
+)
 
 
 class NotAnInstant(ValueError):
@@ -30,7 +34,7 @@ def parse_instant(text: str, *, now: datetime | None = None) -> datetime:
     if RELATIVE.fullmatch(value):
         return _relative(value, reference)
     try:
-        instant = datetime.fromisoformat(value)
+        instant = datetime.fromisoformat(value.upper())  # T and Z are its only letters
     except ValueError:
         raise NotAnInstant(f"{text!r} is not a time; use {FORMS}") from None
     if instant.tzinfo is None:
