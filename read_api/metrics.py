@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from read_api.problems import InvalidParameter, PositionNotReached
 from runtime.auth.http import Unauthenticated
+from runtime.auth.jwks import KeysUnavailable
 from runtime.auth.policy import Forbidden
 from runtime.http.deadlines import ServiceUnavailable
 
@@ -62,7 +63,7 @@ def status_of(error: Exception) -> int:
         return error.status_code
     if isinstance(error, RequestValidationError | InvalidParameter):
         return 422
-    if isinstance(error, PositionNotReached | ServiceUnavailable):
+    if isinstance(error, PositionNotReached | ServiceUnavailable | KeysUnavailable):
         return 503
     if isinstance(error, Unauthenticated):
         return 401

@@ -48,6 +48,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from starlette.routing import BaseRoute, Mount
 
 from runtime.auth.http import Unauthenticated, verified_principal
+from runtime.auth.jwks import KeysUnavailable
 from runtime.auth.principal import INSECURE_OPERATOR, Role
 from runtime.http.before_body import settled_before_body
 from runtime.http.preflight import add_start_check
@@ -260,11 +261,12 @@ async def by_address(request: Request) -> Counted:
 async def by_subject(request: Request) -> Counted:
     """The `Caller` that counts a request against its verified subject, with the limits of its
     operator or service role if it holds one, else against its address: a forged token naming
-    a user costs that user nothing. In the insecure mode every caller is the same operator, so
-    the address tells them apart."""
+    a user costs that user nothing (nor does one that cannot be checked while the identity's
+    keys cannot be fetched: the route answers it 503). In the insecure mode every caller is the
+    same operator, so the address tells them apart."""
     try:
         principal = await verified_principal(request)
-    except Unauthenticated:
+    except (Unauthenticated, KeysUnavailable):
         return Counted(client_address(request))
     role = next((role.value for role in PRIVILEGED if principal.has(role)), None)
     if principal is INSECURE_OPERATOR:

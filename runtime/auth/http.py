@@ -1,11 +1,13 @@
-"""The FastAPI side of authentication: who calls (`Caller`), and 401/403 as problem details.
+"""The FastAPI side of authentication: who calls (`Caller`), and 401/403/503 as problem details.
 
 `install_auth(app, authenticator)` puts the process's `Authenticator` on the app and answers
-`Unauthenticated` with a 401 (`WWW-Authenticate: Bearer …`, RFC 6750 §3) and `Forbidden` with
-a 403. An endpoint takes `caller: Caller` and asks `runtime.auth.policy.require(caller, …)`;
-the routes that take no `Caller` (/healthz, /readyz, /metrics, /docs, /openapi.json) stay open.
-The token is verified before the body is read (`runtime.http.before_body`): a caller without a
-valid one gets its 401 whatever it sent.
+`Unauthenticated` with a 401 (`WWW-Authenticate: Bearer …`, RFC 6750 §3), `Forbidden` with
+a 403, and `KeysUnavailable` (the identity's keys cannot be fetched to check the token) with a
+503 `service-unavailable` and `Retry-After`: the token may be good, so it is not refused. An
+endpoint takes `caller: Caller` and asks `runtime.auth.policy.require(caller, …)`; the routes
+that take no `Caller` (/healthz, /readyz, /metrics, /docs, /openapi.json) stay open. The token
+is verified before the body is read (`runtime.http.before_body`): a caller without a valid one
+gets its 401 whatever it sent.
 """
 
 import logging
@@ -16,7 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Gauge
 
-from runtime.auth.jwks import JwksCache, KeySource
+from runtime.auth.jwks import JwksCache, KeySource, KeysUnavailable
 from runtime.auth.policy import Forbidden
 from runtime.auth.principal import INSECURE_OPERATOR, Principal
 from runtime.auth.settings import AuthSettings
@@ -25,7 +27,7 @@ from runtime.http.before_body import before_body
 from runtime.http.header_fields import MalformedField, bearer_token, one_authorization
 from runtime.http.lean_route import served_lean_by
 from runtime.http.problem_types import FORBIDDEN, UNAUTHENTICATED
-from runtime.http.problems import problem
+from runtime.http.problems import problem, unavailable
 
 log = logging.getLogger("strata.auth")
 REALM = "strata"
@@ -109,16 +111,16 @@ PRINCIPAL = "strata.principal"
 async def verified_principal(request: Request) -> Principal:
     """The principal of the request's bearer token, verified once per request (a rate limit
     and the endpoint may both ask); `Unauthenticated` if it proves nothing, also kept, so a
-    forged token costs one verification too."""
+    forged token costs one verification too, and so is `KeysUnavailable`."""
     state: dict[str, Any] = request.scope.setdefault("state", {})
-    known: Principal | Unauthenticated | None = state.get(PRINCIPAL)
-    if isinstance(known, Unauthenticated):
+    known: Principal | Unauthenticated | KeysUnavailable | None = state.get(PRINCIPAL)
+    if isinstance(known, Unauthenticated | KeysUnavailable):
         raise known
     if known is not None:
         return known
     try:
         principal = await _principal(request)
-    except Unauthenticated as refusal:
+    except (Unauthenticated, KeysUnavailable) as refusal:
         state[PRINCIPAL] = refusal
         raise
     state[PRINCIPAL] = principal
@@ -166,11 +168,16 @@ async def _on_forbidden(request: Request, error: Exception) -> JSONResponse:
     return problem(request, FORBIDDEN, str(error))
 
 
+async def _on_keys_unavailable(request: Request, error: Exception) -> JSONResponse:
+    return unavailable(request, f"the token cannot be checked now: {error}")
+
+
 def install_auth(app: FastAPI, authenticator: Authenticator) -> None:
     """Authenticate the requests of `app` with `authenticator`; warns loudly when insecure."""
     app.state.authenticator = authenticator
     app.add_exception_handler(Unauthenticated, _on_unauthenticated)
     app.add_exception_handler(Forbidden, _on_forbidden)
+    app.add_exception_handler(KeysUnavailable, _on_keys_unavailable)
     if authenticator.insecure:
         log.warning(
             "STRATA_AUTH=insecure: %s authenticates NO request; every caller acts as an"

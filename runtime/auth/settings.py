@@ -28,7 +28,8 @@ class AuthSettings(BaseSettings):
         10.0,
         gt=0,
         le=3600,
-        description="A token with an unknown `kid` refetches the JWKS at most this often.",
+        description="A token with an unknown `kid` refetches the JWKS at most this often after"
+        " a fetch that succeeded (after one that failed: a second later).",
     )
     jwks_max_age_seconds: float = Field(
         300.0, gt=0, description="Age after which the JWKS is refreshed in the background."

@@ -2,11 +2,12 @@
 
 Only ES256 is accepted (`alg: none`, HS256 with the public key as secret and every other
 algorithm are refused before any key is looked at); the header must name a `kid` the key source
-knows; the signature must verify; `iss` and `aud` must be the configured ones; `exp` must be in
-the future and `nbf`/`iat` not in it, with `leeway` seconds for clock skew. A header or claims
-set naming a member twice is refused (JSON parsers disagree on which one counts: the gateway's
-Envoy refuses it), and so is an `exp`, `nbf` or `iat` that is not an instant a `datetime` can
-hold (years 1970 to 9999).
+knows (a key source that cannot tell, the identity's JWKS being out of reach, raises
+`KeysUnavailable`, which is not an `InvalidToken`: a 503, not a 401); the signature must verify;
+`iss` and `aud` must be the configured ones; `exp` must be in the future and `nbf`/`iat` not in
+it, with `leeway` seconds for clock skew. A header or claims set naming a member twice is
+refused (JSON parsers disagree on which one counts: the gateway's Envoy refuses it), and so is
+an `exp`, `nbf` or `iat` that is not an instant a `datetime` can hold (years 1970 to 9999).
 
 An ES256 signature check costs more than the rest of a command's handling, and a client sends the
 same token with every request until it expires. So a token whose signature held is remembered

@@ -142,8 +142,9 @@ UNAUTHENTICATED = ProblemType(
     401,
     "unauthenticated",
     "no bearer token, or one that proves nothing: malformed, expired, not yet valid, another"
-    " issuer or audience, an unknown `kid`, a bad signature, an algorithm other than ES256,"
-    " or more than one `Authorization` field (`WWW-Authenticate: Bearer`)",
+    " issuer or audience, a `kid` the identity's JWKS (just fetched) does not hold, a bad"
+    " signature, an algorithm other than ES256, or more than one `Authorization` field"
+    " (`WWW-Authenticate: Bearer`)",
     _needs_token,
 )
 FORBIDDEN = ProblemType(
@@ -239,9 +240,11 @@ INTERNAL_ERROR = ProblemType(
 SERVICE_UNAVAILABLE = ProblemType(
     503,
     "service-unavailable",
-    "a store is unreachable or did not answer within `STRATA_REQUEST_TIMEOUT`, or a write"
+    "a store is unreachable or did not answer within `STRATA_REQUEST_TIMEOUT`, a write"
     " service has its bound of commands in flight already (adaptive, at most"
-    " `STRATA_MAX_COMMANDS_IN_FLIGHT`; refused at once, nothing done) (`Retry-After`)",
+    " `STRATA_MAX_COMMANDS_IN_FLIGHT`; refused at once, nothing done), or the token's key"
+    " cannot be had because the identity's JWKS cannot be fetched (the token is not refused:"
+    " send it again) (`Retry-After`)",
     _uses_stores,
     retry_after=True,
 )

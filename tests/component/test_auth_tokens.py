@@ -12,7 +12,7 @@ from joserfc.jwk import OctKey
 from joserfc.jws import JWSRegistry
 
 from contexts.settings import Settings
-from runtime.auth.jwks import JwksCache, StaticKeys
+from runtime.auth.jwks import JwksCache, KeysUnavailable, StaticKeys
 from runtime.auth.principal import Role
 from runtime.auth.tokens import service_tokens
 from runtime.auth.verifier import InvalidToken, TokenVerifier
@@ -49,7 +49,7 @@ def verify(server: JwksServer, *tokens: str, clock: Clock | None = None) -> list
         for token in tokens:
             try:
                 results.append(await verifier.verify(token))
-            except InvalidToken as error:
+            except (InvalidToken, KeysUnavailable) as error:
                 results.append(error)
         return results
 
@@ -173,10 +173,51 @@ def test_the_held_keys_answer_while_the_jwks_is_down(identity: Identity, jwks: J
     assert jwks.fetches == 2  # the identity was asked again, and its outage changed nothing
 
 
-def test_no_key_at_all_while_the_jwks_is_down_refuses(identity: Identity, jwks: JwksServer) -> None:
+def test_no_key_at_all_while_the_jwks_is_down_cannot_tell(
+    identity: Identity, jwks: JwksServer
+) -> None:
+    """Neither accepted nor refused: the token may be good (a 503, not a 401)."""
     jwks.down = True
     [result] = verify(jwks, identity.token())
-    assert refused(result, "kid")
+    assert isinstance(result, KeysUnavailable)
+    assert "keys cannot be fetched: it answered 503" in str(result)
+
+
+def test_no_key_at_all_while_the_jwks_is_unreachable_or_unreadable_cannot_tell(
+    identity: Identity, jwks: JwksServer
+) -> None:
+    with jwks.stopped():
+        [unreachable] = verify(jwks, identity.token())
+    jwks.garbage = True
+    [unreadable] = verify(jwks, identity.token())
+    assert isinstance(unreachable, KeysUnavailable) and "cannot be reached" in str(unreachable)
+    assert isinstance(unreadable, KeysUnavailable) and "not a JWKS" in str(unreadable)
+
+
+def test_a_failed_fetch_holds_the_next_back_a_moment_not_an_interval(
+    identity: Identity, jwks: JwksServer
+) -> None:
+    clock = Clock()
+
+    async def run() -> list[object]:
+        cache = JwksCache(jwks.url, min_interval=10, max_age=300, retry_pause=1, clock=clock)
+        verifier = TokenVerifier(cache, ISSUER)
+        results: list[object] = []
+        for down, step in ((True, 0.0), (False, 0.5), (False, 0.5)):
+            # down; back but within the pause after the failed fetch; past the pause
+            jwks.down = down
+            clock.now += step
+            try:
+                results.append(await verifier.verify(identity.token()))
+            except KeysUnavailable as error:
+                results.append(error)
+            results.append(jwks.fetches)
+        return results
+
+    down, fetched, held_back, not_fetched, back, fetched_again = asyncio.run(run())
+    assert isinstance(down, KeysUnavailable) and isinstance(held_back, KeysUnavailable)
+    assert not isinstance(back, Exception)
+    assert [fetched, not_fetched, fetched_again] == [1, 1, 2]
 
 
 def test_client_credentials_keep_a_service_token(jwks: JwksServer) -> None:
@@ -214,6 +255,21 @@ def test_concurrent_first_tokens_share_one_fetch(identity: Identity, jwks: JwksS
         return await asyncio.gather(*(verifier.verify(token) for token in tokens))
 
     assert len(asyncio.run(run())) == 16  # none refused while the first fetch was in flight
+    assert jwks.fetches == 1
+
+
+def test_concurrent_first_tokens_while_the_jwks_is_down_share_one_failed_fetch(
+    identity: Identity, jwks: JwksServer
+) -> None:
+    jwks.down = True
+
+    async def run() -> list[object]:
+        verifier = TokenVerifier(JwksCache(jwks.url, min_interval=10, max_age=300), ISSUER)
+        tokens = [identity.token() for _ in range(16)]
+        verifying = (verifier.verify(token) for token in tokens)
+        return await asyncio.gather(*verifying, return_exceptions=True)
+
+    assert all(isinstance(result, KeysUnavailable) for result in asyncio.run(run()))
     assert jwks.fetches == 1
 
 

@@ -92,16 +92,21 @@ OPERATOR = IDENTITY.headers(seconds=24 * 3600)
 class JwksServer:
     """`GET /jwks.json` on a free loopback port: the public halves of `keys`; `POST /token`: a
     service token of `identity` for client credentials (`SAGA_CLIENT`'s scopes, whatever the
-    client, with `CLIENT_SECRET`). `down` makes it answer 503 (the identity service is out);
-    `fetches` counts the JWKS requests it answered."""
+    client, with `CLIENT_SECRET`). `down` makes it answer 503 (the identity service is out),
+    `garbage` answer a JWKS that is no JWKS, and `stopped()` closes its port for a while (the
+    identity service is not running: connections are refused); `fetches` counts the JWKS
+    requests it answered."""
 
     def __init__(self, *keys: ECKey, identity: Identity = IDENTITY) -> None:
         self.keys = list(keys)
         self.identity = identity
         self.down = False
+        self.garbage = False
         self.fetches = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread: threading.Thread | None = None
+        self.port = self._server.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base}/jwks.json"
         self.token_url = f"{self.base}/token"
 
@@ -131,6 +136,9 @@ class JwksServer:
                 if server.down or self.path != "/jwks.json":
                     self.send_error(503 if server.down else 404)
                     return
+                if server.garbage:
+                    self._json({"keys": "none today"})
+                    return
                 self._json({"keys": [public(key) for key in server.keys]})
 
             def do_POST(self) -> None:
@@ -159,11 +167,30 @@ class JwksServer:
 
     @contextmanager
     def serving(self) -> Iterator["JwksServer"]:
-        thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
+        self._start()
         try:
             yield self
         finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join()
+            self._stop()
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Within the block nothing listens on the server's port; then it serves there again."""
+        self._stop()
+        try:
+            yield
+        finally:
+            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+            self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+        self._thread.start()
+
+    def _stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
