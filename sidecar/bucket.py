@@ -10,16 +10,25 @@
   value it started with.
 
 `open_bucket` creates the bucket when it is missing (the sidecar and the CLI both may be first).
+A bucket deleted and created again is another stream, its revisions starting at 1 again:
+`ConfigBucket` tells the sidecar which one it watches (the stream's creation time) and when it
+changes (JetStream's stream advisories); a sidecar waits for a deleted bucket rather than create
+it (sidecar/follower.py).
 """
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from runtime.http.json_bodies import loads_unique
@@ -50,6 +59,42 @@ async def open_bucket(js: JetStreamContext, settings: CommonSettings) -> KeyValu
             replicas=settings.stream_replicas,
         )
         return await js.create_key_value(config)
+
+
+class ConfigBucket:
+    """The configuration bucket as a sidecar watches it, through a connection it gets once NATS
+    answers. Its incarnation is its stream's creation time: another once the bucket was deleted
+    and created again (its revisions then start at 1 again)."""
+
+    def __init__(self, nc: Callable[[], NatsClient], settings: CommonSettings) -> None:
+        self._nc = nc
+        self._settings = settings
+        self._name = bucket_name(settings)
+        self._stream = f"KV_{self._name}"
+
+    async def open(self, create: bool) -> tuple[KeyValue, datetime | None]:
+        """The bucket, created when missing if `create` (else `BucketNotFoundError`), and its
+        incarnation."""
+        js = self._nc().jetstream()
+        kv = await (open_bucket(js, self._settings) if create else js.key_value(self._name))
+        return kv, (await js.stream_info(self._stream)).created
+
+    async def incarnation(self) -> datetime | None:
+        """The incarnation there is now; None while the bucket is gone."""
+        try:
+            return (await self._nc().jetstream().stream_info(self._stream)).created
+        except NotFoundError:
+            return None
+
+    async def advisories(self, changed: Callable[[], None]) -> Subscription:
+        """Call `changed` whenever JetStream reports the bucket's stream created, updated or
+        deleted (the advisories may be missed: the sidecar checks now and then as well)."""
+
+        async def advisory(_: Msg) -> None:
+            changed()
+
+        subject = f"$JS.EVENT.ADVISORY.STREAM.*.{self._stream}"
+        return await self._nc().subscribe(subject, cb=advisory)
 
 
 @dataclass(frozen=True)

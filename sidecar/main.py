@@ -3,7 +3,7 @@
 Composition root: settings -> NATS (reconnecting without end; each reconnect resyncs the watcher)
 -> the configuration bucket -> a `Follower` of the service's keys, writing the service's live
 settings file (`STRATA_LIVE_SETTINGS_FILE`, the same file the service follows). /healthz, /readyz
-(NATS connected and the initial values handed on) and /metrics on
+(NATS connected, the initial values handed on, the bucket there) and /metrics on
 STRATA_CONFIG_SIDECAR_HOST:STRATA_CONFIG_SIDECAR_PORT, at once: while NATS is unreachable at
 start the sidecar waits for it (`eventlog.nats_opening`), not ready and stoppable. Logs are JSON
 lines on stderr.
@@ -25,7 +25,6 @@ import typer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NatsClient
-from nats.js.kv import KeyValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp
 
@@ -40,7 +39,7 @@ from runtime.live_settings import LiveSettingsFile
 from runtime.logs import configure as configure_logging
 from runtime.opening import Opening
 from runtime.settings import CommonSettings, load_settings
-from sidecar.bucket import open_bucket
+from sidecar.bucket import ConfigBucket
 from sidecar.follower import Follower, ServiceConfig, SidecarMetrics
 from sidecar.services import UnknownService, service_settings, services
 
@@ -76,14 +75,15 @@ def create_http_app(
 
     @app.get("/readyz", response_model=None)
     async def readyz(request: Request) -> JSONResponse | dict[str, str]:
-        """NATS is connected and the service has been handed the bucket's values."""
+        """NATS is connected and the service has been handed the bucket's values (again, once a
+        deleted bucket is there anew)."""
         nc = connecting.nc
         if nc is None:
             return problem(request, NOT_READY, connecting.waiting_for())
         if not nc.is_connected:
             return problem(request, NOT_READY, "NATS is not connected")
-        if not follower.synced.is_set():
-            return problem(request, NOT_READY, "the bucket's values are not handed on yet")
+        if reason := follower.not_ready:
+            return problem(request, NOT_READY, reason)
         return {"status": "ready", "service": service}
 
     @app.get("/metrics")
@@ -111,10 +111,11 @@ async def serve(settings: CommonSettings, service: str, file: Path) -> int:
     metrics = SidecarMetrics(registry, service)
     config = ServiceConfig(service, service_settings(service), metrics)
 
-    async def bucket() -> KeyValue:
+    def nats_client() -> NatsClient:
         assert connecting.nc is not None, "the follower runs once NATS is connected"
-        return await open_bucket(connecting.nc.jetstream(), settings)
+        return connecting.nc
 
+    bucket = ConfigBucket(nats_client, settings)
     follower = Follower(bucket, config, LiveSettingsFile(file), metrics)
     name = f"{PROG}-{service}"
     opening = nats_opening(

@@ -46,7 +46,7 @@ def _relay(relay: Any = None) -> ASGIApp:
 
 
 def _sidecar() -> ASGIApp:
-    follower = _double(synced=_double(is_set=lambda: True))
+    follower = _double(not_ready=None)
     connecting = _double(nc=_double(is_connected=True))
     return sidecar_app("write-orders", connecting, follower, _registry())
 

@@ -6,6 +6,9 @@
 - After its NATS server restarts, the sidecar hands on an update within two seconds (nats-py
   alone delivers the first one many seconds late: the sidecar recreates its watcher).
 - Started while NATS is down, it waits for it, alive and not ready, and is ready once NATS is.
+- After its bucket is deleted it is not ready, and once `strata-config set` creates the bucket
+  again it hands on the new bucket's values, whose revisions start at 1 again, keeping the last
+  good values of the other settings.
 """
 
 import re
@@ -120,6 +123,31 @@ def test_after_a_nats_restart_an_update_arrives_within_the_bound(tmp_path: Path)
         assert elapsed < RESYNC_BOUND_SECONDS, f"handed on {elapsed:.2f} s after the restart"
     finally:
         server.close()
+
+
+def test_a_bucket_deleted_and_created_again_is_followed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    live_file, log = tmp_path / "live" / f"{SERVICE}.json", tmp_path / "sidecar.log"
+    with running_sidecar(SERVICE, env, live_file, log) as (sidecar, process):
+        for setting, value in (("breaker_failure_threshold", "2"), ("log_level", "debug")):
+            assert strata_config(env, "set", SERVICE, setting, value).returncode == 0
+        wait_until(lambda: _handed_on(live_file, "debug"), 5, "the first values are handed on")
+        delete_bucket(env)
+        gone = "the config bucket is gone"
+        wait_until(lambda: gone in httpx.get(f"{sidecar}/readyz").text, 5, "not ready: gone")
+        kept = {"breaker_failure_threshold": 2, "log_level": "debug"}
+        assert live_document(live_file)["settings"] == kept
+        done = strata_config(env, "set", SERVICE, "log_level", "warning")  # at revision 1
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: _handed_on(live_file, "warning"), 5, "the new bucket's value")
+        document = live_document(live_file)
+        assert document["settings"] == {"breaker_failure_threshold": 2, "log_level": "warning"}
+        wait_until(lambda: status_of(f"{sidecar}/readyz") == 200, 5, "the sidecar is ready")
+        assert process.poll() is None
+    text = log.read_text(errors="replace")
+    assert text.count('"level": "warning"') == 1, text  # the bucket is gone
+    assert "Traceback" not in text, text
 
 
 def _handed_on(live_file: Path, level: str) -> bool:

@@ -67,15 +67,17 @@ def strata_config_json(env: dict[str, str], *arguments: str) -> Any:
 
 @contextlib.contextmanager
 def running_sidecar(
-    service: str, env: dict[str, str], live_file: Path
+    service: str, env: dict[str, str], live_file: Path, log: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """The sidecar of `service`, ready: it has handed the bucket's values to `live_file`."""
+    """The sidecar of `service`, ready: it has handed the bucket's values to `live_file`. Its
+    output goes to its process's `stdout` pipe, or to `log`."""
     with running_service(
         SIDECAR,
         {**env, "STRATA_LIVE_SETTINGS_FILE": str(live_file)},
         "STRATA_CONFIG_SIDECAR_PORT",
         args=("--service", service),
         ready_seconds=60,
+        log=log,
     ) as running:
         yield running
 

@@ -251,3 +251,18 @@ def test_the_sidecar_hands_on_good_values_and_counts_each_entry_as_it_was() -> N
     assert _updates(registry, "port", "ignored") == 1
     assert _updates(registry, "nosuch", "ignored") == 1
     assert _updates(registry, "log_level", "ignored") == 1
+
+
+def test_a_bucket_created_again_is_taken_from_revision_1_keeping_the_last_good_values() -> None:
+    config = ServiceConfig(
+        "write-payments",
+        service_settings("write-payments"),
+        SidecarMetrics(CollectorRegistry(), "x"),
+    )
+    assert config.take(_entry("write-payments.breaker_failure_threshold", 4, b"2"))
+    assert config.take(_entry("write-payments.log_level", 5, b'"debug"'))
+    assert not config.take(_entry("write-payments.log_level", 1, b'"info"'))  # seen: resync
+    config.new_bucket()
+    assert config.take(_entry("write-payments.log_level", 1, b'"warning"'))
+    assert config.document().settings == {"breaker_failure_threshold": 2, "log_level": "warning"}
+    assert config.revision == 1
