@@ -24,6 +24,7 @@ from identity.main import dev_operator_token
 from identity.settings import IdentitySettings
 from read_api.app import create_app as create_read_app
 from tests.support.api import assert_problem
+from tests.support.asgi import post_scope
 from tests.support.auth import IDENTITY, OPERATOR, bearer
 from tests.support.bff import bff_settings
 from write_api.app import create_app as create_write_app
@@ -79,20 +80,7 @@ def answer_unread(
     asked: list[bool] = []
     sent: list[Message] = []
     fields = {**headers, "content-length": str(length), "host": "testserver"}
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in fields.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = post_scope(path, fields)
 
     async def receive() -> Message:
         asked.append(True)

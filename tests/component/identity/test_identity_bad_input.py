@@ -15,6 +15,7 @@ from identity.app import create_app
 from identity.settings import IdentitySettings
 from tests.component.identity.conftest import identity_of
 from tests.support.api import assert_problem
+from tests.support.asgi import post_scope
 from tests.support.identity import (
     PASSWORD,
     row_counts,
@@ -265,25 +266,12 @@ def test_a_token_request_whose_client_leaves_mid_body_is_no_unexpected_error(
 ) -> None:
     """A proxy that times out, or a client that gives up, closes the connection before the form
     has arrived: that is logged as no error, and raises nothing out of the app."""
-    headers = [
-        (b"host", b"identity"),
-        (b"content-type", b"application/x-www-form-urlencoded"),
-        (b"content-length", b"100"),
-    ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/token",
-        "raw_path": b"/token",
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8200),
+    fields = {
+        "host": "identity",
+        "content-type": "application/x-www-form-urlencoded",
+        "content-length": "100",
     }
+    scope = post_scope("/token", fields)
     arriving = [{"type": "http.request", "body": b"grant_type=pass", "more_body": True}]
     sent: list[dict[str, Any]] = []
 
