@@ -29,6 +29,7 @@ gives the settings others.
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from typing import Any
@@ -53,12 +54,16 @@ CHECK_SECONDS = 5.0
 advisories that report it at once be missed."""
 
 
+UNKNOWN_SETTING = "(unknown)"
+
+
 class SidecarMetrics:
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.updates = Counter(
             "strata_config_updates",
             "Configuration updates by setting and outcome: applied (handed on), rejected, or"
-            " ignored (the deletion of a setting that had no value handed on: nothing changed).",
+            " ignored (the deletion of a setting that had no value handed on: nothing changed)."
+            " A key naming no setting of the service counts as setting `(unknown)`.",
             ("service", "setting", "outcome"),
             registry=registry,
         ).labels
@@ -90,13 +95,14 @@ class ServiceConfig:
     def take(self, entry: KeyValue.Entry) -> bool:
         """Take one entry of the bucket; whether it changed what the service is to be handed."""
         setting = ConfigKey.parse(entry.key).setting
+        outcome = self._counter(setting)
         revision = entry.revision or 0
         if revision <= self._seen.get(setting, 0):
             return False  # delivered again by a resync
         self._seen[setting] = revision
         if entry.operation in (KV_DEL, KV_PURGE):
             if setting not in self.values:  # a refused key's deletion, say: nothing to drop
-                self._metrics.updates(self.service, setting, "ignored").inc()
+                outcome("ignored").inc()
                 return False
             del self.values[setting]
         else:
@@ -104,7 +110,7 @@ class ServiceConfig:
                 value = decode(entry.value)
                 validate_live(self._settings.model, {setting: value}, self._settings.live)
             except (NotLive, ValueError) as error:
-                self._metrics.updates(self.service, setting, "rejected").inc()
+                outcome("rejected").inc()
                 log.error(
                     "refused %s at revision %d, keeping the last good value: %s",
                     entry.key,
@@ -114,9 +120,16 @@ class ServiceConfig:
                 )
                 return False
             self.values[setting] = value
-        self._metrics.updates(self.service, setting, "applied").inc()
+        outcome("applied").inc()
         self.revision = max(self.revision, revision)
         return True
+
+    def _counter(self, setting: str) -> Callable[[str], Counter]:
+        """The update counter of `setting` by outcome. Anyone who may write the bucket may name
+        any key, so one naming no setting of the model is counted under one label, not its own
+        (its name is in the log)."""
+        label = setting if setting in self._settings.model.model_fields else UNKNOWN_SETTING
+        return lambda outcome: self._metrics.updates(self.service, label, outcome)
 
     def new_bucket(self) -> None:
         """The bucket was deleted and created again: its revisions start at 1 again. The values

@@ -236,6 +236,8 @@ def test_the_sidecar_hands_on_good_values_and_counts_each_entry_as_it_was() -> N
         (_entry("write-payments.port", 5, b"9000"), False),  # read at start only
         (_entry("write-payments.port", 6), False),  # its deletion changes nothing
         (_entry("write-payments.nosuch", 7), False),
+        (_entry("write-payments.made-up-1", 11, b"1"), False),
+        (_entry("write-payments.made-up-2", 12, b"2"), False),
         (_entry("write-payments.log_level", 8), False),  # never set
         (_entry(threshold, 9), True),  # back to the start value
     ]
@@ -249,7 +251,9 @@ def test_the_sidecar_hands_on_good_values_and_counts_each_entry_as_it_was() -> N
     assert _updates(registry, "port", "rejected") == 1
     assert _updates(registry, "port", "applied") is None
     assert _updates(registry, "port", "ignored") == 1
-    assert _updates(registry, "nosuch", "ignored") == 1
+    assert _updates(registry, "(unknown)", "ignored") == 1  # not a label per made-up key
+    assert _updates(registry, "(unknown)", "rejected") == 2
+    assert _updates(registry, "nosuch", "ignored") is None
     assert _updates(registry, "log_level", "ignored") == 1
 
 
