@@ -95,8 +95,8 @@ async def orders(
 ) -> Response:
     """The caller's orders (an operator's: any user's, with `user_id`), oldest first, a small
     page at a time."""
-    most = _limit(limit)
-    page = _orders(read_api(request), forwarded, whose.user_id(), cursor, most)
+    page_size = _limit(limit)  # its 422 before the 403 of an operator naming no user
+    page = _orders(read_api(request), forwarded, whose.user_id(), cursor, page_size)
     return tagged(schemas.OrdersAnswer(orders=await section(page)), if_none_match)
 
 
