@@ -134,7 +134,7 @@ def test_a_caller_with_a_valid_token_gets_the_body_s_answers(service: Service) -
     assert "takes no body" in assert_problem(stray, 422, "body")["errors"][0]["message"]
 
 
-USER = {"Authorization": f"Bearer {IDENTITY.token(str(uuid.uuid4()), ['user'], seconds=3600)}"}
+USER = {"Authorization": f"Bearer {IDENTITY.token(str(uuid.uuid4()), ['user'], seconds=24 * 3600)}"}
 ASKED: dict[str, Callable[[Path], Any]] = {
     "write_api": lambda folder: create_write_app(Settings(data_dir=folder)),
     "read_api": lambda folder: create_read_app(Settings(data_dir=folder)),

@@ -26,7 +26,7 @@ from tests.support.processes import free_port
 from write_api.app import create_app as create_write_app
 
 IDENTITY = Identity(new_key("keys-unavailable-1"))
-OPERATOR = IDENTITY.headers()
+OPERATOR = IDENTITY.headers(seconds=24 * 3600)  # minted at collection: the suite may take long
 
 Service = Callable[[str], AbstractContextManager[TestClient]]
 
