@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -23,6 +24,7 @@ from rich.console import Console
 from contexts.registered import REGISTRY
 from contexts.registry import Registry
 from contexts.settings import Settings
+from readmodels.sql import READ_DATABASE
 from runtime.cli import error_line
 from runtime.settings import load_settings, settings_model
 
@@ -88,6 +90,19 @@ def contexts(ctx: typer.Context) -> Registry:
 
 def settings(registry: Registry = REGISTRY) -> Settings:
     return load_settings(PROG, settings_model(registry.names))
+
+
+def embedded_read_database(config: Settings) -> Path:
+    """The embedded read database's file, which must be there (opening a missing one would
+    create it empty); one line and exit 1 when it is not."""
+    path = config.data_dir / READ_DATABASE
+    if not path.is_file():
+        fail(
+            FAILED,
+            f"no read database at {path} (set STRATA_DATA_DIR, or the"
+            " STRATA_*_DATABASE_URL settings for the stack)",
+        )
+    return path
 
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of tables.")

@@ -32,7 +32,6 @@ from projections.rebuild_reports import (
 )
 from projections.rebuild_targets import ReadModels, open_read_models
 from projections.status import projection_statuses
-from readmodels.sql import READ_DATABASE
 from replay.app import (
     BAD_ARGUMENTS,
     FAILED,
@@ -41,6 +40,7 @@ from replay.app import (
     JsonOption,
     app,
     contexts,
+    embedded_read_database,
     fail,
     output,
     settings,
@@ -254,13 +254,8 @@ def _projections_table(documents: list[dict[str, Any]]) -> Table:
 @contextmanager
 def _admin(registry: Registry) -> Iterator[DeadLetterAdmin]:
     config = settings(registry)
-    read_database = config.data_dir / READ_DATABASE
-    if config.mode == "embedded" and not read_database.is_file():  # open_admin would create it
-        fail(
-            FAILED,
-            f"no read database at {read_database} (set STRATA_DATA_DIR, or the"
-            " STRATA_*_DATABASE_URL settings for the stack)",
-        )
+    if config.mode == "embedded":
+        embedded_read_database(config)
     with _exit_codes(), open_admin(config, registry.projections()) as admin:
         yield admin
 

@@ -30,10 +30,20 @@ from domain.service import CommandContext, CommandResult
 from domain.values import bounded_text
 from eventlog.envelope import EventEnvelope
 from readmodels.fulfilment_catalog import FULFILMENTS
-from readmodels.sql import READ_DATABASE, PostgresDatabase, Row, SqlDatabase, SQLiteDatabase
+from readmodels.sql import PostgresDatabase, Row, SqlDatabase, SQLiteDatabase
 from readmodels.versions import RenamingTx, active_version
 from replay.aggregates_cli import LAST_VERSION, AggregateHistory
-from replay.app import BAD_ARGUMENTS, FAILED, JsonOption, app, contexts, fail, output, settings
+from replay.app import (
+    BAD_ARGUMENTS,
+    FAILED,
+    JsonOption,
+    app,
+    contexts,
+    embedded_read_database,
+    fail,
+    output,
+    settings,
+)
 from replay.contexts import one_line, opened_store, uuid_argument
 from replay.state_view import describe, state_of
 from runtime.http import header_fields
@@ -66,10 +76,7 @@ def _read_database(registry: Registry) -> Iterator[SqlDatabase]:
     if config.read_database_url:
         database: SqlDatabase = PostgresDatabase(config.read_database_url, pool_size=1)
     else:
-        path = config.data_dir / READ_DATABASE
-        if not path.is_file():
-            fail(FAILED, f"no read database at {path} (set STRATA_DATA_DIR, or the stack's URLs)")
-        database = SQLiteDatabase(path, read_only=True)
+        database = SQLiteDatabase(embedded_read_database(config), read_only=True)
     try:
         yield database
     finally:
