@@ -268,6 +268,12 @@ UPGRADE_REQUIRED = ProblemType(
     "the gateway: a request in a protocol it does not serve (the detail is Envoy's reason)",
     _declared_only,
 )
+URI_TOO_LONG = ProblemType(
+    414,
+    "uri-too-long",
+    "the services: a request target (path and query) over 8 KiB; the connection is closed",
+    _declared_only,
+)
 HEADERS_TOO_LARGE = ProblemType(
     431,
     "headers-too-large",
@@ -302,6 +308,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     VALUE_TAKEN,
     VERSION_MISMATCH,
     CONTENT_TOO_LARGE,
+    URI_TOO_LONG,
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION_ERROR,
     INVALID_VALUE,

@@ -8,9 +8,10 @@ with a problem+json body like every other refusal, then closing the connection:
   400;
 - a version other than HTTP/1.0 and HTTP/1.1 (`HTTP/2.0` on this HTTP/1 connection, `HTTP/0.9`,
   or one httptools cannot read, `HTTP/1.2`): 505;
-- a head over the limits of `runtime.http.request_heads`: 431, when it ends, or, for a head
-  that does not end, once the bytes received for it pass `MAX_HEAD_BYTES` (so an endless field
-  is refused after the first read and some 60 KiB more, not buffered).
+- a request target over `MAX_TARGET_BYTES`: 414, as soon as it is read that long;
+- a head over the other limits of `runtime.http.request_heads`: 431, when it ends, or, for a
+  head that does not end, once the bytes received for it pass `MAX_HEAD_BYTES` (so an endless
+  field is refused after the first read and some 60 KiB more, not buffered).
 
 The checks run once per request, when its head ends, on what uvicorn has parsed: a head that
 arrived in at most 8 KiB (counting the whole of the chunks it came in) is not measured, as it
@@ -28,6 +29,8 @@ from runtime.http.openapi import PROBLEM_JSON
 from runtime.http.request_heads import (
     HEAD_TOO_LARGE,
     MAX_HEAD_BYTES,
+    MAX_TARGET_BYTES,
+    TARGET_TOO_LONG,
     UNKNOWN_VERSION,
     UNREADABLE,
     Refusal,
@@ -60,7 +63,11 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         if self._in_head:
             self._arrived += self._fed
         super().data_received(data)
-        if self._in_head and self._arrived > MAX_HEAD_BYTES and not self.transport.is_closing():
+        if not self._in_head or self.transport.is_closing():
+            return
+        if len(self.url) > MAX_TARGET_BYTES:
+            self._answer(TARGET_TOO_LONG)
+        elif self._arrived > MAX_HEAD_BYTES:
             self._answer(HEAD_TOO_LARGE)
 
     def on_message_begin(self) -> None:

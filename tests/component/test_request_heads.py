@@ -10,7 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from contexts.settings import Settings
-from runtime.http.request_heads import MAX_FIELD_BYTES, MAX_FIELDS, MAX_HEAD_BYTES
+from runtime.http.request_heads import (
+    MAX_FIELD_BYTES,
+    MAX_FIELDS,
+    MAX_HEAD_BYTES,
+    MAX_TARGET_BYTES,
+)
 from runtime.http.unreadable_requests import ProblemHttpProtocol
 from tests.support.raw_http import raw_exchange
 from tests.support.threaded_server import served
@@ -53,10 +58,11 @@ def assert_refused(status: str, headers: dict[str, str], body: bytes, code: int,
         (GET + b"X-A: b\r\n" * MAX_FIELDS + b"\r\n", 431, "headers-too-large"),
         (GET + (b"X-A: " + b"b" * 7000 + b"\r\n") * 9 + b"\r\n", 431, "headers-too-large"),
         (
-            b"GET /" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-            431,
-            "headers-too-large",
+            b"GET /healthz?" + b"a" * MAX_TARGET_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            "uri-too-long",
         ),
+        (b"GET /" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri-too-long"),
     ],
     ids=[
         "no Host",
@@ -69,6 +75,7 @@ def assert_refused(status: str, headers: dict[str, str], body: bytes, code: int,
         "a field over 8 KiB",
         "100 fields and Host",
         "fields over 60 KiB",
+        "a target over 8 KiB",
         "a line over 60 KiB",
     ],
 )
@@ -98,6 +105,23 @@ def test_a_head_without_end_is_refused_as_it_arrives(base: str) -> None:
         connection.sendall(b"a" * 100_000)
         answer = connection.recv(65536)
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+
+def test_a_target_without_end_is_refused_as_it_arrives(base: str) -> None:
+    """A request target that does not end is answered 414 once it is read past its limit, not
+    buffered up to the head's."""
+    with connect(base) as connection:
+        connection.sendall(b"GET /" + b"a" * 4000)
+        time.sleep(0.2)  # another read
+        connection.sendall(b"a" * (MAX_TARGET_BYTES - 3000))
+        answer = connection.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 414 "), answer[:200]
+
+
+def test_a_target_at_its_limit_is_served(base: str) -> None:
+    target = b"/healthz?pad=" + b"a" * (MAX_TARGET_BYTES - len(b"/healthz?pad="))
+    status, _, body = raw_exchange(base, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == "HTTP/1.1 200 OK" and json.loads(body) == {"status": "ok"}
 
 
 def test_http_1_0_needs_no_host(base: str) -> None:

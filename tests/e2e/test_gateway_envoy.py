@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from gateway.generate import BUCKET
-from runtime.http.request_heads import TWO_HOSTS
+from runtime.http.request_heads import MAX_TARGET_BYTES, TWO_HOSTS
 from tests.support.gateway import (
     RESET,
     RecordingServer,
@@ -234,6 +234,19 @@ def test_a_gets_503_is_an_answer_not_retried(client: httpx.Client, orders: Recor
 
     assert response.status_code == 503
     assert len(orders.received("GET", "/orders/behind")) == 1
+
+
+def test_a_request_target_over_the_services_limit_reaches_the_service(
+    client: httpx.Client, orders: RecordingServer
+) -> None:
+    """Envoy holds a target to its 60 KiB of head only: one over the services' 8 KiB is theirs
+    to refuse (a 414, tests/component/test_request_heads.py)."""
+    path = "/orders/" + "a" * MAX_TARGET_BYTES
+
+    response = client.get(path, headers=bearer(SIGNER.token()))
+
+    assert response.status_code == 200
+    assert len(orders.received("GET", path)) == 1
 
 
 def test_a_post_is_never_retried(client: httpx.Client, orders: RecordingServer) -> None:
