@@ -18,7 +18,7 @@ from projections.embedded import start_embedded_fanout
 from read_api.routes import include_read_routes
 from runtime.auth.dev import DevKeys
 from runtime.auth.jwks import KeySource
-from runtime.logs import configure as configure_logging
+from runtime.server_process import configure_server_process
 from write_api.app import create_app as create_write_app
 
 READ_PREFIX = "/read"
@@ -27,7 +27,7 @@ READ_PREFIX = "/read"
 def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) -> FastAPI:
     if settings is None:  # called by uvicorn in the server process
         settings = Settings()
-        configure_logging(settings.log_level)
+        configure_server_process(settings.log_level)
     if settings.mode != "embedded":
         raise ValueError("the all-in-one process runs the embedded default only")
     mounted = simulators.in_process(settings)

@@ -47,8 +47,8 @@ from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_reload import live_settings_followed
-from runtime.logs import configure as configure_logging
 from runtime.opening import Opening
+from runtime.server_process import configure_server_process
 
 log = logging.getLogger("strata.relay")
 
@@ -304,7 +304,7 @@ def relay(
 ) -> None:
     """Publish one event store's events to its JetStream stream, once each and in order."""
     settings = _load_settings(context)
-    configure_logging(settings.log_level)
+    configure_server_process(settings.log_level)
     sys.exit(asyncio.run(serve(settings, context)))
 
 

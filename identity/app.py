@@ -34,9 +34,9 @@ from runtime.http.request_metrics import RequestMetrics, metrics_endpoint
 from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.http.waiting import install_waiting_gate
 from runtime.live_reload import install_live_settings
-from runtime.logs import configure as configure_logging
 from runtime.opening import Opening
 from runtime.rate_limits import install_rate_limits
+from runtime.server_process import configure_server_process
 
 DESCRIPTION = """Sign-up, sign-in and the tokens every strata service verifies: ES256 JWTs with
 a `kid`, their keys at `/jwks.json`, discovery at `/.well-known/openid-configuration`. The token
@@ -54,7 +54,7 @@ def create_app(
 ) -> FastAPI:
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = IdentitySettings()
-        configure_logging(settings.log_level)
+        configure_server_process(settings.log_level)
     chosen = profiles or NoProfiles()
     identity = build_identity(settings, chosen, clock)
     followed = FollowedPosition()

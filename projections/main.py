@@ -38,8 +38,8 @@ from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
-from runtime.logs import configure as configure_logging
 from runtime.opening import finished_before
+from runtime.server_process import configure_server_process
 
 PROG = "strata-projector"
 START_PAUSES = (1.0, 2.0, 5.0, 10.0)
@@ -185,7 +185,7 @@ def start() -> None:
     """Fold the JetStream streams into the read models (settings: STRATA_* environment
     variables, README "Settings"; the stack mode)."""
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_server_process(settings.log_level)
     sys.exit(asyncio.run(serve(settings)))
 
 

@@ -13,7 +13,7 @@ from runtime.auth.http import authenticator, install_auth
 from runtime.http.head import HeadAsGet
 from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_reload import install_live_settings
-from runtime.logs import configure as configure_logging
+from runtime.server_process import configure_server_process
 
 DESCRIPTION = """Queries over the read models that projectors build from the event log.
 
@@ -34,7 +34,7 @@ def create_app(
     lifespan)."""
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = Settings()
-        configure_logging(settings.log_level)
+        configure_server_process(settings.log_level)
     app = FastAPI(
         title="strata read API",
         telemetry=NO_NATIVE_TELEMETRY,

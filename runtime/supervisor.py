@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.logs import configure as configure_logging
+from runtime.server_process import configure_server_process
 
 log = logging.getLogger("strata.supervisor")
 ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
@@ -231,7 +231,7 @@ async def _main(arguments: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     arguments = _arguments(argv)
-    configure_logging("info")
+    configure_server_process("info")
     asyncio.run(_main(arguments))
 
 

@@ -36,8 +36,8 @@ from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_settings import LiveSettingsFile
-from runtime.logs import configure as configure_logging
 from runtime.opening import Opening
+from runtime.server_process import configure_server_process
 from runtime.settings import CommonSettings, load_settings
 from sidecar.bucket import ConfigBucket
 from sidecar.follower import Follower, ServiceConfig, SidecarMetrics
@@ -181,7 +181,7 @@ def config_sidecar(
     settings = load_settings(PROG, CommonSettings)
     if settings.live_settings_file is None:
         sys.exit(f"{PROG}: set STRATA_LIVE_SETTINGS_FILE, the file the service follows")
-    configure_logging(settings.log_level)
+    configure_server_process(settings.log_level)
     sys.exit(asyncio.run(serve(settings, service, settings.live_settings_file)))
 
 

@@ -33,7 +33,7 @@ from runtime.http.problem_types import SERVICE_UNAVAILABLE
 from runtime.http.problems import install_problem_handlers, problem
 from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.http.unreadable_requests import ProblemHttpProtocol
-from runtime.logs import configure as configure_logging
+from runtime.server_process import configure_server_process
 from runtime.settings import CommonSettings, load_settings
 from simulators.ledger import Json, Ledger, LedgerUnusable, SimulatorError
 
@@ -221,7 +221,7 @@ def simulator_main(
         ] = None,
     ) -> None:
         settings = load_settings(prog, CommonSettings)
-        configure_logging(settings.log_level)
+        configure_server_process(settings.log_level)
         host = host or settings.host
         port = port or port_of(settings)
         ledger = ledger_of(settings)

@@ -46,9 +46,9 @@ from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.http.waiting import install_waiting_gate
 from runtime.live_reload import LiveReloadMetrics, following, set_log_level
 from runtime.live_settings import LiveSettings, adopt_live_checks, attach_live_settings
-from runtime.logs import configure as configure_logging
 from runtime.opening import Opening
 from runtime.rate_limits import install_rate_limits
+from runtime.server_process import configure_server_process
 from runtime.settings import settings_model
 from write_api.command_http import run_blocking
 from write_api.metrics import (
@@ -89,7 +89,7 @@ def create_app(
         if served:
             contexts = contexts.only(served)
         settings = settings_model(contexts.names)()
-        configure_logging(settings.log_level)
+        configure_server_process(settings.log_level)
 
     registry = CollectorRegistry()
     opening = _store_opening(settings, contexts)

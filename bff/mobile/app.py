@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from bff.mobile.routes import router
 from bff.service import create_bff
 from bff.settings import BffSettings
-from runtime.logs import configure as configure_logging
+from runtime.server_process import configure_server_process
 
 DESCRIPTION = """What the mobile client shows, compact, from the read API.
 
@@ -19,5 +19,5 @@ without an ETag (`Cache-Control: no-store`). Requests are rate limited per calle
 def create_app(settings: BffSettings | None = None) -> FastAPI:
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = BffSettings()
-        configure_logging(settings.log_level)
+        configure_server_process(settings.log_level)
     return create_bff("mobile", DESCRIPTION, settings, [router])

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from bff.service import create_bff
 from bff.settings import BffSettings
 from bff.web.dashboard import router
-from runtime.logs import configure as configure_logging
+from runtime.server_process import configure_server_process
 
 DESCRIPTION = """What the web client shows, shaped for it, from the read API in one call.
 
@@ -18,5 +18,5 @@ limited per caller and route (429 with `Retry-After`)."""
 def create_app(settings: BffSettings | None = None) -> FastAPI:
     if settings is None:  # called by uvicorn in a server process: that process logs JSON lines
         settings = BffSettings()
-        configure_logging(settings.log_level)
+        configure_server_process(settings.log_level)
     return create_bff("web", DESCRIPTION, settings, [router])
