@@ -6,7 +6,8 @@ with the raw JetStream tail lag it is judged against.
     process doing what the projector does (`fetch(256, timeout=1)`, ack each). Per message: the
     time from just before the publish to the consumer holding it ("tail lag").
 (b) the stack: fresh databases `strata_bench_fan_users` / `_orders` (event stores) and
-    `strata_bench_fan_read` (read models), Redis DB `--redis-db` (FLUSHDB first), streams under a
+    `strata_bench_fan_read` (read models; `--db-prefix` names them otherwise, for runs that share
+    a PostgreSQL), Redis DB `--redis-db` (FLUSHDB first), streams under a
     unique `STRATA_STREAM_NAMESPACE`; `strata-write-api`, one `strata-relay --context <c>` per
     context and `strata-projector` as subprocesses. With `--capacity`, closed-loop clients first
     measure the stack's capacity (commands/s visible in every read model, with the fulfilments of
@@ -183,6 +184,9 @@ def parse_args() -> argparse.Namespace:
         "--profile", action="store_true", help="py-spy on write API, projector, relays"
     )
     add_stack_arguments(parser)
+    parser.add_argument(
+        "--db-prefix", default=DB_PREFIX, help="its databases' names (another run's are dropped)"
+    )
     parser.add_argument("--dump", type=Path, default=None, help="per-command times, JSON lines")
     args = parser.parse_args()
     if args.redis_db == 0:
@@ -244,7 +248,8 @@ def start_stack(config: StackConfig, services: dict[str, Service]) -> None:
 
 def run_stack(args: argparse.Namespace, config: StackConfig) -> tuple[StackRun, list[Service]]:
     """(b) the stack on fresh databases, streams and Redis DB; all of it removed at the end."""
-    log(f"(b) stack: databases {DB_PREFIX}_*, Redis {config.redis_url}, ns {config.namespace}")
+    where = f"databases {config.db_prefix}_*, Redis {config.redis_url}, ns {config.namespace}"
+    log(f"(b) stack: {where}")
     roles = (*CONTEXTS, "read")
     recreate_databases(config, roles)
     flush_redis(config.redis_url)
@@ -302,6 +307,7 @@ def main() -> None:
             redis_url=f"{args.redis.rstrip('/')}/{args.redis_db}",
             nats_url=args.nats,
             namespace=f"benchfan{uuid.uuid4().hex[:8]}",
+            db_prefix=args.db_prefix,
             workers=args.workers,
             log_dir=out,
             extra_env=dict(item.split("=", 1) for item in args.env),
