@@ -29,6 +29,7 @@ from runtime.http.query_string import QueryCheckedRoute
 from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_reload import install_live_settings
 from runtime.live_settings import LiveSettings, live_settings_of
+from runtime.process_metrics import show_process_metrics
 from runtime.rate_limits import RateLimitedRoute, install_rate_limits
 from runtime.resilience import BREAKER_SETTINGS
 
@@ -120,6 +121,7 @@ def create_bff(
     install_auth(app, authenticator(settings))
     app.add_exception_handler(Refused, _on_refused)
     install_rate_limits(app, settings)
+    show_process_metrics(REGISTRY)
     for router in routers:
         app.include_router(router)
     app.include_router(ops)

@@ -48,6 +48,7 @@ from runtime.http.side_server import side_app, side_server
 from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_reload import live_settings_followed
 from runtime.opening import Opening
+from runtime.process_metrics import show_process_metrics
 from runtime.server_process import configure_server_process
 
 log = logging.getLogger("strata.relay")
@@ -173,6 +174,7 @@ async def serve(settings: Settings, context: str) -> int:
         log.error("cannot listen on port %d: %s", settings.relay_port, error, extra=_extra(context))
         return 1
     registry = CollectorRegistry()
+    show_process_metrics(registry)
     nats = nats_opening(partial(open_nats, settings, context))
     starting = Starting(_store_opening(settings, context), nats)
     server = side_server(create_http_app(context, starting, registry))

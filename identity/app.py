@@ -35,6 +35,7 @@ from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.http.waiting import install_waiting_gate
 from runtime.live_reload import install_live_settings
 from runtime.opening import Opening
+from runtime.process_metrics import show_process_metrics
 from runtime.rate_limits import install_rate_limits
 from runtime.server_process import configure_server_process
 
@@ -83,6 +84,7 @@ def create_app(
     app.add_middleware(
         JsonBodies, max_bytes=settings.max_body_bytes, form_paths=frozenset({"/token"})
     )
+    show_process_metrics(identity.metrics.registry)
     app.add_middleware(RequestMetrics, registry=identity.metrics.registry)
     identity.metrics.registry.register(followed)
     app.add_route("/metrics", metrics_endpoint(identity.metrics.registry), include_in_schema=False)

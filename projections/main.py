@@ -39,6 +39,7 @@ from runtime.http.problems import problem
 from runtime.http.side_server import side_app, side_server
 from runtime.live_reload import live_settings_followed
 from runtime.opening import finished_before
+from runtime.process_metrics import show_process_metrics
 from runtime.server_process import configure_server_process
 
 PROG = "strata-projector"
@@ -98,6 +99,7 @@ async def serve(settings: Settings) -> int:
         logger.error("cannot listen on port %d: %s", settings.projector_port, error)
         return 1
     projector = StackProjector(settings)
+    show_process_metrics(projector.metrics.registry)
     async with live_settings_followed(settings, projector.metrics.registry):
         if settings.projector_mode == "partitioned":
             await _serve_as_worker(ProjectorWorker(projector), listener, stop)

@@ -27,6 +27,7 @@ from read_api.waiting import CheckpointWatch
 from readmodels.checkpoints import Positions
 from runtime.auth.http import register_auth_mode
 from runtime.http.deadlines import Runner
+from runtime.process_metrics import show_process_metrics
 from runtime.settings import CommonSettings, Mode
 
 EMBEDDED_POLL_SECONDS = 0.005
@@ -114,6 +115,7 @@ async def open_read_side(
     if stores.replica is not None:
         side.metrics.registry.register(ReplicaGauges(stores.replica))
     if registry is None:  # a host's registry has the host's own
+        show_process_metrics(side.metrics.registry)
         register_auth_mode(side.metrics.registry, settings.auth == "insecure")
     try:
         if mode == "stack":

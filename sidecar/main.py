@@ -37,6 +37,7 @@ from runtime.http.side_server import side_app, side_server
 from runtime.http.telemetry import NO_NATIVE_TELEMETRY
 from runtime.live_settings import LiveSettingsFile
 from runtime.opening import Opening
+from runtime.process_metrics import show_process_metrics
 from runtime.server_process import configure_server_process
 from runtime.settings import CommonSettings, load_settings
 from sidecar.bucket import ConfigBucket
@@ -108,6 +109,7 @@ async def serve(settings: CommonSettings, service: str, file: Path) -> int:
         log.error("cannot listen on port %d: %s", port, error)
         return 1
     registry = CollectorRegistry()
+    show_process_metrics(registry)
     metrics = SidecarMetrics(registry, service)
     config = ServiceConfig(service, service_settings(service), metrics)
 

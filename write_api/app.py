@@ -47,6 +47,7 @@ from runtime.http.waiting import install_waiting_gate
 from runtime.live_reload import LiveReloadMetrics, following, set_log_level
 from runtime.live_settings import LiveSettings, adopt_live_checks, attach_live_settings
 from runtime.opening import Opening
+from runtime.process_metrics import show_process_metrics
 from runtime.rate_limits import install_rate_limits
 from runtime.server_process import configure_server_process
 from runtime.settings import settings_model
@@ -92,6 +93,7 @@ def create_app(
         configure_server_process(settings.log_level)
 
     registry = CollectorRegistry()
+    show_process_metrics(registry)
     opening = _store_opening(settings, contexts)
 
     @asynccontextmanager
