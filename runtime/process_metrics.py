@@ -8,8 +8,10 @@ them. A full collection stops everything the process does; `runtime.server_proce
 startup objects out of them, and the tail of the histogram shows what is left.
 """
 
+import bisect
 import contextlib
 import gc
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,40 +20,54 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-
-GC_PAUSES = Histogram(
-    "python_gc_pause_seconds",
-    "How long each garbage collection held the process, by generation (2: a full collection).",
-    ["generation"],
-    buckets=PAUSE_BUCKETS,
-    registry=None,
-)
+GENERATIONS = 3
 
 
-class _PauseTimer:
-    """A `gc.callbacks` entry observing each collection's duration (collections never overlap:
-    they run under the GIL)."""
+class _Pauses(Collector):
+    """A `gc.callbacks` entry keeping each collection's duration, by generation, in plain
+    counters: it takes no lock, as a prometheus_client metric would (a collection may start
+    while this very thread holds that lock: it would wait for itself)."""
 
     def __init__(self) -> None:
         self._started = 0.0
+        self._counts = [[0] * (len(PAUSE_BUCKETS) + 1) for _ in range(GENERATIONS)]
+        self._sums = [0.0] * GENERATIONS
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
-        else:
-            pause = time.perf_counter() - self._started
-            GC_PAUSES.labels(str(info["generation"])).observe(pause)
+            return
+        pause = time.perf_counter() - self._started
+        generation = info["generation"]
+        self._counts[generation][bisect.bisect_left(PAUSE_BUCKETS, pause)] += 1
+        self._sums[generation] += pause
 
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = self._family()
+        bounds = [*map(str, PAUSE_BUCKETS), "+Inf"]
+        for generation in range(GENERATIONS):
+            cumulative = itertools.accumulate(self._counts[generation])
+            buckets = list(zip(bounds, cumulative, strict=True))
+            family.add_metric([str(generation)], buckets, self._sums[generation])
+        yield family
 
-_TIMER = _PauseTimer()
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield self._family()
+
+    @staticmethod
+    def _family() -> HistogramMetricFamily:
+        return HistogramMetricFamily(
+            "python_gc_pause_seconds",
+            "How long each garbage collection held the process, by generation (2: a full one).",
+            labels=["generation"],
+        )
 
 
 class _FrozenObjects(Collector):
@@ -66,6 +82,7 @@ class _FrozenObjects(Collector):
         return self.collect()
 
 
+_PAUSES = _Pauses()
 _FROZEN = _FrozenObjects()
 
 
@@ -77,7 +94,7 @@ def show_process_metrics(registry: CollectorRegistry) -> None:
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=registry)
     with contextlib.suppress(ValueError):  # the default registry, asked again
-        registry.register(GC_PAUSES)
+        registry.register(_PAUSES)
         registry.register(_FROZEN)
-    if _TIMER not in gc.callbacks:
-        gc.callbacks.append(_TIMER)
+    if _PAUSES not in gc.callbacks:
+        gc.callbacks.append(_PAUSES)

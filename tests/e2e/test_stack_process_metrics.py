@@ -22,5 +22,5 @@ def test_a_process_shows_its_cpu_memory_and_collections(stack: Stack, name: str)
 
     assert samples["process_cpu_seconds_total"] > 0
     assert samples["process_resident_memory_bytes"] > 10_000_000
-    assert "# TYPE python_gc_pause_seconds histogram" in text
+    assert 'python_gc_pause_seconds_count{generation="0"}' in samples
     assert samples["python_gc_frozen_objects"] > 100_000

@@ -18,11 +18,14 @@ def test_a_registry_shows_the_process_and_the_pause_of_each_collection() -> None
     registry = CollectorRegistry()
     show_process_metrics(registry)
     counted = 'python_gc_pause_seconds_count{generation="2"}'
-    before = _sample(registry, counted) if counted in generate_latest(registry).decode() else 0
+    before = _sample(registry, counted)
 
     gc.collect()
 
     assert _sample(registry, counted) == before + 1
+    assert _sample(registry, 'python_gc_pause_seconds_bucket{generation="2",le="+Inf"}') == (
+        before + 1
+    )
     assert _sample(registry, "process_cpu_seconds_total") > 0
     assert _sample(registry, "python_gc_frozen_objects") == gc.get_freeze_count()
 
