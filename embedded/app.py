@@ -18,6 +18,7 @@ from projections.embedded import start_embedded_fanout
 from read_api.routes import include_read_routes
 from runtime.auth.dev import DevKeys
 from runtime.auth.jwks import KeySource
+from runtime.http.preflight import add_start_check
 from runtime.logs import configure as configure_logging
 from write_api.app import create_app as create_write_app
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) 
     app.title = "strata (embedded)"
     include_read_routes(app, settings, prefix=READ_PREFIX, contexts=contexts)
     simulators.mount(app, mounted, settings.data_dir)
+    add_start_check(app, lambda: simulators.check_ledgers(mounted, settings.data_dir))
     return app
 
 

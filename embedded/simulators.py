@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from contexts.settings import Settings
 from simulators import carrier, payment_provider
+from simulators.ledger import Ledger, LedgerUnusable
 
 PREFIX = "/simulators"
 ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
@@ -58,3 +59,13 @@ def pointed_at_them(settings: Settings) -> Settings:
 def mount(app: FastAPI, simulators: list[EmbeddedSimulator], data_dir: Path) -> None:
     for simulator in simulators:
         app.mount(simulator.path, simulator.create_app(simulator.ledger(data_dir)))
+
+
+def check_ledgers(simulators: list[EmbeddedSimulator], data_dir: Path) -> None:
+    """A start check (`runtime.http.preflight`): each ledger opens (made if missing), as the
+    simulators' own processes check theirs at start, or `ValueError` saying which does not."""
+    for simulator in simulators:
+        try:
+            Ledger(simulator.ledger(data_dir)).check()
+        except LedgerUnusable as error:
+            raise ValueError(f"STRATA_DATA_DIR: {error}") from None

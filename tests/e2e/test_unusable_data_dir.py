@@ -44,3 +44,25 @@ def test_an_unusable_data_dir_is_one_line_and_exit_1(
     assert str(data_dir) in line
     assert "Traceback" not in done.stdout
     assert "export STRATA_TOKEN" not in done.stdout  # nothing was started
+
+
+def test_a_ledger_its_simulators_cannot_open_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """`strata` runs the provider simulators in its process, their ledgers in the data folder:
+    one that cannot be opened stops it as it stops `strata-payment-provider` (README), not a
+    500 from the simulator at the first provider call, retried until the saga times out."""
+    program = entry_point("strata")
+    assert program, "strata is not installed"
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    (data_dir / "simulators").write_text("a file where the ledgers' folder should be\n")
+    env = {
+        "PATH": os.environ["PATH"],
+        "STRATA_DATA_DIR": str(data_dir),
+        "STRATA_PORT": str(free_port()),
+    }
+    done = run_cli(program, env, timeout=60)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("strata: invalid settings: STRATA_DATA_DIR: the ledger "), line
+    assert str(data_dir / "simulators" / "payment-provider.sqlite") in line
+    assert "export STRATA_TOKEN" not in done.stdout
