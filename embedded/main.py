@@ -58,7 +58,7 @@ def serve() -> None:
         )
     preflight(PROG, FACTORY)
     listener = _listening(settings.host, settings.port)
-    base = f"http://{settings.host}:{settings.port}"
+    base = simulators.base_url(settings.host, settings.port)
     data = settings.data_dir.resolve()
     print(f"strata, embedded: event stores, read models and simulators' ledgers in {data}")
     print(f"  write API: {base}          docs: {base}/docs")

@@ -46,7 +46,13 @@ def in_process(settings: Settings) -> list[EmbeddedSimulator]:
 def own_url(settings: Settings) -> str:
     """The process's own base URL, as a client on this machine reaches it."""
     host = "127.0.0.1" if settings.host in ANY_ADDRESS else settings.host
-    return f"http://{host}:{settings.port}"
+    return base_url(host, settings.port)
+
+
+def base_url(host: str, port: int) -> str:
+    """`http://host:port`, an IPv6 address in brackets (`http://[::1]:8000`)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 def pointed_at_them(settings: Settings) -> Settings:
