@@ -8,6 +8,9 @@ setting of the wrong type.
 """
 
 import os
+import sqlite3
+from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
 
 VARIABLE = "STRATA_DATA_DIR"
@@ -23,6 +26,20 @@ def check_data_dir(path: Path) -> None:
         raise ValueError(f"{VARIABLE}: {str(path)!r} cannot be the data folder: {why}") from error
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise ValueError(f"{VARIABLE}: {str(path)!r} cannot be the data folder: not writable")
+
+
+def check_sqlite_files(files: Mapping[str, Path]) -> None:
+    """Each of `files` (by what it holds: "the users event store") that exists opens as a
+    SQLite database; raise `ValueError` naming the first that does not (overwritten, or a
+    folder where the file should be). A missing one is made when first needed."""
+    for what, path in files.items():
+        if not path.exists():
+            continue
+        try:
+            with closing(sqlite3.connect(path)) as database:
+                database.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.Error as error:
+            raise ValueError(f"{VARIABLE}: {what} {path} cannot be opened: {error}") from None
 
 
 def _why(path: Path, error: OSError) -> str:

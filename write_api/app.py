@@ -32,11 +32,11 @@ from eventlog.group_commit import GroupCommitter
 from eventlog.jobs import Clock
 from eventlog.outages import POOL_LOGGER, STORE_OUTAGES
 from eventlog.parked_jobs import ParkedJobs
-from eventlog.stores import Services, build_services
+from eventlog.stores import Services, build_services, sqlite_path
 from runtime.auth.http import authenticator, install_auth, register_auth_mode
 from runtime.auth.jwks import KeySource
 from runtime.auth.tokens import service_tokens
-from runtime.data_dir import check_data_dir
+from runtime.data_dir import check_data_dir, check_sqlite_files
 from runtime.http.admission import Admission
 from runtime.http.deadlines import Runner
 from runtime.http.head import HeadAsGet
@@ -137,6 +137,8 @@ def create_app(
     install_rate_limits(app, settings, registry=registry)
     if settings.mode == "embedded":
         add_start_check(app, partial(check_data_dir, settings.data_dir))
+        stores = {f"the {name} event store": sqlite_path(settings, name) for name in contexts.names}
+        add_start_check(app, partial(check_sqlite_files, stores))
     for context in contexts:
         app.include_router(context.router)
 

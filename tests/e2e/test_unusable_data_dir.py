@@ -66,3 +66,34 @@ def test_a_ledger_its_simulators_cannot_open_is_one_line_and_exit_1(tmp_path: Pa
     assert line.startswith("strata: invalid settings: STRATA_DATA_DIR: the ledger "), line
     assert str(data_dir / "simulators" / "payment-provider.sqlite") in line
     assert "export STRATA_TOKEN" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("file", "what"), [("orders.sqlite", "orders event store"), ("read.sqlite", "read database")]
+)
+@pytest.mark.parametrize("kind", ["not a database", "a folder"])
+def test_a_store_file_that_cannot_be_opened_is_one_line_and_exit_1(
+    file: str, what: str, kind: str, tmp_path: Path
+) -> None:
+    """A file of the data folder that SQLite cannot open (overwritten, or a folder where the
+    file should be) stops `strata` in one line naming it, not a traceback in its lifespan."""
+    program = entry_point("strata")
+    assert program, "strata is not installed"
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    if kind == "a folder":
+        (data_dir / file).mkdir()
+    else:
+        (data_dir / file).write_text("not a database, whatever it says\n" * 100)
+    env = {
+        "PATH": os.environ["PATH"],
+        "STRATA_DATA_DIR": str(data_dir),
+        "STRATA_PORT": str(free_port()),
+    }
+    done = run_cli(program, env, timeout=60)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(
+        f"strata: invalid settings: STRATA_DATA_DIR: the {what} {data_dir / file} cannot be"
+    ), line
+    assert "export STRATA_TOKEN" not in done.stdout
