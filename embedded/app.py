@@ -16,8 +16,11 @@ from embedded import simulators
 from eventlog.stores import Services
 from projections.embedded import start_embedded_fanout
 from read_api.routes import include_read_routes
+from readmodels.sql import READ_DATABASE
 from runtime.auth.dev import DevKeys
 from runtime.auth.jwks import KeySource
+from runtime.data_dir import check_sqlite_files
+from runtime.http.preflight import add_start_check
 from runtime.server_process import configure_server_process
 from write_api.app import create_app as create_write_app
 
@@ -54,6 +57,9 @@ def create_app(settings: Settings | None = None, contexts: Registry = REGISTRY) 
     app.title = "strata (embedded)"
     include_read_routes(app, settings, prefix=READ_PREFIX, contexts=contexts)
     simulators.mount(app, mounted, settings.data_dir)
+    add_start_check(app, lambda: simulators.check_ledgers(mounted, settings.data_dir))
+    read_database = {"the read database": settings.data_dir / READ_DATABASE}
+    add_start_check(app, lambda: check_sqlite_files(read_database))
     return app
 
 

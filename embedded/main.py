@@ -6,9 +6,12 @@
 Exit codes: 2 bad arguments (one line on stderr); `strata config` has its own (docs/config.md).
 """
 
+import contextlib
+import socket
 import sys
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from contexts.settings import Settings, database_url_variables, load_settings
 from embedded import simulators
@@ -19,6 +22,7 @@ from sidecar import cli as config_cli
 
 PROG = "strata"
 FACTORY = "embedded.app:create_app"
+BACKLOG = 2048
 USAGE = f"usage: {PROG} [config get|set|unset|history ...]"
 HELP = f"""{USAGE}
 
@@ -53,7 +57,8 @@ def serve() -> None:
             f" (scripts/stack), or unset {database_url_variables()}"
         )
     preflight(PROG, FACTORY)
-    base = f"http://{settings.host}:{settings.port}"
+    listener = _listening(settings.host, settings.port)
+    base = simulators.base_url(settings.host, settings.port)
     data = settings.data_dir.resolve()
     print(f"strata, embedded: event stores, read models and simulators' ledgers in {data}")
     print(f"  write API: {base}          docs: {base}/docs")
@@ -62,7 +67,7 @@ def serve() -> None:
         print(f"  {_provider(settings, simulator)}")
     print(_auth(settings))
     sys.stdout.flush()
-    uvicorn.run(
+    config = uvicorn.Config(
         FACTORY,
         factory=True,
         host=settings.host,
@@ -72,6 +77,33 @@ def serve() -> None:
         http=ProblemHttpProtocol,
         access_log=False,
     )
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once stopped
+        server.run(sockets=[listener])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """The process's port, listening before the app starts: the job pollers started by its
+    lifespan call the simulators in this process at once (jobs due after a restart), and such a
+    call must wait in the backlog until the app serves, not be refused (a refused call counts
+    against the provider's circuit breaker, which would then hold every provider call for
+    STRATA_BREAKER_RECOVERY_SECONDS). A port that cannot be had is one line, exit code 1."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(infos[0][4])
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as error:
+        sys.exit(f"{PROG}: cannot listen on {host}:{port} (STRATA_HOST, STRATA_PORT): {error}")
+    return sock
 
 
 def _provider(settings: Settings, simulator: simulators.EmbeddedSimulator) -> str:

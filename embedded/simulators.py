@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from contexts.settings import Settings
 from simulators import carrier, payment_provider
+from simulators.ledger import Ledger, LedgerUnusable
 
 PREFIX = "/simulators"
 ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
@@ -45,7 +46,13 @@ def in_process(settings: Settings) -> list[EmbeddedSimulator]:
 def own_url(settings: Settings) -> str:
     """The process's own base URL, as a client on this machine reaches it."""
     host = "127.0.0.1" if settings.host in ANY_ADDRESS else settings.host
-    return f"http://{host}:{settings.port}"
+    return base_url(host, settings.port)
+
+
+def base_url(host: str, port: int) -> str:
+    """`http://host:port`, an IPv6 address in brackets (`http://[::1]:8000`)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 def pointed_at_them(settings: Settings) -> Settings:
@@ -58,3 +65,13 @@ def pointed_at_them(settings: Settings) -> Settings:
 def mount(app: FastAPI, simulators: list[EmbeddedSimulator], data_dir: Path) -> None:
     for simulator in simulators:
         app.mount(simulator.path, simulator.create_app(simulator.ledger(data_dir)))
+
+
+def check_ledgers(simulators: list[EmbeddedSimulator], data_dir: Path) -> None:
+    """A start check (`runtime.http.preflight`): each ledger opens (made if missing), as the
+    simulators' own processes check theirs at start, or `ValueError` saying which does not."""
+    for simulator in simulators:
+        try:
+            Ledger(simulator.ledger(data_dir)).check()
+        except LedgerUnusable as error:
+            raise ValueError(f"STRATA_DATA_DIR: {error}") from None

@@ -26,7 +26,9 @@ from identity.profiles import SERVICE_SUBJECT, USERS_SCOPE, HttpProfiles, NoProf
 from identity.service import Identity, Profiles, build_identity, identity_of, run
 from identity.settings import IdentitySettings
 from identity.tokens import Grant
+from runtime.data_dir import check_data_dir
 from runtime.http.head import HeadAsGet
+from runtime.http.preflight import add_start_check
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
@@ -91,6 +93,8 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(HeadAsGet)
     install_rate_limits(app, settings, rate_limit_caller, identity.metrics.registry)
+    if settings.identity_mode == "embedded":
+        add_start_check(app, lambda: check_data_dir(settings.data_dir))
     app.include_router(endpoints.router)
     app.include_router(discovery.router)
     _add_health(app, opening)

@@ -22,7 +22,8 @@ def main() -> None:
         code = app(standalone_mode=False)
     # Typer >= 0.26 vendors click: its errors derive from TyperException, not click's classes.
     except (typer.TyperException, click.UsageError) as error:
-        message = error.format_message().strip()
+        # A command left out: its usage was printed (on stdout) and the message is empty.
+        message = error.format_message().strip() or "Missing command."
         if "\n" in message:  # `replay` alone, or a group without its command: the help text
             sys.stderr.write(message + "\n")
         else:

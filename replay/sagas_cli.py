@@ -22,6 +22,7 @@ from rich.text import Text
 
 from contexts.fulfilment import ids
 from contexts.fulfilment.definition import FulfilmentStatus
+from contexts.fulfilment.not_found import named_by_order
 from contexts.fulfilment.service import FulfilmentService
 from contexts.registry import Registry
 from domain.errors import AggregateNotFound, DomainError, InvalidValue
@@ -136,7 +137,7 @@ def show_command(
     """The order's saga from the fulfilment event store: its state and its events."""
     order_id = _order_id(order)
     saga_id = ids.saga_id(order_id)
-    with opened_store(contexts(ctx), CONTEXT) as store:
+    with opened_store(contexts(ctx), CONTEXT) as store, named_by_order(order_id):
         saga = cast(FulfilmentService, store).saga(saga_id)
         recorder = cast(AggregateHistory, store.recorder)
         envelopes = recorder.select_aggregate_envelopes(CONTEXT, saga_id, 0, LAST_VERSION)
@@ -220,7 +221,7 @@ def _on_parked(
         idempotency_key=key or f"replay-{uuid4()}",
         fingerprint=f"{action} {saga_id} {note}".rstrip(),
     )
-    with opened_store(registry, CONTEXT) as store:
+    with opened_store(registry, CONTEXT) as store, named_by_order(order_id):
         fulfilment = cast(FulfilmentService, store)
         try:
             result = OPERATIONS[action](fulfilment, ctx, saga_id, note)

@@ -4,6 +4,7 @@ environment as every JSON input of the system is (runtime/settings.py uses both)
 import re
 from typing import Annotated, Any
 
+import httpx
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import AfterValidator, StrictBool
@@ -52,12 +53,25 @@ def _redis_url(url: str) -> str:
     return url
 
 
+def _http_url(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise ValueError(f"not an HTTP URL: {error}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"not an HTTP URL: {url!r} (http:// or https://, then a host)")
+    return url
+
+
 # Checked at start, so a URL no client can use stops the process with the one line naming its
 # variable, not a traceback when the first connection is made.
 PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 """A PostgreSQL URL (or libpq's `key=value` connection string) that psycopg can read."""
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 """A `redis://`, `rediss://` or `unix://` URL that redis-py can read."""
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]
+"""An `http://` or `https://` URL with a host, kept as given (a provider's base URL, a key set's
+or a token endpoint's address): not a provider's job failing on every attempt once it runs."""
 
 
 class UnreadableSetting(ValueError):

@@ -33,6 +33,7 @@ from runtime.projector_settings import ProjectorSettings
 from runtime.rate_limit_settings import RateLimitSettings
 from runtime.setting_values import (
     FeatureFlags,
+    HttpUrlText,
     PostgresUrl,
     RedisUrl,
     UniqueJsonEnvironment,
@@ -270,10 +271,12 @@ class CommonSettings(ProjectorSettings, AuthSettings, RateLimitSettings, Simulat
         SecretStr("strata-dev-cursor-key"),
         description="Key signing the read API's page cursors; every replica needs the same one.",
     )
-    payment_provider_url: str = Field(
+    payment_provider_url: HttpUrlText = Field(
         "http://127.0.0.1:8100", description="Base URL of the payment provider."
     )
-    carrier_url: str = Field("http://127.0.0.1:8101", description="Base URL of the carrier.")
+    carrier_url: HttpUrlText = Field(
+        "http://127.0.0.1:8101", description="Base URL of the carrier."
+    )
     provider_timeout_seconds: float = Field(
         2.0,
         gt=0,

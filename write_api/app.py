@@ -32,13 +32,15 @@ from eventlog.group_commit import GroupCommitter
 from eventlog.jobs import Clock
 from eventlog.outages import POOL_LOGGER, STORE_OUTAGES
 from eventlog.parked_jobs import ParkedJobs
-from eventlog.stores import Services, build_services
+from eventlog.stores import Services, build_services, sqlite_path
 from runtime.auth.http import authenticator, install_auth, register_auth_mode
 from runtime.auth.jwks import KeySource
 from runtime.auth.tokens import service_tokens
+from runtime.data_dir import check_data_dir, check_sqlite_files
 from runtime.http.admission import Admission
 from runtime.http.deadlines import Runner
 from runtime.http.head import HeadAsGet
+from runtime.http.preflight import add_start_check
 from runtime.http.problem_types import NOT_READY
 from runtime.http.problems import problem
 from runtime.http.request_bodies import JsonBodies
@@ -135,6 +137,10 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(HeadAsGet)
     install_rate_limits(app, settings, registry=registry)
+    if settings.mode == "embedded":
+        add_start_check(app, partial(check_data_dir, settings.data_dir))
+        stores = {f"the {name} event store": sqlite_path(settings, name) for name in contexts.names}
+        add_start_check(app, partial(check_sqlite_files, stores))
     for context in contexts:
         app.include_router(context.router)
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from contexts.fulfilment import ids
 from contexts.fulfilment.domain import OrderFulfilment
+from contexts.fulfilment.not_found import named_by_order
 from contexts.fulfilment.service import FulfilmentService
 from runtime.auth.http import Caller
 from runtime.auth.policy import Access, require
@@ -78,7 +79,8 @@ async def get_fulfilment(
             return fulfilment(request).saga(saga_id)
         return fulfilment(request).state_at(OrderFulfilment, saga_id, at=as_of)
 
-    saga = await run_blocking(request, load)
+    with named_by_order(order_id):
+        saga = await run_blocking(request, load)
     require(caller, CONTEXT, Access.READ, owner=saga.user_id)
     response.headers["ETag"] = etag(saga.version)
     return FulfilmentState(
@@ -108,7 +110,8 @@ async def retry(caller: Caller, order_id: Id, request: Request, headers: Headers
     require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request)
     saga_id = ids.saga_id(order_id)
-    result = await run_blocking(request, lambda: fulfilment(request).retry(ctx, saga_id))
+    with named_by_order(order_id):
+        result = await run_blocking(request, lambda: fulfilment(request).retry(ctx, saga_id))
     return accepted(CONTEXT, result, headers)
 
 
@@ -121,7 +124,9 @@ async def skip(
     require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request, body)
     saga_id = ids.saga_id(order_id)
-    result = await run_blocking(request, lambda: fulfilment(request).skip(ctx, saga_id, body.note))
+    with named_by_order(order_id):
+        skipped = fulfilment(request).skip
+        result = await run_blocking(request, lambda: skipped(ctx, saga_id, body.note))
     return accepted(CONTEXT, result, headers)
 
 
@@ -133,7 +138,7 @@ async def resolve(
     require(caller, CONTEXT, Access.WRITE)
     ctx = headers.context(request, body)
     saga_id = ids.saga_id(order_id)
-    result = await run_blocking(
-        request, lambda: fulfilment(request).resolve(ctx, saga_id, body.note)
-    )
+    with named_by_order(order_id):
+        resolved = fulfilment(request).resolve
+        result = await run_blocking(request, lambda: resolved(ctx, saga_id, body.note))
     return accepted(CONTEXT, result, headers)

@@ -5,6 +5,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
+from runtime.setting_values import HttpUrlText
+
 AuthMode = Literal["jwt", "insecure"]
 
 
@@ -19,7 +21,7 @@ class AuthSettings(BaseSettings):
         "http://127.0.0.1:8200",
         description="The identity service: the `iss` every token must carry.",
     )
-    jwks_url: str | None = Field(
+    jwks_url: HttpUrlText | None = Field(
         None,
         description="Where the identity's public keys are (default: the issuer +"
         " `/jwks.json`). `strata` (embedded) without it trusts its development key instead.",
@@ -37,7 +39,7 @@ class AuthSettings(BaseSettings):
     token_leeway_seconds: int = Field(
         30, ge=0, le=300, description="Clock skew allowed when checking `exp`, `nbf` and `iat`."
     )
-    service_token_url: str | None = Field(
+    service_token_url: HttpUrlText | None = Field(
         None,
         description="Token endpoint for this process's own service token (client credentials;"
         " default: the issuer's discovery document).",

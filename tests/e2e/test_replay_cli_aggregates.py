@@ -301,6 +301,19 @@ def test_bad_requests_get_one_line_and_an_exit_code(
     assert message in run.stderr
 
 
+@pytest.mark.parametrize("args", [[], ["dlq"], ["jobs"], ["sagas"]], ids=repr)
+def test_a_command_left_out_is_the_usage_and_one_line_saying_so(
+    embedded: Store, args: list[str]
+) -> None:
+    """`replay` alone, or a group without its command: the usage on stdout, and on stderr the
+    one line every bad argument gets (it was an empty `replay: `)."""
+    run = replay(embedded.env, *args)
+
+    assert run.code == 2
+    assert "Usage: replay" in run.stdout
+    assert run.stderr == "replay: Missing command.\n"
+
+
 def test_a_missing_embedded_store_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "nowhere"
 

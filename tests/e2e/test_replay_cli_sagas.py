@@ -140,8 +140,11 @@ def test_skip_goes_on_past_the_parked_step_with_one_line_refusals(parked: Parked
 
 def test_unknown_and_malformed_orders(parked: Parked) -> None:
     env = parked.env
-    missing = replay(env, "sagas", "show", str(uuid4()))
-    assert missing.code == 3 and missing.stderr.startswith("replay: no OrderFulfilment")
+    unknown = uuid4()
+    missing = replay(env, "sagas", "show", str(unknown))
+    assert (missing.code, missing.stderr) == (3, f"replay: no fulfilment of order {unknown}\n")
+    not_started = replay(env, "sagas", "retry", str(unknown))
+    assert (not_started.code, not_started.stderr) == (missing.code, missing.stderr)
     malformed = replay(env, "sagas", "retry", "nope")
     assert (malformed.code, malformed.stderr) == (2, "replay: 'nope' is not an order id (a UUID)\n")
     bad_status = replay(env, "sagas", "list", "--status", "stuck")

@@ -53,6 +53,11 @@ def test_the_flags_in_use_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STRATA_READ_REPLICA_URL", "postgresql://[::1", "STRATA_READ_REPLICA_URL: Value error"),
         ("STRATA_REDIS_URL", "redis://:99999", "STRATA_REDIS_URL: Value error, not a Redis URL"),
         ("STRATA_REDIS_URL", "http://127.0.0.1:6379", "STRATA_REDIS_URL: Value error, not a"),
+        ("STRATA_PAYMENT_PROVIDER_URL", "notaurl", "STRATA_PAYMENT_PROVIDER_URL: Value error, not"),
+        ("STRATA_CARRIER_URL", "ftp://carrier", "STRATA_CARRIER_URL: Value error, not an HTTP URL"),
+        ("STRATA_CARRIER_URL", "http://", "STRATA_CARRIER_URL: Value error, not an HTTP URL"),
+        ("STRATA_JWKS_URL", "keys.json", "STRATA_JWKS_URL: Value error, not an HTTP URL"),
+        ("STRATA_SERVICE_TOKEN_URL", "http://[::1", "STRATA_SERVICE_TOKEN_URL: Value error, not"),
     ],
 )
 def test_a_url_no_client_can_read_is_named(
@@ -71,3 +76,9 @@ def test_an_event_stores_url_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> 
     for fine in ("postgresql://postgres@127.0.0.1:5432/x", "host=db dbname=x"):
         monkeypatch.setenv("STRATA_USERS_DATABASE_URL", fine)
         assert load_settings("strata-test", model).database_url("users") == fine
+
+
+def test_an_http_url_is_kept_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in ("http://127.0.0.1:8100", "https://provider.example/sandbox/v2"):
+        monkeypatch.setenv("STRATA_PAYMENT_PROVIDER_URL", url)
+        assert CommonSettings().payment_provider_url == url
