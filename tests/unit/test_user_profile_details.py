@@ -48,6 +48,15 @@ def test_register_rejects_name_out_of_bounds(name: str, length: int) -> None:
     assert str(caught.value) == f"name must be 1 to 100 characters, got {length}"
 
 
+def test_a_names_length_is_its_code_points_as_sent() -> None:
+    """As the README says: an accent sent as its own combining mark counts, as a column of
+    `varchar(100)` would count it; the name is kept as sent, not normalised."""
+    decomposed = "e\u0301"  # é as e and U+0301
+    assert UserProfile.register(decomposed * 50, "a@example.com").name == decomposed * 50
+    with pytest.raises(InvalidValue, match=r"^name must be 1 to 100 characters, got 102$"):
+        UserProfile.register(decomposed * 51, "a@example.com")
+
+
 @pytest.mark.parametrize("email", ["not-an-email", "a@localhost", "@example.com", ""])
 def test_register_rejects_invalid_email(email: str) -> None:
     with pytest.raises(InvalidValue) as caught:
