@@ -24,6 +24,22 @@ def _unusable(kind: str, tmp_path: Path) -> Path:
     return parent / "var"
 
 
+def _strata_refused(data_dir: Path) -> str:
+    """The one line `strata` stops with on `data_dir`, having served nothing."""
+    program = entry_point("strata")
+    assert program, "strata is not installed"
+    env = {
+        "PATH": os.environ["PATH"],
+        "STRATA_DATA_DIR": str(data_dir),
+        "STRATA_PORT": str(free_port()),
+    }
+    done = run_cli(program, env, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "export STRATA_TOKEN" not in done.stdout  # nothing was started
+    [line] = done.stderr.splitlines()
+    return line
+
+
 @pytest.mark.parametrize("kind", ["a file", "below a file"])
 @pytest.mark.parametrize("command", SCRIPTS, ids=" ".join)
 def test_an_unusable_data_dir_is_one_line_and_exit_1(
@@ -50,22 +66,14 @@ def test_a_ledger_its_simulators_cannot_open_is_one_line_and_exit_1(tmp_path: Pa
     """`strata` runs the provider simulators in its process, their ledgers in the data folder:
     one that cannot be opened stops it as it stops `strata-payment-provider` (README), not a
     500 from the simulator at the first provider call, retried until the saga times out."""
-    program = entry_point("strata")
-    assert program, "strata is not installed"
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     (data_dir / "simulators").write_text("a file where the ledgers' folder should be\n")
-    env = {
-        "PATH": os.environ["PATH"],
-        "STRATA_DATA_DIR": str(data_dir),
-        "STRATA_PORT": str(free_port()),
-    }
-    done = run_cli(program, env, timeout=60)
-    assert done.returncode == 1, done.stderr
-    [line] = done.stderr.splitlines()
+
+    line = _strata_refused(data_dir)
+
     assert line.startswith("strata: invalid settings: STRATA_DATA_DIR: the ledger "), line
     assert str(data_dir / "simulators" / "payment-provider.sqlite") in line
-    assert "export STRATA_TOKEN" not in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -77,23 +85,15 @@ def test_a_store_file_that_cannot_be_opened_is_one_line_and_exit_1(
 ) -> None:
     """A file of the data folder that SQLite cannot open (overwritten, or a folder where the
     file should be) stops `strata` in one line naming it, not a traceback in its lifespan."""
-    program = entry_point("strata")
-    assert program, "strata is not installed"
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     if kind == "a folder":
         (data_dir / file).mkdir()
     else:
         (data_dir / file).write_text("not a database, whatever it says\n" * 100)
-    env = {
-        "PATH": os.environ["PATH"],
-        "STRATA_DATA_DIR": str(data_dir),
-        "STRATA_PORT": str(free_port()),
-    }
-    done = run_cli(program, env, timeout=60)
-    assert done.returncode == 1, done.stderr
-    [line] = done.stderr.splitlines()
+
+    line = _strata_refused(data_dir)
+
     assert line.startswith(
         f"strata: invalid settings: STRATA_DATA_DIR: the {what} {data_dir / file} cannot be"
     ), line
-    assert "export STRATA_TOKEN" not in done.stdout
