@@ -1,5 +1,7 @@
 """Domain errors. Each message says what was wrong, in words a client can act on."""
 
+from datetime import datetime
+
 
 class DomainError(Exception):
     """A command broke a business rule."""
@@ -15,6 +17,18 @@ class AggregateNotFound(DomainError):
 
 class NotFoundAtTime(AggregateNotFound):
     """The aggregate exists, but it had not been created yet at the given instant."""
+
+    def __init__(self, subject: str, at: datetime, created: datetime) -> None:
+        super().__init__(
+            f"{subject} did not exist yet at {at.isoformat()};"
+            f" it was created at {created.isoformat()}"
+        )
+        self.at = at
+        self.created = created
+
+    def said_of(self, subject: str) -> "NotFoundAtTime":
+        """The same, naming the aggregate as `subject` (as its caller named it)."""
+        return NotFoundAtTime(subject, self.at, self.created)
 
 
 class NoSuchVersion(AggregateNotFound):

@@ -208,10 +208,7 @@ class CommandService(Application[UUID]):
         first = self.side_records.metadata_of(aggregate_id, 1)
         if first is None:
             raise AggregateNotFound(f"no {label} with id {aggregate_id}")
-        raise NotFoundAtTime(
-            f"{label} {aggregate_id} did not exist yet at {at.isoformat()}; "
-            f"it was created at {first.timestamp.isoformat()}"
-        )
+        raise NotFoundAtTime(f"{label} {aggregate_id}", at, first.timestamp)
 
     def load(self, aggregate_type: type[A], aggregate_id: UUID) -> A:
         aggregate: Aggregate | None

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import UUID
 
-from contexts.fulfilment import ids
-from contexts.fulfilment.domain import OrderFulfilment
 from domain.errors import AggregateNotFound, NoSuchVersion, NotFoundAtTime
 
 
@@ -23,8 +21,6 @@ def named_by_order(order_id: UUID) -> Iterator[None]:
     except NoSuchVersion:
         raise
     except NotFoundAtTime as early:
-        saga = f"{OrderFulfilment.__name__} {ids.saga_id(order_id)}"
-        said = str(early).replace(saga, f"the fulfilment of order {order_id}", 1)
-        raise NotFoundAtTime(said) from None
+        raise early.said_of(f"the fulfilment of order {order_id}") from None
     except AggregateNotFound:
         raise AggregateNotFound(f"no fulfilment of order {order_id}") from None
