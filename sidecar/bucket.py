@@ -77,7 +77,7 @@ class ConfigBucket:
         incarnation."""
         js = self._nc().jetstream()
         kv = await (open_bucket(js, self._settings) if create else js.key_value(self._name))
-        return kv, (await js.stream_info(self._stream)).created
+        return kv, await self.incarnation()
 
     async def incarnation(self) -> datetime | None:
         """The incarnation there is now; None while the bucket is gone."""
