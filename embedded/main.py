@@ -89,7 +89,9 @@ def _listening(host: str, port: int) -> socket.socket:
     lifespan call the simulators in this process at once (jobs due after a restart), and such a
     call must wait in the backlog until the app serves, not be refused (a refused call counts
     against the provider's circuit breaker, which would then hold every provider call for
-    STRATA_BREAKER_RECOVERY_SECONDS). A port that cannot be had is one line, exit code 1."""
+    STRATA_BREAKER_RECOVERY_SECONDS). A port that cannot be had is one line, exit code 1. Not
+    `runtime.http.serve`'s `SO_REUSEPORT` socket: a second `strata` on the port must fail, not
+    share its connections."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
